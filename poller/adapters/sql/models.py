@@ -1,0 +1,152 @@
+"""The state database schema. Auditors write SQL against these names: change them only by adding.
+
+Every change here needs a migration in ``migrations/versions``; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from poller.adapters.sql.types import BigIntId, JsonDocument, UTCDateTime
+
+# Deterministic constraint names, so migrations can refer to them on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATES_SQL = "'pending', 'downloaded', 'uploaded', 'failed', 'skipped'"
+WORKABLE_SQL = "state IN ('pending', 'downloaded')"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    provider_call_id: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(64))
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    recording_id: Mapped[str | None] = mapped_column(String(255))
+    recording_state: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    direction: Mapped[str | None] = mapped_column(String(16))
+    rep_email: Mapped[str | None] = mapped_column(String(320))
+    rep_phone: Mapped[str | None] = mapped_column(String(64))
+    rep_provider_id: Mapped[str | None] = mapped_column(String(255))
+    rep_name: Mapped[str | None] = mapped_column(String(255))
+    rep_extension: Mapped[str | None] = mapped_column(String(64))
+    siro_user_id: Mapped[str | None] = mapped_column(String(128))
+    contact_name: Mapped[str | None] = mapped_column(String(255))
+    contact_phone: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(500))
+
+    recording_url: Mapped[str | None] = mapped_column(Text)
+    audio_format: Mapped[str | None] = mapped_column(String(8))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    spool_path: Mapped[str | None] = mapped_column(Text)
+
+    siro_file_url: Mapped[str | None] = mapped_column(Text)
+    siro_recording_id: Mapped[str | None] = mapped_column(String(128))
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_call_id"),
+        CheckConstraint(f"state IN ({STATES_SQL})", name="state"),
+        CheckConstraint(
+            "recording_state IS NULL OR recording_state IN ('ready', 'pending', 'none')",
+            name="recording_state",
+        ),
+        CheckConstraint(
+            "direction IS NULL OR direction IN ('inbound', 'outbound')", name="direction"
+        ),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint("(lease_owner IS NULL) = (lease_expires_at IS NULL)", name="lease_pair"),
+        # A row only counts as uploaded when Siro's recording id is known.
+        CheckConstraint(
+            "state <> 'uploaded' OR (siro_recording_id IS NOT NULL AND uploaded_at IS NOT NULL)",
+            name="uploaded_has_recording",
+        ),
+        # "The next due rows": a small partial index, whatever the size of the finished history.
+        Index(
+            "ix_calls_due",
+            "next_attempt_at",
+            postgresql_where=text(WORKABLE_SQL),
+            sqlite_where=text(WORKABLE_SQL),
+        ),
+        Index(
+            "ix_calls_leased",
+            "lease_expires_at",
+            postgresql_where=text("lease_owner IS NOT NULL"),
+            sqlite_where=text("lease_owner IS NOT NULL"),
+        ),
+        # "Rows in a state", newest first, and `calls list --state`.
+        Index("ix_calls_state_updated_at", "state", "updated_at"),
+        Index("ix_calls_started_at", "started_at"),
+    )
+
+
+class CallEventRow(Base):
+    __tablename__ = "call_events"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    call_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("calls.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    step: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_call_events_call_id_id", "call_id", "id"),
+        Index("ix_call_events_at", "at"),
+    )
+
+
+class PollCursorRow(Base):
+    __tablename__ = "poll_cursors"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor_value: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,10 @@
+"""Command line: thin actions over the core. Each module adds one command group."""
+
+from __future__ import annotations
+
+from poller.cli.root import main_group
+
+# Importing a command module registers its commands on the group.
+from poller.cli import config_cmd, db  # noqa: F401  isort: skip
+
+main = main_group

@@ -1,0 +1,113 @@
+"""The `siro-poller` command group and what every action shares: settings, store, output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import click
+from tabulate import tabulate
+
+from poller import __version__
+from poller.config import ConfigError, Settings, load_settings
+
+# Exit statuses: 0 done, 1 the action failed, 2 bad config or usage (as click uses for usage).
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+class UserError(click.ClickException):
+    """An error the user can act on: one clear message, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"siro-poller: {self.format_message()}", err=True)
+
+
+@dataclass
+class CliContext:
+    config_path: str | None
+
+    @cached_property
+    def settings(self) -> Settings:
+        try:
+            return load_settings(self.config_path)
+        except ConfigError as exc:
+            raise UserError(
+                "\n".join(f"config error: {p}" for p in exc.problems), EXIT_CONFIG
+            ) from None
+
+
+class RootGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise UserError(
+                "\n".join(f"config error: {p}" for p in exc.problems), EXIT_CONFIG
+            ) from None
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="SIRO_POLLER_CONFIG",
+    help="TOML config file (default: $SIRO_POLLER_CONFIG).",
+)
+@click.version_option(__version__, prog_name="siro-poller")
+@click.pass_context
+def main_group(ctx: click.Context, config_path: str | None) -> None:
+    """Poll a phone system's call log and upload every recording to Siro exactly once."""
+    ctx.obj = CliContext(config_path=config_path)
+
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+def emit_json(data: Any) -> None:
+    """The --json contract: one JSON document on stdout, UTC times in ISO 8601, stable keys."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def emit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    click.echo(tabulate([[_cell(v) for v in row] for row in rows], headers=headers))
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%SZ")
+    return value
+
+
+def parse_when(value: str) -> datetime:
+    """Parse a CLI time: ISO 8601, or a relative age like 30m, 6h, 2d (before now)."""
+    from datetime import timedelta
+
+    from poller.domain.clock import as_utc, utcnow
+
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    if value[-1:] in units and value[:-1].isdigit():
+        return utcnow() - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither ISO 8601 (2026-11-24T09:00:00Z) nor an age like 6h or 2d"
+        ) from None

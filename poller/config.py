@@ -1,0 +1,371 @@
+"""Configuration: one TOML file, environment overrides, secrets from systemd credentials.
+
+Precedence, lowest first: defaults < TOML file < ``SIRO_POLLER_<SECTION>__<KEY>`` environment
+variables < files in ``$CREDENTIALS_DIRECTORY``. A credential file is named either like the
+environment variable (``SIRO_POLLER_SIRO__API_TOKEN``) or like the dotted key (``siro.api_token``),
+so ``LoadCredential=siro.api_token:/etc/siro-poller/api-token`` works in a unit file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "SIRO_POLLER_"
+CONFIG_PATH_ENV = "SIRO_POLLER_CONFIG"
+CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
+MASK = "********"
+
+
+class ConfigError(Exception):
+    """A configuration problem a person can fix; each line names the key and the problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query string or fragment")
+    return value.rstrip("/")
+
+
+BaseUrl = Annotated[str, AfterValidator(_base_url)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DatabaseSettings(Section):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite file siro-poller.sqlite3 in state_dir",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="password merged into url, so the URL itself holds no secret"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL (e.g. postgresql+psycopg://host/db)") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+            raise ValueError("use the psycopg 3 driver: postgresql+psycopg://...")
+        return value
+
+
+class SiroSettings(Section):
+    api_base_url: BaseUrl = "https://api.siro.ai"
+    external_api_base_url: BaseUrl = "https://functions.siro.ai/api-externalApi"
+    api_token: SecretStr | None = Field(default=None, description="organization API token")
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    token_user_id: str | None = Field(default=None, description="Siro user the access token is for")
+    token_scope: Literal["read", "write"] = "write"
+    organization_id: str | None = None
+    conversation_type: str | None = None
+    connect_timeout_seconds: PositiveSeconds = 10.0
+    read_timeout_seconds: PositiveSeconds = 60.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 4
+
+
+class ProviderSettings(Section):
+    kind: Literal["generic"] = "generic"
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = (
+        "generic"
+    )
+    base_url: BaseUrl | None = None
+    auth: Literal["none", "bearer", "basic", "api_key"] = "none"
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key_header: str = "X-API-Key"
+    api_key: SecretStr | None = None
+    connect_timeout_seconds: PositiveSeconds = 10.0
+    read_timeout_seconds: PositiveSeconds = 60.0
+
+
+class PollSettings(Section):
+    interval_seconds: Annotated[int, Field(gt=0)] = 300
+    lookback_minutes: Annotated[int, Field(ge=0)] = 60
+    settle_delay_seconds: Annotated[int, Field(ge=0)] = 120
+    initial_lookback_hours: Annotated[float, Field(gt=0)] = 24.0
+    start_at: AwareDatetime | None = None
+    recording_wait_hours: Annotated[float, Field(gt=0)] = 48.0
+    min_duration_seconds: Annotated[int, Field(ge=0)] = 0
+    directions: list[Literal["inbound", "outbound"]] = ["inbound", "outbound"]
+    rep_allow: list[str] = []
+    rep_deny: list[str] = []
+
+
+class WorkerSettings(Section):
+    interval_seconds: Annotated[int, Field(gt=0)] = 15
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    max_attempts: Annotated[int, Field(ge=1)] = 8
+    retry_base_seconds: PositiveSeconds = 30.0
+    retry_max_seconds: PositiveSeconds = 3600.0
+    lease_seconds: Annotated[int, Field(ge=60)] = 1800
+    max_file_bytes: Annotated[int, Field(gt=0)] = 100 * 1024 * 1024
+    spool_dir: Path | None = None
+    shutdown_grace_seconds: PositiveSeconds = 30.0
+    title_template: str = "{direction} call with {contact} [{provider_call_id}]"
+
+    @field_validator("title_template")
+    @classmethod
+    def _title_names_the_call(cls, value: str) -> str:
+        if "{provider_call_id}" not in value:
+            raise ValueError(
+                "must contain {provider_call_id}: the duplicate guard finds uploads by it"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> WorkerSettings:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("retry_max_seconds must not be below retry_base_seconds")
+        return self
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "human", "json"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def default_state_dir() -> Path:
+    # systemd's StateDirectory= exports STATE_DIRECTORY; elsewhere follow the XDG layout.
+    if state := os.environ.get("STATE_DIRECTORY"):
+        return Path(state.split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "siro-poller"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    database: DatabaseSettings = DatabaseSettings()
+    siro: SiroSettings = SiroSettings()
+    provider: ProviderSettings = ProviderSettings()
+    poll: PollSettings = PollSettings()
+    worker: WorkerSettings = WorkerSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file's contents arrive as init kwargs, so they rank lowest.
+        return (CredentialsDirectorySource(settings_cls), env_settings, init_settings)
+
+    @property
+    def database_url(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        if self.database.url is None:
+            return f"sqlite:///{self.state_dir / 'siro-poller.sqlite3'}"
+        if self.database.password is None:
+            return self.database.url
+        url = make_url(self.database.url).set(password=self.database.password.get_secret_value())
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.worker.spool_dir or self.state_dir / "spool"
+
+    @property
+    def provider_key(self) -> str:
+        """The value stored in ``calls.provider`` and ``poll_cursors.provider``."""
+        return self.provider.name
+
+
+def secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every key path whose value is a secret, e.g. ``("siro", "api_token")``."""
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        candidates = (annotation, *get_args(annotation))
+        if SecretStr in candidates:
+            yield (*prefix, name)
+            continue
+        for candidate in candidates:
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                yield from secret_paths(candidate, (*prefix, name))
+
+
+def env_name(path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + "__".join(path).upper()
+
+
+class CredentialsDirectorySource(PydanticBaseSettingsSource):
+    """Secrets from systemd's ``$CREDENTIALS_DIRECTORY`` (``LoadCredential=``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ below does the whole job
+
+    def __call__(self) -> dict[str, Any]:
+        directory = os.environ.get(CREDENTIALS_DIR_ENV)
+        if not directory:
+            return {}
+        values: dict[str, Any] = {}
+        for path in secret_paths(self.settings_cls):
+            for file_name in (env_name(path), ".".join(path)):
+                candidate = Path(directory) / file_name
+                if candidate.is_file():
+                    # Editors and `echo` leave a trailing newline that is never part of a secret.
+                    secret = candidate.read_text(encoding="utf-8").rstrip("\r\n")
+                    node = values
+                    for key in path[:-1]:
+                        node = node.setdefault(key, {})
+                    node[path[-1]] = secret
+                    break
+        return values
+
+
+def config_path_from(explicit: str | os.PathLike[str] | None) -> Path | None:
+    if explicit is not None:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_PATH_ENV)
+    return Path(from_env) if from_env else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: config file not found"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: config file is not readable by this user"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling against config.example.toml)"
+    if error["type"] == "missing":
+        return f"{key}: required"
+    given = error.get("input")
+    if isinstance(given, str | int | float | bool) and not _is_secret_key(error["loc"]):
+        return f"{key}: {message} (got {given!r})"
+    return f"{key}: {message}"
+
+
+def _is_secret_key(loc: tuple[Any, ...]) -> bool:
+    return tuple(str(part) for part in loc) in set(secret_paths(Settings))
+
+
+def load_settings(config_path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load the effective settings, or raise :class:`ConfigError` listing every problem."""
+    path = config_path_from(config_path)
+    data = read_toml(path) if path is not None else {}
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors(include_url=False)]) from None
+
+
+def requirements_for_daemon(settings: Settings) -> list[str]:
+    """What `run` needs beyond a valid file: the keys that have no sensible default."""
+    problems: list[str] = []
+
+    def need(path: tuple[str, ...], value: object, why: str) -> None:
+        if value is None or value == "":
+            source = f"set {env_name(path)}"
+            if path in set(secret_paths(Settings)):
+                source += f" or the credential file {'.'.join(path)}"
+            problems.append(f"{'.'.join(path)}: required {why}; {source}")
+
+    siro = settings.siro
+    need(("siro", "api_token"), siro.api_token, "to talk to Siro")
+    need(("siro", "client_id"), siro.client_id, "to mint upload tokens")
+    need(("siro", "client_secret"), siro.client_secret, "to mint upload tokens")
+    need(("siro", "token_user_id"), siro.token_user_id, "to mint upload tokens")
+    provider = settings.provider
+    need(("provider", "base_url"), provider.base_url, "to poll the call log")
+    if provider.auth == "bearer":
+        need(("provider", "token"), provider.token, "for provider.auth = 'bearer'")
+    elif provider.auth == "basic":
+        need(("provider", "username"), provider.username, "for provider.auth = 'basic'")
+        need(("provider", "password"), provider.password, "for provider.auth = 'basic'")
+    elif provider.auth == "api_key":
+        need(("provider", "api_key"), provider.api_key, "for provider.auth = 'api_key'")
+    return problems
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with every secret replaced by a mask."""
+    from sqlalchemy.engine import make_url
+
+    data = settings.model_dump(mode="json")
+    for path in secret_paths(Settings):
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        if node.get(path[-1]) is not None:
+            node[path[-1]] = MASK
+    data["database"]["url"] = make_url(settings.database_url).render_as_string(hide_password=True)
+    data["worker"]["spool_dir"] = str(settings.spool_dir)
+    return _drop_none(data)
+
+
+def _drop_none(value: Any) -> Any:
+    # TOML has no null: an unset optional key is shown by its absence.
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value

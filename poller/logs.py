@@ -1,0 +1,159 @@
+"""Logging: human lines on a terminal, journald-friendly lines under systemd, JSON on request.
+
+Every handler carries :class:`RedactionFilter`, so no secret, bearer token or signed-URL
+signature reaches a log line, exception text included.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from pythonjsonlogger.json import JsonFormatter
+
+from poller.config import LoggingSettings, Settings, secret_paths
+
+MASK = "[REDACTED]"
+
+# Authorization-style headers and tokens in free text.
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}")
+_AUTH_HEADER = re.compile(
+    r"(?i)((?:x-siro-auth-token|authorization|x-api-key|api[-_]?key|access[-_]?token|client[-_]?secret)"
+    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
+)
+# Credentials in a URL's userinfo: scheme://user:password@host
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)@")
+# Query strings of signed URLs (GCS, S3, Azure and the like) and of URLs carrying tokens.
+_URL_QUERY = re.compile(r"(?i)\b(https?://[^\s?#\"']+)\?([^\s#\"']+)")
+_SENSITIVE_QUERY_KEY = re.compile(
+    r"(?i)(^|&)(x-goog-[a-z-]+|x-amz-[a-z-]+|signature|sig|se|sp|sv|st|token|access_token|"
+    r"api_key|apikey|key|expires|policy|key-pair-id|credential|auth|code|secret)="
+)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+
+    def _query(match: re.Match[str]) -> str:
+        if _SENSITIVE_QUERY_KEY.search(match.group(2)):
+            return f"{match.group(1)}?{MASK}"
+        return match.group(0)
+
+    return _URL_QUERY.sub(_query, text)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs, errors and the database: no userinfo, no signed query string."""
+    return redact_text(url)
+
+
+class RedactionFilter(logging.Filter):
+    """Rewrites each record in place so every formatter downstream sees only redacted text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is masked whole.
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_text(record.getMessage(), self.secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info, self.secrets)
+        return True
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    values: list[str] = []
+    for path in secret_paths(Settings):
+        node: object = settings
+        for key in path:
+            node = getattr(node, key, None)
+        secret = getattr(node, "get_secret_value", None)
+        if secret is not None:
+            values.append(secret())
+    return values
+
+
+# journald reads a "<N>" prefix as the syslog priority of the line.
+_SYSLOG_PRIORITY = {
+    logging.DEBUG: 7,
+    logging.INFO: 6,
+    logging.WARNING: 4,
+    logging.ERROR: 3,
+    logging.CRITICAL: 2,
+}
+
+
+class JournaldFormatter(logging.Formatter):
+    """No timestamp (journald adds its own) and a syslog priority prefix."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _SYSLOG_PRIORITY.get(record.levelno, 6)
+        lines = super().format(record).splitlines() or [""]
+        return "\n".join(f"<{priority}>{line}" for line in lines)
+
+
+def build_handler(
+    settings: LoggingSettings, secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> logging.Handler:
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    style = settings.format
+    if style == "auto":
+        if os.environ.get("JOURNAL_STREAM"):
+            style = "journald"
+        else:
+            style = "human"
+    formatter: logging.Formatter
+    if style == "json":
+        formatter = JsonFormatter(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            datefmt="%Y-%m-%dT%H:%M:%S%z",
+        )
+    elif style == "journald":
+        formatter = JournaldFormatter("%(name)s: %(message)s")
+    else:
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"
+        )
+    formatter.converter = _utc_converter
+    handler.setFormatter(formatter)
+    handler.addFilter(RedactionFilter(secrets))
+    return handler
+
+
+def _utc_converter(seconds: float | None) -> object:
+    import time
+
+    return time.gmtime(seconds)
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
+    """Install the one root handler; returns it so callers (and tests) can detach it."""
+    root = logging.getLogger()
+    for existing in [h for h in root.handlers if getattr(h, "_siro_poller", False)]:
+        root.removeHandler(existing)
+    handler = build_handler(settings.logging, configured_secrets(settings), stream)
+    handler._siro_poller = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(settings.logging.level)
+    # Third-party chatter at INFO drowns what matters; their warnings still come through.
+    for noisy in ("urllib3", "apscheduler.scheduler", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    return handler

@@ -1,0 +1,1 @@
+"""Local stand-ins for the outside world: HTTP servers on 127.0.0.1 that play providers and Siro."""

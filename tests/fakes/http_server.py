@@ -1,0 +1,49 @@
+"""A real HTTP server on 127.0.0.1, on a free port, in a background thread."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+
+class LocalHTTPServer:
+    """Serve ``handler_class`` until the ``with`` block ends.
+
+    The handler reaches shared state through ``self.server.state`` (whatever was passed as
+    ``state``), so a test can script answers and inspect what the client sent.
+    """
+
+    def __init__(self, handler_class: type[BaseHTTPRequestHandler], state: object = None) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        self._server.daemon_threads = True
+        self._server.state = state  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> LocalHTTPServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, and no access log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
