@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.config import Settings
@@ -13,5 +14,8 @@ def build_engine(settings: Settings) -> Engine:
     return make_engine(settings.database_url)
 
 
-def build_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
-    return SqlStore(engine or build_engine(settings))
+def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
+    """The state store, refusing a database whose schema is not the one this code expects."""
+    engine = engine or build_engine(settings)
+    migrate.assert_at_head(engine)
+    return SqlStore(engine)

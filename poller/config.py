@@ -99,7 +99,7 @@ class SiroSettings(Section):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     token_user_id: str | None = Field(default=None, description="Siro user the access token is for")
-    token_scope: Literal["read", "write"] = "write"
+    token_scope: Literal["read", "write"] = "write"  # noqa: S105  (a scope name, not a secret)
     organization_id: str | None = None
     conversation_type: str | None = None
     connect_timeout_seconds: PositiveSeconds = 10.0

@@ -114,10 +114,7 @@ def build_handler(
     handler = logging.StreamHandler(stream)
     style = settings.format
     if style == "auto":
-        if os.environ.get("JOURNAL_STREAM"):
-            style = "journald"
-        else:
-            style = "human"
+        style = "journald" if os.environ.get("JOURNAL_STREAM") else "human"
     formatter: logging.Formatter
     if style == "json":
         formatter = JsonFormatter(

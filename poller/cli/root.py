@@ -13,6 +13,9 @@ import click
 from tabulate import tabulate
 
 from poller import __version__
+from poller.adapters.sql.migrate import SchemaNotCurrent
+from poller.adapters.sql.store import SqlStore
+from poller.app import open_store
 from poller.config import ConfigError, Settings, load_settings
 
 # Exit statuses: 0 done, 1 the action failed, 2 bad config or usage (as click uses for usage).
@@ -28,7 +31,8 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"siro-poller: {self.format_message()}", err=True)
+        for line in self.format_message().splitlines():
+            click.echo(f"siro-poller: {line}", err=True)
 
 
 @dataclass
@@ -43,6 +47,13 @@ class CliContext:
             raise UserError(
                 "\n".join(f"config error: {p}" for p in exc.problems), EXIT_CONFIG
             ) from None
+
+    @cached_property
+    def store(self) -> SqlStore:
+        try:
+            return open_store(self.settings)
+        except SchemaNotCurrent as exc:
+            raise UserError(str(exc), EXIT_CONFIG) from None
 
 
 class RootGroup(click.Group):

@@ -51,9 +51,9 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: on SQLite it holds the single writer lock from the start."""
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
-        with connection.begin():
-            yield connection
+    connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+    with connection, connection.begin():
+        yield connection
 
 
 @contextmanager

@@ -1,0 +1,135 @@
+"""An in-memory :class:`poller.ports.store.Store` for fast tests of the core.
+
+It honours the same contract as :class:`poller.adapters.sql.store.SqlStore`; the contract tests
+in ``tests/test_store_contract.py`` run against both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime
+
+from poller.domain.records import Call, CallEvent, PollCursor, StatusSummary
+from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState
+from poller.ports.store import NotRequeueable
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.calls: dict[int, Call] = {}
+        self.events: list[CallEvent] = []
+        self.poll_cursors: dict[str, PollCursor] = {}
+        self._lock = threading.RLock()
+        self._next_event_id = 1
+
+    # -- reading -------------------------------------------------------------------------
+
+    def status(self, now: datetime) -> StatusSummary:
+        with self._lock:
+            counts = {state.value: 0 for state in CallState}
+            for call in self.calls.values():
+                counts[call.state.value] += 1
+            due = [call for call in self.calls.values() if self._is_due(call, now)]
+            times = [c.next_attempt_at for c in due if c.next_attempt_at is not None]
+            return StatusSummary(
+                counts=counts,
+                due_now=len(due),
+                oldest_due_at=min(times) if times else None,
+                cursors=self.cursors(),
+            )
+
+    @staticmethod
+    def _is_due(call: Call, now: datetime) -> bool:
+        if call.lease_owner is not None:
+            return call.lease_expires_at is not None and call.lease_expires_at <= now
+        return call.state in WORKABLE_STATES and (
+            call.next_attempt_at is None or call.next_attempt_at <= now
+        )
+
+    def list_calls(
+        self,
+        *,
+        state: CallState | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Call]:
+        with self._lock:
+            rows = sorted(self.calls.values(), key=lambda call: call.id, reverse=True)
+        if state is not None:
+            rows = [row for row in rows if row.state == state]
+        if since is not None:
+            rows = [row for row in rows if row.started_at is not None and row.started_at >= since]
+        return rows[:limit]
+
+    def get_call(self, call_id: int) -> Call | None:
+        with self._lock:
+            return self.calls.get(call_id)
+
+    def find_calls(self, reference: str) -> list[Call]:
+        with self._lock:
+            found = [
+                call
+                for call in self.calls.values()
+                if call.provider_call_id == reference
+                or (reference.isdigit() and call.id == int(reference))
+            ]
+        return sorted(found, key=lambda call: call.id)
+
+    def events_for(self, call_id: int) -> list[CallEvent]:
+        with self._lock:
+            return [event for event in self.events if event.call_id == call_id]
+
+    def cursors(self) -> list[PollCursor]:
+        with self._lock:
+            return [self.poll_cursors[key] for key in sorted(self.poll_cursors)]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def requeue(self, call_id: int, now: datetime, *, actor: str = "cli") -> Call:
+        with self._lock:
+            call = self.calls[call_id]
+            if call.state not in REQUEUEABLE_STATES:
+                raise NotRequeueable(
+                    f"call {call_id} is {call.state}; only failed or skipped calls can be retried"
+                )
+            return self._requeue(call, now, actor)
+
+    def requeue_failed(self, now: datetime, *, actor: str = "cli") -> int:
+        with self._lock:
+            failed = [c for c in self.calls.values() if c.state == CallState.FAILED]
+            for call in failed:
+                self._requeue(call, now, actor)
+            return len(failed)
+
+    def _requeue(self, call: Call, now: datetime, actor: str) -> Call:
+        updated = dataclasses.replace(
+            call,
+            state=CallState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            last_error=None,
+            error_kind=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        self.calls[call.id] = updated
+        self.add_event(
+            call_id=call.id,
+            at=now,
+            from_state=call.state.value,
+            to_state=CallState.PENDING.value,
+            step="requeue",
+            outcome="requeued",
+            message=f"requeued by {actor}; was {call.error_kind or call.state}: "
+            f"{call.last_error or '-'}",
+        )
+        return updated
+
+    def add_event(self, **fields: object) -> CallEvent:
+        with self._lock:
+            event = CallEvent(id=self._next_event_id, **fields)  # type: ignore[arg-type]
+            self._next_event_id += 1
+            self.events.append(event)
+            return event

@@ -1,0 +1,152 @@
+"""`siro-poller calls ...`: list, inspect and requeue call rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from poller.cli.root import (
+    CliContext,
+    UserError,
+    emit_json,
+    emit_table,
+    main_group,
+    parse_when,
+    pass_cli,
+)
+from poller.domain.clock import utcnow
+from poller.domain.records import Call
+from poller.domain.states import CallState
+from poller.ports.store import NotRequeueable
+
+STATE_CHOICE = click.Choice([state.value for state in CallState])
+
+
+def listed_call(call: Call) -> dict[str, Any]:
+    """A call as `calls list --json` prints it: every column except the bulky raw record."""
+    document = call.to_dict()
+    document.pop("raw")
+    return document
+
+
+@main_group.group("calls")
+def calls_group() -> None:
+    """Inspect and requeue calls."""
+
+
+@calls_group.command("list")
+@click.option("--state", type=STATE_CHOICE, help="Only calls in this state.")
+@click.option("--since", help="Only calls started at or after: ISO 8601, or an age like 6h, 2d.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (see README).")
+@pass_cli
+def list_calls(
+    cli: CliContext, state: str | None, since: str | None, limit: int, as_json: bool
+) -> None:
+    """The newest calls first."""
+    rows = cli.store.list_calls(
+        state=CallState(state) if state else None,
+        since=parse_when(since) if since else None,
+        limit=limit,
+    )
+    if as_json:
+        emit_json([listed_call(row) for row in rows])
+        return
+    if not rows:
+        click.echo("no calls")
+        return
+    emit_table(
+        [
+            [
+                row.id,
+                row.provider,
+                row.provider_call_id,
+                row.state.value,
+                row.attempts,
+                row.started_at,
+                row.rep_email or row.rep_phone or row.rep_provider_id,
+                row.next_attempt_at if not row.state.is_terminal else None,
+                _short(row.error_kind, row.last_error),
+            ]
+            for row in rows
+        ],
+        headers=["id", "provider", "call", "state", "tries", "started", "rep", "next try", "error"],
+    )
+
+
+def _short(kind: str | None, message: str | None, width: int = 60) -> str:
+    text = ": ".join(part for part in (kind, message) if part)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def resolve(cli: CliContext, reference: str) -> Call:
+    matches = cli.store.find_calls(reference)
+    if not matches:
+        raise UserError(f"no call with id or provider call id {reference!r}")
+    if len(matches) > 1:
+        listed = ", ".join(f"{c.id} ({c.provider})" for c in matches)
+        raise UserError(f"{reference!r} matches several calls: {listed}; give the numeric id")
+    return matches[0]
+
+
+@calls_group.command("show")
+@click.argument("reference", metavar="ID|PROVIDER_CALL_ID")
+@click.option("--json", "as_json", is_flag=True, help="The row and its events as JSON.")
+@pass_cli
+def show(cli: CliContext, reference: str, as_json: bool) -> None:
+    """One call: every column, then its audit log."""
+    call = resolve(cli, reference)
+    events = cli.store.events_for(call.id)
+    if as_json:
+        emit_json({"call": call.to_dict(), "events": [event.to_dict() for event in events]})
+        return
+    document = call.to_dict()
+    raw = document.pop("raw")
+    emit_table([[key, value] for key, value in document.items()], headers=["column", "value"])
+    if raw is not None:
+        import json
+
+        click.echo("\nraw provider record:")
+        click.echo(json.dumps(raw, indent=2, sort_keys=True))
+    click.echo(f"\nevents ({len(events)}):")
+    if events:
+        emit_table(
+            [
+                [
+                    e.at,
+                    e.step,
+                    e.outcome,
+                    e.from_state,
+                    e.to_state,
+                    e.http_status,
+                    e.duration_ms,
+                    e.message,
+                ]
+                for e in events
+            ],
+            headers=["at", "step", "outcome", "from", "to", "http", "ms", "message"],
+        )
+
+
+@calls_group.command("retry")
+@click.argument("reference", metavar="ID|PROVIDER_CALL_ID", required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Requeue every failed call.")
+@pass_cli
+def retry(cli: CliContext, reference: str | None, all_failed: bool) -> None:
+    """Put a failed or skipped call (or every failed call) back in the queue, due now."""
+    if bool(reference) == all_failed:
+        raise click.UsageError("give either one call ID or --failed")
+    if all_failed:
+        count = cli.store.requeue_failed(utcnow())
+        click.echo(f"requeued {count} failed call{'s' if count != 1 else ''}")
+        return
+    assert reference is not None
+    call = resolve(cli, reference)
+    try:
+        cli.store.requeue(call.id, utcnow())
+    except NotRequeueable as exc:
+        raise UserError(str(exc)) from None
+    click.echo(
+        f"requeued call {call.id} ({call.provider} {call.provider_call_id}), was {call.state}"
+    )
