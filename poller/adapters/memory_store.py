@@ -43,8 +43,10 @@ class MemoryStore:
     def _is_due(call: Call, now: datetime) -> bool:
         if call.lease_owner is not None:
             return call.lease_expires_at is not None and call.lease_expires_at <= now
-        return call.state in WORKABLE_STATES and (
-            call.next_attempt_at is None or call.next_attempt_at <= now
+        return (
+            call.state in WORKABLE_STATES
+            and call.next_attempt_at is not None
+            and call.next_attempt_at <= now
         )
 
     def list_calls(

@@ -26,11 +26,14 @@ def call_from_row(row: Mapping[str, Any]) -> Call:
 
 
 def due_clause(now: datetime) -> Any:
-    """Rows a worker may take now: workable and due, or holding a lease that has run out."""
+    """Rows a worker may take now: workable and due, or holding a lease that has run out.
+
+    ``next_attempt_at IS NULL`` means nothing to do yet (a call waiting for its recording).
+    """
     return or_(
         (calls.c.state.in_([s.value for s in WORKABLE_STATES]))
         & (calls.c.lease_owner.is_(None))
-        & ((calls.c.next_attempt_at.is_(None)) | (calls.c.next_attempt_at <= now)),
+        & (calls.c.next_attempt_at <= now),
         (calls.c.lease_owner.is_not(None)) & (calls.c.lease_expires_at <= now),
     )
 
