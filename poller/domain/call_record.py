@@ -1,0 +1,217 @@
+"""What a provider adapter hands the core: normalised calls, download requests, its limits.
+
+Everything here is provider-neutral and free of I/O. Adapters build these values at their edge
+(parsing the provider's time formats, field names and headers); the core and the worker only
+ever see them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from poller.domain.clock import as_utc
+from poller.domain.states import Direction, RecordingState
+
+# Column widths of the `calls` table (poller/adapters/sql/models.py). An adapter truncates
+# free text to fit, because one over-long contact name must not fail a whole page.
+MAX_ID_LENGTH = 255
+TEXT_LIMITS: Mapping[str, int] = {
+    "rep_email": 320,
+    "rep_phone": 64,
+    "rep_provider_id": 255,
+    "rep_name": 255,
+    "rep_extension": 64,
+    "contact_name": 255,
+    "contact_phone": 64,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call from a provider's call log, normalised.
+
+    Every value is safe to persist: ``recording_url`` and ``raw`` have been stripped of
+    credentials (userinfo, signed query strings) by the adapter. Times are aware UTC.
+    """
+
+    provider_call_id: str
+    started_at: datetime
+    recording_state: RecordingState
+    raw: Mapping[str, Any]
+    recording_id: str | None = None
+    ended_at: datetime | None = None
+    duration_seconds: int | None = None
+    direction: Direction | None = None
+    rep_email: str | None = None
+    rep_phone: str | None = None
+    rep_provider_id: str | None = None
+    rep_name: str | None = None
+    rep_extension: str | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    recording_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.provider_call_id:
+            raise ValueError("a call record needs a provider call id")
+        for name in ("started_at", "ended_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} must be timezone-aware")
+
+    @property
+    def rep_identifiers(self) -> tuple[str, ...]:
+        """Every value that names the rep, for allow and deny lists."""
+        values = (
+            self.rep_email,
+            self.rep_phone,
+            self.rep_provider_id,
+            self.rep_extension,
+            self.rep_name,
+        )
+        return tuple(value for value in values if value)
+
+
+class RecordingLocator(Protocol):
+    """What download resolution needs to know about a call; a stored ``Call`` row has it."""
+
+    @property
+    def provider_call_id(self) -> str: ...
+
+    @property
+    def recording_id(self) -> str | None: ...
+
+    @property
+    def recording_url(self) -> str | None: ...
+
+
+def host_key(url: str) -> str:
+    """``host`` or ``host:port`` (lower case, default ports dropped): what credentials bind to."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port is None or (parts.scheme, port) in (("http", 80), ("https", 443)):
+        return host
+    return f"{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadRequest:
+    """How to fetch one recording's audio.
+
+    ``headers`` carry the provider's credentials; they may only be sent to a URL whose host is
+    in ``allowed_hosts`` (and never over plain HTTP when ``https_only``). A downloader asks
+    :meth:`headers_for` before the first request and again before following every redirect,
+    so credentials never follow a redirect to a storage bucket or any other host.
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    allowed_hosts: frozenset[str] = frozenset()
+    https_only: bool = False
+    format_hint: str | None = None
+
+    def headers_for(self, url: str) -> dict[str, str]:
+        parts = urlsplit(url)
+        if self.https_only and parts.scheme != "https":
+            return {}
+        if host_key(url) not in self.allowed_hosts:
+            return {}
+        return dict(self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCapabilities:
+    """Limits of a provider's call-log API that the core plans its windows around.
+
+    ``None`` means unlimited or unknown.
+    """
+
+    max_window: timedelta | None = None
+    max_rows_per_query: int | None = None
+    settle_delay: timedelta = timedelta(0)
+    history_limit: timedelta | None = None
+
+
+_RETRY_AFTER = ("retry-after",)
+_REMAINING = (
+    "x-ratelimit-remaining",
+    "x-rate-limit-remaining",
+    "ratelimit-remaining",
+    "x-aircallapi-remaining",
+)
+_LIMIT = ("x-ratelimit-limit", "x-rate-limit-limit", "ratelimit-limit", "x-aircallapi-limit")
+_RESET = ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset", "x-aircallapi-reset")
+# Reset headers are either a Unix time or a number of seconds from now; anything this large is
+# a Unix time (2001-09-09), no API asks a client to wait 31 years.
+_UNIX_TIME_THRESHOLD = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHints:
+    """What a provider's response headers said about its rate limit."""
+
+    retry_after_seconds: float | None = None
+    remaining: int | None = None
+    limit: int | None = None
+    reset_at: datetime | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str], received_at: datetime) -> RateLimitHints:
+        lowered = {name.lower(): value.strip() for name, value in headers.items()}
+
+        def first(names: tuple[str, ...]) -> str | None:
+            return next((lowered[name] for name in names if lowered.get(name)), None)
+
+        return cls(
+            retry_after_seconds=_retry_after(first(_RETRY_AFTER), received_at),
+            remaining=_as_int(first(_REMAINING)),
+            limit=_as_int(first(_LIMIT)),
+            reset_at=_reset_at(first(_RESET), received_at),
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+
+def _as_number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def _as_int(value: str | None) -> int | None:
+    number = _as_number(value)
+    return int(number) if number is not None else None
+
+
+def _retry_after(value: str | None, received_at: datetime) -> float | None:
+    if value is None:
+        return None
+    seconds = _as_number(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (as_utc(when) - received_at).total_seconds())
+
+
+def _reset_at(value: str | None, received_at: datetime) -> datetime | None:
+    number = _as_number(value)
+    if number is None:
+        return None
+    if number >= _UNIX_TIME_THRESHOLD:
+        return datetime.fromtimestamp(number, tz=UTC)
+    return received_at + timedelta(seconds=number)

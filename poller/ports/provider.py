@@ -1,0 +1,124 @@
+"""The provider port: what the core needs from a phone system's call-log API.
+
+An adapter hides everything provider-specific (URLs, auth, parameter names, time formats,
+paging, field names) behind :class:`ProviderPort`. The core plans windows, commits pages and
+moves the cursor; it never sees HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from poller.domain.call_record import (
+    CallRecord,
+    DownloadRequest,
+    ProviderCapabilities,
+    RateLimitHints,
+    RecordingLocator,
+)
+from poller.domain.windows import Window
+
+
+class ProviderError(Exception):
+    """The provider could not answer. Messages name the request, never its credentials."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientProviderError(ProviderError):
+    """Worth retrying: 5xx, 429, connection failures and timeouts."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    """Retrying the same request will not help: other 4xx, a response of the wrong shape."""
+
+
+class PagingLoopError(PermanentProviderError):
+    """The provider handed out a paging token or next-page URL it had already given."""
+
+
+class PageLimitExceeded(PermanentProviderError):
+    """A window needed more pages than the safety limit allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPosition:
+    """Where a record sat: its window, its page (from 1) and its index on the page (from 0)."""
+
+    window: Window
+    page: int
+    index: int
+
+    def __str__(self) -> str:
+        return f"window {self.window}, page {self.page}, item {self.index}"
+
+
+class MalformedRecordError(ValueError):
+    """A record that cannot be normalised (no id, a time that will not parse, ...)."""
+
+    def __init__(self, position: RecordPosition, reason: str, call_id: str | None = None) -> None:
+        self.position = position
+        self.reason = reason
+        self.call_id = call_id
+        named = f" (call {call_id})" if call_id else ""
+        super().__init__(f"{position}{named}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPage:
+    """One page of a window's listing: the records that normalised and the ones that did not.
+
+    ``item_count`` counts every item on the page, malformed ones included, so the core can tell
+    when a provider's row cap may have cut a window short.
+    """
+
+    window: Window
+    number: int
+    records: list[CallRecord]
+    malformed: list[MalformedRecordError] = field(default_factory=list)
+    item_count: int = 0
+    rate_limit: RateLimitHints = field(default_factory=RateLimitHints)
+
+
+class ProviderPort(Protocol):
+    """A phone system's call log, as the poll cycle and the worker use it."""
+
+    @property
+    def capabilities(self) -> ProviderCapabilities: ...
+
+    def list_window(self, window: Window) -> Iterator[ListedPage]:
+        """The calls of ``window``, a page at a time, following the provider's paging.
+
+        Asks the provider for the window under the boundary rule of
+        :mod:`poller.domain.windows`. Transient failures are retried a bounded number of
+        times; after that, or on a permanent failure, raises :class:`ProviderError` *after*
+        yielding the pages that did arrive. Raises :class:`PagingLoopError` when a paging
+        token or next URL repeats and :class:`PageLimitExceeded` past the page limit.
+        """
+        ...
+
+    def normalise(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+        """One provider record as a :class:`CallRecord`; raises :class:`MalformedRecordError`."""
+        ...
+
+    def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
+        """How to fetch the recording of a call whose recording is ready.
+
+        May ask the provider again (for a fresh signed URL). Raises :class:`ProviderError`.
+        """
+        ...
+
+    def rate_limit_hints(self, headers: Mapping[str, str], received_at: datetime) -> RateLimitHints:
+        """What a response's headers say about the provider's rate limit."""
+        ...
