@@ -19,6 +19,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -107,6 +108,161 @@ class SiroSettings(Section):
     max_retries: Annotated[int, Field(ge=0, le=10)] = 4
 
 
+def _dotted_path(value: str) -> str:
+    if not value or any(not part.strip() or part != part.strip() for part in value.split(".")):
+        raise ValueError(
+            "must be a dotted path of non-empty keys or list indexes, like 'data.calls' or "
+            "'user.email'"
+        )
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/") or "?" in value or "#" in value:
+        raise ValueError("must be a path starting with '/', without query string")
+    return value
+
+
+def _param_name(value: str) -> str:
+    if not value or len(value) > 128 or any(c.isspace() or c in "&=#?" for c in value):
+        raise ValueError("must be a query parameter name (no spaces, '&', '=', '#' or '?')")
+    return value
+
+
+def _host_name(value: str) -> str:
+    if not value or "/" in value or "@" in value or value != value.strip():
+        raise ValueError("must be a host name like 'media.example.com' (optionally with :port)")
+    return value.lower()
+
+
+def _unset_if_empty(value: object) -> object:
+    # TOML has no null: an empty string switches an optional mapping off.
+    return None if value == "" else value
+
+
+DottedPath = Annotated[str, AfterValidator(_dotted_path)]
+OptionalPath = Annotated[DottedPath | None, BeforeValidator(_unset_if_empty)]
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+HostName = Annotated[str, AfterValidator(_host_name)]
+ParamName = Annotated[str, AfterValidator(_param_name)]
+WindowTimeFormat = Literal["iso8601", "unix_s", "unix_ms"]
+FieldTimeFormat = Literal["iso8601", "unix_s", "unix_ms", "rfc2822"]
+DirectionName = Literal["inbound", "outbound"]
+
+DEFAULT_DIRECTION_VALUES: dict[str, DirectionName] = {
+    "inbound": "inbound",
+    "incoming": "inbound",
+    "in": "inbound",
+    "outbound": "outbound",
+    "outgoing": "outbound",
+    "out": "outbound",
+    "outbound-api": "outbound",
+    "outbound-dial": "outbound",
+}
+
+
+class ListingSettings(Section):
+    """``[provider.listing]``: the call-log request of the generic adapter."""
+
+    path: UrlPath = "/calls"
+    start_param: ParamName = "from"
+    end_param: Annotated[ParamName | None, BeforeValidator(_unset_if_empty)] = "to"
+    time_format: WindowTimeFormat = "iso8601"
+    items_path: OptionalPath = Field(
+        default="calls", description='where the list of calls sits; "": the body is the list'
+    )
+    params: dict[str, str] = Field(default={}, description="fixed query parameters, e.g. order")
+    max_window_hours: Annotated[float, Field(gt=0)] | None = None
+    max_rows_per_query: Annotated[int, Field(gt=0)] | None = None
+    history_days: Annotated[float, Field(gt=0)] | None = None
+    settle_delay_seconds: Annotated[int, Field(ge=0)] = 0
+
+
+class PagingSettings(Section):
+    """``[provider.paging]``: how the generic adapter walks the pages of one window."""
+
+    mode: Literal["none", "token", "next_url", "page_number"] = "token"
+    token_path: DottedPath = "next_page_token"  # noqa: S105  (a JSON path, not a secret)
+    token_param: ParamName = "page_token"  # noqa: S105  (a parameter name, not a secret)
+    next_url_path: DottedPath = "next"
+    page_param: ParamName = "page"
+    first_page: Annotated[int, Field(ge=0)] = 1
+    page_size_param: Annotated[ParamName | None, BeforeValidator(_unset_if_empty)] = None
+    page_size: Annotated[int, Field(gt=0)] | None = None
+    max_pages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
+
+    @model_validator(mode="after")
+    def _page_size_pair(self) -> PagingSettings:
+        if self.page_size_param is not None and self.page_size is None:
+            raise ValueError("page_size_param is set, so page_size is needed too")
+        return self
+
+
+class FieldSettings(Section):
+    """``[provider.fields]``: the dotted path of each call field in a listed record.
+
+    The defaults are the payload of Siro's phone-integration quickstart.
+    """
+
+    call_id: DottedPath = "call_id"
+    recording_id: OptionalPath = None
+    started_at: DottedPath = "started_at"
+    started_at_format: FieldTimeFormat = "iso8601"
+    ended_at: OptionalPath = None
+    ended_at_format: FieldTimeFormat = "iso8601"
+    duration: OptionalPath = None
+    duration_unit: Literal["seconds", "milliseconds"] = "seconds"
+    direction: OptionalPath = None
+    direction_values: dict[str, DirectionName] = Field(
+        default_factory=lambda: dict(DEFAULT_DIRECTION_VALUES),
+        description="provider value (case-insensitive) -> inbound/outbound",
+    )
+    rep_email: OptionalPath = "email"
+    rep_phone: OptionalPath = "number"
+    rep_provider_id: OptionalPath = None
+    rep_name: OptionalPath = None
+    rep_extension: OptionalPath = None
+    contact_name: OptionalPath = "contact_name"
+    contact_phone: OptionalPath = "contact_phone"
+    recording_url: OptionalPath = "recording_url"
+    recording_status: OptionalPath = None
+    recording_ready_values: list[str] = ["ready", "completed", "available", "done"]
+    recording_absent_values: list[str] = ["none", "absent", "not_recorded", "deleted"]
+
+    @field_validator("direction_values", mode="before")
+    @classmethod
+    def _lower_keys(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(key).lower(): direction for key, direction in value.items()}
+        return value
+
+
+class RecordingSettings(Section):
+    """``[provider.recording]``: how the generic adapter turns a call into a download."""
+
+    refetch_path: str | None = Field(
+        default=None,
+        description="single-call path, e.g. /calls/{call_id}: fetched for a fresh recording URL",
+    )
+    refetch_item_path: OptionalPath = Field(
+        default=None, description="where the call sits in the single-call response; unset: the body"
+    )
+    credential_hosts: list[HostName] = Field(
+        default=[], description="hosts besides base_url's that may receive provider credentials"
+    )
+    format: Literal["mp3", "wav", "m4a", "aac"] | None = None
+
+    @field_validator("refetch_path")
+    @classmethod
+    def _names_the_call(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        _url_path(value)
+        if "{call_id}" not in value and "{recording_id}" not in value:
+            raise ValueError("must contain {call_id} or {recording_id}")
+        return value
+
+
 class ProviderSettings(Section):
     kind: Literal["generic"] = "generic"
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = (
@@ -121,6 +277,11 @@ class ProviderSettings(Section):
     api_key: SecretStr | None = None
     connect_timeout_seconds: PositiveSeconds = 10.0
     read_timeout_seconds: PositiveSeconds = 60.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    listing: ListingSettings = ListingSettings()
+    paging: PagingSettings = PagingSettings()
+    fields: FieldSettings = FieldSettings()
+    recording: RecordingSettings = RecordingSettings()
 
 
 class PollSettings(Section):
