@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 
+from poller.domain.filters import SkipReason
+from poller.domain.ingest import (
+    POLL_STEP,
+    IngestChange,
+    IngestPlan,
+    ListedCall,
+    last_sighting_per_call,
+    plan_ingest,
+)
 from poller.domain.records import Call, CallEvent, PollCursor, StatusSummary
-from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState
+from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
 
@@ -22,6 +32,7 @@ class MemoryStore:
         self.poll_cursors: dict[str, PollCursor] = {}
         self._lock = threading.RLock()
         self._next_event_id = 1
+        self._next_call_id = 1
 
     # -- reading -------------------------------------------------------------------------
 
@@ -135,3 +146,123 @@ class MemoryStore:
             self._next_event_id += 1
             self.events.append(event)
             return event
+
+    # -- polling -------------------------------------------------------------------------
+
+    def get_cursor(self, provider: str) -> PollCursor | None:
+        with self._lock:
+            return self.poll_cursors.get(provider)
+
+    def ingest_page(
+        self,
+        provider: str,
+        listed: Sequence[ListedCall],
+        now: datetime,
+        *,
+        dry_run: bool = False,
+    ) -> list[IngestChange]:
+        with self._lock:
+            by_key = {
+                call.provider_call_id: call
+                for call in self.calls.values()
+                if call.provider == provider
+            }
+            plans = [
+                plan_ingest(provider, by_key.get(item.record.provider_call_id), item, now)
+                for item in last_sighting_per_call(listed)
+            ]
+            if dry_run:
+                return [plan.change for plan in plans]
+            return [self._apply(plan, now) for plan in plans]
+
+    def _apply(self, plan: IngestPlan, now: datetime) -> IngestChange:
+        change = plan.change
+        if plan.inserts:
+            values = dict(plan.values)
+            values["state"] = CallState(values["state"])
+            call = Call(id=self._next_call_id, **values)
+            self._next_call_id += 1
+            change = dataclasses.replace(change, call_id=call.id)
+        elif plan.values:
+            assert change.call_id is not None
+            values = dict(plan.values)
+            if "state" in values:
+                values["state"] = CallState(values["state"])
+            call = dataclasses.replace(self.calls[change.call_id], **values)
+        else:
+            return change
+        self.calls[call.id] = call
+        if plan.event is not None:
+            self.add_event(**plan.event.columns(call.id, now))
+        return change
+
+    def advance_cursor(self, provider: str, to: datetime, now: datetime) -> PollCursor:
+        with self._lock:
+            cursor = self.poll_cursors.get(provider) or PollCursor(provider=provider)
+            if cursor.cursor_value is None or cursor.cursor_value < to:
+                cursor = dataclasses.replace(cursor, cursor_value=to)
+            cursor = dataclasses.replace(cursor, last_polled_at=now)
+            self.poll_cursors[provider] = cursor
+            return cursor
+
+    def record_poll_result(self, provider: str, now: datetime, error: str | None) -> None:
+        with self._lock:
+            cursor = self.poll_cursors.get(provider) or PollCursor(provider=provider)
+            if error is None:
+                cursor = dataclasses.replace(
+                    cursor,
+                    last_polled_at=now,
+                    last_success_at=now,
+                    last_error=None,
+                    last_error_at=None,
+                )
+            else:
+                cursor = dataclasses.replace(
+                    cursor, last_polled_at=now, last_error=error, last_error_at=now
+                )
+            self.poll_cursors[provider] = cursor
+
+    def expire_waiting(
+        self,
+        provider: str,
+        listed_before: datetime,
+        now: datetime,
+        *,
+        message: str,
+        dry_run: bool = False,
+    ) -> list[str]:
+        with self._lock:
+            overdue = sorted(
+                (
+                    call
+                    for call in self.calls.values()
+                    if call.provider == provider
+                    and call.state is CallState.PENDING
+                    and call.next_attempt_at is None
+                    and call.lease_owner is None
+                    and call.recording_state != RecordingState.READY.value
+                    and call.created_at is not None
+                    and call.created_at < listed_before
+                ),
+                key=lambda call: call.id,
+            )
+            if dry_run:
+                return [call.provider_call_id for call in overdue]
+            for call in overdue:
+                self.calls[call.id] = dataclasses.replace(
+                    call,
+                    state=CallState.SKIPPED,
+                    error_kind=SkipReason.NO_RECORDING.value,
+                    last_error=message,
+                    updated_at=now,
+                )
+                self.add_event(
+                    call_id=call.id,
+                    at=now,
+                    from_state=CallState.PENDING.value,
+                    to_state=CallState.SKIPPED.value,
+                    step=POLL_STEP,
+                    outcome="skipped",
+                    message=message,
+                )
+            return [call.provider_call_id for call in overdue]

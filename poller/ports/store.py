@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from poller.domain.ingest import IngestChange, ListedCall
 from poller.domain.records import Call, CallEvent, PollCursor, StatusSummary
 from poller.domain.states import CallState
 
@@ -50,4 +52,49 @@ class Store(Protocol):
 
     def requeue_failed(self, now: datetime, *, actor: str = "cli") -> int:
         """Requeue every failed row; returns how many."""
+        ...
+
+    # -- polling -------------------------------------------------------------------------
+
+    def get_cursor(self, provider: str) -> PollCursor | None: ...
+
+    def ingest_page(
+        self,
+        provider: str,
+        listed: Sequence[ListedCall],
+        now: datetime,
+        *,
+        dry_run: bool = False,
+    ) -> list[IngestChange]:
+        """Upsert one page of listed calls by ``(provider, provider_call_id)``, atomically.
+
+        Follows :mod:`poller.domain.ingest`: new calls are inserted, known ones get their
+        changed metadata, rows never move backwards; every state change writes an event.
+        A call listed twice in ``listed`` counts once (the last sighting). With ``dry_run``
+        nothing is written and the changes that would be made are returned.
+        """
+        ...
+
+    def advance_cursor(self, provider: str, to: datetime, now: datetime) -> PollCursor:
+        """Move the cursor forward to ``to``; a cursor already past it stays where it is."""
+        ...
+
+    def record_poll_result(self, provider: str, now: datetime, error: str | None) -> None:
+        """Note a finished cycle: its error (kept until a clean cycle clears it) or success."""
+        ...
+
+    def expire_waiting(
+        self,
+        provider: str,
+        listed_before: datetime,
+        now: datetime,
+        *,
+        message: str,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Skip (``no_recording``) calls still waiting for a recording, first listed before
+        ``listed_before``; returns their provider call ids.
+
+        Waiting means ``pending``, ``next_attempt_at IS NULL``, no lease, recording not ready.
+        """
         ...

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import CallEventRow, CallRow, PollCursorRow
+from poller.domain.filters import SkipReason
+from poller.domain.ingest import (
+    POLL_STEP,
+    IngestChange,
+    IngestPlan,
+    ListedCall,
+    last_sighting_per_call,
+    plan_ingest,
+)
 from poller.domain.records import Call, CallEvent, PollCursor, StatusSummary
-from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState
+from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
 calls = CallRow.__table__
@@ -156,3 +167,206 @@ class SqlStore:
                 for row in rows
             ],
         )
+
+    # -- polling -------------------------------------------------------------------------
+
+    def get_cursor(self, provider: str) -> PollCursor | None:
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(
+                select(poll_cursors).where(poll_cursors.c.provider == provider)
+            ).first()
+        return PollCursor(**row._mapping) if row else None
+
+    def ingest_page(
+        self,
+        provider: str,
+        listed: Sequence[ListedCall],
+        now: datetime,
+        *,
+        dry_run: bool = False,
+    ) -> list[IngestChange]:
+        items = last_sighting_per_call(listed)
+        if not items:
+            return []
+        if dry_run:
+            with read_transaction(self.engine) as conn:
+                existing = self._existing(conn, provider, items, lock=False)
+                return [
+                    plan_ingest(provider, existing.get(i.record.provider_call_id), i, now).change
+                    for i in items
+                ]
+        with write_transaction(self.engine) as conn:
+            return self._ingest(conn, provider, items, now)
+
+    def _ingest(
+        self, conn: Connection, provider: str, items: list[ListedCall], now: datetime
+    ) -> list[IngestChange]:
+        existing = self._existing(conn, provider, items, lock=True)
+        plans = {
+            item.record.provider_call_id: plan_ingest(
+                provider, existing.get(item.record.provider_call_id), item, now
+            )
+            for item in items
+        }
+        inserted = self._insert_new(conn, [plan for plan in plans.values() if plan.inserts])
+        # A key planned as an insert but not inserted was inserted by another poller after
+        # our read: plan it again against that row.
+        raced = [
+            i
+            for i in items
+            if plans[i.record.provider_call_id].inserts
+            and i.record.provider_call_id not in inserted
+        ]
+        if raced:
+            rows = self._existing(conn, provider, raced, lock=True)
+            for item in raced:
+                key = item.record.provider_call_id
+                plans[key] = plan_ingest(provider, rows[key], item, now)
+
+        changes: list[IngestChange] = []
+        events: list[dict[str, Any]] = []
+        for key, plan in plans.items():
+            call_id = inserted[key] if plan.inserts else plan.change.call_id
+            assert call_id is not None
+            if plan.values and not plan.inserts:
+                conn.execute(update(calls).where(calls.c.id == call_id).values(**plan.values))
+            if plan.event is not None:
+                events.append(plan.event.columns(call_id, now))
+            changes.append(dataclasses.replace(plan.change, call_id=call_id))
+        if events:
+            conn.execute(insert(call_events), events)
+        return changes
+
+    def _existing(
+        self, conn: Connection, provider: str, items: Iterable[ListedCall], *, lock: bool
+    ) -> dict[str, Call]:
+        keys = sorted({item.record.provider_call_id for item in items})
+        query = (
+            select(calls)
+            .where(calls.c.provider == provider, calls.c.provider_call_id.in_(keys))
+            # One lock order for every poller, so two of them never deadlock on a page.
+            .order_by(calls.c.provider_call_id)
+        )
+        if lock:
+            # PostgreSQL: a worker cannot lease these rows until the page commits. SQLite
+            # needs no row locks, the write transaction already holds the database lock.
+            query = query.with_for_update()
+        rows = conn.execute(query)
+        return {row.provider_call_id: call_from_row(row._mapping) for row in rows}
+
+    def _insert_new(self, conn: Connection, inserts: list[IngestPlan]) -> dict[str, int]:
+        if not inserts:
+            return {}
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(calls)
+            .on_conflict_do_nothing(index_elements=["provider", "provider_call_id"])
+            .returning(calls.c.id, calls.c.provider_call_id)
+        )
+        rows = conn.execute(statement, [plan.values for plan in inserts])
+        return {row.provider_call_id: row.id for row in rows}
+
+    def advance_cursor(self, provider: str, to: datetime, now: datetime) -> PollCursor:
+        with write_transaction(self.engine) as conn:
+            statement = self._cursor_upsert(
+                conn, {"provider": provider, "cursor_value": to, "last_polled_at": now}
+            )
+            current = poll_cursors.c.cursor_value
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["provider"],
+                    set_={
+                        # Never backwards: a slower concurrent cycle cannot undo a faster one.
+                        "cursor_value": case(
+                            (
+                                current.is_(None) | (current < statement.excluded.cursor_value),
+                                statement.excluded.cursor_value,
+                            ),
+                            else_=current,
+                        ),
+                        "last_polled_at": statement.excluded.last_polled_at,
+                    },
+                )
+            )
+            row = conn.execute(
+                select(poll_cursors).where(poll_cursors.c.provider == provider)
+            ).one()
+        return PollCursor(**row._mapping)
+
+    def record_poll_result(self, provider: str, now: datetime, error: str | None) -> None:
+        values: dict[str, Any] = {"last_polled_at": now}
+        if error is None:
+            values.update(last_success_at=now, last_error=None, last_error_at=None)
+        else:
+            values.update(last_error=error, last_error_at=now)
+        with write_transaction(self.engine) as conn:
+            statement = self._cursor_upsert(conn, {"provider": provider, **values})
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["provider"],
+                    set_={name: getattr(statement.excluded, name) for name in values},
+                )
+            )
+
+    def _cursor_upsert(self, conn: Connection, values: dict[str, Any]) -> Any:
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        return dialect_insert(poll_cursors).values(**values)
+
+    def expire_waiting(
+        self,
+        provider: str,
+        listed_before: datetime,
+        now: datetime,
+        *,
+        message: str,
+        dry_run: bool = False,
+    ) -> list[str]:
+        query = (
+            select(calls.c.id, calls.c.provider_call_id)
+            .where(
+                calls.c.provider == provider,
+                calls.c.state == CallState.PENDING.value,
+                calls.c.next_attempt_at.is_(None),
+                calls.c.lease_owner.is_(None),
+                or_(
+                    calls.c.recording_state.is_(None),
+                    calls.c.recording_state != RecordingState.READY.value,
+                ),
+                calls.c.created_at < listed_before,
+            )
+            .order_by(calls.c.id)
+        )
+        if dry_run:
+            with read_transaction(self.engine) as conn:
+                return [row.provider_call_id for row in conn.execute(query)]
+        with write_transaction(self.engine) as conn:
+            overdue = conn.execute(query.with_for_update()).all()
+            if not overdue:
+                return []
+            ids = [row.id for row in overdue]
+            conn.execute(
+                update(calls)
+                .where(calls.c.id.in_(ids))
+                .values(
+                    state=CallState.SKIPPED.value,
+                    error_kind=SkipReason.NO_RECORDING.value,
+                    last_error=message,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                insert(call_events),
+                [
+                    {
+                        "call_id": call_id,
+                        "at": now,
+                        "from_state": CallState.PENDING.value,
+                        "to_state": CallState.SKIPPED.value,
+                        "step": POLL_STEP,
+                        "outcome": "skipped",
+                        "message": message,
+                    }
+                    for call_id in ids
+                ],
+            )
+        return [row.provider_call_id for row in overdue]
