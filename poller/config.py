@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -361,7 +361,7 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
             node[path[-1]] = MASK
     data["database"]["url"] = make_url(settings.database_url).render_as_string(hide_password=True)
     data["worker"]["spool_dir"] = str(settings.spool_dir)
-    return _drop_none(data)
+    return cast(dict[str, Any], _drop_none(data))
 
 
 def _drop_none(value: Any) -> Any:
