@@ -33,6 +33,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from poller.domain.title import check_title_template
+
 ENV_PREFIX = "SIRO_POLLER_"
 CONFIG_PATH_ENV = "SIRO_POLLER_CONFIG"
 CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
@@ -151,10 +153,7 @@ class WorkerSettings(Section):
     @field_validator("title_template")
     @classmethod
     def _title_names_the_call(cls, value: str) -> str:
-        if "{provider_call_id}" not in value:
-            raise ValueError(
-                "must contain {provider_call_id}: the duplicate guard finds uploads by it"
-            )
+        check_title_template(value)
         return value
 
     @model_validator(mode="after")
