@@ -7,7 +7,7 @@ The title always embeds the provider call id, so after a crash between "create s
 from __future__ import annotations
 
 import string
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from poller.domain.records import Call
@@ -61,7 +61,7 @@ def render_title(template: str, call: Call) -> str:
         "rep": call.rep_name or call.rep_email or call.rep_phone or "unknown rep",
         "rep_name": call.rep_name or "",
         "rep_email": call.rep_email or "",
-        "started_at": call.started_at or datetime.min,
+        "started_at": call.started_at or datetime.min.replace(tzinfo=UTC),
         "duration_seconds": call.duration_seconds or 0,
     }
     title = template.format_map(values)
