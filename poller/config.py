@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -33,6 +33,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from poller.domain.title import check_title_template
 
 ENV_PREFIX = "SIRO_POLLER_"
 CONFIG_PATH_ENV = "SIRO_POLLER_CONFIG"
@@ -312,10 +314,7 @@ class WorkerSettings(Section):
     @field_validator("title_template")
     @classmethod
     def _title_names_the_call(cls, value: str) -> str:
-        if "{provider_call_id}" not in value:
-            raise ValueError(
-                "must contain {provider_call_id}: the duplicate guard finds uploads by it"
-            )
+        check_title_template(value)
         return value
 
     @model_validator(mode="after")
@@ -522,7 +521,7 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
             node[path[-1]] = MASK
     data["database"]["url"] = make_url(settings.database_url).render_as_string(hide_password=True)
     data["worker"]["spool_dir"] = str(settings.spool_dir)
-    return _drop_none(data)
+    return cast(dict[str, Any], _drop_none(data))
 
 
 def _drop_none(value: Any) -> Any:

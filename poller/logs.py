@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -112,7 +113,7 @@ def build_handler(
 ) -> logging.Handler:
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
-    style = settings.format
+    style: str = settings.format
     if style == "auto":
         style = "journald" if os.environ.get("JOURNAL_STREAM") else "human"
     formatter: logging.Formatter
@@ -129,16 +130,10 @@ def build_handler(
         formatter = logging.Formatter(
             "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"
         )
-    formatter.converter = _utc_converter
+    formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     handler.addFilter(RedactionFilter(secrets))
     return handler
-
-
-def _utc_converter(seconds: float | None) -> object:
-    import time
-
-    return time.gmtime(seconds)
 
 
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import tomli_w
 
-from poller.cli.root import EXIT_CONFIG, CliContext, UserError, emit_json, main_group, pass_cli
+from poller.cli.root import CliContext, config_problem, emit_json, main_group, pass_cli
 from poller.config import masked_dump, requirements_for_daemon
 
 
@@ -30,5 +30,5 @@ def check(cli: CliContext, as_json: bool) -> None:
         click.echo(tomli_w.dumps(dump).rstrip())
     problems = requirements_for_daemon(settings)
     if problems:
-        raise UserError("\n".join(f"config error: {p}" for p in problems), EXIT_CONFIG)
+        raise config_problem(problems)
     click.echo("# config OK", err=True)

@@ -26,13 +26,21 @@ EXIT_CONFIG = 2
 class UserError(click.ClickException):
     """An error the user can act on: one clear message, no traceback."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = EXIT_FAILURE
 
     def show(self, file: Any = None) -> None:
         for line in self.format_message().splitlines():
             click.echo(f"siro-poller: {line}", err=True)
+
+
+class ConfigProblem(UserError):
+    """The config or the database schema must be fixed before anything can run."""
+
+    exit_code = EXIT_CONFIG
+
+
+def config_problem(problems: list[str]) -> ConfigProblem:
+    return ConfigProblem("\n".join(f"config error: {p}" for p in problems))
 
 
 @dataclass
@@ -44,16 +52,14 @@ class CliContext:
         try:
             return load_settings(self.config_path)
         except ConfigError as exc:
-            raise UserError(
-                "\n".join(f"config error: {p}" for p in exc.problems), EXIT_CONFIG
-            ) from None
+            raise config_problem(exc.problems) from None
 
     @cached_property
     def store(self) -> SqlStore:
         try:
             return open_store(self.settings)
         except SchemaNotCurrent as exc:
-            raise UserError(str(exc), EXIT_CONFIG) from None
+            raise ConfigProblem(str(exc)) from None
 
 
 class RootGroup(click.Group):
@@ -61,9 +67,7 @@ class RootGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            raise UserError(
-                "\n".join(f"config error: {p}" for p in exc.problems), EXIT_CONFIG
-            ) from None
+            raise config_problem(exc.problems) from None
 
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,7 +6,7 @@ Every change here needs a migration in ``migrations/versions``; a test compares 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -150,3 +151,9 @@ class PollCursorRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Core views of the tables, for the store's SQL.
+calls_table = cast(Table, CallRow.__table__)
+call_events_table = cast(Table, CallEventRow.__table__)
+poll_cursors_table = cast(Table, PollCursorRow.__table__)

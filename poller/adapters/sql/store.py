@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, RowMapping, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from poller.adapters.sql.database import read_transaction, write_transaction
-from poller.adapters.sql.models import CallEventRow, CallRow, PollCursorRow
+from poller.adapters.sql.models import call_events_table as call_events
+from poller.adapters.sql.models import calls_table as calls
+from poller.adapters.sql.models import poll_cursors_table as poll_cursors
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import (
     POLL_STEP,
@@ -25,12 +27,8 @@ from poller.domain.records import Call, CallEvent, PollCursor, StatusSummary
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
-calls = CallRow.__table__
-call_events = CallEventRow.__table__
-poll_cursors = PollCursorRow.__table__
 
-
-def call_from_row(row: Mapping[str, Any]) -> Call:
+def call_from_row(row: RowMapping) -> Call:
     values = dict(row)
     values["state"] = CallState(values["state"])
     return Call(**values)

@@ -1,0 +1,46 @@
+"""Why a worker step did not succeed, in the terms the state table records.
+
+``kind`` goes to ``calls.error_kind`` and is meant for SQL (``GROUP BY error_kind``);
+``message`` goes to ``calls.last_error`` and tells a person what to do. Neither may carry a
+secret or a signed URL.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Disposition(StrEnum):
+    RETRY = "retry"  # transient: try again after a backoff, while attempts remain
+    FAIL = "fail"  # permanent: park as failed; a person fixes the cause and requeues
+    SKIP = "skip"  # policy: nothing to upload, by configuration or by the call's nature
+
+
+class StepFailure(Exception):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        disposition: Disposition,
+        *,
+        http_status: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.disposition = disposition
+        self.http_status = http_status
+        self.retry_after_seconds = retry_after_seconds
+
+    @classmethod
+    def retry(cls, kind: str, message: str, **details: float | int | None) -> StepFailure:
+        return cls(kind, message, Disposition.RETRY, **details)  # type: ignore[arg-type]
+
+    @classmethod
+    def fail(cls, kind: str, message: str, **details: float | int | None) -> StepFailure:
+        return cls(kind, message, Disposition.FAIL, **details)  # type: ignore[arg-type]
+
+    @classmethod
+    def skip(cls, kind: str, message: str) -> StepFailure:
+        return cls(kind, message, Disposition.SKIP)

@@ -1,0 +1,140 @@
+"""Shared fixtures: real SQLite files and a real PostgreSQL database, both migrated to head.
+
+PostgreSQL comes from ``POLLER_TEST_POSTGRES_URL`` (CI sets it). Each test session (each xdist
+worker) creates its own database on that server and drops it at the end, so concurrent runs
+never see each other's rows. Without the variable the Postgres cases skip locally; under CI
+(``CI`` set) a missing server is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from poller.adapters.memory_store import MemoryStore
+from poller.adapters.sql import migrate
+from poller.adapters.sql.database import make_engine
+from poller.adapters.sql.models import Base
+from poller.adapters.sql.store import SqlStore
+
+POSTGRES_ENV = "POLLER_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's own config, credentials or state directory."""
+    for name in list(os.environ):
+        if name.startswith("SIRO_POLLER_") or name in ("CREDENTIALS_DIRECTORY", "JOURNAL_STREAM"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+
+
+def postgres_admin_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail(f"{POSTGRES_ENV} is not set: CI must run every test on PostgreSQL too")
+    pytest.skip(f"{POSTGRES_ENV} not set")
+
+
+def create_postgres_database(prefix: str = "siro_poller_test") -> str:
+    admin_url = make_url(postgres_admin_url())
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{prefix}_{worker}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return admin_url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    parsed = make_url(url)
+    admin = create_engine(
+        parsed.set(database=make_url(postgres_admin_url()).database), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """An empty PostgreSQL database of its own (for migration tests)."""
+    url = create_postgres_database("siro_poller_fresh")
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def _postgres_engine() -> Iterator[Engine]:
+    url = create_postgres_database()
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+    drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def _truncate_all(engine: Engine) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def _open_backend(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Engine:
+    if backend == "postgres":
+        engine: Engine = request.getfixturevalue("_postgres_engine")
+        _truncate_all(engine)
+        return engine
+    template: Path = request.getfixturevalue("_sqlite_template")
+    path = tmp_path / "state.sqlite3"
+    shutil.copyfile(template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    request.addfinalizer(engine.dispose)
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """A migrated, empty state database on each backend."""
+    return _open_backend(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def sql_store(engine: Engine) -> SqlStore:
+    return SqlStore(engine)
+
+
+@pytest.fixture
+def memory_store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryStore | SqlStore:
+    """The same contract, run against the in-memory fake and both SQL backends."""
+    if request.param == "memory":
+        return MemoryStore()
+    return SqlStore(_open_backend(request, request.param, tmp_path))
+
+
+def database_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)

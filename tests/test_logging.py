@@ -1,0 +1,117 @@
+"""Log output: readable, journald- and JSON-friendly, and never carrying a secret."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from poller.config import LoggingSettings, load_settings
+from poller.logs import build_handler, configure_logging, redact_text, redact_url
+
+SIGNED = (
+    "https://storage.googleapis.com/siro-uploads/abc.mp3?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+    "&X-Goog-Credential=svc%40proj.iam&X-Goog-Expires=900&X-Goog-Signature=5f1e2d3c4b5a"
+)
+
+
+@pytest.fixture
+def logger() -> Iterator[logging.Logger]:
+    log = logging.getLogger("poller.test")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    yield log
+    log.handlers.clear()
+
+
+def capture(log: logging.Logger, fmt: str = "human", secrets: tuple[str, ...] = ()) -> io.StringIO:
+    stream = io.StringIO()
+    log.addHandler(build_handler(LoggingSettings(format=fmt), secrets, stream))  # type: ignore[arg-type]
+    return stream
+
+
+def test_configured_secrets_are_masked_in_messages_and_arguments(logger: logging.Logger) -> None:
+    out = capture(logger, secrets=("org-token-0123456789",))
+    logger.info("token is org-token-0123456789")
+    logger.info("token via args: %s", "org-token-0123456789")
+    assert "org-token-0123456789" not in out.getvalue()
+    assert out.getvalue().count("[REDACTED]") == 2
+
+
+def test_exception_text_is_masked_too(logger: logging.Logger) -> None:
+    out = capture(logger, secrets=("client-secret-abcdef",))
+    try:
+        raise RuntimeError(f"mint failed for client-secret-abcdef at {SIGNED}")
+    except RuntimeError:
+        logger.exception("upload step failed")
+    text = out.getvalue()
+    assert "Traceback" in text
+    assert "client-secret-abcdef" not in text
+    assert "X-Goog-Signature" not in text and "5f1e2d3c4b5a" not in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "leaked"),
+    [
+        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGciOiJIUzI1NiJ9"),
+        ("headers={'x-siro-auth-token': 'tok_live_998877'}", "tok_live_998877"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        (f"PUT {SIGNED} failed", "5f1e2d3c4b5a"),
+        ("GET https://api.aircall.io/v1/rec.mp3?token=abcd1234efgh", "abcd1234efgh"),
+        ("postgresql+psycopg://poller:hunter22@db:5432/x", "hunter22"),
+        ('{"clientSecret": "cs_live_55aa"}', "cs_live_55aa"),
+    ],
+)
+def test_tokens_and_signed_urls_are_masked_without_configuration(raw: str, leaked: str) -> None:
+    assert leaked not in redact_text(raw)
+
+
+def test_harmless_query_strings_stay_readable() -> None:
+    url = "https://voip.example.com/api/calls?page=3&per_page=100"
+    assert redact_url(url) == url
+    assert redact_url(SIGNED) == "https://storage.googleapis.com/siro-uploads/abc.mp3?[REDACTED]"
+
+
+def test_json_format_writes_one_object_per_line(logger: logging.Logger) -> None:
+    out = capture(logger, fmt="json", secrets=("provider-token-xyz987",))
+    logger.warning("polled page %d with provider-token-xyz987", 3)
+    (line,) = out.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["level"] == "WARNING"
+    assert record["logger"] == "poller.test"
+    assert record["message"] == "polled page 3 with [REDACTED]"
+    assert record["time"].endswith("+0000")
+
+
+def test_journald_lines_carry_a_syslog_priority(
+    logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    out = capture(logger, fmt="auto")
+    logger.error("download failed")
+    logger.info("poll done")
+    assert out.getvalue().splitlines() == [
+        "<3>poller.test: download failed",
+        "<6>poller.test: poll done",
+    ]
+
+
+def test_configure_logging_masks_every_secret_the_settings_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIRO_POLLER_SIRO__API_TOKEN", "org-token-from-env-1")
+    monkeypatch.setenv("SIRO_POLLER_PROVIDER__PASSWORD", "provider-pw-from-env")
+    out = io.StringIO()
+    handler = configure_logging(load_settings(None), stream=out)
+    try:
+        logging.getLogger("poller.anything").warning(
+            "sent org-token-from-env-1 and provider-pw-from-env"
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "org-token-from-env-1" not in out.getvalue()
+    assert "provider-pw-from-env" not in out.getvalue()
+    assert "sent [REDACTED] and [REDACTED]" in out.getvalue()
