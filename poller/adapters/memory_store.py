@@ -7,10 +7,13 @@ in ``tests/test_store_contract.py`` run against both.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
+from poller.domain.clock import as_utc
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import (
     POLL_STEP,
@@ -32,7 +35,6 @@ class MemoryStore:
         self.poll_cursors: dict[str, PollCursor] = {}
         self._lock = threading.RLock()
         self._next_event_id = 1
-        self._next_call_id = 1
 
     # -- reading -------------------------------------------------------------------------
 
@@ -173,24 +175,26 @@ class MemoryStore:
             ]
             if dry_run:
                 return [plan.change for plan in plans]
-            return [self._apply(plan, now) for plan in plans]
+            # Ids continue after the highest one, as an identity column does (seeded rows too).
+            next_ids = itertools.count(max(self.calls, default=0) + 1)
+            return [self._apply(plan, now, next_ids) for plan in plans]
 
-    def _apply(self, plan: IngestPlan, now: datetime) -> IngestChange:
+    def _apply(self, plan: IngestPlan, now: datetime, next_ids: Iterator[int]) -> IngestChange:
         change = plan.change
-        if plan.inserts:
-            values = dict(plan.values)
-            values["state"] = CallState(values["state"])
-            call = Call(id=self._next_call_id, **values)
-            self._next_call_id += 1
-            change = dataclasses.replace(change, call_id=call.id)
-        elif plan.values:
-            assert change.call_id is not None
-            values = dict(plan.values)
-            if "state" in values:
-                values["state"] = CallState(values["state"])
-            call = dataclasses.replace(self.calls[change.call_id], **values)
-        else:
+        if not plan.values:
             return change
+        # What a database does on the way in: instants are kept as UTC, states as their enum.
+        values: dict[str, Any] = {
+            k: as_utc(v) if isinstance(v, datetime) else v for k, v in plan.values.items()
+        }
+        if "state" in values:
+            values["state"] = CallState(values["state"])
+        if plan.inserts:
+            call = Call(id=next(next_ids), **values)
+            change = dataclasses.replace(change, call_id=call.id)
+        else:
+            assert change.call_id is not None
+            call = dataclasses.replace(self.calls[change.call_id], **values)
         self.calls[call.id] = call
         if plan.event is not None:
             self.add_event(**plan.event.columns(call.id, now))

@@ -152,6 +152,8 @@ def _plan_insert(provider: str, listed: ListedCall, now: datetime) -> IngestPlan
         "provider_call_id": record.provider_call_id,
         **listing_columns(record),
         "attempts": 0,
+        "error_kind": None,
+        "last_error": None,
         "created_at": now,
         "updated_at": now,
     }

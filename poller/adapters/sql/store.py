@@ -261,7 +261,11 @@ class SqlStore:
             .on_conflict_do_nothing(index_elements=["provider", "provider_call_id"])
             .returning(calls.c.id, calls.c.provider_call_id)
         )
-        rows = conn.execute(statement, [plan.values for plan in inserts])
+        # An executemany takes its columns from the first row: give every row all of them.
+        columns = {name for plan in inserts for name in plan.values}
+        rows = conn.execute(
+            statement, [{name: plan.values.get(name) for name in columns} for plan in inserts]
+        )
         return {row.provider_call_id: row.id for row in rows}
 
     def advance_cursor(self, provider: str, to: datetime, now: datetime) -> PollCursor:

@@ -1,0 +1,340 @@
+"""The polling half of the store contract, on the in-memory fake, SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from poller.domain.call_record import CallRecord
+from poller.domain.filters import SkipReason, SkipVerdict
+from poller.domain.ingest import IngestAction, ListedCall
+from poller.domain.states import CallState, Direction, RecordingState
+from tests.seed import AnyStore, seed_call
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+STARTED = NOW - timedelta(minutes=30)
+WAIT_MESSAGE = "no recording 48 h after the call was first listed"
+
+
+def record(call_id: str, **fields: Any) -> CallRecord:
+    values: dict[str, Any] = {
+        "provider_call_id": call_id,
+        "started_at": STARTED,
+        "recording_state": RecordingState.READY,
+        "recording_url": f"https://voip.example.com/recordings/{call_id}.mp3",
+        "rep_email": "rep@yourcompany.com",
+        "contact_name": "Jane Smith",
+        "raw": {"call_id": call_id},
+        **fields,
+    }
+    return CallRecord(**values)
+
+
+def listed(*records: CallRecord, skip: SkipVerdict | None = None) -> list[ListedCall]:
+    return [ListedCall(r, skip) for r in records]
+
+
+def by_id(store: AnyStore, call_id: str) -> Any:
+    [call] = store.find_calls(call_id)
+    return call
+
+
+def test_new_calls_are_inserted_due_waiting_or_skipped(any_store: AnyStore) -> None:
+    too_short = SkipVerdict(SkipReason.TOO_SHORT, "call lasted 3 s")
+    changes = any_store.ingest_page(
+        "generic",
+        [
+            *listed(record("ready")),
+            *listed(record("waiting", recording_state=RecordingState.PENDING, recording_url=None)),
+            *listed(record("short", duration_seconds=3), skip=too_short),
+            *listed(record("none", recording_state=RecordingState.NONE, recording_url=None)),
+        ],
+        NOW,
+    )
+    assert [(c.provider_call_id, c.action) for c in changes] == [
+        ("ready", IngestAction.INSERTED),
+        ("waiting", IngestAction.INSERTED),
+        ("short", IngestAction.SKIPPED),
+        ("none", IngestAction.SKIPPED),
+    ]
+    assert all(c.call_id is not None for c in changes)
+
+    ready = by_id(any_store, "ready")
+    assert (ready.state, ready.next_attempt_at, ready.attempts) == (CallState.PENDING, NOW, 0)
+    assert ready.recording_state == "ready"
+    assert ready.started_at == STARTED and ready.started_at.tzinfo is not None
+    assert ready.rep_email == "rep@yourcompany.com"
+    assert ready.raw == {"call_id": "ready"}
+    assert (ready.created_at, ready.updated_at) == (NOW, NOW)
+
+    waiting = by_id(any_store, "waiting")
+    assert (waiting.state, waiting.next_attempt_at) == (CallState.PENDING, None)
+
+    short = by_id(any_store, "short")
+    assert (short.state, short.error_kind, short.last_error) == (
+        CallState.SKIPPED,
+        "too_short",
+        "call lasted 3 s",
+    )
+    assert short.next_attempt_at is None
+    none = by_id(any_store, "none")
+    assert (none.state, none.error_kind) == (CallState.SKIPPED, "no_recording")
+
+    [event] = any_store.events_for(short.id)
+    assert (event.step, event.outcome, event.from_state, event.to_state) == (
+        "poll",
+        "skipped",
+        None,
+        "skipped",
+    )
+    [event] = any_store.events_for(ready.id)
+    assert (event.outcome, event.to_state, event.message) == (
+        "listed",
+        "pending",
+        "listed; recording ready",
+    )
+    assert any_store.status(NOW).due_now == 1
+
+
+def test_listing_the_same_calls_again_changes_nothing(any_store: AnyStore) -> None:
+    page = listed(record("a"), record("b", recording_state=RecordingState.PENDING))
+    any_store.ingest_page("generic", page, NOW)
+    later = NOW + timedelta(minutes=5)
+    changes = any_store.ingest_page("generic", page, later)
+    assert [c.action for c in changes] == [IngestAction.UNCHANGED] * 2
+    a = by_id(any_store, "a")
+    assert a.updated_at == NOW
+    assert len(any_store.events_for(a.id)) == 1
+    assert len(any_store.list_calls()) == 2
+
+
+def test_a_call_listed_twice_in_one_page_is_one_row_with_the_last_sighting(
+    any_store: AnyStore,
+) -> None:
+    changes = any_store.ingest_page(
+        "generic", listed(record("a", contact_name="Old"), record("a", contact_name="New")), NOW
+    )
+    assert [c.action for c in changes] == [IngestAction.INSERTED]
+    assert by_id(any_store, "a").contact_name == "New"
+
+
+def test_changed_metadata_is_updated_with_an_event_naming_the_columns(
+    any_store: AnyStore,
+) -> None:
+    any_store.ingest_page("generic", listed(record("a")), NOW)
+    later = NOW + timedelta(minutes=5)
+    [change] = any_store.ingest_page(
+        "generic",
+        listed(record("a", contact_name="Jane Doe", direction=Direction.INBOUND)),
+        later,
+    )
+    assert change.action is IngestAction.UPDATED
+    assert set(change.changed) == {"contact_name", "direction"}
+    call = by_id(any_store, "a")
+    assert (call.contact_name, call.direction, call.updated_at) == ("Jane Doe", "inbound", later)
+    assert (call.state, call.next_attempt_at) == (CallState.PENDING, NOW)  # untouched
+    event = any_store.events_for(call.id)[-1]
+    assert (event.outcome, event.from_state, event.to_state) == ("updated", "pending", "pending")
+    assert event.message == "metadata changed: direction, contact_name"
+
+
+def test_a_raw_only_change_is_stored_quietly(any_store: AnyStore) -> None:
+    any_store.ingest_page("generic", listed(record("a")), NOW)
+    [change] = any_store.ingest_page(
+        "generic", listed(record("a", raw={"call_id": "a", "views": 2})), NOW + timedelta(1)
+    )
+    assert change.action is IngestAction.UPDATED and change.changed == ("raw",)
+    call = by_id(any_store, "a")
+    assert call.raw == {"call_id": "a", "views": 2}
+    assert len(any_store.events_for(call.id)) == 1
+
+
+def test_a_waiting_call_becomes_due_when_its_recording_is_ready(any_store: AnyStore) -> None:
+    waiting = record("a", recording_state=RecordingState.PENDING, recording_url=None)
+    any_store.ingest_page("generic", listed(waiting), NOW)
+    later = NOW + timedelta(minutes=10)
+    [change] = any_store.ingest_page("generic", listed(record("a")), later)
+    assert change.action is IngestAction.BECAME_DUE
+    call = by_id(any_store, "a")
+    assert (call.state, call.next_attempt_at) == (CallState.PENDING, later)
+    assert call.recording_url == "https://voip.example.com/recordings/a.mp3"
+    event = any_store.events_for(call.id)[-1]
+    assert (event.outcome, event.from_state, event.to_state) == (
+        "recording_ready",
+        "pending",
+        "pending",
+    )
+    assert any_store.status(later).due_now == 1
+
+
+def test_rows_never_move_backwards(any_store: AnyStore) -> None:
+    seed_call(any_store, "up", state=CallState.UPLOADED, siro_recording_id="r", uploaded_at=NOW)
+    seed_call(any_store, "down", state=CallState.DOWNLOADED, next_attempt_at=NOW)
+    seed_call(any_store, "failed", state=CallState.FAILED, error_kind="not_audio")
+    seed_call(any_store, "skipped", state=CallState.SKIPPED, error_kind="no_recording")
+    seed_call(
+        any_store,
+        "leased",
+        next_attempt_at=NOW,
+        lease_owner="worker-1",
+        lease_expires_at=NOW + timedelta(minutes=30),
+    )
+    keys = ["up", "down", "failed", "skipped", "leased"]
+    deny = SkipVerdict(SkipReason.REP_DENIED, "rep matches poll.rep_deny")
+    gone = [record(key, recording_state=RecordingState.NONE, contact_name="X") for key in keys]
+    changes = any_store.ingest_page("generic", listed(*gone, skip=deny), NOW)
+    assert {c.action for c in changes} == {IngestAction.UPDATED}
+    for key, state in zip(
+        keys,
+        [
+            CallState.UPLOADED,
+            CallState.DOWNLOADED,
+            CallState.FAILED,
+            CallState.SKIPPED,
+            CallState.PENDING,
+        ],
+        strict=True,
+    ):
+        call = by_id(any_store, key)
+        assert call.state == state, key
+        assert call.contact_name == "X"
+    assert by_id(any_store, "failed").error_kind == "not_audio"
+    assert by_id(any_store, "leased").lease_owner == "worker-1"
+
+
+def test_a_not_started_row_can_still_be_skipped(any_store: AnyStore) -> None:
+    any_store.ingest_page("generic", listed(record("a")), NOW)
+    verdict = SkipVerdict(SkipReason.TOO_SHORT, "call lasted 2 s")
+    [change] = any_store.ingest_page(
+        "generic", listed(record("a", duration_seconds=2), skip=verdict), NOW + timedelta(1)
+    )
+    assert (change.action, change.from_state, change.to_state) == (
+        IngestAction.SKIPPED,
+        CallState.PENDING,
+        CallState.SKIPPED,
+    )
+    call = by_id(any_store, "a")
+    assert (call.state, call.error_kind, call.next_attempt_at) == (
+        CallState.SKIPPED,
+        "too_short",
+        None,
+    )
+
+
+def test_the_same_call_id_at_two_providers_is_two_rows(any_store: AnyStore) -> None:
+    any_store.ingest_page("acme", listed(record("c-1")), NOW)
+    [change] = any_store.ingest_page("globex", listed(record("c-1")), NOW)
+    assert change.action is IngestAction.INSERTED
+    assert sorted(call.provider for call in any_store.find_calls("c-1")) == ["acme", "globex"]
+
+
+def test_a_dry_run_plans_without_writing(any_store: AnyStore) -> None:
+    any_store.ingest_page(
+        "generic", listed(record("known", recording_state=RecordingState.PENDING)), NOW
+    )
+    changes = any_store.ingest_page(
+        "generic", listed(record("known"), record("new")), NOW, dry_run=True
+    )
+    assert [(c.provider_call_id, c.action) for c in changes] == [
+        ("known", IngestAction.BECAME_DUE),
+        ("new", IngestAction.INSERTED),
+    ]
+    assert changes[1].call_id is None
+    assert [call.provider_call_id for call in any_store.list_calls()] == ["known"]
+    assert by_id(any_store, "known").next_attempt_at is None
+
+
+def test_ingesting_an_empty_page_is_harmless(any_store: AnyStore) -> None:
+    assert any_store.ingest_page("generic", [], NOW) == []
+
+
+def test_the_cursor_only_moves_forward(any_store: AnyStore) -> None:
+    assert any_store.get_cursor("generic") is None
+    cursor = any_store.advance_cursor("generic", NOW, NOW)
+    assert (cursor.provider, cursor.cursor_value, cursor.last_polled_at) == ("generic", NOW, NOW)
+    later = NOW + timedelta(minutes=5)
+    cursor = any_store.advance_cursor("generic", NOW - timedelta(hours=1), later)
+    assert (cursor.cursor_value, cursor.last_polled_at) == (NOW, later)
+    cursor = any_store.advance_cursor("generic", later, later)
+    assert cursor.cursor_value == later
+    stored = any_store.get_cursor("generic")
+    assert stored is not None and stored.cursor_value == later
+    assert stored.cursor_value.tzinfo is not None
+    assert any_store.get_cursor("other") is None
+
+
+def test_poll_results_keep_the_error_until_a_clean_cycle(any_store: AnyStore) -> None:
+    any_store.record_poll_result("generic", NOW, "page 3: HTTP 500")
+    cursor = any_store.get_cursor("generic")
+    assert cursor is not None
+    assert (cursor.cursor_value, cursor.last_error, cursor.last_error_at) == (
+        None,
+        "page 3: HTTP 500",
+        NOW,
+    )
+    assert cursor.last_success_at is None
+    later = NOW + timedelta(minutes=5)
+    any_store.advance_cursor("generic", NOW, later)
+    any_store.record_poll_result("generic", later, None)
+    cursor = any_store.get_cursor("generic")
+    assert cursor is not None
+    assert dataclasses.asdict(cursor) == {
+        "provider": "generic",
+        "cursor_value": NOW,
+        "last_polled_at": later,
+        "last_success_at": later,
+        "last_error": None,
+        "last_error_at": None,
+    }
+    assert any_store.cursors() == [cursor]
+
+
+def test_calls_waiting_too_long_are_skipped_as_no_recording(any_store: AnyStore) -> None:
+    long_ago = NOW - timedelta(hours=49)
+    seed_call(any_store, "old-waiting", at=long_ago, recording_state="pending")
+    seed_call(any_store, "old-no-state", at=long_ago)
+    seed_call(any_store, "recent-waiting", at=NOW - timedelta(hours=47), recording_state="pending")
+    seed_call(any_store, "old-due", at=long_ago, next_attempt_at=NOW, recording_state="ready")
+    seed_call(any_store, "old-other-provider", provider="acme", at=long_ago)
+    seed_call(
+        any_store,
+        "old-uploaded",
+        at=long_ago,
+        state=CallState.UPLOADED,
+        siro_recording_id="r",
+        uploaded_at=NOW,
+    )
+    seed_call(
+        any_store,
+        "old-leased",
+        at=long_ago,
+        next_attempt_at=None,
+        lease_owner="w",
+        lease_expires_at=NOW + timedelta(minutes=1),
+    )
+    cutoff = NOW - timedelta(hours=48)
+
+    planned = any_store.expire_waiting("generic", cutoff, NOW, message=WAIT_MESSAGE, dry_run=True)
+    assert planned == ["old-waiting", "old-no-state"]
+    assert by_id(any_store, "old-waiting").state is CallState.PENDING
+
+    expired = any_store.expire_waiting("generic", cutoff, NOW, message=WAIT_MESSAGE)
+    assert expired == ["old-waiting", "old-no-state"]
+    call = by_id(any_store, "old-waiting")
+    assert (call.state, call.error_kind, call.last_error, call.updated_at) == (
+        CallState.SKIPPED,
+        "no_recording",
+        WAIT_MESSAGE,
+        NOW,
+    )
+    [event] = any_store.events_for(call.id)
+    assert (event.step, event.outcome, event.from_state, event.to_state) == (
+        "poll",
+        "skipped",
+        "pending",
+        "skipped",
+    )
+    for untouched in ("recent-waiting", "old-due", "old-leased"):
+        assert by_id(any_store, untouched).state is CallState.PENDING
+    assert any_store.expire_waiting("generic", cutoff, NOW, message=WAIT_MESSAGE) == []
