@@ -121,7 +121,10 @@ class RetryPolicy:
 
 
 def _dig(document: Any, path: str | None) -> Any:
-    """The value at a dotted path (``data.calls``, ``user.0.email``), or ``_MISSING``."""
+    """The value at a dotted path (``data.calls``, ``user.0.email``), or ``_MISSING``.
+
+    No path means the document itself (a response body that is the list of calls).
+    """
     if path is None:
         return document
     node = document
@@ -138,6 +141,11 @@ def _dig(document: Any, path: str | None) -> Any:
         else:
             return _MISSING
     return node
+
+
+def _field(record: Any, path: str | None) -> Any:
+    """A record's field at ``path``; an unmapped field (``None``) is missing, not the record."""
+    return _MISSING if path is None else _dig(record, path)
 
 
 def _present(value: Any) -> bool:
@@ -354,14 +362,14 @@ class GenericProvider:
         def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
             return MalformedRecordError(position, reason, call_id)
 
-        call_id = _text(_dig(raw, fields.call_id))
+        call_id = _text(_field(raw, fields.call_id))
         if call_id is None:
             raise malformed(f"no call id at {fields.call_id!r}")
         if len(call_id) > MAX_ID_LENGTH:
             raise malformed(f"call id longer than {MAX_ID_LENGTH} characters")
 
         def timestamp(path: str | None, time_format: str, name: str) -> datetime | None:
-            value = _dig(raw, path)
+            value = _field(raw, path)
             if not _present(value):
                 return None
             try:
@@ -376,7 +384,7 @@ class GenericProvider:
         ended_at = timestamp(fields.ended_at, fields.ended_at_format, "ended_at")
 
         duration: int | None = None
-        duration_value = _dig(raw, fields.duration)
+        duration_value = _field(raw, fields.duration)
         if _present(duration_value):
             number = _number(duration_value)
             if number is None or number < 0:
@@ -385,16 +393,16 @@ class GenericProvider:
         elif ended_at is not None and ended_at >= started_at:
             duration = round((ended_at - started_at).total_seconds())
 
-        recording_id = _text(_dig(raw, fields.recording_id))
+        recording_id = _text(_field(raw, fields.recording_id))
         if recording_id is not None and len(recording_id) > MAX_ID_LENGTH:
             raise malformed(f"recording id longer than {MAX_ID_LENGTH} characters", call_id)
 
-        recording_url = _text(_dig(raw, fields.recording_url))
+        recording_url = _text(_field(raw, fields.recording_url))
         if recording_url is not None:
             recording_url = urljoin(self.base_url + "/", recording_url)
 
         def text(name: str) -> str | None:
-            return _text(_dig(raw, getattr(fields, name)), TEXT_LIMITS[name])
+            return _text(_field(raw, getattr(fields, name)), TEXT_LIMITS[name])
 
         return CallRecord(
             provider_call_id=call_id,
@@ -466,7 +474,7 @@ class GenericProvider:
         downloadable = url is not None or self.settings.recording.refetch_path is not None
         if fields.recording_status is None:
             return RecordingState.READY if url is not None else RecordingState.PENDING
-        status = _text(_dig(raw, fields.recording_status))
+        status = _text(_field(raw, fields.recording_status))
         lowered = status.lower() if status else None
         if lowered in {value.lower() for value in fields.recording_absent_values}:
             return RecordingState.NONE
@@ -475,7 +483,7 @@ class GenericProvider:
         return RecordingState.PENDING
 
     def _direction(self, raw: Mapping[str, Any]) -> Direction | None:
-        value = _text(_dig(raw, self.fields.direction))
+        value = _text(_field(raw, self.fields.direction))
         if value is None:
             return None
         mapped = self.fields.direction_values.get(value.lower())
@@ -493,7 +501,7 @@ class GenericProvider:
         url = urljoin(self.base_url + "/", path.lstrip("/"))
         body, _headers = self._get_json(url, None, f"call {call.provider_call_id}")
         item = _dig(body, self.settings.recording.refetch_item_path)
-        found = _text(_dig(item, self.fields.recording_url)) if item is not _MISSING else None
+        found = _text(_field(item, self.fields.recording_url)) if item is not _MISSING else None
         if found is None:
             raise TransientProviderError(
                 f"call {call.provider_call_id}: the provider returned no recording URL for it yet"

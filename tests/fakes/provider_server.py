@@ -1,0 +1,329 @@
+"""A scriptable fake of a phone system's call-log API, served on a real socket.
+
+It answers window queries with the parameter names and time format it is told to use, pages
+with tokens, next-page URLs or page numbers, checks auth, can fail chosen pages, can hand out a
+paging token twice, and serves recording audio registered per call. Use it with
+:class:`tests.fakes.http_server.LocalHTTPServer`::
+
+    api = FakeCallLog(page_size=100)
+    api.add_call(quickstart_call("call-1", started), started)
+    with serve(api) as server:
+        ...  # point provider.base_url at server.url
+
+The window is compared with each call's ``at`` instant (given when the call is added), so the
+records themselves can be shaped however a test likes, malformed ones included.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+
+Paging = Literal["none", "token", "next_url", "page_number"]
+TimeFormat = Literal["iso8601", "unix_s", "unix_ms"]
+Bounds = Literal["half_open", "inclusive", "exclusive"]
+
+QUICKSTART_REP_EMAIL = "rep@yourcompany.com"
+
+
+def quickstart_call(
+    call_id: str,
+    started_at: datetime,
+    *,
+    recording_url: str | None = None,
+    email: str = QUICKSTART_REP_EMAIL,
+    number: str = "+14251234563",
+    contact_name: str = "Jane Smith",
+    contact_phone: str = "+15551234567",
+) -> dict[str, Any]:
+    """A record shaped like the payload of Siro's phone-integration quickstart."""
+    return {
+        "call_id": call_id,
+        "email": email,
+        "number": number,
+        "recording_url": recording_url,
+        "started_at": started_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "contact_name": contact_name,
+        "contact_phone": contact_phone,
+    }
+
+
+def _put(document: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = document
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+
+
+@dataclass
+class Failure:
+    status: int
+    times: int | None  # None: until cleared
+    retry_after: str | None = None
+
+
+@dataclass
+class Recording:
+    body: bytes
+    content_type: str = "audio/mpeg"
+    require_auth: bool = True
+    required_query: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FakeCallLog:
+    """The fake API's state and script. Mutate it between cycles to simulate time passing."""
+
+    list_path: str = "/calls"
+    start_param: str = "from"
+    end_param: str | None = "to"
+    time_format: TimeFormat = "iso8601"
+    bounds: Bounds = "half_open"
+    items_path: str | None = "calls"
+    paging: Paging = "token"
+    page_size: int = 100
+    page_size_param: str | None = None
+    token_param: str = "page_token"
+    token_path: str = "next_page_token"
+    next_url_path: str = "next"
+    page_param: str = "page"
+    first_page: int = 1
+    row_cap: int | None = None
+    # Auth the API insists on: ("bearer", token), ("basic", user, password),
+    # ("api_key", header, key), or None for an open API.
+    auth: tuple[str, ...] | None = None
+    # Serve page N again as page N's own successor: the client gets a paging token twice.
+    repeat_token_at_page: int | None = None
+    # Single-call route `list_path/<id>`: the record sits at this key ("" = the body).
+    single_item_key: str = "call"
+
+    calls: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
+    recordings: dict[str, Recording] = field(default_factory=dict)
+    failures: dict[int, Failure] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _anonymous: int = 0
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def add_call(self, record: dict[str, Any], at: datetime, key: str | None = None) -> None:
+        """Serve ``record`` for windows that contain ``at`` (replacing one with the same key)."""
+        with self.lock:
+            if key is None:
+                call_id = record.get("call_id", record.get("id"))
+                if call_id is None:
+                    self._anonymous += 1
+                    call_id = f"anonymous-{self._anonymous}"
+                key = str(call_id)
+            self.calls[key] = (at, record)
+
+    def update_call(self, key: str, **changes: Any) -> None:
+        with self.lock:
+            at, record = self.calls[key]
+            self.calls[key] = (at, {**record, **changes})
+
+    def add_recording(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        content_type: str = "audio/mpeg",
+        require_auth: bool = True,
+        required_query: dict[str, str] | None = None,
+    ) -> str:
+        """Serve ``body`` at ``path``; returns the path for building a ``recording_url``."""
+        with self.lock:
+            self.recordings[path] = Recording(
+                body, content_type, require_auth, dict(required_query or {})
+            )
+        return path
+
+    def fail_page(
+        self, page: int, status: int = 500, *, times: int | None = 1, retry_after: str | None = None
+    ) -> None:
+        """Answer listing page ``page`` (from 1) with ``status``, ``times`` times (None: always)."""
+        with self.lock:
+            self.failures[page] = Failure(status, times, retry_after)
+
+    def clear_failures(self) -> None:
+        with self.lock:
+            self.failures.clear()
+
+    def list_requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if r["path"] == self.list_path]
+
+    # -- answering -------------------------------------------------------------------------
+
+    def authorised(self, headers: dict[str, str]) -> bool:
+        if self.auth is None:
+            return True
+        kind = self.auth[0]
+        lowered = {name.lower(): value for name, value in headers.items()}
+        if kind == "bearer":
+            return lowered.get("authorization") == f"Bearer {self.auth[1]}"
+        if kind == "basic":
+            pair = f"{self.auth[1]}:{self.auth[2]}".encode()
+            return lowered.get("authorization") == "Basic " + base64.b64encode(pair).decode()
+        if kind == "api_key":
+            return lowered.get(self.auth[1].lower()) == self.auth[2]
+        raise AssertionError(f"unknown auth kind {kind}")
+
+    def parse_time(self, value: str) -> datetime:
+        if self.time_format == "iso8601":
+            return datetime.fromisoformat(value).astimezone(UTC)
+        number = int(value)
+        return datetime.fromtimestamp(
+            number / 1000 if self.time_format == "unix_ms" else number, tz=UTC
+        )
+
+    def in_window(self, at: datetime, start: datetime, end: datetime | None) -> bool:
+        after_start = at > start if self.bounds == "exclusive" else at >= start
+        if end is None:
+            return after_start
+        before_end = at <= end if self.bounds == "inclusive" else at < end
+        return after_start and before_end
+
+    def page_of(self, query: dict[str, str]) -> tuple[int, int]:
+        """(page number from 1, offset) of a listing request."""
+        if self.paging == "token" and self.token_param in query:
+            offset = int(query[self.token_param].removeprefix("tok-"))
+        elif self.paging == "next_url" and "cursor" in query:
+            offset = int(query["cursor"])
+        elif self.paging == "page_number" and self.page_param in query:
+            offset = (int(query[self.page_param]) - self.first_page) * self.size(query)
+        else:
+            offset = 0
+        return offset // self.size(query) + 1, offset
+
+    def size(self, query: dict[str, str]) -> int:
+        if self.page_size_param and self.page_size_param in query:
+            return int(query[self.page_size_param])
+        return self.page_size
+
+    def listing(self, query: dict[str, str], base_url: str) -> tuple[int, Any, dict[str, str]]:
+        """Status, body and extra headers of a listing request."""
+        with self.lock:
+            page, offset = self.page_of(query)
+            failure = self.failures.get(page)
+            if failure is not None and failure.times != 0:
+                if failure.times is not None:
+                    failure.times -= 1
+                headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+                return failure.status, {"error": f"injected failure on page {page}"}, headers
+            start = self.parse_time(query[self.start_param])
+            end = self.parse_time(query[self.end_param]) if self.end_param else None
+            matching = sorted(
+                (
+                    (at, key, record)
+                    for key, (at, record) in self.calls.items()
+                    if self.in_window(at, start, end)
+                ),
+                key=lambda item: (item[0], item[1]),
+            )
+            if self.row_cap is not None:
+                matching = matching[: self.row_cap]
+            size = self.size(query)
+            items = [record for _at, _key, record in matching[offset : offset + size]]
+            more = offset + size < len(matching)
+            next_offset = offset + size
+            if self.repeat_token_at_page is not None and page >= self.repeat_token_at_page:
+                more, next_offset = True, offset
+        body: dict[str, Any] = {}
+        if self.items_path:
+            _put(body, self.items_path, items)
+        if self.paging == "token":
+            _put(body, self.token_path, f"tok-{next_offset}" if more else None)
+        elif self.paging == "next_url":
+            following = {k: v for k, v in query.items() if k != "cursor"}
+            following["cursor"] = str(next_offset)
+            link = f"{base_url}{self.list_path}?{urlencode(following)}"
+            _put(body, self.next_url_path, link if more else None)
+        return 200, (body if self.items_path else items), {}
+
+    def single_call(self, key: str) -> tuple[int, Any]:
+        with self.lock:
+            found = self.calls.get(key)
+        if found is None:
+            return 404, {"error": "no such call"}
+        record = found[1]
+        return 200, {self.single_item_key: record} if self.single_item_key else record
+
+
+class FakeProviderHandler(QuietHandler):
+    server: Any
+
+    def do_GET(self) -> None:
+        api: FakeCallLog = self.server.state
+        parts = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        headers = dict(self.headers.items())
+        with api.lock:
+            api.requests.append({"path": parts.path, "query": query, "headers": headers})
+        recording = api.recordings.get(parts.path)
+        if recording is not None:
+            self._recording(api, recording, query, headers)
+            return
+        if not api.authorised(headers):
+            self._json(401, {"error": "unauthorised"})
+            return
+        host = self.headers.get("Host", "")
+        if parts.path == api.list_path:
+            status, body, extra = api.listing(query, f"http://{host}")
+            self._json(status, body, extra)
+            return
+        prefix = api.list_path.rstrip("/") + "/"
+        if parts.path.startswith(prefix):
+            status, body = api.single_call(parts.path.removeprefix(prefix))
+            self._json(status, body)
+            return
+        self._json(404, {"error": "not found"})
+
+    def _recording(
+        self, api: FakeCallLog, recording: Recording, query: dict[str, str], headers: dict[str, str]
+    ) -> None:
+        if recording.require_auth and not api.authorised(headers):
+            self._json(401, {"error": "unauthorised"})
+            return
+        if any(query.get(name) != value for name, value in recording.required_query.items()):
+            self._json(403, {"error": "bad signature"})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", recording.content_type)
+        self.send_header("Content-Length", str(len(recording.body)))
+        self.end_headers()
+        self.wfile.write(recording.body)
+
+    def _json(self, status: int, body: Any, extra: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class QuickStopServer(LocalHTTPServer):
+    """A :class:`LocalHTTPServer` that stops in milliseconds rather than half a second."""
+
+    def __init__(self, handler_class: type[QuietHandler], state: object = None) -> None:
+        super().__init__(handler_class, state)
+        server = self._server
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.02), daemon=True
+        )
+
+
+def serve(api: FakeCallLog) -> LocalHTTPServer:
+    """A server playing ``api``; use it as a context manager."""
+    return QuickStopServer(FakeProviderHandler, api)
