@@ -8,6 +8,7 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.config import Settings
+from poller.ports.provider import ProviderPort
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -19,3 +20,10 @@ def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
     engine = engine or build_engine(settings)
     migrate.assert_at_head(engine)
     return SqlStore(engine)
+
+
+def build_provider(settings: Settings) -> ProviderPort:
+    """The adapter for ``provider.kind``; raises ``ConfigError`` if its settings are incomplete."""
+    from poller.adapters.providers import build_provider as build
+
+    return build(settings.provider)

@@ -1,0 +1,274 @@
+"""One poll cycle: list the provider's call log since the cursor and upsert what it says.
+
+The same function serves ``siro-poller poll`` and the scheduler. Its contract:
+
+1. Read the cursor; on the first run start at ``poll.start_at`` or ``now - initial_lookback``.
+2. List the window ``[cursor - lookback, now - settle_delay)``, split into spans the provider
+   accepts (see :mod:`poller.domain.windows` for the boundary rule).
+3. Commit each page as it arrives (one transaction per page), so a failure later in a window
+   keeps what was already read.
+4. Move the cursor to the end of each span once all of that span's pages are in, never past a
+   failed page and never beyond ``now - settle_delay``. A failed span ends the cycle and its
+   error goes on ``poll_cursors.last_error``; the next cycle lists it again.
+5. Skip, as ``no_recording``, calls that have waited longer than ``recording_wait_hours``.
+
+``now`` is an argument so tests can simulate time; nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from poller.config import Settings
+from poller.domain.call_record import RateLimitHints
+from poller.domain.clock import as_utc
+from poller.domain.filters import CallFilter
+from poller.domain.ingest import IngestAction, IngestChange, ListedCall, no_recording_message
+from poller.domain.states import Direction
+from poller.domain.windows import Window, first_cursor, halve, poll_window, split_window
+from poller.logs import redact_text
+from poller.ports.provider import MalformedRecordError, ProviderError, ProviderPort
+from poller.ports.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PollParams:
+    """What a poll cycle needs from the configuration."""
+
+    provider_key: str
+    lookback: timedelta = timedelta(minutes=60)
+    settle_delay: timedelta = timedelta(seconds=120)
+    initial_lookback: timedelta = timedelta(hours=24)
+    start_at: datetime | None = None
+    recording_wait: timedelta = timedelta(hours=48)
+    call_filter: CallFilter = field(default_factory=CallFilter)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PollParams:
+        poll = settings.poll
+        return cls(
+            provider_key=settings.provider_key,
+            lookback=timedelta(minutes=poll.lookback_minutes),
+            settle_delay=timedelta(seconds=poll.settle_delay_seconds),
+            initial_lookback=timedelta(hours=poll.initial_lookback_hours),
+            start_at=as_utc(poll.start_at) if poll.start_at else None,
+            recording_wait=timedelta(hours=poll.recording_wait_hours),
+            call_filter=CallFilter(
+                min_duration_seconds=poll.min_duration_seconds,
+                directions=frozenset(Direction(name) for name in poll.directions),
+                rep_allow=tuple(poll.rep_allow),
+                rep_deny=tuple(poll.rep_deny),
+            ),
+        )
+
+
+@dataclass
+class PollReport:
+    """What one cycle did (or, with ``dry_run``, would do).
+
+    ``changes`` lists every row the cycle touched; unchanged re-reads are only counted.
+    """
+
+    provider: str
+    now: datetime
+    dry_run: bool
+    window: Window | None = None
+    cursor_before: datetime | None = None
+    cursor_after: datetime | None = None
+    spans_listed: int = 0
+    pages: int = 0
+    listed: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    changes: list[IngestChange] = field(default_factory=list)
+    malformed: list[MalformedRecordError] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    rate_limit: RateLimitHints | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def add(self, changes: list[IngestChange]) -> None:
+        for change in changes:
+            self.counts[change.action.value] += 1
+            if change.action is not IngestAction.UNCHANGED:
+                self.changes.append(change)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``poll --json`` document."""
+        return {
+            "provider": self.provider,
+            "dry_run": self.dry_run,
+            "now": self.now,
+            "window": {"start": self.window.start, "end": self.window.end} if self.window else None,
+            "cursor_before": self.cursor_before,
+            "cursor_after": self.cursor_after,
+            "spans_listed": self.spans_listed,
+            "pages": self.pages,
+            "listed": self.listed,
+            "counts": {action.value: self.counts[action.value] for action in IngestAction}
+            | {"malformed": len(self.malformed), "expired": len(self.expired)},
+            "changes": [
+                {
+                    "provider_call_id": change.provider_call_id,
+                    "action": change.action.value,
+                    "call_id": change.call_id,
+                    "from_state": change.from_state.value if change.from_state else None,
+                    "to_state": change.to_state.value,
+                    "changed": list(change.changed),
+                    "message": change.message,
+                }
+                for change in self.changes
+            ],
+            "malformed": [
+                {
+                    "page": error.position.page,
+                    "index": error.position.index,
+                    "window_start": error.position.window.start,
+                    "window_end": error.position.window.end,
+                    "call_id": error.call_id,
+                    "reason": error.reason,
+                }
+                for error in self.malformed
+            ],
+            "expired": self.expired,
+            "error": self.error,
+        }
+
+
+def poll_once(
+    config: Settings | PollParams,
+    provider: ProviderPort,
+    store: Store,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+) -> PollReport:
+    """Run one poll cycle at simulated or real time ``now``. Never raises a provider error:
+    it is in the report and, unless ``dry_run``, on ``poll_cursors.last_error``."""
+    params = config if isinstance(config, PollParams) else PollParams.from_settings(config)
+    now = as_utc(now)
+    key = params.provider_key
+    capabilities = provider.capabilities
+    cursor = store.get_cursor(key)
+    report = PollReport(provider=key, now=now, dry_run=dry_run)
+    report.cursor_before = report.cursor_after = cursor.cursor_value if cursor else None
+    report.window = poll_window(
+        report.cursor_before,
+        now=now,
+        lookback=params.lookback,
+        settle_delay=max(params.settle_delay, capabilities.settle_delay),
+        initial_start=first_cursor(
+            now, start_at=params.start_at, initial_lookback=params.initial_lookback
+        ),
+        floor=params.start_at,
+        history_limit=capabilities.history_limit,
+    )
+    try:
+        if report.window is not None:
+            _list_window(report, report.window, params, provider, store)
+    except Exception as exc:
+        # Not a provider failure but a bug or a database problem: still leave a trace where
+        # operators look (`status`), then let the scheduler see it.
+        if not dry_run:
+            message = f"unexpected {type(exc).__name__}: {redact_text(str(exc))[:500]}"
+            store.record_poll_result(key, now, message)
+        raise
+    report.expired = store.expire_waiting(
+        key,
+        now - params.recording_wait,
+        now,
+        message=no_recording_message(params.recording_wait.total_seconds() / 3600),
+        dry_run=dry_run,
+    )
+    if not dry_run:
+        store.record_poll_result(key, now, report.error)
+    _log_summary(report)
+    return report
+
+
+def _list_window(
+    report: PollReport,
+    window: Window,
+    params: PollParams,
+    provider: ProviderPort,
+    store: Store,
+) -> None:
+    key = params.provider_key
+    row_cap = provider.capabilities.max_rows_per_query
+    spans = deque(split_window(window, provider.capabilities.max_window))
+    # A dry run writes nothing, so a call listed again in a later span would look new again.
+    seen_in_dry_run: set[str] = set()
+    while spans:
+        span = spans.popleft()
+        items_in_span = 0
+        try:
+            for page in provider.list_window(span):
+                report.pages += 1
+                items_in_span += page.item_count
+                report.rate_limit = page.rate_limit
+                for malformed in page.malformed:
+                    log.warning("%s: skipped a malformed record: %s", key, malformed)
+                report.malformed.extend(page.malformed)
+                listed = [
+                    ListedCall(record, params.call_filter.verdict(record))
+                    for record in page.records
+                ]
+                if report.dry_run:
+                    listed = [
+                        item
+                        for item in listed
+                        if item.record.provider_call_id not in seen_in_dry_run
+                    ]
+                    seen_in_dry_run.update(item.record.provider_call_id for item in listed)
+                report.listed += len(page.records)
+                report.add(store.ingest_page(key, listed, report.now, dry_run=report.dry_run))
+        except ProviderError as exc:
+            report.error = redact_text(str(exc))
+            log.error("%s: listing stopped, the cursor stays: %s", key, report.error)
+            return
+        if row_cap is not None and items_in_span >= row_cap:
+            halves = halve(span)
+            if halves is None:
+                report.error = (
+                    f"window {span}: the provider returned its row cap ({row_cap}) for a "
+                    "single second; provider.listing.max_rows_per_query may be wrong"
+                )
+                log.error("%s: %s", key, report.error)
+                return
+            # The cap may have cut the span short: list both halves again, which is harmless.
+            log.info("%s: window %s hit the row cap of %d; splitting it", key, span, row_cap)
+            spans.extendleft(reversed(halves))
+            continue
+        report.spans_listed += 1
+        if report.dry_run:
+            before = report.cursor_after
+            report.cursor_after = span.end if before is None else max(before, span.end)
+        else:
+            report.cursor_after = store.advance_cursor(key, span.end, report.now).cursor_value
+
+
+def _log_summary(report: PollReport) -> None:
+    counts = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items()))
+    log.info(
+        "%s%s: window %s, %d page(s), %d call(s) listed (%s), %d malformed, %d expired; "
+        "cursor %s -> %s%s",
+        report.provider,
+        " (dry run)" if report.dry_run else "",
+        report.window or "empty",
+        report.pages,
+        report.listed,
+        counts or "nothing new",
+        len(report.malformed),
+        len(report.expired),
+        report.cursor_before,
+        report.cursor_after,
+        f"; error: {report.error}" if report.error else "",
+    )
