@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import functools
 import hashlib
 import json
 import logging
@@ -376,7 +375,8 @@ class GenericProvider:
                 return parse_time(value, time_format)
             except (ValueError, TypeError):
                 shown = repr(value)[:60]
-                raise malformed(f"{name} {shown} is not a {time_format} time", call_id) from None
+                reason = f"{name} {shown} does not parse as {time_format}"
+                raise malformed(reason, call_id) from None
 
         started_at = timestamp(fields.started_at, fields.started_at_format, "started_at")
         if started_at is None:
@@ -517,7 +517,7 @@ class GenericProvider:
             max_tries=self.retry.max_tries,
             giveup=self.retry.gives_up_on,
             jitter=None,
-            on_backoff=functools.partial(_log_retry, what),
+            on_backoff=_log_retry,
             logger=None,
         )
         result: tuple[Any, Mapping[str, str]] = retrying(self._get_json_once)(url, params, what)
@@ -584,10 +584,9 @@ def _status_error(response: requests.Response, what: str) -> ProviderError:
     return PermanentProviderError(f"{where}: {snippet}" if snippet else where, status=status)
 
 
-def _log_retry(what: str, details: Mapping[str, Any]) -> None:
+def _log_retry(details: Mapping[str, Any]) -> None:
     log.warning(
-        "%s: %s; retry %d in %.1f s",
-        what,
+        "%s; retry %d in %.1f s",
         details.get("exception"),
         details.get("tries", 0),
         details.get("wait", 0.0),

@@ -1,0 +1,94 @@
+"""`siro-poller poll`: run one poll cycle now, or show what it would do."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import click
+
+from poller.app import build_provider
+from poller.cli.root import (
+    CliContext,
+    UserError,
+    config_problem,
+    emit_json,
+    emit_table,
+    main_group,
+    pass_cli,
+)
+from poller.config import requirements_for_daemon
+from poller.core.poll import PollReport, poll_once
+from poller.domain.clock import utcnow
+from poller.logs import configure_logging
+
+
+@main_group.command("poll")
+@click.option("--dry-run", is_flag=True, help="List the provider, change nothing; print the plan.")
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON document.")
+@pass_cli
+def poll(cli: CliContext, dry_run: bool, as_json: bool) -> None:
+    """List the call log since the cursor and insert or update the calls found.
+
+    Exits 1 when listing failed part-way (what was read is kept; the cursor stays before the
+    failure) and 2 when the provider settings are incomplete.
+    """
+    settings = cli.settings
+    problems = [p for p in requirements_for_daemon(settings) if p.startswith("provider.")]
+    if problems:
+        raise config_problem(problems)
+    provider = build_provider(settings)
+    # Retries and malformed records are logged as they happen, through the redacting handler.
+    handler = configure_logging(settings)
+    try:
+        report = poll_once(settings, provider, cli.store, utcnow(), dry_run=dry_run)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _print(report)
+    if report.error:
+        raise UserError(f"poll failed: {report.error}")
+
+
+def _print(report: PollReport) -> None:
+    window = f"{report.window}" if report.window else "nothing to list yet"
+    click.echo(f"provider {report.provider}: window {window}")
+    listed = f"{report.pages} page(s), {report.listed} call(s) listed"
+    if report.malformed:
+        listed += f", {len(report.malformed)} malformed record(s) skipped (see the log)"
+    click.echo(listed)
+    if report.changes:
+        click.echo()
+        emit_table(
+            [
+                [
+                    change.action.value,
+                    change.provider_call_id,
+                    change.call_id,
+                    change.from_state.value if change.from_state else None,
+                    change.to_state.value,
+                    change.message,
+                ]
+                for change in report.changes
+            ],
+            headers=["action", "call", "id", "from", "to", "why"],
+        )
+    click.echo()
+    counts = {name: count for name, count in sorted(report.counts.items()) if count}
+    summary = ", ".join(f"{name} {count}" for name, count in counts.items()) or "no changes"
+    click.echo(f"{'would change' if report.dry_run else 'changed'}: {summary}")
+    if report.expired:
+        click.echo(
+            f"{'would skip' if report.dry_run else 'skipped'} {len(report.expired)} call(s) "
+            "still without a recording: "
+            + ", ".join(report.expired[:10])
+            + (" ..." if len(report.expired) > 10 else "")
+        )
+    moved = f"cursor: {_when(report.cursor_before)} -> {_when(report.cursor_after)}"
+    click.echo(moved + (" (dry run: not moved)" if report.dry_run else ""))
+
+
+def _when(value: datetime | None) -> str:
+    return "never" if value is None else value.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,141 @@
+"""`siro-poller poll` as an operator runs it: real database, fake provider on a real socket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine
+
+from poller.adapters.sql.store import SqlStore
+from poller.cli import main
+from poller.domain.states import CallState
+from tests.conftest import database_url
+from tests.fakes.http_server import LocalHTTPServer
+from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
+
+TOKEN = "provider-bearer-token-value"
+
+
+@pytest.fixture
+def api() -> FakeCallLog:
+    log = FakeCallLog(page_size=2, auth=("bearer", TOKEN))
+    # The CLI polls at the real "now": put calls in the last hour.
+    recent = datetime.now(UTC) - timedelta(minutes=30)
+    for n in range(3):
+        url = f"https://voip.example.com/recordings/call-{n}.mp3"
+        log.add_call(quickstart_call(f"call-{n}", recent, recording_url=url), recent)
+    log.add_call(quickstart_call("call-waiting", recent), recent)
+    return log
+
+
+@pytest.fixture
+def server(api: FakeCallLog) -> Iterator[LocalHTTPServer]:
+    with serve(api) as running:
+        yield running
+
+
+def run(engine: Engine, server: LocalHTTPServer, *args: str, **env: str) -> Result:
+    environment = {
+        "SIRO_POLLER_DATABASE__URL": database_url(engine),
+        "SIRO_POLLER_PROVIDER__BASE_URL": server.url,
+        "SIRO_POLLER_PROVIDER__AUTH": "bearer",
+        "SIRO_POLLER_PROVIDER__TOKEN": TOKEN,
+        "SIRO_POLLER_PROVIDER__MAX_RETRIES": "0",
+        **env,
+    }
+    return CliRunner().invoke(main, ["poll", *args], env=environment)
+
+
+def test_poll_inserts_the_calls_and_moves_the_cursor(
+    engine: Engine, server: LocalHTTPServer
+) -> None:
+    result = run(engine, server)
+    assert result.exit_code == 0, result.output
+    assert "call-0" in result.stdout and "inserted" in result.stdout
+    assert "changed: inserted 4" in result.stdout
+    assert TOKEN not in result.output
+    store = SqlStore(engine)
+    calls = {c.provider_call_id: c for c in store.list_calls()}
+    assert set(calls) == {"call-0", "call-1", "call-2", "call-waiting"}
+    assert calls["call-waiting"].next_attempt_at is None
+    [cursor] = store.cursors()
+    assert cursor.cursor_value is not None and cursor.last_error is None
+
+    again = run(engine, server, "--json")
+    assert again.exit_code == 0, again.output
+    document = json.loads(again.stdout)
+    assert document["counts"]["inserted"] == 0
+    assert document["counts"]["unchanged"] == 4
+    assert document["changes"] == [] and document["error"] is None
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    engine: Engine, server: LocalHTTPServer
+) -> None:
+    result = run(engine, server, "--dry-run")
+    assert result.exit_code == 0, result.output
+    for call_id in ("call-0", "call-1", "call-2", "call-waiting"):
+        assert call_id in result.stdout
+    assert "would change: inserted 4" in result.stdout
+    assert "dry run: not moved" in result.stdout
+    store = SqlStore(engine)
+    assert store.list_calls() == []
+    assert store.cursors() == []
+
+    as_json = run(engine, server, "--dry-run", "--json")
+    document = json.loads(as_json.stdout)
+    assert document["dry_run"] is True
+    assert sorted(c["provider_call_id"] for c in document["changes"]) == [
+        "call-0",
+        "call-1",
+        "call-2",
+        "call-waiting",
+    ]
+    assert {c["action"] for c in document["changes"]} == {"inserted"}
+    assert store.list_calls() == []
+
+
+def test_a_failed_listing_exits_1_and_is_recorded(
+    engine: Engine, server: LocalHTTPServer, api: FakeCallLog
+) -> None:
+    api.fail_page(2, 502, times=None)
+    result = run(engine, server)
+    assert result.exit_code == 1
+    assert "poll failed" in result.stderr and "HTTP 502" in result.stderr
+    assert TOKEN not in result.output
+    store = SqlStore(engine)
+    [cursor] = store.cursors()
+    assert cursor.cursor_value is None
+    assert cursor.last_error is not None and "HTTP 502" in cursor.last_error
+    assert sorted(c.provider_call_id for c in store.list_calls()) == ["call-0", "call-1"]
+    assert {c.state for c in store.list_calls()} == {CallState.PENDING}
+
+
+def test_a_rejected_token_exits_1_without_showing_it(
+    engine: Engine, server: LocalHTTPServer
+) -> None:
+    result = run(engine, server, SIRO_POLLER_PROVIDER__TOKEN="wrong-token-value-123")
+    assert result.exit_code == 1
+    assert "HTTP 401" in result.stderr
+    assert "wrong-token-value-123" not in result.output
+
+
+def test_missing_provider_settings_exit_2(engine: Engine, server: LocalHTTPServer) -> None:
+    result = run(engine, server, SIRO_POLLER_PROVIDER__BASE_URL="")
+    assert result.exit_code == 2
+    assert "provider.base_url" in result.stderr
+    no_token = CliRunner().invoke(
+        main,
+        ["poll"],
+        env={
+            "SIRO_POLLER_DATABASE__URL": database_url(engine),
+            "SIRO_POLLER_PROVIDER__BASE_URL": server.url,
+            "SIRO_POLLER_PROVIDER__AUTH": "bearer",
+        },
+    )
+    assert no_token.exit_code == 2
+    assert "provider.token: required" in no_token.stderr
