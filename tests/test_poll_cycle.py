@@ -36,11 +36,13 @@ def server(api: FakeCallLog) -> Iterator[LocalHTTPServer]:
         yield running
 
 
-def settings_for(url: str, **sections: dict[str, Any]) -> Settings:
-    provider = {"base_url": url, **sections.pop("provider", {})}
-    poll = {"start_at": T0, "lookback_minutes": 60, "settle_delay_seconds": 120}
-    poll.update(sections.pop("poll", {}))
-    return Settings(provider=provider, poll=poll, **sections)
+def settings_for(
+    url: str, *, provider: dict[str, Any] | None = None, poll: dict[str, Any] | None = None
+) -> Settings:
+    return Settings(
+        provider={"base_url": url, **(provider or {})},
+        poll={"start_at": T0, "lookback_minutes": 60, "settle_delay_seconds": 120, **(poll or {})},
+    )
 
 
 def cycle(settings: Settings, store: AnyStore, now: datetime, **kwargs: Any) -> PollReport:
@@ -476,3 +478,18 @@ def test_signed_recording_urls_are_stored_without_their_signature(
     stored = repr(call.to_dict())
     assert "0123abcd" not in stored and "AKIA1" not in stored
     assert call.recording_url.startswith("https://media.example.net/c.mp3?")
+
+
+def test_a_cursor_older_than_the_providers_history_is_clamped_with_a_warning(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    any_store: AnyStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = settings_for(server.url, provider={"listing": {"history_days": 1}})
+    any_store.advance_cursor("generic", T0, T0)
+    now = T0 + timedelta(days=3)
+    with caplog.at_level(logging.WARNING, logger="poller.core.poll"):
+        report = cycle(settings, any_store, now)
+    assert report.window == Window(now - timedelta(days=1), now - SETTLE)
+    assert any("can no longer be listed" in r.getMessage() for r in caplog.records)

@@ -171,6 +171,18 @@ def poll_once(
         floor=params.start_at,
         history_limit=capabilities.history_limit,
     )
+    history = capabilities.history_limit
+    if report.cursor_before is not None and history is not None:
+        lost_until = now - history
+        if report.cursor_before - params.lookback < lost_until:
+            log.warning(
+                "%s: the cursor (%s) is older than the provider's %s of history; calls "
+                "before %s can no longer be listed",
+                key,
+                report.cursor_before,
+                history,
+                lost_until,
+            )
     try:
         if report.window is not None:
             _list_window(report, report.window, params, provider, store)
