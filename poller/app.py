@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.config import Settings
@@ -15,3 +16,8 @@ def build_engine(settings: Settings) -> Engine:
 
 def build_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
     return SqlStore(engine or build_engine(settings))
+
+
+def build_siro_client(settings: Settings) -> SiroHttpClient:
+    """The one Siro client of this process: it holds the access token and what Siro accepted."""
+    return SiroHttpClient(settings.siro)

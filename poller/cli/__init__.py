@@ -5,6 +5,6 @@ from __future__ import annotations
 from poller.cli.root import main_group
 
 # Importing a command module registers its commands on the group.
-from poller.cli import config_cmd, db  # noqa: F401  isort: skip
+from poller.cli import config_cmd, db, siro  # noqa: F401  isort: skip
 
 main = main_group
