@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
@@ -19,3 +20,8 @@ def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
     engine = engine or build_engine(settings)
     migrate.assert_at_head(engine)
     return SqlStore(engine)
+
+
+def build_siro_client(settings: Settings) -> SiroHttpClient:
+    """The one Siro client of this process: it holds the access token and what Siro accepted."""
+    return SiroHttpClient(settings.siro)
