@@ -10,8 +10,8 @@ import click
 from poller.adapters.siro_http import SiroHttpClient
 from poller.app import build_siro_client
 from poller.cli.root import (
-    EXIT_CONFIG,
     CliContext,
+    ConfigProblem,
     UserError,
     emit_json,
     emit_table,
@@ -36,10 +36,9 @@ def siro_group() -> None:
 def siro_client(cli: CliContext) -> Iterator[SiroHttpClient]:
     """A client for one command; Siro's errors become one-line messages, no traceback."""
     if cli.settings.siro.api_token is None:
-        raise UserError(
+        raise ConfigProblem(
             "siro.api_token (the organization API token) is not set; "
             "set SIRO_POLLER_SIRO__API_TOKEN or the credential file siro.api_token",
-            EXIT_CONFIG,
         )
     client = build_siro_client(cli.settings)
     try:
@@ -66,10 +65,9 @@ def create_app(cli: CliContext, name: str, owner: str | None, as_json: bool) -> 
     """
     owner = owner or cli.settings.siro.token_user_id
     if not owner:
-        raise UserError(
+        raise ConfigProblem(
             "no owner for the app: pass --owner USER_ID or set siro.token_user_id "
             "(`siro-poller siro users` lists the ids)",
-            EXIT_CONFIG,
         )
     with siro_client(cli) as client:
         try:

@@ -776,28 +776,12 @@ class SiroHandler(QuietHandler):
         return Answer(200, _page(selected, _first(query, "cursor"), limit))
 
 
-class _SiroHTTPServer(LocalHTTPServer):
-    """Tuned for many worker threads and quick tests.
-
-    socketserver listens with a backlog of 5, so a burst of 16 connections loses SYNs and
-    waits a second for the retransmit; and serve_forever's default 0.5 s poll would add half
-    a second to every test's teardown.
-    """
-
-    def __init__(self, handler_class: type[SiroHandler], state: SiroServerState) -> None:
-        super().__init__(handler_class, state)
-        self._server.socket.listen(128)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-
 class FakeSiro:
     """The fake server as a context manager, plus client settings that point at it."""
 
     def __init__(self, state: SiroServerState | None = None, **switches: Any) -> None:
         self.state = state or SiroServerState(**switches)
-        self._server = _SiroHTTPServer(SiroHandler, self.state)
+        self._server = LocalHTTPServer(SiroHandler, self.state)
 
     def __enter__(self) -> FakeSiro:
         self._server.__enter__()
