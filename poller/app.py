@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
@@ -27,3 +28,8 @@ def build_provider(settings: Settings) -> ProviderPort:
     from poller.adapters.providers import build_provider as build
 
     return build(settings.provider)
+
+
+def build_siro_client(settings: Settings) -> SiroHttpClient:
+    """The one Siro client of this process: it holds the access token and what Siro accepted."""
+    return SiroHttpClient(settings.siro)

@@ -108,6 +108,17 @@ class SiroSettings(Section):
     connect_timeout_seconds: PositiveSeconds = 10.0
     read_timeout_seconds: PositiveSeconds = 60.0
     max_retries: Annotated[int, Field(ge=0, le=10)] = 4
+    retry_initial_wait_seconds: PositiveSeconds = Field(
+        default=1.0,
+        description="cap of the first in-call retry wait; doubles per retry, with full jitter",
+    )
+    retry_max_wait_seconds: PositiveSeconds = Field(
+        default=30.0,
+        description="longest single in-call wait; a longer Retry-After goes back to the worker",
+    )
+    token_refresh_margin_seconds: PositiveSeconds = Field(
+        default=300.0, description="mint a new access token this long before the current expires"
+    )
 
 
 def _dotted_path(value: str) -> str:

@@ -29,7 +29,8 @@ _AUTH_HEADER = re.compile(
 # Credentials in a URL's userinfo: scheme://user:password@host
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)@")
 # Query strings of signed URLs (GCS, S3, Azure and the like) and of URLs carrying tokens.
-_URL_QUERY = re.compile(r"(?i)\b(https?://[^\s?#\"']+)\?([^\s#\"']+)")
+# Also matches a bare path with a query, as urllib3 logs it ("PUT /bucket/f.mp3?X-Goog-...").
+_URL_QUERY = re.compile(r"(?i)((?:https?://)?[^\s?#\"'=&]*)\?([^\s#\"']+)")
 _SENSITIVE_QUERY_KEY = re.compile(
     r"(?i)(^|&)(x-goog-[a-z-]+|x-amz-[a-z-]+|signature|sig|se|sp|sv|st|token|access_token|"
     r"api_key|apikey|key|expires|policy|key-pair-id|credential|auth|code|secret)="

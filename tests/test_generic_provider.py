@@ -25,7 +25,7 @@ from poller.ports.provider import (
     TransientProviderError,
 )
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
-from tests.fakes.provider_server import FakeCallLog, QuickStopServer, quickstart_call, serve
+from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
 
 T0 = datetime(2026, 2, 23, 14, 0, tzinfo=UTC)
 WINDOW = Window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
@@ -318,7 +318,7 @@ def test_a_next_url_to_another_host_is_refused(server: LocalHTTPServer) -> None:
             self.wfile.write(body)
 
     with (
-        QuickStopServer(Elsewhere) as other,
+        LocalHTTPServer(Elsewhere) as other,
         pytest.raises(PermanentProviderError, match="not the provider"),
     ):
         pages(adapter(other.url, paging={"mode": "next_url"}))
@@ -335,7 +335,7 @@ def test_credentials_never_follow_a_redirect_to_another_host() -> None:
             self.end_headers()
             self.wfile.write(b"{}")
 
-    with QuickStopServer(Collector) as target:
+    with LocalHTTPServer(Collector) as target:
 
         class Redirector(QuietHandler):
             def do_GET(self) -> None:
@@ -344,7 +344,7 @@ def test_credentials_never_follow_a_redirect_to_another_host() -> None:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        with QuickStopServer(Redirector) as redirector:
+        with LocalHTTPServer(Redirector) as redirector:
             provider = adapter(redirector.url, auth="api_key", api_key="k-123456")
             with pytest.raises(PermanentProviderError, match="refusing to send credentials"):
                 pages(provider)
@@ -431,7 +431,7 @@ def test_a_429_honours_a_short_retry_after_and_gives_up_on_a_long_one(
 
 
 def test_a_refused_connection_is_transient() -> None:
-    with QuickStopServer(QuietHandler) as gone:
+    with LocalHTTPServer(QuietHandler) as gone:
         url = gone.url
     with pytest.raises(TransientProviderError, match="ConnectionError"):
         pages(adapter(url, retry=RetryPolicy(max_tries=1)))
@@ -446,7 +446,7 @@ def test_a_body_that_is_not_json_or_has_no_list_is_permanent() -> None:
             self.end_headers()
             self.wfile.write(body)
 
-    with QuickStopServer(Html) as server:
+    with LocalHTTPServer(Html) as server:
         with pytest.raises(PermanentProviderError, match="not JSON"):
             pages(adapter(server.url, listing={"path": "/html"}))
         with pytest.raises(PermanentProviderError, match="is not a list"):

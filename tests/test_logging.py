@@ -63,6 +63,7 @@ def test_exception_text_is_masked_too(logger: logging.Logger) -> None:
         ("GET https://api.aircall.io/v1/rec.mp3?token=abcd1234efgh", "abcd1234efgh"),
         ("postgresql+psycopg://poller:hunter22@db:5432/x", "hunter22"),
         ('{"clientSecret": "cs_live_55aa"}', "cs_live_55aa"),
+        ('"PUT /siro-uploads/a.mp3?X-Goog-Signature=ab12cd34 HTTP/1.1" 200', "ab12cd34"),
     ],
 )
 def test_tokens_and_signed_urls_are_masked_without_configuration(raw: str, leaked: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 import click
@@ -20,7 +19,6 @@ from poller.cli.root import (
 from poller.config import requirements_for_daemon
 from poller.core.poll import PollReport, poll_once
 from poller.domain.clock import utcnow
-from poller.logs import configure_logging
 
 
 @main_group.command("poll")
@@ -37,13 +35,7 @@ def poll(cli: CliContext, dry_run: bool, as_json: bool) -> None:
     problems = [p for p in requirements_for_daemon(settings) if p.startswith("provider.")]
     if problems:
         raise config_problem(problems)
-    provider = build_provider(settings)
-    # Retries and malformed records are logged as they happen, through the redacting handler.
-    handler = configure_logging(settings)
-    try:
-        report = poll_once(settings, provider, cli.store, utcnow(), dry_run=dry_run)
-    finally:
-        logging.getLogger().removeHandler(handler)
+    report = poll_once(settings, build_provider(settings), cli.store, utcnow(), dry_run=dry_run)
     if as_json:
         emit_json(report.to_dict())
     else:

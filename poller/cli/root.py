@@ -17,6 +17,7 @@ from poller.adapters.sql.migrate import SchemaNotCurrent
 from poller.adapters.sql.store import SqlStore
 from poller.app import open_store
 from poller.config import ConfigError, Settings, load_settings
+from poller.logs import configure_logging
 
 # Exit statuses: 0 done, 1 the action failed, 2 bad config or usage (as click uses for usage).
 EXIT_FAILURE = 1
@@ -50,9 +51,11 @@ class CliContext:
     @cached_property
     def settings(self) -> Settings:
         try:
-            return load_settings(self.config_path)
+            settings = load_settings(self.config_path)
         except ConfigError as exc:
             raise config_problem(exc.problems) from None
+        configure_logging(settings)
+        return settings
 
     @cached_property
     def store(self) -> SqlStore:

@@ -7,6 +7,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 
+class _Server(ThreadingHTTPServer):
+    # Many client threads connect at once; the default backlog of 5 drops their SYNs.
+    request_queue_size = 128
+
+
 class LocalHTTPServer:
     """Serve ``handler_class`` until the ``with`` block ends.
 
@@ -15,10 +20,12 @@ class LocalHTTPServer:
     """
 
     def __init__(self, handler_class: type[BaseHTTPRequestHandler], state: object = None) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        self._server = _Server(("127.0.0.1", 0), handler_class)
         self._server.daemon_threads = True
         self._server.state = state  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def url(self) -> str:

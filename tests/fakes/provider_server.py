@@ -313,17 +313,6 @@ class FakeProviderHandler(QuietHandler):
         self.wfile.write(payload)
 
 
-class QuickStopServer(LocalHTTPServer):
-    """A :class:`LocalHTTPServer` that stops in milliseconds rather than half a second."""
-
-    def __init__(self, handler_class: type[QuietHandler], state: object = None) -> None:
-        super().__init__(handler_class, state)
-        server = self._server
-        self._thread = threading.Thread(
-            target=lambda: server.serve_forever(poll_interval=0.02), daemon=True
-        )
-
-
 def serve(api: FakeCallLog) -> LocalHTTPServer:
     """A server playing ``api``; use it as a context manager."""
-    return QuickStopServer(FakeProviderHandler, api)
+    return LocalHTTPServer(FakeProviderHandler, api)

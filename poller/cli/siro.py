@@ -1,0 +1,137 @@
+"""`siro-poller siro ...`: set up the Siro side and look up the ids the config needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from poller.adapters.siro_http import SiroHttpClient
+from poller.app import build_siro_client
+from poller.cli.root import (
+    CliContext,
+    ConfigProblem,
+    UserError,
+    emit_json,
+    emit_table,
+    main_group,
+    pass_cli,
+)
+from poller.ports.siro import SiroCreateOutcomeUnknown, SiroError
+
+SHOWN_ONCE_WARNING = (
+    "warning: Siro shows this client secret only once. Store it now, e.g. as the systemd "
+    "credential siro.client_secret (LoadCredential=siro.client_secret:/etc/siro-poller/"
+    "client-secret), and set siro.client_id."
+)
+
+
+@main_group.group("siro")
+def siro_group() -> None:
+    """Talk to Siro: create the OAuth app, list users, connections and conversation types."""
+
+
+@contextmanager
+def siro_client(cli: CliContext) -> Iterator[SiroHttpClient]:
+    """A client for one command; Siro's errors become one-line messages, no traceback."""
+    if cli.settings.siro.api_token is None:
+        raise ConfigProblem(
+            "siro.api_token (the organization API token) is not set; "
+            "set SIRO_POLLER_SIRO__API_TOKEN or the credential file siro.api_token",
+        )
+    client = build_siro_client(cli.settings)
+    try:
+        yield client
+    except SiroError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        client.close()
+
+
+@siro_group.command("create-app")
+@click.option("--name", required=True, help="Name of the OAuth app in Siro.")
+@click.option(
+    "--owner",
+    metavar="USER_ID",
+    help="Siro user id that owns the app (default: siro.token_user_id).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
+@pass_cli
+def create_app(cli: CliContext, name: str, owner: str | None, as_json: bool) -> None:
+    """Create the OAuth app the daemon mints its upload tokens with.
+
+    Prints the client id and the client secret. Siro shows the secret this one time only.
+    """
+    owner = owner or cli.settings.siro.token_user_id
+    if not owner:
+        raise ConfigProblem(
+            "no owner for the app: pass --owner USER_ID or set siro.token_user_id "
+            "(`siro-poller siro users` lists the ids)",
+        )
+    with siro_client(cli) as client:
+        try:
+            app = client.create_oauth_app(name, owner)
+        except SiroCreateOutcomeUnknown as exc:
+            raise UserError(
+                f"{exc}. The app may exist now: look for {name!r} among the OAuth apps in Siro "
+                "before creating another."
+            ) from None
+    secret = app.client_secret.get_secret_value()
+    if as_json:
+        emit_json({"app_name": app.app_name, "client_id": app.client_id, "client_secret": secret})
+    else:
+        click.echo(f"client_id: {app.client_id}")
+        click.echo(f"client_secret: {secret}")
+    click.echo(SHOWN_ONCE_WARNING, err=True)
+
+
+@siro_group.command("users")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_cli
+def users(cli: CliContext, as_json: bool) -> None:
+    """List the organization's Siro users: the ids for siro.token_user_id and rep mapping."""
+    with siro_client(cli) as client:
+        found = client.list_users()
+    if as_json:
+        emit_json([user.model_dump() for user in found])
+        return
+    emit_table(
+        [
+            (u.id, u.full_name, u.email, u.phone_number, "disabled" if u.disabled else "")
+            for u in found
+        ],
+        headers=["id", "name", "email", "phone", "status"],
+    )
+
+
+@siro_group.command("connections")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_cli
+def connections(cli: CliContext, as_json: bool) -> None:
+    """List CRM integration connections: the ids to send as integrationConnectionId."""
+    with siro_client(cli) as client:
+        found = client.list_connections()
+    if as_json:
+        emit_json([connection.model_dump() for connection in found])
+        return
+    emit_table(
+        [(c.id, c.name, c.integration_platform, c.is_active) for c in found],
+        headers=["id", "name", "platform", "active"],
+    )
+
+
+@siro_group.command("conversation-types")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_cli
+def conversation_types(cli: CliContext, as_json: bool) -> None:
+    """List conversation types: the values for siro.conversation_type."""
+    with siro_client(cli) as client:
+        found = client.list_conversation_configurations()
+    if as_json:
+        emit_json([configuration.model_dump() for configuration in found])
+        return
+    emit_table(
+        [(c.conversation_type, c.display_name, c.id) for c in found],
+        headers=["conversation_type", "name", "id"],
+    )

@@ -1,0 +1,140 @@
+"""The Siro port: the three upload steps, the reads reconciliation needs, and the error families.
+
+The upload is three calls, not one, because the worker has to record "create is being sent"
+in its database before step 3, and after a lost answer adopt the recording Siro may already
+have made instead of creating it again.
+
+Errors come in three kinds, and which one is raised is the whole retry contract:
+
+- :class:`SiroTransientError`: try the same step again later (connection failures, timeouts,
+  5xx, 429). The client already retried in-call a bounded number of times.
+- :class:`SiroPermanentError`: trying again will not help until something changes (other 4xx,
+  a 422 ZodError, an unexpected answer).
+- :class:`SiroCreateOutcomeUnknown`: the create request may have reached Siro and its answer
+  was lost. It is deliberately *not* a transient error, so nothing retries it blindly; the
+  worker looks for the recording before deciding.
+
+No error text ever holds a token, a secret or a signed URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from poller.domain.siro import (
+    AudioFormat,
+    ConversationConfiguration,
+    IntegrationConnection,
+    RecordingCreate,
+    RecordingSummary,
+    SignedUpload,
+    SiroUser,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ZodIssue:
+    """One validation problem from a 422: where in the body, and what Siro says about it."""
+
+    message: str
+    path: tuple[str | int, ...] = ()
+    code: str | None = None
+    keys: tuple[str, ...] = ()  # set for "unrecognized_keys": the keys Siro refused
+
+    def describe(self) -> str:
+        where = ".".join(str(part) for part in self.path) or "body"
+        return f"{where}: {self.message}"
+
+
+class SiroError(Exception):
+    """Anything that went wrong talking to Siro. ``step`` names the call, e.g. ``signed-url``."""
+
+    def __init__(self, message: str, *, step: str = "", http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.http_status = http_status
+
+
+class SiroTransientError(SiroError):
+    """Worth trying again later; ``retry_after`` is Siro's own hint in seconds, when it gave one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str = "",
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, step=step, http_status=http_status)
+        self.retry_after = retry_after
+
+
+class SiroPermanentError(SiroError):
+    """Trying the same request again will fail the same way; ``issues`` holds a 422's details."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str = "",
+        http_status: int | None = None,
+        issues: tuple[ZodIssue, ...] = (),
+    ) -> None:
+        super().__init__(message, step=step, http_status=http_status)
+        self.issues = issues
+
+
+class SiroCreateOutcomeUnknown(SiroError):
+    """The create request may have been received and acted on, but no usable answer came back.
+
+    Raised for a connection that failed after it was established (reset, closed without an
+    answer), a read timeout, a 5xx, or a 2xx whose body names no recording id. A request is
+    counted as "not sent" only when the TCP connection was never made (connect timeout,
+    connection refused, name resolution): those are retried, everything else may have arrived.
+    """
+
+
+class SiroPort(Protocol):
+    def request_upload(self, file_type: AudioFormat, size_bytes: int) -> SignedUpload:
+        """Step 1: a signed URL to PUT exactly ``size_bytes`` bytes of ``file_type`` to."""
+        ...
+
+    def put_audio(
+        self, upload: SignedUpload, path: Path, file_type: AudioFormat, size_bytes: int
+    ) -> SignedUpload:
+        """Step 2: stream the file at ``path`` to the signed URL.
+
+        Returns the upload that was actually used. When ``upload`` had already expired before
+        the PUT began, that is a freshly requested one, and its ``download_url`` (not the old
+        one) is the ``file_url`` for step 3. Raises ``ValueError`` if the file's size on disk
+        is not ``size_bytes``.
+        """
+        ...
+
+    def create_recording(self, body: RecordingCreate) -> str:
+        """Step 3: create the recording from the uploaded file; returns the new recording id.
+
+        Never retried once the request may have reached Siro: that raises
+        :class:`SiroCreateOutcomeUnknown`.
+        """
+        ...
+
+    def find_recordings(
+        self, created_after: datetime, created_before: datetime | None = None
+    ) -> list[RecordingSummary]:
+        """Recordings whose ``dateCreated`` lies strictly between the bounds, every page."""
+        ...
+
+    def get_recording(self, recording_id: str) -> RecordingSummary | None:
+        """One recording, or ``None`` when Siro does not know the id."""
+        ...
+
+    def list_users(self) -> list[SiroUser]: ...
+
+    def list_connections(self) -> list[IntegrationConnection]: ...
+
+    def list_conversation_configurations(self) -> list[ConversationConfiguration]: ...
