@@ -304,6 +304,7 @@ class PollSettings(Section):
     initial_lookback_hours: Annotated[float, Field(gt=0)] = 24.0
     start_at: AwareDatetime | None = None
     recording_wait_hours: Annotated[float, Field(gt=0)] = 48.0
+    recheck_waiting_minutes: Annotated[int, Field(gt=0)] = 30
     min_duration_seconds: Annotated[int, Field(ge=0)] = 0
     directions: list[Literal["inbound", "outbound"]] = ["inbound", "outbound"]
     rep_allow: list[str] = []

@@ -120,18 +120,38 @@ def test_a_recording_ready_ten_minutes_later_is_picked_up_by_the_lookback(
     assert [e.outcome for e in any_store.events_for(call.id)] == ["listed", "recording_ready"]
 
 
-def test_without_a_lookback_the_late_recording_is_not_seen(
+def test_a_recording_later_than_the_lookback_is_found_by_the_waiting_recheck(
     api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
 ) -> None:
     started = T0 + timedelta(hours=1)
     add(api, "late", started, ready=False)
-    settings = settings_for(server.url, poll={"lookback_minutes": 0})
+    add(api, "other", started + timedelta(minutes=1))
+    settings = settings_for(
+        server.url, poll={"lookback_minutes": 10, "recheck_waiting_minutes": 30}
+    )
     cycle(settings, any_store, started + timedelta(minutes=5))
+    # Three hours later the recording exists: far beyond the lookback.
     api.update_call("late", recording_url="https://voip.example.com/recordings/late.mp3")
-    report = cycle(settings, any_store, started + timedelta(minutes=15))
-    assert report.counts["became_due"] == 0
-    [call] = all_calls(any_store)
-    assert call.next_attempt_at is None
+    now = started + timedelta(hours=3)
+    report = cycle(settings, any_store, now)
+    assert report.counts["became_due"] == 1
+    [call] = [c for c in all_calls(any_store) if c.provider_call_id == "late"]
+    assert call.next_attempt_at == now
+    # Re-listing waiting calls is throttled: a cycle soon after lists only the normal window.
+    before = len(api.list_requests())
+    cycle(settings, any_store, now + timedelta(minutes=5))
+    assert len(api.list_requests()) - before == 1
+
+
+def test_the_waiting_recheck_stops_at_the_recording_wait(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    started = T0 + timedelta(hours=1)
+    add(api, "late", started, ready=False)
+    settings = settings_for(server.url, poll={"lookback_minutes": 10})
+    cycle(settings, any_store, started + timedelta(minutes=5))
+    report = cycle(settings, any_store, started + timedelta(hours=49))
+    assert report.expired == ["late"]
 
 
 def test_a_call_that_never_gets_a_recording_is_skipped_after_the_wait(

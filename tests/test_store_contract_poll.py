@@ -286,6 +286,7 @@ def test_poll_results_keep_the_error_until_a_clean_cycle(any_store: AnyStore) ->
         "last_success_at": later,
         "last_error": None,
         "last_error_at": None,
+        "waiting_rechecked_at": None,
     }
     assert any_store.cursors() == [cursor]
 

@@ -226,6 +226,22 @@ class MemoryStore:
                 )
             self.poll_cursors[provider] = cursor
 
+    def oldest_waiting_start(self, provider: str, not_before: datetime) -> datetime | None:
+        with self._lock:
+            starts = [
+                call.started_at
+                for call in self.calls.values()
+                if _is_waiting(call, provider)
+                and call.started_at is not None
+                and call.started_at >= not_before
+            ]
+        return min(starts, default=None)
+
+    def mark_waiting_rechecked(self, provider: str, now: datetime) -> None:
+        with self._lock:
+            cursor = self.poll_cursors.get(provider) or PollCursor(provider=provider)
+            self.poll_cursors[provider] = dataclasses.replace(cursor, waiting_rechecked_at=now)
+
     def expire_waiting(
         self,
         provider: str,
@@ -240,11 +256,7 @@ class MemoryStore:
                 (
                     call
                     for call in self.calls.values()
-                    if call.provider == provider
-                    and call.state is CallState.PENDING
-                    and call.next_attempt_at is None
-                    and call.lease_owner is None
-                    and call.recording_state != RecordingState.READY.value
+                    if _is_waiting(call, provider)
                     and call.created_at is not None
                     and call.created_at < listed_before
                 ),
@@ -270,3 +282,14 @@ class MemoryStore:
                     message=message,
                 )
             return [call.provider_call_id for call in overdue]
+
+
+def _is_waiting(call: Call, provider: str) -> bool:
+    """A call of ``provider`` listed without a ready recording, with nothing else to do."""
+    return (
+        call.provider == provider
+        and call.state is CallState.PENDING
+        and call.next_attempt_at is None
+        and call.lease_owner is None
+        and call.recording_state != RecordingState.READY.value
+    )

@@ -10,7 +10,10 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
 4. Move the cursor to the end of each span once all of that span's pages are in, never past a
    failed page and never beyond ``now - settle_delay``. A failed span ends the cycle and its
    error goes on ``poll_cursors.last_error``; the next cycle lists it again.
-5. Skip, as ``no_recording``, calls that have waited longer than ``recording_wait_hours``.
+5. Re-list, at most every ``recheck_waiting_minutes``, the older stretch back to the oldest
+   call still waiting for its recording: a recording may arrive hours after its call, long
+   after the lookback has passed it by.
+6. Skip, as ``no_recording``, calls that have waited longer than ``recording_wait_hours``.
 
 ``now`` is an argument so tests can simulate time; nothing here reads the clock.
 """
@@ -28,6 +31,7 @@ from poller.domain.call_record import RateLimitHints
 from poller.domain.clock import as_utc
 from poller.domain.filters import CallFilter
 from poller.domain.ingest import IngestAction, IngestChange, ListedCall, no_recording_message
+from poller.domain.records import PollCursor
 from poller.domain.states import Direction
 from poller.domain.windows import Window, first_cursor, halve, poll_window, split_window
 from poller.logs import redact_text
@@ -47,6 +51,7 @@ class PollParams:
     initial_lookback: timedelta = timedelta(hours=24)
     start_at: datetime | None = None
     recording_wait: timedelta = timedelta(hours=48)
+    recheck_waiting: timedelta = timedelta(minutes=30)
     call_filter: CallFilter = field(default_factory=CallFilter)
 
     @classmethod
@@ -59,6 +64,7 @@ class PollParams:
             initial_lookback=timedelta(hours=poll.initial_lookback_hours),
             start_at=as_utc(poll.start_at) if poll.start_at else None,
             recording_wait=timedelta(hours=poll.recording_wait_hours),
+            recheck_waiting=timedelta(minutes=poll.recheck_waiting_minutes),
             call_filter=CallFilter(
                 min_duration_seconds=poll.min_duration_seconds,
                 directions=frozenset(Direction(name) for name in poll.directions),
@@ -186,6 +192,8 @@ def poll_once(
     try:
         if report.window is not None:
             _list_window(report, report.window, params, provider, store)
+            if report.error is None:
+                _recheck_waiting(report, report.window, params, provider, store, cursor)
     except Exception as exc:
         # Not a provider failure but a bug or a database problem: still leave a trace where
         # operators look (`status`), then let the scheduler see it.
@@ -265,6 +273,34 @@ def _list_window(
             report.cursor_after = span.end if before is None else max(before, span.end)
         else:
             report.cursor_after = store.advance_cursor(key, span.end, report.now).cursor_value
+
+
+def _recheck_waiting(
+    report: PollReport,
+    window: Window,
+    params: PollParams,
+    provider: ProviderPort,
+    store: Store,
+    cursor: PollCursor | None,
+) -> None:
+    """List again the stretch before ``window`` that holds calls still waiting for audio."""
+    last = cursor.waiting_rechecked_at if cursor else None
+    if last is not None and report.now - last < params.recheck_waiting:
+        return
+    not_before = report.now - params.recording_wait
+    history = provider.capabilities.history_limit
+    if history is not None:
+        not_before = max(not_before, report.now - history)
+    oldest = store.oldest_waiting_start(params.provider_key, not_before)
+    if oldest is None or oldest >= window.start:
+        return
+    stretch = Window(oldest, window.start)
+    log.info(
+        "%s: listing %s again for calls still waiting for a recording", report.provider, stretch
+    )
+    _list_window(report, stretch, params, provider, store)
+    if report.error is None and not report.dry_run:
+        store.mark_waiting_rechecked(params.provider_key, report.now)
 
 
 def _log_summary(report: PollReport) -> None:

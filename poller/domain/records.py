@@ -46,6 +46,7 @@ class Call:
     siro_file_url: str | None = None
     siro_recording_id: str | None = None
     uploaded_at: datetime | None = None
+    siro_create_sent_at: datetime | None = None
     raw: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -83,6 +84,7 @@ class PollCursor:
     last_success_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
+    waiting_rechecked_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

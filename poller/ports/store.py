@@ -83,6 +83,15 @@ class Store(Protocol):
         """Note a finished cycle: its error (kept until a clean cycle clears it) or success."""
         ...
 
+    def oldest_waiting_start(self, provider: str, not_before: datetime) -> datetime | None:
+        """The start of the oldest call still waiting for its recording, at or after
+        ``not_before``; ``None`` when no call waits."""
+        ...
+
+    def mark_waiting_rechecked(self, provider: str, now: datetime) -> None:
+        """Note that the waiting calls were listed again at ``now``."""
+        ...
+
     def expire_waiting(
         self,
         provider: str,

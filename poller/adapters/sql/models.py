@@ -36,6 +36,7 @@ NAMING_CONVENTION = {
 
 STATES_SQL = "'pending', 'downloaded', 'uploaded', 'failed', 'skipped'"
 WORKABLE_SQL = "state IN ('pending', 'downloaded')"
+WAITING_SQL = "state = 'pending' AND next_attempt_at IS NULL"
 
 
 class Base(DeclarativeBase):
@@ -81,6 +82,9 @@ class CallRow(Base):
     siro_file_url: Mapped[str | None] = mapped_column(Text)
     siro_recording_id: Mapped[str | None] = mapped_column(String(128))
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set just before the create call goes out and cleared when Siro refuses it: while set and
+    # no recording id is known, Siro may hold a recording the worker never heard about.
+    siro_create_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     raw: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -119,6 +123,14 @@ class CallRow(Base):
         # "Rows in a state", newest first, and `calls list --state`.
         Index("ix_calls_state_updated_at", "state", "updated_at"),
         Index("ix_calls_started_at", "started_at"),
+        # Calls waiting for their recording, for the re-check and the no_recording expiry.
+        Index(
+            "ix_calls_waiting",
+            "provider",
+            "started_at",
+            postgresql_where=text(WAITING_SQL),
+            sqlite_where=text(WAITING_SQL),
+        ),
     )
 
 
@@ -151,6 +163,8 @@ class PollCursorRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When calls still waiting for their recording were last listed again (see poll.py).
+    waiting_rechecked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Core views of the tables, for the store's SQL.

@@ -7,7 +7,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, case, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from poller.adapters.sql.database import read_transaction, write_transaction
@@ -44,6 +55,20 @@ def due_clause(now: datetime) -> Any:
         & (calls.c.lease_owner.is_(None))
         & (calls.c.next_attempt_at <= now),
         (calls.c.lease_owner.is_not(None)) & (calls.c.lease_expires_at <= now),
+    )
+
+
+def waiting_clause(provider: str) -> Any:
+    """Calls of ``provider`` listed without a ready recording, with nothing else to do."""
+    return and_(
+        calls.c.provider == provider,
+        calls.c.state == CallState.PENDING.value,
+        calls.c.next_attempt_at.is_(None),
+        calls.c.lease_owner.is_(None),
+        or_(
+            calls.c.recording_state.is_(None),
+            calls.c.recording_state != RecordingState.READY.value,
+        ),
     )
 
 
@@ -314,6 +339,26 @@ class SqlStore:
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         return dialect_insert(poll_cursors).values(**values)
 
+    def oldest_waiting_start(self, provider: str, not_before: datetime) -> datetime | None:
+        query = select(func.min(calls.c.started_at)).where(
+            waiting_clause(provider), calls.c.started_at >= not_before
+        )
+        with read_transaction(self.engine) as conn:
+            value: datetime | None = conn.execute(query).scalar_one()
+        return value
+
+    def mark_waiting_rechecked(self, provider: str, now: datetime) -> None:
+        with write_transaction(self.engine) as conn:
+            statement = self._cursor_upsert(
+                conn, {"provider": provider, "waiting_rechecked_at": now}
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["provider"],
+                    set_={"waiting_rechecked_at": statement.excluded.waiting_rechecked_at},
+                )
+            )
+
     def expire_waiting(
         self,
         provider: str,
@@ -325,17 +370,7 @@ class SqlStore:
     ) -> list[str]:
         query = (
             select(calls.c.id, calls.c.provider_call_id)
-            .where(
-                calls.c.provider == provider,
-                calls.c.state == CallState.PENDING.value,
-                calls.c.next_attempt_at.is_(None),
-                calls.c.lease_owner.is_(None),
-                or_(
-                    calls.c.recording_state.is_(None),
-                    calls.c.recording_state != RecordingState.READY.value,
-                ),
-                calls.c.created_at < listed_before,
-            )
+            .where(waiting_clause(provider), calls.c.created_at < listed_before)
             .order_by(calls.c.id)
         )
         if dry_run:
