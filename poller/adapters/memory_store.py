@@ -23,7 +23,7 @@ from poller.domain.ingest import (
     last_sighting_per_call,
     plan_ingest,
 )
-from poller.domain.records import Call, CallEvent, PollCursor, StatusSummary
+from poller.domain.records import Call, CallEvent, EventDraft, PollCursor, StatusSummary
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
@@ -282,6 +282,207 @@ class MemoryStore:
                     message=message,
                 )
             return [call.provider_call_id for call in overdue]
+
+    # -- the worker ----------------------------------------------------------------------
+
+    def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
+        with self._lock:
+            due = sorted(
+                (call for call in self.calls.values() if self._is_due(call, now)),
+                key=lambda call: (call.next_attempt_at or now, call.id),
+            )[: max(0, limit)]
+            claimed = []
+            for call in due:
+                taken = dataclasses.replace(
+                    call,
+                    lease_owner=owner,
+                    lease_expires_at=lease_until,
+                    attempts=call.attempts + 1,
+                    updated_at=now,
+                )
+                self.calls[call.id] = taken
+                claimed.append(taken)
+                if call.lease_owner is not None:
+                    self.add_event(
+                        call_id=call.id,
+                        at=now,
+                        from_state=call.state.value,
+                        to_state=call.state.value,
+                        step="lease",
+                        outcome="rescued",
+                        message=f"the lease of {call.lease_owner} ran out (its worker stopped "
+                        f"mid-step); taken over by {owner}",
+                    )
+            return claimed
+
+    def mark_downloaded(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        audio_format: str,
+        size_bytes: int,
+        sha256: str,
+        spool_path: str,
+        event: EventDraft,
+    ) -> Call | None:
+        return self._transition(
+            call_id,
+            owner,
+            now,
+            event,
+            state=CallState.DOWNLOADED,
+            audio_format=audio_format,
+            size_bytes=size_bytes,
+            sha256=sha256,
+            spool_path=spool_path,
+            next_attempt_at=now,
+            last_error=None,
+            error_kind=None,
+        )
+
+    def mark_create_sent(
+        self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
+    ) -> bool:
+        event = EventDraft(
+            step="upload",
+            outcome="create_sent" if sent else "create_refused",
+            message="create call going out to Siro" if sent else "Siro made no recording",
+        )
+        with self._lock:
+            current = self.calls.get(call_id)
+            sent_at = (current.siro_create_sent_at if current else None) or now
+            changed = self._transition(
+                call_id,
+                owner,
+                now,
+                event,
+                title=title,
+                siro_create_sent_at=sent_at if sent else None,
+            )
+        return changed is not None
+
+    def mark_uploaded(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        siro_recording_id: str,
+        siro_file_url: str | None,
+        event: EventDraft,
+    ) -> bool:
+        done = self._transition(
+            call_id,
+            owner,
+            now,
+            event,
+            state=CallState.UPLOADED,
+            siro_recording_id=siro_recording_id,
+            siro_file_url=siro_file_url,
+            uploaded_at=now,
+            **_LET_GO,
+        )
+        return done is not None
+
+    def schedule_retry(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        next_attempt_at: datetime,
+        error_kind: str,
+        message: str,
+        event: EventDraft,
+        *,
+        back_to_pending: bool = False,
+    ) -> bool:
+        values: dict[str, Any] = {
+            **_LET_GO,
+            "next_attempt_at": next_attempt_at,
+            "error_kind": error_kind,
+            "last_error": message,
+        }
+        if back_to_pending:
+            values["state"] = CallState.PENDING
+        else:
+            values.pop("spool_path")
+        return self._transition(call_id, owner, now, event, **values) is not None
+
+    def finish(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        state: CallState,
+        error_kind: str,
+        message: str,
+        event: EventDraft,
+    ) -> bool:
+        if state not in (CallState.FAILED, CallState.SKIPPED):
+            raise ValueError(f"finish() parks rows as failed or skipped, not {state}")
+        done = self._transition(
+            call_id,
+            owner,
+            now,
+            event,
+            state=state,
+            error_kind=error_kind,
+            last_error=message,
+            **_LET_GO,
+        )
+        return done is not None
+
+    def release_leases(self, owner: str, now: datetime) -> int:
+        with self._lock:
+            held = [call for call in self.calls.values() if call.lease_owner == owner]
+            for call in held:
+                self.calls[call.id] = dataclasses.replace(
+                    call,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    next_attempt_at=now,
+                    attempts=max(0, call.attempts - 1),
+                    updated_at=now,
+                )
+                self.add_event(
+                    call_id=call.id,
+                    at=now,
+                    from_state=call.state.value,
+                    to_state=call.state.value,
+                    step="lease",
+                    outcome="released",
+                    message=f"{owner} stopped before finishing; due again now",
+                )
+            return len(held)
+
+    def _transition(
+        self, call_id: int, owner: str, now: datetime, event: EventDraft, **values: Any
+    ) -> Call | None:
+        with self._lock:
+            current = self.calls.get(call_id)
+            if current is None or current.lease_owner != owner:
+                return None
+            updated = dataclasses.replace(current, **values, updated_at=now)
+            self.calls[call_id] = updated
+            self.add_event(
+                call_id=call_id,
+                at=now,
+                from_state=current.state.value,
+                to_state=updated.state.value,
+                **dataclasses.asdict(event),
+            )
+            return updated
+
+
+# What every step that ends the worker's hold on a row resets.
+_LET_GO: dict[str, Any] = {
+    "lease_owner": None,
+    "lease_expires_at": None,
+    "next_attempt_at": None,
+    "spool_path": None,
+}
 
 
 def _is_waiting(call: Call, provider: str) -> bool:

@@ -75,6 +75,17 @@ class CallEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An audit-log line the worker asks the store to write along with a transition."""
+
+    step: str
+    outcome: str
+    http_status: int | None = None
+    message: str | None = None
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PollCursor:
     """Where polling of one provider stands: everything before ``cursor_value`` is listed."""
 

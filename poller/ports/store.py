@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from poller.domain.ingest import IngestChange, ListedCall
-from poller.domain.records import Call, CallEvent, PollCursor, StatusSummary
+from poller.domain.records import Call, CallEvent, EventDraft, PollCursor, StatusSummary
 from poller.domain.states import CallState
 
 
@@ -106,4 +106,84 @@ class Store(Protocol):
 
         Waiting means ``pending``, ``next_attempt_at IS NULL``, no lease, recording not ready.
         """
+        ...
+
+    # -- the worker ----------------------------------------------------------------------
+    # Every write below is guarded by the lease: it only happens while ``owner`` still holds
+    # the row, and returns False (or None) otherwise, so a worker whose lease ran out can
+    # never overwrite what the worker that took the row over recorded.
+
+    def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
+        """Atomically lease up to ``limit`` due rows to ``owner`` and count an attempt on each.
+
+        A row whose previous lease ran out (its worker died) is rescued, and the rescue is
+        written to its events.
+        """
+        ...
+
+    def mark_downloaded(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        audio_format: str,
+        size_bytes: int,
+        sha256: str,
+        spool_path: str,
+        event: EventDraft,
+    ) -> Call | None:
+        """The recording is in the spool; the row keeps its lease for the upload step."""
+        ...
+
+    def mark_create_sent(
+        self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
+    ) -> bool:
+        """Record, before the create call goes out, that Siro may soon hold this recording
+        (``sent=False`` forgets it again once Siro refused the call)."""
+        ...
+
+    def mark_uploaded(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        siro_recording_id: str,
+        siro_file_url: str | None,
+        event: EventDraft,
+    ) -> bool: ...
+
+    def schedule_retry(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        next_attempt_at: datetime,
+        error_kind: str,
+        message: str,
+        event: EventDraft,
+        *,
+        back_to_pending: bool = False,
+    ) -> bool:
+        """Give the row back, due again at ``next_attempt_at`` (as ``pending`` when
+        ``back_to_pending``, e.g. because the spool file is gone)."""
+        ...
+
+    def finish(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        state: CallState,
+        error_kind: str,
+        message: str,
+        event: EventDraft,
+    ) -> bool:
+        """Park the row as failed or skipped with its reason."""
+        ...
+
+    def release_leases(self, owner: str, now: datetime) -> int:
+        """On shutdown: give back every row ``owner`` still holds, due now, and return the
+        attempt it was charged (an interrupted step is not a failed one)."""
         ...

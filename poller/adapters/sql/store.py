@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,12 +34,12 @@ from poller.domain.ingest import (
     last_sighting_per_call,
     plan_ingest,
 )
-from poller.domain.records import Call, CallEvent, PollCursor, StatusSummary
+from poller.domain.records import Call, CallEvent, EventDraft, PollCursor, StatusSummary
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
 
-def call_from_row(row: RowMapping) -> Call:
+def call_from_row(row: Mapping[Any, Any]) -> Call:
     values = dict(row)
     values["state"] = CallState(values["state"])
     return Call(**values)
@@ -407,3 +407,259 @@ class SqlStore:
                 ],
             )
         return [row.provider_call_id for row in overdue]
+
+    # -- the worker ----------------------------------------------------------------------
+
+    def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
+        if limit <= 0:
+            return []
+        lease = {
+            "lease_owner": owner,
+            "lease_expires_at": lease_until,
+            "attempts": calls.c.attempts + 1,
+            "updated_at": now,
+        }
+        order = (calls.c.next_attempt_at, calls.c.id)
+        with write_transaction(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                # One statement: workers on other hosts skip the rows this one locks.
+                candidates = (
+                    select(calls.c.id, calls.c.lease_owner.label("previous_owner"))
+                    .where(due_clause(now))
+                    .order_by(*order)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                    .cte("candidates")
+                )
+                rows = conn.execute(
+                    update(calls)
+                    .where(calls.c.id == candidates.c.id)
+                    .values(**lease)
+                    .returning(*calls.c, candidates.c.previous_owner)
+                ).all()
+                previous = {row.id: row.previous_owner for row in rows}
+            else:
+                # SQLite has one writer, and this transaction holds its lock (BEGIN IMMEDIATE):
+                # nothing changes between the look at expired leases and the claim.
+                previous = dict(
+                    conn.execute(
+                        select(calls.c.id, calls.c.lease_owner).where(
+                            due_clause(now), calls.c.lease_owner.is_not(None)
+                        )
+                    ).all()
+                )
+                due_ids = select(calls.c.id).where(due_clause(now)).order_by(*order).limit(limit)
+                rows = conn.execute(
+                    update(calls)
+                    .where(calls.c.id.in_(due_ids.scalar_subquery()))
+                    .values(**lease)
+                    .returning(*calls.c)
+                ).all()
+            claimed = [call_from_row(_call_columns(row._mapping)) for row in rows]
+            rescued = [call for call in claimed if previous.get(call.id)]
+            if rescued:
+                conn.execute(
+                    insert(call_events),
+                    [
+                        {
+                            "call_id": call.id,
+                            "at": now,
+                            "from_state": call.state.value,
+                            "to_state": call.state.value,
+                            "step": "lease",
+                            "outcome": "rescued",
+                            "message": f"the lease of {previous[call.id]} ran out (its worker "
+                            f"stopped mid-step); taken over by {owner}",
+                        }
+                        for call in rescued
+                    ],
+                )
+        return sorted(claimed, key=lambda call: (call.next_attempt_at or now, call.id))
+
+    def mark_downloaded(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        audio_format: str,
+        size_bytes: int,
+        sha256: str,
+        spool_path: str,
+        event: EventDraft,
+    ) -> Call | None:
+        return self._transition(
+            call_id,
+            owner,
+            now,
+            event,
+            state=CallState.DOWNLOADED.value,
+            audio_format=audio_format,
+            size_bytes=size_bytes,
+            sha256=sha256,
+            spool_path=spool_path,
+            next_attempt_at=now,
+            last_error=None,
+            error_kind=None,
+        )
+
+    def mark_create_sent(
+        self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
+    ) -> bool:
+        event = EventDraft(
+            step="upload",
+            outcome="create_sent" if sent else "create_refused",
+            message="create call going out to Siro" if sent else "Siro made no recording",
+        )
+        sent_at = func.coalesce(calls.c.siro_create_sent_at, now) if sent else None
+        return (
+            self._transition(call_id, owner, now, event, title=title, siro_create_sent_at=sent_at)
+            is not None
+        )
+
+    def mark_uploaded(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        siro_recording_id: str,
+        siro_file_url: str | None,
+        event: EventDraft,
+    ) -> bool:
+        done = self._transition(
+            call_id,
+            owner,
+            now,
+            event,
+            state=CallState.UPLOADED.value,
+            siro_recording_id=siro_recording_id,
+            siro_file_url=siro_file_url,
+            uploaded_at=now,
+            **_LET_GO,
+        )
+        return done is not None
+
+    def schedule_retry(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        next_attempt_at: datetime,
+        error_kind: str,
+        message: str,
+        event: EventDraft,
+        *,
+        back_to_pending: bool = False,
+    ) -> bool:
+        values: dict[str, Any] = {
+            **_LET_GO,
+            "next_attempt_at": next_attempt_at,
+            "error_kind": error_kind,
+            "last_error": message,
+        }
+        if back_to_pending:
+            values["state"] = CallState.PENDING.value
+        else:
+            values.pop("spool_path")  # the downloaded file is still needed for the upload
+        return self._transition(call_id, owner, now, event, **values) is not None
+
+    def finish(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        state: CallState,
+        error_kind: str,
+        message: str,
+        event: EventDraft,
+    ) -> bool:
+        if state not in (CallState.FAILED, CallState.SKIPPED):
+            raise ValueError(f"finish() parks rows as failed or skipped, not {state}")
+        done = self._transition(
+            call_id,
+            owner,
+            now,
+            event,
+            state=state.value,
+            error_kind=error_kind,
+            last_error=message,
+            **_LET_GO,
+        )
+        return done is not None
+
+    def release_leases(self, owner: str, now: datetime) -> int:
+        with write_transaction(self.engine) as conn:
+            rows = conn.execute(
+                update(calls)
+                .where(calls.c.lease_owner == owner)
+                .values(
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    next_attempt_at=now,
+                    attempts=case((calls.c.attempts > 0, calls.c.attempts - 1), else_=0),
+                    updated_at=now,
+                )
+                .returning(calls.c.id, calls.c.state)
+            ).all()
+            if rows:
+                conn.execute(
+                    insert(call_events),
+                    [
+                        {
+                            "call_id": row.id,
+                            "at": now,
+                            "from_state": row.state,
+                            "to_state": row.state,
+                            "step": "lease",
+                            "outcome": "released",
+                            "message": f"{owner} stopped before finishing; due again now",
+                        }
+                        for row in rows
+                    ],
+                )
+        return len(rows)
+
+    def _transition(
+        self, call_id: int, owner: str, now: datetime, event: EventDraft, **values: Any
+    ) -> Call | None:
+        """Apply ``values`` and write ``event``, only while ``owner`` holds the row's lease."""
+        with write_transaction(self.engine) as conn:
+            before = conn.execute(
+                select(calls.c.state)
+                .where(calls.c.id == call_id, calls.c.lease_owner == owner)
+                .with_for_update()
+            ).first()
+            if before is None:
+                return None
+            row = conn.execute(
+                update(calls)
+                .where(calls.c.id == call_id)
+                .values(**values, updated_at=now)
+                .returning(*calls.c)
+            ).one()
+            call = call_from_row(row._mapping)
+            conn.execute(
+                insert(call_events).values(
+                    call_id=call_id,
+                    at=now,
+                    from_state=before.state,
+                    to_state=call.state.value,
+                    **dataclasses.asdict(event),
+                )
+            )
+        return call
+
+
+# What every step that ends the worker's hold on a row resets.
+_LET_GO: dict[str, Any] = {
+    "lease_owner": None,
+    "lease_expires_at": None,
+    "next_attempt_at": None,
+    "spool_path": None,
+}
+
+
+def _call_columns(mapping: RowMapping) -> dict[str, Any]:
+    """The row without extra labels a claim query adds (``previous_owner``)."""
+    return {key: value for key, value in mapping.items() if key != "previous_owner"}
