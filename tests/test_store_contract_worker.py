@@ -9,6 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from poller.adapters.sql.store import SqlStore
 from poller.domain.records import EventDraft
@@ -83,8 +84,7 @@ def test_concurrent_claims_never_hand_one_row_to_two_workers(any_store: AnyStore
 
 def test_transitions_need_the_lease(any_store: AnyStore) -> None:
     row = due(any_store, "x")
-    (call,) = any_store.claim_due("worker-a", NOW, LEASE, limit=1)
-
+    assert len(any_store.claim_due("worker-a", NOW, LEASE, limit=1)) == 1
     assert (
         any_store.mark_downloaded(
             row,
@@ -241,8 +241,6 @@ def test_outcomes_and_their_events_can_be_audited_with_plain_sql(sql_store: SqlS
     sql_store.finish(
         row, "w", NOW, CallState.FAILED, "oversize", "too big", EventDraft("download", "fail")
     )
-    from sqlalchemy import text
-
     with sql_store.engine.connect() as connection:
         found = connection.execute(
             text(
