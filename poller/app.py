@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+import threading
+
+import requests
+from requests.adapters import HTTPAdapter
 from sqlalchemy import Engine
 
+from poller.adapters.downloader import Downloader
 from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.config import Settings
+from poller.core.daemon import Daemon
+from poller.core.poll import PollReport, poll_once
+from poller.core.worker import Worker
+from poller.domain.clock import utcnow
 from poller.ports.provider import ProviderPort
+from poller.ports.siro import SiroPort
+from poller.ports.store import Store
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -33,3 +47,51 @@ def build_provider(settings: Settings) -> ProviderPort:
 def build_siro_client(settings: Settings) -> SiroHttpClient:
     """The one Siro client of this process: it holds the access token and what Siro accepted."""
     return SiroHttpClient(settings.siro)
+
+
+def worker_identity() -> str:
+    """Who holds a lease: readable in `calls show`, unique per process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def build_downloader(settings: Settings, stop: threading.Event) -> Downloader:
+    session = requests.Session()
+    pool = HTTPAdapter(pool_maxsize=settings.worker.concurrency)
+    session.mount("https://", pool)
+    session.mount("http://", pool)
+    return Downloader(
+        session,
+        max_bytes=settings.worker.max_file_bytes,
+        connect_timeout=settings.provider.connect_timeout_seconds,
+        read_timeout=settings.provider.read_timeout_seconds,
+        stop=stop,
+    )
+
+
+def build_worker(
+    settings: Settings,
+    store: Store,
+    stop: threading.Event,
+    *,
+    provider: ProviderPort | None = None,
+    siro: SiroPort | None = None,
+) -> Worker:
+    return Worker(
+        settings=settings,
+        store=store,
+        provider=provider or build_provider(settings),
+        siro=siro or build_siro_client(settings),
+        downloader=build_downloader(settings, stop),
+        owner=worker_identity(),
+        stop=stop,
+    )
+
+
+def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Daemon:
+    provider = build_provider(settings)
+    worker = build_worker(settings, store, stop, provider=provider)
+
+    def poll_cycle() -> PollReport:
+        return poll_once(settings, provider, store, utcnow())
+
+    return Daemon(settings, store=store, poll_cycle=poll_cycle, worker=worker, stop=stop)

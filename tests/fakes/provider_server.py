@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import struct
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from tests.fakes.chaos import Chaos
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
 
 Paging = Literal["none", "token", "next_url", "page_number"]
@@ -76,6 +80,9 @@ class Recording:
     content_type: str = "audio/mpeg"
     require_auth: bool = True
     required_query: dict[str, str] = field(default_factory=dict)
+    # Statuses to answer instead of the audio, one per request, before serving it.
+    failures: deque[int] = field(default_factory=deque)
+    served: int = 0
 
 
 @dataclass
@@ -109,6 +116,10 @@ class FakeCallLog:
     recordings: dict[str, Recording] = field(default_factory=dict)
     failures: dict[int, Failure] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Where the server listens, for building recording URLs (set by the test once it runs).
+    base_url: str = ""
+    # Random faults on listings and recordings alike.
+    chaos: Chaos | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     _anonymous: int = 0
 
@@ -268,6 +279,9 @@ class FakeProviderHandler(QuietHandler):
         headers = dict(self.headers.items())
         with api.lock:
             api.requests.append({"path": parts.path, "query": query, "headers": headers})
+        if api.chaos is not None and (mishap := api.chaos.pick()) is not None:
+            self._mishap(mishap[0])
+            return
         recording = api.recordings.get(parts.path)
         if recording is not None:
             self._recording(api, recording, query, headers)
@@ -296,11 +310,29 @@ class FakeProviderHandler(QuietHandler):
         if any(query.get(name) != value for name, value in recording.required_query.items()):
             self._json(403, {"error": "bad signature"})
             return
+        with api.lock:
+            failure = recording.failures.popleft() if recording.failures else None
+            if failure is None:
+                recording.served += 1
+        if failure is not None:
+            self._json(failure, {"error": f"scripted HTTP {failure}"}, {"Retry-After": "1"})
+            return
         self.send_response(200)
         self.send_header("Content-Type", recording.content_type)
         self.send_header("Content-Length", str(len(recording.body)))
         self.end_headers()
         self.wfile.write(recording.body)
+
+    def _mishap(self, mishap: str) -> None:
+        if mishap == "drop":
+            # SO_LINGER 0 turns close() into a TCP RST: the client sees a reset, no answer.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+        elif mishap == "rate_limited":
+            self._json(429, {"error": "slow down"}, {"Retry-After": "1"})
+        else:
+            self._json(503, {"error": "unavailable"})
 
     def _json(self, status: int, body: Any, extra: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from poller.config import SiroSettings
 from poller.domain.clock import utcnow
+from tests.fakes.chaos import Chaos
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
 
 EXTERNAL_PREFIX = "/api-externalApi"
@@ -288,6 +289,8 @@ class SiroServerState:
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     signed_url_expiry_overrides: deque[datetime] = field(default_factory=deque)
     base_url: str = ""
+    # Random faults on every route but token minting (scripted faults come first).
+    chaos: Chaos | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -363,7 +366,23 @@ class SiroServerState:
     def take_fault(self, route: str) -> Fault | None:
         with self.lock:
             queue = self.faults.get(route)
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+        if self.chaos is None or route in ("access-token", "access-token-info"):
+            return None
+        return _chaos_fault(self.chaos)
+
+
+def _chaos_fault(chaos: Chaos) -> Fault | None:
+    picked = chaos.pick()
+    if picked is None:
+        return None
+    mishap, after = picked
+    if mishap == "server_error":
+        return Fault.server_error(503 if after else 500, after_processing=after)
+    if mishap == "rate_limited":
+        return Fault.rate_limited("1")
+    return Fault.connection_reset(after_processing=after)
 
 
 @dataclass

@@ -1,0 +1,67 @@
+"""`siro-poller run` (the daemon) and `siro-poller work` (the worker in the foreground)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from poller import app
+from poller.cli.root import CliContext, config_problem, main_group, pass_cli
+from poller.config import requirements_for_daemon
+from poller.logs import configure_logging
+
+
+def _ready(cli: CliContext) -> None:
+    """Refuse to start on a config the daemon cannot work with, or on an old schema."""
+    configure_logging(cli.settings)
+    problems = requirements_for_daemon(cli.settings)
+    if problems:
+        raise config_problem(problems)
+    cli.store  # noqa: B018  (opening the store checks the schema revision)
+
+
+@main_group.command("run")
+@pass_cli
+def run(cli: CliContext) -> None:
+    """Run the daemon: poll the call log and upload recordings until SIGTERM."""
+    _ready(cli)
+    stop = threading.Event()
+    daemon = app.build_daemon(cli.settings, cli.store, stop)
+    raise SystemExit(daemon.run())
+
+
+@main_group.command("work")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Return once no row is due, instead of waiting for more.",
+)
+@pass_cli
+def work(cli: CliContext, until_idle: bool) -> None:
+    """Run the worker in the foreground, without polling."""
+    _ready(cli)
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    worker = app.build_worker(cli.settings, cli.store, stop)
+    totals = {"processed": 0, "uploaded": 0, "retried": 0, "failed": 0, "skipped": 0}
+    while not stop.is_set():
+        report = worker.drain()
+        for key in totals:
+            totals[key] += getattr(report, key)
+        if until_idle:
+            break
+        stop.wait(cli.settings.worker.interval_seconds)
+    released = cli.store.release_leases(worker.owner, worker.clock())
+    click.echo(
+        f"processed {totals['processed']}: {totals['uploaded']} uploaded, "
+        f"{totals['retried']} to retry, {totals['failed']} failed, {totals['skipped']} skipped"
+        + (f"; {released} unfinished rows given back" if released else "")
+    )

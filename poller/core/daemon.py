@@ -1,0 +1,219 @@
+"""`siro-poller run`: the poll and work jobs on an APScheduler clock, under systemd.
+
+APScheduler 3 swallows job exceptions, skips runs behind a hung job and installs no signal
+handlers, so this module does those parts itself: job bodies catch and log, a listener reports
+errors and missed runs, the main thread owns SIGTERM/SIGINT, readiness and the watchdog.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+    SchedulerEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from poller.adapters.systemd_notify import SystemdNotifier
+from poller.config import Settings
+from poller.core.worker import Worker
+from poller.domain.clock import utcnow
+from poller.ports.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobHealth:
+    """When each job last finished a run, for the watchdog and `systemctl status`."""
+
+    finished_at: dict[str, datetime] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def started(self, job: str) -> None:
+        with self.lock:
+            self.running.add(job)
+
+    def finished(self, job: str) -> None:
+        with self.lock:
+            self.running.discard(job)
+            self.finished_at[job] = utcnow()
+
+    def any_running(self) -> bool:
+        with self.lock:
+            return bool(self.running)
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        poll_cycle: Callable[[], object],
+        worker: Worker,
+        stop: threading.Event,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.poll_cycle = poll_cycle
+        self.worker = worker
+        self.stop = stop
+        self.notifier = notifier or SystemdNotifier()
+        self.health = JobHealth()
+        self.started_at = utcnow()
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def poll_job(self) -> None:
+        self.health.started("poll")
+        try:
+            report = self.poll_cycle()
+            log.info("poll: %s", report)
+        except Exception:
+            # The cycle records its own failures on poll_cursors; this is the last resort that
+            # keeps an unforeseen error from silently ending the schedule.
+            log.exception("poll job failed")
+        finally:
+            self.health.finished("poll")
+
+    def work_job(self) -> None:
+        self.health.started("work")
+        try:
+            report = self.worker.drain()
+            if report.processed:
+                log.info(
+                    "work: %d processed, %d uploaded, %d to retry, %d failed, %d skipped",
+                    report.processed,
+                    report.uploaded,
+                    report.retried,
+                    report.failed,
+                    report.skipped,
+                )
+        except Exception:
+            log.exception("work job failed")
+        finally:
+            self.health.finished("work")
+
+    @staticmethod
+    def on_scheduler_event(event: SchedulerEvent) -> None:
+        job = getattr(event, "job_id", "?")
+        if event.code == EVENT_JOB_ERROR and isinstance(event, JobExecutionEvent):
+            log.error("job %s raised %r", job, event.exception)
+        elif event.code == EVENT_JOB_MISSED:
+            log.warning("job %s missed its run time; the host may have been suspended", job)
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("job %s is still running from its last turn; this turn is skipped", job)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def healthy(self, now: datetime) -> bool:
+        """Both jobs finished a run recently, or the worker made progress within one."""
+        limits = {
+            "poll": timedelta(seconds=3 * self.settings.poll.interval_seconds)
+            + timedelta(minutes=15),
+            "work": timedelta(seconds=3 * self.settings.worker.interval_seconds)
+            + timedelta(seconds=self.settings.worker.lease_seconds),
+        }
+        for job, limit in limits.items():
+            last = self.health.finished_at.get(job, self.started_at)
+            if job == "work" and self.worker.last_progress_at is not None:
+                last = max(last, self.worker.last_progress_at)
+            if now - last > limit:
+                return False
+        return True
+
+    def run(self) -> int:
+        self._install_signal_handlers()
+        grace = self.settings.worker.shutdown_grace_seconds
+        scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                # A run delayed by a busy host still happens; one delayed past a whole interval
+                # is dropped (and logged) because the next one is already due.
+                "misfire_grace_time": 60,
+            },
+        )
+        scheduler.add_listener(
+            self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        now = datetime.now(UTC)
+        scheduler.add_job(
+            self.poll_job,
+            "interval",
+            seconds=self.settings.poll.interval_seconds,
+            id="poll",
+            next_run_time=now,
+        )
+        scheduler.add_job(
+            self.work_job,
+            "interval",
+            seconds=self.settings.worker.interval_seconds,
+            id="work",
+            next_run_time=now,
+        )
+        scheduler.start()
+        self.notifier.ready("polling and working")
+        log.info(
+            "siro-poller running as %s: poll every %ss, work every %ss with %d threads",
+            self.worker.owner,
+            self.settings.poll.interval_seconds,
+            self.settings.worker.interval_seconds,
+            self.settings.worker.concurrency,
+        )
+        ping_every = self._ping_interval()
+        while not self.stop.wait(ping_every):
+            if self.healthy(utcnow()):
+                self.notifier.watchdog()
+            else:
+                log.error("a job has made no progress for too long; not pinging the watchdog")
+
+        log.info("stopping: no new work is claimed; in-flight steps have %.0fs to finish", grace)
+        self.notifier.stopping("finishing in-flight work")
+        scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace
+        while self.health.any_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        released = self.store.release_leases(self.worker.owner, utcnow())
+        if released:
+            log.warning("gave back %d unfinished rows; they resume on the next start", released)
+        if self.health.any_running():
+            # A step stuck in a long network call must not keep the process past the grace:
+            # its row is already released, and its result would be discarded anyway.
+            log.warning("in-flight work did not finish within %.0fs; exiting anyway", grace)
+            logging.shutdown()
+            os._exit(0)
+        log.info("stopped")
+        return 0
+
+    def _ping_interval(self) -> float:
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return 30.0
+        return max(1.0, interval.total_seconds() / 2)
+
+    def _install_signal_handlers(self) -> None:
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s", signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)

@@ -1,0 +1,434 @@
+"""The worker: claim due rows, download each recording, upload it to Siro, record every step.
+
+Everything the worker knows about a call lives in its row, so a restart resumes where the last
+run stopped: a ``pending`` row is downloaded, a ``downloaded`` row uploaded, and a row whose
+create call was sent but never answered is first looked up in Siro (the duplicate guard).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from poller.adapters.audio_probe import AudioFacts, NotAudio, UnsupportedAudio, probe_audio
+from poller.adapters.downloader import Downloader
+from poller.config import Settings
+from poller.domain.clock import utcnow
+from poller.domain.failures import Disposition, StepFailure
+from poller.domain.records import Call, EventDraft
+from poller.domain.retry import retry_delay
+from poller.domain.siro import AudioFormat, RecordingCreate, RecordingSummary
+from poller.domain.states import CallState
+from poller.domain.title import render_title
+from poller.logs import redact_url
+from poller.ports.provider import PermanentProviderError, ProviderError, ProviderPort
+from poller.ports.siro import (
+    SiroCreateOutcomeUnknown,
+    SiroError,
+    SiroPermanentError,
+    SiroPort,
+    SiroTransientError,
+)
+from poller.ports.store import Store
+
+log = logging.getLogger(__name__)
+
+# How far around a call's start (sent as dateCreated) and around the moment the create call
+# went out to look for a recording Siro may have made before its answer was lost.
+RECONCILE_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    processed: int
+    uploaded: int
+    retried: int
+    failed: int
+    skipped: int
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        provider: ProviderPort,
+        siro: SiroPort,
+        downloader: Downloader,
+        owner: str,
+        stop: threading.Event,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.provider = provider
+        self.siro = siro
+        self.downloader = downloader
+        self.owner = owner
+        self.stop = stop
+        self.clock = clock
+        self.spool = settings.spool_dir
+        self._tally_lock = threading.Lock()
+        self._tally: dict[str, int] = {}
+        self.last_progress_at: datetime | None = None
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def drain(self) -> WorkerReport:
+        """Process due rows with up to ``worker.concurrency`` threads until none are due.
+
+        Stops claiming as soon as ``stop`` is set; steps already running finish (downloads
+        notice the stop between chunks and give their row back).
+        """
+        self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._tally = {}
+        concurrency = self.settings.worker.concurrency
+        lease = timedelta(seconds=self.settings.worker.lease_seconds)
+        in_flight: set[Future[None]] = set()
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="siro-worker") as pool:
+            while True:
+                free = concurrency - len(in_flight)
+                if free and not self.stop.is_set():
+                    now = self.clock()
+                    for call in self.store.claim_due(self.owner, now, now + lease, limit=free):
+                        in_flight.add(pool.submit(self.process, call))
+                if not in_flight:
+                    break
+                done, in_flight = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # process() records its own errors; this surfaces bugs
+        return WorkerReport(
+            processed=sum(self._tally.values()),
+            uploaded=self._tally.get("uploaded", 0),
+            retried=self._tally.get("retry", 0),
+            failed=self._tally.get("fail", 0),
+            skipped=self._tally.get("skip", 0),
+        )
+
+    def _count(self, outcome: str) -> None:
+        with self._tally_lock:
+            self._tally[outcome] = self._tally.get(outcome, 0) + 1
+        self.last_progress_at = self.clock()
+
+    # -- one row -------------------------------------------------------------------------
+
+    def process(self, call: Call) -> None:
+        """Take one claimed row as far as it goes; never raises for a problem of the row."""
+        try:
+            if call.attempts > self.settings.worker.max_attempts:
+                # A row that keeps killing its worker mid-step comes back through lease expiry
+                # with its attempts spent; stop here instead of crashing forever.
+                raise StepFailure.fail(
+                    "attempts_exhausted",
+                    f"gave up after {call.attempts - 1} attempts that never finished "
+                    "(the worker died or was stopped during each); see the call's events",
+                )
+            current: Call | None = call
+            if current is not None and current.state == CallState.PENDING:
+                current = self.download(current)
+            if current is not None and current.state == CallState.DOWNLOADED:
+                self.upload(current)
+        except StepFailure as failure:
+            self.settle(call, failure)
+        except Exception as exc:  # a bug or an unforeseen library error: keep the daemon up
+            log.exception("call %s: unexpected error", call.id)
+            self.settle(
+                call,
+                StepFailure.retry(
+                    "internal_error", f"unexpected {type(exc).__name__}; see the daemon log"
+                ),
+            )
+
+    def settle(self, call: Call, failure: StepFailure) -> None:
+        """Write down how a step ended badly: a retry later, or a parked row with its reason."""
+        now = self.clock()
+        current = self.store.get_call(call.id) or call
+        event = EventDraft(
+            step=_step_of(current),
+            outcome=failure.disposition.value,
+            http_status=failure.http_status,
+            message=failure.message,
+        )
+        disposition = failure.disposition
+        message = failure.message
+        if disposition == Disposition.RETRY and current.attempts >= (
+            self.settings.worker.max_attempts
+        ):
+            disposition = Disposition.FAIL
+            message = f"gave up after {current.attempts} attempts; last: {failure.message}"
+            event = EventDraft(
+                step=event.step, outcome="fail", http_status=failure.http_status, message=message
+            )
+        if disposition == Disposition.RETRY:
+            delay = retry_delay(
+                max(1, current.attempts),
+                base_seconds=self.settings.worker.retry_base_seconds,
+                max_seconds=self.settings.worker.retry_max_seconds,
+                retry_after_seconds=failure.retry_after_seconds,
+            )
+            self.store.schedule_retry(
+                call.id, self.owner, now, now + delay, failure.kind, message, event
+            )
+            log.warning(
+                "call %s (%s): %s; retry in %.0fs",
+                call.id,
+                call.provider_call_id,
+                message,
+                delay.total_seconds(),
+            )
+            self._count("retry")
+            return
+        final = CallState.FAILED if disposition == Disposition.FAIL else CallState.SKIPPED
+        self.store.finish(call.id, self.owner, now, final, failure.kind, message, event)
+        _remove_spool_file(current.spool_path)
+        log.log(
+            logging.ERROR if final == CallState.FAILED else logging.INFO,
+            "call %s (%s): %s (%s): %s",
+            call.id,
+            call.provider_call_id,
+            final.value,
+            failure.kind,
+            message,
+        )
+        self._count(disposition.value)
+
+    # -- download ------------------------------------------------------------------------
+
+    def download(self, call: Call) -> Call | None:
+        try:
+            request = self.provider.resolve_download(call)
+        except ProviderError as exc:
+            raise _provider_failure(exc) from None
+        destination = self.spool / f"call-{call.id}.download"
+        fetched = self.downloader.fetch(request, destination)
+        facts = _probe(destination)
+        final_path = self.spool / f"call-{call.id}.{facts.format.value}"
+        destination.replace(final_path)
+        updated = self.store.mark_downloaded(
+            call.id,
+            self.owner,
+            self.clock(),
+            audio_format=facts.format.value,
+            size_bytes=fetched.size_bytes,
+            sha256=fetched.sha256,
+            spool_path=str(final_path),
+            event=EventDraft(
+                step="download",
+                outcome="ok",
+                http_status=fetched.http_status,
+                duration_ms=fetched.duration_ms,
+                message=f"{fetched.size_bytes} bytes of {facts.format.value}, "
+                f"{facts.duration_seconds:.0f}s of audio",
+            ),
+        )
+        if updated is None:
+            _lost_lease(call)
+            final_path.unlink(missing_ok=True)
+        return updated
+
+    # -- upload --------------------------------------------------------------------------
+
+    def upload(self, call: Call) -> None:
+        if (
+            call.spool_path is None
+            or call.audio_format is None
+            or not Path(call.spool_path).is_file()
+        ):
+            self.store.schedule_retry(
+                call.id,
+                self.owner,
+                self.clock(),
+                self.clock(),
+                "spool_missing",
+                "the downloaded file is gone from the spool; downloading again",
+                EventDraft(step="upload", outcome="retry", message="spool file missing"),
+                back_to_pending=True,
+            )
+            return
+        audio_format = AudioFormat(call.audio_format)
+        title = render_title(self.settings.worker.title_template, call)
+        if call.siro_create_sent_at is not None:
+            adopted = self._find_existing(call, title)
+            if adopted is not None:
+                self._uploaded(call, adopted.id, None, outcome="adopted")
+                return
+        body_without_file = self._recording_fields(call, title, audio_format)
+        size = call.size_bytes or Path(call.spool_path).stat().st_size
+        started = time.monotonic()
+        try:
+            signed = self.siro.request_upload(audio_format, size)
+            used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
+            body = RecordingCreate(**body_without_file, file_url=used.download_url)
+            if not self.store.mark_create_sent(call.id, self.owner, self.clock(), title):
+                _lost_lease(call)
+                return
+            recording_id = self.siro.create_recording(body)
+        except SiroCreateOutcomeUnknown as exc:
+            raise StepFailure.retry(
+                "siro_create_unknown",
+                f"{exc}; the next attempt looks the recording up in Siro before creating it",
+                http_status=exc.http_status,
+            ) from None
+        except SiroError as exc:
+            if exc.step == "create":
+                # Siro answered the create with a refusal: nothing was made, so the duplicate
+                # guard may forget that a create was sent.
+                self.store.mark_create_sent(call.id, self.owner, self.clock(), title, sent=False)
+            raise _siro_failure(exc) from None
+        self._uploaded(
+            call,
+            recording_id,
+            used.download_url,
+            outcome="ok",
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    def _recording_fields(
+        self, call: Call, title: str, audio_format: AudioFormat
+    ) -> dict[str, object]:
+        fields: dict[str, object] = {
+            "file_type": audio_format,
+            "title": title,
+            "user_id": call.siro_user_id,
+            "user_email": call.rep_email,
+            "user_phone": call.rep_phone,
+            "organization_id": self.settings.siro.organization_id,
+            "conversation_type": self.settings.siro.conversation_type,
+            "contact_name": call.contact_name,
+            "contact_phone": call.contact_phone,
+            "date_created": call.started_at,
+        }
+        try:
+            RecordingCreate(**fields, file_url="https://placeholder.invalid/")
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            if "needs a rep" in first:
+                raise StepFailure.skip(
+                    "no_rep_identity",
+                    "the call names no rep (no Siro user id, email or phone), so Siro "
+                    "could not attribute it",
+                ) from None
+            raise StepFailure.fail(
+                "invalid_recording", f"cannot build the upload: {first}"
+            ) from None
+        return fields
+
+    def _find_existing(self, call: Call, title: str) -> RecordingSummary | None:
+        """The duplicate guard: did an earlier, unanswered create call make this recording?"""
+        assert call.siro_create_sent_at is not None
+        anchors = [call.siro_create_sent_at]
+        if call.started_at is not None:
+            anchors.insert(0, call.started_at)
+        try:
+            for anchor in anchors:
+                found = self.siro.find_recordings(
+                    anchor - RECONCILE_MARGIN, anchor + RECONCILE_MARGIN
+                )
+                for recording in found:
+                    if (recording.title or "").strip() == title.strip() and not recording.deleted:
+                        return recording
+        except SiroError as exc:
+            raise _siro_failure(exc) from None
+        return None
+
+    def _uploaded(
+        self,
+        call: Call,
+        recording_id: str,
+        download_url: str | None,
+        *,
+        outcome: str,
+        duration_ms: int | None = None,
+    ) -> None:
+        message = (
+            f"Siro recording {recording_id}"
+            if outcome == "ok"
+            else f"found Siro recording {recording_id} from an earlier attempt; not sent again"
+        )
+        done = self.store.mark_uploaded(
+            call.id,
+            self.owner,
+            self.clock(),
+            siro_recording_id=recording_id,
+            # The download URL is signed: only its path, never its signature, is kept.
+            siro_file_url=redact_url(download_url) if download_url else None,
+            event=EventDraft(
+                step="upload", outcome=outcome, duration_ms=duration_ms, message=message
+            ),
+        )
+        if not done:
+            _lost_lease(call)
+            return
+        _remove_spool_file(call.spool_path)
+        log.info(
+            "call %s (%s): uploaded as Siro recording %s",
+            call.id,
+            call.provider_call_id,
+            recording_id,
+        )
+        self._count("uploaded")
+
+
+def _probe(path: Path) -> AudioFacts:
+    """Judge the file by its content; a file that is not what Siro takes does not stay."""
+    try:
+        return probe_audio(path)
+    except NotAudio as exc:
+        path.unlink(missing_ok=True)
+        raise StepFailure.fail("not_audio", str(exc)) from None
+    except UnsupportedAudio as exc:
+        path.unlink(missing_ok=True)
+        raise StepFailure.fail("unsupported_format", str(exc)) from None
+
+
+def _step_of(call: Call) -> str:
+    return "download" if call.state == CallState.PENDING else "upload"
+
+
+def _lost_lease(call: Call) -> None:
+    log.warning(
+        "call %s: this worker's lease ran out mid-step and another took the row over; "
+        "its result is not recorded here",
+        call.id,
+    )
+
+
+def _remove_spool_file(path: str | None) -> None:
+    if path:
+        Path(path).unlink(missing_ok=True)
+
+
+def _provider_failure(exc: ProviderError) -> StepFailure:
+    if isinstance(exc, PermanentProviderError):
+        return StepFailure.fail("provider_refused", str(exc), http_status=exc.status)
+    return StepFailure.retry(
+        "provider_unavailable",
+        str(exc),
+        http_status=exc.status,
+        retry_after_seconds=getattr(exc, "retry_after", None),
+    )
+
+
+def _siro_failure(exc: SiroError) -> StepFailure:
+    step = exc.step or "request"
+    if isinstance(exc, SiroTransientError):
+        return StepFailure.retry(
+            f"siro_{step}_unavailable".replace("-", "_"),
+            str(exc),
+            http_status=exc.http_status,
+            retry_after_seconds=exc.retry_after,
+        )
+    if isinstance(exc, SiroPermanentError):
+        return StepFailure.fail(
+            f"siro_{step}_rejected".replace("-", "_"), str(exc), http_status=exc.http_status
+        )
+    return StepFailure.retry(f"siro_{step}_error".replace("-", "_"), str(exc))

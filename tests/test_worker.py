@@ -1,0 +1,370 @@
+"""The worker against a real provider server (real sockets) and the in-memory Siro.
+
+Each test polls the fake call log into a real store, drains the worker, and checks what Siro
+received and what the state table says.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poller.adapters.providers.generic import GenericProvider, RetryPolicy
+from poller.adapters.siro_fake import InMemorySiro
+from poller.app import build_worker
+from poller.config import Settings
+from poller.core.poll import poll_once
+from poller.core.worker import Worker
+from poller.domain.siro import AudioFormat
+from poller.domain.states import CallState
+from poller.ports.siro import SiroCreateOutcomeUnknown, SiroPermanentError, SiroTransientError
+from tests.fakes.audio import LOGIN_PAGE, aac_bytes, flac_bytes, mp3_bytes, wav_bytes
+from tests.fakes.http_server import LocalHTTPServer
+from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
+from tests.seed import AnyStore
+
+STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+NO_WAIT = RetryPolicy(max_tries=1, base_delay=0.0, max_delay=0.0)
+
+
+class Clock:
+    """Simulated time for the worker and the store; only tests move it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def api() -> FakeCallLog:
+    return FakeCallLog(auth=("bearer", "provider-token-123"))
+
+
+@pytest.fixture
+def server(api: FakeCallLog) -> Iterator[LocalHTTPServer]:
+    with serve(api) as running:
+        yield running
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(STARTED + timedelta(hours=1))
+
+
+@pytest.fixture
+def siro(clock: Clock) -> InMemorySiro:
+    return InMemorySiro(clock=clock)
+
+
+def settings_for(server: LocalHTTPServer, tmp_path: Path, **worker: Any) -> Settings:
+    return Settings(
+        state_dir=tmp_path / "state",
+        provider={"base_url": server.url, "auth": "bearer", "token": "provider-token-123"},
+        poll={"start_at": STARTED - timedelta(hours=1), "settle_delay_seconds": 0},
+        worker={"retry_base_seconds": 30, "retry_max_seconds": 600, **worker},
+        siro={"conversation_type": "sales", "organization_id": "org-1"},
+    )
+
+
+def offer(api: FakeCallLog, call_id: str, body: bytes, minute: int = 0, **fields: Any) -> None:
+    """A call in the provider's log whose recording serves ``body``."""
+    path = api.add_recording(f"/recordings/{call_id}", body)
+    started = STARTED + timedelta(minutes=minute)
+    record = quickstart_call(call_id, started, recording_url=f"{api.base_url}{path}")
+    record.update(fields)
+    api.add_call(record, started)
+
+
+def poll(settings: Settings, store: AnyStore, clock: Clock) -> None:
+    provider = GenericProvider(settings.provider, retry=NO_WAIT)
+    report = poll_once(settings, provider, store, clock())
+    assert report.ok, report.error
+
+
+def worker_for(settings: Settings, store: AnyStore, siro: InMemorySiro, clock: Clock) -> Worker:
+    worker = build_worker(
+        settings,
+        store,
+        threading.Event(),
+        provider=GenericProvider(settings.provider, retry=NO_WAIT),
+        siro=siro,
+    )
+    worker.clock = clock
+    return worker
+
+
+@pytest.fixture
+def run(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    siro: InMemorySiro,
+    clock: Clock,
+) -> Any:
+    api.base_url = server.url
+
+    def go(**worker_settings: Any) -> Worker:
+        settings = settings_for(server, tmp_path, **worker_settings)
+        poll(settings, any_store, clock)
+        worker = worker_for(settings, any_store, siro, clock)
+        worker.drain()
+        return worker
+
+    return go
+
+
+def by_call_id(store: AnyStore, call_id: str) -> Any:
+    (call,) = store.find_calls(call_id)
+    return call
+
+
+def test_each_format_reaches_siro_once_with_the_calls_metadata(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
+) -> None:
+    offer(api, "call-mp3", mp3_bytes(3), minute=1)
+    offer(api, "call-wav", wav_bytes(2), minute=2, contact_name="Ann Lee")
+    offer(api, "call-aac", aac_bytes(2), minute=3)
+
+    worker = run()
+
+    assert sorted(body.file_type for body in siro.created) == [
+        AudioFormat.AAC,
+        AudioFormat.MP3,
+        AudioFormat.WAV,
+    ]
+    wav = next(body for body in siro.created if body.file_type == AudioFormat.WAV)
+    assert wav.title == "Phone call with Ann Lee [call-wav]"
+    assert wav.user_email == "rep@yourcompany.com"
+    assert wav.user_phone == "+14251234563"
+    assert (wav.contact_name, wav.contact_phone) == ("Ann Lee", "+15551234567")
+    assert wav.date_created == STARTED + timedelta(minutes=2)
+    assert (wav.conversation_type, wav.organization_id) == ("sales", "org-1")
+    for call_id in ("call-mp3", "call-wav", "call-aac"):
+        call = by_call_id(any_store, call_id)
+        assert call.state == CallState.UPLOADED
+        assert call.siro_recording_id in siro.recordings
+        assert call.sha256 and call.size_bytes and call.spool_path is None
+        assert [(e.step, e.outcome) for e in any_store.events_for(call.id)] == [
+            ("poll", "listed"),
+            ("download", "ok"),
+            ("upload", "create_sent"),
+            ("upload", "ok"),
+        ]
+    stored = siro.audio[wav.file_url]
+    assert stored.sha256 == by_call_id(any_store, "call-wav").sha256
+    assert list(worker.spool.iterdir()) == []
+
+
+def test_bad_bodies_fail_at_once_with_their_reason_and_the_rest_go_through(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
+) -> None:
+    offer(api, "login-page", LOGIN_PAGE, minute=1)
+    offer(api, "flac", flac_bytes(), minute=2)
+    offer(api, "huge", mp3_bytes(5), minute=3)
+    offer(api, "fine", wav_bytes(0.2), minute=4)
+
+    run(max_file_bytes=50_000)
+
+    expected = {
+        "login-page": ("not_audio", "looks like HTML"),
+        "flac": ("unsupported_format", "FLAC audio"),
+        "huge": ("oversize", "over worker.max_file_bytes = 50000"),
+    }
+    for call_id, (kind, words) in expected.items():
+        call = by_call_id(any_store, call_id)
+        assert (call.state, call.error_kind, call.attempts) == (CallState.FAILED, kind, 1)
+        assert words in call.last_error
+    assert by_call_id(any_store, "fine").state == CallState.UPLOADED
+    assert len(siro.created) == 1
+
+
+def test_a_provider_outage_is_retried_later_with_backoff(
+    run: Any, api: FakeCallLog, any_store: AnyStore, clock: Clock
+) -> None:
+    offer(api, "c1", mp3_bytes())
+    api.recordings["/recordings/c1"].failures.append(503)
+
+    worker = run()
+
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.error_kind, call.attempts) == (
+        CallState.PENDING,
+        "download_http_503",
+        1,
+    )
+    # Base 30 s, first attempt: between half and all of it, and never below Retry-After (1 s).
+    assert (
+        clock() + timedelta(seconds=15) <= call.next_attempt_at <= clock() + timedelta(seconds=30)
+    )
+    worker.drain()  # not due yet: nothing happens
+    assert by_call_id(any_store, "c1").attempts == 1
+    clock.advance(seconds=31)
+    worker.drain()
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.attempts, call.error_kind) == (CallState.UPLOADED, 2, None)
+    assert [(e.step, e.outcome) for e in any_store.events_for(call.id)][1:3] == [
+        ("download", "retry"),
+        ("download", "ok"),
+    ]
+
+
+def test_attempts_run_out_into_failed(
+    run: Any, api: FakeCallLog, any_store: AnyStore, clock: Clock
+) -> None:
+    offer(api, "c1", mp3_bytes())
+    api.recordings["/recordings/c1"].failures.extend([500] * 5)
+
+    worker = run(max_attempts=3, retry_base_seconds=1, retry_max_seconds=1)
+    for _ in range(3):
+        clock.advance(seconds=2)
+        worker.drain()
+
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.attempts, call.error_kind) == (
+        CallState.FAILED,
+        3,
+        "download_http_500",
+    )
+    assert call.last_error.startswith("gave up after 3 attempts")
+
+
+def test_a_siro_outage_keeps_the_download_and_retries_only_the_upload(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro, clock: Clock
+) -> None:
+    offer(api, "c1", mp3_bytes())
+    siro.fail_next(
+        "request_upload",
+        SiroTransientError("Siro signed-url: HTTP 503", step="signed-url", http_status=503),
+    )
+
+    worker = run()
+
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.error_kind) == (CallState.DOWNLOADED, "siro_signed_url_unavailable")
+    assert Path(call.spool_path).is_file()
+    clock.advance(minutes=1)
+    worker.drain()
+    assert by_call_id(any_store, "c1").state == CallState.UPLOADED
+    assert api.recordings["/recordings/c1"].served == 1  # downloaded once
+
+
+def test_siro_refusing_the_recording_fails_it_with_siros_reason(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
+) -> None:
+    offer(api, "c1", mp3_bytes())
+    siro.fail_next(
+        "create_recording",
+        SiroPermanentError(
+            "Siro create: HTTP 422: conversationType: unknown type", step="create", http_status=422
+        ),
+    )
+
+    run()
+
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.error_kind) == (CallState.FAILED, "siro_create_rejected")
+    assert "conversationType: unknown type" in call.last_error
+    assert call.siro_create_sent_at is None  # Siro answered: nothing to look for later
+    assert call.spool_path is None
+
+
+def test_a_lost_create_answer_adopts_the_recording_siro_made(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro, clock: Clock
+) -> None:
+    offer(api, "c1", mp3_bytes())
+    siro.fail_next(
+        "create_recording",
+        SiroCreateOutcomeUnknown("Siro create: the connection was reset", step="create"),
+        after_effect=True,
+    )
+
+    worker = run()
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.error_kind) == (CallState.DOWNLOADED, "siro_create_unknown")
+    assert call.siro_create_sent_at is not None
+    clock.advance(minutes=2)
+    worker.drain()
+
+    call = by_call_id(any_store, "c1")
+    assert call.state == CallState.UPLOADED
+    assert len(siro.created) == 1
+    assert call.siro_recording_id == next(iter(siro.recordings))
+    assert [e.outcome for e in any_store.events_for(call.id)][-1] == "adopted"
+
+
+def test_a_lost_create_that_made_nothing_is_sent_again_once(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro, clock: Clock
+) -> None:
+    offer(api, "c1", mp3_bytes())
+    siro.fail_next(
+        "create_recording", SiroCreateOutcomeUnknown("Siro create: read timeout", step="create")
+    )
+
+    worker = run()
+    clock.advance(minutes=2)
+    worker.drain()
+
+    assert by_call_id(any_store, "c1").state == CallState.UPLOADED
+    assert len(siro.created) == 1
+    assert siro.calls.count("find_recordings") == 2  # around the call and around the send
+
+
+def test_a_call_with_no_rep_is_skipped_without_contacting_siro(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
+) -> None:
+    offer(api, "nobody", mp3_bytes(), email=None, number=None)
+
+    run()
+
+    call = by_call_id(any_store, "nobody")
+    assert (call.state, call.error_kind) == (CallState.SKIPPED, "no_rep_identity")
+    assert siro.calls == []
+
+
+def test_a_lost_spool_file_means_downloading_again(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro, clock: Clock
+) -> None:
+    offer(api, "c1", mp3_bytes())
+    siro.fail_next("request_upload", SiroTransientError("503", step="signed-url"))
+    worker = run()
+    Path(by_call_id(any_store, "c1").spool_path).unlink()
+
+    clock.advance(minutes=1)
+    worker.drain()  # finds the file gone, sends the row back to pending
+    worker.drain()  # downloads and uploads again
+
+    assert by_call_id(any_store, "c1").state == CallState.UPLOADED
+    assert api.recordings["/recordings/c1"].served == 2
+
+
+def test_a_stop_request_ends_the_drain_without_claiming_more(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    siro: InMemorySiro,
+    clock: Clock,
+) -> None:
+    api.base_url = server.url
+    for index in range(5):
+        offer(api, f"c{index}", mp3_bytes(), minute=index)
+    settings = settings_for(server, tmp_path)
+    poll(settings, any_store, clock)
+    worker = worker_for(settings, any_store, siro, clock)
+    worker.stop.set()
+
+    report = worker.drain()
+
+    assert report.processed == 0
+    assert any_store.status(clock()).due_now == 5
