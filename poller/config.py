@@ -317,7 +317,7 @@ class WorkerSettings(Section):
     max_attempts: Annotated[int, Field(ge=1)] = 8
     retry_base_seconds: PositiveSeconds = 30.0
     retry_max_seconds: PositiveSeconds = 3600.0
-    lease_seconds: Annotated[int, Field(ge=60)] = 1800
+    lease_seconds: Annotated[int, Field(ge=5)] = 1800
     max_file_bytes: Annotated[int, Field(gt=0)] = 100 * 1024 * 1024
     spool_dir: Path | None = None
     shutdown_grace_seconds: PositiveSeconds = 30.0

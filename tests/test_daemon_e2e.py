@@ -1,0 +1,319 @@
+"""`siro-poller run` as a real process against a local provider and a local Siro.
+
+Both fakes are real HTTP servers on 127.0.0.1; the daemon is a subprocess with its own state
+database (SQLite file or a fresh PostgreSQL database), configured through the environment
+exactly as a systemd unit would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from poller.adapters.sql import migrate
+from poller.adapters.sql.database import make_engine
+from poller.adapters.sql.store import SqlStore
+from poller.domain.states import CallState
+from tests.fakes.audio import LOGIN_PAGE, aac_bytes, flac_bytes, mp3_bytes, wav_bytes
+from tests.fakes.chaos import Chaos
+from tests.fakes.http_server import LocalHTTPServer
+from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
+from tests.fakes.siro_server import FakeSiro, Fault
+
+STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+PROVIDER_TOKEN = "provider-token-e2e-0001"
+
+
+@dataclass
+class World:
+    """The provider, Siro and the state database one daemon run works against."""
+
+    api: FakeCallLog
+    provider: LocalHTTPServer
+    siro: FakeSiro
+    database_url: str
+    engine: Engine
+    state_dir: Path
+    log_path: Path
+
+    @property
+    def store(self) -> SqlStore:
+        return SqlStore(self.engine)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
+        env.pop("STATE_DIRECTORY", None)
+        values = {
+            "STATE_DIR": str(self.state_dir),
+            "DATABASE__URL": self.database_url,
+            "PROVIDER__BASE_URL": self.provider.url,
+            "PROVIDER__AUTH": "bearer",
+            "PROVIDER__TOKEN": PROVIDER_TOKEN,
+            "PROVIDER__MAX_RETRIES": "2",
+            "PROVIDER__CONNECT_TIMEOUT_SECONDS": "2",
+            "PROVIDER__READ_TIMEOUT_SECONDS": "5",
+            "POLL__INTERVAL_SECONDS": "1",
+            "POLL__SETTLE_DELAY_SECONDS": "0",
+            "POLL__START_AT": (STARTED - timedelta(minutes=5)).isoformat(),
+            "WORKER__INTERVAL_SECONDS": "1",
+            "WORKER__CONCURRENCY": "4",
+            "WORKER__RETRY_BASE_SECONDS": "0.2",
+            "WORKER__RETRY_MAX_SECONDS": "1",
+            "WORKER__MAX_ATTEMPTS": "10",
+            "WORKER__MAX_FILE_BYTES": "200000",
+            "WORKER__SHUTDOWN_GRACE_SECONDS": "5",
+            "LOGGING__FORMAT": "human",
+        }
+        for key, value in self.siro.settings_values().items():
+            values[f"SIRO__{key.upper()}"] = str(value)
+        values.update(overrides)
+        env.update({f"SIRO_POLLER_{key}": value for key, value in values.items()})
+        return env
+
+    def start(self, **overrides: str) -> subprocess.Popen[bytes]:
+        log = self.log_path.open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "poller", "run"],
+            env=self.env(**overrides),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.state_dir.parent,
+        )
+
+    def counts(self) -> dict[str, int]:
+        return self.store.status(datetime.now(UTC)).counts
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def offer(world: World, count: int, *, minute_offset: int = 0) -> list[str]:
+    """``count`` good calls, each with a small recording in one of Siro's formats."""
+    makers = (lambda: mp3_bytes(1), lambda: wav_bytes(0.5), lambda: aac_bytes(1))
+    ids = []
+    for index in range(count):
+        call_id = f"call-{minute_offset + index:04d}"
+        started = STARTED + timedelta(seconds=30 * (minute_offset + index))
+        path = world.api.add_recording(f"/recordings/{call_id}", makers[index % 3]())
+        world.api.add_call(
+            quickstart_call(
+                call_id,
+                started,
+                recording_url=world.provider.url + path,
+                email=f"rep{index % 3 + 1}@example.com",
+                contact_name=f"Customer {index}",
+            ),
+            started,
+        )
+        ids.append(call_id)
+    return ids
+
+
+def offer_bad(world: World) -> None:
+    bodies = {"bad-html": LOGIN_PAGE, "bad-flac": flac_bytes(), "bad-huge": mp3_bytes(20)}
+    for offset, (call_id, body) in enumerate(bodies.items()):
+        started = STARTED + timedelta(seconds=7 + offset)
+        path = world.api.add_recording(f"/recordings/{call_id}", body)
+        world.api.add_call(
+            quickstart_call(call_id, started, recording_url=world.provider.url + path), started
+        )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, world: World) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{world.log()[-6000:]}")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=timeout)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    api = FakeCallLog(auth=("bearer", PROVIDER_TOKEN), page_size=50)
+    with serve(api) as provider, FakeSiro() as siro:
+        api.base_url = provider.url
+        yield World(
+            api=api,
+            provider=provider,
+            siro=siro,
+            database_url=url,
+            engine=engine,
+            state_dir=tmp_path / "state",
+            log_path=tmp_path / "daemon.log",
+        )
+    engine.dispose()
+
+
+def siro_titles(world: World) -> Counter[str]:
+    with world.siro.state.lock:
+        return Counter(str(r["title"]) for r in world.siro.state.recordings.values())
+
+
+def assert_each_call_once_in_siro(world: World, call_ids: list[str]) -> None:
+    titles = siro_titles(world)
+    for call_id in call_ids:
+        matching = [t for t, n in titles.items() for _ in range(n) if f"[{call_id}]" in t]
+        assert len(matching) == 1, f"{call_id} is in Siro {len(matching)} times"
+
+
+def test_200_calls_reach_siro_exactly_once_and_bad_ones_fail_with_reasons(world: World) -> None:
+    call_ids = offer(world, 200)
+    offer_bad(world)
+    daemon = world.start()
+    try:
+        wait_for(
+            lambda: world.counts()["uploaded"] == 200 and world.counts()["failed"] == 3,
+            120,
+            "200 uploads and 3 failures",
+            world,
+        )
+    finally:
+        assert stop(daemon) == 0
+
+    assert_each_call_once_in_siro(world, call_ids)
+    assert len(world.siro.state.recordings) == 200
+    creates = [r.json for r in world.siro.state.requests_for("create")]
+    first = next(body for body in creates if body and "[call-0003]" in body["title"])
+    assert first["userEmail"] == "rep1@example.com"
+    assert first["contactName"] == "Customer 3"
+    assert first["contactPhone"] == "+15551234567"
+    assert first["fileType"] == "mp3"
+    started = datetime.fromisoformat(first["dateCreated"].replace("Z", "+00:00"))
+    assert started == STARTED + timedelta(seconds=90)
+    reasons = {
+        call.provider_call_id: call.error_kind
+        for call in world.store.list_calls(state=CallState.FAILED)
+    }
+    assert reasons == {
+        "bad-html": "not_audio",
+        "bad-flac": "unsupported_format",
+        "bad-huge": "oversize",
+    }
+    for secret in [PROVIDER_TOKEN, *world.siro.state.secrets()]:
+        assert secret not in world.log()
+
+
+def test_injected_faults_still_give_exactly_once_and_nothing_failed(world: World) -> None:
+    call_ids = offer(world, 200)
+    world.siro.state.chaos = Chaos(server_error=0.10, rate_limited=0.05, drop=0.03, seed=7)
+    world.api.chaos = Chaos(server_error=0.10, rate_limited=0.05, drop=0.03, seed=11)
+    daemon = world.start()
+    try:
+        wait_for(lambda: world.counts()["uploaded"] == 200, 180, "200 uploads", world)
+    finally:
+        assert stop(daemon) == 0
+
+    assert world.counts()["failed"] == 0
+    assert_each_call_once_in_siro(world, call_ids)
+    assert len(world.siro.state.recordings) == 200
+    assert sum(world.siro.state.chaos.injected.values()) > 20  # the faults really happened
+    assert sum(world.api.chaos.injected.values()) > 20
+
+
+def test_a_kill_during_the_create_call_loses_nothing_and_duplicates_nothing(
+    world: World,
+) -> None:
+    call_ids = offer(world, 30)
+    # Siro makes the recording, then sits on its answer: the daemon dies waiting for it.
+    world.siro.state.fail_next("create", Fault.slow(30))
+    daemon = world.start(WORKER__LEASE_SECONDS="5", WORKER__CONCURRENCY="1")
+    wait_for(lambda: len(world.siro.state.recordings) >= 1, 60, "the first create", world)
+    daemon.kill()
+    daemon.wait(timeout=10)
+    first_title = next(iter(siro_titles(world)))
+    leased = [c for c in world.store.list_calls() if c.lease_owner is not None]
+    assert len(leased) == 1 and leased[0].siro_create_sent_at is not None
+
+    restarted = world.start(WORKER__LEASE_SECONDS="5")
+    try:
+        wait_for(lambda: world.counts()["uploaded"] == 30, 90, "30 uploads", world)
+    finally:
+        assert stop(restarted) == 0
+
+    assert_each_call_once_in_siro(world, call_ids)
+    assert len(world.siro.state.recordings) == 30
+    (adopted,) = [c for c in world.store.list_calls() if f"[{c.provider_call_id}]" in first_title]
+    outcomes = [(e.step, e.outcome) for e in world.store.events_for(adopted.id)]
+    assert ("lease", "rescued") in outcomes and ("upload", "adopted") in outcomes
+
+
+def test_a_kill_at_random_moments_and_restarts_lose_and_duplicate_nothing(
+    world: World,
+) -> None:
+    call_ids = offer(world, 120)
+    world.siro.state.chaos = Chaos(server_error=0.05, drop=0.05, seed=3)
+    for pause in (1.5, 2.5):
+        daemon = world.start(WORKER__LEASE_SECONDS="5")
+        time.sleep(pause)
+        daemon.kill()
+        daemon.wait(timeout=10)
+    final = world.start(WORKER__LEASE_SECONDS="5")
+    try:
+        wait_for(lambda: world.counts()["uploaded"] == 120, 120, "120 uploads", world)
+    finally:
+        assert stop(final) == 0
+    assert_each_call_once_in_siro(world, call_ids)
+    assert len(world.siro.state.recordings) == 120
+
+
+def test_sigterm_exits_cleanly_within_the_grace_and_gives_rows_back(world: World) -> None:
+    offer(world, 8)
+    # Every PUT hangs for longer than the grace: in-flight work cannot finish in time.
+    for _ in range(8):
+        world.siro.state.fail_next("put", Fault(delay=20, after_processing=True))
+    daemon = world.start(WORKER__SHUTDOWN_GRACE_SECONDS="2", WORKER__CONCURRENCY="2")
+    wait_for(
+        lambda: any(c.lease_owner for c in world.store.list_calls()), 60, "work in flight", world
+    )
+    started = time.monotonic()
+    code = stop(daemon)
+    elapsed = time.monotonic() - started
+
+    assert code == 0
+    assert elapsed < 2 + 5, f"took {elapsed:.1f}s"
+    assert all(c.lease_owner is None for c in world.store.list_calls())
+    released = [
+        e
+        for c in world.store.list_calls()
+        for e in world.store.events_for(c.id)
+        if e.outcome == "released"
+    ]
+    assert released
+    assert "stopping: no new work is claimed" in world.log()
+
+
+def test_the_daemon_refuses_a_database_that_is_not_at_head(world: World) -> None:
+    migrate.downgrade(world.engine, "base")
+    result = subprocess.run(
+        [sys.executable, "-m", "poller", "run"],
+        env=world.env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "run `siro-poller db upgrade` first" in result.stderr
