@@ -8,7 +8,10 @@ exactly as a systemd unit would.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -317,3 +320,44 @@ def test_the_daemon_refuses_a_database_that_is_not_at_head(world: World) -> None
     )
     assert result.returncode == 2
     assert "run `siro-poller db upgrade` first" in result.stderr
+
+
+def test_systemd_hears_ready_watchdog_and_stopping(world: World, tmp_path: Path) -> None:
+    notify_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify_path))
+    listener.settimeout(30)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "poller", "run"],
+        env={**world.env(), "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        messages = [listener.recv(4096).decode()]
+        assert messages[0].startswith("READY=1")
+        messages.append(listener.recv(4096).decode())
+        assert messages[1] == "WATCHDOG=1"
+        daemon.send_signal(signal.SIGTERM)
+        while not messages[-1].startswith("STOPPING=1"):
+            messages.append(listener.recv(4096).decode())
+        assert daemon.wait(timeout=15) == 0
+    finally:
+        daemon.kill()
+        listener.close()
+
+
+def test_the_unit_file_is_hardened(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = Path(__file__).resolve().parent.parent / "systemd" / "siro-poller.service"
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Overall exposure level for siro-poller.service: (\d+\.\d+)", result.stdout)
+    assert found, result.stdout + result.stderr
+    assert float(found.group(1)) <= 2.0

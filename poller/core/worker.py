@@ -89,7 +89,9 @@ class Worker:
         Stops claiming as soon as ``stop`` is set; steps already running finish (downloads
         notice the stop between chunks and give their row back).
         """
+        # Recordings are customer conversations: only the service user may read the spool.
         self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.spool.chmod(0o700)
         self._tally = {}
         concurrency = self.settings.worker.concurrency
         lease = timedelta(seconds=self.settings.worker.lease_seconds)
