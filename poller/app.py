@@ -12,6 +12,7 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy import Engine
 
 from poller.adapters.downloader import Downloader
+from poller.adapters.prometheus_metrics import serve_metrics
 from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
@@ -24,6 +25,7 @@ from poller.domain.clock import utcnow
 from poller.ports.provider import ProviderPort
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
+from poller.ports.telemetry import Telemetry
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -75,6 +77,7 @@ def build_worker(
     *,
     provider: ProviderPort | None = None,
     siro: SiroPort | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Worker:
     return Worker(
         settings=settings,
@@ -84,14 +87,25 @@ def build_worker(
         downloader=build_downloader(settings, stop),
         owner=worker_identity(),
         stop=stop,
+        telemetry=telemetry,
     )
 
 
 def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Daemon:
+    telemetry: Telemetry | None = None
+    if settings.metrics.listen:
+        telemetry = serve_metrics(settings.metrics.listen, store, utcnow)
     provider = build_provider(settings)
-    worker = build_worker(settings, store, stop, provider=provider)
+    worker = build_worker(settings, store, stop, provider=provider, telemetry=telemetry)
 
     def poll_cycle() -> PollReport:
         return poll_once(settings, provider, store, utcnow())
 
-    return Daemon(settings, store=store, poll_cycle=poll_cycle, worker=worker, stop=stop)
+    return Daemon(
+        settings,
+        store=store,
+        poll_cycle=poll_cycle,
+        worker=worker,
+        stop=stop,
+        telemetry=telemetry,
+    )

@@ -336,6 +336,22 @@ class WorkerSettings(Section):
         return self
 
 
+class MetricsSettings(Section):
+    listen: str = Field(
+        default="", description="host:port for the Prometheus /metrics endpoint; empty: off"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        if not value:
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        return value
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "human", "json"] = "auto"
@@ -369,6 +385,7 @@ class Settings(BaseSettings):
     provider: ProviderSettings = ProviderSettings()
     poll: PollSettings = PollSettings()
     worker: WorkerSettings = WorkerSettings()
+    metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

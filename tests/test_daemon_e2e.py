@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import Engine
 
 from poller.adapters.sql import migrate
@@ -361,3 +362,37 @@ def test_the_unit_file_is_hardened(tmp_path: Path) -> None:
     found = re.search(r"Overall exposure level for siro-poller.service: (\d+\.\d+)", result.stdout)
     assert found, result.stdout + result.stderr
     assert float(found.group(1)) <= 2.0
+
+
+def test_metrics_show_the_state_table_and_the_work_done(world: World) -> None:
+    offer(world, 10)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = world.start(METRICS__LISTEN=f"127.0.0.1:{port}")
+    try:
+        wait_for(lambda: world.counts()["uploaded"] == 10, 60, "10 uploads", world)
+        wait_for(
+            lambda: (
+                'siro_poller_steps_total{kind="",outcome="ok",step="upload"} 10.0' in _scrape(port)
+            ),
+            20,
+            "upload counters",
+            world,
+        )
+        text = _scrape(port)
+    finally:
+        assert stop(daemon) == 0
+    assert 'siro_poller_calls{state="uploaded"} 10.0' in text
+    assert "siro_poller_due_calls 0.0" in text
+    assert 'siro_poller_polls_total{outcome="ok"}' in text
+    assert 'siro_poller_cursor_lag_seconds{provider="generic"}' in text
+    downloaded = re.search(r"^siro_poller_downloaded_bytes_total (\S+)$", text, re.MULTILINE)
+    assert downloaded and float(downloaded.group(1)) > 10 * 8000
+
+
+def _scrape(port: int) -> str:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except requests.ConnectionError:
+        return ""

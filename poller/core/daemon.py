@@ -29,9 +29,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import Settings
+from poller.core.poll import PollReport
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.ports.store import Store
+from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,11 @@ class Daemon:
         settings: Settings,
         *,
         store: Store,
-        poll_cycle: Callable[[], object],
+        poll_cycle: Callable[[], PollReport],
         worker: Worker,
         stop: threading.Event,
         notifier: SystemdNotifier | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -75,6 +78,7 @@ class Daemon:
         self.worker = worker
         self.stop = stop
         self.notifier = notifier or SystemdNotifier()
+        self.telemetry = telemetry or NoTelemetry()
         self.health = JobHealth()
         self.started_at = utcnow()
 
@@ -84,8 +88,9 @@ class Daemon:
         self.health.started("poll")
         try:
             report = self.poll_cycle()
-            log.info("poll: %s", report)
+            self.telemetry.poll_finished(ok=report.ok, listed=report.listed)
         except Exception:
+            self.telemetry.poll_finished(ok=False, listed=0)
             # The cycle records its own failures on poll_cursors; this is the last resort that
             # keeps an unforeseen error from silently ending the schedule.
             log.exception("poll job failed")

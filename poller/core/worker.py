@@ -38,6 +38,7 @@ from poller.ports.siro import (
     SiroTransientError,
 )
 from poller.ports.store import Store
+from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Worker:
         owner: str,
         stop: threading.Event,
         clock: Callable[[], datetime] = utcnow,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -76,6 +78,7 @@ class Worker:
         self.owner = owner
         self.stop = stop
         self.clock = clock
+        self.telemetry = telemetry or NoTelemetry()
         self.spool = settings.spool_dir
         self._tally_lock = threading.Lock()
         self._tally: dict[str, int] = {}
@@ -162,6 +165,7 @@ class Worker:
         )
         disposition = failure.disposition
         message = failure.message
+        self.telemetry.step_finished(event.step, disposition.value, kind=failure.kind)
         if disposition == Disposition.RETRY and current.attempts >= (
             self.settings.worker.max_attempts
         ):
@@ -235,6 +239,9 @@ class Worker:
         if updated is None:
             _lost_lease(call)
             final_path.unlink(missing_ok=True)
+            return None
+        self.telemetry.bytes_downloaded(fetched.size_bytes)
+        self.telemetry.step_finished("download", "ok", seconds=fetched.duration_ms / 1000)
         return updated
 
     # -- upload --------------------------------------------------------------------------
@@ -371,6 +378,9 @@ class Worker:
             _lost_lease(call)
             return
         _remove_spool_file(call.spool_path)
+        self.telemetry.step_finished(
+            "upload", outcome, seconds=duration_ms / 1000 if duration_ms is not None else None
+        )
         log.info(
             "call %s (%s): uploaded as Siro recording %s",
             call.id,
