@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from poller.domain import transitions
 from poller.domain.clock import as_utc
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import (
@@ -310,8 +311,7 @@ class MemoryStore:
                         to_state=call.state.value,
                         step="lease",
                         outcome="rescued",
-                        message=f"the lease of {call.lease_owner} ran out (its worker stopped "
-                        f"mid-step); taken over by {owner}",
+                        message=transitions.rescue_message(call.lease_owner, owner),
                     )
             return claimed
 
@@ -327,41 +327,24 @@ class MemoryStore:
         spool_path: str,
         event: EventDraft,
     ) -> Call | None:
-        return self._transition(
-            call_id,
-            owner,
+        changes = transitions.downloaded(
             now,
-            event,
-            state=CallState.DOWNLOADED,
             audio_format=audio_format,
             size_bytes=size_bytes,
             sha256=sha256,
             spool_path=spool_path,
-            next_attempt_at=now,
-            last_error=None,
-            error_kind=None,
         )
+        return self._transition(call_id, owner, now, event, changes)
 
     def mark_create_sent(
         self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
     ) -> bool:
-        event = EventDraft(
-            step="upload",
-            outcome="create_sent" if sent else "create_refused",
-            message="create call going out to Siro" if sent else "Siro made no recording",
-        )
         with self._lock:
             current = self.calls.get(call_id)
-            sent_at = (current.siro_create_sent_at if current else None) or now
-            changed = self._transition(
-                call_id,
-                owner,
-                now,
-                event,
-                title=title,
-                siro_create_sent_at=sent_at if sent else None,
-            )
-        return changed is not None
+            first_sent = current.siro_create_sent_at if current else None
+            changes = {"title": title, "siro_create_sent_at": (first_sent or now) if sent else None}
+            event = transitions.create_sent_event(sent)
+            return self._transition(call_id, owner, now, event, changes) is not None
 
     def mark_uploaded(
         self,
@@ -373,18 +356,10 @@ class MemoryStore:
         siro_file_url: str | None,
         event: EventDraft,
     ) -> bool:
-        done = self._transition(
-            call_id,
-            owner,
-            now,
-            event,
-            state=CallState.UPLOADED,
-            siro_recording_id=siro_recording_id,
-            siro_file_url=siro_file_url,
-            uploaded_at=now,
-            **_LET_GO,
+        changes = transitions.uploaded(
+            now, siro_recording_id=siro_recording_id, siro_file_url=siro_file_url
         )
-        return done is not None
+        return self._transition(call_id, owner, now, event, changes) is not None
 
     def schedule_retry(
         self,
@@ -398,17 +373,10 @@ class MemoryStore:
         *,
         back_to_pending: bool = False,
     ) -> bool:
-        values: dict[str, Any] = {
-            **_LET_GO,
-            "next_attempt_at": next_attempt_at,
-            "error_kind": error_kind,
-            "last_error": message,
-        }
-        if back_to_pending:
-            values["state"] = CallState.PENDING
-        else:
-            values.pop("spool_path")
-        return self._transition(call_id, owner, now, event, **values) is not None
+        changes = transitions.retry_later(
+            next_attempt_at, error_kind, message, back_to_pending=back_to_pending
+        )
+        return self._transition(call_id, owner, now, event, changes) is not None
 
     def finish(
         self,
@@ -420,19 +388,8 @@ class MemoryStore:
         message: str,
         event: EventDraft,
     ) -> bool:
-        if state not in (CallState.FAILED, CallState.SKIPPED):
-            raise ValueError(f"finish() parks rows as failed or skipped, not {state}")
-        done = self._transition(
-            call_id,
-            owner,
-            now,
-            event,
-            state=state,
-            error_kind=error_kind,
-            last_error=message,
-            **_LET_GO,
-        )
-        return done is not None
+        changes = transitions.parked(state, error_kind, message)
+        return self._transition(call_id, owner, now, event, changes) is not None
 
     def release_leases(self, owner: str, now: datetime) -> int:
         with self._lock:
@@ -453,17 +410,19 @@ class MemoryStore:
                     to_state=call.state.value,
                     step="lease",
                     outcome="released",
-                    message=f"{owner} stopped before finishing; due again now",
+                    message=transitions.release_message(owner),
                 )
             return len(held)
 
     def _transition(
-        self, call_id: int, owner: str, now: datetime, event: EventDraft, **values: Any
+        self, call_id: int, owner: str, now: datetime, event: EventDraft, values: dict[str, Any]
     ) -> Call | None:
         with self._lock:
             current = self.calls.get(call_id)
             if current is None or current.lease_owner != owner:
                 return None
+            if "state" in values:
+                values = {**values, "state": CallState(values["state"])}
             updated = dataclasses.replace(current, **values, updated_at=now)
             self.calls[call_id] = updated
             self.add_event(
@@ -474,15 +433,6 @@ class MemoryStore:
                 **dataclasses.asdict(event),
             )
             return updated
-
-
-# What every step that ends the worker's hold on a row resets.
-_LET_GO: dict[str, Any] = {
-    "lease_owner": None,
-    "lease_expires_at": None,
-    "next_attempt_at": None,
-    "spool_path": None,
-}
 
 
 def _is_waiting(call: Call, provider: str) -> bool:

@@ -115,6 +115,13 @@ class Daemon:
         finally:
             self.health.finished("work")
 
+    def jobs(self) -> list[tuple[str, Callable[[], None], float]]:
+        """Each scheduled job: its id, its body and its interval in seconds (first run: now)."""
+        return [
+            ("poll", self.poll_job, self.settings.poll.interval_seconds),
+            ("work", self.work_job, self.settings.worker.interval_seconds),
+        ]
+
     @staticmethod
     def on_scheduler_event(event: SchedulerEvent) -> None:
         job = getattr(event, "job_id", "?")
@@ -161,20 +168,8 @@ class Daemon:
             self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
         now = datetime.now(UTC)
-        scheduler.add_job(
-            self.poll_job,
-            "interval",
-            seconds=self.settings.poll.interval_seconds,
-            id="poll",
-            next_run_time=now,
-        )
-        scheduler.add_job(
-            self.work_job,
-            "interval",
-            seconds=self.settings.worker.interval_seconds,
-            id="work",
-            next_run_time=now,
-        )
+        for job_id, job, every in self.jobs():
+            scheduler.add_job(job, "interval", seconds=every, id=job_id, next_run_time=now)
         scheduler.start()
         self.notifier.ready("polling and working")
         log.info(

@@ -25,6 +25,7 @@ from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import poll_cursors_table as poll_cursors
+from poller.domain import transitions
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import (
     POLL_STEP,
@@ -468,8 +469,7 @@ class SqlStore:
                             "to_state": call.state.value,
                             "step": "lease",
                             "outcome": "rescued",
-                            "message": f"the lease of {previous[call.id]} ran out (its worker "
-                            f"stopped mid-step); taken over by {owner}",
+                            "message": transitions.rescue_message(previous[call.id], owner),
                         }
                         for call in rescued
                     ],
@@ -488,34 +488,23 @@ class SqlStore:
         spool_path: str,
         event: EventDraft,
     ) -> Call | None:
-        return self._transition(
-            call_id,
-            owner,
+        changes = transitions.downloaded(
             now,
-            event,
-            state=CallState.DOWNLOADED.value,
             audio_format=audio_format,
             size_bytes=size_bytes,
             sha256=sha256,
             spool_path=spool_path,
-            next_attempt_at=now,
-            last_error=None,
-            error_kind=None,
         )
+        return self._transition(call_id, owner, now, event, changes)
 
     def mark_create_sent(
         self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
     ) -> bool:
-        event = EventDraft(
-            step="upload",
-            outcome="create_sent" if sent else "create_refused",
-            message="create call going out to Siro" if sent else "Siro made no recording",
-        )
+        # The first send is the one Siro may have acted on: keep it across retries.
         sent_at = func.coalesce(calls.c.siro_create_sent_at, now) if sent else None
-        return (
-            self._transition(call_id, owner, now, event, title=title, siro_create_sent_at=sent_at)
-            is not None
-        )
+        changes = {"title": title, "siro_create_sent_at": sent_at}
+        event = transitions.create_sent_event(sent)
+        return self._transition(call_id, owner, now, event, changes) is not None
 
     def mark_uploaded(
         self,
@@ -527,18 +516,10 @@ class SqlStore:
         siro_file_url: str | None,
         event: EventDraft,
     ) -> bool:
-        done = self._transition(
-            call_id,
-            owner,
-            now,
-            event,
-            state=CallState.UPLOADED.value,
-            siro_recording_id=siro_recording_id,
-            siro_file_url=siro_file_url,
-            uploaded_at=now,
-            **_LET_GO,
+        changes = transitions.uploaded(
+            now, siro_recording_id=siro_recording_id, siro_file_url=siro_file_url
         )
-        return done is not None
+        return self._transition(call_id, owner, now, event, changes) is not None
 
     def schedule_retry(
         self,
@@ -552,17 +533,10 @@ class SqlStore:
         *,
         back_to_pending: bool = False,
     ) -> bool:
-        values: dict[str, Any] = {
-            **_LET_GO,
-            "next_attempt_at": next_attempt_at,
-            "error_kind": error_kind,
-            "last_error": message,
-        }
-        if back_to_pending:
-            values["state"] = CallState.PENDING.value
-        else:
-            values.pop("spool_path")  # the downloaded file is still needed for the upload
-        return self._transition(call_id, owner, now, event, **values) is not None
+        changes = transitions.retry_later(
+            next_attempt_at, error_kind, message, back_to_pending=back_to_pending
+        )
+        return self._transition(call_id, owner, now, event, changes) is not None
 
     def finish(
         self,
@@ -574,19 +548,8 @@ class SqlStore:
         message: str,
         event: EventDraft,
     ) -> bool:
-        if state not in (CallState.FAILED, CallState.SKIPPED):
-            raise ValueError(f"finish() parks rows as failed or skipped, not {state}")
-        done = self._transition(
-            call_id,
-            owner,
-            now,
-            event,
-            state=state.value,
-            error_kind=error_kind,
-            last_error=message,
-            **_LET_GO,
-        )
-        return done is not None
+        changes = transitions.parked(state, error_kind, message)
+        return self._transition(call_id, owner, now, event, changes) is not None
 
     def release_leases(self, owner: str, now: datetime) -> int:
         with write_transaction(self.engine) as conn:
@@ -613,7 +576,7 @@ class SqlStore:
                             "to_state": row.state,
                             "step": "lease",
                             "outcome": "released",
-                            "message": f"{owner} stopped before finishing; due again now",
+                            "message": transitions.release_message(owner),
                         }
                         for row in rows
                     ],
@@ -621,7 +584,7 @@ class SqlStore:
         return len(rows)
 
     def _transition(
-        self, call_id: int, owner: str, now: datetime, event: EventDraft, **values: Any
+        self, call_id: int, owner: str, now: datetime, event: EventDraft, values: dict[str, Any]
     ) -> Call | None:
         """Apply ``values`` and write ``event``, only while ``owner`` holds the row's lease."""
         with write_transaction(self.engine) as conn:
@@ -649,15 +612,6 @@ class SqlStore:
                 )
             )
         return call
-
-
-# What every step that ends the worker's hold on a row resets.
-_LET_GO: dict[str, Any] = {
-    "lease_owner": None,
-    "lease_expires_at": None,
-    "next_attempt_at": None,
-    "spool_path": None,
-}
 
 
 def _call_columns(mapping: RowMapping) -> dict[str, Any]:

@@ -1,0 +1,88 @@
+"""What each worker transition writes on a call row: one definition that every store applies.
+
+The stores add the lease guard, ``updated_at`` and the event; the columns are decided here,
+as they are stored (``state`` as its text value).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from poller.domain.records import EventDraft
+from poller.domain.states import CallState
+
+# Every step that ends a worker's hold on a row lets go of these.
+LET_GO: dict[str, Any] = {
+    "lease_owner": None,
+    "lease_expires_at": None,
+    "next_attempt_at": None,
+    "spool_path": None,
+}
+
+
+def downloaded(
+    now: datetime, *, audio_format: str, size_bytes: int, sha256: str, spool_path: str
+) -> dict[str, Any]:
+    """The recording is in the spool; the lease stays for the upload that follows at once."""
+    return {
+        "state": CallState.DOWNLOADED.value,
+        "audio_format": audio_format,
+        "size_bytes": size_bytes,
+        "sha256": sha256,
+        "spool_path": spool_path,
+        "next_attempt_at": now,  # due again at once should this worker stop before uploading
+        "last_error": None,
+        "error_kind": None,
+    }
+
+
+def uploaded(now: datetime, *, siro_recording_id: str, siro_file_url: str | None) -> dict[str, Any]:
+    return {
+        **LET_GO,
+        "state": CallState.UPLOADED.value,
+        "siro_recording_id": siro_recording_id,
+        "siro_file_url": siro_file_url,
+        "uploaded_at": now,
+        "last_error": None,
+        "error_kind": None,
+    }
+
+
+def retry_later(
+    next_attempt_at: datetime, error_kind: str, message: str, *, back_to_pending: bool
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        **LET_GO,
+        "next_attempt_at": next_attempt_at,
+        "error_kind": error_kind,
+        "last_error": message,
+    }
+    if back_to_pending:
+        changes["state"] = CallState.PENDING.value
+    else:
+        del changes["spool_path"]  # the downloaded file is still needed for the upload
+    return changes
+
+
+def parked(state: CallState, error_kind: str, message: str) -> dict[str, Any]:
+    if state not in (CallState.FAILED, CallState.SKIPPED):
+        raise ValueError(f"rows are parked as failed or skipped, not {state}")
+    return {**LET_GO, "state": state.value, "error_kind": error_kind, "last_error": message}
+
+
+def create_sent_event(sent: bool) -> EventDraft:
+    if sent:
+        return EventDraft(step="upload", outcome="create_sent", message="create call going out")
+    return EventDraft(step="upload", outcome="create_refused", message="Siro made no recording")
+
+
+def rescue_message(previous_owner: str, owner: str) -> str:
+    return (
+        f"the lease of {previous_owner} ran out (its worker stopped mid-step); "
+        f"taken over by {owner}"
+    )
+
+
+def release_message(owner: str) -> str:
+    return f"{owner} stopped before finishing; due again now"
