@@ -8,6 +8,7 @@ so ``LoadCredential=siro.api_token:/etc/siro-poller/api-token`` works in a unit 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -90,8 +91,13 @@ class DatabaseSettings(Section):
             raise ValueError("is not a database URL (e.g. postgresql+psycopg://host/db)") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
-        if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
-            raise ValueError("use the psycopg 3 driver: postgresql+psycopg://...")
+        if url.get_backend_name() == "postgresql":
+            if url.get_driver_name() != "psycopg":
+                raise ValueError("use the psycopg 3 driver: postgresql+psycopg://...")
+            if importlib.util.find_spec("psycopg") is None:
+                raise ValueError(
+                    "PostgreSQL needs the postgres extra: pip install 'siro-poller[postgres]'"
+                )
         return value
 
 
@@ -490,7 +496,13 @@ def _describe(error: Mapping[str, Any]) -> str:
     if error["type"] == "missing":
         return f"{key}: required"
     given = error.get("input")
-    if isinstance(given, str | int | float | bool) and not _is_secret_key(error["loc"]):
+    # Never echo a secret, nor a URL that may carry a password in its userinfo.
+    credential_url = isinstance(given, str) and "://" in given and "@" in given
+    if (
+        isinstance(given, str | int | float | bool)
+        and not credential_url
+        and not _is_secret_key(error["loc"])
+    ):
         return f"{key}: {message} (got {given!r})"
     return f"{key}: {message}"
 

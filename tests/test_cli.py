@@ -208,3 +208,13 @@ def test_the_console_entry_point_runs_as_a_process(tmp_path: Path) -> None:
         check=False,
     )
     assert json.loads(status.stdout)["total"] == 0
+
+
+def test_db_downgrade_asks_first_and_works_with_yes(engine: Engine) -> None:
+    refused = run(engine, "db", "downgrade", "base")
+    assert refused.exit_code == 1
+    assert "Aborted" in refused.output
+    done = run(engine, "db", "downgrade", "base", "--yes")
+    assert done.exit_code == 0, done.output
+    assert "downgraded to base" in done.stdout
+    assert run(engine, "db", "upgrade").exit_code == 0

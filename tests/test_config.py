@@ -199,3 +199,10 @@ def test_config_check_masks_the_database_password(monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(main, ["config", "check", "--json"])
     assert "inline-pw" not in result.output
     assert json.loads(result.stdout)["database"]["url"] == "postgresql+psycopg://u:***@db/x"
+
+
+def test_a_database_url_with_a_password_is_never_echoed(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.toml", "[database]\nurl = 'mysql://u:hunter2@h/db'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(bad)
+    assert "hunter2" not in str(caught.value)

@@ -33,9 +33,16 @@ def upgrade(cli: CliContext, revision: str) -> None:
 
 @db_group.command("downgrade")
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_cli
-def downgrade(cli: CliContext, revision: str) -> None:
+def downgrade(cli: CliContext, revision: str, yes: bool) -> None:
     """Step the schema back to REVISION ('base' removes every table and its data)."""
+    if not yes:
+        click.confirm(
+            f"Downgrading to {revision} drops what later revisions added, data included. "
+            "Continue?",
+            abort=True,
+        )
     engine = build_engine(cli.settings)
     migrate.downgrade(engine, revision)
     click.echo(f"downgraded to {migrate.current_revision(engine) or 'base'}")
