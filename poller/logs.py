@@ -147,6 +147,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     root.addHandler(handler)
     root.setLevel(settings.logging.level)
     # Third-party chatter at INFO drowns what matters; their warnings still come through.
-    for noisy in ("urllib3", "apscheduler.scheduler", "alembic.runtime.migration"):
+    # APScheduler logs every run of every job; the daemon reports errors and missed runs itself.
+    for noisy in ("urllib3", "apscheduler", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler

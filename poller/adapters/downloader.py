@@ -113,7 +113,7 @@ class Downloader:
             hints = RateLimitHints.from_headers(response.headers, utcnow())
             return StepFailure.retry(
                 "download_http_" + str(status),
-                f"the provider answered {status} for {where}; will retry",
+                f"the provider answered {status} for {where}",
                 http_status=status,
                 retry_after_seconds=hints.retry_after_seconds,
             )

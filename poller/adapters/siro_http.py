@@ -326,7 +326,7 @@ class SiroHttpClient:
         for key in ("id", "recordingId"):
             value = data.get(key)
             if isinstance(value, str) and value:
-                logger.info("Siro created recording %s", value)
+                logger.debug("Siro created recording %s", value)
                 return value
         raise SiroCreateOutcomeUnknown(
             f"Siro {step}: HTTP {response.status_code} but the answer names no recording id; "

@@ -39,8 +39,7 @@ def downgrade(cli: CliContext, revision: str, yes: bool) -> None:
     """Step the schema back to REVISION ('base' removes every table and its data)."""
     if not yes:
         click.confirm(
-            f"Downgrading to {revision} drops what later revisions added, data included. "
-            "Continue?",
+            f"Downgrading to {revision} drops what later revisions added, data included. Continue?",
             abort=True,
         )
     engine = build_engine(cli.settings)

@@ -185,10 +185,12 @@ class Worker:
                 call.id, self.owner, now, now + delay, failure.kind, message, event
             )
             log.warning(
-                "call %s (%s): %s; retry in %.0fs",
+                "call %s (%s): %s; attempt %d of %d, next in %.1fs",
                 call.id,
                 call.provider_call_id,
                 message,
+                current.attempts,
+                self.settings.worker.max_attempts,
                 delay.total_seconds(),
             )
             self._count("retry")
