@@ -6,7 +6,9 @@ Plus the audit promise: attribution can be read back with plain SQL on both back
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -193,3 +195,23 @@ def test_every_directory_column_is_a_siro_users_column(engine: Engine) -> None:
     with engine.connect() as connection:
         row = connection.execute(text("SELECT * FROM siro_users")).keys()
     assert set(row) == {field.name for field in dataclasses.fields(DirectoryUser)}
+
+
+def test_the_readme_s_attribution_queries_run_on_both_backends(engine: Engine) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Rep attribution and CRM linking", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    queries = [query.strip() for query in block.split(";") if query.strip()]
+    store = SqlStore(engine)
+    store.replace_siro_users([listed("ana")], NOW)
+    call = seed_call(store, "c1", rep_email="ana@example.com", **LEASE)
+    store.record_attribution(call.id, "worker-a", NOW, "ana", "siro_email", "by email")
+    seed_call(store, "c2", rep_email="new@example.com", attribution="fallback_email")
+
+    with engine.connect() as connection:
+        results = [connection.execute(text(query)).all() for query in queries]
+
+    assert len(results) == 4
+    assert {tuple(row) for row in results[0]} == {("siro_email", 1), ("fallback_email", 1)}
+    assert [tuple(row) for row in results[2]] == [("new@example.com", None, 1)]
+    assert [row.message for row in results[3]] == ["by email"]
