@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,6 +36,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from poller.domain.attribution import normalise_email_keys, normalise_phone_keys
+from poller.domain.phones import DEFAULT_PHONE_REGION, is_known_region
+from poller.domain.siro import CrmObjectType
 from poller.domain.title import check_title_template
 
 ENV_PREFIX = "SIRO_POLLER_"
@@ -101,6 +105,86 @@ class DatabaseSettings(Section):
         return value
 
 
+def _dotted_path(value: str) -> str:
+    if not value or any(not part.strip() or part != part.strip() for part in value.split(".")):
+        raise ValueError(
+            "must be a dotted path of non-empty keys or list indexes, like 'data.calls' or "
+            "'user.email'"
+        )
+    return value
+
+
+def _phone_region(value: str) -> str:
+    region = value.strip().upper()
+    if not is_known_region(region):
+        raise ValueError("must be a region code phonenumbers knows, like US, GB or DE")
+    return region
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+DottedPath = Annotated[str, AfterValidator(_dotted_path)]
+PhoneRegion = Annotated[str, AfterValidator(_phone_region)]
+NonBlank = Annotated[str, AfterValidator(_non_blank)]
+CRM_OBJECT_TYPES: tuple[str, ...] = get_args(CrmObjectType)
+
+
+class RepMapSettings(Section):
+    """``[siro.rep_map]``: reps named explicitly, each key to a Siro user id.
+
+    Checked before any directory lookup, in this order: provider id, extension, email, phone.
+    """
+
+    provider_id: dict[str, NonBlank] = Field(default={}, description="provider user id -> userId")
+    extension: dict[str, NonBlank] = Field(default={}, description="extension -> userId")
+    email: dict[str, NonBlank] = Field(default={}, description="email (any case) -> userId")
+    phone: dict[str, NonBlank] = Field(
+        default={}, description="phone (normalised to E.164 with phone_default_region) -> userId"
+    )
+
+    @field_validator("provider_id", "extension")
+    @classmethod
+    def _keys_not_blank(cls, value: dict[str, str]) -> dict[str, str]:
+        keys = [key.strip() for key in value]
+        if any(not key for key in keys):
+            raise ValueError("keys must not be blank")
+        return dict(zip(keys, value.values(), strict=True))
+
+    @field_validator("email")
+    @classmethod
+    def _emails(cls, value: dict[str, str]) -> dict[str, str]:
+        return normalise_email_keys(value)
+
+
+class CrmSettings(Section):
+    """``[siro.crm]``: which fields of the provider's raw record are CRM ids, and of what type."""
+
+    objects: dict[DottedPath, CrmObjectType] = Field(
+        default={}, description="dotted path in the provider record -> Siro CRM object type"
+    )
+
+    @field_validator("objects", mode="before")
+    @classmethod
+    def _known_object_types(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        spelled = {name.lower(): name for name in CRM_OBJECT_TYPES}
+        checked: dict[object, object] = {}
+        for path, object_type in value.items():
+            name = spelled.get(object_type.lower()) if isinstance(object_type, str) else None
+            if name is None:
+                raise ValueError(
+                    f"{path!r} = {object_type!r} is not a Siro CRM object type; use one of "
+                    f"{', '.join(CRM_OBJECT_TYPES)}"
+                )
+            checked[path] = name
+        return checked
+
+
 class SiroSettings(Section):
     api_base_url: BaseUrl = "https://api.siro.ai"
     external_api_base_url: BaseUrl = "https://functions.siro.ai/api-externalApi"
@@ -125,15 +209,60 @@ class SiroSettings(Section):
     token_refresh_margin_seconds: PositiveSeconds = Field(
         default=300.0, description="mint a new access token this long before the current expires"
     )
+    users_refresh_minutes: Annotated[int, Field(gt=0)] = Field(
+        default=60, description="how often the daemon copies Siro's users into siro_users"
+    )
+    require_known_rep: bool = Field(
+        default=False,
+        description="skip calls whose rep is no Siro user instead of sending userEmail/userPhone",
+    )
+    phone_default_region: PhoneRegion = Field(
+        default=DEFAULT_PHONE_REGION, description="country of phone numbers written without one"
+    )
+    integration_connection_id: NonBlank | None = None
+    integration_connection_name: NonBlank | None = None
+    # Validated after the fields above, which their validators read.
+    rep_map: RepMapSettings = RepMapSettings()
+    crm: CrmSettings = CrmSettings()
 
+    @field_validator("integration_connection_name")
+    @classmethod
+    def _one_connection(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("integration_connection_id") is not None:
+            raise ValueError("set either this or siro.integration_connection_id, not both")
+        return value
 
-def _dotted_path(value: str) -> str:
-    if not value or any(not part.strip() or part != part.strip() for part in value.split(".")):
-        raise ValueError(
-            "must be a dotted path of non-empty keys or list indexes, like 'data.calls' or "
-            "'user.email'"
+    @field_validator("rep_map")
+    @classmethod
+    def _rep_phones_parse(cls, value: RepMapSettings, info: ValidationInfo) -> RepMapSettings:
+        region = info.data.get("phone_default_region")
+        if region is None:  # already reported as invalid
+            return value
+        try:
+            phones = normalise_phone_keys(value.phone, region)
+        except ValueError as exc:
+            raise ValueError(f"the phone key {exc}") from None
+        return value.model_copy(update={"phone": phones})
+
+    @field_validator("crm")
+    @classmethod
+    def _crm_both_or_neither(cls, value: CrmSettings, info: ValidationInfo) -> CrmSettings:
+        connection = info.data.get("integration_connection_id") or info.data.get(
+            "integration_connection_name"
         )
-    return value
+        # Siro takes integrationConnectionId and crmObjects together or not at all.
+        if value.objects and not connection:
+            raise ValueError(
+                "objects are mapped but no connection is set: set siro.integration_connection_id "
+                "or siro.integration_connection_name (`siro-poller siro connections` lists them)"
+            )
+        if connection and not value.objects:
+            raise ValueError(
+                "a connection is set but objects is empty, so no CRM link would ever be sent: "
+                'map provider fields to object types, e.g. objects = { "crm.opportunity_id" = '
+                '"Opportunity" }, or unset the connection'
+            )
+        return value
 
 
 def _url_path(value: str) -> str:
@@ -159,7 +288,6 @@ def _unset_if_empty(value: object) -> object:
     return None if value == "" else value
 
 
-DottedPath = Annotated[str, AfterValidator(_dotted_path)]
 OptionalPath = Annotated[DottedPath | None, BeforeValidator(_unset_if_empty)]
 UrlPath = Annotated[str, AfterValidator(_url_path)]
 HostName = Annotated[str, AfterValidator(_host_name)]

@@ -30,13 +30,17 @@ PUBLIC_COLUMNS = {
         "duration_seconds", "direction", "rep_email", "rep_phone", "rep_provider_id",
         "siro_user_id", "contact_name", "contact_phone", "title", "recording_url",
         "audio_format", "size_bytes", "sha256", "spool_path", "siro_file_url",
-        "siro_recording_id", "uploaded_at", "raw", "created_at", "updated_at",
+        "siro_recording_id", "uploaded_at", "raw", "created_at", "updated_at", "attribution",
     },
     "call_events": {
         "id", "call_id", "at", "from_state", "to_state", "step", "outcome", "http_status",
         "message", "duration_ms",
     },
     "poll_cursors": {"provider", "cursor_value", "last_polled_at", "last_success_at", "last_error"},
+    "siro_users": {
+        "id", "email", "email_lower", "phone_number", "phone_e164", "first_name", "last_name",
+        "external_id", "organization_id", "disabled", "synced_at", "missing_since",
+    },
 }  # fmt: skip
 
 

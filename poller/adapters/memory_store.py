@@ -14,6 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from poller.domain import transitions
+from poller.domain.attribution import (
+    ATTRIBUTE_STEP,
+    InMemoryUserDirectory,
+    plan_users_sync,
+    snapshot_directory,
+)
 from poller.domain.clock import as_utc
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import (
@@ -24,7 +30,15 @@ from poller.domain.ingest import (
     last_sighting_per_call,
     plan_ingest,
 )
-from poller.domain.records import Call, CallEvent, EventDraft, PollCursor, StatusSummary
+from poller.domain.records import (
+    Call,
+    CallEvent,
+    DirectoryUser,
+    EventDraft,
+    PollCursor,
+    StatusSummary,
+    UsersSyncResult,
+)
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
@@ -34,6 +48,7 @@ class MemoryStore:
         self.calls: dict[int, Call] = {}
         self.events: list[CallEvent] = []
         self.poll_cursors: dict[str, PollCursor] = {}
+        self.directory_users: dict[str, DirectoryUser] = {}
         self._lock = threading.RLock()
         self._next_event_id = 1
 
@@ -433,6 +448,53 @@ class MemoryStore:
                 **dataclasses.asdict(event),
             )
             return updated
+
+    # -- rep attribution: Siro's users directory and the attribution of a row --------------
+
+    def replace_siro_users(self, users: Sequence[DirectoryUser], now: datetime) -> UsersSyncResult:
+        with self._lock:
+            plan = plan_users_sync(self.directory_users, users, as_utc(now))
+            for user in plan.upserts:
+                self.directory_users[user.id] = user
+            for user_id in plan.newly_missing:
+                self.directory_users[user_id] = dataclasses.replace(
+                    self.directory_users[user_id], missing_since=as_utc(now)
+                )
+            return plan.result
+
+    def siro_users(self) -> list[DirectoryUser]:
+        with self._lock:
+            return [self.directory_users[key] for key in sorted(self.directory_users)]
+
+    def user_directory(self) -> InMemoryUserDirectory:
+        return snapshot_directory(self.siro_users())
+
+    def record_attribution(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        siro_user_id: str | None,
+        attribution: str,
+        detail: str,
+    ) -> bool:
+        with self._lock:
+            call = self.calls.get(call_id)
+            if call is None or call.lease_owner != owner:
+                return False
+            self.calls[call_id] = dataclasses.replace(
+                call, siro_user_id=siro_user_id, attribution=attribution, updated_at=as_utc(now)
+            )
+            self.add_event(
+                call_id=call_id,
+                at=as_utc(now),
+                from_state=call.state.value,
+                to_state=call.state.value,
+                step=ATTRIBUTE_STEP,
+                outcome=attribution,
+                message=detail,
+            )
+            return True
 
 
 def _is_waiting(call: Call, provider: str) -> bool:

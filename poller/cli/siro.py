@@ -18,6 +18,8 @@ from poller.cli.root import (
     main_group,
     pass_cli,
 )
+from poller.core.users_sync import UsersSyncError, sync_users
+from poller.domain.clock import utcnow
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroError
 
 SHOWN_ONCE_WARNING = (
@@ -29,7 +31,7 @@ SHOWN_ONCE_WARNING = (
 
 @main_group.group("siro")
 def siro_group() -> None:
-    """Talk to Siro: create the OAuth app, list users, connections and conversation types."""
+    """Talk to Siro: create the OAuth app, list and sync users, connections, conversation types."""
 
 
 @contextmanager
@@ -135,3 +137,26 @@ def conversation_types(cli: CliContext, as_json: bool) -> None:
         [(c.conversation_type, c.display_name, c.id) for c in found],
         headers=["conversation_type", "name", "id"],
     )
+
+
+@siro_group.command("sync-users")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_cli
+def sync_users_command(cli: CliContext, as_json: bool) -> None:
+    """Copy Siro's users into the siro_users table now.
+
+    The daemon does this on start and every siro.users_refresh_minutes. Users Siro no longer
+    lists are kept and marked (missing_since); disabled users are kept with disabled = true.
+    """
+    store = cli.store  # first, so a database that needs `db upgrade` is named before any call
+    with siro_client(cli) as client:
+        try:
+            result = sync_users(
+                client, store, utcnow(), default_region=cli.settings.siro.phone_default_region
+            )
+        except UsersSyncError as exc:
+            raise UserError(str(exc)) from None
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(result.summary())

@@ -35,6 +35,7 @@ class Call:
     rep_name: str | None = None
     rep_extension: str | None = None
     siro_user_id: str | None = None
+    attribution: str | None = None  # how siro_user_id was found: an AttributionMethod value
     contact_name: str | None = None
     contact_phone: str | None = None
     title: str | None = None
@@ -109,3 +110,90 @@ class StatusSummary:
     due_now: int
     oldest_due_at: datetime | None
     cursors: list[PollCursor] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    """One row of ``siro_users``: a Siro user as last listed, with the keys reps are matched by.
+
+    ``email_lower`` and ``phone_e164`` are the normalised forms lookups use. A user Siro no
+    longer lists is kept, with ``missing_since`` set, so old rows can still be explained.
+    """
+
+    id: str
+    email: str | None = None
+    email_lower: str | None = None
+    phone_number: str | None = None
+    phone_e164: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    external_id: str | None = None
+    organization_id: str | None = None
+    disabled: bool = False
+    synced_at: datetime | None = None  # when Siro last listed this user
+    missing_since: datetime | None = None  # first sync that no longer listed the user
+
+    @property
+    def active(self) -> bool:
+        """Listed by Siro and not disabled: someone a recording may be attributed to."""
+        return not self.disabled and self.missing_since is None
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def label(self) -> str:
+        """``id (Name)`` for messages; the email when there is no name."""
+        shown = self.full_name or self.email
+        return f"{self.id} ({shown})" if shown else self.id
+
+    @property
+    def status(self) -> str:
+        if self.missing_since is not None:
+            return "no longer listed by Siro"
+        return "disabled" if self.disabled else "active"
+
+    def same_profile(self, other: DirectoryUser) -> bool:
+        """Whether Siro says the same about both, whatever the sync times."""
+        return all(
+            getattr(self, name) == getattr(other, name) for name in DIRECTORY_PROFILE_COLUMNS
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The columns of siro_users that come from Siro; the rest is the sync's bookkeeping.
+DIRECTORY_PROFILE_COLUMNS = (
+    "email",
+    "email_lower",
+    "phone_number",
+    "phone_e164",
+    "first_name",
+    "last_name",
+    "external_id",
+    "organization_id",
+    "disabled",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UsersSyncResult:
+    """What one copy of Siro's user list into ``siro_users`` changed."""
+
+    listed: int  # users in Siro's list
+    added: int  # new to the table
+    updated: int  # known, with a changed profile (email, phone, name, disabled...)
+    returned: int  # listed again after having been missing
+    missing: int  # newly marked missing: known, no longer listed
+    disabled: int  # of the listed, how many Siro marks disabled
+
+    def summary(self) -> str:
+        return (
+            f"{self.listed} users listed by Siro ({self.disabled} disabled): {self.added} new, "
+            f"{self.updated} changed, {self.returned} back, {self.missing} no longer listed"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -6,8 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from poller.domain.attribution import UserDirectory
 from poller.domain.ingest import IngestChange, ListedCall
-from poller.domain.records import Call, CallEvent, EventDraft, PollCursor, StatusSummary
+from poller.domain.records import (
+    Call,
+    CallEvent,
+    DirectoryUser,
+    EventDraft,
+    PollCursor,
+    StatusSummary,
+    UsersSyncResult,
+)
 from poller.domain.states import CallState
 
 
@@ -186,4 +195,42 @@ class Store(Protocol):
     def release_leases(self, owner: str, now: datetime) -> int:
         """On shutdown: give back every row ``owner`` still holds, due now, and return the
         attempt it was charged (an interrupted step is not a failed one)."""
+        ...
+
+    # -- rep attribution: Siro's users directory and the attribution of a row --------------
+
+    def replace_siro_users(self, users: Sequence[DirectoryUser], now: datetime) -> UsersSyncResult:
+        """Make ``siro_users`` what Siro listed at ``now``, in one transaction.
+
+        Every listed user is inserted or updated, with ``synced_at = now`` and
+        ``missing_since`` cleared. Known users not in ``users`` are kept and marked
+        ``missing_since = now`` (unless already marked). Of a user listed twice, the last
+        one counts. The records' own ``synced_at``/``missing_since`` are ignored.
+        """
+        ...
+
+    def siro_users(self) -> list[DirectoryUser]:
+        """Every row of ``siro_users``, by id."""
+        ...
+
+    def user_directory(self) -> UserDirectory:
+        """A snapshot of ``siro_users`` to resolve many calls against without a query each.
+
+        Its ``synced_at`` is the last sync's time, ``None`` when the table is empty.
+        """
+        ...
+
+    def record_attribution(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        siro_user_id: str | None,
+        attribution: str,
+        detail: str,
+    ) -> bool:
+        """Store how the rep of a leased call was resolved, with an ``attribute`` event.
+
+        Writes only while ``owner`` holds the row's lease; returns whether it did.
+        """
         ...

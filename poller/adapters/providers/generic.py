@@ -61,6 +61,7 @@ from poller.domain.call_record import (
     host_key,
 )
 from poller.domain.clock import as_utc, utcnow
+from poller.domain.paths import MISSING, dig, present
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.logs import MASK, redact_text, redact_url
@@ -83,7 +84,6 @@ _MILLISECOND = timedelta(milliseconds=1)
 _MAX_REDIRECTS = 5
 _AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav", ".m4a": "m4a", ".aac": "aac"}
 _SECRET_KEY_PARTS = ("token", "secret", "password", "signature", "api_key", "apikey", "authoriz")
-_MISSING = object()
 
 
 class RetryPolicy:
@@ -119,36 +119,9 @@ class RetryPolicy:
         return retry_after is not None and retry_after > self.max_delay
 
 
-def _dig(document: Any, path: str | None) -> Any:
-    """The value at a dotted path (``data.calls``, ``user.0.email``), or ``_MISSING``.
-
-    No path means the document itself (a response body that is the list of calls).
-    """
-    if path is None:
-        return document
-    node = document
-    for key in path.split("."):
-        if isinstance(node, Mapping):
-            if key not in node:
-                return _MISSING
-            node = node[key]
-        elif isinstance(node, list) and key.lstrip("-").isdigit():
-            index = int(key)
-            if not -len(node) <= index < len(node):
-                return _MISSING
-            node = node[index]
-        else:
-            return _MISSING
-    return node
-
-
 def _field(record: Any, path: str | None) -> Any:
     """A record's field at ``path``; an unmapped field (``None``) is missing, not the record."""
-    return _MISSING if path is None else _dig(record, path)
-
-
-def _present(value: Any) -> bool:
-    return value is not _MISSING and value is not None and value != ""
+    return MISSING if path is None else dig(record, path)
 
 
 def parse_time(value: Any, time_format: str) -> datetime:
@@ -296,8 +269,8 @@ class GenericProvider:
 
         for number in range(1, paging.max_pages + 1):
             body, headers = self._get_json(url, params, f"page {number} of window {window}")
-            items = _dig(body, listing.items_path)
-            if items is _MISSING or items is None:
+            items = dig(body, listing.items_path)
+            if items is MISSING or items is None:
                 items = []
             if not isinstance(items, list):
                 raise PermanentProviderError(
@@ -309,8 +282,8 @@ class GenericProvider:
             if paging.mode == "none":
                 return
             if paging.mode == "token":
-                token = _dig(body, paging.token_path)
-                if not _present(token):
+                token = dig(body, paging.token_path)
+                if not present(token):
                     return
                 key = str(token)
                 if key in seen:
@@ -321,8 +294,8 @@ class GenericProvider:
                 seen.add(key)
                 params = {**base_params, paging.token_param: key}
             elif paging.mode == "next_url":
-                next_url = _dig(body, paging.next_url_path)
-                if not _present(next_url) or not isinstance(next_url, str):
+                next_url = dig(body, paging.next_url_path)
+                if not present(next_url) or not isinstance(next_url, str):
                     return
                 absolute = urljoin(url, next_url)
                 if absolute in seen:
@@ -369,7 +342,7 @@ class GenericProvider:
 
         def timestamp(path: str | None, time_format: str, name: str) -> datetime | None:
             value = _field(raw, path)
-            if not _present(value):
+            if not present(value):
                 return None
             try:
                 return parse_time(value, time_format)
@@ -385,7 +358,7 @@ class GenericProvider:
 
         duration: int | None = None
         duration_value = _field(raw, fields.duration)
-        if _present(duration_value):
+        if present(duration_value):
             number = _number(duration_value)
             if number is None or number < 0:
                 raise malformed(f"duration {repr(duration_value)[:60]} is not a number", call_id)
@@ -500,8 +473,8 @@ class GenericProvider:
         )
         url = urljoin(self.base_url + "/", path.lstrip("/"))
         body, _headers = self._get_json(url, None, f"call {call.provider_call_id}")
-        item = _dig(body, self.settings.recording.refetch_item_path)
-        found = _text(_field(item, self.fields.recording_url)) if item is not _MISSING else None
+        item = dig(body, self.settings.recording.refetch_item_path)
+        found = _text(_field(item, self.fields.recording_url)) if item is not MISSING else None
         if found is None:
             raise TransientProviderError(
                 f"call {call.provider_call_id}: the provider returned no recording URL for it yet"

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -69,6 +70,8 @@ class CallRow(Base):
     rep_name: Mapped[str | None] = mapped_column(String(255))
     rep_extension: Mapped[str | None] = mapped_column(String(64))
     siro_user_id: Mapped[str | None] = mapped_column(String(128))
+    # How siro_user_id was found (poller.domain.attribution.AttributionMethod), for audits.
+    attribution: Mapped[str | None] = mapped_column(String(32))
     contact_name: Mapped[str | None] = mapped_column(String(255))
     contact_phone: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(String(500))
@@ -167,7 +170,28 @@ class PollCursorRow(Base):
     waiting_rechecked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class SiroUserRow(Base):
+    """Siro's users as last listed; calls.siro_user_id joins to id. Users are never deleted."""
+
+    __tablename__ = "siro_users"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    # The lookup keys: lower-case email, phone number in E.164 (extension dropped).
+    email_lower: Mapped[str | None] = mapped_column(String(320), index=True)
+    phone_number: Mapped[str | None] = mapped_column(String(64))
+    phone_e164: Mapped[str | None] = mapped_column(String(32), index=True)
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    organization_id: Mapped[str | None] = mapped_column(String(128))
+    disabled: Mapped[bool] = mapped_column(Boolean)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when Siro last listed the user
+    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first sync without
+
+
 # Core views of the tables, for the store's SQL.
 calls_table = cast(Table, CallRow.__table__)
 call_events_table = cast(Table, CallEventRow.__table__)
 poll_cursors_table = cast(Table, PollCursorRow.__table__)
+siro_users_table = cast(Table, SiroUserRow.__table__)

@@ -25,7 +25,14 @@ from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import poll_cursors_table as poll_cursors
+from poller.adapters.sql.models import siro_users_table as siro_users
 from poller.domain import transitions
+from poller.domain.attribution import (
+    ATTRIBUTE_STEP,
+    InMemoryUserDirectory,
+    plan_users_sync,
+    snapshot_directory,
+)
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import (
     POLL_STEP,
@@ -35,7 +42,15 @@ from poller.domain.ingest import (
     last_sighting_per_call,
     plan_ingest,
 )
-from poller.domain.records import Call, CallEvent, EventDraft, PollCursor, StatusSummary
+from poller.domain.records import (
+    Call,
+    CallEvent,
+    DirectoryUser,
+    EventDraft,
+    PollCursor,
+    StatusSummary,
+    UsersSyncResult,
+)
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
@@ -612,6 +627,78 @@ class SqlStore:
                 )
             )
         return call
+
+    # -- rep attribution: Siro's users directory and the attribution of a row --------------
+
+    def replace_siro_users(self, users: Sequence[DirectoryUser], now: datetime) -> UsersSyncResult:
+        with write_transaction(self.engine) as conn:
+            # Locked, so two daemons syncing at once count and mark from the same rows.
+            rows = conn.execute(select(siro_users).order_by(siro_users.c.id).with_for_update())
+            existing = {row.id: DirectoryUser(**row._mapping) for row in rows}
+            plan = plan_users_sync(existing, users, now)
+            if plan.upserts:
+                dialect_insert = (
+                    postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+                )
+                statement = dialect_insert(siro_users)
+                columns = [column.name for column in siro_users.columns]
+                conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["id"],
+                        set_={
+                            name: getattr(statement.excluded, name)
+                            for name in columns
+                            if name != "id"
+                        },
+                    ),
+                    [dataclasses.asdict(user) for user in plan.upserts],
+                )
+            if plan.newly_missing:
+                conn.execute(
+                    update(siro_users)
+                    .where(siro_users.c.id.in_(plan.newly_missing))
+                    .values(missing_since=now)
+                )
+        return plan.result
+
+    def siro_users(self) -> list[DirectoryUser]:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(siro_users).order_by(siro_users.c.id))
+            return [DirectoryUser(**row._mapping) for row in rows]
+
+    def user_directory(self) -> InMemoryUserDirectory:
+        return snapshot_directory(self.siro_users())
+
+    def record_attribution(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        siro_user_id: str | None,
+        attribution: str,
+        detail: str,
+    ) -> bool:
+        with write_transaction(self.engine) as conn:
+            updated = conn.execute(
+                update(calls)
+                .where(calls.c.id == call_id, calls.c.lease_owner == owner)
+                .values(siro_user_id=siro_user_id, attribution=attribution, updated_at=now)
+                .returning(calls.c.state)
+            ).first()
+            if updated is None:
+                return False
+            conn.execute(
+                insert(call_events).values(
+                    call_id=call_id,
+                    at=now,
+                    from_state=updated.state,
+                    to_state=updated.state,
+                    step=ATTRIBUTE_STEP,
+                    outcome=attribution,
+                    message=detail,
+                )
+            )
+        return True
 
 
 def _call_columns(mapping: RowMapping) -> dict[str, Any]:
