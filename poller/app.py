@@ -20,8 +20,10 @@ from poller.adapters.sql.store import SqlStore
 from poller.config import Settings
 from poller.core.daemon import Daemon
 from poller.core.poll import PollReport, poll_once
+from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
+from poller.domain.records import UsersSyncResult
 from poller.ports.provider import ProviderPort
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
@@ -96,10 +98,14 @@ def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Dae
     if settings.metrics.listen:
         telemetry = serve_metrics(settings.metrics.listen, store, utcnow)
     provider = build_provider(settings)
-    worker = build_worker(settings, store, stop, provider=provider, telemetry=telemetry)
+    siro = build_siro_client(settings)
+    worker = build_worker(settings, store, stop, provider=provider, siro=siro, telemetry=telemetry)
 
     def poll_cycle() -> PollReport:
         return poll_once(settings, provider, store, utcnow())
+
+    def users_sync() -> UsersSyncResult:
+        return sync_users(siro, store, utcnow(), default_region=settings.siro.phone_default_region)
 
     return Daemon(
         settings,
@@ -108,4 +114,5 @@ def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Dae
         worker=worker,
         stop=stop,
         telemetry=telemetry,
+        users_sync=users_sync,
     )

@@ -201,7 +201,11 @@ def test_200_calls_reach_siro_exactly_once_and_bad_ones_fail_with_reasons(world:
     assert len(world.siro.state.recordings) == 200
     creates = [r.json for r in world.siro.state.requests_for("create")]
     first = next(body for body in creates if body and "[call-0003]" in body["title"])
-    assert first["userEmail"] == "rep1@example.com"
+    # rep1@example.com is a Siro user: the recording goes to that user by id, not by email.
+    assert first["userId"] == "user-1"
+    assert "userEmail" not in first
+    (row,) = world.store.find_calls("call-0003")
+    assert (row.siro_user_id, row.attribution) == ("user-1", "siro_email")
     assert first["contactName"] == "Customer 3"
     assert first["contactPhone"] == "+15551234567"
     assert first["fileType"] == "mp3"

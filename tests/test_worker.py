@@ -17,10 +17,11 @@ import pytest
 from poller.adapters.providers.generic import GenericProvider, RetryPolicy
 from poller.adapters.siro_fake import InMemorySiro
 from poller.app import build_worker
-from poller.config import Settings
+from poller.config import Settings, SiroSettings
 from poller.core.poll import poll_once
+from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
-from poller.domain.siro import AudioFormat
+from poller.domain.siro import AudioFormat, IntegrationConnection, SiroUser
 from poller.domain.states import CallState
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroPermanentError, SiroTransientError
 from tests.fakes.audio import LOGIN_PAGE, aac_bytes, flac_bytes, mp3_bytes, wav_bytes
@@ -63,7 +64,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def siro(clock: Clock) -> InMemorySiro:
-    return InMemorySiro(clock=clock)
+    # One Siro user who is not the rep of these calls: attribution falls back to email/phone.
+    manager = SiroUser(id="user-9", email="manager@yourcompany.com")
+    return InMemorySiro(clock=clock, users=[manager])
 
 
 def settings_for(server: LocalHTTPServer, tmp_path: Path, **worker: Any) -> Settings:
@@ -100,6 +103,7 @@ def worker_for(settings: Settings, store: AnyStore, siro: InMemorySiro, clock: C
         siro=siro,
     )
     worker.clock = clock
+    sync_users(siro, store, clock(), default_region="US")
     return worker
 
 
@@ -158,6 +162,7 @@ def test_each_format_reaches_siro_once_with_the_calls_metadata(
         assert [(e.step, e.outcome) for e in any_store.events_for(call.id)] == [
             ("poll", "listed"),
             ("download", "ok"),
+            ("attribute", "fallback_email"),
             ("upload", "create_sent"),
             ("upload", "ok"),
         ]
@@ -329,7 +334,7 @@ def test_a_call_with_no_rep_is_skipped_without_contacting_siro(
 
     call = by_call_id(any_store, "nobody")
     assert (call.state, call.error_kind) == (CallState.SKIPPED, "no_rep_identity")
-    assert siro.calls == []
+    assert "create_recording" not in siro.calls and "request_upload" not in siro.calls
 
 
 def test_a_lost_spool_file_means_downloading_again(
@@ -368,3 +373,65 @@ def test_a_stop_request_ends_the_drain_without_claiming_more(
 
     assert report.processed == 0
     assert any_store.status(clock()).due_now == 5
+
+
+def test_the_rep_goes_to_siro_by_user_id_and_crm_ids_travel_with_their_connection(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    clock: Clock,
+) -> None:
+    api.base_url = server.url
+    offer(api, "c1", mp3_bytes(), crm={"opportunity_id": "006Q000001"})
+    offer(api, "c2", mp3_bytes(), minute=1)  # no CRM id in the record: no link
+    siro = InMemorySiro(
+        clock=clock,
+        users=[SiroUser(id="user-7", email="REP@yourcompany.com")],
+        connections=[IntegrationConnection(id="conn-42", name="Salesforce prod")],
+    )
+    settings = settings_for(server, tmp_path).model_copy(
+        update={
+            "siro": SiroSettings(
+                integration_connection_name="Salesforce prod",
+                crm={"objects": {"crm.opportunity_id": "Opportunity"}},
+            )
+        }
+    )
+    poll(settings, any_store, clock)
+    worker_for(settings, any_store, siro, clock).drain()
+
+    linked, plain = sorted(siro.created, key=lambda body: body.title or "")
+    assert (linked.user_id, linked.user_email, linked.user_phone) == ("user-7", None, None)
+    assert linked.integration_connection_id == "conn-42"
+    assert [(o.object_type, o.object_id) for o in linked.crm_objects or ()] == [
+        ("Opportunity", "006Q000001")
+    ]
+    assert plain.integration_connection_id is None and plain.crm_objects is None
+    assert siro.calls.count("list_connections") == 1  # looked up once, not per call
+    call = by_call_id(any_store, "c1")
+    assert (call.siro_user_id, call.attribution) == ("user-7", "siro_email")
+    note = next(e.message for e in any_store.events_for(call.id) if e.step == "attribute")
+    assert "linked to Opportunity 006Q000001 through connection conn-42" in note
+
+
+def test_a_rep_who_left_siro_is_not_given_to_anyone_else(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    clock: Clock,
+) -> None:
+    api.base_url = server.url
+    offer(api, "c1", mp3_bytes())
+    siro = InMemorySiro(
+        clock=clock,
+        users=[SiroUser(id="user-1", email="rep@yourcompany.com", disabled=True)],
+    )
+    settings = settings_for(server, tmp_path)
+    poll(settings, any_store, clock)
+    worker_for(settings, any_store, siro, clock).drain()
+
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.error_kind) == (CallState.SKIPPED, "rep_disabled")
+    assert siro.created == []

@@ -11,6 +11,8 @@ import click
 from poller import app
 from poller.cli.root import CliContext, config_problem, main_group, pass_cli
 from poller.config import requirements_for_daemon
+from poller.core.users_sync import UsersSyncError, sync_users
+from poller.domain.clock import utcnow
 from poller.logs import configure_logging
 
 
@@ -50,7 +52,12 @@ def work(cli: CliContext, until_idle: bool) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    worker = app.build_worker(cli.settings, cli.store, stop)
+    siro = app.build_siro_client(cli.settings)
+    worker = app.build_worker(cli.settings, cli.store, stop, siro=siro)
+    try:
+        sync_users(siro, cli.store, utcnow(), default_region=cli.settings.siro.phone_default_region)
+    except UsersSyncError as exc:
+        click.echo(f"siro-poller: warning: {exc}", err=True)
     totals = {"processed": 0, "uploaded": 0, "retried": 0, "failed": 0, "skipped": 0}
     while not stop.is_set():
         report = worker.drain()

@@ -30,6 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import Settings
 from poller.core.poll import PollReport
+from poller.core.users_sync import UsersSyncError
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.ports.store import Store
@@ -71,6 +72,7 @@ class Daemon:
         stop: threading.Event,
         notifier: SystemdNotifier | None = None,
         telemetry: Telemetry | None = None,
+        users_sync: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -79,6 +81,7 @@ class Daemon:
         self.stop = stop
         self.notifier = notifier or SystemdNotifier()
         self.telemetry = telemetry or NoTelemetry()
+        self.users_sync = users_sync
         self.health = JobHealth()
         self.started_at = utcnow()
 
@@ -96,6 +99,21 @@ class Daemon:
             log.exception("poll job failed")
         finally:
             self.health.finished("poll")
+
+    def users_job(self) -> None:
+        """Copy Siro's users into ``siro_users``; the worker reads them afresh afterwards."""
+        if self.users_sync is None:
+            return
+        self.health.started("users")
+        try:
+            self.users_sync()
+            self.worker.forget_user_directory()
+        except UsersSyncError as exc:
+            log.error("%s; attribution goes on with the users of the last sync", exc)
+        except Exception:
+            log.exception("users sync failed")
+        finally:
+            self.health.finished("users")
 
     def work_job(self) -> None:
         self.health.started("work")
@@ -117,10 +135,14 @@ class Daemon:
 
     def jobs(self) -> list[tuple[str, Callable[[], None], float]]:
         """Each scheduled job: its id, its body and its interval in seconds (first run: now)."""
-        return [
+        jobs: list[tuple[str, Callable[[], None], float]] = [
             ("poll", self.poll_job, self.settings.poll.interval_seconds),
             ("work", self.work_job, self.settings.worker.interval_seconds),
         ]
+        if self.users_sync is not None:
+            refresh = self.settings.siro.users_refresh_minutes * 60
+            jobs.append(("users", self.users_job, refresh))
+        return jobs
 
     @staticmethod
     def on_scheduler_event(event: SchedulerEvent) -> None:
@@ -167,9 +189,12 @@ class Daemon:
         scheduler.add_listener(
             self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
+        # Attribution needs Siro's users: sync them before the first upload is attempted.
+        self.users_job()
         now = datetime.now(UTC)
         for job_id, job, every in self.jobs():
-            scheduler.add_job(job, "interval", seconds=every, id=job_id, next_run_time=now)
+            first = now if job_id != "users" else now + timedelta(seconds=every)
+            scheduler.add_job(job, "interval", seconds=every, id=job_id, next_run_time=first)
         scheduler.start()
         self.notifier.ready("polling and working")
         log.info(

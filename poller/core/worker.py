@@ -16,18 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from poller.adapters.audio_probe import AudioFacts, NotAudio, UnsupportedAudio, probe_audio
 from poller.adapters.downloader import Downloader
-from poller.config import Settings
+from poller.config import ConfigError, Settings
+from poller.core.crm_connection import resolve_connection_id
+from poller.domain.attribution import RepRules, UserDirectory
 from poller.domain.clock import utcnow
+from poller.domain.crm import CrmRules
 from poller.domain.failures import Disposition, StepFailure
 from poller.domain.records import Call, EventDraft
 from poller.domain.retry import retry_delay
-from poller.domain.siro import AudioFormat, RecordingCreate, RecordingSummary
+from poller.domain.siro import AudioFormat, RecordingSummary
 from poller.domain.states import CallState
-from poller.domain.title import render_title
+from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
 from poller.logs import redact_url
 from poller.ports.provider import PermanentProviderError, ProviderError, ProviderPort
 from poller.ports.siro import (
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 # How far around a call's start (sent as dateCreated) and around the moment the create call
 # went out to look for a recording Siro may have made before its answer was lost.
 RECONCILE_MARGIN = timedelta(minutes=5)
+DIRECTORY_TTL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,17 @@ class Worker:
         self.clock = clock
         self.telemetry = telemetry or NoTelemetry()
         self.spool = settings.spool_dir
+        self.upload_rules = UploadRules(
+            rep=RepRules.from_settings(settings.siro),
+            crm=CrmRules.from_settings(settings.siro),
+            title_template=settings.worker.title_template,
+            organization_id=settings.siro.organization_id,
+            conversation_type=settings.siro.conversation_type,
+        )
+        self._directory_lock = threading.Lock()
+        self._directory: UserDirectory | None = None
+        self._directory_read_at = clock()
+        self._resolved_connection: str | None = None
         self._tally_lock = threading.Lock()
         self._tally: dict[str, int] = {}
         self.last_progress_at: datetime | None = None
@@ -266,20 +279,19 @@ class Worker:
             )
             return
         audio_format = AudioFormat(call.audio_format)
-        title = render_title(self.settings.worker.title_template, call)
+        plan = self._plan(call, audio_format)
         if call.siro_create_sent_at is not None:
-            adopted = self._find_existing(call, title)
+            adopted = self._find_existing(call, plan.title)
             if adopted is not None:
                 self._uploaded(call, adopted.id, None, outcome="adopted")
                 return
-        body_without_file = self._recording_fields(call, title, audio_format)
         size = call.size_bytes or Path(call.spool_path).stat().st_size
         started = time.monotonic()
         try:
             signed = self.siro.request_upload(audio_format, size)
             used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
-            body = RecordingCreate(**body_without_file, file_url=used.download_url)
-            if not self.store.mark_create_sent(call.id, self.owner, self.clock(), title):
+            body = plan.recording(used.download_url)
+            if not self.store.mark_create_sent(call.id, self.owner, self.clock(), plan.title):
                 _lost_lease(call)
                 return
             recording_id = self.siro.create_recording(body)
@@ -293,7 +305,9 @@ class Worker:
             if exc.step == "create":
                 # Siro answered the create with a refusal: nothing was made, so the duplicate
                 # guard may forget that a create was sent.
-                self.store.mark_create_sent(call.id, self.owner, self.clock(), title, sent=False)
+                self.store.mark_create_sent(
+                    call.id, self.owner, self.clock(), plan.title, sent=False
+                )
             raise _siro_failure(exc) from None
         self._uploaded(
             call,
@@ -303,35 +317,58 @@ class Worker:
             duration_ms=int((time.monotonic() - started) * 1000),
         )
 
-    def _recording_fields(
-        self, call: Call, title: str, audio_format: AudioFormat
-    ) -> dict[str, object]:
-        fields: dict[str, object] = {
-            "file_type": audio_format,
-            "title": title,
-            "user_id": call.siro_user_id,
-            "user_email": call.rep_email,
-            "user_phone": call.rep_phone,
-            "organization_id": self.settings.siro.organization_id,
-            "conversation_type": self.settings.siro.conversation_type,
-            "contact_name": call.contact_name,
-            "contact_phone": call.contact_phone,
-            "date_created": call.started_at,
-        }
-        try:
-            RecordingCreate(**fields, file_url="https://placeholder.invalid/")
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
-            if "needs a rep" in first:
-                raise StepFailure.skip(
-                    "no_rep_identity",
-                    "the call names no rep (no Siro user id, email or phone), so Siro "
-                    "could not attribute it",
-                ) from None
-            raise StepFailure.fail(
-                "invalid_recording", f"cannot build the upload: {first}"
-            ) from None
-        return fields
+    def _plan(self, call: Call, audio_format: AudioFormat) -> UploadPlan:
+        """Who the recording goes to and what goes with it, written to the row's events."""
+        plan = plan_upload(
+            call,
+            audio_format,
+            directory=self._user_directory(),
+            rules=self.upload_rules,
+            connection_id=self._connection_id(),
+        )
+        attribution = plan.attribution
+        if (call.siro_user_id, call.attribution) != (
+            attribution.siro_user_id,
+            attribution.method.value,
+        ):
+            self.store.record_attribution(
+                call.id,
+                self.owner,
+                self.clock(),
+                attribution.siro_user_id,
+                attribution.method.value,
+                plan.audit_note(),
+            )
+        return plan
+
+    def _user_directory(self) -> UserDirectory:
+        """``siro_users`` as a snapshot, read again at most every minute (or after a sync)."""
+        with self._directory_lock:
+            now = self.clock()
+            if self._directory is None or now - self._directory_read_at > DIRECTORY_TTL:
+                self._directory = self.store.user_directory()
+                self._directory_read_at = now
+            return self._directory
+
+    def forget_user_directory(self) -> None:
+        """Read ``siro_users`` afresh at the next upload (the daemon calls it after a sync)."""
+        with self._directory_lock:
+            self._directory = None
+
+    def _connection_id(self) -> str | None:
+        """The CRM connection's id: configured, or looked up once by its configured name."""
+        rules = self.upload_rules.crm
+        if not rules.enabled or rules.connection_name is None:
+            return rules.connection_id
+        with self._directory_lock:
+            if self._resolved_connection is None:
+                try:
+                    self._resolved_connection = resolve_connection_id(self.siro, rules)
+                except ConfigError as exc:
+                    raise StepFailure.fail("crm_connection_unknown", str(exc)) from None
+                except SiroError as exc:
+                    raise _siro_failure(exc) from None
+            return self._resolved_connection
 
     def _find_existing(self, call: Call, title: str) -> RecordingSummary | None:
         """The duplicate guard: did an earlier, unanswered create call make this recording?"""
