@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.domain import transitions
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,
@@ -43,7 +44,7 @@ from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState,
 from poller.ports.store import NotRequeueable
 
 
-class MemoryStore:
+class MemoryStore(LeaseGuardedWrites):
     def __init__(self) -> None:
         self.calls: dict[int, Call] = {}
         self.events: list[CallEvent] = []
@@ -330,27 +331,6 @@ class MemoryStore:
                     )
             return claimed
 
-    def mark_downloaded(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        *,
-        audio_format: str,
-        size_bytes: int,
-        sha256: str,
-        spool_path: str,
-        event: EventDraft,
-    ) -> Call | None:
-        changes = transitions.downloaded(
-            now,
-            audio_format=audio_format,
-            size_bytes=size_bytes,
-            sha256=sha256,
-            spool_path=spool_path,
-        )
-        return self._transition(call_id, owner, now, event, changes)
-
     def mark_create_sent(
         self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
     ) -> bool:
@@ -360,51 +340,6 @@ class MemoryStore:
             changes = {"title": title, "siro_create_sent_at": (first_sent or now) if sent else None}
             event = transitions.create_sent_event(sent)
             return self._transition(call_id, owner, now, event, changes) is not None
-
-    def mark_uploaded(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        *,
-        siro_recording_id: str,
-        siro_file_url: str | None,
-        event: EventDraft,
-    ) -> bool:
-        changes = transitions.uploaded(
-            now, siro_recording_id=siro_recording_id, siro_file_url=siro_file_url
-        )
-        return self._transition(call_id, owner, now, event, changes) is not None
-
-    def schedule_retry(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        next_attempt_at: datetime,
-        error_kind: str,
-        message: str,
-        event: EventDraft,
-        *,
-        back_to_pending: bool = False,
-    ) -> bool:
-        changes = transitions.retry_later(
-            next_attempt_at, error_kind, message, back_to_pending=back_to_pending
-        )
-        return self._transition(call_id, owner, now, event, changes) is not None
-
-    def finish(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        state: CallState,
-        error_kind: str,
-        message: str,
-        event: EventDraft,
-    ) -> bool:
-        changes = transitions.parked(state, error_kind, message)
-        return self._transition(call_id, owner, now, event, changes) is not None
 
     def release_leases(self, owner: str, now: datetime) -> int:
         with self._lock:

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
@@ -88,7 +89,7 @@ def waiting_clause(provider: str) -> Any:
     )
 
 
-class SqlStore:
+class SqlStore(LeaseGuardedWrites):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
@@ -491,27 +492,6 @@ class SqlStore:
                 )
         return sorted(claimed, key=lambda call: (call.next_attempt_at or now, call.id))
 
-    def mark_downloaded(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        *,
-        audio_format: str,
-        size_bytes: int,
-        sha256: str,
-        spool_path: str,
-        event: EventDraft,
-    ) -> Call | None:
-        changes = transitions.downloaded(
-            now,
-            audio_format=audio_format,
-            size_bytes=size_bytes,
-            sha256=sha256,
-            spool_path=spool_path,
-        )
-        return self._transition(call_id, owner, now, event, changes)
-
     def mark_create_sent(
         self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
     ) -> bool:
@@ -519,51 +499,6 @@ class SqlStore:
         sent_at = func.coalesce(calls.c.siro_create_sent_at, now) if sent else None
         changes = {"title": title, "siro_create_sent_at": sent_at}
         event = transitions.create_sent_event(sent)
-        return self._transition(call_id, owner, now, event, changes) is not None
-
-    def mark_uploaded(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        *,
-        siro_recording_id: str,
-        siro_file_url: str | None,
-        event: EventDraft,
-    ) -> bool:
-        changes = transitions.uploaded(
-            now, siro_recording_id=siro_recording_id, siro_file_url=siro_file_url
-        )
-        return self._transition(call_id, owner, now, event, changes) is not None
-
-    def schedule_retry(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        next_attempt_at: datetime,
-        error_kind: str,
-        message: str,
-        event: EventDraft,
-        *,
-        back_to_pending: bool = False,
-    ) -> bool:
-        changes = transitions.retry_later(
-            next_attempt_at, error_kind, message, back_to_pending=back_to_pending
-        )
-        return self._transition(call_id, owner, now, event, changes) is not None
-
-    def finish(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        state: CallState,
-        error_kind: str,
-        message: str,
-        event: EventDraft,
-    ) -> bool:
-        changes = transitions.parked(state, error_kind, message)
         return self._transition(call_id, owner, now, event, changes) is not None
 
     def release_leases(self, owner: str, now: datetime) -> int:
