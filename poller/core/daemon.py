@@ -82,6 +82,11 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self.telemetry = telemetry or NoTelemetry()
         self.users_sync = users_sync
+        # Uploads wait for the first users sync of this run (one quick request, normally) so
+        # that reps are resolved against Siro's users as they are now.
+        self.first_users_sync_done = threading.Event()
+        if users_sync is None:
+            self.first_users_sync_done.set()
         self.health = JobHealth()
         self.started_at = utcnow()
 
@@ -114,8 +119,11 @@ class Daemon:
             log.exception("users sync failed")
         finally:
             self.health.finished("users")
+            self.first_users_sync_done.set()
 
     def work_job(self) -> None:
+        if not self.first_users_sync_done.is_set():
+            return
         self.health.started("work")
         try:
             report = self.worker.drain()
@@ -189,12 +197,9 @@ class Daemon:
         scheduler.add_listener(
             self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
-        # Attribution needs Siro's users: sync them before the first upload is attempted.
-        self.users_job()
         now = datetime.now(UTC)
         for job_id, job, every in self.jobs():
-            first = now if job_id != "users" else now + timedelta(seconds=every)
-            scheduler.add_job(job, "interval", seconds=every, id=job_id, next_run_time=first)
+            scheduler.add_job(job, "interval", seconds=every, id=job_id, next_run_time=now)
         scheduler.start()
         self.notifier.ready("polling and working")
         log.info(

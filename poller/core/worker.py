@@ -373,15 +373,18 @@ class Worker:
     def _find_existing(self, call: Call, title: str) -> RecordingSummary | None:
         """The duplicate guard: did an earlier, unanswered create call make this recording?"""
         assert call.siro_create_sent_at is not None
-        anchors = [call.siro_create_sent_at]
-        if call.started_at is not None:
-            anchors.insert(0, call.started_at)
+        # Siro files the recording under dateCreated (the call's start); look around the send
+        # time too, should it have used that. Overlapping spans are asked for once.
+        anchors = sorted(a for a in (call.started_at, call.siro_create_sent_at) if a)
+        spans: list[list[datetime]] = []
+        for anchor in anchors:
+            if spans and anchor - RECONCILE_MARGIN <= spans[-1][1]:
+                spans[-1][1] = anchor + RECONCILE_MARGIN
+            else:
+                spans.append([anchor - RECONCILE_MARGIN, anchor + RECONCILE_MARGIN])
         try:
-            for anchor in anchors:
-                found = self.siro.find_recordings(
-                    anchor - RECONCILE_MARGIN, anchor + RECONCILE_MARGIN
-                )
-                for recording in found:
+            for start, end in spans:
+                for recording in self.siro.find_recordings(start, end):
                     if (recording.title or "").strip() == title.strip() and not recording.deleted:
                         return recording
         except SiroError as exc:
