@@ -400,3 +400,41 @@ def _scrape(port: int) -> str:
         return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except requests.ConnectionError:
         return ""
+
+
+def test_two_daemons_sharing_postgres_upload_each_call_once(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    engine = make_engine(fresh_postgres_url)
+    migrate.upgrade(engine)
+    api = FakeCallLog(auth=("bearer", PROVIDER_TOKEN), page_size=50)
+    with serve(api) as provider, FakeSiro() as siro:
+        api.base_url = provider.url
+        world = World(
+            api=api,
+            provider=provider,
+            siro=siro,
+            database_url=fresh_postgres_url,
+            engine=engine,
+            state_dir=tmp_path / "state",
+            log_path=tmp_path / "daemon.log",
+        )
+        call_ids = offer(world, 150)
+        world.siro.state.chaos = Chaos(server_error=0.05, drop=0.02, seed=5)
+        first = world.start(WORKER__CONCURRENCY="3")
+        second = world.start(WORKER__CONCURRENCY="3", STATE_DIR=str(tmp_path / "state-2"))
+        try:
+            wait_for(lambda: world.counts()["uploaded"] == 150, 120, "150 uploads", world)
+        finally:
+            assert stop(first) == 0
+            assert stop(second) == 0
+        assert_each_call_once_in_siro(world, call_ids)
+        assert len(world.siro.state.recordings) == 150
+        senders = {
+            (e.message or "").rsplit(" ", 1)[-1]
+            for c in world.store.list_calls(limit=200)
+            for e in world.store.events_for(c.id)
+            if e.outcome == "create_sent"
+        }
+        assert len(senders) == 2  # both daemons took their share
+    engine.dispose()

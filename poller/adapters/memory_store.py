@@ -338,7 +338,7 @@ class MemoryStore(LeaseGuardedWrites):
             current = self.calls.get(call_id)
             first_sent = current.siro_create_sent_at if current else None
             changes = {"title": title, "siro_create_sent_at": (first_sent or now) if sent else None}
-            event = transitions.create_sent_event(sent)
+            event = transitions.create_sent_event(sent, owner)
             return self._transition(call_id, owner, now, event, changes) is not None
 
     def release_leases(self, owner: str, now: datetime) -> int:

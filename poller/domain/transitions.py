@@ -71,9 +71,11 @@ def parked(state: CallState, error_kind: str, message: str) -> dict[str, Any]:
     return {**LET_GO, "state": state.value, "error_kind": error_kind, "last_error": message}
 
 
-def create_sent_event(sent: bool) -> EventDraft:
+def create_sent_event(sent: bool, owner: str) -> EventDraft:
     if sent:
-        return EventDraft(step="upload", outcome="create_sent", message="create call going out")
+        return EventDraft(
+            step="upload", outcome="create_sent", message=f"create call going out from {owner}"
+        )
     return EventDraft(step="upload", outcome="create_refused", message="Siro made no recording")
 
 

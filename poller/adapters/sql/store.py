@@ -498,7 +498,7 @@ class SqlStore(LeaseGuardedWrites):
         # The first send is the one Siro may have acted on: keep it across retries.
         sent_at = func.coalesce(calls.c.siro_create_sent_at, now) if sent else None
         changes = {"title": title, "siro_create_sent_at": sent_at}
-        event = transitions.create_sent_event(sent)
+        event = transitions.create_sent_event(sent, owner)
         return self._transition(call_id, owner, now, event, changes) is not None
 
     def release_leases(self, owner: str, now: datetime) -> int:
