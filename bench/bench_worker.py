@@ -74,9 +74,10 @@ def measure(size_mb: int, count: int, concurrency: int) -> dict[str, float]:
     from poller.adapters.sql import migrate
     from poller.adapters.sql.database import make_engine
     from poller.adapters.sql.store import SqlStore
-    from poller.app import build_worker
+    from poller.app import build_siro_client, build_worker
     from poller.config import Settings
     from poller.core.poll import poll_once
+    from poller.core.users_sync import sync_users
 
     fakes = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(size_mb), str(count)],
@@ -99,7 +100,9 @@ def measure(size_mb: int, count: int, concurrency: int) -> dict[str, float]:
             migrate.upgrade(engine)
             store = SqlStore(engine)
             poll_once(settings, GenericProvider(settings.provider), store, datetime.now(UTC))
-            worker = build_worker(settings, store, threading.Event())
+            siro = build_siro_client(settings)
+            worker = build_worker(settings, store, threading.Event(), siro=siro)
+            sync_users(siro, store, datetime.now(UTC), default_region="US")
             started = time.perf_counter()
             report = worker.drain()
             elapsed = time.perf_counter() - started
