@@ -1,0 +1,33 @@
+"""The benchmarks still run (on tiny inputs); their figures are for people, not assertions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def test_the_worker_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_worker.py"), "--measure", "1", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["recordings"] == 3 and figures["peak_rss_mb"] > 0
+
+
+def test_the_siro_upload_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_siro_upload.py"), "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "put_audio (streamed)" in result.stdout
