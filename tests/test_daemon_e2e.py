@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,13 +149,10 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
     return process.wait(timeout=timeout)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    engine = make_engine(url)
+@contextmanager
+def open_world(database_url: str, tmp_path: Path) -> Iterator[World]:
+    """Both fakes running, and a migrated state database at ``database_url``."""
+    engine = make_engine(database_url)
     migrate.upgrade(engine)
     api = FakeCallLog(auth=("bearer", PROVIDER_TOKEN), page_size=50)
     with serve(api) as provider, FakeSiro() as siro:
@@ -163,12 +161,22 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
             api=api,
             provider=provider,
             siro=siro,
-            database_url=url,
+            database_url=database_url,
             engine=engine,
             state_dir=tmp_path / "state",
             log_path=tmp_path / "daemon.log",
         )
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    with open_world(url, tmp_path) as running:
+        yield running
 
 
 def siro_titles(world: World) -> Counter[str]:
@@ -405,20 +413,7 @@ def _scrape(port: int) -> str:
 def test_two_daemons_sharing_postgres_upload_each_call_once(
     tmp_path: Path, fresh_postgres_url: str
 ) -> None:
-    engine = make_engine(fresh_postgres_url)
-    migrate.upgrade(engine)
-    api = FakeCallLog(auth=("bearer", PROVIDER_TOKEN), page_size=50)
-    with serve(api) as provider, FakeSiro() as siro:
-        api.base_url = provider.url
-        world = World(
-            api=api,
-            provider=provider,
-            siro=siro,
-            database_url=fresh_postgres_url,
-            engine=engine,
-            state_dir=tmp_path / "state",
-            log_path=tmp_path / "daemon.log",
-        )
+    with open_world(fresh_postgres_url, tmp_path) as world:
         call_ids = offer(world, 150)
         world.siro.state.chaos = Chaos(server_error=0.05, drop=0.02, seed=5)
         first = world.start(WORKER__CONCURRENCY="3")
@@ -437,4 +432,3 @@ def test_two_daemons_sharing_postgres_upload_each_call_once(
             if e.outcome == "create_sent"
         }
         assert len(senders) == 2  # both daemons took their share
-    engine.dispose()

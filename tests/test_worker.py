@@ -54,6 +54,7 @@ def api() -> FakeCallLog:
 @pytest.fixture
 def server(api: FakeCallLog) -> Iterator[LocalHTTPServer]:
     with serve(api) as running:
+        api.base_url = running.url
         yield running
 
 
@@ -116,16 +117,18 @@ def run(
     siro: InMemorySiro,
     clock: Clock,
 ) -> Any:
-    api.base_url = server.url
-
     def go(**worker_settings: Any) -> Worker:
         settings = settings_for(server, tmp_path, **worker_settings)
-        poll(settings, any_store, clock)
-        worker = worker_for(settings, any_store, siro, clock)
-        worker.drain()
-        return worker
+        return poll_and_drain(settings, any_store, siro, clock)
 
     return go
+
+
+def poll_and_drain(settings: Settings, store: AnyStore, siro: InMemorySiro, clock: Clock) -> Worker:
+    poll(settings, store, clock)
+    worker = worker_for(settings, store, siro, clock)
+    worker.drain()
+    return worker
 
 
 def by_call_id(store: AnyStore, call_id: str) -> Any:
@@ -361,7 +364,6 @@ def test_a_stop_request_ends_the_drain_without_claiming_more(
     siro: InMemorySiro,
     clock: Clock,
 ) -> None:
-    api.base_url = server.url
     for index in range(5):
         offer(api, f"c{index}", mp3_bytes(), minute=index)
     settings = settings_for(server, tmp_path)
@@ -382,7 +384,6 @@ def test_the_rep_goes_to_siro_by_user_id_and_crm_ids_travel_with_their_connectio
     any_store: AnyStore,
     clock: Clock,
 ) -> None:
-    api.base_url = server.url
     offer(api, "c1", mp3_bytes(), crm={"opportunity_id": "006Q000001"})
     offer(api, "c2", mp3_bytes(), minute=1)  # no CRM id in the record: no link
     siro = InMemorySiro(
@@ -398,8 +399,7 @@ def test_the_rep_goes_to_siro_by_user_id_and_crm_ids_travel_with_their_connectio
             )
         }
     )
-    poll(settings, any_store, clock)
-    worker_for(settings, any_store, siro, clock).drain()
+    poll_and_drain(settings, any_store, siro, clock)
 
     linked, plain = sorted(siro.created, key=lambda body: body.title or "")
     assert (linked.user_id, linked.user_email, linked.user_phone) == ("user-7", None, None)
@@ -422,15 +422,13 @@ def test_a_rep_who_left_siro_is_not_given_to_anyone_else(
     any_store: AnyStore,
     clock: Clock,
 ) -> None:
-    api.base_url = server.url
     offer(api, "c1", mp3_bytes())
     siro = InMemorySiro(
         clock=clock,
         users=[SiroUser(id="user-1", email="rep@yourcompany.com", disabled=True)],
     )
     settings = settings_for(server, tmp_path)
-    poll(settings, any_store, clock)
-    worker_for(settings, any_store, siro, clock).drain()
+    poll_and_drain(settings, any_store, siro, clock)
 
     call = by_call_id(any_store, "c1")
     assert (call.state, call.error_kind) == (CallState.SKIPPED, "rep_disabled")

@@ -137,13 +137,7 @@ class MemoryStore(LeaseGuardedWrites):
     def _requeue(self, call: Call, now: datetime, actor: str) -> Call:
         updated = dataclasses.replace(
             call,
-            state=CallState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            last_error=None,
-            error_kind=None,
-            lease_owner=None,
-            lease_expires_at=None,
+            **{**transitions.requeued(now), "state": CallState.PENDING},
             updated_at=now,
         )
         self.calls[call.id] = updated
@@ -154,8 +148,7 @@ class MemoryStore(LeaseGuardedWrites):
             to_state=CallState.PENDING.value,
             step="requeue",
             outcome="requeued",
-            message=f"requeued by {actor}; was {call.error_kind or call.state}: "
-            f"{call.last_error or '-'}",
+            message=transitions.requeue_message(actor, call),
         )
         return updated
 

@@ -13,13 +13,11 @@ from poller.cli.root import CliContext, config_problem, main_group, pass_cli
 from poller.config import requirements_for_daemon
 from poller.core.users_sync import UsersSyncError, sync_users
 from poller.domain.clock import utcnow
-from poller.logs import configure_logging
 
 
 def _ready(cli: CliContext) -> None:
     """Refuse to start on a config the daemon cannot work with, or on an old schema."""
-    configure_logging(cli.settings)
-    problems = requirements_for_daemon(cli.settings)
+    problems = requirements_for_daemon(cli.settings)  # loading the settings set up logging
     if problems:
         raise config_problem(problems)
     cli.store  # noqa: B018  (opening the store checks the schema revision)

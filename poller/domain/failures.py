@@ -34,12 +34,25 @@ class StepFailure(Exception):
         self.retry_after_seconds = retry_after_seconds
 
     @classmethod
-    def retry(cls, kind: str, message: str, **details: float | int | None) -> StepFailure:
-        return cls(kind, message, Disposition.RETRY, **details)  # type: ignore[arg-type]
+    def retry(
+        cls,
+        kind: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> StepFailure:
+        return cls(
+            kind,
+            message,
+            Disposition.RETRY,
+            http_status=http_status,
+            retry_after_seconds=retry_after_seconds,
+        )
 
     @classmethod
-    def fail(cls, kind: str, message: str, **details: float | int | None) -> StepFailure:
-        return cls(kind, message, Disposition.FAIL, **details)  # type: ignore[arg-type]
+    def fail(cls, kind: str, message: str, *, http_status: int | None = None) -> StepFailure:
+        return cls(kind, message, Disposition.FAIL, http_status=http_status)
 
     @classmethod
     def skip(cls, kind: str, message: str) -> StepFailure:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from poller.domain.records import EventDraft
+from poller.domain.records import Call, EventDraft
 from poller.domain.states import CallState
 
 # Every step that ends a worker's hold on a row lets go of these.
@@ -69,6 +69,23 @@ def parked(state: CallState, error_kind: str, message: str) -> dict[str, Any]:
     if state not in (CallState.FAILED, CallState.SKIPPED):
         raise ValueError(f"rows are parked as failed or skipped, not {state}")
     return {**LET_GO, "state": state.value, "error_kind": error_kind, "last_error": message}
+
+
+def requeued(now: datetime) -> dict[str, Any]:
+    """Back in the queue, due now, with a fresh attempt budget (`calls retry`)."""
+    return {
+        "state": CallState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": None,
+        "error_kind": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+
+
+def requeue_message(actor: str, call: Call) -> str:
+    return f"requeued by {actor}; was {call.error_kind or call.state}: {call.last_error or '-'}"
 
 
 def create_sent_event(sent: bool, owner: str) -> EventDraft:

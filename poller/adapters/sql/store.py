@@ -180,16 +180,7 @@ class SqlStore(LeaseGuardedWrites):
         conn.execute(
             update(calls)
             .where(calls.c.id.in_([row.id for row in rows]))
-            .values(
-                state=CallState.PENDING.value,
-                attempts=0,
-                next_attempt_at=now,
-                last_error=None,
-                error_kind=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
+            .values(**transitions.requeued(now), updated_at=now)
         )
         conn.execute(
             insert(call_events),
@@ -201,8 +192,7 @@ class SqlStore(LeaseGuardedWrites):
                     "to_state": CallState.PENDING.value,
                     "step": "requeue",
                     "outcome": "requeued",
-                    "message": f"requeued by {actor}; was {row.error_kind or row.state}: "
-                    f"{row.last_error or '-'}",
+                    "message": transitions.requeue_message(actor, row),
                 }
                 for row in rows
             ],
