@@ -38,6 +38,7 @@ from tests.fakes.siro_server import FakeSiro, Fault
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 PROVIDER_TOKEN = "provider-token-e2e-0001"
+STARTED_LINE = "siro-poller running as"
 
 
 @dataclass
@@ -87,14 +88,23 @@ class World:
         return env
 
     def start(self, **overrides: str) -> subprocess.Popen[bytes]:
+        """A daemon that has got as far as running its scheduler."""
+        started_before = self.log().count(STARTED_LINE) if self.log_path.exists() else 0
         log = self.log_path.open("ab")
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "poller", "run"],
             env=self.env(**overrides),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.state_dir.parent,
         )
+        wait_for(
+            lambda: self.log().count(STARTED_LINE) > started_before or process.poll() is not None,
+            30,
+            "the daemon to start",
+            self,
+        )
+        return process
 
     def counts(self) -> dict[str, int]:
         return self.store.status(datetime.now(UTC)).counts

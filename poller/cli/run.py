@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from types import FrameType
 
 import click
 
 from poller import app
 from poller.cli.root import CliContext, config_problem, main_group, pass_cli
 from poller.config import requirements_for_daemon
+from poller.core.daemon import stop_on_signals
 from poller.core.users_sync import UsersSyncError, sync_users
 from poller.domain.clock import utcnow
 
@@ -27,8 +26,9 @@ def _ready(cli: CliContext) -> None:
 @pass_cli
 def run(cli: CliContext) -> None:
     """Run the daemon: poll the call log and upload recordings until SIGTERM."""
-    _ready(cli)
     stop = threading.Event()
+    stop_on_signals(stop)
+    _ready(cli)
     daemon = app.build_daemon(cli.settings, cli.store, stop)
     raise SystemExit(daemon.run())
 
@@ -42,14 +42,9 @@ def run(cli: CliContext) -> None:
 @pass_cli
 def work(cli: CliContext, until_idle: bool) -> None:
     """Run the worker in the foreground, without polling."""
-    _ready(cli)
     stop = threading.Event()
-
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop_on_signals(stop)
+    _ready(cli)
     siro = app.build_siro_client(cli.settings)
     worker = app.build_worker(cli.settings, cli.store, stop, siro=siro)
     try:

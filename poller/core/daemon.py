@@ -181,7 +181,6 @@ class Daemon:
         return True
 
     def run(self) -> int:
-        self._install_signal_handlers()
         grace = self.settings.worker.shutdown_grace_seconds
         scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -240,10 +239,14 @@ class Daemon:
             return 30.0
         return max(1.0, interval.total_seconds() / 2)
 
-    def _install_signal_handlers(self) -> None:
-        def request_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s", signal.Signals(signum).name)
-            self.stop.set()
 
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+def stop_on_signals(stop: threading.Event) -> None:
+    """Turn SIGTERM and SIGINT into ``stop``: installed first thing, so that a stop request
+    arriving while the daemon still starts up ends it cleanly too."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
