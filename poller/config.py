@@ -9,21 +9,21 @@ so ``LoadCredential=siro.api_token:/etc/siro-poller/api-token`` works in a unit 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast, get_args
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast, get_args
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -36,6 +36,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from poller.adapters.providers.registry import KINDS, missing_settings, settings_models
+from poller.adapters.providers.settings import DEFAULT_PROVIDER_KIND, ProviderSettingsBase
+from poller.config_types import (
+    BaseUrl,
+    DottedPath,
+    NonBlank,
+    PositiveSeconds,
+    Section,
+)
 from poller.domain.attribution import normalise_email_keys, normalise_phone_keys
 from poller.domain.phones import DEFAULT_PHONE_REGION, is_known_region
 from poller.domain.siro import CrmObjectType
@@ -53,23 +62,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
-
-
-def _base_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    if parts.query or parts.fragment:
-        raise ValueError("must not carry a query string or fragment")
-    return value.rstrip("/")
-
-
-BaseUrl = Annotated[str, AfterValidator(_base_url)]
-PositiveSeconds = Annotated[float, Field(gt=0)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class DatabaseSettings(Section):
@@ -105,15 +97,6 @@ class DatabaseSettings(Section):
         return value
 
 
-def _dotted_path(value: str) -> str:
-    if not value or any(not part.strip() or part != part.strip() for part in value.split(".")):
-        raise ValueError(
-            "must be a dotted path of non-empty keys or list indexes, like 'data.calls' or "
-            "'user.email'"
-        )
-    return value
-
-
 def _phone_region(value: str) -> str:
     region = value.strip().upper()
     if not is_known_region(region):
@@ -121,15 +104,7 @@ def _phone_region(value: str) -> str:
     return region
 
 
-def _non_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value.strip()
-
-
-DottedPath = Annotated[str, AfterValidator(_dotted_path)]
 PhoneRegion = Annotated[str, AfterValidator(_phone_region)]
-NonBlank = Annotated[str, AfterValidator(_non_blank)]
 CRM_OBJECT_TYPES: tuple[str, ...] = get_args(CrmObjectType)
 
 
@@ -265,170 +240,26 @@ class SiroSettings(Section):
         return value
 
 
-def _url_path(value: str) -> str:
-    if not value.startswith("/") or "?" in value or "#" in value:
-        raise ValueError("must be a path starting with '/', without query string")
-    return value
+def _provider_kind(value: Any) -> str:
+    # A table without `kind` is the generic adapter, as before kinds existed; so is an
+    # environment override that names no kind (it merges into the file's table).
+    if isinstance(value, Mapping):
+        return str(value.get("kind", DEFAULT_PROVIDER_KIND))
+    return str(getattr(value, "kind", DEFAULT_PROVIDER_KIND))
 
 
-def _param_name(value: str) -> str:
-    if not value or len(value) > 128 or any(c.isspace() or c in "&=#?" for c in value):
-        raise ValueError("must be a query parameter name (no spaces, '&', '=', '#' or '?')")
-    return value
-
-
-def _host_name(value: str) -> str:
-    if not value or "/" in value or "@" in value or value != value.strip():
-        raise ValueError("must be a host name like 'media.example.com' (optionally with :port)")
-    return value.lower()
-
-
-def _unset_if_empty(value: object) -> object:
-    # TOML has no null: an empty string switches an optional mapping off.
-    return None if value == "" else value
-
-
-OptionalPath = Annotated[DottedPath | None, BeforeValidator(_unset_if_empty)]
-UrlPath = Annotated[str, AfterValidator(_url_path)]
-HostName = Annotated[str, AfterValidator(_host_name)]
-ParamName = Annotated[str, AfterValidator(_param_name)]
-WindowTimeFormat = Literal["iso8601", "unix_s", "unix_ms"]
-FieldTimeFormat = Literal["iso8601", "unix_s", "unix_ms", "rfc2822"]
-DirectionName = Literal["inbound", "outbound"]
-
-DEFAULT_DIRECTION_VALUES: dict[str, DirectionName] = {
-    "inbound": "inbound",
-    "incoming": "inbound",
-    "in": "inbound",
-    "outbound": "outbound",
-    "outgoing": "outbound",
-    "out": "outbound",
-    "outbound-api": "outbound",
-    "outbound-dial": "outbound",
-}
-
-
-class ListingSettings(Section):
-    """``[provider.listing]``: the call-log request of the generic adapter."""
-
-    path: UrlPath = "/calls"
-    start_param: ParamName = "from"
-    end_param: Annotated[ParamName | None, BeforeValidator(_unset_if_empty)] = "to"
-    time_format: WindowTimeFormat = "iso8601"
-    items_path: OptionalPath = Field(
-        default="calls", description='where the list of calls sits; "": the body is the list'
-    )
-    params: dict[str, str] = Field(default={}, description="fixed query parameters, e.g. order")
-    max_window_hours: Annotated[float, Field(gt=0)] | None = None
-    max_rows_per_query: Annotated[int, Field(gt=0)] | None = None
-    history_days: Annotated[float, Field(gt=0)] | None = None
-    settle_delay_seconds: Annotated[int, Field(ge=0)] = 0
-
-
-class PagingSettings(Section):
-    """``[provider.paging]``: how the generic adapter walks the pages of one window."""
-
-    mode: Literal["none", "token", "next_url", "page_number"] = "token"
-    token_path: DottedPath = "next_page_token"  # noqa: S105  (a JSON path, not a secret)
-    token_param: ParamName = "page_token"  # noqa: S105  (a parameter name, not a secret)
-    next_url_path: DottedPath = "next"
-    page_param: ParamName = "page"
-    first_page: Annotated[int, Field(ge=0)] = 1
-    page_size_param: Annotated[ParamName | None, BeforeValidator(_unset_if_empty)] = None
-    page_size: Annotated[int, Field(gt=0)] | None = None
-    max_pages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
-
-    @model_validator(mode="after")
-    def _page_size_pair(self) -> PagingSettings:
-        if self.page_size_param is not None and self.page_size is None:
-            raise ValueError("page_size_param is set, so page_size is needed too")
-        return self
-
-
-class FieldSettings(Section):
-    """``[provider.fields]``: the dotted path of each call field in a listed record.
-
-    The defaults are the payload of Siro's phone-integration quickstart.
-    """
-
-    call_id: DottedPath = "call_id"
-    recording_id: OptionalPath = None
-    started_at: DottedPath = "started_at"
-    started_at_format: FieldTimeFormat = "iso8601"
-    ended_at: OptionalPath = None
-    ended_at_format: FieldTimeFormat = "iso8601"
-    duration: OptionalPath = None
-    duration_unit: Literal["seconds", "milliseconds"] = "seconds"
-    direction: OptionalPath = None
-    direction_values: dict[str, DirectionName] = Field(
-        default_factory=lambda: dict(DEFAULT_DIRECTION_VALUES),
-        description="provider value (case-insensitive) -> inbound/outbound",
-    )
-    rep_email: OptionalPath = "email"
-    rep_phone: OptionalPath = "number"
-    rep_provider_id: OptionalPath = None
-    rep_name: OptionalPath = None
-    rep_extension: OptionalPath = None
-    contact_name: OptionalPath = "contact_name"
-    contact_phone: OptionalPath = "contact_phone"
-    recording_url: OptionalPath = "recording_url"
-    recording_status: OptionalPath = None
-    recording_ready_values: list[str] = ["ready", "completed", "available", "done"]
-    recording_absent_values: list[str] = ["none", "absent", "not_recorded", "deleted"]
-
-    @field_validator("direction_values", mode="before")
-    @classmethod
-    def _lower_keys(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {str(key).lower(): direction for key, direction in value.items()}
-        return value
-
-
-class RecordingSettings(Section):
-    """``[provider.recording]``: how the generic adapter turns a call into a download."""
-
-    refetch_path: str | None = Field(
-        default=None,
-        description="single-call path, e.g. /calls/{call_id}: fetched for a fresh recording URL",
-    )
-    refetch_item_path: OptionalPath = Field(
-        default=None, description="where the call sits in the single-call response; unset: the body"
-    )
-    credential_hosts: list[HostName] = Field(
-        default=[], description="hosts besides base_url's that may receive provider credentials"
-    )
-    format: Literal["mp3", "wav", "m4a", "aac"] | None = None
-
-    @field_validator("refetch_path")
-    @classmethod
-    def _names_the_call(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        _url_path(value)
-        if "{call_id}" not in value and "{recording_id}" not in value:
-            raise ValueError("must contain {call_id} or {recording_id}")
-        return value
-
-
-class ProviderSettings(Section):
-    kind: Literal["generic"] = "generic"
-    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = (
-        "generic"
-    )
-    base_url: BaseUrl | None = None
-    auth: Literal["none", "bearer", "basic", "api_key"] = "none"
-    token: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    api_key_header: str = "X-API-Key"
-    api_key: SecretStr | None = None
-    connect_timeout_seconds: PositiveSeconds = 10.0
-    read_timeout_seconds: PositiveSeconds = 60.0
-    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
-    listing: ListingSettings = ListingSettings()
-    paging: PagingSettings = PagingSettings()
-    fields: FieldSettings = FieldSettings()
-    recording: RecordingSettings = RecordingSettings()
+if TYPE_CHECKING:
+    AnyProviderSettings = ProviderSettingsBase
+else:
+    AnyProviderSettings = Annotated[
+        Union[
+            tuple(
+                Annotated[model, Tag(model.model_fields["kind"].default)]  # noqa: UP007
+                for model in settings_models()
+            )
+        ],
+        Discriminator(_provider_kind),
+    ]
 
 
 class PollSettings(Section):
@@ -440,9 +271,9 @@ class PollSettings(Section):
     recording_wait_hours: Annotated[float, Field(gt=0)] = 48.0
     recheck_waiting_minutes: Annotated[int, Field(gt=0)] = 30
     min_duration_seconds: Annotated[int, Field(ge=0)] = 0
-    directions: list[Literal["inbound", "outbound"]] = ["inbound", "outbound"]
-    rep_allow: list[str] = []
-    rep_deny: list[str] = []
+    directions: list[Literal["inbound", "outbound"]] = Field(default=["inbound", "outbound"])
+    rep_allow: list[str] = Field(default=[])
+    rep_deny: list[str] = Field(default=[])
 
 
 class WorkerSettings(Section):
@@ -516,7 +347,12 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     database: DatabaseSettings = DatabaseSettings()
     siro: SiroSettings = SiroSettings()
-    provider: ProviderSettings = ProviderSettings()
+    provider: AnyProviderSettings = Field(
+        default_factory=lambda: settings_models()[0](), description="the one phone system"
+    )
+    providers: list[AnyProviderSettings] = Field(
+        default=[], description="several phone systems, each with its own name and cursor"
+    )
     poll: PollSettings = PollSettings()
     worker: WorkerSettings = WorkerSettings()
     metrics: MetricsSettings = MetricsSettings()
@@ -549,23 +385,134 @@ class Settings(BaseSettings):
     def spool_dir(self) -> Path:
         return self.worker.spool_dir or self.state_dir / "spool"
 
+    @model_validator(mode="after")
+    def _one_way_to_name_providers(self) -> Settings:
+        if self.providers and "provider" in self.model_fields_set:
+            raise ValueError("use either one [provider] table or [[providers]] tables, not both")
+        names = [entry.name for entry in self.providers]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(
+                f"providers: the name {', '.join(map(repr, twice))} is used more than once; "
+                "each [[providers]] table needs its own name (it keys its calls and cursor)"
+            )
+        for entry in self.providers:
+            entry.placed_at(f"providers.{entry.name}")
+        return self
+
+    @property
+    def configured_providers(self) -> list[ProviderSettingsBase]:
+        """Every phone system this process polls: the [[providers]] tables, or [provider]."""
+        return list(self.providers) or [self.provider]
+
+    def provider_named(self, name: str) -> ProviderSettingsBase:
+        """The provider whose calls carry ``name``; raises ``KeyError`` if none is configured."""
+        for entry in self.configured_providers:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
     @property
     def provider_key(self) -> str:
         """The value stored in ``calls.provider`` and ``poll_cursors.provider``."""
         return self.provider.name
 
 
+def _inner_types(annotation: Any) -> Iterator[Any]:
+    """The types an annotation is made of, through Optional, unions and Annotated."""
+    yield annotation
+    for argument in get_args(annotation):
+        yield from _inner_types(argument)
+
+
 def secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Every key path whose value is a secret, e.g. ``("siro", "api_token")``."""
+    """Every key path whose value is a secret, e.g. ``("siro", "api_token")``.
+
+    Under ``provider`` this covers the secrets of every provider kind. List-valued tables
+    (``[[providers]]``) have no fixed path: :func:`provider_entry_overrides` serves them.
+    """
+    seen: set[tuple[str, ...]] = set()
     for name, info in model.model_fields.items():
-        annotation = info.annotation
-        candidates = (annotation, *get_args(annotation))
+        if getattr(info.annotation, "__origin__", None) is list:
+            continue
+        candidates = list(_inner_types(info.annotation))
+        path = (*prefix, name)
         if SecretStr in candidates:
-            yield (*prefix, name)
+            yield path
             continue
         for candidate in candidates:
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                yield from secret_paths(candidate, (*prefix, name))
+                for found in secret_paths(candidate, path):
+                    if found not in seen:
+                        seen.add(found)
+                        yield found
+
+
+def provider_entry_env_prefix(name: str) -> str:
+    """``SIRO_POLLER_PROVIDERS__<NAME>__``: where a [[providers]] table's overrides live."""
+    return f"{ENV_PREFIX}PROVIDERS__{_env_word(name)}__"
+
+
+def _env_word(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def provider_entry_overrides(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Environment and credential-file values for one ``[[providers]]`` table, by its name.
+
+    ``SIRO_POLLER_PROVIDERS__RC_EAST__CLIENT_SECRET`` (nested keys joined by ``__``) and the
+    credential file ``providers.rc-east.client_secret`` (or the variable's name) both set
+    ``client_secret`` of the table named ``rc-east``; the credential file wins, as above.
+    """
+    name = entry.get("name")
+    if not isinstance(name, str):
+        return {}
+    overrides: dict[str, Any] = {}
+
+    def put(keys: list[str], value: Any) -> None:
+        node = overrides
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+
+    prefix = provider_entry_env_prefix(name)
+    for variable, value in os.environ.items():
+        if variable.upper().startswith(prefix) and len(variable) > len(prefix):
+            keys = [part.lower() for part in variable[len(prefix) :].split("__")]
+            put(keys, _env_value(value))
+    directory = os.environ.get(CREDENTIALS_DIR_ENV)
+    if directory:
+        for secret in sorted(_provider_secret_names()):
+            for file_name in (prefix + secret.upper(), f"providers.{name}.{secret}"):
+                candidate = Path(directory) / file_name
+                if candidate.is_file():
+                    put([secret], candidate.read_text(encoding="utf-8").rstrip("\r\n"))
+                    break
+    return overrides
+
+
+def _env_value(value: str) -> Any:
+    # As pydantic-settings does for complex fields: lists and tables come as JSON.
+    if value.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _provider_secret_names() -> set[str]:
+    return {path[-1] for path in secret_paths(Settings) if path[0] == "provider"}
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def env_name(path: tuple[str, ...]) -> str:
@@ -616,8 +563,24 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 
 
-def _describe(error: Mapping[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+def _readable_loc(loc: tuple[Any, ...], data: Mapping[str, Any]) -> tuple[str, ...]:
+    """An error location as the config names it: no union tags, [[providers]] by name."""
+    parts = [str(part) for part in loc]
+    if parts[:1] == ["provider"] and len(parts) > 1 and parts[1] in KINDS:
+        del parts[1]
+    if parts[:1] == ["providers"] and len(parts) > 1 and isinstance(loc[1], int):
+        entries = data.get("providers")
+        entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else {}
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        parts[1] = name if isinstance(name, str) else f"[{loc[1]}]"
+        if len(parts) > 2 and parts[2] in KINDS:
+            del parts[2]
+    return tuple(parts)
+
+
+def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    loc = _readable_loc(tuple(error["loc"]), data)
+    key = ".".join(loc) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check the spelling against config.example.toml)"
@@ -629,24 +592,35 @@ def _describe(error: Mapping[str, Any]) -> str:
     if (
         isinstance(given, str | int | float | bool)
         and not credential_url
-        and not _is_secret_key(error["loc"])
+        and not _is_secret_key(loc)
     ):
         return f"{key}: {message} (got {given!r})"
     return f"{key}: {message}"
 
 
-def _is_secret_key(loc: tuple[Any, ...]) -> bool:
-    return tuple(str(part) for part in loc) in set(secret_paths(Settings))
+def _is_secret_key(loc: tuple[str, ...]) -> bool:
+    if loc[:1] == ("providers",) and len(loc) > 2:
+        return loc[-1] in _provider_secret_names()
+    return loc in set(secret_paths(Settings))
 
 
 def load_settings(config_path: str | os.PathLike[str] | None = None) -> Settings:
     """Load the effective settings, or raise :class:`ConfigError` listing every problem."""
     path = config_path_from(config_path)
     data = read_toml(path) if path is not None else {}
+    entries = data.get("providers")
+    if isinstance(entries, list):
+        data["providers"] = [
+            _deep_merge(entry, provider_entry_overrides(entry))
+            if isinstance(entry, dict)
+            else entry
+            for entry in entries
+        ]
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError([_describe(error) for error in exc.errors(include_url=False)]) from None
+        problems = [_describe(error, data) for error in exc.errors(include_url=False)]
+        raise ConfigError(problems) from None
 
 
 def requirements_for_daemon(settings: Settings) -> list[str]:
@@ -665,15 +639,25 @@ def requirements_for_daemon(settings: Settings) -> list[str]:
     need(("siro", "client_id"), siro.client_id, "to mint upload tokens")
     need(("siro", "client_secret"), siro.client_secret, "to mint upload tokens")
     need(("siro", "token_user_id"), siro.token_user_id, "to mint upload tokens")
-    provider = settings.provider
-    need(("provider", "base_url"), provider.base_url, "to poll the call log")
-    if provider.auth == "bearer":
-        need(("provider", "token"), provider.token, "for provider.auth = 'bearer'")
-    elif provider.auth == "basic":
-        need(("provider", "username"), provider.username, "for provider.auth = 'basic'")
-        need(("provider", "password"), provider.password, "for provider.auth = 'basic'")
-    elif provider.auth == "api_key":
-        need(("provider", "api_key"), provider.api_key, "for provider.auth = 'api_key'")
+    for provider in settings.configured_providers:
+        problems.extend(provider_problems(provider))
+    return problems
+
+
+def provider_problems(provider: ProviderSettingsBase) -> list[str]:
+    """What one provider's kind needs and lacks, each line saying where to set it."""
+    problems = []
+    for line in missing_settings(provider):
+        key = line.split(":", 1)[0]
+        leaf = key.rsplit(".", 1)[-1]
+        if key.startswith("providers."):
+            variable = provider_entry_env_prefix(provider.name) + leaf.upper()
+        else:
+            variable = env_name(tuple(key.split(".")))
+        source = f"set {variable}"
+        if leaf in _provider_secret_names():
+            source += f" or the credential file {key}"
+        problems.append(f"{line}; {source}")
     return problems
 
 
@@ -681,16 +665,27 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data with every secret replaced by a mask."""
     from sqlalchemy.engine import make_url
 
-    data = settings.model_dump(mode="json")
-    for path in secret_paths(Settings):
-        node = data
-        for key in path[:-1]:
-            node = node[key]
-        if node.get(path[-1]) is not None:
-            node[path[-1]] = MASK
+    data = _masked(settings)
     data["database"]["url"] = make_url(settings.database_url).render_as_string(hide_password=True)
     data["worker"]["spool_dir"] = str(settings.spool_dir)
     return cast(dict[str, Any], _drop_none(data))
+
+
+def _masked(model: BaseModel) -> dict[str, Any]:
+    """``model_dump(mode="json")`` with every secret, at any depth, replaced by :data:`MASK`."""
+    data = model.model_dump(mode="json")
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            data[name] = MASK
+        elif isinstance(value, BaseModel):
+            data[name] = _masked(value)
+        elif isinstance(value, list):
+            data[name] = [
+                _masked(item) if isinstance(item, BaseModel) else dumped
+                for item, dumped in zip(value, data[name], strict=True)
+            ]
+    return cast(dict[str, Any], data)
 
 
 def _drop_none(value: Any) -> Any:

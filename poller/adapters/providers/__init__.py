@@ -1,15 +1,7 @@
-"""Provider adapters: one per ``provider.kind``, each a ``ProviderPort``."""
+"""Provider adapters: one per ``provider.kind`` (see :mod:`.registry`), each a ``ProviderPort``."""
 
 from __future__ import annotations
 
-from poller.config import ProviderSettings
-from poller.ports.provider import ProviderPort
+from poller.adapters.providers.registry import build_provider, missing_settings
 
-
-def build_provider(settings: ProviderSettings) -> ProviderPort:
-    """The adapter ``settings.kind`` names, configured; raises ``ConfigError`` if it cannot be."""
-    if settings.kind == "generic":
-        from poller.adapters.providers.generic import GenericProvider
-
-        return GenericProvider(settings)
-    raise AssertionError(f"unknown provider kind {settings.kind!r}")  # config validation forbids
+__all__ = ["build_provider", "missing_settings"]

@@ -5,17 +5,16 @@ What it does, per ``[provider.*]`` section of the config:
 - ``listing``: ``GET base_url + path`` with the window as two query parameters (ISO 8601,
   Unix seconds or Unix milliseconds) plus fixed ones; the calls sit at a dotted path.
 - ``paging``: a next-page token read from the body and sent back as a parameter, a next-page
-  URL read from the body, or page numbers. A token or URL seen twice in one window, or a page
-  number answered with the same items twice, stops the window (:class:`PagingLoopError`);
-  ``max_pages`` bounds a window whatever the provider does.
+  URL read from the body or a ``Link`` header, page numbers or offsets (the paginators of
+  :mod:`poller.adapters.http.paginators`).
 - ``fields``: the dotted path (and time format) of each :class:`CallRecord` field.
 - ``recording``: how a stored call turns into a download (below).
 
 Recording URLs and secrets
 --------------------------
-Rows must never hold credentials, so :meth:`GenericProvider.normalise` stores the recording URL
-(and every URL in the raw record) through :func:`poller.logs.redact_url`: a signed URL loses its
-query string. Download resolution then works one of two ways:
+Rows must never hold credentials, so :meth:`GenericProvider.map_record` stores the recording URL
+(and every URL in the raw record) through :func:`redact_url`: a signed URL loses its query
+string. Download resolution then works one of two ways:
 
 - **Stable URL plus provider auth** (Twilio, RingCentral, Zoom style): the stored URL is intact
   and is used as it is, with the provider's auth headers.
@@ -27,140 +26,208 @@ query string. Download resolution then works one of two ways:
 A stored URL that was redacted and no ``refetch_path`` is a configuration error, reported as a
 :class:`PermanentProviderError` naming the key to set.
 
-Credentials (auth headers) only ever go to the host of ``base_url`` and to
-``recording.credential_hosts``: :class:`DownloadRequest` carries that list, API requests follow
-redirects by hand and refuse to leave it, and a next-page URL elsewhere is an error.
+Credentials only ever go to the host of ``base_url``, to ``recording.credential_hosts`` and to
+the OAuth token host; recordings only come from those and ``download_hosts``.
 """
 
 from __future__ import annotations
 
-import base64
-import email.utils
-import hashlib
-import json
-import logging
-import random
-from collections.abc import Generator, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
-import backoff
-import requests
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from poller import __version__
-from poller.config import ConfigError, FieldSettings, ProviderSettings
+from poller.adapters.http import Authenticator
+from poller.adapters.http.paginators import (
+    LinkHeaderPaginator,
+    NextUrlPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+    PageRequest,
+    Paginator,
+    SinglePage,
+    TokenPaginator,
+)
+from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.settings import (
+    AuthSettings,
+    ProviderSettingsBase,
+    authenticator_for,
+)
+from poller.config_types import (
+    DottedPath,
+    HostName,
+    OptionalPath,
+    ParamName,
+    Section,
+    UrlPath,
+    check_url_path,
+    unset_if_empty,
+)
 from poller.domain.call_record import (
     MAX_ID_LENGTH,
     TEXT_LIMITS,
     CallRecord,
     DownloadRequest,
     ProviderCapabilities,
-    RateLimitHints,
     RecordingLocator,
     host_key,
 )
-from poller.domain.clock import as_utc, utcnow
 from poller.domain.paths import MISSING, dig, present
+from poller.domain.raw_record import format_time, parse_number, parse_time, sanitise_raw
+from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
-from poller.logs import MASK, redact_text, redact_url
 from poller.ports.provider import (
-    ListedPage,
     MalformedRecordError,
-    PageLimitExceeded,
-    PagingLoopError,
     PermanentProviderError,
-    ProviderError,
     RecordPosition,
     TransientProviderError,
 )
 
-log = logging.getLogger(__name__)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _MILLISECOND = timedelta(milliseconds=1)
-_MAX_REDIRECTS = 5
 _AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav", ".m4a": "m4a", ".aac": "aac"}
-_SECRET_KEY_PARTS = ("token", "secret", "password", "signature", "api_key", "apikey", "authoriz")
 
 
-class RetryPolicy:
-    """Bounded in-cycle retries of transient failures; the next cycle is the long-term retry.
+WindowTimeFormat = Literal["iso8601", "unix_s", "unix_ms"]
+FieldTimeFormat = Literal["iso8601", "unix_s", "unix_ms", "rfc2822"]
+DirectionName = Literal["inbound", "outbound"]
 
-    ``max_tries`` counts every attempt. Waits grow exponentially from ``base_delay`` (with full
-    jitter) up to ``max_delay``; a ``Retry-After`` is honoured exactly, and one longer than
-    ``max_delay`` ends the cycle's attempts at once rather than blocking the scheduler.
+DEFAULT_DIRECTION_VALUES: dict[str, DirectionName] = {
+    "inbound": "inbound",
+    "incoming": "inbound",
+    "in": "inbound",
+    "outbound": "outbound",
+    "outgoing": "outbound",
+    "out": "outbound",
+    "outbound-api": "outbound",
+    "outbound-dial": "outbound",
+}
+
+
+class ListingSettings(Section):
+    """``[provider.listing]``: the call-log request of the generic adapter."""
+
+    path: UrlPath = "/calls"
+    start_param: ParamName = "from"
+    end_param: Annotated[ParamName | None, BeforeValidator(unset_if_empty)] = "to"
+    time_format: WindowTimeFormat = "iso8601"
+    items_path: OptionalPath = Field(
+        default="calls", description='where the list of calls sits; "": the body is the list'
+    )
+    params: dict[str, str] = Field(default={}, description="fixed query parameters, e.g. order")
+    max_window_hours: Annotated[float, Field(gt=0)] | None = None
+    max_rows_per_query: Annotated[int, Field(gt=0)] | None = None
+    history_days: Annotated[float, Field(gt=0)] | None = None
+    settle_delay_seconds: Annotated[int, Field(ge=0)] = 0
+
+
+class PagingSettings(Section):
+    """``[provider.paging]``: how the generic adapter walks the pages of one window."""
+
+    mode: Literal["none", "token", "next_url", "link_header", "page_number", "offset"] = "token"
+    token_path: DottedPath = "next_page_token"  # noqa: S105  (a JSON path, not a secret)
+    token_param: ParamName = "page_token"  # noqa: S105  (a parameter name, not a secret)
+    next_url_path: DottedPath = "next"
+    page_param: ParamName = "page"
+    offset_param: ParamName = "offset"
+    first_page: Annotated[int, Field(ge=0)] = 1
+    page_size_param: Annotated[ParamName | None, BeforeValidator(unset_if_empty)] = None
+    page_size: Annotated[int, Field(gt=0)] | None = None
+    max_pages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
+
+    @model_validator(mode="after")
+    def _page_size_pair(self) -> PagingSettings:
+        if self.page_size_param is not None and self.page_size is None:
+            raise ValueError("page_size_param is set, so page_size is needed too")
+        if self.mode == "offset" and self.page_size is None:
+            raise ValueError("offset paging needs page_size (and page_size_param)")
+        return self
+
+
+class FieldSettings(Section):
+    """``[provider.fields]``: the dotted path of each call field in a listed record.
+
+    The defaults are the payload of Siro's phone-integration quickstart.
     """
 
-    def __init__(self, max_tries: int = 4, base_delay: float = 1.0, max_delay: float = 30.0):
-        if max_tries < 1:
-            raise ValueError("max_tries counts the first attempt, so it is at least 1")
-        self.max_tries = max_tries
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+    call_id: DottedPath = "call_id"
+    recording_id: OptionalPath = None
+    started_at: DottedPath = "started_at"
+    started_at_format: FieldTimeFormat = "iso8601"
+    ended_at: OptionalPath = None
+    ended_at_format: FieldTimeFormat = "iso8601"
+    duration: OptionalPath = None
+    duration_unit: Literal["seconds", "milliseconds"] = "seconds"
+    direction: OptionalPath = None
+    direction_values: dict[str, DirectionName] = Field(
+        default_factory=lambda: dict(DEFAULT_DIRECTION_VALUES),
+        description="provider value (case-insensitive) -> inbound/outbound",
+    )
+    rep_email: OptionalPath = "email"
+    rep_phone: OptionalPath = "number"
+    rep_provider_id: OptionalPath = None
+    rep_name: OptionalPath = None
+    rep_extension: OptionalPath = None
+    contact_name: OptionalPath = "contact_name"
+    contact_phone: OptionalPath = "contact_phone"
+    recording_url: OptionalPath = "recording_url"
+    recording_status: OptionalPath = None
+    recording_ready_values: list[str] = Field(default=["ready", "completed", "available", "done"])
+    recording_absent_values: list[str] = Field(
+        default=["none", "absent", "not_recorded", "deleted"]
+    )
 
-    def waits(self) -> Generator[float, BaseException | None, None]:
-        """A ``backoff`` wait generator: it is sent each exception and yields the next wait."""
-        attempt = 0
-        error = yield 0.0
-        while True:
-            retry_after = getattr(error, "retry_after", None)
-            if retry_after is not None:
-                delay = min(float(retry_after), self.max_delay)
-            else:
-                delay = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-            attempt += 1
-            error = yield delay
+    @field_validator("direction_values", mode="before")
+    @classmethod
+    def _lower_keys(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(key).lower(): direction for key, direction in value.items()}
+        return value
 
-    def gives_up_on(self, error: BaseException) -> bool:
-        retry_after = getattr(error, "retry_after", None)
-        return retry_after is not None and retry_after > self.max_delay
+
+class RecordingSettings(Section):
+    """``[provider.recording]``: how the generic adapter turns a call into a download."""
+
+    refetch_path: str | None = Field(
+        default=None,
+        description="single-call path, e.g. /calls/{call_id}: fetched for a fresh recording URL",
+    )
+    refetch_item_path: OptionalPath = Field(
+        default=None, description="where the call sits in the single-call response; unset: the body"
+    )
+    credential_hosts: list[HostName] = Field(
+        default=[], description="hosts besides base_url's that may receive provider credentials"
+    )
+    format: Literal["mp3", "wav", "m4a", "aac"] | None = None
+
+    @field_validator("refetch_path")
+    @classmethod
+    def _names_the_call(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        check_url_path(value)
+        if "{call_id}" not in value and "{recording_id}" not in value:
+            raise ValueError("must contain {call_id} or {recording_id}")
+        return value
+
+
+class GenericSettings(ProviderSettingsBase, AuthSettings):
+    """``[provider]`` with ``kind = "generic"``: every request and field named in config."""
+
+    kind: Literal["generic"] = "generic"
+    listing: ListingSettings = ListingSettings()
+    paging: PagingSettings = PagingSettings()
+    fields: FieldSettings = FieldSettings()
+    recording: RecordingSettings = RecordingSettings()
 
 
 def _field(record: Any, path: str | None) -> Any:
     """A record's field at ``path``; an unmapped field (``None``) is missing, not the record."""
     return MISSING if path is None else dig(record, path)
-
-
-def parse_time(value: Any, time_format: str) -> datetime:
-    """A provider timestamp as aware UTC; naive ISO times are taken as UTC. Raises ValueError."""
-    if time_format in ("iso8601", "rfc2822"):
-        if not isinstance(value, str):
-            raise ValueError(f"{value!r} is not a string")
-        if time_format == "rfc2822":
-            return as_utc(email.utils.parsedate_to_datetime(value))
-        return as_utc(datetime.fromisoformat(value.strip()))
-    number = _number(value)
-    if number is None:
-        raise ValueError(f"{value!r} is not a number")
-    seconds = number / 1000 if time_format == "unix_ms" else number
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError) as exc:
-        raise ValueError(f"{value!r} is out of range") from exc
-
-
-def format_time(value: datetime, time_format: str) -> str:
-    if time_format == "unix_s":
-        return str((value - _EPOCH) // _SECOND)
-    if time_format == "unix_ms":
-        return str((value - _EPOCH) // _MILLISECOND)
-    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
 
 
 def _text(value: Any, limit: int | None = None) -> str | None:
@@ -172,63 +239,15 @@ def _text(value: Any, limit: int | None = None) -> str | None:
     return text[:limit] if limit is not None else text
 
 
-def sanitise_raw(value: Any, key: str = "") -> Any:
-    """The raw record fit to store: URLs without credentials, secret-named values masked.
-
-    Also drops NUL characters, which PostgreSQL refuses in text and JSONB.
-    """
-    if isinstance(value, Mapping):
-        return {str(k): sanitise_raw(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [sanitise_raw(item, key) for item in value]
-    if isinstance(value, str):
-        text = value.replace("\x00", "")
-        lowered = key.lower()
-        if text and any(part in lowered for part in _SECRET_KEY_PARTS):
-            return MASK
-        if text.lower().startswith(("http://", "https://")):
-            return redact_url(text)
-        return redact_text(text) if "://" in text else text
-    return value
-
-
-def _fingerprint(items: list[Any]) -> str:
-    encoded = json.dumps(items, sort_keys=True, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()
-
-
-def _safe_url(url: str) -> str:
-    """A URL for messages: scheme, host and path only (queries carry tokens and filters)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-class GenericProvider:
+class GenericProvider(ProviderAdapter[GenericSettings]):
     """A :class:`poller.ports.provider.ProviderPort` for plain JSON call-log APIs."""
 
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        *,
-        session: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        if settings.base_url is None:
-            raise ConfigError(["provider.base_url: required to poll the call log"])
-        self.settings = settings
-        self.base_url = settings.base_url
-        self.fields: FieldSettings = settings.fields
-        self.retry = retry or RetryPolicy(max_tries=settings.max_retries + 1)
-        self.timeout = (settings.connect_timeout_seconds, settings.read_timeout_seconds)
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = f"siro-poller/{__version__}"
-        self.auth_headers = _auth_headers(settings)
-        self.credential_hosts = frozenset(
-            {host_key(self.base_url), *settings.recording.credential_hosts}
-        )
-        self.https_only = urlsplit(self.base_url).scheme == "https"
+    kind: ClassVar[str] = "generic"
+    settings_model: ClassVar[type[ProviderSettingsBase]] = GenericSettings
+
+    def __init__(self, settings: GenericSettings, **kwargs: Any) -> None:
+        self.fields = settings.fields
+        super().__init__(settings, **kwargs)
         listing = settings.listing
         self._capabilities = ProviderCapabilities(
             max_window=timedelta(hours=listing.max_window_hours)
@@ -239,104 +258,78 @@ class GenericProvider:
             history_limit=timedelta(days=listing.history_days) if listing.history_days else None,
         )
 
-    # -- the port ------------------------------------------------------------------------
+    @classmethod
+    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
+        assert isinstance(settings, GenericSettings)
+        return super().requirements(settings) + settings.missing_auth_keys()
+
+    # -- what the base class asks ---------------------------------------------------------
 
     @property
     def capabilities(self) -> ProviderCapabilities:
         return self._capabilities
 
-    def rate_limit_hints(self, headers: Mapping[str, str], received_at: datetime) -> RateLimitHints:
-        return RateLimitHints.from_headers(headers, received_at)
+    def items_path(self) -> str | None:
+        return self.settings.listing.items_path
 
-    def list_window(self, window: Window) -> Iterator[ListedPage]:
+    def authenticator(self) -> Authenticator:
+        return authenticator_for(self.settings)
+
+    def credential_hosts(self) -> set[str]:
+        return super().credential_hosts() | self.explicit_credential_hosts()
+
+    def explicit_credential_hosts(self) -> set[str]:
+        hosts = set(self.settings.recording.credential_hosts) | set(self.settings.token_hosts)
+        if self.settings.token_url:
+            hosts.add(host_key(self.settings.token_url))
+        return hosts
+
+    def first_request(self, window: Window) -> PageRequest:
         listing, paging = self.settings.listing, self.settings.paging
         resolution = _MILLISECOND if listing.time_format == "unix_ms" else _SECOND
         start, end = request_bounds(window, resolution)
-        base_params: dict[str, str] = dict(listing.params)
-        base_params[listing.start_param] = format_time(start, listing.time_format)
+        params: dict[str, str] = dict(listing.params)
+        params[listing.start_param] = format_time(start, listing.time_format)
         if listing.end_param is not None:
-            base_params[listing.end_param] = format_time(end, listing.time_format)
+            params[listing.end_param] = format_time(end, listing.time_format)
         if paging.page_size_param is not None and paging.page_size is not None:
-            base_params[paging.page_size_param] = str(paging.page_size)
-
-        url = urljoin(self.base_url + "/", listing.path.lstrip("/"))
-        page_value = paging.first_page
-        params: dict[str, str] | None = dict(base_params)
+            params[paging.page_size_param] = str(paging.page_size)
         if paging.mode == "page_number":
-            params = {**base_params, paging.page_param: str(page_value)}
-        seen: set[str] = set()
-        previous_page: str | None = None
+            params[paging.page_param] = str(paging.first_page)
+        elif paging.mode == "offset":
+            params[paging.offset_param] = "0"
+        return PageRequest(urljoin(self.base_url + "/", listing.path.lstrip("/")), params)
 
-        for number in range(1, paging.max_pages + 1):
-            body, headers = self._get_json(url, params, f"page {number} of window {window}")
-            items = dig(body, listing.items_path)
-            if items is MISSING or items is None:
-                items = []
-            if not isinstance(items, list):
-                raise PermanentProviderError(
-                    f"page {number} of window {window}: provider.listing.items_path "
-                    f"{listing.items_path!r} is not a list in the response"
-                )
-            yield self._page(window, number, items, headers)
+    def paginator(self) -> Paginator:
+        paging = self.settings.paging
+        if paging.mode == "token":
+            return TokenPaginator(token_path=paging.token_path, token_param=paging.token_param)
+        if paging.mode == "next_url":
+            return NextUrlPaginator(next_url_path=paging.next_url_path)
+        if paging.mode == "link_header":
+            return LinkHeaderPaginator()
+        if paging.mode == "page_number":
+            return PageNumberPaginator(
+                page_size=paging.page_size,
+                page_param=paging.page_param,
+                first_page=paging.first_page,
+            )
+        if paging.mode == "offset":
+            return OffsetPaginator(page_size=paging.page_size, offset_param=paging.offset_param)
+        return SinglePage()
 
-            if paging.mode == "none":
-                return
-            if paging.mode == "token":
-                token = dig(body, paging.token_path)
-                if not present(token):
-                    return
-                key = str(token)
-                if key in seen:
-                    raise PagingLoopError(
-                        f"window {window}: page {number} returned a paging token already "
-                        "returned before; stopped to avoid a loop"
-                    )
-                seen.add(key)
-                params = {**base_params, paging.token_param: key}
-            elif paging.mode == "next_url":
-                next_url = dig(body, paging.next_url_path)
-                if not present(next_url) or not isinstance(next_url, str):
-                    return
-                absolute = urljoin(url, next_url)
-                if absolute in seen:
-                    raise PagingLoopError(
-                        f"window {window}: page {number} returned a next-page URL already "
-                        "returned before; stopped to avoid a loop"
-                    )
-                seen.add(absolute)
-                if host_key(absolute) not in self.credential_hosts:
-                    raise PermanentProviderError(
-                        f"window {window}: the next-page URL of page {number} points at "
-                        f"{host_key(absolute)}, not the provider; refusing to send credentials"
-                    )
-                url, params = absolute, None
-            else:
-                if not items or (paging.page_size is not None and len(items) < paging.page_size):
-                    return
-                fingerprint = _fingerprint(items)
-                if fingerprint == previous_page:
-                    raise PagingLoopError(
-                        f"window {window}: page {number} repeated the previous page's items; "
-                        "the provider seems to ignore provider.paging.page_param"
-                    )
-                previous_page = fingerprint
-                page_value += 1
-                params = {**base_params, paging.page_param: str(page_value)}
-        raise PageLimitExceeded(
-            f"window {window}: more than provider.paging.max_pages ({paging.max_pages}) pages"
-        )
+    def max_pages(self) -> int:
+        return self.settings.paging.max_pages
 
-    def normalise(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+    def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         fields = self.fields
-        if not isinstance(raw, Mapping):
-            raise MalformedRecordError(position, "is not a JSON object")
 
         def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
             return MalformedRecordError(position, reason, call_id)
 
         call_id = _text(_field(raw, fields.call_id))
         if call_id is None:
-            raise malformed(f"no call id at {fields.call_id!r}")
+            raise malformed(f"call_id has no value at path {fields.call_id}")
         if len(call_id) > MAX_ID_LENGTH:
             raise malformed(f"call id longer than {MAX_ID_LENGTH} characters")
 
@@ -346,22 +339,21 @@ class GenericProvider:
                 return None
             try:
                 return parse_time(value, time_format)
-            except (ValueError, TypeError):
-                shown = repr(value)[:60]
-                reason = f"{name} {shown} does not parse as {time_format}"
-                raise malformed(reason, call_id) from None
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise malformed(f"{name} {exc}", call_id) from None
 
         started_at = timestamp(fields.started_at, fields.started_at_format, "started_at")
         if started_at is None:
-            raise malformed(f"no start time at {fields.started_at!r}", call_id)
+            raise malformed(f"started_at has no value at path {fields.started_at}", call_id)
         ended_at = timestamp(fields.ended_at, fields.ended_at_format, "ended_at")
 
         duration: int | None = None
         duration_value = _field(raw, fields.duration)
         if present(duration_value):
-            number = _number(duration_value)
+            number = parse_number(duration_value)
             if number is None or number < 0:
-                raise malformed(f"duration {repr(duration_value)[:60]} is not a number", call_id)
+                shown = repr(duration_value)[:60]
+                raise malformed(f"duration {shown} is not a number of seconds", call_id)
             duration = round(number / 1000 if fields.duration_unit == "milliseconds" else number)
         elif ended_at is not None and ended_at >= started_at:
             duration = round((ended_at - started_at).total_seconds())
@@ -408,39 +400,14 @@ class GenericProvider:
         elif MASK in stored:
             raise PermanentProviderError(
                 f"call {call.provider_call_id}: its recording URL is signed, so it was not "
-                "stored; set provider.recording.refetch_path to fetch a fresh one"
+                f"stored; set {self.settings.config_key('recording.refetch_path')} to fetch a "
+                "fresh one"
             )
         else:
             url = stored
-        return DownloadRequest(
-            url=url,
-            headers=dict(self.auth_headers),
-            allowed_hosts=self.credential_hosts,
-            https_only=self.https_only,
-            format_hint=self.settings.recording.format or _format_from(url),
-        )
+        return self.download_request(url, self.settings.recording.format or _format_from(url))
 
     # -- helpers -------------------------------------------------------------------------
-
-    def _page(
-        self, window: Window, number: int, items: list[Any], headers: Mapping[str, str]
-    ) -> ListedPage:
-        records: list[CallRecord] = []
-        malformed: list[MalformedRecordError] = []
-        for index, item in enumerate(items):
-            position = RecordPosition(window, number, index)
-            try:
-                records.append(self.normalise(item, position))
-            except MalformedRecordError as error:
-                malformed.append(error)
-        return ListedPage(
-            window=window,
-            number=number,
-            records=records,
-            malformed=malformed,
-            item_count=len(items),
-            rate_limit=self.rate_limit_hints(headers, utcnow()),
-        )
 
     def _recording_state(self, raw: Mapping[str, Any], url: str | None) -> RecordingState:
         fields = self.fields
@@ -466,122 +433,20 @@ class GenericProvider:
         if "{recording_id}" in template and not call.recording_id:
             raise PermanentProviderError(
                 f"call {call.provider_call_id} has no recording id for "
-                "provider.recording.refetch_path"
+                f"{self.settings.config_key('recording.refetch_path')}"
             )
         path = template.replace("{call_id}", quote(call.provider_call_id, safe="")).replace(
             "{recording_id}", quote(call.recording_id or "", safe="")
         )
         url = urljoin(self.base_url + "/", path.lstrip("/"))
-        body, _headers = self._get_json(url, None, f"call {call.provider_call_id}")
-        item = dig(body, self.settings.recording.refetch_item_path)
+        page = self.get_json(PageRequest(url), f"call {call.provider_call_id}")
+        item = dig(page.body, self.settings.recording.refetch_item_path)
         found = _text(_field(item, self.fields.recording_url)) if item is not MISSING else None
         if found is None:
             raise TransientProviderError(
                 f"call {call.provider_call_id}: the provider returned no recording URL for it yet"
             )
         return urljoin(self.base_url + "/", found)
-
-    def _get_json(
-        self, url: str, params: Mapping[str, str] | None, what: str
-    ) -> tuple[Any, Mapping[str, str]]:
-        retrying = backoff.on_exception(
-            self.retry.waits,
-            TransientProviderError,
-            max_tries=self.retry.max_tries,
-            giveup=self.retry.gives_up_on,
-            jitter=None,
-            on_backoff=_log_retry,
-            logger=None,
-        )
-        result: tuple[Any, Mapping[str, str]] = retrying(self._get_json_once)(url, params, what)
-        return result
-
-    def _get_json_once(
-        self, url: str, params: Mapping[str, str] | None, what: str
-    ) -> tuple[Any, Mapping[str, str]]:
-        response = self._get_following_redirects(url, params, what)
-        with response:
-            if response.status_code >= 400:
-                raise _status_error(response, what)
-            try:
-                body = response.json()
-            except ValueError:
-                raise PermanentProviderError(
-                    f"{what}: the response from {_safe_url(response.url)} is not JSON",
-                    status=response.status_code,
-                ) from None
-            return body, dict(response.headers)
-
-    def _get_following_redirects(
-        self, url: str, params: Mapping[str, str] | None, what: str
-    ) -> requests.Response:
-        # requests would follow redirects itself and keep custom headers (an API key) on the
-        # way to another host; redirects are therefore followed here, credentials checked.
-        for _hop in range(_MAX_REDIRECTS + 1):
-            if host_key(url) not in self.credential_hosts:
-                raise PermanentProviderError(
-                    f"{what}: refusing to send credentials to {_safe_url(url)}, "
-                    "which is not the provider's host"
-                )
-            try:
-                response = self.session.get(
-                    url,
-                    params=params,
-                    headers=self.auth_headers,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise TransientProviderError(
-                    f"{what}: {type(exc).__name__} talking to {_safe_url(url)}"
-                ) from None
-            except requests.RequestException as exc:
-                raise PermanentProviderError(
-                    f"{what}: {type(exc).__name__} for {_safe_url(url)}"
-                ) from None
-            location = response.headers.get("Location")
-            if not response.is_redirect or not location:
-                return response
-            response.close()
-            url, params = urljoin(response.url, location), None
-        raise PermanentProviderError(f"{what}: more than {_MAX_REDIRECTS} redirects")
-
-
-def _status_error(response: requests.Response, what: str) -> ProviderError:
-    status = response.status_code
-    where = f"{what}: HTTP {status} from GET {_safe_url(response.url)}"
-    if status == 429 or status == 408 or status >= 500:
-        hints = RateLimitHints.from_headers(response.headers, utcnow())
-        return TransientProviderError(where, status=status, retry_after=hints.retry_after_seconds)
-    snippet = redact_text(response.text[:200]).strip() if response.text else ""
-    return PermanentProviderError(f"{where}: {snippet}" if snippet else where, status=status)
-
-
-def _log_retry(details: Mapping[str, Any]) -> None:
-    log.warning(
-        "%s; retry %d in %.1f s",
-        details.get("exception"),
-        details.get("tries", 0),
-        details.get("wait", 0.0),
-    )
-
-
-def _auth_headers(settings: ProviderSettings) -> dict[str, str]:
-    def secret(name: str, value: Any) -> str:
-        if value is None:
-            raise ConfigError([f"provider.{name}: required for provider.auth = {settings.auth!r}"])
-        return str(value.get_secret_value())
-
-    if settings.auth == "bearer":
-        return {"Authorization": f"Bearer {secret('token', settings.token)}"}
-    if settings.auth == "basic":
-        if not settings.username:
-            raise ConfigError(["provider.username: required for provider.auth = 'basic'"])
-        pair = f"{settings.username}:{secret('password', settings.password)}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
-    if settings.auth == "api_key":
-        return {settings.api_key_header: secret("api_key", settings.api_key)}
-    return {}
 
 
 def _format_from(url: str) -> str | None:

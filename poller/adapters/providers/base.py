@@ -1,0 +1,295 @@
+"""The provider base class: the one listing loop every adapter shares.
+
+An adapter is a small subclass (vdirsyncer's ``storage/google.py`` over ``storage/dav.py``):
+it names its settings model and its kind, and says
+
+- how a window becomes the first listing request (:meth:`ProviderAdapter.first_request`),
+- how pages follow each other (:meth:`ProviderAdapter.paginator`),
+- where the records sit in a page (:meth:`ProviderAdapter.page_items`),
+- how one record becomes a :class:`CallRecord` (:meth:`ProviderAdapter.map_record`),
+- how a stored call becomes a download (:meth:`ProviderAdapter.resolve_download`),
+- which credentials it sends (:meth:`ProviderAdapter.authenticator`) and to which hosts.
+
+Everything else is written once here, over the guarded HTTP layer: timeouts and a total
+deadline, a byte cap per page, redirects checked hop by hop, credentials kept to the provider's
+own hosts, bounded retries honouring ``Retry-After``, the rate limiter, paging-loop detection
+and the page limit, and turning every per-record failure into a :class:`MalformedRecordError`
+with its position, so one bad record never stops a page.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from poller import __version__
+from poller.adapters.http import (
+    Authenticator,
+    HostRules,
+    HttpClient,
+    HttpError,
+    HttpRefused,
+    HttpTransient,
+    HttpUnauthorized,
+    JsonPage,
+    Limits,
+    NoAuth,
+    RateLimiter,
+    RetryPolicy,
+)
+from poller.adapters.http.paginators import PageRequest, PageResponse, Paginator, PagingLoop
+from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.domain.call_record import (
+    CallRecord,
+    DownloadRequest,
+    ProviderCapabilities,
+    RateLimitHints,
+    RecordingLocator,
+    host_key,
+)
+from poller.domain.clock import utcnow
+from poller.domain.paths import MISSING, dig
+from poller.domain.raw_record import sanitise_raw
+from poller.domain.windows import Window
+from poller.ports.provider import (
+    ListedPage,
+    MalformedRecordError,
+    PageLimitExceeded,
+    PagingLoopError,
+    PermanentProviderError,
+    ProviderError,
+    RecordPosition,
+    TransientProviderError,
+)
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ProviderSettingsBase)
+
+
+class ProviderAdapter(ABC, Generic[S]):
+    """A :class:`poller.ports.provider.ProviderPort` over HTTP and JSON; subclass per vendor."""
+
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[ProviderSettingsBase]]
+
+    def __init__(
+        self,
+        settings: S,
+        *,
+        http: HttpClient | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        base_url = settings.api_base_url
+        if base_url is None:
+            raise PermanentProviderError(f"{settings.config_key('base_url')}: required")
+        self.settings = settings
+        self.base_url = base_url
+        self.name = settings.name
+        self.auth = self.authenticator()
+        self.hosts = self.host_rules()
+        self.http = http or HttpClient(
+            limits=Limits(
+                connect_timeout=settings.connect_timeout_seconds,
+                read_timeout=settings.read_timeout_seconds,
+                deadline=settings.deadline_seconds,
+                max_body_bytes=settings.max_page_bytes,
+                body_limit_key=settings.config_key("max_page_bytes"),
+                deadline_key=settings.config_key("deadline_seconds"),
+            ),
+            hosts=self.hosts,
+            retry=retry or RetryPolicy(max_tries=settings.max_retries + 1),
+            auth=self.auth,
+            rate_limiter=RateLimiter(
+                rate=settings.requests_per_minute,
+                period=60.0,
+                name=f"provider {settings.name}",
+            ),
+            user_agent=f"siro-poller/{__version__}",
+        )
+        bind = getattr(self.auth, "bind", None)
+        if bind is not None:
+            # OAuth tokens are minted through the same guarded client (token host included).
+            bind(self.http)
+
+    # -- what a subclass says -------------------------------------------------------------
+
+    @abstractmethod
+    def first_request(self, window: Window) -> PageRequest:
+        """The request of the window's first page."""
+
+    @abstractmethod
+    def paginator(self) -> Paginator:
+        """A fresh paginator for one listing."""
+
+    @abstractmethod
+    def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+        """One record as a call; raise :class:`MalformedRecordError` naming what is wrong."""
+
+    @abstractmethod
+    def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
+        """How to fetch the recording of a call whose recording is ready."""
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> ProviderCapabilities: ...
+
+    @classmethod
+    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
+        """Settings this kind cannot work without that are unset, each as "key: why"."""
+        if settings.api_base_url is None:
+            return [f"{settings.config_key('base_url')}: required to poll the call log"]
+        return []
+
+    def items_path(self) -> str | None:
+        """Where a page's records sit; ``None``: the body is the list."""
+        return None
+
+    def max_pages(self) -> int:
+        """The most pages one window may take, whatever the provider's paging says."""
+        return 10_000
+
+    def page_items(self, body: Any, where: str) -> list[Any]:
+        """The records of a page, at :meth:`items_path`.
+
+        A page without that key is an error rather than an empty page: an answer like
+        ``{"error": "maintenance"}`` must not move the cursor past calls it did not list.
+        """
+        path = self.items_path()
+        items = body if path is None else dig(body, path)
+        if items is MISSING:
+            seen = sorted(str(key) for key in body)[:20] if isinstance(body, Mapping) else []
+            keys = f"; the answer has the keys {', '.join(seen)}" if seen else ""
+            raise PermanentProviderError(
+                f"{where}: the answer has no list at {path!r} "
+                f"({self.settings.config_key('listing.items_path')}){keys}"
+            )
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise PermanentProviderError(
+                f"{where}: {path or 'the body'} is a {type(items).__name__}, not a list of calls"
+            )
+        return items
+
+    def authenticator(self) -> Authenticator:
+        return NoAuth()
+
+    def credential_hosts(self) -> set[str]:
+        """Hosts that receive the provider's credentials: its API host and the vendor's own."""
+        return {host_key(self.base_url), *self.settings.vendor_hosts}
+
+    def host_rules(self) -> HostRules:
+        settings = self.settings
+        configured = {host_key(self.base_url)} if settings.base_url else set()
+        exact_downloads = {entry for entry in settings.download_hosts if "*" not in entry}
+        return HostRules.build(
+            allowed={*settings.download_hosts, *settings.vendor_hosts},
+            credential_hosts=self.credential_hosts(),
+            # Hosts the operator wrote down may be private; the vendor's never are.
+            explicit_hosts=configured | exact_downloads | self.explicit_credential_hosts(),
+            https_only=self.base_url.startswith("https://"),
+            config_key=settings.config_key("download_hosts"),
+        )
+
+    def explicit_credential_hosts(self) -> set[str]:
+        """Credential hosts the operator configured (not the vendor's defaults)."""
+        return set()
+
+    # -- the port, written once ----------------------------------------------------------
+
+    def list_window(self, window: Window) -> Iterator[ListedPage]:
+        request = self.first_request(window)
+        paginator = self.paginator()
+        limit = self.max_pages()
+        for number in range(1, limit + 1):
+            where = f"page {number} of window {window}"
+            page = self.get_json(request, where)
+            items = self.page_items(page.body, where)
+            yield self.listed_page(window, number, items, page.headers)
+            try:
+                following = paginator.next_request(
+                    request, PageResponse(page.url, page.body, page.headers, items)
+                )
+            except PagingLoop as exc:
+                raise PagingLoopError(f"window {window}: after page {number}, {exc}") from None
+            if following is None:
+                return
+            if not self.hosts.may_send_credentials(following.url):
+                raise PermanentProviderError(
+                    f"window {window}: the next page of page {number} is at "
+                    f"{host_key(following.url)}, not the provider; refusing to send credentials"
+                )
+            request = following
+        raise PageLimitExceeded(f"window {window}: more than {limit} pages")
+
+    def normalise(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+        """:meth:`map_record`, with every failure of one record reported as that record's."""
+        if not isinstance(raw, Mapping):
+            raise MalformedRecordError(position, "is not a JSON object", raw=sanitise_raw(raw))
+        try:
+            return self.map_record(raw, position)
+        except MalformedRecordError as error:
+            if error.raw is None:
+                error.raw = sanitise_raw(raw)
+            raise
+        except RecursionError:
+            reason = "is nested too deeply to read"
+        except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as exc:
+            reason = f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"
+        raise MalformedRecordError(position, reason, raw=sanitise_raw(raw))
+
+    def listed_page(
+        self, window: Window, number: int, items: Sequence[Any], headers: Mapping[str, str]
+    ) -> ListedPage:
+        records: list[CallRecord] = []
+        malformed: list[MalformedRecordError] = []
+        for index, item in enumerate(items):
+            try:
+                records.append(self.normalise(item, RecordPosition(window, number, index)))
+            except MalformedRecordError as error:
+                malformed.append(error)
+        return ListedPage(
+            window=window,
+            number=number,
+            records=records,
+            malformed=malformed,
+            item_count=len(items),
+            rate_limit=RateLimitHints.from_headers(headers, utcnow()),
+        )
+
+    # -- plumbing for subclasses -----------------------------------------------------------
+
+    def get_json(self, request: PageRequest, what: str) -> JsonPage:
+        """One authenticated GET, its failures as :class:`ProviderError`."""
+        try:
+            return self.http.get_json(request.url, params=request.params, what=what)
+        except HttpError as exc:
+            raise self.provider_error(exc) from None
+
+    def provider_error(self, exc: HttpError) -> ProviderError:
+        message = str(exc)
+        if isinstance(exc, HttpTransient):
+            return TransientProviderError(message, status=exc.status, retry_after=exc.retry_after)
+        if isinstance(exc, HttpUnauthorized):
+            return PermanentProviderError(
+                f"{message}: the provider refused the credentials; check "
+                f"{self.settings.config_key('auth')} and its keys",
+                status=exc.status,
+            )
+        if isinstance(exc, HttpRefused):
+            return PermanentProviderError(message)
+        return PermanentProviderError(message, status=exc.status)
+
+    def download_request(self, url: str, format_hint: str | None) -> DownloadRequest:
+        """A download of ``url`` under this provider's host rules, with its credentials."""
+        self.hosts.check_url(url)
+        return DownloadRequest(
+            url=url,
+            headers=dict(self.auth.headers_for_request()),
+            allowed_hosts=frozenset(self.hosts.credential_hosts),
+            https_only=self.hosts.https_only,
+            format_hint=format_hint,
+        )

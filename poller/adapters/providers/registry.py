@@ -1,0 +1,45 @@
+"""Which adapter serves which ``kind``: the one table a new provider is added to.
+
+Each kind names the module that owns its adapter class and its settings model (vdirsyncer's
+``cli/utils.py`` maps a storage ``type`` the same way). The config validates ``[provider]`` and
+``[[providers]]`` tables against the union of the settings models listed here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import TYPE_CHECKING
+
+from poller.adapters.providers.settings import ProviderSettingsBase
+
+if TYPE_CHECKING:
+    from poller.adapters.providers.base import ProviderAdapter
+
+KINDS: dict[str, str] = {
+    "generic": "poller.adapters.providers.generic:GenericProvider",
+}
+
+
+@cache
+def adapter_class(kind: str) -> type[ProviderAdapter[ProviderSettingsBase]]:
+    """The adapter class of ``kind``; raises ``KeyError`` for a kind not listed in :data:`KINDS`."""
+    module_name, _, class_name = KINDS[kind].partition(":")
+    adapter: type[ProviderAdapter[ProviderSettingsBase]] = getattr(
+        importlib.import_module(module_name), class_name
+    )
+    return adapter
+
+
+def settings_models() -> list[type[ProviderSettingsBase]]:
+    return [adapter_class(kind).settings_model for kind in KINDS]
+
+
+def build_provider(settings: ProviderSettingsBase) -> ProviderAdapter[ProviderSettingsBase]:
+    """The adapter ``settings.kind`` names, configured."""
+    return adapter_class(settings.kind)(settings)
+
+
+def missing_settings(settings: ProviderSettingsBase) -> list[str]:
+    """What this provider's kind needs that the config leaves unset, one "key: why" each."""
+    return adapter_class(settings.kind).requirements(settings)
