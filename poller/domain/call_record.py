@@ -7,14 +7,14 @@ ever see them.
 
 from __future__ import annotations
 
-import email.utils
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from poller.domain.clock import as_utc
+from poller.domain.retry_after import parse_retry_after
 from poller.domain.states import Direction, RecordingState
 
 # Column widths of the `calls` table (poller/adapters/sql/models.py). An adapter truncates
@@ -169,7 +169,7 @@ class RateLimitHints:
             return next((lowered[name] for name in names if lowered.get(name)), None)
 
         return cls(
-            retry_after_seconds=_retry_after(first(_RETRY_AFTER), received_at),
+            retry_after_seconds=parse_retry_after(first(_RETRY_AFTER), received_at),
             remaining=_as_int(first(_REMAINING)),
             limit=_as_int(first(_LIMIT)),
             reset_at=_reset_at(first(_RESET), received_at),
@@ -187,7 +187,7 @@ def _as_number(value: str | None) -> float | None:
         number = float(value)
     except ValueError:
         return None
-    return number if number >= 0 else None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _as_int(value: str | None) -> int | None:
@@ -195,23 +195,13 @@ def _as_int(value: str | None) -> int | None:
     return int(number) if number is not None else None
 
 
-def _retry_after(value: str | None, received_at: datetime) -> float | None:
-    if value is None:
-        return None
-    seconds = _as_number(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (as_utc(when) - received_at).total_seconds())
-
-
 def _reset_at(value: str | None, received_at: datetime) -> datetime | None:
     number = _as_number(value)
     if number is None:
         return None
-    if number >= _UNIX_TIME_THRESHOLD:
-        return datetime.fromtimestamp(number, tz=UTC)
-    return received_at + timedelta(seconds=number)
+    try:
+        if number >= _UNIX_TIME_THRESHOLD:
+            return datetime.fromtimestamp(number, tz=UTC)
+        return received_at + timedelta(seconds=number)
+    except (OverflowError, OSError, ValueError):
+        return None
