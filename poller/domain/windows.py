@@ -48,6 +48,9 @@ class Window:
     def span(self) -> timedelta:
         return self.end - self.start
 
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
     def __str__(self) -> str:
         return f"[{_iso(self.start)}, {_iso(self.end)})"
 

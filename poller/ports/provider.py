@@ -44,6 +44,14 @@ class PermanentProviderError(ProviderError):
     """Retrying the same request will not help: other 4xx, a response of the wrong shape."""
 
 
+class ProviderAuthError(PermanentProviderError):
+    """The provider refused the credentials (401/403, even with a freshly minted token)."""
+
+
+class ProviderRefused(PermanentProviderError):
+    """A destination the host rules forbid (another host, a private address): nothing was sent."""
+
+
 class PagingLoopError(PermanentProviderError):
     """The provider handed out a paging token or next-page URL it had already given."""
 

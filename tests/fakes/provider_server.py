@@ -105,8 +105,15 @@ class FakeCallLog:
     first_page: int = 1
     row_cap: int | None = None
     # Auth the API insists on: ("bearer", token), ("basic", user, password),
-    # ("api_key", header, key), or None for an open API.
+    # ("api_key", header, key), ("oauth", client_id, client_secret) with tokens from
+    # POST /oauth/token (client credentials, client authenticated by HTTP Basic), or None.
     auth: tuple[str, ...] | None = None
+    # With oauth: how many requests an access token serves before it is refused (expired).
+    token_uses: int | None = None
+    # Answer listing requests with a 302 to this URL instead.
+    redirect_listing_to: str | None = None
+    # With next_url paging: build next-page links on this base URL instead of the server's.
+    next_url_base: str | None = None
     # Serve page N again as page N's own successor: the client gets a paging token twice.
     repeat_token_at_page: int | None = None
     # Single-call route `list_path/<id>`: the record sits at this key ("" = the body).
@@ -116,6 +123,7 @@ class FakeCallLog:
     recordings: dict[str, Recording] = field(default_factory=dict)
     failures: dict[int, Failure] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    tokens_issued: dict[str, int] = field(default_factory=dict)
     # Where the server listens, for building recording URLs (set by the test once it runs).
     base_url: str = ""
     # Random faults on listings and recordings alike.
@@ -186,6 +194,14 @@ class FakeCallLog:
             return lowered.get("authorization") == "Basic " + base64.b64encode(pair).decode()
         if kind == "api_key":
             return lowered.get(self.auth[1].lower()) == self.auth[2]
+        if kind == "oauth":
+            token = lowered.get("authorization", "").removeprefix("Bearer ")
+            with self.lock:
+                uses = self.tokens_issued.get(token)
+                if uses is None or (self.token_uses is not None and uses >= self.token_uses):
+                    return False
+                self.tokens_issued[token] = uses + 1
+            return True
         raise AssertionError(f"unknown auth kind {kind}")
 
     def parse_time(self, value: str) -> datetime:
@@ -256,7 +272,7 @@ class FakeCallLog:
         elif self.paging == "next_url":
             following = {k: v for k, v in query.items() if k != "cursor"}
             following["cursor"] = str(next_offset)
-            link = f"{base_url}{self.list_path}?{urlencode(following)}"
+            link = f"{self.next_url_base or base_url}{self.list_path}?{urlencode(following)}"
             _put(body, self.next_url_path, link if more else None)
         return 200, (body if self.items_path else items), {}
 
@@ -290,6 +306,12 @@ class FakeProviderHandler(QuietHandler):
             self._json(401, {"error": "unauthorised"})
             return
         host = self.headers.get("Host", "")
+        if parts.path == api.list_path and api.redirect_listing_to:
+            self.send_response(302)
+            self.send_header("Location", api.redirect_listing_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if parts.path == api.list_path:
             status, body, extra = api.listing(query, f"http://{host}")
             self._json(status, body, extra)
@@ -300,6 +322,28 @@ class FakeProviderHandler(QuietHandler):
             self._json(status, body)
             return
         self._json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        api: FakeCallLog = self.server.state
+        length = int(self.headers.get("Content-Length") or 0)
+        form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        with api.lock:
+            api.requests.append({"path": self.path, "form": form, "headers": dict(self.headers)})
+        if self.path != "/oauth/token" or api.auth is None or api.auth[0] != "oauth":
+            self._json(404, {"error": "not found"})
+            return
+        pair = f"{api.auth[1]}:{api.auth[2]}".encode()
+        expected = "Basic " + base64.b64encode(pair).decode()
+        if self.headers.get("Authorization") != expected:
+            self._json(401, {"error": "invalid_client"})
+            return
+        if form.get("grant_type") != "client_credentials":
+            self._json(400, {"error": "unsupported_grant_type"})
+            return
+        with api.lock:
+            token = f"access-{len(api.tokens_issued) + 1}"
+            api.tokens_issued[token] = 0
+        self._json(200, {"access_token": token, "token_type": "bearer", "expires_in": 3600})
 
     def _recording(
         self, api: FakeCallLog, recording: Recording, query: dict[str, str], headers: dict[str, str]

@@ -59,7 +59,9 @@ from poller.ports.provider import (
     PageLimitExceeded,
     PagingLoopError,
     PermanentProviderError,
+    ProviderAuthError,
     ProviderError,
+    ProviderRefused,
     RecordPosition,
     TransientProviderError,
 )
@@ -274,13 +276,13 @@ class ProviderAdapter(ABC, Generic[S]):
         if isinstance(exc, HttpTransient):
             return TransientProviderError(message, status=exc.status, retry_after=exc.retry_after)
         if isinstance(exc, HttpUnauthorized):
-            return PermanentProviderError(
+            return ProviderAuthError(
                 f"{message}: the provider refused the credentials; check "
                 f"{self.settings.config_key('auth')} and its keys",
                 status=exc.status,
             )
         if isinstance(exc, HttpRefused):
-            return PermanentProviderError(message)
+            return ProviderRefused(message)
         return PermanentProviderError(message, status=exc.status)
 
     def download_request(self, url: str, format_hint: str | None) -> DownloadRequest:
