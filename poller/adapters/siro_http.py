@@ -34,7 +34,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, Vali
 from pydantic.alias_generators import to_camel
 
 from poller import __version__
-from poller.adapters.siro_token import AccessToken, AccessTokenCache
+from poller.adapters.http.tokens import AccessToken, AccessTokenCache
 from poller.config import SiroSettings
 from poller.domain.clock import utcnow
 from poller.domain.siro import (

@@ -40,7 +40,6 @@ from poller.adapters.http.ratelimit import RateLimiter
 from poller.adapters.http.retry import RetryPolicy, parse_retry_after
 from poller.adapters.http.transport import GuardedAdapter, RequestDeadline, guarding
 from poller.domain.clock import utcnow
-from poller.logs import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +128,9 @@ class HttpClient:
         return [*self._redact, *dynamic]
 
     def redact(self, text: str) -> str:
+        # Imported here: poller.logs reads the settings, whose models come from adapters.
+        from poller.logs import redact_text
+
         return redact_text(text, self.secrets())
 
     # -- the three ways in -------------------------------------------------------------------
@@ -226,6 +228,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         credentials: Mapping[str, str] | None = None,
         limit_key: str = "worker.max_file_bytes",
+        hosts: HostRules | None = None,
     ) -> Downloaded:
         """Stream ``url`` to ``destination`` (mode 0600), whole or not at all.
 
@@ -251,6 +254,7 @@ class HttpClient:
                 credentials=credentials,
                 what=what,
                 consume=consume,
+                hosts=hosts,
             )
             os.replace(partial, destination)
         except BaseException:
@@ -317,8 +321,10 @@ class HttpClient:
         fresh_connection: bool = False,
         follow_redirects: bool = True,
         authenticate: bool = True,
+        hosts: HostRules | None = None,
     ) -> HttpResponse:
         auth = self.auth if authenticate else None
+        rules = hosts or self.hosts
         reminted = False
         while True:
             if self.rate_limiter is not None:
@@ -326,9 +332,10 @@ class HttpClient:
             deadline = RequestDeadline(self.limits.deadline)
             deadline.start()
             try:
-                with guarding(self.hosts, deadline), self._session_for(fresh_connection) as session:
+                with guarding(rules, deadline), self._session_for(fresh_connection) as session:
                     response, sent = self._open(
                         session,
+                        rules,
                         method,
                         url,
                         params=params,
@@ -398,6 +405,7 @@ class HttpClient:
     def _open(
         self,
         session: requests.Session,
+        rules: HostRules,
         method: str,
         url: str,
         *,
@@ -415,10 +423,10 @@ class HttpClient:
         credential headers sent with it (empty if none were)."""
         current = url
         for hop in range(MAX_REDIRECTS + 1):
-            self.hosts.check_url(current)
+            rules.check_url(current)
             send = {"User-Agent": self.user_agent, **(headers or {})}
             sent: dict[str, str] = {}
-            if self.hosts.may_send_credentials(current):
+            if rules.may_send_credentials(current):
                 sent.update(credentials or {})
                 if auth is not None:
                     sent.update(auth.headers_for_request())
@@ -468,7 +476,7 @@ class HttpClient:
                 return response, sent
             response.close()
             current = urljoin(response.url, location)
-        raise HttpPermanent(
+        raise TooManyRedirects(
             f"{what}: more than {MAX_REDIRECTS} redirects from {url_for_humans(url)}", url=url
         )
 
@@ -619,6 +627,10 @@ def _read_capped(
     if deadline.expired:
         raise _deadline(what, response.url, limits)
     return bytes(body)
+
+
+class TooManyRedirects(HttpPermanent):
+    """More than :data:`MAX_REDIRECTS` redirects (or a redirect loop)."""
 
 
 class BodyTruncated(HttpTransient):
