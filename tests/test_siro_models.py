@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from poller.adapters.siro_http import parse_retry_after
+from poller.adapters.http import parse_retry_after
 from poller.domain.siro import AudioFormat, CrmObject, RecordingCreate, SignedUpload
 
 DOWNLOAD_URL = "https://storage.example/b/o?X-Goog-Signature=abc123"

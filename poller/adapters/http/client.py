@@ -182,6 +182,7 @@ class HttpClient:
         max_body_bytes: int | None = None,
         follow_redirects: bool = True,
         authenticate: bool = True,
+        hosts: HostRules | None = None,
     ) -> HttpResponse:
         """One request with its answer read; raises :class:`HttpError` for non-2xx answers.
 
@@ -205,6 +206,7 @@ class HttpClient:
                 fresh_connection=not idempotent,
                 follow_redirects=follow_redirects,
                 authenticate=authenticate,
+                hosts=hosts,
             )
 
         def worth_retrying(error: BaseException) -> bool:
@@ -287,6 +289,7 @@ class HttpClient:
         fresh_connection: bool = False,
         follow_redirects: bool = True,
         authenticate: bool = True,
+        hosts: HostRules | None = None,
     ) -> HttpResponse:
         def consume(response: requests.Response, deadline: RequestDeadline) -> bytes:
             return _read_capped(response, max_body_bytes, limit_key, deadline, what, self.limits)
@@ -304,6 +307,7 @@ class HttpClient:
             fresh_connection=fresh_connection,
             follow_redirects=follow_redirects,
             authenticate=authenticate,
+            hosts=hosts,
         )
 
     def _exchange(
@@ -536,6 +540,7 @@ class HttpClient:
             f"{what}: {url_for_humans(url)}: {reason}",
             url=url,
             may_have_been_sent=not never_connected,
+            detail=reason,
         )
 
     # -- sessions ----------------------------------------------------------------------------
@@ -654,11 +659,10 @@ class DeadlineExceeded(HttpTransient):
 
 
 def _deadline(what: str, url: str, limits: Limits) -> DeadlineExceeded:
-    return DeadlineExceeded(
-        f"{what}: {url_for_humans(url)} did not finish within the total deadline of "
-        f"{limits.deadline:g} s ({limits.deadline_key})",
-        url=url,
+    detail = (
+        f"did not finish within the total deadline of {limits.deadline:g} s ({limits.deadline_key})"
     )
+    return DeadlineExceeded(f"{what}: {url_for_humans(url)} {detail}", url=url, detail=detail)
 
 
 def _stream_to_file(
