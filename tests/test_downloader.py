@@ -27,6 +27,8 @@ def http_client(deadline: float = 30.0) -> HttpClient:
         retry=RetryPolicy.once(),
         user_agent="siro-poller-test",
     )
+
+
 SECRET_HEADERS = {"Authorization": "Bearer provider-secret", "X-API-Key": "key-123"}
 
 
