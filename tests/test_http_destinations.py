@@ -288,6 +288,7 @@ def test_credentials_are_dropped_when_a_redirect_changes_host(
         page = api.get_json(server.url + "/calls", what="listing")
 
     assert page.body == {"calls": []}
+    assert page.headers["content-length"] == page.headers["Content-Length"] == "13"
     assert script.seen[0][2]["Authorization"] == "Bearer tok-1"
     ((_method, _path, headers, _body),) = storage_script.seen
     assert "Authorization" not in headers

@@ -126,10 +126,11 @@ class _SignedUrlForm:
 
 
 class SiroHttpClient:
-    """The real :class:`~poller.ports.siro.SiroPort`, over requests; safe to share across threads.
+    """The real :class:`~poller.ports.siro.SiroPort`; safe to share across threads.
 
-    Each thread gets its own ``requests.Session`` (sessions are not thread-safe); the access
-    token and the learned signed-url body form are shared by all of them.
+    Every request goes through the guarded :class:`~poller.adapters.http.HttpClient` (one
+    session per thread, total deadline, address checks); the access token and the learned
+    signed-url body form are shared by all threads.
     """
 
     def __init__(

@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 
 import requests
 import urllib3.exceptions
+from requests.structures import CaseInsensitiveDict
 
 from poller.adapters.http.auth import Authenticator
 from poller.adapters.http.destinations import HostRules
@@ -381,7 +382,7 @@ class HttpClient:
                             )
                         answer = HttpResponse(
                             status=status,
-                            headers=dict(response.headers),
+                            headers=CaseInsensitiveDict(response.headers),
                             body=body,
                             url=response.url,
                             reason=response.reason or "",
