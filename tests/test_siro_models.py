@@ -146,7 +146,7 @@ def test_signed_upload_expiry_with_a_safety_margin() -> None:
     [
         ("120", 120.0),
         ("0.25", 0.25),
-        ("-3", 0.0),
+        ("-3", None),  # negative: ignored rather than read as "now"
         ("Mon, 02 Mar 2026 09:01:30 GMT", 90.0),
         ("Mon, 02 Mar 2026 08:00:00 GMT", 0.0),
         ("soon", None),
