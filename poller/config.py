@@ -172,6 +172,10 @@ class SiroSettings(Section):
     conversation_type: str | None = None
     connect_timeout_seconds: PositiveSeconds = 10.0
     read_timeout_seconds: PositiveSeconds = 60.0
+    deadline_seconds: PositiveSeconds = Field(
+        default=900.0,
+        description="total time one Siro request may take, an audio upload included",
+    )
     max_retries: Annotated[int, Field(ge=0, le=10)] = 4
     retry_initial_wait_seconds: PositiveSeconds = Field(
         default=1.0,

@@ -102,17 +102,23 @@ def host_key(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DownloadRequest:
-    """How to fetch one recording's audio.
+    """How to fetch one recording's audio, and where that fetch may go.
 
-    ``headers`` carry the provider's credentials; they may only be sent to a URL whose host is
-    in ``allowed_hosts`` (and never over plain HTTP when ``https_only``). A downloader asks
-    :meth:`headers_for` before the first request and again before following every redirect,
-    so credentials never follow a redirect to a storage bucket or any other host.
+    - ``credential_hosts``: exact host keys (``host`` or ``host:port``) that may receive
+      ``headers``, the provider's credentials; never over plain HTTP when ``https_only``.
+      The downloader asks :meth:`headers_for` before the first request and again before
+      following every redirect, so credentials never follow a redirect to a storage bucket.
+    - ``download_hosts``: hosts the recording (or a redirect) may be fetched from besides the
+      credential hosts: exact host keys or patterns like ``*.example.com``.
+    - ``explicit_hosts``: exact entries an operator configured. Only these may resolve to
+      loopback, private, link-local or cloud metadata addresses.
     """
 
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
-    allowed_hosts: frozenset[str] = frozenset()
+    credential_hosts: frozenset[str] = frozenset()
+    download_hosts: frozenset[str] = frozenset()
+    explicit_hosts: frozenset[str] = frozenset()
     https_only: bool = False
     format_hint: str | None = None
 
@@ -120,7 +126,7 @@ class DownloadRequest:
         parts = urlsplit(url)
         if self.https_only and parts.scheme != "https":
             return {}
-        if host_key(url) not in self.allowed_hosts:
+        if host_key(url) not in self.credential_hosts:
             return {}
         return dict(self.headers)
 

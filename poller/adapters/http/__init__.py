@@ -19,6 +19,7 @@ from poller.adapters.http.client import (
     Interrupted,
     JsonPage,
     Limits,
+    TooManyRedirects,
 )
 from poller.adapters.http.destinations import HostRules
 from poller.adapters.http.errors import (
@@ -62,6 +63,7 @@ __all__ = [
     "OAuthJwtBearer",
     "RateLimiter",
     "RetryPolicy",
+    "TooManyRedirects",
     "parse_retry_after",
     "url_for_humans",
 ]

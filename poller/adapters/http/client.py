@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 
 import requests
 import urllib3.exceptions
+from requests.structures import CaseInsensitiveDict
 
 from poller.adapters.http.auth import Authenticator
 from poller.adapters.http.destinations import HostRules
@@ -40,7 +41,6 @@ from poller.adapters.http.ratelimit import RateLimiter
 from poller.adapters.http.retry import RetryPolicy, parse_retry_after
 from poller.adapters.http.transport import GuardedAdapter, RequestDeadline, guarding
 from poller.domain.clock import utcnow
-from poller.logs import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,9 @@ class HttpClient:
         return [*self._redact, *dynamic]
 
     def redact(self, text: str) -> str:
+        # Imported here: poller.logs reads the settings, whose models come from adapters.
+        from poller.logs import redact_text
+
         return redact_text(text, self.secrets())
 
     # -- the three ways in -------------------------------------------------------------------
@@ -180,6 +183,7 @@ class HttpClient:
         max_body_bytes: int | None = None,
         follow_redirects: bool = True,
         authenticate: bool = True,
+        hosts: HostRules | None = None,
     ) -> HttpResponse:
         """One request with its answer read; raises :class:`HttpError` for non-2xx answers.
 
@@ -203,6 +207,7 @@ class HttpClient:
                 fresh_connection=not idempotent,
                 follow_redirects=follow_redirects,
                 authenticate=authenticate,
+                hosts=hosts,
             )
 
         def worth_retrying(error: BaseException) -> bool:
@@ -226,6 +231,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         credentials: Mapping[str, str] | None = None,
         limit_key: str = "worker.max_file_bytes",
+        hosts: HostRules | None = None,
     ) -> Downloaded:
         """Stream ``url`` to ``destination`` (mode 0600), whole or not at all.
 
@@ -251,6 +257,7 @@ class HttpClient:
                 credentials=credentials,
                 what=what,
                 consume=consume,
+                hosts=hosts,
             )
             os.replace(partial, destination)
         except BaseException:
@@ -283,6 +290,7 @@ class HttpClient:
         fresh_connection: bool = False,
         follow_redirects: bool = True,
         authenticate: bool = True,
+        hosts: HostRules | None = None,
     ) -> HttpResponse:
         def consume(response: requests.Response, deadline: RequestDeadline) -> bytes:
             return _read_capped(response, max_body_bytes, limit_key, deadline, what, self.limits)
@@ -300,6 +308,7 @@ class HttpClient:
             fresh_connection=fresh_connection,
             follow_redirects=follow_redirects,
             authenticate=authenticate,
+            hosts=hosts,
         )
 
     def _exchange(
@@ -317,8 +326,10 @@ class HttpClient:
         fresh_connection: bool = False,
         follow_redirects: bool = True,
         authenticate: bool = True,
+        hosts: HostRules | None = None,
     ) -> HttpResponse:
         auth = self.auth if authenticate else None
+        rules = hosts or self.hosts
         reminted = False
         while True:
             if self.rate_limiter is not None:
@@ -326,9 +337,10 @@ class HttpClient:
             deadline = RequestDeadline(self.limits.deadline)
             deadline.start()
             try:
-                with guarding(self.hosts, deadline), self._session_for(fresh_connection) as session:
+                with guarding(rules, deadline), self._session_for(fresh_connection) as session:
                     response, sent = self._open(
                         session,
+                        rules,
                         method,
                         url,
                         params=params,
@@ -370,7 +382,7 @@ class HttpClient:
                             )
                         answer = HttpResponse(
                             status=status,
-                            headers=dict(response.headers),
+                            headers=CaseInsensitiveDict(response.headers),
                             body=body,
                             url=response.url,
                             reason=response.reason or "",
@@ -398,6 +410,7 @@ class HttpClient:
     def _open(
         self,
         session: requests.Session,
+        rules: HostRules,
         method: str,
         url: str,
         *,
@@ -415,10 +428,10 @@ class HttpClient:
         credential headers sent with it (empty if none were)."""
         current = url
         for hop in range(MAX_REDIRECTS + 1):
-            self.hosts.check_url(current)
+            rules.check_url(current)
             send = {"User-Agent": self.user_agent, **(headers or {})}
             sent: dict[str, str] = {}
-            if self.hosts.may_send_credentials(current):
+            if rules.may_send_credentials(current):
                 sent.update(credentials or {})
                 if auth is not None:
                     sent.update(auth.headers_for_request())
@@ -468,7 +481,7 @@ class HttpClient:
                 return response, sent
             response.close()
             current = urljoin(response.url, location)
-        raise HttpPermanent(
+        raise TooManyRedirects(
             f"{what}: more than {MAX_REDIRECTS} redirects from {url_for_humans(url)}", url=url
         )
 
@@ -528,6 +541,7 @@ class HttpClient:
             f"{what}: {url_for_humans(url)}: {reason}",
             url=url,
             may_have_been_sent=not never_connected,
+            detail=reason,
         )
 
     # -- sessions ----------------------------------------------------------------------------
@@ -621,6 +635,10 @@ def _read_capped(
     return bytes(body)
 
 
+class TooManyRedirects(HttpPermanent):
+    """More than :data:`MAX_REDIRECTS` redirects (or a redirect loop)."""
+
+
 class BodyTruncated(HttpTransient):
     """Fewer bytes arrived than Content-Length announced."""
 
@@ -642,11 +660,10 @@ class DeadlineExceeded(HttpTransient):
 
 
 def _deadline(what: str, url: str, limits: Limits) -> DeadlineExceeded:
-    return DeadlineExceeded(
-        f"{what}: {url_for_humans(url)} did not finish within the total deadline of "
-        f"{limits.deadline:g} s ({limits.deadline_key})",
-        url=url,
+    detail = (
+        f"did not finish within the total deadline of {limits.deadline:g} s ({limits.deadline_key})"
     )
+    return DeadlineExceeded(f"{what}: {url_for_humans(url)} {detail}", url=url, detail=detail)
 
 
 def _stream_to_file(

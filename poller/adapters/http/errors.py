@@ -60,8 +60,11 @@ class HttpError(Exception):
         retry_after: float | None = None,
         response: HttpResponse | None = None,
         may_have_been_sent: bool = True,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
+        # What went wrong in a few words, without the URL: for callers that word it their way.
+        self.detail = detail if detail is not None else message
         self.status = status
         self.retry_after = retry_after
         self.url_for_humans = url_for_humans(url) if url else ""

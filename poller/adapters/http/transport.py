@@ -138,7 +138,7 @@ class _GuardedConnectionMixin:
             sys.audit("http.client.connect", conn, conn.host, conn.port)
             guard.deadline.watch(sock)
             return sock
-        raise NewConnectionError(conn, f"Failed to establish a new connection: {last}")
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {last}") from last
 
     def _watch_socket(self) -> None:
         guard = _current()

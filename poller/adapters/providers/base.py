@@ -287,11 +287,16 @@ class ProviderAdapter(ABC, Generic[S]):
 
     def download_request(self, url: str, format_hint: str | None) -> DownloadRequest:
         """A download of ``url`` under this provider's host rules, with its credentials."""
-        self.hosts.check_url(url)
+        try:
+            self.hosts.check_url(url)
+        except HttpRefused as exc:
+            raise ProviderRefused(str(exc)) from None
         return DownloadRequest(
             url=url,
             headers=dict(self.auth.headers_for_request()),
-            allowed_hosts=frozenset(self.hosts.credential_hosts),
+            credential_hosts=frozenset(self.hosts.credential_hosts),
+            download_hosts=frozenset(self.hosts.allowed),
+            explicit_hosts=frozenset(self.hosts.explicit_hosts),
             https_only=self.hosts.https_only,
             format_hint=format_hint,
         )

@@ -45,11 +45,8 @@ class ProviderSettingsBase(Section):
     connect_timeout_seconds: PositiveSeconds = 10.0
     read_timeout_seconds: PositiveSeconds = 60.0
     deadline_seconds: PositiveSeconds = Field(
-        default=300.0,
-        description="most a single request may take in all, reading its body included",
-    )
-    download_deadline_seconds: PositiveSeconds = Field(
-        default=900.0, description="most one recording download may take in all"
+        default=600.0,
+        description="total time one request may take, reading its body (a recording) included",
     )
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     max_page_bytes: Annotated[int, Field(gt=0)] = Field(
