@@ -443,6 +443,7 @@ class PollSettings(Section):
     directions: list[Literal["inbound", "outbound"]] = ["inbound", "outbound"]
     rep_allow: list[str] = []
     rep_deny: list[str] = []
+    max_unmapped_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
 
 
 class WorkerSettings(Section):

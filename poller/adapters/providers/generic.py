@@ -35,12 +35,11 @@ redirects by hand and refuse to leave it, and a next-page URL elsewhere is an er
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import json
 import logging
 import random
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -60,8 +59,16 @@ from poller.domain.call_record import (
     RecordingLocator,
     host_key,
 )
-from poller.domain.clock import as_utc, utcnow
+from poller.domain.clock import utcnow
 from poller.domain.paths import MISSING, dig, present
+from poller.domain.raw_record import (
+    check_call_time,
+    clean_text,
+    parse_duration_seconds,
+    parse_time,
+    raw_text,
+    sanitise_raw,
+)
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.logs import MASK, redact_text, redact_url
@@ -83,7 +90,8 @@ _SECOND = timedelta(seconds=1)
 _MILLISECOND = timedelta(milliseconds=1)
 _MAX_REDIRECTS = 5
 _AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav", ".m4a": "m4a", ".aac": "aac"}
-_SECRET_KEY_PARTS = ("token", "secret", "password", "signature", "api_key", "apikey", "authoriz")
+
+__all__ = ["GenericProvider", "RetryPolicy", "format_time", "parse_time", "sanitise_raw"]
 
 
 class RetryPolicy:
@@ -124,24 +132,6 @@ def _field(record: Any, path: str | None) -> Any:
     return MISSING if path is None else dig(record, path)
 
 
-def parse_time(value: Any, time_format: str) -> datetime:
-    """A provider timestamp as aware UTC; naive ISO times are taken as UTC. Raises ValueError."""
-    if time_format in ("iso8601", "rfc2822"):
-        if not isinstance(value, str):
-            raise ValueError(f"{value!r} is not a string")
-        if time_format == "rfc2822":
-            return as_utc(email.utils.parsedate_to_datetime(value))
-        return as_utc(datetime.fromisoformat(value.strip()))
-    number = _number(value)
-    if number is None:
-        raise ValueError(f"{value!r} is not a number")
-    seconds = number / 1000 if time_format == "unix_ms" else number
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError) as exc:
-        raise ValueError(f"{value!r} is out of range") from exc
-
-
 def format_time(value: datetime, time_format: str) -> str:
     if time_format == "unix_s":
         return str((value - _EPOCH) // _SECOND)
@@ -150,50 +140,20 @@ def format_time(value: datetime, time_format: str) -> str:
     return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def _text(value: Any, limit: int | None = None) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    text = str(value).replace("\x00", "").strip()
+    text = clean_text(str(value)).strip()
     if not text:
         return None
     return text[:limit] if limit is not None else text
 
 
-def sanitise_raw(value: Any, key: str = "") -> Any:
-    """The raw record fit to store: URLs without credentials, secret-named values masked.
-
-    Also drops NUL characters, which PostgreSQL refuses in text and JSONB.
-    """
-    if isinstance(value, Mapping):
-        return {str(k): sanitise_raw(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [sanitise_raw(item, key) for item in value]
-    if isinstance(value, str):
-        text = value.replace("\x00", "")
-        lowered = key.lower()
-        if text and any(part in lowered for part in _SECRET_KEY_PARTS):
-            return MASK
-        if text.lower().startswith(("http://", "https://")):
-            return redact_url(text)
-        return redact_text(text) if "://" in text else text
-    return value
-
-
 def _fingerprint(items: list[Any]) -> str:
-    encoded = json.dumps(items, sort_keys=True, default=str).encode()
+    try:
+        encoded = json.dumps(items, sort_keys=True, default=str).encode()
+    except (RecursionError, ValueError):  # a hostile record; its bounded form will do
+        encoded = json.dumps([sanitise_raw(item) for item in items], sort_keys=True).encode()
     return hashlib.sha256(encoded).hexdigest()
 
 
@@ -214,10 +174,12 @@ class GenericProvider:
         *,
         session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if settings.base_url is None:
             raise ConfigError(["provider.base_url: required to poll the call log"])
         self.settings = settings
+        self.clock = clock
         self.base_url = settings.base_url
         self.fields: FieldSettings = settings.fields
         self.retry = retry or RetryPolicy(max_tries=settings.max_retries + 1)
@@ -270,7 +232,15 @@ class GenericProvider:
         for number in range(1, paging.max_pages + 1):
             body, headers = self._get_json(url, params, f"page {number} of window {window}")
             items = dig(body, listing.items_path)
-            if items is MISSING or items is None:
+            if items is MISSING:
+                # An answer without the calls (`{"error": "maintenance"}`) is no empty page.
+                seen_keys = sorted(map(str, body))[:10] if isinstance(body, Mapping) else []
+                raise PermanentProviderError(
+                    f"page {number} of window {window}: the response has nothing at "
+                    f"provider.listing.items_path {listing.items_path!r}; its top-level keys: "
+                    f"{', '.join(clean_text(key)[:40] for key in seen_keys) or 'none'}"
+                )
+            if items is None:
                 items = []
             if not isinstance(items, list):
                 raise PermanentProviderError(
@@ -329,10 +299,11 @@ class GenericProvider:
     def normalise(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         fields = self.fields
         if not isinstance(raw, Mapping):
-            raise MalformedRecordError(position, "is not a JSON object")
+            raise MalformedRecordError(position, "is not a JSON object", raw=raw_text(raw))
+        now = self.clock()
 
         def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
-            return MalformedRecordError(position, reason, call_id)
+            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
 
         call_id = _text(_field(raw, fields.call_id))
         if call_id is None:
@@ -345,11 +316,9 @@ class GenericProvider:
             if not present(value):
                 return None
             try:
-                return parse_time(value, time_format)
-            except (ValueError, TypeError):
-                shown = repr(value)[:60]
-                reason = f"{name} {shown} does not parse as {time_format}"
-                raise malformed(reason, call_id) from None
+                return check_call_time(parse_time(value, time_format), now)
+            except ValueError as exc:
+                raise malformed(f"{name} {exc}", call_id) from None
 
         started_at = timestamp(fields.started_at, fields.started_at_format, "started_at")
         if started_at is None:
@@ -359,10 +328,10 @@ class GenericProvider:
         duration: int | None = None
         duration_value = _field(raw, fields.duration)
         if present(duration_value):
-            number = _number(duration_value)
-            if number is None or number < 0:
-                raise malformed(f"duration {repr(duration_value)[:60]} is not a number", call_id)
-            duration = round(number / 1000 if fields.duration_unit == "milliseconds" else number)
+            try:
+                duration = parse_duration_seconds(duration_value, fields.duration_unit)
+            except ValueError as exc:
+                raise malformed(f"duration {exc}", call_id) from None
         elif ended_at is not None and ended_at >= started_at:
             duration = round((ended_at - started_at).total_seconds())
 
@@ -433,6 +402,10 @@ class GenericProvider:
                 records.append(self.normalise(item, position))
             except MalformedRecordError as error:
                 malformed.append(error)
+            except Exception as exc:  # one record never stops its page: overflow, recursion...
+                detail = redact_text(clean_text(str(exc)))[:200]
+                reason = f"could not be mapped: {type(exc).__name__}: {detail}"
+                malformed.append(MalformedRecordError(position, reason, raw=raw_text(item)))
         return ListedPage(
             window=window,
             number=number,
