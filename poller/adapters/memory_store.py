@@ -199,7 +199,8 @@ class MemoryStore(LeaseGuardedWrites):
             # Ids continue after the highest one, as an identity column does (seeded rows too).
             next_ids = itertools.count(max(self.calls, default=0) + 1)
             changes = [self._apply(plan, now, next_ids) for plan in plans]
-            for draft in unmapped:
+            # The same record twice on one page is one sighting (the last), as in SQL.
+            for draft in {draft.raw_sha256: draft for draft in unmapped}.values():
                 self._keep_unmapped(provider, draft, now)
             call_ids = {change.provider_call_id: change.call_id for change in changes}
             for row_id, key in (resolving or {}).items():

@@ -49,8 +49,15 @@ def _print(report: PollReport) -> None:
     click.echo(f"provider {report.provider}: window {window}")
     listed = f"{report.pages} page(s), {report.listed} call(s) listed"
     if report.malformed:
-        listed += f", {len(report.malformed)} malformed record(s) skipped (see the log)"
+        kept = "would be kept" if report.dry_run else "were kept"
+        listed += (
+            f", {len(report.malformed)} record(s) failed mapping and {kept} "
+            "(siro-poller calls unmapped)"
+        )
     click.echo(listed)
+    if report.remapped:
+        went = "would go in" if report.dry_run else "went in"
+        click.echo(f"{report.remapped} record(s) kept as unmapped before map now and {went}")
     if report.changes:
         click.echo()
         emit_table(
