@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from poller.adapters.providers.generic import GenericProvider, RetryPolicy
 from poller.app import build_provider
 from poller.config import Settings, load_settings
 from poller.core.poll import PollParams, PollReport, poll_once
+from poller.domain.raw_record import MAX_BYTES
 from poller.domain.states import CallState
 from poller.domain.windows import Window
 from tests.fakes.http_server import LocalHTTPServer
@@ -537,13 +539,14 @@ def test_hostile_records_cost_only_themselves_and_are_kept_with_their_reason(
     add(api, "good-1", at)
     add(api, "deep", at, extra=nested(900))
     add(api, "nul", at, contact_name="Ja\x00ne", **{"no\x00te": {"k\x00ey": "va\x00lue"}})
+    add(api, "bulky", at, transcript="word " * 100_000)
     add(api, "year-9999", at, started_at="9999-12-31T23:59:59-01:00")
     add(api, "before-1970", at, started_at="1969-12-31T23:00:00Z")
     add(api, "tomorrow-plus", at, started_at=future)
     add(api, "infinite", at, duration=float("inf"))
     add(api, "nan", at, duration="nan")
     add(api, "huge", at, duration=1e30)
-    add(api, "good-2", at + timedelta(seconds=1))
+    add(api, "good-2", at + timedelta(seconds=1), score=float("nan"))  # JSONB refuses NaN
     settings = settings_for(server.url, provider={"fields": {"duration": "duration"}})
     now = T0 + timedelta(hours=1)
 
@@ -551,7 +554,11 @@ def test_hostile_records_cost_only_themselves_and_are_kept_with_their_reason(
 
     assert report.ok, report.error
     calls = {call.provider_call_id: call for call in all_calls(any_store)}
-    assert set(calls) == {"good-1", "good-2", "deep", "nul"}
+    assert set(calls) == {"good-1", "good-2", "deep", "nul", "bulky"}
+    assert len(json.dumps(calls["bulky"].raw)) <= MAX_BYTES
+    assert calls["bulky"].raw["call_id"] == "bulky"
+    assert calls["bulky"].raw["transcript"] == "[dropped: 500002 bytes]"
+    assert calls["good-2"].raw["score"] == "nan"
     assert "\x00" not in repr(calls["nul"].raw) and calls["nul"].raw["note"] == {"key": "value"}
     assert calls["nul"].contact_name == "Jane"
     assert "nested deeper than" in repr(calls["deep"].raw)

@@ -342,7 +342,7 @@ def _too_many_unmapped(page: ListedPage, max_ratio: float) -> str | None:
     first = "; ".join(
         f"{reason} ({count}x)" if count > 1 else reason for reason, count in reasons.most_common(3)
     )
-    return (
+    return redact_text(
         f"window {page.window}, page {page.number}: {failed} of {items} records failed mapping "
         f"(poll.max_unmapped_ratio = {max_ratio:g}), so the cursor stays before them: {first}. "
         "They are kept (siro-poller calls unmapped) and mapped again each cycle; check the "
