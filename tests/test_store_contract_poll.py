@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import Engine, text
 
+from poller.adapters.prometheus_metrics import StateTableCollector
 from poller.adapters.sql.store import SqlStore
 from poller.domain.call_record import CallRecord
 from poller.domain.filters import SkipReason, SkipVerdict
@@ -450,3 +452,11 @@ def test_the_readme_s_unmapped_queries_run_on_both_backends(engine: Engine) -> N
     ]
     assert [row.raw for row in results[1]] == ['{"a":2}', '{"a":3}']
     assert [(row.call_id, row.provider_call_id) for row in results[2]] == [(change.call_id, "c1")]
+
+
+def test_unmapped_records_are_a_metric_per_provider(any_store: AnyStore) -> None:
+    any_store.ingest_page("generic", [], NOW, unmapped=[unmapped("{}"), unmapped("[]")])
+    registry = CollectorRegistry()
+    registry.register(StateTableCollector(any_store, lambda: NOW))
+    scraped = generate_latest(registry).decode()
+    assert 'siro_poller_unmapped_records{provider="generic"} 2.0' in scraped
