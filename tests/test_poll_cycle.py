@@ -598,6 +598,10 @@ def test_a_wrong_mapping_holds_the_cursor_and_fixing_it_brings_every_call_in(
     assert not again.ok and cursor_of(any_store) is None
     assert {row.times_seen for row in unmapped_of(any_store)} == {2}
 
+    planned = cycle(settings_for(server.url), any_store, now + timedelta(minutes=10), dry_run=True)
+    assert planned.ok and planned.remapped == 15 and planned.counts["inserted"] == 15
+    assert all_calls(any_store) == [] and len(unmapped_of(any_store)) == 15
+
     fixed = cycle(settings_for(server.url), any_store, now + timedelta(minutes=10))
     assert fixed.ok, fixed.error
     assert fixed.remapped == 15 and fixed.counts["inserted"] == 15

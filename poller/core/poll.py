@@ -117,6 +117,8 @@ class PollReport:
     expired: list[str] = field(default_factory=list)
     rate_limit: RateLimitHints | None = None
     error: str | None = None
+    # A dry run writes nothing, so a call listed again later in the cycle would look new again.
+    seen_in_dry_run: set[str] = field(default_factory=set, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -250,8 +252,6 @@ def _list_window(
     key = params.provider_key
     row_cap = provider.capabilities.max_rows_per_query
     spans = deque(split_window(window, provider.capabilities.max_window))
-    # A dry run writes nothing, so a call listed again in a later span would look new again.
-    seen_in_dry_run: set[str] = set()
     while spans:
         span = spans.popleft()
         items_in_span = 0
@@ -272,9 +272,9 @@ def _list_window(
                     listed = [
                         item
                         for item in listed
-                        if item.record.provider_call_id not in seen_in_dry_run
+                        if item.record.provider_call_id not in report.seen_in_dry_run
                     ]
-                    seen_in_dry_run.update(item.record.provider_call_id for item in listed)
+                    report.seen_in_dry_run.update(item.record.provider_call_id for item in listed)
                 report.listed += len(page.records)
                 changes = store.ingest_page(
                     key,
@@ -367,6 +367,8 @@ def _map_unmapped_again(
             if record is not None:
                 listed.append(ListedCall(record, params.call_filter.verdict(record)))
                 resolving[row.id] = record.provider_call_id
+        if report.dry_run:
+            report.seen_in_dry_run.update(item.record.provider_call_id for item in listed)
         if listed:
             log.info(
                 "%s: %d record(s) kept as unmapped map now; ingesting them",
