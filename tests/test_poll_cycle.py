@@ -587,7 +587,7 @@ def test_a_wrong_mapping_holds_the_cursor_and_fixing_it_brings_every_call_in(
     assert not failed.ok and failed.error is not None
     assert "page 1: 10 of 10 records failed mapping" in failed.error
     assert "no start time at 'start_time' (10x)" in failed.error
-    assert failed.pages == 2 and len(failed.malformed) == 15  # the whole span was read
+    assert failed.pages == 2 and failed.malformed_count == 15  # the whole span was read
     assert all_calls(any_store) == []
     cursor = any_store.get_cursor("generic")
     assert cursor is not None and cursor.cursor_value is None

@@ -48,10 +48,10 @@ def _print(report: PollReport) -> None:
     window = f"{report.window}" if report.window else "nothing to list yet"
     click.echo(f"provider {report.provider}: window {window}")
     listed = f"{report.pages} page(s), {report.listed} call(s) listed"
-    if report.malformed:
+    if report.malformed_count:
         kept = "would be kept" if report.dry_run else "were kept"
         listed += (
-            f", {len(report.malformed)} record(s) failed mapping and {kept} "
+            f", {report.malformed_count} record(s) failed mapping and {kept} "
             "(siro-poller calls unmapped)"
         )
     click.echo(listed)

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 # Unresolved unmapped records are mapped again this many at a time (bounded memory).
 REMAP_BATCH = 500
+REPORTED_MALFORMED = 100
 _REASON_LIMIT = 1000
 
 
@@ -111,7 +112,10 @@ class PollReport:
     listed: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     changes: list[IngestChange] = field(default_factory=list)
+    # The first REPORTED_MALFORMED records that failed mapping (each carries its raw text, so
+    # a long backfill must not keep them all); ``malformed_count`` counts every one.
     malformed: list[MalformedRecordError] = field(default_factory=list)
+    malformed_count: int = 0
     # Records kept unmapped by earlier cycles that the current mapping turned into calls.
     remapped: int = 0
     expired: list[str] = field(default_factory=list)
@@ -144,7 +148,7 @@ class PollReport:
             "listed": self.listed,
             "counts": {action.value: self.counts[action.value] for action in IngestAction}
             | {
-                "malformed": len(self.malformed),
+                "malformed": self.malformed_count,
                 "remapped": self.remapped,
                 "expired": len(self.expired),
             },
@@ -263,7 +267,9 @@ def _list_window(
                 report.rate_limit = page.rate_limit
                 for malformed in page.malformed:
                     log.warning("%s: a malformed record, kept as unmapped: %s", key, malformed)
-                report.malformed.extend(page.malformed)
+                report.malformed_count += len(page.malformed)
+                room = max(0, REPORTED_MALFORMED - len(report.malformed))
+                report.malformed.extend(page.malformed[:room])
                 listed = [
                     ListedCall(record, params.call_filter.verdict(record))
                     for record in page.records
@@ -438,7 +444,7 @@ def _log_summary(report: PollReport) -> None:
         report.pages,
         report.listed,
         counts or "nothing new",
-        len(report.malformed),
+        report.malformed_count,
         report.remapped,
         len(report.expired),
         report.cursor_before,
