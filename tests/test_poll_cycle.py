@@ -14,7 +14,7 @@ import pytest
 from poller.adapters.providers.generic import GenericProvider, RetryPolicy
 from poller.app import build_provider
 from poller.config import Settings, load_settings
-from poller.core.poll import PollParams, PollReport, poll_once
+from poller.core.poll import REPORTED_MALFORMED, PollParams, PollReport, poll_once
 from poller.domain.raw_record import MAX_BYTES
 from poller.domain.states import CallState
 from poller.domain.windows import Window
@@ -667,3 +667,17 @@ def test_an_answer_without_the_items_path_holds_the_cursor(
     assert cursor_of(any_store) == before
     api.answer_instead = {"calls": []}  # an explicitly empty page is fine
     assert cycle(settings_for(server.url), any_store, T0 + timedelta(hours=3)).ok
+
+
+def test_a_backfill_full_of_unmapped_records_keeps_them_all_but_reports_only_the_first(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    for n in range(150):
+        at = T0 + timedelta(seconds=10 * n)
+        add(api, f"good-{n:03d}", at)
+        add(api, f"bad-{n:03d}", at, started_at="not a time")
+    report = cycle(settings_for(server.url), any_store, T0 + timedelta(hours=1))
+    assert report.ok, report.error
+    assert report.malformed_count == 150 and len(report.malformed) == REPORTED_MALFORMED
+    assert report.to_dict()["counts"]["malformed"] == 150
+    assert len(unmapped_of(any_store)) == 150 and len(all_calls(any_store)) == 150
