@@ -278,6 +278,7 @@ class PollSettings(Section):
     directions: list[Literal["inbound", "outbound"]] = Field(default=["inbound", "outbound"])
     rep_allow: list[str] = Field(default=[])
     rep_deny: list[str] = Field(default=[])
+    max_unmapped_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
 
 
 class WorkerSettings(Section):

@@ -93,6 +93,7 @@ def test_status_json_on_an_empty_database(engine: Engine) -> None:
         "oldest_due_at": None,
         "oldest_due_age_seconds": None,
         "cursors": [],
+        "unmapped": {},
     }
 
 

@@ -139,3 +139,59 @@ def test_missing_provider_settings_exit_2(engine: Engine, server: LocalHTTPServe
     )
     assert no_token.exit_code == 2
     assert "provider.token: required" in no_token.stderr
+
+
+def test_a_wrong_field_mapping_fails_the_poll_and_keeps_the_cursor_until_it_is_fixed(
+    engine: Engine,
+) -> None:
+    # Measured on an earlier version: "0 call(s) listed, 15 malformed record(s) skipped",
+    # the cursor moved past the calls and the exit status was 0; they never came back.
+    api = FakeCallLog(page_size=100, auth=("bearer", TOKEN))
+    recent = datetime.now(UTC) - timedelta(minutes=30)
+    for n in range(15):
+        at = recent + timedelta(seconds=n)
+        api.add_call(quickstart_call(f"call-{n:02d}", at), at)
+    wrong = {"SIRO_POLLER_PROVIDER__FIELDS__STARTED_AT": "start_time"}
+    with serve(api) as server:
+        failed = run(engine, server, **wrong)
+        assert failed.exit_code == 1, failed.output
+        assert "0 call(s) listed, 15 record(s) failed mapping and were kept" in failed.stdout
+        assert "poll failed" in failed.stderr
+        assert "15 of 15 records failed mapping" in failed.stderr
+        assert "no start time at 'start_time' (15x)" in failed.stderr
+        store = SqlStore(engine)
+        [cursor] = store.cursors()
+        assert cursor.cursor_value is None and cursor.last_error is not None
+        assert "15 of 15 records failed mapping" in cursor.last_error
+
+        environment = {"SIRO_POLLER_DATABASE__URL": database_url(engine)}
+        status = CliRunner().invoke(main, ["status"], env=environment)
+        assert "unmapped: 15 record(s) of generic failed the field mapping" in status.stdout
+        document = json.loads(
+            CliRunner().invoke(main, ["status", "--json"], env=environment).stdout
+        )
+        assert document["unmapped"] == {"generic": 15}
+        listing = CliRunner().invoke(main, ["calls", "unmapped"], env=environment)
+        assert listing.exit_code == 0, listing.output
+        assert "no start time at 'start_time'" in listing.stdout
+        assert '{"call_id":"call-00"' in listing.stdout
+        rows = json.loads(
+            CliRunner().invoke(main, ["calls", "unmapped", "--json"], env=environment).stdout
+        )
+        assert len(rows) == 15 and {row["page"] for row in rows} == {1}
+        assert sorted(row["item_index"] for row in rows) == list(range(15))
+        assert json.loads(rows[0]["raw"])["call_id"] == "call-00"
+
+        fixed = run(engine, server)
+        assert fixed.exit_code == 0, fixed.output
+        assert "15 record(s) kept as unmapped before map now and went in" in fixed.stdout
+    assert len(store.list_calls()) == 15
+    [cursor] = store.cursors()
+    assert cursor.cursor_value is not None and cursor.last_error is None
+    assert store.status(datetime.now(UTC)).unmapped == {}
+    resolved = CliRunner().invoke(main, ["calls", "unmapped", "--resolved"], env=environment)
+    assert "call-00" in resolved.stdout
+    assert (
+        "no unmapped records"
+        in CliRunner().invoke(main, ["calls", "unmapped"], env=environment).stdout
+    )

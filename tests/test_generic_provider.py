@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,11 +14,13 @@ from poller.adapters.providers import build_provider
 from poller.adapters.providers.generic import GenericProvider, RetryPolicy, parse_time
 from poller.config import ConfigError, ProviderSettings
 from poller.domain.call_record import DownloadRequest, RateLimitHints
+from poller.domain.raw_record import MAX_DEPTH, TOO_DEEP
 from poller.domain.records import Call
 from poller.domain.states import CallState, Direction, RecordingState
 from poller.domain.windows import Window
 from poller.ports.provider import (
     ListedPage,
+    MalformedRecordError,
     PageLimitExceeded,
     PagingLoopError,
     PermanentProviderError,
@@ -551,3 +554,110 @@ def test_basic_auth_header_is_standard() -> None:
     provider = adapter("https://x.example", auth="basic", username="ann", password="pw")
     expected = "Basic " + base64.b64encode(b"ann:pw").decode()
     assert provider.auth_headers == {"Authorization": expected}
+
+
+# -- hostile records: each costs itself at most, never its page ------------------------------
+
+
+def hostile(call_id: str, **fields: Any) -> dict[str, Any]:
+    return {**quickstart_call(call_id, T0), **fields}
+
+
+def deep(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"end": True}
+    for _ in range(levels):
+        node = {"next": node}
+    return node
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        (
+            {"started_at": "9999-12-31T23:59:59-01:00"},
+            "started_at '9999-12-31T23:59:59-01:00' is out of range",
+        ),
+        (
+            {"started_at": "1969-07-20T20:17:40Z"},
+            "started_at 1969-07-20T20:17:40+00:00 is before 1970",
+        ),
+        ({"started_at": "2026-02-25T14:00:00Z"}, "is more than a day in the future"),
+        ({"duration": "Infinity"}, "duration 'Infinity' is not a finite number"),
+        ({"duration": "nan"}, "duration 'nan' is not a finite number"),
+        ({"duration": 1e30}, "duration 1e+30 is out of range"),
+        ({"duration": float("inf")}, "duration inf is not a finite number"),
+    ],
+)
+def test_a_time_or_number_out_of_range_is_a_malformed_record_with_its_raw_text(
+    fields: dict[str, Any], reason: str
+) -> None:
+    provider = GenericProvider(
+        ProviderSettings(base_url="https://api.example.com", fields={"duration": "duration"}),
+        clock=lambda: T0,
+    )
+    with pytest.raises(MalformedRecordError) as raised:
+        provider.normalise(hostile("odd", **fields), RecordPosition(WINDOW, 1, 0))
+    assert reason in raised.value.reason
+    assert raised.value.call_id == "odd"
+    assert raised.value.raw is not None and json.loads(raised.value.raw)["call_id"] == "odd"
+
+
+def test_a_900_deep_record_maps_with_its_raw_record_capped() -> None:
+    provider = adapter("https://api.example.com")
+    record = provider.normalise(hostile("deep", extra=deep(900)), RecordPosition(WINDOW, 1, 0))
+    assert record.provider_call_id == "deep"
+    stored = json.dumps(record.raw)
+    assert TOO_DEEP in stored and stored.count('"next"') < MAX_DEPTH
+
+
+def test_nul_in_a_key_or_value_is_dropped_and_the_record_maps() -> None:
+    provider = adapter("https://api.example.com")
+    raw = hostile("nul\x00-id", contact_name="Ja\x00ne", **{"no\x00te": {"k\x00": "v\x00"}})
+    record = provider.normalise(raw, RecordPosition(WINDOW, 1, 0))
+    assert (record.provider_call_id, record.contact_name) == ("nul-id", "Jane")
+    assert record.raw["note"] == {"k": "v"}
+    assert "\x00" not in json.dumps(record.raw)
+
+
+def test_any_error_in_one_record_becomes_a_malformed_record_and_the_page_goes_on(
+    api: FakeCallLog, server: LocalHTTPServer
+) -> None:
+    class Fragile(GenericProvider):
+        def normalise(self, raw: Any, position: RecordPosition) -> Any:
+            if raw.get("call_id") == "call-1":
+                raise RecursionError("maximum recursion depth exceeded")
+            if raw.get("call_id") == "call-2":
+                raise OverflowError("date value out of range")
+            return super().normalise(raw, position)
+
+    add_calls(api, 4)
+    api.page_size = 10
+    provider = Fragile(ProviderSettings(base_url=server.url), retry=NO_WAIT)
+    [page] = pages(provider)
+    assert [r.provider_call_id for r in page.records] == ["call-0", "call-3"]
+    reasons = {m.position.index: m.reason for m in page.malformed}
+    assert reasons == {
+        1: "could not be mapped: RecursionError: maximum recursion depth exceeded",
+        2: "could not be mapped: OverflowError: date value out of range",
+    }
+    assert all(m.raw and "call-" in m.raw for m in page.malformed)
+
+
+def test_a_200_answer_without_the_items_path_is_an_error_naming_what_it_saw() -> None:
+    class Maintenance(QuietHandler):
+        def do_GET(self) -> None:
+            body = {"calls": []} if "empty" in self.path else {"error": "maintenance", "eta": 5}
+            payload = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    with LocalHTTPServer(Maintenance) as server:
+        with pytest.raises(PermanentProviderError) as raised:
+            pages(adapter(server.url))
+        message = str(raised.value)
+        assert "provider.listing.items_path 'calls'" in message
+        assert "top-level keys: error, eta" in message
+        [page] = pages(adapter(server.url, listing={"path": "/empty"}))
+        assert page.records == [] and page.item_count == 0

@@ -41,6 +41,11 @@ PUBLIC_COLUMNS = {
         "id", "email", "email_lower", "phone_number", "phone_e164", "first_name", "last_name",
         "external_id", "organization_id", "disabled", "synced_at", "missing_since",
     },
+    "unmapped_records": {
+        "id", "provider", "raw_sha256", "provider_call_id", "window_start", "window_end", "page",
+        "item_index", "reason", "raw", "first_seen_at", "last_seen_at", "times_seen",
+        "resolved_at", "resolved_call_id",
+    },
 }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,8 @@ import pytest
 from poller.adapters.providers.generic import GenericProvider, RetryPolicy
 from poller.app import build_provider
 from poller.config import Settings, load_settings
-from poller.core.poll import PollParams, PollReport, poll_once
+from poller.core.poll import REPORTED_MALFORMED, PollParams, PollReport, poll_once
+from poller.domain.raw_record import MAX_BYTES
 from poller.domain.states import CallState
 from poller.domain.windows import Window
 from tests.fakes.http_server import LocalHTTPServer
@@ -513,3 +515,169 @@ def test_a_cursor_older_than_the_providers_history_is_clamped_with_a_warning(
         report = cycle(settings, any_store, now)
     assert report.window == Window(now - timedelta(days=1), now - SETTLE)
     assert any("can no longer be listed" in r.getMessage() for r in caplog.records)
+
+
+# -- nothing lost on a bad listing ---------------------------------------------------------------
+
+
+def unmapped_of(store: AnyStore, **kwargs: Any) -> list[Any]:
+    return store.unmapped_records("generic", limit=100_000, **kwargs)
+
+
+def nested(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"end": True}
+    for _ in range(levels):
+        node = {"next": node}
+    return node
+
+
+def test_hostile_records_cost_only_themselves_and_are_kept_with_their_reason(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    at = T0 + timedelta(minutes=10)
+    future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    add(api, "good-1", at)
+    add(api, "deep", at, extra=nested(900))
+    add(api, "nul", at, contact_name="Ja\x00ne", **{"no\x00te": {"k\x00ey": "va\x00lue"}})
+    add(api, "bulky", at, transcript="word " * 100_000)
+    add(api, "year-9999", at, started_at="9999-12-31T23:59:59-01:00")
+    add(api, "before-1970", at, started_at="1969-12-31T23:00:00Z")
+    add(api, "tomorrow-plus", at, started_at=future)
+    add(api, "infinite", at, duration=float("inf"))
+    add(api, "nan", at, duration="nan")
+    add(api, "huge", at, duration=1e30)
+    add(api, "good-2", at + timedelta(seconds=1), score=float("nan"))  # JSONB refuses NaN
+    settings = settings_for(server.url, provider={"fields": {"duration": "duration"}})
+    now = T0 + timedelta(hours=1)
+
+    report = cycle(settings, any_store, now)
+
+    assert report.ok, report.error
+    calls = {call.provider_call_id: call for call in all_calls(any_store)}
+    assert set(calls) == {"good-1", "good-2", "deep", "nul", "bulky"}
+    assert len(json.dumps(calls["bulky"].raw)) <= MAX_BYTES
+    assert calls["bulky"].raw["call_id"] == "bulky"
+    assert calls["bulky"].raw["transcript"] == "[dropped: 500002 bytes]"
+    assert calls["good-2"].raw["score"] == "nan"
+    assert "\x00" not in repr(calls["nul"].raw) and calls["nul"].raw["note"] == {"key": "value"}
+    assert calls["nul"].contact_name == "Jane"
+    assert "nested deeper than" in repr(calls["deep"].raw)
+    reasons = {row.provider_call_id: row.reason for row in unmapped_of(any_store)}
+    assert set(reasons) == {"year-9999", "before-1970", "tomorrow-plus", "infinite", "nan", "huge"}
+    assert "out of range" in reasons["year-9999"]
+    assert "before 1970" in reasons["before-1970"]
+    assert "more than a day in the future" in reasons["tomorrow-plus"]
+    assert "not a finite number" in reasons["infinite"] and "not a finite number" in reasons["nan"]
+    assert "out of range" in reasons["huge"]
+    assert cursor_of(any_store) == now - SETTLE
+    assert any_store.status(now).unmapped == {"generic": 6}
+
+
+def test_a_wrong_mapping_holds_the_cursor_and_fixing_it_brings_every_call_in(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    api.page_size = 10
+    for n in range(15):
+        add(api, f"call-{n:02d}", T0 + timedelta(minutes=n))
+    wrong = settings_for(server.url, provider={"fields": {"started_at": "start_time"}})
+    now = T0 + timedelta(hours=1)
+
+    failed = cycle(wrong, any_store, now)
+
+    assert not failed.ok and failed.error is not None
+    assert "page 1: 10 of 10 records failed mapping" in failed.error
+    assert "no start time at 'start_time' (10x)" in failed.error
+    assert failed.pages == 2 and failed.malformed_count == 15  # the whole span was read
+    assert all_calls(any_store) == []
+    cursor = any_store.get_cursor("generic")
+    assert cursor is not None and cursor.cursor_value is None
+    assert cursor.last_error == failed.error
+    assert len(unmapped_of(any_store)) == 15
+
+    again = cycle(wrong, any_store, now + timedelta(minutes=5))
+    assert not again.ok and cursor_of(any_store) is None
+    assert {row.times_seen for row in unmapped_of(any_store)} == {2}
+
+    planned = cycle(settings_for(server.url), any_store, now + timedelta(minutes=10), dry_run=True)
+    assert planned.ok and planned.remapped == 15 and planned.counts["inserted"] == 15
+    assert all_calls(any_store) == [] and len(unmapped_of(any_store)) == 15
+
+    fixed = cycle(settings_for(server.url), any_store, now + timedelta(minutes=10))
+    assert fixed.ok, fixed.error
+    assert fixed.remapped == 15 and fixed.counts["inserted"] == 15
+    assert len(all_calls(any_store)) == 15
+    assert unmapped_of(any_store) == []
+    resolved = unmapped_of(any_store, resolved=True)
+    assert {row.resolved_call_id for row in resolved} == {c.id for c in all_calls(any_store)}
+    assert cursor_of(any_store) == now + timedelta(minutes=10) - SETTLE
+
+
+def test_records_older_than_the_lookback_come_back_once_the_mapping_reads_them(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    at = T0 + timedelta(minutes=10)
+    for n in range(4):  # records of the old API version carry both keys
+        add(api, f"both-{n}", at, start_time=f"2026-11-24T00:1{n}:00Z")
+    for n in range(6):  # newer ones only start_time: the configured started_at misses them
+        record = quickstart_call(f"new-{n}", at)
+        record["start_time"] = record.pop("started_at")
+        api.add_call(record, at)
+    settings = settings_for(server.url, poll={"lookback_minutes": 10})
+    first = cycle(settings, any_store, T0 + timedelta(hours=1))
+    assert first.ok, first.error  # 6 of 10: under the default ratio, the cursor moves on
+    assert len(all_calls(any_store)) == 4 and len(unmapped_of(any_store)) == 6
+
+    later = T0 + timedelta(hours=4)
+    fixed = settings_for(
+        server.url, provider={"fields": {"started_at": "start_time"}}, poll={"lookback_minutes": 10}
+    )
+    report = cycle(fixed, any_store, later)
+    assert report.ok, report.error
+    assert report.window is not None and report.window.start > at  # not listed again
+    assert report.remapped == 6
+    calls = {call.provider_call_id: call for call in all_calls(any_store)}
+    assert set(calls) == {*(f"both-{n}" for n in range(4)), *(f"new-{n}" for n in range(6))}
+    assert calls["new-0"].started_at == at
+    assert unmapped_of(any_store) == []
+
+
+def test_a_stricter_ratio_fails_the_poll_on_fewer_unmapped_records(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    add(api, "good", T0 + timedelta(minutes=1))
+    add(api, "bad", T0 + timedelta(minutes=2), started_at="soon")
+    settings = settings_for(server.url, poll={"max_unmapped_ratio": 0.5})
+    report = cycle(settings, any_store, T0 + timedelta(hours=1))
+    assert report.error is not None and "1 of 2 records failed mapping" in report.error
+    assert "'soon' does not parse as iso8601" in report.error
+    assert [c.provider_call_id for c in all_calls(any_store)] == ["good"]
+    assert cursor_of(any_store) is None
+
+
+def test_an_answer_without_the_items_path_holds_the_cursor(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    add(api, "call-1", T0 + timedelta(minutes=1))
+    cycle(settings_for(server.url), any_store, T0 + timedelta(hours=1))
+    before = cursor_of(any_store)
+    api.answer_instead = {"error": "maintenance"}
+    report = cycle(settings_for(server.url), any_store, T0 + timedelta(hours=2))
+    assert report.error is not None
+    assert "items_path 'calls'" in report.error and "top-level keys: error" in report.error
+    assert cursor_of(any_store) == before
+    api.answer_instead = {"calls": []}  # an explicitly empty page is fine
+    assert cycle(settings_for(server.url), any_store, T0 + timedelta(hours=3)).ok
+
+
+def test_a_backfill_full_of_unmapped_records_keeps_them_all_but_reports_only_the_first(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    for n in range(150):
+        at = T0 + timedelta(seconds=10 * n)
+        add(api, f"good-{n:03d}", at)
+        add(api, f"bad-{n:03d}", at, started_at="not a time")
+    report = cycle(settings_for(server.url), any_store, T0 + timedelta(hours=1))
+    assert report.ok, report.error
+    assert report.malformed_count == 150 and len(report.malformed) == REPORTED_MALFORMED
+    assert report.to_dict()["counts"]["malformed"] == 150
+    assert len(unmapped_of(any_store)) == 150 and len(all_calls(any_store)) == 150

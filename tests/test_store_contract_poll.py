@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import Engine, text
+
+from poller.adapters.prometheus_metrics import StateTableCollector
+from poller.adapters.sql.store import SqlStore
 from poller.domain.call_record import CallRecord
 from poller.domain.filters import SkipReason, SkipVerdict
 from poller.domain.ingest import IngestAction, ListedCall
+from poller.domain.raw_record import fingerprint
+from poller.domain.records import UnmappedDraft
 from poller.domain.states import CallState, Direction, RecordingState
 from tests.seed import AnyStore, seed_call
 
@@ -339,3 +348,115 @@ def test_calls_waiting_too_long_are_skipped_as_no_recording(any_store: AnyStore)
     for untouched in ("recent-waiting", "old-due", "old-leased"):
         assert by_id(any_store, untouched).state is CallState.PENDING
     assert any_store.expire_waiting("generic", cutoff, NOW, message=WAIT_MESSAGE) == []
+
+
+# -- records that failed mapping --------------------------------------------------------------
+
+
+def unmapped(raw: str, *, page: int = 1, index: int = 0, reason: str = "no call id") -> Any:
+    return UnmappedDraft(
+        window_start=STARTED,
+        window_end=NOW,
+        page=page,
+        item_index=index,
+        reason=reason,
+        raw=raw,
+        raw_sha256=fingerprint(raw),
+    )
+
+
+def test_unmapped_records_are_kept_with_the_page_and_count_each_sighting(
+    any_store: AnyStore,
+) -> None:
+    first = unmapped('{"start":"x"}', index=3)
+    other = unmapped('{"start":"y"}', index=4, reason="bad time")
+    changes = any_store.ingest_page("generic", listed(record("good")), NOW, unmapped=[first, other])
+    assert [c.provider_call_id for c in changes] == ["good"]
+    rows = any_store.unmapped_records("generic")
+    assert [(r.raw, r.page, r.item_index, r.reason, r.times_seen) for r in rows] == [
+        ('{"start":"x"}', 1, 3, "no call id", 1),
+        ('{"start":"y"}', 1, 4, "bad time", 1),
+    ]
+    assert rows[0].first_seen_at == rows[0].last_seen_at == NOW
+    assert (rows[0].window_start, rows[0].window_end) == (STARTED, NOW)
+    assert rows[0].resolved_at is None and rows[0].resolved_call_id is None
+
+    # The next cycle lists the same record again, elsewhere and for another reason: one row.
+    later = NOW + timedelta(minutes=5)
+    moved = unmapped('{"start":"x"}', page=2, index=0, reason="no start time")
+    any_store.ingest_page("generic", [], later, unmapped=[moved, moved])
+    [again, _other] = any_store.unmapped_records("generic")
+    assert (again.id, again.page, again.item_index) == (rows[0].id, 2, 0)
+    assert (again.reason, again.times_seen) == ("no start time", 2)
+    assert (again.first_seen_at, again.last_seen_at) == (NOW, later)
+    assert any_store.status(later).unmapped == {"generic": 2}
+
+
+def test_an_unmapped_record_resolves_as_the_call_it_maps_to(any_store: AnyStore) -> None:
+    any_store.ingest_page("generic", [], NOW, unmapped=[unmapped('{"id":"late"}')])
+    [row] = any_store.unmapped_records("generic")
+    later = NOW + timedelta(hours=3)
+    [change] = any_store.ingest_page(
+        "generic", listed(record("late")), later, resolving={row.id: "late"}
+    )
+    assert change.action is IngestAction.INSERTED
+    assert any_store.unmapped_records("generic") == []
+    [resolved] = any_store.unmapped_records("generic", resolved=True)
+    assert (resolved.resolved_at, resolved.resolved_call_id) == (later, change.call_id)
+    assert any_store.status(later).unmapped == {}
+
+    # Seen failing again (the mapping broke once more): unresolved again.
+    any_store.ingest_page("generic", [], later, unmapped=[unmapped('{"id":"late"}')])
+    [row] = any_store.unmapped_records("generic")
+    assert (row.resolved_at, row.resolved_call_id, row.times_seen) == (None, None, 2)
+
+
+def test_unmapped_records_are_per_provider_and_page_through_by_id(any_store: AnyStore) -> None:
+    drafts = [unmapped(f'{{"n":{n}}}', index=n) for n in range(5)]
+    any_store.ingest_page("generic", [], NOW, unmapped=drafts)
+    any_store.ingest_page("other", [], NOW, unmapped=[unmapped('{"n":0}')])
+    first = any_store.unmapped_records("generic", limit=2)
+    rest = any_store.unmapped_records("generic", after_id=first[-1].id)
+    assert [r.item_index for r in first + rest] == [0, 1, 2, 3, 4]
+    assert len(any_store.unmapped_records(None)) == 6
+    assert any_store.status(NOW).unmapped == {"generic": 5, "other": 1}
+
+
+def test_a_dry_run_keeps_no_unmapped_record(any_store: AnyStore) -> None:
+    any_store.ingest_page("generic", [], NOW, dry_run=True, unmapped=[unmapped("{}")])
+    assert any_store.unmapped_records(None, resolved=None) == []
+
+
+def test_the_readme_s_unmapped_queries_run_on_both_backends(engine: Engine) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Records the mapping could not read", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    queries = [query.strip() for query in block.split(";") if query.strip()]
+    store = SqlStore(engine)
+    store.ingest_page(
+        "generic",
+        [],
+        NOW,
+        unmapped=[unmapped('{"a":1}'), unmapped('{"a":2}'), unmapped('{"a":3}', reason="bad")],
+    )
+    [first, *_rest] = store.unmapped_records("generic")
+    [change] = store.ingest_page("generic", listed(record("c1")), NOW, resolving={first.id: "c1"})
+
+    with engine.connect() as connection:
+        results = [connection.execute(text(query)).all() for query in queries]
+
+    assert len(results) == 3
+    assert sorted((row.provider, row.reason, row.records) for row in results[0]) == [
+        ("generic", "bad", 1),
+        ("generic", "no call id", 1),
+    ]
+    assert [row.raw for row in results[1]] == ['{"a":2}', '{"a":3}']
+    assert [(row.call_id, row.provider_call_id) for row in results[2]] == [(change.call_id, "c1")]
+
+
+def test_unmapped_records_are_a_metric_per_provider(any_store: AnyStore) -> None:
+    any_store.ingest_page("generic", [], NOW, unmapped=[unmapped("{}"), unmapped("[]")])
+    registry = CollectorRegistry()
+    registry.register(StateTableCollector(any_store, lambda: NOW))
+    scraped = generate_latest(registry).decode()
+    assert 'siro_poller_unmapped_records{provider="generic"} 2.0' in scraped

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,8 @@ from poller.domain.records import (
     EventDraft,
     PollCursor,
     StatusSummary,
+    UnmappedDraft,
+    UnmappedRecord,
     UsersSyncResult,
 )
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
@@ -50,6 +52,7 @@ class MemoryStore(LeaseGuardedWrites):
         self.events: list[CallEvent] = []
         self.poll_cursors: dict[str, PollCursor] = {}
         self.directory_users: dict[str, DirectoryUser] = {}
+        self.unmapped: dict[int, UnmappedRecord] = {}
         self._lock = threading.RLock()
         self._next_event_id = 1
 
@@ -62,11 +65,16 @@ class MemoryStore(LeaseGuardedWrites):
                 counts[call.state.value] += 1
             due = [call for call in self.calls.values() if self._is_due(call, now)]
             times = [c.next_attempt_at for c in due if c.next_attempt_at is not None]
+            unmapped: dict[str, int] = {}
+            for row in self.unmapped.values():
+                if row.resolved_at is None:
+                    unmapped[row.provider] = unmapped.get(row.provider, 0) + 1
             return StatusSummary(
                 counts=counts,
                 due_now=len(due),
                 oldest_due_at=min(times) if times else None,
                 cursors=self.cursors(),
+                unmapped=dict(sorted(unmapped.items())),
             )
 
     @staticmethod
@@ -172,7 +180,10 @@ class MemoryStore(LeaseGuardedWrites):
         now: datetime,
         *,
         dry_run: bool = False,
+        unmapped: Sequence[UnmappedDraft] = (),
+        resolving: Mapping[int, str] | None = None,
     ) -> list[IngestChange]:
+        now = as_utc(now)
         with self._lock:
             by_key = {
                 call.provider_call_id: call
@@ -187,7 +198,61 @@ class MemoryStore(LeaseGuardedWrites):
                 return [plan.change for plan in plans]
             # Ids continue after the highest one, as an identity column does (seeded rows too).
             next_ids = itertools.count(max(self.calls, default=0) + 1)
-            return [self._apply(plan, now, next_ids) for plan in plans]
+            changes = [self._apply(plan, now, next_ids) for plan in plans]
+            # The same record twice on one page is one sighting (the last), as in SQL.
+            for draft in {draft.raw_sha256: draft for draft in unmapped}.values():
+                self._keep_unmapped(provider, draft, now)
+            call_ids = {change.provider_call_id: change.call_id for change in changes}
+            for row_id, key in (resolving or {}).items():
+                if row_id in self.unmapped:
+                    self.unmapped[row_id] = dataclasses.replace(
+                        self.unmapped[row_id], resolved_at=now, resolved_call_id=call_ids.get(key)
+                    )
+            return changes
+
+    def _keep_unmapped(self, provider: str, draft: UnmappedDraft, now: datetime) -> None:
+        values = dataclasses.asdict(draft)
+        values.update(
+            {k: as_utc(v) for k, v in values.items() if isinstance(v, datetime)},
+            last_seen_at=now,
+            resolved_at=None,
+            resolved_call_id=None,
+        )
+        known = next(
+            (
+                row
+                for row in self.unmapped.values()
+                if (row.provider, row.raw_sha256) == (provider, draft.raw_sha256)
+            ),
+            None,
+        )
+        if known is None:
+            row_id = max(self.unmapped, default=0) + 1
+            self.unmapped[row_id] = UnmappedRecord(
+                id=row_id, provider=provider, first_seen_at=now, **values
+            )
+        else:
+            self.unmapped[known.id] = dataclasses.replace(
+                known, times_seen=known.times_seen + 1, **values
+            )
+
+    def unmapped_records(
+        self,
+        provider: str | None = None,
+        *,
+        resolved: bool | None = False,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[UnmappedRecord]:
+        with self._lock:
+            rows = [
+                row
+                for row_id, row in sorted(self.unmapped.items())
+                if row_id > after_id
+                and (provider is None or row.provider == provider)
+                and (resolved is None or (row.resolved_at is not None) == resolved)
+            ]
+        return rows[:limit]
 
     def _apply(self, plan: IngestPlan, now: datetime, next_ids: Iterator[int]) -> IngestChange:
         change = plan.change

@@ -101,6 +101,14 @@ class StateTableCollector(Collector):
                 success.add_metric([cursor.provider], cursor.last_success_at.timestamp())
         yield behind
         yield success
+        unmapped = GaugeMetricFamily(
+            "siro_poller_unmapped_records",
+            "Listed records the field mapping could not read (not calls yet), per provider.",
+            labels=["provider"],
+        )
+        for provider, count in summary.unmapped.items():
+            unmapped.add_metric([provider], count)
+        yield unmapped
 
 
 def serve_metrics(listen: str, store: Store, clock: Callable[[], datetime]) -> PrometheusTelemetry:

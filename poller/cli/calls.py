@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
@@ -16,7 +17,7 @@ from poller.cli.root import (
     pass_cli,
 )
 from poller.domain.clock import utcnow
-from poller.domain.records import Call
+from poller.domain.records import Call, UnmappedRecord
 from poller.domain.states import CallState
 from poller.ports.store import NotRequeueable
 
@@ -149,4 +150,67 @@ def retry(cli: CliContext, reference: str | None, all_failed: bool) -> None:
         raise UserError(str(exc)) from None
     click.echo(
         f"requeued call {call.id} ({call.provider} {call.provider_call_id}), was {call.state}"
+    )
+
+
+def _minute(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def unmapped_document(row: UnmappedRecord) -> dict[str, Any]:
+    """An unmapped record as `calls unmapped --json` prints it."""
+    return row.to_dict()
+
+
+@calls_group.command("unmapped")
+@click.option("--provider", help="Only records of this provider (provider.name).")
+@click.option("--resolved", "show_resolved", is_flag=True, help="Also records that map now.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (see README).")
+@pass_cli
+def unmapped(
+    cli: CliContext, provider: str | None, show_resolved: bool, limit: int, as_json: bool
+) -> None:
+    """Listed records the field mapping could not read, oldest first.
+
+    Each poll maps them again with the current mapping; once it reads them they become calls
+    (shown with --resolved).
+    """
+    rows = cli.store.unmapped_records(
+        provider, resolved=None if show_resolved else False, limit=limit
+    )
+    if as_json:
+        emit_json([unmapped_document(row) for row in rows])
+        return
+    if not rows:
+        click.echo("no unmapped records")
+        return
+    emit_table(
+        [
+            [
+                row.id,
+                row.provider,
+                f"{_minute(row.window_start)} - {_minute(row.window_end)}",
+                row.page,
+                row.item_index,
+                row.times_seen,
+                row.last_seen_at,
+                row.resolved_call_id if row.resolved_at else None,
+                _short(None, row.reason),
+                _short(None, row.raw, 50),
+            ]
+            for row in rows
+        ],
+        headers=[
+            "id",
+            "provider",
+            "window",
+            "page",
+            "item",
+            "seen",
+            "last seen",
+            "call",
+            "reason",
+            "raw",
+        ],
     )

@@ -48,9 +48,16 @@ def _print(report: PollReport) -> None:
     window = f"{report.window}" if report.window else "nothing to list yet"
     click.echo(f"provider {report.provider}: window {window}")
     listed = f"{report.pages} page(s), {report.listed} call(s) listed"
-    if report.malformed:
-        listed += f", {len(report.malformed)} malformed record(s) skipped (see the log)"
+    if report.malformed_count:
+        kept = "would be kept" if report.dry_run else "were kept"
+        listed += (
+            f", {report.malformed_count} record(s) failed mapping and {kept} "
+            "(siro-poller calls unmapped)"
+        )
     click.echo(listed)
+    if report.remapped:
+        went = "would go in" if report.dry_run else "went in"
+        click.echo(f"{report.remapped} record(s) kept as unmapped before map now and {went}")
     if report.changes:
         click.echo()
         emit_table(

@@ -21,6 +21,7 @@ def status_document(summary: StatusSummary) -> dict[str, Any]:
         "oldest_due_at": oldest,
         "oldest_due_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
         "cursors": [cursor.to_dict() for cursor in summary.cursors],
+        "unmapped": summary.unmapped,
     }
 
 
@@ -28,11 +29,12 @@ def status_document(summary: StatusSummary) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (see README).")
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
-    """Counts by state, the oldest due row, and each provider's cursor."""
+    """Counts by state, the oldest due row, each provider's cursor, and unmapped records."""
     document = status_document(cli.store.status(utcnow()))
     if as_json:
         emit_json(document)
         return
+    _print_unmapped(document["unmapped"])
     emit_table(
         [[state, count] for state, count in document["counts"].items()]
         + [["total", document["total"]]],
@@ -62,6 +64,17 @@ def status(cli: CliContext, as_json: bool) -> None:
         ],
         headers=["provider", "listed up to", "last poll", "last success", "last error"],
     )
+
+
+def _print_unmapped(unmapped: dict[str, int]) -> None:
+    # First: a record that fails mapping is a call that is not going to Siro.
+    for provider, count in unmapped.items():
+        click.echo(
+            f"unmapped: {count} record(s) of {provider} failed the field mapping and are not "
+            "calls yet; see `siro-poller calls unmapped`"
+        )
+    if unmapped:
+        click.echo()
 
 
 def _age(seconds: float) -> str:

@@ -14,6 +14,11 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
    call still waiting for its recording: a recording may arrive hours after its call, long
    after the lookback has passed it by.
 6. Skip, as ``no_recording``, calls that have waited longer than ``recording_wait_hours``.
+7. Keep every record that fails mapping in ``unmapped_records``, in the transaction of its
+   page. Each cycle first maps the unresolved ones again with the provider's current mapping:
+   once the mapping is fixed they become calls, however old they are. A page where the share
+   of such records reaches ``max_unmapped_ratio`` (by default: all of them) fails its span, so
+   the cursor does not move past calls it could not read.
 
 ``now`` is an argument so tests can simulate time; nothing here reads the clock.
 """
@@ -27,18 +32,30 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from poller.config import Settings
-from poller.domain.call_record import RateLimitHints
+from poller.domain.call_record import CallRecord, RateLimitHints
 from poller.domain.clock import as_utc
 from poller.domain.filters import CallFilter
 from poller.domain.ingest import IngestAction, IngestChange, ListedCall, no_recording_message
-from poller.domain.records import PollCursor
+from poller.domain.raw_record import fingerprint, load_raw
+from poller.domain.records import PollCursor, UnmappedDraft, UnmappedRecord
 from poller.domain.states import Direction
 from poller.domain.windows import Window, first_cursor, halve, poll_window, split_window
 from poller.logs import redact_text
-from poller.ports.provider import MalformedRecordError, ProviderError, ProviderPort
+from poller.ports.provider import (
+    ListedPage,
+    MalformedRecordError,
+    ProviderError,
+    ProviderPort,
+    RecordPosition,
+)
 from poller.ports.store import Store
 
 log = logging.getLogger(__name__)
+
+# Unresolved unmapped records are mapped again this many at a time (bounded memory).
+REMAP_BATCH = 500
+REPORTED_MALFORMED = 100
+_REASON_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +70,8 @@ class PollParams:
     recording_wait: timedelta = timedelta(hours=48)
     recheck_waiting: timedelta = timedelta(minutes=30)
     call_filter: CallFilter = field(default_factory=CallFilter)
+    # A page whose share of records failing mapping reaches this fails its span (0: any).
+    max_unmapped_ratio: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PollParams:
@@ -71,6 +90,7 @@ class PollParams:
                 rep_allow=tuple(poll.rep_allow),
                 rep_deny=tuple(poll.rep_deny),
             ),
+            max_unmapped_ratio=poll.max_unmapped_ratio,
         )
 
 
@@ -92,10 +112,17 @@ class PollReport:
     listed: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     changes: list[IngestChange] = field(default_factory=list)
+    # The first REPORTED_MALFORMED records that failed mapping (each carries its raw text, so
+    # a long backfill must not keep them all); ``malformed_count`` counts every one.
     malformed: list[MalformedRecordError] = field(default_factory=list)
+    malformed_count: int = 0
+    # Records kept unmapped by earlier cycles that the current mapping turned into calls.
+    remapped: int = 0
     expired: list[str] = field(default_factory=list)
     rate_limit: RateLimitHints | None = None
     error: str | None = None
+    # A dry run writes nothing, so a call listed again later in the cycle would look new again.
+    seen_in_dry_run: set[str] = field(default_factory=set, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -120,7 +147,11 @@ class PollReport:
             "pages": self.pages,
             "listed": self.listed,
             "counts": {action.value: self.counts[action.value] for action in IngestAction}
-            | {"malformed": len(self.malformed), "expired": len(self.expired)},
+            | {
+                "malformed": self.malformed_count,
+                "remapped": self.remapped,
+                "expired": len(self.expired),
+            },
             "changes": [
                 {
                     "provider_call_id": change.provider_call_id,
@@ -190,6 +221,7 @@ def poll_once(
                 lost_until,
             )
     try:
+        _map_unmapped_again(report, params, provider, store)
         if report.window is not None:
             _list_window(report, report.window, params, provider, store)
             if report.error is None:
@@ -224,19 +256,20 @@ def _list_window(
     key = params.provider_key
     row_cap = provider.capabilities.max_rows_per_query
     spans = deque(split_window(window, provider.capabilities.max_window))
-    # A dry run writes nothing, so a call listed again in a later span would look new again.
-    seen_in_dry_run: set[str] = set()
     while spans:
         span = spans.popleft()
         items_in_span = 0
+        unmapped_error: str | None = None
         try:
             for page in provider.list_window(span):
                 report.pages += 1
                 items_in_span += page.item_count
                 report.rate_limit = page.rate_limit
                 for malformed in page.malformed:
-                    log.warning("%s: skipped a malformed record: %s", key, malformed)
-                report.malformed.extend(page.malformed)
+                    log.warning("%s: a malformed record, kept as unmapped: %s", key, malformed)
+                report.malformed_count += len(page.malformed)
+                room = max(0, REPORTED_MALFORMED - len(report.malformed))
+                report.malformed.extend(page.malformed[:room])
                 listed = [
                     ListedCall(record, params.call_filter.verdict(record))
                     for record in page.records
@@ -245,14 +278,28 @@ def _list_window(
                     listed = [
                         item
                         for item in listed
-                        if item.record.provider_call_id not in seen_in_dry_run
+                        if item.record.provider_call_id not in report.seen_in_dry_run
                     ]
-                    seen_in_dry_run.update(item.record.provider_call_id for item in listed)
+                    report.seen_in_dry_run.update(item.record.provider_call_id for item in listed)
                 report.listed += len(page.records)
-                report.add(store.ingest_page(key, listed, report.now, dry_run=report.dry_run))
+                changes = store.ingest_page(
+                    key,
+                    listed,
+                    report.now,
+                    dry_run=report.dry_run,
+                    unmapped=[_unmapped_draft(error) for error in page.malformed],
+                )
+                report.add(changes)
+                if unmapped_error is None:
+                    unmapped_error = _too_many_unmapped(page, params.max_unmapped_ratio)
         except ProviderError as exc:
             report.error = redact_text(str(exc))
             log.error("%s: listing stopped, the cursor stays: %s", key, report.error)
+            return
+        if unmapped_error is not None:
+            # The span's other pages went in; its cursor waits for the mapping to be fixed.
+            report.error = unmapped_error
+            log.error("%s: the cursor stays: %s", key, report.error)
             return
         if row_cap is not None and items_in_span >= row_cap:
             halves = halve(span)
@@ -273,6 +320,89 @@ def _list_window(
             report.cursor_after = span.end if before is None else max(before, span.end)
         else:
             report.cursor_after = store.advance_cursor(key, span.end, report.now).cursor_value
+
+
+def _unmapped_draft(error: MalformedRecordError) -> UnmappedDraft:
+    position = error.position
+    raw = error.raw or ""
+    return UnmappedDraft(
+        window_start=position.window.start,
+        window_end=position.window.end,
+        page=position.page,
+        item_index=position.index,
+        reason=redact_text(error.reason)[:_REASON_LIMIT],
+        raw=raw,
+        # Without its raw text a record is told apart by where it was and why it failed.
+        raw_sha256=fingerprint(raw or str(error)),
+        provider_call_id=error.call_id,
+    )
+
+
+def _too_many_unmapped(page: ListedPage, max_ratio: float) -> str | None:
+    """Why ``page`` must hold its span's cursor back, or ``None``."""
+    failed = len(page.malformed)
+    items = max(page.item_count, failed + len(page.records))
+    if failed == 0 or failed / items < max_ratio:
+        return None
+    reasons = Counter(error.reason for error in page.malformed)
+    first = "; ".join(
+        f"{reason} ({count}x)" if count > 1 else reason for reason, count in reasons.most_common(3)
+    )
+    return redact_text(
+        f"window {page.window}, page {page.number}: {failed} of {items} records failed mapping "
+        f"(poll.max_unmapped_ratio = {max_ratio:g}), so the cursor stays before them: {first}. "
+        "They are kept (siro-poller calls unmapped) and mapped again each cycle; check the "
+        "provider.fields mapping"
+    )
+
+
+def _map_unmapped_again(
+    report: PollReport, params: PollParams, provider: ProviderPort, store: Store
+) -> None:
+    """Ingest the kept unmapped records the provider's current mapping can read."""
+    after_id = 0
+    while True:
+        rows = store.unmapped_records(params.provider_key, after_id=after_id, limit=REMAP_BATCH)
+        if not rows:
+            return
+        after_id = rows[-1].id
+        listed: list[ListedCall] = []
+        resolving: dict[int, str] = {}
+        for row in rows:
+            record = _map_again(row, provider)
+            if record is not None:
+                listed.append(ListedCall(record, params.call_filter.verdict(record)))
+                resolving[row.id] = record.provider_call_id
+        if report.dry_run:
+            report.seen_in_dry_run.update(item.record.provider_call_id for item in listed)
+        if listed:
+            log.info(
+                "%s: %d record(s) kept as unmapped map now; ingesting them",
+                params.provider_key,
+                len(listed),
+            )
+            report.add(
+                store.ingest_page(
+                    params.provider_key,
+                    listed,
+                    report.now,
+                    dry_run=report.dry_run,
+                    resolving=None if report.dry_run else resolving,
+                )
+            )
+            report.remapped += len(resolving)
+        if len(rows) < REMAP_BATCH:
+            return
+
+
+def _map_again(row: UnmappedRecord, provider: ProviderPort) -> CallRecord | None:
+    if not row.raw:
+        return None
+    position = RecordPosition(Window(row.window_start, row.window_end), row.page, row.item_index)
+    try:
+        return provider.normalise(load_raw(row.raw), position)
+    except Exception:  # still unreadable: it stays unresolved, and is tried again next cycle
+        return None
 
 
 def _recheck_waiting(
@@ -306,15 +436,16 @@ def _recheck_waiting(
 def _log_summary(report: PollReport) -> None:
     counts = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items()))
     log.info(
-        "%s%s: window %s, %d page(s), %d call(s) listed (%s), %d malformed, %d expired; "
-        "cursor %s -> %s%s",
+        "%s%s: window %s, %d page(s), %d call(s) listed (%s), %d malformed, %d remapped, "
+        "%d expired; cursor %s -> %s%s",
         report.provider,
         " (dry run)" if report.dry_run else "",
         report.window or "empty",
         report.pages,
         report.listed,
         counts or "nothing new",
-        len(report.malformed),
+        report.malformed_count,
+        report.remapped,
         len(report.expired),
         report.cursor_before,
         report.cursor_after,

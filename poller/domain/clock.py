@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
@@ -14,3 +14,17 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def format_time(value: datetime, time_format: str) -> str:
+    """An instant as an API parameter: ``unix_s``, ``unix_ms`` or ISO 8601 UTC (``...Z``)."""
+    if time_format == "unix_s":
+        return str((value - _EPOCH) // _SECOND)
+    if time_format == "unix_ms":
+        return str((value - _EPOCH) // _MILLISECOND)
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -110,6 +110,8 @@ class StatusSummary:
     due_now: int
     oldest_due_at: datetime | None
     cursors: list[PollCursor] = field(default_factory=list)
+    # Per provider: records that failed mapping and have not mapped since (unmapped_records).
+    unmapped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,52 @@ class UsersSyncResult:
             f"{self.listed} users listed by Siro ({self.disabled} disabled): {self.added} new, "
             f"{self.updated} changed, {self.returned} back, {self.missing} no longer listed"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedDraft:
+    """A listed record that failed mapping, as the poll cycle hands it to the store.
+
+    ``raw`` is the stored form of the record (sanitised, capped JSON text); ``raw_sha256``
+    keys it, so a record listed again each cycle stays one row.
+    """
+
+    window_start: datetime
+    window_end: datetime
+    page: int
+    item_index: int
+    reason: str
+    raw: str
+    raw_sha256: str
+    provider_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedRecord:
+    """One row of ``unmapped_records``: a record kept because it failed mapping.
+
+    Where it was last seen (window, page, index), why it failed the last time, and, once a
+    later mapping read it, when and as which call row (``resolved_at``, ``resolved_call_id``).
+    """
+
+    id: int
+    provider: str
+    raw_sha256: str
+    window_start: datetime
+    window_end: datetime
+    page: int
+    item_index: int
+    reason: str
+    raw: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    times_seen: int = 1
+    provider_call_id: str | None = None
+    resolved_at: datetime | None = None
+    resolved_call_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -73,12 +73,24 @@ class RecordPosition:
 
 
 class MalformedRecordError(ValueError):
-    """A record that cannot be normalised (no id, a time that will not parse, ...)."""
+    """A record that cannot be normalised (no id, a time that will not parse, ...).
 
-    def __init__(self, position: RecordPosition, reason: str, call_id: str | None = None) -> None:
+    ``raw`` is the record as it may be stored (:func:`poller.domain.raw_record.raw_text`:
+    sanitised and capped JSON text), so the core can keep it and map it again later.
+    """
+
+    def __init__(
+        self,
+        position: RecordPosition,
+        reason: str,
+        call_id: str | None = None,
+        *,
+        raw: str | None = None,
+    ) -> None:
         self.position = position
         self.reason = reason
         self.call_id = call_id
+        self.raw = raw
         named = f" (call {call_id})" if call_id else ""
         super().__init__(f"{position}{named}: {reason}")
 

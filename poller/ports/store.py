@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -15,6 +15,8 @@ from poller.domain.records import (
     EventDraft,
     PollCursor,
     StatusSummary,
+    UnmappedDraft,
+    UnmappedRecord,
     UsersSyncResult,
 )
 from poller.domain.states import CallState
@@ -74,6 +76,8 @@ class Store(Protocol):
         now: datetime,
         *,
         dry_run: bool = False,
+        unmapped: Sequence[UnmappedDraft] = (),
+        resolving: Mapping[int, str] | None = None,
     ) -> list[IngestChange]:
         """Upsert one page of listed calls by ``(provider, provider_call_id)``, atomically.
 
@@ -81,7 +85,25 @@ class Store(Protocol):
         changed metadata, rows never move backwards; every state change writes an event.
         A call listed twice in ``listed`` counts once (the last sighting). With ``dry_run``
         nothing is written and the changes that would be made are returned.
+
+        In the same transaction: the page's ``unmapped`` records are kept in
+        ``unmapped_records`` (one row per ``(provider, raw_sha256)``: a record seen again
+        gets its latest position and reason, ``last_seen_at = now``, ``times_seen + 1``, and
+        is unresolved again), and the unmapped rows named in ``resolving`` (row id ->
+        provider call id of a call in ``listed``) are marked resolved as that call's row.
         """
+        ...
+
+    def unmapped_records(
+        self,
+        provider: str | None = None,
+        *,
+        resolved: bool | None = False,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[UnmappedRecord]:
+        """Rows of ``unmapped_records`` with an id above ``after_id``, by id; unresolved ones
+        only by default (``resolved=True``: resolved only; ``None``: both)."""
         ...
 
     def advance_cursor(self, provider: str, to: datetime, now: datetime) -> PollCursor:

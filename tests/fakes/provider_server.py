@@ -118,6 +118,8 @@ class FakeCallLog:
     repeat_token_at_page: int | None = None
     # Single-call route `list_path/<id>`: the record sits at this key ("" = the body).
     single_item_key: str = "call"
+    # Answer listings with HTTP 200 and this body instead of the calls (`{"error": ...}`).
+    answer_instead: dict[str, Any] | None = None
 
     calls: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
     recordings: dict[str, Recording] = field(default_factory=dict)
@@ -246,6 +248,8 @@ class FakeCallLog:
                     failure.times -= 1
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
                 return failure.status, {"error": f"injected failure on page {page}"}, headers
+            if self.answer_instead is not None:
+                return 200, self.answer_instead, {}
             start = self.parse_time(query[self.start_param])
             end = self.parse_time(query[self.end_param]) if self.end_param else None
             matching = sorted(

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from poller import __version__
@@ -51,7 +52,8 @@ from poller.domain.call_record import (
 )
 from poller.domain.clock import utcnow
 from poller.domain.paths import MISSING, dig
-from poller.domain.raw_record import sanitise_raw
+from poller.domain.raw_record import clean_text, raw_text
+from poller.domain.redaction import redact_text
 from poller.domain.windows import Window
 from poller.ports.provider import (
     ListedPage,
@@ -83,11 +85,13 @@ class ProviderAdapter(ABC, Generic[S]):
         *,
         http: HttpClient | None = None,
         retry: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         base_url = settings.api_base_url
         if base_url is None:
             raise PermanentProviderError(f"{settings.config_key('base_url')}: required")
         self.settings = settings
+        self.clock = clock
         self.base_url = base_url
         self.name = settings.name
         self.auth = self.authenticator()
@@ -230,18 +234,17 @@ class ProviderAdapter(ABC, Generic[S]):
     def normalise(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         """:meth:`map_record`, with every failure of one record reported as that record's."""
         if not isinstance(raw, Mapping):
-            raise MalformedRecordError(position, "is not a JSON object", raw=sanitise_raw(raw))
+            raise MalformedRecordError(position, "is not a JSON object", raw=raw_text(raw))
         try:
             return self.map_record(raw, position)
         except MalformedRecordError as error:
             if error.raw is None:
-                error.raw = sanitise_raw(raw)
+                error.raw = raw_text(raw)
             raise
-        except RecursionError:
-            reason = "is nested too deeply to read"
-        except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as exc:
-            reason = f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"
-        raise MalformedRecordError(position, reason, raw=sanitise_raw(raw))
+        except Exception as exc:  # one record never stops its page: overflow, recursion...
+            detail = redact_text(clean_text(str(exc)), self.http.secrets())[:200]
+            reason = f"could not be mapped: {type(exc).__name__}: {detail}"
+        raise MalformedRecordError(position, reason, raw=raw_text(raw))
 
     def listed_page(
         self, window: Window, number: int, items: Sequence[Any], headers: Mapping[str, str]

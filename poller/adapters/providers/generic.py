@@ -75,8 +75,16 @@ from poller.domain.call_record import (
     RecordingLocator,
     host_key,
 )
+from poller.domain.clock import format_time
 from poller.domain.paths import MISSING, dig, present
-from poller.domain.raw_record import format_time, parse_number, parse_time, sanitise_raw
+from poller.domain.raw_record import (
+    check_call_time,
+    clean_text,
+    parse_duration_seconds,
+    parse_time,
+    raw_text,
+    sanitise_raw,
+)
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
@@ -233,7 +241,7 @@ def _field(record: Any, path: str | None) -> Any:
 def _text(value: Any, limit: int | None = None) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    text = str(value).replace("\x00", "").strip()
+    text = clean_text(str(value)).strip()
     if not text:
         return None
     return text[:limit] if limit is not None else text
@@ -324,8 +332,10 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         fields = self.fields
 
+        now = self.clock()
+
         def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
-            return MalformedRecordError(position, reason, call_id)
+            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
 
         call_id = _text(_field(raw, fields.call_id))
         if call_id is None:
@@ -338,8 +348,8 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
             if not present(value):
                 return None
             try:
-                return parse_time(value, time_format)
-            except (ValueError, TypeError, OverflowError) as exc:
+                return check_call_time(parse_time(value, time_format), now)
+            except ValueError as exc:
                 raise malformed(f"{name} {exc}", call_id) from None
 
         started_at = timestamp(fields.started_at, fields.started_at_format, "started_at")
@@ -350,11 +360,10 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         duration: int | None = None
         duration_value = _field(raw, fields.duration)
         if present(duration_value):
-            number = parse_number(duration_value)
-            if number is None or number < 0:
-                shown = repr(duration_value)[:60]
-                raise malformed(f"duration {shown} is not a number of seconds", call_id)
-            duration = round(number / 1000 if fields.duration_unit == "milliseconds" else number)
+            try:
+                duration = parse_duration_seconds(duration_value, fields.duration_unit)
+            except ValueError as exc:
+                raise malformed(f"duration {exc}", call_id) from None
         elif ended_at is not None and ended_at >= started_at:
             duration = round((ended_at - started_at).total_seconds())
 

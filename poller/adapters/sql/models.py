@@ -190,8 +190,53 @@ class SiroUserRow(Base):
     missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first sync without
 
 
+class UnmappedRecordRow(Base):
+    """A listed record the mapping could not read, kept so nothing is lost (see poll.py).
+
+    One row per provider and raw record (``raw_sha256``): a record listed again each cycle
+    bumps ``times_seen``. Each cycle maps the unresolved rows again with the current mapping;
+    one that maps becomes a call, and ``resolved_at``/``resolved_call_id`` say when and which.
+    """
+
+    __tablename__ = "unmapped_records"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    provider_call_id: Mapped[str | None] = mapped_column(String(255))
+    # Where it was last listed: the window asked for, the page (from 1), the item (from 0).
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    page: Mapped[int] = mapped_column(Integer)
+    item_index: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    # The record as JSON text: secrets masked, NUL dropped, depth and size capped.
+    raw: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    times_seen: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_call_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("calls.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (
+        UniqueConstraint("provider", "raw_sha256"),
+        CheckConstraint("times_seen >= 1", name="times_seen"),
+        # `status` counts, and each cycle maps again, the unresolved rows of a provider.
+        Index(
+            "ix_unmapped_records_unresolved",
+            "provider",
+            "id",
+            postgresql_where=text("resolved_at IS NULL"),
+            sqlite_where=text("resolved_at IS NULL"),
+        ),
+    )
+
+
 # Core views of the tables, for the store's SQL.
 calls_table = cast(Table, CallRow.__table__)
 call_events_table = cast(Table, CallEventRow.__table__)
 poll_cursors_table = cast(Table, PollCursorRow.__table__)
 siro_users_table = cast(Table, SiroUserRow.__table__)
+unmapped_records_table = cast(Table, UnmappedRecordRow.__table__)

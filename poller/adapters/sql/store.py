@@ -12,6 +12,7 @@ from sqlalchemy import (
     Engine,
     RowMapping,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -27,6 +28,7 @@ from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import poll_cursors_table as poll_cursors
 from poller.adapters.sql.models import siro_users_table as siro_users
+from poller.adapters.sql.models import unmapped_records_table as unmapped_records
 from poller.domain import transitions
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,
@@ -50,6 +52,8 @@ from poller.domain.records import (
     EventDraft,
     PollCursor,
     StatusSummary,
+    UnmappedDraft,
+    UnmappedRecord,
     UsersSyncResult,
 )
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
@@ -106,7 +110,22 @@ class SqlStore(LeaseGuardedWrites):
                 select(func.count(), func.min(calls.c.next_attempt_at)).where(due_clause(now))
             ).one()
             cursors = self._cursors(conn)
-        return StatusSummary(counts=counts, due_now=due[0], oldest_due_at=due[1], cursors=cursors)
+            unmapped: dict[str, int] = {
+                provider: count
+                for provider, count in conn.execute(
+                    select(unmapped_records.c.provider, func.count())
+                    .where(unmapped_records.c.resolved_at.is_(None))
+                    .group_by(unmapped_records.c.provider)
+                    .order_by(unmapped_records.c.provider)
+                )
+            }
+        return StatusSummary(
+            counts=counts,
+            due_now=due[0],
+            oldest_due_at=due[1],
+            cursors=cursors,
+            unmapped=unmapped,
+        )
 
     def list_calls(
         self,
@@ -214,19 +233,110 @@ class SqlStore(LeaseGuardedWrites):
         now: datetime,
         *,
         dry_run: bool = False,
+        unmapped: Sequence[UnmappedDraft] = (),
+        resolving: Mapping[int, str] | None = None,
     ) -> list[IngestChange]:
         items = last_sighting_per_call(listed)
-        if not items:
-            return []
         if dry_run:
+            if not items:
+                return []
             with read_transaction(self.engine) as conn:
                 existing = self._existing(conn, provider, items, lock=False)
                 return [
                     plan_ingest(provider, existing.get(i.record.provider_call_id), i, now).change
                     for i in items
                 ]
+        if not items and not unmapped:
+            return []
         with write_transaction(self.engine) as conn:
-            return self._ingest(conn, provider, items, now)
+            changes = self._ingest(conn, provider, items, now) if items else []
+            if unmapped:
+                self._keep_unmapped(conn, provider, unmapped, now)
+            if resolving:
+                self._resolve_unmapped(conn, resolving, changes, now)
+            return changes
+
+    def _keep_unmapped(
+        self, conn: Connection, provider: str, drafts: Sequence[UnmappedDraft], now: datetime
+    ) -> None:
+        # One row per record: the same record twice on a page is one sighting (the last).
+        latest = {draft.raw_sha256: draft for draft in drafts}
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        statement = dialect_insert(unmapped_records)
+        seen_again = {
+            name: getattr(statement.excluded, name)
+            for name in (
+                "provider_call_id",
+                "window_start",
+                "window_end",
+                "page",
+                "item_index",
+                "reason",
+                "last_seen_at",
+            )
+        }
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["provider", "raw_sha256"],
+                set_={
+                    **seen_again,
+                    "times_seen": unmapped_records.c.times_seen + 1,
+                    "resolved_at": None,
+                    "resolved_call_id": None,
+                },
+            ),
+            [
+                {
+                    **dataclasses.asdict(draft),
+                    "provider": provider,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "times_seen": 1,
+                }
+                for draft in latest.values()
+            ],
+        )
+
+    def _resolve_unmapped(
+        self,
+        conn: Connection,
+        resolving: Mapping[int, str],
+        changes: Sequence[IngestChange],
+        now: datetime,
+    ) -> None:
+        call_ids = {change.provider_call_id: change.call_id for change in changes}
+        rows = [
+            {"row_id": row_id, "call_row_id": call_ids.get(key), "at": now}
+            for row_id, key in resolving.items()
+        ]
+        conn.execute(
+            update(unmapped_records)
+            .where(unmapped_records.c.id == bindparam("row_id"))
+            .values(resolved_at=bindparam("at"), resolved_call_id=bindparam("call_row_id")),
+            rows,
+        )
+
+    def unmapped_records(
+        self,
+        provider: str | None = None,
+        *,
+        resolved: bool | None = False,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[UnmappedRecord]:
+        query = (
+            select(unmapped_records)
+            .where(unmapped_records.c.id > after_id)
+            .order_by(unmapped_records.c.id)
+            .limit(limit)
+        )
+        if provider is not None:
+            query = query.where(unmapped_records.c.provider == provider)
+        if resolved is not None:
+            column = unmapped_records.c.resolved_at
+            query = query.where(column.is_not(None) if resolved else column.is_(None))
+        with read_transaction(self.engine) as conn:
+            return [UnmappedRecord(**row._mapping) for row in conn.execute(query)]
 
     def _ingest(
         self, conn: Connection, provider: str, items: list[ListedCall], now: datetime
