@@ -187,7 +187,7 @@ class Worker:
         disposition = failure.disposition
         message = failure.message
         self.telemetry.step_finished(event.step, disposition.value, kind=failure.kind)
-        if disposition == Disposition.RETRY and current.attempts >= (self.params.max_attempts):
+        if disposition == Disposition.RETRY and current.attempts >= self.params.max_attempts:
             disposition = Disposition.FAIL
             message = f"gave up after {current.attempts} attempts; last: {failure.message}"
             event = EventDraft(
