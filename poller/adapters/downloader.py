@@ -11,7 +11,6 @@ import hashlib
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -22,19 +21,11 @@ from poller.domain.call_record import DownloadRequest, RateLimitHints
 from poller.domain.clock import utcnow
 from poller.domain.failures import StepFailure
 from poller.logs import redact_url
+from poller.ports.download import Downloaded
 
 CHUNK_BYTES = 256 * 1024
 MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}
-
-
-@dataclass(frozen=True, slots=True)
-class Downloaded:
-    path: Path
-    size_bytes: int
-    sha256: str
-    http_status: int
-    duration_ms: int
 
 
 class Downloader:
