@@ -7,12 +7,12 @@ import secrets
 import socket
 import threading
 
-import requests
-from requests.adapters import HTTPAdapter
 from sqlalchemy import Engine
 
+from poller import __version__
 from poller.adapters.audio_probe import probe_audio
 from poller.adapters.downloader import Downloader
+from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.prometheus_metrics import serve_metrics
 from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
@@ -66,17 +66,22 @@ def worker_identity() -> str:
 
 
 def build_downloader(settings: Settings, stop: threading.Event) -> Downloader:
-    session = requests.Session()
-    pool = HTTPAdapter(pool_maxsize=settings.worker.concurrency)
-    session.mount("https://", pool)
-    session.mount("http://", pool)
-    return Downloader(
-        session,
-        max_bytes=settings.worker.max_file_bytes,
-        connect_timeout=settings.provider.connect_timeout_seconds,
-        read_timeout=settings.provider.read_timeout_seconds,
-        stop=stop,
+    provider = settings.provider
+    client = HttpClient(
+        limits=Limits(
+            connect_timeout=provider.connect_timeout_seconds,
+            read_timeout=provider.read_timeout_seconds,
+            deadline=provider.deadline_seconds,
+            max_body_bytes=provider.max_page_bytes,
+        ),
+        # Each download brings its own rules (DownloadRequest); these are only the fallback.
+        hosts=HostRules(),
+        # One attempt per download: the worker reschedules the row with its own backoff.
+        retry=RetryPolicy.once(),
+        user_agent=f"siro-poller/{__version__}",
+        pool_size=settings.worker.concurrency,
     )
+    return Downloader(client, max_bytes=settings.worker.max_file_bytes, stop=stop)
 
 
 def build_worker(

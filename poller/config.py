@@ -197,6 +197,10 @@ class SiroSettings(Section):
     conversation_type: str | None = None
     connect_timeout_seconds: PositiveSeconds = 10.0
     read_timeout_seconds: PositiveSeconds = 60.0
+    deadline_seconds: PositiveSeconds = Field(
+        default=900.0,
+        description="total time one Siro request may take, an audio upload included",
+    )
     max_retries: Annotated[int, Field(ge=0, le=10)] = 4
     retry_initial_wait_seconds: PositiveSeconds = Field(
         default=1.0,
@@ -424,7 +428,19 @@ class ProviderSettings(Section):
     api_key: SecretStr | None = None
     connect_timeout_seconds: PositiveSeconds = 10.0
     read_timeout_seconds: PositiveSeconds = 60.0
+    deadline_seconds: PositiveSeconds = Field(
+        default=600.0,
+        description="total time one provider request may take, reading the body included",
+    )
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    max_page_bytes: Annotated[int, Field(gt=0)] = Field(
+        default=20 * 1024 * 1024, description="largest listing page read, in bytes"
+    )
+    download_hosts: list[HostName] = Field(
+        default=[],
+        description="hosts recordings may be downloaded from besides the provider's own: "
+        "exact host[:port] entries (which may even be private addresses) or *.domain patterns",
+    )
     listing: ListingSettings = ListingSettings()
     paging: PagingSettings = PagingSettings()
     fields: FieldSettings = FieldSettings()

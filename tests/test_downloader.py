@@ -9,15 +9,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 
 from poller.adapters.downloader import Downloader
+from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.domain.call_record import DownloadRequest, host_key
 from poller.domain.failures import Disposition, StepFailure
 from tests.fakes.audio import mp3_bytes
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
 
 AUDIO = mp3_bytes(2)
+
+
+def http_client(deadline: float = 30.0) -> HttpClient:
+    return HttpClient(
+        limits=Limits(connect_timeout=2, read_timeout=2, deadline=deadline, max_body_bytes=1 << 20),
+        hosts=HostRules(),
+        retry=RetryPolicy.once(),
+        user_agent="siro-poller-test",
+    )
+
+
 SECRET_HEADERS = {"Authorization": "Bearer provider-secret", "X-API-Key": "key-123"}
 
 
@@ -68,13 +79,20 @@ def storage() -> Iterator[tuple[LocalHTTPServer, Script]]:
 
 
 def downloader(max_bytes: int = 10_000_000) -> Downloader:
-    return Downloader(requests.Session(), max_bytes=max_bytes, connect_timeout=2, read_timeout=2)
+    return Downloader(http_client(), max_bytes=max_bytes)
 
 
-def request_for(server: LocalHTTPServer, path: str) -> DownloadRequest:
+def request_for(
+    server: LocalHTTPServer, path: str, *also_explicit: LocalHTTPServer
+) -> DownloadRequest:
     url = server.url + path
     return DownloadRequest(
-        url=url, headers=SECRET_HEADERS, allowed_hosts=frozenset({host_key(url)})
+        url=url,
+        headers=SECRET_HEADERS,
+        credential_hosts=frozenset({host_key(url)}),
+        explicit_hosts=frozenset(
+            {host_key(url), *(host_key(other.url) for other in also_explicit)}
+        ),
     )
 
 
@@ -103,7 +121,7 @@ def test_credentials_never_follow_a_redirect_to_another_host(
     script.routes["/r.mp3"] = (302, {"Location": f"{bucket.url}/signed.mp3?sig=abc"}, b"")
     bucket_script.routes["/signed.mp3?sig=abc"] = (200, {}, AUDIO)
 
-    got = downloader().fetch(request_for(server, "/r.mp3"), tmp_path / "call-1")
+    got = downloader().fetch(request_for(server, "/r.mp3", bucket), tmp_path / "call-1")
 
     assert got.path.read_bytes() == AUDIO
     ((_, headers),) = bucket_script.seen
@@ -189,7 +207,9 @@ def test_a_redirect_loop_ends(provider: tuple[LocalHTTPServer, Script], tmp_path
 
 
 def test_an_unreachable_provider_is_a_retry(tmp_path: Path) -> None:
-    request = DownloadRequest(url="http://127.0.0.1:9/r.mp3")
+    request = DownloadRequest(
+        url="http://127.0.0.1:9/r.mp3", explicit_hosts=frozenset({"127.0.0.1:9"})
+    )
     with pytest.raises(StepFailure) as caught:
         downloader().fetch(request, tmp_path / "call-1")
     assert (caught.value.kind, caught.value.disposition) == ("download_network", Disposition.RETRY)

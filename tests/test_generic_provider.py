@@ -484,7 +484,7 @@ def test_credentials_are_withheld_from_plain_http_when_the_api_is_https() -> Non
     request = DownloadRequest(
         url="https://api.example.com/r.wav",
         headers={"Authorization": "Bearer t"},
-        allowed_hosts=frozenset({"api.example.com", "media.example.com"}),
+        credential_hosts=frozenset({"api.example.com", "media.example.com"}),
         https_only=True,
     )
     assert request.headers_for("https://media.example.com/r.wav") == {"Authorization": "Bearer t"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from poller.adapters.siro_http import parse_retry_after
+from poller.adapters.http import parse_retry_after
 from poller.domain.siro import AudioFormat, CrmObject, RecordingCreate, SignedUpload
 
 DOWNLOAD_URL = "https://storage.example/b/o?X-Goog-Signature=abc123"
@@ -146,7 +146,7 @@ def test_signed_upload_expiry_with_a_safety_margin() -> None:
     [
         ("120", 120.0),
         ("0.25", 0.25),
-        ("-3", 0.0),
+        ("-3", None),  # negative: ignored rather than read as "now"
         ("Mon, 02 Mar 2026 09:01:30 GMT", 90.0),
         ("Mon, 02 Mar 2026 08:00:00 GMT", 0.0),
         ("soon", None),

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from poller.adapters.siro_token import AccessToken, AccessTokenCache
+from poller.adapters.http.tokens import AccessToken, AccessTokenCache
 from poller.ports.siro import SiroTransientError
 from tests.fakes.siro_server import ManualClock
 

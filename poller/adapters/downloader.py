@@ -1,46 +1,47 @@
 """Stream one recording from the provider to the spool, verified before it counts.
 
-Redirects are followed by hand, because ``requests`` only drops ``Authorization`` on a host
-change: an API-key header would follow a redirect to a storage bucket. Here each hop gets
-exactly the headers :meth:`DownloadRequest.headers_for` allows for its URL.
+A thin layer over :meth:`HttpClient.download`: the guarded client checks every hop (scheme,
+allowed host, resolved address), sends the provider's credentials only to its credential hosts,
+cuts the transfer at the total deadline and at ``worker.max_file_bytes``. Here its errors become
+the worker's :class:`StepFailure` reasons.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
-import time
 from pathlib import Path
-from urllib.parse import urljoin
 
-import requests
-
-from poller import __version__
-from poller.domain.call_record import DownloadRequest, RateLimitHints
-from poller.domain.clock import utcnow
+from poller.adapters.http import (
+    BodyEmpty,
+    BodyTooLarge,
+    BodyTruncated,
+    DeadlineExceeded,
+    Downloaded,
+    HostRules,
+    HttpClient,
+    HttpError,
+    HttpRefused,
+    HttpTransient,
+    HttpUnauthorized,
+    Interrupted,
+    TooManyRedirects,
+)
+from poller.domain.call_record import DownloadRequest
 from poller.domain.failures import StepFailure
-from poller.logs import redact_url
-from poller.ports.download import Downloaded
 
-CHUNK_BYTES = 256 * 1024
-MAX_REDIRECTS = 5
-_REDIRECTS = {301, 302, 303, 307, 308}
+__all__ = ["Downloaded", "Downloader"]
 
 
 class Downloader:
     def __init__(
         self,
-        session: requests.Session,
+        client: HttpClient,
         *,
         max_bytes: int,
-        connect_timeout: float,
-        read_timeout: float,
         stop: threading.Event | None = None,
     ) -> None:
-        self.session = session
+        self.client = client
         self.max_bytes = max_bytes
-        self.timeout = (connect_timeout, read_timeout)
         self.stop = stop or threading.Event()
 
     def fetch(self, request: DownloadRequest, destination: Path) -> Downloaded:
@@ -49,136 +50,66 @@ class Downloader:
         A partial file never survives: the body goes to ``<destination>.part`` and is renamed
         only once complete and checked against Content-Length and the size limit.
         """
-        started = time.monotonic()
-        partial = destination.with_name(destination.name + ".part")
+        rules = HostRules.build(
+            allowed=request.download_hosts,
+            credential_hosts=request.credential_hosts,
+            explicit_hosts=request.explicit_hosts,
+            https_only=request.https_only,
+            config_key="provider.download_hosts",
+        )
         try:
-            response = self._open(request)
-            with response:
-                size, digest = self._stream(response, partial)
-            os.replace(partial, destination)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return Downloaded(
-            path=destination,
-            size_bytes=size,
-            sha256=digest,
-            http_status=response.status_code,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
+            return self.client.download(
+                request.url,
+                destination,
+                max_bytes=self.max_bytes,
+                what="recording download",
+                stop=self.stop,
+                credentials=request.headers,
+                hosts=rules,
+            )
+        except HttpError as exc:
+            raise _step_failure(exc) from None
 
-    def _open(self, request: DownloadRequest) -> requests.Response:
-        url = request.url
-        for _hop in range(MAX_REDIRECTS + 1):
-            headers = {"User-Agent": f"siro-poller/{__version__}", **request.headers_for(url)}
-            try:
-                response = self.session.get(
-                    url,
-                    headers=headers,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=self.timeout,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise StepFailure.retry(
-                    "download_network",
-                    f"could not fetch the recording from {redact_url(url)}: {type(exc).__name__}",
-                ) from None
-            if response.status_code in _REDIRECTS and "Location" in response.headers:
-                url = urljoin(url, response.headers["Location"])
-                response.close()
-                continue
-            if response.status_code != 200:
-                response.close()
-                raise self._refusal(response, url)
-            return response
-        raise StepFailure.fail(
-            "download_redirect_loop",
-            f"more than {MAX_REDIRECTS} redirects fetching {redact_url(request.url)}",
-        )
 
-    def _refusal(self, response: requests.Response, url: str) -> StepFailure:
-        status = response.status_code
-        where = redact_url(url)
-        if status == 429 or status >= 500:
-            hints = RateLimitHints.from_headers(response.headers, utcnow())
-            return StepFailure.retry(
-                "download_http_" + str(status),
-                f"the provider answered {status} for {where}",
-                http_status=status,
-                retry_after_seconds=hints.retry_after_seconds,
-            )
-        if status in (401, 403):
-            return StepFailure.fail(
-                "provider_auth",
-                f"the provider refused the download ({status}) of {where}: check the "
-                "provider credentials and their permission to read recordings, then "
-                "`siro-poller calls retry --failed`",
-                http_status=status,
-            )
-        if status in (404, 410):
-            return StepFailure.fail(
-                "recording_not_found",
-                f"the provider has no recording at {where} ({status}); it may have been "
-                "deleted or moved",
-                http_status=status,
-            )
+def _step_failure(exc: HttpError) -> StepFailure:
+    message = str(exc)
+    status = exc.status
+    if isinstance(exc, HttpRefused):
+        return StepFailure.fail("download_refused", message)
+    if isinstance(exc, Interrupted):
+        return StepFailure.retry("interrupted", "the download was interrupted by shutdown")
+    if isinstance(exc, BodyTooLarge):
+        return StepFailure.fail("oversize", f"{message} (Siro takes at most 100 MB)")
+    if isinstance(exc, BodyEmpty):
+        return StepFailure.fail("not_audio", "the provider sent an empty body")
+    if isinstance(exc, BodyTruncated):
+        return StepFailure.retry("download_truncated", message)
+    if isinstance(exc, DeadlineExceeded):
+        return StepFailure.retry("download_deadline", message)
+    if isinstance(exc, TooManyRedirects):
+        return StepFailure.fail("download_redirect_loop", message)
+    if isinstance(exc, HttpUnauthorized):
         return StepFailure.fail(
-            f"download_http_{status}",
-            f"the provider answered {status} for {where}",
+            "provider_auth",
+            f"the provider refused the download: {message}; check the provider credentials "
+            "and their permission to read recordings, then `siro-poller calls retry --failed`",
             http_status=status,
         )
-
-    def _stream(self, response: requests.Response, partial: Path) -> tuple[int, str]:
-        declared = _content_length(response)
-        if declared is not None and declared > self.max_bytes:
-            raise _oversize(declared, self.max_bytes)
-        digest = hashlib.sha256()
-        size = 0
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as out:
-            try:
-                for chunk in response.iter_content(CHUNK_BYTES):
-                    if self.stop.is_set():
-                        raise StepFailure.retry(
-                            "interrupted", "the download was interrupted by shutdown"
-                        )
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise _oversize(size, self.max_bytes, while_streaming=True)
-                    digest.update(chunk)
-                    out.write(chunk)
-            except requests.RequestException as exc:
-                raise StepFailure.retry(
-                    "download_network",
-                    f"the connection broke after {size} bytes: {type(exc).__name__}",
-                ) from None
-            out.flush()
-            os.fsync(out.fileno())
-        if declared is not None and size != declared:
-            raise StepFailure.retry(
-                "download_truncated",
-                f"received {size} bytes but Content-Length said {declared}",
-            )
-        if size == 0:
-            raise StepFailure.fail("not_audio", "the provider sent an empty body")
-        return size, digest.hexdigest()
-
-
-def _content_length(response: requests.Response) -> int | None:
-    value = response.headers.get("Content-Length")
-    if value is None or not value.strip().isdigit():
-        return None
-    # A compressed body's length says nothing about the decoded bytes we count.
-    if response.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
-        return None
-    return int(value)
-
-
-def _oversize(size: int, limit: int, *, while_streaming: bool = False) -> StepFailure:
-    seen = "more than " if while_streaming else ""
-    return StepFailure.fail(
-        "oversize",
-        f"the recording is {seen}{size} bytes, over worker.max_file_bytes = {limit} "
-        "(Siro takes at most 100 MB)",
-    )
+    if status in (404, 410):
+        return StepFailure.fail(
+            "recording_not_found",
+            f"{message}: the provider has no recording there; it may have been deleted or moved",
+            http_status=status,
+        )
+    if isinstance(exc, HttpTransient):
+        if status is None:
+            return StepFailure.retry("download_network", message)
+        return StepFailure.retry(
+            f"download_http_{status}",
+            message,
+            http_status=status,
+            retry_after_seconds=exc.retry_after,
+        )
+    if status is not None:
+        return StepFailure.fail(f"download_http_{status}", message, http_status=status)
+    return StepFailure.fail("download_failed", message)

@@ -11,31 +11,39 @@ answer's id key, ``clientID``), the client accepts either form and remembers wha
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import math
 import os
 import re
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import backoff
 import requests
-import urllib3.exceptions
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.alias_generators import to_camel
 
 from poller import __version__
-from poller.adapters.siro_token import AccessToken, AccessTokenCache
+from poller.adapters.http import (
+    DeadlineExceeded,
+    HostRules,
+    HttpClient,
+    HttpError,
+    HttpRefused,
+    HttpResponse,
+    HttpTransient,
+    Limits,
+    RetryPolicy,
+)
+from poller.adapters.http.retry import parse_retry_after
+from poller.adapters.http.tokens import AccessToken, AccessTokenCache
 from poller.config import SiroSettings
+from poller.domain.call_record import host_key
 from poller.domain.clock import utcnow
 from poller.domain.siro import (
     AudioFormat,
@@ -69,6 +77,10 @@ ORGANIZATION_FIELD = "organizationId"
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
 _DETAIL_LIMIT = 300
+# Siro's JSON answers are small; this only stops a runaway body.
+MAX_ANSWER_BYTES = 20 * 1024 * 1024
+
+__all__ = ["SiroHttpClient", "parse_retry_after"]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -113,46 +125,12 @@ class _SignedUrlForm:
     send_organization_id: bool
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - now).total_seconds())
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _retry_waits(initial: float, cap: float) -> Generator[float, BaseException | None, None]:
-    """backoff's wait generator: Siro's Retry-After when given, else doubling with full jitter.
-
-    backoff sends in each failure, so the hint of the error just raised decides the next wait.
-    Jitter is applied here rather than by backoff so that a Retry-After is honoured as given.
-    """
-    failure = yield 0.0  # backoff primes the generator; this value is discarded
-    retry = 0
-    while True:
-        hint = getattr(failure, "retry_after", None)
-        if hint is not None:
-            wait = min(float(hint), cap)
-        else:
-            wait = backoff.full_jitter(min(cap, initial * 2**retry))
-        retry += 1
-        failure = yield wait
-
-
 class SiroHttpClient:
-    """The real :class:`~poller.ports.siro.SiroPort`, over requests; safe to share across threads.
+    """The real :class:`~poller.ports.siro.SiroPort`; safe to share across threads.
 
-    Each thread gets its own ``requests.Session`` (sessions are not thread-safe); the access
-    token and the learned signed-url body form are shared by all of them.
+    Every request goes through the guarded :class:`~poller.adapters.http.HttpClient` (one
+    session per thread, total deadline, address checks); the access token and the learned
+    signed-url body form are shared by all threads.
     """
 
     def __init__(
@@ -167,7 +145,6 @@ class SiroHttpClient:
         self._user_agent = user_agent
         self._api_base = settings.api_base_url.rstrip("/")
         self._external_base = settings.external_api_base_url.rstrip("/")
-        self._timeout = (settings.connect_timeout_seconds, settings.read_timeout_seconds)
         self._tokens = AccessTokenCache(
             self._mint_access_token,
             clock=clock,
@@ -179,9 +156,40 @@ class SiroHttpClient:
             if secret is not None
         ]
         self._recent_access_tokens: deque[str] = deque(maxlen=4)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
+        siro_hosts = {host_key(self._api_base), host_key(self._external_base)}
+        # Siro's two configured hosts are explicit (tests run them on 127.0.0.1); credentials
+        # go nowhere else, and redirects are not followed.
+        self._api_hosts = HostRules.build(
+            credential_hosts=siro_hosts, explicit_hosts=siro_hosts, config_key="siro.api_base_url"
+        )
+        # A signed upload URL: https to a host with public addresses only, unless it is one of
+        # Siro's configured hosts. It carries no header credential: the URL is the credential.
+        self._upload_hosts = HostRules.build(
+            explicit_hosts=siro_hosts,
+            https_only=True,
+            any_public_host=True,
+            config_key="siro.api_base_url",
+        )
+        self._retry = RetryPolicy(
+            max_tries=settings.max_retries + 1,
+            base_delay=settings.retry_initial_wait_seconds,
+            max_delay=settings.retry_max_wait_seconds,
+        )
+        self._http = HttpClient(
+            limits=Limits(
+                connect_timeout=settings.connect_timeout_seconds,
+                read_timeout=settings.read_timeout_seconds,
+                deadline=settings.deadline_seconds,
+                max_body_bytes=MAX_ANSWER_BYTES,
+                body_limit_key="the Siro answer limit",
+                deadline_key="siro.deadline_seconds",
+            ),
+            hosts=self._api_hosts,
+            # Retried here, per step, so that each failure is classified for Siro first.
+            retry=RetryPolicy.once(),
+            user_agent=user_agent,
+            redact=self._configured_secrets,
+        )
         self._form_lock = threading.Lock()
         self._signed_url_form = _SignedUrlForm(
             size_field=SIZE_FIELDS[0], send_organization_id=bool(settings.organization_id)
@@ -192,10 +200,7 @@ class SiroHttpClient:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+        self._http.close()
 
     def __enter__(self) -> SiroHttpClient:
         return self
@@ -329,10 +334,10 @@ class SiroHttpClient:
                 logger.debug("Siro created recording %s", value)
                 return value
         raise SiroCreateOutcomeUnknown(
-            f"Siro {step}: HTTP {response.status_code} but the answer names no recording id; "
+            f"Siro {step}: HTTP {response.status} but the answer names no recording id; "
             "the recording was probably created",
             step=step,
-            http_status=response.status_code,
+            http_status=response.status,
         )
 
     # -- reads -------------------------------------------------------------------------------
@@ -507,7 +512,7 @@ class SiroHttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         not_idempotent: bool = False,
-    ) -> requests.Response:
+    ) -> HttpResponse:
         """A call to the API gateway with the access token; one fresh token after a 401."""
         url = self._api_base + path
         refreshed = False
@@ -540,7 +545,7 @@ class SiroHttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         not_idempotent: bool = False,
-    ) -> requests.Response:
+    ) -> HttpResponse:
         """A call to the external API with the organization token."""
         headers = self._org_auth(step)
         try:
@@ -570,32 +575,22 @@ class SiroHttpClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         not_idempotent: bool,
-    ) -> requests.Response:
-        if not not_idempotent:
-            return self._retrying(
+    ) -> HttpResponse:
+        # A request that is not idempotent goes on a fresh connection each time (a failure on
+        # a reused keep-alive socket could not be told apart from one after Siro got it), and
+        # is retried only on what proves nothing was acted on: no connection, 429, 408.
+        return self._retrying(
+            step,
+            lambda: self._exchange(
                 step,
-                lambda: self._exchange(
-                    step, method, url, headers=headers, params=params, json_body=json_body
-                ),
-            )
-
-        def send_once_if_unsent() -> requests.Response:
-            # A fresh connection each time: a failure on a reused keep-alive socket could not
-            # be told apart from one after Siro got the request.
-            with self._new_session() as session:
-                return self._exchange(
-                    step,
-                    method,
-                    url,
-                    headers=headers,
-                    params=params,
-                    json_body=json_body,
-                    session=session,
-                    not_idempotent=True,
-                )
-
-        # Retried only on what proves nothing was acted on: no connection, 429, 408.
-        return self._retrying(step, send_once_if_unsent)
+                method,
+                url,
+                headers=headers,
+                params=params,
+                json_body=json_body,
+                not_idempotent=not_idempotent,
+            ),
+        )
 
     # -- one exchange, and how failures are classified ---------------------------------------
 
@@ -609,40 +604,34 @@ class SiroHttpClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         data: Any = None,
-        session: requests.Session | None = None,
         not_idempotent: bool = False,
         signed: bool = False,
-    ) -> requests.Response:
-        started = time.monotonic()
+    ) -> HttpResponse:
         try:
-            response = (session or self._session()).request(
+            return self._http.request(
                 method,
                 url,
-                headers=headers,
                 params=params,
                 json=json_body,
                 data=data,
-                timeout=self._timeout,
-                allow_redirects=False,
+                headers=headers if signed else None,
+                credentials=None if signed else headers,
+                what=f"Siro {step}",
+                idempotent=not not_idempotent,
+                follow_redirects=False,
+                hosts=self._upload_hosts if signed else self._api_hosts,
             )
-        except requests.RequestException as exc:
+        except HttpRefused as exc:
+            raise SiroPermanentError(f"Siro {step}: {exc.detail}", step=step) from None
+        except HttpError as exc:
+            if exc.response is not None:
+                raise self._http_failure(step, exc.response, not_idempotent, signed) from None
             raise self._network_failure(step, exc, not_idempotent) from None
-        logger.debug(
-            "Siro %s: %s %s answered HTTP %d in %d ms",
-            step,
-            method,
-            _loggable(url, signed),
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
-        if response.status_code < 300:
-            return response
-        raise self._http_failure(step, response, not_idempotent, signed)
 
     def _http_failure(
-        self, step: str, response: requests.Response, not_idempotent: bool, signed: bool
+        self, step: str, response: HttpResponse, not_idempotent: bool, signed: bool
     ) -> SiroError:
-        status = response.status_code
+        status = response.status
         detail = self._detail(response, signed)
         if status in (408, 429) or status >= 500:
             retry_after = None
@@ -676,26 +665,23 @@ class SiroHttpClient:
             f"Siro {step}: HTTP {status}: {detail}", step=step, http_status=status, issues=issues
         )
 
-    def _network_failure(
-        self, step: str, exc: requests.RequestException, not_idempotent: bool
-    ) -> SiroError:
-        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
-            return SiroPermanentError(f"Siro {step}: the configured URL is not usable", step=step)
-        connect, read = self._timeout
-        if isinstance(exc, requests.ConnectTimeout):
-            what = f"could not connect within {connect:g} s"
-        elif isinstance(exc, requests.Timeout):
-            what = f"no answer within {read:g} s"
+    def _network_failure(self, step: str, exc: HttpError, not_idempotent: bool) -> SiroError:
+        if isinstance(exc, DeadlineExceeded):
+            what = exc.detail
+        elif exc.status is not None:
+            what = f"the answer broke off ({exc.detail})"
         else:
-            what = f"connection failed ({_reason(exc)})"
-        if not_idempotent and not _never_connected(exc):
+            what = exc.detail
+        if not_idempotent and exc.may_have_been_sent:
             return SiroCreateOutcomeUnknown(
                 f"Siro {step}: {what} after the request was sent, so it may have been acted on",
                 step=step,
             )
+        if not isinstance(exc, HttpTransient):
+            return SiroPermanentError(f"Siro {step}: {what}", step=step, http_status=exc.status)
         return SiroTransientError(f"Siro {step}: {what}", step=step)
 
-    def _detail(self, response: requests.Response, signed: bool) -> str:
+    def _detail(self, response: HttpResponse, signed: bool) -> str:
         """A short, secret-free account of what went wrong, from the answer's body."""
         if signed:
             # Storage error bodies echo the canonical request; only the error code is kept.
@@ -714,7 +700,7 @@ class SiroHttpClient:
         text = text or response.text or response.reason or ""
         return self._clean(text) or "no details"
 
-    def _zod_issues(self, response: requests.Response) -> tuple[ZodIssue, ...]:
+    def _zod_issues(self, response: HttpResponse) -> tuple[ZodIssue, ...]:
         try:
             payload = response.json()
         except ValueError:
@@ -755,39 +741,22 @@ class SiroHttpClient:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _retrying(self, step: str, attempt: Callable[[], T]) -> T:
-        settings = self._settings
-
-        def longer_than_we_wait(exc: Exception) -> bool:
-            # Siro asked for more patience than a worker thread should spend blocked: the
-            # error, with its retry_after, goes back to the worker to schedule.
-            hint = getattr(exc, "retry_after", None)
-            return hint is not None and hint > settings.retry_max_wait_seconds
-
-        def announce(details: Any) -> None:
+        def announce(error: BaseException, tries: int, wait: float) -> None:
             logger.warning(
                 "%s; retry %d of %d in %.2f s",
-                details["exception"],
-                details["tries"],
-                settings.max_retries,
-                details["wait"],
-                extra={"siro_step": step, "retry_wait_seconds": details["wait"]},
+                error,
+                tries,
+                self._retry.max_tries - 1,
+                wait,
+                extra={"siro_step": step, "retry_wait_seconds": wait},
             )
 
-        retried: Callable[[], T] = backoff.on_exception(
-            _retry_waits,
-            SiroTransientError,
-            max_tries=settings.max_retries + 1,
-            jitter=None,
-            giveup=longer_than_we_wait,
-            on_backoff=announce,
-            logger=None,
-            initial=settings.retry_initial_wait_seconds,
-            cap=settings.retry_max_wait_seconds,
-        )(attempt)
-        return retried()
+        # A Retry-After longer than retry_max_wait_seconds ends the tries at once: the error,
+        # with its retry_after, goes back to the worker to schedule.
+        return self._retry.call(attempt, retry_on=(SiroTransientError,), on_retry=announce)
 
     def _pages(
-        self, step: str, fetch: Callable[[str | None], requests.Response]
+        self, step: str, fetch: Callable[[str | None], HttpResponse]
     ) -> list[Mapping[str, Any]]:
         items: list[Mapping[str, Any]] = []
         cursor: str | None = None
@@ -810,14 +779,14 @@ class SiroHttpClient:
             seen.add(cursor)
         raise SiroPermanentError(f"Siro {step}: more than {MAX_PAGES} pages", step=step)
 
-    def _json(self, response: requests.Response, step: str) -> Any:
+    def _json(self, response: HttpResponse, step: str) -> Any:
         try:
             return response.json()
         except ValueError:
             raise SiroPermanentError(
-                f"Siro {step}: HTTP {response.status_code} with a body that is not JSON",
+                f"Siro {step}: HTTP {response.status} with a body that is not JSON",
                 step=step,
-                http_status=response.status_code,
+                http_status=response.status,
             ) from None
 
     def _parse(self, model: type[M], data: Any, step: str) -> M:
@@ -831,20 +800,6 @@ class SiroHttpClient:
             raise SiroPermanentError(
                 f"Siro {step}: unexpected answer ({problems})", step=step
             ) from None
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._new_session()
-            self._local.session = session
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
-
-    def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        session.headers["User-Agent"] = self._user_agent
-        return session
 
 
 def _required(value: str | None, key: str, step: str) -> str:
@@ -881,49 +836,3 @@ def _iso(value: datetime) -> str:
     utc = _as_utc(value)
     assert utc is not None
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _loggable(url: str, signed: bool) -> str:
-    parts = urlsplit(url)
-    if signed:
-        return f"<signed URL on {parts.hostname}>"
-    return parts._replace(query="", fragment="").geturl()
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """True when the TCP connection was never made, so the request cannot have been read."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    return any(
-        isinstance(
-            link, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-        )
-        for link in _causes(exc)
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause in plain words (never its str: urllib3 puts URLs in those)."""
-    innermost = _causes(exc)[-1]
-    strerror = getattr(innermost, "strerror", None)
-    if isinstance(strerror, str) and strerror:
-        return strerror
-    if isinstance(innermost, ConnectionError):
-        return "closed without an answer"
-    return type(innermost).__name__
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it wraps: requests and urllib3 nest the socket error in args/reason."""
-    chain = [exc]
-    while len(chain) < 20:
-        current = chain[-1]
-        nested = getattr(current, "reason", None)
-        if not isinstance(nested, BaseException):
-            nested = next((a for a in current.args if isinstance(a, BaseException)), None)
-        if nested is None:
-            nested = current.__cause__ or current.__context__
-        if nested is None or nested in chain:
-            break
-        chain.append(nested)
-    return chain

@@ -7,14 +7,14 @@ ever see them.
 
 from __future__ import annotations
 
-import email.utils
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from poller.domain.clock import as_utc
+from poller.domain.retry_after import parse_retry_after
 from poller.domain.states import Direction, RecordingState
 
 # Column widths of the `calls` table (poller/adapters/sql/models.py). An adapter truncates
@@ -102,17 +102,23 @@ def host_key(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DownloadRequest:
-    """How to fetch one recording's audio.
+    """How to fetch one recording's audio, and where that fetch may go.
 
-    ``headers`` carry the provider's credentials; they may only be sent to a URL whose host is
-    in ``allowed_hosts`` (and never over plain HTTP when ``https_only``). A downloader asks
-    :meth:`headers_for` before the first request and again before following every redirect,
-    so credentials never follow a redirect to a storage bucket or any other host.
+    - ``credential_hosts``: exact host keys (``host`` or ``host:port``) that may receive
+      ``headers``, the provider's credentials; never over plain HTTP when ``https_only``.
+      The downloader asks :meth:`headers_for` before the first request and again before
+      following every redirect, so credentials never follow a redirect to a storage bucket.
+    - ``download_hosts``: hosts the recording (or a redirect) may be fetched from besides the
+      credential hosts: exact host keys or patterns like ``*.example.com``.
+    - ``explicit_hosts``: exact entries an operator configured. Only these may resolve to
+      loopback, private, link-local or cloud metadata addresses.
     """
 
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
-    allowed_hosts: frozenset[str] = frozenset()
+    credential_hosts: frozenset[str] = frozenset()
+    download_hosts: frozenset[str] = frozenset()
+    explicit_hosts: frozenset[str] = frozenset()
     https_only: bool = False
     format_hint: str | None = None
 
@@ -120,7 +126,7 @@ class DownloadRequest:
         parts = urlsplit(url)
         if self.https_only and parts.scheme != "https":
             return {}
-        if host_key(url) not in self.allowed_hosts:
+        if host_key(url) not in self.credential_hosts:
             return {}
         return dict(self.headers)
 
@@ -169,7 +175,7 @@ class RateLimitHints:
             return next((lowered[name] for name in names if lowered.get(name)), None)
 
         return cls(
-            retry_after_seconds=_retry_after(first(_RETRY_AFTER), received_at),
+            retry_after_seconds=parse_retry_after(first(_RETRY_AFTER), received_at),
             remaining=_as_int(first(_REMAINING)),
             limit=_as_int(first(_LIMIT)),
             reset_at=_reset_at(first(_RESET), received_at),
@@ -187,7 +193,7 @@ def _as_number(value: str | None) -> float | None:
         number = float(value)
     except ValueError:
         return None
-    return number if number >= 0 else None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _as_int(value: str | None) -> int | None:
@@ -195,23 +201,13 @@ def _as_int(value: str | None) -> int | None:
     return int(number) if number is not None else None
 
 
-def _retry_after(value: str | None, received_at: datetime) -> float | None:
-    if value is None:
-        return None
-    seconds = _as_number(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (as_utc(when) - received_at).total_seconds())
-
-
 def _reset_at(value: str | None, received_at: datetime) -> datetime | None:
     number = _as_number(value)
     if number is None:
         return None
-    if number >= _UNIX_TIME_THRESHOLD:
-        return datetime.fromtimestamp(number, tz=UTC)
-    return received_at + timedelta(seconds=number)
+    try:
+        if number >= _UNIX_TIME_THRESHOLD:
+            return datetime.fromtimestamp(number, tz=UTC)
+        return received_at + timedelta(seconds=number)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -16,6 +16,7 @@ class Downloaded:
     sha256: str
     http_status: int
     duration_ms: int
+    content_type: str | None = None
 
 
 class RecordingFetcher(Protocol):

@@ -38,16 +38,15 @@ import base64
 import hashlib
 import json
 import logging
-import random
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-import backoff
 import requests
 
 from poller import __version__
+from poller.adapters.http.retry import RetryPolicy
 from poller.config import ConfigError, FieldSettings, ProviderSettings
 from poller.domain.call_record import (
     MAX_ID_LENGTH,
@@ -92,39 +91,6 @@ _MAX_REDIRECTS = 5
 _AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav", ".m4a": "m4a", ".aac": "aac"}
 
 __all__ = ["GenericProvider", "RetryPolicy", "format_time", "parse_time", "sanitise_raw"]
-
-
-class RetryPolicy:
-    """Bounded in-cycle retries of transient failures; the next cycle is the long-term retry.
-
-    ``max_tries`` counts every attempt. Waits grow exponentially from ``base_delay`` (with full
-    jitter) up to ``max_delay``; a ``Retry-After`` is honoured exactly, and one longer than
-    ``max_delay`` ends the cycle's attempts at once rather than blocking the scheduler.
-    """
-
-    def __init__(self, max_tries: int = 4, base_delay: float = 1.0, max_delay: float = 30.0):
-        if max_tries < 1:
-            raise ValueError("max_tries counts the first attempt, so it is at least 1")
-        self.max_tries = max_tries
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-
-    def waits(self) -> Generator[float, BaseException | None, None]:
-        """A ``backoff`` wait generator: it is sent each exception and yields the next wait."""
-        attempt = 0
-        error = yield 0.0
-        while True:
-            retry_after = getattr(error, "retry_after", None)
-            if retry_after is not None:
-                delay = min(float(retry_after), self.max_delay)
-            else:
-                delay = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-            attempt += 1
-            error = yield delay
-
-    def gives_up_on(self, error: BaseException) -> bool:
-        retry_after = getattr(error, "retry_after", None)
-        return retry_after is not None and retry_after > self.max_delay
 
 
 def _field(record: Any, path: str | None) -> Any:
@@ -381,10 +347,15 @@ class GenericProvider:
             )
         else:
             url = stored
+        download_hosts = frozenset(self.settings.download_hosts)
         return DownloadRequest(
             url=url,
             headers=dict(self.auth_headers),
-            allowed_hosts=self.credential_hosts,
+            credential_hosts=self.credential_hosts,
+            download_hosts=download_hosts,
+            # Configured exact entries; only these may resolve to private addresses.
+            explicit_hosts=self.credential_hosts
+            | {host for host in download_hosts if not host.startswith("*.")},
             https_only=self.https_only,
             format_hint=self.settings.recording.format or _format_from(url),
         )
@@ -457,17 +428,11 @@ class GenericProvider:
     def _get_json(
         self, url: str, params: Mapping[str, str] | None, what: str
     ) -> tuple[Any, Mapping[str, str]]:
-        retrying = backoff.on_exception(
-            self.retry.waits,
-            TransientProviderError,
-            max_tries=self.retry.max_tries,
-            giveup=self.retry.gives_up_on,
-            jitter=None,
-            on_backoff=_log_retry,
-            logger=None,
+        return self.retry.call(
+            lambda: self._get_json_once(url, params, what),
+            retry_on=(TransientProviderError,),
+            on_retry=_log_retry,
         )
-        result: tuple[Any, Mapping[str, str]] = retrying(self._get_json_once)(url, params, what)
-        return result
 
     def _get_json_once(
         self, url: str, params: Mapping[str, str] | None, what: str
@@ -530,13 +495,8 @@ def _status_error(response: requests.Response, what: str) -> ProviderError:
     return PermanentProviderError(f"{where}: {snippet}" if snippet else where, status=status)
 
 
-def _log_retry(details: Mapping[str, Any]) -> None:
-    log.warning(
-        "%s; retry %d in %.1f s",
-        details.get("exception"),
-        details.get("tries", 0),
-        details.get("wait", 0.0),
-    )
+def _log_retry(error: BaseException, tries: int, wait: float) -> None:
+    log.warning("%s; retry %d in %.1f s", error, tries, wait)
 
 
 def _auth_headers(settings: ProviderSettings) -> dict[str, str]:

@@ -1,4 +1,7 @@
-"""The Siro access-token cache: one token shared by every worker thread, minted once at a time."""
+"""The access-token cache shared by every OAuth authenticator and the Siro client.
+
+One token per credential, handed to every thread; minted once at a time, ahead of expiry.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from poller.ports.siro import SiroError
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class AccessToken:
-    """A user-scoped OAuth access token. Compared by identity: each mint is a new object."""
+    """An OAuth access token. Compared by identity: each mint is a new object.
+
+    ``value`` is left out of ``repr`` so a token never reaches a log through a stray ``%r``.
+    """
 
     value: str = field(repr=False)
     expires_at: datetime
@@ -41,7 +45,7 @@ class AccessTokenCache:
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
         self._mints_finished = 0
-        self._last_failure: SiroError | None = None
+        self._last_failure: Exception | None = None
 
     def get(self) -> AccessToken:
         mints_finished_before = self._mints_finished
@@ -56,7 +60,7 @@ class AccessTokenCache:
             try:
                 self._token = self._mint()
                 self._last_failure = None
-            except SiroError as exc:
+            except Exception as exc:
                 self._token = None
                 self._last_failure = exc
                 raise
@@ -65,7 +69,19 @@ class AccessTokenCache:
             return self._token
 
     def invalidate(self, rejected: AccessToken) -> None:
-        """Forget ``rejected`` (Siro answered 401 to it), unless another thread replaced it."""
+        """Forget ``rejected`` (the server answered 401 to it), unless already replaced."""
         with self._lock:
             if self._token is rejected:
                 self._token = None
+
+    def invalidate_value(self, rejected_value: str) -> bool:
+        """Forget the current token if its value is ``rejected_value``; True if it was."""
+        with self._lock:
+            if self._token is not None and self._token.value == rejected_value:
+                self._token = None
+                return True
+            return False
+
+    def current_value(self) -> str | None:
+        token = self._token
+        return token.value if token is not None else None

@@ -1,0 +1,196 @@
+"""The sockets under the client: each connection vets the addresses it connects to, and every
+socket of a request can be cut when the request's total deadline passes.
+
+urllib3 keeps ``host`` (the Host header, SNI, certificate checks) apart from the name it
+resolves; these connections resolve that name once, refuse it unless every address passes
+:meth:`HostRules.check_addresses`, and connect to exactly those addresses. There is no second
+lookup an attacker's DNS could answer differently.
+
+What a connection checks against comes from the request running in the same thread
+(:func:`guarding`), so one pool serves one client's rules; with none in force, nothing connects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util import connection as urllib3_connection
+
+from poller.adapters.http.destinations import HostRules
+from poller.adapters.http.errors import HttpRefused
+
+
+@dataclass
+class RequestDeadline:
+    """The wall-clock budget of one request, and the sockets to cut when it runs out."""
+
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+    expired: bool = False
+    _sockets: list[socket.socket] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _timer: threading.Timer | None = None
+
+    def remaining(self) -> float:
+        return self.seconds - (time.monotonic() - self.started)
+
+    def watch(self, sock: Any) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if self.expired:
+                _cut(sock)
+            elif sock not in self._sockets:
+                self._sockets.append(sock)
+
+    def start(self) -> None:
+        self._timer = threading.Timer(max(0.0, self.remaining()), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _cut(sock)
+
+
+def _cut(sock: Any) -> None:
+    # shutdown, not close: it wakes a thread blocked in recv or send on this socket.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass
+class _Guard:
+    rules: HostRules
+    deadline: RequestDeadline
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def guarding(rules: HostRules, deadline: RequestDeadline) -> Iterator[None]:
+    """Connections made (or reused) by this thread meanwhile obey ``rules`` and ``deadline``."""
+    previous = getattr(_local, "guard", None)
+    _local.guard = _Guard(rules, deadline)
+    try:
+        yield
+    finally:
+        _local.guard = previous
+
+
+def _current() -> _Guard | None:
+    guard: _Guard | None = getattr(_local, "guard", None)
+    return guard
+
+
+class _GuardedConnectionMixin:
+    """Shared by the http and https connections below."""
+
+    scheme = "http"
+
+    def _new_conn(self) -> socket.socket:
+        conn: Any = self
+        guard = _current()
+        if guard is None:
+            raise HttpRefused("refused to connect: no destination rules are in force")
+        host: str = conn._dns_host
+        try:
+            infos = socket.getaddrinfo(host, conn.port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise NameResolutionError(conn.host, conn, exc) from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        guard.rules.check_addresses(conn.host, conn.port, self.scheme, addresses)
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                sock = urllib3_connection.create_connection(
+                    (address, conn.port),
+                    conn.timeout,
+                    source_address=conn.source_address,
+                    socket_options=conn.socket_options,
+                )
+            except TimeoutError as exc:
+                raise ConnectTimeoutError(
+                    conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
+                ) from exc
+            except OSError as exc:
+                last = exc
+                continue
+            sys.audit("http.client.connect", conn, conn.host, conn.port)
+            guard.deadline.watch(sock)
+            return sock
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {last}") from last
+
+    def _watch_socket(self) -> None:
+        guard = _current()
+        if guard is not None:
+            guard.deadline.watch(getattr(self, "sock", None))
+
+
+class GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
+    scheme = "http"
+
+    def connect(self) -> None:
+        super().connect()
+        self._watch_socket()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if _current() is None:
+            raise HttpRefused("refused to send: no destination rules are in force")
+        self._watch_socket()
+        super().request(*args, **kwargs)
+
+
+class GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
+    scheme = "https"
+
+    def connect(self) -> None:
+        super().connect()
+        self._watch_socket()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if _current() is None:
+            raise HttpRefused("refused to send: no destination rules are in force")
+        self._watch_socket()
+        super().request(*args, **kwargs)
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests transport whose every connection is vetted and deadline-watched."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPPool,
+            "https": _GuardedHTTPSPool,
+        }
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        raise HttpRefused("refused to use a proxy: the address checks need direct connections")

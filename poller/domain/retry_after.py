@@ -1,0 +1,35 @@
+"""The one ``Retry-After`` parser: delta-seconds or an HTTP date, as seconds to wait."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from datetime import UTC, datetime
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, or ``None`` when it says nothing usable.
+
+    A date in the past means "now" (0). Negative, non-finite and unparseable values are
+    ignored rather than trusted: a server cannot make a client wait forever or not at all.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        return max(0.0, (when - now).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
