@@ -78,6 +78,7 @@ def measure(size_mb: int, count: int, concurrency: int) -> dict[str, float]:
     from poller.config import Settings
     from poller.core.poll import poll_once
     from poller.core.users_sync import sync_users
+    from poller.wiring import poll_params_from_settings
 
     fakes = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(size_mb), str(count)],
@@ -99,7 +100,12 @@ def measure(size_mb: int, count: int, concurrency: int) -> dict[str, float]:
             engine = make_engine(settings.database_url)
             migrate.upgrade(engine)
             store = SqlStore(engine)
-            poll_once(settings, GenericProvider(settings.provider), store, datetime.now(UTC))
+            poll_once(
+                poll_params_from_settings(settings),
+                GenericProvider(settings.provider),
+                store,
+                datetime.now(UTC),
+            )
             siro = build_siro_client(settings)
             worker = build_worker(settings, store, threading.Event(), siro=siro)
             sync_users(siro, store, datetime.now(UTC), default_region="US")

@@ -10,6 +10,7 @@ import threading
 from sqlalchemy import Engine
 
 from poller import __version__
+from poller.adapters.audio_probe import probe_audio
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.prometheus_metrics import serve_metrics
@@ -17,6 +18,7 @@ from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
+from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import Settings
 from poller.core.daemon import Daemon
 from poller.core.poll import PollReport, poll_once
@@ -28,6 +30,11 @@ from poller.ports.provider import ProviderPort
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
 from poller.ports.telemetry import Telemetry
+from poller.wiring import (
+    daemon_params_from_settings,
+    poll_params_from_settings,
+    worker_params_from_settings,
+)
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -87,11 +94,12 @@ def build_worker(
     telemetry: Telemetry | None = None,
 ) -> Worker:
     return Worker(
-        settings=settings,
+        params=worker_params_from_settings(settings),
         store=store,
         provider=provider or build_provider(settings),
         siro=siro or build_siro_client(settings),
         downloader=build_downloader(settings, stop),
+        probe_audio=probe_audio,
         owner=worker_identity(),
         stop=stop,
         telemetry=telemetry,
@@ -106,18 +114,21 @@ def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Dae
     siro = build_siro_client(settings)
     worker = build_worker(settings, store, stop, provider=provider, siro=siro, telemetry=telemetry)
 
+    poll_params = poll_params_from_settings(settings)
+
     def poll_cycle() -> PollReport:
-        return poll_once(settings, provider, store, utcnow())
+        return poll_once(poll_params, provider, store, utcnow())
 
     def users_sync() -> UsersSyncResult:
         return sync_users(siro, store, utcnow(), default_region=settings.siro.phone_default_region)
 
     return Daemon(
-        settings,
+        daemon_params_from_settings(settings),
         store=store,
         poll_cycle=poll_cycle,
         worker=worker,
         stop=stop,
+        notifier=SystemdNotifier(),
         telemetry=telemetry,
         users_sync=users_sync,
     )

@@ -20,6 +20,7 @@ from poller.domain.failures import Disposition, StepFailure
 from poller.domain.records import Call, DirectoryUser
 from poller.domain.siro import AudioFormat, RecordingCreate
 from poller.domain.states import CallState
+from poller.wiring import rep_rules_from_settings
 
 SYNCED = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
@@ -51,7 +52,7 @@ USERS = [
     user("u-desk-2", "desk2@example.com", "+14255550199"),
 ]
 DIRECTORY = InMemoryUserDirectory(USERS, synced_at=SYNCED)
-RULES = RepRules.from_settings(
+RULES = rep_rules_from_settings(
     SiroSettings(
         rep_map={
             "provider_id": {"agent-7": "u-ben"},
@@ -183,7 +184,7 @@ def test_no_identity_wins_over_require_known_rep() -> None:
 
 
 def test_require_known_rep_skips_reps_that_are_no_siro_user() -> None:
-    strict = RepRules.from_settings(
+    strict = rep_rules_from_settings(
         SiroSettings(require_known_rep=True, rep_map={"extension": {"204": "u-typo"}})
     )
     failure = skipped(call(rep_email="new.hire@example.com"), strict)
@@ -197,7 +198,7 @@ def test_require_known_rep_skips_reps_that_are_no_siro_user() -> None:
 
 
 def test_without_require_known_rep_a_mapping_to_an_unknown_id_goes_with_a_warning() -> None:
-    rules = RepRules.from_settings(SiroSettings(rep_map={"extension": {"204": "u-typo"}}))
+    rules = rep_rules_from_settings(SiroSettings(rep_map={"extension": {"204": "u-typo"}}))
     found = attribute(call(rep_extension="204"), DIRECTORY, rules)
     assert found.siro_user_id == "u-typo"
     assert "warning: that id is not among Siro's users" in found.detail
@@ -228,7 +229,7 @@ def test_a_re_created_account_wins_over_its_disabled_predecessor() -> None:
 
 
 def test_an_explicit_mapping_to_a_disabled_user_is_followed_and_flagged() -> None:
-    rules = RepRules.from_settings(SiroSettings(rep_map={"email": {"old@example.com": "u-old"}}))
+    rules = rep_rules_from_settings(SiroSettings(rep_map={"email": {"old@example.com": "u-old"}}))
     found = attribute(call(rep_email="old@example.com"), DIRECTORY, rules)
     assert (found.method, found.siro_user_id) == (AttributionMethod.MAP_EMAIL, "u-old")
     assert "warning: Siro lists that user as disabled" in found.detail
@@ -254,10 +255,10 @@ def test_nothing_is_resolved_before_siro_s_users_were_ever_synced() -> None:
 def test_the_default_region_reads_national_numbers() -> None:
     uk_user = user("u-uk", "uk@example.com", "+442079460958")
     directory = InMemoryUserDirectory([uk_user], synced_at=SYNCED)
-    uk = RepRules.from_settings(SiroSettings(phone_default_region="gb"))
+    uk = rep_rules_from_settings(SiroSettings(phone_default_region="gb"))
     assert attribute(call(rep_phone="020 7946 0958"), directory, uk).siro_user_id == "u-uk"
     # Read as a US number it is no number at all: skipped, never matched to the UK user.
-    us = RepRules.from_settings(SiroSettings())
+    us = rep_rules_from_settings(SiroSettings())
     assert skipped(call(rep_phone="020 7946 0958"), us, directory).kind == "no_rep_identity"
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from poller.adapters.audio_probe import NotAudio, UnsupportedAudio, probe_audio
+from poller.adapters.audio_probe import probe_audio
 from poller.domain.siro import AudioFormat
+from poller.ports.audio import NotAudio, UnsupportedAudio
 from tests.fakes.audio import LOGIN_PAGE, aac_bytes, flac_bytes, mp3_bytes, wav_bytes
 
 

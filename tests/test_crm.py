@@ -14,6 +14,7 @@ from poller.domain.crm import (
     Contact,
     CrmLink,
     CrmRules,
+    UnresolvedConnection,
     choose_connection,
     contact_of,
     crm_link,
@@ -23,8 +24,9 @@ from poller.domain.crm import (
 from poller.domain.records import Call
 from poller.domain.siro import AudioFormat, CrmObject, IntegrationConnection, RecordingCreate
 from poller.domain.states import CallState
+from poller.wiring import crm_rules_from_settings
 
-RULES = CrmRules.from_settings(
+RULES = crm_rules_from_settings(
     SiroSettings(
         integration_connection_id="conn-1",
         crm={
@@ -215,6 +217,6 @@ def test_resolving_asks_siro_only_for_a_name() -> None:
     assert resolve_connection_id(siro, by_name) == "conn-9"
     assert siro.calls == ["list_connections"]
     assert resolve_connection_id(siro, CrmRules()) is None
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(UnresolvedConnection) as caught:
         resolve_connection_id(siro, CrmRules(connection_name="Zoho", objects=by_id.objects))
-    assert caught.value.problems[0].startswith("siro.integration_connection_name: Siro has no")
+    assert str(caught.value).startswith("siro.integration_connection_name: Siro has no")

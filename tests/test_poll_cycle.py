@@ -14,10 +14,11 @@ import pytest
 from poller.adapters.providers.generic import GenericProvider, RetryPolicy
 from poller.app import build_provider
 from poller.config import Settings, load_settings
-from poller.core.poll import REPORTED_MALFORMED, PollParams, PollReport, poll_once
+from poller.core.poll import REPORTED_MALFORMED, PollReport, poll_once
 from poller.domain.raw_record import MAX_BYTES
 from poller.domain.states import CallState
 from poller.domain.windows import Window
+from poller.wiring import poll_params_from_settings
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
 from tests.seed import AnyStore
@@ -49,7 +50,7 @@ def settings_for(
 
 def cycle(settings: Settings, store: AnyStore, now: datetime, **kwargs: Any) -> PollReport:
     provider = GenericProvider(settings.provider, retry=NO_WAIT)
-    return poll_once(settings, provider, store, now, **kwargs)
+    return poll_once(poll_params_from_settings(settings), provider, store, now, **kwargs)
 
 
 def add(api: FakeCallLog, call_id: str, at: datetime, *, ready: bool = True, **fields: Any) -> None:
@@ -353,7 +354,12 @@ start_at = "{T0.isoformat()}"
         encoding="utf-8",
     )
     settings = load_settings(config)
-    report = poll_once(settings, build_provider(settings), any_store, T0 + timedelta(hours=2))
+    report = poll_once(
+        poll_params_from_settings(settings),
+        build_provider(settings),
+        any_store,
+        T0 + timedelta(hours=2),
+    )
     assert report.ok, report.error
     assert report.pages == 3
     calls = all_calls(any_store)
@@ -481,7 +487,7 @@ def test_poll_params_come_from_settings() -> None:
         provider={"name": "acme"},
         poll={"lookback_minutes": 15, "directions": ["inbound"], "rep_allow": ["a@x.com"]},
     )
-    params = PollParams.from_settings(settings)
+    params = poll_params_from_settings(settings)
     assert params.provider_key == "acme"
     assert params.lookback == timedelta(minutes=15)
     assert params.call_filter.rep_allow == ("a@x.com",)

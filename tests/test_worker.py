@@ -24,6 +24,7 @@ from poller.core.worker import Worker
 from poller.domain.siro import AudioFormat, IntegrationConnection, SiroUser
 from poller.domain.states import CallState
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroPermanentError, SiroTransientError
+from poller.wiring import poll_params_from_settings
 from tests.fakes.audio import LOGIN_PAGE, aac_bytes, flac_bytes, mp3_bytes, wav_bytes
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
@@ -91,7 +92,7 @@ def offer(api: FakeCallLog, call_id: str, body: bytes, minute: int = 0, **fields
 
 def poll(settings: Settings, store: AnyStore, clock: Clock) -> None:
     provider = GenericProvider(settings.provider, retry=NO_WAIT)
-    report = poll_once(settings, provider, store, clock())
+    report = poll_once(poll_params_from_settings(settings), provider, store, clock())
     assert report.ok, report.error
 
 

@@ -7,7 +7,6 @@ headers of each format Siro takes, so a file passes only if it is genuinely mp3,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import mutagen
@@ -16,6 +15,7 @@ from mutagen.mp3 import MP3
 from mutagen.wave import WAVE
 
 from poller.domain.siro import AudioFormat
+from poller.ports.audio import AudioFacts, NotAudio, UnsupportedAudio
 
 # WAVE and AAC first: their headers are strict; the MP3 parser scans for frame sync.
 _SIRO_FORMATS: tuple[tuple[AudioFormat, type[mutagen.FileType]], ...] = (
@@ -23,20 +23,6 @@ _SIRO_FORMATS: tuple[tuple[AudioFormat, type[mutagen.FileType]], ...] = (
     (AudioFormat.AAC, AAC),
     (AudioFormat.MP3, MP3),
 )
-
-
-class NotAudio(Exception):
-    """The bytes are no audio at all (an error page, JSON, an empty or truncated file)."""
-
-
-class UnsupportedAudio(Exception):
-    """Real audio, in a format Siro does not ingest (m4a, FLAC, Ogg...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AudioFacts:
-    format: AudioFormat
-    duration_seconds: float
 
 
 def probe_audio(path: Path) -> AudioFacts:

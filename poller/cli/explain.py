@@ -15,7 +15,7 @@ import click
 from poller.app import build_siro_client
 from poller.cli.calls import calls_group, resolve
 from poller.cli.root import CliContext, emit_json, emit_table, pass_cli
-from poller.config import ConfigError, SiroSettings
+from poller.config import SiroSettings
 from poller.core.crm_connection import resolve_connection_id
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,
@@ -24,11 +24,12 @@ from poller.domain.attribution import (
     UserDirectory,
     attribute,
 )
-from poller.domain.crm import CrmRules, contact_of, decide_crm_link
+from poller.domain.crm import CrmRules, UnresolvedConnection, contact_of, decide_crm_link
 from poller.domain.failures import StepFailure
 from poller.domain.phones import to_e164
 from poller.domain.records import Call
 from poller.ports.siro import SiroError
+from poller.wiring import crm_rules_from_settings, rep_rules_from_settings
 
 REP_SKIP_REASONS = frozenset(reason.value for reason in RepSkipReason)
 
@@ -42,7 +43,7 @@ def explain(cli: CliContext, reference: str, as_json: bool) -> None:
     call = resolve(cli, reference)
     siro = cli.settings.siro
     directory = cli.store.user_directory()
-    connection_id, connection_note = _connection(cli, CrmRules.from_settings(siro))
+    connection_id, connection_note = _connection(cli, crm_rules_from_settings(siro))
     events = [e for e in cli.store.events_for(call.id) if e.step == ATTRIBUTE_STEP]
     document = explanation(call, directory, siro, connection_id, connection_note)
     document["events"] = [event.to_dict() for event in events]
@@ -60,10 +61,10 @@ def explanation(
     connection_note: str | None = None,
 ) -> dict[str, Any]:
     """The `calls explain --json` document, events aside."""
-    rules = RepRules.from_settings(siro)
+    rules = rep_rules_from_settings(siro)
     stored_user = directory.by_id(call.siro_user_id) if call.siro_user_id else None
     now = _resolve_now(call, directory, rules)
-    crm = decide_crm_link(call.raw, CrmRules.from_settings(siro), connection_id)
+    crm = decide_crm_link(call.raw, crm_rules_from_settings(siro), connection_id)
     contact = contact_of(call, rules.default_region)
     return {
         "call": {
@@ -147,8 +148,8 @@ def _connection(cli: CliContext, rules: CrmRules) -> tuple[str | None, str | Non
     client = build_siro_client(cli.settings)
     try:
         return resolve_connection_id(client, rules), None
-    except ConfigError as exc:
-        return None, "; ".join(exc.problems)
+    except UnresolvedConnection as exc:
+        return None, str(exc)
     except SiroError as exc:
         return None, f"the connection name was not looked up: {exc}"
     finally:

@@ -19,6 +19,7 @@ from poller.cli.root import (
 from poller.config import requirements_for_daemon
 from poller.core.poll import PollReport, poll_once
 from poller.domain.clock import utcnow
+from poller.wiring import poll_params_from_settings
 
 
 @main_group.command("poll")
@@ -35,7 +36,13 @@ def poll(cli: CliContext, dry_run: bool, as_json: bool) -> None:
     problems = [p for p in requirements_for_daemon(settings) if p.startswith("provider.")]
     if problems:
         raise config_problem(problems)
-    report = poll_once(settings, build_provider(settings), cli.store, utcnow(), dry_run=dry_run)
+    report = poll_once(
+        poll_params_from_settings(settings),
+        build_provider(settings),
+        cli.store,
+        utcnow(),
+        dry_run=dry_run,
+    )
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from poller.config import ConfigError
-from poller.domain.crm import CrmRules, choose_connection
+from poller.domain.crm import CrmRules, UnresolvedConnection, choose_connection
 from poller.ports.siro import SiroPort
 
 
@@ -11,8 +10,9 @@ def resolve_connection_id(siro: SiroPort, rules: CrmRules) -> str | None:
     """``siro.integration_connection_id``, or the id of the connection named by
     ``siro.integration_connection_name`` (one ``GET /v1/core/integrations/connections``).
 
-    ``None`` when neither is configured. A name Siro does not know, or knows twice, is a
-    :class:`~poller.config.ConfigError`; Siro's own errors (``SiroError``) pass through.
+    ``None`` when neither is configured. A name Siro does not know, or knows twice, is an
+    :class:`~poller.domain.crm.UnresolvedConnection`; Siro's own errors (``SiroError``) pass
+    through.
     """
     if rules.connection_id is not None:
         return rules.connection_id
@@ -21,4 +21,4 @@ def resolve_connection_id(siro: SiroPort, rules: CrmRules) -> str | None:
     try:
         return choose_connection(siro.list_connections(), rules.connection_name).id
     except ValueError as exc:
-        raise ConfigError([f"siro.integration_connection_name: {exc}"]) from None
+        raise UnresolvedConnection(f"siro.integration_connection_name: {exc}") from None

@@ -27,16 +27,27 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from poller.adapters.systemd_notify import SystemdNotifier
-from poller.config import Settings
 from poller.core.poll import PollReport
 from poller.core.users_sync import UsersSyncError
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
+from poller.ports.notifier import NoNotifier, ServiceNotifier
 from poller.ports.store import Store
 from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonParams:
+    """What the daemon needs from the configuration: its job intervals and its limits."""
+
+    poll_interval_seconds: int
+    work_interval_seconds: int
+    users_refresh_minutes: int
+    lease_seconds: int
+    concurrency: int
+    shutdown_grace_seconds: float
 
 
 @dataclass
@@ -64,22 +75,22 @@ class JobHealth:
 class Daemon:
     def __init__(
         self,
-        settings: Settings,
+        params: DaemonParams,
         *,
         store: Store,
         poll_cycle: Callable[[], PollReport],
         worker: Worker,
         stop: threading.Event,
-        notifier: SystemdNotifier | None = None,
+        notifier: ServiceNotifier | None = None,
         telemetry: Telemetry | None = None,
         users_sync: Callable[[], object] | None = None,
     ) -> None:
-        self.settings = settings
+        self.params = params
         self.store = store
         self.poll_cycle = poll_cycle
         self.worker = worker
         self.stop = stop
-        self.notifier = notifier or SystemdNotifier()
+        self.notifier = notifier or NoNotifier()
         self.telemetry = telemetry or NoTelemetry()
         self.users_sync = users_sync
         # Uploads wait for the first users sync of this run (one quick request, normally) so
@@ -144,11 +155,11 @@ class Daemon:
     def jobs(self) -> list[tuple[str, Callable[[], None], float]]:
         """Each scheduled job: its id, its body and its interval in seconds (first run: now)."""
         jobs: list[tuple[str, Callable[[], None], float]] = [
-            ("poll", self.poll_job, self.settings.poll.interval_seconds),
-            ("work", self.work_job, self.settings.worker.interval_seconds),
+            ("poll", self.poll_job, self.params.poll_interval_seconds),
+            ("work", self.work_job, self.params.work_interval_seconds),
         ]
         if self.users_sync is not None:
-            refresh = self.settings.siro.users_refresh_minutes * 60
+            refresh = self.params.users_refresh_minutes * 60
             jobs.append(("users", self.users_job, refresh))
         return jobs
 
@@ -167,10 +178,10 @@ class Daemon:
     def healthy(self, now: datetime) -> bool:
         """Both jobs finished a run recently, or the worker made progress within one."""
         limits = {
-            "poll": timedelta(seconds=3 * self.settings.poll.interval_seconds)
+            "poll": timedelta(seconds=3 * self.params.poll_interval_seconds)
             + timedelta(minutes=15),
-            "work": timedelta(seconds=3 * self.settings.worker.interval_seconds)
-            + timedelta(seconds=self.settings.worker.lease_seconds),
+            "work": timedelta(seconds=3 * self.params.work_interval_seconds)
+            + timedelta(seconds=self.params.lease_seconds),
         }
         for job, limit in limits.items():
             last = self.health.finished_at.get(job, self.started_at)
@@ -181,7 +192,7 @@ class Daemon:
         return True
 
     def run(self) -> int:
-        grace = self.settings.worker.shutdown_grace_seconds
+        grace = self.params.shutdown_grace_seconds
         scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=2)},
@@ -204,9 +215,9 @@ class Daemon:
         log.info(
             "siro-poller running as %s: poll every %ss, work every %ss with %d threads",
             self.worker.owner,
-            self.settings.poll.interval_seconds,
-            self.settings.worker.interval_seconds,
-            self.settings.worker.concurrency,
+            self.params.poll_interval_seconds,
+            self.params.work_interval_seconds,
+            self.params.concurrency,
         )
         ping_every = self._ping_interval()
         while not self.stop.wait(ping_every):

@@ -31,16 +31,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from poller.config import Settings
 from poller.domain.call_record import CallRecord, RateLimitHints
 from poller.domain.clock import as_utc
 from poller.domain.filters import CallFilter
 from poller.domain.ingest import IngestAction, IngestChange, ListedCall, no_recording_message
 from poller.domain.raw_record import fingerprint, load_raw
 from poller.domain.records import PollCursor, UnmappedDraft, UnmappedRecord
-from poller.domain.states import Direction
+from poller.domain.redaction import redact_text
 from poller.domain.windows import Window, first_cursor, halve, poll_window, split_window
-from poller.logs import redact_text
 from poller.ports.provider import (
     ListedPage,
     MalformedRecordError,
@@ -72,26 +70,6 @@ class PollParams:
     call_filter: CallFilter = field(default_factory=CallFilter)
     # A page whose share of records failing mapping reaches this fails its span (0: any).
     max_unmapped_ratio: float = 1.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PollParams:
-        poll = settings.poll
-        return cls(
-            provider_key=settings.provider_key,
-            lookback=timedelta(minutes=poll.lookback_minutes),
-            settle_delay=timedelta(seconds=poll.settle_delay_seconds),
-            initial_lookback=timedelta(hours=poll.initial_lookback_hours),
-            start_at=as_utc(poll.start_at) if poll.start_at else None,
-            recording_wait=timedelta(hours=poll.recording_wait_hours),
-            recheck_waiting=timedelta(minutes=poll.recheck_waiting_minutes),
-            call_filter=CallFilter(
-                min_duration_seconds=poll.min_duration_seconds,
-                directions=frozenset(Direction(name) for name in poll.directions),
-                rep_allow=tuple(poll.rep_allow),
-                rep_deny=tuple(poll.rep_deny),
-            ),
-            max_unmapped_ratio=poll.max_unmapped_ratio,
-        )
 
 
 @dataclass
@@ -181,7 +159,7 @@ class PollReport:
 
 
 def poll_once(
-    config: Settings | PollParams,
+    params: PollParams,
     provider: ProviderPort,
     store: Store,
     now: datetime,
@@ -190,7 +168,6 @@ def poll_once(
 ) -> PollReport:
     """Run one poll cycle at simulated or real time ``now``. Never raises a provider error:
     it is in the report and, unless ``dry_run``, on ``poll_cursors.last_error``."""
-    params = config if isinstance(config, PollParams) else PollParams.from_settings(config)
     now = as_utc(now)
     key = params.provider_key
     capabilities = provider.capabilities

@@ -16,20 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from poller.adapters.audio_probe import AudioFacts, NotAudio, UnsupportedAudio, probe_audio
-from poller.adapters.downloader import Downloader
-from poller.config import ConfigError, Settings
 from poller.core.crm_connection import resolve_connection_id
-from poller.domain.attribution import RepRules, UserDirectory
+from poller.domain.attribution import UserDirectory
 from poller.domain.clock import utcnow
-from poller.domain.crm import CrmRules
+from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import Disposition, StepFailure
 from poller.domain.records import Call, EventDraft
+from poller.domain.redaction import redact_url
 from poller.domain.retry import retry_delay
 from poller.domain.siro import AudioFormat, RecordingSummary
 from poller.domain.states import CallState
 from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
-from poller.logs import redact_url
+from poller.ports.audio import AudioFacts, AudioProbe, NotAudio, UnsupportedAudio
+from poller.ports.download import RecordingFetcher
 from poller.ports.provider import PermanentProviderError, ProviderError, ProviderPort
 from poller.ports.siro import (
     SiroCreateOutcomeUnknown,
@@ -50,6 +49,19 @@ DIRECTORY_TTL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerParams:
+    """What the worker needs from the configuration (``[worker]`` and the create-body rules)."""
+
+    spool_dir: Path
+    upload_rules: UploadRules
+    concurrency: int
+    max_attempts: int
+    retry_base_seconds: float
+    retry_max_seconds: float
+    lease_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerReport:
     processed: int
     uploaded: int
@@ -62,33 +74,29 @@ class Worker:
     def __init__(
         self,
         *,
-        settings: Settings,
+        params: WorkerParams,
         store: Store,
         provider: ProviderPort,
         siro: SiroPort,
-        downloader: Downloader,
+        downloader: RecordingFetcher,
+        probe_audio: AudioProbe,
         owner: str,
         stop: threading.Event,
         clock: Callable[[], datetime] = utcnow,
         telemetry: Telemetry | None = None,
     ) -> None:
-        self.settings = settings
+        self.params = params
         self.store = store
         self.provider = provider
         self.siro = siro
         self.downloader = downloader
+        self.probe_audio = probe_audio
         self.owner = owner
         self.stop = stop
         self.clock = clock
         self.telemetry = telemetry or NoTelemetry()
-        self.spool = settings.spool_dir
-        self.upload_rules = UploadRules(
-            rep=RepRules.from_settings(settings.siro),
-            crm=CrmRules.from_settings(settings.siro),
-            title_template=settings.worker.title_template,
-            organization_id=settings.siro.organization_id,
-            conversation_type=settings.siro.conversation_type,
-        )
+        self.spool = params.spool_dir
+        self.upload_rules = params.upload_rules
         self._directory_lock = threading.Lock()
         self._directory: UserDirectory | None = None
         self._directory_read_at = clock()
@@ -109,8 +117,8 @@ class Worker:
         self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.spool.chmod(0o700)
         self._tally = {}
-        concurrency = self.settings.worker.concurrency
-        lease = timedelta(seconds=self.settings.worker.lease_seconds)
+        concurrency = self.params.concurrency
+        lease = timedelta(seconds=self.params.lease_seconds)
         in_flight: set[Future[None]] = set()
         with ThreadPoolExecutor(concurrency, thread_name_prefix="siro-worker") as pool:
             while True:
@@ -142,7 +150,7 @@ class Worker:
     def process(self, call: Call) -> None:
         """Take one claimed row as far as it goes; never raises for a problem of the row."""
         try:
-            if call.attempts > self.settings.worker.max_attempts:
+            if call.attempts > self.params.max_attempts:
                 # A row that keeps killing its worker mid-step comes back through lease expiry
                 # with its attempts spent; stop here instead of crashing forever.
                 raise StepFailure.fail(
@@ -179,9 +187,7 @@ class Worker:
         disposition = failure.disposition
         message = failure.message
         self.telemetry.step_finished(event.step, disposition.value, kind=failure.kind)
-        if disposition == Disposition.RETRY and current.attempts >= (
-            self.settings.worker.max_attempts
-        ):
+        if disposition == Disposition.RETRY and current.attempts >= self.params.max_attempts:
             disposition = Disposition.FAIL
             message = f"gave up after {current.attempts} attempts; last: {failure.message}"
             event = EventDraft(
@@ -190,8 +196,8 @@ class Worker:
         if disposition == Disposition.RETRY:
             delay = retry_delay(
                 max(1, current.attempts),
-                base_seconds=self.settings.worker.retry_base_seconds,
-                max_seconds=self.settings.worker.retry_max_seconds,
+                base_seconds=self.params.retry_base_seconds,
+                max_seconds=self.params.retry_max_seconds,
                 retry_after_seconds=failure.retry_after_seconds,
             )
             self.store.schedule_retry(
@@ -203,7 +209,7 @@ class Worker:
                 call.provider_call_id,
                 message,
                 current.attempts,
-                self.settings.worker.max_attempts,
+                self.params.max_attempts,
                 delay.total_seconds(),
             )
             self._count("retry")
@@ -231,7 +237,7 @@ class Worker:
             raise _provider_failure(exc) from None
         destination = self.spool / f"call-{call.id}.download"
         fetched = self.downloader.fetch(request, destination)
-        facts = _probe(destination)
+        facts = _probe(self.probe_audio, destination)
         final_path = self.spool / f"call-{call.id}.{facts.format.value}"
         destination.replace(final_path)
         updated = self.store.mark_downloaded(
@@ -364,7 +370,7 @@ class Worker:
             if self._resolved_connection is None:
                 try:
                     self._resolved_connection = resolve_connection_id(self.siro, rules)
-                except ConfigError as exc:
+                except UnresolvedConnection as exc:
                     raise StepFailure.fail("crm_connection_unknown", str(exc)) from None
                 except SiroError as exc:
                     raise _siro_failure(exc) from None
@@ -432,7 +438,7 @@ class Worker:
         self._count("uploaded")
 
 
-def _probe(path: Path) -> AudioFacts:
+def _probe(probe_audio: AudioProbe, path: Path) -> AudioFacts:
     """Judge the file by its content; a file that is not what Siro takes does not stay."""
     try:
         return probe_audio(path)

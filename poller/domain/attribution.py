@@ -33,15 +33,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from poller.domain.failures import StepFailure
 from poller.domain.phones import DEFAULT_PHONE_REGION, to_e164
 from poller.domain.records import Call, DirectoryUser, UsersSyncResult
 from poller.domain.siro import SiroUser
-
-if TYPE_CHECKING:
-    from poller.config import SiroSettings
 
 
 class AttributionMethod(StrEnum):
@@ -271,8 +268,8 @@ class _Normaliser(Protocol):
 class RepRules:
     """How reps are resolved: ``[siro.rep_map]``, the phone region, ``require_known_rep``.
 
-    The email keys are lower case and the phone keys E.164, as :meth:`from_settings` (and the
-    config validation before it) makes them.
+    The email keys are lower case and the phone keys E.164, as
+    :func:`poller.wiring.rep_rules_from_settings` (and the config validation before it) makes them.
     """
 
     by_provider_id: Mapping[str, str] = field(default_factory=dict)
@@ -281,19 +278,6 @@ class RepRules:
     by_phone: Mapping[str, str] = field(default_factory=dict)
     default_region: str = DEFAULT_PHONE_REGION
     require_known_rep: bool = False
-
-    @classmethod
-    def from_settings(cls, siro: SiroSettings) -> RepRules:
-        region = siro.phone_default_region
-        rep_map = siro.rep_map
-        return cls(
-            by_provider_id=dict(rep_map.provider_id),
-            by_extension=dict(rep_map.extension),
-            by_email=normalise_email_keys(rep_map.email),
-            by_phone=normalise_phone_keys(rep_map.phone, region),
-            default_region=region,
-            require_known_rep=siro.require_known_rep,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,15 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from poller.domain.paths import MISSING, dig
 from poller.domain.phones import to_e164
 from poller.domain.records import Call
 from poller.domain.siro import CrmObject, CrmObjectType, IntegrationConnection
-
-if TYPE_CHECKING:
-    from poller.config import SiroSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +35,6 @@ class CrmRules:
     connection_id: str | None = None
     connection_name: str | None = None
     objects: tuple[tuple[str, CrmObjectType], ...] = ()  # (dotted path, object type), in order
-
-    @classmethod
-    def from_settings(cls, siro: SiroSettings) -> CrmRules:
-        return cls(
-            connection_id=siro.integration_connection_id,
-            connection_name=siro.integration_connection_name,
-            objects=tuple(siro.crm.objects.items()),
-        )
 
     @property
     def enabled(self) -> bool:
@@ -153,6 +142,11 @@ def _object_id(value: Any) -> str | None:
         text = str(value).strip()
         return text or None
     return None
+
+
+class UnresolvedConnection(Exception):
+    """``siro.integration_connection_name`` names no Siro connection, or several: a setting a
+    person has to fix, not something a retry mends."""
 
 
 def choose_connection(

@@ -29,9 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from poller.domain.clock import as_utc
-
-# TODO(p6-layers): import from poller.domain.redaction once redaction lives in the domain.
-from poller.logs import MASK, redact_text, redact_url
+from poller.domain.redaction import MASK, redact_text, redact_url
 
 MAX_DEPTH: Final = 32
 MAX_BYTES: Final = 64 * 1024

@@ -14,7 +14,6 @@ from poller.adapters.http.client import (
     BodyTooLarge,
     BodyTruncated,
     DeadlineExceeded,
-    Downloaded,
     HttpClient,
     Interrupted,
     JsonPage,
@@ -34,6 +33,7 @@ from poller.adapters.http.errors import (
 from poller.adapters.http.ratelimit import RateLimiter
 from poller.adapters.http.retry import RetryPolicy, parse_retry_after
 from poller.adapters.http.tokens import AccessToken, AccessTokenCache
+from poller.ports.download import Downloaded
 
 __all__ = [
     "AccessToken",

@@ -41,6 +41,7 @@ from poller.adapters.http.ratelimit import RateLimiter
 from poller.adapters.http.retry import RetryPolicy, parse_retry_after
 from poller.adapters.http.transport import GuardedAdapter, RequestDeadline, guarding
 from poller.domain.clock import utcnow
+from poller.ports.download import Downloaded
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,6 @@ class JsonPage:
     headers: Mapping[str, str]
     url: str
     status: int
-
-
-@dataclass(frozen=True, slots=True)
-class Downloaded:
-    path: Path
-    size_bytes: int
-    sha256: str
-    http_status: int
-    duration_ms: int
-    content_type: str | None = None
 
 
 class HttpClient:

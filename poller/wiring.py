@@ -1,0 +1,95 @@
+"""From the validated configuration to the plain values the domain and the core take.
+
+Neither the domain nor the core reads :class:`~poller.config.Settings`; the composition root
+(:mod:`poller.app`) and the CLI build their rules and parameters here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from poller.config import Settings, SiroSettings
+from poller.core.daemon import DaemonParams
+from poller.core.poll import PollParams
+from poller.core.worker import WorkerParams
+from poller.domain.attribution import RepRules, normalise_email_keys, normalise_phone_keys
+from poller.domain.clock import as_utc
+from poller.domain.crm import CrmRules
+from poller.domain.filters import CallFilter
+from poller.domain.states import Direction
+from poller.domain.upload_plan import UploadRules
+
+
+def rep_rules_from_settings(siro: SiroSettings) -> RepRules:
+    region = siro.phone_default_region
+    rep_map = siro.rep_map
+    return RepRules(
+        by_provider_id=dict(rep_map.provider_id),
+        by_extension=dict(rep_map.extension),
+        by_email=normalise_email_keys(rep_map.email),
+        by_phone=normalise_phone_keys(rep_map.phone, region),
+        default_region=region,
+        require_known_rep=siro.require_known_rep,
+    )
+
+
+def crm_rules_from_settings(siro: SiroSettings) -> CrmRules:
+    return CrmRules(
+        connection_id=siro.integration_connection_id,
+        connection_name=siro.integration_connection_name,
+        objects=tuple(siro.crm.objects.items()),
+    )
+
+
+def upload_rules_from_settings(settings: Settings) -> UploadRules:
+    return UploadRules(
+        rep=rep_rules_from_settings(settings.siro),
+        crm=crm_rules_from_settings(settings.siro),
+        title_template=settings.worker.title_template,
+        organization_id=settings.siro.organization_id,
+        conversation_type=settings.siro.conversation_type,
+    )
+
+
+def poll_params_from_settings(settings: Settings) -> PollParams:
+    poll = settings.poll
+    return PollParams(
+        provider_key=settings.provider_key,
+        lookback=timedelta(minutes=poll.lookback_minutes),
+        settle_delay=timedelta(seconds=poll.settle_delay_seconds),
+        initial_lookback=timedelta(hours=poll.initial_lookback_hours),
+        start_at=as_utc(poll.start_at) if poll.start_at else None,
+        recording_wait=timedelta(hours=poll.recording_wait_hours),
+        recheck_waiting=timedelta(minutes=poll.recheck_waiting_minutes),
+        call_filter=CallFilter(
+            min_duration_seconds=poll.min_duration_seconds,
+            directions=frozenset(Direction(name) for name in poll.directions),
+            rep_allow=tuple(poll.rep_allow),
+            rep_deny=tuple(poll.rep_deny),
+        ),
+        max_unmapped_ratio=poll.max_unmapped_ratio,
+    )
+
+
+def worker_params_from_settings(settings: Settings) -> WorkerParams:
+    worker = settings.worker
+    return WorkerParams(
+        spool_dir=settings.spool_dir,
+        upload_rules=upload_rules_from_settings(settings),
+        concurrency=worker.concurrency,
+        max_attempts=worker.max_attempts,
+        retry_base_seconds=worker.retry_base_seconds,
+        retry_max_seconds=worker.retry_max_seconds,
+        lease_seconds=worker.lease_seconds,
+    )
+
+
+def daemon_params_from_settings(settings: Settings) -> DaemonParams:
+    return DaemonParams(
+        poll_interval_seconds=settings.poll.interval_seconds,
+        work_interval_seconds=settings.worker.interval_seconds,
+        users_refresh_minutes=settings.siro.users_refresh_minutes,
+        lease_seconds=settings.worker.lease_seconds,
+        concurrency=settings.worker.concurrency,
+        shutdown_grace_seconds=settings.worker.shutdown_grace_seconds,
+    )
