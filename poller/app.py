@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import Engine
 
@@ -14,12 +15,13 @@ from poller.adapters.audio_probe import probe_audio
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.prometheus_metrics import serve_metrics
+from poller.adapters.providers import registry as providers_registry
 from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
-from poller.config import Settings
+from poller.config import ConfigError, Settings, provider_problems
 from poller.core.daemon import Daemon
 from poller.core.poll import PollReport, poll_once
 from poller.core.users_sync import sync_users
@@ -48,11 +50,24 @@ def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
     return SqlStore(engine)
 
 
-def build_provider(settings: Settings) -> ProviderPort:
-    """The adapter for ``provider.kind``; raises ``ConfigError`` if its settings are incomplete."""
-    from poller.adapters.providers import build_provider as build
+def build_provider(settings: Settings, name: str | None = None) -> ProviderPort:
+    """The adapter of the provider called ``name`` (default: the first configured).
 
-    return build(settings.provider)
+    Raises ``ConfigError`` naming what its kind needs and the config leaves unset.
+    """
+    provider = settings.provider_named(name) if name else settings.configured_providers[0]
+    problems = provider_problems(provider)
+    if problems:
+        raise ConfigError(problems)
+    return providers_registry.build_provider(provider)
+
+
+def build_providers(settings: Settings) -> dict[str, ProviderPort]:
+    """Every configured provider's adapter, by the name its calls are stored under."""
+    return {
+        provider.name: build_provider(settings, provider.name)
+        for provider in settings.configured_providers
+    }
 
 
 def build_siro_client(settings: Settings) -> SiroHttpClient:
@@ -66,13 +81,14 @@ def worker_identity() -> str:
 
 
 def build_downloader(settings: Settings, stop: threading.Event) -> Downloader:
-    provider = settings.provider
+    # One client serves every provider's downloads: the most patient of their limits.
+    providers = settings.configured_providers
     client = HttpClient(
         limits=Limits(
-            connect_timeout=provider.connect_timeout_seconds,
-            read_timeout=provider.read_timeout_seconds,
-            deadline=provider.deadline_seconds,
-            max_body_bytes=provider.max_page_bytes,
+            connect_timeout=max(p.connect_timeout_seconds for p in providers),
+            read_timeout=max(p.read_timeout_seconds for p in providers),
+            deadline=max(p.deadline_seconds for p in providers),
+            max_body_bytes=settings.worker.max_file_bytes,
         ),
         # Each download brings its own rules (DownloadRequest); these are only the fallback.
         hosts=HostRules(),
@@ -89,14 +105,14 @@ def build_worker(
     store: Store,
     stop: threading.Event,
     *,
-    provider: ProviderPort | None = None,
+    providers: Mapping[str, ProviderPort] | None = None,
     siro: SiroPort | None = None,
     telemetry: Telemetry | None = None,
 ) -> Worker:
     return Worker(
         params=worker_params_from_settings(settings),
         store=store,
-        provider=provider or build_provider(settings),
+        providers=providers if providers is not None else build_providers(settings),
         siro=siro or build_siro_client(settings),
         downloader=build_downloader(settings, stop),
         probe_audio=probe_audio,
@@ -110,14 +126,15 @@ def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Dae
     telemetry: Telemetry | None = None
     if settings.metrics.listen:
         telemetry = serve_metrics(settings.metrics.listen, store, utcnow)
-    provider = build_provider(settings)
+    providers = build_providers(settings)
     siro = build_siro_client(settings)
-    worker = build_worker(settings, store, stop, provider=provider, siro=siro, telemetry=telemetry)
+    worker = build_worker(
+        settings, store, stop, providers=providers, siro=siro, telemetry=telemetry
+    )
 
-    poll_params = poll_params_from_settings(settings)
-
-    def poll_cycle() -> PollReport:
-        return poll_once(poll_params, provider, store, utcnow())
+    def poll_cycle(name: str, provider: ProviderPort) -> Callable[[], PollReport]:
+        params = poll_params_from_settings(settings, name)
+        return lambda: poll_once(params, provider, store, utcnow())
 
     def users_sync() -> UsersSyncResult:
         return sync_users(siro, store, utcnow(), default_region=settings.siro.phone_default_region)
@@ -125,7 +142,7 @@ def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Dae
     return Daemon(
         daemon_params_from_settings(settings),
         store=store,
-        poll_cycle=poll_cycle,
+        poll_cycles=[poll_cycle(name, provider) for name, provider in providers.items()],
         worker=worker,
         stop=stop,
         notifier=SystemdNotifier(),

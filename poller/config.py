@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import operator
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
+from functools import reduce
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     AfterValidator,
@@ -45,6 +47,7 @@ from poller.config_types import (
     PositiveSeconds,
     Section,
 )
+from poller.config_types import ConfigError as ConfigError  # re-exported: callers' home
 from poller.domain.attribution import normalise_email_keys, normalise_phone_keys
 from poller.domain.phones import DEFAULT_PHONE_REGION, is_known_region
 from poller.domain.siro import CrmObjectType
@@ -54,14 +57,6 @@ ENV_PREFIX = "SIRO_POLLER_"
 CONFIG_PATH_ENV = "SIRO_POLLER_CONFIG"
 CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
 MASK = "********"
-
-
-class ConfigError(Exception):
-    """A configuration problem a person can fix; each line names the key and the problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 class DatabaseSettings(Section):
@@ -252,18 +247,19 @@ def _provider_kind(value: Any) -> str:
     return str(getattr(value, "kind", DEFAULT_PROVIDER_KIND))
 
 
+def _provider_settings_type() -> Any:
+    """The union of every provider kind's settings model, told apart by ``kind``."""
+    models = settings_models()
+    if len(models) == 1:
+        return models[0]
+    tagged = [Annotated[model, Tag(model.model_fields["kind"].default)] for model in models]
+    return Annotated[reduce(operator.or_, tagged), Discriminator(_provider_kind)]
+
+
 if TYPE_CHECKING:
     AnyProviderSettings = ProviderSettingsBase
 else:
-    AnyProviderSettings = Annotated[
-        Union[
-            tuple(
-                Annotated[model, Tag(model.model_fields["kind"].default)]  # noqa: UP007
-                for model in settings_models()
-            )
-        ],
-        Discriminator(_provider_kind),
-    ]
+    AnyProviderSettings = _provider_settings_type()
 
 
 class PollSettings(Section):
@@ -690,7 +686,7 @@ def _masked(model: BaseModel) -> dict[str, Any]:
                 _masked(item) if isinstance(item, BaseModel) else dumped
                 for item, dumped in zip(value, data[name], strict=True)
             ]
-    return cast(dict[str, Any], data)
+    return data
 
 
 def _drop_none(value: Any) -> Any:

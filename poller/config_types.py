@@ -12,6 +12,14 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
+class ConfigError(Exception):
+    """A configuration problem a person can fix; each line names the key and the problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
 class Section(BaseModel):
     """A config table: unknown keys are errors, defaults are validated too."""
 

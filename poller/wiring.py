@@ -51,10 +51,11 @@ def upload_rules_from_settings(settings: Settings) -> UploadRules:
     )
 
 
-def poll_params_from_settings(settings: Settings) -> PollParams:
+def poll_params_from_settings(settings: Settings, provider: str | None = None) -> PollParams:
+    """The poll cycle's parameters for the provider called ``provider`` (default: the first)."""
     poll = settings.poll
     return PollParams(
-        provider_key=settings.provider_key,
+        provider_key=provider or settings.configured_providers[0].name,
         lookback=timedelta(minutes=poll.lookback_minutes),
         settle_delay=timedelta(seconds=poll.settle_delay_seconds),
         initial_lookback=timedelta(hours=poll.initial_lookback_hours),

@@ -158,7 +158,7 @@ def test_a_wrong_field_mapping_fails_the_poll_and_keeps_the_cursor_until_it_is_f
         assert "0 call(s) listed, 15 record(s) failed mapping and were kept" in failed.stdout
         assert "poll failed" in failed.stderr
         assert "15 of 15 records failed mapping" in failed.stderr
-        assert "no start time at 'start_time' (15x)" in failed.stderr
+        assert "started_at has no value at path start_time (15x)" in failed.stderr
         store = SqlStore(engine)
         [cursor] = store.cursors()
         assert cursor.cursor_value is None and cursor.last_error is not None
@@ -173,7 +173,7 @@ def test_a_wrong_field_mapping_fails_the_poll_and_keeps_the_cursor_until_it_is_f
         assert document["unmapped"] == {"generic": 15}
         listing = CliRunner().invoke(main, ["calls", "unmapped"], env=environment)
         assert listing.exit_code == 0, listing.output
-        assert "no start time at 'start_time'" in listing.stdout
+        assert "started_at has no value at path start_time" in listing.stdout
         assert '{"call_id":"call-00"' in listing.stdout
         rows = json.loads(
             CliRunner().invoke(main, ["calls", "unmapped", "--json"], env=environment).stdout

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from poller.adapters.http import RetryPolicy
 from poller.adapters.providers import build_provider
-from poller.adapters.providers.generic import GenericProvider, RetryPolicy, parse_time
-from poller.config import ConfigError, ProviderSettings
+from poller.adapters.providers.generic import GenericProvider, GenericSettings
+from poller.config import ConfigError
 from poller.domain.call_record import DownloadRequest, RateLimitHints
-from poller.domain.raw_record import MAX_DEPTH, TOO_DEEP
+from poller.domain.raw_record import MAX_DEPTH, TOO_DEEP, parse_time
 from poller.domain.records import Call
 from poller.domain.states import CallState, Direction, RecordingState
 from poller.domain.windows import Window
@@ -36,7 +37,7 @@ NO_WAIT = RetryPolicy(max_tries=3, base_delay=0.0, max_delay=1.0)
 
 
 def adapter(url: str, retry: RetryPolicy = NO_WAIT, **settings: Any) -> GenericProvider:
-    return GenericProvider(ProviderSettings(base_url=url, **settings), retry=retry)
+    return GenericProvider(GenericSettings(base_url=url, **settings), retry=retry)
 
 
 def pages(provider: GenericProvider, window: Window = WINDOW) -> list[ListedPage]:
@@ -188,7 +189,7 @@ def test_malformed_records_are_reported_with_their_position_and_the_rest_go_thro
     assert page.item_count == 5
     problems = {(m.position.page, m.position.index): m for m in page.malformed}
     assert len(problems) == 3
-    no_id = next(m for m in page.malformed if "no call id" in m.reason)
+    no_id = next(m for m in page.malformed if "call_id has no value" in m.reason)
     assert no_id.position.window == WINDOW and no_id.position.page == 1
     bad_time = next(m for m in page.malformed if m.call_id == "bad-time")
     assert "yesterday-ish" in bad_time.reason and "iso8601" in bad_time.reason
@@ -301,7 +302,7 @@ def test_a_repeated_next_url_is_a_loop_too(api: FakeCallLog, server: LocalHTTPSe
 def test_a_page_number_the_api_ignores_is_a_loop(api: FakeCallLog, server: LocalHTTPServer) -> None:
     api.paging, api.page_param = "page_number", "p"  # the API does not know "page"
     add_calls(api, 7)
-    with pytest.raises(PagingLoopError, match="repeated the previous page"):
+    with pytest.raises(PagingLoopError, match="same items as the one before"):
         pages(adapter(server.url, paging={"mode": "page_number", "page_size": 3}))
 
 
@@ -349,7 +350,8 @@ def test_credentials_never_follow_a_redirect_to_another_host() -> None:
 
         with LocalHTTPServer(Redirector) as redirector:
             provider = adapter(redirector.url, auth="api_key", api_key="k-123456")
-            with pytest.raises(PermanentProviderError, match="refusing to send credentials"):
+            # Not an allowed host: refused before connecting, so no credentials could follow.
+            with pytest.raises(PermanentProviderError, match="refused to connect to localhost"):
                 pages(provider)
     assert seen == []
 
@@ -389,9 +391,9 @@ def test_a_rejected_credential_is_permanent_and_not_in_the_message(
 
 def test_missing_credentials_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"provider\.token"):
-        build_provider(ProviderSettings(base_url="https://x.example", auth="bearer"))
+        build_provider(GenericSettings(base_url="https://x.example", auth="bearer"))
     with pytest.raises(ConfigError, match=r"provider\.base_url"):
-        build_provider(ProviderSettings())
+        build_provider(GenericSettings())
 
 
 # -- failures and retries ----------------------------------------------------------------
@@ -436,7 +438,7 @@ def test_a_429_honours_a_short_retry_after_and_gives_up_on_a_long_one(
 def test_a_refused_connection_is_transient() -> None:
     with LocalHTTPServer(QuietHandler) as gone:
         url = gone.url
-    with pytest.raises(TransientProviderError, match="ConnectionError"):
+    with pytest.raises(TransientProviderError, match="connection failed"):
         pages(adapter(url, retry=RetryPolicy(max_tries=1)))
 
 
@@ -511,6 +513,7 @@ def test_a_signed_recording_url_is_never_stored_and_is_fetched_fresh_for_downloa
         auth="bearer",
         token="tok-abc",
         recording={"refetch_path": "/calls/{call_id}", "refetch_item_path": "call"},
+        download_hosts=["bucket.example.net"],
     )
     api.auth = ("bearer", "tok-abc")
     request = refetching.resolve_download(record)
@@ -553,7 +556,7 @@ def test_pages_carry_the_rate_limit_hints(api: FakeCallLog, server: LocalHTTPSer
 def test_basic_auth_header_is_standard() -> None:
     provider = adapter("https://x.example", auth="basic", username="ann", password="pw")
     expected = "Basic " + base64.b64encode(b"ann:pw").decode()
-    assert provider.auth_headers == {"Authorization": expected}
+    assert provider.auth.headers_for_request() == {"Authorization": expected}
 
 
 # -- hostile records: each costs itself at most, never its page ------------------------------
@@ -592,7 +595,7 @@ def test_a_time_or_number_out_of_range_is_a_malformed_record_with_its_raw_text(
     fields: dict[str, Any], reason: str
 ) -> None:
     provider = GenericProvider(
-        ProviderSettings(base_url="https://api.example.com", fields={"duration": "duration"}),
+        GenericSettings(base_url="https://api.example.com", fields={"duration": "duration"}),
         clock=lambda: T0,
     )
     with pytest.raises(MalformedRecordError) as raised:
@@ -632,7 +635,7 @@ def test_any_error_in_one_record_becomes_a_malformed_record_and_the_page_goes_on
 
     add_calls(api, 4)
     api.page_size = 10
-    provider = Fragile(ProviderSettings(base_url=server.url), retry=NO_WAIT)
+    provider = Fragile(GenericSettings(base_url=server.url), retry=NO_WAIT)
     [page] = pages(provider)
     assert [r.provider_call_id for r in page.records] == ["call-0", "call-3"]
     reasons = {m.position.index: m.reason for m in page.malformed}

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from poller.adapters.providers.generic import GenericProvider, RetryPolicy
+from poller.adapters.http import RetryPolicy
+from poller.adapters.providers.generic import GenericProvider
 from poller.app import build_provider
 from poller.config import Settings, load_settings
 from poller.core.poll import REPORTED_MALFORMED, PollReport, poll_once
@@ -290,7 +291,7 @@ def test_malformed_records_are_logged_with_their_position_and_the_rest_goes_in(
     assert positions == [(1, 3), (2, 1)]
     logged = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
     assert len(logged) == 2
-    assert any("page 1, item 3" in line and "no call id" in line for line in logged)
+    assert any("page 1, item 3" in line and "call_id has no value" in line for line in logged)
     assert any("page 2, item 1" in line and "bad-time" in line for line in logged)
     assert all(str(report.window) in line for line in logged)
     assert cursor_of(any_store) == T0 + timedelta(hours=1) - SETTLE
@@ -592,7 +593,7 @@ def test_a_wrong_mapping_holds_the_cursor_and_fixing_it_brings_every_call_in(
 
     assert not failed.ok and failed.error is not None
     assert "page 1: 10 of 10 records failed mapping" in failed.error
-    assert "no start time at 'start_time' (10x)" in failed.error
+    assert "started_at has no value at path start_time (10x)" in failed.error
     assert failed.pages == 2 and failed.malformed_count == 15  # the whole span was read
     assert all_calls(any_store) == []
     cursor = any_store.get_cursor("generic")

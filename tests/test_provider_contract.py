@@ -51,6 +51,8 @@ class GenericWorld(HttpWorld):
             "base_url": self.server.url,
             "auth": "bearer",
             "token": "provider-token",
+            # Signed recording URLs are never stored: the call is fetched again for a fresh one.
+            "recording": {"refetch_path": "/calls/{call_id}", "refetch_item_path": "call"},
             **overrides,
         }
         return GenericSettings.model_validate(values)
@@ -160,9 +162,7 @@ class MemoryWorld:
         seconds = float(retry_after) if retry_after is not None else None
         error: ProviderError
         if status == 429 or status >= 500:
-            error = TransientProviderError(
-                f"HTTP {status}", status=status, retry_after=seconds
-            )
+            error = TransientProviderError(f"HTTP {status}", status=status, retry_after=seconds)
         else:
             error = PermanentProviderError(f"HTTP {status}", status=status)
         self.memory.failures = deque([error] * (times or 1_000))

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from poller.adapters.providers.generic import GenericProvider, RetryPolicy
+from poller.adapters.http import RetryPolicy
+from poller.adapters.providers.generic import GenericProvider
 from poller.adapters.siro_fake import InMemorySiro
 from poller.app import build_worker
 from poller.config import Settings, SiroSettings
@@ -101,7 +102,7 @@ def worker_for(settings: Settings, store: AnyStore, siro: InMemorySiro, clock: C
         settings,
         store,
         threading.Event(),
-        provider=GenericProvider(settings.provider, retry=NO_WAIT),
+        providers={settings.provider.name: GenericProvider(settings.provider, retry=NO_WAIT)},
         siro=siro,
     )
     worker.clock = clock

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -78,7 +78,7 @@ class Daemon:
         params: DaemonParams,
         *,
         store: Store,
-        poll_cycle: Callable[[], PollReport],
+        poll_cycles: Sequence[Callable[[], PollReport]],
         worker: Worker,
         stop: threading.Event,
         notifier: ServiceNotifier | None = None,
@@ -87,7 +87,7 @@ class Daemon:
     ) -> None:
         self.params = params
         self.store = store
-        self.poll_cycle = poll_cycle
+        self.poll_cycles = poll_cycles
         self.worker = worker
         self.stop = stop
         self.notifier = notifier or NoNotifier()
@@ -104,15 +104,18 @@ class Daemon:
     # -- jobs ----------------------------------------------------------------------------
 
     def poll_job(self) -> None:
+        """One cycle for each provider in turn; one provider's failure never skips the next."""
         self.health.started("poll")
         try:
-            report = self.poll_cycle()
-            self.telemetry.poll_finished(ok=report.ok, listed=report.listed)
-        except Exception:
-            self.telemetry.poll_finished(ok=False, listed=0)
-            # The cycle records its own failures on poll_cursors; this is the last resort that
-            # keeps an unforeseen error from silently ending the schedule.
-            log.exception("poll job failed")
+            for poll_cycle in self.poll_cycles:
+                try:
+                    report = poll_cycle()
+                    self.telemetry.poll_finished(ok=report.ok, listed=report.listed)
+                except Exception:
+                    self.telemetry.poll_finished(ok=False, listed=0)
+                    # The cycle records its own failures on poll_cursors; this is the last
+                    # resort that keeps an unforeseen error from silently ending the schedule.
+                    log.exception("poll job failed")
         finally:
             self.health.finished("poll")
 

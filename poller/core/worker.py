@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +29,13 @@ from poller.domain.states import CallState
 from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
 from poller.ports.audio import AudioFacts, AudioProbe, NotAudio, UnsupportedAudio
 from poller.ports.download import RecordingFetcher
-from poller.ports.provider import PermanentProviderError, ProviderError, ProviderPort
+from poller.ports.provider import (
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderPort,
+    ProviderRefused,
+)
 from poller.ports.siro import (
     SiroCreateOutcomeUnknown,
     SiroError,
@@ -76,7 +82,7 @@ class Worker:
         *,
         params: WorkerParams,
         store: Store,
-        provider: ProviderPort,
+        providers: Mapping[str, ProviderPort],
         siro: SiroPort,
         downloader: RecordingFetcher,
         probe_audio: AudioProbe,
@@ -87,7 +93,8 @@ class Worker:
     ) -> None:
         self.params = params
         self.store = store
-        self.provider = provider
+        # By name, as `calls.provider` holds it: one process serves every configured provider.
+        self.providers = providers
         self.siro = siro
         self.downloader = downloader
         self.probe_audio = probe_audio
@@ -231,8 +238,15 @@ class Worker:
     # -- download ------------------------------------------------------------------------
 
     def download(self, call: Call) -> Call | None:
+        provider = self.providers.get(call.provider)
+        if provider is None:
+            raise StepFailure.fail(
+                "provider_not_configured",
+                f"the call came from provider {call.provider!r}, which this configuration no "
+                "longer names; configure it again, then `siro-poller calls retry --failed`",
+            )
         try:
-            request = self.provider.resolve_download(call)
+            request = provider.resolve_download(call)
         except ProviderError as exc:
             raise _provider_failure(exc) from None
         destination = self.spool / f"call-{call.id}.download"
@@ -468,6 +482,10 @@ def _remove_spool_file(path: str | None) -> None:
 
 
 def _provider_failure(exc: ProviderError) -> StepFailure:
+    if isinstance(exc, ProviderRefused):
+        return StepFailure.fail("download_refused", str(exc))
+    if isinstance(exc, ProviderAuthError):
+        return StepFailure.fail("provider_auth", str(exc), http_status=exc.status)
     if isinstance(exc, PermanentProviderError):
         return StepFailure.fail("provider_refused", str(exc), http_status=exc.status)
     return StepFailure.retry(

@@ -127,7 +127,8 @@ def _sanitise(value: Any, *, secret: bool, depth: int) -> Any:
             return MASK
         if text.lower().startswith(("http://", "https://")):
             return redact_url(text)
-        return redact_text(text) if "://" in text else text
+        # A relative URL ("/media/x.mp3?X-Goog-Signature=...") signs with its query too.
+        return redact_text(text) if "://" in text or "?" in text else text
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if value is None or isinstance(value, bool | int | float):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 from poller.domain.call_record import (
@@ -112,7 +111,7 @@ class ListedPage:
 
 
 class ProviderPort(Protocol):
-    """A phone system's call log, as the poll cycle and the worker use it."""
+    """A phone system's call log, as the poll cycle and the worker use it: nothing more."""
 
     @property
     def capabilities(self) -> ProviderCapabilities: ...
@@ -137,8 +136,4 @@ class ProviderPort(Protocol):
 
         May ask the provider again (for a fresh signed URL). Raises :class:`ProviderError`.
         """
-        ...
-
-    def rate_limit_hints(self, headers: Mapping[str, str], received_at: datetime) -> RateLimitHints:
-        """What a response's headers say about the provider's rate limit."""
         ...

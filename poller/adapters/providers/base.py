@@ -165,19 +165,18 @@ class ProviderAdapter(ABC, Generic[S]):
         """
         path = self.items_path()
         items = body if path is None else dig(body, path)
+        key = self.settings.config_key("listing.items_path")
         if items is MISSING:
-            seen = sorted(str(key) for key in body)[:20] if isinstance(body, Mapping) else []
-            keys = f"; the answer has the keys {', '.join(seen)}" if seen else ""
+            # An answer without the calls (`{"error": "maintenance"}`) is no empty page.
+            seen = sorted(str(name) for name in body)[:10] if isinstance(body, Mapping) else []
             raise PermanentProviderError(
-                f"{where}: the answer has no list at {path!r} "
-                f"({self.settings.config_key('listing.items_path')}){keys}"
+                f"{where}: the response has nothing at {key} {path!r}; its top-level keys: "
+                f"{', '.join(clean_text(name)[:40] for name in seen) or 'none'}"
             )
         if items is None:
             return []
         if not isinstance(items, list):
-            raise PermanentProviderError(
-                f"{where}: {path or 'the body'} is a {type(items).__name__}, not a list of calls"
-            )
+            raise PermanentProviderError(f"{where}: {key} {path!r} is not a list in the response")
         return items
 
     def authenticator(self) -> Authenticator:
@@ -237,14 +236,18 @@ class ProviderAdapter(ABC, Generic[S]):
             raise MalformedRecordError(position, "is not a JSON object", raw=raw_text(raw))
         try:
             return self.map_record(raw, position)
-        except MalformedRecordError as error:
-            if error.raw is None:
-                error.raw = raw_text(raw)
-            raise
         except Exception as exc:  # one record never stops its page: overflow, recursion...
-            detail = redact_text(clean_text(str(exc)), self.http.secrets())[:200]
-            reason = f"could not be mapped: {type(exc).__name__}: {detail}"
-        raise MalformedRecordError(position, reason, raw=raw_text(raw))
+            raise self.malformed(exc, raw, position) from None
+
+    def malformed(self, exc: Exception, raw: Any, position: RecordPosition) -> MalformedRecordError:
+        """``exc``, raised while reading the record ``raw``, as that record's error."""
+        if isinstance(exc, MalformedRecordError):
+            if exc.raw is None:
+                exc.raw = raw_text(raw)
+            return exc
+        detail = redact_text(clean_text(str(exc)), self.http.secrets())[:200]
+        reason = f"could not be mapped: {type(exc).__name__}: {detail}"
+        return MalformedRecordError(position, reason, raw=raw_text(raw))
 
     def listed_page(
         self, window: Window, number: int, items: Sequence[Any], headers: Mapping[str, str]
@@ -252,17 +255,18 @@ class ProviderAdapter(ABC, Generic[S]):
         records: list[CallRecord] = []
         malformed: list[MalformedRecordError] = []
         for index, item in enumerate(items):
+            position = RecordPosition(window, number, index)
             try:
-                records.append(self.normalise(item, RecordPosition(window, number, index)))
-            except MalformedRecordError as error:
-                malformed.append(error)
+                records.append(self.normalise(item, position))
+            except Exception as exc:  # a subclass's own normalise is guarded here too
+                malformed.append(self.malformed(exc, item, position))
         return ListedPage(
             window=window,
             number=number,
             records=records,
             malformed=malformed,
             item_count=len(items),
-            rate_limit=RateLimitHints.from_headers(headers, utcnow()),
+            rate_limit=RateLimitHints.from_headers(headers, self.clock()),
         )
 
     # -- plumbing for subclasses -----------------------------------------------------------

@@ -12,6 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.config_types import ConfigError
 
 if TYPE_CHECKING:
     from poller.adapters.providers.base import ProviderAdapter
@@ -36,7 +37,10 @@ def settings_models() -> list[type[ProviderSettingsBase]]:
 
 
 def build_provider(settings: ProviderSettingsBase) -> ProviderAdapter[ProviderSettingsBase]:
-    """The adapter ``settings.kind`` names, configured."""
+    """The adapter ``settings.kind`` names; raises :class:`ConfigError` for unset needs."""
+    problems = missing_settings(settings)
+    if problems:
+        raise ConfigError(problems)
     return adapter_class(settings.kind)(settings)
 
 

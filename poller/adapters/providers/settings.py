@@ -36,7 +36,7 @@ ProviderName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Z
 class ProviderSettingsBase(Section):
     """Keys every ``[provider]`` / ``[[providers]]`` table accepts, whatever its kind."""
 
-    kind: str
+    kind: str = DEFAULT_PROVIDER_KIND
     name: ProviderName = Field(
         default=DEFAULT_PROVIDER_KIND,
         description="stored in calls.provider and poll_cursors.provider; keep it stable",

@@ -1,0 +1,63 @@
+"""`siro-poller provider check`: is the phone system reachable, are we let in, do records map?"""
+
+from __future__ import annotations
+
+import click
+
+from poller.app import build_provider
+from poller.cli.poll import selected_providers
+from poller.cli.root import CliContext, UserError, emit_json, main_group, parse_when, pass_cli
+from poller.core.provider_check import check_provider
+from poller.domain.clock import utcnow
+from poller.domain.windows import Window
+
+
+@main_group.group("provider")
+def provider_group() -> None:
+    """Check the phone system's side of the configuration."""
+
+
+@provider_group.command("check")
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    help="Start of the window to list: an age (6h, 2d) or an ISO 8601 time.",
+)
+@click.option(
+    "--provider",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Check only this provider (repeatable); default: every configured one.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The outcome as one JSON document.")
+@pass_cli
+def check(cli: CliContext, since: str, names: tuple[str, ...], as_json: bool) -> None:
+    """List one page of the call log, read-only, and say what works and what does not.
+
+    Nothing is written: no cursor, no row. Exits 1 when the credentials are refused, the host
+    cannot be reached or refuses, the answer has the wrong shape, or no record maps; 2 when
+    the settings are incomplete.
+    """
+    settings = cli.settings
+    now = utcnow()
+    start = parse_when(since)
+    if start >= now:
+        raise click.BadParameter("must be in the past", param_hint="--since")
+    window = Window(start, now)
+    checks = [
+        check_provider(name, build_provider(settings, name), window)
+        for name in selected_providers(settings, names)
+    ]
+    if as_json:
+        documents = [outcome.to_dict() for outcome in checks]
+        emit_json(documents[0] if len(documents) == 1 else documents)
+    else:
+        for outcome in checks:
+            click.echo(f"provider {outcome.provider}: {outcome.summary}")
+    failed = [outcome for outcome in checks if not outcome.ok]
+    if failed:
+        raise UserError(
+            "\n".join(f"provider check failed for {o.provider}: {o.summary}" for o in failed)
+        )
