@@ -10,7 +10,7 @@ import threading
 from sqlalchemy import Engine
 
 from poller import __version__
-from poller.adapters.audio_probe import probe_audio
+from poller.adapters.audio import PyAvAudio
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.prometheus_metrics import serve_metrics
@@ -81,7 +81,7 @@ def build_downloader(settings: Settings, stop: threading.Event) -> Downloader:
         user_agent=f"siro-poller/{__version__}",
         pool_size=settings.worker.concurrency,
     )
-    return Downloader(client, max_bytes=settings.worker.max_file_bytes, stop=stop)
+    return Downloader(client, max_bytes=settings.worker.max_download_bytes, stop=stop)
 
 
 def build_worker(
@@ -99,7 +99,7 @@ def build_worker(
         provider=provider or build_provider(settings),
         siro=siro or build_siro_client(settings),
         downloader=build_downloader(settings, stop),
-        probe_audio=probe_audio,
+        audio=PyAvAudio(),
         owner=worker_identity(),
         stop=stop,
         telemetry=telemetry,

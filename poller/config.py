@@ -37,6 +37,7 @@ from pydantic_settings import (
 )
 
 from poller.domain.attribution import normalise_email_keys, normalise_phone_keys
+from poller.domain.audio import MP3_BITRATES_KBPS, ConvertMode
 from poller.domain.phones import DEFAULT_PHONE_REGION, is_known_region
 from poller.domain.siro import CrmObjectType
 from poller.domain.title import check_title_template
@@ -66,6 +67,15 @@ def _base_url(value: str) -> str:
 
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+def _mp3_bitrate(value: int) -> int:
+    if value not in MP3_BITRATES_KBPS:
+        raise ValueError(f"must be an mp3 bitrate: one of {', '.join(map(str, MP3_BITRATES_KBPS))}")
+    return value
+
+
+Mp3Bitrate = Annotated[int, AfterValidator(_mp3_bitrate)]
 
 
 class Section(BaseModel):
@@ -470,6 +480,10 @@ class WorkerSettings(Section):
     retry_max_seconds: PositiveSeconds = 3600.0
     lease_seconds: Annotated[int, Field(ge=5)] = 1800
     max_file_bytes: Annotated[int, Field(gt=0)] = 100 * 1024 * 1024
+    max_download_bytes: Annotated[int, Field(gt=0)] = 2 * 1024 * 1024 * 1024
+    convert: ConvertMode = ConvertMode.AUTO
+    mp3_bitrate_kbps: Mp3Bitrate = 64
+    mp3_min_bitrate_kbps: Mp3Bitrate = 16
     spool_dir: Path | None = None
     shutdown_grace_seconds: PositiveSeconds = 30.0
     title_template: str = "{direction} call with {contact} [{provider_call_id}]"
@@ -484,6 +498,14 @@ class WorkerSettings(Section):
     def _retry_bounds(self) -> WorkerSettings:
         if self.retry_max_seconds < self.retry_base_seconds:
             raise ValueError("retry_max_seconds must not be below retry_base_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _size_and_bitrate_bounds(self) -> WorkerSettings:
+        if self.max_download_bytes < self.max_file_bytes:
+            raise ValueError("max_download_bytes must not be below max_file_bytes")
+        if self.mp3_min_bitrate_kbps > self.mp3_bitrate_kbps:
+            raise ValueError("mp3_min_bitrate_kbps must not be above mp3_bitrate_kbps")
         return self
 
 

@@ -183,12 +183,12 @@ def test_bad_bodies_fail_at_once_with_their_reason_and_the_rest_go_through(
     offer(api, "huge", mp3_bytes(5), minute=3)
     offer(api, "fine", wav_bytes(0.2), minute=4)
 
-    run(max_file_bytes=50_000)
+    run(max_file_bytes=50_000, max_download_bytes=50_000)
 
     expected = {
         "login-page": ("not_audio", "looks like HTML"),
-        "flac": ("unsupported_format", "FLAC audio"),
-        "huge": ("oversize", "over worker.max_file_bytes = 50000"),
+        "flac": ("corrupt_audio", "not one frame of its audio could be decoded"),
+        "huge": ("oversize", "over worker.max_download_bytes = 50000"),
     }
     for call_id, (kind, words) in expected.items():
         call = by_call_id(any_store, call_id)
