@@ -11,7 +11,7 @@ import pytest
 from poller.adapters.audio import encode_mp3, probe_audio, remux_to_adts
 from poller.domain.siro import AudioFormat
 from poller.ports.audio import ConversionStopped, CorruptAudio
-from tests.fakes.audio import encoded
+from tests.fakes.audio import encoded, streamable_m4a
 
 
 def never() -> bool:
@@ -94,16 +94,7 @@ def test_a_low_bitrate_uses_a_sample_rate_mp3_has_for_it(
 
 
 def test_a_cut_off_recording_fails_as_corrupt_when_converted(tmp_path: Path) -> None:
-    # Index first (as streaming servers write MP4), so the cut file opens but ends early.
-    whole = tmp_path / "whole.m4a"
-    with av.open(str(written(tmp_path, encoded("m4a", 6.0)))) as source:
-        with av.open(str(whole), "w", format="ipod", options={"movflags": "+faststart"}) as out:
-            stream = out.add_stream_from_template(source.streams.audio[0])
-            for packet in source.demux(audio=0):
-                if packet.dts is not None:
-                    packet.stream = stream
-                    out.mux(packet)
-    data = whole.read_bytes()
+    data = streamable_m4a(6.0)
     cut = written(tmp_path, data[: len(data) // 3], "cut.m4a")
 
     with pytest.raises(CorruptAudio, match="truncated"):

@@ -259,11 +259,11 @@ class Worker:
         destination = self.spool / f"call-{call.id}.download"
         fetched = self.downloader.fetch(request, destination)
         facts = self._probe(destination)
+        impossible: ConversionImpossible | None = None
         try:
             conversion = plan_conversion(facts, fetched.size_bytes, self.conversion)
         except ConversionImpossible as exc:
-            destination.unlink(missing_ok=True)
-            raise StepFailure.fail("oversize", str(exc)) from None
+            conversion, impossible = None, exc
         download_event = EventDraft(
             step="download",
             outcome="ok",
@@ -274,7 +274,7 @@ class Worker:
         )
         self.telemetry.bytes_downloaded(fetched.size_bytes)
         self.telemetry.step_finished("download", "ok", seconds=fetched.duration_ms / 1000)
-        if conversion is None:
+        if conversion is None and impossible is None:
             assert facts.siro_format is not None
             final_path = self.spool / f"call-{call.id}.{facts.siro_format.value}"
             destination.replace(final_path)
@@ -299,6 +299,10 @@ class Worker:
             _lost_lease(call)
             destination.unlink(missing_ok=True)
             return None
+        if impossible is not None:
+            destination.unlink(missing_ok=True)
+            raise StepFailure.fail("oversize", str(impossible))
+        assert conversion is not None
         try:
             converted, event = self._convert(call, destination, facts, conversion)
         finally:

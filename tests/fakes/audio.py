@@ -115,23 +115,28 @@ def encoded(kind: str, seconds: float = 2.0, channels: int = 1) -> bytes:
         return path.read_bytes()
 
 
-def _tone_block(rate: int, channels: int, count: int) -> bytes:
-    values = array("h")
+def _tone_block(rate: int, channels: int, count: int, width: int = 2) -> bytes:
+    values = array("h" if width == 2 else "i")
+    scale = 1 if width == 2 else 1 << 16
     for index in range(count):
         for channel in range(channels):
             hz = TONE_HZ * (channel + 1)
-            values.append(int(8000 / (channel + 1) * math.sin(2 * math.pi * hz * index / rate)))
+            level = 8000 / (channel + 1) * math.sin(2 * math.pi * hz * index / rate)
+            values.append(int(level) * scale)
     return values.tobytes()
 
 
-def write_wav(path: Path, size_bytes: int, *, rate: int = 44100, channels: int = 2) -> float:
-    """A WAV of about ``size_bytes`` holding a tone, written in big blocks; its seconds."""
-    block = _tone_block(rate, channels, rate // 10) * 100  # ten seconds at a time
-    frame_bytes = 2 * channels
+def write_wav(
+    path: Path, size_bytes: int, *, rate: int = 44100, channels: int = 2, width: int = 2
+) -> float:
+    """A WAV of about ``size_bytes`` holding a tone (``width`` bytes a sample), written in big
+    blocks; returns its length in seconds."""
+    block = _tone_block(rate, channels, rate // 10, width) * 100  # ten seconds at a time
+    frame_bytes = width * channels
     frames = (size_bytes - 44) // frame_bytes
     with wave.open(str(path), "wb") as out:
         out.setnchannels(channels)
-        out.setsampwidth(2)
+        out.setsampwidth(width)
         out.setframerate(rate)
         remaining = frames * frame_bytes
         while remaining > 0:
@@ -139,3 +144,22 @@ def write_wav(path: Path, size_bytes: int, *, rate: int = 44100, channels: int =
             out.writeframesraw(chunk)
             remaining -= len(chunk)
     return frames / rate
+
+
+def streamable_m4a(seconds: float = 6.0) -> bytes:
+    """An M4A with its index before the audio (as streaming servers write it): cut short, it
+    still opens, and only reading it to the end shows it is incomplete."""
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "source.m4a"
+        source.write_bytes(encoded("m4a", seconds))
+        target = Path(scratch) / "streamable.m4a"
+        with (
+            av.open(str(source)) as inp,
+            av.open(str(target), "w", format="ipod", options={"movflags": "+faststart"}) as out,
+        ):
+            stream = out.add_stream_from_template(inp.streams.audio[0])
+            for packet in inp.demux(audio=0):
+                if packet.dts is not None:
+                    packet.stream = stream
+                    out.mux(packet)
+        return target.read_bytes()

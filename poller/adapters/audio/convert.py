@@ -23,6 +23,8 @@ COMPLETE_SHARE = 0.9
 MAX_BAD_PACKETS = 10
 MAX_BAD_SHARE = 0.01
 
+# LAME's -q 7: a third faster than its default, and no difference a transcription would hear.
+LAME_OPTIONS = {"compression_level": "7"}
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 MPEG1_MIN_KBPS = 32  # layer III at 32 kHz and above starts here
 MPEG2_MAX_KBPS = 160  # and below 32 kHz it ends here
@@ -68,7 +70,7 @@ def encode_mp3(
         layout = "mono" if channels == 1 else "stereo"  # more channels are mixed to two
         rate = mp3_sample_rate(decoder.sample_rate, bitrate_kbps)
         with av.open(str(destination), "w", format="mp3") as out:
-            target = out.add_stream("libmp3lame", rate=rate, layout=layout)
+            target = out.add_stream("libmp3lame", rate=rate, layout=layout, options=LAME_OPTIONS)
             target.bit_rate = mp3_bitrate(rate, bitrate_kbps) * 1000
             decoded = _transcode(container, stream, out, target, should_stop)
     if decoded == 0:
