@@ -643,6 +643,7 @@ def test_with_convert_never_such_calls_fail_naming_the_setting(
     )
     assert 'worker.convert = "never"' in call.last_error and "ogg (opus)" in call.last_error
     assert (call.source_format, call.source_codec) == ("ogg", "opus")
+    assert steps(any_store, call)[1:] == [("download", "ok"), ("convert", "fail")]
     assert by_call_id(any_store, "c2").state == CallState.UPLOADED  # mp3 needs nothing
     assert len(siro.created) == 1
     assert list(worker.spool.iterdir()) == []

@@ -200,7 +200,7 @@ class Worker:
         now = self.clock()
         current = self.store.get_call(call.id) or call
         event = EventDraft(
-            step=_step_of(current),
+            step=failure.step or _step_of(current),
             outcome=failure.disposition.value,
             http_status=failure.http_status,
             message=failure.message,
@@ -299,12 +299,14 @@ class Worker:
             _lost_lease(call)
             destination.unlink(missing_ok=True)
             return None
-        if impossible is not None:
-            destination.unlink(missing_ok=True)
-            raise StepFailure.fail("oversize", str(impossible))
-        assert conversion is not None
         try:
+            if impossible is not None:
+                raise StepFailure.fail("oversize", str(impossible))
+            assert conversion is not None
             converted, event = self._convert(call, destination, facts, conversion)
+        except StepFailure as failure:
+            failure.step = "convert"
+            raise
         finally:
             destination.unlink(missing_ok=True)
         return self._downloaded(
@@ -393,6 +395,11 @@ class Worker:
         except AudioError as exc:
             target.unlink(missing_ok=True)
             raise _audio_failure(exc, converting=facts.describe()) from None
+        except OSError as exc:  # the spool, not the recording: a full disk, say
+            target.unlink(missing_ok=True)
+            raise StepFailure.retry(
+                "spool_error", f"converting into the spool failed: {exc.strerror or exc}"
+            ) from None
         except BaseException:
             target.unlink(missing_ok=True)
             raise
