@@ -60,13 +60,16 @@ def test_everything_else_is_encoded_to_mp3_at_the_configured_bitrate(
         AudioFormat.MP3,
         64,
     )
-    assert f"{container} ({codec}) is not a format Siro takes" in plan.reason
+    assert plan.reason == f"Siro does not take {container} ({codec})"
 
 
 def test_a_wav_over_the_limit_is_encoded_to_mp3() -> None:
     plan = plan_conversion(facts("wav", "pcm_s16le", AudioFormat.WAV), 150 * MB, RULES)
     assert plan is not None and plan.kind == ConversionKind.ENCODE_MP3
-    assert "over worker.max_file_bytes" in plan.reason
+    assert plan.reason == (
+        f"the wav (pcm_s16le) recording is {150 * MB} bytes, over "
+        f"worker.max_file_bytes = {100 * MB}"
+    )
 
 
 def test_a_long_recording_starts_at_the_highest_bitrate_that_fits() -> None:

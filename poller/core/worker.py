@@ -361,9 +361,9 @@ class Worker:
         if self.conversion.mode == ConvertMode.NEVER:
             raise StepFailure.fail(
                 "unsupported_format",
-                f"the recording is {facts.describe()}: {conversion.reason}, and "
-                'worker.convert = "never" leaves it unconverted; set worker.convert = "auto" '
-                "to convert it, then `siro-poller calls retry --failed`",
+                f'{conversion.reason}, and worker.convert = "never" leaves it unconverted; '
+                'set worker.convert = "auto" to convert it, then '
+                "`siro-poller calls retry --failed`",
             )
         target = self.spool / f"call-{call.id}.{conversion.target.value}"
         started = time.monotonic()

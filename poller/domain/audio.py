@@ -82,13 +82,14 @@ def plan_conversion(
         return Conversion(
             ConversionKind.REMUX_AAC,
             AudioFormat.AAC,
-            reason=f"Siro does not take {facts.container}; its AAC audio is repackaged",
+            reason=f"Siro does not take {facts.container}",
         )
     bitrate = fitting_mp3_bitrate(facts.duration_seconds, size_bytes, rules)
     reason = (
-        f"{facts.describe()} is not a format Siro takes"
+        f"Siro does not take {facts.describe()}"
         if facts.siro_format is None
-        else f"{size_bytes} bytes is over worker.max_file_bytes = {rules.max_upload_bytes}"
+        else f"the {facts.describe()} recording is {size_bytes} bytes, over "
+        f"worker.max_file_bytes = {rules.max_upload_bytes}"
     )
     return Conversion(ConversionKind.ENCODE_MP3, AudioFormat.MP3, bitrate, reason)
 
