@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from poller.adapters.audio import probe_audio
+from poller.adapters.audio import encode_mp3, probe_audio, remux_to_adts
 from poller.adapters.memory_store import MemoryStore
 from poller.adapters.providers.generic import GenericProvider, RetryPolicy
 from poller.adapters.siro_fake import InMemorySiro, SignedUpload
@@ -24,6 +24,7 @@ from poller.config import Settings, SiroSettings
 from poller.core.poll import poll_once
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
+from poller.domain.audio import estimated_mp3_bytes
 from poller.domain.siro import AudioFormat, IntegrationConnection, SiroUser
 from poller.domain.states import CallState
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroPermanentError, SiroTransientError
@@ -610,6 +611,64 @@ def test_a_recording_too_big_for_the_bitrate_is_encoded_lower_to_fit(
     assert "encoded at 32 kbit/s" in (convert.message or "")
 
 
+def test_an_encode_that_comes_out_over_the_limit_is_done_again_lower(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    memory_store: MemoryStore,
+    keeping_siro: KeepingSiro,
+    clock: Clock,
+) -> None:
+    # A short file's mp3 is a little bigger than its bitrate says (encoder delay, info tag):
+    # a limit just under it passes the estimate and fails the encode at 64 kbit/s.
+    flac = tmp_path / "short.flac"
+    flac.write_bytes(encoded("flac", 2.0))
+    encode_mp3(flac, tmp_path / "at-64.mp3", bitrate_kbps=64, should_stop=lambda: False)
+    limit = (tmp_path / "at-64.mp3").stat().st_size - 20
+    assert estimated_mp3_bytes(2.0, 64) <= limit
+    offer(api, "c1", flac.read_bytes())
+
+    poll_and_drain(
+        settings_for(server, tmp_path, max_file_bytes=limit), memory_store, keeping_siro, clock
+    )
+
+    (sent,) = keeping_siro.kept.values()
+    assert sent.stat().st_size <= limit
+    call = by_call_id(memory_store, "c1")
+    assert call.state == CallState.UPLOADED
+    convert = next(e for e in memory_store.events_for(call.id) if e.step == "convert")
+    assert "encoded at 56 kbit/s" in (convert.message or "")
+
+
+def test_an_m4a_whose_adts_form_is_over_the_limit_goes_as_mp3(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    memory_store: MemoryStore,
+    keeping_siro: KeepingSiro,
+    clock: Clock,
+) -> None:
+    # ADTS spends 7 bytes a frame on headers: an M4A right at the limit comes out over it.
+    m4a = tmp_path / "call.m4a"
+    m4a.write_bytes(encoded("m4a", 10.0))
+    remux_to_adts(m4a, tmp_path / "as.aac", should_stop=lambda: False)
+    limit = m4a.stat().st_size
+    assert (tmp_path / "as.aac").stat().st_size > limit
+    offer(api, "c1", m4a.read_bytes())
+
+    poll_and_drain(
+        settings_for(server, tmp_path, max_file_bytes=limit), memory_store, keeping_siro, clock
+    )
+
+    (body,) = keeping_siro.created
+    assert body.file_type == AudioFormat.MP3
+    (sent,) = keeping_siro.kept.values()
+    assert sent.stat().st_size <= limit
+    call = by_call_id(memory_store, "c1")
+    convert = next(e for e in memory_store.events_for(call.id) if e.step == "convert")
+    assert "-> mp3 (" in (convert.message or "")
+
+
 def test_a_recording_no_mp3_above_the_floor_fits_fails_with_duration_and_sizes(
     run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
 ) -> None:
@@ -631,9 +690,10 @@ def test_with_convert_never_such_calls_fail_naming_the_setting(
     run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
 ) -> None:
     offer(api, "c1", encoded("ogg", 2.0), minute=1)
-    offer(api, "c2", mp3_bytes(2), minute=2)
+    offer(api, "c2", mp3_bytes(1), minute=2)  # 16 kB: fine as it is
+    offer(api, "c3", wav_bytes(2), minute=3)  # 32 kB, over the limit below
 
-    worker = run(convert="never")
+    worker = run(convert="never", max_file_bytes=20_000)
 
     call = by_call_id(any_store, "c1")
     assert (call.state, call.error_kind, call.attempts) == (
@@ -647,6 +707,10 @@ def test_with_convert_never_such_calls_fail_naming_the_setting(
     assert (call.source_format, call.source_codec) == ("ogg", "opus")
     assert steps(any_store, call)[1:] == [("download", "ok"), ("convert", "fail")]
     assert by_call_id(any_store, "c2").state == CallState.UPLOADED  # mp3 needs nothing
+    wav = by_call_id(any_store, "c3")
+    assert (wav.state, wav.error_kind) == (CallState.FAILED, "oversize")
+    assert wav.last_error.startswith("the wav (pcm_s16le) recording is 32044 bytes, over ")
+    assert 'worker.convert = "never"' in wav.last_error
     assert len(siro.created) == 1
     assert list(worker.spool.iterdir()) == []
 

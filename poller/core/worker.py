@@ -303,7 +303,7 @@ class Worker:
             if impossible is not None:
                 raise StepFailure.fail("oversize", str(impossible))
             assert conversion is not None
-            converted, event = self._convert(call, destination, facts, conversion)
+            converted, converted_format, event = self._convert(call, destination, facts, conversion)
         except StepFailure as failure:
             failure.step = "convert"
             raise
@@ -312,7 +312,7 @@ class Worker:
         return self._downloaded(
             call,
             converted,
-            conversion.target.value,
+            converted_format.value,
             converted.stat().st_size,
             _sha256(converted),
             event,
@@ -356,11 +356,12 @@ class Worker:
 
     def _convert(
         self, call: Call, source: Path, facts: AudioFacts, conversion: Conversion
-    ) -> tuple[Path, EventDraft]:
-        """Make ``source`` a file Siro takes, checked by probing it again; the ``convert`` event."""
+    ) -> tuple[Path, AudioFormat, EventDraft]:
+        """Make ``source`` a file Siro takes, checked by probing it again: the file, its format
+        and the ``convert`` event."""
         if self.conversion.mode == ConvertMode.NEVER:
             raise StepFailure.fail(
-                "unsupported_format",
+                "unsupported_format" if facts.siro_format is None else "oversize",
                 f'{conversion.reason}, and worker.convert = "never" leaves it unconverted; '
                 'set worker.convert = "auto" to convert it, then '
                 "`siro-poller calls retry --failed`",
@@ -427,7 +428,7 @@ class Worker:
         )
         self.telemetry.step_finished("convert", "ok", seconds=elapsed_ms / 1000)
         log.info("call %s (%s): %s", call.id, call.provider_call_id, event.message)
-        return target, event
+        return target, conversion.target, event
 
     def _run_conversion(
         self, conversion: Conversion, source: Path, target: Path, bitrate: int | None
