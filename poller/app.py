@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from sqlalchemy import Engine
 
 from poller import __version__
-from poller.adapters.audio_probe import probe_audio
+from poller.adapters.audio import PyAvAudio
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.prometheus_metrics import serve_metrics
@@ -97,7 +97,7 @@ def build_downloader(settings: Settings, stop: threading.Event) -> Downloader:
         user_agent=f"siro-poller/{__version__}",
         pool_size=settings.worker.concurrency,
     )
-    return Downloader(client, max_bytes=settings.worker.max_file_bytes, stop=stop)
+    return Downloader(client, max_bytes=settings.worker.max_download_bytes, stop=stop)
 
 
 def build_worker(
@@ -115,7 +115,7 @@ def build_worker(
         providers=providers if providers is not None else build_providers(settings),
         siro=siro or build_siro_client(settings),
         downloader=build_downloader(settings, stop),
-        probe_audio=probe_audio,
+        audio=PyAvAudio(),
         owner=worker_identity(),
         stop=stop,
         telemetry=telemetry,

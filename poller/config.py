@@ -49,6 +49,7 @@ from poller.config_types import (
 )
 from poller.config_types import ConfigError as ConfigError  # re-exported: callers' home
 from poller.domain.attribution import normalise_email_keys, normalise_phone_keys
+from poller.domain.audio import MP3_BITRATES_KBPS, ConvertMode
 from poller.domain.phones import DEFAULT_PHONE_REGION, is_known_region
 from poller.domain.siro import CrmObjectType
 from poller.domain.title import check_title_template
@@ -57,6 +58,15 @@ ENV_PREFIX = "SIRO_POLLER_"
 CONFIG_PATH_ENV = "SIRO_POLLER_CONFIG"
 CREDENTIALS_DIR_ENV = "CREDENTIALS_DIRECTORY"
 MASK = "********"
+
+
+def _mp3_bitrate(value: int) -> int:
+    if value not in MP3_BITRATES_KBPS:
+        raise ValueError(f"must be an mp3 bitrate: one of {', '.join(map(str, MP3_BITRATES_KBPS))}")
+    return value
+
+
+Mp3Bitrate = Annotated[int, AfterValidator(_mp3_bitrate)]
 
 
 class DatabaseSettings(Section):
@@ -285,6 +295,10 @@ class WorkerSettings(Section):
     retry_max_seconds: PositiveSeconds = 3600.0
     lease_seconds: Annotated[int, Field(ge=5)] = 1800
     max_file_bytes: Annotated[int, Field(gt=0)] = 100 * 1024 * 1024
+    max_download_bytes: Annotated[int, Field(gt=0)] = 2 * 1024 * 1024 * 1024
+    convert: ConvertMode = ConvertMode.AUTO
+    mp3_bitrate_kbps: Mp3Bitrate = 64
+    mp3_min_bitrate_kbps: Mp3Bitrate = 16
     spool_dir: Path | None = None
     shutdown_grace_seconds: PositiveSeconds = 30.0
     title_template: str = "{direction} call with {contact} [{provider_call_id}]"
@@ -299,6 +313,14 @@ class WorkerSettings(Section):
     def _retry_bounds(self) -> WorkerSettings:
         if self.retry_max_seconds < self.retry_base_seconds:
             raise ValueError("retry_max_seconds must not be below retry_base_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _size_and_bitrate_bounds(self) -> WorkerSettings:
+        if self.max_download_bytes < self.max_file_bytes:
+            raise ValueError("max_download_bytes must not be below max_file_bytes")
+        if self.mp3_min_bitrate_kbps > self.mp3_bitrate_kbps:
+            raise ValueError("mp3_min_bitrate_kbps must not be above mp3_bitrate_kbps")
         return self
 
 

@@ -13,6 +13,7 @@ from poller.core.daemon import DaemonParams
 from poller.core.poll import PollParams
 from poller.core.worker import WorkerParams
 from poller.domain.attribution import RepRules, normalise_email_keys, normalise_phone_keys
+from poller.domain.audio import ConversionRules
 from poller.domain.clock import as_utc
 from poller.domain.crm import CrmRules
 from poller.domain.filters import CallFilter
@@ -82,6 +83,17 @@ def worker_params_from_settings(settings: Settings) -> WorkerParams:
         retry_base_seconds=worker.retry_base_seconds,
         retry_max_seconds=worker.retry_max_seconds,
         lease_seconds=worker.lease_seconds,
+        conversion=conversion_rules_from_settings(settings),
+    )
+
+
+def conversion_rules_from_settings(settings: Settings) -> ConversionRules:
+    worker = settings.worker
+    return ConversionRules(
+        mode=worker.convert,
+        max_upload_bytes=worker.max_file_bytes,
+        mp3_bitrate_kbps=worker.mp3_bitrate_kbps,
+        mp3_min_bitrate_kbps=worker.mp3_min_bitrate_kbps,
     )
 
 

@@ -31,3 +31,16 @@ def test_the_siro_upload_benchmark_runs() -> None:
         check=True,
     )
     assert "put_audio (streamed)" in result.stdout
+
+
+def test_the_conversion_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_convert.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["rss_ratio_2h_to_1min"] > 0
+    assert "peak RSS, 2 h WAV / 1 min WAV" in result.stdout

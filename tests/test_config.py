@@ -134,7 +134,7 @@ def _documented_keys(text: str) -> set[str]:
     for line in text.splitlines():
         if match := re.match(r"^\[([a-z_.]+)\]$", line):
             section = match.group(1) + "."
-        elif match := re.match(r"^#? ?([a-z_]+) = ", line):
+        elif match := re.match(r"^#? ?([a-z][a-z0-9_]*) = ", line):
             keys.add(section + match.group(1))
     return keys
 
@@ -154,7 +154,7 @@ def test_the_example_documents_every_key_with_a_comment() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     assert _model_keys(Settings) <= _documented_keys(text)
     lines = text.splitlines()
-    key_line = re.compile(r"^(# )?[a-z_]+ = ")
+    key_line = re.compile(r"^(# )?[a-z][a-z0-9_]* = ")
     for index, line in enumerate(lines):
         if key_line.match(line):
             above = lines[index - 1]

@@ -30,7 +30,7 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.domain.states import CallState
-from tests.fakes.audio import LOGIN_PAGE, aac_bytes, flac_bytes, mp3_bytes, wav_bytes
+from tests.fakes.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
 from tests.fakes.chaos import Chaos
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
@@ -78,6 +78,7 @@ class World:
             "WORKER__RETRY_MAX_SECONDS": "1",
             "WORKER__MAX_ATTEMPTS": "10",
             "WORKER__MAX_FILE_BYTES": "200000",
+            "WORKER__MAX_DOWNLOAD_BYTES": "200000",
             "WORKER__SHUTDOWN_GRACE_SECONDS": "5",
             "LOGGING__FORMAT": "human",
         }
@@ -165,7 +166,7 @@ def open_world(database_url: str, tmp_path: Path) -> Iterator[World]:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     api = FakeCallLog(auth=("bearer", PROVIDER_TOKEN), page_size=50)
-    with serve(api) as provider, FakeSiro() as siro:
+    with serve(api) as provider, FakeSiro(verify_audio_type=True) as siro:
         api.base_url = provider.url
         yield World(
             api=api,
@@ -235,11 +236,46 @@ def test_200_calls_reach_siro_exactly_once_and_bad_ones_fail_with_reasons(world:
     }
     assert reasons == {
         "bad-html": "not_audio",
-        "bad-flac": "unsupported_format",
+        "bad-flac": "corrupt_audio",  # a FLAC header with no audio after it
         "bad-huge": "oversize",
     }
     for secret in [PROVIDER_TOKEN, *world.siro.state.secrets()]:
         assert secret not in world.log()
+
+
+def test_an_m4a_call_is_uploaded_as_aac_and_an_ogg_call_as_mp3_each_exactly_once(
+    world: World,
+) -> None:
+    bodies = {"call-789": encoded("m4a", 3.0), "call-790": encoded("ogg", 3.0, channels=2)}
+    for offset, (call_id, body) in enumerate(bodies.items()):
+        started = STARTED + timedelta(seconds=offset)
+        path = world.api.add_recording(f"/recordings/{call_id}", body, content_type="audio/mp4")
+        world.api.add_call(
+            quickstart_call(call_id, started, recording_url=world.provider.url + path), started
+        )
+    daemon = world.start()
+    try:
+        wait_for(lambda: world.counts()["uploaded"] == 2, 60, "2 uploads", world)
+    finally:
+        assert stop(daemon) == 0
+
+    assert_each_call_once_in_siro(world, list(bodies))
+    creates = {
+        body["title"].rsplit("[", 1)[-1].rstrip("]"): body
+        for body in (r.json for r in world.siro.state.requests_for("create"))
+        if body
+    }
+    assert {call_id: body["fileType"] for call_id, body in creates.items()} == {
+        "call-789": "aac",
+        "call-790": "mp3",
+    }
+    # The fake Siro looked at the bytes: each upload really is what its fileType says.
+    received = sorted(u.received_type or "" for u in world.siro.state.uploads.values())
+    assert received == ["aac", "mp3"]
+    (m4a,) = world.store.find_calls("call-789")
+    assert (m4a.source_format, m4a.source_codec, m4a.audio_format) == ("m4a", "aac", "aac")
+    assert m4a.duration_seconds == 3
+    assert [e.step for e in world.store.events_for(m4a.id)][1:3] == ["download", "convert"]
 
 
 def test_injected_faults_still_give_exactly_once_and_nothing_failed(world: World) -> None:

@@ -6,6 +6,7 @@ received and what the state table says.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,19 +15,31 @@ from typing import Any
 
 import pytest
 
+from poller.adapters.audio import encode_mp3, probe_audio, remux_to_adts
 from poller.adapters.http import RetryPolicy
+from poller.adapters.memory_store import MemoryStore
 from poller.adapters.providers.generic import GenericProvider
-from poller.adapters.siro_fake import InMemorySiro
+from poller.adapters.siro_fake import InMemorySiro, SignedUpload
 from poller.app import build_worker
 from poller.config import Settings, SiroSettings
 from poller.core.poll import poll_once
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
+from poller.domain.audio import estimated_mp3_bytes
 from poller.domain.siro import AudioFormat, IntegrationConnection, SiroUser
 from poller.domain.states import CallState
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroPermanentError, SiroTransientError
 from poller.wiring import poll_params_from_settings
-from tests.fakes.audio import LOGIN_PAGE, aac_bytes, flac_bytes, mp3_bytes, wav_bytes
+from tests.fakes.audio import (
+    LOGIN_PAGE,
+    aac_bytes,
+    encoded,
+    flac_bytes,
+    mp3_bytes,
+    streamable_m4a,
+    wav_bytes,
+    write_wav,
+)
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
 from tests.seed import AnyStore
@@ -184,12 +197,12 @@ def test_bad_bodies_fail_at_once_with_their_reason_and_the_rest_go_through(
     offer(api, "huge", mp3_bytes(5), minute=3)
     offer(api, "fine", wav_bytes(0.2), minute=4)
 
-    run(max_file_bytes=50_000)
+    run(max_file_bytes=50_000, max_download_bytes=50_000)
 
     expected = {
         "login-page": ("not_audio", "looks like HTML"),
-        "flac": ("unsupported_format", "FLAC audio"),
-        "huge": ("oversize", "over worker.max_file_bytes = 50000"),
+        "flac": ("corrupt_audio", "not one frame of its audio could be decoded"),
+        "huge": ("oversize", "over worker.max_download_bytes = 50000"),
     }
     for call_id, (kind, words) in expected.items():
         call = by_call_id(any_store, call_id)
@@ -435,3 +448,294 @@ def test_a_rep_who_left_siro_is_not_given_to_anyone_else(
     call = by_call_id(any_store, "c1")
     assert (call.state, call.error_kind) == (CallState.SKIPPED, "rep_disabled")
     assert siro.created == []
+
+
+# -- audio Siro does not take ------------------------------------------------------------
+
+SIRO_LIMIT = 100 * 1024 * 1024
+
+
+class KeepingSiro(InMemorySiro):
+    """The in-memory Siro, keeping a copy of each uploaded file to look into afterwards."""
+
+    def __init__(self, keep: Path, clock: Clock) -> None:
+        super().__init__(clock=clock, users=[SiroUser(id="user-9", email="manager@x.com")])
+        keep.mkdir()
+        self.keep = keep
+        self.kept: dict[str, Path] = {}  # by the row's spool file name
+
+    def put_audio(
+        self, upload: SignedUpload, path: Path, file_type: AudioFormat, size_bytes: int
+    ) -> SignedUpload:
+        shutil.copyfile(path, self.keep / path.name)
+        self.kept[path.name] = self.keep / path.name
+        return super().put_audio(upload, path, file_type, size_bytes)
+
+
+@pytest.fixture
+def keeping_siro(tmp_path: Path, clock: Clock) -> KeepingSiro:
+    return KeepingSiro(tmp_path / "siro", clock)
+
+
+def steps(store: AnyStore, call: Any) -> list[tuple[str, str]]:
+    return [(e.step, e.outcome) for e in store.events_for(call.id)]
+
+
+def test_an_m4a_reaches_siro_once_as_aac_repackaged_with_a_convert_event(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    keeping_siro: KeepingSiro,
+    clock: Clock,
+) -> None:
+    offer(api, "call-789", encoded("m4a", 3.0))
+
+    worker = poll_and_drain(settings_for(server, tmp_path), any_store, keeping_siro, clock)
+
+    (body,) = keeping_siro.created
+    assert body.file_type == AudioFormat.AAC
+    call = by_call_id(any_store, "call-789")
+    assert (call.state, call.audio_format) == (CallState.UPLOADED, "aac")
+    assert (call.source_format, call.source_codec) == ("m4a", "aac")
+    assert (call.audio_channels, call.audio_sample_rate) == (1, 44100)
+    assert call.audio_duration_seconds == pytest.approx(3.0, abs=0.1)
+    assert call.duration_seconds == 3  # the provider gave none: the audio's own length
+    (sent,) = keeping_siro.kept.values()
+    assert probe_audio(sent).siro_format == AudioFormat.AAC
+    assert (call.size_bytes, call.sha256) == (
+        sent.stat().st_size,
+        keeping_siro.audio[body.file_url].sha256,
+    )
+    assert steps(any_store, call) == [
+        ("poll", "listed"),
+        ("download", "ok"),
+        ("convert", "ok"),
+        ("attribute", "fallback_email"),
+        ("upload", "create_sent"),
+        ("upload", "ok"),
+    ]
+    convert = next(e for e in any_store.events_for(call.id) if e.step == "convert")
+    assert convert.message is not None and convert.duration_ms is not None
+    assert convert.message.startswith("m4a (aac, ")
+    assert "-> aac (" in convert.message and "repackaged without re-encoding" in convert.message
+    assert list(worker.spool.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["ogg", "webm", "flac", "mp4_mp3"])
+def test_other_formats_reach_siro_as_mp3_with_both_channels(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    memory_store: MemoryStore,
+    keeping_siro: KeepingSiro,
+    clock: Clock,
+    kind: str,
+) -> None:
+    offer(api, "c1", encoded(kind, 3.0, channels=2))
+
+    poll_and_drain(settings_for(server, tmp_path), memory_store, keeping_siro, clock)
+
+    (body,) = keeping_siro.created
+    assert body.file_type == AudioFormat.MP3
+    (sent,) = keeping_siro.kept.values()
+    facts = probe_audio(sent)
+    assert (facts.siro_format, facts.channels) == (AudioFormat.MP3, 2)
+    assert facts.duration_seconds == pytest.approx(3.0, rel=0.02)
+    call = by_call_id(memory_store, "c1")
+    assert (call.audio_format, call.source_codec, call.audio_channels) == (
+        "mp3",
+        facts_codec(kind),
+        2,
+    )
+    convert = next(e for e in memory_store.events_for(call.id) if e.step == "convert")
+    assert "-> mp3 (" in (convert.message or "") and "encoded at 64 kbit/s" in (
+        convert.message or ""
+    )
+
+
+def facts_codec(kind: str) -> str:
+    return {"ogg": "opus", "webm": "opus", "flac": "flac", "mp4_mp3": "mp3"}[kind]
+
+
+def test_a_150_mb_wav_reaches_siro_as_an_mp3_under_100_mb(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    memory_store: MemoryStore,
+    keeping_siro: KeepingSiro,
+    clock: Clock,
+) -> None:
+    wav = tmp_path / "long.wav"
+    # 32-bit samples at 48 kHz: 150 MB in under seven minutes of audio, to keep the test quick.
+    seconds = write_wav(wav, 150 * 1024 * 1024, rate=48000, width=4)
+    offer(api, "long", wav)
+
+    worker = poll_and_drain(settings_for(server, tmp_path), memory_store, keeping_siro, clock)
+
+    wav.unlink()
+    (body,) = keeping_siro.created
+    assert body.file_type == AudioFormat.MP3
+    (sent,) = keeping_siro.kept.values()
+    assert sent.stat().st_size < SIRO_LIMIT
+    facts = probe_audio(sent)
+    assert (facts.siro_format, facts.channels) == (AudioFormat.MP3, 2)
+    assert facts.duration_seconds == pytest.approx(seconds, rel=0.01)
+    call = by_call_id(memory_store, "long")
+    assert (call.state, call.source_format, call.size_bytes) == (
+        CallState.UPLOADED,
+        "wav",
+        sent.stat().st_size,
+    )
+    assert list(worker.spool.iterdir()) == []
+
+
+def test_a_recording_too_big_for_the_bitrate_is_encoded_lower_to_fit(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    memory_store: MemoryStore,
+    keeping_siro: KeepingSiro,
+    clock: Clock,
+) -> None:
+    offer(api, "c1", encoded("flac", 20.0))  # 64 kbit/s would make 160 kB of it
+
+    poll_and_drain(
+        settings_for(server, tmp_path, max_file_bytes=100_000), memory_store, keeping_siro, clock
+    )
+
+    (sent,) = keeping_siro.kept.values()
+    assert sent.stat().st_size <= 100_000
+    assert probe_audio(sent).duration_seconds == pytest.approx(20.0, rel=0.01)
+    call = by_call_id(memory_store, "c1")
+    convert = next(e for e in memory_store.events_for(call.id) if e.step == "convert")
+    assert "encoded at 32 kbit/s" in (convert.message or "")
+
+
+def test_an_encode_that_comes_out_over_the_limit_is_done_again_lower(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    memory_store: MemoryStore,
+    keeping_siro: KeepingSiro,
+    clock: Clock,
+) -> None:
+    # A short file's mp3 is a little bigger than its bitrate says (encoder delay, info tag):
+    # a limit just under it passes the estimate and fails the encode at 64 kbit/s.
+    flac = tmp_path / "short.flac"
+    flac.write_bytes(encoded("flac", 2.0))
+    encode_mp3(flac, tmp_path / "at-64.mp3", bitrate_kbps=64, should_stop=lambda: False)
+    limit = (tmp_path / "at-64.mp3").stat().st_size - 20
+    assert estimated_mp3_bytes(2.0, 64) <= limit
+    offer(api, "c1", flac.read_bytes())
+
+    poll_and_drain(
+        settings_for(server, tmp_path, max_file_bytes=limit), memory_store, keeping_siro, clock
+    )
+
+    (sent,) = keeping_siro.kept.values()
+    assert sent.stat().st_size <= limit
+    call = by_call_id(memory_store, "c1")
+    assert call.state == CallState.UPLOADED
+    convert = next(e for e in memory_store.events_for(call.id) if e.step == "convert")
+    assert "encoded at 56 kbit/s" in (convert.message or "")
+
+
+def test_an_m4a_whose_adts_form_is_over_the_limit_goes_as_mp3(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    memory_store: MemoryStore,
+    keeping_siro: KeepingSiro,
+    clock: Clock,
+) -> None:
+    # ADTS spends 7 bytes a frame on headers: an M4A right at the limit comes out over it.
+    m4a = tmp_path / "call.m4a"
+    m4a.write_bytes(encoded("m4a", 10.0))
+    remux_to_adts(m4a, tmp_path / "as.aac", should_stop=lambda: False)
+    limit = m4a.stat().st_size
+    assert (tmp_path / "as.aac").stat().st_size > limit
+    offer(api, "c1", m4a.read_bytes())
+
+    poll_and_drain(
+        settings_for(server, tmp_path, max_file_bytes=limit), memory_store, keeping_siro, clock
+    )
+
+    (body,) = keeping_siro.created
+    assert body.file_type == AudioFormat.MP3
+    (sent,) = keeping_siro.kept.values()
+    assert sent.stat().st_size <= limit
+    call = by_call_id(memory_store, "c1")
+    convert = next(e for e in memory_store.events_for(call.id) if e.step == "convert")
+    assert "-> mp3 (" in (convert.message or "")
+
+
+def test_a_recording_no_mp3_above_the_floor_fits_fails_with_duration_and_sizes(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
+) -> None:
+    offer(api, "c1", encoded("flac", 20.0))  # 16 kbit/s would still be 40 kB
+
+    run(max_file_bytes=30_000, mp3_bitrate_kbps=32, mp3_min_bitrate_kbps=16)
+
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.error_kind, call.attempts) == (CallState.FAILED, "oversize", 1)
+    assert (
+        "0h00m20s" in call.last_error and "30000 bytes (worker.max_file_bytes)" in call.last_error
+    )
+    assert "floor of 16 kbit/s" in call.last_error
+    assert call.source_format == "flac"  # what it is stays on record
+    assert siro.created == []
+
+
+def test_with_convert_never_such_calls_fail_naming_the_setting(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
+) -> None:
+    offer(api, "c1", encoded("ogg", 2.0), minute=1)
+    offer(api, "c2", mp3_bytes(1), minute=2)  # 16 kB: fine as it is
+    offer(api, "c3", wav_bytes(2), minute=3)  # 32 kB, over the limit below
+
+    worker = run(convert="never", max_file_bytes=20_000)
+
+    call = by_call_id(any_store, "c1")
+    assert (call.state, call.error_kind, call.attempts) == (
+        CallState.FAILED,
+        "unsupported_format",
+        1,
+    )
+    assert call.last_error.startswith(
+        'Siro does not take ogg (opus), and worker.convert = "never" leaves it unconverted'
+    )
+    assert (call.source_format, call.source_codec) == ("ogg", "opus")
+    assert steps(any_store, call)[1:] == [("download", "ok"), ("convert", "fail")]
+    assert by_call_id(any_store, "c2").state == CallState.UPLOADED  # mp3 needs nothing
+    wav = by_call_id(any_store, "c3")
+    assert (wav.state, wav.error_kind) == (CallState.FAILED, "oversize")
+    assert wav.last_error.startswith("the wav (pcm_s16le) recording is 32044 bytes, over ")
+    assert 'worker.convert = "never"' in wav.last_error
+    assert len(siro.created) == 1
+    assert list(worker.spool.iterdir()) == []
+
+
+def test_truncated_or_damaged_recordings_fail_as_corrupt_not_as_internal_errors(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
+) -> None:
+    whole = encoded("m4a", 4.0)
+    streamable = streamable_m4a(6.0)
+    offer(api, "no-index", whole[: len(whole) // 2], minute=1)
+    offer(api, "cut-short", streamable[: len(streamable) // 3], minute=2)
+
+    worker = run()
+
+    for call_id, words in {
+        "no-index": "starts like MP4/M4A audio but cannot be read",
+        "cut-short": "truncated",
+    }.items():
+        call = by_call_id(any_store, call_id)
+        assert (call.state, call.error_kind, call.attempts) == (
+            CallState.FAILED,
+            "corrupt_audio",
+            1,
+        )
+        assert words in call.last_error
+    assert siro.created == []
+    assert list(worker.spool.iterdir()) == []

@@ -2,7 +2,7 @@
 
 A thin layer over :meth:`HttpClient.download`: the guarded client checks every hop (scheme,
 allowed host, resolved address), sends the provider's credentials only to its credential hosts,
-cuts the transfer at the total deadline and at ``worker.max_file_bytes``. Here its errors become
+cuts the transfer at the total deadline and at ``worker.max_download_bytes``. Here its errors become
 the worker's :class:`StepFailure` reasons.
 """
 
@@ -62,6 +62,7 @@ class Downloader:
                 request.url,
                 destination,
                 max_bytes=self.max_bytes,
+                limit_key="worker.max_download_bytes",
                 what="recording download",
                 stop=self.stop,
                 credentials=request.headers,
@@ -79,7 +80,7 @@ def _step_failure(exc: HttpError) -> StepFailure:
     if isinstance(exc, Interrupted):
         return StepFailure.retry("interrupted", "the download was interrupted by shutdown")
     if isinstance(exc, BodyTooLarge):
-        return StepFailure.fail("oversize", f"{message} (Siro takes at most 100 MB)")
+        return StepFailure.fail("oversize", message)
     if isinstance(exc, BodyEmpty):
         return StepFailure.fail("not_audio", "the provider sent an empty body")
     if isinstance(exc, BodyTruncated):

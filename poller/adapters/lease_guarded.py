@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from poller.domain import transitions
+from poller.domain.audio import AudioFacts
 from poller.domain.records import Call, EventDraft
 from poller.domain.states import CallState
 
@@ -34,6 +35,8 @@ class LeaseGuardedWrites(ABC):
         sha256: str,
         spool_path: str,
         event: EventDraft,
+        audio: AudioFacts | None = None,
+        provider_duration_seconds: int | None = None,
     ) -> Call | None:
         changes = transitions.downloaded(
             now,
@@ -42,7 +45,26 @@ class LeaseGuardedWrites(ABC):
             sha256=sha256,
             spool_path=spool_path,
         )
+        if audio is not None:
+            changes |= transitions.audio_probed(
+                audio, provider_duration_seconds=provider_duration_seconds
+            )
         return self._transition(call_id, owner, now, event, changes)
+
+    def record_audio(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        audio: AudioFacts,
+        event: EventDraft,
+        *,
+        provider_duration_seconds: int | None = None,
+    ) -> bool:
+        changes = transitions.audio_probed(
+            audio, provider_duration_seconds=provider_duration_seconds
+        )
+        return self._transition(call_id, owner, now, event, changes) is not None
 
     def mark_uploaded(
         self,

@@ -7,6 +7,7 @@ create call was sent but never answered is first looked up in Siro (the duplicat
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -18,6 +19,17 @@ from pathlib import Path
 
 from poller.core.crm_connection import resolve_connection_id
 from poller.domain.attribution import UserDirectory
+from poller.domain.audio import (
+    AudioFacts,
+    Conversion,
+    ConversionImpossible,
+    ConversionKind,
+    ConversionRules,
+    ConvertMode,
+    fitting_mp3_bitrate,
+    lower_mp3_bitrate,
+    plan_conversion,
+)
 from poller.domain.clock import utcnow
 from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import Disposition, StepFailure
@@ -27,7 +39,14 @@ from poller.domain.retry import retry_delay
 from poller.domain.siro import AudioFormat, RecordingSummary
 from poller.domain.states import CallState
 from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
-from poller.ports.audio import AudioFacts, AudioProbe, NotAudio, UnsupportedAudio
+from poller.ports.audio import (
+    AudioError,
+    AudioPort,
+    ConversionStopped,
+    CorruptAudio,
+    NotAudio,
+    UnsupportedAudio,
+)
 from poller.ports.download import RecordingFetcher
 from poller.ports.provider import (
     PermanentProviderError,
@@ -65,6 +84,7 @@ class WorkerParams:
     retry_base_seconds: float
     retry_max_seconds: float
     lease_seconds: int
+    conversion: ConversionRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +105,7 @@ class Worker:
         providers: Mapping[str, ProviderPort],
         siro: SiroPort,
         downloader: RecordingFetcher,
-        probe_audio: AudioProbe,
+        audio: AudioPort,
         owner: str,
         stop: threading.Event,
         clock: Callable[[], datetime] = utcnow,
@@ -97,7 +117,8 @@ class Worker:
         self.providers = providers
         self.siro = siro
         self.downloader = downloader
-        self.probe_audio = probe_audio
+        self.audio = audio
+        self.conversion = params.conversion
         self.owner = owner
         self.stop = stop
         self.clock = clock
@@ -186,7 +207,7 @@ class Worker:
         now = self.clock()
         current = self.store.get_call(call.id) or call
         event = EventDraft(
-            step=_step_of(current),
+            step=failure.step or _step_of(current),
             outcome=failure.disposition.value,
             http_status=failure.http_status,
             message=failure.message,
@@ -251,33 +272,188 @@ class Worker:
             raise _provider_failure(exc) from None
         destination = self.spool / f"call-{call.id}.download"
         fetched = self.downloader.fetch(request, destination)
-        facts = _probe(self.probe_audio, destination)
-        final_path = self.spool / f"call-{call.id}.{facts.format.value}"
-        destination.replace(final_path)
+        facts = self._probe(destination)
+        impossible: ConversionImpossible | None = None
+        try:
+            conversion = plan_conversion(facts, fetched.size_bytes, self.conversion)
+        except ConversionImpossible as exc:
+            conversion, impossible = None, exc
+        download_event = EventDraft(
+            step="download",
+            outcome="ok",
+            http_status=fetched.http_status,
+            duration_ms=fetched.duration_ms,
+            message=f"{fetched.size_bytes} bytes of {facts.describe()}, "
+            f"{facts.duration_seconds:.0f}s of audio, {_shape(facts)}",
+        )
+        self.telemetry.bytes_downloaded(fetched.size_bytes)
+        self.telemetry.step_finished("download", "ok", seconds=fetched.duration_ms / 1000)
+        if conversion is None and impossible is None:
+            assert facts.siro_format is not None
+            final_path = self.spool / f"call-{call.id}.{facts.siro_format.value}"
+            destination.replace(final_path)
+            return self._downloaded(
+                call,
+                final_path,
+                facts.siro_format.value,
+                fetched.size_bytes,
+                fetched.sha256,
+                download_event,
+                facts,
+            )
+        # The download is recorded first, so a conversion that fails still shows what came.
+        if not self.store.record_audio(
+            call.id,
+            self.owner,
+            self.clock(),
+            facts,
+            download_event,
+            provider_duration_seconds=call.duration_seconds,
+        ):
+            _lost_lease(call)
+            destination.unlink(missing_ok=True)
+            return None
+        try:
+            if impossible is not None:
+                raise StepFailure.fail("oversize", str(impossible))
+            assert conversion is not None
+            converted, converted_format, event = self._convert(call, destination, facts, conversion)
+        except StepFailure as failure:
+            failure.step = "convert"
+            raise
+        finally:
+            destination.unlink(missing_ok=True)
+        return self._downloaded(
+            call,
+            converted,
+            converted_format.value,
+            converted.stat().st_size,
+            _sha256(converted),
+            event,
+            None,
+        )
+
+    def _downloaded(
+        self,
+        call: Call,
+        path: Path,
+        audio_format: str,
+        size_bytes: int,
+        sha256: str,
+        event: EventDraft,
+        facts: AudioFacts | None,
+    ) -> Call | None:
         updated = self.store.mark_downloaded(
             call.id,
             self.owner,
             self.clock(),
-            audio_format=facts.format.value,
-            size_bytes=fetched.size_bytes,
-            sha256=fetched.sha256,
-            spool_path=str(final_path),
-            event=EventDraft(
-                step="download",
-                outcome="ok",
-                http_status=fetched.http_status,
-                duration_ms=fetched.duration_ms,
-                message=f"{fetched.size_bytes} bytes of {facts.format.value}, "
-                f"{facts.duration_seconds:.0f}s of audio",
-            ),
+            audio_format=audio_format,
+            size_bytes=size_bytes,
+            sha256=sha256,
+            spool_path=str(path),
+            event=event,
+            audio=facts,
+            provider_duration_seconds=call.duration_seconds,
         )
         if updated is None:
             _lost_lease(call)
-            final_path.unlink(missing_ok=True)
-            return None
-        self.telemetry.bytes_downloaded(fetched.size_bytes)
-        self.telemetry.step_finished("download", "ok", seconds=fetched.duration_ms / 1000)
+            path.unlink(missing_ok=True)
         return updated
+
+    def _probe(self, path: Path) -> AudioFacts:
+        """Judge the file by its content; a file that is no usable audio does not stay."""
+        try:
+            return self.audio.probe(path)
+        except AudioError as exc:
+            path.unlink(missing_ok=True)
+            raise _audio_failure(exc) from None
+
+    def _convert(
+        self, call: Call, source: Path, facts: AudioFacts, conversion: Conversion
+    ) -> tuple[Path, AudioFormat, EventDraft]:
+        """Make ``source`` a file Siro takes, checked by probing it again: the file, its format
+        and the ``convert`` event."""
+        if self.conversion.mode == ConvertMode.NEVER:
+            raise StepFailure.fail(
+                "unsupported_format" if facts.siro_format is None else "oversize",
+                f'{conversion.reason}, and worker.convert = "never" leaves it unconverted; '
+                'set worker.convert = "auto" to convert it, then '
+                "`siro-poller calls retry --failed`",
+            )
+        target = self.spool / f"call-{call.id}.{conversion.target.value}"
+        started = time.monotonic()
+        bitrate = conversion.bitrate_kbps
+        try:
+            while True:
+                self._run_conversion(conversion, source, target, bitrate)
+                size = target.stat().st_size
+                if size <= self.conversion.max_upload_bytes:
+                    break
+                target.unlink(missing_ok=True)
+                if conversion.kind == ConversionKind.REMUX_AAC:
+                    # Repackaging keeps the size: encoding to mp3 is the way down.
+                    bitrate = fitting_mp3_bitrate(facts.duration_seconds, size, self.conversion)
+                    conversion = Conversion(ConversionKind.ENCODE_MP3, AudioFormat.MP3, bitrate)
+                    target = self.spool / f"call-{call.id}.{conversion.target.value}"
+                    continue
+                assert bitrate is not None
+                bitrate = lower_mp3_bitrate(bitrate, size, facts.duration_seconds, self.conversion)
+            result = self.audio.probe(target)
+        except ConversionImpossible as exc:
+            target.unlink(missing_ok=True)
+            raise StepFailure.fail("oversize", str(exc)) from None
+        except ConversionStopped:
+            target.unlink(missing_ok=True)
+            raise StepFailure.retry(
+                "interrupted", "the conversion was interrupted by shutdown"
+            ) from None
+        except AudioError as exc:
+            target.unlink(missing_ok=True)
+            raise _audio_failure(exc, converting=facts.describe()) from None
+        except OSError as exc:  # the spool, not the recording: a full disk, say
+            target.unlink(missing_ok=True)
+            raise StepFailure.retry(
+                "spool_error", f"converting into the spool failed: {exc.strerror or exc}"
+            ) from None
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        if result.siro_format != conversion.target:
+            target.unlink(missing_ok=True)
+            raise StepFailure.fail(
+                "convert_failed",
+                f"converting {facts.describe()} to {conversion.target.value} produced "
+                f"{result.describe()}",
+            )
+        how = (
+            "repackaged without re-encoding"
+            if conversion.kind == ConversionKind.REMUX_AAC
+            else f"encoded at {bitrate} kbit/s"
+        )
+        source_size = source.stat().st_size
+        event = EventDraft(
+            step="convert",
+            outcome="ok",
+            duration_ms=elapsed_ms,
+            message=f"{facts.container} ({facts.codec}, {source_size} bytes) -> "
+            f"{conversion.target.value} ({size} bytes), {how}; "
+            f"{result.duration_seconds:.0f}s of audio, {_shape(result)}",
+        )
+        self.telemetry.step_finished("convert", "ok", seconds=elapsed_ms / 1000)
+        log.info("call %s (%s): %s", call.id, call.provider_call_id, event.message)
+        return target, conversion.target, event
+
+    def _run_conversion(
+        self, conversion: Conversion, source: Path, target: Path, bitrate: int | None
+    ) -> None:
+        if conversion.kind == ConversionKind.REMUX_AAC:
+            self.audio.remux_to_adts(source, target, should_stop=self.stop.is_set)
+        else:
+            assert bitrate is not None
+            self.audio.encode_mp3(
+                source, target, bitrate_kbps=bitrate, should_stop=self.stop.is_set
+            )
 
     # -- upload --------------------------------------------------------------------------
 
@@ -452,16 +628,28 @@ class Worker:
         self._count("uploaded")
 
 
-def _probe(probe_audio: AudioProbe, path: Path) -> AudioFacts:
-    """Judge the file by its content; a file that is not what Siro takes does not stay."""
-    try:
-        return probe_audio(path)
-    except NotAudio as exc:
-        path.unlink(missing_ok=True)
-        raise StepFailure.fail("not_audio", str(exc)) from None
-    except UnsupportedAudio as exc:
-        path.unlink(missing_ok=True)
-        raise StepFailure.fail("unsupported_format", str(exc)) from None
+def _audio_failure(exc: AudioError, *, converting: str | None = None) -> StepFailure:
+    prefix = f"converting {converting}: " if converting else ""
+    if isinstance(exc, NotAudio):
+        return StepFailure.fail("not_audio", prefix + str(exc))
+    if isinstance(exc, UnsupportedAudio):
+        return StepFailure.fail("unsupported_format", prefix + str(exc))
+    if isinstance(exc, CorruptAudio):
+        return StepFailure.fail("corrupt_audio", prefix + str(exc))
+    return StepFailure.fail("audio_error", prefix + str(exc))
+
+
+def _shape(facts: AudioFacts) -> str:
+    channels = {1: "mono", 2: "stereo"}.get(facts.channels, f"{facts.channels} channels")
+    return f"{channels}, {facts.sample_rate} Hz"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _step_of(call: Call) -> str:

@@ -32,6 +32,9 @@ class StepFailure(Exception):
         self.disposition = disposition
         self.http_status = http_status
         self.retry_after_seconds = retry_after_seconds
+        # The step the event names, when not the one the row's state implies (a conversion
+        # fails while the row is still pending download).
+        self.step: str | None = None
 
     @classmethod
     def retry(

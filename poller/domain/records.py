@@ -44,6 +44,11 @@ class Call:
     size_bytes: int | None = None
     sha256: str | None = None
     spool_path: str | None = None
+    source_format: str | None = None  # container of the downloaded file: m4a, ogg, wav...
+    source_codec: str | None = None
+    audio_duration_seconds: float | None = None
+    audio_channels: int | None = None
+    audio_sample_rate: int | None = None
     siro_file_url: str | None = None
     siro_recording_id: str | None = None
     uploaded_at: datetime | None = None

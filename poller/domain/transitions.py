@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from poller.domain.audio import AudioFacts
 from poller.domain.records import Call, EventDraft
 from poller.domain.states import CallState
 
@@ -21,10 +22,25 @@ LET_GO: dict[str, Any] = {
 }
 
 
+def audio_probed(audio: AudioFacts, *, provider_duration_seconds: int | None) -> dict[str, Any]:
+    """What the downloaded audio is; its length stands in for a duration the provider omitted."""
+    values: dict[str, Any] = {
+        "source_format": audio.container,
+        "source_codec": audio.codec,
+        "audio_duration_seconds": audio.duration_seconds,
+        "audio_channels": audio.channels,
+        "audio_sample_rate": audio.sample_rate,
+    }
+    if provider_duration_seconds is None:
+        values["duration_seconds"] = round(audio.duration_seconds)
+    return values
+
+
 def downloaded(
     now: datetime, *, audio_format: str, size_bytes: int, sha256: str, spool_path: str
 ) -> dict[str, Any]:
-    """The recording is in the spool; the lease stays for the upload that follows at once."""
+    """The recording is in the spool, as Siro takes it; the lease stays for the upload that
+    follows at once. ``size_bytes`` and ``sha256`` are those of the file that will be sent."""
     return {
         "state": CallState.DOWNLOADED.value,
         "audio_format": audio_format,

@@ -1,33 +1,66 @@
-"""The audio port: what a downloaded file really is, judged by its content.
+"""The audio port: what a downloaded file really is, and turning it into what Siro takes.
 
-The worker keeps a file only if the probe says it is audio in a format Siro takes; the probe
-raises :class:`NotAudio` or :class:`UnsupportedAudio` otherwise.
+Judged by content, never by URL or Content-Type. Conversions read and write files in the spool
+as streams, so memory use does not grow with the length of a recording.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from poller.domain.siro import AudioFormat
+from poller.domain.audio import AudioFacts
 
 
-class NotAudio(Exception):
-    """The bytes are no audio at all (an error page, JSON, an empty or truncated file)."""
+class AudioError(Exception):
+    """A recording the audio tools cannot use; the message tells a person why."""
 
 
-class UnsupportedAudio(Exception):
-    """Real audio, in a format Siro does not ingest (m4a, FLAC, Ogg...)."""
+class NotAudio(AudioError):
+    """The bytes are no audio at all (an error page, JSON, an empty file, a video)."""
 
 
-@dataclass(frozen=True, slots=True)
-class AudioFacts:
-    format: AudioFormat
-    duration_seconds: float
+class UnsupportedAudio(AudioError):
+    """Real audio in a codec that cannot be decoded here."""
 
 
-class AudioProbe(Protocol):
-    def __call__(self, path: Path, /) -> AudioFacts:
-        """The file's format and length; raises :class:`NotAudio` or :class:`UnsupportedAudio`."""
+class CorruptAudio(AudioError):
+    """Audio in a known format whose content is truncated or damaged."""
+
+
+class ConversionStopped(Exception):
+    """A conversion gave up between two frames because the worker is stopping."""
+
+
+class AudioPort(Protocol):
+    def probe(self, path: Path) -> AudioFacts:
+        """Container, codec, duration, channels and sample rate of the file's audio.
+
+        Raises :class:`NotAudio` or :class:`CorruptAudio`.
+        """
+        ...
+
+    def remux_to_adts(
+        self, source: Path, destination: Path, *, should_stop: Callable[[], bool]
+    ) -> None:
+        """Copy the AAC frames of ``source`` into an ADTS stream at ``destination``, unchanged.
+
+        Raises :class:`CorruptAudio` (also for a file that ends early) or
+        :class:`ConversionStopped`.
+        """
+        ...
+
+    def encode_mp3(
+        self,
+        source: Path,
+        destination: Path,
+        *,
+        bitrate_kbps: int,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Decode ``source`` and encode it as mp3 at ``destination``, keeping mono or stereo.
+
+        Raises :class:`UnsupportedAudio`, :class:`CorruptAudio` or :class:`ConversionStopped`.
+        """
         ...

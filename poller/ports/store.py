@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from poller.domain.attribution import UserDirectory
+from poller.domain.audio import AudioFacts
 from poller.domain.ingest import IngestChange, ListedCall
 from poller.domain.records import (
     Call,
@@ -163,8 +164,25 @@ class Store(Protocol):
         sha256: str,
         spool_path: str,
         event: EventDraft,
+        audio: AudioFacts | None = None,
+        provider_duration_seconds: int | None = None,
     ) -> Call | None:
-        """The recording is in the spool; the row keeps its lease for the upload step."""
+        """The recording is in the spool, as Siro takes it; the row keeps its lease for the
+        upload step. ``audio``, when given, is stored as :meth:`record_audio` does."""
+        ...
+
+    def record_audio(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        audio: AudioFacts,
+        event: EventDraft,
+        *,
+        provider_duration_seconds: int | None = None,
+    ) -> bool:
+        """Store what the downloaded audio is, with ``event``; the call's ``duration_seconds``
+        becomes the audio's length when ``provider_duration_seconds`` is ``None``."""
         ...
 
     def mark_create_sent(

@@ -1,13 +1,22 @@
-"""Small but real audio files, built byte by byte, for download checks and uploads.
+"""Audio for tests: tiny files built byte by byte, and real encoded audio made with PyAV.
 
-Each parses with mutagen as its format, so the worker's content check sees genuine audio.
+The byte-built ones (``mp3_bytes`` and friends) are frame headers around silence: cheap, and
+each probes as its format. :func:`encoded` makes genuine recordings of a tone in every format a
+phone system may deliver, for the conversions; :func:`write_wav` writes a large WAV quickly.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import math
 import struct
+import tempfile
 import wave
+from array import array
+from pathlib import Path
+
+import av
 
 MP3_FRAME_BYTES = 417  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, no padding
 
@@ -65,3 +74,92 @@ def flac_bytes() -> bytes:
 
 
 LOGIN_PAGE = b"<!doctype html><html><body><form>Please sign in</form></body></html>\n" * 20
+
+
+# name: (PyAV container format, encoder, sample rate)
+ENCODINGS: dict[str, tuple[str, str, int]] = {
+    "m4a": ("ipod", "aac", 44100),  # the quickstart's own example recording
+    "mp4_mp3": ("mp4", "libmp3lame", 44100),  # MP4 without AAC
+    "ogg": ("ogg", "libopus", 48000),
+    "webm": ("webm", "libopus", 48000),
+    "flac": ("flac", "flac", 44100),
+    "wav": ("wav", "pcm_s16le", 44100),
+    "mp3": ("mp3", "libmp3lame", 44100),
+    "aac": ("adts", "aac", 44100),
+}
+_EXTENSIONS = {"mp4_mp3": "mp4"}
+TONE_HZ = 441  # a whole number of periods in every 0.1 s block at 44.1 and 48 kHz
+
+
+@functools.cache
+def encoded(kind: str, seconds: float = 2.0, channels: int = 1) -> bytes:
+    """A real ``kind`` recording: a tone (a second, different one on the right channel)."""
+    container_format, codec, rate = ENCODINGS[kind]
+    layout = "mono" if channels == 1 else "stereo"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / f"audio.{_EXTENSIONS.get(kind, kind)}"
+        with av.open(str(path), "w", format=container_format) as out:
+            stream = out.add_stream(codec, rate=rate, layout=layout)
+            block = rate // 10
+            samples = _tone_block(rate, channels, block)
+            total = int(seconds * rate)
+            for start in range(0, total, block):
+                count = min(block, total - start)
+                frame = av.AudioFrame(format="s16", layout=layout, samples=count)
+                frame.planes[0].update(samples[: count * channels * 2])
+                frame.sample_rate = rate
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        return path.read_bytes()
+
+
+def _tone_block(rate: int, channels: int, count: int, width: int = 2) -> bytes:
+    values = array("h" if width == 2 else "i")
+    scale = 1 if width == 2 else 1 << 16
+    for index in range(count):
+        for channel in range(channels):
+            hz = TONE_HZ * (channel + 1)
+            level = 8000 / (channel + 1) * math.sin(2 * math.pi * hz * index / rate)
+            values.append(int(level) * scale)
+    return values.tobytes()
+
+
+def write_wav(
+    path: Path, size_bytes: int, *, rate: int = 44100, channels: int = 2, width: int = 2
+) -> float:
+    """A WAV of about ``size_bytes`` holding a tone (``width`` bytes a sample), written in big
+    blocks; returns its length in seconds."""
+    block = _tone_block(rate, channels, rate // 10, width) * 100  # ten seconds at a time
+    frame_bytes = width * channels
+    frames = (size_bytes - 44) // frame_bytes
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(width)
+        out.setframerate(rate)
+        remaining = frames * frame_bytes
+        while remaining > 0:
+            chunk = block[: min(len(block), remaining)]
+            out.writeframesraw(chunk)
+            remaining -= len(chunk)
+    return frames / rate
+
+
+def streamable_m4a(seconds: float = 6.0) -> bytes:
+    """An M4A with its index before the audio (as streaming servers write it): cut short, it
+    still opens, and only reading it to the end shows it is incomplete."""
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "source.m4a"
+        source.write_bytes(encoded("m4a", seconds))
+        target = Path(scratch) / "streamable.m4a"
+        with (
+            av.open(str(source)) as inp,
+            av.open(str(target), "w", format="ipod", options={"movflags": "+faststart"}) as out,
+        ):
+            stream = out.add_stream_from_template(inp.streams.audio[0])
+            for packet in inp.demux(audio=0):
+                if packet.dts is not None:
+                    packet.stream = stream
+                    out.mux(packet)
+        return target.read_bytes()

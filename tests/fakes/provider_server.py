@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
 import struct
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -76,7 +78,7 @@ class Failure:
 
 @dataclass
 class Recording:
-    body: bytes
+    body: bytes | Path  # a path is streamed from disk: a large recording never sits in memory
     content_type: str = "audio/mpeg"
     require_auth: bool = True
     required_query: dict[str, str] = field(default_factory=dict)
@@ -154,7 +156,7 @@ class FakeCallLog:
     def add_recording(
         self,
         path: str,
-        body: bytes,
+        body: bytes | Path,
         *,
         content_type: str = "audio/mpeg",
         require_auth: bool = True,
@@ -367,6 +369,12 @@ class FakeProviderHandler(QuietHandler):
             return
         self.send_response(200)
         self.send_header("Content-Type", recording.content_type)
+        if isinstance(recording.body, Path):
+            self.send_header("Content-Length", str(recording.body.stat().st_size))
+            self.end_headers()
+            with recording.body.open("rb") as audio:
+                shutil.copyfileobj(audio, self.wfile, 1 << 20)
+            return
         self.send_header("Content-Length", str(len(recording.body)))
         self.end_headers()
         self.wfile.write(recording.body)

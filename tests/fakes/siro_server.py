@@ -45,6 +45,26 @@ from tests.fakes.http_server import LocalHTTPServer, QuietHandler
 EXTERNAL_PREFIX = "/api-externalApi"
 # The fake's own copy of Siro's mapping, so a wrong mapping in the client cannot hide here.
 SIGNED_CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "aac": "audio/aac"}
+
+
+def sniff_audio(head: bytes) -> str | None:
+    """Which of Siro's file types a body starts like, by its first bytes; ``None``: none.
+
+    Siro's transcription would fail on a body that is not what ``fileType`` declared (an m4a
+    sent as "aac"): the fake refuses to create a recording from one.
+    """
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:3] == b"ID3":
+        return "mp3"
+    if len(head) >= 2 and head[0] == 0xFF:
+        if head[1] & 0xF6 == 0xF0:  # ADTS: frame sync, layer 00
+            return "aac"
+        if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 3 == 1:  # MPEG audio, layer III
+            return "mp3"
+    return None
+
+
 CREATE_FIELDS = frozenset(
     {
         "fileUrl",
@@ -209,6 +229,7 @@ class StoredUpload:
     signed_headers: dict[str, str]
     received_size: int | None = None
     received_sha256: str | None = None
+    received_type: str | None = None  # what the body looked like (sniff_audio)
 
 
 def _default_users() -> list[dict[str, Any]]:
@@ -264,6 +285,9 @@ class SiroServerState:
     create_id_key: Literal["id", "recordingId"] = "id"
     create_app_client_id_key: Literal["clientID", "clientId"] = "clientID"
     return_upload_headers: bool = True
+    # Refuse to create a recording whose uploaded bytes are not the declared fileType (as
+    # Siro's transcription would fail on them). Off for client tests that PUT random bytes.
+    verify_audio_type: bool = False
     token_info_available: bool = True
 
     signed_url_lifetime: timedelta = timedelta(minutes=15)
@@ -396,6 +420,8 @@ class Answer:
 class SiroHandler(QuietHandler):
     """Routes one request; the state lives in ``self.server.state``."""
 
+    body_head: bytes = b""  # the first bytes of a PUT body, to tell what it holds
+
     def setup(self) -> None:
         super().setup()
         # Headers and body go out in two writes; without this, Nagle's algorithm and delayed
@@ -514,10 +540,13 @@ class SiroHandler(QuietHandler):
         remaining = int(self.headers.get("Content-Length") or 0)
         digest = hashlib.sha256()
         size = 0
+        self.body_head = b""
         while remaining > 0:
             chunk = self.rfile.read(min(_CHUNK, remaining))
             if not chunk:
                 break
+            if not self.body_head:
+                self.body_head = chunk[:16]
             digest.update(chunk)
             size += len(chunk)
             remaining -= len(chunk)
@@ -731,6 +760,7 @@ class SiroHandler(QuietHandler):
         with self.state.lock:
             upload.received_size = size
             upload.received_sha256 = digest
+            upload.received_type = sniff_audio(self.body_head)
         return Answer(200)
 
     def _create(self, *, body: Any, **_: Any) -> Answer:
@@ -750,6 +780,15 @@ class SiroHandler(QuietHandler):
         if upload is None or upload.received_sha256 is None:
             issues.append(
                 _issue("custom", ["fileUrl"], "fileUrl does not point to an uploaded file")
+            )
+        elif state.verify_audio_type and upload.received_type != body["fileType"]:
+            issues.append(
+                _issue(
+                    "custom",
+                    ["fileType"],
+                    f"the uploaded file is not {body['fileType']} audio "
+                    f"(it looks like {upload.received_type or 'something else'})",
+                )
             )
         if issues:
             return _zod_error(issues)

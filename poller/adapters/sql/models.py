@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -81,6 +82,12 @@ class CallRow(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     spool_path: Mapped[str | None] = mapped_column(Text)
+    # What the downloaded audio is, by its content (before any conversion for Siro).
+    source_format: Mapped[str | None] = mapped_column(String(32))
+    source_codec: Mapped[str | None] = mapped_column(String(32))
+    audio_duration_seconds: Mapped[float | None] = mapped_column(Float)
+    audio_channels: Mapped[int | None] = mapped_column(Integer)
+    audio_sample_rate: Mapped[int | None] = mapped_column(Integer)
 
     siro_file_url: Mapped[str | None] = mapped_column(Text)
     siro_recording_id: Mapped[str | None] = mapped_column(String(128))
