@@ -391,7 +391,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file's contents arrive as init kwargs, so they rank lowest.
-        return (CredentialsDirectorySource(settings_cls), env_settings, init_settings)
+        return (
+            CredentialsDirectorySource(settings_cls),
+            WithoutProviderTables(settings_cls, env_settings),
+            init_settings,
+        )
 
     @property
     def database_url(self) -> str:
@@ -542,6 +546,24 @@ def env_name(path: tuple[str, ...]) -> str:
     return ENV_PREFIX + "__".join(path).upper()
 
 
+class WithoutProviderTables(PydanticBaseSettingsSource):
+    """The environment, less ``SIRO_POLLER_PROVIDERS__*``: those address [[providers]] tables
+    by name, which :func:`provider_entry_overrides` resolves; pydantic-settings would read them
+    as a replacement for the whole list."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ below does the whole job
+
+    def __call__(self) -> dict[str, Any]:
+        values = dict(self.inner())
+        values.pop("providers", None)
+        return values
+
+
 class CredentialsDirectorySource(PydanticBaseSettingsSource):
     """Secrets from systemd's ``$CREDENTIALS_DIRECTORY`` (``LoadCredential=``)."""
 
@@ -689,6 +711,8 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     data = _masked(settings)
+    if settings.providers:
+        del data["provider"]  # the default table, unused beside [[providers]]
     data["database"]["url"] = make_url(settings.database_url).render_as_string(hide_password=True)
     data["worker"]["spool_dir"] = str(settings.spool_dir)
     return cast(dict[str, Any], _drop_none(data))
@@ -715,4 +739,6 @@ def _drop_none(value: Any) -> Any:
     # TOML has no null: an unset optional key is shown by its absence.
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(item) for item in value]
     return value
