@@ -96,9 +96,7 @@ def test_the_daemon_names_each_providers_missing_secret_and_where_to_put_it(
 def test_config_check_names_the_keys_the_chosen_auth_needs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: str, missing: list[str]
 ) -> None:
-    config = write(
-        tmp_path / "c.toml", f'[provider]\nbase_url = "https://x.io"\nauth = "{auth}"\n'
-    )
+    config = write(tmp_path / "c.toml", f'[provider]\nbase_url = "https://x.io"\nauth = "{auth}"\n')
     for name, value in SIRO.items():
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(main, ["--config", str(config), "config", "check"])

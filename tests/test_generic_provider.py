@@ -272,6 +272,30 @@ def test_next_url_paging_with_nested_items(api: FakeCallLog, server: LocalHTTPSe
     assert ids(pages(provider)) == [f"call-{n}" for n in range(5)]
 
 
+def test_link_header_paging(api: FakeCallLog, server: LocalHTTPServer) -> None:
+    api.paging = "link_header"
+    add_calls(api, 7)
+    listed = pages(adapter(server.url, paging={"mode": "link_header"}))
+    assert ids(listed) == [f"call-{n}" for n in range(7)]
+    assert len(listed) == 3
+
+
+def test_offset_paging_stops_at_a_short_page(api: FakeCallLog, server: LocalHTTPServer) -> None:
+    api.paging, api.page_size_param = "offset", "limit"
+    add_calls(api, 7)
+    provider = adapter(
+        server.url, paging={"mode": "offset", "page_size_param": "limit", "page_size": 3}
+    )
+    assert ids(pages(provider)) == [f"call-{n}" for n in range(7)]
+    offsets = [request["query"].get("offset") for request in api.list_requests()]
+    assert offsets == ["0", "3", "6"]
+
+
+def test_offset_paging_needs_a_page_size() -> None:
+    with pytest.raises(ValueError, match="offset paging needs page_size"):
+        GenericSettings(base_url="https://x.example", paging={"mode": "offset"})
+
+
 def test_a_body_that_is_the_list_itself(api: FakeCallLog, server: LocalHTTPServer) -> None:
     api.items_path, api.paging = None, "none"
     add_calls(api, 2)

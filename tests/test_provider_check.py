@@ -99,9 +99,7 @@ def test_an_empty_window_is_ok_and_says_to_widen_it(server: LocalHTTPServer) -> 
 
 
 def test_json_output_carries_the_verdict_and_reasons(server: LocalHTTPServer) -> None:
-    result = check(
-        server.url, "--json", SIRO_POLLER_PROVIDER__FIELDS__STARTED_AT="start_time"
-    )
+    result = check(server.url, "--json", SIRO_POLLER_PROVIDER__FIELDS__STARTED_AT="start_time")
     assert result.exit_code == 1
     document = json.loads(result.stdout)
     assert document["verdict"] == "mapping"
@@ -130,7 +128,7 @@ def test_each_of_several_providers_is_checked_and_an_unknown_name_is_refused(
     config.write_text(
         f'[[providers]]\nname = "good"\nbase_url = "{server.url}"\nauth = "bearer"\n'
         f'[[providers]]\nname = "bad"\nbase_url = "{server.url}"\nauth = "bearer"\n'
-        "[providers.fields]\ncall_id = \"id\"\n",
+        '[providers.fields]\ncall_id = "id"\n',
         encoding="utf-8",
     )
     env = {

@@ -142,7 +142,7 @@ def test_a_call_of_a_provider_no_longer_configured_fails_with_its_reason(
 
     # West is removed from the configuration; its call stays, and says why it cannot go on.
     path.write_text(
-        path.read_text(encoding="utf-8").split("[[providers]]\nname = \"west\"")[0]
+        path.read_text(encoding="utf-8").split('[[providers]]\nname = "west"')[0]
         + "[poll]\nsettle_delay_seconds = 0\n",
         encoding="utf-8",
     )

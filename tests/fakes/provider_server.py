@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from tests.fakes.chaos import Chaos
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
 
-Paging = Literal["none", "token", "next_url", "page_number"]
+Paging = Literal["none", "token", "next_url", "link_header", "page_number", "offset"]
 TimeFormat = Literal["iso8601", "unix_s", "unix_ms"]
 Bounds = Literal["half_open", "inclusive", "exclusive"]
 
@@ -105,6 +105,7 @@ class FakeCallLog:
     next_url_path: str = "next"
     page_param: str = "page"
     first_page: int = 1
+    offset_param: str = "offset"
     row_cap: int | None = None
     # Auth the API insists on: ("bearer", token), ("basic", user, password),
     # ("api_key", header, key), ("oauth", client_id, client_secret) with tokens from
@@ -229,8 +230,12 @@ class FakeCallLog:
             offset = int(query[self.token_param].removeprefix("tok-"))
         elif self.paging == "next_url" and "cursor" in query:
             offset = int(query["cursor"])
+        elif self.paging == "link_header" and "cursor" in query:
+            offset = int(query["cursor"])
         elif self.paging == "page_number" and self.page_param in query:
             offset = (int(query[self.page_param]) - self.first_page) * self.size(query)
+        elif self.paging == "offset" and self.offset_param in query:
+            offset = int(query[self.offset_param])
         else:
             offset = 0
         return offset // self.size(query) + 1, offset
@@ -275,12 +280,16 @@ class FakeCallLog:
             _put(body, self.items_path, items)
         if self.paging == "token":
             _put(body, self.token_path, f"tok-{next_offset}" if more else None)
-        elif self.paging == "next_url":
-            following = {k: v for k, v in query.items() if k != "cursor"}
-            following["cursor"] = str(next_offset)
-            link = f"{self.next_url_base or base_url}{self.list_path}?{urlencode(following)}"
+        headers: dict[str, str] = {}
+        following = {k: v for k, v in query.items() if k != "cursor"}
+        following["cursor"] = str(next_offset)
+        link = f"{self.next_url_base or base_url}{self.list_path}?{urlencode(following)}"
+        if self.paging == "next_url":
             _put(body, self.next_url_path, link if more else None)
-        return 200, (body if self.items_path else items), {}
+        elif self.paging == "link_header" and more:
+            # RFC 8288, as GitHub-style APIs send it: several links, "next" among them.
+            headers["Link"] = f'<{base_url}{self.list_path}>; rel="first", <{link}>; rel="next"'
+        return 200, (body if self.items_path else items), headers
 
     def single_call(self, key: str) -> tuple[int, Any]:
         with self.lock:
