@@ -28,6 +28,7 @@ from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.records import UsersSyncResult
+from poller.ports.download import RecordingFetcher
 from poller.ports.provider import ProviderPort
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
@@ -107,6 +108,7 @@ def build_worker(
     *,
     providers: Mapping[str, ProviderPort] | None = None,
     siro: SiroPort | None = None,
+    downloader: RecordingFetcher | None = None,
     telemetry: Telemetry | None = None,
 ) -> Worker:
     return Worker(
@@ -114,7 +116,7 @@ def build_worker(
         store=store,
         providers=providers if providers is not None else build_providers(settings),
         siro=siro or build_siro_client(settings),
-        downloader=build_downloader(settings, stop),
+        downloader=downloader or build_downloader(settings, stop),
         audio=PyAvAudio(),
         owner=worker_identity(),
         stop=stop,

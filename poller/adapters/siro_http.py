@@ -40,6 +40,7 @@ from poller.adapters.http import (
     Limits,
     RetryPolicy,
 )
+from poller.adapters.http.paginators import PageRequest, PageResponse, PagingLoop, TokenPaginator
 from poller.adapters.http.retry import parse_retry_after
 from poller.adapters.http.tokens import AccessToken, AccessTokenCache
 from poller.config import SiroSettings
@@ -758,25 +759,25 @@ class SiroHttpClient:
     def _pages(
         self, step: str, fetch: Callable[[str | None], HttpResponse]
     ) -> list[Mapping[str, Any]]:
+        """Every item of a cursor-paged list (``data``, ``cursor``, ``hasNextPage``)."""
         items: list[Mapping[str, Any]] = []
-        cursor: str | None = None
-        seen: set[str] = set()
+        paginator = TokenPaginator(token_path="cursor", token_param="cursor")  # noqa: S106
+        request = PageRequest(step)
         for _ in range(MAX_PAGES):
-            payload = self._json(fetch(cursor), step)
+            payload = self._json(fetch((request.params or {}).get("cursor")), step)
             page = payload.get("data") if isinstance(payload, dict) else None
             if not isinstance(page, list):
                 raise SiroPermanentError(f"Siro {step}: the answer holds no data list", step=step)
             items.extend(page)
-            following = payload.get("cursor")
-            if following in (None, "") or payload.get("hasNextPage") is False:
+            if payload.get("hasNextPage") is False:
                 return items
-            cursor = str(following)
-            if cursor in seen:
-                raise SiroPermanentError(
-                    f"Siro {step}: the same page cursor came back twice; stopped paging",
-                    step=step,
-                )
-            seen.add(cursor)
+            try:
+                following = paginator.next_request(request, PageResponse(step, payload, {}, page))
+            except PagingLoop as exc:
+                raise SiroPermanentError(f"Siro {step}: {exc}", step=step) from None
+            if following is None:
+                return items
+            request = following
         raise SiroPermanentError(f"Siro {step}: more than {MAX_PAGES} pages", step=step)
 
     def _json(self, response: HttpResponse, step: str) -> Any:

@@ -8,11 +8,14 @@ the demo run on it; it passes the same provider contract suite as the HTTP adapt
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from poller.domain.call_record import (
@@ -22,11 +25,13 @@ from poller.domain.call_record import (
     RateLimitHints,
     RecordingLocator,
 )
+from poller.domain.failures import StepFailure
 from poller.domain.paths import present
 from poller.domain.raw_record import parse_time, raw_text, sanitise_raw
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import RecordingState
 from poller.domain.windows import Window
+from poller.ports.download import Downloaded
 from poller.ports.provider import (
     ListedPage,
     MalformedRecordError,
@@ -154,6 +159,48 @@ class InMemoryProvider:
             item_count=len(items),
             rate_limit=RateLimitHints(),
         )
+
+
+@dataclass
+class InMemoryRecordings:
+    """The recordings of an :class:`InMemoryProvider`: a :class:`RecordingFetcher` by URL.
+
+    ``bodies`` maps a recording URL (its query string ignored, as a signed URL's changes) to
+    the audio bytes; ``failures`` are raised, one per fetch, before any audio is served.
+    """
+
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    failures: deque[StepFailure] = field(default_factory=deque)
+    fetched: list[str] = field(default_factory=list)
+
+    def add(self, url: str, body: bytes) -> None:
+        self.bodies[_without_query(url)] = body
+
+    def fetch(self, request: DownloadRequest, destination: Path) -> Downloaded:
+        self.fetched.append(request.url)
+        if self.failures:
+            raise self.failures.popleft()
+        body = self.bodies.get(_without_query(request.url))
+        if body is None:
+            raise StepFailure.fail(
+                "recording_not_found", f"no recording at {redact_url(request.url)}"
+            )
+        if not body:
+            raise StepFailure.fail("not_audio", "the provider sent an empty body")
+        descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(body)
+        return Downloaded(
+            path=destination,
+            size_bytes=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+            http_status=200,
+            duration_ms=0,
+        )
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
 
 
 def _text(value: Any) -> str | None:

@@ -1,0 +1,127 @@
+"""The worker over the in-memory provider: no network at all, every store backend."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from poller.adapters.providers.memory import InMemoryProvider, InMemoryRecordings
+from poller.adapters.siro_fake import InMemorySiro
+from poller.app import build_worker
+from poller.config import Settings
+from poller.core.poll import poll_once
+from poller.core.users_sync import sync_users
+from poller.core.worker import Worker
+from poller.domain.failures import StepFailure
+from poller.domain.siro import SiroUser
+from poller.domain.states import CallState
+from poller.ports.provider import TransientProviderError
+from poller.wiring import poll_params_from_settings
+from tests.fakes.audio import mp3_bytes
+from tests.fakes.provider_server import quickstart_call
+from tests.seed import AnyStore
+
+STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+NOW = STARTED + timedelta(hours=1)
+SIGNED = "X-Goog-Signature=0ddba11"
+
+
+class World:
+    def __init__(self, store: AnyStore, tmp_path: Path) -> None:
+        self.store = store
+        self.provider = InMemoryProvider(name="memory")
+        self.recordings = InMemoryRecordings()
+        self.siro = InMemorySiro(
+            clock=lambda: NOW, users=[SiroUser(id="user-1", email="rep@yourcompany.com")]
+        )
+        self.settings = Settings(
+            state_dir=tmp_path / "state",
+            provider={"name": "memory"},
+            poll={"start_at": STARTED - timedelta(hours=1), "settle_delay_seconds": 0},
+        )
+
+    def offer(self, call_id: str, minute: int, *, signed: bool = False) -> None:
+        url = f"https://media.example.com/{call_id}.mp3" + (f"?{SIGNED}" if signed else "")
+        at = STARTED + timedelta(minutes=minute)
+        self.provider.add(quickstart_call(call_id, at, recording_url=url), at)
+        self.recordings.add(url, mp3_bytes(1))
+
+    def poll(self) -> None:
+        params = poll_params_from_settings(self.settings, "memory")
+        report = poll_once(params, self.provider, self.store, NOW)
+        assert report.ok, report.error
+
+    def worker(self) -> Worker:
+        worker = build_worker(
+            self.settings,
+            self.store,
+            threading.Event(),
+            providers={"memory": self.provider},
+            siro=self.siro,
+            downloader=self.recordings,
+        )
+        worker.clock = lambda: NOW
+        sync_users(self.siro, self.store, NOW, default_region="US")
+        return worker
+
+
+@pytest.fixture
+def world(any_store: AnyStore, tmp_path: Path) -> World:
+    return World(any_store, tmp_path)
+
+
+def test_every_call_reaches_siro_once_and_is_attributed(world: World) -> None:
+    for n in range(5):
+        world.offer(f"call-{n}", n)
+    world.poll()
+    world.worker().drain()
+    world.poll()
+    world.worker().drain()
+    assert {c.state for c in world.store.list_calls()} == {CallState.UPLOADED}
+    assert sorted(body.title.split("[")[1] for body in world.siro.created) == [
+        f"call-{n}]" for n in range(5)
+    ]
+    assert {body.user_id for body in world.siro.created} == {"user-1"}
+
+
+def test_a_signed_url_is_fetched_fresh_from_the_provider_never_from_the_row(
+    world: World,
+) -> None:
+    world.offer("call-signed", 1, signed=True)
+    world.poll()
+    (call,) = world.store.find_calls("call-signed")
+    assert call.recording_url is not None and "0ddba11" not in call.recording_url
+    world.worker().drain()
+    assert world.recordings.fetched == [f"https://media.example.com/call-signed.mp3?{SIGNED}"]
+    assert world.store.find_calls("call-signed")[0].state is CallState.UPLOADED
+
+
+def test_a_provider_that_is_briefly_away_only_delays_the_call(world: World) -> None:
+    world.offer("call-1", 1)
+    world.poll()
+    world.recordings.failures.append(
+        StepFailure.retry("download_network", "the connection broke after 0 bytes")
+    )
+    world.worker().drain()
+    (call,) = world.store.find_calls("call-1")
+    assert call.state is CallState.PENDING
+    assert call.next_attempt_at is not None and call.next_attempt_at > NOW
+    assert (call.error_kind, call.attempts) == ("download_network", 1)
+
+
+def test_a_listing_failure_keeps_what_came_before_and_the_rest_comes_next_cycle(
+    world: World,
+) -> None:
+    world.provider.page_size = 2
+    for n in range(5):
+        world.offer(f"call-{n}", n)
+    world.provider.failures.append(TransientProviderError("HTTP 503", status=503))
+    params = poll_params_from_settings(world.settings, "memory")
+    failed = poll_once(params, world.provider, world.store, NOW)
+    assert failed.error is not None and "503" in failed.error
+    assert world.store.list_calls() == []
+    world.poll()
+    assert len(world.store.list_calls()) == 5
