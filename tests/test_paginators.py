@@ -55,7 +55,10 @@ def test_a_relative_next_url_is_resolved_against_the_page() -> None:
 
 def test_the_link_header_next_relation_is_followed() -> None:
     paginator = LinkHeaderPaginator()
-    header = '<https://api.example.com/calls?p=1>; rel="prev", <https://api.example.com/calls?p=3>; rel="next"'
+    header = (
+        '<https://api.example.com/calls?p=1>; rel="prev", '
+        '<https://api.example.com/calls?p=3>; rel="next"'
+    )
     following = paginator.next_request(FIRST, page(headers={"link": header}))
     assert following == PageRequest("https://api.example.com/calls?p=3", None)
     assert paginator.next_request(FIRST, page(headers={"Link": '<x>; rel="prev"'})) is None

@@ -12,14 +12,15 @@ from poller.adapters.providers.memory import InMemoryProvider, InMemoryRecording
 from poller.adapters.siro_fake import InMemorySiro
 from poller.app import build_worker
 from poller.config import Settings
-from poller.core.poll import poll_once
+from poller.core.daemon import Daemon
+from poller.core.poll import PollReport, poll_once
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.failures import StepFailure
 from poller.domain.siro import SiroUser
 from poller.domain.states import CallState
 from poller.ports.provider import TransientProviderError
-from poller.wiring import poll_params_from_settings
+from poller.wiring import daemon_params_from_settings, poll_params_from_settings
 from tests.fakes.audio import mp3_bytes
 from tests.fakes.provider_server import quickstart_call
 from tests.seed import AnyStore
@@ -125,3 +126,32 @@ def test_a_listing_failure_keeps_what_came_before_and_the_rest_comes_next_cycle(
     assert world.store.list_calls() == []
     world.poll()
     assert len(world.store.list_calls()) == 5
+
+
+def test_the_daemons_poll_job_polls_every_provider_even_after_one_fails(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.offer("call-1", 1)
+    polled: list[str] = []
+
+    def broken() -> PollReport:
+        polled.append("broken")
+        raise RuntimeError("a bug in one provider's cycle")
+
+    def working() -> PollReport:
+        polled.append("working")
+        return poll_once(
+            poll_params_from_settings(world.settings), world.provider, world.store, NOW
+        )
+
+    daemon = Daemon(
+        daemon_params_from_settings(world.settings),
+        store=world.store,
+        poll_cycles=[broken, working],
+        worker=world.worker(),
+        stop=threading.Event(),
+    )
+    daemon.poll_job()
+    assert polled == ["broken", "working"]
+    assert [c.provider_call_id for c in world.store.list_calls()] == ["call-1"]
+    assert "poll job failed" in caplog.text

@@ -228,9 +228,9 @@ class FakeCallLog:
         """(page number from 1, offset) of a listing request."""
         if self.paging == "token" and self.token_param in query:
             offset = int(query[self.token_param].removeprefix("tok-"))
-        elif self.paging == "next_url" and "cursor" in query:
-            offset = int(query["cursor"])
-        elif self.paging == "link_header" and "cursor" in query:
+        elif (self.paging == "next_url" and "cursor" in query) or (
+            self.paging == "link_header" and "cursor" in query
+        ):
             offset = int(query["cursor"])
         elif self.paging == "page_number" and self.page_param in query:
             offset = (int(query[self.page_param]) - self.first_page) * self.size(query)
