@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
+from tests.fakes.counting_listener import CountingListener  # noqa: F401  (re-exported)
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
 
 Reply = tuple[int, dict[str, str], bytes]
@@ -63,52 +62,6 @@ class ScriptedHandler(QuietHandler):
 def scripted_server() -> tuple[LocalHTTPServer, Script]:
     script = Script()
     return LocalHTTPServer(ScriptedHandler, script), script
-
-
-class CountingListener:
-    """Accepts, counts and closes: any client that got here would be counted, then fail."""
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, 0))
-        self._socket.listen(16)
-        self._socket.settimeout(0.05)
-        self.host = host
-        self.port: int = self._socket.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _address = self._socket.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            connection.close()
-
-    def __enter__(self) -> CountingListener:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._socket.close()
 
 
 class ConnectAttempts:
