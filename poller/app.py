@@ -16,6 +16,7 @@ from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.prometheus_metrics import serve_metrics
 from poller.adapters.providers import registry as providers_registry
+from poller.adapters.providers.base import ProviderAdapter
 from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
@@ -81,14 +82,18 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def build_downloader(settings: Settings, stop: threading.Event) -> Downloader:
+def build_downloader(
+    settings: Settings,
+    stop: threading.Event,
+    providers: Mapping[str, ProviderPort] | None = None,
+) -> Downloader:
     # One client serves every provider's downloads: the most patient of their limits.
-    providers = settings.configured_providers
+    configured = settings.configured_providers
     client = HttpClient(
         limits=Limits(
-            connect_timeout=max(p.connect_timeout_seconds for p in providers),
-            read_timeout=max(p.read_timeout_seconds for p in providers),
-            deadline=max(p.deadline_seconds for p in providers),
+            connect_timeout=max(p.connect_timeout_seconds for p in configured),
+            read_timeout=max(p.read_timeout_seconds for p in configured),
+            deadline=max(p.deadline_seconds for p in configured),
             max_body_bytes=settings.worker.max_file_bytes,
         ),
         # Each download brings its own rules (DownloadRequest); these are only the fallback.
@@ -98,7 +103,19 @@ def build_downloader(settings: Settings, stop: threading.Event) -> Downloader:
         user_agent=f"siro-poller/{__version__}",
         pool_size=settings.worker.concurrency,
     )
-    return Downloader(client, max_bytes=settings.worker.max_download_bytes, stop=stop)
+    # A download from a provider's own host counts against that provider's rate limit.
+    rate_limiters = {
+        host: limiter
+        for provider in (providers or {}).values()
+        if isinstance(provider, ProviderAdapter)
+        for host, limiter in provider.rate_limited_hosts().items()
+    }
+    return Downloader(
+        client,
+        max_bytes=settings.worker.max_download_bytes,
+        stop=stop,
+        rate_limiters=rate_limiters,
+    )
 
 
 def build_worker(
@@ -111,12 +128,13 @@ def build_worker(
     downloader: RecordingFetcher | None = None,
     telemetry: Telemetry | None = None,
 ) -> Worker:
+    providers = providers if providers is not None else build_providers(settings)
     return Worker(
         params=worker_params_from_settings(settings),
         store=store,
-        providers=providers if providers is not None else build_providers(settings),
+        providers=providers,
         siro=siro or build_siro_client(settings),
-        downloader=downloader or build_downloader(settings, stop),
+        downloader=downloader or build_downloader(settings, stop, providers),
         audio=PyAvAudio(),
         owner=worker_identity(),
         stop=stop,

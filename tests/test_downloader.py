@@ -6,16 +6,24 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
+from poller.app import build_downloader, build_provider
+from poller.config import Settings
 from poller.domain.call_record import DownloadRequest, host_key
 from poller.domain.failures import Disposition, StepFailure
+from poller.domain.records import Call
+from poller.domain.states import CallState
+from poller.domain.windows import Window
+from poller.ports.provider import TransientProviderError
 from tests.fakes.audio import mp3_bytes
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from tests.fakes.provider_server import FakeCallLog, serve
 
 AUDIO = mp3_bytes(2)
 
@@ -213,3 +221,36 @@ def test_an_unreachable_provider_is_a_retry(tmp_path: Path) -> None:
     with pytest.raises(StepFailure) as caught:
         downloader().fetch(request, tmp_path / "call-1")
     assert (caught.value.kind, caught.value.disposition) == ("download_network", Disposition.RETRY)
+
+
+def test_a_download_from_the_providers_host_waits_out_its_rate_limit(tmp_path: Path) -> None:
+    api = FakeCallLog(auth=("bearer", "tok-123456"))
+    with serve(api) as server:
+        api.base_url = server.url
+        settings = Settings(
+            state_dir=tmp_path / "state",
+            provider={"base_url": server.url, "auth": "bearer", "token": "tok-123456"},
+        )
+        provider = build_provider(settings)
+        path = api.add_recording("/recordings/call-1.mp3", b"ID3" + b"\0" * 64)
+        # The listing is told to come back in an hour: the provider's whole API is paused.
+        api.fail_page(1, 429, times=1, retry_after="3600")
+        window = Window(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+        with pytest.raises(TransientProviderError):
+            list(provider.list_window(window))
+
+        downloader = build_downloader(settings, threading.Event(), {"generic": provider})
+        request = provider.resolve_download(
+            Call(
+                id=1,
+                provider="generic",
+                provider_call_id="call-1",
+                state=CallState.PENDING,
+                recording_url=server.url + path,
+            )
+        )
+        with pytest.raises(StepFailure) as failure:
+            downloader.fetch(request, tmp_path / "call-1.download")
+    assert failure.value.retry_after_seconds is not None
+    assert failure.value.retry_after_seconds > 3000
+    assert api.recordings[path].served == 0

@@ -141,7 +141,7 @@ def test_a_huge_download_stops_at_max_bytes_with_flat_memory(
     api = client(rules_for(server))
     tracemalloc.start()
     try:
-        with pytest.raises(BodyTooLarge, match=r"over worker\.max_file_bytes = 5000000"):
+        with pytest.raises(BodyTooLarge, match=r"over worker\.max_download_bytes = 5000000"):
             api.download(server.url + "/r.mp3", tmp_path / "r", max_bytes=5_000_000, what="dl")
         _current, peak = tracemalloc.get_traced_memory()
     finally:

@@ -9,6 +9,7 @@ the worker's :class:`StepFailure` reasons.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from poller.adapters.http import (
@@ -24,9 +25,10 @@ from poller.adapters.http import (
     HttpTransient,
     HttpUnauthorized,
     Interrupted,
+    RateLimiter,
     TooManyRedirects,
 )
-from poller.domain.call_record import DownloadRequest
+from poller.domain.call_record import DownloadRequest, host_key
 from poller.domain.failures import StepFailure
 
 __all__ = ["Downloaded", "Downloader"]
@@ -39,10 +41,13 @@ class Downloader:
         *,
         max_bytes: int,
         stop: threading.Event | None = None,
+        rate_limiters: Mapping[str, RateLimiter] | None = None,
     ) -> None:
         self.client = client
         self.max_bytes = max_bytes
         self.stop = stop or threading.Event()
+        # By host key: a download from a provider's own host waits for that provider's limit.
+        self.rate_limiters = dict(rate_limiters or {})
 
     def fetch(self, request: DownloadRequest, destination: Path) -> Downloaded:
         """Write the audio to ``destination`` (mode 0600) or raise :class:`StepFailure`.
@@ -67,6 +72,7 @@ class Downloader:
                 stop=self.stop,
                 credentials=request.headers,
                 hosts=rules,
+                rate_limiter=self.rate_limiters.get(host_key(request.url)),
             )
         except HttpError as exc:
             raise _step_failure(exc) from None
@@ -104,7 +110,9 @@ def _step_failure(exc: HttpError) -> StepFailure:
         )
     if isinstance(exc, HttpTransient):
         if status is None:
-            return StepFailure.retry("download_network", message)
+            # No answer, or the provider's rate limit said to wait (its retry_after).
+            kind = "download_rate_limited" if exc.retry_after is not None else "download_network"
+            return StepFailure.retry(kind, message, retry_after_seconds=exc.retry_after)
         return StepFailure.retry(
             f"download_http_{status}",
             message,

@@ -221,8 +221,9 @@ class HttpClient:
         stop: threading.Event | None = None,
         headers: Mapping[str, str] | None = None,
         credentials: Mapping[str, str] | None = None,
-        limit_key: str = "worker.max_file_bytes",
+        limit_key: str = "worker.max_download_bytes",
         hosts: HostRules | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> Downloaded:
         """Stream ``url`` to ``destination`` (mode 0600), whole or not at all.
 
@@ -249,6 +250,7 @@ class HttpClient:
                 what=what,
                 consume=consume,
                 hosts=hosts,
+                rate_limiter=rate_limiter,
             )
             os.replace(partial, destination)
         except BaseException:
@@ -318,13 +320,16 @@ class HttpClient:
         follow_redirects: bool = True,
         authenticate: bool = True,
         hosts: HostRules | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> HttpResponse:
         auth = self.auth if authenticate else None
         rules = hosts or self.hosts
+        # A per-call limiter: downloads share the rate limit of the provider they come from.
+        limiter = rate_limiter or self.rate_limiter
         reminted = False
         while True:
-            if self.rate_limiter is not None:
-                self.rate_limiter.acquire()
+            if limiter is not None:
+                limiter.acquire()
             deadline = RequestDeadline(self.limits.deadline)
             deadline.start()
             try:
@@ -343,6 +348,7 @@ class HttpClient:
                         deadline=deadline,
                         what=what,
                         follow_redirects=follow_redirects,
+                        limiter=limiter,
                     )
                     with response:
                         status = response.status_code
@@ -414,6 +420,7 @@ class HttpClient:
         deadline: RequestDeadline,
         what: str,
         follow_redirects: bool,
+        limiter: RateLimiter | None,
     ) -> tuple[requests.Response, dict[str, str]]:
         """Send, following redirects by hand; each hop checked. Returns the answer and the
         credential headers sent with it (empty if none were)."""
@@ -460,8 +467,8 @@ class HttpClient:
                 response.status_code,
                 (time.monotonic() - started) * 1000,
             )
-            if hop == 0 and self.rate_limiter is not None:
-                self.rate_limiter.observe(response.status_code, response.headers)
+            if hop == 0 and limiter is not None:
+                limiter.observe(response.status_code, response.headers)
             location = response.headers.get("Location")
             if (
                 not follow_redirects

@@ -307,3 +307,10 @@ class ProviderAdapter(ABC, Generic[S]):
             https_only=self.hosts.https_only,
             format_hint=format_hint,
         )
+
+    def rate_limited_hosts(self) -> dict[str, RateLimiter]:
+        """This provider's own hosts and the limiter its requests to them share."""
+        limiter = self.http.rate_limiter
+        if limiter is None:
+            return {}
+        return dict.fromkeys(self.hosts.credential_hosts, limiter)
