@@ -213,3 +213,19 @@ def test_an_unreachable_provider_is_a_retry(tmp_path: Path) -> None:
     with pytest.raises(StepFailure) as caught:
         downloader().fetch(request, tmp_path / "call-1")
     assert (caught.value.kind, caught.value.disposition) == ("download_network", Disposition.RETRY)
+
+
+def test_a_spool_that_cannot_be_written_is_retried_as_a_spool_error(
+    provider: tuple[LocalHTTPServer, Script], tmp_path: Path
+) -> None:
+    server, script = provider
+    script.routes["/r.mp3"] = (200, {}, AUDIO)
+
+    with pytest.raises(StepFailure) as caught:
+        downloader().fetch(request_for(server, "/r.mp3"), tmp_path / "gone" / "call-1")
+
+    failure = caught.value
+    assert (failure.disposition, failure.kind) == (Disposition.RETRY, "spool_error")
+    assert "writing the download into the spool failed: No such file or directory" in (
+        failure.message
+    )

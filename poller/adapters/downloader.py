@@ -70,6 +70,11 @@ class Downloader:
             )
         except HttpError as exc:
             raise _step_failure(exc) from None
+        except OSError as exc:  # the spool, not the provider: a full disk, a missing directory
+            raise StepFailure.retry(
+                "spool_error",
+                f"writing the download into the spool failed: {exc.strerror or type(exc).__name__}",
+            ) from None
 
 
 def _step_failure(exc: HttpError) -> StepFailure:
