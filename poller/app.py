@@ -84,12 +84,14 @@ def worker_identity() -> str:
 def build_downloader(settings: Settings, stop: threading.Event) -> Downloader:
     # One client serves every provider's downloads: the most patient of their limits.
     providers = settings.configured_providers
+    slowest = max(providers, key=lambda p: p.deadline_seconds)
     client = HttpClient(
         limits=Limits(
             connect_timeout=max(p.connect_timeout_seconds for p in providers),
             read_timeout=max(p.read_timeout_seconds for p in providers),
-            deadline=max(p.deadline_seconds for p in providers),
+            deadline=slowest.deadline_seconds,
             max_body_bytes=settings.worker.max_file_bytes,
+            deadline_key=slowest.config_key("deadline_seconds"),
         ),
         # Each download brings its own rules (DownloadRequest); these are only the fallback.
         hosts=HostRules(),

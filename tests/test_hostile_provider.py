@@ -342,6 +342,50 @@ def test_file_and_ftp_recording_urls_fail_at_once_naming_the_scheme(
     assert len(siro.created) == 1
 
 
+def test_reasons_name_the_keys_of_the_providers_own_table(
+    api: HostileCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    sql_store: SqlStore,
+    siro: InMemorySiro,
+    clock: Clock,
+) -> None:
+    with CountingListener("127.0.0.2") as other_host:
+        api.redirects["/recordings/away"] = f"{other_host.url}/audio.mp3"
+        offer_url(api, "direct", f"{other_host.url}/audio.mp3", minute=1)
+        offer_url(api, "redirected", f"{api.base_url}/recordings/away", minute=2)
+        api.trickles["/recordings/slow"] = 3600
+        offer_url(api, "slow", f"{api.base_url}/recordings/slow", minute=3)
+        one = settings_for(server, tmp_path, provider={"deadline_seconds": 1.5})
+        east = one.provider.model_dump() | {"name": "east"}
+        settings = Settings(**(one.model_dump(exclude={"provider"}) | {"providers": [east]}))
+        (provider,) = settings.providers
+        poll_params = poll_params_from_settings(settings)
+        assert poll_once(
+            poll_params, GenericProvider(provider, retry=NO_WAIT), sql_store, clock()
+        ).ok
+        worker = build_worker(
+            settings,
+            sql_store,
+            threading.Event(),
+            providers={"east": GenericProvider(provider, retry=NO_WAIT)},
+            siro=siro,
+        )
+        worker.clock = clock
+        sync_users(siro, sql_store, clock(), default_region="US")
+
+        worker.drain()
+
+        assert other_host.connections == 0
+    for call_id in ("direct", "redirected"):
+        assert_failed_once(
+            sql_store, call_id, "download_refused", "list it in providers.east.download_hosts"
+        )
+    slow = row(sql_store, "slow")
+    assert (slow.state, slow.error_kind) == (CallState.PENDING, "download_deadline")
+    assert "(providers.east.deadline_seconds)" in slow.last_error
+
+
 # -- a body that never ends ------------------------------------------------------------------
 
 

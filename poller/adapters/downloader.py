@@ -55,7 +55,7 @@ class Downloader:
             credential_hosts=request.credential_hosts,
             explicit_hosts=request.explicit_hosts,
             https_only=request.https_only,
-            config_key="provider.download_hosts",
+            config_key=request.hosts_config_key,
         )
         try:
             return self.client.download(

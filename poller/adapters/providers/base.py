@@ -306,4 +306,5 @@ class ProviderAdapter(ABC, Generic[S]):
             explicit_hosts=frozenset(self.hosts.explicit_hosts),
             https_only=self.hosts.https_only,
             format_hint=format_hint,
+            hosts_config_key=self.hosts.config_key,
         )
