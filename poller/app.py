@@ -89,12 +89,14 @@ def build_downloader(
 ) -> Downloader:
     # One client serves every provider's downloads: the most patient of their limits.
     configured = settings.configured_providers
+    slowest = max(configured, key=lambda p: p.deadline_seconds)
     client = HttpClient(
         limits=Limits(
             connect_timeout=max(p.connect_timeout_seconds for p in configured),
             read_timeout=max(p.read_timeout_seconds for p in configured),
-            deadline=max(p.deadline_seconds for p in configured),
+            deadline=slowest.deadline_seconds,
             max_body_bytes=settings.worker.max_file_bytes,
+            deadline_key=slowest.config_key("deadline_seconds"),
         ),
         # Each download brings its own rules (DownloadRequest); these are only the fallback.
         hosts=HostRules(),

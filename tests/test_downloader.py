@@ -254,3 +254,19 @@ def test_a_download_from_the_providers_host_waits_out_its_rate_limit(tmp_path: P
     assert failure.value.retry_after_seconds is not None
     assert failure.value.retry_after_seconds > 3000
     assert api.recordings[path].served == 0
+
+
+def test_a_spool_that_cannot_be_written_is_retried_as_a_spool_error(
+    provider: tuple[LocalHTTPServer, Script], tmp_path: Path
+) -> None:
+    server, script = provider
+    script.routes["/r.mp3"] = (200, {}, AUDIO)
+
+    with pytest.raises(StepFailure) as caught:
+        downloader().fetch(request_for(server, "/r.mp3"), tmp_path / "gone" / "call-1")
+
+    failure = caught.value
+    assert (failure.disposition, failure.kind) == (Disposition.RETRY, "spool_error")
+    assert "writing the download into the spool failed: No such file or directory" in (
+        failure.message
+    )

@@ -60,7 +60,7 @@ class Downloader:
             credential_hosts=request.credential_hosts,
             explicit_hosts=request.explicit_hosts,
             https_only=request.https_only,
-            config_key="provider.download_hosts",
+            config_key=request.hosts_config_key,
         )
         try:
             return self.client.download(
@@ -76,6 +76,11 @@ class Downloader:
             )
         except HttpError as exc:
             raise _step_failure(exc) from None
+        except OSError as exc:  # the spool, not the provider: a full disk, a missing directory
+            raise StepFailure.retry(
+                "spool_error",
+                f"writing the download into the spool failed: {exc.strerror or type(exc).__name__}",
+            ) from None
 
 
 def _step_failure(exc: HttpError) -> StepFailure:

@@ -147,18 +147,22 @@ class Worker:
         self._tally = {}
         concurrency = self.params.concurrency
         lease = timedelta(seconds=self.params.lease_seconds)
-        in_flight: set[Future[None]] = set()
+        in_flight: dict[Future[None], int] = {}  # each running step and its row's id
         with ThreadPoolExecutor(concurrency, thread_name_prefix="siro-worker") as pool:
             while True:
                 free = concurrency - len(in_flight)
                 if free and not self.stop.is_set():
                     now = self.clock()
                     for call in self.store.claim_due(self.owner, now, now + lease, limit=free):
-                        in_flight.add(pool.submit(self.process, call))
+                        if call.id in in_flight.values():
+                            _outlived_lease(call, self.params.lease_seconds)
+                            continue
+                        in_flight[pool.submit(self.process, call)] = call.id
                 if not in_flight:
                     break
-                done, in_flight = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+                done, _pending = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
+                    del in_flight[future]
                     future.result()  # process() records its own errors; this surfaces bugs
         return WorkerReport(
             processed=sum(self._tally.values()),
@@ -661,6 +665,18 @@ def _lost_lease(call: Call) -> None:
         "call %s: this worker's lease ran out mid-step and another took the row over; "
         "its result is not recorded here",
         call.id,
+    )
+
+
+def _outlived_lease(call: Call, lease_seconds: int) -> None:
+    # The row's lease ran out while this process still works on it, so the claim just took
+    # it again (renewing the lease). A second step on the same row would download into the
+    # same spool path as the first: the step already running carries on alone.
+    log.warning(
+        "call %s: its step has run longer than worker.lease_seconds = %d and is still "
+        "running here; not starting it a second time",
+        call.id,
+        lease_seconds,
     )
 
 

@@ -121,6 +121,8 @@ class DownloadRequest:
     explicit_hosts: frozenset[str] = frozenset()
     https_only: bool = False
     format_hint: str | None = None
+    # The setting a refused destination's message tells the operator to change.
+    hosts_config_key: str = "provider.download_hosts"
 
     def headers_for(self, url: str) -> dict[str, str]:
         parts = urlsplit(url)

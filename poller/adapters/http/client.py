@@ -425,8 +425,12 @@ class HttpClient:
         """Send, following redirects by hand; each hop checked. Returns the answer and the
         credential headers sent with it (empty if none were)."""
         current = url
+        redirected_by: str | None = None  # the URL whose redirect led to ``current``
         for hop in range(MAX_REDIRECTS + 1):
-            rules.check_url(current)
+            try:
+                rules.check_url(current)
+            except HttpRefused as exc:
+                raise _refused(exc, current, redirected_by) from None
             send = {"User-Agent": self.user_agent, **(headers or {})}
             sent: dict[str, str] = {}
             if rules.may_send_credentials(current):
@@ -457,7 +461,7 @@ class HttpClient:
                     timeout=timeout,
                 )
             except HttpRefused as exc:
-                raise HttpRefused(str(exc), url=current) from None
+                raise _refused(exc, current, redirected_by) from None
             except requests.RequestException as exc:
                 raise self._network_error(exc, what, current, deadline) from None
             log.debug(
@@ -478,6 +482,7 @@ class HttpClient:
             ):
                 return response, sent
             response.close()
+            redirected_by = current
             current = urljoin(response.url, location)
         raise TooManyRedirects(
             f"{what}: more than {MAX_REDIRECTS} redirects from {url_for_humans(url)}", url=url
@@ -562,6 +567,13 @@ class HttpClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
+
+
+def _refused(exc: HttpRefused, url: str, redirected_by: str | None) -> HttpRefused:
+    """``exc`` about ``url``; a refused redirect target also names where the redirect came from."""
+    if redirected_by is None:
+        return HttpRefused(str(exc), url=url)
+    return HttpRefused(f"{exc} (redirected there by {url_for_humans(redirected_by)})", url=url)
 
 
 def _replayable(data: Any) -> bool:

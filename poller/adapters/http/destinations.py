@@ -168,9 +168,14 @@ class HostRules:
             raise HttpRefused(f"refused to fetch {shown}: the URL is not valid", url=url) from None
         scheme = parts.scheme.lower()
         if scheme not in SCHEMES:
+            if not scheme:
+                raise HttpRefused(
+                    "refused to fetch a URL without a scheme: only http and https URLs are fetched",
+                    url=url,
+                )
             raise HttpRefused(
-                f"refused to fetch a {scheme or 'scheme-less'}:// URL: only http and https "
-                "are fetched",
+                f"refused to fetch {shown}: only http and https URLs are fetched, never "
+                f"{scheme}://",
                 url=url,
             )
         host = (parts.hostname or "").lower().rstrip(".")

@@ -306,6 +306,7 @@ class ProviderAdapter(ABC, Generic[S]):
             explicit_hosts=frozenset(self.hosts.explicit_hosts),
             https_only=self.hosts.https_only,
             format_hint=format_hint,
+            hosts_config_key=self.hosts.config_key,
         )
 
     def rate_limited_hosts(self) -> dict[str, RateLimiter]:
