@@ -1,0 +1,404 @@
+"""Dialpad: the company call log of the Admin API v2, recordings through share links.
+
+- **Auth:** a company-admin API key with the ``calls:list`` scope, sent as
+  ``Authorization: Bearer <key>``.
+- **Listing:** ``GET /api/v2/call`` (``call.list``) with ``started_after`` and
+  ``started_before`` in UTC epoch milliseconds, paged by the opaque ``cursor`` of each
+  ``CallCollection``. Dialpad answers newest first and lists a call only once it has ended.
+- **Mapping:** ``target`` is the Dialpad user who placed or took the call (the rep),
+  ``contact`` the other party; times are epoch milliseconds and ``duration`` is in
+  milliseconds. int64 fields may come as JSON strings (the spec's own examples do).
+- **Recording:** the call recording is picked from ``recording_details`` (never a voicemail);
+  it is fetched through ``POST /api/v2/recordingsharelink``, which returns an ``access_link``
+  with the privacy the admin configured. ``was_recorded`` may be true before
+  ``recording_details`` is filled in: such a call waits.
+- **Rate limits:** 20 requests a second per company and 1,200 a minute for ``call.list``
+  (``requests_per_minute``); 100 share links a minute (``share_links_per_minute``), kept apart
+  so a busy download queue never stalls the listing.
+
+Never losing a call, newest first
+---------------------------------
+The core commits every page as it comes and moves the cursor only past a span whose pages all
+arrived, so when a later page fails the older calls are simply listed again next cycle. The
+real risk is elsewhere: Dialpad files a call under its *start* time but lists it only once it
+has *ended*. A call longer than the poll lookback would start in a window that was already
+listed before it ended. Each window therefore also asks for calls that started up to
+``long_call_hours`` earlier and keeps those of them that ended inside or after the window's
+start: a call that ended after an earlier listing could not have been in it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urljoin, urlsplit
+
+from pydantic import Field, SecretStr
+
+from poller.adapters.http import Authenticator, HttpClient, HttpError, RateLimiter
+from poller.adapters.http.auth import BearerToken
+from poller.adapters.http.paginators import PageRequest, Paginator, TokenPaginator
+from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.domain.call_record import (
+    MAX_ID_LENGTH,
+    TEXT_LIMITS,
+    CallRecord,
+    DownloadRequest,
+    ProviderCapabilities,
+    RecordingLocator,
+)
+from poller.domain.clock import format_time
+from poller.domain.paths import present
+from poller.domain.raw_record import (
+    check_call_time,
+    clean_text,
+    parse_duration_seconds,
+    parse_number,
+    parse_time,
+    raw_text,
+    sanitise_raw,
+)
+from poller.domain.redaction import redact_url
+from poller.domain.states import Direction, RecordingState
+from poller.domain.windows import Window, request_bounds
+from poller.ports.provider import (
+    ListedPage,
+    MalformedRecordError,
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RecordPosition,
+    TransientProviderError,
+)
+
+SharePrivacy = Literal["owner", "admin", "company", "public"]
+
+CALL_LIST_PATH = "/api/v2/call"
+SHARE_LINK_PATH = "/api/v2/recordingsharelink"
+_MILLISECOND = timedelta(milliseconds=1)
+# Recordings of the call itself, best first; a voicemail is never the call's recording.
+CALL_RECORDING_TYPES = ("callrecording", "admincallrecording")
+# Fields that hold share links: whoever has one may listen, so they are never stored.
+SHARE_LINK_FIELDS = frozenset(
+    {
+        "call_recording_share_links",
+        "admin_call_recording_share_links",
+        "voicemail_share_link",
+        "csat_recording_urls",
+        "screen_recording_urls",
+    }
+)
+# A share link is reused while it is this young: a download retried after a passing failure
+# must not spend another of the 100 links a minute.
+SHARE_LINK_REUSE_SECONDS = 30 * 60
+SHARE_LINK_CACHE_SIZE = 2048
+
+
+class DialpadSettings(ProviderSettingsBase):
+    """``[provider]`` with ``kind = "dialpad"``."""
+
+    kind: Literal["dialpad"] = "dialpad"
+    name: ProviderName = Field(
+        default="dialpad",
+        description="stored in calls.provider and poll_cursors.provider; keep it stable",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="a company-admin API key with the calls:list scope"
+    )
+    share_link_privacy: SharePrivacy = Field(
+        default="public",
+        description="privacy of the recording share links the poller creates to download",
+    )
+    share_links_per_minute: Annotated[int, Field(gt=0, le=100)] = 100
+    long_call_hours: Annotated[float, Field(ge=0, le=24)] = Field(
+        default=4.0,
+        description="calls that started this long before a window are asked for too, "
+        "so a call longer than the lookback is listed once it has ended",
+    )
+    requests_per_minute: Annotated[int, Field(gt=0)] | None = Field(
+        default=1200, description="steady request rate to keep under; unset: only the headers"
+    )
+
+    vendor_hosts: ClassVar[tuple[str, ...]] = ("dialpad.com",)
+    default_base_url: ClassVar[str | None] = "https://dialpad.com"
+
+
+class DialpadProvider(ProviderAdapter[DialpadSettings]):
+    """A :class:`poller.ports.provider.ProviderPort` for Dialpad's call log."""
+
+    kind: ClassVar[str] = "dialpad"
+    settings_model: ClassVar[type[ProviderSettingsBase]] = DialpadSettings
+
+    def __init__(self, settings: DialpadSettings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.share_limiter = RateLimiter(
+            rate=settings.share_links_per_minute,
+            period=60.0,
+            name=f"provider {settings.name}'s share links",
+        )
+        # Share links have their own limit: their 429s must not pause the call listing.
+        self.share_http = HttpClient(
+            limits=self.http.limits,
+            hosts=self.http.hosts,
+            retry=self.http.retry,
+            auth=self.http.auth,
+            rate_limiter=self.share_limiter,
+            user_agent=self.http.user_agent,
+        )
+        self._links: OrderedDict[tuple[str, str, str], tuple[float, str]] = OrderedDict()
+        self._links_lock = threading.Lock()
+
+    @classmethod
+    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
+        assert isinstance(settings, DialpadSettings)
+        missing = super().requirements(settings)
+        if settings.api_key is None or not settings.api_key.get_secret_value():
+            missing.append(
+                f"{settings.config_key('api_key')}: required: a Dialpad company-admin API key "
+                "with the calls:list scope"
+            )
+        return missing
+
+    # -- what the base class asks ---------------------------------------------------------
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        return ProviderCapabilities()
+
+    def authenticator(self) -> Authenticator:
+        key = self.settings.api_key
+        assert key is not None  # `config check` and requirements() report a missing key first
+        return BearerToken(key)
+
+    def items_path(self) -> str | None:
+        return "items"
+
+    def page_items(self, body: Any, where: str) -> list[Any]:
+        # Proto3 JSON leaves empty fields out: an empty collection is `{}`.
+        if isinstance(body, Mapping) and not body:
+            return []
+        return super().page_items(body, where)
+
+    def first_request(self, window: Window) -> PageRequest:
+        start, end = request_bounds(window, _MILLISECOND)
+        start -= timedelta(hours=self.settings.long_call_hours)
+        return PageRequest(
+            urljoin(self.base_url + "/", CALL_LIST_PATH.lstrip("/")),
+            {
+                "started_after": format_time(start, "unix_ms"),
+                "started_before": format_time(end, "unix_ms"),
+            },
+        )
+
+    def paginator(self) -> Paginator:
+        return TokenPaginator(token_path="cursor", token_param="cursor")  # noqa: S106
+
+    def list_window(self, window: Window) -> Iterator[ListedPage]:
+        for page in super().list_window(window):
+            kept = [record for record in page.records if _belongs_to(record, window)]
+            yield page if len(kept) == len(page.records) else replace(page, records=kept)
+
+    def provider_error(self, exc: HttpError) -> ProviderError:
+        error = super().provider_error(exc)
+        if isinstance(error, ProviderAuthError):
+            return ProviderAuthError(
+                f"{exc}: Dialpad refused the API key; check {self.settings.config_key('api_key')}"
+                " (a company-admin key with the calls:list scope that has not expired)",
+                status=error.status,
+            )
+        return error
+
+    def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+        now = self.clock()
+
+        def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
+            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
+
+        call_id = _text(raw.get("call_id"))
+        if call_id is None:
+            raise malformed("call_id has no value")
+        if len(call_id) > MAX_ID_LENGTH:
+            raise malformed(f"call_id longer than {MAX_ID_LENGTH} characters")
+
+        def timestamp(name: str) -> datetime | None:
+            value = raw.get(name)
+            if not present(value):
+                return None
+            try:
+                return check_call_time(parse_time(value, "unix_ms"), now)
+            except ValueError as exc:
+                raise malformed(f"{name} (as started_at) {exc}", call_id) from None
+
+        started_at = timestamp("date_started")
+        if started_at is None:
+            raise malformed("date_started (as started_at) has no value", call_id)
+        ended_at = timestamp("date_ended")
+
+        duration: int | None = None
+        if present(raw.get("duration")):
+            try:
+                duration = parse_duration_seconds(raw["duration"], "milliseconds")
+            except ValueError as exc:
+                raise malformed(f"duration {exc}", call_id) from None
+        elif ended_at is not None and ended_at >= started_at:
+            duration = round((ended_at - started_at).total_seconds())
+
+        target = _object(raw.get("target"))
+        contact = _object(raw.get("contact"))
+        state, recording_id, recording_url = self._recording(raw, call_id, malformed)
+
+        def text(value: Any, field: str) -> str | None:
+            return _text(value, TEXT_LIMITS[field])
+
+        return CallRecord(
+            provider_call_id=call_id,
+            started_at=started_at,
+            recording_state=state,
+            raw=sanitise_raw({k: v for k, v in raw.items() if k not in SHARE_LINK_FIELDS}),
+            recording_id=recording_id,
+            ended_at=ended_at,
+            duration_seconds=duration,
+            direction=_direction(raw.get("direction")),
+            rep_email=text(target.get("email"), "rep_email"),
+            rep_phone=text(target.get("phone"), "rep_phone")
+            or text(raw.get("internal_number"), "rep_phone"),
+            rep_provider_id=text(target.get("id"), "rep_provider_id"),
+            rep_name=text(target.get("name"), "rep_name"),
+            contact_name=text(contact.get("name"), "contact_name"),
+            contact_phone=text(contact.get("phone"), "contact_phone")
+            or text(raw.get("external_number"), "contact_phone"),
+            recording_url=recording_url,
+        )
+
+    def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
+        recording_type, _, recording_id = (call.recording_id or "").partition(":")
+        if recording_type not in CALL_RECORDING_TYPES or not recording_id:
+            raise PermanentProviderError(
+                f"call {call.provider_call_id} has no Dialpad call recording id to share"
+            )
+        link = self._share_link(call.provider_call_id, recording_type, recording_id)
+        path = urlsplit(link).path.lower()
+        return self.download_request(link, "mp3" if path.endswith(".mp3") else None)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _recording(
+        self,
+        raw: Mapping[str, Any],
+        call_id: str,
+        malformed: Callable[[str, str | None], MalformedRecordError],
+    ) -> tuple[RecordingState, str | None, str | None]:
+        details = raw.get("recording_details")
+        if details is not None and not isinstance(details, list):
+            raise malformed("recording_details is not a list", call_id)
+        chosen = _call_recording(details or [])
+        if chosen is not None:
+            recording_type, recording_id = chosen["recording_type"], _text(chosen.get("id"))
+            assert recording_id is not None
+            stored_id = f"{recording_type}:{recording_id}"
+            if len(stored_id) > MAX_ID_LENGTH:
+                raise malformed(f"recording id longer than {MAX_ID_LENGTH} characters", call_id)
+            url = _text(chosen.get("url"))
+            return RecordingState.READY, stored_id, redact_url(url) if url else None
+        if raw.get("was_recorded") is True:
+            # Recorded, but Dialpad has not filled recording_details in yet.
+            return RecordingState.PENDING, None, None
+        return RecordingState.NONE, None, None
+
+    def _share_link(self, call_id: str, recording_type: str, recording_id: str) -> str:
+        privacy = self.settings.share_link_privacy
+        key = (recording_type, recording_id, privacy)
+        now = time.monotonic()
+        with self._links_lock:
+            cached = self._links.get(key)
+            if cached is not None and now - cached[0] < SHARE_LINK_REUSE_SECONDS:
+                return cached[1]
+        what = f"share link of call {call_id}'s recording"
+        try:
+            answer = self.share_http.request(
+                "POST",
+                urljoin(self.base_url + "/", SHARE_LINK_PATH.lstrip("/")),
+                json={
+                    "recording_id": recording_id,
+                    "recording_type": recording_type,
+                    "privacy": privacy,
+                },
+                what=what,
+                idempotent=False,
+            )
+        except HttpError as exc:
+            raise self.provider_error(exc) from None
+        link = _access_link(answer.body)
+        if link is None:
+            raise TransientProviderError(f"{what}: Dialpad's answer has no access_link")
+        with self._links_lock:
+            self._links[key] = (now, link)
+            self._links.move_to_end(key)
+            while len(self._links) > SHARE_LINK_CACHE_SIZE:
+                self._links.popitem(last=False)
+        return link
+
+
+def _belongs_to(record: CallRecord, window: Window) -> bool:
+    """Whether ``record``, listed for ``window``, is one of its calls (see the module doc)."""
+    if window.contains(record.started_at):
+        return True
+    ended = record.ended_at
+    return record.started_at < window.start and ended is not None and ended >= window.start
+
+
+def _call_recording(details: list[Any]) -> dict[str, Any] | None:
+    """The recording of the call itself: a call recording before an admin one, the longest."""
+    candidates = [
+        item
+        for item in details
+        if isinstance(item, dict)
+        and item.get("recording_type") in CALL_RECORDING_TYPES
+        and _text(item.get("id")) is not None
+    ]
+    if not candidates:
+        return None
+
+    def rank(item: dict[str, Any]) -> tuple[int, float]:
+        length = parse_number(item.get("duration")) or 0.0
+        return (CALL_RECORDING_TYPES.index(item["recording_type"]), -length)
+
+    return min(candidates, key=rank)
+
+
+def _access_link(body: bytes) -> str | None:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    link = document.get("access_link") if isinstance(document, dict) else None
+    return link if isinstance(link, str) and link.startswith(("https://", "http://")) else None
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _direction(value: Any) -> Direction | None:
+    text = _text(value)
+    if text is None:
+        return None
+    return {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}.get(text.lower())
+
+
+def _text(value: Any, limit: int | None = None) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # an int64 id sent as a JSON number with a fraction
+    text = clean_text(str(value)).strip()
+    if not text:
+        return None
+    return text[:limit] if limit is not None else text

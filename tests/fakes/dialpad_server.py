@@ -1,0 +1,507 @@
+"""A simulator of Dialpad's Admin API v2, as its OpenAPI spec documents it, on 127.0.0.1.
+
+- ``GET /api/v2/call`` (call.list): ``cursor``, ``started_after``, ``started_before``
+  (UTC epoch ms, both exclusive), ``target_id``, ``target_type``; answers a
+  ``CallCollection`` (``{"cursor": ..., "items": [CallProto...]}``) newest first by start
+  time, listing only calls that have ended. The cursor is opaque and keyset-like: it resumes
+  after the last call returned, so a call that ends mid-listing and started among the calls
+  already returned is not in this listing (as with any keyset cursor).
+- ``POST /api/v2/recordingsharelink`` (recording_share_link.create): a JSON
+  ``CreateRecordingShareLink`` body (``recording_id`` and ``recording_type`` required,
+  ``privacy`` one of admin/company/owner/public, default owner); answers a
+  ``RecordingShareLink`` whose ``access_link`` is on the media host. 100 a minute.
+- Auth: ``Authorization: Bearer <key>`` or ``?apikey=<key>``; anything else is a 401.
+- int64 fields are JSON strings, as in the spec's examples (proto3 JSON); empty fields are
+  left out (proto3 JSON omits defaults).
+
+The media host is a second server (``DialpadMedia``): it serves a share link's audio to anyone
+holding a ``public`` link, and a login page with a 403 for the others, as users report for
+Dialpad's recording URLs fetched without a browser session.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.audio import LOGIN_PAGE
+from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TARGET_TYPES = {
+    "callcenter",
+    "callrouter",
+    "channel",
+    "coachinggroup",
+    "coachingteam",
+    "department",
+    "office",
+    "room",
+    "staffgroup",
+    "unknown",
+    "user",
+}
+RECORDING_TYPES = {"admincallrecording", "callrecording", "voicemail"}
+PRIVACIES = {"admin", "company", "owner", "public"}
+LIST_PARAMS = {"cursor", "started_after", "started_before", "target_id", "target_type", "apikey"}
+
+
+def epoch_ms(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(milliseconds=1)
+
+
+def call_proto(
+    call_id: int,
+    started: datetime,
+    *,
+    duration: timedelta = timedelta(minutes=3),
+    direction: str = "outbound",
+    rep_email: str = "rep@example.com",
+    rep_phone: str = "+14155550100",
+    rep_name: str = "Rep Name",
+    contact_name: str = "Prospect",
+    contact_phone: str = "+14155550123",
+    was_recorded: bool = True,
+    recordings: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A ``CallProto`` shaped like the spec's example: int64 values as strings."""
+    ended = started + duration
+    record: dict[str, Any] = {
+        "call_id": str(call_id),
+        "contact": {
+            "email": "",
+            "id": "1001",
+            "name": contact_name,
+            "phone": contact_phone,
+            "type": "local",
+        },
+        "date_connected": str(epoch_ms(started) + 4000),
+        "date_ended": str(epoch_ms(ended)),
+        "date_rang": str(epoch_ms(started)),
+        "date_started": str(epoch_ms(started)),
+        "direction": direction,
+        "duration": float(epoch_ms(ended) - epoch_ms(started)),
+        "event_timestamp": str(epoch_ms(ended)),
+        "external_number": contact_phone,
+        "group_id": "Office:124",
+        "internal_number": rep_phone,
+        "is_transferred": False,
+        "proxy_target": {},
+        "state": "hangup",
+        "target": {
+            "email": rep_email,
+            "id": "2",
+            "name": rep_name,
+            "phone": rep_phone,
+            "type": "user",
+        },
+        "total_duration": float(epoch_ms(ended) - epoch_ms(started) + 4000),
+    }
+    if was_recorded:
+        record["was_recorded"] = True
+    if recordings:
+        record["recording_details"] = recordings
+    return record
+
+
+def recording_detail(
+    recording_id: str,
+    started: datetime,
+    *,
+    recording_type: str = "callrecording",
+    duration: timedelta = timedelta(minutes=2),
+    url: str | None = None,
+) -> dict[str, Any]:
+    """A ``CallRecordingDetailsProto``; URLs as the reference shows them."""
+    if url is None:
+        url = (
+            f"https://dialpad.com/blob/adminrecording/{recording_id}.mp3"
+            if recording_type == "admincallrecording"
+            else f"https://dialpad.com/r/{recording_id}"
+        )
+    return {
+        "duration": str(int(duration.total_seconds() * 1000)),
+        "id": recording_id,
+        "recording_type": recording_type,
+        "start_time": str(epoch_ms(started) + 5000),
+        "url": url,
+    }
+
+
+@dataclass
+class Failure:
+    status: int
+    times: int | None
+    retry_after: str | None = None
+
+
+@dataclass
+class ShareLink:
+    id: str
+    call_id: str
+    recording_id: str
+    recording_type: str
+    privacy: str
+    audio: bytes
+    query: str = ""
+
+
+@dataclass
+class DialpadState:
+    """The company's calls, the scripted failures and what the client sent."""
+
+    api_key: str
+    page_size: int = 25
+    media_url: str = ""
+    share_links_per_minute: int = 100
+    calls: dict[str, tuple[dict[str, Any], bool]] = field(default_factory=dict)
+    audio: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    signed: set[str] = field(default_factory=set)
+    list_failures: deque[Failure] = field(default_factory=deque)
+    share_failures: deque[Failure] = field(default_factory=deque)
+    repeat_cursor_at_page: int | None = None
+    redirect_listing_to: str | None = None
+    redirect_page_to: str | None = None
+    key_uses_left: int | None = None
+    requests: list[tuple[str, str, dict[str, list[str]], dict[str, str]]] = field(
+        default_factory=list
+    )
+    share_requests: list[dict[str, Any]] = field(default_factory=list)
+    links: dict[str, ShareLink] = field(default_factory=dict)
+    media_requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    share_times: deque[float] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _cursors: dict[str, tuple[str, int, tuple[int, str]]] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def add_call(self, record: dict[str, Any], *, ended: bool = True) -> None:
+        """A call; until ``ended`` it is still going on, so call.list leaves it out."""
+        with self.lock:
+            self.calls[str(record["call_id"])] = (record, ended)
+
+    def end_call(self, call_id: str) -> None:
+        with self.lock:
+            record, _ = self.calls[call_id]
+            self.calls[call_id] = (record, True)
+
+    def update_call(self, call_id: str, **fields: Any) -> None:
+        with self.lock:
+            record, ended = self.calls[call_id]
+            self.calls[call_id] = ({**record, **fields}, ended)
+
+    def add_audio(self, recording_type: str, recording_id: str, audio: bytes) -> None:
+        with self.lock:
+            self.audio[(recording_type, recording_id)] = audio
+
+    def fail_listing(
+        self, status: int, *, times: int | None = 1, retry_after: str | None = None
+    ) -> None:
+        self.list_failures.append(Failure(status, times, retry_after))
+
+    def fail_share_links(
+        self, status: int, *, times: int | None = 1, retry_after: str | None = None
+    ) -> None:
+        self.share_failures.append(Failure(status, times, retry_after))
+
+    def listing_requests(self) -> list[dict[str, list[str]]]:
+        return [query for method, path, query, _ in self.requests if path == "/api/v2/call"]
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def list_calls(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        unknown = sorted(set(query) - LIST_PARAMS)
+        if unknown:
+            return _error(400, f"Unknown parameter(s): {', '.join(unknown)}")
+        bounds: dict[str, int] = {}
+        for name in ("started_after", "started_before", "target_id"):
+            if name in query:
+                try:
+                    bounds[name] = int(query[name][-1])
+                except ValueError:
+                    return _error(400, f"Invalid value for {name}: {query[name][-1]!r}")
+        target_type = query.get("target_type", [None])[-1]
+        if target_type is not None and target_type not in TARGET_TYPES:
+            return _error(400, f"Invalid value for target_type: {target_type!r}")
+        if ("target_id" in query) != ("target_type" in query):
+            return _error(400, "target_id and target_type must be given together")
+        fingerprint = json.dumps(
+            sorted((k, v) for k, v in query.items() if k not in ("cursor", "apikey"))
+        )
+        page_number, after = 1, None
+        if "cursor" in query:
+            entry = self._cursors.get(query["cursor"][-1])
+            if entry is None or entry[0] != fingerprint:
+                return _error(400, "Invalid cursor")
+            _, page_number, after = entry
+        with self.lock:
+            found = []
+            for record, ended in self.calls.values():
+                if not ended:
+                    continue
+                started = _int(record.get("date_started"))
+                if started is None:
+                    # A record a test broke on purpose: listed where its intended time sorts.
+                    started = _int(record.get("_sort_ms")) or 0
+                if "started_after" in bounds and not started > bounds["started_after"]:
+                    continue
+                if "started_before" in bounds and not started < bounds["started_before"]:
+                    continue
+                found.append(((started, str(record.get("call_id"))), record))
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        if after is not None:
+            found = [pair for pair in found if pair[0] < after]
+        page = found[: self.page_size]
+        body: dict[str, Any] = {}
+        if page:
+            body["items"] = [
+                {k: v for k, v in record.items() if not k.startswith("_")} for _, record in page
+            ]
+        if len(found) > self.page_size:
+            cursor = secrets.token_urlsafe(24)
+            if self.repeat_cursor_at_page is not None and page_number >= self.repeat_cursor_at_page:
+                cursor = query["cursor"][-1] if "cursor" in query else cursor
+            self._cursors[cursor] = (fingerprint, page_number + 1, page[-1][0])
+            body["cursor"] = cursor
+        return 200, body, {}
+
+    def create_share_link(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        now = time.monotonic()
+        while self.share_times and self.share_times[0] <= now - 60:
+            self.share_times.popleft()
+        if len(self.share_times) >= self.share_links_per_minute:
+            wait = int(self.share_times[0] + 60 - now) + 1
+            return (*_error(429, "Rate limit exceeded")[:2], {"Retry-After": str(wait)})
+        self.share_times.append(now)
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object")
+        self.share_requests.append(body)
+        recording_id, recording_type = body.get("recording_id"), body.get("recording_type")
+        privacy = body.get("privacy") or "owner"
+        if not recording_id or not recording_type:
+            return _error(400, "recording_id and recording_type are required")
+        if recording_type not in RECORDING_TYPES:
+            return _error(400, f"Invalid value for recording_type: {recording_type!r}")
+        if privacy not in PRIVACIES:
+            return _error(400, f"Invalid value for privacy: {privacy!r}")
+        with self.lock:
+            audio = self.audio.get((recording_type, recording_id))
+            owner = next(
+                (
+                    call_id
+                    for call_id, (record, _) in self.calls.items()
+                    if any(
+                        isinstance(d, dict) and d.get("id") == recording_id
+                        for d in record.get("recording_details") or []
+                    )
+                ),
+                None,
+            )
+        if audio is None or owner is None:
+            return _error(404, "Recording not found")
+        link = ShareLink(
+            id=secrets.token_urlsafe(33),
+            call_id=owner,
+            recording_id=recording_id,
+            recording_type=recording_type,
+            privacy=privacy,
+            audio=audio,
+            query="X-Goog-Signature=deadbeefcafe" if recording_id in self.signed else "",
+        )
+        self.links[link.id] = link
+        access = f"{self.media_url}/recording/{recording_type}/{link.id}"
+        if link.query:
+            access += f"?{link.query}"
+        return (
+            200,
+            {
+                "access_link": access,
+                "call_id": owner,
+                "created_by_id": "2",
+                "date_added": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "id": link.id,
+                "item_id": recording_id,
+                "privacy": privacy,
+                "type": recording_type,
+            },
+            {},
+        )
+
+    def take_failure(self, failures: deque[Failure]) -> Failure | None:
+        with self.lock:
+            if not failures:
+                return None
+            failure = failures[0]
+            if failure.times is not None:
+                failure.times -= 1
+                if failure.times <= 0:
+                    failures.popleft()
+            return failure
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _error(status: int, message: str) -> tuple[int, Any, dict[str, str]]:
+    return status, {"error": {"code": status, "message": message}}, {}
+
+
+class DialpadHandler(QuietHandler):
+    @property
+    def state(self) -> DialpadState:
+        return self.server.state  # type: ignore[attr-defined,no-any-return]
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        headers = {name: value for name, value in self.headers.items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        state = self.state
+        state.requests.append((method, parts.path, query, headers))
+        if not self._authorised(query):
+            self._json(401, {"error": {"code": 401, "message": "Invalid API key"}})
+            return
+        if parts.path == "/api/v2/call" and method == "GET":
+            if state.redirect_listing_to is not None:
+                self._redirect(state.redirect_listing_to)
+                return
+            if state.redirect_page_to is not None and "cursor" in query:
+                self._redirect(f"{state.redirect_page_to}/api/v2/call?{parts.query}")
+                return
+            failure = state.take_failure(state.list_failures)
+            if failure is not None:
+                self._fail(failure)
+                return
+            self._json(*state.list_calls(query))
+            return
+        if parts.path == "/api/v2/recordingsharelink" and method == "POST":
+            failure = state.take_failure(state.share_failures)
+            if failure is not None:
+                self._fail(failure)
+                return
+            if "application/json" not in (self.headers.get("Content-Type") or ""):
+                self._json(400, {"error": {"code": 400, "message": "Expected a JSON body"}})
+                return
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                self._json(400, {"error": {"code": 400, "message": "Invalid JSON"}})
+                return
+            self._json(*state.create_share_link(body))
+            return
+        self._json(404, {"error": {"code": 404, "message": "Not found"}})
+
+    def _authorised(self, query: dict[str, list[str]]) -> bool:
+        state = self.state
+        given = self.headers.get("Authorization") == f"Bearer {state.api_key}" or query.get(
+            "apikey"
+        ) == [state.api_key]
+        if not given:
+            return False
+        with state.lock:
+            if state.key_uses_left is not None:
+                if state.key_uses_left <= 0:
+                    return False  # the key the admin created has expired
+                state.key_uses_left -= 1
+        return True
+
+    def _fail(self, failure: Failure) -> None:
+        headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+        message = "Rate limit exceeded" if failure.status == 429 else "Service unavailable"
+        self._json(failure.status, {"error": {"code": failure.status, "message": message}}, headers)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class MediaHandler(QuietHandler):
+    """The host a share link's ``access_link`` points at."""
+
+    @property
+    def state(self) -> DialpadState:
+        return self.server.state  # type: ignore[attr-defined,no-any-return]
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        state = self.state
+        state.media_requests.append((self.path, dict(self.headers.items())))
+        segments = parts.path.strip("/").split("/")
+        link = state.links.get(segments[-1]) if len(segments) == 3 else None
+        if link is None or segments[:2] != ["recording", link.recording_type]:
+            self._send(404, b"not found", "text/plain")
+        elif link.query and parts.query != link.query:
+            self._send(403, b"signature required", "text/plain")
+        elif link.privacy != "public":
+            self._send(403, LOGIN_PAGE, "text/html; charset=utf-8")
+        else:
+            self._send(200, link.audio, "audio/mpeg")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class DialpadServers:
+    """The API host and the media host, both running for a ``with`` block."""
+
+    def __init__(self, api_key: str, *, page_size: int = 25) -> None:
+        self.state = DialpadState(api_key=api_key, page_size=page_size)
+        self.api = LocalHTTPServer(DialpadHandler, self.state)
+        self.media = LocalHTTPServer(MediaHandler, self.state)
+
+    def __enter__(self) -> DialpadServers:
+        self.api.__enter__()
+        self.media.__enter__()
+        self.state.media_url = self.media.url
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.media.__exit__(None, None, None)
+        self.api.__exit__(None, None, None)
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    @property
+    def media_host(self) -> str:
+        return self.media.url.removeprefix("http://")
+
+    def next_id(self) -> int:
+        return 6543210987654000 + next(self.state._ids)
