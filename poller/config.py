@@ -631,6 +631,10 @@ def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
         return f"{key}: unknown key (check the spelling against config.example.toml)"
     if error["type"] == "missing":
         return f"{key}: required"
+    if error["type"] == "union_tag_invalid":
+        # Several provider kinds make [provider] a union told apart by `kind`.
+        tag = error.get("ctx", {}).get("tag")
+        return f"{key}.kind: {tag!r} is not a provider kind; the kinds are: {', '.join(KINDS)}"
     given = error.get("input")
     # Never echo a secret, nor a URL that may carry a password in its userinfo.
     credential_url = isinstance(given, str) and "://" in given and "@" in given

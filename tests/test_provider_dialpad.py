@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.dialpad import DialpadProvider, DialpadSettings
+from poller.cli import main
+from poller.config import ConfigError, load_settings
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window
 from poller.ports.provider import (
@@ -539,3 +543,53 @@ def test_real_audio_survives_the_share_link_download(world: DialpadWorld) -> Non
     provider = world.provider()
     request = provider.resolve_download(_StoredCall.of(only_record(provider)))
     assert requests.get(request.url, timeout=5).content == audio
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+def _load(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    return raised.value.problems
+
+
+def test_a_dialpad_table_loads_with_its_own_keys(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[provider]\nkind = "dialpad"\napi_key = "k-123"\nshare_link_privacy = "company"\n',
+        encoding="utf-8",
+    )
+    provider = load_settings(path).provider
+    assert isinstance(provider, DialpadSettings)
+    assert provider.share_link_privacy == "company"
+    assert provider.name == "dialpad"
+
+
+def test_bad_dialpad_keys_are_named_as_the_file_names_them(tmp_path: Path) -> None:
+    problems = _load(
+        tmp_path,
+        '[[providers]]\nkind = "dialpad"\nname = "dp"\napi_key = "k"\n'
+        'share_link_privacy = "everyone"\ntoken = "x"\n',
+    )
+    assert sorted(problems) == [
+        "providers.dp.share_link_privacy: Input should be 'owner', 'admin', 'company' or "
+        "'public' (got 'everyone')",
+        "providers.dp.token: unknown key (check the spelling against config.example.toml)",
+    ]
+
+
+def test_an_unknown_kind_names_the_kinds_there_are(tmp_path: Path) -> None:
+    [problem] = _load(tmp_path, '[provider]\nkind = "dialpadd"\n')
+    assert problem.startswith("provider.kind: 'dialpadd' is not a provider kind")
+    assert "dialpad" in problem.split("kinds are:")[1]
+
+
+def test_config_check_names_the_missing_api_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[provider]\nkind = "dialpad"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(path), "config", "check"])
+    assert result.exit_code != 0
+    assert "provider.api_key: required: a Dialpad company-admin API key" in result.output
