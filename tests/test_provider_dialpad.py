@@ -469,16 +469,24 @@ def test_a_short_429_on_share_links_is_waited_out_within_the_call(world: Dialpad
 
 
 def test_share_links_are_throttled_to_the_configured_rate(world: DialpadWorld) -> None:
-    for n in range(3):
+    for n in range(2):
         world.add_call(f"c{n}", T0 + timedelta(minutes=1 + n))
     provider = world.provider(share_links_per_minute=2)
     stored = [_StoredCall.of(record) for page in listed(provider) for record in page.records]
     provider.resolve_download(stored[0])
-    provider.resolve_download(stored[1])
+    # Two a minute, evenly spaced: the next link is 30 s off, too long for a download to wait.
     with pytest.raises(TransientProviderError) as raised:
-        provider.resolve_download(stored[2])
-    assert raised.value.retry_after is not None and raised.value.retry_after > 30
-    assert len(world.state.share_requests) == 2  # the third was never sent
+        provider.resolve_download(stored[1])
+    assert raised.value.retry_after == pytest.approx(30.0, abs=1.0)
+    assert len(world.state.share_requests) == 1  # the second was never sent
+
+
+def test_the_listing_pace_keeps_to_dialpads_20_requests_a_second(world: DialpadWorld) -> None:
+    limiter = world.provider().http.rate_limiter
+    assert limiter is not None
+    assert (limiter.rate, limiter.period) == (20, pytest.approx(1.0))
+    slower = world.provider(requests_per_minute=90).http.rate_limiter
+    assert slower is not None and slower.rate / slower.period * 60 == pytest.approx(90)
 
 
 def test_the_simulator_enforces_100_share_links_a_minute(world: DialpadWorld) -> None:

@@ -99,6 +99,8 @@ SHARE_LINK_FIELDS = frozenset(
 # must not spend another of the 100 links a minute.
 SHARE_LINK_REUSE_SECONDS = 30 * 60
 SHARE_LINK_CACHE_SIZE = 2048
+# A download waits this long at most for its turn at a share link; longer, it is rescheduled.
+SHARE_LINK_MAX_WAIT_SECONDS = 5.0
 
 
 class DialpadSettings(ProviderSettingsBase):
@@ -138,10 +140,15 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
 
     def __init__(self, settings: DialpadSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        self.share_limiter = RateLimiter(
-            rate=settings.share_links_per_minute,
-            period=60.0,
+        if settings.requests_per_minute is not None and self.http.rate_limiter is not None:
+            # Spread over the minute: 1,200 a minute in one burst would break the 20 a second.
+            self.http.rate_limiter = steady_limiter(
+                settings.requests_per_minute, name=f"provider {settings.name}"
+            )
+        self.share_limiter = steady_limiter(
+            settings.share_links_per_minute,
             name=f"provider {settings.name}'s share links",
+            max_wait=SHARE_LINK_MAX_WAIT_SECONDS,
         )
         # Share links have their own limit: their 429s must not pause the call listing.
         self.share_http = HttpClient(
@@ -344,6 +351,12 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             while len(self._links) > SHARE_LINK_CACHE_SIZE:
                 self._links.popitem(last=False)
         return link
+
+
+def steady_limiter(per_minute: int, *, name: str, max_wait: float = 30.0) -> RateLimiter:
+    """``per_minute`` requests a minute, evenly spaced rather than in one burst."""
+    rate = max(1, per_minute // 60)
+    return RateLimiter(rate=rate, period=rate * 60.0 / per_minute, name=name, max_wait=max_wait)
 
 
 def _belongs_to(record: CallRecord, window: Window) -> bool:
