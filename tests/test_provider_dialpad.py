@@ -263,6 +263,17 @@ def test_calls_of_the_widened_request_that_ended_before_the_window_are_left_out(
     assert call_ids(listed(world.provider(long_call_hours=4))) == ["spans-start"]
 
 
+def test_an_answer_without_items_stops_the_window_but_an_empty_one_ends_it(
+    world: DialpadWorld,
+) -> None:
+    provider = world.provider()
+    assert provider.page_items({}, "page 1") == []
+    assert provider.page_items({"cursor": None, "items": None}, "page 1") == []
+    with pytest.raises(PermanentProviderError) as raised:
+        provider.page_items({"error": {"code": 500}}, "page 1")
+    assert "no items" in str(raised.value) and "error" in str(raised.value)
+
+
 # -- mapping ----------------------------------------------------------------------------------
 
 

@@ -188,10 +188,21 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         return "items"
 
     def page_items(self, body: Any, where: str) -> list[Any]:
-        # Proto3 JSON leaves empty fields out: an empty collection is `{}`.
-        if isinstance(body, Mapping) and not body:
+        if not isinstance(body, Mapping):
+            raise PermanentProviderError(f"{where}: Dialpad's answer is not a CallCollection")
+        # Proto3 JSON leaves empty fields out: an empty collection is `{}`. An answer with other
+        # keys but no items (`{"error": ...}`) is no empty page: the cursor must not pass it.
+        if "items" not in body and body:
+            seen = ", ".join(clean_text(str(name))[:40] for name in sorted(body)[:10])
+            raise PermanentProviderError(
+                f"{where}: Dialpad's answer has no items; its top-level keys: {seen}"
+            )
+        items = body.get("items")
+        if items is None:
             return []
-        return super().page_items(body, where)
+        if not isinstance(items, list):
+            raise PermanentProviderError(f"{where}: Dialpad's items is not a list")
+        return items
 
     def first_request(self, window: Window) -> PageRequest:
         start, end = request_bounds(window, _MILLISECOND)
