@@ -305,7 +305,7 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         path = urlsplit(link).path.lower()
         return self.download_request(link, "mp3" if path.endswith(".mp3") else None)
 
-    # -- helpers -------------------------------------------------------------------------
+    # -- recordings and share links --------------------------------------------------
 
     def _recording(
         self,
