@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -270,3 +270,18 @@ def test_a_spool_that_cannot_be_written_is_retried_as_a_spool_error(
     assert "writing the download into the spool failed: No such file or directory" in (
         failure.message
     )
+
+
+def test_a_share_link_whose_path_grants_access_never_appears_in_a_reason(
+    provider: tuple[LocalHTTPServer, Script], tmp_path: Path
+) -> None:
+    server, script = provider
+    script.routes["/r/sh4re-l1nk-s3cret"] = (410, {}, b"gone")
+    request = replace(request_for(server, "/r/sh4re-l1nk-s3cret"), secret_path=True)
+
+    with pytest.raises(StepFailure) as caught:
+        downloader().fetch(request, tmp_path / "call-1")
+
+    assert caught.value.kind == "recording_not_found"
+    assert "sh4re-l1nk-s3cret" not in str(caught.value)
+    assert server.url.removeprefix("http://") in str(caught.value)

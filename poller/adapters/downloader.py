@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from poller.adapters.http import (
     BodyEmpty,
@@ -27,9 +28,11 @@ from poller.adapters.http import (
     Interrupted,
     RateLimiter,
     TooManyRedirects,
+    url_for_humans,
 )
 from poller.domain.call_record import DownloadRequest, host_key
 from poller.domain.failures import StepFailure
+from poller.domain.redaction import MASK
 
 __all__ = ["Downloaded", "Downloader"]
 
@@ -75,7 +78,7 @@ class Downloader:
                 rate_limiter=self.rate_limiters.get(host_key(request.url)),
             )
         except HttpError as exc:
-            raise _step_failure(exc) from None
+            raise _step_failure(exc, request) from None
         except OSError as exc:  # the spool, not the provider: a full disk, a missing directory
             raise StepFailure.retry(
                 "spool_error",
@@ -83,8 +86,14 @@ class Downloader:
             ) from None
 
 
-def _step_failure(exc: HttpError) -> StepFailure:
-    message = str(exc)
+def _hide_path(message: str, url: str) -> str:
+    shown = url_for_humans(url)
+    parts = urlsplit(url)
+    return message.replace(shown, f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/{MASK}")
+
+
+def _step_failure(exc: HttpError, request: DownloadRequest) -> StepFailure:
+    message = _hide_path(str(exc), request.url) if request.secret_path else str(exc)
     status = exc.status
     if isinstance(exc, HttpRefused):
         return StepFailure.fail("download_refused", message)

@@ -123,6 +123,8 @@ class DownloadRequest:
     format_hint: str | None = None
     # The setting a refused destination's message tells the operator to change.
     hosts_config_key: str = "provider.download_hosts"
+    # The URL's path itself grants access (a share link): messages show only its host.
+    secret_path: bool = False
 
     def headers_for(self, url: str) -> dict[str, str]:
         parts = urlsplit(url)

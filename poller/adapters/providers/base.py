@@ -292,7 +292,9 @@ class ProviderAdapter(ABC, Generic[S]):
             return ProviderRefused(message)
         return PermanentProviderError(message, status=exc.status)
 
-    def download_request(self, url: str, format_hint: str | None) -> DownloadRequest:
+    def download_request(
+        self, url: str, format_hint: str | None, *, secret_path: bool = False
+    ) -> DownloadRequest:
         """A download of ``url`` under this provider's host rules, with its credentials."""
         try:
             self.hosts.check_url(url)
@@ -307,6 +309,7 @@ class ProviderAdapter(ABC, Generic[S]):
             https_only=self.hosts.https_only,
             format_hint=format_hint,
             hosts_config_key=self.hosts.config_key,
+            secret_path=secret_path,
         )
 
     def rate_limited_hosts(self) -> dict[str, RateLimiter]:

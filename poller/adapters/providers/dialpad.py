@@ -303,7 +303,10 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             )
         link = self._share_link(call.provider_call_id, recording_type, recording_id)
         path = urlsplit(link).path.lower()
-        return self.download_request(link, "mp3" if path.endswith(".mp3") else None)
+        # Anyone holding a share link can listen: it never appears in a message or the table.
+        return self.download_request(
+            link, "mp3" if path.endswith(".mp3") else None, secret_path=True
+        )
 
     # -- recordings and share links --------------------------------------------------
 
