@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
@@ -18,6 +19,7 @@ from poller.adapters.providers.aircall import AircallProvider, AircallSettings
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
+from poller.cli import main
 from poller.config import ConfigError, Settings, load_settings, provider_problems
 from poller.core.poll import poll_once
 from poller.domain.states import Direction, RecordingState
@@ -167,7 +169,7 @@ class TestAircall(HttpProviderContract):
             for page in provider.list_window(WINDOW):
                 pages.append(page)
         assert call_ids(pages) == ids[: world.page_size * 2]
-        assert "provider.auth" in str(raised.value)
+        assert "provider.api_token" in str(raised.value)
         assert API_TOKEN not in str(raised.value)
 
 
@@ -476,3 +478,47 @@ def test_any_store_sees_each_call_once(world: AircallWorld, any_store: AnyStore)
     second = poll_once(params, provider, any_store, world.now + timedelta(minutes=5))
     assert first.ok and second.ok, (first.error, second.error)
     assert sorted(c.provider_call_id for c in any_store.list_calls()) == ["1", "2", "3", "4", "5"]
+
+
+# -- provider check ------------------------------------------------------------------------
+
+
+def check_aircall(world: AircallWorld, *args: str, **env: str) -> Result:
+    environment = {
+        "SIRO_POLLER_PROVIDER__KIND": "aircall",
+        "SIRO_POLLER_PROVIDER__BASE_URL": world.sim.url,
+        "SIRO_POLLER_PROVIDER__API_ID": API_ID,
+        "SIRO_POLLER_PROVIDER__API_TOKEN": API_TOKEN,
+        "SIRO_POLLER_PROVIDER__MAX_RETRIES": "0",
+        **env,
+    }
+    return CliRunner().invoke(main, ["provider", "check", *args], env=environment)
+
+
+def test_provider_check_maps_every_aircall_call_with_one_request() -> None:
+    with AircallWorld(frozen=False) as world:
+        recent = datetime.now(UTC) - timedelta(hours=2)
+        for n in range(4):
+            world.sim.api.add_call(aircall_call(n + 1, recent + timedelta(minutes=n)))
+        result = check_aircall(world)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == "provider aircall: ok: 4 of 4 records mapped"
+        assert len(world.sim.api.listing_requests()) == 1
+        assert API_TOKEN not in result.output
+
+
+def test_provider_check_names_the_aircall_keys_when_the_key_is_refused() -> None:
+    with AircallWorld(frozen=False) as world:
+        result = check_aircall(world, SIRO_POLLER_PROVIDER__API_TOKEN="revoked-token")
+        assert result.exit_code == 1
+        assert "provider aircall: auth:" in result.stdout
+        assert "provider.api_id" in result.stdout and "provider.api_token" in result.stdout
+        assert "revoked-token" not in result.output
+
+
+def test_provider_check_without_the_token_is_a_config_error_before_any_request() -> None:
+    with AircallWorld(frozen=False) as world:
+        result = check_aircall(world, SIRO_POLLER_PROVIDER__API_TOKEN="")
+        assert result.exit_code == 2
+        assert "provider.api_token: required to sign in to Aircall" in result.stderr
+        assert world.sim.api.requests == []

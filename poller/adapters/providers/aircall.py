@@ -32,7 +32,7 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 
 from poller.adapters.http import Authenticator, BasicAuth, HostRules, RetryPolicy
-from poller.adapters.http.errors import HttpError, HttpTransient
+from poller.adapters.http.errors import HttpError, HttpTransient, HttpUnauthorized
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
 from poller.adapters.providers.base import ProviderAdapter
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
@@ -60,6 +60,7 @@ from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
     MalformedRecordError,
+    ProviderAuthError,
     ProviderError,
     RecordPosition,
     TransientProviderError,
@@ -255,6 +256,13 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
         return replace(request, headers={}, credential_hosts=frozenset())
 
     def provider_error(self, exc: HttpError) -> ProviderError:
+        if isinstance(exc, HttpUnauthorized):
+            key = self.settings.config_key
+            return ProviderAuthError(
+                f"{exc}: Aircall refused the API key; check {key('api_id')} and "
+                f"{key('api_token')} (Dashboard > Integrations & API > API Keys)",
+                status=exc.status,
+            )
         error = super().provider_error(exc)
         if isinstance(error, TransientProviderError) and error.retry_after is None:
             error.retry_after = self._reset_wait(exc)
