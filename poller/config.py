@@ -631,6 +631,10 @@ def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
         return f"{key}: unknown key (check the spelling against config.example.toml)"
     if error["type"] == "missing":
         return f"{key}: required"
+    if error["type"] == "union_tag_invalid":
+        # A [provider] table whose kind is no adapter's: name the key and the kinds there are.
+        tag = str(error.get("ctx", {}).get("tag", ""))[:40]
+        return f"{key}.kind: unknown kind {tag!r}; the kinds are {', '.join(sorted(KINDS))}"
     given = error.get("input")
     # Never echo a secret, nor a URL that may carry a password in its userinfo.
     credential_url = isinstance(given, str) and "://" in given and "@" in given

@@ -210,6 +210,16 @@ def test_a_page_size_above_aircalls_maximum_is_a_config_error(
     assert "less than or equal to 50" in str(raised.value)
 
 
+def test_a_misspelt_kind_names_the_kinds_there_are(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[providers]]\nname = "east"\nkind = "aircal"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert str(raised.value) == (
+        "providers.east.kind: unknown kind 'aircal'; the kinds are aircall, generic"
+    )
+
+
 def test_missing_api_credentials_are_named_with_where_to_set_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

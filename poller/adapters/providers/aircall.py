@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -197,7 +197,7 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
             raise malformed(f"id longer than {MAX_ID_LENGTH} characters")
         now = self.clock()
 
-        def timestamp(key: str) -> Any:
+        def timestamp(key: str) -> datetime | None:
             value = raw.get(key)
             if value is None:
                 return None
@@ -274,11 +274,12 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
         """Seconds until an exhausted window resets, read from a 429's Aircall headers."""
         if not isinstance(error, HttpTransient) or error.status != 429 or error.response is None:
             return None
-        hints = RateLimitHints.from_headers(error.response.headers, self.clock())
+        now = self.clock()
+        hints = RateLimitHints.from_headers(error.response.headers, now)
         if hints.reset_at is None:
             return None
         # The reset has a resolution of one second: never ask again before it has passed.
-        return float(max(0, math.ceil((hints.reset_at - self.clock()).total_seconds())))
+        return float(max(0, math.ceil((hints.reset_at - now).total_seconds())))
 
 
 def _object(value: Any) -> Mapping[str, Any]:
@@ -310,7 +311,7 @@ def _direction(value: Any) -> Direction | None:
 
 
 def _recording_state(
-    raw: Mapping[str, Any], answered_at: Any, recording_url: str | None
+    raw: Mapping[str, Any], answered_at: datetime | None, recording_url: str | None
 ) -> RecordingState:
     if recording_url is not None:
         return RecordingState.READY
