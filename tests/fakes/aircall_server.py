@@ -5,13 +5,16 @@ connector schema, the API reference's rate-limit section):
 
 - ``GET /v1/calls`` with HTTP Basic ``api_id:api_token``; ``from``/``to`` Unix seconds on the
   call's creation time (both inclusive), ``order`` ``asc``/``desc``, ``page`` from 1 and
-  ``per_page`` up to 50 (default 20). Anything else in those parameters is a 400. Calls under
+  ``per_page`` up to 50 (default 20). Aircall documents these bounds but not its answer past
+  them; the simulator refuses anything else with a 400, so a client that oversteps is caught.
+  Calls under
   ``calls``; ``meta`` holds ``count``, ``total``, ``current_page``, ``per_page``,
   ``next_page_link`` and ``previous_page_link`` (absolute URLs carrying every parameter).
 - The 10,000-record cap: a query only ever reaches its first 10,000 calls; ``total`` still
   counts every match, the last reachable page has no ``next_page_link`` and a page beyond the
   cap is refused.
-- ``contact`` is filled in only with ``fetch_contact=true``.
+- ``contact`` is filled in only with ``fetch_contact=true`` (the reference's parameter for it;
+  what the API puts there without it is not documented, so the simulator leaves it empty).
 - ``GET /v1/calls/{id}`` answers ``{"call": {...}}``.
 - Each answer signs the recording afresh: ``recording`` is a short-lived URL on the media
   server (S3 style: ``X-Amz-*`` query, refused once expired, refused with any
