@@ -67,8 +67,9 @@ from poller.ports.provider import (
 )
 
 API_HOST = "api.aircall.io"
-# Signed recording URLs are Amazon S3 objects (bucket names vary by region and over time).
-# They are fetched without credentials, so allowing the storage domain gives nothing away.
+# Where the signed recording URLs point: Aircall's storage on Amazon S3. Aircall does not
+# document the bucket's host (names vary by region), so the storage domain is allowed; the URL
+# is fetched without credentials, and a host outside it needs provider.download_hosts.
 MEDIA_HOSTS = frozenset({"*.amazonaws.com"})
 # "For performance reasons, list endpoints are limited to a maximum of 10,000 records per
 # query, even when pagination is used."
@@ -105,8 +106,8 @@ class AircallSettings(ProviderSettingsBase):
 class _ResetAwareRetry(RetryPolicy):
     """The retry policy, waiting out a 429 until the ``X-AircallApi-Reset`` it names.
 
-    Aircall's 429 carries no ``Retry-After``; without this the policy would retry at once, into
-    the same exhausted window.
+    Aircall documents no ``Retry-After`` on its 429; without this the policy would retry at
+    once, into the same exhausted window.
     """
 
     reset_wait: Callable[[BaseException], float | None] = field(
