@@ -269,7 +269,7 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
             error.retry_after = self._reset_wait(exc)
         return error
 
-    # -- helpers -------------------------------------------------------------------------
+    # -- internals -----------------------------------------------------------------------
 
     def _reset_wait(self, error: BaseException) -> float | None:
         """Seconds until an exhausted window resets, read from a 429's Aircall headers."""
