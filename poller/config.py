@@ -632,9 +632,9 @@ def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     if error["type"] == "missing":
         return f"{key}: required"
     if error["type"] == "union_tag_invalid":
-        # Several provider kinds make [provider] a union told apart by `kind`.
-        tag = error.get("ctx", {}).get("tag")
-        return f"{key}.kind: {tag!r} is not a provider kind; the kinds are: {', '.join(KINDS)}"
+        # A [provider] table whose kind is no adapter's: name the key and the kinds there are.
+        tag = str(error.get("ctx", {}).get("tag", ""))[:40]
+        return f"{key}.kind: unknown kind {tag!r}; the kinds are {', '.join(sorted(KINDS))}"
     given = error.get("input")
     # Never echo a secret, nor a URL that may carry a password in its userinfo.
     credential_url = isinstance(given, str) and "://" in given and "@" in given

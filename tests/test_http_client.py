@@ -278,6 +278,18 @@ def test_an_exhausted_window_waits_for_its_reset() -> None:
     assert fake.slept == [20]
 
 
+def test_a_429_that_names_its_windows_reset_waits_for_it_and_not_the_penalty() -> None:
+    fake = FakeTime()
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    limit = RateLimiter(
+        max_wait=60, penalty=5, monotonic=fake.monotonic, sleep=fake.sleep, wall_clock=lambda: now
+    )
+    reset = str(int(now.timestamp()) + 2)
+    limit.observe(429, {"X-AircallApi-Remaining": "0", "X-AircallApi-Reset": reset})
+    limit.acquire()
+    assert fake.slept == [2]
+
+
 def test_a_pause_longer_than_the_bound_is_handed_back() -> None:
     fake = FakeTime()
     limit = limiter(fake, max_wait=30)

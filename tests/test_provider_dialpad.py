@@ -602,8 +602,8 @@ def test_bad_dialpad_keys_are_named_as_the_file_names_them(tmp_path: Path) -> No
 
 def test_an_unknown_kind_names_the_kinds_there_are(tmp_path: Path) -> None:
     [problem] = _load(tmp_path, '[provider]\nkind = "dialpadd"\n')
-    assert problem.startswith("provider.kind: 'dialpadd' is not a provider kind")
-    assert "dialpad" in problem.split("kinds are:")[1]
+    assert problem.startswith("provider.kind: unknown kind 'dialpadd'; the kinds are ")
+    assert "dialpad" in problem.split("the kinds are ")[1].split(", ")
 
 
 def test_config_check_names_the_missing_api_key(tmp_path: Path) -> None:

@@ -82,12 +82,14 @@ class RateLimiter:
         now_wall = self._wall_clock()
         hints = RateLimitHints.from_headers(headers, now_wall)
         pause = 0.0
+        window_reset = hints.exhausted and hints.reset_at is not None
         if status == 429 or status == 503:
             if hints.retry_after_seconds is not None:
                 pause = hints.retry_after_seconds
-            elif status == 429:
+            elif status == 429 and not window_reset:
+                # A 429 that names its window's reset (Aircall's) waits for that, not longer.
                 pause = self.penalty
-        if hints.exhausted and hints.reset_at is not None:
+        if window_reset and hints.reset_at is not None:
             pause = max(pause, (hints.reset_at - now_wall).total_seconds())
         if pause > 0:
             self.pause_for(pause)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 KINDS: dict[str, str] = {
     "generic": "poller.adapters.providers.generic:GenericProvider",
+    "aircall": "poller.adapters.providers.aircall:AircallProvider",
     "dialpad": "poller.adapters.providers.dialpad:DialpadProvider",
 }
 

@@ -1,0 +1,484 @@
+"""A simulator of Aircall's Public API v1 (calls) and of the storage its recording URLs point at.
+
+It answers as Aircall documents (support.aircall.io "pagination", the call object of Airbyte's
+connector schema, the API reference's rate-limit section):
+
+- ``GET /v1/calls`` with HTTP Basic ``api_id:api_token``; ``from``/``to`` Unix seconds on the
+  call's creation time (both inclusive), ``order`` ``asc``/``desc``, ``page`` from 1 and
+  ``per_page`` up to 50 (default 20). Aircall documents these bounds but not its answer past
+  them; the simulator refuses anything else with a 400, so a client that oversteps is caught.
+  Calls under
+  ``calls``; ``meta`` holds ``count``, ``total``, ``current_page``, ``per_page``,
+  ``next_page_link`` and ``previous_page_link`` (absolute URLs carrying every parameter).
+- The 10,000-record cap: a query only ever reaches its first 10,000 calls; ``total`` still
+  counts every match, the last reachable page has no ``next_page_link`` and a page beyond the
+  cap is refused.
+- ``contact`` is filled in only with ``fetch_contact=true`` (the reference's parameter for it;
+  what the API puts there without it is not documented, so the simulator leaves it empty).
+- ``GET /v1/calls/{id}`` answers ``{"call": {...}}``.
+- Each answer signs the recording afresh: ``recording`` is a short-lived URL on the media
+  server (S3 style: ``X-Amz-*`` query, refused once expired, refused with any
+  ``Authorization`` header beside the signature).
+- Rate limit: ``limit`` requests per ``window_seconds`` (60 a minute by default); every answer
+  carries ``X-AircallApi-Limit``, ``-Remaining`` and ``-Reset`` (Unix time of the window's
+  end); past the limit, 429.
+
+Errors are ``{"error": ..., "troubleshoot": ...}`` as Aircall writes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+
+ROW_CAP = 10_000
+MAX_PER_PAGE = 50
+DEFAULT_PER_PAGE = 20
+SIGNED_URL_SECONDS = 3600
+
+
+def aircall_call(
+    call_id: int,
+    started_at: datetime,
+    *,
+    direction: str = "outbound",
+    status: str = "done",
+    answered: bool = True,
+    duration: int = 190,
+    user: dict[str, Any] | None = None,
+    raw_digits: str = "+1 415-555-0100",
+    contact: dict[str, Any] | None = None,
+    number_digits: str = "+1 415-555-0199",
+) -> dict[str, Any]:
+    """A call object with the fields of Aircall's schema (``recording`` is filled when served)."""
+    started = int(started_at.timestamp())
+    return {
+        "id": call_id,
+        "direct_link": f"https://api.aircall.io/v1/calls/{call_id}",
+        "direction": direction,
+        "status": status,
+        "missed_call_reason": None if answered else "agents_did_not_answer",
+        "started_at": started,
+        "answered_at": started + 5 if answered else None,
+        "ended_at": started + duration,
+        "duration": duration,
+        "voicemail": None,
+        "recording": None,
+        "asset": f"https://assets.aircall.io/calls/{call_id}/recording" if answered else None,
+        "raw_digits": raw_digits,
+        "user": user
+        if user is not None
+        else {
+            "id": 42,
+            "direct_link": "https://api.aircall.io/v1/users/42",
+            "name": "Rep Name",
+            "email": "rep@example.com",
+            "available": True,
+            "availability_status": "available",
+        },
+        "contact": contact,
+        "archived": False,
+        "assigned_to": None,
+        "tags": [],
+        "comments": [],
+        "teams": [],
+        "number": {
+            "id": 7,
+            "direct_link": "https://api.aircall.io/v1/numbers/7",
+            "name": "Sales US",
+            "digits": number_digits,
+            "country": "US",
+            "time_zone": "America/Los_Angeles",
+        },
+        "cost": "0.0",
+        "country_code_a2": "US",
+        "pricing_type": "pay_per_minute",
+    }
+
+
+def aircall_contact(first: str, last: str, phone: str, company: str = "Acme") -> dict[str, Any]:
+    return {
+        "id": 9001,
+        "direct_link": "https://api.aircall.io/v1/contacts/9001",
+        "first_name": first,
+        "last_name": last,
+        "company_name": company,
+        "information": None,
+        "is_shared": True,
+        "phone_numbers": [{"id": 1, "label": "Work", "value": phone}],
+        "emails": [],
+    }
+
+
+# -- the storage host --------------------------------------------------------------------------
+
+
+@dataclass
+class MediaStore:
+    """Recording objects and the signatures that currently open them."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+    grants: dict[str, tuple[str, float]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+    base_url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def put(self, key: str, body: bytes) -> None:
+        with self.lock:
+            self.objects[key] = body
+
+    def sign(self, key: str, signature: str | None = None) -> str:
+        """A fresh signed URL of object ``key``, valid for an hour."""
+        with self.lock:
+            token = signature or secrets.token_hex(16)
+            now = self.clock()
+            self.grants[token] = (key, now + SIGNED_URL_SECONDS)
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+        query = urlencode(
+            {
+                "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+                "X-Amz-Date": stamp,
+                "X-Amz-Expires": str(SIGNED_URL_SECONDS),
+                "X-Amz-SignedHeaders": "host",
+                "X-Amz-Signature": token,
+            }
+        )
+        return f"{self.base_url}/calls/{key}/recording.mp3?{query}"
+
+    def expire_all(self) -> None:
+        """Every URL handed out so far stops working, as they do within the hour."""
+        with self.lock:
+            self.grants.clear()
+
+    def answer(
+        self, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        with self.lock:
+            self.requests.append({"path": path, "query": query, "headers": headers})
+            if any(name.lower() == "authorization" for name in headers):
+                return 400, _s3_error("InvalidArgument", "Only one auth mechanism allowed")
+            grant = self.grants.get(query.get("X-Amz-Signature", ""))
+            key = path.removeprefix("/calls/").removesuffix("/recording.mp3")
+            if grant is None or grant[0] != key:
+                return 403, _s3_error("SignatureDoesNotMatch", "The signature does not match")
+            if grant[1] < self.clock():
+                return 403, _s3_error("AccessDenied", "Request has expired")
+            body = self.objects.get(key)
+        if body is None:
+            return 404, _s3_error("NoSuchKey", "The specified key does not exist.")
+        return 200, body
+
+
+def _s3_error(code: str, message: str) -> bytes:
+    return f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+
+
+class MediaHandler(QuietHandler):
+    server: Any
+
+    def do_GET(self) -> None:
+        store: MediaStore = self.server.state
+        parts = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        status, body = store.answer(parts.path, query, dict(self.headers.items()))
+        self.send_response(status)
+        self.send_header("Content-Type", "audio/mpeg" if status == 200 else "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+# -- the API -----------------------------------------------------------------------------------
+
+
+@dataclass
+class StoredCall:
+    created_at: int  # Unix seconds: what from/to filter on
+    record: dict[str, Any]
+    recording_key: str | None = None
+    signature: str | None = None
+
+
+@dataclass
+class ScriptedFailure:
+    status: int
+    times: int | None  # None: every listing request
+    reset_in: int | None = None  # with a 429: X-AircallApi-Reset this many seconds ahead
+
+
+@dataclass
+class AircallApi:
+    """The simulated company account. Mutate it between polls to make time pass."""
+
+    api_id: str
+    api_token: str
+    media: MediaStore
+    limit: int = 60
+    window_seconds: int = 60
+    row_cap: int = ROW_CAP
+    # Timestamps (Reset, expiry of signed URLs) come from this clock.
+    clock: Callable[[], float] = time.time
+    calls: dict[str, StoredCall] = field(default_factory=dict)
+    failures: deque[ScriptedFailure] = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    # Scripting for the hostile cases of the contract.
+    redirect_listing_to: str | None = None
+    next_link_base: str | None = None
+    loop_from_page: int | None = None
+    # Credentials revoked after this many authorised requests (a deleted API key).
+    revoke_after: int | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _window: int = 0
+    _used: int = 0
+    _authorised: int = 0
+
+    # -- scripting ---------------------------------------------------------------------------
+
+    def add_call(
+        self,
+        record: dict[str, Any],
+        *,
+        recording: bytes | None = None,
+        signature: str | None = None,
+        created_at: int | None = None,
+    ) -> None:
+        """Serve ``record``; with ``recording`` its audio sits on the media host."""
+        call_id = str(record.get("id"))
+        created = created_at if created_at is not None else int(record["started_at"])
+        key = None
+        if recording is not None:
+            key = f"{call_id}-{secrets.token_hex(4)}"
+            self.media.put(key, recording)
+        with self.lock:
+            self.calls[call_id] = StoredCall(created, record, key, signature)
+
+    def add_recording(self, call_id: str, body: bytes) -> None:
+        """The recording of a call already served becomes available (it came late)."""
+        key = f"{call_id}-{secrets.token_hex(4)}"
+        self.media.put(key, body)
+        with self.lock:
+            self.calls[call_id].recording_key = key
+
+    def fail_listing(
+        self, status: int, *, times: int | None = 1, reset_in: int | None = None
+    ) -> None:
+        with self.lock:
+            self.failures.append(ScriptedFailure(status, times, reset_in))
+
+    def listing_requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if r["path"] == "/v1/calls"]
+
+    # -- answering ---------------------------------------------------------------------------
+
+    def rate_headers(self, count: bool) -> tuple[bool, dict[str, str]]:
+        """(over the limit, headers), counting this request against the window if ``count``."""
+        with self.lock:
+            now = self.clock()
+            window = int(now // self.window_seconds)
+            if window != self._window:
+                self._window, self._used = window, 0
+            if count:
+                self._used += 1
+            over = self._used > self.limit
+            reset = (window + 1) * self.window_seconds
+            headers = {
+                "X-AircallApi-Limit": str(self.limit),
+                "X-AircallApi-Remaining": str(max(0, self.limit - self._used)),
+                "X-AircallApi-Reset": str(reset),
+            }
+        return over, headers
+
+    def authorised(self, headers: dict[str, str]) -> bool:
+        pair = f"{self.api_id}:{self.api_token}".encode()
+        expected = "Basic " + base64.b64encode(pair).decode()
+        sent = {name.lower(): value for name, value in headers.items()}.get("authorization")
+        if sent != expected:
+            return False
+        with self.lock:
+            self._authorised += 1
+            return self.revoke_after is None or self._authorised <= self.revoke_after
+
+    def serve_call(self, stored: StoredCall, *, with_contact: bool = True) -> dict[str, Any]:
+        record = dict(stored.record)
+        if stored.recording_key is not None:
+            record["recording"] = self.media.sign(stored.recording_key, stored.signature)
+        if not with_contact:
+            record["contact"] = None
+        return record
+
+    def listing(self, query: dict[str, str], base_url: str) -> tuple[int, Any]:
+        try:
+            start = int(query["from"]) if "from" in query else None
+            end = int(query["to"]) if "to" in query else None
+            page = int(query.get("page", "1"))
+            per_page = int(query.get("per_page", str(DEFAULT_PER_PAGE)))
+        except ValueError:
+            return 400, _error("Invalid parameters", "from, to, page and per_page are integers")
+        order = query.get("order", "asc")
+        if order not in ("asc", "desc"):
+            return 400, _error("Invalid order", "order is asc or desc")
+        if not 1 <= per_page <= MAX_PER_PAGE or page < 1:
+            return 400, _error("Invalid pagination", f"per_page is 1 to {MAX_PER_PAGE}, page >= 1")
+        if (page - 1) * per_page >= self.row_cap:
+            return 400, _error(
+                "Pagination limit reached",
+                f"list queries return at most {self.row_cap} records; filter by from and to",
+            )
+        with self.lock:
+            matching = sorted(
+                (
+                    stored
+                    for stored in self.calls.values()
+                    if (start is None or stored.created_at >= start)
+                    and (end is None or stored.created_at <= end)
+                ),
+                key=lambda stored: (stored.created_at, str(stored.record.get("id"))),
+                reverse=order == "desc",
+            )
+            reachable = matching[: self.row_cap]
+            offset = (page - 1) * per_page
+            with_contact = query.get("fetch_contact") == "true"
+            calls = [
+                self.serve_call(stored, with_contact=with_contact)
+                for stored in reachable[offset : offset + per_page]
+            ]
+            more = offset + per_page < len(reachable)
+            following = page + 1
+            if self.loop_from_page is not None and page >= self.loop_from_page:
+                more, following = True, page
+
+        def link(number: int) -> str:
+            params = {**query, "page": str(number), "per_page": str(per_page)}
+            return f"{self.next_link_base or base_url}/v1/calls?{urlencode(params)}"
+
+        meta = {
+            "count": len(calls),
+            "total": len(matching),
+            "current_page": page,
+            "per_page": per_page,
+            "next_page_link": link(following) if more else None,
+            "previous_page_link": link(page - 1) if page > 1 else None,
+        }
+        return 200, {"calls": calls, "meta": meta}
+
+    def single(self, call_id: str) -> tuple[int, Any]:
+        with self.lock:
+            stored = self.calls.get(call_id)
+            if stored is None:
+                return 404, _error("Not found", "check the call id")
+            return 200, {"call": self.serve_call(stored)}
+
+
+def _error(message: str, troubleshoot: str) -> dict[str, str]:
+    return {"error": message, "troubleshoot": troubleshoot}
+
+
+class AircallHandler(QuietHandler):
+    server: Any
+
+    def do_GET(self) -> None:
+        api: AircallApi = self.server.state
+        parts = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        headers = dict(self.headers.items())
+        with api.lock:
+            api.requests.append({"path": parts.path, "query": query, "headers": headers})
+        if not api.authorised(headers):
+            _, limits = api.rate_headers(count=False)
+            self._json(401, _error("Unauthorized", "check your api_id and api_token"), limits)
+            return
+        over, limits = api.rate_headers(count=True)
+        if parts.path == "/v1/calls":
+            with api.lock:
+                failure = api.failures[0] if api.failures else None
+                if failure is not None and failure.times is not None:
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        api.failures.popleft()
+            if failure is not None:
+                if failure.status == 429:
+                    reset = int(api.clock()) + (failure.reset_in or api.window_seconds)
+                    limits.update({"X-AircallApi-Remaining": "0", "X-AircallApi-Reset": str(reset)})
+                self._json(failure.status, _error(f"HTTP {failure.status}", "scripted"), limits)
+                return
+            if api.redirect_listing_to:
+                self.send_response(302)
+                self.send_header("Location", api.redirect_listing_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+        if over:
+            self._json(429, _error("Too many requests", "wait for X-AircallApi-Reset"), limits)
+            return
+        if parts.path == "/v1/calls":
+            status, body = api.listing(query, f"http://{self.headers.get('Host', '')}")
+        elif parts.path.startswith("/v1/calls/"):
+            status, body = api.single(parts.path.removeprefix("/v1/calls/"))
+        else:
+            status, body = 404, _error("Not found", "unknown route")
+        self._json(status, body, limits)
+
+    def _json(self, status: int, body: Any, extra: dict[str, str]) -> None:
+        api: AircallApi = self.server.state
+        with api.lock:
+            api.statuses.append(status)
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class AircallSimulator:
+    """The API and its media host, each on its own 127.0.0.1 port; use as a context manager."""
+
+    def __init__(
+        self,
+        api_id: str = "aircall-api-id",
+        api_token: str = "aircall-api-token-0001",
+        *,
+        clock: Callable[[], float] = time.time,
+        limit: int = 60,
+        window_seconds: int = 60,
+    ) -> None:
+        self.media = MediaStore(clock=clock)
+        self.api = AircallApi(
+            api_id, api_token, self.media, limit=limit, window_seconds=window_seconds, clock=clock
+        )
+        self.api_server = LocalHTTPServer(AircallHandler, self.api)
+        self.media_server = LocalHTTPServer(MediaHandler, self.media)
+
+    @property
+    def url(self) -> str:
+        return self.api_server.url
+
+    @property
+    def media_host(self) -> str:
+        return self.media_server.url.removeprefix("http://")
+
+    def __enter__(self) -> AircallSimulator:
+        self.api_server.__enter__()
+        self.media_server.__enter__()
+        self.media.base_url = self.media_server.url
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.media_server.__exit__(None, None, None)
+        self.api_server.__exit__(None, None, None)
