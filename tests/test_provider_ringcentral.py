@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 
 from poller.adapters.http import RateLimiter, RetryPolicy
 from poller.adapters.providers.registry import build_provider, missing_settings
 from poller.adapters.providers.ringcentral import RingCentralProvider, RingCentralSettings
+from poller.cli import main
 from poller.domain.call_record import host_key
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import ListedCall, plan_ingest
@@ -495,3 +497,51 @@ def test_the_window_pauses_a_limiter_only_when_exhausted() -> None:
     limiter.observe(200, {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Window": "60"})
     limiter.acquire()
     assert clock.slept == [pytest.approx(60.0)]
+
+
+# -- provider check -----------------------------------------------------------------------
+
+
+def _check_env(rc: RingCentralWorld, **overrides: str) -> dict[str, str]:
+    return {
+        "SIRO_POLLER_PROVIDER__KIND": "ringcentral",
+        "SIRO_POLLER_PROVIDER__BASE_URL": rc.api.base_url,
+        "SIRO_POLLER_PROVIDER__MEDIA_BASE_URL": rc.api.media_url,
+        "SIRO_POLLER_PROVIDER__CLIENT_ID": rc.api.client_id,
+        "SIRO_POLLER_PROVIDER__CLIENT_SECRET": rc.api.client_secret,
+        "SIRO_POLLER_PROVIDER__JWT": rc.api.jwt,
+        "SIRO_POLLER_PROVIDER__MAX_RETRIES": "0",
+        **overrides,
+    }
+
+
+def test_provider_check_lists_and_maps_the_recent_calls(rc: RingCentralWorld) -> None:
+    recent = datetime.now(UTC) - timedelta(hours=2)
+    for n in range(4):
+        rc.add_call(f"c{n}", recent + timedelta(minutes=n))
+    result = CliRunner().invoke(main, ["provider", "check"], env=_check_env(rc))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "provider ringcentral: ok: 4 of 4 records mapped"
+    for secret in rc.api.secrets():
+        assert secret not in result.output
+    assert len(rc.api.tokens_issued) == 1
+
+
+def test_provider_check_names_a_refused_jwt(rc: RingCentralWorld) -> None:
+    env = _check_env(rc, SIRO_POLLER_PROVIDER__JWT="not-the-jwt")
+    result = CliRunner().invoke(main, ["provider", "check"], env=env)
+    assert result.exit_code == 1
+    assert "provider.jwt" in result.output
+    assert "not-the-jwt" not in result.output
+
+
+def test_provider_check_without_secrets_names_them_before_any_request(
+    rc: RingCentralWorld,
+) -> None:
+    env = _check_env(rc)
+    del env["SIRO_POLLER_PROVIDER__JWT"], env["SIRO_POLLER_PROVIDER__CLIENT_SECRET"]
+    result = CliRunner().invoke(main, ["provider", "check"], env=env)
+    assert result.exit_code == 2
+    assert "provider.client_secret: required" in result.stderr
+    assert "provider.jwt: required" in result.stderr
+    assert rc.api.requests == []
