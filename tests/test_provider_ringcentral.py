@@ -226,7 +226,7 @@ def test_legs_of_one_session_carrying_one_recording_become_one_call(rc: RingCent
             "IaB",
             at + timedelta(seconds=40),
             session="s-transfer",
-            rep=REP,
+            rep=(400643092008, "102", "+16505550102"),
             recording=dict(recording),
             duration=60,
         )
@@ -237,6 +237,7 @@ def test_legs_of_one_session_carrying_one_recording_become_one_call(rc: RingCent
     [record] = records
     assert record.recording_id == "rec-777"
     assert record.started_at == at  # the session's first record
+    assert record.rep_provider_id == str(REP[0])  # who took the call before the transfer
     assert pages[0].item_count == 1
 
 

@@ -390,13 +390,16 @@ class _RecordingMapper:
             raise self.malformed("has no telephonySessionId: not a call-log record")
         session = str(item["telephonySessionId"])
         recording_id = _text(item.get("recordingId"))
-        # The record carrying the recording, and the leg that recorded it (the rep's).
-        record, leg, recording = self._recorded(records, recording_id)
-        self.call_id = recording_id or _text(record.get("id")) or session
+        self.call_id = recording_id or session
         if len(self.call_id) > MAX_ID_LENGTH:
             raise self.malformed(f"call id longer than {MAX_ID_LENGTH} characters")
-
-        started_at = self._started_at(records)
+        starts = self._starts(records)
+        started_at = min(starts)
+        # The earliest record carrying the recording, and the leg that recorded it: the rep's
+        # (a transferred call lists the recording again on the later records of its session).
+        paired = sorted(zip(starts, records, strict=True), key=lambda pair: pair[0])
+        in_order = [record for _, record in paired]
+        record, leg, recording = self._recorded(in_order, recording_id)
         duration = record.get("duration")
         if duration is not None and (
             isinstance(duration, bool) or not isinstance(duration, int) or duration < 0
@@ -471,7 +474,7 @@ class _RecordingMapper:
         master = next((leg for leg in _legs(first) if leg.get("master") is True), None)
         return first, master, None
 
-    def _started_at(self, records: list[Any]) -> datetime:
+    def _starts(self, records: list[Any]) -> list[datetime]:
         now = self.provider.clock()
         times: list[datetime] = []
         for record in records:
@@ -482,7 +485,7 @@ class _RecordingMapper:
                 times.append(check_call_time(parse_time(value, "iso8601"), now))
             except ValueError as exc:
                 raise self.malformed(f"started_at (records[].startTime) {exc}") from None
-        return min(times)
+        return times
 
     def _state(
         self,
