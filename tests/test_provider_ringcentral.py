@@ -546,3 +546,16 @@ def test_provider_check_without_secrets_names_them_before_any_request(
     assert "provider.client_secret: required" in result.stderr
     assert "provider.jwt: required" in result.stderr
     assert rc.api.requests == []
+
+
+def test_a_refused_token_names_the_keys_and_the_permissions(rc: RingCentralWorld) -> None:
+    rc.add_call("c1", T0 + timedelta(minutes=1))
+    provider = rc.provider()
+    listed(provider)
+    rc.api.tokens.clear()  # every token revoked, and the fresh one refused too
+    rc.api.jwt = "rotated-jwt"
+    with pytest.raises(ProviderAuthError) as raised:
+        listed(provider)
+    message = str(raised.value)
+    assert "provider.jwt" in message and "Read Call Log" in message
+    assert "provider.auth" not in message

@@ -38,7 +38,7 @@ from urllib.parse import quote, urljoin
 
 from pydantic import Field, SecretStr
 
-from poller.adapters.http import Authenticator, HttpError
+from poller.adapters.http import Authenticator, HttpError, HttpUnauthorized
 from poller.adapters.http.auth import OAuthJwtBearer
 from poller.adapters.http.paginators import (
     NextUrlPaginator,
@@ -66,6 +66,7 @@ from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
     MalformedRecordError,
     PermanentProviderError,
+    ProviderAuthError,
     ProviderError,
     RecordPosition,
     TransientProviderError,
@@ -218,6 +219,15 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
         return self.download_request(url, None)
 
     def provider_error(self, exc: HttpError) -> ProviderError:
+        if isinstance(exc, HttpUnauthorized):
+            keys = ", ".join(
+                self.settings.config_key(key) for key in ("jwt", "client_id", "client_secret")
+            )
+            return ProviderAuthError(
+                f"{exc}: RingCentral refused the credentials; check {keys} and that the app has "
+                "the Read Call Log, Read Call Recording and Read Accounts permissions",
+                status=exc.status,
+            )
         error = super().provider_error(exc)
         if (
             isinstance(error, TransientProviderError)
