@@ -559,3 +559,43 @@ def test_a_refused_token_names_the_keys_and_the_permissions(rc: RingCentralWorld
     message = str(raised.value)
     assert "provider.jwt" in message and "Read Call Log" in message
     assert "provider.auth" not in message
+
+
+def test_after_a_real_429_nothing_is_sent_until_the_penalty_ends(rc: RingCentralWorld) -> None:
+    rc.add_call("c1", T0 + timedelta(minutes=1))
+    provider = rc.provider()
+    listed(provider)  # token and extension list in hand
+    # Another client of the account has used up the Heavy group: RingCentral's 60 s penalty.
+    rc.api.groups["Heavy"] = (1, 60, 60)
+    rc.api.throttle("Heavy")
+    before = len(rc.api.listing_requests())
+    with pytest.raises(TransientProviderError) as raised:
+        listed(provider)
+    assert raised.value.retry_after == pytest.approx(60.0)
+    assert len(rc.api.listing_requests()) == before + 1
+    refused_at = rc.api.listing_requests()[-1].at
+    # A next cycle early in the penalty sends nothing, so it does not restart it...
+    rc.clock.now += 10
+    with pytest.raises(TransientProviderError):
+        listed(provider)
+    assert len(rc.api.listing_requests()) == before + 1
+    # ...and one near its end waits it out, then lists.
+    rc.clock.now += 20
+    assert call_ids(listed(provider)) == ["c1"]
+    assert rc.api.listing_requests()[-1].at >= refused_at + 60
+
+
+def test_the_simulator_restarts_a_penalty_on_every_request_sent_during_it() -> None:
+    clock = FakeMonotonic()
+    state = RingCentralState(groups={"Heavy": (1, 60, 60)}, monotonic=clock)
+    assert state.throttle("Heavy")[1] is None
+    assert state.throttle("Heavy")[1] == 60.0  # over the limit: the penalty starts
+    clock.now += 59
+    assert state.throttle("Heavy")[1] == 60.0  # sent during it: it starts again
+    clock.now += 59
+    assert state.throttle("Heavy")[1] == 60.0
+    clock.now += 61
+    headers, penalty = state.throttle("Heavy")
+    assert penalty is None
+    assert headers["X-Rate-Limit-Group"] == "Heavy"
+    assert headers["X-Rate-Limit-Window"] == "60"
