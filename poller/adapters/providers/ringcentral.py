@@ -45,6 +45,7 @@ from poller.adapters.http.paginators import (
     PageRequest,
     PageResponse,
     Paginator,
+    PagingLoop,
 )
 from poller.adapters.providers.base import ProviderAdapter
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
@@ -65,6 +66,7 @@ from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
     MalformedRecordError,
+    PagingLoopError,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -277,9 +279,17 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
                     extension = _extension_of(item)
                     if extension is not None:
                         listed[extension.id] = extension
-                request = paginator.next_request(
-                    request, PageResponse(page.url, page.body, page.headers, items)
-                )
+                try:
+                    request = paginator.next_request(
+                        request, PageResponse(page.url, page.body, page.headers, items)
+                    )
+                except PagingLoop as exc:
+                    raise PagingLoopError(f"the extension list: {exc}") from None
+                if request is not None and not self.hosts.may_send_credentials(request.url):
+                    raise PermanentProviderError(
+                        f"the extension list's next page is at {host_key(request.url)}, not "
+                        "RingCentral; refusing to send credentials"
+                    )
             self._extensions = listed
             self._extensions_at = self.clock()
             log.debug("provider %s: %d extensions listed", self.name, len(listed))
