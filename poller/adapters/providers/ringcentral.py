@@ -95,7 +95,7 @@ class RingCentralSettings(ProviderSettingsBase):
     client_secret: SecretStr | None = Field(default=None, description="the app's client secret")
     jwt: SecretStr | None = Field(default=None, description="the user's JWT credential")
     media_base_url: BaseUrl = Field(
-        default=DEFAULT_MEDIA, description="where recordings' contentUri points; credentials go"
+        default=DEFAULT_MEDIA, description="the host of recordings' contentUri; it gets the token"
     )
     recording_type: Literal["All", "Automatic", "OnDemand"] = "All"
     per_page: Annotated[int, Field(gt=0, le=1000)] = 1000
