@@ -599,3 +599,52 @@ def test_the_simulator_restarts_a_penalty_on_every_request_sent_during_it() -> N
     assert penalty is None
     assert headers["X-Rate-Limit-Group"] == "Heavy"
     assert headers["X-Rate-Limit-Window"] == "60"
+
+
+def test_the_rep_is_the_extension_of_the_leg_that_holds_the_recording(
+    rc: RingCentralWorld,
+) -> None:
+    agent = (400643093008, "103", "+16505550103")
+    rc.api.add_extension(agent[0], agent[1], "Carla Agent", "carla@example.com")
+    record = call_record(
+        "IaQueue",
+        T0 + timedelta(minutes=4),
+        session="s-queue",
+        direction="Inbound",
+        rep=REP,  # the call queue's extension on the record
+        contact=("+14155550123", "Dana Prospect"),
+    )
+    # The agent who answered: a leg of its own, and the only place the recording is listed.
+    answered = dict(record["legs"][-1])
+    answered["extension"] = {"id": agent[0], "uri": "https://platform.ringcentral.com/x"}
+    answered["to"] = {"phoneNumber": agent[2], "extensionNumber": agent[1]}
+    answered["recording"] = recording_of(rc.api, "r-agent")
+    answered["master"] = False
+    record["legs"].append(answered)
+    rc.api.add_record(record)
+    [found] = [r for page in listed(rc.provider()) for r in page.records]
+    assert found.provider_call_id == "r-agent"
+    assert found.rep_email == "carla@example.com"
+    assert found.rep_extension == "103"
+    assert (found.contact_phone, found.contact_name) == ("+14155550123", "Dana Prospect")
+
+
+def test_a_record_without_a_session_or_with_a_bad_duration_is_reported_alone(
+    rc: RingCentralWorld,
+) -> None:
+    rc.add_call("good", T0 + timedelta(minutes=1))
+    no_session = call_record(
+        "IaX", T0 + timedelta(minutes=2), session="s-x", recording=recording_of(rc.api, "r-x")
+    )
+    del no_session["telephonySessionId"]
+    rc.api.add_record(no_session)
+    bad_duration = call_record(
+        "IaY", T0 + timedelta(minutes=3), session="s-y", recording=recording_of(rc.api, "r-y")
+    )
+    bad_duration["duration"] = "long"
+    rc.api.add_record(bad_duration)
+    [page] = listed(rc.provider())
+    assert [r.provider_call_id for r in page.records] == ["good"]
+    reasons = sorted(error.reason for error in page.malformed)
+    assert len(reasons) == 2
+    assert "duration" in reasons[0] and "telephonySessionId" in reasons[1]
