@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from poller.adapters.http import RateLimiter, RetryPolicy
 from poller.adapters.providers.registry import build_provider, missing_settings
 from poller.adapters.providers.ringcentral import RingCentralProvider, RingCentralSettings
 from poller.cli import main
+from poller.config import ConfigError, load_settings
 from poller.domain.call_record import host_key
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import ListedCall, plan_ingest
@@ -648,3 +650,31 @@ def test_a_record_without_a_session_or_with_a_bad_duration_is_reported_alone(
     reasons = sorted(error.reason for error in page.malformed)
     assert len(reasons) == 2
     assert "duration" in reasons[0] and "telephonySessionId" in reasons[1]
+
+
+# -- config -------------------------------------------------------------------------------
+
+
+def test_config_errors_of_a_ringcentral_table_name_its_keys(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[providers]]\nkind = "ringcentral"\nname = "rc-east"\nper_page = 5000\nauth = "bearer"\n'
+        '[[providers]]\nkind = "ringcentral"\nname = "rc-west"\nmedia_base_url = "ftp://x"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    problems = raised.value.problems
+    assert any(p.startswith("providers.rc-east.per_page:") for p in problems), problems
+    assert any(p.startswith("providers.rc-east.auth: unknown key") for p in problems), problems
+    assert any(p.startswith("providers.rc-west.media_base_url:") for p in problems), problems
+
+
+def test_config_check_names_the_missing_ringcentral_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[provider]\nkind = "ringcentral"\nclient_id = "app"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "check"])
+    assert result.exit_code == 2
+    assert "provider.client_secret: required" in result.stderr
+    assert "SIRO_POLLER_PROVIDER__JWT" in result.stderr
+    assert "provider.client_id" not in result.stderr
