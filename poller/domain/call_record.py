@@ -55,6 +55,8 @@ class CallRecord:
     contact_name: str | None = None
     contact_phone: str | None = None
     recording_url: str | None = None
+    # With recording_state NONE: the provider dropped the recording as too short to keep.
+    recording_too_short: bool = False
 
     def __post_init__(self) -> None:
         if not self.provider_call_id:
@@ -156,6 +158,7 @@ _REMAINING = (
     "x-aircallapi-remaining",
 )
 _LIMIT = ("x-ratelimit-limit", "x-rate-limit-limit", "ratelimit-limit", "x-aircallapi-limit")
+_WINDOW = ("x-rate-limit-window",)
 _RESET = ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset", "x-aircallapi-reset")
 # Reset headers are either a Unix time or a number of seconds from now; anything this large is
 # a Unix time (2001-09-09), no API asks a client to wait 31 years.
@@ -170,6 +173,8 @@ class RateLimitHints:
     remaining: int | None = None
     limit: int | None = None
     reset_at: datetime | None = None
+    # The length of the provider's rate window (RingCentral's X-Rate-Limit-Window), seconds.
+    window_seconds: float | None = None
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], received_at: datetime) -> RateLimitHints:
@@ -183,6 +188,7 @@ class RateLimitHints:
             remaining=_as_int(first(_REMAINING)),
             limit=_as_int(first(_LIMIT)),
             reset_at=_reset_at(first(_RESET), received_at),
+            window_seconds=_as_number(first(_WINDOW)),
         )
 
     @property

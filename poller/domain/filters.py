@@ -20,6 +20,8 @@ class SkipReason(StrEnum):
     """Values of ``calls.error_kind`` on skipped rows."""
 
     NO_RECORDING = "no_recording"
+    # The provider kept no recording because it was too short (RingCentral's shortRecording).
+    SHORT_RECORDING = "short_recording"
     TOO_SHORT = "too_short"
     DIRECTION_EXCLUDED = "direction_excluded"
     REP_NOT_ALLOWED = "rep_not_allowed"

@@ -133,6 +133,11 @@ def _verdict(listed: ListedCall) -> SkipVerdict | None:
     if listed.skip is not None:
         return listed.skip
     if listed.record.recording_state is RecordingState.NONE:
+        if listed.record.recording_too_short:
+            return SkipVerdict(
+                SkipReason.SHORT_RECORDING,
+                "the provider kept no recording: it was too short (shortRecording)",
+            )
         return SkipVerdict(SkipReason.NO_RECORDING, "the provider reports no recording")
     return None
 

@@ -1,6 +1,6 @@
 """A proactive rate limiter: waits out the provider's published limits instead of earning 429s.
 
-Fed by every response's headers (remaining, limit, reset, Retry-After: see
+Fed by every response's headers (remaining, limit, reset or window length, Retry-After: see
 :meth:`poller.domain.call_record.RateLimitHints.from_headers`) and by 429s. While a penalty or
 an exhausted window runs, :meth:`RateLimiter.acquire` blocks every thread sharing the limiter,
 so nothing is sent. A wait longer than ``max_wait`` is not sat out: ``acquire`` raises
@@ -91,6 +91,10 @@ class RateLimiter:
                 pause = self.penalty
         if window_reset and hints.reset_at is not None:
             pause = max(pause, (hints.reset_at - now_wall).total_seconds())
+        elif hints.exhausted and hints.window_seconds is not None and status != 429:
+            # No reset time, only the window's length: it may have just begun. (A 429 says
+            # how long itself: Retry-After or the penalty.)
+            pause = max(pause, hints.window_seconds)
         if pause > 0:
             self.pause_for(pause)
 

@@ -78,6 +78,8 @@ class ProviderAdapter(ABC, Generic[S]):
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[ProviderSettingsBase]]
+    # The pause after a 429 that names no Retry-After, if the vendor documents one.
+    rate_limit_penalty_seconds: ClassVar[float] = 5.0
 
     def __init__(
         self,
@@ -111,6 +113,7 @@ class ProviderAdapter(ABC, Generic[S]):
             rate_limiter=RateLimiter(
                 rate=settings.requests_per_minute,
                 period=60.0,
+                penalty=self.rate_limit_penalty_seconds,
                 name=f"provider {settings.name}",
             ),
             user_agent=f"siro-poller/{__version__}",

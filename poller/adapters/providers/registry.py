@@ -21,6 +21,7 @@ KINDS: dict[str, str] = {
     "generic": "poller.adapters.providers.generic:GenericProvider",
     "aircall": "poller.adapters.providers.aircall:AircallProvider",
     "dialpad": "poller.adapters.providers.dialpad:DialpadProvider",
+    "ringcentral": "poller.adapters.providers.ringcentral:RingCentralProvider",
 }
 
 

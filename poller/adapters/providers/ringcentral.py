@@ -1,0 +1,547 @@
+"""RingCentral: the company call log, recordings on the media host, the JWT bearer grant.
+
+What the adapter does, against RingCentral's REST API (``/restapi/v1.0``):
+
+- **Auth**: ``POST /restapi/oauth/token`` with the JWT bearer grant and the app's client id and
+  secret as Basic. The access token is cached and shared by every request of the provider (the
+  worker's downloads included): minting counts against the Auth group, 5 a minute.
+- **Listing**: ``GET /account/~/call-log`` with ``dateFrom``/``dateTo`` always sent (an omitted
+  ``dateFrom`` means "24 hours before ``dateTo``"), ``type=Voice``, ``view=Detailed`` and
+  ``recordingType`` so only recorded calls come back; ``perPage`` up to 1000, then
+  ``navigation.nextPage.uri``. The call log is used rather than ``call-log-sync``: the poller
+  already keeps its own cursor and re-lists windows for late recordings, which ISync cannot do
+  (it is a change feed capped at 250 changes, and re-running FSync re-lists everything anyway).
+- **One recording, one call**: a conversation can have several legs and several call-log
+  records. The records of a page are grouped by ``telephonySessionId`` and their recordings
+  (on the record and on its legs) deduplicated on the recording id; each recording becomes one
+  call whose provider id is the recording id, so the same recording listed twice (on two
+  records, on two pages, in two windows) is one row.
+- **Rep**: the extension of the leg that carries the recording; its email comes from the
+  account's extension list (``GET /account/~/extension``), cached and refreshed.
+- **Download**: ``recording.contentUri`` on ``media.ringcentral.com``, with the Bearer token.
+- **Throttling**: ``X-Rate-Limit-*`` headers feed the shared rate limiter (an exhausted group
+  waits its ``-Window``); a 429 without ``Retry-After`` means 30 s, and nothing is sent during a
+  penalty, since every request sent then restarts it.
+- **Too short**: ``shortRecording`` marks a recording RingCentral did not keep; such calls end
+  skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import quote, urljoin
+
+from pydantic import Field, SecretStr
+
+from poller.adapters.http import Authenticator, HttpError, HttpUnauthorized
+from poller.adapters.http.auth import OAuthJwtBearer
+from poller.adapters.http.paginators import (
+    NextUrlPaginator,
+    PageRequest,
+    PageResponse,
+    Paginator,
+    PagingLoop,
+)
+from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.config_types import BaseUrl
+from poller.domain.call_record import (
+    MAX_ID_LENGTH,
+    TEXT_LIMITS,
+    CallRecord,
+    DownloadRequest,
+    ProviderCapabilities,
+    RecordingLocator,
+    host_key,
+)
+from poller.domain.clock import format_time
+from poller.domain.raw_record import check_call_time, clean_text, parse_time, raw_text, sanitise_raw
+from poller.domain.redaction import MASK, redact_url
+from poller.domain.states import Direction, RecordingState
+from poller.domain.windows import Window, request_bounds
+from poller.ports.provider import (
+    MalformedRecordError,
+    PagingLoopError,
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RecordPosition,
+    TransientProviderError,
+)
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/restapi/v1.0/account/~"
+TOKEN_PATH = "/restapi/oauth/token"  # noqa: S105  (a path, not a secret)
+DEFAULT_PLATFORM = "https://platform.ringcentral.com"
+DEFAULT_MEDIA = "https://media.ringcentral.com"
+# RingCentral: "If Retry-After is absent, wait at least 30 s" after a 429.
+PENALTY_WITHOUT_RETRY_AFTER = 30.0
+_SECOND = timedelta(seconds=1)
+_CONTENT_TYPES = {"audio/mpeg": "mp3", "audio/x-wav": "wav", "audio/wav": "wav"}
+
+
+class RingCentralSettings(ProviderSettingsBase):
+    """``[provider]`` with ``kind = "ringcentral"``."""
+
+    kind: Literal["ringcentral"] = "ringcentral"
+    name: ProviderName = "ringcentral"
+    client_id: str | None = Field(default=None, description="the app's client id")
+    client_secret: SecretStr | None = Field(default=None, description="the app's client secret")
+    jwt: SecretStr | None = Field(default=None, description="the user's JWT credential")
+    media_base_url: BaseUrl = Field(
+        default=DEFAULT_MEDIA, description="the host of recordings' contentUri; it gets the token"
+    )
+    recording_type: Literal["All", "Automatic", "OnDemand"] = "All"
+    per_page: Annotated[int, Field(gt=0, le=1000)] = 1000
+    extension_cache_minutes: Annotated[float, Field(gt=0)] = 60.0
+    settle_delay_seconds: Annotated[int, Field(ge=0)] = 60
+    max_window_hours: Annotated[float, Field(gt=0)] = 24.0
+
+    vendor_hosts: ClassVar[tuple[str, ...]] = (
+        "platform.ringcentral.com",
+        "media.ringcentral.com",
+    )
+    default_base_url: ClassVar[str | None] = DEFAULT_PLATFORM
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """One entry of the account's extension list: what names a rep."""
+
+    id: str
+    number: str | None
+    name: str | None
+    email: str | None
+
+
+class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
+    """A :class:`poller.ports.provider.ProviderPort` for RingCentral's company call log."""
+
+    kind: ClassVar[str] = "ringcentral"
+    settings_model: ClassVar[type[ProviderSettingsBase]] = RingCentralSettings
+    rate_limit_penalty_seconds: ClassVar[float] = PENALTY_WITHOUT_RETRY_AFTER
+
+    def __init__(self, settings: RingCentralSettings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self._extensions: dict[str, Extension] = {}
+        self._extensions_at: datetime | None = None
+        self._extensions_lock = threading.Lock()
+        self.page_limit = 10_000
+        self._capabilities = ProviderCapabilities(
+            max_window=timedelta(hours=settings.max_window_hours),
+            max_rows_per_query=None,
+            settle_delay=timedelta(seconds=settings.settle_delay_seconds),
+            history_limit=None,
+        )
+
+    @classmethod
+    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
+        assert isinstance(settings, RingCentralSettings)
+        why = {
+            "client_id": "the client id of the RingCentral app (JWT auth flow)",
+            "client_secret": "the client secret of the RingCentral app",
+            "jwt": "the JWT credential of a user allowed to read the company call log",
+        }
+        return [
+            f"{settings.config_key(key)}: required: {reason}"
+            for key, reason in why.items()
+            if getattr(settings, key) in (None, "")
+        ]
+
+    # -- what the base class asks ---------------------------------------------------------
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        return self._capabilities
+
+    def items_path(self) -> str | None:
+        return "records"
+
+    def authenticator(self) -> Authenticator:
+        settings = self.settings
+        assert settings.client_id is not None  # requirements() reports a missing key first
+        assert settings.client_secret is not None and settings.jwt is not None
+        return OAuthJwtBearer(
+            token_url=self._url(TOKEN_PATH),
+            assertion=settings.jwt,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            config_hint=", ".join(
+                settings.config_key(key) for key in ("jwt", "client_id", "client_secret")
+            ),
+        )
+
+    def credential_hosts(self) -> set[str]:
+        return super().credential_hosts() | {host_key(self.settings.media_base_url)}
+
+    def explicit_credential_hosts(self) -> set[str]:
+        if "media_base_url" in self.settings.model_fields_set:
+            return {host_key(self.settings.media_base_url)}
+        return set()
+
+    def first_request(self, window: Window) -> PageRequest:
+        start, end = request_bounds(window, _SECOND)
+        params = {
+            "dateFrom": format_time(start, "iso8601"),
+            "dateTo": format_time(end, "iso8601"),
+            "type": "Voice",
+            "view": "Detailed",
+            "recordingType": self.settings.recording_type,
+            "perPage": str(self.settings.per_page),
+            "page": "1",
+        }
+        return PageRequest(self._url(f"{API_PREFIX}/call-log"), params)
+
+    def max_pages(self) -> int:
+        return self.page_limit
+
+    def paginator(self) -> Paginator:
+        return NextUrlPaginator(next_url_path="navigation.nextPage.uri")
+
+    def page_items(self, body: Any, where: str) -> list[Any]:
+        """The page's recordings: records grouped by session, one item per recording id."""
+        records = super().page_items(body, where)
+        self._refresh_extensions_if_stale()
+        return recordings_of(records)
+
+    def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+        return _RecordingMapper(self, raw, position).record()
+
+    def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
+        url = call.recording_url
+        if url is None or MASK in url:
+            # A contentUri carrying a signature is never stored: ask for the recording again.
+            url = self._fresh_content_uri(call)
+        return self.download_request(url, None)
+
+    def provider_error(self, exc: HttpError) -> ProviderError:
+        if isinstance(exc, HttpUnauthorized):
+            keys = ", ".join(
+                self.settings.config_key(key) for key in ("jwt", "client_id", "client_secret")
+            )
+            return ProviderAuthError(
+                f"{exc}: RingCentral refused the credentials; check {keys} and that the app has "
+                "the Read Call Log, Read Call Recording and Read Accounts permissions",
+                status=exc.status,
+            )
+        error = super().provider_error(exc)
+        if (
+            isinstance(error, TransientProviderError)
+            and error.status == 429
+            and error.retry_after is None
+        ):
+            error.retry_after = PENALTY_WITHOUT_RETRY_AFTER
+        return error
+
+    # -- the extension list ------------------------------------------------------------------
+
+    def extension(self, extension_id: str) -> Extension | None:
+        """The extension ``extension_id`` as last listed; one early refresh if it is new."""
+        found = self._extensions.get(extension_id)
+        if found is None and self._extensions_age() > timedelta(minutes=1):
+            self._refresh_extensions()
+            found = self._extensions.get(extension_id)
+        return found
+
+    def _extensions_age(self) -> timedelta:
+        if self._extensions_at is None:
+            return timedelta.max
+        return self.clock() - self._extensions_at
+
+    def _refresh_extensions_if_stale(self) -> None:
+        if self._extensions_age() >= timedelta(minutes=self.settings.extension_cache_minutes):
+            self._refresh_extensions()
+
+    def _refresh_extensions(self) -> None:
+        with self._extensions_lock:
+            listed: dict[str, Extension] = {}
+            request: PageRequest | None = PageRequest(
+                self._url(f"{API_PREFIX}/extension"), {"perPage": "1000", "page": "1"}
+            )
+            paginator = self.paginator()
+            pages = 0
+            while request is not None and pages < 100:
+                pages += 1
+                page = self.get_json(request, f"the extension list (page {pages})")
+                items = page.body.get("records") if isinstance(page.body, Mapping) else None
+                if not isinstance(items, list):
+                    raise PermanentProviderError(
+                        "the extension list has no records; does the app have the "
+                        "ReadAccounts permission?"
+                    )
+                for item in items:
+                    extension = _extension_of(item)
+                    if extension is not None:
+                        listed[extension.id] = extension
+                try:
+                    request = paginator.next_request(
+                        request, PageResponse(page.url, page.body, page.headers, items)
+                    )
+                except PagingLoop as exc:
+                    raise PagingLoopError(f"the extension list: {exc}") from None
+                if request is not None and not self.hosts.may_send_credentials(request.url):
+                    raise PermanentProviderError(
+                        f"the extension list's next page is at {host_key(request.url)}, not "
+                        "RingCentral; refusing to send credentials"
+                    )
+            self._extensions = listed
+            self._extensions_at = self.clock()
+            log.debug("provider %s: %d extensions listed", self.name, len(listed))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return urljoin(self.base_url + "/", path.lstrip("/"))
+
+    def _fresh_content_uri(self, call: RecordingLocator) -> str:
+        if not call.recording_id:
+            raise PermanentProviderError(
+                f"call {call.provider_call_id} has no recording id to download"
+            )
+        path = f"{API_PREFIX}/recording/{quote(call.recording_id, safe='')}"
+        page = self.get_json(PageRequest(self._url(path)), f"recording {call.recording_id}")
+        body = page.body
+        found = body.get("contentUri") if isinstance(body, Mapping) else None
+        if not isinstance(found, str) or not found.strip():
+            raise TransientProviderError(
+                f"call {call.provider_call_id}: RingCentral returned no contentUri for it yet"
+            )
+        return urljoin(self.base_url + "/", found.strip())
+
+
+def _extension_of(item: Any) -> Extension | None:
+    if not isinstance(item, Mapping):
+        return None
+    extension_id = _text(item.get("id"))
+    if extension_id is None:
+        return None
+    contact = item.get("contact")
+    email = _text(contact.get("email")) if isinstance(contact, Mapping) else None
+    return Extension(
+        id=extension_id,
+        number=_text(item.get("extensionNumber")),
+        name=_text(item.get("name")),
+        email=email,
+    )
+
+
+def recordings_of(records: list[Any]) -> list[Any]:
+    """One item per recording of a page, in page order.
+
+    Records are grouped by ``telephonySessionId``; within a session each recording id (on a
+    record or on one of its legs) gives one item ``{"telephonySessionId", "recordingId",
+    "records"}`` holding every record of the session that carries it. A session's record with
+    no recording at all (``shortRecording``) is an item of its own; anything that is not a
+    record passes through unchanged, so the base reports it at its position.
+    """
+    items: list[Any] = []
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        session = record.get("telephonySessionId") if isinstance(record, Mapping) else None
+        if not isinstance(session, str) or not session:
+            items.append(record)
+            continue
+        recording_ids = _recording_ids(record)
+        if not recording_ids:
+            items.append({"telephonySessionId": session, "recordingId": None, "records": [record]})
+            continue
+        for recording_id in recording_ids:
+            key = (session, recording_id)
+            item = by_key.get(key)
+            if item is None:
+                item = {"telephonySessionId": session, "recordingId": recording_id, "records": []}
+                by_key[key] = item
+                items.append(item)
+            item["records"].append(record)
+    return items
+
+
+def _recording_ids(record: Mapping[str, Any]) -> list[str]:
+    ids: list[str] = []
+    for holder in [record, *_legs(record)]:
+        recording = holder.get("recording")
+        if isinstance(recording, Mapping):
+            recording_id = _text(recording.get("id"))
+            if recording_id is not None and recording_id not in ids:
+                ids.append(recording_id)
+    return ids
+
+
+def _legs(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    legs = record.get("legs")
+    if not isinstance(legs, list):
+        return []
+    return [leg for leg in legs if isinstance(leg, Mapping)]
+
+
+def _text(value: Any, limit: int | None = None) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = clean_text(str(value)).strip()
+    if not text:
+        return None
+    return text[:limit] if limit is not None else text
+
+
+class _RecordingMapper:
+    """One grouped recording (see :func:`recordings_of`) as a :class:`CallRecord`."""
+
+    def __init__(
+        self, provider: RingCentralProvider, item: Mapping[str, Any], position: RecordPosition
+    ) -> None:
+        self.provider = provider
+        self.item = item
+        self.position = position
+        self.call_id: str | None = None
+
+    def malformed(self, reason: str) -> MalformedRecordError:
+        return MalformedRecordError(self.position, reason, self.call_id, raw=raw_text(self.item))
+
+    def record(self) -> CallRecord:
+        item = self.item
+        records = item.get("records")
+        if "telephonySessionId" not in item or not isinstance(records, list) or not records:
+            raise self.malformed("has no telephonySessionId: not a call-log record")
+        session = str(item["telephonySessionId"])
+        recording_id = _text(item.get("recordingId"))
+        self.call_id = recording_id or session
+        if len(self.call_id) > MAX_ID_LENGTH:
+            raise self.malformed(f"call id longer than {MAX_ID_LENGTH} characters")
+        starts = self._starts(records)
+        started_at = min(starts)
+        # The earliest record carrying the recording, and the leg that recorded it: the rep's
+        # (a transferred call lists the recording again on the later records of its session).
+        paired = sorted(zip(starts, records, strict=True), key=lambda pair: pair[0])
+        in_order = [record for _, record in paired]
+        record, leg, recording = self._recorded(in_order, recording_id)
+        duration = record.get("duration")
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int) or duration < 0
+        ):
+            raise self.malformed(f"duration {duration!r} at records[].duration is not seconds")
+        ended_at = started_at + timedelta(seconds=duration) if duration is not None else None
+
+        direction_text = _text((leg or record).get("direction")) or _text(record.get("direction"))
+        direction = {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}.get(
+            (direction_text or "").lower()
+        )
+        inbound = direction is Direction.INBOUND
+        rep_side, contact_side = ("to", "from") if inbound else ("from", "to")
+        rep_party = _party(leg, record, rep_side)
+        contact_party = _party(leg, record, contact_side)
+
+        extension_id = _extension_id(leg) or _extension_id(record)
+        extension = self.provider.extension(extension_id) if extension_id else None
+
+        content_uri = _text(recording.get("contentUri")) if recording else None
+        state = self._state(record, recording, content_uri)
+
+        def limited(value: str | None, name: str) -> str | None:
+            return value[: TEXT_LIMITS[name]] if value is not None else None
+
+        return CallRecord(
+            provider_call_id=self.call_id,
+            started_at=started_at,
+            recording_state=state,
+            raw=sanitise_raw(item),
+            recording_id=recording_id,
+            ended_at=ended_at,
+            duration_seconds=duration,
+            direction=direction,
+            rep_email=limited(extension.email if extension else None, "rep_email"),
+            rep_phone=limited(_text(rep_party.get("phoneNumber")), "rep_phone"),
+            rep_provider_id=limited(extension_id, "rep_provider_id"),
+            rep_name=limited(
+                (extension.name if extension else None) or _text(rep_party.get("name")),
+                "rep_name",
+            ),
+            rep_extension=limited(
+                (extension.number if extension else None)
+                or _text(rep_party.get("extensionNumber")),
+                "rep_extension",
+            ),
+            contact_name=limited(_text(contact_party.get("name")), "contact_name"),
+            contact_phone=limited(_text(contact_party.get("phoneNumber")), "contact_phone"),
+            recording_url=redact_url(urljoin(self.provider.settings.media_base_url, content_uri))
+            if content_uri
+            else None,
+            recording_too_short=state is RecordingState.NONE and _short(record, leg),
+        )
+
+    def _recorded(
+        self, records: list[Any], recording_id: str | None
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        for record in records:
+            if not isinstance(record, Mapping):
+                continue
+            for leg in _legs(record):
+                recording = leg.get("recording")
+                if isinstance(recording, Mapping) and _text(recording.get("id")) == recording_id:
+                    return record, leg, recording
+            recording = record.get("recording")
+            if isinstance(recording, Mapping) and _text(recording.get("id")) == recording_id:
+                master = next((leg for leg in _legs(record) if leg.get("master") is True), None)
+                return record, master, recording
+        first = records[0]
+        if not isinstance(first, Mapping):
+            raise self.malformed("records[0] is not a JSON object")
+        master = next((leg for leg in _legs(first) if leg.get("master") is True), None)
+        return first, master, None
+
+    def _starts(self, records: list[Any]) -> list[datetime]:
+        now = self.provider.clock()
+        times: list[datetime] = []
+        for record in records:
+            value = record.get("startTime") if isinstance(record, Mapping) else None
+            if value is None:
+                raise self.malformed("started_at has no value at records[].startTime")
+            try:
+                times.append(check_call_time(parse_time(value, "iso8601"), now))
+            except ValueError as exc:
+                raise self.malformed(f"started_at (records[].startTime) {exc}") from None
+        return times
+
+    def _state(
+        self,
+        record: Mapping[str, Any],
+        recording: Mapping[str, Any] | None,
+        content_uri: str | None,
+    ) -> RecordingState:
+        if recording is None:
+            return RecordingState.NONE
+        if content_uri is None or record.get("result") == "In Progress":
+            return RecordingState.PENDING
+        return RecordingState.READY
+
+
+def _party(
+    leg: Mapping[str, Any] | None, record: Mapping[str, Any], side: str
+) -> Mapping[str, Any]:
+    for holder in (leg, record):
+        party = holder.get(side) if holder is not None else None
+        if isinstance(party, Mapping) and party:
+            return party
+    return {}
+
+
+def _extension_id(holder: Mapping[str, Any] | None) -> str | None:
+    if holder is None:
+        return None
+    extension = holder.get("extension")
+    if isinstance(extension, Mapping):
+        found = _text(extension.get("id"))
+        if found is not None:
+            return found
+    return _text(holder.get("extensionId"))
+
+
+def _short(record: Mapping[str, Any], leg: Mapping[str, Any] | None) -> bool:
+    return record.get("shortRecording") is True or (
+        leg is not None and leg.get("shortRecording") is True
+    )

@@ -1,0 +1,643 @@
+"""A RingCentral simulator on 127.0.0.1: platform host and media host, as the API documents them.
+
+The platform server answers
+
+- ``POST /restapi/oauth/token``: the JWT bearer grant only, the app's client id and secret as
+  HTTP Basic, the JWT as ``assertion`` (form encoded). Bad client: 401 ``invalid_client``; bad
+  assertion or grant: 400 ``invalid_grant`` / ``unsupported_grant_type``.
+- ``GET /restapi/v1.0/account/{accountId}/call-log``: ``dateFrom``/``dateTo`` (ISO 8601 with a
+  timezone; ``dateFrom`` defaults to ``dateTo`` minus 24 h), ``type``, ``view``,
+  ``recordingType``, ``page``/``perPage`` (capped at 1000), newest first, with ``records``,
+  ``paging`` and ``navigation`` as in the spec's examples. Legs only in the Detailed view.
+- ``GET /restapi/v1.0/account/{accountId}/extension``: the extension list (same envelope).
+- ``GET /restapi/v1.0/account/{accountId}/recording/{recordingId}``: recording metadata.
+
+The media server answers ``GET /restapi/v1.0/account/{accountId}/recording/{id}/content``.
+
+Every request needs ``Authorization: Bearer <token>`` (401 otherwise). Each response carries
+``X-Rate-Limit-Group``, ``-Limit``, ``-Remaining`` and ``-Window`` for the operation's group
+(Heavy: call log, recordings and media; Medium: extensions; Auth: tokens). A group used up
+answers 429, with a penalty: every request sent while the penalty runs restarts it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ACCOUNT = "400643090008"
+# Documented defaults per group: requests per window, window and penalty (seconds).
+DEFAULT_GROUPS: dict[str, tuple[int, int, int]] = {
+    "Heavy": (10, 60, 60),
+    "Medium": (40, 60, 60),
+    "Light": (50, 60, 60),
+    "Auth": (5, 60, 60),
+}
+_ACCOUNT_PATH = r"/restapi/v1\.0/account/(?P<account>~|\d+)"
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    host: str
+    at: float
+
+
+@dataclass
+class RingCentralState:
+    client_id: str = "rc-client-id"
+    client_secret: str = "rc-client-secret"
+    jwt: str = "rc-jwt-credential"
+    base_url: str = ""
+    media_url: str = ""
+    # Page URLs (navigation) are built on this base; a test may point them elsewhere.
+    navigation_base: str | None = None
+    groups: dict[str, tuple[int, int, int]] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
+    monotonic: Callable[[], float] = time.monotonic
+    token_lifetime: int = 3600
+    # A token is refused after this many uses (None: until it expires).
+    token_uses: int | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    started: dict[str, datetime] = field(default_factory=dict)
+    extensions: list[dict[str, Any]] = field(default_factory=list)
+    media: dict[str, tuple[bytes, str, dict[str, str]]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=dict)
+    tokens_issued: list[str] = field(default_factory=list)
+    # Scripted failures of the call-log listing: (status, Retry-After or None), consumed in order;
+    # with fail_forever the last one repeats.
+    listing_failures: list[tuple[int, str | None]] = field(default_factory=list)
+    fail_forever: bool = False
+    redirect_listing_to: str | None = None
+    loop_from_page: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _sent: dict[str, list[float]] = field(default_factory=dict)
+    _penalty_until: dict[str, float] = field(default_factory=dict)
+
+    # -- scripting ------------------------------------------------------------------------
+
+    def add_extension(
+        self, extension_id: int, number: str, name: str, email: str | None
+    ) -> dict[str, Any]:
+        first, _, last = name.partition(" ")
+        contact: dict[str, Any] = {"firstName": first, "lastName": last}
+        if email is not None:
+            contact["email"] = email
+        extension = {
+            "uri": f"{self.base_url}/restapi/v1.0/account/{ACCOUNT}/extension/{extension_id}",
+            "id": extension_id,
+            "extensionNumber": number,
+            "contact": contact,
+            "name": name,
+            "type": "User",
+            "status": "Enabled",
+        }
+        self.extensions.append(extension)
+        return extension
+
+    def content_uri(self, recording_id: str, query: str = "") -> str:
+        uri = f"{self.media_url}/restapi/v1.0/account/{ACCOUNT}/recording/{recording_id}/content"
+        return f"{uri}?{query}" if query else uri
+
+    def add_media(
+        self,
+        recording_id: str,
+        body: bytes,
+        content_type: str = "audio/mpeg",
+        required_query: dict[str, str] | None = None,
+    ) -> None:
+        self.media[recording_id] = (body, content_type, dict(required_query or {}))
+
+    def add_record(self, record: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+        """List ``record``; ``at`` places one whose startTime does not parse."""
+        self.records.append(record)
+        if at is not None:
+            self.started[record["id"]] = at
+        return record
+
+    def start_of(self, record: dict[str, Any]) -> datetime | None:
+        return self.started.get(record.get("id", "")) or _parse_iso_lenient(record.get("startTime"))
+
+    def find(self, record_id: str) -> dict[str, Any]:
+        return next(record for record in self.records if record["id"] == record_id)
+
+    def listing_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith("/call-log")]
+
+    def secrets(self) -> list[str]:
+        return [self.client_secret, self.jwt, *self.tokens_issued]
+
+    # -- rate limits ----------------------------------------------------------------------
+
+    def throttle(self, group: str) -> tuple[dict[str, str], float | None]:
+        """The rate-limit headers of one request in ``group``, and its penalty if refused."""
+        limit, window, penalty = self.groups[group]
+        now = self.monotonic()
+        with self.lock:
+            if self._penalty_until.get(group, 0.0) > now:
+                # Every request sent during the penalty restarts it.
+                self._penalty_until[group] = now + penalty
+                return self._headers(group, limit, 0, window), float(penalty)
+            sent = [at for at in self._sent.get(group, []) if at > now - window]
+            if len(sent) >= limit:
+                self._penalty_until[group] = now + penalty
+                self._sent[group] = sent
+                return self._headers(group, limit, 0, window), float(penalty)
+            sent.append(now)
+            self._sent[group] = sent
+            return self._headers(group, limit, limit - len(sent), window), None
+
+    @staticmethod
+    def _headers(group: str, limit: int, remaining: int, window: int) -> dict[str, str]:
+        return {
+            "X-Rate-Limit-Group": group,
+            "X-Rate-Limit-Limit": str(limit),
+            "X-Rate-Limit-Remaining": str(remaining),
+            "X-Rate-Limit-Window": str(window),
+        }
+
+
+def call_record(
+    record_id: str,
+    at: datetime,
+    *,
+    session: str,
+    direction: str = "Outbound",
+    duration: int = 95,
+    rep: tuple[int, str, str] | None = (400643091008, "101", "+16505550101"),
+    contact: tuple[str, str | None] = ("+16505556678", "Jane Customer"),
+    recording: dict[str, Any] | None = None,
+    recording_on_leg: bool = True,
+    short_recording: bool = False,
+    result: str = "Call connected",
+) -> dict[str, Any]:
+    """A Detailed-view call-log record shaped like the spec's examples.
+
+    ``rep`` is (extension id, extension number, phone number); the recording sits on the
+    record and, with ``recording_on_leg``, on the rep's leg as well (as RingCentral lists it).
+    """
+    contact_number, contact_name = contact
+    contact_party: dict[str, Any] = {"phoneNumber": contact_number, "location": "Palo Alto, CA"}
+    if contact_name is not None:
+        contact_party["name"] = contact_name
+    rep_party: dict[str, Any] = {}
+    extension: dict[str, Any] | None = None
+    if rep is not None:
+        extension_id, number, phone = rep
+        rep_party = {"phoneNumber": phone, "extensionNumber": number, "name": "Rep " + number}
+        extension = {
+            "uri": f"https://platform.ringcentral.com/restapi/v1.0/account/{ACCOUNT}/extension/"
+            f"{extension_id}",
+            "id": extension_id,
+        }
+    outbound = direction == "Outbound"
+    parties = (rep_party, contact_party) if outbound else (contact_party, rep_party)
+    base_leg: dict[str, Any] = {
+        "startTime": iso(at),
+        "duration": duration,
+        "type": "Voice",
+        "direction": direction,
+        "action": "VoIP Call" if outbound else "Phone Call",
+        "result": result,
+        "from": {"phoneNumber": parties[0].get("phoneNumber", "+18882011073")},
+        "to": {"phoneNumber": parties[1].get("phoneNumber", "+18882011073")},
+        "transport": "PSTN",
+        "legType": "SipToPstnMetered" if outbound else "Accept",
+        "telephonySessionId": session,
+    }
+    rep_leg = {
+        **base_leg,
+        "from": parties[0],
+        "to": parties[1],
+        "transport": "VoIP",
+        "master": True,
+    }
+    if extension is not None:
+        rep_leg["extension"] = extension
+    record: dict[str, Any] = {
+        "uri": f"https://platform.ringcentral.com/restapi/v1.0/account/{ACCOUNT}/call-log/"
+        f"{record_id}?view=Detailed",
+        "id": record_id,
+        "sessionId": str(abs(hash(session)) % 10**12),
+        "telephonySessionId": session,
+        "startTime": iso(at),
+        "duration": duration,
+        "type": "Voice",
+        "direction": direction,
+        "action": base_leg["action"],
+        "result": result,
+        "from": parties[0],
+        "to": parties[1],
+        "transport": "VoIP",
+        "lastModifiedTime": iso(at + timedelta(seconds=duration + 3)),
+        "billing": {"costIncluded": 0.0, "costPurchased": 0.0},
+        "legs": [base_leg, rep_leg] if not outbound else [rep_leg],
+    }
+    if extension is not None:
+        record["extension"] = extension
+    if recording is not None:
+        record["recording"] = recording
+        if recording_on_leg:
+            rep_leg["recording"] = dict(recording)
+    if short_recording:
+        record["shortRecording"] = True
+        rep_leg["shortRecording"] = True
+    return record
+
+
+def recording_of(state: RingCentralState, recording_id: str, query: str = "") -> dict[str, Any]:
+    return {
+        "uri": f"https://platform.ringcentral.com/restapi/v1.0/account/{ACCOUNT}/recording/"
+        f"{recording_id}",
+        "id": recording_id,
+        "type": "Automatic",
+        "contentUri": state.content_uri(recording_id, query),
+    }
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def _error(status: int, code: str, message: str, **extra: str) -> _Refusal:
+    return _Refusal(
+        status,
+        {
+            "errorCode": code,
+            "message": message,
+            "errors": [{"errorCode": code, "message": message}],
+        },
+        extra,
+    )
+
+
+def _parse_iso(value: str, name: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _error(400, "CMN-101", f"Parameter [{name}] value is invalid.") from None
+    if parsed.tzinfo is None:
+        raise _error(400, "CMN-101", f"Parameter [{name}] value is invalid.")
+    return parsed
+
+
+class _Handler(QuietHandler):
+    media_host = False
+
+    @property
+    def state(self) -> RingCentralState:
+        return self.server.state  # type: ignore[attr-defined, no-any-return]
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        state = self.state
+        with state.lock:
+            state.requests.append(
+                Recorded(
+                    method,
+                    parts.path,
+                    query,
+                    dict(self.headers.items()),
+                    "media" if self.media_host else "platform",
+                    state.monotonic(),
+                )
+            )
+        try:
+            status, payload, headers = self._route(method, parts.path, query, body)
+        except _Refusal as refusal:
+            self._send(refusal.status, json.dumps(refusal.body).encode(), refusal.headers)
+            return
+        if isinstance(payload, bytes):
+            self._send(status, payload, headers)
+        else:
+            headers.setdefault("Content-Type", "application/json")
+            self._send(status, json.dumps(payload).encode(), headers)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **headers}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    # -- routing --------------------------------------------------------------------------
+
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        if self.media_host:
+            match = re.fullmatch(_ACCOUNT_PATH + r"/recording/(?P<id>[^/]+)/content", path)
+            if method != "GET" or match is None:
+                raise _error(404, "CMN-102", "Resource for parameter [path] is not found")
+            limits = self._authorised("Heavy")
+            return self._content(match["id"], query, limits)
+        if path == "/restapi/oauth/token":
+            if method != "POST":
+                raise _error(405, "CMN-104", "Method not allowed")
+            return self._token(body)
+        if method != "GET":
+            raise _error(405, "CMN-104", "Method not allowed")
+        if re.fullmatch(_ACCOUNT_PATH + "/call-log", path):
+            return self._call_log(query)
+        if re.fullmatch(_ACCOUNT_PATH + "/extension", path):
+            limits = self._authorised("Medium")
+            return self._listing(self.state.extensions, path, query, limits)
+        match = re.fullmatch(_ACCOUNT_PATH + r"/recording/(?P<id>[^/]+)", path)
+        if match:
+            limits = self._authorised("Heavy")
+            return self._recording(match["id"], limits)
+        raise _error(404, "CMN-102", f"Resource for parameter [path] is not found: {path}")
+
+    def _throttled(self, group: str) -> dict[str, str]:
+        headers, penalty = self.state.throttle(group)
+        if penalty is not None:
+            raise _Refusal(
+                429,
+                {"errorCode": "CMN-301", "message": "Request rate exceeded"},
+                {**headers, "Retry-After": str(int(penalty))},
+            )
+        return headers
+
+    def _authorised(self, group: str) -> dict[str, str]:
+        header = self.headers.get("Authorization") or ""
+        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
+        state = self.state
+        with state.lock:
+            known = token is not None and token in state.tokens
+            if known and state.token_uses is not None:
+                state.tokens[token] -= 1  # type: ignore[index]
+                known = state.tokens[token] >= 0  # type: ignore[index]
+        if not known:
+            raise _error(401, "TokenInvalid", "Token not found or expired")
+        return self._throttled(group)
+
+    def _token(self, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        state = self.state
+        limits = self._throttled("Auth")
+        expected = base64.b64encode(f"{state.client_id}:{state.client_secret}".encode()).decode()
+        if self.headers.get("Authorization") != f"Basic {expected}":
+            raise _Refusal(
+                401,
+                {
+                    "error": "invalid_client",
+                    "errors": [{"errorCode": "OAU-123", "message": "Invalid client"}],
+                    "error_description": "Invalid client",
+                },
+                limits,
+            )
+        if not (self.headers.get("Content-Type") or "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            raise _Refusal(415, {"error": "invalid_request"}, limits)
+        form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+        if form.get("grant_type") != JWT_GRANT:
+            raise _Refusal(400, {"error": "unsupported_grant_type"}, limits)
+        if form.get("assertion") != state.jwt:
+            raise _Refusal(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "errors": [{"errorCode": "OAU-213", "message": "Token is expired"}],
+                    "error_description": "Invalid JWT token",
+                },
+                limits,
+            )
+        with state.lock:
+            value = f"rc-access-{len(state.tokens_issued) + 1:04d}-U0pXVGFjY2Vzcw"
+            state.tokens_issued.append(value)
+            state.tokens[value] = state.token_uses if state.token_uses is not None else 10**9
+        return (
+            200,
+            {
+                "access_token": value,
+                "token_type": "bearer",
+                "expires_in": state.token_lifetime,
+                "refresh_token": f"rc-refresh-{len(state.tokens_issued):04d}",
+                "refresh_token_expires_in": 604800,
+                "scope": "ReadCallLog ReadCallRecording ReadAccounts",
+                "owner_id": "400643091008",
+                "endpoint_id": "AbCdEf",
+            },
+            limits,
+        )
+
+    def _call_log(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        state = self.state
+        limits = self._authorised("Heavy")
+        with state.lock:
+            failure = None
+            if state.listing_failures:
+                failure = state.listing_failures[0]
+                if not (state.fail_forever and len(state.listing_failures) == 1):
+                    state.listing_failures.pop(0)
+        if failure is not None:
+            status, retry_after = failure
+            headers = {**limits}
+            if retry_after is not None:
+                headers["Retry-After"] = retry_after
+            if status == 429:
+                headers["X-Rate-Limit-Remaining"] = "0"
+            raise _Refusal(status, {"errorCode": "CMN-301", "message": f"HTTP {status}"}, headers)
+        if state.redirect_listing_to is not None:
+            return 302, b"", {"Location": state.redirect_listing_to}
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1] if values else None
+
+        view = one("view") or "Simple"
+        if view not in ("Simple", "Detailed"):
+            raise _error(400, "CMN-101", "Parameter [view] value is invalid.")
+        for name, allowed in (
+            ("type", {"Voice", "Fax"}),
+            ("direction", {"Inbound", "Outbound"}),
+        ):
+            if any(value not in allowed for value in query.get(name, [])):
+                raise _error(400, "CMN-101", f"Parameter [{name}] value is invalid.")
+        recording_type = one("recordingType")
+        if recording_type is not None and recording_type not in ("Automatic", "OnDemand", "All"):
+            raise _error(400, "CMN-101", "Parameter [recordingType] value is invalid.")
+        date_to = _parse_iso(one("dateTo") or iso(datetime.now(UTC)), "dateTo")
+        date_from_text = one("dateFrom")
+        date_from = (
+            _parse_iso(date_from_text, "dateFrom")
+            if date_from_text
+            else date_to - timedelta(hours=24)
+        )
+        with state.lock:
+            records = list(state.records)
+        chosen = []
+        for record in records:
+            at = state.start_of(record)
+            if at is not None and not (date_from <= at <= date_to):
+                continue
+            if query.get("type") and record.get("type") not in query["type"]:
+                continue
+            if recording_type is not None and not _recorded(record, recording_type):
+                continue
+            chosen.append(record)
+        # Newest first, as RingCentral lists the call log.
+        chosen.sort(key=lambda r: state.start_of(r) or date_to, reverse=True)
+        if view == "Simple":
+            chosen = [{k: v for k, v in r.items() if k not in ("legs", "billing")} for r in chosen]
+        return self._listing(chosen, "/restapi/v1.0/account/~/call-log", query, limits)
+
+    def _listing(
+        self,
+        items: list[dict[str, Any]],
+        path: str,
+        query: dict[str, list[str]],
+        limits: dict[str, str],
+    ) -> tuple[int, Any, dict[str, str]]:
+        state = self.state
+
+        def number(name: str, default: int) -> int:
+            values = query.get(name)
+            if not values:
+                return default
+            try:
+                value = int(values[-1])
+            except ValueError:
+                raise _error(400, "CMN-101", f"Parameter [{name}] value is invalid.") from None
+            if value < 1:
+                raise _error(400, "CMN-101", f"Parameter [{name}] value is invalid.")
+            return value
+
+        page = number("page", 1)
+        per_page = min(number("perPage", 100), 1000)
+        start = (page - 1) * per_page
+        records = items[start : start + per_page]
+        base = (state.navigation_base or state.base_url) + path
+
+        def page_uri(n: int) -> dict[str, str]:
+            params = {k: v for k, v in query.items() if k not in ("page", "perPage")}
+            flat = [(k, v) for k, values in params.items() for v in values]
+            return {"uri": f"{base}?{urlencode([*flat, ('page', n), ('perPage', per_page)])}"}
+
+        last_page = max(1, -(-len(items) // per_page))
+        navigation: dict[str, Any] = {"firstPage": page_uri(1), "lastPage": page_uri(last_page)}
+        if state.loop_from_page is not None and page >= state.loop_from_page:
+            navigation["nextPage"] = page_uri(page)
+        elif start + per_page < len(items):
+            navigation["nextPage"] = page_uri(page + 1)
+        if page > 1:
+            navigation["previousPage"] = page_uri(page - 1)
+        paging: dict[str, Any] = {"page": page, "perPage": per_page}
+        if records:
+            paging.update(pageStart=start, pageEnd=start + len(records) - 1)
+        return (
+            200,
+            {
+                "uri": page_uri(page)["uri"],
+                "records": records,
+                "paging": paging,
+                "navigation": navigation,
+            },
+            limits,
+        )
+
+    def _recording(
+        self, recording_id: str, limits: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        state = self.state
+        for record in state.records:
+            for holder in [record, *record.get("legs", [])]:
+                recording = holder.get("recording")
+                if isinstance(recording, dict) and recording.get("id") == recording_id:
+                    _, content_type, _ = state.media.get(recording_id, (b"", "audio/mpeg", {}))
+                    return (
+                        200,
+                        {
+                            "uri": recording.get("uri"),
+                            "id": recording_id,
+                            "contentUri": recording.get("contentUri"),
+                            "contentType": content_type,
+                            "duration": record.get("duration"),
+                        },
+                        limits,
+                    )
+        raise _error(404, "CMN-102", "Resource for parameter [recordingId] is not found")
+
+    def _content(
+        self, recording_id: str, query: dict[str, list[str]], limits: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        found = self.state.media.get(recording_id)
+        if found is None:
+            raise _error(404, "CMN-102", "Resource for parameter [callRecordingId] is not found")
+        body, content_type, required = found
+        if any(query.get(name, [None])[-1] != value for name, value in required.items()):
+            raise _error(403, "CMN-408", "In order to call this API endpoint, signature needed")
+        return 200, body, {**limits, "Content-Type": content_type}
+
+
+class _MediaHandler(_Handler):
+    media_host = True
+
+
+def _parse_iso_lenient(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _recorded(record: dict[str, Any], recording_type: str) -> bool:
+    if record.get("shortRecording") is True:
+        return True
+    for holder in [record, *record.get("legs", [])]:
+        recording = holder.get("recording")
+        if isinstance(recording, dict) and (
+            recording_type == "All" or recording.get("type") == recording_type
+        ):
+            return True
+    return False
+
+
+@contextmanager
+def serve(state: RingCentralState | None = None) -> Iterator[RingCentralState]:
+    """The platform and the media host, each on its own port, sharing ``state``."""
+    state = state or RingCentralState()
+    with (
+        LocalHTTPServer(_Handler, state) as platform,
+        LocalHTTPServer(_MediaHandler, state) as media,
+    ):
+        state.base_url = platform.url
+        state.media_url = media.url
+        yield state
