@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 KINDS: dict[str, str] = {
     "generic": "poller.adapters.providers.generic:GenericProvider",
     "dialpad": "poller.adapters.providers.dialpad:DialpadProvider",
+    "zoom": "poller.adapters.providers.zoom:ZoomProvider",
 }
 
 
