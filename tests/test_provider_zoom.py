@@ -1,4 +1,4 @@
-"""The Zoom Phone adapter against the Zoom simulator: the provider contract, then Zoom's own points."""
+"""The Zoom Phone adapter against its simulator: the provider contract, then Zoom's own points."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 
 from poller.adapters.http import RateLimiter, RetryPolicy
 from poller.adapters.providers.registry import build_provider, missing_settings
 from poller.adapters.providers.zoom import ZoomProvider, ZoomSettings
+from poller.cli import main
 from poller.domain.retry_after import parse_retry_after
-from poller.domain.states import Direction, RecordingState
+from poller.domain.states import Direction
 from poller.domain.windows import Window, split_window
 from poller.ports.provider import (
     PermanentProviderError,
@@ -190,7 +192,7 @@ def test_refused_client_credentials_are_an_auth_error_naming_the_keys(world: Zoo
 
 
 def test_a_wrong_account_id_is_refused_as_a_bad_grant(world: ZoomWorld) -> None:
-    with pytest.raises(ProviderAuthError, match="provider.account_id"):
+    with pytest.raises(ProviderAuthError, match=r"provider\.account_id"):
         listed(world.provider(account_id="someone-else"))
 
 
@@ -213,7 +215,9 @@ def test_the_simulator_refuses_what_zoom_refuses(world: ZoomWorld) -> None:
     listing = f"{world.api.url}/v2/phone/recordings"
     assert requests.get(listing, params={"access_token": token}, timeout=5).status_code == 401
     bearer = {"Authorization": f"Bearer {token}"}
-    assert requests.get(world.plain_url, params={"access_token": token}, timeout=5).status_code == 401
+    assert (
+        requests.get(world.plain_url, params={"access_token": token}, timeout=5).status_code == 401
+    )
     assert requests.get(world.plain_url, headers=bearer, timeout=5).content == AUDIO
     # More than a month, or more than 300 a page: refused.
     too_long = {"from": "2026-01-01", "to": "2026-03-01"}
@@ -242,7 +246,9 @@ def test_windows_longer_than_a_month_are_split_into_ones_zoom_accepts(world: Zoo
     start = datetime(2026, 1, 1, tzinfo=UTC)
     world.add_call("january", start + timedelta(days=3))
     world.add_call("march", start + timedelta(days=70))
-    spans = split_window(Window(start, start + timedelta(days=90)), provider.capabilities.max_window)
+    spans = split_window(
+        Window(start, start + timedelta(days=90)), provider.capabilities.max_window
+    )
     assert len(spans) == 4  # 27-day spans
     found = [call_id for span in spans for call_id in call_ids(listed(provider, span))]
     assert sorted(found) == ["january", "march"]
@@ -265,29 +271,46 @@ def test_an_expired_next_page_token_makes_the_window_transient(world: ZoomWorld)
 def test_the_owner_is_the_rep_with_the_email_from_the_phone_users(world: ZoomWorld) -> None:
     at = T0 + timedelta(minutes=3)
     item = recording_item(
-        "rec-out", at, call_id="7001", download_url=world.plain_url, owner_id="zoom-user-2",
-        owner_name="Sam Seller", extension=1002, contact_name="Pat Prospect",
+        "rec-out",
+        at,
+        call_id="7001",
+        download_url=world.plain_url,
+        owner_id="zoom-user-2",
+        owner_name="Sam Seller",
+        extension=1002,
+        contact_name="Pat Prospect",
         contact_number="+14155550199",
     )
     world.phone.add_recording(item)
     inbound = recording_item(
-        "rec-in", at + timedelta(minutes=1), direction="inbound", download_url=world.plain_url,
-        contact_name="Casey Caller", contact_number="+14155550142",
+        "rec-in",
+        at + timedelta(minutes=1),
+        direction="inbound",
+        download_url=world.plain_url,
+        contact_name="Casey Caller",
+        contact_number="+14155550142",
     )
     world.phone.add_recording(inbound)
     records = {r.provider_call_id: r for page in listed(world.provider()) for r in page.records}
     out = records["rec-out"]
     assert (out.rep_email, out.rep_name, out.rep_extension, out.rep_provider_id) == (
-        "sam@example.com", "Sam Seller", "1002", "zoom-user-2"
+        "sam@example.com",
+        "Sam Seller",
+        "1002",
+        "zoom-user-2",
     )
     assert (out.contact_name, out.contact_phone, out.direction) == (
-        "Pat Prospect", "+14155550199", Direction.OUTBOUND
+        "Pat Prospect",
+        "+14155550199",
+        Direction.OUTBOUND,
     )
     assert out.started_at == at and out.duration_seconds == 185
     assert out.raw["call_id"] == "7001"
     came_in = records["rec-in"]
     assert (came_in.contact_name, came_in.contact_phone, came_in.direction) == (
-        "Casey Caller", "+14155550142", Direction.INBOUND
+        "Casey Caller",
+        "+14155550142",
+        Direction.INBOUND,
     )
     assert came_in.rep_email == "rita@example.com"
 
@@ -304,7 +327,9 @@ def test_the_users_are_cached_and_loaded_again_for_an_owner_not_seen_before(
     world.phone.add_user("zoom-user-3", "nina@example.com", name="Nina New", ext=1003)
     world.phone.add_recording(
         recording_item(
-            "rec-new", T0 + timedelta(minutes=2), owner_id="zoom-user-3",
+            "rec-new",
+            T0 + timedelta(minutes=2),
+            owner_id="zoom-user-3",
             download_url=world.plain_url,
         )
     )
@@ -332,7 +357,12 @@ def test_users_over_several_pages_are_all_loaded(world: ZoomWorld) -> None:
 
 def test_a_call_queue_owner_has_no_email_but_keeps_its_name(world: ZoomWorld) -> None:
     item = recording_item("rec-queue", T0 + timedelta(minutes=1), download_url=world.plain_url)
-    item["owner"] = {"id": "cq-1", "name": "Sales Queue", "type": "call queue", "extension_number": 800}
+    item["owner"] = {
+        "id": "cq-1",
+        "name": "Sales Queue",
+        "type": "call queue",
+        "extension_number": 800,
+    }
     world.phone.add_recording(item)
     [record] = [r for page in listed(world.provider()) for r in page.records]
     assert (record.rep_email, record.rep_name, record.rep_extension) == (None, "Sales Queue", "800")
@@ -342,8 +372,13 @@ def test_each_recording_of_a_transferred_call_is_its_own_row(world: ZoomWorld) -
     at = T0 + timedelta(minutes=1)
     for recording_id, owner in (("rec-a", "zoom-user-1"), ("rec-b", "zoom-user-2")):
         world.phone.add_recording(
-            recording_item(recording_id, at, call_id="shared-call", owner_id=owner,
-                           download_url=world.plain_url)
+            recording_item(
+                recording_id,
+                at,
+                call_id="shared-call",
+                owner_id=owner,
+                download_url=world.plain_url,
+            )
         )
     records = [r for page in listed(world.provider()) for r in page.records]
     assert sorted((r.provider_call_id, r.rep_email) for r in records) == [
@@ -458,3 +493,52 @@ def test_missing_credentials_are_named_and_the_real_hosts_are_the_defaults() -> 
     assert provider.hosts.may_send_credentials("https://zoom.us/v2/phone/recording/download/x")
     assert not provider.hosts.may_send_credentials("https://example.com/x")
     assert "s3cr3t-value" not in repr(full)
+
+
+# -- provider check -------------------------------------------------------------------------
+
+
+def zoom_env(world: ZoomWorld, **overrides: str) -> dict[str, str]:
+    return {
+        "SIRO_POLLER_PROVIDER__KIND": "zoom",
+        "SIRO_POLLER_PROVIDER__BASE_URL": f"{world.api.url}/v2",
+        "SIRO_POLLER_PROVIDER__TOKEN_URL": f"{world.web.url}/oauth/token",
+        "SIRO_POLLER_PROVIDER__ACCOUNT_ID": ACCOUNT_ID,
+        "SIRO_POLLER_PROVIDER__CLIENT_ID": CLIENT_ID,
+        "SIRO_POLLER_PROVIDER__CLIENT_SECRET": CLIENT_SECRET,
+        "SIRO_POLLER_PROVIDER__MAX_RETRIES": "0",
+        **overrides,
+    }
+
+
+def test_provider_check_maps_the_recent_recordings(world: ZoomWorld) -> None:
+    recent = datetime.now(UTC) - timedelta(hours=2)
+    for n in range(4):
+        world.add_call(f"rec-{n}", recent + timedelta(minutes=n))
+    result = CliRunner().invoke(main, ["provider", "check"], env=zoom_env(world))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "provider zoom: ok: 4 of 4 records mapped"
+    assert CLIENT_SECRET not in result.output
+    assert len(world.phone.listing_requests()) == 1
+
+
+def test_provider_check_with_a_wrong_secret_is_an_auth_verdict(world: ZoomWorld) -> None:
+    env = zoom_env(world, SIRO_POLLER_PROVIDER__CLIENT_SECRET="wrong-secret-value")
+    result = CliRunner().invoke(main, ["provider", "check"], env=env)
+    assert result.exit_code == 1
+    assert "provider zoom: auth:" in result.stdout
+    assert "provider.client_secret" in result.stdout
+    assert "wrong-secret-value" not in result.output
+    assert world.phone.listing_requests() == []
+
+
+def test_provider_check_names_the_missing_app_credentials_before_any_request(
+    world: ZoomWorld,
+) -> None:
+    env = zoom_env(world)
+    del env["SIRO_POLLER_PROVIDER__CLIENT_SECRET"], env["SIRO_POLLER_PROVIDER__ACCOUNT_ID"]
+    result = CliRunner().invoke(main, ["provider", "check"], env=env)
+    assert result.exit_code == 2
+    assert "provider.account_id: required" in result.stderr
+    assert "provider.client_secret: required" in result.stderr
+    assert world.phone.requests == []

@@ -39,7 +39,7 @@ from tests.fakes.http_server import LocalHTTPServer, QuietHandler
 
 ACCOUNT_ID = "zoom-account-0001"
 CLIENT_ID = "zoom-client-id"
-CLIENT_SECRET = "zoom-client-secret-value"  # noqa: S105 (a test value)
+CLIENT_SECRET = "zoom-client-secret-value"
 DOWNLOAD_PATH = "/v2/phone/recording/download/"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -315,14 +315,20 @@ class _ZoomHandler(QuietHandler):
 
     def _token(self, query: dict[str, str], body: bytes) -> None:
         phone = self.phone
-        form = {key: values[-1] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
+        form = {
+            key: values[-1] for key, values in parse_qs(body.decode("utf-8", "replace")).items()
+        }
         expected = base64.b64encode(f"{phone.client_id}:{phone.client_secret}".encode()).decode()
         if "client_secret" in form or "client_secret" in query:
             # Zoom authenticates the client by HTTP Basic only.
-            self._send(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+            self._send(
+                401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}
+            )
             return
         if self.headers.get("Authorization") != f"Basic {expected}":
-            self._send(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+            self._send(
+                401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}
+            )
             return
         grant = {**query, **form}
         if grant.get("grant_type") != "account_credentials":
@@ -407,14 +413,13 @@ class _ZoomHandler(QuietHandler):
                 offset = known.offset
             key = "end_time" if query_date_type == "end_time" else "date_time"
             matching = sorted(
-                (
-                    (_instant(item.get(key)) or at, item)
-                    for at, item in phone.recordings.values()
-                ),
+                ((_instant(item.get(key)) or at, item) for at, item in phone.recordings.values()),
                 key=lambda pair: pair[0],
             )
             matching = [(at, item) for at, item in matching if start <= at <= end]
-            page = [json.loads(json.dumps(item)) for _, item in matching[offset : offset + page_size]]
+            page = [
+                json.loads(json.dumps(item)) for _, item in matching[offset : offset + page_size]
+            ]
             next_token = ""
             if offset + page_size < len(matching):
                 number = offset // page_size + 1
@@ -453,7 +458,9 @@ class _ZoomHandler(QuietHandler):
             message = "Internal Error." if failure.status >= 500 else "Bad Request."
         if failure.retry_after is not None:
             headers["Retry-After"] = failure.retry_after
-        self._error(failure.status, failure.status if failure.status == 429 else 300, message, **headers)
+        self._error(
+            failure.status, failure.status if failure.status == 429 else 300, message, **headers
+        )
 
     def _users(self, params: dict[str, str]) -> None:
         phone = self.phone
