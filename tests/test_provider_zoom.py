@@ -182,6 +182,34 @@ def test_the_token_is_reused_until_it_nears_expiry(world: ZoomWorld) -> None:
     assert world.tokens_minted() == 1
 
 
+def test_a_token_is_minted_again_a_minute_before_its_hour_is_up(world: ZoomWorld) -> None:
+    now = [datetime(2026, 3, 2, 12, 0, tzinfo=UTC)]
+    provider = world.quiet_limiter(
+        ZoomProvider(world.settings(), retry=world.retry(), clock=lambda: now[0])
+    )
+    world.add_call("rec-1", T0 + timedelta(minutes=1))
+    listed(provider)
+    now[0] += timedelta(minutes=58)
+    listed(provider)
+    assert world.tokens_minted() == 1
+    now[0] += timedelta(minutes=1, seconds=30)
+    listed(provider)
+    assert world.tokens_minted() == 2
+
+
+def test_a_refused_token_on_the_api_names_the_app_credentials_and_scopes(
+    world: ZoomWorld,
+) -> None:
+    world.add_call("rec-1", T0 + timedelta(minutes=1))
+    world.phone.token_uses = 0  # every token refused, the fresh one too
+    with pytest.raises(ProviderAuthError) as raised:
+        listed(world.provider())
+    message = str(raised.value)
+    assert "provider.client_id" in message and "scopes" in message
+    assert "provider.auth" not in message
+    assert world.tokens_minted() == 2  # minted again once after the 401, then given up
+
+
 def test_refused_client_credentials_are_an_auth_error_naming_the_keys(world: ZoomWorld) -> None:
     world.add_call("rec-1", T0 + timedelta(minutes=1))
     with pytest.raises(ProviderAuthError) as raised:

@@ -73,6 +73,7 @@ from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
     MalformedRecordError,
     PermanentProviderError,
+    ProviderAuthError,
     ProviderError,
     RecordPosition,
     TransientProviderError,
@@ -294,6 +295,16 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         error = super().provider_error(exc)
+        if isinstance(error, ProviderAuthError):
+            keys = ", ".join(
+                self.settings.config_key(key)
+                for key in ("account_id", "client_id", "client_secret")
+            )
+            return ProviderAuthError(
+                f"{exc}: Zoom refused the app's access; check {keys} and that the app is "
+                "activated with the Zoom Phone scopes the README lists",
+                status=exc.status,
+            )
         if not (isinstance(exc, HttpTransient) and exc.status == 429):
             return error
         retry_after = exc.retry_after
