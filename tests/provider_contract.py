@@ -284,10 +284,14 @@ class HttpProviderContract(ProviderContract):
 class _StoredCall:
     """What the worker hands ``resolve_download``: the stored row's locator fields."""
 
-    def __init__(self, call_id: str, recording_id: str | None, url: str | None) -> None:
+    def __init__(
+        self, call_id: str, recording_id: str | None, url: str | None, raw: object = None
+    ) -> None:
         self.provider_call_id = call_id
         self.recording_id = recording_id
         self.recording_url = url
+        # The stored row keeps the sanitised raw record too; an adapter may read it back.
+        self.raw = raw
 
     @classmethod
     def of(cls, record: object) -> _StoredCall:
@@ -295,4 +299,5 @@ class _StoredCall:
             record.provider_call_id,  # type: ignore[attr-defined]
             record.recording_id,  # type: ignore[attr-defined]
             record.recording_url,  # type: ignore[attr-defined]
+            getattr(record, "raw", None),
         )

@@ -1,4 +1,8 @@
-"""The one ``Retry-After`` parser: delta-seconds or an HTTP date, as seconds to wait."""
+"""The one ``Retry-After`` parser: delta-seconds or a date, as seconds to wait.
+
+Besides RFC 9110's HTTP date, an ISO 8601 instant is read too: Zoom's daily-cap 429s name
+the instant the cap lifts that way (``Retry-After: 2020-05-31T00:00:00Z``).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,10 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         try:
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
-            return None
+            try:
+                when = datetime.fromisoformat(text)
+            except ValueError:
+                return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         if now.tzinfo is None:

@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "aircall": "poller.adapters.providers.aircall:AircallProvider",
     "dialpad": "poller.adapters.providers.dialpad:DialpadProvider",
     "ringcentral": "poller.adapters.providers.ringcentral:RingCentralProvider",
+    "zoom": "poller.adapters.providers.zoom:ZoomProvider",
 }
 
 

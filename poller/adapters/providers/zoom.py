@@ -1,0 +1,418 @@
+"""Zoom Phone: the account's call recordings, each uploaded once with its owner as the rep.
+
+What it speaks, per Zoom's API reference and its official SDK (``@zoom/rivet``):
+
+- **Auth**: Server-to-Server OAuth. ``POST https://zoom.us/oauth/token`` with
+  ``grant_type=account_credentials`` and ``account_id`` as a form body and the client id and
+  secret as HTTP Basic. Tokens live one hour and come without a refresh token: a new one is
+  minted a minute ahead of expiry and again after a 401 (:class:`OAuthClientCredentials`).
+- **Listing**: ``GET https://api.zoom.us/v2/phone/recordings`` (account level), ``from``/``to``
+  as ``yyyy-MM-ddTHH:mm:ssZ`` filtered on the start time, at most one month apart (windows are
+  split by the core through :attr:`ZoomProvider.capabilities`), ``page_size`` up to 300 and
+  ``next_page_token``. A token expires after 15 minutes; Zoom then refuses the page, and the
+  window is listed again from its first page on the next cycle.
+- **One recording, one call**: a row per recording ``id`` (a transferred call can carry a
+  recording per owner), with the Zoom ``call_id`` kept in the raw record.
+- **Rep**: the recording's ``owner``. The item has no email, so owners of type ``user`` are
+  looked up in ``GET /v2/phone/users`` (cached, refreshed every ``users_refresh_minutes`` and
+  when an unknown owner shows up).
+- **Contact**: the caller of an inbound recording, the callee of an outbound one.
+- **Download**: ``download_url`` (on ``zoom.us``) with ``Authorization: Bearer``; Zoom refuses
+  tokens in the query string. A ``download_url`` that carried a query string is stored without
+  it; before downloading, the recording is fetched again
+  (``GET /v2/phone/call_logs/{call_id}/recordings``) for the full URL.
+- **Rate limits**: per account and endpoint category, plus daily caps. A 429 names its
+  ``X-RateLimit-Type`` (``QPS`` or ``Daily-limit``) and, for a daily cap, a ``Retry-After``
+  instant. A daily cap without ``Retry-After`` lasts until 00:00 UTC (Zoom's own wording).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import quote, urljoin
+
+from pydantic import Field, SecretStr
+
+from poller.adapters.http import Authenticator, HttpError, HttpTransient, JsonPage
+from poller.adapters.http.auth import OAuthClientCredentials
+from poller.adapters.http.paginators import (
+    PageRequest,
+    PageResponse,
+    Paginator,
+    TokenPaginator,
+)
+from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.config_types import BaseUrl, NonBlank
+from poller.domain.call_record import (
+    MAX_ID_LENGTH,
+    TEXT_LIMITS,
+    CallRecord,
+    DownloadRequest,
+    ProviderCapabilities,
+    RecordingLocator,
+    host_key,
+)
+from poller.domain.clock import format_time
+from poller.domain.paths import present
+from poller.domain.raw_record import (
+    check_call_time,
+    clean_text,
+    parse_duration_seconds,
+    parse_time,
+    raw_text,
+    sanitise_raw,
+)
+from poller.domain.redaction import MASK, redact_url
+from poller.domain.states import Direction, RecordingState
+from poller.domain.windows import Window, request_bounds
+from poller.ports.provider import (
+    MalformedRecordError,
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RecordPosition,
+    TransientProviderError,
+)
+
+log = logging.getLogger(__name__)
+
+ZOOM_API_URL = "https://api.zoom.us/v2"
+ZOOM_TOKEN_URL = "https://zoom.us/oauth/token"  # noqa: S105 (an address, not a secret)
+ACCOUNT_CREDENTIALS_GRANT = "account_credentials"
+# "The date range must be within one month": 27 days, widened by a second each side, fit in
+# any month, February included.
+MAX_WINDOW = timedelta(days=27)
+MAX_PAGE_SIZE = 300
+USERS_PAGE_SIZE = 100
+# A per-second limit lifts within a second or two; how long a 429 without Retry-After waits.
+QPS_RETRY_AFTER = 2.0
+_SECOND = timedelta(seconds=1)
+NEXT_PAGE_TOKEN = "next_page_token"  # noqa: S105 (a parameter name)
+
+
+class ZoomSettings(ProviderSettingsBase):
+    """``[provider]`` with ``kind = "zoom"``: a Server-to-Server OAuth app of the account."""
+
+    kind: Literal["zoom"] = "zoom"
+    name: ProviderName = Field(
+        default="zoom",
+        description="stored in calls.provider and poll_cursors.provider; keep it stable",
+    )
+    account_id: NonBlank | None = Field(default=None, description="the app's Account ID")
+    client_id: NonBlank | None = Field(default=None, description="the app's Client ID")
+    client_secret: SecretStr | None = Field(default=None, description="the app's Client Secret")
+    token_url: BaseUrl = Field(
+        default=ZOOM_TOKEN_URL, description="the OAuth token endpoint; change only for tests"
+    )
+    page_size: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = MAX_PAGE_SIZE
+    users_refresh_minutes: Annotated[float, Field(gt=0)] = Field(
+        default=60.0, description="how long the phone users' emails are cached"
+    )
+    settle_delay_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=60.0, description="how long after a call ends Zoom may still file its recording"
+    )
+
+    vendor_hosts: ClassVar[tuple[str, ...]] = ("api.zoom.us", "zoom.us")
+    default_base_url: ClassVar[str | None] = ZOOM_API_URL
+
+
+class ZoomProvider(ProviderAdapter[ZoomSettings]):
+    """A :class:`poller.ports.provider.ProviderPort` over the Zoom Phone recordings API."""
+
+    kind: ClassVar[str] = "zoom"
+    settings_model: ClassVar[type[ProviderSettingsBase]] = ZoomSettings
+
+    def __init__(self, settings: ZoomSettings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self._users_lock = threading.Lock()
+        self._emails: dict[str, str | None] = {}
+        self._users_fetched_at: datetime | None = None
+
+    @classmethod
+    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
+        assert isinstance(settings, ZoomSettings)
+        why = "required by Zoom's Server-to-Server OAuth (the app's credentials)"
+        return [
+            f"{settings.config_key(key)}: {why}"
+            for key in ("account_id", "client_id", "client_secret")
+            if getattr(settings, key) in (None, "")
+        ]
+
+    # -- what the base class asks ---------------------------------------------------------
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        return ProviderCapabilities(
+            max_window=MAX_WINDOW,
+            settle_delay=timedelta(seconds=self.settings.settle_delay_seconds),
+        )
+
+    def authenticator(self) -> Authenticator:
+        settings = self.settings
+        assert settings.client_id is not None and settings.client_secret is not None
+        return OAuthClientCredentials(
+            token_url=settings.token_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            extra_params={
+                "grant_type": ACCOUNT_CREDENTIALS_GRANT,
+                "account_id": settings.account_id or "",
+            },
+            client_auth="basic",
+            config_hint=", ".join(
+                settings.config_key(key) for key in ("account_id", "client_id", "client_secret")
+            ),
+            clock=self.clock,
+        )
+
+    def credential_hosts(self) -> set[str]:
+        return super().credential_hosts() | {host_key(self.settings.token_url)}
+
+    def explicit_credential_hosts(self) -> set[str]:
+        token_host = host_key(self.settings.token_url)
+        return set() if token_host in self.settings.vendor_hosts else {token_host}
+
+    def items_path(self) -> str | None:
+        return "recordings"
+
+    def first_request(self, window: Window) -> PageRequest:
+        start, end = request_bounds(window, _SECOND)
+        params = {
+            "from": format_time(start, "iso8601"),
+            "to": format_time(end, "iso8601"),
+            "query_date_type": "start_time",
+            "page_size": str(self.settings.page_size),
+        }
+        return PageRequest(self._api("phone/recordings"), params)
+
+    def paginator(self) -> Paginator:
+        return TokenPaginator(token_path=NEXT_PAGE_TOKEN, token_param=NEXT_PAGE_TOKEN)
+
+    def page_items(self, body: Any, where: str) -> list[Any]:
+        items = super().page_items(body, where)
+        owners = {
+            str(owner["id"])
+            for item in items
+            if isinstance(item, Mapping)
+            and isinstance(owner := item.get("owner"), Mapping)
+            and owner.get("type") == "user"
+            and present(owner.get("id"))
+        }
+        self._know_users(owners)
+        return items
+
+    def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+        def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
+            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
+
+        recording_id = _text(raw.get("id"))
+        if recording_id is None:
+            raise malformed("id (the recording id) has no value")
+        if len(recording_id) > MAX_ID_LENGTH:
+            raise malformed(f"id longer than {MAX_ID_LENGTH} characters")
+
+        now = self.clock()
+
+        def instant(key: str) -> datetime | None:
+            value = raw.get(key)
+            if not present(value):
+                return None
+            try:
+                return check_call_time(parse_time(value, "iso8601"), now)
+            except ValueError as exc:
+                raise malformed(f"started_at ({key}) {exc}", recording_id) from None
+
+        started_at = instant("date_time")
+        if started_at is None:
+            raise malformed("started_at (date_time) has no value", recording_id)
+        ended_at = instant("end_time")
+        duration: int | None = None
+        if present(raw.get("duration")):
+            try:
+                duration = parse_duration_seconds(raw.get("duration"))
+            except ValueError as exc:
+                raise malformed(f"duration {exc}", recording_id) from None
+        elif ended_at is not None and ended_at >= started_at:
+            duration = round((ended_at - started_at).total_seconds())
+
+        direction = _direction(raw.get("direction"))
+        # The contact is the other party: the caller of an inbound call, the callee otherwise.
+        party = "caller" if direction is Direction.INBOUND else "callee"
+        owner = raw.get("owner")
+        owner = owner if isinstance(owner, Mapping) else {}
+        owner_id = _text(owner.get("id"))
+        rep_email = self._emails.get(owner_id) if owner_id and owner.get("type") == "user" else None
+        url = _text(raw.get("download_url"))
+        if url is not None:
+            url = urljoin(self.base_url + "/", url)
+        return CallRecord(
+            provider_call_id=recording_id,
+            recording_id=recording_id,
+            started_at=started_at,
+            ended_at=ended_at,
+            duration_seconds=duration,
+            direction=direction,
+            recording_state=RecordingState.READY if url else RecordingState.PENDING,
+            raw=sanitise_raw(raw),
+            rep_email=_limit(rep_email, "rep_email"),
+            rep_provider_id=_limit(owner_id, "rep_provider_id"),
+            rep_name=_limit(_text(owner.get("name")), "rep_name"),
+            rep_extension=_limit(_text(owner.get("extension_number")), "rep_extension"),
+            contact_name=_limit(_text(raw.get(f"{party}_name")), "contact_name"),
+            contact_phone=_limit(_text(raw.get(f"{party}_number")), "contact_phone"),
+            recording_url=redact_url(url) if url else None,
+        )
+
+    def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
+        stored = call.recording_url
+        if stored is None:
+            raise PermanentProviderError(
+                f"recording {call.provider_call_id} has no download_url to download"
+            )
+        url = stored
+        if MASK in stored:
+            url = self._fresh_download_url(call)
+        return self.download_request(url, "mp3")
+
+    # -- errors: Zoom's rate limits ---------------------------------------------------------
+
+    def get_json(self, request: PageRequest, what: str) -> JsonPage:
+        try:
+            return super().get_json(request, what)
+        except PermanentProviderError as exc:
+            if exc.status == 400 and NEXT_PAGE_TOKEN in (request.params or {}):
+                raise TransientProviderError(
+                    f"{exc}: Zoom refused the next_page_token (it lasts 15 minutes); the "
+                    "window is listed again from its first page",
+                    status=400,
+                ) from None
+            raise
+
+    def provider_error(self, exc: HttpError) -> ProviderError:
+        error = super().provider_error(exc)
+        if isinstance(error, ProviderAuthError):
+            keys = ", ".join(
+                self.settings.config_key(key)
+                for key in ("account_id", "client_id", "client_secret")
+            )
+            return ProviderAuthError(
+                f"{exc}: Zoom refused the app's access; check {keys} and that the app is "
+                "activated with the Zoom Phone scopes the README lists",
+                status=exc.status,
+            )
+        if not (isinstance(exc, HttpTransient) and exc.status == 429):
+            return error
+        retry_after = exc.retry_after
+        headers = exc.response.headers if exc.response is not None else {}
+        limit_type = next(
+            (value for name, value in headers.items() if name.lower() == "x-ratelimit-type"), ""
+        )
+        daily = limit_type.lower().startswith("daily")
+        if retry_after is None:
+            if daily:
+                now = self.clock()
+                midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+                retry_after = (midnight - now).total_seconds()
+            else:
+                retry_after = QPS_RETRY_AFTER
+        if daily and self.http.rate_limiter is not None:
+            # A daily cap covers every request of the account: downloads wait for it too.
+            self.http.rate_limiter.pause_for(retry_after)
+        cap = "daily cap" if daily else "rate limit"
+        return TransientProviderError(
+            f"{exc}: Zoom's {cap} ({limit_type or 'no X-RateLimit-Type'}); next try in "
+            f"{retry_after:.0f} s",
+            status=429,
+            retry_after=retry_after,
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _api(self, path: str) -> str:
+        return urljoin(self.base_url + "/", path)
+
+    def _know_users(self, owner_ids: set[str]) -> None:
+        """Load the phone users' emails if they are stale or an owner is not among them."""
+        refresh = timedelta(minutes=self.settings.users_refresh_minutes)
+        with self._users_lock:
+            now = self.clock()
+            fetched = self._users_fetched_at
+            stale = fetched is None or now - fetched >= refresh
+            # An owner Zoom added since the last load is worth one more load, once a minute.
+            unknown = bool(owner_ids - self._emails.keys()) and (
+                fetched is None or now - fetched >= timedelta(minutes=1)
+            )
+            if not (stale or unknown):
+                return
+            self._emails = self._load_users()
+            self._users_fetched_at = now
+
+    def _load_users(self) -> dict[str, str | None]:
+        emails: dict[str, str | None] = {}
+        request: PageRequest | None = PageRequest(
+            self._api("phone/users"), {"page_size": str(USERS_PAGE_SIZE)}
+        )
+        paginator = TokenPaginator(token_path=NEXT_PAGE_TOKEN, token_param=NEXT_PAGE_TOKEN)
+        pages = 0
+        while request is not None and pages < self.max_pages():
+            pages += 1
+            page = self.get_json(request, f"phone users, page {pages}")
+            users = page.body.get("users") if isinstance(page.body, Mapping) else None
+            if not isinstance(users, list):
+                raise PermanentProviderError(
+                    f"phone users, page {pages}: the response has no users list"
+                )
+            for user in users:
+                if isinstance(user, Mapping) and present(user.get("id")):
+                    emails[str(user["id"])] = _limit(_text(user.get("email")), "rep_email")
+            request = paginator.next_request(
+                request, PageResponse(page.url, page.body, page.headers, users)
+            )
+        log.info("loaded %d Zoom Phone users for rep emails", len(emails))
+        return emails
+
+    def _fresh_download_url(self, call: RecordingLocator) -> str:
+        raw = getattr(call, "raw", None)
+        call_id = _text(raw.get("call_id")) if isinstance(raw, Mapping) else None
+        if call_id is None:
+            raise PermanentProviderError(
+                f"recording {call.provider_call_id}: its download_url carried a query string, "
+                "so it was not stored, and the stored record names no call_id to fetch it again"
+            )
+        page = self.get_json(
+            PageRequest(self._api(f"phone/call_logs/{quote(call_id, safe='')}/recordings")),
+            f"recording {call.provider_call_id}",
+        )
+        body = page.body if isinstance(page.body, Mapping) else {}
+        url = _text(body.get("download_url"))
+        if url is None:
+            raise TransientProviderError(
+                f"recording {call.provider_call_id}: Zoom returned no download_url for it yet"
+            )
+        return urljoin(self.base_url + "/", url)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = clean_text(str(value)).strip()
+    return text or None
+
+
+def _limit(value: str | None, name: str) -> str | None:
+    return value[: TEXT_LIMITS[name]] if value is not None else None
+
+
+def _direction(value: Any) -> Direction | None:
+    text = _text(value)
+    lowered = text.lower() if text else None
+    if lowered == "inbound":
+        return Direction.INBOUND
+    if lowered == "outbound":
+        return Direction.OUTBOUND
+    return None

@@ -1,0 +1,175 @@
+"""`siro-poller run` as a process against the Zoom Phone simulator and the Siro fake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from poller.adapters.sql import migrate
+from poller.adapters.sql.database import make_engine
+from poller.adapters.sql.store import SqlStore
+from tests.fakes.audio import mp3_bytes, wav_bytes
+from tests.fakes.siro_server import FakeSiro
+from tests.fakes.zoom_server import (
+    ACCOUNT_ID,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ZoomPhone,
+    recording_item,
+    serve_zoom,
+)
+from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
+
+STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+REPS = {"zoom-user-1": "rep1@example.com", "zoom-user-2": "rep2@example.com"}
+
+
+@dataclass
+class ZoomDaemonWorld:
+    phone: ZoomPhone
+    api_url: str
+    web_url: str
+    siro: FakeSiro
+    database_url: str
+    state_dir: Path
+    log_path: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
+        env.pop("STATE_DIRECTORY", None)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+        values = {
+            "STATE_DIR": str(self.state_dir),
+            "DATABASE__URL": self.database_url,
+            "PROVIDER__KIND": "zoom",
+            "PROVIDER__BASE_URL": f"{self.api_url}/v2",
+            "PROVIDER__TOKEN_URL": f"{self.web_url}/oauth/token",
+            "PROVIDER__ACCOUNT_ID": ACCOUNT_ID,
+            "PROVIDER__CLIENT_ID": CLIENT_ID,
+            "PROVIDER__CLIENT_SECRET": CLIENT_SECRET,
+            "PROVIDER__SETTLE_DELAY_SECONDS": "0",
+            "PROVIDER__MAX_RETRIES": "2",
+            "PROVIDER__CONNECT_TIMEOUT_SECONDS": "2",
+            "PROVIDER__READ_TIMEOUT_SECONDS": "5",
+            "POLL__INTERVAL_SECONDS": "1",
+            "POLL__SETTLE_DELAY_SECONDS": "0",
+            "POLL__START_AT": (STARTED - timedelta(minutes=5)).isoformat(),
+            "WORKER__INTERVAL_SECONDS": "1",
+            "WORKER__CONCURRENCY": "2",
+            "WORKER__RETRY_BASE_SECONDS": "0.2",
+            "WORKER__RETRY_MAX_SECONDS": "1",
+            "LOGGING__FORMAT": "human",
+        }
+        for key, value in self.siro.settings_values().items():
+            values[f"SIRO__{key.upper()}"] = str(value)
+        env.update({f"SIRO_POLLER_{key}": value for key, value in values.items()})
+        return env
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def uploaded(self) -> int:
+        engine = make_engine(self.database_url)
+        try:
+            return SqlStore(engine).status(datetime.now(UTC)).counts["uploaded"]
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def zoom_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ZoomDaemonWorld]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    phone = ZoomPhone()
+    with serve_zoom(phone) as (api, web), FakeSiro(verify_audio_type=True) as siro:
+        yield ZoomDaemonWorld(
+            phone=phone,
+            api_url=api.url,
+            web_url=web.url,
+            siro=siro,
+            database_url=url,
+            state_dir=tmp_path / "state",
+            log_path=tmp_path / "daemon.log",
+        )
+
+
+def test_every_zoom_recording_reaches_siro_once_with_its_rep_and_contact(
+    zoom_world: ZoomDaemonWorld,
+) -> None:
+    phone = zoom_world.phone
+    phone.add_user("zoom-user-1", REPS["zoom-user-1"], name="Rep One", ext=1001)
+    phone.add_user("zoom-user-2", REPS["zoom-user-2"], name="Rep Two", ext=1002)
+    expected: dict[str, tuple[str, str, str]] = {}
+    for n in range(5):
+        recording_id = f"zr-{n:03d}"
+        owner = "zoom-user-1" if n % 2 == 0 else "zoom-user-2"
+        direction = "outbound" if n % 2 == 0 else "inbound"
+        audio = mp3_bytes(1) if n % 2 == 0 else wav_bytes(0.5)
+        url = phone.add_file(f"file-{n}", audio)
+        phone.add_recording(
+            recording_item(
+                recording_id,
+                STARTED + timedelta(minutes=n),
+                call_id=f"70000{n}",
+                direction=direction,
+                owner_id=owner,
+                download_url=url,
+                contact_name=f"Customer {n}",
+                contact_number=f"+1415555{n:04d}",
+            )
+        )
+        expected[recording_id] = (f"user-{owner[-1]}", f"Customer {n}", f"+1415555{n:04d}")
+    log = zoom_world.log_path.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "poller", "run"],
+        env=zoom_world.env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=zoom_world.state_dir.parent,
+    )
+    try:
+        wait_for(
+            lambda: STARTED_LINE in zoom_world.log() or process.poll() is not None,
+            30,
+            "the daemon to start",
+            zoom_world,  # type: ignore[arg-type]
+        )
+        wait_for(
+            lambda: zoom_world.uploaded() == 5,
+            60,
+            "5 uploads",
+            zoom_world,  # type: ignore[arg-type]
+        )
+    finally:
+        assert stop(process) == 0
+
+    with zoom_world.siro.state.lock:
+        recordings = list(zoom_world.siro.state.recordings.values())
+    assert len(recordings) == 5
+    creates = [r.json for r in zoom_world.siro.state.requests_for("create") if r.json]
+    for recording_id, (user_id, contact_name, contact_phone) in expected.items():
+        [body] = [b for b in creates if f"[{recording_id}]" in b["title"]]
+        assert body["userId"] == user_id
+        assert body["contactName"] == contact_name
+        assert body["contactPhone"] == contact_phone
+    # Downloads went to the file host with the bearer token, never in the query string.
+    downloads = phone.requests_to("/v2/phone/recording/download/")
+    assert downloads and all(r["role"] == "web" for r in downloads)
+    assert all(r["headers"]["Authorization"].startswith("Bearer zat-") for r in downloads)
+    assert all("access_token" not in r["params"] for r in downloads)
+    for secret in phone.secrets():
+        assert secret not in zoom_world.log()
