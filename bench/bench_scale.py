@@ -59,7 +59,9 @@ class Sizes:
     worker_mb: int
 
 
-FULL = Sizes(claim_rows=(10_000, 1_000_000), ingest_calls=(10_000, 100_000), worker_files=48, worker_mb=2)
+FULL = Sizes(
+    claim_rows=(10_000, 1_000_000), ingest_calls=(10_000, 100_000), worker_files=48, worker_mb=2
+)
 SMOKE = Sizes(claim_rows=(1_000, 5_000), ingest_calls=(500, 1_000), worker_files=4, worker_mb=1)
 
 
@@ -229,9 +231,7 @@ class SyntheticProvider:
 
         first = max(0, int((window.start - self.start).total_seconds()))
         last = min(self.count, int((window.end - self.start).total_seconds()))
-        number = 0
-        for offset in range(first, last, 100):
-            number += 1
+        for number, offset in enumerate(range(first, last, 100), start=1):
             records = []
             for index in range(offset, min(last, offset + 100)):
                 at = self.start + timedelta(seconds=index)
@@ -267,7 +267,7 @@ def measure_ingest(url: str, count: int) -> dict[str, Any]:
     store = SqlStore(engine)
     params = PollParams(provider_key="bench", settle_delay=timedelta(0), start_at=start)
     began = time.perf_counter()
-    report = poll_once(params, provider, store, NOW)
+    report = poll_once(params, provider, store, NOW, record_changes=False)  # as the daemon does
     seconds = time.perf_counter() - began
     assert report.ok and report.counts["inserted"] == count, report.counts
     engine.dispose()
@@ -297,7 +297,13 @@ def measure_worker(files: int, size_mb: int) -> dict[str, Any]:
     from poller.domain.siro import AudioFormat
 
     fakes = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "bench_worker.py"), "--serve", str(size_mb), str(files)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_worker.py"),
+            "--serve",
+            f"{size_mb}",
+            f"{files}",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -156,7 +156,8 @@ def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Dae
 
     def poll_cycle(name: str, provider: ProviderPort) -> Callable[[], PollReport]:
         params = poll_params_from_settings(settings, name)
-        return lambda: poll_once(params, provider, store, utcnow())
+        # The daemon's report counts its changes: a backfill must not grow its memory.
+        return lambda: poll_once(params, provider, store, utcnow(), record_changes=False)
 
     def users_sync() -> UsersSyncResult:
         return sync_users(siro, store, utcnow(), default_region=settings.siro.phone_default_region)

@@ -77,6 +77,7 @@ class Requeue(Protocol):
         """Requeue every failed row; returns how many."""
         ...
 
+
 class PollStore(Protocol):
     """The poll cycle's side: cursors and the upsert of listed calls."""
 
@@ -151,6 +152,7 @@ class PollStore(Protocol):
         Waiting means ``pending``, ``next_attempt_at IS NULL``, no lease, recording not ready.
         """
         ...
+
 
 class WorkQueue(Protocol):
     """The worker's side: claim due rows, keep their leases, record each step.

@@ -25,12 +25,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql.database import read_transaction, write_transaction
+from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import poll_cursors_table as poll_cursors
 from poller.adapters.sql.models import siro_users_table as siro_users
-from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import unmapped_records_table as unmapped_records
+from poller.adapters.sql.page_writes import (
+    UPDATABLE_COLUMNS,
+    CorePageWriter,
+    PageWriter,
+    PageWrites,
+)
+from poller.adapters.sql.postgres import PostgresPageWriter
 from poller.domain import transitions
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,
@@ -58,7 +65,7 @@ from poller.domain.records import (
     UnmappedRecord,
     UsersSyncResult,
 )
-from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
+from poller.domain.states import REQUEUEABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
 
@@ -79,6 +86,25 @@ def due_unleased_clause(now: datetime) -> Any:
 def lease_ran_out_clause(now: datetime) -> Any:
     """Rows whose worker stopped renewing its lease: the entries of ``ix_calls_leased``."""
     return and_(text(LEASED_SQL), calls.c.lease_expires_at <= now)
+
+
+def page_writes(
+    plans: Mapping[str, IngestPlan], existing: Mapping[str, Call], now: datetime
+) -> PageWrites:
+    """The inserts, updates and events of a planned page, for a :class:`PageWriter`."""
+    writes = PageWrites()
+    for key, plan in plans.items():
+        if plan.inserts:
+            writes.inserts.append(plan.values)
+        elif plan.values:
+            row = existing[key]
+            current = {name: getattr(row, name) for name in UPDATABLE_COLUMNS}
+            current["state"] = row.state.value
+            writes.updates.append({**current, **plan.values, "id": row.id})
+        if plan.event is not None:
+            event = plan.event.columns(plan.change.call_id, now)  # type: ignore[arg-type]
+            writes.events.append({**event, "provider_call_id": key})
+    return writes
 
 
 def ran_out_lookup(now: datetime, limit: int) -> Select[tuple[int, str]]:
@@ -125,6 +151,9 @@ def waiting_clause(provider: str) -> Any:
 class SqlStore(LeaseGuardedWrites):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._pages: PageWriter = (
+            PostgresPageWriter() if engine.dialect.name == "postgresql" else CorePageWriter()
+        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -384,67 +413,39 @@ class SqlStore(LeaseGuardedWrites):
             )
             for item in items
         }
-        inserted = self._insert_new(conn, [plan for plan in plans.values() if plan.inserts])
+        inserted = self._pages.write(conn, provider, page_writes(plans, existing, now))
         # A key planned as an insert but not inserted was inserted by another poller after
         # our read: plan it again against that row.
         raced = [
-            i
-            for i in items
-            if plans[i.record.provider_call_id].inserts
-            and i.record.provider_call_id not in inserted
+            item
+            for item in items
+            if plans[item.record.provider_call_id].inserts
+            and item.record.provider_call_id not in inserted
         ]
         if raced:
             rows = self._existing(conn, provider, raced, lock=True)
-            for item in raced:
-                key = item.record.provider_call_id
-                plans[key] = plan_ingest(provider, rows[key], item, now)
-
+            replanned = {
+                item.record.provider_call_id: plan_ingest(
+                    provider, rows[item.record.provider_call_id], item, now
+                )
+                for item in raced
+            }
+            self._pages.write(conn, provider, page_writes(replanned, rows, now))
+            plans.update(replanned)
         changes: list[IngestChange] = []
-        events: list[dict[str, Any]] = []
         for key, plan in plans.items():
-            call_id = inserted[key] if plan.inserts else plan.change.call_id
-            assert call_id is not None
-            if plan.values and not plan.inserts:
-                conn.execute(update(calls).where(calls.c.id == call_id).values(**plan.values))
-            if plan.event is not None:
-                events.append(plan.event.columns(call_id, now))
-            changes.append(dataclasses.replace(plan.change, call_id=call_id))
-        if events:
-            conn.execute(insert(call_events), events)
+            if plan.inserts:
+                changes.append(dataclasses.replace(plan.change, call_id=inserted[key]))
+            else:
+                changes.append(plan.change)
         return changes
 
     def _existing(
         self, conn: Connection, provider: str, items: Iterable[ListedCall], *, lock: bool
     ) -> dict[str, Call]:
         keys = sorted({item.record.provider_call_id for item in items})
-        query = (
-            select(calls)
-            .where(calls.c.provider == provider, calls.c.provider_call_id.in_(keys))
-            # One lock order for every poller, so two of them never deadlock on a page.
-            .order_by(calls.c.provider_call_id)
-        )
-        if lock:
-            # PostgreSQL: a worker cannot lease these rows until the page commits. SQLite
-            # needs no row locks, the write transaction already holds the database lock.
-            query = query.with_for_update()
-        rows = conn.execute(query)
-        return {row.provider_call_id: call_from_row(row._mapping) for row in rows}
-
-    def _insert_new(self, conn: Connection, inserts: list[IngestPlan]) -> dict[str, int]:
-        if not inserts:
-            return {}
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(calls)
-            .on_conflict_do_nothing(index_elements=["provider", "provider_call_id"])
-            .returning(calls.c.id, calls.c.provider_call_id)
-        )
-        # An executemany takes its columns from the first row: give every row all of them.
-        columns = {name for plan in inserts for name in plan.values}
-        rows = conn.execute(
-            statement, [{name: plan.values.get(name) for name in columns} for plan in inserts]
-        )
-        return {row.provider_call_id: row.id for row in rows}
+        rows = self._pages.existing(conn, provider, keys, lock=lock)
+        return {row["provider_call_id"]: call_from_row(row) for row in rows}
 
     def advance_cursor(self, provider: str, to: datetime, now: datetime) -> PollCursor:
         with write_transaction(self.engine) as conn:
@@ -576,7 +577,7 @@ class SqlStore(LeaseGuardedWrites):
             previous: dict[int, str] = {row.id: row.lease_owner for row in ran_out}
             due: list[int] = []
             if len(previous) < limit:
-                due = list(conn.execute(due_lookup(now, limit - len(previous))).scalars())
+                due = [row.id for row in conn.execute(due_lookup(now, limit - len(previous)))]
             if not previous and not due:
                 return []
             rows = conn.execute(
@@ -766,4 +767,3 @@ class SqlStore(LeaseGuardedWrites):
                 )
             )
         return True
-
