@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from poller.adapters.lease_guarded import LeaseGuardedWrites
+from poller.adapters.sql import sqlite as sqlite_sql
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import call_events_table as call_events
@@ -130,7 +132,7 @@ def due_lookup(now: datetime, limit: int) -> Select[tuple[int]]:
 
 
 def claim_lookups(now: datetime, limit: int) -> list[Select[Any]]:
-    """Both lookups of a claim, for EXPLAIN in the benchmark."""
+    """Both lookups of a claim (PostgreSQL's; SQLite's are in :mod:`.sqlite`)."""
     return [ran_out_lookup(now, limit), due_lookup(now, limit)]
 
 
@@ -148,12 +150,27 @@ def waiting_clause(provider: str) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class ClaimLookups:
+    ran_out: Callable[[datetime, int], Any]
+    due: Callable[[datetime, int], Any]
+
+
 class SqlStore(LeaseGuardedWrites):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._pages: PageWriter = (
-            PostgresPageWriter() if engine.dialect.name == "postgresql" else CorePageWriter()
-        )
+        # Both backends spell INSERT ... ON CONFLICT alike, each through its own construct.
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        if engine.dialect.name == "postgresql":
+            self._pages: PageWriter = PostgresPageWriter()
+            self._claim_lookups: ClaimLookups = ClaimLookups(ran_out_lookup, due_lookup)
+        else:
+            self._pages = CorePageWriter()
+            self._claim_lookups = ClaimLookups(sqlite_sql.ran_out_lookup, sqlite_sql.due_lookup)
+
+    def claim_lookups(self, now: datetime, limit: int) -> list[Any]:
+        """Both lookups of a claim, as this backend runs them (for EXPLAIN)."""
+        return [self._claim_lookups.ran_out(now, limit), self._claim_lookups.due(now, limit)]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -490,8 +507,7 @@ class SqlStore(LeaseGuardedWrites):
             )
 
     def _cursor_upsert(self, conn: Connection, values: dict[str, Any]) -> Any:
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        return dialect_insert(poll_cursors).values(**values)
+        return self._insert(poll_cursors).values(**values)
 
     def oldest_waiting_start(self, provider: str, not_before: datetime) -> datetime | None:
         query = select(func.min(calls.c.started_at)).where(
@@ -573,11 +589,14 @@ class SqlStore(LeaseGuardedWrites):
             # worker died (ix_calls_leased), then the due ones (ix_calls_due). On PostgreSQL,
             # SKIP LOCKED lets workers on other hosts pass over rows this one is taking; SQLite
             # has one writer, and this transaction holds its lock (BEGIN IMMEDIATE).
-            ran_out = conn.execute(ran_out_lookup(now, limit)).all()
+            ran_out = conn.execute(self._claim_lookups.ran_out(now, limit)).all()
             previous: dict[int, str] = {row.id: row.lease_owner for row in ran_out}
             due: list[int] = []
             if len(previous) < limit:
-                due = [row.id for row in conn.execute(due_lookup(now, limit - len(previous)))]
+                due = [
+                    row.id
+                    for row in conn.execute(self._claim_lookups.due(now, limit - len(previous)))
+                ]
             if not previous and not due:
                 return []
             rows = conn.execute(
@@ -705,10 +724,7 @@ class SqlStore(LeaseGuardedWrites):
             existing = {row.id: DirectoryUser(**row._mapping) for row in rows}
             plan = plan_users_sync(existing, users, now)
             if plan.upserts:
-                dialect_insert = (
-                    postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-                )
-                statement = dialect_insert(siro_users)
+                statement = self._insert(siro_users)
                 columns = [column.name for column in siro_users.columns]
                 conn.execute(
                     statement.on_conflict_do_update(
