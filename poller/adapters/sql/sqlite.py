@@ -18,7 +18,7 @@ from poller.adapters.sql.types import UTCDateTime
 
 _RAN_OUT = (
     text(
-        "SELECT id, lease_owner FROM calls INDEXED BY ix_calls_leased"
+        "SELECT id, lease_owner FROM calls INDEXED BY ix_calls_leased"  # noqa: S608 (constants)
         f" WHERE {LEASED_SQL} AND lease_expires_at <= :now"
         " ORDER BY lease_expires_at LIMIT :limit"
     )
@@ -28,7 +28,7 @@ _RAN_OUT = (
 
 _DUE = (
     text(
-        "SELECT id FROM calls INDEXED BY ix_calls_due"
+        "SELECT id FROM calls INDEXED BY ix_calls_due"  # noqa: S608 (constants)
         f" WHERE {WORKABLE_SQL} AND {UNLEASED_SQL} AND next_attempt_at <= :now"
         " ORDER BY next_attempt_at, id LIMIT :limit"
     )
