@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import postgres_admin_url
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -49,8 +51,9 @@ def test_the_conversion_benchmark_runs() -> None:
 def test_the_scale_benchmark_runs_on_both_backends() -> None:
     """Every part on tiny inputs; PostgreSQL from the test server (the bench makes and drops
     its own databases there)."""
+    server = postgres_admin_url()
     result = subprocess.run(
-        [sys.executable, str(BENCH / "bench_scale.py"), "--smoke"],
+        [sys.executable, str(BENCH / "bench_scale.py"), "--smoke", "--postgres", server],
         capture_output=True,
         text=True,
         timeout=300,
