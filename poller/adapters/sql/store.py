@@ -343,8 +343,7 @@ class SqlStore(LeaseGuardedWrites):
     ) -> None:
         # One row per record: the same record twice on a page is one sighting (the last).
         latest = {draft.raw_sha256: draft for draft in drafts}
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        statement = dialect_insert(unmapped_records)
+        statement = self._insert(unmapped_records)
         seen_again = {
             name: getattr(statement.excluded, name)
             for name in (
