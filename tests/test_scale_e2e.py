@@ -71,34 +71,36 @@ def test_one_process_polls_and_another_takes_over_after_a_sigkill(world: World) 
 
 
 def test_workers_killed_at_random_upload_every_call_exactly_once(world: World) -> None:
-    call_ids = offer(world, 120)
+    call_ids = offer(world, 200)
     world.siro.state.chaos = Chaos(server_error=0.08, rate_limited=0.04, drop=0.04, seed=21)
     world.api.chaos = Chaos(server_error=0.05, drop=0.03, seed=22)
-    fast_lease = {"WORKER__LEASE_SECONDS": "5", "WORKER__CONCURRENCY": "3"}
+    # Uploads slow enough that the kills land while there is still work in flight.
+    world.siro.state.fail_next("put", *[Fault.slow(0.3)] * 200)
+    fast_lease = {"WORKER__LEASE_SECONDS": "5", "WORKER__CONCURRENCY": "2"}
     poller = world.start(WORKER__ROLE="poller")
     workers = [another(world, f"worker-{n}") for n in range(3)]
     running: list[subprocess.Popen[bytes]] = [
         w.start(WORKER__ROLE="worker", **fast_lease) for w in workers
     ]
     rng = random.Random(4)
-    killed_mid_run = 0
+    kills = 0
     try:
-        for _ in range(4):
+        while kills < 4 and world.counts()["uploaded"] < 150:
             time.sleep(rng.uniform(0.2, 1.0))
             victim = rng.randrange(3)
             running[victim].kill()
             running[victim].wait(timeout=10)
-            killed_mid_run += world.counts()["uploaded"] < 120
+            kills += 1
             running[victim] = workers[victim].start(WORKER__ROLE="worker", **fast_lease)
-        wait_for(lambda: world.counts()["uploaded"] == 120, 180, "120 uploads", world)
+        wait_for(lambda: world.counts()["uploaded"] == 200, 180, "200 uploads", world)
     finally:
         for process in [poller, *running]:
             if process.poll() is None:
                 assert stop(process) == 0
-    assert killed_mid_run >= 3
+    assert kills >= 3
     assert world.counts()["failed"] == 0
     assert_each_call_once_in_siro(world, call_ids)
-    assert len(world.siro.state.recordings) == 120
+    assert len(world.siro.state.recordings) == 200
     assert sum(world.siro.state.chaos.injected.values()) > 10
 
 
