@@ -308,6 +308,7 @@ def measure_worker(files: int, size_mb: int) -> dict[str, Any]:
     from poller.core.poll import poll_once
     from poller.core.users_sync import sync_users
     from poller.domain.siro import AudioFormat
+    from poller.wiring import poll_params_from_settings
 
     fakes = subprocess.Popen(
         [
@@ -335,7 +336,8 @@ def measure_worker(files: int, size_mb: int) -> dict[str, Any]:
             engine = make_engine(settings.database_url)
             migrate.upgrade(engine)
             store = SqlStore(engine)
-            poll_once(settings, GenericProvider(settings.provider), store, datetime.now(UTC))
+            params = poll_params_from_settings(settings)
+            poll_once(params, GenericProvider(settings.provider), store, datetime.now(UTC))
             urls = [c.recording_url for c in store.list_calls(limit=files) if c.recording_url]
             siro = build_siro_client(settings)
             worker = build_worker(settings, store, threading.Event(), siro=siro)

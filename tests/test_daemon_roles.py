@@ -14,6 +14,7 @@ from poller.config import Settings
 from poller.core.daemon import Daemon
 from poller.core.poll import PollReport
 from poller.domain.clock import utcnow
+from poller.wiring import daemon_params_from_settings
 from tests.test_worker import Clock, worker_for
 
 
@@ -46,7 +47,7 @@ def daemon_for(tmp_path: Path, role: str, lock: SwitchableLock, polls: list[int]
         return PollReport(provider="generic", now=clock(), dry_run=False)
 
     return Daemon(
-        settings,
+        daemon_params_from_settings(settings),
         store=store,
         poll_cycle=poll_cycle,
         worker=worker,

@@ -46,7 +46,7 @@ from poller.ports.provider import (
     ProviderPort,
     RecordPosition,
 )
-from poller.ports.store import Store
+from poller.ports.store import PollStore
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class PollReport:
 def poll_once(
     params: PollParams,
     provider: ProviderPort,
-    store: Store,
+    store: PollStore,
     now: datetime,
     *,
     dry_run: bool = False,
@@ -234,7 +234,7 @@ def _list_window(
     window: Window,
     params: PollParams,
     provider: ProviderPort,
-    store: Store,
+    store: PollStore,
 ) -> None:
     key = params.provider_key
     row_cap = provider.capabilities.max_rows_per_query
@@ -340,7 +340,7 @@ def _too_many_unmapped(page: ListedPage, max_ratio: float) -> str | None:
 
 
 def _map_unmapped_again(
-    report: PollReport, params: PollParams, provider: ProviderPort, store: Store
+    report: PollReport, params: PollParams, provider: ProviderPort, store: PollStore
 ) -> None:
     """Ingest the kept unmapped records the provider's current mapping can read."""
     after_id = 0
@@ -393,7 +393,7 @@ def _recheck_waiting(
     window: Window,
     params: PollParams,
     provider: ProviderPort,
-    store: Store,
+    store: PollStore,
     cursor: PollCursor | None,
 ) -> None:
     """List again the stretch before ``window`` that holds calls still waiting for audio."""
