@@ -11,7 +11,7 @@ import pytest
 from poller.adapters.memory_store import MemoryStore
 from poller.adapters.siro_fake import InMemorySiro
 from poller.config import Settings
-from poller.core.daemon import Daemon
+from poller.core.daemon import Daemon, LockedPollCycle
 from poller.core.poll import PollReport
 from poller.domain.clock import utcnow
 from poller.wiring import daemon_params_from_settings
@@ -49,10 +49,9 @@ def daemon_for(tmp_path: Path, role: str, lock: SwitchableLock, polls: list[int]
     return Daemon(
         daemon_params_from_settings(settings),
         store=store,
-        poll_cycle=poll_cycle,
+        poll_cycles=[LockedPollCycle("generic", poll_cycle, lock)],
         worker=worker,
         stop=threading.Event(),
-        poll_lock=lock,
     )
 
 
@@ -77,9 +76,9 @@ def test_a_process_stands_by_while_another_holds_the_poll_lock(
     daemon.poll_job()
     daemon.poll_job()
     assert polls == []
-    assert caplog.text.count("this one stands by") == 1  # said once, not every interval
+    assert caplog.text.count("generic: another process polls it") == 1  # once, not each time
 
     lock.free = True  # the holder died
     daemon.poll_job()
     assert polls == [1]
-    assert "this process polls the provider now" in caplog.text
+    assert "generic: this process polls it now" in caplog.text

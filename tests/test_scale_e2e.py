@@ -27,8 +27,8 @@ from tests.test_daemon_e2e import (
     wait_for,
 )
 
-POLLS = "this process polls the provider now"
-STANDS_BY = "another process polls the provider; this one stands by"
+POLLS = "generic: this process polls it now"
+STANDS_BY = "generic: another process polls it; this one stands by"
 
 
 @pytest.fixture
