@@ -214,12 +214,11 @@ class SyntheticProvider:
     """
 
     def __init__(self, count: int, start: datetime) -> None:
-        from poller.adapters.providers.generic import GenericProvider
-        from poller.config import ProviderSettings
+        from poller.adapters.providers.generic import GenericProvider, GenericSettings
 
         self.count = count
         self.start = start
-        self.adapter = GenericProvider(ProviderSettings(base_url="http://127.0.0.1:9"))
+        self.adapter = GenericProvider(GenericSettings(base_url="http://127.0.0.1:9"))
 
     @property
     def capabilities(self) -> Any:
