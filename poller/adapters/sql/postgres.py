@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -149,8 +150,14 @@ class PostgresPollLock:
         self.engine = engine
         self.provider = provider
         self._connection: Connection | None = None
+        # The poll job tries the lock while, at shutdown, the main thread gives it back.
+        self._guard = threading.Lock()
 
     def try_acquire(self) -> bool:
+        with self._guard:
+            return self._try_acquire()
+
+    def _try_acquire(self) -> bool:
         if self._connection is not None:
             if self._still_connected(self._connection):
                 return True
@@ -174,6 +181,10 @@ class PostgresPollLock:
         return True
 
     def release(self) -> None:
+        with self._guard:
+            self._release()
+
+    def _release(self) -> None:
         if self._connection is None:
             return
         try:
