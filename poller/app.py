@@ -20,16 +20,18 @@ from poller.adapters.providers.base import ProviderAdapter
 from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
+from poller.adapters.sql.postgres import PostgresPollLock
 from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import ConfigError, Settings, provider_problems
-from poller.core.daemon import Daemon
+from poller.core.daemon import Daemon, LockedPollCycle
 from poller.core.poll import PollReport, poll_once
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.records import UsersSyncResult
 from poller.ports.download import RecordingFetcher
+from poller.ports.poll_lock import NoPollLock, PollLock
 from poller.ports.provider import ProviderPort
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
@@ -144,7 +146,15 @@ def build_worker(
     )
 
 
-def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Daemon:
+def build_poll_lock(store: SqlStore, provider: str) -> PollLock:
+    """Who polls ``provider``: on PostgreSQL an advisory lock per provider name; SQLite is one
+    host, where every daemon polls."""
+    if store.engine.dialect.name == "postgresql":
+        return PostgresPollLock(store.engine, provider)
+    return NoPollLock()
+
+
+def build_daemon(settings: Settings, store: SqlStore, stop: threading.Event) -> Daemon:
     telemetry: Telemetry | None = None
     if settings.metrics.listen:
         telemetry = serve_metrics(settings.metrics.listen, store, utcnow)
@@ -156,7 +166,8 @@ def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Dae
 
     def poll_cycle(name: str, provider: ProviderPort) -> Callable[[], PollReport]:
         params = poll_params_from_settings(settings, name)
-        return lambda: poll_once(params, provider, store, utcnow())
+        # The daemon's report counts its changes: a backfill must not grow its memory.
+        return lambda: poll_once(params, provider, store, utcnow(), record_changes=False)
 
     def users_sync() -> UsersSyncResult:
         return sync_users(siro, store, utcnow(), default_region=settings.siro.phone_default_region)
@@ -164,7 +175,10 @@ def build_daemon(settings: Settings, store: Store, stop: threading.Event) -> Dae
     return Daemon(
         daemon_params_from_settings(settings),
         store=store,
-        poll_cycles=[poll_cycle(name, provider) for name, provider in providers.items()],
+        poll_cycles=[
+            LockedPollCycle(name, poll_cycle(name, provider), build_poll_lock(store, name))
+            for name, provider in providers.items()
+        ],
         worker=worker,
         stop=stop,
         notifier=SystemdNotifier(),

@@ -288,12 +288,17 @@ class PollSettings(Section):
 
 
 class WorkerSettings(Section):
+    # What `run` does: "poller" lists calls only, "worker" uploads only, "all" both. On
+    # PostgreSQL one process per provider polls at a time; the others stand by.
+    role: Literal["all", "poller", "worker"] = "all"
     interval_seconds: Annotated[int, Field(gt=0)] = 15
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     max_attempts: Annotated[int, Field(ge=1)] = 8
     retry_base_seconds: PositiveSeconds = 30.0
     retry_max_seconds: PositiveSeconds = 3600.0
-    lease_seconds: Annotated[int, Field(ge=5)] = 1800
+    # Renewed by a heartbeat every third of it while a step runs: how soon the rows of a
+    # worker that died come back.
+    lease_seconds: Annotated[int, Field(ge=5)] = 120
     max_file_bytes: Annotated[int, Field(gt=0)] = 100 * 1024 * 1024
     max_download_bytes: Annotated[int, Field(gt=0)] = 2 * 1024 * 1024 * 1024
     convert: ConvertMode = ConvertMode.AUTO

@@ -105,4 +105,5 @@ def daemon_params_from_settings(settings: Settings) -> DaemonParams:
         lease_seconds=settings.worker.lease_seconds,
         concurrency=settings.worker.concurrency,
         shutdown_grace_seconds=settings.worker.shutdown_grace_seconds,
+        role=settings.worker.role,
     )

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import postgres_admin_url
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -44,3 +46,19 @@ def test_the_conversion_benchmark_runs() -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["rss_ratio_2h_to_1min"] > 0
     assert "peak RSS, 2 h WAV / 1 min WAV" in result.stdout
+
+
+def test_the_scale_benchmark_runs_on_both_backends() -> None:
+    """Every part on tiny inputs; PostgreSQL from the test server (the bench makes and drops
+    its own databases there)."""
+    server = postgres_admin_url()
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_scale.py"), "--smoke", "--postgres", server],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "postgres" in result.stdout and "sqlite" in result.stdout
+    assert "ix_calls_due" in result.stdout and "ix_calls_leased" in result.stdout
+    assert "of the plain copy's bytes per second" in result.stdout

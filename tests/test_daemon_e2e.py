@@ -60,6 +60,8 @@ class World:
     def env(self, **overrides: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
         env.pop("STATE_DIRECTORY", None)
+        # The daemon runs this checkout's code, whatever the environment has installed.
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
         values = {
             "STATE_DIR": str(self.state_dir),
             "DATABASE__URL": self.database_url,

@@ -460,3 +460,31 @@ def test_unmapped_records_are_a_metric_per_provider(any_store: AnyStore) -> None
     registry.register(StateTableCollector(any_store, lambda: NOW))
     scraped = generate_latest(registry).decode()
     assert 'siro_poller_unmapped_records{provider="generic"} 2.0' in scraped
+
+
+def test_a_call_another_poller_inserted_meanwhile_is_planned_again_against_its_row(
+    sql_store: SqlStore, monkeypatch: Any
+) -> None:
+    """Two pollers listing the same new call: the second finds the first one's row when it
+    inserts, and updates that row instead (one row, one `listed` event, no second insert)."""
+    first = sql_store.ingest_page("generic", [ListedCall(record("c1"))], NOW)
+    (row_id,) = [change.call_id for change in first]
+    # The second poller read the page before the first committed: it saw no row.
+    real_existing = sql_store._existing
+    reads: list[int] = []
+
+    def stale_then_real(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return {} if len(reads) == 1 else real_existing(*args, **kwargs)
+
+    monkeypatch.setattr(sql_store, "_existing", stale_then_real)
+    later = NOW + timedelta(minutes=1)
+    moved = record("c1", contact_name="Jane Smith-Jones")
+    (change,) = sql_store.ingest_page("generic", [ListedCall(moved)], later)
+
+    assert len(reads) == 2
+    assert (change.action, change.call_id) == (IngestAction.UPDATED, row_id)
+    (row,) = sql_store.find_calls("c1")
+    assert row.id == row_id and row.contact_name == "Jane Smith-Jones"
+    outcomes = [event.outcome for event in sql_store.events_for(row_id)]
+    assert outcomes == ["listed", "updated"]

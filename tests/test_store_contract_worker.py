@@ -249,3 +249,43 @@ def test_outcomes_and_their_events_can_be_audited_with_plain_sql(sql_store: SqlS
             )
         ).all()
     assert [tuple(r) for r in found] == [("failed", "oversize", "download", "fail")]
+
+
+def test_a_heartbeat_renews_only_the_leases_the_worker_still_holds(any_store: AnyStore) -> None:
+    mine = due(any_store, "mine", minutes_ago=3)
+    taken = due(any_store, "taken-over", minutes_ago=2)
+    any_store.claim_due("worker-a", NOW, NOW + timedelta(minutes=2), limit=2)
+    # worker-a stalls past its lease on one row; worker-b rescues it.
+    later = NOW + timedelta(minutes=3)
+    with_b = any_store.claim_due("worker-b", later, later + timedelta(minutes=2), limit=1)
+    assert [c.id for c in with_b] == [mine]  # the oldest run-out lease first
+
+    held = any_store.renew_leases("worker-a", {mine, taken}, later, later + timedelta(minutes=2))
+
+    assert held == {taken}
+    renewed = any_store.get_call(taken)
+    assert renewed is not None and renewed.lease_owner == "worker-a"
+    assert renewed.lease_expires_at == later + timedelta(minutes=2)
+    rescued = any_store.get_call(mine)
+    assert rescued is not None and rescued.lease_owner == "worker-b"
+    assert rescued.lease_expires_at == later + timedelta(minutes=2)
+    # A renewed lease is not due: a third worker finds nothing to take.
+    assert any_store.claim_due("worker-c", later + timedelta(minutes=1), LEASE, limit=5) == []
+
+
+def test_claims_follow_their_indexes(sql_store: SqlStore) -> None:
+    """Each lookup of a claim reads its own partial index, whatever the size of the table."""
+    engine = sql_store.engine
+    lookups = sql_store.claim_lookups(NOW, 8)
+    with engine.connect() as connection:
+        for lookup, index in zip(lookups, ("ix_calls_leased", "ix_calls_due"), strict=True):
+            sql = str(lookup.compile(engine, compile_kwargs={"literal_binds": True}))
+            if engine.dialect.name == "sqlite":
+                plan = " ".join(
+                    str(row[-1]) for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+                )
+            else:
+                # An empty table would be scanned whatever its indexes: ask as if it were large.
+                connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                plan = " ".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + sql))
+            assert index in plan and "TEMP B-TREE" not in plan, plan

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -362,10 +362,16 @@ class MemoryStore(LeaseGuardedWrites):
 
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
         with self._lock:
-            due = sorted(
-                (call for call in self.calls.values() if self._is_due(call, now)),
+            # As the SQL store does: rows whose lease ran out first, then the due ones.
+            ran_out = sorted(
+                (c for c in self.calls.values() if c.lease_owner and self._is_due(c, now)),
+                key=lambda call: (call.lease_expires_at or now, call.id),
+            )
+            unleased = sorted(
+                (c for c in self.calls.values() if not c.lease_owner and self._is_due(c, now)),
                 key=lambda call: (call.next_attempt_at or now, call.id),
-            )[: max(0, limit)]
+            )
+            due = (ran_out + unleased)[: max(0, limit)]
             claimed = []
             for call in due:
                 taken = dataclasses.replace(
@@ -387,7 +393,22 @@ class MemoryStore(LeaseGuardedWrites):
                         outcome="rescued",
                         message=transitions.rescue_message(call.lease_owner, owner),
                     )
-            return claimed
+            return sorted(claimed, key=lambda call: (call.next_attempt_at or now, call.id))
+
+    def renew_leases(
+        self, owner: str, call_ids: Collection[int], now: datetime, lease_until: datetime
+    ) -> set[int]:
+        with self._lock:
+            held = {
+                call_id
+                for call_id in call_ids
+                if call_id in self.calls and self.calls[call_id].lease_owner == owner
+            }
+            for call_id in held:
+                self.calls[call_id] = dataclasses.replace(
+                    self.calls[call_id], lease_expires_at=lease_until
+                )
+            return held
 
     def mark_create_sent(
         self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import Literal
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -32,7 +33,8 @@ from poller.core.users_sync import UsersSyncError
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.ports.notifier import NoNotifier, ServiceNotifier
-from poller.ports.store import Store
+from poller.ports.poll_lock import PollLock
+from poller.ports.store import WorkQueue
 from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,16 @@ class DaemonParams:
     lease_seconds: int
     concurrency: int
     shutdown_grace_seconds: float
+    # "all" polls and works, "poller" only polls, "worker" only works.
+    role: Literal["all", "poller", "worker"] = "all"
+
+    @property
+    def polls(self) -> bool:
+        return self.role in ("all", "poller")
+
+    @property
+    def works(self) -> bool:
+        return self.role in ("all", "worker")
 
 
 @dataclass
@@ -72,13 +84,46 @@ class JobHealth:
             return bool(self.running)
 
 
+class LockedPollCycle:
+    """A provider's poll cycle that runs only while this process holds that provider's poll
+    lock; otherwise it stands by (returns ``None``) and tries again at the next interval."""
+
+    def __init__(self, provider: str, cycle: Callable[[], PollReport], lock: PollLock) -> None:
+        self.provider = provider
+        self.cycle = cycle
+        self.lock = lock
+        self.holding: bool | None = None  # as of the last try, to log only the changes
+
+    def __call__(self) -> PollReport | None:
+        try:
+            holding = self.lock.try_acquire()
+        except Exception:
+            log.exception(
+                "%s: could not take the poll lock; trying again next interval", self.provider
+            )
+            holding = False
+        if holding != self.holding:
+            if holding:
+                log.info("%s: this process polls it now (it holds the poll lock)", self.provider)
+            else:
+                log.info("%s: another process polls it; this one stands by", self.provider)
+            self.holding = holding
+        return self.cycle() if holding else None
+
+    def release(self) -> None:
+        try:
+            self.lock.release()
+        except Exception:
+            log.exception("%s: could not give the poll lock back", self.provider)
+
+
 class Daemon:
     def __init__(
         self,
         params: DaemonParams,
         *,
-        store: Store,
-        poll_cycles: Sequence[Callable[[], PollReport]],
+        store: WorkQueue,
+        poll_cycles: Sequence[Callable[[], PollReport | None]],
         worker: Worker,
         stop: threading.Event,
         notifier: ServiceNotifier | None = None,
@@ -110,6 +155,8 @@ class Daemon:
             for poll_cycle in self.poll_cycles:
                 try:
                     report = poll_cycle()
+                    if report is None:  # another process polls this provider
+                        continue
                     self.telemetry.poll_finished(ok=report.ok, listed=report.listed)
                 except Exception:
                     self.telemetry.poll_finished(ok=False, listed=0)
@@ -157,11 +204,12 @@ class Daemon:
 
     def jobs(self) -> list[tuple[str, Callable[[], None], float]]:
         """Each scheduled job: its id, its body and its interval in seconds (first run: now)."""
-        jobs: list[tuple[str, Callable[[], None], float]] = [
-            ("poll", self.poll_job, self.params.poll_interval_seconds),
-            ("work", self.work_job, self.params.work_interval_seconds),
-        ]
-        if self.users_sync is not None:
+        jobs: list[tuple[str, Callable[[], None], float]] = []
+        if self.params.polls:
+            jobs.append(("poll", self.poll_job, self.params.poll_interval_seconds))
+        if self.params.works:
+            jobs.append(("work", self.work_job, self.params.work_interval_seconds))
+        if self.params.works and self.users_sync is not None:
             refresh = self.params.users_refresh_minutes * 60
             jobs.append(("users", self.users_job, refresh))
         return jobs
@@ -186,7 +234,10 @@ class Daemon:
             "work": timedelta(seconds=3 * self.params.work_interval_seconds)
             + timedelta(seconds=self.params.lease_seconds),
         }
+        scheduled = {job for job, _body, _every in self.jobs()}
         for job, limit in limits.items():
+            if job not in scheduled:
+                continue
             last = self.health.finished_at.get(job, self.started_at)
             if job == "work" and self.worker.last_progress_at is not None:
                 last = max(last, self.worker.last_progress_at)
@@ -214,10 +265,14 @@ class Daemon:
         for job_id, job, every in self.jobs():
             scheduler.add_job(job, "interval", seconds=every, id=job_id, next_run_time=now)
         scheduler.start()
-        self.notifier.ready("polling and working")
+        role = self.params.role
+        self.notifier.ready(
+            {"all": "polling and working", "poller": "polling"}.get(role, "working")
+        )
         log.info(
-            "siro-poller running as %s: poll every %ss, work every %ss with %d threads",
+            "siro-poller running as %s (role %s): poll every %ss, work every %ss, %d threads",
             self.worker.owner,
+            role,
             self.params.poll_interval_seconds,
             self.params.work_interval_seconds,
             self.params.concurrency,
@@ -235,6 +290,9 @@ class Daemon:
         deadline = time.monotonic() + grace
         while self.health.any_running() and time.monotonic() < deadline:
             time.sleep(0.1)
+        for poll_cycle in self.poll_cycles:
+            if isinstance(poll_cycle, LockedPollCycle):
+                poll_cycle.release()
         released = self.store.release_leases(self.worker.owner, utcnow())
         if released:
             log.warning("gave back %d unfinished rows; they resume on the next start", released)

@@ -46,7 +46,7 @@ from poller.ports.provider import (
     ProviderPort,
     RecordPosition,
 )
-from poller.ports.store import Store
+from poller.ports.store import PollStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,9 @@ class PollParams:
 class PollReport:
     """What one cycle did (or, with ``dry_run``, would do).
 
-    ``changes`` lists every row the cycle touched; unchanged re-reads are only counted.
+    ``changes`` lists every row the cycle touched, unless ``record_changes`` is off (the
+    daemon: its memory must not grow with the size of a backfill); unchanged re-reads and,
+    without ``record_changes``, all changes are only counted.
     """
 
     provider: str
@@ -101,6 +103,7 @@ class PollReport:
     error: str | None = None
     # A dry run writes nothing, so a call listed again later in the cycle would look new again.
     seen_in_dry_run: set[str] = field(default_factory=set, repr=False)
+    record_changes: bool = True
 
     @property
     def ok(self) -> bool:
@@ -109,7 +112,7 @@ class PollReport:
     def add(self, changes: list[IngestChange]) -> None:
         for change in changes:
             self.counts[change.action.value] += 1
-            if change.action is not IngestAction.UNCHANGED:
+            if self.record_changes and change.action is not IngestAction.UNCHANGED:
                 self.changes.append(change)
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,18 +164,21 @@ class PollReport:
 def poll_once(
     params: PollParams,
     provider: ProviderPort,
-    store: Store,
+    store: PollStore,
     now: datetime,
     *,
     dry_run: bool = False,
+    record_changes: bool = True,
 ) -> PollReport:
     """Run one poll cycle at simulated or real time ``now``. Never raises a provider error:
-    it is in the report and, unless ``dry_run``, on ``poll_cursors.last_error``."""
+    it is in the report and, unless ``dry_run``, on ``poll_cursors.last_error``.
+
+    Without ``record_changes`` the report counts changes instead of listing them."""
     now = as_utc(now)
     key = params.provider_key
     capabilities = provider.capabilities
     cursor = store.get_cursor(key)
-    report = PollReport(provider=key, now=now, dry_run=dry_run)
+    report = PollReport(provider=key, now=now, dry_run=dry_run, record_changes=record_changes)
     report.cursor_before = report.cursor_after = cursor.cursor_value if cursor else None
     report.window = poll_window(
         report.cursor_before,
@@ -228,7 +234,7 @@ def _list_window(
     window: Window,
     params: PollParams,
     provider: ProviderPort,
-    store: Store,
+    store: PollStore,
 ) -> None:
     key = params.provider_key
     row_cap = provider.capabilities.max_rows_per_query
@@ -334,7 +340,7 @@ def _too_many_unmapped(page: ListedPage, max_ratio: float) -> str | None:
 
 
 def _map_unmapped_again(
-    report: PollReport, params: PollParams, provider: ProviderPort, store: Store
+    report: PollReport, params: PollParams, provider: ProviderPort, store: PollStore
 ) -> None:
     """Ingest the kept unmapped records the provider's current mapping can read."""
     after_id = 0
@@ -387,7 +393,7 @@ def _recheck_waiting(
     window: Window,
     params: PollParams,
     provider: ProviderPort,
-    store: Store,
+    store: PollStore,
     cursor: PollCursor | None,
 ) -> None:
     """List again the stretch before ``window`` that holds calls still waiting for audio."""

@@ -12,7 +12,7 @@ from datetime import datetime
 from poller.domain.attribution import directory_user
 from poller.domain.records import UsersSyncResult
 from poller.ports.siro import SiroError, SiroPort
-from poller.ports.store import Store
+from poller.ports.store import UserDirectoryStore
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class UsersSyncError(Exception):
 
 
 def sync_users(
-    siro: SiroPort, store: Store, now: datetime, *, default_region: str
+    siro: SiroPort, store: UserDirectoryStore, now: datetime, *, default_region: str
 ) -> UsersSyncResult:
     """List every page of Siro's users and make ``siro_users`` match, keeping the ones gone.
 

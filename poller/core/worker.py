@@ -62,7 +62,7 @@ from poller.ports.siro import (
     SiroPort,
     SiroTransientError,
 )
-from poller.ports.store import Store
+from poller.ports.store import WorkQueue
 from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Worker:
         self,
         *,
         params: WorkerParams,
-        store: Store,
+        store: WorkQueue,
         providers: Mapping[str, ProviderPort],
         siro: SiroPort,
         downloader: RecordingFetcher,
@@ -131,6 +131,7 @@ class Worker:
         self._resolved_connection: str | None = None
         self._tally_lock = threading.Lock()
         self._tally: dict[str, int] = {}
+        self._lost: set[int] = set()  # rows in flight whose lease another worker took over
         self.last_progress_at: datetime | None = None
 
     # -- the loop ------------------------------------------------------------------------
@@ -147,6 +148,10 @@ class Worker:
         self._tally = {}
         concurrency = self.params.concurrency
         lease = timedelta(seconds=self.params.lease_seconds)
+        # The heartbeat: leases are renewed every third of their length while steps run, so a
+        # long step keeps its rows and a dead worker's rows come back after one lease.
+        renew_every = lease.total_seconds() / 3
+        next_renewal = time.monotonic() + renew_every
         in_flight: dict[Future[None], int] = {}  # each running step and its row's id
         with ThreadPoolExecutor(concurrency, thread_name_prefix="siro-worker") as pool:
             while True:
@@ -160,10 +165,15 @@ class Worker:
                         in_flight[pool.submit(self.process, call)] = call.id
                 if not in_flight:
                     break
-                done, _pending = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+                done, _running = wait(
+                    in_flight, timeout=min(1.0, renew_every), return_when=FIRST_COMPLETED
+                )
                 for future in done:
                     del in_flight[future]
                     future.result()  # process() records its own errors; this surfaces bugs
+                if in_flight and time.monotonic() >= next_renewal:
+                    self.renew_leases(set(in_flight.values()), lease)
+                    next_renewal = time.monotonic() + renew_every
         return WorkerReport(
             processed=sum(self._tally.values()),
             uploaded=self._tally.get("uploaded", 0),
@@ -171,6 +181,22 @@ class Worker:
             failed=self._tally.get("fail", 0),
             skipped=self._tally.get("skip", 0),
         )
+
+    def renew_leases(self, call_ids: set[int], lease: timedelta) -> None:
+        """Extend the leases of the rows in flight; a row found taken over stops writing."""
+        now = self.clock()
+        try:
+            held = self.store.renew_leases(self.owner, call_ids, now, now + lease)
+        except Exception:
+            # The lease guard still protects every write; the next heartbeat tries again.
+            log.exception("could not renew the leases of %d calls in flight", len(call_ids))
+            return
+        with self._tally_lock:
+            self._lost |= call_ids - held
+
+    def _lease_lost(self, call: Call) -> bool:
+        with self._tally_lock:
+            return call.id in self._lost
 
     def _count(self, outcome: str) -> None:
         with self._tally_lock:
@@ -193,6 +219,9 @@ class Worker:
             current: Call | None = call
             if current is not None and current.state == CallState.PENDING:
                 current = self.download(current)
+            if current is not None and self._lease_lost(current):
+                _lost_lease(current)
+                return
             if current is not None and current.state == CallState.DOWNLOADED:
                 self.upload(current)
         except StepFailure as failure:
@@ -205,6 +234,9 @@ class Worker:
                     "internal_error", f"unexpected {type(exc).__name__}; see the daemon log"
                 ),
             )
+        finally:
+            with self._tally_lock:
+                self._lost.discard(call.id)
 
     def settle(self, call: Call, failure: StepFailure) -> None:
         """Write down how a step ended badly: a retry later, or a parked row with its reason."""

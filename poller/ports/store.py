@@ -1,8 +1,13 @@
-"""The state store port: everything the daemon and the CLI read or write about calls."""
+"""The state store ports: everything the daemon and the CLI read or write about calls.
+
+One class implements all of them (:class:`Store`); each part of the program asks only for the
+role it uses: the poll cycle a :class:`PollStore`, the worker a :class:`WorkQueue`, the users
+sync a :class:`UserDirectoryStore`, status and audits an :class:`AuditReader`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -27,7 +32,9 @@ class NotRequeueable(Exception):
     """`calls retry` was asked to requeue a row that is not failed or skipped."""
 
 
-class Store(Protocol):
+class AuditReader(Protocol):
+    """What operators and auditors read: counts, rows, their events, the cursors."""
+
     def status(self, now: datetime) -> StatusSummary:
         """Counts by state, what is due, and where each provider's cursor stands."""
         ...
@@ -54,6 +61,10 @@ class Store(Protocol):
 
     def cursors(self) -> list[PollCursor]: ...
 
+
+class Requeue(Protocol):
+    """`calls retry`: an operator puts parked rows back in the queue."""
+
     def requeue(self, call_id: int, now: datetime, *, actor: str = "cli") -> Call:
         """Put a failed or skipped row back in the queue, due now, with a fresh attempt budget.
 
@@ -66,7 +77,9 @@ class Store(Protocol):
         """Requeue every failed row; returns how many."""
         ...
 
-    # -- polling -------------------------------------------------------------------------
+
+class PollStore(Protocol):
+    """The poll cycle's side: cursors and the upsert of listed calls."""
 
     def get_cursor(self, provider: str) -> PollCursor | None: ...
 
@@ -140,10 +153,20 @@ class Store(Protocol):
         """
         ...
 
-    # -- the worker ----------------------------------------------------------------------
-    # Every write below is guarded by the lease: it only happens while ``owner`` still holds
-    # the row, and returns False (or None) otherwise, so a worker whose lease ran out can
-    # never overwrite what the worker that took the row over recorded.
+
+class WorkQueue(Protocol):
+    """The worker's side: claim due rows, keep their leases, record each step.
+
+    Every write below is guarded by the lease: it only happens while ``owner`` still holds
+    the row, and returns False (or None) otherwise, so a worker whose lease ran out can
+    never overwrite what the worker that took the row over recorded.
+    """
+
+    def get_call(self, call_id: int) -> Call | None: ...
+
+    def user_directory(self) -> UserDirectory:
+        """A snapshot of ``siro_users`` to resolve many calls against without a query each."""
+        ...
 
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
         """Atomically lease up to ``limit`` due rows to ``owner`` and count an attempt on each.
@@ -232,12 +255,37 @@ class Store(Protocol):
         """Park the row as failed or skipped with its reason."""
         ...
 
+    def renew_leases(
+        self, owner: str, call_ids: Collection[int], now: datetime, lease_until: datetime
+    ) -> set[int]:
+        """The heartbeat: extend to ``lease_until`` the leases ``owner`` still holds among
+        ``call_ids``; returns those ids. A row missing from the answer was taken over after
+        its lease ran out, and its step must stop writing."""
+        ...
+
     def release_leases(self, owner: str, now: datetime) -> int:
         """On shutdown: give back every row ``owner`` still holds, due now, and return the
         attempt it was charged (an interrupted step is not a failed one)."""
         ...
 
-    # -- rep attribution: Siro's users directory and the attribution of a row --------------
+    def record_attribution(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        siro_user_id: str | None,
+        attribution: str,
+        detail: str,
+    ) -> bool:
+        """Store how the rep of a leased call was resolved, with an ``attribute`` event.
+
+        Writes only while ``owner`` holds the row's lease; returns whether it did.
+        """
+        ...
+
+
+class UserDirectoryStore(Protocol):
+    """Siro's users as last synced (``siro_users``)."""
 
     def replace_siro_users(self, users: Sequence[DirectoryUser], now: datetime) -> UsersSyncResult:
         """Make ``siro_users`` what Siro listed at ``now``, in one transaction.
@@ -260,17 +308,6 @@ class Store(Protocol):
         """
         ...
 
-    def record_attribution(
-        self,
-        call_id: int,
-        owner: str,
-        now: datetime,
-        siro_user_id: str | None,
-        attribution: str,
-        detail: str,
-    ) -> bool:
-        """Store how the rep of a leased call was resolved, with an ``attribute`` event.
 
-        Writes only while ``owner`` holds the row's lease; returns whether it did.
-        """
-        ...
+class Store(AuditReader, Requeue, PollStore, WorkQueue, UserDirectoryStore, Protocol):
+    """Every role at once: what the SQL store and the in-memory fake implement."""

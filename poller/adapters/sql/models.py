@@ -38,6 +38,11 @@ NAMING_CONVENTION = {
 
 STATES_SQL = "'pending', 'downloaded', 'uploaded', 'failed', 'skipped'"
 WORKABLE_SQL = "state IN ('pending', 'downloaded')"
+# The claim's two index-following lookups (see SqlStore.claim_due). The store's queries repeat
+# these predicates word for word: SQLite only uses a partial index whose WHERE it finds in the
+# query's own terms.
+UNLEASED_SQL = "lease_owner IS NULL"
+LEASED_SQL = "lease_owner IS NOT NULL"
 WAITING_SQL = "state = 'pending' AND next_attempt_at IS NULL"
 
 
@@ -117,18 +122,21 @@ class CallRow(Base):
             "state <> 'uploaded' OR (siro_recording_id IS NOT NULL AND uploaded_at IS NOT NULL)",
             name="uploaded_has_recording",
         ),
-        # "The next due rows": a small partial index, whatever the size of the finished history.
+        # "The next due rows", in claim order: a partial index that holds only the unleased
+        # workable rows, so a claim reads its first entries whatever the size of the history.
         Index(
             "ix_calls_due",
             "next_attempt_at",
-            postgresql_where=text(WORKABLE_SQL),
-            sqlite_where=text(WORKABLE_SQL),
+            "id",
+            postgresql_where=text(f"{WORKABLE_SQL} AND {UNLEASED_SQL}"),
+            sqlite_where=text(f"{WORKABLE_SQL} AND {UNLEASED_SQL}"),
         ),
+        # "Leases that ran out": only rows held by a worker, oldest expiry first.
         Index(
             "ix_calls_leased",
             "lease_expires_at",
-            postgresql_where=text("lease_owner IS NOT NULL"),
-            sqlite_where=text("lease_owner IS NOT NULL"),
+            postgresql_where=text(LEASED_SQL),
+            sqlite_where=text(LEASED_SQL),
         ),
         # "Rows in a state", newest first, and `calls list --state`.
         Index("ix_calls_state_updated_at", "state", "updated_at"),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
-    RowMapping,
+    Select,
     and_,
     bindparam,
     case,
@@ -18,17 +19,27 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from poller.adapters.lease_guarded import LeaseGuardedWrites
+from poller.adapters.sql import sqlite as sqlite_sql
 from poller.adapters.sql.database import read_transaction, write_transaction
+from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import poll_cursors_table as poll_cursors
 from poller.adapters.sql.models import siro_users_table as siro_users
 from poller.adapters.sql.models import unmapped_records_table as unmapped_records
+from poller.adapters.sql.page_writes import (
+    UPDATABLE_COLUMNS,
+    CorePageWriter,
+    PageWriter,
+    PageWrites,
+)
+from poller.adapters.sql.postgres import PostgresPageWriter
 from poller.domain import transitions
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,
@@ -56,7 +67,7 @@ from poller.domain.records import (
     UnmappedRecord,
     UsersSyncResult,
 )
-from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
+from poller.domain.states import REQUEUEABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
 
 
@@ -66,17 +77,63 @@ def call_from_row(row: Mapping[Any, Any]) -> Call:
     return Call(**values)
 
 
-def due_clause(now: datetime) -> Any:
-    """Rows a worker may take now: workable and due, or holding a lease that has run out.
+def due_unleased_clause(now: datetime) -> Any:
+    """Workable rows no worker holds, due by ``now``: the entries of ``ix_calls_due``.
 
     ``next_attempt_at IS NULL`` means nothing to do yet (a call waiting for its recording).
     """
-    return or_(
-        (calls.c.state.in_([s.value for s in WORKABLE_STATES]))
-        & (calls.c.lease_owner.is_(None))
-        & (calls.c.next_attempt_at <= now),
-        (calls.c.lease_owner.is_not(None)) & (calls.c.lease_expires_at <= now),
+    return and_(text(WORKABLE_SQL), text(UNLEASED_SQL), calls.c.next_attempt_at <= now)
+
+
+def lease_ran_out_clause(now: datetime) -> Any:
+    """Rows whose worker stopped renewing its lease: the entries of ``ix_calls_leased``."""
+    return and_(text(LEASED_SQL), calls.c.lease_expires_at <= now)
+
+
+def page_writes(
+    plans: Mapping[str, IngestPlan], existing: Mapping[str, Call], now: datetime
+) -> PageWrites:
+    """The inserts, updates and events of a planned page, for a :class:`PageWriter`."""
+    writes = PageWrites()
+    for key, plan in plans.items():
+        if plan.inserts:
+            writes.inserts.append(plan.values)
+        elif plan.values:
+            row = existing[key]
+            current = {name: getattr(row, name) for name in UPDATABLE_COLUMNS}
+            current["state"] = row.state.value
+            writes.updates.append({**current, **plan.values, "id": row.id})
+        if plan.event is not None:
+            event = plan.event.columns(plan.change.call_id, now)  # type: ignore[arg-type]
+            writes.events.append({**event, "provider_call_id": key})
+    return writes
+
+
+def ran_out_lookup(now: datetime, limit: int) -> Select[tuple[int, str]]:
+    """The claim's first lookup: rows whose lease ran out, oldest expiry first."""
+    return (
+        select(calls.c.id, calls.c.lease_owner)
+        .where(lease_ran_out_clause(now))
+        .order_by(calls.c.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
+
+
+def due_lookup(now: datetime, limit: int) -> Select[tuple[int]]:
+    """The claim's second lookup: unleased due rows, in the order of ``ix_calls_due``."""
+    return (
+        select(calls.c.id)
+        .where(due_unleased_clause(now))
+        .order_by(calls.c.next_attempt_at, calls.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def claim_lookups(now: datetime, limit: int) -> list[Select[Any]]:
+    """Both lookups of a claim (PostgreSQL's; SQLite's are in :mod:`.sqlite`)."""
+    return [ran_out_lookup(now, limit), due_lookup(now, limit)]
 
 
 def waiting_clause(provider: str) -> Any:
@@ -93,9 +150,27 @@ def waiting_clause(provider: str) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class ClaimLookups:
+    ran_out: Callable[[datetime, int], Any]
+    due: Callable[[datetime, int], Any]
+
+
 class SqlStore(LeaseGuardedWrites):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Both backends spell INSERT ... ON CONFLICT alike, each through its own construct.
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        if engine.dialect.name == "postgresql":
+            self._pages: PageWriter = PostgresPageWriter()
+            self._claim_lookups: ClaimLookups = ClaimLookups(ran_out_lookup, due_lookup)
+        else:
+            self._pages = CorePageWriter()
+            self._claim_lookups = ClaimLookups(sqlite_sql.ran_out_lookup, sqlite_sql.due_lookup)
+
+    def claim_lookups(self, now: datetime, limit: int) -> list[Any]:
+        """Both lookups of a claim, as this backend runs them (for EXPLAIN)."""
+        return [self._claim_lookups.ran_out(now, limit), self._claim_lookups.due(now, limit)]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -106,9 +181,16 @@ class SqlStore(LeaseGuardedWrites):
                 select(calls.c.state, func.count()).group_by(calls.c.state)
             ):
                 counts[state] = count
-            due = conn.execute(
-                select(func.count(), func.min(calls.c.next_attempt_at)).where(due_clause(now))
-            ).one()
+            # Two lookups, each on its own index (an OR of the two would scan the table).
+            due_now = 0
+            oldest: list[datetime] = []
+            for clause in (due_unleased_clause(now), lease_ran_out_clause(now)):
+                count, first = conn.execute(
+                    select(func.count(), func.min(calls.c.next_attempt_at)).where(clause)
+                ).one()
+                due_now += count
+                if first is not None:
+                    oldest.append(first)
             cursors = self._cursors(conn)
             unmapped: dict[str, int] = {
                 provider: count
@@ -121,8 +203,8 @@ class SqlStore(LeaseGuardedWrites):
             }
         return StatusSummary(
             counts=counts,
-            due_now=due[0],
-            oldest_due_at=due[1],
+            due_now=due_now,
+            oldest_due_at=min(oldest, default=None),
             cursors=cursors,
             unmapped=unmapped,
         )
@@ -261,8 +343,7 @@ class SqlStore(LeaseGuardedWrites):
     ) -> None:
         # One row per record: the same record twice on a page is one sighting (the last).
         latest = {draft.raw_sha256: draft for draft in drafts}
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        statement = dialect_insert(unmapped_records)
+        statement = self._insert(unmapped_records)
         seen_again = {
             name: getattr(statement.excluded, name)
             for name in (
@@ -348,67 +429,39 @@ class SqlStore(LeaseGuardedWrites):
             )
             for item in items
         }
-        inserted = self._insert_new(conn, [plan for plan in plans.values() if plan.inserts])
+        inserted = self._pages.write(conn, provider, page_writes(plans, existing, now))
         # A key planned as an insert but not inserted was inserted by another poller after
         # our read: plan it again against that row.
         raced = [
-            i
-            for i in items
-            if plans[i.record.provider_call_id].inserts
-            and i.record.provider_call_id not in inserted
+            item
+            for item in items
+            if plans[item.record.provider_call_id].inserts
+            and item.record.provider_call_id not in inserted
         ]
         if raced:
             rows = self._existing(conn, provider, raced, lock=True)
-            for item in raced:
-                key = item.record.provider_call_id
-                plans[key] = plan_ingest(provider, rows[key], item, now)
-
+            replanned = {
+                item.record.provider_call_id: plan_ingest(
+                    provider, rows[item.record.provider_call_id], item, now
+                )
+                for item in raced
+            }
+            self._pages.write(conn, provider, page_writes(replanned, rows, now))
+            plans.update(replanned)
         changes: list[IngestChange] = []
-        events: list[dict[str, Any]] = []
         for key, plan in plans.items():
-            call_id = inserted[key] if plan.inserts else plan.change.call_id
-            assert call_id is not None
-            if plan.values and not plan.inserts:
-                conn.execute(update(calls).where(calls.c.id == call_id).values(**plan.values))
-            if plan.event is not None:
-                events.append(plan.event.columns(call_id, now))
-            changes.append(dataclasses.replace(plan.change, call_id=call_id))
-        if events:
-            conn.execute(insert(call_events), events)
+            if plan.inserts:
+                changes.append(dataclasses.replace(plan.change, call_id=inserted[key]))
+            else:
+                changes.append(plan.change)
         return changes
 
     def _existing(
         self, conn: Connection, provider: str, items: Iterable[ListedCall], *, lock: bool
     ) -> dict[str, Call]:
         keys = sorted({item.record.provider_call_id for item in items})
-        query = (
-            select(calls)
-            .where(calls.c.provider == provider, calls.c.provider_call_id.in_(keys))
-            # One lock order for every poller, so two of them never deadlock on a page.
-            .order_by(calls.c.provider_call_id)
-        )
-        if lock:
-            # PostgreSQL: a worker cannot lease these rows until the page commits. SQLite
-            # needs no row locks, the write transaction already holds the database lock.
-            query = query.with_for_update()
-        rows = conn.execute(query)
-        return {row.provider_call_id: call_from_row(row._mapping) for row in rows}
-
-    def _insert_new(self, conn: Connection, inserts: list[IngestPlan]) -> dict[str, int]:
-        if not inserts:
-            return {}
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(calls)
-            .on_conflict_do_nothing(index_elements=["provider", "provider_call_id"])
-            .returning(calls.c.id, calls.c.provider_call_id)
-        )
-        # An executemany takes its columns from the first row: give every row all of them.
-        columns = {name for plan in inserts for name in plan.values}
-        rows = conn.execute(
-            statement, [{name: plan.values.get(name) for name in columns} for plan in inserts]
-        )
-        return {row.provider_call_id: row.id for row in rows}
+        rows = self._pages.existing(conn, provider, keys, lock=lock)
+        return {row["provider_call_id"]: call_from_row(row) for row in rows}
 
     def advance_cursor(self, provider: str, to: datetime, now: datetime) -> PollCursor:
         with write_transaction(self.engine) as conn:
@@ -453,8 +506,7 @@ class SqlStore(LeaseGuardedWrites):
             )
 
     def _cursor_upsert(self, conn: Connection, values: dict[str, Any]) -> Any:
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        return dialect_insert(poll_cursors).values(**values)
+        return self._insert(poll_cursors).values(**values)
 
     def oldest_waiting_start(self, provider: str, not_before: datetime) -> datetime | None:
         query = select(func.min(calls.c.started_at)).where(
@@ -530,50 +582,35 @@ class SqlStore(LeaseGuardedWrites):
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
         if limit <= 0:
             return []
-        lease = {
-            "lease_owner": owner,
-            "lease_expires_at": lease_until,
-            "attempts": calls.c.attempts + 1,
-            "updated_at": now,
-        }
-        order = (calls.c.next_attempt_at, calls.c.id)
         with write_transaction(self.engine) as conn:
-            if conn.dialect.name == "postgresql":
-                # One statement: workers on other hosts skip the rows this one locks.
-                candidates = (
-                    select(calls.c.id, calls.c.lease_owner.label("previous_owner"))
-                    .where(due_clause(now))
-                    .order_by(*order)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                    .cte("candidates")
+            # Two lookups that each read the first entries of their own partial index, so a
+            # claim costs the same at ten thousand rows as at ten million: first the rows whose
+            # worker died (ix_calls_leased), then the due ones (ix_calls_due). On PostgreSQL,
+            # SKIP LOCKED lets workers on other hosts pass over rows this one is taking; SQLite
+            # has one writer, and this transaction holds its lock (BEGIN IMMEDIATE).
+            ran_out = conn.execute(self._claim_lookups.ran_out(now, limit)).all()
+            previous: dict[int, str] = {row.id: row.lease_owner for row in ran_out}
+            due: list[int] = []
+            if len(previous) < limit:
+                due = [
+                    row.id
+                    for row in conn.execute(self._claim_lookups.due(now, limit - len(previous)))
+                ]
+            if not previous and not due:
+                return []
+            rows = conn.execute(
+                update(calls)
+                .where(calls.c.id.in_([*previous, *due]))
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=lease_until,
+                    attempts=calls.c.attempts + 1,
+                    updated_at=now,
                 )
-                rows = conn.execute(
-                    update(calls)
-                    .where(calls.c.id == candidates.c.id)
-                    .values(**lease)
-                    .returning(*calls.c, candidates.c.previous_owner)
-                ).all()
-                previous = {row.id: row.previous_owner for row in rows}
-            else:
-                # SQLite has one writer, and this transaction holds its lock (BEGIN IMMEDIATE):
-                # nothing changes between the look at expired leases and the claim.
-                previous = dict(
-                    conn.execute(
-                        select(calls.c.id, calls.c.lease_owner).where(
-                            due_clause(now), calls.c.lease_owner.is_not(None)
-                        )
-                    ).all()
-                )
-                due_ids = select(calls.c.id).where(due_clause(now)).order_by(*order).limit(limit)
-                rows = conn.execute(
-                    update(calls)
-                    .where(calls.c.id.in_(due_ids.scalar_subquery()))
-                    .values(**lease)
-                    .returning(*calls.c)
-                ).all()
-            claimed = [call_from_row(_call_columns(row._mapping)) for row in rows]
-            rescued = [call for call in claimed if previous.get(call.id)]
+                .returning(*calls.c)
+            ).all()
+            claimed = [call_from_row(row._mapping) for row in rows]
+            rescued = [call for call in claimed if call.id in previous]
             if rescued:
                 conn.execute(
                     insert(call_events),
@@ -591,6 +628,20 @@ class SqlStore(LeaseGuardedWrites):
                     ],
                 )
         return sorted(claimed, key=lambda call: (call.next_attempt_at or now, call.id))
+
+    def renew_leases(
+        self, owner: str, call_ids: Collection[int], now: datetime, lease_until: datetime
+    ) -> set[int]:
+        if not call_ids:
+            return set()
+        with write_transaction(self.engine) as conn:
+            renewed = conn.execute(
+                update(calls)
+                .where(calls.c.id.in_(sorted(call_ids)), calls.c.lease_owner == owner)
+                .values(lease_expires_at=lease_until)
+                .returning(calls.c.id)
+            ).scalars()
+            return set(renewed)
 
     def mark_create_sent(
         self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
@@ -672,10 +723,7 @@ class SqlStore(LeaseGuardedWrites):
             existing = {row.id: DirectoryUser(**row._mapping) for row in rows}
             plan = plan_users_sync(existing, users, now)
             if plan.upserts:
-                dialect_insert = (
-                    postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-                )
-                statement = dialect_insert(siro_users)
+                statement = self._insert(siro_users)
                 columns = [column.name for column in siro_users.columns]
                 conn.execute(
                     statement.on_conflict_do_update(
@@ -734,8 +782,3 @@ class SqlStore(LeaseGuardedWrites):
                 )
             )
         return True
-
-
-def _call_columns(mapping: RowMapping) -> dict[str, Any]:
-    """The row without extra labels a claim query adds (``previous_owner``)."""
-    return {key: value for key, value in mapping.items() if key != "previous_owner"}
