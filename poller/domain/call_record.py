@@ -57,6 +57,9 @@ class CallRecord:
     recording_url: str | None = None
     # With recording_state NONE: the provider dropped the recording as too short to keep.
     recording_too_short: bool = False
+    # Why the provider has no recording (``recording_state`` NONE), in its own terms: the skip
+    # reason an operator reads. Unset: the generic "the provider reports no recording".
+    no_recording_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not self.provider_call_id:

@@ -138,7 +138,8 @@ def _verdict(listed: ListedCall) -> SkipVerdict | None:
                 SkipReason.SHORT_RECORDING,
                 "the provider kept no recording: it was too short (shortRecording)",
             )
-        return SkipVerdict(SkipReason.NO_RECORDING, "the provider reports no recording")
+        reason = listed.record.no_recording_reason or "the provider reports no recording"
+        return SkipVerdict(SkipReason.NO_RECORDING, reason)
     return None
 
 

@@ -23,6 +23,7 @@ KINDS: dict[str, str] = {
     "dialpad": "poller.adapters.providers.dialpad:DialpadProvider",
     "ringcentral": "poller.adapters.providers.ringcentral:RingCentralProvider",
     "zoom": "poller.adapters.providers.zoom:ZoomProvider",
+    "twilio": "poller.adapters.providers.twilio:TwilioProvider",
 }
 
 

@@ -1,0 +1,476 @@
+"""Twilio Programmable Voice (REST API 2010-04-01): recordings, joined with their calls.
+
+What is polled
+--------------
+``GET /2010-04-01/Accounts/{AccountSid}/Recordings.json`` lists recordings, so every row here
+is one recording, keyed on its SID (``RE…``): a call recorded twice is two uploads. Its
+``DateCreated>`` / ``DateCreated<`` filters take whole days (``YYYY-MM-DD``, GMT), so a window is
+asked for as the days it overlaps and the answer is cut back to the window on ``date_created``.
+Windows of the same day list the same recordings again; rows key on the SID, so that is harmless.
+Pages follow ``next_page_uri`` (relative, carrying Twilio's opaque ``PageToken``).
+
+``status`` decides the recording state: ``completed`` is ready, ``processing`` (and the
+in-call states) waits, ``absent`` and ``deleted`` are skipped with Twilio's reason
+(``IncludeSoftDeleted=true`` lists the deleted ones, so a recording deleted while it was
+waiting is skipped as deleted rather than expiring). A recording encrypted with Twilio's Call
+Recording Encryption cannot be decrypted here and is skipped with that reason.
+
+Parties and the rep
+-------------------
+A recording says nothing about who spoke, so its call is read (``Calls/{CallSid}.json``, the
+parent leg) for ``from``, ``to``, ``direction`` and ``caller_name``; finished calls are cached
+(bounded). Twilio has no notion of a sales rep: ``rep_parties`` (shell patterns over Twilio's
+party strings: ``client:*``, ``+1415555*``, ``sip:*@pbx.example.com``) and the keys of
+``rep_emails`` say which side is the rep. When neither side matches, the rep is the Twilio side
+of the call: ``to`` of an inbound call, ``from`` of an outbound one. A phone number becomes the
+rep's phone, a client identity or SIP address its provider id (``siro.rep_map.provider_id``
+maps it to a Siro user), and ``rep_emails`` can give its email.
+
+Auth and media
+--------------
+HTTP Basic with ``AccountSid:AuthToken``, or an API key (``SK…``) and its secret, the account
+SID still in every path. Media is ``Recordings/{Sid}.mp3`` on the API host, fetched with the same
+Basic credentials (Twilio's "Enforce HTTP Auth on Media URLs"); the file keeps its channels, so
+a dual-channel recording stays two channels. A recording kept in external storage
+(``media_url`` on another host) is downloaded from there without credentials; that host must be
+in ``download_hosts``, and a signed ``media_url`` is never stored: the recording is read again
+for a fresh one at download time.
+
+Rate limits
+-----------
+Twilio limits concurrent requests per account and answers 429 (error 20429) beyond them; the
+guarded client retries those within its bounds, honouring ``Retry-After`` when sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import quote, urljoin, urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+
+from poller.adapters.http import Authenticator, HttpError, HttpUnauthorized
+from poller.adapters.http.auth import BasicAuth
+from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
+from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.domain.call_record import (
+    MAX_ID_LENGTH,
+    TEXT_LIMITS,
+    CallRecord,
+    DownloadRequest,
+    ProviderCapabilities,
+    RecordingLocator,
+    host_key,
+)
+from poller.domain.paths import present
+from poller.domain.raw_record import (
+    check_call_time,
+    clean_text,
+    parse_duration_seconds,
+    parse_time,
+    raw_text,
+    sanitise_raw,
+)
+from poller.domain.redaction import MASK, redact_url
+from poller.domain.states import Direction, RecordingState
+from poller.domain.windows import Window
+from poller.ports.provider import (
+    ListedPage,
+    MalformedRecordError,
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RecordPosition,
+    TransientProviderError,
+)
+
+API_VERSION = "2010-04-01"
+TWILIO_API_HOST = "api.twilio.com"
+_DAY = timedelta(days=1)
+# Calls whose details can no longer change; others are read again next time.
+_FINAL_CALL_STATES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+_WAITING_STATES = frozenset({"processing", "in-progress", "paused", "stopped"})
+_DIRECTIONS = {
+    "inbound": Direction.INBOUND,
+    "outbound-api": Direction.OUTBOUND,
+    "outbound-dial": Direction.OUTBOUND,
+}
+_AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav"}
+
+AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
+ApiKeySid = Annotated[str, Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
+
+
+class TwilioSettings(ProviderSettingsBase):
+    """``[provider]`` with ``kind = "twilio"``."""
+
+    kind: Literal["twilio"] = "twilio"
+    name: ProviderName = Field(
+        default="twilio",
+        description="stored in calls.provider and poll_cursors.provider; keep it stable",
+    )
+    account_sid: AccountSid | None = Field(default=None, description="AC…, in every API path")
+    auth_token: SecretStr | None = None
+    api_key_sid: ApiKeySid | None = None
+    api_key_secret: SecretStr | None = None
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
+    max_pages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
+    rep_parties: list[str] = Field(
+        default=["client:*"],
+        description="shell patterns over Twilio parties (from/to) that are reps",
+    )
+    rep_emails: dict[str, str] = Field(
+        default={}, description="a rep's Twilio party (number, client:name) -> the rep's email"
+    )
+    call_cache_size: Annotated[int, Field(ge=0, le=1_000_000)] = 4096
+
+    vendor_hosts: ClassVar[tuple[str, ...]] = (TWILIO_API_HOST,)
+    default_base_url: ClassVar[str | None] = f"https://{TWILIO_API_HOST}"
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> TwilioSettings:
+        if self.auth_token is not None and (
+            self.api_key_sid is not None or self.api_key_secret is not None
+        ):
+            raise ValueError("set either auth_token or api_key_sid and api_key_secret, not both")
+        return self
+
+
+class TwilioProvider(ProviderAdapter[TwilioSettings]):
+    """A :class:`poller.ports.provider.ProviderPort` over Twilio's recordings and calls."""
+
+    kind: ClassVar[str] = "twilio"
+    settings_model: ClassVar[type[ProviderSettingsBase]] = TwilioSettings
+
+    def __init__(self, settings: TwilioSettings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.account_url = (
+            f"{self.base_url.rstrip('/')}/{API_VERSION}/Accounts/"
+            f"{quote(settings.account_sid or '', safe='')}"
+        )
+        self._calls: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
+        self._calls_lock = threading.Lock()
+
+    @classmethod
+    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
+        assert isinstance(settings, TwilioSettings)
+        key = settings.config_key
+        missing = super().requirements(settings)
+        if settings.account_sid is None:
+            missing.append(f"{key('account_sid')}: required: the Account SID (AC…) in every path")
+        if settings.api_key_sid is not None or settings.api_key_secret is not None:
+            for name in ("api_key_sid", "api_key_secret"):
+                if getattr(settings, name) is None:
+                    missing.append(f"{key(name)}: required with {key('api_key_sid')}")
+        elif settings.auth_token is None:
+            missing.append(
+                f"{key('auth_token')}: required (or {key('api_key_sid')} and "
+                f"{key('api_key_secret')}) to authenticate to Twilio"
+            )
+        return missing
+
+    # -- what the base class asks ---------------------------------------------------------
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        return ProviderCapabilities()
+
+    def authenticator(self) -> Authenticator:
+        settings = self.settings
+        if settings.api_key_sid is not None and settings.api_key_secret is not None:
+            return BasicAuth(settings.api_key_sid, settings.api_key_secret)
+        assert settings.auth_token is not None  # requirements() reports it first
+        return BasicAuth(settings.account_sid or "", settings.auth_token)
+
+    def first_request(self, window: Window) -> PageRequest:
+        # Day-precise filters: from the window's first day to the day after its last instant,
+        # which holds the whole window whether Twilio reads "<" as before or through that day.
+        first_day = window.start.date()
+        after_last_day = (window.end - timedelta(microseconds=1)).date() + _DAY
+        return PageRequest(
+            f"{self.account_url}/Recordings.json",
+            {
+                "DateCreated>": first_day.isoformat(),
+                "DateCreated<": after_last_day.isoformat(),
+                "IncludeSoftDeleted": "true",
+                "PageSize": str(self.settings.page_size),
+            },
+        )
+
+    def paginator(self) -> Paginator:
+        return NextUrlPaginator(next_url_path="next_page_uri")
+
+    def items_path(self) -> str | None:
+        return "recordings"
+
+    def max_pages(self) -> int:
+        return self.settings.max_pages
+
+    def listed_page(
+        self, window: Window, number: int, items: Sequence[Any], headers: Mapping[str, str]
+    ) -> ListedPage:
+        items = self._in_window(items, window)
+        # The calls of a page are read before its records are mapped, so a call Twilio cannot
+        # serve right now (429, 5xx) fails the span to be listed again, instead of its
+        # recordings being filed as unreadable.
+        for item in items:
+            call_sid = item.get("call_sid") if isinstance(item, Mapping) else None
+            if isinstance(call_sid, str) and call_sid:
+                self._call(call_sid, missing_ok=True)
+        return super().listed_page(window, number, items, headers)
+
+    def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+        now = self.clock()
+
+        def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
+            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
+
+        sid = _text(raw.get("sid"))
+        if sid is None:
+            raise malformed("sid: the recording has no SID")
+        if len(sid) > MAX_ID_LENGTH:
+            raise malformed(f"sid: longer than {MAX_ID_LENGTH} characters")
+
+        def timestamp(name: str) -> datetime | None:
+            value = raw.get(name)
+            if not present(value):
+                return None
+            try:
+                return check_call_time(parse_time(value, "rfc2822"), now)
+            except ValueError as exc:
+                raise malformed(f"started_at: {name} {exc}", sid) from None
+
+        created = timestamp("date_created")
+        started_at = timestamp("start_time") or created
+        if started_at is None:
+            raise malformed(
+                "started_at: the recording has neither start_time nor date_created", sid
+            )
+        duration: int | None = None
+        # A recording still processing says "-1": not known yet.
+        if present(raw.get("duration")) and str(raw.get("duration")).strip() != "-1":
+            try:
+                duration = parse_duration_seconds(raw.get("duration"))
+            except ValueError as exc:
+                raise malformed(f"duration {exc}", sid) from None
+
+        state, absent_reason = self._recording_state(raw, sid, malformed)
+        call_sid = _text(raw.get("call_sid"))
+        call = (
+            self._call(call_sid, missing_ok=False, sid=sid, malformed=malformed) if call_sid else {}
+        )
+        parties = self._parties(call)
+        location = self._media_location(raw, sid)
+        document = dict(raw)
+        if call:
+            document["call"] = {
+                key: call.get(key)
+                for key in ("sid", "from", "to", "direction", "status", "start_time", "end_time")
+            }
+        return CallRecord(
+            provider_call_id=sid,
+            started_at=started_at,
+            recording_state=state,
+            raw=sanitise_raw(document),
+            recording_id=sid,
+            ended_at=started_at + timedelta(seconds=duration) if duration is not None else None,
+            duration_seconds=duration,
+            direction=_DIRECTIONS.get(str(call.get("direction") or "").lower()),
+            recording_url=redact_url(location) if location else None,
+            no_recording_reason=absent_reason,
+            **parties,
+        )
+
+    def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
+        url = call.recording_url
+        if url is None or MASK in url:
+            # A signed external-storage URL was not stored: read the recording for a fresh one.
+            sid = call.recording_id or call.provider_call_id
+            page = self.get_json(
+                PageRequest(f"{self.account_url}/Recordings/{quote(sid, safe='')}.json"),
+                f"recording {sid}",
+            )
+            body = page.body if isinstance(page.body, Mapping) else {}
+            url = self._media_location(body, sid)
+            if url is None:
+                raise TransientProviderError(f"recording {sid}: Twilio returned no media URL yet")
+        return self.download_request(url, _format_from(url))
+
+    def provider_error(self, exc: HttpError) -> ProviderError:
+        detail = _twilio_error(exc)
+        if isinstance(exc, HttpUnauthorized):
+            key = self.settings.config_key
+            used = (
+                f"{key('api_key_sid')} and {key('api_key_secret')}"
+                if self.settings.api_key_sid is not None
+                else f"{key('account_sid')} and {key('auth_token')}"
+            )
+            return ProviderAuthError(
+                f"{exc}{f' ({detail})' if detail else ''}: Twilio refused the credentials; "
+                f"check {used}",
+                status=exc.status,
+            )
+        error = super().provider_error(exc)
+        if detail:
+            error.args = (f"{error.args[0]} ({detail})", *error.args[1:])
+        return error
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _in_window(self, items: Sequence[Any], window: Window) -> list[Any]:
+        """The recordings created inside ``window``; unreadable ones stay, to be reported."""
+        kept = []
+        for item in items:
+            created: datetime | None = None
+            if isinstance(item, Mapping):
+                try:
+                    created = parse_time(item.get("date_created"), "rfc2822")
+                except ValueError:
+                    created = None
+            if created is None or window.contains(created):
+                kept.append(item)
+        return kept
+
+    def _recording_state(
+        self, raw: Mapping[str, Any], sid: str, malformed: Any
+    ) -> tuple[RecordingState, str | None]:
+        status = (_text(raw.get("status")) or "").lower()
+        if status == "completed":
+            if present(raw.get("encryption_details")):
+                return RecordingState.NONE, (
+                    "Twilio recording encrypted with Call Recording Encryption; the poller "
+                    "cannot decrypt it"
+                )
+            return RecordingState.READY, None
+        if status in _WAITING_STATES:
+            return RecordingState.PENDING, None
+        if status == "absent":
+            code = raw.get("error_code")
+            because = f" (Twilio error {code})" if present(code) else ""
+            return RecordingState.NONE, f"Twilio reports the recording absent{because}"
+        if status == "deleted":
+            return RecordingState.NONE, "the recording was deleted in Twilio"
+        raise malformed(f"status: {status or 'no value'!r} is not a Twilio recording status", sid)
+
+    def _call(
+        self,
+        call_sid: str,
+        *,
+        missing_ok: bool,
+        sid: str | None = None,
+        malformed: Any = None,
+    ) -> Mapping[str, Any]:
+        """``Calls/{CallSid}.json``, from the cache when the call has ended."""
+        with self._calls_lock:
+            cached = self._calls.get(call_sid)
+            if cached is not None:
+                self._calls.move_to_end(call_sid)
+                return cached
+        url = f"{self.account_url}/Calls/{quote(call_sid, safe='')}.json"
+        try:
+            page = self.get_json(PageRequest(url), f"call {call_sid}")
+        except PermanentProviderError as exc:
+            if exc.status == 404:
+                if missing_ok:
+                    return {}
+                raise malformed(f"call_sid: Twilio has no call {call_sid}", sid) from None
+            raise
+        call = page.body if isinstance(page.body, Mapping) else {}
+        if str(call.get("status") or "") in _FINAL_CALL_STATES and self.settings.call_cache_size:
+            with self._calls_lock:
+                self._calls[call_sid] = call
+                while len(self._calls) > self.settings.call_cache_size:
+                    self._calls.popitem(last=False)
+        return call
+
+    def _parties(self, call: Mapping[str, Any]) -> dict[str, str | None]:
+        """Rep and contact fields: which of ``from``/``to`` is the rep, and what each is."""
+        caller, callee = _text(call.get("from")), _text(call.get("to"))
+        if caller is None and callee is None:
+            return {}
+        direction = _DIRECTIONS.get(str(call.get("direction") or "").lower())
+        if self._is_rep(caller):
+            rep, contact = caller, callee
+        elif self._is_rep(callee) or direction is Direction.INBOUND:
+            rep, contact = callee, caller
+        else:
+            rep, contact = caller, callee
+        fields: dict[str, str | None] = {}
+        if rep is not None:
+            if _is_number(rep):
+                fields["rep_phone"] = rep
+            else:
+                fields["rep_provider_id"] = rep
+                if rep.startswith("client:"):
+                    fields["rep_name"] = rep.removeprefix("client:")
+            fields["rep_email"] = self.settings.rep_emails.get(rep)
+        if contact is not None:
+            if _is_number(contact):
+                fields["contact_phone"] = contact
+            elif contact.startswith("client:"):
+                fields["contact_name"] = contact.removeprefix("client:")
+        if contact == caller and (name := _text(call.get("caller_name"))):
+            fields["contact_name"] = name
+        return {key: _fit(key, value) for key, value in fields.items()}
+
+    def _is_rep(self, party: str | None) -> bool:
+        if party is None:
+            return False
+        if party in self.settings.rep_emails:
+            return True
+        lowered = party.lower()
+        return any(fnmatchcase(lowered, pattern.lower()) for pattern in self.settings.rep_parties)
+
+    def _media_location(self, raw: Mapping[str, Any], sid: str) -> str | None:
+        """Where the audio is: Twilio's own ``.mp3``, or the external store's ``media_url``."""
+        media_url = _text(raw.get("media_url"))
+        if media_url is not None:
+            absolute = urljoin(self.base_url + "/", media_url)
+            if host_key(absolute) not in self.credential_hosts():
+                return absolute
+        return f"{self.account_url}/Recordings/{quote(sid, safe='')}.mp3"
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = clean_text(str(value)).strip()
+    return text or None
+
+
+def _fit(name: str, value: str | None) -> str | None:
+    return value[: TEXT_LIMITS[name]] if value is not None else None
+
+
+def _is_number(party: str) -> bool:
+    digits = party.removeprefix("+")
+    return digits.isdigit() and len(digits) >= 3
+
+
+def _format_from(url: str) -> str | None:
+    path = urlsplit(url).path.lower()
+    return next((fmt for suffix, fmt in _AUDIO_SUFFIXES.items() if path.endswith(suffix)), None)
+
+
+def _twilio_error(exc: HttpError) -> str | None:
+    """Twilio's own error code and message from an error answer's JSON body, if any."""
+    response = exc.response
+    if response is None:
+        return None
+    try:
+        body = json.loads(response.body[:4096])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, Mapping) or not present(body.get("code")):
+        return None
+    message = clean_text(str(body.get("message") or ""))[:200]
+    return f"Twilio error {clean_text(str(body['code']))[:12]}" + (
+        f": {message}" if message else ""
+    )
