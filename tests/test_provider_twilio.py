@@ -1,4 +1,4 @@
-"""The Twilio adapter against the Twilio simulator: the provider contract, then Twilio's own rules."""
+"""The Twilio adapter against its simulator: the provider contract, then Twilio's own rules."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from poller.ports.provider import (
     ListedPage,
     ProviderAuthError,
     ProviderPort,
+    ProviderRefused,
     TransientProviderError,
 )
-from tests.fakes.counting_listener import CountingListener
 from tests.fakes.twilio_server import (
     ACCOUNT_SID,
     API_KEY_SECRET,
@@ -418,9 +418,7 @@ def test_a_lasting_20429_is_transient_and_names_twilios_code(world: TwilioWorld)
 
 def test_an_api_key_authenticates_with_the_account_still_in_the_path(world: TwilioWorld) -> None:
     add(world, "RE-1", T0 + timedelta(minutes=1))
-    provider = world.twilio(
-        auth_token=None, api_key_sid=API_KEY_SID, api_key_secret=API_KEY_SECRET
-    )
+    provider = world.twilio(auth_token=None, api_key_sid=API_KEY_SID, api_key_secret=API_KEY_SECRET)
     assert [r.provider_call_id for r in records(provider)] == ["RE-1"]
     assert all(f"/Accounts/{ACCOUNT_SID}/" in path for _, path, _ in world.api.requests)
 
@@ -466,21 +464,13 @@ def test_external_storage_media_gets_no_twilio_credentials(world: TwilioWorld) -
     assert requests.get(request.url, timeout=5).content == AUDIO
 
 
-def test_external_storage_outside_download_hosts_is_refused(
-    world: TwilioWorld, elsewhere: CountingListener
-) -> None:
+def test_external_storage_outside_download_hosts_is_refused(world: TwilioWorld) -> None:
     world.add_call("RE-external", T0 + timedelta(minutes=1), signed=True)
     provider = world.twilio(download_hosts=[])
     [record] = records(provider)
-    with pytest.raises(Exception, match="download_hosts"):
+    with pytest.raises(ProviderRefused, match=r"provider\.download_hosts"):
         provider.resolve_download(StoredCall.of(record))
     assert world.storage.requests == []
-
-
-@pytest.fixture
-def elsewhere() -> Iterator[CountingListener]:
-    with CountingListener() as listener:
-        yield listener
 
 
 # -- settings -------------------------------------------------------------------------------
