@@ -433,18 +433,23 @@ def test_refused_credentials_name_the_keys_and_never_the_secret(world: TwilioWor
     assert "not-the-token" not in message and AUTH_TOKEN not in message
 
 
-def test_media_is_the_mp3_on_the_api_host_with_basic_auth_and_keeps_its_channels(
+def test_media_is_the_mp3_on_the_api_host_with_basic_auth_and_keeps_both_channels(
     world: TwilioWorld,
 ) -> None:
     stereo = b"ID3" + b"\x02" * 128
     add(world, "RE-stereo", T0 + timedelta(minutes=1), channels=2)
+    add(world, "RE-mono", T0 + timedelta(minutes=2))
     world.api.media["RE-stereo"] = stereo
-    [record] = records(world.twilio())
+    world.api.downmixed["RE-stereo"] = b"ID3" + b"\x01" * 64
+    by_id = {r.provider_call_id: r for r in records(world.twilio())}
+    record = by_id["RE-stereo"]
     assert record.raw["channels"] == 2
+    media = f"{world.server.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings"
+    mono = world.twilio().resolve_download(StoredCall.of(by_id["RE-mono"]))
+    assert mono.url == f"{media}/RE-mono.mp3"
+    assert requests.get(mono.url, headers=mono.headers_for(mono.url), timeout=5).ok
     request = world.twilio().resolve_download(StoredCall.of(record))
-    assert request.url == (
-        f"{world.server.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/RE-stereo.mp3"
-    )
+    assert request.url == f"{media}/RE-stereo.mp3?RequestedChannels=2"
     assert request.format_hint == "mp3"
     headers = request.headers_for(request.url)
     assert headers["Authorization"].startswith("Basic ")

@@ -140,7 +140,7 @@ def test_the_daemon_uploads_each_twilio_recording_once_with_its_rep_and_contact(
         # A dual-channel recording: the mp3 keeps both channels.
         "stereo": ("client:alice", "+15551230004", "outbound-dial", None),
     }
-    recording_sids = {}
+    recording_sids: dict[str, str] = {}
     for n, (name, (from_, to, direction, caller)) in enumerate(calls.items()):
         recording_sid, call_sid = sid("RE", name), sid("CA", name)
         recording_sids[name] = recording_sid
@@ -150,6 +150,8 @@ def test_the_daemon_uploads_each_twilio_recording_once_with_its_rep_and_contact(
             twilio_call(call_sid, at, from_=from_, to=to, direction=direction, caller_name=caller),
             encoded("mp3", 1.0, channels=2) if name == "stereo" else mp3_bytes(1),
         )
+    # Without RequestedChannels=2, Twilio would hand out a mono downmix.
+    api.downmixed[recording_sids["stereo"]] = mp3_bytes(1)
     # A recording Twilio reports absent: skipped with its reason, never uploaded.
     absent = sid("RE", "absent")
     api.add(

@@ -13,7 +13,8 @@ It answers as Twilio's OpenAPI spec (twilio/twilio-oai, ``twilio_api_v2010.json`
   the day it names.
 - ``GET .../Recordings/{Sid}.json`` and ``GET .../Calls/{Sid}.json``.
 - ``GET .../Recordings/{Sid}.mp3``: the audio, behind the same Basic auth ("Enforce HTTP Auth on
-  Media URLs" on, as Twilio recommends).
+  Media URLs" on, as Twilio recommends). A dual-channel recording comes downmixed unless
+  ``RequestedChannels=2`` is asked for; asking that of a mono one is refused (16113).
 - HTTP Basic with ``AccountSid:AuthToken`` or ``ApiKeySid:ApiKeySecret``; errors are Twilio's
   JSON (``code``, ``message``, ``more_info``, ``status``): 20003 for refused credentials,
   20404 for unknown resources, 20429 with a 429 for too many concurrent requests.
@@ -173,6 +174,8 @@ class FakeTwilio:
     recordings: list[dict[str, Any]] = field(default_factory=list)
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     media: dict[str, bytes] = field(default_factory=dict)
+    # What a dual-channel recording's media is without RequestedChannels=2: Twilio's downmix.
+    downmixed: dict[str, bytes] = field(default_factory=dict)
     # Scripted answers per route ("list", "call", "recording", "media").
     failures: dict[str, deque[Failure]] = field(default_factory=dict)
     # From this page on, next_page_uri points at the page itself.
@@ -404,6 +407,13 @@ class _TwilioHandler(QuietHandler):
             return self._json(200, _public(recording))
         if recording is None or audio is None or recording.get("status") != "completed":
             return self._json(404, error(20404, f"Recording {resource} was not found", 404))
+        requested = query.get("RequestedChannels", [None])[-1]
+        if requested == "2" and recording.get("channels") != 2:
+            message = "Cannot download a dual-channel presentation of a mono recording"
+            return self._json(400, error(16113, message, 400))
+        if requested != "2":
+            with api.lock:
+                audio = api.downmixed.get(resource, audio)
         self.send_response(200)
         self.send_header("Content-Type", "audio/mpeg")
         self.send_header("Content-Length", str(len(audio)))

@@ -30,11 +30,11 @@ Auth and media
 --------------
 HTTP Basic with ``AccountSid:AuthToken``, or an API key (``SK…``) and its secret, the account
 SID still in every path. Media is ``Recordings/{Sid}.mp3`` on the API host, fetched with the same
-Basic credentials (Twilio's "Enforce HTTP Auth on Media URLs"); the file keeps its channels, so
-a dual-channel recording stays two channels. A recording kept in external storage
-(``media_url`` on another host) is downloaded from there without credentials; that host must be
-in ``download_hosts``, and a signed ``media_url`` is never stored: the recording is read again
-for a fresh one at download time.
+Basic credentials (Twilio's "Enforce HTTP Auth on Media URLs"); a dual-channel recording is
+asked for with ``RequestedChannels=2``, as Twilio would otherwise downmix a conference's. A
+recording kept in external storage (``media_url`` on another host) is downloaded from there
+without credentials; that host must be in ``download_hosts``, and a signed ``media_url`` is never
+stored: the recording is read again for a fresh one at download time.
 
 Rate limits
 -----------
@@ -435,7 +435,10 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             absolute = urljoin(self.base_url + "/", media_url)
             if host_key(absolute) not in self.credential_hosts():
                 return absolute
-        return f"{self.account_url}/Recordings/{quote(sid, safe='')}.mp3"
+        media = f"{self.account_url}/Recordings/{quote(sid, safe='')}.mp3"
+        # Twilio downmixes some dual-channel recordings (conferences) unless asked for both
+        # channels, and refuses that request for a mono one (warning 16113).
+        return f"{media}?RequestedChannels=2" if raw.get("channels") == 2 else media
 
 
 def _text(value: Any) -> str | None:
