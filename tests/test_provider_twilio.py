@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.twilio import TwilioProvider, TwilioSettings
+from poller.config import ConfigError, load_settings
 from poller.domain.call_record import CallRecord
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import ListedCall, plan_ingest
@@ -19,6 +21,7 @@ from poller.domain.states import CallState, Direction, RecordingState
 from poller.domain.windows import Window
 from poller.ports.provider import (
     ListedPage,
+    PermanentProviderError,
     ProviderAuthError,
     ProviderPort,
     ProviderRefused,
@@ -535,3 +538,45 @@ def test_the_simulator_refuses_what_twilio_refuses(world: TwilioWorld) -> None:
         assert answer.status_code == 400, params
         assert answer.json()["code"] == 20001
     assert requests.get(url, timeout=5).json()["code"] == 20003
+
+
+def test_an_answer_without_recordings_fails_the_window_naming_what_came(
+    world: TwilioWorld,
+) -> None:
+    add(world, "RE-1", T0 + timedelta(minutes=1))
+    provider = world.twilio()
+    with pytest.raises(PermanentProviderError, match=r"no 'recordings' list.*code, message"):
+        provider.page_items({"code": 20500, "message": "maintenance"}, "page 1")
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            '[provider]\nkind = "twilio"\nauth = "basic"\n',
+            "provider.auth: unknown key (check the spelling against config.example.toml)",
+        ),
+        (
+            '[provider]\nkind = "twilio"\npage_size = 5000\n',
+            "provider.page_size: Input should be less than or equal to 1000 (got 5000)",
+        ),
+    ],
+)
+def test_config_errors_of_a_twilio_table_name_its_keys(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert expected in raised.value.problems
+
+
+def test_an_unknown_kind_names_the_key_and_lists_twilio_among_the_kinds(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[providers]]\nname = "pbx"\nkind = "avaya"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    [problem] = raised.value.problems
+    assert problem.startswith("providers.pbx.kind: 'avaya' is not a provider kind")
+    assert "twilio" in problem

@@ -69,7 +69,7 @@ from poller.domain.call_record import (
     RecordingLocator,
     host_key,
 )
-from poller.domain.paths import present
+from poller.domain.paths import MISSING, present
 from poller.domain.raw_record import (
     check_call_time,
     clean_text,
@@ -212,6 +212,17 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
 
     def max_pages(self) -> int:
         return self.settings.max_pages
+
+    def page_items(self, body: Any, where: str) -> list[Any]:
+        items = body.get("recordings", MISSING) if isinstance(body, Mapping) else MISSING
+        if not isinstance(items, list):
+            # An error document or a proxy's page is no empty page: the window is not done.
+            seen = sorted(str(name) for name in body)[:10] if isinstance(body, Mapping) else []
+            raise PermanentProviderError(
+                f"{where}: Twilio's answer has no 'recordings' list; its top-level keys: "
+                f"{', '.join(clean_text(name)[:40] for name in seen) or 'none'}"
+            )
+        return items
 
     def listed_page(
         self, window: Window, number: int, items: Sequence[Any], headers: Mapping[str, str]
