@@ -207,9 +207,6 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
     def paginator(self) -> Paginator:
         return NextUrlPaginator(next_url_path="next_page_uri")
 
-    def items_path(self) -> str | None:
-        return "recordings"
-
     def max_pages(self) -> int:
         return self.settings.max_pages
 
@@ -234,7 +231,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         for item in items:
             call_sid = item.get("call_sid") if isinstance(item, Mapping) else None
             if isinstance(call_sid, str) and call_sid:
-                self._call(call_sid, missing_ok=True)
+                self._call(call_sid)
         return super().listed_page(window, number, items, headers)
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
@@ -272,11 +269,14 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             except ValueError as exc:
                 raise malformed(f"duration {exc}", sid) from None
 
-        state, absent_reason = self._recording_state(raw, sid, malformed)
+        try:
+            state, absent_reason = _recording_state(raw)
+        except ValueError as exc:
+            raise malformed(str(exc), sid) from None
         call_sid = _text(raw.get("call_sid"))
-        call = (
-            self._call(call_sid, missing_ok=False, sid=sid, malformed=malformed) if call_sid else {}
-        )
+        call = self._call(call_sid) if call_sid else {}
+        if call is None:
+            raise malformed(f"call_sid: Twilio has no call {call_sid}", sid)
         parties = self._parties(call)
         location = self._media_location(raw, sid)
         document = dict(raw)
@@ -349,36 +349,9 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
                 kept.append(item)
         return kept
 
-    def _recording_state(
-        self, raw: Mapping[str, Any], sid: str, malformed: Any
-    ) -> tuple[RecordingState, str | None]:
-        status = (_text(raw.get("status")) or "").lower()
-        if status == "completed":
-            if present(raw.get("encryption_details")):
-                return RecordingState.NONE, (
-                    "Twilio recording encrypted with Call Recording Encryption; the poller "
-                    "cannot decrypt it"
-                )
-            return RecordingState.READY, None
-        if status in _WAITING_STATES:
-            return RecordingState.PENDING, None
-        if status == "absent":
-            code = raw.get("error_code")
-            because = f" (Twilio error {code})" if present(code) else ""
-            return RecordingState.NONE, f"Twilio reports the recording absent{because}"
-        if status == "deleted":
-            return RecordingState.NONE, "the recording was deleted in Twilio"
-        raise malformed(f"status: {status or 'no value'!r} is not a Twilio recording status", sid)
-
-    def _call(
-        self,
-        call_sid: str,
-        *,
-        missing_ok: bool,
-        sid: str | None = None,
-        malformed: Any = None,
-    ) -> Mapping[str, Any]:
-        """``Calls/{CallSid}.json``, from the cache when the call has ended."""
+    def _call(self, call_sid: str) -> Mapping[str, Any] | None:
+        """``Calls/{CallSid}.json``, from the cache when the call has ended; ``None``: no such
+        call (404)."""
         with self._calls_lock:
             cached = self._calls.get(call_sid)
             if cached is not None:
@@ -389,9 +362,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             page = self.get_json(PageRequest(url), f"call {call_sid}")
         except PermanentProviderError as exc:
             if exc.status == 404:
-                if missing_ok:
-                    return {}
-                raise malformed(f"call_sid: Twilio has no call {call_sid}", sid) from None
+                return None
             raise
         call = page.body if isinstance(page.body, Mapping) else {}
         if str(call.get("status") or "") in _FINAL_CALL_STATES and self.settings.call_cache_size:
@@ -450,6 +421,28 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         # Twilio downmixes some dual-channel recordings (conferences) unless asked for both
         # channels, and refuses that request for a mono one (warning 16113).
         return f"{media}?RequestedChannels=2" if raw.get("channels") == 2 else media
+
+
+def _recording_state(raw: Mapping[str, Any]) -> tuple[RecordingState, str | None]:
+    """The state of a recording and, when there is none to fetch, Twilio's reason; raises
+    :class:`ValueError` for a status Twilio does not document."""
+    status = (_text(raw.get("status")) or "").lower()
+    if status == "completed":
+        if present(raw.get("encryption_details")):
+            return RecordingState.NONE, (
+                "Twilio recording encrypted with Call Recording Encryption; the poller "
+                "cannot decrypt it"
+            )
+        return RecordingState.READY, None
+    if status in _WAITING_STATES:
+        return RecordingState.PENDING, None
+    if status == "absent":
+        code = raw.get("error_code")
+        because = f" (Twilio error {code})" if present(code) else ""
+        return RecordingState.NONE, f"Twilio reports the recording absent{because}"
+    if status == "deleted":
+        return RecordingState.NONE, "the recording was deleted in Twilio"
+    raise ValueError(f"status: {status or 'no value'!r} is not a Twilio recording status")
 
 
 def _text(value: Any) -> str | None:
