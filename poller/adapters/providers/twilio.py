@@ -50,7 +50,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypedDict
 from urllib.parse import quote, urljoin, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -103,6 +103,18 @@ _DIRECTIONS = {
     "outbound-dial": Direction.OUTBOUND,
 }
 _AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav"}
+
+
+class _Parties(TypedDict, total=False):
+    """The rep and contact fields of a :class:`CallRecord` that a call's parties fill."""
+
+    rep_phone: str | None
+    rep_provider_id: str | None
+    rep_name: str | None
+    rep_email: str | None
+    contact_phone: str | None
+    contact_name: str | None
+
 
 AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
 ApiKeySid = Annotated[str, Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
@@ -372,7 +384,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
                     self._calls.popitem(last=False)
         return call
 
-    def _parties(self, call: Mapping[str, Any]) -> dict[str, str | None]:
+    def _parties(self, call: Mapping[str, Any]) -> _Parties:
         """Rep and contact fields: which of ``from``/``to`` is the rep, and what each is."""
         caller, callee = _text(call.get("from")), _text(call.get("to"))
         if caller is None and callee is None:
@@ -384,23 +396,23 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             rep, contact = callee, caller
         else:
             rep, contact = caller, callee
-        fields: dict[str, str | None] = {}
+        fields: _Parties = {}
         if rep is not None:
             if _is_number(rep):
-                fields["rep_phone"] = rep
+                fields["rep_phone"] = _fit("rep_phone", rep)
             else:
-                fields["rep_provider_id"] = rep
+                fields["rep_provider_id"] = _fit("rep_provider_id", rep)
                 if rep.startswith("client:"):
-                    fields["rep_name"] = rep.removeprefix("client:")
-            fields["rep_email"] = self.settings.rep_emails.get(rep)
+                    fields["rep_name"] = _fit("rep_name", rep.removeprefix("client:"))
+            fields["rep_email"] = _fit("rep_email", self.settings.rep_emails.get(rep))
         if contact is not None:
             if _is_number(contact):
-                fields["contact_phone"] = contact
+                fields["contact_phone"] = _fit("contact_phone", contact)
             elif contact.startswith("client:"):
-                fields["contact_name"] = contact.removeprefix("client:")
+                fields["contact_name"] = _fit("contact_name", contact.removeprefix("client:"))
         if contact == caller and (name := _text(call.get("caller_name"))):
-            fields["contact_name"] = name
-        return {key: _fit(key, value) for key, value in fields.items()}
+            fields["contact_name"] = _fit("contact_name", name)
+        return fields
 
     def _is_rep(self, party: str | None) -> bool:
         if party is None:
