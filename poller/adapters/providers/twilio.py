@@ -345,7 +345,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             error.args = (f"{error.args[0]} ({detail})", *error.args[1:])
         return error
 
-    # -- helpers -------------------------------------------------------------------------
+    # -- internals -----------------------------------------------------------------------
 
     def _in_window(self, items: Sequence[Any], window: Window) -> list[Any]:
         """The recordings created inside ``window``; unreadable ones stay, to be reported."""
