@@ -349,9 +349,8 @@ def test_sigterm_exits_cleanly_within_the_grace_and_gives_rows_back(world: World
     for _ in range(8):
         world.siro.state.fail_next("put", Fault(delay=20, after_processing=True))
     daemon = world.start(WORKER__SHUTDOWN_GRACE_SECONDS="2", WORKER__CONCURRENCY="2")
-    wait_for(
-        lambda: any(c.lease_owner for c in world.store.list_calls()), 60, "work in flight", world
-    )
+    # Not just claimed (a download still running would stop at once): hung inside Siro's PUT.
+    wait_for(lambda: world.siro.state.requests_for("put"), 60, "a PUT in flight", world)
     started = time.monotonic()
     code = stop(daemon)
     elapsed = time.monotonic() - started
