@@ -236,3 +236,20 @@ def parse_duration_seconds(value: Any, unit: str = "seconds") -> int:
     if not 0 <= seconds <= MAX_DURATION_SECONDS:
         raise ValueError(f"{shown(value)} is out of range (0 to {MAX_DURATION_SECONDS} seconds)")
     return round(seconds)
+
+
+def field_text(value: Any, limit: int | None = None) -> str | None:
+    """A scalar field as clean text (NUL and broken surrogates dropped, trimmed, cut to
+    ``limit``), or ``None`` for a missing, empty or non-scalar value.
+
+    An integral float is read as the integer it is: JSON numbers like ``1234.0`` carry int64
+    ids in some APIs.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = clean_text(str(value)).strip()
+    if not text:
+        return None
+    return text[:limit] if limit is not None else text

@@ -48,7 +48,7 @@ from poller.domain.call_record import (
 from poller.domain.clock import format_time
 from poller.domain.raw_record import (
     check_call_time,
-    clean_text,
+    field_text,
     parse_duration_seconds,
     parse_number,
     parse_time,
@@ -222,7 +222,7 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
 
         user = _object(raw.get("user"))
         number = _object(raw.get("number"))
-        recording_url = _text(raw.get("recording"))
+        recording_url = field_text(raw.get("recording"))
         return CallRecord(
             provider_call_id=call_id,
             started_at=started_at,
@@ -231,11 +231,11 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
             ended_at=ended_at,
             duration_seconds=duration,
             direction=_direction(raw.get("direction")),
-            rep_email=_text(user.get("email"), TEXT_LIMITS["rep_email"]),
-            rep_name=_text(user.get("name"), TEXT_LIMITS["rep_name"]),
+            rep_email=field_text(user.get("email"), TEXT_LIMITS["rep_email"]),
+            rep_name=field_text(user.get("name"), TEXT_LIMITS["rep_name"]),
             rep_provider_id=_identifier(user.get("id")),
             # The Aircall line the call went through: the rep's number to the contact.
-            rep_phone=_text(number.get("digits"), TEXT_LIMITS["rep_phone"]),
+            rep_phone=field_text(number.get("digits"), TEXT_LIMITS["rep_phone"]),
             contact_name=_contact_name(_object(raw.get("contact"))),
             contact_phone=_contact_phone(raw),
             recording_url=redact_url(recording_url) if recording_url else None,
@@ -247,7 +247,7 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
         url = f"{self.base_url}/v1/calls/{quote(call_id, safe='')}"
         page = self.get_json(PageRequest(url), f"call {call_id}")
         found = page.body.get("call") if isinstance(page.body, Mapping) else None
-        fresh = _text(found.get("recording")) if isinstance(found, Mapping) else None
+        fresh = field_text(found.get("recording")) if isinstance(found, Mapping) else None
         if fresh is None:
             raise TransientProviderError(
                 f"call {call_id}: Aircall returned no recording URL for it (yet)"
@@ -287,25 +287,16 @@ def _object(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _text(value: Any, limit: int | None = None) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = clean_text(str(value)).strip()
-    if not text:
-        return None
-    return text[:limit] if limit is not None else text
-
-
 def _identifier(value: Any) -> str | None:
     """An Aircall id (a JSON number) as text: ``123456``, never ``123456.0``."""
     number = parse_number(value) if not isinstance(value, str) else None
     if number is not None and number.is_integer():
         return str(int(number))
-    return _text(value)
+    return field_text(value)
 
 
 def _direction(value: Any) -> Direction | None:
-    text = _text(value)
+    text = field_text(value)
     if text is None:
         return None
     return {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}.get(text.lower())
@@ -318,26 +309,26 @@ def _recording_state(
         return RecordingState.READY
     # A finished call nobody answered (missed, abandoned, sent to voicemail) is never recorded;
     # an answered one may get its recording after the call ended.
-    if _text(raw.get("status")) == "done" and answered_at is None:
+    if field_text(raw.get("status")) == "done" and answered_at is None:
         return RecordingState.NONE
     return RecordingState.PENDING
 
 
 def _contact_name(contact: Mapping[str, Any]) -> str | None:
-    parts = [_text(contact.get(key)) for key in ("first_name", "last_name")]
-    name = " ".join(part for part in parts if part) or _text(contact.get("company_name"))
+    parts = [field_text(contact.get(key)) for key in ("first_name", "last_name")]
+    name = " ".join(part for part in parts if part) or field_text(contact.get("company_name"))
     return name[: TEXT_LIMITS["contact_name"]] if name else None
 
 
 def _contact_phone(raw: Mapping[str, Any]) -> str | None:
     """``raw_digits`` (the other party's number), else the contact's first number."""
-    digits = _text(raw.get("raw_digits"), TEXT_LIMITS["contact_phone"])
+    digits = field_text(raw.get("raw_digits"), TEXT_LIMITS["contact_phone"])
     if digits is not None and digits.lower() != _ANONYMOUS:
         return digits
     numbers = _object(raw.get("contact")).get("phone_numbers")
     if isinstance(numbers, list):
         for entry in numbers:
-            value = _text(_object(entry).get("value"), TEXT_LIMITS["contact_phone"])
+            value = field_text(_object(entry).get("value"), TEXT_LIMITS["contact_phone"])
             if value is not None:
                 return value
     return None

@@ -59,6 +59,7 @@ from poller.domain.paths import present
 from poller.domain.raw_record import (
     check_call_time,
     clean_text,
+    field_text,
     parse_duration_seconds,
     parse_number,
     parse_time,
@@ -239,7 +240,7 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
             return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
 
-        call_id = _text(raw.get("call_id"))
+        call_id = field_text(raw.get("call_id"))
         if call_id is None:
             raise malformed("call_id has no value")
         if len(call_id) > MAX_ID_LENGTH:
@@ -273,7 +274,7 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         state, recording_id, recording_url = self._recording(raw, call_id, malformed)
 
         def text(value: Any, field: str) -> str | None:
-            return _text(value, TEXT_LIMITS[field])
+            return field_text(value, TEXT_LIMITS[field])
 
         return CallRecord(
             provider_call_id=call_id,
@@ -321,12 +322,12 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             raise malformed("recording_details is not a list", call_id)
         chosen = _call_recording(details or [])
         if chosen is not None:
-            recording_type, recording_id = chosen["recording_type"], _text(chosen.get("id"))
+            recording_type, recording_id = chosen["recording_type"], field_text(chosen.get("id"))
             assert recording_id is not None
             stored_id = f"{recording_type}:{recording_id}"
             if len(stored_id) > MAX_ID_LENGTH:
                 raise malformed(f"recording id longer than {MAX_ID_LENGTH} characters", call_id)
-            url = _text(chosen.get("url"))
+            url = field_text(chosen.get("url"))
             return RecordingState.READY, stored_id, redact_url(url) if url else None
         if raw.get("was_recorded") is True:
             # Recorded, but Dialpad has not filled recording_details in yet.
@@ -388,7 +389,7 @@ def _call_recording(details: list[Any]) -> dict[str, Any] | None:
         for item in details
         if isinstance(item, dict)
         and item.get("recording_type") in CALL_RECORDING_TYPES
-        and _text(item.get("id")) is not None
+        and field_text(item.get("id")) is not None
     ]
     if not candidates:
         return None
@@ -414,18 +415,7 @@ def _object(value: Any) -> Mapping[str, Any]:
 
 
 def _direction(value: Any) -> Direction | None:
-    text = _text(value)
+    text = field_text(value)
     if text is None:
         return None
     return {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}.get(text.lower())
-
-
-def _text(value: Any, limit: int | None = None) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # an int64 id sent as a JSON number with a fraction
-    text = clean_text(str(value)).strip()
-    if not text:
-        return None
-    return text[:limit] if limit is not None else text

@@ -79,7 +79,7 @@ from poller.domain.clock import format_time
 from poller.domain.paths import MISSING, dig, present
 from poller.domain.raw_record import (
     check_call_time,
-    clean_text,
+    field_text,
     parse_duration_seconds,
     parse_time,
     raw_text,
@@ -238,15 +238,6 @@ def _field(record: Any, path: str | None) -> Any:
     return MISSING if path is None else dig(record, path)
 
 
-def _text(value: Any, limit: int | None = None) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = clean_text(str(value)).strip()
-    if not text:
-        return None
-    return text[:limit] if limit is not None else text
-
-
 class GenericProvider(ProviderAdapter[GenericSettings]):
     """A :class:`poller.ports.provider.ProviderPort` for plain JSON call-log APIs."""
 
@@ -337,7 +328,7 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
             return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
 
-        call_id = _text(_field(raw, fields.call_id))
+        call_id = field_text(_field(raw, fields.call_id))
         if call_id is None:
             raise malformed(f"call_id has no value at path {fields.call_id}")
         if len(call_id) > MAX_ID_LENGTH:
@@ -367,16 +358,16 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         elif ended_at is not None and ended_at >= started_at:
             duration = round((ended_at - started_at).total_seconds())
 
-        recording_id = _text(_field(raw, fields.recording_id))
+        recording_id = field_text(_field(raw, fields.recording_id))
         if recording_id is not None and len(recording_id) > MAX_ID_LENGTH:
             raise malformed(f"recording id longer than {MAX_ID_LENGTH} characters", call_id)
 
-        recording_url = _text(_field(raw, fields.recording_url))
+        recording_url = field_text(_field(raw, fields.recording_url))
         if recording_url is not None:
             recording_url = urljoin(self.base_url + "/", recording_url)
 
         def text(name: str) -> str | None:
-            return _text(_field(raw, getattr(fields, name)), TEXT_LIMITS[name])
+            return field_text(_field(raw, getattr(fields, name)), TEXT_LIMITS[name])
 
         return CallRecord(
             provider_call_id=call_id,
@@ -423,7 +414,7 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         downloadable = url is not None or self.settings.recording.refetch_path is not None
         if fields.recording_status is None:
             return RecordingState.READY if url is not None else RecordingState.PENDING
-        status = _text(_field(raw, fields.recording_status))
+        status = field_text(_field(raw, fields.recording_status))
         lowered = status.lower() if status else None
         if lowered in {value.lower() for value in fields.recording_absent_values}:
             return RecordingState.NONE
@@ -432,7 +423,7 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         return RecordingState.PENDING
 
     def _direction(self, raw: Mapping[str, Any]) -> Direction | None:
-        value = _text(_field(raw, self.fields.direction))
+        value = field_text(_field(raw, self.fields.direction))
         if value is None:
             return None
         mapped = self.fields.direction_values.get(value.lower())
@@ -450,7 +441,7 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         url = urljoin(self.base_url + "/", path.lstrip("/"))
         page = self.get_json(PageRequest(url), f"call {call.provider_call_id}")
         item = dig(page.body, self.settings.recording.refetch_item_path)
-        found = _text(_field(item, self.fields.recording_url)) if item is not MISSING else None
+        found = field_text(_field(item, self.fields.recording_url)) if item is not MISSING else None
         if found is None:
             raise TransientProviderError(
                 f"call {call.provider_call_id}: the provider returned no recording URL for it yet"

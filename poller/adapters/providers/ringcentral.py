@@ -60,7 +60,13 @@ from poller.domain.call_record import (
     host_key,
 )
 from poller.domain.clock import format_time
-from poller.domain.raw_record import check_call_time, clean_text, parse_time, raw_text, sanitise_raw
+from poller.domain.raw_record import (
+    check_call_time,
+    field_text,
+    parse_time,
+    raw_text,
+    sanitise_raw,
+)
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
@@ -318,15 +324,15 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
 def _extension_of(item: Any) -> Extension | None:
     if not isinstance(item, Mapping):
         return None
-    extension_id = _text(item.get("id"))
+    extension_id = field_text(item.get("id"))
     if extension_id is None:
         return None
     contact = item.get("contact")
-    email = _text(contact.get("email")) if isinstance(contact, Mapping) else None
+    email = field_text(contact.get("email")) if isinstance(contact, Mapping) else None
     return Extension(
         id=extension_id,
-        number=_text(item.get("extensionNumber")),
-        name=_text(item.get("name")),
+        number=field_text(item.get("extensionNumber")),
+        name=field_text(item.get("name")),
         email=email,
     )
 
@@ -367,7 +373,7 @@ def _recording_ids(record: Mapping[str, Any]) -> list[str]:
     for holder in [record, *_legs(record)]:
         recording = holder.get("recording")
         if isinstance(recording, Mapping):
-            recording_id = _text(recording.get("id"))
+            recording_id = field_text(recording.get("id"))
             if recording_id is not None and recording_id not in ids:
                 ids.append(recording_id)
     return ids
@@ -378,15 +384,6 @@ def _legs(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not isinstance(legs, list):
         return []
     return [leg for leg in legs if isinstance(leg, Mapping)]
-
-
-def _text(value: Any, limit: int | None = None) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = clean_text(str(value)).strip()
-    if not text:
-        return None
-    return text[:limit] if limit is not None else text
 
 
 class _RecordingMapper:
@@ -409,7 +406,7 @@ class _RecordingMapper:
         if "telephonySessionId" not in item or not isinstance(records, list) or not records:
             raise self.malformed("has no telephonySessionId: not a call-log record")
         session = str(item["telephonySessionId"])
-        recording_id = _text(item.get("recordingId"))
+        recording_id = field_text(item.get("recordingId"))
         self.call_id = recording_id or session
         if len(self.call_id) > MAX_ID_LENGTH:
             raise self.malformed(f"call id longer than {MAX_ID_LENGTH} characters")
@@ -427,7 +424,9 @@ class _RecordingMapper:
             raise self.malformed(f"duration {duration!r} at records[].duration is not seconds")
         ended_at = started_at + timedelta(seconds=duration) if duration is not None else None
 
-        direction_text = _text((leg or record).get("direction")) or _text(record.get("direction"))
+        direction_text = field_text((leg or record).get("direction")) or field_text(
+            record.get("direction")
+        )
         direction = {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}.get(
             (direction_text or "").lower()
         )
@@ -439,7 +438,7 @@ class _RecordingMapper:
         extension_id = _extension_id(leg) or _extension_id(record)
         extension = self.provider.extension(extension_id) if extension_id else None
 
-        content_uri = _text(recording.get("contentUri")) if recording else None
+        content_uri = field_text(recording.get("contentUri")) if recording else None
         state = self._state(record, recording, content_uri)
 
         def limited(value: str | None, name: str) -> str | None:
@@ -455,19 +454,19 @@ class _RecordingMapper:
             duration_seconds=duration,
             direction=direction,
             rep_email=limited(extension.email if extension else None, "rep_email"),
-            rep_phone=limited(_text(rep_party.get("phoneNumber")), "rep_phone"),
+            rep_phone=limited(field_text(rep_party.get("phoneNumber")), "rep_phone"),
             rep_provider_id=limited(extension_id, "rep_provider_id"),
             rep_name=limited(
-                (extension.name if extension else None) or _text(rep_party.get("name")),
+                (extension.name if extension else None) or field_text(rep_party.get("name")),
                 "rep_name",
             ),
             rep_extension=limited(
                 (extension.number if extension else None)
-                or _text(rep_party.get("extensionNumber")),
+                or field_text(rep_party.get("extensionNumber")),
                 "rep_extension",
             ),
-            contact_name=limited(_text(contact_party.get("name")), "contact_name"),
-            contact_phone=limited(_text(contact_party.get("phoneNumber")), "contact_phone"),
+            contact_name=limited(field_text(contact_party.get("name")), "contact_name"),
+            contact_phone=limited(field_text(contact_party.get("phoneNumber")), "contact_phone"),
             recording_url=redact_url(urljoin(self.provider.settings.media_base_url, content_uri))
             if content_uri
             else None,
@@ -482,10 +481,13 @@ class _RecordingMapper:
                 continue
             for leg in _legs(record):
                 recording = leg.get("recording")
-                if isinstance(recording, Mapping) and _text(recording.get("id")) == recording_id:
+                if (
+                    isinstance(recording, Mapping)
+                    and field_text(recording.get("id")) == recording_id
+                ):
                     return record, leg, recording
             recording = record.get("recording")
-            if isinstance(recording, Mapping) and _text(recording.get("id")) == recording_id:
+            if isinstance(recording, Mapping) and field_text(recording.get("id")) == recording_id:
                 master = next((leg for leg in _legs(record) if leg.get("master") is True), None)
                 return record, master, recording
         first = records[0]
@@ -535,10 +537,10 @@ def _extension_id(holder: Mapping[str, Any] | None) -> str | None:
         return None
     extension = holder.get("extension")
     if isinstance(extension, Mapping):
-        found = _text(extension.get("id"))
+        found = field_text(extension.get("id"))
         if found is not None:
             return found
-    return _text(holder.get("extensionId"))
+    return field_text(holder.get("extensionId"))
 
 
 def _short(record: Mapping[str, Any], leg: Mapping[str, Any] | None) -> bool:

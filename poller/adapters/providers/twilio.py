@@ -73,6 +73,7 @@ from poller.domain.paths import MISSING, present
 from poller.domain.raw_record import (
     check_call_time,
     clean_text,
+    field_text,
     parse_duration_seconds,
     parse_time,
     raw_text,
@@ -252,7 +253,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
             return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
 
-        sid = _text(raw.get("sid"))
+        sid = field_text(raw.get("sid"))
         if sid is None:
             raise malformed("sid: the recording has no SID")
         if len(sid) > MAX_ID_LENGTH:
@@ -285,7 +286,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             state, absent_reason = _recording_state(raw)
         except ValueError as exc:
             raise malformed(str(exc), sid) from None
-        call_sid = _text(raw.get("call_sid"))
+        call_sid = field_text(raw.get("call_sid"))
         call = self._call(call_sid) if call_sid else {}
         if call is None:
             raise malformed(f"call_sid: Twilio has no call {call_sid}", sid)
@@ -386,7 +387,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
 
     def _parties(self, call: Mapping[str, Any]) -> _Parties:
         """Rep and contact fields: which of ``from``/``to`` is the rep, and what each is."""
-        caller, callee = _text(call.get("from")), _text(call.get("to"))
+        caller, callee = field_text(call.get("from")), field_text(call.get("to"))
         if caller is None and callee is None:
             return {}
         direction = _DIRECTIONS.get(str(call.get("direction") or "").lower())
@@ -410,7 +411,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
                 fields["contact_phone"] = _fit("contact_phone", contact)
             elif contact.startswith("client:"):
                 fields["contact_name"] = _fit("contact_name", contact.removeprefix("client:"))
-        if contact == caller and (name := _text(call.get("caller_name"))):
+        if contact == caller and (name := field_text(call.get("caller_name"))):
             fields["contact_name"] = _fit("contact_name", name)
         return fields
 
@@ -424,7 +425,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
 
     def _media_location(self, raw: Mapping[str, Any], sid: str) -> str | None:
         """Where the audio is: Twilio's own ``.mp3``, or the external store's ``media_url``."""
-        media_url = _text(raw.get("media_url"))
+        media_url = field_text(raw.get("media_url"))
         if media_url is not None:
             absolute = urljoin(self.base_url + "/", media_url)
             if host_key(absolute) not in self.credential_hosts():
@@ -438,7 +439,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
 def _recording_state(raw: Mapping[str, Any]) -> tuple[RecordingState, str | None]:
     """The state of a recording and, when there is none to fetch, Twilio's reason; raises
     :class:`ValueError` for a status Twilio does not document."""
-    status = (_text(raw.get("status")) or "").lower()
+    status = (field_text(raw.get("status")) or "").lower()
     if status == "completed":
         if present(raw.get("encryption_details")):
             return RecordingState.NONE, (
@@ -455,13 +456,6 @@ def _recording_state(raw: Mapping[str, Any]) -> tuple[RecordingState, str | None
     if status == "deleted":
         return RecordingState.NONE, "the recording was deleted in Twilio"
     raise ValueError(f"status: {status or 'no value'!r} is not a Twilio recording status")
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = clean_text(str(value)).strip()
-    return text or None
 
 
 def _fit(name: str, value: str | None) -> str | None:

@@ -61,7 +61,7 @@ from poller.domain.clock import format_time
 from poller.domain.paths import present
 from poller.domain.raw_record import (
     check_call_time,
-    clean_text,
+    field_text,
     parse_duration_seconds,
     parse_time,
     raw_text,
@@ -210,7 +210,7 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
             return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
 
-        recording_id = _text(raw.get("id"))
+        recording_id = field_text(raw.get("id"))
         if recording_id is None:
             raise malformed("id (the recording id) has no value")
         if len(recording_id) > MAX_ID_LENGTH:
@@ -245,9 +245,9 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         party = "caller" if direction is Direction.INBOUND else "callee"
         owner = raw.get("owner")
         owner = owner if isinstance(owner, Mapping) else {}
-        owner_id = _text(owner.get("id"))
+        owner_id = field_text(owner.get("id"))
         rep_email = self._emails.get(owner_id) if owner_id and owner.get("type") == "user" else None
-        url = _text(raw.get("download_url"))
+        url = field_text(raw.get("download_url"))
         if url is not None:
             url = urljoin(self.base_url + "/", url)
         return CallRecord(
@@ -261,10 +261,10 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
             raw=sanitise_raw(raw),
             rep_email=_limit(rep_email, "rep_email"),
             rep_provider_id=_limit(owner_id, "rep_provider_id"),
-            rep_name=_limit(_text(owner.get("name")), "rep_name"),
-            rep_extension=_limit(_text(owner.get("extension_number")), "rep_extension"),
-            contact_name=_limit(_text(raw.get(f"{party}_name")), "contact_name"),
-            contact_phone=_limit(_text(raw.get(f"{party}_number")), "contact_phone"),
+            rep_name=_limit(field_text(owner.get("name")), "rep_name"),
+            rep_extension=_limit(field_text(owner.get("extension_number")), "rep_extension"),
+            contact_name=_limit(field_text(raw.get(f"{party}_name")), "contact_name"),
+            contact_phone=_limit(field_text(raw.get(f"{party}_number")), "contact_phone"),
             recording_url=redact_url(url) if url else None,
         )
 
@@ -369,7 +369,7 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
                 )
             for user in users:
                 if isinstance(user, Mapping) and present(user.get("id")):
-                    emails[str(user["id"])] = _limit(_text(user.get("email")), "rep_email")
+                    emails[str(user["id"])] = _limit(field_text(user.get("email")), "rep_email")
             request = paginator.next_request(
                 request, PageResponse(page.url, page.body, page.headers, users)
             )
@@ -378,7 +378,7 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
 
     def _fresh_download_url(self, call: RecordingLocator) -> str:
         raw = getattr(call, "raw", None)
-        call_id = _text(raw.get("call_id")) if isinstance(raw, Mapping) else None
+        call_id = field_text(raw.get("call_id")) if isinstance(raw, Mapping) else None
         if call_id is None:
             raise PermanentProviderError(
                 f"recording {call.provider_call_id}: its download_url carried a query string, "
@@ -389,7 +389,7 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
             f"recording {call.provider_call_id}",
         )
         body = page.body if isinstance(page.body, Mapping) else {}
-        url = _text(body.get("download_url"))
+        url = field_text(body.get("download_url"))
         if url is None:
             raise TransientProviderError(
                 f"recording {call.provider_call_id}: Zoom returned no download_url for it yet"
@@ -397,19 +397,12 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         return urljoin(self.base_url + "/", url)
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = clean_text(str(value)).strip()
-    return text or None
-
-
 def _limit(value: str | None, name: str) -> str | None:
     return value[: TEXT_LIMITS[name]] if value is not None else None
 
 
 def _direction(value: Any) -> Direction | None:
-    text = _text(value)
+    text = field_text(value)
     lowered = text.lower() if text else None
     if lowered == "inbound":
         return Direction.INBOUND
