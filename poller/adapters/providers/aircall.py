@@ -34,10 +34,9 @@ from pydantic import Field, SecretStr
 from poller.adapters.http import Authenticator, BasicAuth, HostRules, RetryPolicy
 from poller.adapters.http.errors import HttpError, HttpTransient, HttpUnauthorized
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
-from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.domain.call_record import (
-    MAX_ID_LENGTH,
     TEXT_LIMITS,
     CallRecord,
     DownloadRequest,
@@ -47,19 +46,14 @@ from poller.domain.call_record import (
 )
 from poller.domain.clock import format_time
 from poller.domain.raw_record import (
-    check_call_time,
     field_text,
-    parse_duration_seconds,
     parse_number,
-    parse_time,
-    raw_text,
     sanitise_raw,
 )
 from poller.domain.redaction import redact_url
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
-    MalformedRecordError,
     ProviderAuthError,
     ProviderError,
     RecordPosition,
@@ -188,37 +182,16 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
         return NextUrlPaginator(next_url_path="meta.next_page_link")
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
-        def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
-            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
-
-        call_id = _identifier(raw.get("id"))
-        if call_id is None:
-            raise malformed("id has no value (the call's id)")
-        if len(call_id) > MAX_ID_LENGTH:
-            raise malformed(f"id longer than {MAX_ID_LENGTH} characters")
-        now = self.clock()
-
-        def timestamp(key: str) -> datetime | None:
-            value = raw.get(key)
-            if value is None:
-                return None
-            try:
-                return check_call_time(parse_time(value, "unix_s"), now)
-            except ValueError as exc:
-                raise malformed(f"{key} {exc}", call_id) from None
-
-        started_at = timestamp("started_at")
+        read = RecordReader(raw, position, self.clock())
+        call_id = read.call_id_from(
+            _identifier(raw.get("id")), missing="id has no value (the call's id)", name="id"
+        )
+        started_at = read.time(raw.get("started_at"), "unix_s", "started_at")
         if started_at is None:
-            raise malformed("started_at has no value (Unix seconds)", call_id)
-        answered_at = timestamp("answered_at")
-        ended_at = timestamp("ended_at")
-
-        duration: int | None = None
-        if raw.get("duration") is not None:
-            try:
-                duration = parse_duration_seconds(raw.get("duration"))
-            except ValueError as exc:
-                raise malformed(f"duration {exc}", call_id) from None
+            raise read.malformed("started_at has no value (Unix seconds)")
+        answered_at = read.time(raw.get("answered_at"), "unix_s", "answered_at")
+        ended_at = read.time(raw.get("ended_at"), "unix_s", "ended_at")
+        duration = read.duration(raw.get("duration"))
 
         user = _object(raw.get("user"))
         number = _object(raw.get("number"))

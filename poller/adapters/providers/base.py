@@ -43,6 +43,7 @@ from poller.adapters.http import (
 from poller.adapters.http.paginators import PageRequest, PageResponse, Paginator, PagingLoop
 from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.domain.call_record import (
+    MAX_ID_LENGTH,
     CallRecord,
     DownloadRequest,
     ProviderCapabilities,
@@ -51,8 +52,15 @@ from poller.domain.call_record import (
     host_key,
 )
 from poller.domain.clock import utcnow
-from poller.domain.paths import MISSING, dig
-from poller.domain.raw_record import clean_text, raw_text
+from poller.domain.paths import MISSING, dig, present
+from poller.domain.raw_record import (
+    check_call_time,
+    clean_text,
+    field_text,
+    parse_duration_seconds,
+    parse_time,
+    raw_text,
+)
 from poller.domain.redaction import redact_text
 from poller.domain.windows import Window
 from poller.ports.provider import (
@@ -71,6 +79,60 @@ from poller.ports.provider import (
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ProviderSettingsBase)
+
+
+class RecordReader:
+    """Reads one raw record's fields with the checks every adapter makes.
+
+    Each failure is that record's :class:`MalformedRecordError`, carrying its position, its
+    call id once known and its raw text; ``label`` names the field as the vendor calls it.
+    """
+
+    def __init__(self, raw: Mapping[str, Any], position: RecordPosition, now: datetime) -> None:
+        self.raw = raw
+        self.position = position
+        self.now = now
+        self.call_id: str | None = None
+
+    def malformed(self, reason: str) -> MalformedRecordError:
+        return MalformedRecordError(self.position, reason, self.call_id, raw=raw_text(self.raw))
+
+    def call_id_from(self, value: Any, *, missing: str, name: str) -> str:
+        """The record's id: present, and short enough for its column."""
+        text = field_text(value)
+        if text is None:
+            raise self.malformed(missing)
+        if len(text) > MAX_ID_LENGTH:
+            raise self.malformed(f"{name} longer than {MAX_ID_LENGTH} characters")
+        self.call_id = text
+        return text
+
+    def time(self, value: Any, time_format: str, label: str) -> datetime | None:
+        """An instant in ``time_format``, between 1970 and a day from now; ``None`` if absent."""
+        if not present(value):
+            return None
+        try:
+            return check_call_time(parse_time(value, time_format), self.now)
+        except ValueError as exc:
+            raise self.malformed(f"{label} {exc}") from None
+
+    def duration(
+        self,
+        value: Any,
+        unit: str = "seconds",
+        *,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+    ) -> int | None:
+        """Whole seconds from ``value``, or from the two instants when the vendor gives none."""
+        if present(value):
+            try:
+                return parse_duration_seconds(value, unit)
+            except ValueError as exc:
+                raise self.malformed(f"duration {exc}") from None
+        if started_at is not None and ended_at is not None and ended_at >= started_at:
+            return round((ended_at - started_at).total_seconds())
+        return None
 
 
 class ProviderAdapter(ABC, Generic[S]):

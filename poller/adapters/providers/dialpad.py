@@ -33,9 +33,9 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -44,7 +44,7 @@ from pydantic import Field, SecretStr
 from poller.adapters.http import Authenticator, HttpClient, HttpError, RateLimiter
 from poller.adapters.http.auth import BearerToken
 from poller.adapters.http.paginators import PageRequest, Paginator, TokenPaginator
-from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.domain.call_record import (
     MAX_ID_LENGTH,
@@ -55,15 +55,10 @@ from poller.domain.call_record import (
     RecordingLocator,
 )
 from poller.domain.clock import format_time
-from poller.domain.paths import present
 from poller.domain.raw_record import (
-    check_call_time,
     clean_text,
     field_text,
-    parse_duration_seconds,
     parse_number,
-    parse_time,
-    raw_text,
     sanitise_raw,
 )
 from poller.domain.redaction import redact_url
@@ -71,7 +66,6 @@ from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
     ListedPage,
-    MalformedRecordError,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -235,43 +229,21 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         return error
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
-        now = self.clock()
-
-        def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
-            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
-
-        call_id = field_text(raw.get("call_id"))
-        if call_id is None:
-            raise malformed("call_id has no value")
-        if len(call_id) > MAX_ID_LENGTH:
-            raise malformed(f"call_id longer than {MAX_ID_LENGTH} characters")
-
-        def timestamp(name: str) -> datetime | None:
-            value = raw.get(name)
-            if not present(value):
-                return None
-            try:
-                return check_call_time(parse_time(value, "unix_ms"), now)
-            except ValueError as exc:
-                raise malformed(f"{name} (as started_at) {exc}", call_id) from None
-
-        started_at = timestamp("date_started")
+        read = RecordReader(raw, position, self.clock())
+        call_id = read.call_id_from(
+            raw.get("call_id"), missing="call_id has no value", name="call_id"
+        )
+        started_at = read.time(raw.get("date_started"), "unix_ms", "date_started (as started_at)")
         if started_at is None:
-            raise malformed("date_started (as started_at) has no value", call_id)
-        ended_at = timestamp("date_ended")
-
-        duration: int | None = None
-        if present(raw.get("duration")):
-            try:
-                duration = parse_duration_seconds(raw["duration"], "milliseconds")
-            except ValueError as exc:
-                raise malformed(f"duration {exc}", call_id) from None
-        elif ended_at is not None and ended_at >= started_at:
-            duration = round((ended_at - started_at).total_seconds())
+            raise read.malformed("date_started (as started_at) has no value")
+        ended_at = read.time(raw.get("date_ended"), "unix_ms", "date_ended (as started_at)")
+        duration = read.duration(
+            raw.get("duration"), "milliseconds", started_at=started_at, ended_at=ended_at
+        )
 
         target = _object(raw.get("target"))
         contact = _object(raw.get("contact"))
-        state, recording_id, recording_url = self._recording(raw, call_id, malformed)
+        state, recording_id, recording_url = self._recording(raw, read)
 
         def text(value: Any, field: str) -> str | None:
             return field_text(value, TEXT_LIMITS[field])
@@ -314,19 +286,18 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
     def _recording(
         self,
         raw: Mapping[str, Any],
-        call_id: str,
-        malformed: Callable[[str, str | None], MalformedRecordError],
+        read: RecordReader,
     ) -> tuple[RecordingState, str | None, str | None]:
         details = raw.get("recording_details")
         if details is not None and not isinstance(details, list):
-            raise malformed("recording_details is not a list", call_id)
+            raise read.malformed("recording_details is not a list")
         chosen = _call_recording(details or [])
         if chosen is not None:
             recording_type, recording_id = chosen["recording_type"], field_text(chosen.get("id"))
             assert recording_id is not None
             stored_id = f"{recording_type}:{recording_id}"
             if len(stored_id) > MAX_ID_LENGTH:
-                raise malformed(f"recording id longer than {MAX_ID_LENGTH} characters", call_id)
+                raise read.malformed(f"recording id longer than {MAX_ID_LENGTH} characters")
             url = field_text(chosen.get("url"))
             return RecordingState.READY, stored_id, redact_url(url) if url else None
         if raw.get("was_recorded") is True:

@@ -33,7 +33,7 @@ the OAuth token host; recordings only come from those and ``download_hosts``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -50,7 +50,7 @@ from poller.adapters.http.paginators import (
     SinglePage,
     TokenPaginator,
 )
-from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import (
     AuthSettings,
     ProviderSettingsBase,
@@ -76,20 +76,15 @@ from poller.domain.call_record import (
     host_key,
 )
 from poller.domain.clock import format_time
-from poller.domain.paths import MISSING, dig, present
+from poller.domain.paths import MISSING, dig
 from poller.domain.raw_record import (
-    check_call_time,
     field_text,
-    parse_duration_seconds,
-    parse_time,
-    raw_text,
     sanitise_raw,
 )
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
-    MalformedRecordError,
     PermanentProviderError,
     RecordPosition,
     TransientProviderError,
@@ -323,44 +318,28 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         fields = self.fields
 
-        now = self.clock()
-
-        def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
-            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
-
-        call_id = field_text(_field(raw, fields.call_id))
-        if call_id is None:
-            raise malformed(f"call_id has no value at path {fields.call_id}")
-        if len(call_id) > MAX_ID_LENGTH:
-            raise malformed(f"call id longer than {MAX_ID_LENGTH} characters")
-
-        def timestamp(path: str | None, time_format: str, name: str) -> datetime | None:
-            value = _field(raw, path)
-            if not present(value):
-                return None
-            try:
-                return check_call_time(parse_time(value, time_format), now)
-            except ValueError as exc:
-                raise malformed(f"{name} {exc}", call_id) from None
-
-        started_at = timestamp(fields.started_at, fields.started_at_format, "started_at")
+        read = RecordReader(raw, position, self.clock())
+        call_id = read.call_id_from(
+            _field(raw, fields.call_id),
+            missing=f"call_id has no value at path {fields.call_id}",
+            name="call id",
+        )
+        started_at = read.time(
+            _field(raw, fields.started_at), fields.started_at_format, "started_at"
+        )
         if started_at is None:
-            raise malformed(f"started_at has no value at path {fields.started_at}", call_id)
-        ended_at = timestamp(fields.ended_at, fields.ended_at_format, "ended_at")
-
-        duration: int | None = None
-        duration_value = _field(raw, fields.duration)
-        if present(duration_value):
-            try:
-                duration = parse_duration_seconds(duration_value, fields.duration_unit)
-            except ValueError as exc:
-                raise malformed(f"duration {exc}", call_id) from None
-        elif ended_at is not None and ended_at >= started_at:
-            duration = round((ended_at - started_at).total_seconds())
+            raise read.malformed(f"started_at has no value at path {fields.started_at}")
+        ended_at = read.time(_field(raw, fields.ended_at), fields.ended_at_format, "ended_at")
+        duration = read.duration(
+            _field(raw, fields.duration),
+            fields.duration_unit,
+            started_at=started_at,
+            ended_at=ended_at,
+        )
 
         recording_id = field_text(_field(raw, fields.recording_id))
         if recording_id is not None and len(recording_id) > MAX_ID_LENGTH:
-            raise malformed(f"recording id longer than {MAX_ID_LENGTH} characters", call_id)
+            raise read.malformed(f"recording id longer than {MAX_ID_LENGTH} characters")
 
         recording_url = field_text(_field(raw, fields.recording_url))
         if recording_url is not None:

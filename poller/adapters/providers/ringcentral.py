@@ -47,11 +47,10 @@ from poller.adapters.http.paginators import (
     Paginator,
     PagingLoop,
 )
-from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.config_types import BaseUrl
 from poller.domain.call_record import (
-    MAX_ID_LENGTH,
     TEXT_LIMITS,
     CallRecord,
     DownloadRequest,
@@ -61,10 +60,7 @@ from poller.domain.call_record import (
 )
 from poller.domain.clock import format_time
 from poller.domain.raw_record import (
-    check_call_time,
     field_text,
-    parse_time,
-    raw_text,
     sanitise_raw,
 )
 from poller.domain.redaction import MASK, redact_url
@@ -394,11 +390,10 @@ class _RecordingMapper:
     ) -> None:
         self.provider = provider
         self.item = item
-        self.position = position
-        self.call_id: str | None = None
+        self.read = RecordReader(item, position, provider.clock())
 
     def malformed(self, reason: str) -> MalformedRecordError:
-        return MalformedRecordError(self.position, reason, self.call_id, raw=raw_text(self.item))
+        return self.read.malformed(reason)
 
     def record(self) -> CallRecord:
         item = self.item
@@ -407,9 +402,9 @@ class _RecordingMapper:
             raise self.malformed("has no telephonySessionId: not a call-log record")
         session = str(item["telephonySessionId"])
         recording_id = field_text(item.get("recordingId"))
-        self.call_id = recording_id or session
-        if len(self.call_id) > MAX_ID_LENGTH:
-            raise self.malformed(f"call id longer than {MAX_ID_LENGTH} characters")
+        call_id = self.read.call_id_from(
+            recording_id or session, missing="has no telephonySessionId", name="call id"
+        )
         starts = self._starts(records)
         started_at = min(starts)
         # The earliest record carrying the recording, and the leg that recorded it: the rep's
@@ -445,7 +440,7 @@ class _RecordingMapper:
             return value[: TEXT_LIMITS[name]] if value is not None else None
 
         return CallRecord(
-            provider_call_id=self.call_id,
+            provider_call_id=call_id,
             started_at=started_at,
             recording_state=state,
             raw=sanitise_raw(item),
@@ -497,16 +492,13 @@ class _RecordingMapper:
         return first, master, None
 
     def _starts(self, records: list[Any]) -> list[datetime]:
-        now = self.provider.clock()
         times: list[datetime] = []
         for record in records:
             value = record.get("startTime") if isinstance(record, Mapping) else None
-            if value is None:
+            started = self.read.time(value, "iso8601", "started_at (records[].startTime)")
+            if started is None:
                 raise self.malformed("started_at has no value at records[].startTime")
-            try:
-                times.append(check_call_time(parse_time(value, "iso8601"), now))
-            except ValueError as exc:
-                raise self.malformed(f"started_at (records[].startTime) {exc}") from None
+            times.append(started)
         return times
 
     def _state(

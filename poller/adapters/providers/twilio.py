@@ -58,10 +58,9 @@ from pydantic import Field, SecretStr, model_validator
 from poller.adapters.http import Authenticator, HttpError, HttpUnauthorized
 from poller.adapters.http.auth import BasicAuth
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
-from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.domain.call_record import (
-    MAX_ID_LENGTH,
     TEXT_LIMITS,
     CallRecord,
     DownloadRequest,
@@ -71,12 +70,9 @@ from poller.domain.call_record import (
 )
 from poller.domain.paths import MISSING, present
 from poller.domain.raw_record import (
-    check_call_time,
     clean_text,
     field_text,
-    parse_duration_seconds,
     parse_time,
-    raw_text,
     sanitise_raw,
 )
 from poller.domain.redaction import MASK, redact_url
@@ -84,7 +80,6 @@ from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window
 from poller.ports.provider import (
     ListedPage,
-    MalformedRecordError,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -248,48 +243,30 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         return super().listed_page(window, number, items, headers)
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
-        now = self.clock()
-
-        def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
-            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
-
-        sid = field_text(raw.get("sid"))
-        if sid is None:
-            raise malformed("sid: the recording has no SID")
-        if len(sid) > MAX_ID_LENGTH:
-            raise malformed(f"sid: longer than {MAX_ID_LENGTH} characters")
-
-        def timestamp(name: str) -> datetime | None:
-            value = raw.get(name)
-            if not present(value):
-                return None
-            try:
-                return check_call_time(parse_time(value, "rfc2822"), now)
-            except ValueError as exc:
-                raise malformed(f"started_at: {name} {exc}", sid) from None
-
-        created = timestamp("date_created")
-        started_at = timestamp("start_time") or created
+        read = RecordReader(raw, position, self.clock())
+        sid = read.call_id_from(
+            raw.get("sid"), missing="sid: the recording has no SID", name="sid:"
+        )
+        created = read.time(raw.get("date_created"), "rfc2822", "started_at: date_created")
+        started_at = (
+            read.time(raw.get("start_time"), "rfc2822", "started_at: start_time") or created
+        )
         if started_at is None:
-            raise malformed(
-                "started_at: the recording has neither start_time nor date_created", sid
+            raise read.malformed(
+                "started_at: the recording has neither start_time nor date_created"
             )
-        duration: int | None = None
         # A recording still processing says "-1": not known yet.
-        if present(raw.get("duration")) and str(raw.get("duration")).strip() != "-1":
-            try:
-                duration = parse_duration_seconds(raw.get("duration"))
-            except ValueError as exc:
-                raise malformed(f"duration {exc}", sid) from None
+        unknown = str(raw.get("duration")).strip() == "-1"
+        duration = None if unknown else read.duration(raw.get("duration"))
 
         try:
             state, absent_reason = _recording_state(raw)
         except ValueError as exc:
-            raise malformed(str(exc), sid) from None
+            raise read.malformed(str(exc)) from None
         call_sid = field_text(raw.get("call_sid"))
         call = self._call(call_sid) if call_sid else {}
         if call is None:
-            raise malformed(f"call_sid: Twilio has no call {call_sid}", sid)
+            raise read.malformed(f"call_sid: Twilio has no call {call_sid}")
         parties = self._parties(call)
         location = self._media_location(raw, sid)
         document = dict(raw)

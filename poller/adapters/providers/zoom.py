@@ -45,11 +45,10 @@ from poller.adapters.http.paginators import (
     Paginator,
     TokenPaginator,
 )
-from poller.adapters.providers.base import ProviderAdapter
+from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.config_types import BaseUrl, NonBlank
 from poller.domain.call_record import (
-    MAX_ID_LENGTH,
     TEXT_LIMITS,
     CallRecord,
     DownloadRequest,
@@ -60,18 +59,13 @@ from poller.domain.call_record import (
 from poller.domain.clock import format_time
 from poller.domain.paths import present
 from poller.domain.raw_record import (
-    check_call_time,
     field_text,
-    parse_duration_seconds,
-    parse_time,
-    raw_text,
     sanitise_raw,
 )
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
-    MalformedRecordError,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -207,38 +201,15 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         return items
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
-        def malformed(reason: str, call_id: str | None = None) -> MalformedRecordError:
-            return MalformedRecordError(position, reason, call_id, raw=raw_text(raw))
-
-        recording_id = field_text(raw.get("id"))
-        if recording_id is None:
-            raise malformed("id (the recording id) has no value")
-        if len(recording_id) > MAX_ID_LENGTH:
-            raise malformed(f"id longer than {MAX_ID_LENGTH} characters")
-
-        now = self.clock()
-
-        def instant(key: str) -> datetime | None:
-            value = raw.get(key)
-            if not present(value):
-                return None
-            try:
-                return check_call_time(parse_time(value, "iso8601"), now)
-            except ValueError as exc:
-                raise malformed(f"started_at ({key}) {exc}", recording_id) from None
-
-        started_at = instant("date_time")
+        read = RecordReader(raw, position, self.clock())
+        recording_id = read.call_id_from(
+            raw.get("id"), missing="id (the recording id) has no value", name="id"
+        )
+        started_at = read.time(raw.get("date_time"), "iso8601", "started_at (date_time)")
         if started_at is None:
-            raise malformed("started_at (date_time) has no value", recording_id)
-        ended_at = instant("end_time")
-        duration: int | None = None
-        if present(raw.get("duration")):
-            try:
-                duration = parse_duration_seconds(raw.get("duration"))
-            except ValueError as exc:
-                raise malformed(f"duration {exc}", recording_id) from None
-        elif ended_at is not None and ended_at >= started_at:
-            duration = round((ended_at - started_at).total_seconds())
+            raise read.malformed("started_at (date_time) has no value")
+        ended_at = read.time(raw.get("end_time"), "iso8601", "started_at (end_time)")
+        duration = read.duration(raw.get("duration"), started_at=started_at, ended_at=ended_at)
 
         direction = _direction(raw.get("direction"))
         # The contact is the other party: the caller of an inbound call, the callee otherwise.
