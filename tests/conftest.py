@@ -138,3 +138,13 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryStore | S
 
 def database_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a state database on each backend (PostgreSQL: a fresh database, dropped
+    afterwards), for a daemon run as a process; not yet migrated."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
+from tests.daemon_process import daemon_environment
 from tests.fakes.audio import aac_bytes, mp3_bytes, wav_bytes
 from tests.fakes.dialpad_server import DialpadServers, call_proto, recording_detail
 from tests.fakes.siro_server import FakeSiro
@@ -72,44 +72,23 @@ def seed(servers: DialpadServers) -> dict[str, tuple[str, str, str]]:
     return expected
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    url: str = request.getfixturevalue("fresh_postgres_url")
-    return url
-
-
 def test_every_dialpad_call_reaches_siro_once_with_its_rep_and_contact(
-    dialpad: DialpadServers, database_url: str, tmp_path: Path
+    dialpad: DialpadServers, state_database_url: str, tmp_path: Path
 ) -> None:
     expected = seed(dialpad)
-    engine = make_engine(database_url)
+    engine = make_engine(state_database_url)
     migrate.upgrade(engine)
     log_path = tmp_path / "daemon.log"
     with FakeSiro(verify_audio_type=True) as siro:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
-        env.pop("STATE_DIRECTORY", None)
-        # This checkout's code, whatever is installed.
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        env.update(provider_env(dialpad))
-        env.update(
-            {
-                "SIRO_POLLER_STATE_DIR": str(tmp_path / "state"),
-                "SIRO_POLLER_DATABASE__URL": database_url,
-                "SIRO_POLLER_POLL__INTERVAL_SECONDS": "1",
-                "SIRO_POLLER_POLL__SETTLE_DELAY_SECONDS": "0",
-                "SIRO_POLLER_POLL__START_AT": (STARTED - timedelta(minutes=5)).isoformat(),
-                "SIRO_POLLER_WORKER__INTERVAL_SECONDS": "1",
-                "SIRO_POLLER_WORKER__RETRY_BASE_SECONDS": "0.2",
-                "SIRO_POLLER_WORKER__RETRY_MAX_SECONDS": "1",
-                "SIRO_POLLER_LOGGING__FORMAT": "human",
-                **{
-                    f"SIRO_POLLER_SIRO__{k.upper()}": str(v)
-                    for k, v in siro.settings_values().items()
-                },
-            }
+        env = daemon_environment(
+            state_dir=tmp_path / "state",
+            database_url=state_database_url,
+            siro=siro,
+            start_at=STARTED - timedelta(minutes=5),
+            settings={
+                key.removeprefix("SIRO_POLLER_"): value
+                for key, value in provider_env(dialpad).items()
+            },
         )
         with log_path.open("ab") as log:
             process = subprocess.Popen(
@@ -151,7 +130,7 @@ def test_every_dialpad_call_reaches_siro_once_with_its_rep_and_contact(
         for path, headers in dialpad.state.media_requests
     )
     assert API_KEY not in text
-    engine = make_engine(database_url)
+    engine = make_engine(state_database_url)
     states = SqlStore(engine).status(datetime.now(UTC)).counts
     engine.dispose()
     assert states.get("uploaded") == 5

@@ -7,7 +7,6 @@ exactly as a systemd unit would.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -30,6 +29,7 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.domain.states import CallState
+from tests.daemon_process import daemon_environment
 from tests.fakes.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
 from tests.fakes.chaos import Chaos
 from tests.fakes.http_server import LocalHTTPServer
@@ -58,37 +58,23 @@ class World:
         return SqlStore(self.engine)
 
     def env(self, **overrides: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
-        env.pop("STATE_DIRECTORY", None)
-        # The daemon runs this checkout's code, whatever the environment has installed.
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-        values = {
-            "STATE_DIR": str(self.state_dir),
-            "DATABASE__URL": self.database_url,
-            "PROVIDER__BASE_URL": self.provider.url,
-            "PROVIDER__AUTH": "bearer",
-            "PROVIDER__TOKEN": PROVIDER_TOKEN,
-            "PROVIDER__MAX_RETRIES": "2",
-            "PROVIDER__CONNECT_TIMEOUT_SECONDS": "2",
-            "PROVIDER__READ_TIMEOUT_SECONDS": "5",
-            "POLL__INTERVAL_SECONDS": "1",
-            "POLL__SETTLE_DELAY_SECONDS": "0",
-            "POLL__START_AT": (STARTED - timedelta(minutes=5)).isoformat(),
-            "WORKER__INTERVAL_SECONDS": "1",
-            "WORKER__CONCURRENCY": "4",
-            "WORKER__RETRY_BASE_SECONDS": "0.2",
-            "WORKER__RETRY_MAX_SECONDS": "1",
-            "WORKER__MAX_ATTEMPTS": "10",
-            "WORKER__MAX_FILE_BYTES": "200000",
-            "WORKER__MAX_DOWNLOAD_BYTES": "200000",
-            "WORKER__SHUTDOWN_GRACE_SECONDS": "5",
-            "LOGGING__FORMAT": "human",
-        }
-        for key, value in self.siro.settings_values().items():
-            values[f"SIRO__{key.upper()}"] = str(value)
-        values.update(overrides)
-        env.update({f"SIRO_POLLER_{key}": value for key, value in values.items()})
-        return env
+        return daemon_environment(
+            state_dir=self.state_dir,
+            database_url=self.database_url,
+            siro=self.siro,
+            start_at=STARTED - timedelta(minutes=5),
+            settings={
+                "PROVIDER__BASE_URL": self.provider.url,
+                "PROVIDER__AUTH": "bearer",
+                "PROVIDER__TOKEN": PROVIDER_TOKEN,
+                "WORKER__CONCURRENCY": "4",
+                "WORKER__MAX_ATTEMPTS": "10",
+                "WORKER__MAX_FILE_BYTES": "200000",
+                "WORKER__MAX_DOWNLOAD_BYTES": "200000",
+                "WORKER__SHUTDOWN_GRACE_SECONDS": "5",
+                **overrides,
+            },
+        )
 
     def start(self, **overrides: str) -> subprocess.Popen[bytes]:
         """A daemon that has got as far as running its scheduler."""
@@ -182,13 +168,9 @@ def open_world(database_url: str, tmp_path: Path) -> Iterator[World]:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
-    with open_world(url, tmp_path) as running:
+@pytest.fixture
+def world(state_database_url: str, tmp_path: Path) -> Iterator[World]:
+    with open_world(state_database_url, tmp_path) as running:
         yield running
 
 

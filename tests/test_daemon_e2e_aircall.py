@@ -7,7 +7,6 @@ exactly once, with its rep and contact.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.domain.states import CallState
+from tests.daemon_process import daemon_environment
 from tests.fakes.aircall_server import AircallSimulator, aircall_call, aircall_contact
 from tests.fakes.audio import mp3_bytes
 from tests.fakes.siro_server import FakeSiro
@@ -29,15 +29,6 @@ from tests.test_daemon_e2e import STARTED_LINE, stop
 
 API_ID = "aircall-e2e-id"
 API_TOKEN = "aircall-e2e-token-0001"
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    url: str = request.getfixturevalue("fresh_postgres_url")
-    return url
 
 
 @pytest.fixture
@@ -47,43 +38,33 @@ def aircall() -> Iterator[AircallSimulator]:
 
 
 def daemon_env(
-    aircall: AircallSimulator, siro: FakeSiro, database_url: str, state_dir: Path, start: datetime
+    aircall: AircallSimulator,
+    siro: FakeSiro,
+    state_database_url: str,
+    state_dir: Path,
+    start: datetime,
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
-    env.pop("STATE_DIRECTORY", None)
-    # The daemon runs this checkout's code, whatever is installed.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    values = {
-        "STATE_DIR": str(state_dir),
-        "DATABASE__URL": database_url,
-        "PROVIDER__KIND": "aircall",
-        "PROVIDER__BASE_URL": aircall.url,
-        "PROVIDER__API_ID": API_ID,
-        "PROVIDER__API_TOKEN": API_TOKEN,
-        "PROVIDER__DOWNLOAD_HOSTS": f'["{aircall.media_host}"]',
-        "PROVIDER__MAX_RETRIES": "2",
-        "PROVIDER__CONNECT_TIMEOUT_SECONDS": "2",
-        "PROVIDER__READ_TIMEOUT_SECONDS": "5",
-        "POLL__INTERVAL_SECONDS": "1",
-        "POLL__SETTLE_DELAY_SECONDS": "0",
-        "POLL__START_AT": start.isoformat(),
-        "WORKER__INTERVAL_SECONDS": "1",
-        "WORKER__CONCURRENCY": "2",
-        "WORKER__RETRY_BASE_SECONDS": "0.2",
-        "WORKER__RETRY_MAX_SECONDS": "1",
-        "WORKER__MAX_ATTEMPTS": "10",
-        "LOGGING__FORMAT": "human",
-    }
-    for key, value in siro.settings_values().items():
-        values[f"SIRO__{key.upper()}"] = str(value)
-    env.update({f"SIRO_POLLER_{key}": value for key, value in values.items()})
-    return env
+    return daemon_environment(
+        state_dir=state_dir,
+        database_url=state_database_url,
+        siro=siro,
+        start_at=start,
+        settings={
+            "PROVIDER__KIND": "aircall",
+            "PROVIDER__BASE_URL": aircall.url,
+            "PROVIDER__API_ID": API_ID,
+            "PROVIDER__API_TOKEN": API_TOKEN,
+            "PROVIDER__DOWNLOAD_HOSTS": f'["{aircall.media_host}"]',
+            "WORKER__CONCURRENCY": "2",
+            "WORKER__MAX_ATTEMPTS": "10",
+        },
+    )
 
 
 def test_every_aircall_call_reaches_siro_once_with_its_rep_and_contact(
-    aircall: AircallSimulator, database_url: str, tmp_path: Path
+    aircall: AircallSimulator, state_database_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(database_url)
+    engine = make_engine(state_database_url)
     migrate.upgrade(engine)
     store = SqlStore(engine)
     # Aircall's call.ended comes ~30 s after hang-up; the adapter's settle delay keeps clear of
@@ -108,7 +89,7 @@ def test_every_aircall_call_reaches_siro_once_with_its_rep_and_contact(
 
     log_path = tmp_path / "daemon.log"
     with FakeSiro(verify_audio_type=True) as siro, log_path.open("ab") as log:
-        env = daemon_env(aircall, siro, database_url, tmp_path / "state", started)
+        env = daemon_env(aircall, siro, state_database_url, tmp_path / "state", started)
         daemon = subprocess.Popen(
             [sys.executable, "-m", "poller", "run"],
             env=env,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.domain.filters import SkipReason
 from poller.domain.states import CallState
+from tests.daemon_process import daemon_environment
 from tests.fakes.audio import mp3_bytes, wav_bytes
 from tests.fakes.ringcentral_server import RingCentralState, call_record, recording_of, serve
 from tests.fakes.siro_server import FakeSiro
@@ -24,7 +24,6 @@ from tests.test_daemon_e2e import STARTED_LINE, stop
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 UNLIMITED = {group: (10_000, 60, 60) for group in ("Heavy", "Medium", "Light", "Auth")}
-WORKTREE = str(Path(__file__).resolve().parent.parent)
 
 
 class Run:
@@ -43,36 +42,23 @@ class Run:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
-        env.pop("STATE_DIRECTORY", None)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [WORKTREE, env.get("PYTHONPATH")]))
-        values = {
-            "STATE_DIR": str(self.state_dir),
-            "DATABASE__URL": self.database_url,
-            "PROVIDER__KIND": "ringcentral",
-            "PROVIDER__BASE_URL": self.api.base_url,
-            "PROVIDER__MEDIA_BASE_URL": self.api.media_url,
-            "PROVIDER__CLIENT_ID": self.api.client_id,
-            "PROVIDER__CLIENT_SECRET": self.api.client_secret,
-            "PROVIDER__JWT": self.api.jwt,
-            "PROVIDER__SETTLE_DELAY_SECONDS": "0",
-            "PROVIDER__MAX_RETRIES": "2",
-            "PROVIDER__CONNECT_TIMEOUT_SECONDS": "2",
-            "PROVIDER__READ_TIMEOUT_SECONDS": "5",
-            "POLL__INTERVAL_SECONDS": "1",
-            "POLL__SETTLE_DELAY_SECONDS": "0",
-            "POLL__START_AT": (STARTED - timedelta(minutes=5)).isoformat(),
-            "WORKER__INTERVAL_SECONDS": "1",
-            "WORKER__CONCURRENCY": "2",
-            "WORKER__RETRY_BASE_SECONDS": "0.2",
-            "WORKER__RETRY_MAX_SECONDS": "1",
-            "WORKER__SHUTDOWN_GRACE_SECONDS": "5",
-            "LOGGING__FORMAT": "human",
-        }
-        for key, value in self.siro.settings_values().items():
-            values[f"SIRO__{key.upper()}"] = str(value)
-        env.update({f"SIRO_POLLER_{key}": value for key, value in values.items()})
-        return env
+        return daemon_environment(
+            state_dir=self.state_dir,
+            database_url=self.database_url,
+            siro=self.siro,
+            start_at=STARTED - timedelta(minutes=5),
+            settings={
+                "PROVIDER__KIND": "ringcentral",
+                "PROVIDER__BASE_URL": self.api.base_url,
+                "PROVIDER__MEDIA_BASE_URL": self.api.media_url,
+                "PROVIDER__CLIENT_ID": self.api.client_id,
+                "PROVIDER__CLIENT_SECRET": self.api.client_secret,
+                "PROVIDER__JWT": self.api.jwt,
+                "PROVIDER__SETTLE_DELAY_SECONDS": "0",
+                "WORKER__CONCURRENCY": "2",
+                "WORKER__SHUTDOWN_GRACE_SECONDS": "5",
+            },
+        )
 
     def start(self) -> subprocess.Popen[bytes]:
         log = self.log_path.open("ab")
@@ -98,12 +84,9 @@ class Run:
         return SqlStore(self.engine).status(datetime.now(UTC)).counts
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Run]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
+@pytest.fixture
+def run(state_database_url: str, tmp_path: Path) -> Iterator[Run]:
+    url = state_database_url
     with (
         serve(RingCentralState(groups=dict(UNLIMITED))) as api,
         FakeSiro(verify_audio_type=True) as siro,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
+from tests.daemon_process import daemon_environment
 from tests.fakes.audio import mp3_bytes, wav_bytes
 from tests.fakes.siro_server import FakeSiro
 from tests.fakes.zoom_server import (
@@ -42,37 +42,22 @@ class ZoomDaemonWorld:
     log_path: Path
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
-        env.pop("STATE_DIRECTORY", None)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
-        ).rstrip(os.pathsep)
-        values = {
-            "STATE_DIR": str(self.state_dir),
-            "DATABASE__URL": self.database_url,
-            "PROVIDER__KIND": "zoom",
-            "PROVIDER__BASE_URL": f"{self.api_url}/v2",
-            "PROVIDER__TOKEN_URL": f"{self.web_url}/oauth/token",
-            "PROVIDER__ACCOUNT_ID": ACCOUNT_ID,
-            "PROVIDER__CLIENT_ID": CLIENT_ID,
-            "PROVIDER__CLIENT_SECRET": CLIENT_SECRET,
-            "PROVIDER__SETTLE_DELAY_SECONDS": "0",
-            "PROVIDER__MAX_RETRIES": "2",
-            "PROVIDER__CONNECT_TIMEOUT_SECONDS": "2",
-            "PROVIDER__READ_TIMEOUT_SECONDS": "5",
-            "POLL__INTERVAL_SECONDS": "1",
-            "POLL__SETTLE_DELAY_SECONDS": "0",
-            "POLL__START_AT": (STARTED - timedelta(minutes=5)).isoformat(),
-            "WORKER__INTERVAL_SECONDS": "1",
-            "WORKER__CONCURRENCY": "2",
-            "WORKER__RETRY_BASE_SECONDS": "0.2",
-            "WORKER__RETRY_MAX_SECONDS": "1",
-            "LOGGING__FORMAT": "human",
-        }
-        for key, value in self.siro.settings_values().items():
-            values[f"SIRO__{key.upper()}"] = str(value)
-        env.update({f"SIRO_POLLER_{key}": value for key, value in values.items()})
-        return env
+        return daemon_environment(
+            state_dir=self.state_dir,
+            database_url=self.database_url,
+            siro=self.siro,
+            start_at=STARTED - timedelta(minutes=5),
+            settings={
+                "PROVIDER__KIND": "zoom",
+                "PROVIDER__BASE_URL": f"{self.api_url}/v2",
+                "PROVIDER__TOKEN_URL": f"{self.web_url}/oauth/token",
+                "PROVIDER__ACCOUNT_ID": ACCOUNT_ID,
+                "PROVIDER__CLIENT_ID": CLIENT_ID,
+                "PROVIDER__CLIENT_SECRET": CLIENT_SECRET,
+                "PROVIDER__SETTLE_DELAY_SECONDS": "0",
+                "WORKER__CONCURRENCY": "2",
+            },
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -85,12 +70,9 @@ class ZoomDaemonWorld:
             engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def zoom_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ZoomDaemonWorld]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
+@pytest.fixture
+def zoom_world(state_database_url: str, tmp_path: Path) -> Iterator[ZoomDaemonWorld]:
+    url = state_database_url
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()

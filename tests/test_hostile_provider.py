@@ -497,14 +497,10 @@ def test_a_listing_page_over_max_page_bytes_is_an_error_and_the_cursor_stays(
 # -- the daemon ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_the_daemon_stays_up_uploads_the_good_calls_once_and_fails_the_hostile_ones(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+    state_database_url: str, tmp_path: Path
 ) -> None:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_url")
+    url = state_database_url
     engine = make_engine(url)
     migrate.upgrade(engine)
     api = HostileCallLog(auth=("bearer", e2e.PROVIDER_TOKEN))

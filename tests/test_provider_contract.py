@@ -19,7 +19,13 @@ from poller.ports.provider import (
     TransientProviderError,
 )
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
-from tests.provider_contract import SIGNATURE, HttpProviderContract, HttpWorld, ProviderContract
+from tests.provider_contract import (
+    SIGNATURE,
+    HttpProviderContract,
+    HttpWorld,
+    ProviderContract,
+    ProviderWorld,
+)
 
 
 class GenericWorld(HttpWorld):
@@ -125,7 +131,7 @@ class TestGenericProvider(HttpProviderContract):
             yield world
 
 
-class MemoryWorld:
+class MemoryWorld(ProviderWorld):
     """The in-memory provider, scripted directly."""
 
     page_size = 10

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.domain.states import CallState
+from tests.daemon_process import daemon_environment
 from tests.fakes.audio import encoded, mp3_bytes
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.siro_server import FakeSiro
@@ -34,7 +34,6 @@ from tests.fakes.twilio_server import (
 from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-WORKTREE = str(Path(__file__).resolve().parent.parent)
 
 
 def twilio_env(url: str, **overrides: str) -> dict[str, str]:
@@ -115,18 +114,10 @@ class Daemon:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    url: str = request.getfixturevalue("fresh_postgres_url")
-    return url
-
-
 def test_the_daemon_uploads_each_twilio_recording_once_with_its_rep_and_contact(
-    database_url: str, tmp_path: Path
+    state_database_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(database_url)
+    engine = make_engine(state_database_url)
     migrate.upgrade(engine)
     api = FakeTwilio()
     # Each recording: (its call's from, to, direction, caller name).
@@ -160,33 +151,21 @@ def test_the_daemon_uploads_each_twilio_recording_once_with_its_rep_and_contact(
     )
     with serve(api) as provider, FakeSiro(verify_audio_type=True) as siro:
         daemon = Daemon(tmp_path / "state", tmp_path / "daemon.log")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
-        env.pop("STATE_DIRECTORY", None)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [WORKTREE, env.get("PYTHONPATH")]))
-        values = {
-            "STATE_DIR": str(daemon.state_dir),
-            "DATABASE__URL": database_url,
-            "PROVIDER__KIND": "twilio",
-            "PROVIDER__BASE_URL": provider.url,
-            "PROVIDER__ACCOUNT_SID": ACCOUNT_SID,
-            "PROVIDER__AUTH_TOKEN": AUTH_TOKEN,
-            "PROVIDER__REP_EMAILS": json.dumps({"client:alice": "rep1@example.com"}),
-            "PROVIDER__MAX_RETRIES": "2",
-            "PROVIDER__CONNECT_TIMEOUT_SECONDS": "2",
-            "PROVIDER__READ_TIMEOUT_SECONDS": "5",
-            "SIRO__REP_MAP__PROVIDER_ID": json.dumps({"client:carol": "user-3"}),
-            "POLL__INTERVAL_SECONDS": "1",
-            "POLL__SETTLE_DELAY_SECONDS": "0",
-            "POLL__START_AT": (STARTED - timedelta(minutes=5)).isoformat(),
-            "WORKER__INTERVAL_SECONDS": "1",
-            "WORKER__RETRY_BASE_SECONDS": "0.2",
-            "WORKER__RETRY_MAX_SECONDS": "1",
-            "WORKER__SHUTDOWN_GRACE_SECONDS": "5",
-            "LOGGING__FORMAT": "human",
-        }
-        for key, value in siro.settings_values().items():
-            values[f"SIRO__{key.upper()}"] = str(value)
-        env.update({f"SIRO_POLLER_{key}": value for key, value in values.items()})
+        env = daemon_environment(
+            state_dir=daemon.state_dir,
+            database_url=state_database_url,
+            siro=siro,
+            start_at=STARTED - timedelta(minutes=5),
+            settings={
+                "PROVIDER__KIND": "twilio",
+                "PROVIDER__BASE_URL": provider.url,
+                "PROVIDER__ACCOUNT_SID": ACCOUNT_SID,
+                "PROVIDER__AUTH_TOKEN": AUTH_TOKEN,
+                "PROVIDER__REP_EMAILS": json.dumps({"client:alice": "rep1@example.com"}),
+                "SIRO__REP_MAP__PROVIDER_ID": json.dumps({"client:carol": "user-3"}),
+                "WORKER__SHUTDOWN_GRACE_SECONDS": "5",
+            },
+        )
         with daemon.log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "poller", "run"],
