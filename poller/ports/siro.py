@@ -9,7 +9,8 @@ Errors come in three kinds, and which one is raised is the whole retry contract:
 - :class:`SiroTransientError`: try the same step again later (connection failures, timeouts,
   5xx, 429). The client already retried in-call a bounded number of times.
 - :class:`SiroPermanentError`: trying again will not help until something changes (other 4xx,
-  a 422 ZodError, an unexpected answer).
+  a 422 ZodError, an unexpected answer). Its subclass :class:`SiroCredentialError` is about
+  the credentials, not the call: the worker pauses on it and spends no attempt.
 - :class:`SiroCreateOutcomeUnknown`: the create request may have reached Siro and its answer
   was lost. It is deliberately *not* a transient error, so nothing retries it blindly; the
   worker looks for the recording before deciding.
@@ -86,6 +87,15 @@ class SiroPermanentError(SiroError):
     ) -> None:
         super().__init__(message, step=step, http_status=http_status)
         self.issues = issues
+
+
+class SiroCredentialError(SiroPermanentError):
+    """Siro refused the credentials, not the request: a rejected token mint, a 401 that a
+    freshly minted token gets too, or a 403.
+
+    It says nothing about the call being uploaded, so the worker pauses instead of failing
+    the call, and resumes once a mint succeeds again.
+    """
 
 
 class SiroCreateOutcomeUnknown(SiroError):
