@@ -184,6 +184,9 @@ class InMemorySiro:
     def get_recording(self, recording_id: str) -> RecordingSummary | None:
         return self._call("get_recording", lambda: self.recordings.get(recording_id))
 
+    def verify_credentials(self) -> None:
+        self._call("verify_credentials", lambda: None)
+
     def list_users(self) -> list[SiroUser]:
         return self._call("list_users", lambda: list(self.users))
 

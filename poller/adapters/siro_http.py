@@ -451,6 +451,12 @@ class SiroHttpClient:
 
     # -- tokens ------------------------------------------------------------------------------
 
+    def verify_credentials(self) -> None:
+        cached = self._tokens.current_value()
+        if cached is not None:
+            self._tokens.invalidate_value(cached)
+        self._tokens.get()
+
     def _mint_access_token(self) -> AccessToken:
         step = "mint-token"
         settings = self._settings

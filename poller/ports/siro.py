@@ -143,6 +143,14 @@ class SiroPort(Protocol):
         """One recording, or ``None`` when Siro does not know the id."""
         ...
 
+    def verify_credentials(self) -> None:
+        """Mint a fresh access token now, whatever is cached.
+
+        Raises :class:`SiroCredentialError` while Siro refuses the credentials; the worker
+        calls it to find out when a credential pause can end.
+        """
+        ...
+
     def list_users(self) -> list[SiroUser]: ...
 
     def list_connections(self) -> list[IntegrationConnection]: ...
