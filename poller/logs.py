@@ -25,7 +25,12 @@ from poller.domain.redaction import redact_url as redact_url
 
 
 class RedactionFilter(logging.Filter):
-    """Rewrites each record in place so every formatter downstream sees only redacted text."""
+    """Rewrites each record in place so every formatter downstream sees only redacted text.
+
+    The message, the traceback, the stack and any string passed as ``extra`` are masked. The
+    traceback is kept only as redacted text: a formatter that renders ``exc_info`` itself
+    (python-json-logger does) would otherwise print the raw one, past this filter.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -35,13 +40,23 @@ class RedactionFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact_text(record.getMessage(), self.secrets)
         record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = _PLAIN.formatException(record.exc_info)
+            record.exc_info = None
         if record.exc_text:
             record.exc_text = redact_text(record.exc_text, self.secrets)
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info, self.secrets)
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
+                setattr(record, name, redact_text(value, self.secrets))
         return True
+
+
+_PLAIN = logging.Formatter()
+# What every record has; anything else came in through ``extra=`` and a JSON line shows it.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 def configured_secrets(settings: Settings) -> list[str]:

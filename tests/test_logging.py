@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +53,71 @@ def test_exception_text_is_masked_too(logger: logging.Logger) -> None:
     assert "Traceback" in text
     assert "client-secret-abcdef" not in text
     assert "X-Goog-Signature" not in text and "5f1e2d3c4b5a" not in text
+
+
+CONFIGURED = "client-secret-abcdef"
+BEARER = "eyJhbGciOiJIUzI1NiJ9.payload.sig"
+# A module whose own source lines carry the secrets, so the traceback and the stack printed
+# with the record (each frame's source line) carry them too, as they do in real code.
+FAILING_MODULE = f"""
+import logging
+
+
+def upload(log: logging.Logger) -> None:
+    try:
+        raise RuntimeError("PUT {SIGNED} with Authorization: Bearer {BEARER} for {CONFIGURED}")
+    except RuntimeError:
+        log.exception("upload failed: {SIGNED} Bearer {BEARER} {CONFIGURED}", stack_info=True)
+"""
+
+
+def _failing_upload(tmp_path: Path) -> Callable[[logging.Logger], None]:
+    source = tmp_path / "failing_upload.py"
+    source.write_text(FAILING_MODULE, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("failing_upload", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    upload: Callable[[logging.Logger], None] = module.upload
+    return upload
+
+
+@pytest.mark.parametrize("fmt", ["human", "journald", "json"])
+def test_tracebacks_and_stacks_are_masked_in_every_format(
+    logger: logging.Logger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    if fmt == "journald":
+        monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    out = capture(logger, fmt="auto" if fmt == "journald" else fmt, secrets=(CONFIGURED,))
+    _failing_upload(tmp_path)(logger)
+    text = out.getvalue()
+    for leaked in (CONFIGURED, BEARER, "X-Goog-Signature", "5f1e2d3c4b5a", "X-Goog-Credential"):
+        assert leaked not in text, (fmt, leaked)
+    if fmt == "json":
+        (line,) = text.splitlines()
+        record = json.loads(line)
+        shown = {"traceback": record["exc_info"], "stack": record["stack_info"]}
+        assert record["message"].count("[REDACTED]") == 3
+    else:
+        traceback, stack = text.split("Stack (most recent call last):")
+        shown = {"traceback": traceback, "stack": stack}
+    assert "Traceback (most recent call last)" in shown["traceback"]
+    # The exception's message, and the failing frame's source line in the traceback.
+    assert shown["traceback"].count("abc.mp3?[REDACTED] with Authorization: [REDACTED]") == 2
+    # The logging call's own source line, in the stack.
+    assert (
+        "upload failed: https://storage.googleapis.com/siro-uploads/abc.mp3?[REDACTED] "
+        in (shown["stack"])
+    )
+    assert "Bearer [REDACTED] [REDACTED]" in shown["stack"]
+
+
+def test_strings_given_as_extra_are_masked_in_json(logger: logging.Logger) -> None:
+    out = capture(logger, fmt="json", secrets=(CONFIGURED,))
+    logger.warning("retrying", extra={"upload_url": SIGNED, "note": f"secret {CONFIGURED}"})
+    record = json.loads(out.getvalue())
+    assert record["upload_url"] == "https://storage.googleapis.com/siro-uploads/abc.mp3?[REDACTED]"
+    assert record["note"] == "secret [REDACTED]"
 
 
 @pytest.mark.parametrize(
