@@ -8,12 +8,13 @@ so ``LoadCredential=siro.api_token:/etc/siro-poller/api-token`` works in a unit 
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import operator
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
@@ -51,6 +52,7 @@ from poller.config_types import ConfigError as ConfigError  # re-exported: calle
 from poller.domain.attribution import normalise_email_keys, normalise_phone_keys
 from poller.domain.audio import MP3_BITRATES_KBPS, ConvertMode
 from poller.domain.phones import DEFAULT_PHONE_REGION, is_known_region
+from poller.domain.redaction import redact_url
 from poller.domain.siro import CrmObjectType
 from poller.domain.title import check_title_template
 
@@ -514,12 +516,10 @@ def provider_entry_overrides(entry: Mapping[str, Any]) -> dict[str, Any]:
             put(keys, _env_value(value))
     directory = os.environ.get(CREDENTIALS_DIR_ENV)
     if directory:
-        for secret in sorted(_provider_secret_names()):
-            for file_name in (prefix + secret.upper(), f"providers.{name}.{secret}"):
-                candidate = Path(directory) / file_name
-                if candidate.is_file():
-                    put([secret], candidate.read_text(encoding="utf-8").rstrip("\r\n"))
-                    break
+        for secret in sorted(provider_secret_names()):
+            found = _credential_file(Path(directory), _entry_credential_names(name, secret))
+            if found is not None:
+                put([secret], _read_credential(found))
     return overrides
 
 
@@ -533,7 +533,8 @@ def _env_value(value: str) -> Any:
     return value
 
 
-def _provider_secret_names() -> set[str]:
+def provider_secret_names() -> set[str]:
+    """The secret keys a provider table may hold, of any kind (``token``, ``client_secret``...)."""
     return {path[-1] for path in secret_paths(Settings) if path[0] == "provider"}
 
 
@@ -549,6 +550,55 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 def env_name(path: tuple[str, ...]) -> str:
     return ENV_PREFIX + "__".join(path).upper()
+
+
+def env_variable_for(key: Sequence[str]) -> str:
+    """The environment variable that sets a key as messages name it; a [[providers]] table's
+    by the table's name: ``("providers", "rc-east", "token")`` gives
+    ``SIRO_POLLER_PROVIDERS__RC_EAST__TOKEN``."""
+    if len(key) > 2 and key[0] == "providers":
+        return provider_entry_env_prefix(key[1]) + "__".join(key[2:]).upper()
+    return env_name(tuple(key))
+
+
+def known_keys(loc: Sequence[str | int]) -> list[str] | None:
+    """The keys the config table at ``loc`` accepts, or None when ``loc`` names no table.
+
+    ``loc`` is a location as pydantic reports it: list indexes are skipped and a provider
+    table's kind may follow it (``("provider", "dialpad", "listing")``), naming that kind's
+    keys; without a kind, a provider table accepts the keys of every kind.
+    """
+    models: list[type[BaseModel]] = [Settings]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = [model.model_fields[part] for model in models if part in model.model_fields]
+        if fields:
+            models = [model for field in fields for model in _models_in(field.annotation)]
+        else:
+            models = [model for model in models if _kind_of(model) == part]
+        if not models:
+            return None
+    return sorted({name for model in models for name in model.model_fields})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    return [
+        candidate
+        for candidate in _inner_types(annotation)
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel)
+    ]
+
+
+def _kind_of(model: type[BaseModel]) -> object:
+    field = model.model_fields.get("kind")
+    return None if field is None else field.default
+
+
+def close_key(name: str, keys: Iterable[str]) -> str | None:
+    """The key ``name`` was most likely meant to be, for a "did you mean" hint."""
+    matches = difflib.get_close_matches(name, list(keys), n=1, cutoff=0.7)
+    return matches[0] if matches else None
 
 
 class WithoutProviderTables(PydanticBaseSettingsSource):
@@ -581,17 +631,47 @@ class CredentialsDirectorySource(PydanticBaseSettingsSource):
             return {}
         values: dict[str, Any] = {}
         for path in secret_paths(self.settings_cls):
-            for file_name in (env_name(path), ".".join(path)):
-                candidate = Path(directory) / file_name
-                if candidate.is_file():
-                    # Editors and `echo` leave a trailing newline that is never part of a secret.
-                    secret = candidate.read_text(encoding="utf-8").rstrip("\r\n")
-                    node = values
-                    for key in path[:-1]:
-                        node = node.setdefault(key, {})
-                    node[path[-1]] = secret
-                    break
+            found = _credential_file(Path(directory), (env_name(path), ".".join(path)))
+            if found is not None:
+                node = values
+                for key in path[:-1]:
+                    node = node.setdefault(key, {})
+                node[path[-1]] = _read_credential(found)
         return values
+
+
+def _entry_credential_names(name: str, secret: str) -> tuple[str, str]:
+    return provider_entry_env_prefix(name) + secret.upper(), f"providers.{name}.{secret}"
+
+
+def _credential_file(directory: Path, names: Iterable[str]) -> Path | None:
+    """The first of ``names`` that is a file in ``directory``: the one a secret is read from."""
+    for name in names:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_credential(path: Path) -> str:
+    # Editors and `echo` leave a trailing newline that is never part of a secret.
+    return path.read_text(encoding="utf-8").rstrip("\r\n")
+
+
+def credential_files(settings: Settings, directory: Path) -> list[tuple[str, Path]]:
+    """Each file of a credentials directory that a secret of ``settings`` is read from, with
+    the dotted key it sets: ``("siro.api_token", <directory>/siro.api_token)``."""
+    found = [
+        (".".join(path), file)
+        for path in secret_paths(Settings)
+        if (file := _credential_file(directory, (env_name(path), ".".join(path)))) is not None
+    ]
+    for entry in settings.providers:
+        for secret in sorted(provider_secret_names()):
+            file = _credential_file(directory, _entry_credential_names(entry.name, secret))
+            if file is not None:
+                found.append((f"providers.{entry.name}.{secret}", file))
+    return found
 
 
 def config_path_from(explicit: str | os.PathLike[str] | None) -> Path | None:
@@ -633,7 +713,7 @@ def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     key = ".".join(loc) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key (check the spelling against config.example.toml)"
+        return f"{key}: {_unknown_key(tuple(error['loc']), loc)}"
     if error["type"] == "missing":
         return f"{key}: required"
     if error["type"] == "union_tag_invalid":
@@ -641,20 +721,41 @@ def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
         tag = str(error.get("ctx", {}).get("tag", ""))[:40]
         return f"{key}.kind: unknown kind {tag!r}; the kinds are {', '.join(sorted(KINDS))}"
     given = error.get("input")
-    # Never echo a secret, nor a URL that may carry a password in its userinfo.
-    credential_url = isinstance(given, str) and "://" in given and "@" in given
-    if (
-        isinstance(given, str | int | float | bool)
-        and not credential_url
-        and not _is_secret_key(loc)
-    ):
+    if isinstance(given, str):
+        # Masked as in logs: URL passwords, signed or token-bearing query strings.
+        given = redact_url(given)
+        # A user part the masking could not tell (no scheme, or a token as the user name).
+        url_key = bool(loc) and loc[-1].endswith("url")
+        if url_key and "@" in given.split("?")[0] and "[REDACTED]@" not in given:
+            given = None
+    if isinstance(given, str | int | float | bool) and not _is_secret_key(loc):
         return f"{key}: {message} (got {given!r})"
     return f"{key}: {message}"
 
 
+def _unknown_key(raw_loc: tuple[str | int, ...], key: tuple[str, ...]) -> str:
+    """Why a key was refused, naming the variable that set it and the key probably meant."""
+    meant = close_key(key[-1], known_keys(raw_loc[:-1]) or [])
+    variable = env_variable_for(key)
+    # The variable may set the key itself or, for a table, one key inside it.
+    setting = sorted(
+        name
+        for name in (name.upper() for name in os.environ)
+        if name == variable or name.startswith(variable + "__")
+    )
+    if setting:
+        text = f"unknown key, set by the environment variable {setting[0]}"
+        if meant:
+            text += f"; did you mean {env_variable_for((*key[:-1], meant))}"
+            text += f"{setting[0].removeprefix(variable)}?"
+        return text
+    text = "unknown key (check the spelling against config.example.toml)"
+    return text + (f"; did you mean {'.'.join((*key[:-1], meant))!r}?" if meant else "")
+
+
 def _is_secret_key(loc: tuple[str, ...]) -> bool:
     if loc[:1] == ("providers",) and len(loc) > 2:
-        return loc[-1] in _provider_secret_names()
+        return loc[-1] in provider_secret_names()
     return loc in set(secret_paths(Settings))
 
 
@@ -709,7 +810,7 @@ def provider_problems(provider: ProviderSettingsBase) -> list[str]:
         else:
             variable = env_name(tuple(key.split(".")))
         source = f"set {variable}"
-        if leaf in _provider_secret_names():
+        if leaf in provider_secret_names():
             source += f" or the credential file {key}"
         problems.append(f"{line}; {source}")
     return problems
@@ -724,7 +825,18 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
         del data["provider"]  # the default table, unused beside [[providers]]
     data["database"]["url"] = make_url(settings.database_url).render_as_string(hide_password=True)
     data["worker"]["spool_dir"] = str(settings.spool_dir)
-    return cast(dict[str, Any], _drop_none(data))
+    return cast(dict[str, Any], _urls_masked(_drop_none(data)))
+
+
+def _urls_masked(value: Any) -> Any:
+    # Every URL-valued setting, today's and tomorrow's: no password, no signed query string.
+    if isinstance(value, dict):
+        return {k: _urls_masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_urls_masked(item) for item in value]
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    return value
 
 
 def _masked(model: BaseModel) -> dict[str, Any]:

@@ -176,11 +176,15 @@ def test_the_example_documents_every_key_with_a_comment() -> None:
             assert above.startswith("# ") and not key_line.match(above), f"undocumented: {line}"
 
 
-def test_config_check_on_the_example_passes_with_secrets_from_the_environment(
+def test_config_check_on_the_example_passes_with_secrets_and_its_placeholders_replaced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
+    # The example's placeholders (test_config_checks covers their refusal).
+    monkeypatch.setenv("SIRO_POLLER_SIRO__CLIENT_ID", "client-7f3a")
+    monkeypatch.setenv("SIRO_POLLER_SIRO__TOKEN_USER_ID", "user-1")
+    monkeypatch.setenv("SIRO_POLLER_PROVIDER__BASE_URL", "https://voip.acme.io/api")
     result = CliRunner().invoke(main, ["--config", str(EXAMPLE), "config", "check"])
     assert result.exit_code == 0, result.output
     for value in SECRETS.values():
@@ -213,7 +217,7 @@ def test_config_check_masks_the_database_password(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SIRO_POLLER_DATABASE__URL", "postgresql+psycopg://u:inline-pw@db/x")
     result = CliRunner().invoke(main, ["config", "check", "--json"])
     assert "inline-pw" not in result.output
-    assert json.loads(result.stdout)["database"]["url"] == "postgresql+psycopg://u:***@db/x"
+    assert json.loads(result.stdout)["database"]["url"] == "postgresql+psycopg://u:[REDACTED]@db/x"
 
 
 def test_a_database_url_with_a_password_is_never_echoed(tmp_path: Path) -> None:
