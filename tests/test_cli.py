@@ -18,6 +18,7 @@ from poller.cli import main
 from poller.domain.records import PollCursor
 from poller.domain.states import CallState
 from tests.conftest import database_url
+from tests.fakes.siro_server import FakeSiro
 from tests.seed import seed_call, seed_cursor, seed_event
 
 STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
@@ -219,3 +220,58 @@ def test_db_downgrade_asks_first_and_works_with_yes(engine: Engine) -> None:
     assert done.exit_code == 0, done.output
     assert "downgraded to base" in done.stdout
     assert run(engine, "db", "upgrade").exit_code == 0
+
+
+def _start_environment(engine: Engine, siro: FakeSiro, tmp_path: Path) -> dict[str, str]:
+    return {
+        "SIRO_POLLER_DATABASE__URL": database_url(engine),
+        "SIRO_POLLER_STATE_DIR": str(tmp_path / "state"),
+        "SIRO_POLLER_PROVIDER__BASE_URL": "http://127.0.0.1:9/api",
+        "SIRO_POLLER_LOGGING__FORMAT": "human",
+        **{
+            f"SIRO_POLLER_SIRO__{key.upper()}": str(value)
+            for key, value in siro.settings_values().items()
+            if key != "api_token"
+        },
+    }
+
+
+def test_start_logs_the_config_warnings(engine: Engine, tmp_path: Path) -> None:
+    with FakeSiro() as siro:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[siro]\napi_token = "{siro.state.org_token}"\n', encoding="utf-8")
+        config.chmod(0o644)
+        env = {
+            **_start_environment(engine, siro, tmp_path),
+            "SIRO_POLLER_WROKER__CONCURRENCY": "8",
+        }
+        result = CliRunner().invoke(
+            main, ["--config", str(config), "work", "--until-idle"], env=env
+        )
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
+    assert [line.split(" WARNING ", 1)[1] for line in warnings] == [
+        "poller.cli.run: config: SIRO_POLLER_WROKER__CONCURRENCY: the config has no section or "
+        "key 'wroker', so siro-poller ignores this variable; did you mean "
+        "SIRO_POLLER_WORKER__CONCURRENCY? (or unset it, if it is meant for something else)",
+        f"poller.cli.run: config: {config}: holds secrets (siro.api_token) and can be read by "
+        f"group and others (mode 0644); chmod 600 {config}, or move the secrets to credential "
+        "files (LoadCredential= in the systemd unit) or the environment",
+    ]
+    assert siro.state.org_token not in result.output
+
+
+def test_start_refuses_the_example_s_placeholders(engine: Engine, tmp_path: Path) -> None:
+    with FakeSiro() as siro:
+        env = {
+            **_start_environment(engine, siro, tmp_path),
+            "SIRO_POLLER_SIRO__API_TOKEN": siro.state.org_token,
+            "SIRO_POLLER_SIRO__TOKEN_USER_ID": "replace-with-a-siro-user-id",
+        }
+        result = CliRunner().invoke(main, ["work", "--until-idle"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "siro-poller: config error: siro.token_user_id: still the example's placeholder "
+        "'replace-with-a-siro-user-id'; set your own value in the config file or in "
+        "SIRO_POLLER_SIRO__TOKEN_USER_ID"
+    ]

@@ -15,13 +15,13 @@ from poller.wiring import poll_params_from_settings
 TWO_PROVIDERS = """
 [[providers]]
 name = "rc-east"
-base_url = "https://east.example.com"
+base_url = "https://voip-east.acme.io"
 auth = "bearer"
 
 [[providers]]
 kind = "generic"
 name = "west"
-base_url = "https://west.example.com"
+base_url = "https://voip-west.acme.io"
 auth = "basic"
 username = "ops"
 [providers.fields]

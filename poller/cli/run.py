@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 
 import click
 
 from poller import app
 from poller.cli.root import CliContext, config_problem, main_group, pass_cli
-from poller.config import requirements_for_daemon
+from poller.config import config_path_from, requirements_for_daemon
+from poller.config_checks import config_findings
 from poller.core.daemon import stop_on_signals
 from poller.core.users_sync import UsersSyncError, sync_users
 from poller.domain.clock import utcnow
 
+log = logging.getLogger(__name__)
+
 
 def _ready(cli: CliContext) -> None:
     """Refuse to start on a config the daemon cannot work with, or on an old schema."""
-    problems = requirements_for_daemon(cli.settings)  # loading the settings set up logging
+    settings = cli.settings  # loading the settings set up logging
+    findings = config_findings(
+        settings, config_path=config_path_from(cli.config_path), environ=os.environ
+    )
+    for finding in findings:
+        if finding.level == "warning":
+            log.warning("config: %s", finding.line())
+    problems = [f.line() for f in findings if f.level == "error"]
+    problems += requirements_for_daemon(settings)
     if problems:
         raise config_problem(problems)
     cli.store  # noqa: B018  (opening the store checks the schema revision)
