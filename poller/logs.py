@@ -10,12 +10,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
+from pydantic import BaseModel, SecretStr
 from pythonjsonlogger.json import JsonFormatter
 
-from poller.config import LoggingSettings, Settings, secret_paths
+from poller.config import LoggingSettings, Settings
 
 # The redaction rules live in the domain (the core uses them too); adapters and the CLI may keep
 # importing them from here.
@@ -60,15 +61,22 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "a
 
 
 def configured_secrets(settings: Settings) -> list[str]:
-    values: list[str] = []
-    for path in secret_paths(Settings):
-        node: object = settings
-        for key in path:
-            node = getattr(node, key, None)
-        secret = getattr(node, "get_secret_value", None)
-        if secret is not None:
-            values.append(secret())
-    return values
+    """Every secret value the settings hold, at any depth: each [[providers]] table's too."""
+    return list(_secret_values(settings))
+
+
+def _secret_values(value: object) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_values(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _secret_values(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _secret_values(item)
 
 
 # journald reads a "<N>" prefix as the syslog priority of the line.

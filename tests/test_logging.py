@@ -183,3 +183,23 @@ def test_configure_logging_masks_every_secret_the_settings_hold(
     assert "org-token-from-env-1" not in out.getvalue()
     assert "provider-pw-from-env" not in out.getvalue()
     assert "sent [REDACTED] and [REDACTED]" in out.getvalue()
+
+
+def test_configure_logging_masks_the_secrets_of_each_providers_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[providers]]\nname = "east"\nbase_url = "https://e.acme.io"\nauth = "basic"\n'
+        'username = "ops"\npassword = "east-pw-in-file"\n'
+        '[[providers]]\nname = "west"\nbase_url = "https://w.acme.io"\nauth = "bearer"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SIRO_POLLER_PROVIDERS__WEST__TOKEN", "west-token-from-env")
+    out = io.StringIO()
+    handler = configure_logging(load_settings(config), stream=out)
+    try:
+        logging.getLogger("poller.anything").warning("east-pw-in-file west-token-from-env")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "poller.anything: [REDACTED] [REDACTED]" in out.getvalue()
