@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def _ready(cli: CliContext) -> None:
-    """Refuse to start on a config the daemon cannot work with, or on an old schema."""
+    """Refuse to start on a config the daemon cannot work with, or on an old schema; log what
+    the config has that is risky or probably not meant (`config check` prints the same)."""
     settings = cli.settings  # loading the settings set up logging
     findings = config_findings(
         settings, config_path=config_path_from(cli.config_path), environ=os.environ
