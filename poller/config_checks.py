@@ -89,11 +89,11 @@ def config_findings(
 
 # --- Placeholders ---------------------------------------------------------------------------
 
-# The values config.example.toml holds until someone replaces them: "...", "replace-with-...",
-# "your-api-id", "set SIRO_POLLER_...", and the like ("<client-id>"). Its "ACxxxx..." ids are
-# refused by their own patterns when the settings load.
+# The values config.example.toml holds until someone replaces them: "...", "RKnw...Eu73",
+# "replace-with-...", "your-api-id", "set SIRO_POLLER_...", and the like ("<client-id>"). Its
+# "ACxxxx..." ids are refused by their own patterns when the settings load.
 _PLACEHOLDER_TEXT = re.compile(
-    r"^(\.\.\.|…|<[^<>]*>|(replace|your)[-_ ].*|set SIRO_POLLER_.*)$", re.IGNORECASE
+    r"^(.*\.\.\..*|.*….*|<[^<>]*>|(replace|your)[-_ ].*|set SIRO_POLLER_.*)$", re.IGNORECASE
 )
 # Names reserved for examples (RFC 2606): no real phone system or storage answers there.
 _EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
@@ -101,17 +101,17 @@ _EXAMPLE_TOP_LEVEL = ("example", "invalid")
 
 
 def _placeholders(settings: Settings) -> Iterator[ConfigFinding]:
-    values: list[tuple[str, str, bool]] = []
+    values: list[_Text] = []
     for name in type(settings).model_fields:
         if name not in ("provider", "providers"):
-            values += _texts(getattr(settings, name), name)
+            values += _texts(getattr(settings, name), name, name)
     for entry in settings.configured_providers:
         prefix = f"providers.{entry.name}" if settings.providers else "provider"
-        values += _texts(entry, prefix)
-    for key, text, secret in values:
-        where = env_variable_for(tuple(key.split(".")))
+        values += _texts(entry, prefix, prefix)
+    for key, setting, text, secret in values:
+        where = env_variable_for(tuple(setting.split(".")))
         if secret:
-            where += f" or the credential file {key}"
+            where += f" or the credential file {setting}"
         if _PLACEHOLDER_TEXT.match(text.strip()):
             shown = "" if secret else f" {text!r}"
             yield ConfigFinding(
@@ -130,22 +130,31 @@ def _placeholders(settings: Settings) -> Iterator[ConfigFinding]:
             )
 
 
-def _texts(value: object, key: str) -> list[tuple[str, str, bool]]:
-    """Each text in a setting and its sub-tables, as (dotted key, text, is a secret)."""
+# (dotted key, the setting that holds it, the text, whether it is a secret); the key of an
+# entry of a table like siro.rep_map.extension names the entry ("siro.rep_map.extension.204").
+_Text = tuple[str, str, str, bool]
+
+
+def _texts(value: object, key: str, setting: str) -> list[_Text]:
+    """Each text in a setting and its sub-tables."""
     if isinstance(value, SecretStr):
-        return [(key, value.get_secret_value(), True)]
+        return [(key, setting, value.get_secret_value(), True)]
     if isinstance(value, str):
-        return [(key, value, False)]
+        return [(key, setting, value, False)]
     if isinstance(value, BaseModel):
         return [
             found
             for name in type(value).model_fields
-            for found in _texts(getattr(value, name), f"{key}.{name}")
+            for found in _texts(getattr(value, name), f"{key}.{name}", f"{setting}.{name}")
         ]
     if isinstance(value, list | tuple):
-        return [found for item in value for found in _texts(item, key)]
+        return [found for item in value for found in _texts(item, key, setting)]
     if isinstance(value, dict):
-        return [found for name, item in value.items() for found in _texts(item, f"{key}.{name}")]
+        return [
+            found
+            for name, item in value.items()
+            for found in _texts(item, f"{key}.{name}", setting)
+        ]
     return []
 
 

@@ -175,6 +175,11 @@ def test_the_example_passes_once_its_placeholders_are_replaced(
     [
         ('[siro]\norganization_id = "..."\n', "siro.organization_id", "placeholder '...'"),
         (
+            '[siro.rep_map]\nextension = { "204" = "RKnw...Eu73" }\n',
+            "siro.rep_map.extension.204",
+            "placeholder 'RKnw...Eu73'",
+        ),
+        (
             '[provider]\nkind = "aircall"\napi_id = "your-api-id"\n',
             "provider.api_id",
             "placeholder 'your-api-id'",
@@ -204,6 +209,8 @@ def test_each_kind_of_placeholder_is_an_error_naming_its_key(
     [finding] = findings(write(tmp_path / "c.toml", toml))
     assert (finding.level, finding.key) == ("error", key)
     assert message in finding.message
+    if key == "siro.rep_map.extension.204":
+        assert finding.fix.endswith("SIRO_POLLER_SIRO__REP_MAP__EXTENSION")
     if key == "provider.auth_token":
         assert finding.message == "still the example's placeholder"
         assert "the credential file provider.auth_token" in finding.fix
