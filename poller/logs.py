@@ -126,6 +126,11 @@ def build_handler(
     return handler
 
 
+# Third-party chatter at INFO drowns what matters; their warnings still come through.
+# APScheduler logs every run of every job; the daemon reports errors and missed runs itself.
+NOISY_LIBRARIES = ("urllib3", "apscheduler", "alembic.runtime.migration")
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
     """Install the one root handler; returns it so callers (and tests) can detach it."""
     root = logging.getLogger()
@@ -135,8 +140,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     handler._siro_poller = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.logging.level)
-    # Third-party chatter at INFO drowns what matters; their warnings still come through.
-    # APScheduler logs every run of every job; the daemon reports errors and missed runs itself.
-    for noisy in ("urllib3", "apscheduler", "alembic.runtime.migration"):
+    for noisy in NOISY_LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler

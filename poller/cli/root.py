@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 import click
-from tabulate import tabulate
 
 from poller import __version__
 from poller.adapters.sql.migrate import SchemaNotCurrent
 from poller.adapters.sql.store import SqlStore
 from poller.app import open_store
+from poller.cli.output import emit_table as emit_table
 from poller.config import ConfigError, Settings, load_settings
-from poller.logs import configure_logging
+from poller.logs import NOISY_LIBRARIES, configure_logging
 
 # Exit statuses: 0 done, 1 the action failed, 2 bad config or usage (as click uses for usage).
 EXIT_FAILURE = 1
@@ -47,6 +47,8 @@ def config_problem(problems: list[str]) -> ConfigProblem:
 @dataclass
 class CliContext:
     config_path: str | None
+    # -q is -1, no flag 0, each -v one more: see apply_verbosity.
+    verbosity: int = 0
 
     @cached_property
     def settings(self) -> Settings:
@@ -55,6 +57,7 @@ class CliContext:
         except ConfigError as exc:
             raise config_problem(exc.problems) from None
         configure_logging(settings)
+        apply_verbosity(self.verbosity)
         return settings
 
     @cached_property
@@ -81,14 +84,43 @@ class RootGroup(click.Group):
     envvar="SIRO_POLLER_CONFIG",
     help="TOML config file (default: $SIRO_POLLER_CONFIG).",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More log lines: -v the poller's debug lines, -vv the libraries' too "
+    "(over logging.level).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors (over logging.level).")
 @click.version_option(__version__, prog_name="siro-poller")
 @click.pass_context
-def main_group(ctx: click.Context, config_path: str | None) -> None:
+def main_group(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) -> None:
     """Poll a phone system's call log and upload every recording to Siro exactly once."""
-    ctx.obj = CliContext(config_path=config_path)
+    if verbose and quiet:
+        raise click.UsageError("-v and -q contradict each other; give one of them")
+    ctx.obj = CliContext(config_path=config_path, verbosity=-1 if quiet else verbose)
 
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+
+def apply_verbosity(verbosity: int) -> None:
+    """-q and -v over the configured ``logging.level``, for this invocation only.
+
+    -q: warnings and errors only; -v: the poller's own debug lines too; -vv: the libraries'
+    debug lines as well (the HTTP connections, the scheduler, the migrations).
+    """
+    root = logging.getLogger()
+    own = logging.getLogger("poller")
+    own.setLevel(logging.NOTSET)  # what an earlier invocation in this process set
+    if verbosity < 0:
+        root.setLevel(max(root.level, logging.WARNING))
+    elif verbosity >= 1:
+        own.setLevel(logging.DEBUG)
+    if verbosity >= 2:
+        root.setLevel(logging.DEBUG)
+        for library in NOISY_LIBRARIES:
+            logging.getLogger(library).setLevel(logging.DEBUG)
 
 
 def emit_json(data: Any) -> None:
@@ -100,18 +132,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def emit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    click.echo(tabulate([[_cell(v) for v in row] for row in rows], headers=headers))
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%SZ")
-    return value
 
 
 def parse_when(value: str) -> datetime:
