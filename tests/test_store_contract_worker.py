@@ -45,6 +45,20 @@ def test_claim_takes_due_rows_oldest_first_and_counts_an_attempt(any_store: AnyS
     assert older not in {c.id for c in any_store.claim_due("worker-c", NOW, LEASE, limit=5)}
 
 
+def test_count_due_is_what_claims_could_take(any_store: AnyStore) -> None:
+    due(any_store, "due-1")
+    due(any_store, "due-2", minutes_ago=10)
+    seed_call(any_store, "waiting")  # no next_attempt_at
+    seed_call(any_store, "later", next_attempt_at=NOW + timedelta(minutes=1))
+    seed_call(any_store, "failed", state=CallState.FAILED, next_attempt_at=NOW)
+    assert any_store.count_due(NOW) == 2
+
+    any_store.claim_due("worker-a", NOW, NOW + timedelta(minutes=5), limit=1)
+    assert any_store.count_due(NOW) == 1  # a leased row is no longer ahead
+    # Its lease ran out: it can be claimed again, so it counts again (with "later").
+    assert any_store.count_due(NOW + timedelta(minutes=6)) == 3
+
+
 def test_a_row_whose_lease_ran_out_is_rescued_and_the_rescue_is_logged(
     any_store: AnyStore,
 ) -> None:

@@ -360,6 +360,10 @@ class MemoryStore(LeaseGuardedWrites):
 
     # -- the worker ----------------------------------------------------------------------
 
+    def count_due(self, now: datetime) -> int:
+        with self._lock:
+            return sum(1 for call in self.calls.values() if self._is_due(call, now))
+
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
         with self._lock:
             # As the SQL store does: rows whose lease ran out first, then the due ones.

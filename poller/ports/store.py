@@ -168,6 +168,10 @@ class WorkQueue(Protocol):
         """A snapshot of ``siro_users`` to resolve many calls against without a query each."""
         ...
 
+    def count_due(self, now: datetime) -> int:
+        """How many rows a claim at ``now`` could take: the backlog ahead of the workers."""
+        ...
+
     def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
         """Atomically lease up to ``limit`` due rows to ``owner`` and count an attempt on each.
 

@@ -181,16 +181,7 @@ class SqlStore(LeaseGuardedWrites):
                 select(calls.c.state, func.count()).group_by(calls.c.state)
             ):
                 counts[state] = count
-            # Two lookups, each on its own index (an OR of the two would scan the table).
-            due_now = 0
-            oldest: list[datetime] = []
-            for clause in (due_unleased_clause(now), lease_ran_out_clause(now)):
-                count, first = conn.execute(
-                    select(func.count(), func.min(calls.c.next_attempt_at)).where(clause)
-                ).one()
-                due_now += count
-                if first is not None:
-                    oldest.append(first)
+            due_now, oldest = self._due(conn, now)
             cursors = self._cursors(conn)
             unmapped: dict[str, int] = {
                 provider: count
@@ -208,6 +199,25 @@ class SqlStore(LeaseGuardedWrites):
             cursors=cursors,
             unmapped=unmapped,
         )
+
+    def count_due(self, now: datetime) -> int:
+        with read_transaction(self.engine) as conn:
+            return self._due(conn, now)[0]
+
+    @staticmethod
+    def _due(conn: Connection, now: datetime) -> tuple[int, list[datetime]]:
+        """How many rows are due, and the oldest due time of each kind of due row."""
+        # Two lookups, each on its own index (an OR of the two would scan the table).
+        due_now = 0
+        oldest: list[datetime] = []
+        for clause in (due_unleased_clause(now), lease_ran_out_clause(now)):
+            count, first = conn.execute(
+                select(func.count(), func.min(calls.c.next_attempt_at)).where(clause)
+            ).one()
+            due_now += count
+            if first is not None:
+                oldest.append(first)
+        return due_now, oldest
 
     def list_calls(
         self,
