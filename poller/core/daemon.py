@@ -32,6 +32,7 @@ from poller.core.poll import PollReport
 from poller.core.users_sync import UsersSyncError
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
+from poller.domain.ingest import IngestAction
 from poller.ports.notifier import NoNotifier, ServiceNotifier
 from poller.ports.poll_lock import PollLock
 from poller.ports.store import WorkQueue
@@ -145,6 +146,10 @@ class Daemon:
             self.first_users_sync_done.set()
         self.health = JobHealth()
         self.started_at = utcnow()
+        self.scheduler: BackgroundScheduler | None = None
+        # One drain at a time; a wake that finds one under way asks it to look once more.
+        self._draining = threading.Lock()
+        self._drain_again = threading.Event()
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -158,6 +163,8 @@ class Daemon:
                     if report is None:  # another process polls this provider
                         continue
                     self.telemetry.poll_finished(ok=report.ok, listed=report.listed)
+                    if brought_work(report):
+                        self.wake_work()
                 except Exception:
                     self.telemetry.poll_finished(ok=False, listed=0)
                     # The cycle records its own failures on poll_cursors; this is the last
@@ -180,11 +187,27 @@ class Daemon:
             log.exception("users sync failed")
         finally:
             self.health.finished("users")
-            self.first_users_sync_done.set()
+            if not self.first_users_sync_done.is_set():
+                self.first_users_sync_done.set()
+                self.wake_work()  # the work job's first turn found the sync not done yet
 
     def work_job(self) -> None:
         if not self.first_users_sync_done.is_set():
             return
+        while True:
+            if not self._draining.acquire(blocking=False):
+                self._drain_again.set()  # the drain under way looks once more before it ends
+                return
+            try:
+                self._drain_again.clear()
+                self._drain()
+            finally:
+                self._draining.release()
+            # A wake that came while draining: its calls may have come after the last claim.
+            if not self._drain_again.is_set():
+                return
+
+    def _drain(self) -> None:
         self.health.started("work")
         try:
             report = self.worker.drain()
@@ -201,6 +224,15 @@ class Daemon:
             log.exception("work job failed")
         finally:
             self.health.finished("work")
+
+    def wake_work(self) -> None:
+        """Run the work job now instead of at its next interval: calls have become due."""
+        scheduler = self.scheduler
+        if scheduler is None or not self.params.works or self.stop.is_set():
+            return
+        # A one-off job of its own: the interval job may be running (APScheduler would skip a
+        # second instance of it), and work_job itself lets one drain run at a time.
+        scheduler.add_job(self.work_job, id="work-now", replace_existing=True)
 
     def jobs(self) -> list[tuple[str, Callable[[], None], float]]:
         """Each scheduled job: its id, its body and its interval in seconds (first run: now)."""
@@ -264,6 +296,7 @@ class Daemon:
         now = datetime.now(UTC)
         for job_id, job, every in self.jobs():
             scheduler.add_job(job, "interval", seconds=every, id=job_id, next_run_time=now)
+        self.scheduler = scheduler  # before the first poll, which may wake the work job
         scheduler.start()
         role = self.params.role
         self.notifier.ready(
@@ -286,6 +319,7 @@ class Daemon:
 
         log.info("stopping: no new work is claimed; in-flight steps have %.0fs to finish", grace)
         self.notifier.stopping("finishing in-flight work")
+        self.scheduler = None
         scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
         while self.health.any_running() and time.monotonic() < deadline:
@@ -310,6 +344,16 @@ class Daemon:
         if interval is None:
             return 30.0
         return max(1.0, interval.total_seconds() / 2)
+
+
+def brought_work(report: PollReport) -> bool:
+    """Whether a poll cycle put calls in the queue that may be due now."""
+    counts = report.counts
+    return bool(
+        counts[IngestAction.INSERTED.value]
+        or counts[IngestAction.BECAME_DUE.value]
+        or report.remapped
+    )
 
 
 def stop_on_signals(stop: threading.Event) -> None:
