@@ -26,6 +26,7 @@ from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import ConfigError, Settings, provider_problems
 from poller.core.daemon import Daemon, LockedPollCycle
 from poller.core.poll import PollReport, poll_once
+from poller.core.progress import WorkProgress
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
@@ -131,6 +132,7 @@ def build_worker(
     siro: SiroPort | None = None,
     downloader: RecordingFetcher | None = None,
     telemetry: Telemetry | None = None,
+    progress: WorkProgress | None = None,
 ) -> Worker:
     providers = providers if providers is not None else build_providers(settings)
     return Worker(
@@ -143,6 +145,7 @@ def build_worker(
         owner=worker_identity(),
         stop=stop,
         telemetry=telemetry,
+        progress=progress,
     )
 
 
@@ -154,14 +157,26 @@ def build_poll_lock(store: SqlStore, provider: str) -> PollLock:
     return NoPollLock()
 
 
-def build_daemon(settings: Settings, store: SqlStore, stop: threading.Event) -> Daemon:
+def build_daemon(
+    settings: Settings,
+    store: SqlStore,
+    stop: threading.Event,
+    *,
+    progress: WorkProgress | None = None,
+) -> Daemon:
     telemetry: Telemetry | None = None
     if settings.metrics.listen:
         telemetry = serve_metrics(settings.metrics.listen, store, utcnow)
     providers = build_providers(settings)
     siro = build_siro_client(settings)
     worker = build_worker(
-        settings, store, stop, providers=providers, siro=siro, telemetry=telemetry
+        settings,
+        store,
+        stop,
+        providers=providers,
+        siro=siro,
+        telemetry=telemetry,
+        progress=progress,
     )
 
     def poll_cycle(name: str, provider: ProviderPort) -> Callable[[], PollReport]:

@@ -114,7 +114,8 @@ def test_a_step_longer_than_its_lease_keeps_its_row(world: World) -> None:
         lambda: bool(world.siro.state.requests_for("put")), 60, "the slow upload to start", world
     )
     second_world = another(world, "second")
-    second = second_world.start(WORKER__ROLE="worker", **slow_settings)
+    # At DEBUG, so that an upload by this process would show in its log.
+    second = second_world.start(WORKER__ROLE="worker", LOGGING__LEVEL="DEBUG", **slow_settings)
     try:
         wait_for(lambda: world.counts()["uploaded"] == 1, 60, "the upload", world)
     finally:

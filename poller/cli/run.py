@@ -9,6 +9,7 @@ import threading
 import click
 
 from poller import app
+from poller.cli.progress_display import backlog_progress
 from poller.cli.root import CliContext, config_problem, main_group, pass_cli
 from poller.config import config_path_from, requirements_for_daemon
 from poller.config_checks import config_findings
@@ -43,8 +44,13 @@ def run(cli: CliContext) -> None:
     stop = threading.Event()
     stop_on_signals(stop)
     _ready(cli)
-    daemon = app.build_daemon(cli.settings, cli.store, stop)
-    raise SystemExit(daemon.run())
+    progress = backlog_progress(cli.store, verbosity=cli.verbosity)
+    daemon = app.build_daemon(cli.settings, cli.store, stop, progress=progress)
+    try:
+        status = daemon.run()
+    finally:
+        progress.drain_finished()  # a progress line left by a drain that raised is closed
+    raise SystemExit(status)
 
 
 @main_group.command("work")
@@ -60,19 +66,23 @@ def work(cli: CliContext, until_idle: bool) -> None:
     stop_on_signals(stop)
     _ready(cli)
     siro = app.build_siro_client(cli.settings)
-    worker = app.build_worker(cli.settings, cli.store, stop, siro=siro)
+    progress = backlog_progress(cli.store, verbosity=cli.verbosity)
+    worker = app.build_worker(cli.settings, cli.store, stop, siro=siro, progress=progress)
     try:
         sync_users(siro, cli.store, utcnow(), default_region=cli.settings.siro.phone_default_region)
     except UsersSyncError as exc:
         click.echo(f"siro-poller: warning: {exc}", err=True)
     totals = {"processed": 0, "uploaded": 0, "retried": 0, "failed": 0, "skipped": 0}
-    while not stop.is_set():
-        report = worker.drain()
-        for key in totals:
-            totals[key] += getattr(report, key)
-        if until_idle:
-            break
-        stop.wait(cli.settings.worker.interval_seconds)
+    try:
+        while not stop.is_set():
+            report = worker.drain()
+            for key in totals:
+                totals[key] += getattr(report, key)
+            if until_idle:
+                break
+            stop.wait(cli.settings.worker.interval_seconds)
+    finally:
+        progress.drain_finished()  # a progress line left by a drain that raised is closed
     released = cli.store.release_leases(worker.owner, worker.clock())
     click.echo(
         f"processed {totals['processed']}: {totals['uploaded']} uploaded, "

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from poller.core.crm_connection import resolve_connection_id
+from poller.core.progress import NoProgress, WorkProgress
 from poller.domain.attribution import UserDirectory
 from poller.domain.audio import (
     AudioFacts,
@@ -110,6 +111,7 @@ class Worker:
         stop: threading.Event,
         clock: Callable[[], datetime] = utcnow,
         telemetry: Telemetry | None = None,
+        progress: WorkProgress | None = None,
     ) -> None:
         self.params = params
         self.store = store
@@ -123,6 +125,7 @@ class Worker:
         self.stop = stop
         self.clock = clock
         self.telemetry = telemetry or NoTelemetry()
+        self.progress = progress or NoProgress()
         self.spool = params.spool_dir
         self.upload_rules = params.upload_rules
         self._directory_lock = threading.Lock()
@@ -174,6 +177,7 @@ class Worker:
                 if in_flight and time.monotonic() >= next_renewal:
                     self.renew_leases(set(in_flight.values()), lease)
                     next_renewal = time.monotonic() + renew_every
+        self.progress.drain_finished()
         return WorkerReport(
             processed=sum(self._tally.values()),
             uploaded=self._tally.get("uploaded", 0),
@@ -202,11 +206,13 @@ class Worker:
         with self._tally_lock:
             self._tally[outcome] = self._tally.get(outcome, 0) + 1
         self.last_progress_at = self.clock()
+        self.progress.call_settled(outcome)
 
     # -- one row -------------------------------------------------------------------------
 
     def process(self, call: Call) -> None:
         """Take one claimed row as far as it goes; never raises for a problem of the row."""
+        self.progress.call_started()
         try:
             if call.attempts > self.params.max_attempts:
                 # A row that keeps killing its worker mid-step comes back through lease expiry
@@ -477,7 +483,7 @@ class Worker:
             f"{result.duration_seconds:.0f}s of audio, {_shape(result)}",
         )
         self.telemetry.step_finished("convert", "ok", seconds=elapsed_ms / 1000)
-        log.info("call %s (%s): %s", call.id, call.provider_call_id, event.message)
+        log.debug("call %s (%s): %s", call.id, call.provider_call_id, event.message)
         return target, conversion.target, event
 
     def _run_conversion(
@@ -655,7 +661,8 @@ class Worker:
         self.telemetry.step_finished(
             "upload", outcome, seconds=duration_ms / 1000 if duration_ms is not None else None
         )
-        log.info(
+        # One line a call would drown a backlog's log: the progress summary counts them instead.
+        log.debug(
             "call %s (%s): uploaded as Siro recording %s",
             call.id,
             call.provider_call_id,
