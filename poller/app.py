@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from poller import __version__
 from poller.adapters.audio import PyAvAudio
@@ -157,6 +158,28 @@ def build_poll_lock(store: SqlStore, provider: str) -> PollLock:
     return NoPollLock()
 
 
+def startup_summary(settings: Settings) -> str:
+    """What `run` says it runs with, on its start-up line."""
+    providers = ", ".join(
+        f"{provider.name} ({provider.kind})" for provider in settings.configured_providers
+    )
+    metrics = f"metrics on {settings.metrics.listen}" if settings.metrics.listen else "metrics off"
+    return (
+        f"version {__version__}, role {settings.worker.role}, "
+        f"database {describe_database(settings.database_url)}, "
+        f"provider{'s' if len(settings.configured_providers) > 1 else ''} {providers}, {metrics}"
+    )
+
+
+def describe_database(url: str) -> str:
+    """The state database as a log line may show it: SQLite's file, or the URL without its
+    password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"{parsed.database or ':memory:'} (SQLite)"
+    return parsed.render_as_string(hide_password=True)
+
+
 def build_daemon(
     settings: Settings,
     store: SqlStore,
@@ -199,4 +222,5 @@ def build_daemon(
         notifier=SystemdNotifier(),
         telemetry=telemetry,
         users_sync=users_sync,
+        about=startup_summary(settings),
     )

@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
+from poller import __version__
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
@@ -225,6 +227,9 @@ def test_200_calls_reach_siro_exactly_once_and_bad_ones_fail_with_reasons(world:
     }
     for secret in [PROVIDER_TOKEN, *world.siro.state.secrets()]:
         assert secret not in world.log()
+    # No line a call at INFO: a backlog is summed up, failures keep their line each.
+    assert "uploaded as Siro recording" not in world.log()
+    assert world.log().count("failed (") == 3
 
 
 def test_an_m4a_call_is_uploaded_as_aac_and_an_ogg_call_as_mp3_each_exactly_once(
@@ -424,6 +429,17 @@ def test_metrics_show_the_state_table_and_the_work_done(world: World) -> None:
         text = _scrape(port)
     finally:
         assert stop(daemon) == 0
+    (startup,) = [line for line in world.log().splitlines() if STARTED_LINE in line]
+    url = make_url(world.database_url)
+    database = (
+        f"{url.database} (SQLite)"
+        if url.get_backend_name() == "sqlite"
+        else url.render_as_string(hide_password=True)
+    )
+    assert (
+        f": version {__version__}, role all, database {database}, provider generic (generic), "
+        f"metrics on 127.0.0.1:{port}; poll every 1s, work every 1s, 4 threads"
+    ) in startup
     assert 'siro_poller_calls{state="uploaded"} 10.0' in text
     assert "siro_poller_due_calls 0.0" in text
     assert 'siro_poller_polls_total{outcome="ok"}' in text

@@ -130,8 +130,12 @@ class Daemon:
         notifier: ServiceNotifier | None = None,
         telemetry: Telemetry | None = None,
         users_sync: Callable[[], object] | None = None,
+        about: str | None = None,
     ) -> None:
         self.params = params
+        # What the start-up line says of this process beyond the daemon's own parameters
+        # (the version, the database, the providers, the metrics address, the role).
+        self.about = about or f"role {params.role}"
         self.store = store
         self.poll_cycles = poll_cycles
         self.worker = worker
@@ -303,9 +307,9 @@ class Daemon:
             {"all": "polling and working", "poller": "polling"}.get(role, "working")
         )
         log.info(
-            "siro-poller running as %s (role %s): poll every %ss, work every %ss, %d threads",
+            "siro-poller running as %s: %s; poll every %ss, work every %ss, %d threads",
             self.worker.owner,
-            role,
+            self.about,
             self.params.poll_interval_seconds,
             self.params.work_interval_seconds,
             self.params.concurrency,
