@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -43,6 +44,8 @@ from poller.wiring import (
     poll_params_from_settings,
     worker_params_from_settings,
 )
+
+log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -208,7 +211,11 @@ def build_daemon(
         return lambda: poll_once(params, provider, store, utcnow(), record_changes=False)
 
     def users_sync() -> UsersSyncResult:
-        return sync_users(siro, store, utcnow(), default_region=settings.siro.phone_default_region)
+        result = sync_users(
+            siro, store, utcnow(), default_region=settings.siro.phone_default_region
+        )
+        log.info("Siro users synced: %s", result.summary())
+        return result
 
     return Daemon(
         daemon_params_from_settings(settings),

@@ -159,6 +159,7 @@ def test_sync_users_command(siro: FakeSiro, sql_store: SqlStore, tmp_path: Path)
     assert result.stdout.strip() == (
         "5 users listed by Siro (1 disabled): 5 new, 0 changed, 0 back, 0 no longer listed"
     )
+    assert result.output.count("5 users listed by Siro") == 1  # said once, not logged again
     assert len(sql_store.siro_users()) == 5
 
     siro.state.fail_next("users", Fault.http(403))

@@ -69,7 +69,10 @@ def work(cli: CliContext, until_idle: bool) -> None:
     progress = backlog_progress(cli.store, verbosity=cli.verbosity)
     worker = app.build_worker(cli.settings, cli.store, stop, siro=siro, progress=progress)
     try:
-        sync_users(siro, cli.store, utcnow(), default_region=cli.settings.siro.phone_default_region)
+        synced = sync_users(
+            siro, cli.store, utcnow(), default_region=cli.settings.siro.phone_default_region
+        )
+        log.info("Siro users synced: %s", synced.summary())
     except UsersSyncError as exc:
         click.echo(f"siro-poller: warning: {exc}", err=True)
     totals = {"processed": 0, "uploaded": 0, "retried": 0, "failed": 0, "skipped": 0}

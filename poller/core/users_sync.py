@@ -6,15 +6,12 @@ A sync either replaces the table's picture of Siro in one transaction or changes
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from poller.domain.attribution import directory_user
 from poller.domain.records import UsersSyncResult
 from poller.ports.siro import SiroError, SiroPort
 from poller.ports.store import UserDirectoryStore
-
-log = logging.getLogger(__name__)
 
 
 class UsersSyncError(Exception):
@@ -43,8 +40,7 @@ def sync_users(
                 f"Siro listed no users at all, while {known} were active at the last sync; "
                 "siro_users is unchanged"
             )
-    result = store.replace_siro_users(
+    # The caller says what came of it, once: the daemon in its log, `siro sync-users` on stdout.
+    return store.replace_siro_users(
         [directory_user(user, now, default_region) for user in listed], now
     )
-    log.info("Siro users synced: %s", result.summary())
-    return result
