@@ -134,3 +134,21 @@ def test_the_widest_columns_give_way_first_and_none_below_its_longest_word() -> 
     assert fitted_widths([5, 20, 60], [3, 10, 10], available=35) == [5, 15, 15]
     # Nothing narrower than the least: the table is wider than asked rather than cut.
     assert fitted_widths([5, 20, 60], [3, 10, 10], available=10) == [3, 10, 10]
+
+
+def test_calls_list_says_when_more_rows_exist_than_it_shows(calls: SqlStore) -> None:
+    env = environment(calls.engine)
+    cut = CliRunner().invoke(main, ["calls", "list", "--limit", "3"], env=env)
+    assert cut.exit_code == 0, cut.output
+    assert len(cut.stdout.splitlines()) == 2 + 3  # header, dashes, three rows
+    assert cut.stderr.strip() == (
+        "siro-poller: showing the first 3 calls; more exist: raise --limit or narrow with "
+        "--state or --since"
+    )
+    as_json = CliRunner().invoke(main, ["calls", "list", "--limit", "3", "--json"], env=env)
+    assert len(json.loads(as_json.stdout)) == 3  # stdout stays one JSON document
+    assert "more exist" in as_json.stderr
+
+    whole = CliRunner().invoke(main, ["calls", "list", "--limit", "4"], env=env)
+    assert len(whole.stdout.splitlines()) == 2 + 4
+    assert whole.stderr == ""

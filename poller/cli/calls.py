@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -21,6 +21,7 @@ from poller.domain.records import Call, UnmappedRecord
 from poller.domain.states import CallState
 from poller.ports.store import NotRequeueable
 
+T = TypeVar("T")
 STATE_CHOICE = click.Choice([state.value for state in CallState])
 
 
@@ -49,8 +50,9 @@ def list_calls(
     rows = cli.store.list_calls(
         state=CallState(state) if state else None,
         since=parse_when(since) if since else None,
-        limit=limit,
+        limit=limit + 1,  # one more than shown tells whether more exist
     )
+    rows = _within(rows, limit, "calls", "narrow with --state or --since")
     if as_json:
         emit_json([listed_call(row) for row in rows])
         return
@@ -74,6 +76,18 @@ def list_calls(
         ],
         headers=["id", "provider", "call", "state", "tries", "started", "rep", "next try", "error"],
     )
+
+
+def _within(rows: list[T], limit: int, what: str, narrow: str) -> list[T]:
+    """The first ``limit`` rows; when there were more, says so on stderr (stdout, table or
+    JSON, stays what a script reads)."""
+    if len(rows) <= limit:
+        return rows
+    click.echo(
+        f"siro-poller: showing the first {limit} {what}; more exist: raise --limit or {narrow}",
+        err=True,
+    )
+    return rows[:limit]
 
 
 def _short(kind: str | None, message: str | None, width: int = 60) -> str:
@@ -177,8 +191,9 @@ def unmapped(
     (shown with --resolved).
     """
     rows = cli.store.unmapped_records(
-        provider, resolved=None if show_resolved else False, limit=limit
+        provider, resolved=None if show_resolved else False, limit=limit + 1
     )
+    rows = _within(rows, limit, "records", "narrow with --provider")
     if as_json:
         emit_json([unmapped_document(row) for row in rows])
         return
