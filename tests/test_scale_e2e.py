@@ -75,7 +75,7 @@ def test_workers_killed_at_random_upload_every_call_exactly_once(world: World) -
     world.siro.state.chaos = Chaos(server_error=0.08, rate_limited=0.04, drop=0.04, seed=21)
     world.api.chaos = Chaos(server_error=0.05, drop=0.03, seed=22)
     # Uploads slow enough that the kills land while there is still work in flight.
-    world.siro.state.fail_next("put", *[Fault.slow(0.3)] * 200)
+    world.siro.state.fail_next("put", *[Fault.slow(0.6)] * 200)
     fast_lease = {"WORKER__LEASE_SECONDS": "5", "WORKER__CONCURRENCY": "2"}
     poller = world.start(WORKER__ROLE="poller")
     workers = [another(world, f"worker-{n}") for n in range(3)]
