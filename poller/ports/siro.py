@@ -14,6 +14,9 @@ Errors come in three kinds, and which one is raised is the whole retry contract:
 - :class:`SiroCreateOutcomeUnknown`: the create request may have reached Siro and its answer
   was lost. It is deliberately *not* a transient error, so nothing retries it blindly; the
   worker looks for the recording before deciding.
+- :class:`SiroCreateUnconfirmed` (a kind of the above): Siro answered the create with a 2xx
+  that names no recording id. Siro took the request, so it is never sent again: the worker
+  only looks the recording up by its title, and parks the row for review if it never appears.
 
 No error text ever holds a token, a secret or a signed URL.
 """
@@ -91,7 +94,8 @@ class SiroPermanentError(SiroError):
 
 class SiroCredentialError(SiroPermanentError):
     """Siro refused the credentials, not the request: a rejected token mint, a 401 that a
-    freshly minted token gets too, or a 403.
+    freshly minted token gets too, or a 403; or a credential setting is missing. The message
+    names the settings to check, never a secret.
 
     It says nothing about the call being uploaded, so the worker pauses instead of failing
     the call, and resumes once a mint succeeds again.
@@ -102,9 +106,17 @@ class SiroCreateOutcomeUnknown(SiroError):
     """The create request may have been received and acted on, but no usable answer came back.
 
     Raised for a connection that failed after it was established (reset, closed without an
-    answer), a read timeout, a 5xx, or a 2xx whose body names no recording id. A request is
-    counted as "not sent" only when the TCP connection was never made (connect timeout,
-    connection refused, name resolution): those are retried, everything else may have arrived.
+    answer), a read timeout or a 5xx. A request is counted as "not sent" only when the TCP
+    connection was never made (connect timeout, connection refused, name resolution): those
+    are retried, everything else may have arrived.
+    """
+
+
+class SiroCreateUnconfirmed(SiroCreateOutcomeUnknown):
+    """Siro accepted the create (a 2xx answer) but named no recording id.
+
+    Unlike a lost answer, this one proves Siro received the request, so the create must not
+    be sent again, however long the recording takes to show up in Siro's list.
     """
 
 
@@ -129,7 +141,8 @@ class SiroPort(Protocol):
         """Step 3: create the recording from the uploaded file; returns the new recording id.
 
         Never retried once the request may have reached Siro: that raises
-        :class:`SiroCreateOutcomeUnknown`.
+        :class:`SiroCreateOutcomeUnknown`, or :class:`SiroCreateUnconfirmed` when Siro
+        answered 2xx without a recording id.
         """
         ...
 
