@@ -44,6 +44,7 @@ from poller.adapters.providers.settings import DEFAULT_PROVIDER_KIND, ProviderSe
 from poller.config_types import (
     BaseUrl,
     DottedPath,
+    HostPattern,
     NonBlank,
     PositiveSeconds,
     Section,
@@ -167,6 +168,10 @@ class CrmSettings(Section):
         return checked
 
 
+# The hosts Siro's signed upload URLs (Google Cloud Storage V4 signed URLs) point at.
+SIRO_STORAGE_HOSTS = ("storage.googleapis.com", "*.storage.googleapis.com")
+
+
 class SiroSettings(Section):
     api_base_url: BaseUrl = "https://api.siro.ai"
     external_api_base_url: BaseUrl = "https://functions.siro.ai/api-externalApi"
@@ -194,6 +199,16 @@ class SiroSettings(Section):
     )
     token_refresh_margin_seconds: PositiveSeconds = Field(
         default=300.0, description="mint a new access token this long before the current expires"
+    )
+    signed_url_size_field: Literal["auto", "fileSize", "fileSizeInBytes"] = Field(
+        default="auto",
+        description="the signed-url body's size key; auto: learned from Siro's 422 answers",
+    )
+    storage_hosts: list[HostPattern] = Field(
+        default=list(SIRO_STORAGE_HOSTS),
+        min_length=1,
+        description="hosts audio may be PUT to over https; '*.x.com' allowed; plain http only "
+        "to a loopback host listed exactly",
     )
     users_refresh_minutes: Annotated[int, Field(gt=0)] = Field(
         default=60, description="how often the daemon copies Siro's users into siro_users"
