@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from datetime import datetime
@@ -43,7 +44,14 @@ def daemon_environment(
         "WORKER__RETRY_MAX_SECONDS": "1",
         "LOGGING__FORMAT": "human",
     }
-    values.update({f"SIRO__{key.upper()}": str(v) for key, v in siro.settings_values().items()})
+    values.update(
+        {f"SIRO__{key.upper()}": env_text(v) for key, v in siro.settings_values().items()}
+    )
     values.update(settings)
     env.update({f"SIRO_POLLER_{key}": value for key, value in values.items()})
     return env
+
+
+def env_text(value: object) -> str:
+    """A setting's value as an environment variable holds it: lists and tables as JSON."""
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)

@@ -14,6 +14,7 @@ from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.domain.states import CallState
 from tests.conftest import database_url
+from tests.daemon_process import env_text
 from tests.fakes.audio import mp3_bytes
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
@@ -45,7 +46,10 @@ def test_work_until_idle_uploads_what_is_due_and_returns(
             "SIRO_POLLER_PROVIDER__BASE_URL": server.url,
             "SIRO_POLLER_POLL__START_AT": (STARTED - timedelta(minutes=1)).isoformat(),
             "SIRO_POLLER_POLL__SETTLE_DELAY_SECONDS": "0",
-            **{f"SIRO_POLLER_SIRO__{k.upper()}": str(v) for k, v in siro.settings_values().items()},
+            **{
+                f"SIRO_POLLER_SIRO__{k.upper()}": env_text(v)
+                for k, v in siro.settings_values().items()
+            },
         }
         runner = CliRunner()
         assert runner.invoke(main, ["poll"], env=env).exit_code == 0

@@ -6,8 +6,10 @@ It behaves as the contract in siro-api.md describes, including the strict parts:
 keys are a 422 ZodError, and a PUT whose headers differ from the ones its URL was signed with
 is a 403, as Google Cloud Storage answers.
 
-Switches on :class:`SiroServerState` choose between the forms Siro's documents disagree on,
-and :meth:`SiroServerState.fail_next` scripts faults per route. Every request is recorded
+Switches on :class:`SiroServerState` choose between the forms Siro's documents disagree on
+(the phone quickstart's signed-url body, 422s worded with code "custom"), a create answer
+without an id, a recordings list that lags and where upload URLs point;
+:meth:`SiroServerState.fail_next` scripts faults per route. Every request is recorded
 (headers, JSON body; for a PUT its size and sha256, hashed while streaming, never held whole).
 
 Usage::
@@ -38,6 +40,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from poller.config import SiroSettings
+from poller.domain.call_record import host_key
 from poller.domain.clock import utcnow
 from tests.fakes.chaos import Chaos
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
@@ -282,6 +285,19 @@ class SiroServerState:
     # Where Siro's documents disagree, which form this Siro speaks.
     signed_url_size_field: Literal["fileSize", "fileSizeInBytes"] = "fileSize"
     signed_url_accepts_organization_id: bool = False
+    # The phone quickstart's form requires organizationId (implies accepting it).
+    signed_url_requires_organization_id: bool = False
+    # How a 422 words unknown and missing keys: Zod's standard issues ("unrecognized_keys",
+    # "invalid_type"), or one issue of code "custom" per key, as Siro has been seen answering:
+    # {"code": "custom", "path": ["fileSize"], "message": "Unrecognized key(s) in object: ..."}.
+    zod_key_issues: Literal["standard", "custom"] = "standard"
+    # Answer a create with 201 and no recording id (the recording is made all the same).
+    create_answers_without_id: bool = False
+    # A recording shows up in the recordings list only this long after it was created.
+    recordings_list_lag: timedelta = timedelta(0)
+    # Where signed upload URLs point, e.g. "http://storage.example.com" or another local
+    # server; None: this fake, which also takes the PUT.
+    upload_url_base: str | None = None
     create_id_key: Literal["id", "recordingId"] = "id"
     create_app_client_id_key: Literal["clientID", "clientId"] = "clientID"
     return_upload_headers: bool = True
@@ -685,8 +701,17 @@ class SiroHandler(QuietHandler):
     def _signed_url(self, *, body: Any, **_: Any) -> Answer:
         state = self.state
         size_field = state.signed_url_size_field
+        required = {"fileType", size_field}
         optional = {"organizationId"} if state.signed_url_accepts_organization_id else set()
-        issues = _zod_object(body, {"fileType", size_field}, optional)
+        if state.signed_url_requires_organization_id:
+            required.add("organizationId")
+        issues = _zod_object(body, required, optional, style=state.zod_key_issues)
+        if (
+            not issues
+            and "organizationId" in body
+            and body["organizationId"] != (state.organization_id)
+        ):
+            issues.append(_issue("custom", ["organizationId"], "Unknown organization"))
         if not issues:
             if body["fileType"] not in SIGNED_CONTENT_TYPES:
                 issues.append(
@@ -725,7 +750,7 @@ class SiroHandler(QuietHandler):
         state.uploads[upload_id] = upload
         signing = "X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=fake%40siro"
         data: dict[str, Any] = {
-            "uploadUrl": f"{state.base_url}/upload/{upload_id}?{signing}"
+            "uploadUrl": f"{state.upload_url_base or state.base_url}/upload/{upload_id}?{signing}"
             f"&X-Goog-Expires=900&X-Goog-Signature={upload.signature}",
             "downloadUrl": f"{state.base_url}/download/{upload_id}?{signing}"
             f"&X-Goog-Signature={upload.download_signature}",
@@ -803,31 +828,35 @@ class SiroHandler(QuietHandler):
             "transcriptionStatus": "pending",
             "deleted": False,
             "body": body,
+            "made_at": state.clock(),
         }
+        if state.create_answers_without_id:
+            return Answer(201, {"data": {}, "cursor": None})
         return Answer(201, {"data": {state.create_id_key: recording_id}, "cursor": None})
 
     def _get_recording(self, *, captured: dict[str, str], **_: Any) -> Answer:
         recording = self.state.recordings.get(captured["recording_id"])
         if recording is None:
             return Answer(404, {"error": "Recording not found"})
-        return Answer(200, {"data": {k: v for k, v in recording.items() if k != "body"}})
+        return Answer(200, {"data": _public(recording)})
 
     def _list_recordings(self, *, query: dict[str, list[str]], **_: Any) -> Answer:
         after = _parse_time(_first(query, "dateCreated:gt"))
         before = _parse_time(_first(query, "dateCreated:lt"))
 
+        listed_from = self.state.clock() - self.state.recordings_list_lag
+
         def in_window(recording: dict[str, Any]) -> bool:
             created = _parse_time(recording["dateCreated"])
+            made_at = recording.get("made_at")
+            if made_at is not None and made_at > listed_from:
+                return False  # not in the list yet
             return created is not None and (
                 (after is None or created > after) and (before is None or created < before)
             )
 
         selected = sorted(
-            (
-                {k: v for k, v in r.items() if k != "body"}
-                for r in self.state.recordings.values()
-                if in_window(r)
-            ),
+            (_public(r) for r in self.state.recordings.values() if in_window(r)),
             key=lambda r: r["dateCreated"],
         )
         limit = min(100, int(_first(query, "limit") or self.state.recordings_default_limit))
@@ -860,6 +889,11 @@ class FakeSiro:
         return self._server.url
 
     @property
+    def storage_host(self) -> str:
+        """The host (``host:port``) signed upload URLs point at, as siro.storage_hosts lists it."""
+        return host_key(self.state.upload_url_base or self.url)
+
+    @property
     def external_url(self) -> str:
         return self._server.url + EXTERNAL_PREFIX
 
@@ -877,6 +911,8 @@ class FakeSiro:
             "max_retries": 3,
             "retry_initial_wait_seconds": 0.01,
             "retry_max_wait_seconds": 0.5,
+            # Signed upload URLs point at this fake (plain http on a loopback address).
+            "storage_hosts": [self.storage_host],
         }
         values.update(overrides)
         return {key: value for key, value in values.items() if value is not None}
@@ -905,23 +941,47 @@ def _issue(code: str, path: list[str | int], message: str, **extra: Any) -> dict
     return {"code": code, "path": path, "message": message, **extra}
 
 
-def _zod_object(body: Any, required: set[str], allowed: set[str] | frozenset[str]) -> list[dict]:
-    """Zod's strict-object checks: an object, required keys present, no unknown keys."""
+def _zod_object(
+    body: Any,
+    required: set[str],
+    allowed: set[str] | frozenset[str],
+    *,
+    style: Literal["standard", "custom"] = "standard",
+) -> list[dict]:
+    """Zod's strict-object checks: an object, required keys present, no unknown keys.
+
+    ``style="custom"`` words each unknown or missing key as its own issue of code "custom",
+    with the key in its path, as a refinement written by hand would.
+    """
     if not isinstance(body, dict):
         return [_issue("invalid_type", [], "Expected object, received " + type(body).__name__)]
     issues = []
     unknown = sorted(set(body) - set(required) - set(allowed))
-    if unknown:
+    if unknown and style == "custom":
+        issues += [
+            _issue("custom", [key], f"Unrecognized key(s) in object: ['{key}']") for key in unknown
+        ]
+    elif unknown:
         names = ", ".join(f"'{key}'" for key in unknown)
         issues.append(
             _issue("unrecognized_keys", [], f"Unrecognized key(s) in object: {names}", keys=unknown)
         )
     for key in sorted(required):
         if body.get(key) in (None, ""):
-            issues.append(
-                _issue("invalid_type", [key], "Required", expected="string", received="undefined")
-            )
+            if style == "custom":
+                issues.append(_issue("custom", [key], "Required"))
+            else:
+                issues.append(
+                    _issue(
+                        "invalid_type", [key], "Required", expected="string", received="undefined"
+                    )
+                )
     return issues
+
+
+def _public(recording: dict[str, Any]) -> dict[str, Any]:
+    """A recording as Siro shows it, without what the fake keeps for itself."""
+    return {k: v for k, v in recording.items() if k not in ("body", "made_at")}
 
 
 def _zod_error(issues: list[dict[str, Any]]) -> Answer:
