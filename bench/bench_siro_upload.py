@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))  # the fake server lives in tests/fakes
 
 import requests  # noqa: E402
 
-from poller.adapters.siro_http import SiroHttpClient  # noqa: E402
+from poller.adapters.siro import SiroHttpClient  # noqa: E402
 from poller.config import SiroSettings  # noqa: E402
 from poller.domain.siro import AudioFormat  # noqa: E402
 

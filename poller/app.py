@@ -19,7 +19,7 @@ from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.prometheus_metrics import serve_metrics
 from poller.adapters.providers import registry as providers_registry
 from poller.adapters.providers.base import ProviderAdapter
-from poller.adapters.siro_http import SiroHttpClient
+from poller.adapters.siro import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.postgres import PostgresPollLock

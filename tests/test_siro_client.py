@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from poller import __version__
-from poller.adapters.siro_http import SiroHttpClient
+from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat, RecordingCreate
 from poller.ports.siro import SiroPermanentError
 from tests.fakes.siro_server import FakeSiro, Fault, ManualClock

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from poller.adapters.siro import SiroHttpClient
 from poller.adapters.siro_fake import InMemorySiro
-from poller.adapters.siro_http import SiroHttpClient
 from poller.domain.siro import (
     AudioFormat,
     ConversationConfiguration,

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from poller.adapters.siro_http import SiroHttpClient
+from poller.adapters.siro import SiroHttpClient
 from poller.config import LoggingSettings, Settings
 from poller.domain.siro import AudioFormat, RecordingCreate, SignedUpload
 from poller.logs import configure_logging
 from poller.ports.siro import SiroError
 from tests.fakes.siro_server import FakeSiro, Fault
 
-CLIENT_LOGGER = "poller.adapters.siro_http"
+CLIENT_LOGGER = "poller.adapters.siro"
 
 
 @pytest.fixture

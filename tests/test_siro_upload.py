@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from poller.adapters.siro_http import SiroHttpClient
+from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat, RecordingCreate, SignedUpload
 from poller.ports.siro import SiroPermanentError
 from tests.fakes.siro_server import FakeSiro, ManualClock

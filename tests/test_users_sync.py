@@ -12,8 +12,8 @@ import tomli_w
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
+from poller.adapters.siro import SiroHttpClient
 from poller.adapters.siro_fake import InMemorySiro
-from poller.adapters.siro_http import SiroHttpClient
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.core.users_sync import UsersSyncError, sync_users

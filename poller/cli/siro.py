@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import click
 
-from poller.adapters.siro_http import SiroHttpClient
+from poller.adapters.siro import SiroHttpClient
 from poller.app import build_siro_client
 from poller.cli.root import (
     CliContext,
