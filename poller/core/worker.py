@@ -58,6 +58,8 @@ from poller.ports.provider import (
 )
 from poller.ports.siro import (
     SiroCreateOutcomeUnknown,
+    SiroCreateUnconfirmed,
+    SiroCredentialError,
     SiroError,
     SiroPermanentError,
     SiroPort,
@@ -71,6 +73,9 @@ log = logging.getLogger(__name__)
 # How far around a call's start (sent as dateCreated) and around the moment the create call
 # went out to look for a recording Siro may have made before its answer was lost.
 RECONCILE_MARGIN = timedelta(minutes=5)
+# The error kind of a row whose create Siro accepted without naming the recording: while a row
+# holds it (with siro_create_sent_at set), attempts only look the recording up, never create.
+CREATE_UNCONFIRMED = "siro_create_unconfirmed"
 DIRECTORY_TTL = timedelta(minutes=1)
 
 
@@ -500,6 +505,9 @@ class Worker:
     # -- upload --------------------------------------------------------------------------
 
     def upload(self, call: Call) -> None:
+        if call.siro_create_sent_at is not None and call.error_kind == CREATE_UNCONFIRMED:
+            self._reconcile_unconfirmed(call)
+            return
         if (
             call.spool_path is None
             or call.audio_format is None
@@ -533,6 +541,12 @@ class Worker:
                 _lost_lease(call)
                 return
             recording_id = self.siro.create_recording(body)
+        except SiroCreateUnconfirmed as exc:
+            raise StepFailure.retry(
+                CREATE_UNCONFIRMED,
+                f"{exc}; the next attempts only look for it in Siro by its title",
+                http_status=exc.http_status,
+            ) from None
         except SiroCreateOutcomeUnknown as exc:
             raise StepFailure.retry(
                 "siro_create_unknown",
@@ -608,8 +622,44 @@ class Worker:
                     raise _siro_failure(exc) from None
             return self._resolved_connection
 
+    def _reconcile_unconfirmed(self, call: Call) -> None:
+        """Siro took this row's create but named no recording: look for it, never create it.
+
+        The row keeps the error kind ``siro_create_unconfirmed`` across attempts and restarts;
+        when the attempts run out it is parked as failed with it, for someone to look in Siro.
+        """
+        title = call.title or ""
+        try:
+            found = self._search_siro(call, title)
+        except SiroCredentialError as exc:
+            raise _siro_failure(exc) from None
+        except SiroError as exc:
+            raise StepFailure.retry(
+                CREATE_UNCONFIRMED,
+                f"Siro accepted the create without naming the recording, and looking for it "
+                f"failed this time ({exc}); it is not sent again",
+                http_status=exc.http_status,
+                retry_after_seconds=getattr(exc, "retry_after", None),
+            ) from None
+        if found is not None:
+            self._uploaded(call, found.id, None, outcome="adopted")
+            return
+        raise StepFailure.retry(
+            CREATE_UNCONFIRMED,
+            f"Siro accepted the create without naming the recording, and no recording titled "
+            f"{title!r} has shown up in Siro; it is not sent again: look for it in Siro "
+            "(`siro-poller calls retry` would send it once more)",
+        )
+
     def _find_existing(self, call: Call, title: str) -> RecordingSummary | None:
         """The duplicate guard: did an earlier, unanswered create call make this recording?"""
+        try:
+            return self._search_siro(call, title)
+        except SiroError as exc:
+            raise _siro_failure(exc) from None
+
+    def _search_siro(self, call: Call, title: str) -> RecordingSummary | None:
+        """The recording titled ``title`` that Siro filed around the call or the create send."""
         assert call.siro_create_sent_at is not None
         # Siro files the recording under dateCreated (the call's start); look around the send
         # time too, should it have used that. Overlapping spans are asked for once.
@@ -620,13 +670,10 @@ class Worker:
                 spans[-1][1] = anchor + RECONCILE_MARGIN
             else:
                 spans.append([anchor - RECONCILE_MARGIN, anchor + RECONCILE_MARGIN])
-        try:
-            for start, end in spans:
-                for recording in self.siro.find_recordings(start, end):
-                    if (recording.title or "").strip() == title.strip() and not recording.deleted:
-                        return recording
-        except SiroError as exc:
-            raise _siro_failure(exc) from None
+        for start, end in spans:
+            for recording in self.siro.find_recordings(start, end):
+                if (recording.title or "").strip() == title.strip() and not recording.deleted:
+                    return recording
         return None
 
     def _uploaded(
