@@ -174,7 +174,7 @@ def test_a_pinned_size_key_is_not_switched_and_the_error_names_the_setting() -> 
     with FakeSiro(signed_url_size_field="fileSizeInBytes", zod_key_issues="custom") as siro:
         client = SiroHttpClient(siro.settings(signed_url_size_field="fileSize"))
 
-        with pytest.raises(SiroPermanentError, match="siro.signed_url_size_field pins") as caught:
+        with pytest.raises(SiroPermanentError, match=r"siro\.signed_url_size_field pins") as caught:
             client.request_upload(AudioFormat.MP3, 100)
 
         assert 'set it to "fileSizeInBytes" or to "auto"' in str(caught.value)

@@ -166,7 +166,7 @@ def test_which_listed_storage_urls_pass(listed: list[str], upload_url: str, allo
     if allowed:
         hosts.check(upload_url, "put")
     else:
-        with pytest.raises(SiroPermanentError, match="siro.storage_hosts|https only"):
+        with pytest.raises(SiroPermanentError, match=r"siro\.storage_hosts|https only"):
             hosts.check(upload_url, "put")
 
 
