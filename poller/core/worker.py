@@ -630,7 +630,8 @@ class Worker:
         """
         title = call.title or ""
         try:
-            found = self._search_siro(call, title)
+            # No title, nothing to match by: an empty one would match any untitled recording.
+            found = self._search_siro(call, title) if title.strip() else None
         except SiroCredentialError as exc:
             raise _siro_failure(exc) from None
         except SiroError as exc:
