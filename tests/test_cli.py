@@ -18,6 +18,7 @@ from poller.cli import main
 from poller.domain.records import PollCursor
 from poller.domain.states import CallState
 from tests.conftest import database_url
+from tests.daemon_process import env_text
 from tests.fakes.siro_server import FakeSiro
 from tests.seed import seed_call, seed_cursor, seed_event
 
@@ -229,7 +230,7 @@ def _start_environment(engine: Engine, siro: FakeSiro, tmp_path: Path) -> dict[s
         "SIRO_POLLER_PROVIDER__BASE_URL": "http://127.0.0.1:9/api",
         "SIRO_POLLER_LOGGING__FORMAT": "human",
         **{
-            f"SIRO_POLLER_SIRO__{key.upper()}": str(value)
+            f"SIRO_POLLER_SIRO__{key.upper()}": env_text(value)
             for key, value in siro.settings_values().items()
             if key != "api_token"
         },
