@@ -22,6 +22,7 @@ from poller.core.progress import BacklogProgress, ProgressSnapshot
 from poller.domain.clock import utcnow
 from poller.domain.siro import SiroUser
 from tests.conftest import database_url
+from tests.daemon_process import env_text
 from tests.fakes.audio import LOGIN_PAGE, mp3_bytes
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
@@ -215,7 +216,10 @@ def cli_env(
             "SIRO_POLLER_POLL__START_AT": (STARTED - timedelta(minutes=1)).isoformat(),
             "SIRO_POLLER_POLL__SETTLE_DELAY_SECONDS": "0",
             "SIRO_POLLER_LOGGING__FORMAT": "human",
-            **{f"SIRO_POLLER_SIRO__{k.upper()}": str(v) for k, v in siro.settings_values().items()},
+            **{
+                f"SIRO_POLLER_SIRO__{k.upper()}": env_text(v)
+                for k, v in siro.settings_values().items()
+            },
         }
 
 
