@@ -8,13 +8,14 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from poller import __version__
 from poller.adapters.audio import PyAvAudio
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
-from poller.adapters.prometheus_metrics import serve_metrics
+from poller.adapters.prometheus_metrics import PrometheusTelemetry, pause_scopes, serve_metrics
 from poller.adapters.providers import registry as providers_registry
 from poller.adapters.providers.base import ProviderAdapter
 from poller.adapters.siro_http import SiroHttpClient
@@ -155,9 +156,9 @@ def build_poll_lock(store: SqlStore, provider: str) -> PollLock:
 
 
 def build_daemon(settings: Settings, store: SqlStore, stop: threading.Event) -> Daemon:
-    telemetry: Telemetry | None = None
+    telemetry: PrometheusTelemetry | None = None
     if settings.metrics.listen:
-        telemetry = serve_metrics(settings.metrics.listen, store, utcnow)
+        telemetry = PrometheusTelemetry(CollectorRegistry(), version=__version__)
     providers = build_providers(settings)
     siro = build_siro_client(settings)
     worker = build_worker(
@@ -172,7 +173,7 @@ def build_daemon(settings: Settings, store: SqlStore, stop: threading.Event) -> 
     def users_sync() -> UsersSyncResult:
         return sync_users(siro, store, utcnow(), default_region=settings.siro.phone_default_region)
 
-    return Daemon(
+    daemon = Daemon(
         daemon_params_from_settings(settings),
         store=store,
         poll_cycles=[
@@ -185,3 +186,13 @@ def build_daemon(settings: Settings, store: SqlStore, stop: threading.Event) -> 
         telemetry=telemetry,
         users_sync=users_sync,
     )
+    if telemetry is not None:
+        serve_metrics(
+            settings.metrics.listen,
+            telemetry,
+            store,
+            utcnow,
+            health=lambda: daemon.health_check(utcnow()),
+            scopes=pause_scopes(list(providers)),
+        )
+    return daemon

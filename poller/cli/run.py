@@ -9,7 +9,7 @@ import threading
 import click
 
 from poller import app
-from poller.cli.root import CliContext, config_problem, main_group, pass_cli
+from poller.cli.root import CliContext, ConfigProblem, config_problem, main_group, pass_cli
 from poller.config import config_path_from, requirements_for_daemon
 from poller.config_checks import config_findings
 from poller.core.daemon import stop_on_signals
@@ -55,7 +55,10 @@ def run(cli: CliContext) -> None:
 )
 @pass_cli
 def work(cli: CliContext, until_idle: bool) -> None:
-    """Run the worker in the foreground, without polling."""
+    """Run the worker in the foreground, without polling.
+
+    Stops with exit status 2 while a credential pause is in force (Siro or a provider refuses
+    the credentials): no call is failed for it and no attempt is spent."""
     stop = threading.Event()
     stop_on_signals(stop)
     _ready(cli)
@@ -66,11 +69,14 @@ def work(cli: CliContext, until_idle: bool) -> None:
     except UsersSyncError as exc:
         click.echo(f"siro-poller: warning: {exc}", err=True)
     totals = {"processed": 0, "uploaded": 0, "retried": 0, "failed": 0, "skipped": 0}
+    # A person is waiting: ask Siro at once whether a recorded pause can end.
+    paused = worker.check_pauses(probe_now=True).pauses
     while not stop.is_set():
         report = worker.drain()
         for key in totals:
             totals[key] += getattr(report, key)
-        if until_idle:
+        paused = report.paused
+        if until_idle or paused:
             break
         stop.wait(cli.settings.worker.interval_seconds)
     released = cli.store.release_leases(worker.owner, worker.clock())
@@ -79,3 +85,12 @@ def work(cli: CliContext, until_idle: bool) -> None:
         f"{totals['retried']} to retry, {totals['failed']} failed, {totals['skipped']} skipped"
         + (f"; {released} unfinished rows given back" if released else "")
     )
+    if paused:
+        now = worker.clock()
+        raise ConfigProblem(
+            "\n".join(
+                f"work paused: {pause.describe(now)}; no call failed and no attempt was spent: "
+                "fix the credential, then run again"
+                for pause in paused
+            )
+        )
