@@ -64,13 +64,13 @@ def work(cli: CliContext, until_idle: bool) -> None:
     _ready(cli)
     siro = app.build_siro_client(cli.settings)
     worker = app.build_worker(cli.settings, cli.store, stop, siro=siro)
+    # A person is waiting: ask Siro at once whether a recorded pause can end.
+    paused = worker.check_pauses(probe_now=True).pauses
     try:
         sync_users(siro, cli.store, utcnow(), default_region=cli.settings.siro.phone_default_region)
     except UsersSyncError as exc:
         click.echo(f"siro-poller: warning: {exc}", err=True)
     totals = {"processed": 0, "uploaded": 0, "retried": 0, "failed": 0, "skipped": 0}
-    # A person is waiting: ask Siro at once whether a recorded pause can end.
-    paused = worker.check_pauses(probe_now=True).pauses
     while not stop.is_set():
         report = worker.drain()
         for key in totals:

@@ -150,6 +150,8 @@ class Daemon:
         self.first_users_sync_done = threading.Event()
         if users_sync is None:
             self.first_users_sync_done.set()
+        else:
+            worker.on_siro_resumed = self.users_job
         self.health = JobHealth()
         self.started_at = utcnow()
         self._pauses_reminded_at: datetime | None = None

@@ -161,6 +161,9 @@ class Worker:
         # When this worker last showed it is alive (written to worker_heartbeats too).
         self.last_beat_at: datetime | None = None
         self._beat_written_at: datetime | None = None
+        # Called when a probe ends Siro's pause, before any upload (the daemon syncs Siro's
+        # users then: the sync that ran while the credentials were refused found none).
+        self.on_siro_resumed: Callable[[], object] | None = None
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -279,6 +282,8 @@ class Worker:
             "Siro accepts the credentials again; resuming the work after a pause of %s",
             human_age((ended or pause).age(now)),
         )
+        if self.on_siro_resumed is not None:
+            self.on_siro_resumed()
         return True
 
     def _pauses_now(self) -> PauseView:
