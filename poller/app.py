@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -16,7 +17,7 @@ from poller import __version__
 from poller.adapters.audio import PyAvAudio
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
-from poller.adapters.prometheus_metrics import serve_metrics
+from poller.adapters.prometheus_metrics import PrometheusTelemetry, pause_scopes, serve_metrics
 from poller.adapters.providers import registry as providers_registry
 from poller.adapters.providers.base import ProviderAdapter
 from poller.adapters.siro import SiroHttpClient
@@ -190,9 +191,9 @@ def build_daemon(
     *,
     progress: WorkProgress | None = None,
 ) -> Daemon:
-    telemetry: Telemetry | None = None
+    telemetry: PrometheusTelemetry | None = None
     if settings.metrics.listen:
-        telemetry = serve_metrics(settings.metrics.listen, store, utcnow)
+        telemetry = PrometheusTelemetry(CollectorRegistry(), version=__version__)
     providers = build_providers(settings)
     siro = build_siro_client(settings)
     worker = build_worker(
@@ -217,7 +218,7 @@ def build_daemon(
         log.info("Siro users synced: %s", result.summary())
         return result
 
-    return Daemon(
+    daemon = Daemon(
         daemon_params_from_settings(settings),
         store=store,
         poll_cycles=[
@@ -231,3 +232,13 @@ def build_daemon(
         users_sync=users_sync,
         about=startup_summary(settings),
     )
+    if telemetry is not None:
+        serve_metrics(
+            settings.metrics.listen,
+            telemetry,
+            store,
+            utcnow,
+            health=lambda: daemon.health_check(utcnow()),
+            scopes=pause_scopes(list(providers)),
+        )
+    return daemon

@@ -323,6 +323,8 @@ class WorkerSettings(Section):
     mp3_min_bitrate_kbps: Mp3Bitrate = 16
     spool_dir: Path | None = None
     shutdown_grace_seconds: PositiveSeconds = 30.0
+    # During a Siro credential pause: how often a fresh token mint asks whether it can end.
+    credential_probe_seconds: Annotated[float, Field(ge=5, le=3600)] = 60.0
     title_template: str = "{direction} call with {contact} [{provider_call_id}]"
 
     @field_validator("title_template")

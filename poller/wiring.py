@@ -17,6 +17,7 @@ from poller.domain.audio import ConversionRules
 from poller.domain.clock import as_utc
 from poller.domain.crm import CrmRules
 from poller.domain.filters import CallFilter
+from poller.domain.health import HealthRules
 from poller.domain.states import Direction
 from poller.domain.upload_plan import UploadRules
 
@@ -84,6 +85,7 @@ def worker_params_from_settings(settings: Settings) -> WorkerParams:
         retry_max_seconds=worker.retry_max_seconds,
         lease_seconds=worker.lease_seconds,
         conversion=conversion_rules_from_settings(settings),
+        credential_probe_seconds=worker.credential_probe_seconds,
     )
 
 
@@ -106,4 +108,14 @@ def daemon_params_from_settings(settings: Settings) -> DaemonParams:
         concurrency=settings.worker.concurrency,
         shutdown_grace_seconds=settings.worker.shutdown_grace_seconds,
         role=settings.worker.role,
+        providers=tuple(provider.name for provider in settings.configured_providers),
+    )
+
+
+def health_rules_from_settings(settings: Settings) -> HealthRules:
+    """What `siro-poller status` checks: every configured provider's polling and a worker."""
+    return HealthRules(
+        providers=tuple(provider.name for provider in settings.configured_providers),
+        poll_interval=timedelta(seconds=settings.poll.interval_seconds),
+        work_interval=timedelta(seconds=settings.worker.interval_seconds),
     )

@@ -87,8 +87,10 @@ def test_commands_refuse_a_database_that_was_never_upgraded(tmp_path: Path) -> N
 
 def test_status_json_on_an_empty_database(engine: Engine) -> None:
     result = run(engine, "status", "--json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {
+    assert result.exit_code == 1, result.output  # nothing has polled or worked yet: degraded
+    document = json.loads(result.stdout)
+    health = document.pop("health")
+    assert document == {
         "counts": {"pending": 0, "downloaded": 0, "uploaded": 0, "failed": 0, "skipped": 0},
         "total": 0,
         "due_now": 0,
@@ -96,11 +98,20 @@ def test_status_json_on_an_empty_database(engine: Engine) -> None:
         "oldest_due_age_seconds": None,
         "cursors": [],
         "unmapped": {},
+        "pauses": [],
+        "workers": [],
     }
+    assert (health["healthy"], health["status"]) == (False, "degraded")
+    assert [reason["message"] for reason in health["reasons"]] == [
+        "polling generic never succeeded",
+        "no worker has reported a heartbeat",
+    ]
 
 
 def test_status_json_on_a_populated_database(populated: SqlStore) -> None:
-    document = json.loads(run(populated.engine, "status", "--json").stdout)
+    result = run(populated.engine, "status", "--json")
+    assert result.exit_code == 1  # its one poll success is days old
+    document = json.loads(result.stdout)
     assert document["counts"] == {
         "pending": 1, "downloaded": 0, "uploaded": 1, "failed": 1, "skipped": 0,
     }  # fmt: skip

@@ -20,7 +20,7 @@ from poller.domain.failures import Disposition, StepFailure
 from poller.domain.records import Call
 from poller.domain.states import CallState
 from poller.domain.windows import Window
-from poller.ports.provider import TransientProviderError
+from poller.ports.provider import ProviderAuthError, TransientProviderError
 from tests.fakes.audio import mp3_bytes
 from tests.fakes.http_server import LocalHTTPServer, QuietHandler
 from tests.fakes.provider_server import FakeCallLog, serve
@@ -179,8 +179,6 @@ def test_an_oversize_stream_without_a_length_is_cut_off(
 @pytest.mark.parametrize(
     ("status", "kind", "disposition"),
     [
-        (401, "provider_auth", Disposition.FAIL),
-        (403, "provider_auth", Disposition.FAIL),
         (404, "recording_not_found", Disposition.FAIL),
         (429, "download_http_429", Disposition.RETRY),
         (502, "download_http_502", Disposition.RETRY),
@@ -203,6 +201,40 @@ def test_refusals_are_sorted_into_retry_or_fail(
     assert "s3cret" not in caught.value.message
     if disposition == Disposition.RETRY:
         assert caught.value.retry_after_seconds == 7
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_of_the_credentials_sent_is_a_provider_credential_problem(
+    provider: tuple[LocalHTTPServer, Script], tmp_path: Path, status: int
+) -> None:
+    server, script = provider
+    script.routes["/r.mp3?token=s3cret"] = (status, {}, b'{"error": "no"}')
+
+    with pytest.raises(ProviderAuthError) as caught:
+        downloader().fetch(request_for(server, "/r.mp3?token=s3cret"), tmp_path / "call-1")
+
+    assert caught.value.status == status
+    assert "refused the credentials" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_where_no_credentials_went_is_the_calls_own_failure(
+    provider: tuple[LocalHTTPServer, Script], tmp_path: Path, status: int
+) -> None:
+    # A signed URL on a storage host gets no credentials: its 403 is about that URL.
+    server, script = provider
+    script.routes["/r.mp3?X-Amz-Signature=s3cret"] = (status, {}, b"expired")
+    request = replace(
+        request_for(server, "/r.mp3?X-Amz-Signature=s3cret"), credential_hosts=frozenset()
+    )
+
+    with pytest.raises(StepFailure) as caught:
+        downloader().fetch(request, tmp_path / "call-1")
+
+    assert (caught.value.kind, caught.value.disposition) == ("provider_auth", Disposition.FAIL)
+    assert "s3cret" not in caught.value.message
 
 
 def test_a_redirect_loop_ends(provider: tuple[LocalHTTPServer, Script], tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ PUBLIC_COLUMNS = {
         "item_index", "reason", "raw", "first_seen_at", "last_seen_at", "times_seen",
         "resolved_at", "resolved_call_id",
     },
+    "credential_pauses": {"scope", "reason", "since", "last_probe_at"},
+    "worker_heartbeats": {"owner", "started_at", "beat_at"},
 }  # fmt: skip
 
 

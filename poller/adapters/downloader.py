@@ -33,6 +33,7 @@ from poller.adapters.http import (
 from poller.domain.call_record import DownloadRequest, host_key
 from poller.domain.failures import StepFailure
 from poller.domain.redaction import MASK
+from poller.ports.provider import ProviderAuthError
 
 __all__ = ["Downloaded", "Downloader"]
 
@@ -53,7 +54,8 @@ class Downloader:
         self.rate_limiters = dict(rate_limiters or {})
 
     def fetch(self, request: DownloadRequest, destination: Path) -> Downloaded:
-        """Write the audio to ``destination`` (mode 0600) or raise :class:`StepFailure`.
+        """Write the audio to ``destination`` (mode 0600) or raise :class:`StepFailure`;
+        :class:`ProviderAuthError` when the provider refused the credentials sent with it.
 
         A partial file never survives: the body goes to ``<destination>.part`` and is renamed
         only once complete and checked against Content-Length and the size limit.
@@ -77,6 +79,18 @@ class Downloader:
                 hosts=rules,
                 rate_limiter=self.rate_limiters.get(host_key(request.url)),
             )
+        except HttpUnauthorized as exc:
+            refused_by = exc.response.url if exc.response is not None else request.url
+            if request.headers and rules.may_send_credentials(refused_by):
+                # The provider's own host refused its credentials: a credential problem for
+                # every call of the provider, not one of this call (the worker pauses).
+                message = _hide_path(str(exc), request.url) if request.secret_path else str(exc)
+                raise ProviderAuthError(
+                    f"the provider refused the credentials for a recording download: {message}; "
+                    f"check the provider's credentials and their permission to read recordings",
+                    status=exc.status,
+                ) from None
+            raise _step_failure(exc, request) from None
         except HttpError as exc:
             raise _step_failure(exc, request) from None
         except OSError as exc:  # the spool, not the provider: a full disk, a missing directory

@@ -31,6 +31,7 @@ from poller.domain.ingest import (
     last_sighting_per_call,
     plan_ingest,
 )
+from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
     Call,
     CallEvent,
@@ -41,6 +42,7 @@ from poller.domain.records import (
     UnmappedDraft,
     UnmappedRecord,
     UsersSyncResult,
+    WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
@@ -53,6 +55,8 @@ class MemoryStore(LeaseGuardedWrites):
         self.poll_cursors: dict[str, PollCursor] = {}
         self.directory_users: dict[str, DirectoryUser] = {}
         self.unmapped: dict[int, UnmappedRecord] = {}
+        self.credential_pauses: dict[str, CredentialPause] = {}
+        self.heartbeats: dict[str, WorkerHeartbeat] = {}
         self._lock = threading.RLock()
         self._next_event_id = 1
 
@@ -75,6 +79,11 @@ class MemoryStore(LeaseGuardedWrites):
                 oldest_due_at=min(times) if times else None,
                 cursors=self.cursors(),
                 unmapped=dict(sorted(unmapped.items())),
+                pauses=self.pauses(),
+                workers=sorted(
+                    self.heartbeats.values(),
+                    key=lambda beat: (-beat.beat_at.timestamp(), beat.owner),
+                ),
             )
 
     @staticmethod
@@ -364,15 +373,28 @@ class MemoryStore(LeaseGuardedWrites):
         with self._lock:
             return sum(1 for call in self.calls.values() if self._is_due(call, now))
 
-    def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
+    def claim_due(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        exclude_providers: Collection[str] = (),
+    ) -> list[Call]:
         with self._lock:
+            candidates = [
+                call
+                for call in self.calls.values()
+                if call.provider not in exclude_providers and self._is_due(call, now)
+            ]
             # As the SQL store does: rows whose lease ran out first, then the due ones.
             ran_out = sorted(
-                (c for c in self.calls.values() if c.lease_owner and self._is_due(c, now)),
+                (c for c in candidates if c.lease_owner),
                 key=lambda call: (call.lease_expires_at or now, call.id),
             )
             unleased = sorted(
-                (c for c in self.calls.values() if not c.lease_owner and self._is_due(c, now)),
+                (c for c in candidates if not c.lease_owner),
                 key=lambda call: (call.next_attempt_at or now, call.id),
             )
             due = (ran_out + unleased)[: max(0, limit)]
@@ -423,6 +445,63 @@ class MemoryStore(LeaseGuardedWrites):
             changes = {"title": title, "siro_create_sent_at": (first_sent or now) if sent else None}
             event = transitions.create_sent_event(sent, owner)
             return self._transition(call_id, owner, now, event, changes) is not None
+
+    def give_back(self, call_id: int, owner: str, now: datetime, event: EventDraft) -> bool:
+        with self._lock:
+            current = self.calls.get(call_id)
+            attempts = max(0, current.attempts - 1) if current else 0
+            changes = {**transitions.given_back(as_utc(now)), "attempts": attempts}
+            return self._transition(call_id, owner, as_utc(now), event, changes) is not None
+
+    def due_by_provider(self, now: datetime) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for call in self.calls.values():
+                if self._is_due(call, now):
+                    counts[call.provider] = counts.get(call.provider, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def beat(self, owner: str, started_at: datetime, now: datetime) -> None:
+        with self._lock:
+            known = self.heartbeats.get(owner)
+            started = known.started_at if known else as_utc(started_at)
+            self.heartbeats[owner] = WorkerHeartbeat(owner, started, as_utc(now))
+
+    def forget_heartbeats(self, before: datetime) -> int:
+        with self._lock:
+            gone = [owner for owner, beat in self.heartbeats.items() if beat.beat_at < before]
+            for owner in gone:
+                del self.heartbeats[owner]
+            return len(gone)
+
+    # -- credential pauses -----------------------------------------------------------------
+
+    def pauses(self) -> list[CredentialPause]:
+        with self._lock:
+            return [self.credential_pauses[scope] for scope in sorted(self.credential_pauses)]
+
+    def record_pause(self, scope: str, reason: str, now: datetime) -> CredentialPause:
+        with self._lock:
+            known = self.credential_pauses.get(scope)
+            pause = (
+                dataclasses.replace(known, reason=reason)
+                if known
+                else CredentialPause(scope=scope, reason=reason, since=as_utc(now))
+            )
+            self.credential_pauses[scope] = pause
+            return pause
+
+    def note_pause_probe(self, scope: str, now: datetime) -> None:
+        with self._lock:
+            known = self.credential_pauses.get(scope)
+            if known is not None:
+                self.credential_pauses[scope] = dataclasses.replace(
+                    known, last_probe_at=as_utc(now)
+                )
+
+    def end_pause(self, scope: str) -> CredentialPause | None:
+        with self._lock:
+            return self.credential_pauses.pop(scope, None)
 
     def release_leases(self, owner: str, now: datetime) -> int:
         with self._lock:

@@ -1,28 +1,55 @@
-"""Prometheus metrics: counters from the running daemon, gauges read from the state table.
+"""Prometheus metrics and the health check, served by the daemon on ``metrics.listen``.
 
-The gauges come from the database at scrape time, so they are true for every worker sharing
-it, and survive restarts; the counters describe this process since it started.
+``/metrics``: counters from the running daemon, gauges read from the state table. The gauges
+come from the database at scrape time, so they are true for every worker sharing it, and
+survive restarts; the counters describe this process since it started.
+
+``/healthz``: 200 while healthy, 503 otherwise, with the reasons as JSON
+(:mod:`poller.domain.health`). Any other path is a 404.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from poller.domain.health import Health
+from poller.domain.pauses import SIRO, provider_scope
 from poller.ports.store import Store
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = b"not found: the paths are /metrics and /healthz\n"
 
 _STEP_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
 class PrometheusTelemetry:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, version: str = "") -> None:
+        self.registry = registry
+        build = Gauge(
+            "siro_poller_build_info",
+            "The version of siro-poller this process runs (always 1).",
+            ["version"],
+            registry=registry,
+        )
+        build.labels(version=version or "unknown").set(1)
         self.steps = Counter(
             "siro_poller_steps",
-            "Download and upload steps by outcome (ok, adopted, retry, fail, skip) and reason.",
+            "Download and upload steps by outcome (ok, adopted, retry, fail, skip, paused) and "
+            "reason.",
             ["step", "outcome", "kind"],
             registry=registry,
         )
@@ -64,9 +91,14 @@ class PrometheusTelemetry:
 class StateTableCollector(Collector):
     """Gauges from the state table: what is where, what waits, how far behind polling is."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: Store, clock: Callable[[], datetime], scopes: Sequence[str] = ()
+    ) -> None:
         self.store = store
         self.clock = clock
+        # The pause scopes that always have a series (0 when not paused): Siro's and each
+        # configured provider's, so an alert can compare with 1 without an absent series.
+        self.scopes = tuple(scopes)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = self.clock()
@@ -109,13 +141,116 @@ class StateTableCollector(Collector):
         for provider, count in summary.unmapped.items():
             unmapped.add_metric([provider], count)
         yield unmapped
+        paused = GaugeMetricFamily(
+            "siro_poller_credential_paused",
+            "1 while work is paused because Siro (scope siro) or a provider (provider:NAME) "
+            "refuses the credentials, else 0.",
+            labels=["scope"],
+        )
+        in_force = {pause.scope for pause in summary.pauses}
+        for scope in sorted(in_force | set(self.scopes)):
+            paused.add_metric([scope], 1.0 if scope in in_force else 0.0)
+        yield paused
 
 
-def serve_metrics(listen: str, store: Store, clock: Callable[[], datetime]) -> PrometheusTelemetry:
-    """Serve /metrics on ``host:port`` from a background thread for the life of the process."""
-    host, _, port = listen.rpartition(":")
-    registry = CollectorRegistry()
-    telemetry = PrometheusTelemetry(registry)
-    registry.register(StateTableCollector(store, clock))
-    start_http_server(int(port), addr=host.strip("[]"), registry=registry)
-    return telemetry
+def pause_scopes(providers: Sequence[str]) -> list[str]:
+    """Siro's scope and each provider's, for :class:`StateTableCollector`."""
+    return [SIRO, *(provider_scope(name) for name in providers)]
+
+
+class MetricsServer:
+    """``/metrics`` and ``/healthz`` on one address, each request in a thread of its own."""
+
+    def __init__(
+        self, listen: str, registry: CollectorRegistry, health: Callable[[], Health]
+    ) -> None:
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
+
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            daemon_threads = True
+
+        self._server = Server((host, int(port)), _handler(registry, health))
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(
+    registry: CollectorRegistry, health: Callable[[], Health]
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if path == "/metrics":
+                encoder, content_type = choose_encoder(self.headers.get("Accept") or "")
+                self._answer(200, content_type, encoder(registry))
+            elif path == "/healthz":
+                self._healthz()
+            else:
+                self._answer(
+                    404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n"
+                )
+
+        def _healthz(self) -> None:
+            document: dict[str, Any]
+            try:
+                verdict = health()
+            except Exception as exc:
+                log.exception("the health check could not read the state database")
+                document = {
+                    "healthy": False,
+                    "status": "degraded",
+                    "reasons": [
+                        {
+                            "check": "database",
+                            "subject": "state database",
+                            "message": f"could not read the state database: {type(exc).__name__}",
+                        }
+                    ],
+                }
+            else:
+                document = verdict.to_dict()
+            body = json.dumps(document, default=_json_default, sort_keys=True).encode()
+            self._answer(200 if document["healthy"] else 503, "application/json", body)
+
+        def _answer(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # scrapes every few seconds would drown the log
+
+    return Handler
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def serve_metrics(
+    listen: str,
+    telemetry: PrometheusTelemetry,
+    store: Store,
+    clock: Callable[[], datetime],
+    *,
+    health: Callable[[], Health],
+    scopes: Sequence[str] = (),
+) -> MetricsServer:
+    """Serve ``/metrics`` and ``/healthz`` on ``host:port`` from a background thread for the
+    life of the process."""
+    telemetry.registry.register(StateTableCollector(store, clock, scopes))
+    return MetricsServer(listen, telemetry.registry, health)

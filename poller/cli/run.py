@@ -10,7 +10,7 @@ import click
 
 from poller import app
 from poller.cli.progress_display import backlog_progress
-from poller.cli.root import CliContext, config_problem, main_group, pass_cli
+from poller.cli.root import CliContext, ConfigProblem, config_problem, main_group, pass_cli
 from poller.config import config_path_from, requirements_for_daemon
 from poller.config_checks import config_findings
 from poller.core.daemon import stop_on_signals
@@ -61,13 +61,18 @@ def run(cli: CliContext) -> None:
 )
 @pass_cli
 def work(cli: CliContext, until_idle: bool) -> None:
-    """Run the worker in the foreground, without polling."""
+    """Run the worker in the foreground, without polling.
+
+    Stops with exit status 2 while a credential pause is in force (Siro or a provider refuses
+    the credentials): no call is failed for it and no attempt is spent."""
     stop = threading.Event()
     stop_on_signals(stop)
     _ready(cli)
     siro = app.build_siro_client(cli.settings)
     progress = backlog_progress(cli.store, verbosity=cli.verbosity)
     worker = app.build_worker(cli.settings, cli.store, stop, siro=siro, progress=progress)
+    # A person is waiting: ask Siro at once whether a recorded pause can end.
+    paused = worker.check_pauses(probe_now=True).pauses
     try:
         synced = sync_users(
             siro, cli.store, utcnow(), default_region=cli.settings.siro.phone_default_region
@@ -81,7 +86,8 @@ def work(cli: CliContext, until_idle: bool) -> None:
             report = worker.drain()
             for key in totals:
                 totals[key] += getattr(report, key)
-            if until_idle:
+            paused = report.paused
+            if until_idle or paused:
                 break
             stop.wait(cli.settings.worker.interval_seconds)
     finally:
@@ -92,3 +98,12 @@ def work(cli: CliContext, until_idle: bool) -> None:
         f"{totals['retried']} to retry, {totals['failed']} failed, {totals['skipped']} skipped"
         + (f"; {released} unfinished rows given back" if released else "")
     )
+    if paused:
+        now = worker.clock()
+        raise ConfigProblem(
+            "\n".join(
+                f"work paused: {pause.describe(now)}; no call failed and no attempt was spent: "
+                "fix the credential, then run again"
+                for pause in paused
+            )
+        )

@@ -1,20 +1,30 @@
-"""`siro-poller status`: what is where, what is due, and how polling goes."""
+"""`siro-poller status`: what is where, what is due, how polling goes, and whether all is well.
+
+A monitoring check as well: it exits 0 while healthy and 1 while degraded (a credential pause,
+polling that never succeeded or last succeeded too long ago, no fresh worker heartbeat); see
+:mod:`poller.domain.health`.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 
-from poller.cli.root import CliContext, emit_json, emit_table, main_group, pass_cli
+from poller.cli.root import EXIT_FAILURE, CliContext, emit_json, emit_table, main_group, pass_cli
 from poller.domain.clock import utcnow
+from poller.domain.health import Health, assess, freshest
+from poller.domain.pauses import human_age
 from poller.domain.records import StatusSummary
+from poller.wiring import health_rules_from_settings
 
 
-def status_document(summary: StatusSummary) -> dict[str, Any]:
-    now = utcnow()
+def status_document(summary: StatusSummary, health: Health, now: datetime) -> dict[str, Any]:
     oldest = summary.oldest_due_at
     return {
+        "health": health.to_dict(),
+        "pauses": [pause.to_dict() for pause in summary.pauses],
         "counts": summary.counts,
         "total": sum(summary.counts.values()),
         "due_now": summary.due_now,
@@ -22,6 +32,7 @@ def status_document(summary: StatusSummary) -> dict[str, Any]:
         "oldest_due_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
         "cursors": [cursor.to_dict() for cursor in summary.cursors],
         "unmapped": summary.unmapped,
+        "workers": [worker.to_dict() for worker in summary.workers],
     }
 
 
@@ -29,11 +40,39 @@ def status_document(summary: StatusSummary) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (see README).")
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
-    """Counts by state, the oldest due row, each provider's cursor, and unmapped records."""
-    document = status_document(cli.store.status(utcnow()))
+    """Counts by state, the oldest due row, each provider's cursor, unmapped records, credential
+    pauses and workers; exits 1 when degraded (a monitoring check)."""
+    now = utcnow()
+    summary = cli.store.status(now)
+    health = assess(
+        health_rules_from_settings(cli.settings),
+        now,
+        pauses=summary.pauses,
+        cursors=summary.cursors,
+        last_worker_beat=freshest(summary.workers),
+    )
+    document = status_document(summary, health, now)
     if as_json:
         emit_json(document)
-        return
+    else:
+        _print(summary, document, now)
+    if not health.healthy:
+        raise SystemExit(EXIT_FAILURE)
+
+
+def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> None:
+    # First: work that waits for a person to fix a credential.
+    for pause in summary.pauses:
+        click.echo(
+            f"PAUSED ({pause.scope}) since {pause.since:%Y-%m-%d %H:%M:%SZ}, "
+            f"{human_age(pause.age(now))}: {pause.reason}"
+        )
+    if summary.pauses:
+        click.echo(
+            "  no call fails and no attempt is spent meanwhile; once the credential is fixed "
+            "(restart the service after changing a credential file) the work resumes by itself"
+        )
+        click.echo()
     _print_unmapped(document["unmapped"])
     emit_table(
         [[state, count] for state, count in document["counts"].items()]
@@ -43,31 +82,46 @@ def status(cli: CliContext, as_json: bool) -> None:
     click.echo()
     if document["due_now"]:
         age = document["oldest_due_age_seconds"]
-        since = f", oldest due for {_age(age)}" if age is not None else ""
+        since = f", oldest due for {human_age(timedelta(seconds=age))}" if age is not None else ""
         click.echo(f"due now: {document['due_now']}{since}")
     else:
         click.echo("due now: 0")
     click.echo()
     if not document["cursors"]:
         click.echo("polling: never ran")
-        return
-    emit_table(
-        [
+    else:
+        emit_table(
             [
-                c["provider"],
-                c["cursor_value"],
-                c["last_polled_at"],
-                c["last_success_at"],
-                c["last_error"],
-            ]
-            for c in document["cursors"]
-        ],
-        headers=["provider", "listed up to", "last poll", "last success", "last error"],
-    )
+                [
+                    c["provider"],
+                    c["cursor_value"],
+                    c["last_polled_at"],
+                    c["last_success_at"],
+                    c["last_error"],
+                ]
+                for c in document["cursors"]
+            ],
+            headers=["provider", "listed up to", "last poll", "last success", "last error"],
+        )
+    click.echo()
+    if summary.workers:
+        newest = summary.workers[0]
+        click.echo(
+            f"workers: last heartbeat {human_age(now - newest.beat_at)} ago ({newest.owner})"
+        )
+    else:
+        click.echo("workers: none has reported a heartbeat")
+    health = document["health"]
+    if health["healthy"]:
+        click.echo("health: ok")
+        return
+    click.echo("health: degraded")
+    for reason in health["reasons"]:
+        click.echo(f"  - {reason['message']}")
 
 
 def _print_unmapped(unmapped: dict[str, int]) -> None:
-    # First: a record that fails mapping is a call that is not going to Siro.
+    # A record that fails mapping is a call that is not going to Siro.
     for provider, count in unmapped.items():
         click.echo(
             f"unmapped: {count} record(s) of {provider} failed the field mapping and are not "
@@ -75,13 +129,3 @@ def _print_unmapped(unmapped: dict[str, int]) -> None:
         )
     if unmapped:
         click.echo()
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"

@@ -32,13 +32,18 @@ from poller.core.poll import PollReport
 from poller.core.users_sync import UsersSyncError
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
+from poller.domain.health import Health, HealthRules, assess
 from poller.domain.ingest import IngestAction
+from poller.domain.pauses import CredentialPause
 from poller.ports.notifier import NoNotifier, ServiceNotifier
 from poller.ports.poll_lock import PollLock
-from poller.ports.store import WorkQueue
+from poller.ports.store import DaemonStore
 from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
+
+# While work is paused for credentials, the log says so this often (not once per call).
+PAUSE_REMINDER_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,8 @@ class DaemonParams:
     shutdown_grace_seconds: float
     # "all" polls and works, "poller" only polls, "worker" only works.
     role: Literal["all", "poller", "worker"] = "all"
+    # The configured providers, by name: each must be polled for the daemon to be healthy.
+    providers: tuple[str, ...] = ()
 
     @property
     def polls(self) -> bool:
@@ -123,7 +130,7 @@ class Daemon:
         self,
         params: DaemonParams,
         *,
-        store: WorkQueue,
+        store: DaemonStore,
         poll_cycles: Sequence[Callable[[], PollReport | None]],
         worker: Worker,
         stop: threading.Event,
@@ -148,12 +155,15 @@ class Daemon:
         self.first_users_sync_done = threading.Event()
         if users_sync is None:
             self.first_users_sync_done.set()
+        else:
+            worker.on_siro_resumed = self.users_job
         self.health = JobHealth()
         self.started_at = utcnow()
         self.scheduler: BackgroundScheduler | None = None
         # One drain at a time; a wake that finds one under way asks it to look once more.
         self._draining = threading.Lock()
         self._drain_again = threading.Event()
+        self._pauses_reminded_at: datetime | None = None
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -197,6 +207,7 @@ class Daemon:
 
     def work_job(self) -> None:
         if not self.first_users_sync_done.is_set():
+            self.worker.heartbeat()  # alive, waiting for Siro's users
             return
         while True:
             if not self._draining.acquire(blocking=False):
@@ -215,6 +226,11 @@ class Daemon:
         self.health.started("work")
         try:
             report = self.worker.drain()
+            if report.given_back:
+                log.info(
+                    "work: %d calls given back untouched for a credential pause",
+                    report.given_back,
+                )
             if report.processed:
                 log.info(
                     "work: %d processed, %d uploaded, %d to retry, %d failed, %d skipped",
@@ -281,6 +297,39 @@ class Daemon:
                 return False
         return True
 
+    def health_check(self, now: datetime) -> Health:
+        """`/healthz`: what this process does is healthy (its polling, per the database, and its
+        worker's heartbeat), and no credential pause is in force."""
+        rules = HealthRules(
+            providers=self.params.providers,
+            poll_interval=timedelta(seconds=self.params.poll_interval_seconds),
+            work_interval=timedelta(seconds=self.params.work_interval_seconds),
+            check_polling=self.params.polls,
+            check_worker=self.params.works,
+        )
+        return assess(
+            rules,
+            now,
+            pauses=self.store.pauses(),
+            cursors=self.store.cursors(),
+            last_worker_beat=self.worker.last_beat_at,
+        )
+
+    def remind_pauses(self, now: datetime) -> None:
+        """Once a minute while work is paused: why, for how long, and how many calls wait."""
+        last = self._pauses_reminded_at
+        if last is not None and now - last < PAUSE_REMINDER_EVERY:
+            return
+        self._pauses_reminded_at = now
+        try:
+            pauses = self.store.pauses()
+            waiting = self.store.due_by_provider(now) if pauses else {}
+        except Exception:
+            log.exception("could not read the credential pauses")
+            return
+        for pause in pauses:
+            log.warning("%s; %s", pause.describe(now), _waiting(pause, waiting, self.params))
+
     def run(self) -> int:
         grace = self.params.shutdown_grace_seconds
         scheduler = BackgroundScheduler(
@@ -316,6 +365,7 @@ class Daemon:
         )
         ping_every = self._ping_interval()
         while not self.stop.wait(ping_every):
+            self.remind_pauses(utcnow())
             if self.healthy(utcnow()):
                 self.notifier.watchdog()
             else:
@@ -357,6 +407,18 @@ def brought_work(report: PollReport) -> bool:
         counts[IngestAction.INSERTED.value]
         or counts[IngestAction.BECAME_DUE.value]
         or report.remapped
+    )
+
+
+def _waiting(pause: CredentialPause, due: dict[str, int], params: DaemonParams) -> str:
+    if pause.provider is None:
+        return (
+            f"{sum(due.values())} call(s) wait; a fresh token mint asks Siro again every "
+            "worker.credential_probe_seconds"
+        )
+    return (
+        f"{due.get(pause.provider, 0)} call(s) of {pause.provider} wait; the next listing that "
+        f"{pause.provider} accepts (every {params.poll_interval_seconds}s) ends the pause"
     )
 
 

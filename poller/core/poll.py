@@ -14,7 +14,10 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
    call still waiting for its recording: a recording may arrive hours after its call, long
    after the lookback has passed it by.
 6. Skip, as ``no_recording``, calls that have waited longer than ``recording_wait_hours``.
-7. Keep every record that fails mapping in ``unmapped_records``, in the transaction of its
+7. A listing the provider refuses for its credentials (:class:`ProviderAuthError`) pauses the
+   work on that provider's calls (:mod:`poller.domain.pauses`); a listing that succeeds ends
+   that pause.
+8. Keep every record that fails mapping in ``unmapped_records``, in the transaction of its
    page. Each cycle first maps the unresolved ones again with the provider's current mapping:
    once the mapping is fixed they become calls, however old they are. A page where the share
    of such records reaches ``max_unmapped_ratio`` (by default: all of them) fails its span, so
@@ -35,6 +38,7 @@ from poller.domain.call_record import CallRecord, RateLimitHints
 from poller.domain.clock import as_utc
 from poller.domain.filters import CallFilter
 from poller.domain.ingest import IngestAction, IngestChange, ListedCall, no_recording_message
+from poller.domain.pauses import human_age, provider_scope
 from poller.domain.raw_record import fingerprint, load_raw
 from poller.domain.records import PollCursor, UnmappedDraft, UnmappedRecord
 from poller.domain.redaction import redact_text
@@ -42,6 +46,7 @@ from poller.domain.windows import Window, first_cursor, halve, poll_window, spli
 from poller.ports.provider import (
     ListedPage,
     MalformedRecordError,
+    ProviderAuthError,
     ProviderError,
     ProviderPort,
     RecordPosition,
@@ -104,6 +109,9 @@ class PollReport:
     # A dry run writes nothing, so a call listed again later in the cycle would look new again.
     seen_in_dry_run: set[str] = field(default_factory=set, repr=False)
     record_changes: bool = True
+    # Whether the provider accepted the credentials (a page came), or refused them.
+    credentials_accepted: bool = False
+    credentials_refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -225,6 +233,7 @@ def poll_once(
     )
     if not dry_run:
         store.record_poll_result(key, now, report.error)
+        _settle_credential_pause(report, store)
     _log_summary(report)
     return report
 
@@ -245,6 +254,7 @@ def _list_window(
         unmapped_error: str | None = None
         try:
             for page in provider.list_window(span):
+                report.credentials_accepted = True
                 report.pages += 1
                 items_in_span += page.item_count
                 report.rate_limit = page.rate_limit
@@ -277,6 +287,7 @@ def _list_window(
                     unmapped_error = _too_many_unmapped(page, params.max_unmapped_ratio)
         except ProviderError as exc:
             report.error = redact_text(str(exc))
+            report.credentials_refused = isinstance(exc, ProviderAuthError)
             log.error("%s: listing stopped, the cursor stays: %s", key, report.error)
             return
         if unmapped_error is not None:
@@ -303,6 +314,22 @@ def _list_window(
             report.cursor_after = span.end if before is None else max(before, span.end)
         else:
             report.cursor_after = store.advance_cursor(key, span.end, report.now).cursor_value
+
+
+def _settle_credential_pause(report: PollReport, store: PollStore) -> None:
+    """A refused listing pauses the provider's calls; a page listed ends the pause."""
+    scope = provider_scope(report.provider)
+    if report.credentials_refused and report.error is not None:
+        store.record_pause(scope, report.error, report.now)
+    elif report.credentials_accepted:
+        ended = store.end_pause(scope)
+        if ended is not None:
+            log.warning(
+                "%s: the provider accepts the credentials again; its calls are worked again "
+                "after a pause of %s",
+                report.provider,
+                human_age(ended.age(report.now)),
+            )
 
 
 def _unmapped_draft(error: MalformedRecordError) -> UnmappedDraft:

@@ -138,6 +138,8 @@ class BacklogProgress:
             if self._started_at is None:
                 return
             self._in_flight = max(0, self._in_flight - 1)
+            if outcome == "pause":
+                return  # given back untouched for a credential pause: still ahead, not done
             name = _OUTCOMES.get(outcome, outcome)
             self._outcomes[name] = self._outcomes.get(name, 0) + 1
             self._done_at.append(now)

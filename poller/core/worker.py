@@ -34,6 +34,15 @@ from poller.domain.audio import (
 from poller.domain.clock import utcnow
 from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import Disposition, StepFailure
+from poller.domain.pauses import (
+    SIRO,
+    CredentialPause,
+    PausedService,
+    PauseView,
+    human_age,
+    probe_due,
+    scope_for,
+)
 from poller.domain.records import Call, EventDraft
 from poller.domain.redaction import redact_url
 from poller.domain.retry import retry_delay
@@ -77,6 +86,11 @@ RECONCILE_MARGIN = timedelta(minutes=5)
 # holds it (with siro_create_sent_at set), attempts only look the recording up, never create.
 CREATE_UNCONFIRMED = "siro_create_unconfirmed"
 DIRECTORY_TTL = timedelta(minutes=1)
+# How often the drain loop reads the pauses again (another process may have recorded one), and
+# how often the worker writes its heartbeat; how long a dead worker's heartbeat row is kept.
+PAUSES_TTL = timedelta(seconds=5)
+HEARTBEAT_EVERY = timedelta(seconds=10)
+HEARTBEAT_KEPT = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,8 @@ class WorkerParams:
     retry_max_seconds: float
     lease_seconds: int
     conversion: ConversionRules
+    # How often Siro is asked again, during a credential pause, whether the credentials work.
+    credential_probe_seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +116,10 @@ class WorkerReport:
     retried: int
     failed: int
     skipped: int
+    # Rows given back untouched because their credentials were refused, and the credential
+    # pauses in force when the drain ended (the work they hold back waits).
+    given_back: int = 0
+    paused: tuple[CredentialPause, ...] = ()
 
 
 class Worker:
@@ -141,6 +161,16 @@ class Worker:
         self._tally: dict[str, int] = {}
         self._lost: set[int] = set()  # rows in flight whose lease another worker took over
         self.last_progress_at: datetime | None = None
+        self._pause_lock = threading.Lock()
+        self._pauses = PauseView()
+        self._pauses_read_at: datetime | None = None
+        self.started_at = clock()
+        # When this worker last showed it is alive (written to worker_heartbeats too).
+        self.last_beat_at: datetime | None = None
+        self._beat_written_at: datetime | None = None
+        # Called when a probe ends Siro's pause, before any upload (the daemon syncs Siro's
+        # users then: the sync that ran while the credentials were refused found none).
+        self.on_siro_resumed: Callable[[], object] | None = None
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -154,6 +184,8 @@ class Worker:
         self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.spool.chmod(0o700)
         self._tally = {}
+        self.heartbeat()
+        self.check_pauses()
         concurrency = self.params.concurrency
         lease = timedelta(seconds=self.params.lease_seconds)
         # The heartbeat: leases are renewed every third of their length while steps run, so a
@@ -163,10 +195,18 @@ class Worker:
         in_flight: dict[Future[None], int] = {}  # each running step and its row's id
         with ThreadPoolExecutor(concurrency, thread_name_prefix="siro-worker") as pool:
             while True:
+                self.heartbeat()
+                pauses = self._pauses_now()
                 free = concurrency - len(in_flight)
-                if free and not self.stop.is_set():
+                if free and not self.stop.is_set() and not pauses.claims_nothing:
                     now = self.clock()
-                    for call in self.store.claim_due(self.owner, now, now + lease, limit=free):
+                    for call in self.store.claim_due(
+                        self.owner,
+                        now,
+                        now + lease,
+                        limit=free,
+                        exclude_providers=pauses.paused_providers,
+                    ):
                         if call.id in in_flight.values():
                             _outlived_lease(call, self.params.lease_seconds)
                             continue
@@ -183,13 +223,131 @@ class Worker:
                     self.renew_leases(set(in_flight.values()), lease)
                     next_renewal = time.monotonic() + renew_every
         self.progress.drain_finished()
+        given_back = self._tally.get("pause", 0)
         return WorkerReport(
-            processed=sum(self._tally.values()),
+            processed=sum(self._tally.values()) - given_back,
             uploaded=self._tally.get("uploaded", 0),
             retried=self._tally.get("retry", 0),
             failed=self._tally.get("fail", 0),
             skipped=self._tally.get("skip", 0),
+            given_back=given_back,
+            paused=self._pauses_now().pauses,
         )
+
+    # -- heartbeat and credential pauses ---------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Show that this worker is alive: in memory for `/healthz`, in the database (at most
+        every HEARTBEAT_EVERY) for `status` in another process."""
+        now = self.clock()
+        self.last_beat_at = now
+        written = self._beat_written_at
+        if written is not None and now - written < HEARTBEAT_EVERY:
+            return
+        try:
+            if written is None:
+                self.store.forget_heartbeats(now - HEARTBEAT_KEPT)
+            self.store.beat(self.owner, self.started_at, now)
+            self._beat_written_at = now
+        except Exception:
+            # A missed heartbeat is a health signal, never a reason to stop working.
+            log.exception("could not write this worker's heartbeat")
+
+    def check_pauses(self, *, probe_now: bool = False) -> PauseView:
+        """Read the credential pauses in force; ask Siro again whether its credentials work
+        when its pause's probe is due (``probe_now``: at once), and end the pause if they do.
+
+        Every worker sharing the database shares one probe schedule (``last_probe_at``)."""
+        now = self.clock()
+        pauses = self.store.pauses()
+        siro = next((pause for pause in pauses if pause.scope == SIRO), None)
+        every = timedelta(seconds=self.params.credential_probe_seconds)
+        probing = siro is not None and (probe_now or probe_due(siro, now, every))
+        if probing and siro is not None and self._probe_siro(siro, now):
+            pauses = [pause for pause in pauses if pause.scope != SIRO]
+        view = PauseView(tuple(pauses))
+        with self._pause_lock:
+            self._pauses = view
+            self._pauses_read_at = now
+        return view
+
+    def _probe_siro(self, pause: CredentialPause, now: datetime) -> bool:
+        """One fresh token mint: True (and the pause ended) when Siro accepts it."""
+        try:
+            self.siro.verify_credentials()
+        except SiroCredentialError as exc:
+            self.store.record_pause(SIRO, str(exc), now)
+            self.store.note_pause_probe(SIRO, now)
+            log.info("Siro still refuses the credentials: %s", exc)
+            return False
+        except SiroError as exc:
+            # Siro could not be asked (down, slow): that says nothing about the credentials.
+            self.store.note_pause_probe(SIRO, now)
+            log.info("could not ask Siro whether the credentials work again: %s", exc)
+            return False
+        ended = self.store.end_pause(SIRO)
+        log.warning(
+            "Siro accepts the credentials again; resuming the work after a pause of %s",
+            human_age((ended or pause).age(now)),
+        )
+        if self.on_siro_resumed is not None:
+            self.on_siro_resumed()
+        return True
+
+    def _pauses_now(self) -> PauseView:
+        """The pauses as last read, read again once PAUSES_TTL old (no probe here)."""
+        now = self.clock()
+        with self._pause_lock:
+            read_at = self._pauses_read_at
+            if read_at is not None and now - read_at < PAUSES_TTL:
+                return self._pauses
+        try:
+            view = PauseView(tuple(self.store.pauses()))
+        except Exception:
+            log.exception("could not read the credential pauses; keeping the last known")
+            with self._pause_lock:
+                return self._pauses
+        with self._pause_lock:
+            self._pauses = view
+            self._pauses_read_at = now
+        return view
+
+    def _pause(self, call: Call, failure: StepFailure, step: str) -> None:
+        """The credentials were refused, not the call: pause their scope first (so no other
+        worker claims the row meanwhile), then give the row back exactly as it was."""
+        now = self.clock()
+        scope = scope_for(failure.paused_service or PausedService.SIRO, call.provider)
+        pause = self.store.record_pause(scope, failure.message, now)
+        given = self.store.give_back(
+            call.id,
+            self.owner,
+            now,
+            EventDraft(
+                step=step,
+                outcome="paused",
+                http_status=failure.http_status,
+                message=f"credential pause ({scope}); given back as it was, no attempt spent: "
+                f"{failure.message}",
+            ),
+        )
+        if not given:
+            _lost_lease(call)
+        with self._pause_lock:
+            known = {p.scope: p for p in self._pauses.pauses}
+            new = scope not in known
+            known[scope] = pause
+            self._pauses = PauseView(tuple(known[key] for key in sorted(known)))
+        if new:
+            waiting = "every call" if scope == SIRO else f"the calls of {pause.provider}"
+            log.warning(
+                "credential pause (%s): %s; %s wait, none fails and no attempt is spent; "
+                "the work resumes by itself once the credentials work again",
+                scope,
+                failure.message,
+                waiting,
+            )
+        self.telemetry.step_finished(step, "paused", kind=failure.kind)
+        self._count("pause")
 
     def renew_leases(self, call_ids: set[int], lease: timedelta) -> None:
         """Extend the leases of the rows in flight; a row found taken over stops writing."""
@@ -250,9 +408,13 @@ class Worker:
                 self._lost.discard(call.id)
 
     def settle(self, call: Call, failure: StepFailure) -> None:
-        """Write down how a step ended badly: a retry later, or a parked row with its reason."""
+        """Write down how a step ended badly: a retry later, or a parked row with its reason
+        (or, for refused credentials, nothing but a pause)."""
         now = self.clock()
         current = self.store.get_call(call.id) or call
+        if failure.disposition == Disposition.PAUSE:
+            self._pause(current, failure, failure.step or _step_of(current))
+            return
         event = EventDraft(
             step=failure.step or _step_of(current),
             outcome=failure.disposition.value,
@@ -313,12 +475,12 @@ class Worker:
                 f"the call came from provider {call.provider!r}, which this configuration no "
                 "longer names; configure it again, then `siro-poller calls retry --failed`",
             )
+        destination = self.spool / f"call-{call.id}.download"
         try:
             request = provider.resolve_download(call)
+            fetched = self.downloader.fetch(request, destination)
         except ProviderError as exc:
             raise _provider_failure(exc) from None
-        destination = self.spool / f"call-{call.id}.download"
-        fetched = self.downloader.fetch(request, destination)
         facts = self._probe(destination)
         impossible: ConversionImpossible | None = None
         try:
@@ -776,7 +938,9 @@ def _provider_failure(exc: ProviderError) -> StepFailure:
     if isinstance(exc, ProviderRefused):
         return StepFailure.fail("download_refused", str(exc))
     if isinstance(exc, ProviderAuthError):
-        return StepFailure.fail("provider_auth", str(exc), http_status=exc.status)
+        return StepFailure.pause(
+            "provider_auth", str(exc), PausedService.PROVIDER, http_status=exc.status
+        )
     if isinstance(exc, PermanentProviderError):
         return StepFailure.fail("provider_refused", str(exc), http_status=exc.status)
     return StepFailure.retry(
@@ -789,6 +953,10 @@ def _provider_failure(exc: ProviderError) -> StepFailure:
 
 def _siro_failure(exc: SiroError) -> StepFailure:
     step = exc.step or "request"
+    if isinstance(exc, SiroCredentialError):
+        return StepFailure.pause(
+            "siro_credentials", str(exc), PausedService.SIRO, http_status=exc.http_status
+        )
     if isinstance(exc, SiroTransientError):
         return StepFailure.retry(
             f"siro_{step}_unavailable".replace("-", "_"),

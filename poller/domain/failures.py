@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from poller.domain.pauses import PausedService
+
 
 class Disposition(StrEnum):
     RETRY = "retry"  # transient: try again after a backoff, while attempts remain
     FAIL = "fail"  # permanent: park as failed; a person fixes the cause and requeues
     SKIP = "skip"  # policy: nothing to upload, by configuration or by the call's nature
+    # The credentials, not the call: the row goes back as it was, no attempt spent, and the
+    # work of that service pauses until the credentials work again (poller.domain.pauses).
+    PAUSE = "pause"
 
 
 class StepFailure(Exception):
@@ -32,6 +37,8 @@ class StepFailure(Exception):
         self.disposition = disposition
         self.http_status = http_status
         self.retry_after_seconds = retry_after_seconds
+        # Whose credentials were refused, for a PAUSE.
+        self.paused_service: PausedService | None = None
         # The step the event names, when not the one the row's state implies (a conversion
         # fails while the row is still pending download).
         self.step: str | None = None
@@ -60,3 +67,11 @@ class StepFailure(Exception):
     @classmethod
     def skip(cls, kind: str, message: str) -> StepFailure:
         return cls(kind, message, Disposition.SKIP)
+
+    @classmethod
+    def pause(
+        cls, kind: str, message: str, service: PausedService, *, http_status: int | None = None
+    ) -> StepFailure:
+        failure = cls(kind, message, Disposition.PAUSE, http_status=http_status)
+        failure.paused_service = service
+        return failure

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from poller.domain.pauses import CredentialPause
 from poller.domain.states import CallState
 
 
@@ -117,6 +118,22 @@ class StatusSummary:
     cursors: list[PollCursor] = field(default_factory=list)
     # Per provider: records that failed mapping and have not mapped since (unmapped_records).
     unmapped: dict[str, int] = field(default_factory=dict)
+    # Credential pauses in force (credential_pauses), by scope.
+    pauses: list[CredentialPause] = field(default_factory=list)
+    # Worker processes by their last heartbeat, freshest first (worker_heartbeats).
+    workers: list[WorkerHeartbeat] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHeartbeat:
+    """One row of ``worker_heartbeats``: a worker process that was alive at ``beat_at``."""
+
+    owner: str
+    started_at: datetime
+    beat_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

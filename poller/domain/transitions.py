@@ -81,6 +81,12 @@ def retry_later(
     return changes
 
 
+def given_back(now: datetime) -> dict[str, Any]:
+    """Back in the queue as it was (state, spool file, last error kept), due at ``now``; the
+    store also refunds the claim's attempt. For a credential pause: not the call's fault."""
+    return {"lease_owner": None, "lease_expires_at": None, "next_attempt_at": now}
+
+
 def parked(state: CallState, error_kind: str, message: str) -> dict[str, Any]:
     if state not in (CallState.FAILED, CallState.SKIPPED):
         raise ValueError(f"rows are parked as failed or skipped, not {state}")

@@ -22,5 +22,9 @@ class Downloaded:
 class RecordingFetcher(Protocol):
     def fetch(self, request: DownloadRequest, destination: Path) -> Downloaded:
         """Write the audio to ``destination`` or raise
-        :class:`~poller.domain.failures.StepFailure`; a partial file never survives."""
+        :class:`~poller.domain.failures.StepFailure`; a partial file never survives.
+
+        Raises :class:`~poller.ports.provider.ProviderAuthError` instead when the provider
+        refused the credentials sent with the request: that is about every call of the
+        provider, and pauses its work rather than failing this call."""
         ...

@@ -14,6 +14,7 @@ from typing import Protocol
 from poller.domain.attribution import UserDirectory
 from poller.domain.audio import AudioFacts
 from poller.domain.ingest import IngestChange, ListedCall
+from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
     Call,
     CallEvent,
@@ -36,7 +37,8 @@ class AuditReader(Protocol):
     """What operators and auditors read: counts, rows, their events, the cursors."""
 
     def status(self, now: datetime) -> StatusSummary:
-        """Counts by state, what is due, and where each provider's cursor stands."""
+        """Counts by state, what is due, where each provider's cursor stands, the credential
+        pauses in force and the workers' heartbeats."""
         ...
 
     def list_calls(
@@ -78,7 +80,28 @@ class Requeue(Protocol):
         ...
 
 
-class PollStore(Protocol):
+class CredentialPauses(Protocol):
+    """``credential_pauses``: shared by every process on the database (poller.domain.pauses)."""
+
+    def pauses(self) -> list[CredentialPause]:
+        """The pauses in force, by scope."""
+        ...
+
+    def record_pause(self, scope: str, reason: str, now: datetime) -> CredentialPause:
+        """Pause ``scope`` from ``now``; a pause already in force keeps its ``since`` and its
+        last probe, and takes the latest ``reason``."""
+        ...
+
+    def note_pause_probe(self, scope: str, now: datetime) -> None:
+        """The credentials of ``scope`` were tried again at ``now`` (and still refused)."""
+        ...
+
+    def end_pause(self, scope: str) -> CredentialPause | None:
+        """End the pause of ``scope``; returns it, or ``None`` when none was in force."""
+        ...
+
+
+class PollStore(CredentialPauses, Protocol):
     """The poll cycle's side: cursors and the upsert of listed calls."""
 
     def get_cursor(self, provider: str) -> PollCursor | None: ...
@@ -154,7 +177,7 @@ class PollStore(Protocol):
         ...
 
 
-class WorkQueue(Protocol):
+class WorkQueue(CredentialPauses, Protocol):
     """The worker's side: claim due rows, keep their leases, record each step.
 
     Every write below is guarded by the lease: it only happens while ``owner`` still holds
@@ -172,12 +195,38 @@ class WorkQueue(Protocol):
         """How many rows a claim at ``now`` could take: the backlog ahead of the workers."""
         ...
 
-    def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
+    def claim_due(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        exclude_providers: Collection[str] = (),
+    ) -> list[Call]:
         """Atomically lease up to ``limit`` due rows to ``owner`` and count an attempt on each.
 
         A row whose previous lease ran out (its worker died) is rescued, and the rescue is
-        written to its events.
+        written to its events. Rows of ``exclude_providers`` (paused ones) are left alone.
         """
+        ...
+
+    def give_back(self, call_id: int, owner: str, now: datetime, event: EventDraft) -> bool:
+        """Return a leased row exactly as it was before its claim: same state, no error written,
+        the claim's attempt refunded, due again at ``now``; ``event`` says why (a credential
+        pause is not the call's fault)."""
+        ...
+
+    def due_by_provider(self, now: datetime) -> dict[str, int]:
+        """How many rows are due at ``now``, per provider (what a pause keeps waiting)."""
+        ...
+
+    def beat(self, owner: str, started_at: datetime, now: datetime) -> None:
+        """The worker ``owner`` (running since ``started_at``) is alive at ``now``."""
+        ...
+
+    def forget_heartbeats(self, before: datetime) -> int:
+        """Drop the heartbeats of workers last seen before ``before``; returns how many."""
         ...
 
     def mark_downloaded(
@@ -313,5 +362,11 @@ class UserDirectoryStore(Protocol):
         ...
 
 
-class Store(AuditReader, Requeue, PollStore, WorkQueue, UserDirectoryStore, Protocol):
+class DaemonStore(WorkQueue, Protocol):
+    """The daemon's side: the worker's queue, and the cursors its health check reads."""
+
+    def cursors(self) -> list[PollCursor]: ...
+
+
+class Store(AuditReader, Requeue, PollStore, DaemonStore, UserDirectoryStore, Protocol):
     """Every role at once: what the SQL store and the in-memory fake implement."""

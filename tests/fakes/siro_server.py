@@ -366,6 +366,11 @@ class SiroServerState:
             for token in self.tokens.values():
                 token.revoked = True
 
+    def set_client_secret(self, secret: str) -> None:
+        """The OAuth app takes ``secret`` from now on, as after an admin corrects it in Siro."""
+        with self.lock:
+            self.apps[self.client_id]["clientSecret"] = secret
+
     def add_recording(self, **fields: Any) -> dict[str, Any]:
         """Seed a recording (as if uploaded earlier), e.g. for reconciliation tests."""
         recording = {

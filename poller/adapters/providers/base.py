@@ -365,9 +365,14 @@ class ProviderAdapter(ABC, Generic[S]):
             self.hosts.check_url(url)
         except HttpRefused as exc:
             raise ProviderRefused(str(exc)) from None
+        try:
+            # May mint a token: a refused mint is the provider refusing its credentials.
+            headers = dict(self.auth.headers_for_request())
+        except HttpError as exc:
+            raise self.provider_error(exc) from None
         return DownloadRequest(
             url=url,
-            headers=dict(self.auth.headers_for_request()),
+            headers=headers,
             credential_hosts=frozenset(self.hosts.credential_hosts),
             download_hosts=frozenset(self.hosts.allowed),
             explicit_hosts=frozenset(self.hosts.explicit_hosts),

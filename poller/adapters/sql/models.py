@@ -249,9 +249,36 @@ class UnmappedRecordRow(Base):
     )
 
 
+class CredentialPauseRow(Base):
+    """A credential problem that holds work back until it is fixed (poller.domain.pauses).
+
+    ``scope`` is ``siro`` or ``provider:<name>``; ``reason`` names the config keys to check and
+    never holds a secret. The row is deleted when the pause ends.
+    """
+
+    __tablename__ = "credential_pauses"
+
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WorkerHeartbeatRow(Base):
+    """A worker process and when it last showed it was alive, for `status` and its exit code."""
+
+    __tablename__ = "worker_heartbeats"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core views of the tables, for the store's SQL.
 calls_table = cast(Table, CallRow.__table__)
 call_events_table = cast(Table, CallEventRow.__table__)
 poll_cursors_table = cast(Table, PollCursorRow.__table__)
 siro_users_table = cast(Table, SiroUserRow.__table__)
 unmapped_records_table = cast(Table, UnmappedRecordRow.__table__)
+credential_pauses_table = cast(Table, CredentialPauseRow.__table__)
+worker_heartbeats_table = cast(Table, WorkerHeartbeatRow.__table__)

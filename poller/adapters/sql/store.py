@@ -30,9 +30,11 @@ from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
+from poller.adapters.sql.models import credential_pauses_table as credential_pauses
 from poller.adapters.sql.models import poll_cursors_table as poll_cursors
 from poller.adapters.sql.models import siro_users_table as siro_users
 from poller.adapters.sql.models import unmapped_records_table as unmapped_records
+from poller.adapters.sql.models import worker_heartbeats_table as worker_heartbeats
 from poller.adapters.sql.page_writes import (
     UPDATABLE_COLUMNS,
     CorePageWriter,
@@ -56,6 +58,7 @@ from poller.domain.ingest import (
     last_sighting_per_call,
     plan_ingest,
 )
+from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
     Call,
     CallEvent,
@@ -66,6 +69,7 @@ from poller.domain.records import (
     UnmappedDraft,
     UnmappedRecord,
     UsersSyncResult,
+    WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, CallState, RecordingState
 from poller.ports.store import NotRequeueable
@@ -109,26 +113,36 @@ def page_writes(
     return writes
 
 
-def ran_out_lookup(now: datetime, limit: int) -> Select[tuple[int, str]]:
+def ran_out_lookup(
+    now: datetime, limit: int, exclude_providers: Collection[str] = ()
+) -> Select[tuple[int, str]]:
     """The claim's first lookup: rows whose lease ran out, oldest expiry first."""
-    return (
+    query = (
         select(calls.c.id, calls.c.lease_owner)
         .where(lease_ran_out_clause(now))
         .order_by(calls.c.lease_expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if exclude_providers:
+        query = query.where(calls.c.provider.not_in(sorted(exclude_providers)))
+    return query
 
 
-def due_lookup(now: datetime, limit: int) -> Select[tuple[int]]:
+def due_lookup(
+    now: datetime, limit: int, exclude_providers: Collection[str] = ()
+) -> Select[tuple[int]]:
     """The claim's second lookup: unleased due rows, in the order of ``ix_calls_due``."""
-    return (
+    query = (
         select(calls.c.id)
         .where(due_unleased_clause(now))
         .order_by(calls.c.next_attempt_at, calls.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if exclude_providers:
+        query = query.where(calls.c.provider.not_in(sorted(exclude_providers)))
+    return query
 
 
 def claim_lookups(now: datetime, limit: int) -> list[Select[Any]]:
@@ -152,8 +166,8 @@ def waiting_clause(provider: str) -> Any:
 
 @dataclass(frozen=True)
 class ClaimLookups:
-    ran_out: Callable[[datetime, int], Any]
-    due: Callable[[datetime, int], Any]
+    ran_out: Callable[[datetime, int, Collection[str]], Any]
+    due: Callable[[datetime, int, Collection[str]], Any]
 
 
 class SqlStore(LeaseGuardedWrites):
@@ -170,7 +184,10 @@ class SqlStore(LeaseGuardedWrites):
 
     def claim_lookups(self, now: datetime, limit: int) -> list[Any]:
         """Both lookups of a claim, as this backend runs them (for EXPLAIN)."""
-        return [self._claim_lookups.ran_out(now, limit), self._claim_lookups.due(now, limit)]
+        return [
+            self._claim_lookups.ran_out(now, limit, ()),
+            self._claim_lookups.due(now, limit, ()),
+        ]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -183,6 +200,15 @@ class SqlStore(LeaseGuardedWrites):
                 counts[state] = count
             due_now, oldest = self._due(conn, now)
             cursors = self._cursors(conn)
+            pauses = self._pauses(conn)
+            workers = [
+                WorkerHeartbeat(**row._mapping)
+                for row in conn.execute(
+                    select(worker_heartbeats).order_by(
+                        worker_heartbeats.c.beat_at.desc(), worker_heartbeats.c.owner
+                    )
+                )
+            ]
             unmapped: dict[str, int] = {
                 provider: count
                 for provider, count in conn.execute(
@@ -198,6 +224,8 @@ class SqlStore(LeaseGuardedWrites):
             oldest_due_at=min(oldest, default=None),
             cursors=cursors,
             unmapped=unmapped,
+            pauses=pauses,
+            workers=workers,
         )
 
     def count_due(self, now: datetime) -> int:
@@ -589,7 +617,15 @@ class SqlStore(LeaseGuardedWrites):
 
     # -- the worker ----------------------------------------------------------------------
 
-    def claim_due(self, owner: str, now: datetime, lease_until: datetime, limit: int) -> list[Call]:
+    def claim_due(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        exclude_providers: Collection[str] = (),
+    ) -> list[Call]:
         if limit <= 0:
             return []
         with write_transaction(self.engine) as conn:
@@ -598,13 +634,16 @@ class SqlStore(LeaseGuardedWrites):
             # worker died (ix_calls_leased), then the due ones (ix_calls_due). On PostgreSQL,
             # SKIP LOCKED lets workers on other hosts pass over rows this one is taking; SQLite
             # has one writer, and this transaction holds its lock (BEGIN IMMEDIATE).
-            ran_out = conn.execute(self._claim_lookups.ran_out(now, limit)).all()
+            excluded = exclude_providers
+            ran_out = conn.execute(self._claim_lookups.ran_out(now, limit, excluded)).all()
             previous: dict[int, str] = {row.id: row.lease_owner for row in ran_out}
             due: list[int] = []
             if len(previous) < limit:
                 due = [
                     row.id
-                    for row in conn.execute(self._claim_lookups.due(now, limit - len(previous)))
+                    for row in conn.execute(
+                        self._claim_lookups.due(now, limit - len(previous), excluded)
+                    )
                 ]
             if not previous and not due:
                 return []
@@ -661,6 +700,80 @@ class SqlStore(LeaseGuardedWrites):
         changes = {"title": title, "siro_create_sent_at": sent_at}
         event = transitions.create_sent_event(sent, owner)
         return self._transition(call_id, owner, now, event, changes) is not None
+
+    def give_back(self, call_id: int, owner: str, now: datetime, event: EventDraft) -> bool:
+        refunded = case((calls.c.attempts > 0, calls.c.attempts - 1), else_=0)
+        changes = {**transitions.given_back(now), "attempts": refunded}
+        return self._transition(call_id, owner, now, event, changes) is not None
+
+    def due_by_provider(self, now: datetime) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with read_transaction(self.engine) as conn:
+            for clause in (due_unleased_clause(now), lease_ran_out_clause(now)):
+                query = select(calls.c.provider, func.count()).where(clause)
+                for provider, count in conn.execute(query.group_by(calls.c.provider)):
+                    counts[provider] = counts.get(provider, 0) + count
+        return dict(sorted(counts.items()))
+
+    def beat(self, owner: str, started_at: datetime, now: datetime) -> None:
+        with write_transaction(self.engine) as conn:
+            statement = self._insert(worker_heartbeats).values(
+                owner=owner, started_at=started_at, beat_at=now
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["owner"], set_={"beat_at": statement.excluded.beat_at}
+                )
+            )
+
+    def forget_heartbeats(self, before: datetime) -> int:
+        with write_transaction(self.engine) as conn:
+            gone = conn.execute(
+                worker_heartbeats.delete().where(worker_heartbeats.c.beat_at < before)
+            )
+        return gone.rowcount
+
+    # -- credential pauses -----------------------------------------------------------------
+
+    def pauses(self) -> list[CredentialPause]:
+        with read_transaction(self.engine) as conn:
+            return self._pauses(conn)
+
+    def _pauses(self, conn: Connection) -> list[CredentialPause]:
+        rows = conn.execute(select(credential_pauses).order_by(credential_pauses.c.scope))
+        return [CredentialPause(**row._mapping) for row in rows]
+
+    def record_pause(self, scope: str, reason: str, now: datetime) -> CredentialPause:
+        with write_transaction(self.engine) as conn:
+            statement = self._insert(credential_pauses).values(
+                scope=scope, reason=reason, since=now, last_probe_at=None
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["scope"], set_={"reason": statement.excluded.reason}
+                )
+            )
+            row = conn.execute(
+                select(credential_pauses).where(credential_pauses.c.scope == scope)
+            ).one()
+        return CredentialPause(**row._mapping)
+
+    def note_pause_probe(self, scope: str, now: datetime) -> None:
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(credential_pauses)
+                .where(credential_pauses.c.scope == scope)
+                .values(last_probe_at=now)
+            )
+
+    def end_pause(self, scope: str) -> CredentialPause | None:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                credential_pauses.delete()
+                .where(credential_pauses.c.scope == scope)
+                .returning(*credential_pauses.c)
+            ).first()
+        return CredentialPause(**row._mapping) if row else None
 
     def release_leases(self, owner: str, now: datetime) -> int:
         with write_transaction(self.engine) as conn:
