@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the audio generators live in tests/fakes
+sys.path.insert(0, str(ROOT))  # the audio generators live in poller/simulators
 
 # (label, kind, seconds): the WAVs are encoded to mp3, the M4A repackaged.
 CASES = (
@@ -74,7 +74,7 @@ def convert(source: str, target: str, kind: str, bitrate: int) -> None:
 
 
 def make_source(directory: Path, kind: str, seconds: int, rate: int, channels: int) -> Path:
-    from tests.fakes.audio import encoded, write_wav
+    from poller.simulators.audio import encoded, write_wav
 
     path = directory / f"source-{kind}-{seconds}.{kind}"
     if kind == "wav":

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the fakes live in tests/fakes
+sys.path.insert(0, str(ROOT))  # the fakes live in poller/simulators
 
 MB = 1024 * 1024
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -226,7 +226,7 @@ class SyntheticProvider:
 
     def list_window(self, window: Any) -> Iterator[Any]:
         from poller.ports.provider import ListedPage, RecordPosition
-        from tests.fakes.provider_server import quickstart_call
+        from poller.simulators.provider_server import quickstart_call
 
         first = max(0, int((window.start - self.start).total_seconds()))
         last = min(self.count, int((window.end - self.start).total_seconds()))

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the fake server lives in tests/fakes
+sys.path.insert(0, str(ROOT))  # the fake server lives in poller/simulators
 
 import requests  # noqa: E402
 
@@ -43,7 +43,7 @@ MB = 1024 * 1024
 
 def serve() -> None:
     """Child process: run the fake Siro until stdin closes."""
-    from tests.fakes.siro_server import FakeSiro
+    from poller.simulators.siro_server import FakeSiro
 
     with FakeSiro() as siro:
         print(json.dumps(siro.settings_values(read_timeout_seconds=120.0)), flush=True)

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the fakes live in tests/fakes
+sys.path.insert(0, str(ROOT))  # the fakes live in poller/simulators
 
 MB = 1024 * 1024
 # (file size in MB, how many recordings): enough work for a stable rate, bounded disk use.
@@ -42,10 +42,10 @@ TOKEN = "bench-provider-token"  # noqa: S105  (the local fake's token)
 
 def serve(size_mb: int, count: int) -> None:
     """Child process: the provider with ``count`` recordings of ``size_mb``, and Siro."""
-    from tests.fakes.audio import MP3_FRAME_BYTES, mp3_bytes
-    from tests.fakes.provider_server import FakeCallLog, quickstart_call
-    from tests.fakes.provider_server import serve as serve_provider
-    from tests.fakes.siro_server import FakeSiro
+    from poller.simulators.audio import MP3_FRAME_BYTES, mp3_bytes
+    from poller.simulators.provider_server import FakeCallLog, quickstart_call
+    from poller.simulators.provider_server import serve as serve_provider
+    from poller.simulators.siro_server import FakeSiro
 
     audio = mp3_bytes(size_mb * MB / MP3_FRAME_BYTES * 1152 / 44100)
     api = FakeCallLog(auth=("bearer", TOKEN), page_size=100)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from tests.fakes.siro_server import FakeSiro
+from poller.simulators.siro_server import FakeSiro
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
-from tests.fakes.counting_listener import CountingListener  # noqa: F401  (re-exported)
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.counting_listener import CountingListener  # noqa: F401  (re-exported)
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 Reply = tuple[int, dict[str, str], bytes]
 Route = Callable[["ScriptedHandler"], Reply | None]

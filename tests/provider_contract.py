@@ -33,7 +33,7 @@ from poller.ports.provider import (
     ProviderPort,
     TransientProviderError,
 )
-from tests.fakes.counting_listener import CountingListener
+from poller.simulators.counting_listener import CountingListener
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(hours=2))

@@ -11,7 +11,7 @@ import pytest
 from poller.adapters.audio import encode_mp3, probe_audio, remux_to_adts
 from poller.domain.siro import AudioFormat
 from poller.ports.audio import ConversionStopped, CorruptAudio
-from tests.fakes.audio import encoded, streamable_m4a
+from poller.simulators.audio import encoded, streamable_m4a
 
 
 def never() -> bool:

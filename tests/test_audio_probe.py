@@ -9,7 +9,7 @@ import pytest
 from poller.adapters.audio import probe_audio
 from poller.domain.siro import AudioFormat
 from poller.ports.audio import CorruptAudio, NotAudio
-from tests.fakes.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
+from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
 
 
 def spool(tmp_path: Path, data: bytes, name: str = "call-1.download") -> Path:

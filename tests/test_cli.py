@@ -17,9 +17,9 @@ from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.domain.records import PollCursor
 from poller.domain.states import CallState
+from poller.simulators.siro_server import FakeSiro
 from tests.conftest import database_url
 from tests.daemon_process import env_text
-from tests.fakes.siro_server import FakeSiro
 from tests.seed import seed_call, seed_cursor, seed_event
 
 STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)

@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.domain.states import CallState
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from tests.conftest import database_url
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
 
 TOKEN = "provider-bearer-token-value"
 

@@ -13,12 +13,12 @@ from sqlalchemy import Engine
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.domain.states import CallState
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.siro_server import FakeSiro
 from tests.conftest import database_url
 from tests.daemon_process import env_text
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
-from tests.fakes.siro_server import FakeSiro
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 

@@ -29,9 +29,9 @@ from poller.domain.siro import SiroUser
 from poller.domain.states import CallState
 from poller.ports.provider import ProviderAuthError
 from poller.ports.siro import SiroCredentialError
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.provider_server import quickstart_call
 from poller.wiring import daemon_params_from_settings
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.provider_server import quickstart_call
 from tests.seed import AnyStore
 
 STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)

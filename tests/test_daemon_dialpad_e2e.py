@@ -16,10 +16,10 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
+from poller.simulators.audio import aac_bytes, mp3_bytes, wav_bytes
+from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from poller.simulators.siro_server import FakeSiro
 from tests.daemon_process import daemon_environment
-from tests.fakes.audio import aac_bytes, mp3_bytes, wav_bytes
-from tests.fakes.dialpad_server import DialpadServers, call_proto, recording_detail
-from tests.fakes.siro_server import FakeSiro
 
 API_KEY = "dialpad-e2e-key-0001"
 STARTED_LINE = "siro-poller running as"

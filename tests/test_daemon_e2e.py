@@ -31,12 +31,12 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.domain.states import CallState
+from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
+from poller.simulators.chaos import Chaos
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.siro_server import FakeSiro, Fault
 from tests.daemon_process import daemon_environment
-from tests.fakes.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
-from tests.fakes.chaos import Chaos
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
-from tests.fakes.siro_server import FakeSiro, Fault
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 PROVIDER_TOKEN = "provider-token-e2e-0001"

@@ -21,10 +21,10 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.domain.states import CallState
+from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.siro_server import FakeSiro
 from tests.daemon_process import daemon_environment
-from tests.fakes.aircall_server import AircallSimulator, aircall_call, aircall_contact
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.siro_server import FakeSiro
 from tests.test_daemon_e2e import STARTED_LINE, stop
 
 API_ID = "aircall-e2e-id"

@@ -16,10 +16,10 @@ from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.domain.filters import SkipReason
 from poller.domain.states import CallState
+from poller.simulators.audio import mp3_bytes, wav_bytes
+from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of, serve
+from poller.simulators.siro_server import FakeSiro
 from tests.daemon_process import daemon_environment
-from tests.fakes.audio import mp3_bytes, wav_bytes
-from tests.fakes.ringcentral_server import RingCentralState, call_record, recording_of, serve
-from tests.fakes.siro_server import FakeSiro
 from tests.test_daemon_e2e import STARTED_LINE, stop
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)

@@ -15,8 +15,8 @@ import pytest
 
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
-from tests.fakes.provider_server import FakeCallLog, serve
-from tests.fakes.siro_server import FakeSiro
+from poller.simulators.provider_server import FakeCallLog, serve
+from poller.simulators.siro_server import FakeSiro
 from tests.test_daemon_e2e import (
     PROVIDER_TOKEN,
     World,

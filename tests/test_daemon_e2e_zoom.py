@@ -14,10 +14,9 @@ import pytest
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
-from tests.daemon_process import daemon_environment
-from tests.fakes.audio import mp3_bytes, wav_bytes
-from tests.fakes.siro_server import FakeSiro
-from tests.fakes.zoom_server import (
+from poller.simulators.audio import mp3_bytes, wav_bytes
+from poller.simulators.siro_server import FakeSiro
+from poller.simulators.zoom_server import (
     ACCOUNT_ID,
     CLIENT_ID,
     CLIENT_SECRET,
@@ -25,6 +24,7 @@ from tests.fakes.zoom_server import (
     recording_item,
     serve_zoom,
 )
+from tests.daemon_process import daemon_environment
 from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)

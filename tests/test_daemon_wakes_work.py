@@ -25,9 +25,9 @@ from poller.core.users_sync import sync_users
 from poller.domain.clock import utcnow
 from poller.domain.records import UsersSyncResult
 from poller.domain.siro import SiroUser
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.wiring import daemon_params_from_settings, poll_params_from_settings
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
 from tests.test_worker import NO_WAIT
 
 HOUR = 3600

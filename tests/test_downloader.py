@@ -21,9 +21,9 @@ from poller.domain.records import Call
 from poller.domain.states import CallState
 from poller.domain.windows import Window
 from poller.ports.provider import ProviderAuthError, TransientProviderError
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
-from tests.fakes.provider_server import FakeCallLog, serve
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.provider_server import FakeCallLog, serve
 
 AUDIO = mp3_bytes(2)
 

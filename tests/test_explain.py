@@ -17,8 +17,8 @@ from poller.cli import main
 from poller.domain.attribution import directory_user
 from poller.domain.siro import SiroUser
 from poller.domain.states import CallState
+from poller.simulators.siro_server import FakeSiro
 from tests.conftest import database_url
-from tests.fakes.siro_server import FakeSiro
 from tests.seed import seed_call
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

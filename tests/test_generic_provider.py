@@ -28,8 +28,8 @@ from poller.ports.provider import (
     RecordPosition,
     TransientProviderError,
 )
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 
 T0 = datetime(2026, 2, 23, 14, 0, tzinfo=UTC)
 WINDOW = Window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))

@@ -38,12 +38,12 @@ from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.siro import SiroUser
 from poller.domain.states import CallState
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.counting_listener import CountingListener
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, FakeProviderHandler, quickstart_call
+from poller.simulators.siro_server import FakeSiro
 from poller.wiring import poll_params_from_settings
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.counting_listener import CountingListener
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, FakeProviderHandler, quickstart_call
-from tests.fakes.siro_server import FakeSiro
 from tests.http_fixtures import ConnectAttempts
 
 STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)

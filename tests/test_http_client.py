@@ -33,7 +33,7 @@ from poller.adapters.http import (
     RetryPolicy,
 )
 from poller.domain.call_record import host_key
-from tests.fakes.http_server import LocalHTTPServer
+from poller.simulators.http_server import LocalHTTPServer
 from tests.http_fixtures import Reply, Script, ScriptedHandler, client, scripted_server
 
 

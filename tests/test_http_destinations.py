@@ -23,7 +23,7 @@ from poller.adapters.http import (
 )
 from poller.domain.call_record import DownloadRequest, host_key
 from poller.domain.failures import Disposition, StepFailure
-from tests.fakes.http_server import LocalHTTPServer
+from poller.simulators.http_server import LocalHTTPServer
 from tests.http_fixtures import ConnectAttempts, CountingListener, Script, client, scripted_server
 
 SECRET = "Bearer provider-secret"

@@ -19,9 +19,9 @@ from poller.core.poll import REPORTED_MALFORMED, PollReport, poll_once
 from poller.domain.raw_record import MAX_BYTES
 from poller.domain.states import CallState
 from poller.domain.windows import Window
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.wiring import poll_params_from_settings
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
 from tests.seed import AnyStore
 
 T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)

@@ -21,12 +21,12 @@ from poller.cli.progress_display import log_summary, summary_line
 from poller.core.progress import BacklogProgress, ProgressSnapshot
 from poller.domain.clock import utcnow
 from poller.domain.siro import SiroUser
+from poller.simulators.audio import LOGIN_PAGE, mp3_bytes
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.siro_server import FakeSiro
 from tests.conftest import database_url
 from tests.daemon_process import env_text
-from tests.fakes.audio import LOGIN_PAGE, mp3_bytes
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
-from tests.fakes.siro_server import FakeSiro
 from tests.terminal import run_on_terminal
 from tests.test_worker import Clock, poll, settings_for, worker_for
 

@@ -31,13 +31,13 @@ from poller.ports.provider import (
     ProviderRefused,
     TransientProviderError,
 )
-from poller.wiring import poll_params_from_settings
-from tests.fakes.aircall_server import (
+from poller.simulators.aircall_server import (
     ROW_CAP,
     AircallSimulator,
     aircall_call,
     aircall_contact,
 )
+from poller.wiring import poll_params_from_settings
 from tests.provider_contract import (
     SIGNATURE,
     T0,

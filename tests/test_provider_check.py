@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from poller.cli import main
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 
 TOKEN = "provider-bearer-token-value"
 

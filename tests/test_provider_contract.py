@@ -18,7 +18,7 @@ from poller.ports.provider import (
     ProviderPort,
     TransientProviderError,
 )
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from tests.provider_contract import (
     SIGNATURE,
     HttpProviderContract,
@@ -29,7 +29,7 @@ from tests.provider_contract import (
 
 
 class GenericWorld(HttpWorld):
-    """The quickstart-shaped JSON call log of tests/fakes/provider_server.py."""
+    """The quickstart-shaped JSON call log of poller/simulators/provider_server.py."""
 
     def __init__(self) -> None:
         self.api = FakeCallLog(page_size=self.page_size, auth=("bearer", "provider-token"))

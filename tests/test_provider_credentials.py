@@ -14,8 +14,8 @@ from poller.app import build_provider
 from poller.config import Settings
 from poller.domain.windows import Window
 from poller.ports.provider import ProviderAuthError, ProviderPort
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 
 AT = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 WINDOW = Window(AT - timedelta(hours=1), AT + timedelta(hours=1))

@@ -24,8 +24,8 @@ from poller.ports.provider import (
     ProviderRefused,
     TransientProviderError,
 )
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.dialpad_server import (
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.dialpad_server import (
     DialpadServers,
     call_proto,
     epoch_ms,

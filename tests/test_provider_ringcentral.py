@@ -25,7 +25,7 @@ from poller.ports.provider import (
     ProviderRefused,
     TransientProviderError,
 )
-from tests.fakes.ringcentral_server import (
+from poller.simulators.ringcentral_server import (
     RingCentralState,
     call_record,
     recording_of,

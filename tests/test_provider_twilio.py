@@ -27,7 +27,7 @@ from poller.ports.provider import (
     ProviderRefused,
     TransientProviderError,
 )
-from tests.fakes.twilio_server import (
+from poller.simulators.twilio_server import (
     ACCOUNT_SID,
     API_KEY_SECRET,
     API_KEY_SID,

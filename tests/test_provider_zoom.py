@@ -22,7 +22,7 @@ from poller.ports.provider import (
     ProviderAuthError,
     TransientProviderError,
 )
-from tests.fakes.zoom_server import (
+from poller.simulators.zoom_server import (
     ACCOUNT_ID,
     CLIENT_ID,
     CLIENT_SECRET,

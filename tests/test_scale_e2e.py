@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.chaos import Chaos
-from tests.fakes.siro_server import Fault
+from poller.simulators.chaos import Chaos
+from poller.simulators.siro_server import Fault
 from tests.test_daemon_e2e import (
     World,
     assert_each_call_once_in_siro,

@@ -19,10 +19,10 @@ from poller.config import load_settings
 from poller.core.users_sync import sync_users
 from poller.domain.siro import SiroUser
 from poller.domain.states import CallState
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from tests.conftest import database_url
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
 
 TOKENS = {"east": "east-token-123456", "west": "west-token-654321"}
 

@@ -17,7 +17,7 @@ import pytest
 from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat
 from poller.ports.siro import SiroPermanentError
-from tests.fakes.siro_server import FakeSiro, Fault
+from poller.simulators.siro_server import FakeSiro, Fault
 
 LEARNED = "Siro takes the signed-url body as"
 # Siro's answer as measured, word for word.

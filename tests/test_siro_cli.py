@@ -12,7 +12,7 @@ import tomli_w
 from click.testing import CliRunner, Result
 
 from poller.cli import main
-from tests.fakes.siro_server import FakeSiro, Fault
+from poller.simulators.siro_server import FakeSiro, Fault
 
 
 @pytest.fixture

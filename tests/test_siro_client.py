@@ -16,7 +16,7 @@ from poller import __version__
 from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat, RecordingCreate
 from poller.ports.siro import SiroPermanentError
-from tests.fakes.siro_server import FakeSiro, Fault, ManualClock
+from poller.simulators.siro_server import FakeSiro, Fault, ManualClock
 
 
 @pytest.fixture

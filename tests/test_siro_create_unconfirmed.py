@@ -26,9 +26,9 @@ from poller.core.users_sync import sync_users
 from poller.domain.siro import AudioFormat, RecordingCreate
 from poller.domain.states import CallState
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroCreateUnconfirmed
-from tests.fakes.audio import mp3_bytes
-from tests.fakes.provider_server import FakeCallLog, serve
-from tests.fakes.siro_server import FakeSiro, Fault
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.provider_server import FakeCallLog, serve
+from poller.simulators.siro_server import FakeSiro, Fault
 from tests.seed import AnyStore
 from tests.test_worker import NO_WAIT, STARTED, Clock, by_call_id, offer, poll
 

@@ -16,7 +16,7 @@ import pytest
 from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat, SignedUpload
 from poller.ports.siro import SiroCredentialError, SiroError, SiroPermanentError
-from tests.fakes.siro_server import FakeSiro, Fault
+from poller.simulators.siro_server import FakeSiro, Fault
 
 MINT_KEYS = "siro.client_id, siro.client_secret, siro.token_user_id and siro.api_token"
 

@@ -22,7 +22,7 @@ from poller.ports.siro import (
     SiroPermanentError,
     SiroTransientError,
 )
-from tests.fakes.siro_server import FakeSiro, Fault
+from poller.simulators.siro_server import FakeSiro, Fault
 
 CLIENT_LOGGER = "poller.adapters.siro"
 

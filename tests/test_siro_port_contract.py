@@ -30,7 +30,7 @@ from poller.ports.siro import (
     SiroPort,
     SiroTransientError,
 )
-from tests.fakes.siro_server import FakeSiro, ManualClock
+from poller.simulators.siro_server import FakeSiro, ManualClock
 
 
 @dataclass

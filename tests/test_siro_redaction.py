@@ -21,7 +21,7 @@ from poller.config import LoggingSettings, Settings
 from poller.domain.siro import AudioFormat, RecordingCreate, SignedUpload
 from poller.logs import configure_logging
 from poller.ports.siro import SiroError
-from tests.fakes.siro_server import FakeSiro, Fault
+from poller.simulators.siro_server import FakeSiro, Fault
 
 CLIENT_LOGGER = "poller.adapters.siro"
 

@@ -20,7 +20,7 @@ from poller.adapters.siro.storage import StorageHosts
 from poller.config import SIRO_STORAGE_HOSTS, SiroSettings
 from poller.domain.siro import AudioFormat, SignedUpload
 from poller.ports.siro import SiroPermanentError
-from tests.fakes.siro_server import FakeSiro
+from poller.simulators.siro_server import FakeSiro
 from tests.http_fixtures import CountingListener
 
 

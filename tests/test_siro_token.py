@@ -11,7 +11,7 @@ import pytest
 
 from poller.adapters.http.tokens import AccessToken, AccessTokenCache
 from poller.ports.siro import SiroTransientError
-from tests.fakes.siro_server import ManualClock
+from poller.simulators.siro_server import ManualClock
 
 MARGIN = timedelta(minutes=5)
 

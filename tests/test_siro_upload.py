@@ -14,7 +14,7 @@ import pytest
 from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat, RecordingCreate, SignedUpload
 from poller.ports.siro import SiroPermanentError
-from tests.fakes.siro_server import FakeSiro, ManualClock
+from poller.simulators.siro_server import FakeSiro, ManualClock
 
 MB = 1024 * 1024
 

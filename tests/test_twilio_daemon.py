@@ -18,11 +18,10 @@ from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.domain.states import CallState
-from tests.daemon_process import daemon_environment
-from tests.fakes.audio import encoded, mp3_bytes
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.siro_server import FakeSiro
-from tests.fakes.twilio_server import (
+from poller.simulators.audio import encoded, mp3_bytes
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.siro_server import FakeSiro
+from poller.simulators.twilio_server import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     FakeTwilio,
@@ -31,6 +30,7 @@ from tests.fakes.twilio_server import (
     twilio_call,
     twilio_recording,
 )
+from tests.daemon_process import daemon_environment
 from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)

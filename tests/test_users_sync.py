@@ -23,8 +23,8 @@ from poller.domain.records import Call
 from poller.domain.siro import SiroUser
 from poller.domain.states import CallState
 from poller.ports.siro import SiroTransientError
+from poller.simulators.siro_server import FakeSiro, Fault
 from tests.conftest import database_url
-from tests.fakes.siro_server import FakeSiro, Fault
 from tests.seed import AnyStore
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

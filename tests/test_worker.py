@@ -29,8 +29,7 @@ from poller.domain.audio import estimated_mp3_bytes
 from poller.domain.siro import AudioFormat, IntegrationConnection, SiroUser
 from poller.domain.states import CallState
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroPermanentError, SiroTransientError
-from poller.wiring import poll_params_from_settings
-from tests.fakes.audio import (
+from poller.simulators.audio import (
     LOGIN_PAGE,
     aac_bytes,
     encoded,
@@ -40,8 +39,9 @@ from tests.fakes.audio import (
     wav_bytes,
     write_wav,
 )
-from tests.fakes.http_server import LocalHTTPServer
-from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
+from poller.wiring import poll_params_from_settings
 from tests.seed import AnyStore
 
 STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)

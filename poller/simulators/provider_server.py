@@ -3,7 +3,7 @@
 It answers window queries with the parameter names and time format it is told to use, pages
 with tokens, next-page URLs or page numbers, checks auth, can fail chosen pages, can hand out a
 paging token twice, and serves recording audio registered per call. Use it with
-:class:`tests.fakes.http_server.LocalHTTPServer`::
+:class:`poller.simulators.http_server.LocalHTTPServer`::
 
     api = FakeCallLog(page_size=100)
     api.add_call(quickstart_call("call-1", started), started)
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.fakes.chaos import Chaos
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.chaos import Chaos
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 Paging = Literal["none", "token", "next_url", "link_header", "page_number", "offset"]
 TimeFormat = Literal["iso8601", "unix_s", "unix_ms"]

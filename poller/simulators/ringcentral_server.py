@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ACCOUNT = "400643090008"

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 ROW_CAP = 10_000
 MAX_PER_PAGE = 50

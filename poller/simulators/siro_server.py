@@ -42,8 +42,8 @@ from urllib.parse import parse_qs, urlsplit
 from poller.config import SiroSettings
 from poller.domain.call_record import host_key
 from poller.domain.clock import utcnow
-from tests.fakes.chaos import Chaos
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.chaos import Chaos
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 EXTERNAL_PREFIX = "/api-externalApi"
 # The fake's own copy of Siro's mapping, so a wrong mapping in the client cannot hide here.

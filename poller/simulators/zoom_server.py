@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 ACCOUNT_ID = "zoom-account-0001"
 CLIENT_ID = "zoom-client-id"

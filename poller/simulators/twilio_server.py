@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "twilio-auth-token-0123456789abcdef"

@@ -32,8 +32,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.audio import LOGIN_PAGE
-from tests.fakes.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.audio import LOGIN_PAGE
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TARGET_TYPES = {
