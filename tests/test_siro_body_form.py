@@ -18,6 +18,7 @@ from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat
 from poller.ports.siro import SiroPermanentError
 from poller.simulators.siro_server import FakeSiro, Fault
+from tests.siro_settings import siro_settings
 
 LEARNED = "Siro takes the signed-url body as"
 # Siro's answer as measured, word for word.
@@ -50,7 +51,7 @@ def test_the_measured_custom_code_refusal_switches_to_the_quickstart_size_key(
 ) -> None:
     caplog.set_level(logging.INFO, logger="poller.adapters.siro")
     with FakeSiro(signed_url_size_field="fileSizeInBytes", zod_key_issues="custom") as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
 
         client.request_upload(AudioFormat.MP3, 2048)
         client.request_upload(AudioFormat.MP3, 4096)
@@ -91,7 +92,7 @@ def test_a_422_naming_the_size_key_anywhere_with_any_code_switches_the_form(
 ) -> None:
     with FakeSiro(signed_url_size_field="fileSizeInBytes") as siro:
         siro.state.fail_next("signed-url", zod(issue))
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
 
         signed = client.request_upload(AudioFormat.WAV, 100)
 
@@ -109,7 +110,7 @@ def test_the_quickstart_s_whole_form_is_learned_organization_id_included() -> No
         signed_url_requires_organization_id=True,
         zod_key_issues="custom",
     ) as siro:
-        client = SiroHttpClient(siro.settings())  # no organization_id configured
+        client = SiroHttpClient(siro_settings(siro))  # no organization_id configured
 
         client.request_upload(AudioFormat.MP3, 100)
         client.request_upload(AudioFormat.MP3, 200)
@@ -125,7 +126,7 @@ def test_the_quickstart_s_whole_form_is_learned_organization_id_included() -> No
 
 def test_an_organization_id_siro_refuses_with_a_custom_code_is_dropped() -> None:
     with FakeSiro(zod_key_issues="custom") as siro:  # the reference form, nothing else
-        client = SiroHttpClient(siro.settings(organization_id="org-fake"))
+        client = SiroHttpClient(siro_settings(siro, organization_id="org-fake"))
 
         client.request_upload(AudioFormat.MP3, 100)
         client.request_upload(AudioFormat.MP3, 200)
@@ -139,7 +140,7 @@ def test_an_organization_id_siro_refuses_with_a_custom_code_is_dropped() -> None
 
 def test_a_value_siro_refuses_fails_the_call_and_never_flips_the_learned_form() -> None:
     with FakeSiro(signed_url_size_field="fileSizeInBytes", zod_key_issues="custom") as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
         client.request_upload(AudioFormat.MP3, 100)  # learns fileSizeInBytes
         too_big = {"code": "custom", "path": ["fileSizeInBytes"], "message": "File too large"}
         siro.state.fail_next("signed-url", zod(too_big))
@@ -163,7 +164,7 @@ def test_a_value_siro_refuses_fails_the_call_and_never_flips_the_learned_form() 
 @pytest.mark.parametrize("pinned", ["fileSize", "fileSizeInBytes"])
 def test_a_pinned_size_key_is_sent_from_the_first_request_on(pinned: str) -> None:
     with FakeSiro(signed_url_size_field=pinned, zod_key_issues="custom") as siro:
-        client = SiroHttpClient(siro.settings(signed_url_size_field=pinned))
+        client = SiroHttpClient(siro_settings(siro, signed_url_size_field=pinned))
 
         client.request_upload(AudioFormat.MP3, 100)
 
@@ -172,7 +173,7 @@ def test_a_pinned_size_key_is_sent_from_the_first_request_on(pinned: str) -> Non
 
 def test_a_pinned_size_key_is_not_switched_and_the_error_names_the_setting() -> None:
     with FakeSiro(signed_url_size_field="fileSizeInBytes", zod_key_issues="custom") as siro:
-        client = SiroHttpClient(siro.settings(signed_url_size_field="fileSize"))
+        client = SiroHttpClient(siro_settings(siro, signed_url_size_field="fileSize"))
 
         with pytest.raises(SiroPermanentError, match=r"siro\.signed_url_size_field pins") as caught:
             client.request_upload(AudioFormat.MP3, 100)
@@ -186,7 +187,7 @@ def test_concurrent_callers_learn_the_form_together_and_it_is_logged_once(
 ) -> None:
     caplog.set_level(logging.INFO, logger="poller.adapters.siro")
     with FakeSiro(signed_url_size_field="fileSizeInBytes", zod_key_issues="custom") as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
         start = threading.Barrier(8)
 
         def ask() -> str:

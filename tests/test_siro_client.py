@@ -17,6 +17,7 @@ from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat, RecordingCreate
 from poller.ports.siro import SiroPermanentError
 from poller.simulators.siro_server import FakeSiro, Fault, ManualClock
+from tests.siro_settings import siro_settings
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def audio(tmp_path: Path) -> Path:
 def test_the_access_token_is_minted_for_the_configured_user_and_scope(
     siro: FakeSiro, audio: Path
 ) -> None:
-    client = SiroHttpClient(siro.settings(token_scope="write"))
+    client = SiroHttpClient(siro_settings(siro, token_scope="write"))
 
     upload(client, audio)
 
@@ -64,7 +65,7 @@ def test_the_access_token_is_minted_for_the_configured_user_and_scope(
 
 def test_many_concurrent_callers_share_one_minted_token(siro: FakeSiro) -> None:
     siro.state.fail_next("access-token", Fault.slow(0.2))  # a slow mint invites a stampede
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     start = threading.Barrier(16)
 
     def ask() -> None:
@@ -83,7 +84,7 @@ def test_many_concurrent_callers_share_one_minted_token(siro: FakeSiro) -> None:
 def test_a_new_token_is_minted_ahead_of_the_expiry_siro_reports() -> None:
     clock = ManualClock()
     with FakeSiro(clock=clock, token_lifetime=timedelta(hours=1)) as siro:
-        client = SiroHttpClient(siro.settings(token_refresh_margin_seconds=300), clock=clock)
+        client = SiroHttpClient(siro_settings(siro, token_refresh_margin_seconds=300), clock=clock)
         client.request_upload(AudioFormat.MP3, 10)
 
         clock.advance(timedelta(minutes=54))
@@ -104,7 +105,7 @@ def test_a_new_token_is_minted_ahead_of_the_expiry_siro_reports() -> None:
 def test_without_a_readable_expiry_a_token_is_assumed_to_last_16_hours() -> None:
     clock = ManualClock()
     with FakeSiro(clock=clock, token_info_available=False) as siro:
-        client = SiroHttpClient(siro.settings(token_refresh_margin_seconds=300), clock=clock)
+        client = SiroHttpClient(siro_settings(siro, token_refresh_margin_seconds=300), clock=clock)
         client.request_upload(AudioFormat.MP3, 10)
 
         clock.advance(timedelta(hours=15, minutes=54))
@@ -117,7 +118,7 @@ def test_without_a_readable_expiry_a_token_is_assumed_to_last_16_hours() -> None
 
 
 def test_a_401_mints_a_new_token_and_retries_the_call_once(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     client.request_upload(AudioFormat.MP3, 10)
     siro.state.revoke_all_tokens()  # revoked in Siro before it expired here
 
@@ -132,7 +133,7 @@ def test_a_second_401_in_a_row_is_a_permanent_error_that_names_the_settings(
     siro: FakeSiro,
 ) -> None:
     siro.state.fail_next("signed-url", Fault.http(401), Fault.http(401))
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     with pytest.raises(SiroPermanentError, match="token_user_id") as caught:
         client.request_upload(AudioFormat.MP3, 10)
@@ -143,7 +144,7 @@ def test_a_second_401_in_a_row_is_a_permanent_error_that_names_the_settings(
 
 
 def test_a_refused_organization_token_is_a_permanent_error(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings(api_token="not-the-org-token"))
+    client = SiroHttpClient(siro_settings(siro, api_token="not-the-org-token"))
 
     with pytest.raises(SiroPermanentError, match=r"check siro\.api_token") as caught:
         client.list_users()
@@ -152,7 +153,7 @@ def test_a_refused_organization_token_is_a_permanent_error(siro: FakeSiro) -> No
 
 
 def test_missing_client_credentials_are_named(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings(client_secret=None))
+    client = SiroHttpClient(siro_settings(siro, client_secret=None))
 
     with pytest.raises(SiroPermanentError, match=r"siro\.client_secret is not set"):
         client.request_upload(AudioFormat.MP3, 10)
@@ -164,7 +165,7 @@ def test_missing_client_credentials_are_named(siro: FakeSiro) -> None:
 
 
 def test_each_credential_goes_only_to_its_own_surface(siro: FakeSiro, audio: Path) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     upload(client, audio)
     client.list_users()
@@ -184,7 +185,7 @@ def test_each_credential_goes_only_to_its_own_surface(siro: FakeSiro, audio: Pat
 
 
 def test_every_request_names_siro_poller_and_its_version(siro: FakeSiro, audio: Path) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     upload(client, audio)
     client.list_users()
@@ -200,7 +201,7 @@ def test_every_request_names_siro_poller_and_its_version(siro: FakeSiro, audio: 
 @pytest.mark.parametrize("accepted", ["fileSize", "fileSizeInBytes"])
 def test_the_signed_url_size_field_that_works_is_found_and_kept(accepted: str) -> None:
     with FakeSiro(signed_url_size_field=accepted) as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
 
         first = client.request_upload(AudioFormat.WAV, 2048)
         client.request_upload(AudioFormat.WAV, 4096)
@@ -222,7 +223,7 @@ def test_a_configured_organization_id_is_sent_until_siro_refuses_it(
         signed_url_size_field=accepted,
         signed_url_accepts_organization_id=accepts_organization_id,
     ) as siro:
-        client = SiroHttpClient(siro.settings(organization_id="org-fake"))
+        client = SiroHttpClient(siro_settings(siro, organization_id="org-fake"))
 
         client.request_upload(AudioFormat.MP3, 100)
         client.request_upload(AudioFormat.MP3, 200)
@@ -236,7 +237,7 @@ def test_a_configured_organization_id_is_sent_until_siro_refuses_it(
 
 def test_concurrent_callers_learn_the_signed_url_form_together() -> None:
     with FakeSiro(signed_url_size_field="fileSizeInBytes") as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
         start = threading.Barrier(8)
 
         def ask() -> None:
@@ -262,7 +263,7 @@ def test_the_form_switch_understands_zod_4_wording_too() -> None:
             ],
         }
         siro.state.fail_next("signed-url", Fault.http(422, zod_4_refusal))
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
 
         client.request_upload(AudioFormat.MP3, 10)
 
@@ -283,7 +284,7 @@ def test_a_422_unrelated_to_the_form_is_not_retried_with_another_form(siro: Fake
             },
         ),
     )
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     with pytest.raises(SiroPermanentError, match="fileType: Unsupported") as caught:
         client.request_upload(AudioFormat.MP3, 10)
@@ -299,7 +300,7 @@ def test_the_new_recording_id_is_read_from_either_documented_key(
     path = tmp_path / "call.mp3"
     path.write_bytes(b"ID3" + os.urandom(1000))
     with FakeSiro(create_id_key=id_key) as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
 
         recording_id = upload(client, path, title="Inbound call [call-7]")
 
@@ -308,7 +309,7 @@ def test_the_new_recording_id_is_read_from_either_documented_key(
 
 
 def test_the_create_body_is_exactly_the_model_s_json(siro: FakeSiro, audio: Path) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     upload(client, audio, title="t", user_email="rep1@example.com", contact_phone="")
 
@@ -326,7 +327,7 @@ def test_users_are_read_page_by_page_following_the_cursor() -> None:
             {**siro.state.users[0], "id": f"user-{n}", "phoneNumber": f"+1555{n:07d}"}
             for n in range(7)
         ]
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
 
         users = client.list_users()
 
@@ -338,7 +339,7 @@ def test_users_are_read_page_by_page_following_the_cursor() -> None:
 
 
 def test_integration_connections_come_from_the_external_api(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     (connection,) = client.list_connections()
 
@@ -347,7 +348,7 @@ def test_integration_connections_come_from_the_external_api(siro: FakeSiro) -> N
 
 
 def test_conversation_configurations_for_the_caller_s_organization(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     types = [c.conversation_type for c in client.list_conversation_configurations()]
 
@@ -358,7 +359,7 @@ def test_conversation_configurations_for_the_caller_s_organization(siro: FakeSir
 def test_one_recording_by_id_or_none_when_siro_does_not_know_it(
     siro: FakeSiro, audio: Path
 ) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     recording_id = upload(client, audio, title="Outbound call [call-9]")
 
     found = client.get_recording(recording_id)
@@ -383,7 +384,7 @@ def test_recordings_created_in_a_window_across_pages() -> None:
                 dateCreated=(start + timedelta(hours=hour)).isoformat().replace("+00:00", "Z"),
                 userId="user-1",
             )
-        client = SiroHttpClient(siro.settings(), clock=clock)
+        client = SiroHttpClient(siro_settings(siro), clock=clock)
 
         found = client.find_recordings(start, start + timedelta(hours=5))
 

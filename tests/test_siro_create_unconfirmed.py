@@ -30,6 +30,7 @@ from poller.simulators.audio import mp3_bytes
 from poller.simulators.provider_server import FakeCallLog, serve
 from poller.simulators.siro_server import FakeSiro, Fault
 from tests.seed import AnyStore
+from tests.siro_settings import siro_settings
 from tests.test_worker import NO_WAIT, STARTED, Clock, by_call_id, offer, poll
 
 UNCONFIRMED = "siro_create_unconfirmed"
@@ -42,7 +43,7 @@ def test_a_2xx_create_without_an_id_is_unconfirmed_and_sent_once(tmp_path: Path)
     audio = tmp_path / "call.mp3"
     audio.write_bytes(os.urandom(1000))
     with FakeSiro(create_answers_without_id=True) as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
         signed = client.request_upload(AudioFormat.MP3, 1000)
         used = client.put_audio(signed, audio, AudioFormat.MP3, 1000)
 

@@ -17,6 +17,7 @@ from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat, SignedUpload
 from poller.ports.siro import SiroCredentialError, SiroError, SiroPermanentError
 from poller.simulators.siro_server import FakeSiro, Fault
+from tests.siro_settings import siro_settings
 
 MINT_KEYS = "siro.client_id, siro.client_secret, siro.token_user_id and siro.api_token"
 
@@ -38,7 +39,7 @@ def credential_error(siro: FakeSiro, action: object) -> SiroCredentialError:
 
 
 def test_a_wrong_client_secret_is_a_credential_error_naming_the_settings(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings(client_secret="wrong-secret-value"))
+    client = SiroHttpClient(siro_settings(siro, client_secret="wrong-secret-value"))
 
     error = credential_error(siro, lambda: client.request_upload(AudioFormat.MP3, 10))
 
@@ -51,7 +52,7 @@ def test_a_wrong_client_secret_is_a_credential_error_naming_the_settings(siro: F
 @pytest.mark.parametrize("status", [400, 403, 404])
 def test_any_refused_mint_is_a_credential_error(siro: FakeSiro, status: int) -> None:
     siro.state.fail_next("access-token", Fault.http(status, {"error": "no such app"}))
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     error = credential_error(siro, lambda: client.request_upload(AudioFormat.MP3, 10))
 
@@ -61,7 +62,7 @@ def test_any_refused_mint_is_a_credential_error(siro: FakeSiro, status: int) -> 
 
 
 def test_an_unknown_client_id_is_a_credential_error(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings(client_id="client-nobody-knows"))
+    client = SiroHttpClient(siro_settings(siro, client_id="client-nobody-knows"))
 
     error = credential_error(siro, client.list_conversation_configurations)
 
@@ -72,7 +73,7 @@ def test_a_401_that_a_freshly_minted_token_gets_too_is_a_credential_error(
     siro: FakeSiro,
 ) -> None:
     siro.state.fail_next("list-recordings", Fault.http(401), Fault.http(401))
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     error = credential_error(siro, lambda: client.find_recordings(siro.state.clock()))
 
@@ -91,7 +92,7 @@ def test_a_403_from_either_surface_is_a_credential_error(
     siro: FakeSiro, route: str, keys: str
 ) -> None:
     siro.state.fail_next(route, Fault.http(403, {"error": "Forbidden"}))  # type: ignore[arg-type]
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     action = (
         (lambda: client.request_upload(AudioFormat.MP3, 10))
         if route == "signed-url"
@@ -105,7 +106,7 @@ def test_a_403_from_either_surface_is_a_credential_error(
 
 
 def test_a_refused_organization_token_is_a_credential_error(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings(api_token="not-the-org-token"))
+    client = SiroHttpClient(siro_settings(siro, api_token="not-the-org-token"))
 
     error = credential_error(siro, client.list_connections)
 
@@ -125,7 +126,7 @@ def test_a_refused_organization_token_is_a_credential_error(siro: FakeSiro) -> N
 def test_a_missing_credential_setting_is_a_credential_error_before_any_request(
     siro: FakeSiro, missing: str, action: str
 ) -> None:
-    client = SiroHttpClient(siro.settings(**{missing: ""}))
+    client = SiroHttpClient(siro_settings(siro, **{missing: ""}))
     call = (
         (lambda: client.request_upload(AudioFormat.MP3, 10))
         if action == "upload"
@@ -143,7 +144,7 @@ def test_a_storage_403_is_about_the_signed_url_not_the_credentials(
 ) -> None:
     audio = tmp_path / "a.mp3"
     audio.write_bytes(os.urandom(100))
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     signed = client.request_upload(AudioFormat.MP3, 100)
     tampered = SignedUpload(
         signed.upload_url.replace("X-Goog-Signature=", "X-Goog-Signature=0"),
@@ -159,7 +160,7 @@ def test_a_storage_403_is_about_the_signed_url_not_the_credentials(
 
 
 def test_verify_credentials_mints_afresh_each_time(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     client.request_upload(AudioFormat.MP3, 10)
 
     client.verify_credentials()
@@ -175,7 +176,7 @@ def test_verify_credentials_mints_afresh_each_time(siro: FakeSiro) -> None:
 def test_verify_credentials_raises_while_siro_refuses_and_passes_once_it_accepts(
     siro: FakeSiro,
 ) -> None:
-    client = SiroHttpClient(siro.settings(client_secret="wrong-secret-value"))
+    client = SiroHttpClient(siro_settings(siro, client_secret="wrong-secret-value"))
 
     credential_error(siro, client.verify_credentials)
     credential_error(siro, client.verify_credentials)  # asked again, not a remembered answer
@@ -190,7 +191,7 @@ def test_verify_credentials_raises_while_siro_refuses_and_passes_once_it_accepts
 
 def test_a_transient_mint_failure_is_not_a_credential_error(siro: FakeSiro) -> None:
     siro.state.fail_next("access-token", *[Fault.server_error()] * 4)
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
 
     with pytest.raises(SiroError) as caught:
         client.verify_credentials()

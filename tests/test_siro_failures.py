@@ -23,6 +23,7 @@ from poller.ports.siro import (
     SiroTransientError,
 )
 from poller.simulators.siro_server import FakeSiro, Fault
+from tests.siro_settings import siro_settings
 
 CLIENT_LOGGER = "poller.adapters.siro"
 
@@ -35,7 +36,7 @@ def siro() -> Iterator[FakeSiro]:
 
 @pytest.fixture
 def client(siro: FakeSiro) -> SiroHttpClient:
-    return SiroHttpClient(siro.settings(read_timeout_seconds=0.3))
+    return SiroHttpClient(siro_settings(siro, read_timeout_seconds=0.3))
 
 
 @pytest.fixture
@@ -154,7 +155,7 @@ def test_a_read_timeout_is_retried(siro: FakeSiro, client: SiroHttpClient) -> No
 
 
 def test_a_timeout_that_persists_is_a_transient_error(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings(read_timeout_seconds=0.1, max_retries=1))
+    client = SiroHttpClient(siro_settings(siro, read_timeout_seconds=0.1, max_retries=1))
     siro.state.fail_next("users", Fault.slow(2.0), Fault.slow(2.0))
 
     with pytest.raises(SiroTransientError, match=r"no answer within 0\.1 s"):
@@ -297,7 +298,7 @@ def test_a_create_that_could_not_connect_is_retried_and_then_transient(siro: Fak
         placeholder.bind(("127.0.0.1", 0))
         closed_port = placeholder.getsockname()[1]
     client = SiroHttpClient(
-        siro.settings(api_base_url=f"http://127.0.0.1:{closed_port}", max_retries=2)
+        siro_settings(siro, api_base_url=f"http://127.0.0.1:{closed_port}", max_retries=2)
     )
     body = RecordingCreate(file_url="https://d/x", file_type=AudioFormat.MP3, user_id="u")
     # The token is minted on the external API, which is up; only the gateway is unreachable.

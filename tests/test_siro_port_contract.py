@@ -31,6 +31,7 @@ from poller.ports.siro import (
     SiroTransientError,
 )
 from poller.simulators.siro_server import FakeSiro, ManualClock
+from tests.siro_settings import siro_settings
 
 
 @dataclass
@@ -46,7 +47,7 @@ def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
     if request.param == "http":
         with FakeSiro(clock=clock) as siro:
             yield Subject(
-                SiroHttpClient(siro.settings(), clock=clock),
+                SiroHttpClient(siro_settings(siro), clock=clock),
                 clock,
                 siro.state.expire_next_signed_url_at,
             )

@@ -22,6 +22,7 @@ from poller.domain.siro import AudioFormat, RecordingCreate, SignedUpload
 from poller.logs import configure_logging
 from poller.ports.siro import SiroError
 from poller.simulators.siro_server import FakeSiro, Fault
+from tests.siro_settings import siro_settings
 
 CLIENT_LOGGER = "poller.adapters.siro"
 
@@ -64,7 +65,7 @@ def test_nothing_secret_is_logged_or_raised(
     with FakeSiro(signed_url_size_field="fileSizeInBytes", token_info_available=False) as siro:
         state = siro.state
         client = SiroHttpClient(
-            siro.settings(organization_id="org-fake", read_timeout_seconds=0.15)
+            siro_settings(siro, organization_id="org-fake", read_timeout_seconds=0.15)
         )
         body = {"file_type": AudioFormat.MP3, "user_id": "user-1"}
 

@@ -22,6 +22,7 @@ from poller.domain.siro import AudioFormat, SignedUpload
 from poller.ports.siro import SiroPermanentError
 from poller.simulators.siro_server import FakeSiro
 from tests.http_fixtures import CountingListener
+from tests.siro_settings import siro_settings
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_a_plain_http_upload_url_is_refused_naming_its_host_and_nothing_is_sent(
 ) -> None:
     with CountingListener("127.0.0.1") as storage, FakeSiro(upload_url_base=storage.url) as siro:
         # The default storage hosts: Google Cloud Storage only.
-        client = SiroHttpClient(siro.settings(storage_hosts=list(SIRO_STORAGE_HOSTS)))
+        client = SiroHttpClient(siro_settings(siro, storage_hosts=list(SIRO_STORAGE_HOSTS)))
 
         with pytest.raises(SiroPermanentError) as caught:
             put_through_siro(client, audio)
@@ -77,7 +78,7 @@ def test_an_https_upload_url_on_an_unexpected_host_is_refused_and_nothing_is_sen
     with CountingListener("127.0.0.1") as storage:
         elsewhere = storage.url.replace("http://", "https://")
         with FakeSiro(upload_url_base=elsewhere) as siro:
-            client = SiroHttpClient(siro.settings(storage_hosts=list(SIRO_STORAGE_HOSTS)))
+            client = SiroHttpClient(siro_settings(siro, storage_hosts=list(SIRO_STORAGE_HOSTS)))
 
             with pytest.raises(SiroPermanentError) as caught:
                 put_through_siro(client, audio)
@@ -92,7 +93,7 @@ def test_an_https_upload_url_on_an_unexpected_host_is_refused_and_nothing_is_sen
 def test_plain_http_to_a_listed_host_that_is_not_loopback_is_refused(
     siro: FakeSiro, audio: Path
 ) -> None:
-    client = SiroHttpClient(siro.settings(storage_hosts=["storage.example.com"]))
+    client = SiroHttpClient(siro_settings(siro, storage_hosts=["storage.example.com"]))
 
     with pytest.raises(SiroPermanentError, match=r"storage\.example\.com over plain http"):
         client.put_audio(
@@ -104,7 +105,7 @@ def test_plain_http_to_a_listed_host_that_is_not_loopback_is_refused(
 
 
 def test_a_loopback_storage_listed_exactly_takes_the_audio(siro: FakeSiro, audio: Path) -> None:
-    client = SiroHttpClient(siro.settings(storage_hosts=[siro.storage_host]))
+    client = SiroHttpClient(siro_settings(siro, storage_hosts=[siro.storage_host]))
 
     put_through_siro(client, audio)
 
@@ -127,7 +128,7 @@ def test_a_loopback_storage_listed_exactly_takes_the_audio(siro: FakeSiro, audio
 def test_a_put_to_a_refused_destination_is_permanent_and_keeps_the_url_secret(
     siro: FakeSiro, audio: Path, upload_url: str, words: str
 ) -> None:
-    client = SiroHttpClient(siro.settings(storage_hosts=list(SIRO_STORAGE_HOSTS)))
+    client = SiroHttpClient(siro_settings(siro, storage_hosts=list(SIRO_STORAGE_HOSTS)))
 
     with pytest.raises(SiroPermanentError, match=words) as caught:
         client.put_audio(a_signed_url(upload_url), audio, AudioFormat.MP3, 4096)

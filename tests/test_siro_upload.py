@@ -15,6 +15,7 @@ from poller.adapters.siro import SiroHttpClient
 from poller.domain.siro import AudioFormat, RecordingCreate, SignedUpload
 from poller.ports.siro import SiroPermanentError
 from poller.simulators.siro_server import FakeSiro, ManualClock
+from tests.siro_settings import siro_settings
 
 MB = 1024 * 1024
 
@@ -53,7 +54,7 @@ def test_the_put_carries_exactly_the_signed_headers_and_no_siro_credential(
     path = tmp_path / f"call.{audio_format.value}"
     write_audio(path, 5000)
     with FakeSiro(return_upload_headers=return_upload_headers) as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(siro_settings(siro))
 
         signed = client.request_upload(audio_format, 5000)
         client.put_audio(signed, path, audio_format, 5000)
@@ -74,7 +75,7 @@ def test_headers_that_differ_from_the_signed_ones_are_refused_like_gcs_does(
 ) -> None:
     path = tmp_path / "call.mp3"
     write_audio(path, 100)
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     signed = client.request_upload(AudioFormat.MP3, 100)
     tampered = SignedUpload(
         upload_url=signed.upload_url,
@@ -94,7 +95,7 @@ def test_a_20_mb_file_is_streamed_from_disk_byte_for_byte(siro: FakeSiro, tmp_pa
     path = tmp_path / "long-call.wav"
     size = 20 * MB
     expected_sha256 = write_audio(path, size)
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     signed = client.request_upload(AudioFormat.WAV, size)
 
     tracemalloc.start()
@@ -118,7 +119,7 @@ def test_a_signed_url_that_expired_before_the_put_is_replaced(tmp_path: Path) ->
     path = tmp_path / "call.mp3"
     write_audio(path, 300)
     with FakeSiro(clock=clock) as siro:
-        client = SiroHttpClient(siro.settings(), clock=clock)
+        client = SiroHttpClient(siro_settings(siro), clock=clock)
         siro.state.expire_next_signed_url_at(clock() + timedelta(minutes=2))
         stale = client.request_upload(AudioFormat.MP3, 300)
         clock.advance(timedelta(minutes=3))  # e.g. the worker was slow to get to it
@@ -138,7 +139,7 @@ def test_a_signed_url_that_expired_before_the_put_is_replaced(tmp_path: Path) ->
 def test_a_file_whose_size_changed_on_disk_is_not_sent(siro: FakeSiro, tmp_path: Path) -> None:
     path = tmp_path / "call.mp3"
     write_audio(path, 1000)
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     signed = client.request_upload(AudioFormat.MP3, 999)
 
     with pytest.raises(ValueError, match="1000 bytes on disk"):
@@ -148,7 +149,7 @@ def test_a_file_whose_size_changed_on_disk_is_not_sent(siro: FakeSiro, tmp_path:
 
 
 def test_a_recording_cannot_be_created_from_a_file_that_was_never_put(siro: FakeSiro) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     signed = client.request_upload(AudioFormat.MP3, 10)
 
     with pytest.raises(SiroPermanentError, match="fileUrl") as caught:

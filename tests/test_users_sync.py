@@ -26,6 +26,7 @@ from poller.ports.siro import SiroTransientError
 from poller.simulators.siro_server import FakeSiro, Fault
 from tests.conftest import database_url
 from tests.seed import AnyStore
+from tests.siro_settings import siro_settings
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -63,7 +64,7 @@ def siro() -> Iterator[FakeSiro]:
 
 
 def test_every_page_of_users_is_synced_over_http(siro: FakeSiro, any_store: AnyStore) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     try:
         result = sync_users(client, any_store, NOW, default_region="US")
     finally:
@@ -84,7 +85,7 @@ def test_every_page_of_users_is_synced_over_http(siro: FakeSiro, any_store: AnyS
 
 
 def test_a_failed_page_leaves_the_table_as_it_was(siro: FakeSiro, any_store: AnyStore) -> None:
-    client = SiroHttpClient(siro.settings())
+    client = SiroHttpClient(siro_settings(siro))
     try:
         sync_users(client, any_store, NOW, default_region="US")
         before = any_store.siro_users()

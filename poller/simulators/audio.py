@@ -100,6 +100,7 @@ def encoded(kind: str, seconds: float = 2.0, channels: int = 1) -> bytes:
         path = Path(scratch) / f"audio.{_EXTENSIONS.get(kind, kind)}"
         with av.open(str(path), "w", format=container_format) as out:
             stream = out.add_stream(codec, rate=rate, layout=layout)
+            assert isinstance(stream, av.AudioStream)  # an audio codec gives an audio stream
             block = rate // 10
             samples = _tone_block(rate, channels, block)
             total = int(seconds * rate)

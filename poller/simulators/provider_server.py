@@ -253,8 +253,8 @@ class FakeCallLog:
             if failure is not None and failure.times != 0:
                 if failure.times is not None:
                     failure.times -= 1
-                headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
-                return failure.status, {"error": f"injected failure on page {page}"}, headers
+                retry_after = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+                return failure.status, {"error": f"injected failure on page {page}"}, retry_after
             if self.answer_instead is not None:
                 return 200, self.answer_instead, {}
             start = self.parse_time(query[self.start_param])

@@ -15,7 +15,7 @@ without an id, a recordings list that lags and where upload URLs point;
 Usage::
 
     with FakeSiro(signed_url_size_field="fileSizeInBytes") as siro:
-        client = SiroHttpClient(siro.settings())
+        client = SiroHttpClient(SiroSettings(**siro.settings_values()))
         ...
         assert siro.state.requests_for("signed-url")[-1].json == {...}
 """
@@ -36,10 +36,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
-from poller.config import SiroSettings
 from poller.domain.call_record import host_key
 from poller.domain.clock import utcnow
 from poller.simulators.chaos import Chaos
@@ -105,7 +104,7 @@ Route = Literal[
 ]
 _APP = rf"^{EXTERNAL_PREFIX}/v1/core/oauth/apps/(?P<client_id>[^/]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
-    (method, re.compile(pattern + r"/?$"), route)
+    (method, re.compile(pattern + r"/?$"), cast(Route, route))
     for method, pattern, route in [
         ("POST", rf"^{EXTERNAL_PREFIX}/v1/core/oauth/apps", "create-app"),
         ("POST", _APP + "/access-token", "access-token"),
@@ -922,9 +921,6 @@ class FakeSiro:
         values.update(overrides)
         return {key: value for key, value in values.items() if value is not None}
 
-    def settings(self, **overrides: Any) -> SiroSettings:
-        return SiroSettings(**self.settings_values(**overrides))
-
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -952,7 +948,7 @@ def _zod_object(
     allowed: set[str] | frozenset[str],
     *,
     style: Literal["standard", "custom"] = "standard",
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Zod's strict-object checks: an object, required keys present, no unknown keys.
 
     ``style="custom"`` words each unknown or missing key as its own issue of code "custom",

@@ -390,8 +390,8 @@ class _TwilioHandler(QuietHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return None
-            status, body = api.list_page(parts.path, query)
-            return self._json(status, body)
+            status, page = api.list_page(parts.path, query)
+            return self._json(status, page)
         if route == "call":
             with api.lock:
                 call = api.calls.get(resource)

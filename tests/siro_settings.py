@@ -1,0 +1,13 @@
+"""The ``[siro]`` settings that point the real client at a running Siro simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from poller.config import SiroSettings
+from poller.simulators.siro_server import FakeSiro
+
+
+def siro_settings(siro: FakeSiro, **overrides: Any) -> SiroSettings:
+    """Settings for ``siro`` with its fast test timeouts, ``overrides`` on top."""
+    return SiroSettings(**siro.settings_values(**overrides))
