@@ -1,0 +1,97 @@
+"""`siro-poller demo`: see one run of the daemon end to end, with nothing to set up."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+from poller.cli.root import EXIT_FAILURE, emit_table, main_group
+from poller.demo import DEMO_KINDS, DemoOutcome, run_demo
+from poller.demo.runner import foreign_settings
+
+# What the demo's SQLite command shows: each call's state and why.
+AUDIT_QUERY = "SELECT id, provider_call_id, state, error_kind, attribution FROM calls"
+
+
+@main_group.command("demo")
+@click.option(
+    "--provider",
+    "kind",
+    type=click.Choice(DEMO_KINDS),
+    default="generic",
+    show_default=True,
+    help="Which phone system to simulate, and so which adapter runs.",
+)
+@click.option("--keep", is_flag=True, help="Leave the state directory (config and database).")
+def demo(kind: str, keep: bool) -> None:
+    """Run the real daemon against simulated phone system and Siro servers on 127.0.0.1.
+
+    Seeds a dozen calls (good ones, a late recording, bad audio, a rep Siro does not know),
+    runs until nothing is left to do (a minute at most), then shows what became of each call.
+    Needs no config and no account: everything lives in a temporary directory.
+    """
+    outcome = run_demo(kind, keep=keep, announce=click.echo)
+    _print_outcome(outcome)
+    if not outcome.succeeded:
+        raise SystemExit(EXIT_FAILURE)
+
+
+def _print_outcome(outcome: DemoOutcome) -> None:
+    click.echo()
+    counts = outcome.status.counts
+    emit_table(
+        [[state, count] for state, count in counts.items()] + [["total", sum(counts.values())]],
+        headers=["state", "calls"],
+    )
+    click.echo(f"Siro (simulated) received {outcome.siro_recordings} recordings.")
+    click.echo()
+    rows: list[list[object]] = []
+    for call in outcome.calls:
+        row = outcome.rows.get(call.call_id)
+        if row is None:
+            rows.append(["", call.call_id, "never listed", "", call.shows])
+            continue
+        if row.state.value == "uploaded":
+            rep = row.siro_user_id or row.rep_email or row.rep_phone
+            result = f"to {rep} ({row.attribution})"
+            if row.source_format and row.audio_format and row.source_format != row.audio_format:
+                result += f"; {row.source_format} sent as {row.audio_format}"
+        else:
+            result = ": ".join(part for part in (row.error_kind, row.last_error) if part)
+        rows.append([row.id, call.call_id, row.state.value, result, call.shows])
+    emit_table(rows, headers=["id", "call", "state", "outcome", "what it shows"])
+    click.echo()
+    if not outcome.idle:
+        click.echo("siro-poller: the demo did not settle within a minute", err=True)
+    for call in outcome.unexpected:
+        click.echo(f"siro-poller: {call.call_id} was expected to end {call.expected}", err=True)
+    _print_next_steps(outcome)
+
+
+def _print_next_steps(outcome: DemoOutcome) -> None:
+    config = shlex.quote(str(outcome.config_path))
+    database = shlex.quote(str(outcome.database_path))
+    example = next(iter(outcome.rows.values()), None)
+    call_id = str(example.id) if example else "ID"
+    commands = [
+        f"siro-poller --config {config} status",
+        f"siro-poller --config {config} calls list",
+        f"siro-poller --config {config} calls show {call_id}",
+        f"siro-poller --config {config} calls explain {call_id}",
+        f"sqlite3 {database} {shlex.quote(AUDIT_QUERY)}",
+    ]
+    if not outcome.kept:
+        click.echo("To look further, run `siro-poller demo --keep`: it leaves its state directory")
+        click.echo("and prints the commands that open it (calls show, calls explain, SQL).")
+        return
+    click.echo(f"The demo's state directory is kept: {outcome.state_dir}")
+    click.echo("Look further with:")
+    for command in commands:
+        click.echo(f"  {command}")
+    foreign = foreign_settings()
+    if foreign:
+        click.echo(
+            f"Note: these commands also read {', '.join(foreign)} from your environment; "
+            "unset them first."
+        )

@@ -1,0 +1,421 @@
+"""What each provider kind's demo serves: its simulator, the calls seeded in it, its config.
+
+A scenario starts its phone-system simulator on 127.0.0.1, seeds calls that each show one
+behaviour (the ``shows`` text printed next to the call's outcome), and returns the
+``[provider]`` table that points the real adapter at the simulator. Reps named
+``rep1..3@example.com`` (or with the phones ``+1555000000N``) are the Siro simulator's users;
+``newhire@example.com`` is a rep Siro does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from poller.domain.states import CallState
+from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
+from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
+from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
+from poller.simulators.ringcentral_server import serve as serve_ringcentral
+from poller.simulators.twilio_server import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FakeTwilio,
+    sid,
+    twilio_call,
+    twilio_recording,
+)
+from poller.simulators.twilio_server import serve as serve_twilio
+from poller.simulators.zoom_server import (
+    ACCOUNT_ID,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ZoomPhone,
+    recording_item,
+    serve_zoom,
+)
+
+UNKNOWN_REP = "newhire@example.com"
+KNOWN_REP = "a rep Siro knows by email"
+UNKNOWN_REP_SHOWS = "a rep Siro does not know: the upload names the rep, attribution falls back"
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    """One seeded call: the provider's id for it, what it shows, and the state it should end in."""
+
+    call_id: str
+    shows: str
+    expected: CallState
+
+
+@dataclass
+class Seeded:
+    """A running simulator: its ``[provider]`` table, its calls, and the late recording."""
+
+    provider: dict[str, Any]
+    calls: list[DemoCall]
+    # The call whose recording appears only after the poller has listed it, and what makes it
+    # appear: the demo runs it once the call's row exists.
+    late_call_id: str | None = None
+    late_recording: Callable[[], None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Scenario = Callable[[ExitStack, datetime], Seeded]
+
+
+def generic(stack: ExitStack, now: datetime) -> Seeded:
+    """The generic JSON call-log adapter against a quickstart-shaped call log."""
+    api = FakeCallLog(auth=("bearer", "demo-provider-token"), page_size=5)
+    server = stack.enter_context(serve(api))
+    api.base_url = server.url
+    calls: list[DemoCall] = []
+
+    def add(call_id: str, minutes_ago: int, body: bytes | None, shows: str, **record: Any) -> None:
+        at = now - timedelta(minutes=minutes_ago)
+        url = None
+        if body is not None:
+            url = server.url + api.add_recording(f"/recordings/{call_id}", body)
+        api.add_call(quickstart_call(call_id, at, recording_url=url, **record), at)
+        calls.append(DemoCall(call_id, shows, CallState.UPLOADED))
+
+    reps = [f"rep{n}@example.com" for n in (1, 2, 3)]
+    good: list[tuple[bytes, str]] = [
+        (mp3_bytes(2), "an MP3 recording, uploaded as it is"),
+        (wav_bytes(1), "a WAV recording, uploaded as it is"),
+        (aac_bytes(2), "an AAC recording, uploaded as it is"),
+        (mp3_bytes(3), f"{KNOWN_REP}, attributed to that user"),
+        (wav_bytes(2), "listed on the second page of the call log"),
+        (mp3_bytes(1), "a third rep; one call of several on the same poll"),
+    ]
+    for n, (audio, what) in enumerate(good):
+        add(
+            f"demo-{n + 1:03d}",
+            40 - n,
+            audio,
+            what,
+            email=reps[n % 3],
+            contact_name=f"Customer {n + 1}",
+        )
+    add(
+        "demo-m4a",
+        33,
+        encoded("m4a", 2.0),
+        "an M4A (AAC in MP4): remuxed to AAC, which Siro takes",
+        email=reps[0],
+    )
+    add(
+        "demo-ogg",
+        32,
+        encoded("ogg", 2.0),
+        "an Ogg Opus recording: converted to MP3, which Siro takes",
+        email=reps[1],
+    )
+    add("demo-newhire", 31, mp3_bytes(2), UNKNOWN_REP_SHOWS, email=UNKNOWN_REP)
+    add(
+        "demo-late",
+        30,
+        None,
+        "a late recording: listed before it existed, uploaded once it did",
+        email=reps[1],
+    )
+    calls_bad = [
+        ("demo-login-page", LOGIN_PAGE, "the recording URL answers an HTML login page"),
+        ("demo-flac", flac_bytes(), "a FLAC header with no audio after it: corrupt"),
+    ]
+    for offset, (call_id, body, shows) in enumerate(calls_bad):
+        at = now - timedelta(minutes=29 - offset)
+        path = api.add_recording(f"/recordings/{call_id}", body)
+        record = quickstart_call(call_id, at, recording_url=server.url + path, email=reps[2])
+        api.add_call(record, at)
+        calls.append(DemoCall(call_id, shows, CallState.FAILED))
+
+    def late_recording() -> None:
+        path = api.add_recording("/recordings/demo-late", mp3_bytes(2))
+        api.update_call("demo-late", recording_url=server.url + path)
+
+    return Seeded(
+        provider={
+            "kind": "generic",
+            "name": "demo-generic",
+            "base_url": server.url,
+            "auth": "bearer",
+            "token": "demo-provider-token",
+        },
+        calls=calls,
+        late_call_id="demo-late",
+        late_recording=late_recording,
+    )
+
+
+def ringcentral(stack: ExitStack, now: datetime) -> Seeded:
+    """RingCentral's call log (Detailed view, JWT bearer auth, a separate media host)."""
+    unlimited = {group: (10_000, 60, 60) for group in ("Heavy", "Medium", "Light", "Auth")}
+    api = stack.enter_context(serve_ringcentral(RingCentralState(groups=unlimited)))
+    reps = [(400643091000 + n, f"10{n}", f"+1650555010{n}") for n in range(1, 5)]
+    for (extension_id, number, _phone), email in zip(
+        reps, [f"rep{n}@example.com" for n in (1, 2, 3)] + [UNKNOWN_REP], strict=True
+    ):
+        api.add_extension(extension_id, number, f"Rep {number}", email)
+    calls: list[DemoCall] = []
+    bodies: list[tuple[bytes, str, str, int]] = [
+        (mp3_bytes(2), "audio/mpeg", f"{KNOWN_REP} (from the extension)", 0),
+        (wav_bytes(1), "audio/x-wav", "an inbound call, a WAV recording", 1),
+        (mp3_bytes(1), "audio/mpeg", "an outbound call of a third rep", 2),
+        (mp3_bytes(2), "audio/mpeg", UNKNOWN_REP_SHOWS, 3),
+        (LOGIN_PAGE, "text/html", "the media host answers an HTML page, not audio", 0),
+    ]
+    for n, (audio, content_type, shows, rep) in enumerate(bodies):
+        record_id, recording_id = f"rc-call-{n + 1}", f"rc-rec-{n + 1}"
+        api.add_media(recording_id, audio, content_type)
+        api.add_record(
+            call_record(
+                record_id,
+                now - timedelta(minutes=30 - n),
+                session=f"s-{n + 1}",
+                direction="Inbound" if n % 2 else "Outbound",
+                rep=reps[rep],
+                contact=(f"+1415555{n:04d}", f"Customer {n + 1}"),
+                recording=recording_of(api, recording_id),
+            )
+        )
+        failed = content_type == "text/html"
+        calls.append(
+            DemoCall(recording_id, shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    api.add_record(
+        call_record(
+            "rc-call-short", now - timedelta(minutes=20), session="s-short", short_recording=True
+        )
+    )
+    calls.append(
+        DemoCall("s-short", "too short for RingCentral to keep a recording", CallState.SKIPPED)
+    )
+    return Seeded(
+        provider={
+            "kind": "ringcentral",
+            "name": "demo-ringcentral",
+            "base_url": api.base_url,
+            "media_base_url": api.media_url,
+            "client_id": api.client_id,
+            "client_secret": api.client_secret,
+            "jwt": api.jwt,
+            "settle_delay_seconds": 0,
+        },
+        calls=calls,
+    )
+
+
+def zoom(stack: ExitStack, now: datetime) -> Seeded:
+    """Zoom Phone's recordings (server-to-server OAuth, files on the web host)."""
+    phone = ZoomPhone()
+    stack.enter_context(serve_zoom(phone))
+    owners = {
+        "zoom-user-1": "rep1@example.com",
+        "zoom-user-2": "rep2@example.com",
+        "zoom-user-9": UNKNOWN_REP,
+    }
+    for n, (user_id, email) in enumerate(owners.items()):
+        phone.add_user(user_id, email, name=f"Rep {user_id[-1]}", ext=1001 + n)
+    calls: list[DemoCall] = []
+    seeded: list[tuple[str, bytes, str, CallState]] = [
+        ("zoom-user-1", mp3_bytes(2), f"{KNOWN_REP} (the recording's owner)", CallState.UPLOADED),
+        ("zoom-user-2", wav_bytes(1), "an inbound call, a WAV recording", CallState.UPLOADED),
+        (
+            "zoom-user-1",
+            encoded("m4a", 2.0),
+            "an M4A recording, remuxed to AAC",
+            CallState.UPLOADED,
+        ),
+        ("zoom-user-9", mp3_bytes(1), UNKNOWN_REP_SHOWS, CallState.UPLOADED),
+        ("zoom-user-2", LOGIN_PAGE, "the download answers an HTML page", CallState.FAILED),
+    ]
+    for n, (owner, audio, shows, expected) in enumerate(seeded):
+        recording_id = f"zr-{n + 1:03d}"
+        phone.add_recording(
+            recording_item(
+                recording_id,
+                now - timedelta(minutes=30 - n),
+                call_id=f"70000{n + 1}",
+                direction="inbound" if n % 2 else "outbound",
+                owner_id=owner,
+                owner_name=f"Rep {owner[-1]}",
+                download_url=phone.add_file(f"file-{n + 1}", audio),
+                contact_name=f"Customer {n + 1}",
+                contact_number=f"+1415555{n:04d}",
+            )
+        )
+        calls.append(DemoCall(recording_id, shows, expected))
+    return Seeded(
+        provider={
+            "kind": "zoom",
+            "name": "demo-zoom",
+            "base_url": f"{phone.api_url}/v2",
+            "token_url": f"{phone.web_url}/oauth/token",
+            "account_id": ACCOUNT_ID,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "settle_delay_seconds": 0,
+        },
+        calls=calls,
+    )
+
+
+def aircall(stack: ExitStack, now: datetime) -> Seeded:
+    """Aircall's calls (Basic auth, signed recording URLs on a separate storage host)."""
+    simulator = stack.enter_context(
+        AircallSimulator("demo-aircall-id", "demo-aircall-token", limit=6000)
+    )
+    api = simulator.api
+    calls: list[DemoCall] = []
+    # Aircall's call.ended comes ~30 s after hang-up and the adapter keeps clear of the last
+    # minute: the calls are a few minutes old.
+    seeded = [
+        ("rep1@example.com", mp3_bytes(2), f"{KNOWN_REP}, a contact from Aircall's contacts"),
+        ("rep2@example.com", wav_bytes(1), "an inbound call, a WAV recording"),
+        (UNKNOWN_REP, mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep3@example.com", LOGIN_PAGE, "the storage host answers an HTML page"),
+    ]
+    for n, (email, audio, shows) in enumerate(seeded):
+        call_id = 1001 + n
+        api.add_call(
+            aircall_call(
+                call_id,
+                now - timedelta(minutes=30 - n),
+                direction="inbound" if n % 2 else "outbound",
+                user={"id": 10 + n, "name": f"Rep {n + 1}", "email": email},
+                raw_digits=f"+1 415-555-01{n:02d}",
+                contact=aircall_contact(f"Customer{n}", "Lee", f"+1 555-010-000{n}"),
+            ),
+            recording=audio,
+        )
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    api.add_call(aircall_call(2001, now - timedelta(minutes=25), answered=False))
+    calls.append(DemoCall("2001", "a missed call: nothing was recorded", CallState.SKIPPED))
+    late_rep = {"id": 12, "name": "Rep 2", "email": "rep2@example.com"}
+    api.add_call(aircall_call(3001, now - timedelta(minutes=24), user=late_rep))
+    calls.append(
+        DemoCall(
+            "3001",
+            "a late recording: listed while still processing, uploaded once it was there",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "aircall",
+            "name": "demo-aircall",
+            "base_url": simulator.url,
+            "api_id": "demo-aircall-id",
+            "api_token": "demo-aircall-token",
+            "download_hosts": [simulator.media_host],
+        },
+        calls=calls,
+        late_call_id="3001",
+        late_recording=lambda: api.add_recording("3001", mp3_bytes(2)),
+    )
+
+
+def dialpad(stack: ExitStack, now: datetime) -> Seeded:
+    """Dialpad's call list (an API key, share links to recordings on a media host)."""
+    servers = stack.enter_context(DialpadServers("demo-dialpad-key"))
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", mp3_bytes(2), f"{KNOWN_REP} (the call's target user)"),
+        ("rep2@example.com", wav_bytes(1), "a WAV recording"),
+        ("rep3@example.com", aac_bytes(2), "an AAC recording"),
+        (UNKNOWN_REP, mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", LOGIN_PAGE, "the share link answers an HTML page"),
+    ]
+    for n, (email, audio, shows) in enumerate(seeded):
+        call_id = str(servers.next_id())
+        at = now - timedelta(minutes=30 - n)
+        servers.state.add_call(
+            call_proto(
+                int(call_id),
+                at,
+                rep_email=email,
+                contact_name=f"Prospect {n + 1}",
+                contact_phone=f"+1415555{n:04d}",
+                recordings=[recording_detail(f"rec-{n + 1}", at)],
+            )
+        )
+        servers.state.add_audio("callrecording", f"rec-{n + 1}", audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(DemoCall(call_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+    never = str(servers.next_id())
+    servers.state.add_call(call_proto(int(never), now - timedelta(minutes=20), was_recorded=False))
+    calls.append(DemoCall(never, "a call that was never recorded", CallState.SKIPPED))
+    return Seeded(
+        provider={
+            "kind": "dialpad",
+            "name": "demo-dialpad",
+            "base_url": servers.url,
+            "api_key": "demo-dialpad-key",
+            "download_hosts": [servers.media_host],
+        },
+        calls=calls,
+    )
+
+
+def twilio(stack: ExitStack, now: datetime) -> Seeded:
+    """Twilio's recordings and their calls (the account SID and auth token)."""
+    api = FakeTwilio()
+    server = stack.enter_context(serve_twilio(api))
+    calls: list[DemoCall] = []
+    # (from, to, direction, caller name, audio, what it shows); reps go by their phone.
+    seeded: list[tuple[str, str, str, str | None, bytes, str]] = [
+        ("+15551230001", "+15550000001", "inbound", "Jane Smith", mp3_bytes(2), KNOWN_REP),
+        ("+15550000002", "+15551230002", "outbound-dial", None, wav_bytes(1), "an outbound call"),
+        ("+15551230003", "+15550000003", "inbound", "Bob Jones", encoded("mp3", 2.0, 2), "stereo"),
+        ("+15551230004", "+15550009999", "inbound", None, mp3_bytes(1), UNKNOWN_REP_SHOWS),
+    ]
+    for n, (from_, to, direction, caller, audio, shows) in enumerate(seeded):
+        recording_sid, call_sid = sid("RE", f"demo-{n}"), sid("CA", f"demo-{n}")
+        at = now - timedelta(minutes=30 - n)
+        api.add(
+            twilio_recording(recording_sid, call_sid, at),
+            twilio_call(call_sid, at, from_=from_, to=to, direction=direction, caller_name=caller),
+            audio,
+        )
+        if shows == KNOWN_REP:
+            shows = "a rep Siro knows by phone"
+        elif shows == "stereo":
+            shows = "a two-channel recording, kept in stereo"
+        calls.append(DemoCall(recording_sid, shows, CallState.UPLOADED))
+    absent_sid, absent_call = sid("RE", "demo-absent"), sid("CA", "demo-absent")
+    at = now - timedelta(minutes=20)
+    api.add(
+        twilio_recording(absent_sid, absent_call, at, status="absent", error_code=13617),
+        twilio_call(absent_call, at, from_="+15551230009", to="+15550000001"),
+    )
+    calls.append(DemoCall(absent_sid, "a recording Twilio reports absent", CallState.SKIPPED))
+    return Seeded(
+        provider={
+            "kind": "twilio",
+            "name": "demo-twilio",
+            "base_url": server.url,
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+        },
+        calls=calls,
+    )
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "generic": generic,
+    "ringcentral": ringcentral,
+    "zoom": zoom,
+    "aircall": aircall,
+    "dialpad": dialpad,
+    "twilio": twilio,
+}
