@@ -72,13 +72,18 @@ def _print_outcome(outcome: DemoOutcome) -> None:
 def _print_next_steps(outcome: DemoOutcome) -> None:
     config = shlex.quote(str(outcome.config_path))
     database = shlex.quote(str(outcome.database_path))
-    example = next(iter(outcome.rows.values()), None)
-    call_id = str(example.id) if example else "ID"
+    rows = list(outcome.rows.values())
+    # A failed call has the most to show; a fallback attribution the most to explain.
+    failed = next((row for row in rows if row.state.value == "failed"), None)
+    fallback = next((row for row in rows if (row.attribution or "").startswith("fallback")), None)
+    to_show, to_explain = failed or fallback, fallback or failed
+    show_id = str(to_show.id) if to_show else "ID"
+    explain_id = str(to_explain.id) if to_explain else "ID"
     commands = [
         f"siro-poller --config {config} status",
         f"siro-poller --config {config} calls list",
-        f"siro-poller --config {config} calls show {call_id}",
-        f"siro-poller --config {config} calls explain {call_id}",
+        f"siro-poller --config {config} calls show {show_id}",
+        f"siro-poller --config {config} calls explain {explain_id}",
         f"sqlite3 {database} {shlex.quote(AUDIT_QUERY)}",
     ]
     if not outcome.kept:
