@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the audio generators live in poller/simulators
+sys.path.insert(0, str(ROOT))  # this checkout's poller and its simulators, whatever is installed
 
 # (label, kind, seconds): the WAVs are encoded to mp3, the M4A repackaged.
 CASES = (

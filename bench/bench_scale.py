@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the fakes live in poller/simulators
+sys.path.insert(0, str(ROOT))  # this checkout's poller and its simulators, whatever is installed
 
 MB = 1024 * 1024
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the fake server lives in poller/simulators
+sys.path.insert(0, str(ROOT))  # this checkout's poller and its simulators, whatever is installed
 
 import requests  # noqa: E402
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the fakes live in poller/simulators
+sys.path.insert(0, str(ROOT))  # this checkout's poller and its simulators, whatever is installed
 
 MB = 1024 * 1024
 # (file size in MB, how many recordings): enough work for a stable rate, bounded disk use.
