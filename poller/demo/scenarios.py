@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,7 +64,6 @@ class Seeded:
     # appear: the demo runs it once the call's row exists.
     late_call_id: str | None = None
     late_recording: Callable[[], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Scenario = Callable[[ExitStack, datetime], Seeded]
@@ -367,31 +366,51 @@ def dialpad(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+@dataclass(frozen=True)
+class TwilioCall:
+    from_: str
+    to: str
+    direction: str
+    shows: str
+    caller_name: str | None = None
+    channels: int = 1
+
+
 def twilio(stack: ExitStack, now: datetime) -> Seeded:
     """Twilio's recordings and their calls (the account SID and auth token)."""
     api = FakeTwilio()
     server = stack.enter_context(serve_twilio(api))
     calls: list[DemoCall] = []
-    # (from, to, direction, caller name, audio, what it shows); reps go by their phone.
-    seeded: list[tuple[str, str, str, str | None, bytes, str]] = [
-        ("+15551230001", "+15550000001", "inbound", "Jane Smith", mp3_bytes(2), KNOWN_REP),
-        ("+15550000002", "+15551230002", "outbound-dial", None, wav_bytes(1), "an outbound call"),
-        ("+15551230003", "+15550000003", "inbound", "Bob Jones", encoded("mp3", 2.0, 2), "stereo"),
-        ("+15551230004", "+15550009999", "inbound", None, mp3_bytes(1), UNKNOWN_REP_SHOWS),
+    # Reps go by their phone: +1555000000N are the Siro simulator's users.
+    seeded: list[TwilioCall] = [
+        TwilioCall("+15551230001", "+15550000001", "inbound", "a rep Siro knows by phone", "Jane"),
+        TwilioCall("+15550000002", "+15551230002", "outbound-dial", "an outbound call"),
+        TwilioCall(
+            "+15551230003",
+            "+15550000003",
+            "inbound",
+            "a two-channel recording, kept in stereo",
+            "Bob Jones",
+            channels=2,
+        ),
+        TwilioCall("+15551230004", "+15550009999", "inbound", UNKNOWN_REP_SHOWS),
     ]
-    for n, (from_, to, direction, caller, audio, shows) in enumerate(seeded):
+    for n, call in enumerate(seeded):
         recording_sid, call_sid = sid("RE", f"demo-{n}"), sid("CA", f"demo-{n}")
         at = now - timedelta(minutes=30 - n)
         api.add(
-            twilio_recording(recording_sid, call_sid, at),
-            twilio_call(call_sid, at, from_=from_, to=to, direction=direction, caller_name=caller),
-            audio,
+            twilio_recording(recording_sid, call_sid, at, channels=call.channels),
+            twilio_call(
+                call_sid,
+                at,
+                from_=call.from_,
+                to=call.to,
+                direction=call.direction,
+                caller_name=call.caller_name,
+            ),
+            encoded("mp3", 2.0, channels=call.channels),
         )
-        if shows == KNOWN_REP:
-            shows = "a rep Siro knows by phone"
-        elif shows == "stereo":
-            shows = "a two-channel recording, kept in stereo"
-        calls.append(DemoCall(recording_sid, shows, CallState.UPLOADED))
+        calls.append(DemoCall(recording_sid, call.shows, CallState.UPLOADED))
     absent_sid, absent_call = sid("RE", "demo-absent"), sid("CA", "demo-absent")
     at = now - timedelta(minutes=20)
     api.add(
