@@ -27,8 +27,9 @@ AUDIT_QUERY = "SELECT id, provider_call_id, state, error_kind, attribution FROM 
 def demo(kind: str, keep: bool) -> None:
     """Run the real daemon against simulated phone system and Siro servers on 127.0.0.1.
 
-    Seeds a dozen calls (good ones, a late recording, bad audio, a rep Siro does not know),
-    runs until nothing is left to do (a minute at most), then shows what became of each call.
+    Seeds calls that each show one case (good ones, a late recording, bad audio, a rep Siro
+    does not know; a dozen for the generic adapter), runs until nothing is left to do (a
+    minute at most), then shows what became of each call.
     Needs no config and no account: everything lives in a temporary directory.
     """
     outcome = run_demo(kind, keep=keep, announce=click.echo)
