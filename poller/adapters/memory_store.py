@@ -45,7 +45,8 @@ from poller.domain.records import (
     WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
-from poller.ports.store import NotRequeueable
+from poller.domain.transitions import RequeueSelection
+from poller.ports.store import NotReplayable, NotRequeueable
 
 
 class MemoryStore(LeaseGuardedWrites):
@@ -102,6 +103,7 @@ class MemoryStore(LeaseGuardedWrites):
         state: CallState | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[Call]:
         with self._lock:
             rows = sorted(self.calls.values(), key=lambda call: call.id, reverse=True)
@@ -109,7 +111,10 @@ class MemoryStore(LeaseGuardedWrites):
             rows = [row for row in rows if row.state == state]
         if since is not None:
             rows = [row for row in rows if row.started_at is not None and row.started_at >= since]
-        return rows[:limit]
+        return rows[offset : offset + limit]
+
+    def count_calls(self, *, state: CallState | None = None, since: datetime | None = None) -> int:
+        return len(self.list_calls(state=state, since=since, limit=len(self.calls)))
 
     def get_call(self, call_id: int) -> Call | None:
         with self._lock:
@@ -144,12 +149,47 @@ class MemoryStore(LeaseGuardedWrites):
                 )
             return self._requeue(call, now, actor)
 
-    def requeue_failed(self, now: datetime, *, actor: str = "cli") -> int:
+    def requeue_matching(
+        self,
+        selection: RequeueSelection,
+        now: datetime,
+        *,
+        actor: str = "cli",
+        dry_run: bool = False,
+    ) -> list[Call]:
         with self._lock:
-            failed = [c for c in self.calls.values() if c.state == CallState.FAILED]
-            for call in failed:
-                self._requeue(call, now, actor)
-            return len(failed)
+            chosen = sorted(
+                (call for call in self.calls.values() if selection.matches(call)),
+                key=lambda call: call.id,
+            )
+            if not dry_run:
+                for call in chosen:
+                    self._requeue(call, now, actor)
+            return chosen
+
+    def replay(self, call_id: int, now: datetime, *, actor: str = "cli") -> Call:
+        with self._lock:
+            call = self.calls[call_id]
+            if call.state is not CallState.UPLOADED:
+                raise NotReplayable(
+                    f"call {call_id} is {call.state}; only uploaded calls can be replayed"
+                )
+            updated = dataclasses.replace(
+                call,
+                **{**transitions.replayed(now), "state": CallState.PENDING},
+                updated_at=now,
+            )
+            self.calls[call.id] = updated
+            self.add_event(
+                call_id=call.id,
+                at=now,
+                from_state=call.state.value,
+                to_state=CallState.PENDING.value,
+                step=transitions.REPLAY_STEP,
+                outcome="requeued",
+                message=transitions.replay_message(actor, call),
+            )
+            return updated
 
     def _requeue(self, call: Call, now: datetime, actor: str) -> Call:
         updated = dataclasses.replace(

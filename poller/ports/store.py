@@ -27,10 +27,15 @@ from poller.domain.records import (
     UsersSyncResult,
 )
 from poller.domain.states import CallState
+from poller.domain.transitions import RequeueSelection
 
 
 class NotRequeueable(Exception):
     """`calls retry` was asked to requeue a row that is not failed or skipped."""
+
+
+class NotReplayable(Exception):
+    """`calls replay` was asked to send again a row that was never uploaded."""
 
 
 class AuditReader(Protocol):
@@ -47,8 +52,14 @@ class AuditReader(Protocol):
         state: CallState | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[Call]:
-        """Newest rows first; ``since`` keeps calls that started at or after it."""
+        """Newest rows first, ``offset`` of them passed over; ``since`` keeps calls that
+        started at or after it."""
+        ...
+
+    def count_calls(self, *, state: CallState | None = None, since: datetime | None = None) -> int:
+        """How many rows :meth:`list_calls` would list without a limit."""
         ...
 
     def get_call(self, call_id: int) -> Call | None: ...
@@ -75,8 +86,27 @@ class Requeue(Protocol):
         """
         ...
 
-    def requeue_failed(self, now: datetime, *, actor: str = "cli") -> int:
-        """Requeue every failed row; returns how many."""
+    def requeue_matching(
+        self,
+        selection: RequeueSelection,
+        now: datetime,
+        *,
+        actor: str = "cli",
+        dry_run: bool = False,
+    ) -> list[Call]:
+        """Requeue, as :meth:`requeue` does, every row ``selection`` matches, in one
+        transaction; returns those rows as they were, by id. With ``dry_run`` nothing changes.
+        """
+        ...
+
+    def replay(self, call_id: int, now: datetime, *, actor: str = "cli") -> Call:
+        """Put an uploaded row back in the queue on purpose, so that the worker downloads and
+        uploads it again as a second Siro recording (`calls replay --allow-duplicate`).
+
+        Siro's recording id leaves the row for the ``replay`` event, which keeps it with who
+        asked and when. Raises :class:`NotReplayable` for rows that are not uploaded and
+        ``KeyError`` for unknown ids.
+        """
         ...
 
 

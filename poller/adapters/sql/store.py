@@ -72,7 +72,8 @@ from poller.domain.records import (
     WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, CallState, RecordingState
-from poller.ports.store import NotRequeueable
+from poller.domain.transitions import RequeueSelection
+from poller.ports.store import NotReplayable, NotRequeueable
 
 
 def call_from_row(row: Mapping[Any, Any]) -> Call:
@@ -164,6 +165,16 @@ def waiting_clause(provider: str) -> Any:
     )
 
 
+def _call_filters(state: CallState | None, since: datetime | None) -> list[Any]:
+    """The conditions of `calls list --state/--since`."""
+    filters: list[Any] = []
+    if state is not None:
+        filters.append(calls.c.state == state.value)
+    if since is not None:
+        filters.append(calls.c.started_at >= since)
+    return filters
+
+
 @dataclass(frozen=True)
 class ClaimLookups:
     ran_out: Callable[[datetime, int, Collection[str]], Any]
@@ -253,14 +264,18 @@ class SqlStore(LeaseGuardedWrites):
         state: CallState | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[Call]:
-        query = select(calls).order_by(calls.c.id.desc()).limit(limit)
-        if state is not None:
-            query = query.where(calls.c.state == state.value)
-        if since is not None:
-            query = query.where(calls.c.started_at >= since)
+        query = select(calls).order_by(calls.c.id.desc()).limit(limit).offset(offset)
+        query = query.where(*_call_filters(state, since))
         with read_transaction(self.engine) as conn:
             return [call_from_row(row._mapping) for row in conn.execute(query)]
+
+    def count_calls(self, *, state: CallState | None = None, since: datetime | None = None) -> int:
+        query = select(func.count()).select_from(calls).where(*_call_filters(state, since))
+        with read_transaction(self.engine) as conn:
+            count: int = conn.execute(query).scalar_one()
+        return count
 
     def get_call(self, call_id: int) -> Call | None:
         with read_transaction(self.engine) as conn:
@@ -306,12 +321,60 @@ class SqlStore(LeaseGuardedWrites):
             updated = conn.execute(select(calls).where(calls.c.id == call_id)).one()
         return call_from_row(updated._mapping)
 
-    def requeue_failed(self, now: datetime, *, actor: str = "cli") -> int:
+    def requeue_matching(
+        self,
+        selection: RequeueSelection,
+        now: datetime,
+        *,
+        actor: str = "cli",
+        dry_run: bool = False,
+    ) -> list[Call]:
+        query = (
+            select(calls)
+            .where(calls.c.state.in_(sorted(state.value for state in selection.states)))
+            .order_by(calls.c.id)
+        )
+        if selection.error_kind is not None:
+            query = query.where(calls.c.error_kind == selection.error_kind)
+        if selection.since is not None:
+            query = query.where(calls.c.started_at >= selection.since)
+        if dry_run:
+            with read_transaction(self.engine) as conn:
+                return [call_from_row(row._mapping) for row in conn.execute(query)]
         with write_transaction(self.engine) as conn:
-            rows = conn.execute(select(calls).where(calls.c.state == CallState.FAILED.value))
-            failed = [call_from_row(row._mapping) for row in rows]
-            self._requeue_rows(conn, failed, now, actor)
-        return len(failed)
+            rows = conn.execute(query.with_for_update())
+            chosen = [call_from_row(row._mapping) for row in rows]
+            self._requeue_rows(conn, chosen, now, actor)
+        return chosen
+
+    def replay(self, call_id: int, now: datetime, *, actor: str = "cli") -> Call:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(select(calls).where(calls.c.id == call_id).with_for_update()).first()
+            if row is None:
+                raise KeyError(call_id)
+            call = call_from_row(row._mapping)
+            if call.state is not CallState.UPLOADED:
+                raise NotReplayable(
+                    f"call {call_id} is {call.state}; only uploaded calls can be replayed"
+                )
+            updated = conn.execute(
+                update(calls)
+                .where(calls.c.id == call_id)
+                .values(**transitions.replayed(now), updated_at=now)
+                .returning(*calls.c)
+            ).one()
+            conn.execute(
+                insert(call_events).values(
+                    call_id=call_id,
+                    at=now,
+                    from_state=call.state.value,
+                    to_state=CallState.PENDING.value,
+                    step=transitions.REPLAY_STEP,
+                    outcome="requeued",
+                    message=transitions.replay_message(actor, call),
+                )
+            )
+        return call_from_row(updated._mapping)
 
     def _requeue_rows(self, conn: Connection, rows: list[Call], now: datetime, actor: str) -> None:
         if not rows:
