@@ -246,16 +246,14 @@ def test_replay_refuses_calls_that_were_not_uploaded(any_store: AnyStore) -> Non
     assert any_store.events_for(failed.id) == []
 
 
-def test_list_calls_pages_with_offset_and_counts_every_match(any_store: AnyStore) -> None:
+def test_list_calls_pages_with_offset(any_store: AnyStore) -> None:
     for index in range(5):
         seed_call(any_store, f"p{index}", started_at=NOW + timedelta(minutes=index))
     seed_call(any_store, "old", started_at=NOW - timedelta(days=1))
 
     page = any_store.list_calls(limit=2, offset=2)
     assert [call.provider_call_id for call in page] == ["p3", "p2"]  # newest (by id) first
-    assert any_store.count_calls() == 6
-    assert any_store.count_calls(since=NOW) == 5
-    assert any_store.count_calls(state=CallState.FAILED) == 0
+    assert [c.provider_call_id for c in any_store.list_calls(since=NOW, offset=4)] == ["p0"]
 
 
 def test_cursors_are_listed_by_provider(any_store: AnyStore) -> None:

@@ -113,9 +113,6 @@ class MemoryStore(LeaseGuardedWrites):
             rows = [row for row in rows if row.started_at is not None and row.started_at >= since]
         return rows[offset : offset + limit]
 
-    def count_calls(self, *, state: CallState | None = None, since: datetime | None = None) -> int:
-        return len(self.list_calls(state=state, since=since, limit=len(self.calls)))
-
     def get_call(self, call_id: int) -> Call | None:
         with self._lock:
             return self.calls.get(call_id)

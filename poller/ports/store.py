@@ -58,10 +58,6 @@ class AuditReader(Protocol):
         started at or after it."""
         ...
 
-    def count_calls(self, *, state: CallState | None = None, since: datetime | None = None) -> int:
-        """How many rows :meth:`list_calls` would list without a limit."""
-        ...
-
     def get_call(self, call_id: int) -> Call | None: ...
 
     def find_calls(self, reference: str) -> list[Call]:

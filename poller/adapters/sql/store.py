@@ -271,12 +271,6 @@ class SqlStore(LeaseGuardedWrites):
         with read_transaction(self.engine) as conn:
             return [call_from_row(row._mapping) for row in conn.execute(query)]
 
-    def count_calls(self, *, state: CallState | None = None, since: datetime | None = None) -> int:
-        query = select(func.count()).select_from(calls).where(*_call_filters(state, since))
-        with read_transaction(self.engine) as conn:
-            count: int = conn.execute(query).scalar_one()
-        return count
-
     def get_call(self, call_id: int) -> Call | None:
         with read_transaction(self.engine) as conn:
             row = conn.execute(select(calls).where(calls.c.id == call_id)).first()
