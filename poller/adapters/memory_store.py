@@ -33,6 +33,8 @@ from poller.domain.ingest import (
 )
 from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
+    BackfillCounts,
+    BackfillRun,
     Call,
     CallEvent,
     DirectoryUser,
@@ -58,6 +60,7 @@ class MemoryStore(LeaseGuardedWrites):
         self.unmapped: dict[int, UnmappedRecord] = {}
         self.credential_pauses: dict[str, CredentialPause] = {}
         self.heartbeats: dict[str, WorkerHeartbeat] = {}
+        self.backfills: dict[int, BackfillRun] = {}
         self._lock = threading.RLock()
         self._next_event_id = 1
 
@@ -584,6 +587,70 @@ class MemoryStore(LeaseGuardedWrites):
             return updated
 
     # -- rep attribution: Siro's users directory and the attribution of a row --------------
+
+    # -- backfill runs -------------------------------------------------------------------
+
+    def start_backfill(
+        self, provider: str, since: datetime, until: datetime, now: datetime
+    ) -> BackfillRun:
+        since, until, now = as_utc(since), as_utc(until), as_utc(now)
+        with self._lock:
+            for run in reversed(self.backfills.values()):
+                if (run.provider, run.since, run.until) == (
+                    provider,
+                    since,
+                    until,
+                ) and not run.done:
+                    return run
+            run = BackfillRun(
+                id=len(self.backfills) + 1,
+                provider=provider,
+                since=since,
+                until=until,
+                listed_until=since,
+                started_at=now,
+                updated_at=now,
+            )
+            self.backfills[run.id] = run
+            return run
+
+    def record_backfill_progress(
+        self, run_id: int, listed_until: datetime, counts: BackfillCounts, now: datetime
+    ) -> BackfillRun:
+        with self._lock:
+            run = self.backfills[run_id]
+            added = {
+                name: getattr(run, name) + value
+                for name, value in dataclasses.asdict(counts).items()
+            }
+            run = dataclasses.replace(
+                run,
+                listed_until=max(run.listed_until, as_utc(listed_until)),
+                updated_at=as_utc(now),
+                **added,
+            )
+            self.backfills[run_id] = run
+            return run
+
+    def finish_backfill(self, run_id: int, now: datetime, error: str | None) -> BackfillRun:
+        with self._lock:
+            run = self.backfills[run_id]
+            if error is None:
+                run = dataclasses.replace(
+                    run, finished_at=as_utc(now), last_error=None, updated_at=as_utc(now)
+                )
+            else:
+                run = dataclasses.replace(run, last_error=error, updated_at=as_utc(now))
+            self.backfills[run_id] = run
+            return run
+
+    def backfill_runs(self, provider: str | None = None) -> list[BackfillRun]:
+        with self._lock:
+            return [
+                run
+                for run in self.backfills.values()
+                if provider is None or run.provider == provider
+            ]
 
     def replace_siro_users(self, users: Sequence[DirectoryUser], now: datetime) -> UsersSyncResult:
         with self._lock:

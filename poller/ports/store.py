@@ -16,6 +16,8 @@ from poller.domain.audio import AudioFacts
 from poller.domain.ingest import IngestChange, ListedCall
 from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
+    BackfillCounts,
+    BackfillRun,
     Call,
     CallEvent,
     DirectoryUser,
@@ -388,11 +390,40 @@ class UserDirectoryStore(Protocol):
         ...
 
 
+class BackfillStore(Protocol):
+    """`siro-poller backfill`: where each run over a past range stands (``backfill_runs``)."""
+
+    def start_backfill(
+        self, provider: str, since: datetime, until: datetime, now: datetime
+    ) -> BackfillRun:
+        """The unfinished run of exactly this provider and range, to resume; else a new run
+        with ``listed_until = since``."""
+        ...
+
+    def record_backfill_progress(
+        self, run_id: int, listed_until: datetime, counts: BackfillCounts, now: datetime
+    ) -> BackfillRun:
+        """Everything before ``listed_until`` is listed: move there (never backwards) and
+        add ``counts``. Raises ``KeyError`` for an unknown run."""
+        ...
+
+    def finish_backfill(self, run_id: int, now: datetime, error: str | None) -> BackfillRun:
+        """Without ``error`` the run is finished; with one it stays resumable and keeps it as
+        ``last_error``. Raises ``KeyError`` for an unknown run."""
+        ...
+
+    def backfill_runs(self, provider: str | None = None) -> list[BackfillRun]:
+        """Every run (of ``provider``), by id."""
+        ...
+
+
 class DaemonStore(WorkQueue, Protocol):
     """The daemon's side: the worker's queue, and the cursors its health check reads."""
 
     def cursors(self) -> list[PollCursor]: ...
 
 
-class Store(AuditReader, Requeue, PollStore, DaemonStore, UserDirectoryStore, Protocol):
+class Store(
+    AuditReader, Requeue, PollStore, DaemonStore, UserDirectoryStore, BackfillStore, Protocol
+):
     """Every role at once: what the SQL store and the in-memory fake implement."""

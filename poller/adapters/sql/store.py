@@ -28,6 +28,7 @@ from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql import sqlite as sqlite_sql
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
+from poller.adapters.sql.models import backfill_runs_table as backfill_runs
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import credential_pauses_table as credential_pauses
@@ -60,6 +61,8 @@ from poller.domain.ingest import (
 )
 from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
+    BackfillCounts,
+    BackfillRun,
     Call,
     CallEvent,
     DirectoryUser,
@@ -893,6 +896,78 @@ class SqlStore(LeaseGuardedWrites):
                 )
             )
         return call
+
+    # -- backfill runs -------------------------------------------------------------------
+
+    def start_backfill(
+        self, provider: str, since: datetime, until: datetime, now: datetime
+    ) -> BackfillRun:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                select(backfill_runs)
+                .where(
+                    backfill_runs.c.provider == provider,
+                    backfill_runs.c.since == since,
+                    backfill_runs.c.until == until,
+                    backfill_runs.c.finished_at.is_(None),
+                )
+                .order_by(backfill_runs.c.id.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                row = conn.execute(
+                    insert(backfill_runs)
+                    .values(
+                        provider=provider,
+                        since=since,
+                        until=until,
+                        listed_until=since,
+                        started_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*backfill_runs.c)
+                ).one()
+        return BackfillRun(**row._mapping)
+
+    def record_backfill_progress(
+        self, run_id: int, listed_until: datetime, counts: BackfillCounts, now: datetime
+    ) -> BackfillRun:
+        current = backfill_runs.c.listed_until
+        added = {
+            name: getattr(backfill_runs.c, name) + value
+            for name, value in dataclasses.asdict(counts).items()
+        }
+        return self._update_backfill(
+            run_id,
+            # Never backwards: a run resumed twice at once cannot undo the other's progress.
+            listed_until=case((current < listed_until, listed_until), else_=current),
+            updated_at=now,
+            **added,
+        )
+
+    def finish_backfill(self, run_id: int, now: datetime, error: str | None) -> BackfillRun:
+        if error is None:
+            return self._update_backfill(run_id, finished_at=now, last_error=None, updated_at=now)
+        return self._update_backfill(run_id, last_error=error, updated_at=now)
+
+    def _update_backfill(self, run_id: int, **values: Any) -> BackfillRun:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                update(backfill_runs)
+                .where(backfill_runs.c.id == run_id)
+                .values(**values)
+                .returning(*backfill_runs.c)
+            ).first()
+        if row is None:
+            raise KeyError(run_id)
+        return BackfillRun(**row._mapping)
+
+    def backfill_runs(self, provider: str | None = None) -> list[BackfillRun]:
+        query = select(backfill_runs).order_by(backfill_runs.c.id)
+        if provider is not None:
+            query = query.where(backfill_runs.c.provider == provider)
+        with read_transaction(self.engine) as conn:
+            return [BackfillRun(**row._mapping) for row in conn.execute(query)]
 
     # -- rep attribution: Siro's users directory and the attribution of a row --------------
 
