@@ -218,14 +218,14 @@ def _retry_selected(
     chosen = cli.store.requeue_matching(selection, utcnow(), actor=operator(), dry_run=dry_run)
     described = " or ".join(sorted(state.value for state in selection.states))
     if error_kind:
-        described += f" with error kind {error_kind}"
+        described += f", error kind {error_kind}"
     if selection.since:
-        described += f" started since {_minute(selection.since)}"
-    plural = "s" if len(chosen) != 1 else ""
+        described += f", started since {_minute(selection.since)}"
+    counted = f"{len(chosen)} call{'s' if len(chosen) != 1 else ''} ({described})"
     if not dry_run:
-        click.echo(f"requeued {len(chosen)} {described} call{plural}")
+        click.echo(f"requeued {counted}")
         return
-    click.echo(f"would requeue {len(chosen)} {described} call{plural} (dry run: nothing changed)")
+    click.echo(f"would requeue {counted}; dry run: nothing changed")
     if chosen:
         emit_table(
             [
