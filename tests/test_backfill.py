@@ -3,6 +3,7 @@ socket, into real stores, without moving the live cursor, resumable without list
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -11,12 +12,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from rich.console import Console
 from sqlalchemy import Engine
 
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.generic import GenericProvider
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
+from poller.cli.backfill import progress_display
 from poller.config import Settings
 from poller.core.backfill import BackfillRangeError, plan_backfill, run_backfill
 from poller.core.poll import poll_once
@@ -235,3 +238,22 @@ def test_the_command_resumes_after_a_provider_error_and_prints_a_summary(
 
     wrong = cli(engine, server, "--since", until, "--until", since)
     assert wrong.exit_code == 2 and "is not before --until" in wrong.stderr
+
+
+def test_a_terminal_shows_a_progress_bar(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    settings = settings_for(server.url, max_window_hours=24)
+    params = poll_params_from_settings(settings)
+    provider = provider_of(settings)
+    plan = plan_backfill(params, provider, any_store, T0, T0 + timedelta(days=10), NOW)
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120)
+
+    with progress_display(plan, quiet=False, console=terminal) as window_done:
+        assert window_done is not None
+        result = run_backfill(plan, params, provider, any_store, NOW, window_done=window_done)
+
+    assert result.ok
+    shown = screen.getvalue()
+    assert "backfill generic" in shown and "10/10" in shown and "40 listed, 40 new" in shown

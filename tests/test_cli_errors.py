@@ -135,3 +135,22 @@ def test_db_history_on_an_empty_database_says_how_to_create_it(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "`siro-poller db upgrade` creates it" in result.stdout
     assert "(current" not in result.stdout
+
+
+def test_the_daemon_refuses_a_spool_it_cannot_make_before_starting(
+    engine: Engine, tmp_path: Path
+) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a directory")
+    env = {
+        "SIRO_POLLER_DATABASE__URL": database_url(engine),
+        "SIRO_POLLER_STATE_DIR": str(in_the_way / "state"),
+        "SIRO_POLLER_PROVIDER__BASE_URL": "http://127.0.0.1:9/",
+        "SIRO_POLLER_SIRO__API_TOKEN": "siro-token",
+        "SIRO_POLLER_SIRO__CLIENT_ID": "client",
+        "SIRO_POLLER_SIRO__CLIENT_SECRET": "client-secret",
+        "SIRO_POLLER_SIRO__TOKEN_USER_ID": "user-1",
+    }
+    for command in (["run"], ["work", "--until-idle"]):
+        result = run(*command, **env)
+        assert_one_line(result, str(in_the_way), "check state_dir")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from poller.domain.records import PollCursor
+from poller.domain.records import BackfillCounts, PollCursor
 from poller.domain.states import CallState
 from poller.domain.transitions import RequeueSelection
 from poller.ports.store import NotReplayable, NotRequeueable
@@ -265,3 +265,38 @@ def test_cursors_are_listed_by_provider(any_store: AnyStore) -> None:
 
     assert [c.provider for c in any_store.cursors()] == ["acme", "zeta"]
     assert any_store.status(NOW).cursors[0].last_error == "HTTP 500 on page 3"
+
+
+def test_backfill_runs_resume_unfinished_ranges_and_never_move_backwards(
+    any_store: AnyStore,
+) -> None:
+    since, until = NOW - timedelta(days=10), NOW - timedelta(days=5)
+    run = any_store.start_backfill("acme", since, until, NOW)
+    assert (run.listed_until, run.windows, run.done) == (since, 0, False)
+    assert any_store.start_backfill("acme", since, until, NOW).id == run.id
+    other = any_store.start_backfill("zeta", since, until, NOW)
+    assert other.id != run.id
+
+    day = timedelta(days=1)
+    counts = BackfillCounts(windows=1, listed=7, new_calls=5, known=2, unmapped=1)
+    any_store.record_backfill_progress(run.id, since + 2 * day, counts, NOW)
+    moved = any_store.record_backfill_progress(run.id, since + day, counts, NOW + day)
+    assert moved.listed_until == since + 2 * day  # never backwards
+    assert (moved.windows, moved.listed, moved.new_calls, moved.known, moved.unmapped) == (
+        2, 14, 10, 4, 2,
+    )  # fmt: skip
+    assert moved.updated_at == NOW + day
+
+    stopped = any_store.finish_backfill(run.id, NOW, "HTTP 502")
+    assert stopped.last_error == "HTTP 502" and not stopped.done
+    assert any_store.start_backfill("acme", since, until, NOW).id == run.id  # resumable
+    finished = any_store.finish_backfill(run.id, NOW, None)
+    assert finished.done and finished.last_error is None
+    anew = any_store.start_backfill("acme", since, until, NOW)
+    assert anew.id not in (run.id, other.id) and anew.listed_until == since
+    assert [r.id for r in any_store.backfill_runs("acme")] == [run.id, anew.id]
+    assert len(any_store.backfill_runs()) == 3
+    with pytest.raises(KeyError):
+        any_store.record_backfill_progress(999_999, until, counts, NOW)
+    with pytest.raises(KeyError):
+        any_store.finish_backfill(999_999, NOW, None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -69,7 +68,7 @@ def backfill(
             raise click.UsageError(str(exc)) from None
         if not as_json:
             _announce(plan)
-        with _progress(plan, quiet=as_json) as window_done:
+        with progress_display(plan, quiet=as_json) as window_done:
             try:
                 result = run_backfill(plan, params, provider, store, now, window_done=window_done)
             except KeyboardInterrupt:
@@ -106,12 +105,15 @@ def _announce(plan: BackfillPlan) -> None:
 
 
 @contextmanager
-def _progress(plan: BackfillPlan, *, quiet: bool) -> Iterator[WindowDone | None]:
+def progress_display(
+    plan: BackfillPlan, *, quiet: bool, console: Console | None = None
+) -> Iterator[WindowDone | None]:
     """A progress bar on a terminal; one plain line per window otherwise (a log, a pipe)."""
     if quiet or not plan.windows:
         yield None
         return
-    if not sys.stderr.isatty():
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
 
         def line(window: Window, run: BackfillRun) -> None:
             click.echo(
@@ -126,7 +128,7 @@ def _progress(plan: BackfillPlan, *, quiet: bool) -> Iterator[WindowDone | None]
         MofNCompleteColumn(),
         TextColumn("{task.fields[found]}"),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
     )
     task = progress.add_task(
