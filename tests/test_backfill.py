@@ -257,3 +257,22 @@ def test_a_terminal_shows_a_progress_bar(
     assert result.ok
     shown = screen.getvalue()
     assert "backfill generic" in shown and "10/10" in shown and "40 listed, 40 new" in shown
+
+
+def test_poll_since_until_is_a_backfill(
+    api: FakeCallLog, server: LocalHTTPServer, engine: Engine
+) -> None:
+    env = {
+        "SIRO_POLLER_DATABASE__URL": database_url(engine),
+        "SIRO_POLLER_PROVIDER__BASE_URL": server.url,
+        "SIRO_POLLER_PROVIDER__LISTING__MAX_WINDOW_HOURS": "24",
+    }
+    args = ["poll", "--since", "2026-11-01T00:00:00Z", "--until", "2026-11-11T00:00:00Z"]
+
+    result = CliRunner().invoke(main, args, env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "backfill #1 of generic done: 10 window(s), 40 listed, 40 new call(s)" in result.stdout
+    assert SqlStore(engine).cursors() == []
+    half = CliRunner().invoke(main, ["poll", "--since", "2026-11-01T00:00:00Z"], env=env)
+    assert half.exit_code == 2 and "needs --until" in half.stderr
