@@ -13,14 +13,16 @@ from pathlib import Path
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from poller.config import Settings
 from poller.domain.redaction import redact_text
 
 # Translated by :func:`operational_message`; anything else is a bug and keeps its traceback.
 OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
-    DBAPIError,
+    # The database cannot be reached, opened or written; not a constraint or a query bug.
+    OperationalError,
+    InterfaceError,
     CommandError,
     RevisionError,
     OSError,
@@ -30,7 +32,7 @@ OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
 def operational_message(exc: BaseException, settings: Settings | None) -> str | None:
     """The one line that tells what went wrong and which key to fix, or ``None`` when
     ``exc`` is not an operational error (it then propagates with its traceback)."""
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, OperationalError | InterfaceError):
         return _database_message(exc, settings)
     if isinstance(exc, CommandError | RevisionError):
         return (
@@ -42,7 +44,7 @@ def operational_message(exc: BaseException, settings: Settings | None) -> str | 
     return None
 
 
-def _database_message(exc: DBAPIError, settings: Settings | None) -> str:
+def _database_message(exc: OperationalError | InterfaceError, settings: Settings | None) -> str:
     reason = _first_line(str(exc.orig) if exc.orig is not None else str(exc))
     where = "the state database"
     secrets: list[str] = []
