@@ -70,9 +70,12 @@ def backfill(
             _announce(plan)
         with progress_display(plan, quiet=as_json) as window_done:
             try:
-                result = run_backfill(plan, params, provider, store, now, window_done=window_done)
+                result = run_backfill(
+                    plan, params, provider, store, now, window_done=window_done, clock=utcnow
+                )
             except KeyboardInterrupt:
-                run = store.backfill_runs(name)[-1] if store.backfill_runs(name) else plan.run
+                # Progress is saved after each span: read where it got to.
+                run = next((r for r in store.backfill_runs(name) if r.id == plan.run.id), plan.run)
                 raise UserError(
                     f"backfill #{run.id} of {name} interrupted; listed up to "
                     f"{_when(run.listed_until)}. Run the same command again to resume."

@@ -114,10 +114,15 @@ def run_backfill(
     *,
     window_done: Callable[[Window, BackfillRun], None] | None = None,
     stop: threading.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> BackfillResult:
     """List the plan's windows in order, saving progress after each span. Never raises a
-    provider error: it ends the run (resumable) and is in the result and on the run's row."""
+    provider error: it ends the run (resumable) and is in the result and on the run's row.
+
+    ``now`` stamps the calls the run writes, as a poll cycle's does; ``clock`` (default:
+    ``now``) stamps its progress, which a long run saves over minutes or hours."""
     now = as_utc(now)
+    stamp = clock or (lambda: now)
     result = BackfillResult(run=plan.run)
     if plan.history_starts_at is not None:
         result.notes.append(
@@ -128,7 +133,7 @@ def run_backfill(
     tally = _Tally(report)
 
     def span_listed(span: Window) -> None:
-        result.run = store.record_backfill_progress(result.run.id, span.end, tally.take(), now)
+        result.run = store.record_backfill_progress(result.run.id, span.end, tally.take(), stamp())
 
     for window in plan.windows:
         if stop is not None and stop.is_set():
@@ -137,12 +142,12 @@ def run_backfill(
         list_window(report, window, params, provider, store, span_listed=span_listed)
         if report.error is not None:
             result.error = report.error
-            result.run = store.finish_backfill(result.run.id, now, report.error)
+            result.run = store.finish_backfill(result.run.id, stamp(), report.error)
             return result
         result.windows_listed += 1
         if window_done is not None:
             window_done(window, result.run)
-    result.run = store.finish_backfill(result.run.id, now, None)
+    result.run = store.finish_backfill(result.run.id, stamp(), None)
     return result
 
 
