@@ -132,6 +132,10 @@ def test_retry_selectors_combine_and_dry_run_changes_nothing(parked: SqlStore) -
     assert "parked-0" in dry.stdout and "parked-1" in dry.stdout
     assert "parked-2" not in dry.stdout
     assert pending(parked) == set()
+    one = run(engine, "calls", "retry", "parked-1", "--dry-run")
+    assert one.stdout.startswith("would requeue call")
+    refused = run(engine, "calls", "retry", "uploaded", "--dry-run")
+    assert refused.exit_code == 1 and "only failed or skipped" in refused.stderr
 
     done = run(engine, "calls", "retry", "--failed", "--error-kind", "http_403", "--since", "1d")
     assert done.exit_code == 0, done.output

@@ -189,6 +189,10 @@ def retry(
         return
     call = resolve(cli, reference)
     if dry_run:
+        if call.state not in REQUEUEABLE_STATES:
+            raise UserError(
+                f"call {call.id} is {call.state}; only failed or skipped calls can be retried"
+            )
         click.echo(f"would requeue call {call.id} ({call.provider} {call.provider_call_id})")
         return
     try:
