@@ -46,15 +46,12 @@ PUBLIC_COLUMNS = {
         "item_index", "reason", "raw", "first_seen_at", "last_seen_at", "times_seen",
         "resolved_at", "resolved_call_id",
     },
-<<<<<<< HEAD
     "credential_pauses": {"scope", "reason", "since", "last_probe_at"},
     "worker_heartbeats": {"owner", "started_at", "beat_at"},
-=======
     "backfill_runs": {
         "id", "provider", "since", "until", "listed_until", "windows", "listed", "new_calls",
         "known", "unmapped", "started_at", "updated_at", "finished_at", "last_error",
     },
->>>>>>> e329cb7 (backfill: list a past range in windows the provider accepts, through the poll cycle's listing, without moving the cursor; progress in backfill_runs (migration 0008), resumable, with a progress bar on a terminal and a summary)
 }  # fmt: skip
 
 
