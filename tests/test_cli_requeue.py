@@ -15,6 +15,7 @@ from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.domain.states import CallState
 from tests.conftest import database_url
+from tests.daemon_process import env_text
 from tests.fakes.audio import mp3_bytes
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
@@ -47,7 +48,10 @@ def test_replay_uploads_a_second_recording_and_the_events_say_why(
             "SIRO_POLLER_PROVIDER__BASE_URL": provider.url,
             "SIRO_POLLER_POLL__START_AT": (STARTED - timedelta(minutes=1)).isoformat(),
             "SIRO_POLLER_POLL__SETTLE_DELAY_SECONDS": "0",
-            **{f"SIRO_POLLER_SIRO__{k.upper()}": str(v) for k, v in siro.settings_values().items()},
+            **{
+                f"SIRO_POLLER_SIRO__{k.upper()}": env_text(v)
+                for k, v in siro.settings_values().items()
+            },
         }
         assert run(engine, "poll", **env).exit_code == 0
         assert run(engine, "work", "--until-idle", **env).exit_code == 0
