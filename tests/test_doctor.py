@@ -345,6 +345,24 @@ def test_without_conversions_the_spool_needs_no_room_for_copies(
     assert "128.0 MiB the spool may need" in lines_of(result)["disk space"]
 
 
+def test_a_polling_only_process_has_no_spool_to_check(
+    siro: FakeSiro, call_log: LocalHTTPServer, database_url: str, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        siro,
+        call_log.url,
+        database_url,
+        worker={"role": "poller", "max_download_bytes": 2**50},
+    )
+
+    result = doctor(config)
+
+    assert result.exit_code == 0, result.output
+    assert list(marks(result)) == CHECKS[:-2]
+    assert not (tmp_path / "state" / "spool").exists()
+
+
 def test_placeholders_and_a_misspelled_environment_section_fail_the_config_check(
     siro: FakeSiro, call_log: LocalHTTPServer, database_url: str, tmp_path: Path
 ) -> None:

@@ -116,6 +116,8 @@ def doctor_checks(settings: Settings, config_path: Path | None, siro: SiroPort) 
         ),
         *(_provider_check(settings, entry.name) for entry in settings.configured_providers),
     ]
+    if settings.worker.role == "poller":
+        return checks  # this process lists calls only: it never downloads into a spool
     need = SpoolNeed(
         concurrency=settings.worker.concurrency,
         max_download_bytes=settings.worker.max_download_bytes,
@@ -129,8 +131,8 @@ def doctor_checks(settings: Settings, config_path: Path | None, siro: SiroPort) 
 
 
 def _siro_bounded_by(settings: Settings, timeout: float) -> Settings:
-    """The settings with each Siro request ending within a check's time, so that a check that
-    times out leaves no request running on."""
+    """The settings with no Siro request allowed longer than a check: one that hangs ends on
+    its own soon after its check has been given up on."""
     siro = settings.siro
     bounded = siro.model_copy(update={"deadline_seconds": min(siro.deadline_seconds, timeout)})
     return settings.model_copy(update={"siro": bounded})
