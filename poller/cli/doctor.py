@@ -157,9 +157,7 @@ def _config_outcome(settings: Settings, config_path: Path | None) -> Outcome:
     problems = requirements_for_daemon(settings)
     findings = config_findings(settings, config_path=config_path, environ=os.environ)
     problems += [f"{f.key}: {f.message}; {f.fix}" for f in findings if f.level == "error"]
-    warnings = [
-        f"warning: {f.key}: {f.message}; {f.fix}" for f in findings if f.level == "warning"
-    ]
+    warnings = [f"warning: {f.key}: {f.message}; {f.fix}" for f in findings if f.level == "warning"]
     if problems:
         count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
         return failed(
