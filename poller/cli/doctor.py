@@ -156,8 +156,8 @@ def _config_outcome(settings: Settings, config_path: Path | None) -> Outcome:
     where = str(config_path) if config_path is not None else "the environment (no config file)"
     problems = requirements_for_daemon(settings)
     findings = config_findings(settings, config_path=config_path, environ=os.environ)
-    problems += [f"{f.key}: {f.message}; {f.fix}" for f in findings if f.level == "error"]
-    warnings = [f"warning: {f.key}: {f.message}; {f.fix}" for f in findings if f.level == "warning"]
+    problems += [finding.line() for finding in findings if finding.level == "error"]
+    warnings = [f"warning: {finding.line()}" for finding in findings if finding.level == "warning"]
     if problems:
         count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
         return failed(
