@@ -466,8 +466,10 @@ def test_the_crm_connection_is_checked_when_crm_linking_is_configured(
 def test_a_check_that_gets_no_answer_in_time_fails_and_the_next_ones_still_run(
     siro: FakeSiro, call_log: LocalHTTPServer, database_url: str, tmp_path: Path
 ) -> None:
-    siro.state.fail_next("users", Fault.slow(30))
-    config = write_config(tmp_path, siro, call_log.url, database_url)
+    # Every try of the users list hangs: each ends at its deadline, the check's time, and the
+    # retries keep the check busy far beyond it.
+    siro.state.fail_next("users", *[Fault.slow(30)] * 11)
+    config = write_config(tmp_path, siro, call_log.url, database_url, siro={"max_retries": 10})
 
     result = doctor(config, "--timeout", "1")
 
