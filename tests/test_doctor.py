@@ -4,6 +4,7 @@ simulators on real sockets, with real SQLite and PostgreSQL databases."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,8 +22,10 @@ from tests.fakes.aircall_server import AircallSimulator, aircall_call
 from tests.fakes.http_server import LocalHTTPServer
 from tests.fakes.provider_server import FakeCallLog, quickstart_call, serve
 from tests.fakes.siro_server import FakeSiro, Fault
+from tests.terminal import run_on_terminal
 
 PROVIDER_TOKEN = "doctor-provider-token-0001"
+ESCAPE = re.compile(r"\x1b\[")
 CHECKS = [
     "config",
     "database",
@@ -499,10 +502,18 @@ def test_json_output_has_every_check_with_its_verdict_and_fix(
 def test_colour_on_a_terminal_and_plain_text_when_piped(
     siro: FakeSiro, call_log: LocalHTTPServer, database_url: str, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, siro, call_log.url, database_url)
+    config = write_config(
+        tmp_path, siro, call_log.url, database_url, siro={"token_user_id": "user-404"}
+    )
+    args = ["--config", str(config), "doctor"]
 
     piped = doctor(config)
-    coloured = doctor(config, env={"FORCE_COLOR": "1"})
+    shown = run_on_terminal(args, {})
+    uncoloured = run_on_terminal(args, {"NO_COLOR": "1"})
 
-    assert "\x1b[" not in piped.stdout
-    assert "\x1b[" in coloured.stdout and "✓" in coloured.stdout
+    assert not ESCAPE.search(piped.stdout)
+    assert re.search(r"\x1b\[[0-9;]*32m✓", shown)  # green
+    assert re.search(r"\x1b\[[0-9;]*31m✗", shown)  # red
+    assert "Siro has no user 'user-404'" in shown
+    assert not ESCAPE.search(uncoloured)
+    assert "✗ Siro token user: Siro has no user 'user-404'" in uncoloured

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from poller.adapters.sql import migrate
 from poller.app import build_engine, build_provider, build_siro_client
+from poller.cli.output import colour_wanted
 from poller.cli.root import CliContext, emit_json, main_group, pass_cli
 from poller.config import (
     ConfigError,
@@ -244,8 +245,15 @@ class ResultPrinter:
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        # highlight off: rich would colour numbers and paths in the messages by guesswork.
-        self.console = Console(highlight=False)
+        colour = colour_wanted(sys.stdout)
+        self.console = Console(
+            color_system="standard" if colour else None,
+            force_terminal=colour,
+            # Off: rich would colour numbers and paths in the messages by guesswork.
+            highlight=False,
+            markup=False,
+            emoji=False,
+        )
 
     def show(self, result: CheckResult) -> None:
         if not self.enabled:
