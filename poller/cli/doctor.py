@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from poller.adapters.sql import migrate
-from poller.app import build_engine, build_provider, build_siro_client
+from poller.app import build_engine, build_provider, build_siro_client, describe_database
 from poller.cli.output import colour_wanted
 from poller.cli.root import CliContext, emit_json, main_group, pass_cli
 from poller.config import (
@@ -175,7 +175,7 @@ def _config_outcome(settings: Settings, config_path: Path | None) -> Outcome:
 
 
 def _database_outcome(settings: Settings) -> Outcome:
-    return judge_database(_shown_url(settings.database_url), lambda: _revisions(settings))
+    return judge_database(describe_database(settings.database_url), lambda: _revisions(settings))
 
 
 def _revisions(settings: Settings) -> SchemaRevisions:
@@ -191,10 +191,6 @@ def _revisions(settings: Settings) -> SchemaRevisions:
     finally:
         if engine is not None:
             engine.dispose()
-
-
-def _shown_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _first_line(text: str) -> str:
