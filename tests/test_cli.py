@@ -192,7 +192,7 @@ def test_calls_retry_requeues_failed_rows_only(populated: SqlStore) -> None:
     seed_call(populated, "call-792", provider="acme", state=CallState.FAILED)
     seed_call(populated, "call-793", provider="acme", state=CallState.FAILED)
     assert run(populated.engine, "calls", "retry", "--failed").stdout.strip() == (
-        "requeued 2 failed calls"
+        "requeued 2 calls (failed)"
     )
     assert run(populated.engine, "calls", "retry").exit_code == 2
 

@@ -48,6 +48,10 @@ PUBLIC_COLUMNS = {
     },
     "credential_pauses": {"scope", "reason", "since", "last_probe_at"},
     "worker_heartbeats": {"owner", "started_at", "beat_at"},
+    "backfill_runs": {
+        "id", "provider", "since", "until", "listed_until", "windows", "listed", "new_calls",
+        "known", "unmapped", "started_at", "updated_at", "finished_at", "last_error",
+    },
 }  # fmt: skip
 
 

@@ -29,4 +29,6 @@ def test_commands_and_subcommands_complete() -> None:
     words = {"COMP_WORDS": "siro-poller ca", "COMP_CWORD": "1"}
     assert complete(_SIRO_POLLER_COMPLETE="bash_complete", **words) == "plain,calls\n"
     words = {"COMP_WORDS": "siro-poller calls re", "COMP_CWORD": "2"}
-    assert complete(_SIRO_POLLER_COMPLETE="bash_complete", **words) == "plain,retry\n"
+    assert complete(_SIRO_POLLER_COMPLETE="bash_complete", **words) == (
+        "plain,replay\nplain,retry\n"
+    )

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from poller.domain.records import PollCursor
+from poller.domain.records import BackfillCounts, PollCursor
 from poller.domain.states import CallState
-from poller.ports.store import NotRequeueable
+from poller.domain.transitions import RequeueSelection
+from poller.ports.store import NotReplayable, NotRequeueable
 from tests.seed import AnyStore, seed_call, seed_cursor, seed_event
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -154,16 +155,105 @@ def test_requeue_refuses_rows_that_are_not_failed_or_skipped(any_store: AnyStore
     assert any_store.events_for(uploaded.id) == []
 
 
-def test_requeue_failed_takes_every_failed_row_and_nothing_else(any_store: AnyStore) -> None:
+def test_requeue_matching_failed_takes_every_failed_row_and_nothing_else(
+    any_store: AnyStore,
+) -> None:
     for index in range(3):
         seed_call(any_store, f"f{index}", state=CallState.FAILED)
     skipped = seed_call(any_store, "s", state=CallState.SKIPPED, error_kind="no_recording")
+    only_failed = RequeueSelection(states=frozenset({CallState.FAILED}))
 
-    assert any_store.requeue_failed(NOW) == 3
-    assert any_store.requeue_failed(NOW) == 0
+    assert len(any_store.requeue_matching(only_failed, NOW)) == 3
+    assert any_store.requeue_matching(only_failed, NOW) == []
     assert any_store.status(NOW).counts["pending"] == 3
     still = any_store.get_call(skipped.id)
     assert still is not None and still.state == CallState.SKIPPED
+
+
+def test_requeue_matching_combines_state_error_kind_and_start(any_store: AnyStore) -> None:
+    early, late = NOW - timedelta(days=2), NOW - timedelta(hours=1)
+    wanted = seed_call(
+        any_store, "a", state=CallState.SKIPPED, error_kind="rep_unknown", started_at=late
+    )
+    seed_call(any_store, "b", state=CallState.SKIPPED, error_kind="rep_unknown", started_at=early)
+    seed_call(any_store, "c", state=CallState.SKIPPED, error_kind="no_recording", started_at=late)
+    failed = seed_call(
+        any_store, "d", state=CallState.FAILED, error_kind="rep_unknown", started_at=late
+    )
+    seed_call(any_store, "e", state=CallState.UPLOADED, siro_recording_id="r", uploaded_at=NOW)
+    selection = RequeueSelection(error_kind="rep_unknown", since=NOW - timedelta(hours=6))
+
+    planned = any_store.requeue_matching(selection, NOW, dry_run=True)
+    assert [call.id for call in planned] == [wanted.id, failed.id]
+    assert any_store.status(NOW).counts["pending"] == 0  # a dry run changes nothing
+    assert any_store.events_for(wanted.id) == []
+
+    done = any_store.requeue_matching(selection, NOW, actor="ops (cli)")
+    assert [(call.id, call.state) for call in done] == [
+        (wanted.id, CallState.SKIPPED),
+        (failed.id, CallState.FAILED),
+    ]
+    assert any_store.status(NOW).counts == {
+        "pending": 2, "downloaded": 0, "uploaded": 1, "failed": 0, "skipped": 2,
+    }  # fmt: skip
+    (event,) = any_store.events_for(wanted.id)
+    assert event.step == "requeue" and event.message is not None
+    assert "ops (cli)" in event.message and "rep_unknown" in event.message
+
+    skipped_only = RequeueSelection(states=frozenset({CallState.SKIPPED}))
+    assert {call.provider_call_id for call in any_store.requeue_matching(skipped_only, NOW)} == {
+        "b",
+        "c",
+    }
+
+
+def test_replay_puts_an_uploaded_call_back_and_keeps_the_previous_recording_in_its_events(
+    any_store: AnyStore,
+) -> None:
+    uploaded_at = NOW - timedelta(days=1)
+    call = seed_call(
+        any_store,
+        "r",
+        state=CallState.UPLOADED,
+        attempts=1,
+        siro_recording_id="rec-first",
+        siro_file_url="https://storage.example/f.mp3",
+        uploaded_at=uploaded_at,
+        siro_create_sent_at=uploaded_at,
+    )
+
+    replayed = any_store.replay(call.id, NOW, actor="ops (cli)")
+
+    assert replayed.state == CallState.PENDING
+    assert replayed.next_attempt_at == NOW and replayed.attempts == 0
+    # Cleared, or the duplicate guard would adopt the first recording instead of a new one.
+    assert replayed.siro_recording_id is None and replayed.siro_create_sent_at is None
+    assert replayed.uploaded_at is None and replayed.siro_file_url is None
+    assert any_store.get_call(call.id) == replayed
+    assert any_store.status(NOW).due_now == 1
+    (event,) = any_store.events_for(call.id)
+    assert (event.from_state, event.to_state, event.step) == ("uploaded", "pending", "replay")
+    assert event.at == NOW and event.message is not None
+    assert "ops (cli)" in event.message and "rec-first" in event.message
+
+
+def test_replay_refuses_calls_that_were_not_uploaded(any_store: AnyStore) -> None:
+    failed = seed_call(any_store, "x", state=CallState.FAILED)
+    with pytest.raises(NotReplayable):
+        any_store.replay(failed.id, NOW)
+    with pytest.raises(KeyError):
+        any_store.replay(123_456, NOW)
+    assert any_store.events_for(failed.id) == []
+
+
+def test_list_calls_pages_with_offset(any_store: AnyStore) -> None:
+    for index in range(5):
+        seed_call(any_store, f"p{index}", started_at=NOW + timedelta(minutes=index))
+    seed_call(any_store, "old", started_at=NOW - timedelta(days=1))
+
+    page = any_store.list_calls(limit=2, offset=2)
+    assert [call.provider_call_id for call in page] == ["p3", "p2"]  # newest (by id) first
+    assert [c.provider_call_id for c in any_store.list_calls(since=NOW, offset=4)] == ["p0"]
 
 
 def test_cursors_are_listed_by_provider(any_store: AnyStore) -> None:
@@ -175,3 +265,38 @@ def test_cursors_are_listed_by_provider(any_store: AnyStore) -> None:
 
     assert [c.provider for c in any_store.cursors()] == ["acme", "zeta"]
     assert any_store.status(NOW).cursors[0].last_error == "HTTP 500 on page 3"
+
+
+def test_backfill_runs_resume_unfinished_ranges_and_never_move_backwards(
+    any_store: AnyStore,
+) -> None:
+    since, until = NOW - timedelta(days=10), NOW - timedelta(days=5)
+    run = any_store.start_backfill("acme", since, until, NOW)
+    assert (run.listed_until, run.windows, run.done) == (since, 0, False)
+    assert any_store.start_backfill("acme", since, until, NOW).id == run.id
+    other = any_store.start_backfill("zeta", since, until, NOW)
+    assert other.id != run.id
+
+    day = timedelta(days=1)
+    counts = BackfillCounts(windows=1, listed=7, new_calls=5, known=2, unmapped=1)
+    any_store.record_backfill_progress(run.id, since + 2 * day, counts, NOW)
+    moved = any_store.record_backfill_progress(run.id, since + day, counts, NOW + day)
+    assert moved.listed_until == since + 2 * day  # never backwards
+    assert (moved.windows, moved.listed, moved.new_calls, moved.known, moved.unmapped) == (
+        2, 14, 10, 4, 2,
+    )  # fmt: skip
+    assert moved.updated_at == NOW + day
+
+    stopped = any_store.finish_backfill(run.id, NOW, "HTTP 502")
+    assert stopped.last_error == "HTTP 502" and not stopped.done
+    assert any_store.start_backfill("acme", since, until, NOW).id == run.id  # resumable
+    finished = any_store.finish_backfill(run.id, NOW, None)
+    assert finished.done and finished.last_error is None
+    anew = any_store.start_backfill("acme", since, until, NOW)
+    assert anew.id not in (run.id, other.id) and anew.listed_until == since
+    assert [r.id for r in any_store.backfill_runs("acme")] == [run.id, anew.id]
+    assert len(any_store.backfill_runs()) == 3
+    with pytest.raises(KeyError):
+        any_store.record_backfill_progress(999_999, until, counts, NOW)
+    with pytest.raises(KeyError):
+        any_store.finish_backfill(999_999, NOW, None)

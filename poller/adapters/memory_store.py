@@ -33,6 +33,8 @@ from poller.domain.ingest import (
 )
 from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
+    BackfillCounts,
+    BackfillRun,
     Call,
     CallEvent,
     DirectoryUser,
@@ -45,7 +47,8 @@ from poller.domain.records import (
     WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
-from poller.ports.store import NotRequeueable
+from poller.domain.transitions import RequeueSelection
+from poller.ports.store import NotReplayable, NotRequeueable
 
 
 class MemoryStore(LeaseGuardedWrites):
@@ -57,6 +60,7 @@ class MemoryStore(LeaseGuardedWrites):
         self.unmapped: dict[int, UnmappedRecord] = {}
         self.credential_pauses: dict[str, CredentialPause] = {}
         self.heartbeats: dict[str, WorkerHeartbeat] = {}
+        self.backfills: dict[int, BackfillRun] = {}
         self._lock = threading.RLock()
         self._next_event_id = 1
 
@@ -102,6 +106,7 @@ class MemoryStore(LeaseGuardedWrites):
         state: CallState | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[Call]:
         with self._lock:
             rows = sorted(self.calls.values(), key=lambda call: call.id, reverse=True)
@@ -109,7 +114,7 @@ class MemoryStore(LeaseGuardedWrites):
             rows = [row for row in rows if row.state == state]
         if since is not None:
             rows = [row for row in rows if row.started_at is not None and row.started_at >= since]
-        return rows[:limit]
+        return rows[offset : offset + limit]
 
     def get_call(self, call_id: int) -> Call | None:
         with self._lock:
@@ -144,12 +149,47 @@ class MemoryStore(LeaseGuardedWrites):
                 )
             return self._requeue(call, now, actor)
 
-    def requeue_failed(self, now: datetime, *, actor: str = "cli") -> int:
+    def requeue_matching(
+        self,
+        selection: RequeueSelection,
+        now: datetime,
+        *,
+        actor: str = "cli",
+        dry_run: bool = False,
+    ) -> list[Call]:
         with self._lock:
-            failed = [c for c in self.calls.values() if c.state == CallState.FAILED]
-            for call in failed:
-                self._requeue(call, now, actor)
-            return len(failed)
+            chosen = sorted(
+                (call for call in self.calls.values() if selection.matches(call)),
+                key=lambda call: call.id,
+            )
+            if not dry_run:
+                for call in chosen:
+                    self._requeue(call, now, actor)
+            return chosen
+
+    def replay(self, call_id: int, now: datetime, *, actor: str = "cli") -> Call:
+        with self._lock:
+            call = self.calls[call_id]
+            if call.state is not CallState.UPLOADED:
+                raise NotReplayable(
+                    f"call {call_id} is {call.state}; only uploaded calls can be replayed"
+                )
+            updated = dataclasses.replace(
+                call,
+                **{**transitions.replayed(now), "state": CallState.PENDING},
+                updated_at=now,
+            )
+            self.calls[call.id] = updated
+            self.add_event(
+                call_id=call.id,
+                at=now,
+                from_state=call.state.value,
+                to_state=CallState.PENDING.value,
+                step=transitions.REPLAY_STEP,
+                outcome="requeued",
+                message=transitions.replay_message(actor, call),
+            )
+            return updated
 
     def _requeue(self, call: Call, now: datetime, actor: str) -> Call:
         updated = dataclasses.replace(
@@ -547,6 +587,70 @@ class MemoryStore(LeaseGuardedWrites):
             return updated
 
     # -- rep attribution: Siro's users directory and the attribution of a row --------------
+
+    # -- backfill runs -------------------------------------------------------------------
+
+    def start_backfill(
+        self, provider: str, since: datetime, until: datetime, now: datetime
+    ) -> BackfillRun:
+        since, until, now = as_utc(since), as_utc(until), as_utc(now)
+        with self._lock:
+            for run in reversed(self.backfills.values()):
+                if (run.provider, run.since, run.until) == (
+                    provider,
+                    since,
+                    until,
+                ) and not run.done:
+                    return run
+            run = BackfillRun(
+                id=len(self.backfills) + 1,
+                provider=provider,
+                since=since,
+                until=until,
+                listed_until=since,
+                started_at=now,
+                updated_at=now,
+            )
+            self.backfills[run.id] = run
+            return run
+
+    def record_backfill_progress(
+        self, run_id: int, listed_until: datetime, counts: BackfillCounts, now: datetime
+    ) -> BackfillRun:
+        with self._lock:
+            run = self.backfills[run_id]
+            added = {
+                name: getattr(run, name) + value
+                for name, value in dataclasses.asdict(counts).items()
+            }
+            run = dataclasses.replace(
+                run,
+                listed_until=max(run.listed_until, as_utc(listed_until)),
+                updated_at=as_utc(now),
+                **added,
+            )
+            self.backfills[run_id] = run
+            return run
+
+    def finish_backfill(self, run_id: int, now: datetime, error: str | None) -> BackfillRun:
+        with self._lock:
+            run = self.backfills[run_id]
+            if error is None:
+                run = dataclasses.replace(
+                    run, finished_at=as_utc(now), last_error=None, updated_at=as_utc(now)
+                )
+            else:
+                run = dataclasses.replace(run, last_error=error, updated_at=as_utc(now))
+            self.backfills[run_id] = run
+            return run
+
+    def backfill_runs(self, provider: str | None = None) -> list[BackfillRun]:
+        with self._lock:
+            return [
+                run
+                for run in self.backfills.values()
+                if provider is None or run.provider == provider
+            ]
 
     def replace_siro_users(self, users: Sequence[DirectoryUser], now: datetime) -> UsersSyncResult:
         with self._lock:

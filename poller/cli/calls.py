@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -18,8 +20,9 @@ from poller.cli.root import (
 )
 from poller.domain.clock import utcnow
 from poller.domain.records import Call, UnmappedRecord
-from poller.domain.states import CallState
-from poller.ports.store import NotRequeueable
+from poller.domain.states import REQUEUEABLE_STATES, CallState
+from poller.domain.transitions import RequeueSelection
+from poller.ports.store import NotReplayable, NotRequeueable
 
 T = TypeVar("T")
 STATE_CHOICE = click.Choice([state.value for state in CallState])
@@ -41,23 +44,32 @@ def calls_group() -> None:
 @click.option("--state", type=STATE_CHOICE, help="Only calls in this state.")
 @click.option("--since", help="Only calls started at or after: ISO 8601, or an age like 6h, 2d.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option(
+    "--offset", type=click.IntRange(min=0), default=0, help="Pass over this many newest calls."
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array (see README).")
 @pass_cli
 def list_calls(
-    cli: CliContext, state: str | None, since: str | None, limit: int, as_json: bool
+    cli: CliContext, state: str | None, since: str | None, limit: int, offset: int, as_json: bool
 ) -> None:
     """The newest calls first."""
     rows = cli.store.list_calls(
         state=CallState(state) if state else None,
         since=parse_when(since) if since else None,
         limit=limit + 1,  # one more than shown tells whether more exist
+        offset=offset,
     )
-    rows = _within(rows, limit, "calls", "narrow with --state or --since")
+    rows = _within(
+        rows,
+        limit,
+        "calls",
+        f"narrow with --state or --since, or go on with --offset {offset + limit}",
+    )
     if as_json:
         emit_json([listed_call(row) for row in rows])
         return
     if not rows:
-        click.echo("no calls")
+        click.echo("no calls" if offset == 0 else f"no calls after the first {offset}")
         return
     emit_table(
         [
@@ -146,24 +158,137 @@ def show(cli: CliContext, reference: str, as_json: bool) -> None:
 
 @calls_group.command("retry")
 @click.argument("reference", metavar="ID|PROVIDER_CALL_ID", required=False)
-@click.option("--failed", "all_failed", is_flag=True, help="Requeue every failed call.")
+@click.option("--failed", is_flag=True, help="Select failed calls.")
+@click.option("--skipped", is_flag=True, help="Select skipped calls.")
+@click.option("--error-kind", metavar="KIND", help="Only calls parked with this error_kind.")
+@click.option("--since", help="Only calls started at or after: ISO 8601, or an age like 6h, 2d.")
+@click.option("--dry-run", is_flag=True, help="List what would be requeued, change nothing.")
 @pass_cli
-def retry(cli: CliContext, reference: str | None, all_failed: bool) -> None:
-    """Put a failed or skipped call (or every failed call) back in the queue, due now."""
-    if bool(reference) == all_failed:
-        raise click.UsageError("give either one call ID or --failed")
-    if all_failed:
-        count = cli.store.requeue_failed(utcnow())
-        click.echo(f"requeued {count} failed call{'s' if count != 1 else ''}")
+def retry(
+    cli: CliContext,
+    reference: str | None,
+    failed: bool,
+    skipped: bool,
+    error_kind: str | None,
+    since: str | None,
+    dry_run: bool,
+) -> None:
+    """Put a failed or skipped call, or every one the selectors match, back in the queue.
+
+    The selectors combine: --failed and --skipped choose the states (both when neither is
+    given), --error-kind and --since narrow them. Requeued calls are due now, with a fresh
+    attempt budget.
+    """
+    selecting = failed or skipped or error_kind is not None or since is not None
+    if bool(reference) == selecting:
+        raise click.UsageError(
+            "give either one call ID or selectors (--failed, --skipped, --error-kind, --since)"
+        )
+    if reference is None:
+        _retry_selected(cli, failed, skipped, error_kind, since, dry_run)
         return
-    assert reference is not None
     call = resolve(cli, reference)
+    if dry_run:
+        if call.state not in REQUEUEABLE_STATES:
+            raise UserError(
+                f"call {call.id} is {call.state}; only failed or skipped calls can be retried"
+            )
+        click.echo(f"would requeue call {call.id} ({call.provider} {call.provider_call_id})")
+        return
     try:
-        cli.store.requeue(call.id, utcnow())
+        cli.store.requeue(call.id, utcnow(), actor=operator())
     except NotRequeueable as exc:
         raise UserError(str(exc)) from None
     click.echo(
         f"requeued call {call.id} ({call.provider} {call.provider_call_id}), was {call.state}"
+    )
+
+
+def _retry_selected(
+    cli: CliContext,
+    failed: bool,
+    skipped: bool,
+    error_kind: str | None,
+    since: str | None,
+    dry_run: bool,
+) -> None:
+    states = {CallState.FAILED} if failed else set()
+    states |= {CallState.SKIPPED} if skipped else set()
+    selection = RequeueSelection(
+        states=frozenset(states) or REQUEUEABLE_STATES,
+        error_kind=error_kind,
+        since=parse_when(since) if since else None,
+    )
+    chosen = cli.store.requeue_matching(selection, utcnow(), actor=operator(), dry_run=dry_run)
+    described = " or ".join(sorted(state.value for state in selection.states))
+    if error_kind:
+        described += f", error kind {error_kind}"
+    if selection.since:
+        described += f", started since {_minute(selection.since)}"
+    counted = f"{len(chosen)} call{'s' if len(chosen) != 1 else ''} ({described})"
+    if not dry_run:
+        click.echo(f"requeued {counted}")
+        return
+    click.echo(f"would requeue {counted}; dry run: nothing changed")
+    if chosen:
+        emit_table(
+            [
+                [
+                    c.id,
+                    c.provider,
+                    c.provider_call_id,
+                    c.state.value,
+                    c.started_at,
+                    _short(c.error_kind, c.last_error),
+                ]
+                for c in chosen
+            ],
+            headers=["id", "provider", "call", "state", "started", "error"],
+        )
+
+
+def operator() -> str:
+    """Who runs the command, for the call's events."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (a bare container)
+        user = f"uid {os.getuid()}"
+    return f"{user} (cli)"
+
+
+@calls_group.command("replay")
+@click.argument("reference", metavar="ID|PROVIDER_CALL_ID")
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="Yes, upload it again: Siro will hold the call twice.",
+)
+@pass_cli
+def replay(cli: CliContext, reference: str, allow_duplicate: bool) -> None:
+    """Upload an uploaded call again, on purpose, as a second Siro recording.
+
+    The call goes back in the queue, due now; the worker downloads the recording again and
+    uploads it. The call's events keep who asked, when, and the previous Siro recording id.
+    """
+    call = resolve(cli, reference)
+    if call.state is not CallState.UPLOADED:
+        raise UserError(
+            f"call {call.id} is {call.state}, not uploaded: nothing to replay"
+            + ("; `siro-poller calls retry` requeues it" if call.state.is_terminal else "")
+        )
+    if not allow_duplicate:
+        raise UserError(
+            f"call {call.id} ({call.provider} {call.provider_call_id}) is already in Siro as "
+            f"recording {call.siro_recording_id}; replaying uploads it again as a second "
+            "recording, and Siro keeps both. Run again with --allow-duplicate to do that"
+        )
+    try:
+        cli.store.replay(call.id, utcnow(), actor=operator())
+    except NotReplayable as exc:  # it changed state since it was read
+        raise UserError(str(exc)) from None
+    click.echo(
+        f"call {call.id} ({call.provider} {call.provider_call_id}) is queued to be uploaded "
+        f"again; the previous Siro recording {call.siro_recording_id} stays in Siro"
     )
 
 

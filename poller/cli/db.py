@@ -31,19 +31,36 @@ def upgrade(cli: CliContext, revision: str) -> None:
         click.echo(f"{where}: upgraded from {before or 'empty'} to revision {after}")
 
 
-@db_group.command("downgrade")
-@click.argument("revision")
+@db_group.command(
+    "downgrade",
+    # `db downgrade -1` steps back one revision: let a negative number through as REVISION.
+    context_settings={"ignore_unknown_options": True},
+)
+@click.argument("revision", required=False)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    help="Step back this many revisions (same as REVISION -N).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_cli
-def downgrade(cli: CliContext, revision: str, yes: bool) -> None:
-    """Step the schema back to REVISION ('base' removes every table and its data)."""
+def downgrade(cli: CliContext, revision: str | None, steps: int | None, yes: bool) -> None:
+    """Step the schema back to REVISION, or by -N / --steps N revisions.
+
+    'base' removes every table and its data; `db history` lists the revisions.
+    """
+    if (revision is None) == (steps is None):
+        raise click.UsageError("give either REVISION (an id, -N or base) or --steps N")
+    if revision is not None and revision.startswith("-") and not revision[1:].isdigit():
+        raise click.UsageError(f"no such option: {revision}")
+    target = revision if revision is not None else f"-{steps}"
     if not yes:
         click.confirm(
-            f"Downgrading to {revision} drops what later revisions added, data included. Continue?",
+            f"Downgrading to {target} drops what later revisions added, data included. Continue?",
             abort=True,
         )
     engine = build_engine(cli.settings)
-    migrate.downgrade(engine, revision)
+    migrate.downgrade(engine, target)
     click.echo(f"downgraded to {migrate.current_revision(engine) or 'base'}")
 
 
@@ -56,3 +73,23 @@ def current(cli: CliContext) -> None:
         f"database: {migrate.current_revision(engine) or 'empty'}; "
         f"needed: {migrate.head_revision(engine)}"
     )
+
+
+@db_group.command("history")
+@pass_cli
+def history(cli: CliContext) -> None:
+    """The schema revisions, oldest first; the database's current one is marked."""
+    engine = build_engine(cli.settings)
+    current = migrate.current_revision(engine)
+    head = migrate.head_revision(engine)
+    for revision in migrate.revisions(engine):
+        marks = [
+            mark
+            for mark, revision_id in (("current", current), ("head", head))
+            if revision.revision == revision_id
+        ]
+        summary = revision.doc.splitlines()[0] if revision.doc else ""
+        suffix = f"  ({', '.join(marks)})" if marks else ""
+        click.echo(f"{revision.revision}  {summary}{suffix}")
+    if current is None:
+        click.echo("the database is empty: `siro-poller db upgrade` creates it")

@@ -32,14 +32,35 @@ from poller.wiring import poll_params_from_settings
     metavar="NAME",
     help="Poll only this provider (repeatable); default: every configured one.",
 )
+@click.option("--since", help="With --until: list this past range instead (as `backfill`).")
+@click.option("--until", help="End of the past range (exclusive); see `backfill --help`.")
 @pass_cli
-def poll(cli: CliContext, dry_run: bool, as_json: bool, names: tuple[str, ...]) -> None:
+def poll(
+    cli: CliContext,
+    dry_run: bool,
+    as_json: bool,
+    names: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+) -> None:
     """List the call log since the cursor and insert or update the calls found.
 
     With several providers configured, each is polled in turn and --json prints a list of
     reports. Exits 1 when listing failed part-way for any of them (what was read is kept; the
     cursor stays before the failure) and 2 when a provider's settings are incomplete.
+
+    With --since and --until, lists that past range instead, without moving the cursor:
+    the same as `siro-poller backfill` (resumable, with its summary).
     """
+    if since is not None or until is not None:
+        if since is None or until is None or dry_run:
+            raise click.UsageError("poll --since needs --until (and no --dry-run): a backfill")
+        from poller.cli.backfill import backfill  # imports this module: only when needed
+
+        click.get_current_context().invoke(
+            backfill, since=since, until=until, names=names, as_json=as_json
+        )
+        return
     settings = cli.settings
     chosen = selected_providers(settings, names)
     providers = [(name, build_provider(settings, name)) for name in chosen]

@@ -15,6 +15,7 @@ from poller import __version__
 from poller.adapters.sql.migrate import SchemaNotCurrent
 from poller.adapters.sql.store import SqlStore
 from poller.app import open_store
+from poller.cli.errors import OPERATIONAL_ERRORS, operational_message
 from poller.cli.output import emit_table as emit_table
 from poller.config import ConfigError, Settings, load_settings
 from poller.logs import NOISY_LIBRARIES, configure_logging
@@ -74,6 +75,12 @@ class RootGroup(click.Group):
             return super().invoke(ctx)
         except ConfigError as exc:
             raise config_problem(exc.problems) from None
+        except OPERATIONAL_ERRORS as exc:
+            settings = getattr(ctx.obj, "__dict__", {}).get("settings")  # only if loaded
+            message = operational_message(exc, settings)
+            if message is None:
+                raise
+            raise ConfigProblem(message) from None
 
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})

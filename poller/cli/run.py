@@ -35,6 +35,8 @@ def _ready(cli: CliContext) -> None:
     if problems:
         raise config_problem(problems)
     cli.store  # noqa: B018  (opening the store checks the schema revision)
+    # Now rather than at the first download: a spool that cannot be made is one line, exit 2.
+    cli.settings.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 @main_group.command("run")

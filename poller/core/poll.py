@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -214,7 +215,7 @@ def poll_once(
     try:
         _map_unmapped_again(report, params, provider, store)
         if report.window is not None:
-            _list_window(report, report.window, params, provider, store)
+            list_window(report, report.window, params, provider, store)
             if report.error is None:
                 _recheck_waiting(report, report.window, params, provider, store, cursor)
     except Exception as exc:
@@ -238,13 +239,17 @@ def poll_once(
     return report
 
 
-def _list_window(
+def list_window(
     report: PollReport,
     window: Window,
     params: PollParams,
     provider: ProviderPort,
     store: PollStore,
+    *,
+    span_listed: Callable[[Window], None] | None = None,
 ) -> None:
+    """List ``window`` span by span into the store, the cursor following each span, or,
+    with ``span_listed`` (a backfill, which leaves the cursor alone), that callback."""
     key = params.provider_key
     row_cap = provider.capabilities.max_rows_per_query
     spans = deque(split_window(window, provider.capabilities.max_window))
@@ -309,7 +314,9 @@ def _list_window(
             spans.extendleft(reversed(halves))
             continue
         report.spans_listed += 1
-        if report.dry_run:
+        if span_listed is not None:
+            span_listed(span)
+        elif report.dry_run:
             before = report.cursor_after
             report.cursor_after = span.end if before is None else max(before, span.end)
         else:
@@ -438,7 +445,7 @@ def _recheck_waiting(
     log.info(
         "%s: listing %s again for calls still waiting for a recording", report.provider, stretch
     )
-    _list_window(report, stretch, params, provider, store)
+    list_window(report, stretch, params, provider, store)
     if report.error is None and not report.dry_run:
         store.mark_waiting_rechecked(params.provider_key, report.now)
 

@@ -267,3 +267,45 @@ class UnmappedRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRun:
+    """One row of ``backfill_runs``: a past range listed on request, apart from the cursor.
+
+    ``listed_until`` is where the listing stands: everything of ``[since, listed_until)`` is
+    in ``calls``; an interrupted run resumes there. The counts add up over every resumption.
+    """
+
+    id: int
+    provider: str
+    since: datetime
+    until: datetime
+    listed_until: datetime
+    started_at: datetime
+    updated_at: datetime
+    windows: int = 0  # spans listed to the end
+    listed: int = 0  # records the provider returned
+    new_calls: int = 0  # inserted rows (skipped ones included: known as skipped from now on)
+    known: int = 0  # rows that were already in the table
+    unmapped: int = 0  # records that failed mapping, kept in unmapped_records
+    finished_at: datetime | None = None
+    last_error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finished_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillCounts:
+    """What one listed span added to a :class:`BackfillRun`'s counts."""
+
+    windows: int = 0
+    listed: int = 0
+    new_calls: int = 0
+    known: int = 0
+    unmapped: int = 0

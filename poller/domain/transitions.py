@@ -6,12 +6,13 @@ as they are stored (``state`` as its text value).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from poller.domain.audio import AudioFacts
 from poller.domain.records import Call, EventDraft
-from poller.domain.states import CallState
+from poller.domain.states import REQUEUEABLE_STATES, CallState
 
 # Every step that ends a worker's hold on a row lets go of these.
 LET_GO: dict[str, Any] = {
@@ -108,6 +109,58 @@ def requeued(now: datetime) -> dict[str, Any]:
 
 def requeue_message(actor: str, call: Call) -> str:
     return f"requeued by {actor}; was {call.error_kind or call.state}: {call.last_error or '-'}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueSelection:
+    """Which parked rows `calls retry` puts back: any of ``states``, narrowed by the rest."""
+
+    states: frozenset[CallState] = REQUEUEABLE_STATES
+    error_kind: str | None = None
+    # Calls that started at or after this instant (as `calls list --since`).
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.states or not self.states <= REQUEUEABLE_STATES:
+            raise ValueError("only failed or skipped calls can be requeued")
+
+    def matches(self, call: Call) -> bool:
+        return (
+            call.state in self.states
+            and (self.error_kind is None or call.error_kind == self.error_kind)
+            and (
+                self.since is None
+                or (call.started_at is not None and call.started_at >= self.since)
+            )
+        )
+
+
+# A replay sends an uploaded call through the upload again, as a new Siro recording.
+REPLAY_STEP = "replay"
+
+
+def replayed(now: datetime) -> dict[str, Any]:
+    """An uploaded row back in the queue, due now, to be downloaded and uploaded again.
+
+    Siro's recording id and the duplicate guard's mark are cleared: the guard would otherwise
+    find the first recording and adopt it instead of making the second one asked for.
+    """
+    return {
+        **requeued(now),
+        "siro_recording_id": None,
+        "siro_file_url": None,
+        "uploaded_at": None,
+        "siro_create_sent_at": None,
+        "spool_path": None,
+    }
+
+
+def replay_message(actor: str, call: Call) -> str:
+    uploaded = call.uploaded_at.isoformat() if call.uploaded_at else "an unknown time"
+    return (
+        f"replayed by {actor} with --allow-duplicate: previous Siro recording "
+        f"{call.siro_recording_id} (uploaded {uploaded}) stays in Siro; uploading again"
+    )
 
 
 def create_sent_event(sent: bool, owner: str) -> EventDraft:

@@ -16,6 +16,8 @@ from poller.domain.audio import AudioFacts
 from poller.domain.ingest import IngestChange, ListedCall
 from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
+    BackfillCounts,
+    BackfillRun,
     Call,
     CallEvent,
     DirectoryUser,
@@ -27,10 +29,15 @@ from poller.domain.records import (
     UsersSyncResult,
 )
 from poller.domain.states import CallState
+from poller.domain.transitions import RequeueSelection
 
 
 class NotRequeueable(Exception):
     """`calls retry` was asked to requeue a row that is not failed or skipped."""
+
+
+class NotReplayable(Exception):
+    """`calls replay` was asked to send again a row that was never uploaded."""
 
 
 class AuditReader(Protocol):
@@ -47,8 +54,10 @@ class AuditReader(Protocol):
         state: CallState | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[Call]:
-        """Newest rows first; ``since`` keeps calls that started at or after it."""
+        """Newest rows first, ``offset`` of them passed over; ``since`` keeps calls that
+        started at or after it."""
         ...
 
     def get_call(self, call_id: int) -> Call | None: ...
@@ -75,8 +84,27 @@ class Requeue(Protocol):
         """
         ...
 
-    def requeue_failed(self, now: datetime, *, actor: str = "cli") -> int:
-        """Requeue every failed row; returns how many."""
+    def requeue_matching(
+        self,
+        selection: RequeueSelection,
+        now: datetime,
+        *,
+        actor: str = "cli",
+        dry_run: bool = False,
+    ) -> list[Call]:
+        """Requeue, as :meth:`requeue` does, every row ``selection`` matches, in one
+        transaction; returns those rows as they were, by id. With ``dry_run`` nothing changes.
+        """
+        ...
+
+    def replay(self, call_id: int, now: datetime, *, actor: str = "cli") -> Call:
+        """Put an uploaded row back in the queue on purpose, so that the worker downloads and
+        uploads it again as a second Siro recording (`calls replay --allow-duplicate`).
+
+        Siro's recording id leaves the row for the ``replay`` event, which keeps it with who
+        asked and when. Raises :class:`NotReplayable` for rows that are not uploaded and
+        ``KeyError`` for unknown ids.
+        """
         ...
 
 
@@ -362,11 +390,40 @@ class UserDirectoryStore(Protocol):
         ...
 
 
+class BackfillStore(Protocol):
+    """`siro-poller backfill`: where each run over a past range stands (``backfill_runs``)."""
+
+    def start_backfill(
+        self, provider: str, since: datetime, until: datetime, now: datetime
+    ) -> BackfillRun:
+        """The unfinished run of exactly this provider and range, to resume; else a new run
+        with ``listed_until = since``."""
+        ...
+
+    def record_backfill_progress(
+        self, run_id: int, listed_until: datetime, counts: BackfillCounts, now: datetime
+    ) -> BackfillRun:
+        """Everything before ``listed_until`` is listed: move there (never backwards) and
+        add ``counts``. Raises ``KeyError`` for an unknown run."""
+        ...
+
+    def finish_backfill(self, run_id: int, now: datetime, error: str | None) -> BackfillRun:
+        """Without ``error`` the run is finished; with one it stays resumable and keeps it as
+        ``last_error``. Raises ``KeyError`` for an unknown run."""
+        ...
+
+    def backfill_runs(self, provider: str | None = None) -> list[BackfillRun]:
+        """Every run (of ``provider``), by id."""
+        ...
+
+
 class DaemonStore(WorkQueue, Protocol):
     """The daemon's side: the worker's queue, and the cursors its health check reads."""
 
     def cursors(self) -> list[PollCursor]: ...
 
 
-class Store(AuditReader, Requeue, PollStore, DaemonStore, UserDirectoryStore, Protocol):
+class Store(
+    AuditReader, Requeue, PollStore, DaemonStore, UserDirectoryStore, BackfillStore, Protocol
+):
     """Every role at once: what the SQL store and the in-memory fake implement."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -39,6 +40,27 @@ def head_revision(engine: Engine) -> str:
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     assert head is not None
     return head
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    revision: str
+    down_revision: str | None
+    doc: str
+
+
+def revisions(engine: Engine) -> list[Revision]:
+    """Every migration this version ships, oldest first."""
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    listed = [
+        Revision(
+            script.revision,
+            script.down_revision if isinstance(script.down_revision, str) else None,
+            (script.doc or "").strip(),
+        )
+        for script in scripts.walk_revisions()
+    ]
+    return listed[::-1]
 
 
 def current_revision(engine: Engine) -> str | None:

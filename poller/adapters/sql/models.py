@@ -274,6 +274,35 @@ class WorkerHeartbeatRow(Base):
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class BackfillRunRow(Base):
+    """A past range listed by `siro-poller backfill`, apart from the poll cursor (see
+    poller/core/backfill.py). ``listed_until`` is how far it got: a run resumes there."""
+
+    __tablename__ = "backfill_runs"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    listed_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    windows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    listed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    new_calls: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    known: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    unmapped: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("since < until", name="range"),
+        CheckConstraint("listed_until >= since AND listed_until <= until", name="listed_until"),
+        # "The unfinished run of this range", looked up by every backfill that starts.
+        Index("ix_backfill_runs_provider_since_until", "provider", "since", "until"),
+    )
+
+
 # Core views of the tables, for the store's SQL.
 calls_table = cast(Table, CallRow.__table__)
 call_events_table = cast(Table, CallEventRow.__table__)
@@ -282,3 +311,4 @@ siro_users_table = cast(Table, SiroUserRow.__table__)
 unmapped_records_table = cast(Table, UnmappedRecordRow.__table__)
 credential_pauses_table = cast(Table, CredentialPauseRow.__table__)
 worker_heartbeats_table = cast(Table, WorkerHeartbeatRow.__table__)
+backfill_runs_table = cast(Table, BackfillRunRow.__table__)

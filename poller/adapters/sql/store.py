@@ -28,6 +28,7 @@ from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql import sqlite as sqlite_sql
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
+from poller.adapters.sql.models import backfill_runs_table as backfill_runs
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import credential_pauses_table as credential_pauses
@@ -60,6 +61,8 @@ from poller.domain.ingest import (
 )
 from poller.domain.pauses import CredentialPause
 from poller.domain.records import (
+    BackfillCounts,
+    BackfillRun,
     Call,
     CallEvent,
     DirectoryUser,
@@ -72,7 +75,8 @@ from poller.domain.records import (
     WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, CallState, RecordingState
-from poller.ports.store import NotRequeueable
+from poller.domain.transitions import RequeueSelection
+from poller.ports.store import NotReplayable, NotRequeueable
 
 
 def call_from_row(row: Mapping[Any, Any]) -> Call:
@@ -164,6 +168,16 @@ def waiting_clause(provider: str) -> Any:
     )
 
 
+def _call_filters(state: CallState | None, since: datetime | None) -> list[Any]:
+    """The conditions of `calls list --state/--since`."""
+    filters: list[Any] = []
+    if state is not None:
+        filters.append(calls.c.state == state.value)
+    if since is not None:
+        filters.append(calls.c.started_at >= since)
+    return filters
+
+
 @dataclass(frozen=True)
 class ClaimLookups:
     ran_out: Callable[[datetime, int, Collection[str]], Any]
@@ -253,12 +267,10 @@ class SqlStore(LeaseGuardedWrites):
         state: CallState | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[Call]:
-        query = select(calls).order_by(calls.c.id.desc()).limit(limit)
-        if state is not None:
-            query = query.where(calls.c.state == state.value)
-        if since is not None:
-            query = query.where(calls.c.started_at >= since)
+        query = select(calls).order_by(calls.c.id.desc()).limit(limit).offset(offset)
+        query = query.where(*_call_filters(state, since))
         with read_transaction(self.engine) as conn:
             return [call_from_row(row._mapping) for row in conn.execute(query)]
 
@@ -306,12 +318,60 @@ class SqlStore(LeaseGuardedWrites):
             updated = conn.execute(select(calls).where(calls.c.id == call_id)).one()
         return call_from_row(updated._mapping)
 
-    def requeue_failed(self, now: datetime, *, actor: str = "cli") -> int:
+    def requeue_matching(
+        self,
+        selection: RequeueSelection,
+        now: datetime,
+        *,
+        actor: str = "cli",
+        dry_run: bool = False,
+    ) -> list[Call]:
+        query = (
+            select(calls)
+            .where(calls.c.state.in_(sorted(state.value for state in selection.states)))
+            .order_by(calls.c.id)
+        )
+        if selection.error_kind is not None:
+            query = query.where(calls.c.error_kind == selection.error_kind)
+        if selection.since is not None:
+            query = query.where(calls.c.started_at >= selection.since)
+        if dry_run:
+            with read_transaction(self.engine) as conn:
+                return [call_from_row(row._mapping) for row in conn.execute(query)]
         with write_transaction(self.engine) as conn:
-            rows = conn.execute(select(calls).where(calls.c.state == CallState.FAILED.value))
-            failed = [call_from_row(row._mapping) for row in rows]
-            self._requeue_rows(conn, failed, now, actor)
-        return len(failed)
+            rows = conn.execute(query.with_for_update())
+            chosen = [call_from_row(row._mapping) for row in rows]
+            self._requeue_rows(conn, chosen, now, actor)
+        return chosen
+
+    def replay(self, call_id: int, now: datetime, *, actor: str = "cli") -> Call:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(select(calls).where(calls.c.id == call_id).with_for_update()).first()
+            if row is None:
+                raise KeyError(call_id)
+            call = call_from_row(row._mapping)
+            if call.state is not CallState.UPLOADED:
+                raise NotReplayable(
+                    f"call {call_id} is {call.state}; only uploaded calls can be replayed"
+                )
+            updated = conn.execute(
+                update(calls)
+                .where(calls.c.id == call_id)
+                .values(**transitions.replayed(now), updated_at=now)
+                .returning(*calls.c)
+            ).one()
+            conn.execute(
+                insert(call_events).values(
+                    call_id=call_id,
+                    at=now,
+                    from_state=call.state.value,
+                    to_state=CallState.PENDING.value,
+                    step=transitions.REPLAY_STEP,
+                    outcome="requeued",
+                    message=transitions.replay_message(actor, call),
+                )
+            )
+        return call_from_row(updated._mapping)
 
     def _requeue_rows(self, conn: Connection, rows: list[Call], now: datetime, actor: str) -> None:
         if not rows:
@@ -836,6 +896,78 @@ class SqlStore(LeaseGuardedWrites):
                 )
             )
         return call
+
+    # -- backfill runs -------------------------------------------------------------------
+
+    def start_backfill(
+        self, provider: str, since: datetime, until: datetime, now: datetime
+    ) -> BackfillRun:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                select(backfill_runs)
+                .where(
+                    backfill_runs.c.provider == provider,
+                    backfill_runs.c.since == since,
+                    backfill_runs.c.until == until,
+                    backfill_runs.c.finished_at.is_(None),
+                )
+                .order_by(backfill_runs.c.id.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                row = conn.execute(
+                    insert(backfill_runs)
+                    .values(
+                        provider=provider,
+                        since=since,
+                        until=until,
+                        listed_until=since,
+                        started_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*backfill_runs.c)
+                ).one()
+        return BackfillRun(**row._mapping)
+
+    def record_backfill_progress(
+        self, run_id: int, listed_until: datetime, counts: BackfillCounts, now: datetime
+    ) -> BackfillRun:
+        current = backfill_runs.c.listed_until
+        added = {
+            name: getattr(backfill_runs.c, name) + value
+            for name, value in dataclasses.asdict(counts).items()
+        }
+        return self._update_backfill(
+            run_id,
+            # Never backwards: a run resumed twice at once cannot undo the other's progress.
+            listed_until=case((current < listed_until, listed_until), else_=current),
+            updated_at=now,
+            **added,
+        )
+
+    def finish_backfill(self, run_id: int, now: datetime, error: str | None) -> BackfillRun:
+        if error is None:
+            return self._update_backfill(run_id, finished_at=now, last_error=None, updated_at=now)
+        return self._update_backfill(run_id, last_error=error, updated_at=now)
+
+    def _update_backfill(self, run_id: int, **values: Any) -> BackfillRun:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                update(backfill_runs)
+                .where(backfill_runs.c.id == run_id)
+                .values(**values)
+                .returning(*backfill_runs.c)
+            ).first()
+        if row is None:
+            raise KeyError(run_id)
+        return BackfillRun(**row._mapping)
+
+    def backfill_runs(self, provider: str | None = None) -> list[BackfillRun]:
+        query = select(backfill_runs).order_by(backfill_runs.c.id)
+        if provider is not None:
+            query = query.where(backfill_runs.c.provider == provider)
+        with read_transaction(self.engine) as conn:
+            return [BackfillRun(**row._mapping) for row in conn.execute(query)]
 
     # -- rep attribution: Siro's users directory and the attribution of a row --------------
 

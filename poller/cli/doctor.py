@@ -1,0 +1,278 @@
+"""`siro-poller doctor`: check a setup online, one line per check, each failure with its fix.
+
+The checks and their verdicts are :mod:`poller.core.doctor`'s; this module loads the config,
+builds the adapters through the composition root and prints the results as they come.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import click
+from rich.console import Console
+from rich.text import Text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from poller.adapters.sql import migrate
+from poller.app import build_engine, build_provider, build_siro_client, describe_database
+from poller.cli.output import colour_wanted
+from poller.cli.root import CliContext, emit_json, main_group, pass_cli
+from poller.config import (
+    ConfigError,
+    Settings,
+    config_path_from,
+    load_settings,
+    requirements_for_daemon,
+)
+from poller.config_checks import config_findings
+from poller.core.doctor import (
+    Check,
+    CheckResult,
+    DatabaseUnreachable,
+    Outcome,
+    SchemaRevisions,
+    SpoolNeed,
+    Verdict,
+    failed,
+    judge_database,
+    judge_provider,
+    judge_spool_space,
+    judge_spool_writable,
+    passed,
+    run_checks,
+    siro_checks,
+    warned,
+)
+from poller.domain.audio import ConvertMode
+from poller.domain.clock import utcnow
+from poller.domain.redaction import redact_text
+from poller.domain.windows import Window
+from poller.ports.siro import SiroPort
+from poller.wiring import crm_rules_from_settings
+
+# The window each provider check lists, as `provider check` does by default.
+PROVIDER_WINDOW = timedelta(hours=24)
+CONFIG_CHECK = "config"
+
+
+@main_group.command("doctor")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds each check may take before it counts as failed.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The results as one JSON document.")
+@pass_cli
+def doctor(cli: CliContext, timeout: float, as_json: bool) -> None:
+    """Check the setup online: the config, the database, Siro, each phone system, the spool.
+
+    Each check prints a line, ✓ or ✗, and a failed one the fix; a check that fails stops
+    none after it. Nothing is written but a probe file in the spool (removed at once). Exits
+    0 when every check passes, 1 when one fails, 2 when the config cannot be loaded.
+    """
+    printer = ResultPrinter(enabled=not as_json)
+    config_path = config_path_from(cli.config_path)
+    try:
+        # Loaded here for its problems as a doctor line; cli.settings is the load every
+        # command shares (logging set up), which then succeeds the same way.
+        load_settings(config_path)
+    except ConfigError as exc:
+        result = _unloadable_config(config_path, exc.problems)
+        printer.show(result)
+        if as_json:
+            emit_json([result.to_dict()])
+        raise click.exceptions.Exit(2) from None
+    settings = cli.settings
+    siro = build_siro_client(_siro_bounded_by(settings, timeout))
+    try:
+        results = run_checks(
+            doctor_checks(settings, config_path, siro),
+            timeout_seconds=timeout,
+            report=printer.show,
+        )
+    finally:
+        siro.close()
+    if as_json:
+        emit_json([result.to_dict() for result in results])
+    if any(result.failed for result in results):
+        raise click.exceptions.Exit(1)
+
+
+def doctor_checks(settings: Settings, config_path: Path | None, siro: SiroPort) -> list[Check]:
+    """Every check, in the order they run."""
+    checks = [
+        Check(CONFIG_CHECK, lambda: _config_outcome(settings, config_path)),
+        Check("database", lambda: _database_outcome(settings)),
+        *siro_checks(
+            siro,
+            token_user_id=settings.siro.token_user_id,
+            crm=crm_rules_from_settings(settings.siro),
+        ),
+        *(_provider_check(settings, entry.name) for entry in settings.configured_providers),
+    ]
+    if settings.worker.role == "poller":
+        return checks  # this process lists calls only: it never downloads into a spool
+    need = SpoolNeed(
+        concurrency=settings.worker.concurrency,
+        max_download_bytes=settings.worker.max_download_bytes,
+        converts=settings.worker.convert is not ConvertMode.NEVER,
+    )
+    checks += [
+        Check("spool", lambda: judge_spool_writable(settings.spool_dir)),
+        Check("disk space", lambda: judge_spool_space(settings.spool_dir, need)),
+    ]
+    return checks
+
+
+def _siro_bounded_by(settings: Settings, timeout: float) -> Settings:
+    """The settings with no Siro request allowed longer than a check: one that hangs ends on
+    its own soon after its check has been given up on."""
+    siro = settings.siro
+    bounded = siro.model_copy(update={"deadline_seconds": min(siro.deadline_seconds, timeout)})
+    return settings.model_copy(update={"siro": bounded})
+
+
+# -- the config ---------------------------------------------------------------------------------
+
+
+def _unloadable_config(config_path: Path | None, problems: list[str]) -> CheckResult:
+    where = str(config_path) if config_path is not None else "the environment"
+    return CheckResult(
+        CONFIG_CHECK,
+        Verdict.FAILED,
+        f"{where} cannot be loaded",
+        "correct the keys listed above; no other check runs before the config loads",
+        tuple(problems),
+    )
+
+
+def _config_outcome(settings: Settings, config_path: Path | None) -> Outcome:
+    where = str(config_path) if config_path is not None else "the environment (no config file)"
+    problems = requirements_for_daemon(settings)
+    findings = config_findings(settings, config_path=config_path, environ=os.environ)
+    problems += [finding.line() for finding in findings if finding.level == "error"]
+    warnings = [f"warning: {finding.line()}" for finding in findings if finding.level == "warning"]
+    if problems:
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        return failed(
+            f"{where}: {count}",
+            "correct each key listed above (`siro-poller config check` shows the effective values)",
+            problems + warnings,
+        )
+    if warnings:
+        return warned(f"{where} loads, with warnings", "see each line above", warnings)
+    return passed(f"{where} loads: no placeholder, nothing missing")
+
+
+# -- the database -------------------------------------------------------------------------------
+
+
+def _database_outcome(settings: Settings) -> Outcome:
+    return judge_database(describe_database(settings.database_url), lambda: _revisions(settings))
+
+
+def _revisions(settings: Settings) -> SchemaRevisions:
+    engine = None
+    try:
+        engine = build_engine(settings)
+        return SchemaRevisions(migrate.current_revision(engine), migrate.head_revision(engine))
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+        raise DatabaseUnreachable(_secret_free(_first_line(reason), settings)) from None
+    except OSError as exc:  # SQLite: its directory cannot be made or written
+        raise DatabaseUnreachable(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _first_line(text: str) -> str:
+    # Drivers add hints and documentation links on further lines.
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+def _secret_free(text: str, settings: Settings) -> str:
+    password = make_url(settings.database_url).password
+    return redact_text(text, [str(password)] if password else [])
+
+
+# -- the phone systems --------------------------------------------------------------------------
+
+
+def _provider_check(settings: Settings, name: str) -> Check:
+    entry = settings.provider_named(name)
+
+    def run() -> Outcome:
+        try:
+            provider = build_provider(settings, name)
+        except ConfigError as exc:
+            return failed(
+                "its settings are incomplete",
+                "set the keys listed above",
+                exc.problems,
+            )
+        now = utcnow()
+        return judge_provider(
+            name, provider, Window(now - PROVIDER_WINDOW, now), config_key=entry.config_key
+        )
+
+    return Check(f"provider {name}", run)
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+class ResultPrinter:
+    """One line per result, as it comes: ✓/✗ in colour on a terminal, plain text when piped."""
+
+    MARKS: ClassVar[dict[Verdict, tuple[str, str, str]]] = {
+        Verdict.OK: ("✓", "ok", "green"),
+        Verdict.WARNING: ("!", "warn", "yellow"),
+        Verdict.FAILED: ("✗", "FAIL", "red"),
+        Verdict.SKIPPED: ("-", "skip", "dim"),
+    }
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        colour = colour_wanted(sys.stdout)
+        self.console = Console(
+            color_system="standard" if colour else None,
+            force_terminal=colour,
+            # Off: rich would colour numbers and paths in the messages by guesswork.
+            highlight=False,
+            markup=False,
+            emoji=False,
+        )
+
+    def show(self, result: CheckResult) -> None:
+        if not self.enabled:
+            return
+        symbol, word, style = self.MARKS[result.verdict]
+        mark = symbol if _can_print(symbol) else word
+        line = Text.assemble((mark, f"bold {style}"), " ", (result.name, "bold"), ": ")
+        line.append(result.summary)
+        self._print(line)
+        for detail in result.details:
+            self._print(Text(f"    - {detail}"))
+        if result.fix:
+            self._print(Text.assemble("    ", ("fix:", style), f" {result.fix}"))
+
+    def _print(self, text: Text) -> None:
+        # soft_wrap: a piped line stays one line, for grep, whatever the width.
+        self.console.print(text, soft_wrap=True)
+
+
+def _can_print(symbol: str) -> bool:
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        symbol.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True

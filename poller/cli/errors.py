@@ -1,0 +1,123 @@
+"""Operational errors as one line and exit status 2: the families the CLI translates once.
+
+A database that cannot be reached or opened, a schema revision that does not exist, a state
+directory that cannot be written: none of these is a bug, so none deserves a traceback. Each
+message names the config key to fix and never the database password.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+
+from poller.config import Settings
+from poller.domain.redaction import redact_text
+
+# Translated by :func:`operational_message`; anything else is a bug and keeps its traceback.
+OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
+    # The database cannot be reached, opened or written; not a constraint or a query bug.
+    OperationalError,
+    InterfaceError,
+    CommandError,
+    RevisionError,
+    OSError,
+)
+
+
+def operational_message(exc: BaseException, settings: Settings | None) -> str | None:
+    """The one line that tells what went wrong and which key to fix, or ``None`` when
+    ``exc`` is not an operational error (it then propagates with its traceback)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return _database_message(exc, settings)
+    if isinstance(exc, CommandError | RevisionError):
+        return (
+            f"schema revision: {_first_line(str(exc))}; "
+            "`siro-poller db history` lists the revisions"
+        )
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return _file_message(exc, settings)
+    return None
+
+
+def _database_message(exc: OperationalError | InterfaceError, settings: Settings | None) -> str:
+    reason = _first_line(str(exc.orig) if exc.orig is not None else str(exc))
+    where = "the state database"
+    secrets: list[str] = []
+    if settings is not None:
+        where = f"the state database {safe_url(settings.database_url)}"
+        if settings.database.password is not None:
+            secrets.append(settings.database.password.get_secret_value())
+        password = _url_password(settings.database_url)
+        if password:
+            secrets.append(password)
+    return redact_text(f"{where} cannot be used: {reason}; check database.url", secrets)
+
+
+def _file_message(exc: OSError, settings: Settings | None) -> str:
+    path = str(exc.filename)
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        reason = "a file stands where a directory is needed"
+    return f"{path}: {reason}; {_key_for(Path(path), settings)}"
+
+
+def _key_for(path: Path, settings: Settings | None) -> str:
+    """The config key whose directory ``path`` lies in."""
+    if settings is None:
+        return "check state_dir"
+    candidates = [
+        (settings.spool_dir, "worker.spool_dir" if settings.worker.spool_dir else "state_dir"),
+        (settings.state_dir, "state_dir"),
+    ]
+    database = _sqlite_path(settings.database_url)
+    if database is not None and settings.database.url is not None:
+        candidates.insert(0, (database, "database.url"))
+    for directory, key in candidates:
+        if _within(path, directory) or _within(directory, path):
+            return f"check {key} (it must be a directory this user can write)"
+    return "check state_dir"
+
+
+def _within(path: Path, directory: Path) -> bool:
+    try:
+        path.absolute().relative_to(directory.absolute())
+    except ValueError:
+        return False
+    return True
+
+
+def _sqlite_path(url: str) -> Path | None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def safe_url(url: str) -> str:
+    """The database URL as it may be shown: the password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(database.url)"
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return None
+    return str(password) if password else None
+
+
+def _first_line(text: str) -> str:
+    """The driver's reason without its hints and links, whitespace collapsed."""
+    line = next((part for part in text.splitlines() if part.strip()), text)
+    return re.sub(r"\s+", " ", line).strip()
