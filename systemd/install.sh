@@ -84,11 +84,25 @@ check_python() {
     # Debian and Ubuntu ship venv's pip bootstrap in a separate package.
     python3 -c 'import ensurepip, venv' 2>/dev/null ||
         fail "python3 cannot make a venv here: apt install python3-venv"
+    # The venv runs this interpreter; the service cannot see home directories (ProtectHome=).
+    local interpreter
+    interpreter=$(python3 -c \
+        'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))')
+    if [[ $interpreter =~ ^(/root|/home|/run/user)/ ]]; then
+        local problem="python3 is $interpreter, in a home directory the service cannot see"
+        if [[ -n $ROOT || $DRY_RUN == yes ]]; then
+            echo "warning: $problem" >&2
+        else
+            fail "$problem: run with the system's python3 first on PATH (PATH=/usr/bin:\$PATH)"
+        fi
+    fi
 }
 
 install_service() {
     need_root install
     check_python
+    # Whatever root's umask, the service's user must be able to read and run the venv.
+    umask 022
     # The config directory is group-readable by the service; the credentials directory is
     # root's alone, since systemd (as root) reads it and hands the service a private copy.
     local group=(-g "$SERVICE")
