@@ -119,6 +119,7 @@ def test_the_install_steps_run_into_a_root_and_the_service_would_get_its_secrets
             check=True,
             capture_output=True,
         )
+        (credentials / key).chmod(0o400)  # as systemd leaves it, for the service's user only
         assert (credentials / key).read_text(encoding="utf-8") == SECRETS[key]
     service_env = {
         "PATH": os.environ["PATH"],
