@@ -69,20 +69,22 @@ def test_the_command_check_catches_what_does_not_exist() -> None:
 # ends another command's options (`runuser -u siro-poller -- siro-poller ...`) or an assignment.
 COMMAND_POSITION_AFTER = {"&&", "||", "|", ";", "$", "--", "sudo", "exec"}
 SHELL_OPERATOR = re.compile(r"^(&&|\|\||\||;|>>?|<|2>&1|\))$")
-CODE_BLOCK = re.compile(r"```[a-z]*\n(.*?)```", re.DOTALL)
+CODE_BLOCK = re.compile(r"```([a-z]*)\n(.*?)```", re.DOTALL)
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
 
 def readme_invocations(readme: str) -> list[list[str]]:
     """The arguments of every `siro-poller` command the README shows.
 
-    Code blocks and inline code that run `siro-poller` (or a path ending in it), and each code
-    span of the first column of the command table, which leaves the program name out.
+    Shell blocks, the `$ ` lines of other blocks (the rest is output), and inline code that run
+    `siro-poller` (or a path ending in it), and each code span of the first column of the
+    command table, which leaves the program name out.
     """
     found: list[list[str]] = []
-    for block in CODE_BLOCK.findall(readme):
+    for language, block in CODE_BLOCK.findall(readme):
         for line in block.splitlines():
-            found.extend(_invocations(line))
+            if language == "sh" or line.startswith("$ "):
+                found.extend(_invocations(line))
     prose = CODE_BLOCK.sub("", readme)
     for span in CODE_SPAN.findall(prose):
         found.extend(_invocations(span))
