@@ -3,7 +3,8 @@
 Precedence, lowest first: defaults < TOML file < ``SIRO_POLLER_<SECTION>__<KEY>`` environment
 variables < files in ``$CREDENTIALS_DIRECTORY``. A credential file is named either like the
 environment variable (``SIRO_POLLER_SIRO__API_TOKEN``) or like the dotted key (``siro.api_token``),
-so ``LoadCredential=siro.api_token:/etc/siro-poller/api-token`` works in a unit file.
+so ``LoadCredential=siro.api_token:/etc/siro-poller/credentials/siro.api_token`` works in a unit
+file.
 """
 
 from __future__ import annotations

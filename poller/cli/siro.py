@@ -22,10 +22,12 @@ from poller.core.users_sync import UsersSyncError, sync_users
 from poller.domain.clock import utcnow
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroError
 
+# The credential path is the one systemd/install.sh writes and its unit drop-in loads.
 SHOWN_ONCE_WARNING = (
-    "warning: Siro shows this client secret only once. Store it now, e.g. as the systemd "
-    "credential siro.client_secret (LoadCredential=siro.client_secret:/etc/siro-poller/"
-    "client-secret), and set siro.client_id."
+    "warning: Siro shows this client secret only once. Store it now: for the systemd service, "
+    "`systemd/install.sh credential siro.client_secret` (in the source checkout) encrypts it "
+    "into /etc/siro-poller/credentials/siro.client_secret; elsewhere set "
+    "SIRO_POLLER_SIRO__CLIENT_SECRET. Then set siro.client_id."
 )
 
 
