@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from poller import __version__
 from poller.adapters.audio import PyAvAudio
@@ -178,7 +179,10 @@ def startup_summary(settings: Settings) -> str:
 def describe_database(url: str) -> str:
     """The state database as a log line may show it: SQLite's file, or the URL without its
     password."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(database.url, not a URL)"
     if parsed.get_backend_name() == "sqlite":
         return f"{parsed.database or ':memory:'} (SQLite)"
     return parsed.render_as_string(hide_password=True)

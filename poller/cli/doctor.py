@@ -15,11 +15,11 @@ from typing import ClassVar
 import click
 from rich.console import Console
 from rich.text import Text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from poller.adapters.sql import migrate
 from poller.app import build_engine, build_provider, build_siro_client, describe_database
+from poller.cli.errors import database_reason
 from poller.cli.output import colour_wanted
 from poller.cli.root import CliContext, emit_json, main_group, pass_cli
 from poller.config import (
@@ -50,7 +50,6 @@ from poller.core.doctor import (
 )
 from poller.domain.audio import ConvertMode
 from poller.domain.clock import utcnow
-from poller.domain.redaction import redact_text
 from poller.domain.windows import Window
 from poller.ports.siro import SiroPort
 from poller.wiring import crm_rules_from_settings
@@ -184,23 +183,12 @@ def _revisions(settings: Settings) -> SchemaRevisions:
         engine = build_engine(settings)
         return SchemaRevisions(migrate.current_revision(engine), migrate.head_revision(engine))
     except SQLAlchemyError as exc:
-        reason = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
-        raise DatabaseUnreachable(_secret_free(_first_line(reason), settings)) from None
+        raise DatabaseUnreachable(database_reason(exc, settings)) from None
     except OSError as exc:  # SQLite: its directory cannot be made or written
         raise DatabaseUnreachable(f"{exc.filename or ''}: {exc.strerror or exc}") from None
     finally:
         if engine is not None:
             engine.dispose()
-
-
-def _first_line(text: str) -> str:
-    # Drivers add hints and documentation links on further lines.
-    return next((line.strip() for line in text.splitlines() if line.strip()), text)
-
-
-def _secret_free(text: str, settings: Settings) -> str:
-    password = make_url(settings.database_url).password
-    return redact_text(text, [str(password)] if password else [])
 
 
 # -- the phone systems --------------------------------------------------------------------------

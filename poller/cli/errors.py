@@ -13,8 +13,9 @@ from pathlib import Path
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 
+from poller.app import describe_database
 from poller.config import Settings
 from poller.domain.redaction import redact_text
 
@@ -36,8 +37,7 @@ def operational_message(exc: BaseException, settings: Settings | None) -> str | 
         return _database_message(exc, settings)
     if isinstance(exc, CommandError | RevisionError):
         return (
-            f"schema revision: {_first_line(str(exc))}; "
-            "`siro-poller db history` lists the revisions"
+            f"schema revision: {first_line(str(exc))}; `siro-poller db history` lists the revisions"
         )
     if isinstance(exc, OSError) and exc.filename is not None:
         return _file_message(exc, settings)
@@ -45,17 +45,24 @@ def operational_message(exc: BaseException, settings: Settings | None) -> str | 
 
 
 def _database_message(exc: OperationalError | InterfaceError, settings: Settings | None) -> str:
-    reason = _first_line(str(exc.orig) if exc.orig is not None else str(exc))
     where = "the state database"
+    if settings is not None:
+        where = f"the state database {describe_database(settings.database_url)}"
+    return f"{where} cannot be used: {database_reason(exc, settings)}; check database.url"
+
+
+def database_reason(exc: SQLAlchemyError, settings: Settings | None) -> str:
+    """Why the database refused, as the driver says it in its first line, password masked."""
+    original = getattr(exc, "orig", None)
+    reason = first_line(str(original) if original is not None else str(exc))
     secrets: list[str] = []
     if settings is not None:
-        where = f"the state database {safe_url(settings.database_url)}"
         if settings.database.password is not None:
             secrets.append(settings.database.password.get_secret_value())
         password = _url_password(settings.database_url)
         if password:
             secrets.append(password)
-    return redact_text(f"{where} cannot be used: {reason}; check database.url", secrets)
+    return redact_text(reason, secrets)
 
 
 def _file_message(exc: OSError, settings: Settings | None) -> str:
@@ -101,14 +108,6 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def safe_url(url: str) -> str:
-    """The database URL as it may be shown: the password masked."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(database.url)"
-
-
 def _url_password(url: str) -> str | None:
     try:
         password = make_url(url).password
@@ -117,7 +116,7 @@ def _url_password(url: str) -> str | None:
     return str(password) if password else None
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     """The driver's reason without its hints and links, whitespace collapsed."""
     line = next((part for part in text.splitlines() if part.strip()), text)
     return re.sub(r"\s+", " ", line).strip()
