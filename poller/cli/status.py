@@ -13,9 +13,8 @@ from typing import Any
 import click
 
 from poller.cli.root import EXIT_FAILURE, CliContext, emit_json, emit_table, main_group, pass_cli
-from poller.domain.clock import utcnow
+from poller.domain.clock import human_age, utcnow
 from poller.domain.health import Health, assess, freshest
-from poller.domain.pauses import human_age
 from poller.domain.records import StatusSummary
 from poller.wiring import health_rules_from_settings
 

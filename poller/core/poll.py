@@ -36,10 +36,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from poller.domain.call_record import CallRecord, RateLimitHints
-from poller.domain.clock import as_utc
+from poller.domain.clock import as_utc, human_age
 from poller.domain.filters import CallFilter
 from poller.domain.ingest import IngestAction, IngestChange, ListedCall, no_recording_message
-from poller.domain.pauses import human_age, provider_scope
+from poller.domain.pauses import provider_scope
 from poller.domain.raw_record import fingerprint, load_raw
 from poller.domain.records import PollCursor, UnmappedDraft, UnmappedRecord
 from poller.domain.redaction import redact_text

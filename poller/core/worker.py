@@ -31,7 +31,7 @@ from poller.domain.audio import (
     lower_mp3_bitrate,
     plan_conversion,
 )
-from poller.domain.clock import utcnow
+from poller.domain.clock import human_age, utcnow
 from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import Disposition, StepFailure
 from poller.domain.pauses import (
@@ -39,7 +39,6 @@ from poller.domain.pauses import (
     CredentialPause,
     PausedService,
     PauseView,
-    human_age,
     probe_due,
     scope_for,
 )

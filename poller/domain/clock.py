@@ -28,3 +28,15 @@ def format_time(value: datetime, time_format: str) -> str:
     if time_format == "unix_ms":
         return str((value - _EPOCH) // _MILLISECOND)
     return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def human_age(age: timedelta) -> str:
+    """A duration as people read it in a status line: 45s, 12m, 3.5h, 2.0d."""
+    seconds = age.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

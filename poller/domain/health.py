@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from poller.domain.pauses import CredentialPause, human_age
+from poller.domain.clock import human_age
+from poller.domain.pauses import CredentialPause
 from poller.domain.records import PollCursor, WorkerHeartbeat
 
 # How long past its interval a poll or a worker may be before it counts as stalled: a cycle

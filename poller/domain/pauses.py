@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from poller.domain.clock import human_age
+
 SIRO = "siro"
 _PROVIDER_PREFIX = "provider:"
 
@@ -100,14 +102,3 @@ class PauseView:
     @property
     def claims_nothing(self) -> bool:
         return self.siro is not None
-
-
-def human_age(age: timedelta) -> str:
-    seconds = age.total_seconds()
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
