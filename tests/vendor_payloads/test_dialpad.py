@@ -22,9 +22,26 @@ import pytest
 
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.dialpad import DialpadProvider, DialpadSettings
+from poller.domain.attribution import (
+    AttributionMethod,
+    InMemoryUserDirectory,
+    RepRules,
+    RepSkipReason,
+    attribute,
+    directory_user,
+)
 from poller.domain.call_record import CallRecord
+from poller.domain.failures import StepFailure
 from poller.domain.filters import CallFilter, SkipReason
-from poller.domain.ingest import IngestAction, IngestPlan, ListedCall, plan_ingest
+from poller.domain.ingest import (
+    IngestAction,
+    IngestPlan,
+    ListedCall,
+    listing_columns,
+    plan_ingest,
+)
+from poller.domain.records import Call
+from poller.domain.siro import SiroUser
 from poller.domain.states import CallState, Direction, RecordingState
 from poller.domain.windows import Window
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
@@ -96,6 +113,33 @@ def assert_never_the_rep(record: CallRecord, call: dict[str, Any]) -> None:
         if value
     }
     assert not not_reps & {value.casefold() for value in record.rep_identifiers}, record
+
+
+def siro_users(*users: SiroUser) -> InMemoryUserDirectory:
+    synced = NOW - timedelta(hours=1)
+    return InMemoryUserDirectory(
+        [directory_user(user, synced, "US") for user in users], synced_at=synced
+    )
+
+
+def stored(record: CallRecord) -> Call:
+    """The row the poll cycle writes for the record, as the worker's attribution reads it."""
+    return Call(
+        id=1,
+        provider="dialpad",
+        provider_call_id=record.provider_call_id,
+        state=CallState.PENDING,
+        **listing_columns(record),
+    )
+
+
+# Siro users who could wrongly receive a call: one holds the call center's line, one the
+# customer's number; the user target's own email belongs to the third.
+DIRECTORY = (
+    SiroUser(id="siro-queue-line", phone_number=CALL_CENTER["phone"]),
+    SiroUser(id="siro-customer", phone_number="+14155557777"),
+    SiroUser(id="siro-bot", email="bot@fuzz-ball.com"),
+)
 
 
 def recorded(call: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +221,29 @@ def test_a_group_target_is_never_the_rep(dialpad: DialpadServers, group_type: st
     plan = planned(record)
     assert (plan.change.action, plan.change.to_state) == (IngestAction.INSERTED, CallState.PENDING)
     assert_never_the_rep(record, call)
+
+
+def test_siro_never_gets_a_call_center_call_as_the_call_centers_line(
+    dialpad: DialpadServers,
+) -> None:
+    call = recorded(published_call())
+    call["target"] = CALL_CENTER
+    call["internal_number"] = CALL_CENTER["phone"]
+    dialpad.state.add_call(call)
+    [record] = listed_records(dialpad).values()
+    with pytest.raises(StepFailure) as skipped:
+        attribute(stored(record), siro_users(*DIRECTORY), RepRules())
+    assert skipped.value.kind == RepSkipReason.NO_REP_IDENTITY
+
+
+def test_siro_gets_the_published_call_as_its_user_targets(dialpad: DialpadServers) -> None:
+    dialpad.state.add_call(recorded(published_call()))
+    [record] = listed_records(dialpad).values()
+    attribution = attribute(stored(record), siro_users(*DIRECTORY), RepRules())
+    assert (attribution.method, attribution.siro_user_id) == (
+        AttributionMethod.SIRO_EMAIL,
+        "siro-bot",
+    )
 
 
 def test_a_user_target_reached_through_a_call_center_is_the_rep(

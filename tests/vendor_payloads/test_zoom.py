@@ -21,9 +21,26 @@ import pytest
 
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.zoom import ZoomProvider, ZoomSettings
+from poller.domain.attribution import (
+    AttributionMethod,
+    InMemoryUserDirectory,
+    RepRules,
+    RepSkipReason,
+    attribute,
+    directory_user,
+)
 from poller.domain.call_record import CallRecord
+from poller.domain.failures import StepFailure
 from poller.domain.filters import CallFilter
-from poller.domain.ingest import IngestAction, IngestPlan, ListedCall, plan_ingest
+from poller.domain.ingest import (
+    IngestAction,
+    IngestPlan,
+    ListedCall,
+    listing_columns,
+    plan_ingest,
+)
+from poller.domain.records import Call
+from poller.domain.siro import SiroUser
 from poller.domain.states import CallState, Direction, RecordingState
 from poller.domain.windows import Window
 from poller.ports.provider import ListedPage
@@ -98,6 +115,24 @@ def assert_never_the_rep(record: CallRecord, *not_reps: object) -> None:
     """None of the record's rep identifiers is the customer's or the queue's."""
     shown = {str(value).casefold() for value in not_reps if value is not None}
     assert not shown & {value.casefold() for value in record.rep_identifiers}, record
+
+
+def siro_users(*users: SiroUser) -> InMemoryUserDirectory:
+    synced = NOW - timedelta(hours=1)
+    return InMemoryUserDirectory(
+        [directory_user(user, synced, "US") for user in users], synced_at=synced
+    )
+
+
+def stored(record: CallRecord) -> Call:
+    """The row the poll cycle writes for the record, as the worker's attribution reads it."""
+    return Call(
+        id=1,
+        provider="zoom",
+        provider_call_id=record.provider_call_id,
+        state=CallState.PENDING,
+        **listing_columns(record),
+    )
 
 
 def queue_recording(direction: str, agent: dict[str, Any] | None, **owner: Any) -> dict[str, Any]:
@@ -248,6 +283,34 @@ def test_a_queue_recording_without_its_agent_names_no_rep(phone: ZoomPhone) -> N
     # Listed and kept; the worker's attribution then skips it as naming no rep.
     assert planned(record).change.action is IngestAction.INSERTED
     assert_never_the_rep(record, *contact_of(item), *QUEUE.values())
+
+
+def test_siro_gets_a_queue_call_as_the_agents_never_as_the_queues_or_the_callers(
+    phone: ZoomPhone,
+) -> None:
+    user = published_user()
+    agent = {"name": user["name"], "extension_number": str(user["extension_number"])}
+    phone.add_recording(queue_recording("inbound", agent))
+    [record] = records_of(list_all(phone)).values()
+    directory = siro_users(
+        SiroUser(id="siro-agent", email=user["email"]),
+        SiroUser(id="siro-caller", phone_number="+1 100-012-3476"),  # the caller's number
+        SiroUser(id="siro-queue", email="sales-queue@example.com", external_id="cq-sales-1"),
+    )
+    attribution = attribute(stored(record), directory, RepRules())
+    assert (attribution.method, attribution.siro_user_id) == (
+        AttributionMethod.SIRO_EMAIL,
+        "siro-agent",
+    )
+
+
+def test_a_queue_call_naming_no_agent_goes_to_nobody(phone: ZoomPhone) -> None:
+    phone.add_recording(queue_recording("inbound", None))
+    [record] = records_of(list_all(phone)).values()
+    directory = siro_users(SiroUser(id="siro-caller", phone_number="+1 100-012-3476"))
+    with pytest.raises(StepFailure) as skipped:
+        attribute(stored(record), directory, RepRules())
+    assert skipped.value.kind == RepSkipReason.NO_REP_IDENTITY
 
 
 def test_an_agent_zoom_added_since_the_last_load_makes_the_users_load_again(
