@@ -196,6 +196,21 @@ def test_a_user_owner_gets_the_email_of_the_phone_user_with_its_id(phone: ZoomPh
     )
 
 
+def test_an_owner_without_a_type_is_the_rep_only_as_a_known_phone_user(phone: ZoomPhone) -> None:
+    # Zoom's types make owner.type optional: untyped, the owner is a person only if it is listed.
+    known = published_recording()
+    known["owner"] = {"id": published_user()["id"], "name": "APITA AUTO"}
+    phone.add_recording(known)
+    unknown = queue_recording("inbound", {"name": "User A", "extension_number": "10201"})
+    del unknown["owner"]["type"]
+    unknown["id"] = "untyped-unknown-owner"
+    phone.add_recording(unknown)
+    records = records_of(list_all(phone))
+    assert records["6f9c294840ad46bc870034ca2d098098"].rep_email == "202007160003@testapi.com"
+    assert records["untyped-unknown-owner"].rep_identifiers == ("10201", "User A")
+    assert_never_the_rep(records["untyped-unknown-owner"], *QUEUE.values())
+
+
 def test_the_published_queue_recording_with_an_unreadable_time_is_kept_malformed(
     phone: ZoomPhone,
 ) -> None:

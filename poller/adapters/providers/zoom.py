@@ -308,9 +308,10 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         """Who the recording belongs to: its user owner, else the agent of its queue."""
         owner = _object(raw.get("owner"))
         users = self._users
-        if _is_user(owner):
-            user_id = field_text(owner.get("id"))
-            known = users.by_id.get(user_id) if user_id else None
+        user_id = field_text(owner.get("id"))
+        known = users.by_id.get(user_id) if user_id else None
+        # An owner without a type is taken for a person only when it is one of the phone users.
+        if _is_user(owner) or (owner.get("type") is None and known is not None):
             return PhoneUser(
                 user_id=user_id,
                 email=known.email if known else None,
