@@ -519,7 +519,14 @@ class _ZoomHandler(QuietHandler):
         if found is None:
             self._error(404, 404, "Call recording does not exist.")
             return
-        self._send(200, found)
+        # The single recording carries what the list item has, plus its call history id and
+        # file_url (Zoom's changelog, April 2024 and January 2025).
+        recording = dict(found)
+        if "call_element_id" in found:
+            recording.setdefault("call_history_id", found["call_element_id"])
+        if "download_url" in found:
+            recording.setdefault("file_url", found["download_url"])
+        self._send(200, recording)
 
     def _download(self, file_id: str, params: dict[str, str]) -> None:
         if not self._bearer_ok(params):

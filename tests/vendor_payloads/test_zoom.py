@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.zoom import ZoomProvider, ZoomSettings
@@ -40,10 +41,11 @@ from poller.domain.ingest import (
     plan_ingest,
 )
 from poller.domain.records import Call
+from poller.domain.redaction import MASK
 from poller.domain.siro import SiroUser
 from poller.domain.states import CallState, Direction, RecordingState
 from poller.domain.windows import Window
-from poller.ports.provider import ListedPage
+from poller.ports.provider import ListedPage, ProviderRefused
 from poller.simulators.zoom_server import (
     ACCOUNT_ID,
     CLIENT_ID,
@@ -225,6 +227,27 @@ def test_the_published_queue_recording_with_an_unreadable_time_is_kept_malformed
     assert bad.call_id == "08096c0e2cba4315a963813d1ce9635e"
     assert "started_at (date_time)" in bad.reason
     assert "does not parse as iso8601" in bad.reason
+
+
+def test_a_recording_fetched_again_by_call_id_gives_zooms_download_url(phone: ZoomPhone) -> None:
+    # The published GET /phone/call_logs/{id}/recordings body, asked for when the stored
+    # download_url had lost its query string. Its host is the example's placeholder "domain",
+    # no Zoom host: the download is refused before any credential is sent.
+    body = published("phone-call_logs-id-recordings_GET.json")
+    phone.add_recording(body)
+    [record] = records_of(list_all(phone)).values()
+    assert record.recording_url == "https://domain/recording/download/EvVNLihbQ1WpeG_ALwnNzg"
+    assert (record.rep_name, record.contact_name) == ("user@test.com", "User B")
+
+    class Stored:
+        provider_call_id = record.provider_call_id
+        recording_id = record.recording_id
+        recording_url = f"https://zoom.us/v2/phone/recording/download/x?token={MASK}"
+        raw = record.raw
+
+    with pytest.raises(ProviderRefused, match="domain"):
+        adapter(phone).resolve_download(Stored())
+    assert len(phone.requests_to("/v2/phone/call_logs/7069775907364530379/recordings")) == 1
 
 
 # -- queue owners: the agent is the rep, never the queue ----------------------------------
@@ -415,6 +438,26 @@ def test_the_simulators_recordings_carry_the_published_fields_and_kinds(directio
     )
     problems = shape_differences(simulated, published_recording())
     assert [p for p in problems if p.split(":")[0] not in CONDITIONAL_RECORDING_FIELDS] == []
+
+
+# Fields of a single recording only a soft-deleted one has.
+SOFT_DELETED_FIELDS = {"deleted_time", "days_left_auto_permantely_delete", "soft_deleted_type"}
+
+
+def test_the_simulators_recording_by_call_id_carries_the_published_fields_and_kinds(
+    phone: ZoomPhone,
+) -> None:
+    phone.add_recording(
+        recording_item("sim-1", WINDOW.start, call_id="7001", download_url="https://zoom.us/x")
+    )
+    provider = adapter(phone)
+    token = provider.auth.headers_for_request()
+    answer = requests.get(
+        f"{phone.api_url}/v2/phone/call_logs/7001/recordings", headers=token, timeout=10
+    )
+    problems = shape_differences(answer.json(), published("phone-call_logs-id-recordings_GET.json"))
+    conditional = CONDITIONAL_RECORDING_FIELDS | SOFT_DELETED_FIELDS
+    assert [p for p in problems if p.split(":")[0] not in conditional] == []
 
 
 def test_the_simulators_phone_users_carry_the_published_fields_and_kinds() -> None:
