@@ -202,6 +202,34 @@ def test_the_published_call_with_its_recording_is_ready_for_upload(
     )
 
 
+def test_a_recorded_call_whose_recording_is_not_filled_in_yet_waits(
+    dialpad: DialpadServers,
+) -> None:
+    call = published_call()
+    call["was_recorded"] = True  # and no recording_details yet
+    dialpad.state.add_call(call)
+    [record] = listed_records(dialpad).values()
+    assert (record.recording_state, record.recording_id) == (RecordingState.PENDING, None)
+    plan = planned(record)
+    assert (plan.change.action, plan.change.message) == (
+        IngestAction.INSERTED,
+        "listed; waiting for the recording",
+    )
+
+
+def test_a_voicemail_is_never_the_calls_recording(dialpad: DialpadServers) -> None:
+    call = published_call()
+    call["recording_details"] = [
+        recording_detail(
+            "vm-1", STARTED, recording_type="voicemail", url="https://dialpad.com/r/vm"
+        )
+    ]
+    dialpad.state.add_call(call)
+    [record] = listed_records(dialpad).values()
+    assert (record.recording_state, record.recording_id) == (RecordingState.NONE, None)
+    assert planned(record).change.action is IngestAction.SKIPPED
+
+
 # -- group targets: never the rep -----------------------------------------------------------
 
 

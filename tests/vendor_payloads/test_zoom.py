@@ -198,6 +198,33 @@ def test_a_user_owner_gets_the_email_of_the_phone_user_with_its_id(phone: ZoomPh
     )
 
 
+def test_a_recording_without_its_file_yet_waits_and_times_come_from_what_zoom_gives(
+    phone: ZoomPhone,
+) -> None:
+    # Every field is optional in Zoom's types: no download_url yet (the file is not ready), no
+    # duration; then neither end_time.
+    waiting = published_recording()
+    del waiting["download_url"], waiting["duration"]
+    phone.add_recording(waiting)
+    bare = copy.deepcopy(waiting)
+    del bare["end_time"]
+    bare["id"] = "no-end-time"
+    phone.add_recording(bare)
+    records = records_of(list_all(phone))
+    first = records["6f9c294840ad46bc870034ca2d098098"]
+    assert (first.recording_state, first.recording_url) == (RecordingState.PENDING, None)
+    assert first.duration_seconds == 116  # end_time minus date_time
+    plan = planned(first)
+    assert (plan.change.action, plan.change.message) == (
+        IngestAction.INSERTED,
+        "listed; waiting for the recording",
+    )
+    assert (records["no-end-time"].ended_at, records["no-end-time"].duration_seconds) == (
+        None,
+        None,
+    )
+
+
 def test_an_owner_without_a_type_is_the_rep_only_as_a_known_phone_user(phone: ZoomPhone) -> None:
     # Zoom's types make owner.type optional: untyped, the owner is a person only if it is listed.
     known = published_recording()
