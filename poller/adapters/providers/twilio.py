@@ -413,7 +413,8 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         return (
             f"Twilio gives the call {told}, so which of its from and to is the rep is unknown, "
             f"and neither matches {key('rep_parties')} or {key('rep_emails')}; add the rep's "
-            "party there, then `siro-poller calls retry` the call"
+            "party there, list the call again (`siro-poller backfill` over its time), then "
+            "`siro-poller calls retry` it"
         )
 
     def _is_rep(self, party: str | None) -> bool:
