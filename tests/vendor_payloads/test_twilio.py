@@ -25,7 +25,9 @@ import requests
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.twilio import TwilioProvider, TwilioSettings
 from poller.domain.filters import CallFilter
-from poller.domain.ingest import ListedCall, plan_ingest
+from poller.domain.ingest import IngestAction, ListedCall, plan_ingest
+from poller.domain.records import Call
+from poller.domain.states import CallState
 from poller.domain.windows import Window
 from poller.simulators.twilio_server import (
     AUTH_TOKEN,
@@ -75,6 +77,7 @@ class Poll:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     unmapped: dict[str, str] = field(default_factory=dict)
     base_url: str = ""
+    listed: dict[str, ListedCall] = field(default_factory=dict)
 
 
 def poll(
@@ -107,6 +110,7 @@ def poll(
         for page in provider.list_window(window):
             for record in page.records:
                 listed = ListedCall(record, CallFilter().verdict(record))
+                result.listed[record.provider_call_id] = listed
                 result.rows[record.provider_call_id] = plan_ingest(
                     "twilio", None, listed, now
                 ).values
@@ -364,3 +368,23 @@ def test_the_simulator_listing_envelope_is_the_published_one() -> None:
     assert body["recordings"] == expected["recordings"]
     for key in ("uri", "first_page_uri"):
         assert _shape(body[key]) == _shape(expected[key]) == "relative uri"
+
+
+def test_a_rep_undecided_call_listed_again_after_rep_parties_is_set_gets_its_rep() -> None:
+    # What the skip reason tells the operator to do: set rep_parties, list the call again
+    # (a backfill), then retry it. Listing it again fills in the skipped row's rep.
+    recording = unencrypted(published("recordings_read_full.json")["recordings"][0])
+    calls = [published_call("trunking-sideways")]
+    first = poll([recording], calls, OCTOBER_14).rows[RECORDING]
+    assert first["error_kind"] == "rep_undecided"
+    columns = {name: value for name, value in first.items() if name in Call.__dataclass_fields__}
+    stored = Call(**{**columns, "id": 1, "state": CallState(first["state"])})
+
+    again = poll([recording], calls, OCTOBER_14, rep_parties=["+1305191*"])
+    plan = plan_ingest("twilio", stored, again.listed[RECORDING], datetime.now(UTC))
+
+    assert (plan.change.action, plan.change.to_state) == (IngestAction.UPDATED, CallState.SKIPPED)
+    assert (plan.values["rep_phone"], plan.values["contact_phone"]) == (
+        TWILIO_NUMBER,
+        OUTBOUND_CALLER,
+    )
