@@ -161,11 +161,18 @@ def provider_for(state: RingCentralState) -> RingCentralProvider:
     )
 
 
-def poll(records: Records, window: Window) -> Poll:
+def poll(
+    records: Records, window: Window, *, extensions: list[dict[str, Any]] | None = None
+) -> Poll:
+    """One listing of ``window``; ``extensions``: the account's extension list as published
+    (by default the one extension :data:`REP_EXTENSION`)."""
     state = RingCentralState()
     result = Poll()
     with serve(state):
-        state.add_extension(*REP_EXTENSION)
+        if extensions is None:
+            state.add_extension(*REP_EXTENSION)
+        else:
+            state.extensions.extend(extensions)
         for record in records(state.media_url):
             state.add_record(record)
         provider = provider_for(state)
@@ -233,6 +240,21 @@ def test_an_inbound_record_without_telephony_session_id_makes_its_callee_the_rep
     assert row["duration_seconds"] == 80
 
 
+def test_the_rep_of_a_published_extension_gets_its_email_from_the_published_list() -> None:
+    # The SDK's published extension list: extension 208594004, number 101, with an email.
+    [extension] = published("extension_list.json")["records"]
+
+    def records(media: str) -> list[dict[str, Any]]:
+        record = with_recording(sync_record(0), media, "1662272006")
+        return [{**record, "extension": {"uri": extension["uri"], "id": extension["id"]}}]
+
+    row = poll(records, JULY_27, extensions=[extension]).rows["1662272006"]
+    assert row["rep_provider_id"] == "208594004"
+    assert (row["rep_email"], row["rep_extension"]) == ("email@email.com", "101")
+    assert row["rep_name"] == "Something1 New1"
+    assert row["rep_phone"] == "+987654321"
+
+
 # -- direction and rep whatever the order of the legs ------------------------------------------
 
 
@@ -294,6 +316,16 @@ def _shape(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def test_the_simulator_extension_has_the_fields_and_formats_of_the_published_one() -> None:
+    [published_extension] = published("extension_list.json")["records"]
+    state = RingCentralState(base_url="https://platform.ringcentral.com")
+    simulated = state.add_extension(*REP_EXTENSION)
+    for key, value in simulated.items():
+        assert key in published_extension, key
+        assert _shape(value) == _shape(published_extension[key]), key
+    assert set(simulated["contact"]) <= set(published_extension["contact"])
 
 
 @pytest.mark.parametrize("direction", ["Outbound", "Inbound"])
