@@ -291,6 +291,34 @@ def test_a_record_whose_only_recorded_leg_goes_the_other_way_takes_the_rep_from_
     assert row["contact_phone"] == CALLER
 
 
+def test_a_record_without_a_direction_names_only_its_extension_as_the_rep() -> None:
+    # direction is in the spec's enum but not required: without it either party may be the
+    # customer, while an extension is always the account's own.
+    def records(media: str) -> list[dict[str, Any]]:
+        record = guide_inbound_record(media)
+        for holder in [record, *record["legs"]]:
+            del holder["direction"]
+        return [record]
+
+    row = poll(records, APRIL_10).rows["1662272101"]
+    assert (row["state"], row["error_kind"]) == ("pending", None)
+    assert row["direction"] is None
+    assert (row["rep_email"], row["rep_phone"]) == ("sam@example.com", None)
+    assert row["contact_phone"] is None
+
+
+def test_a_record_without_a_direction_or_an_extension_is_skipped_as_rep_undecided() -> None:
+    def records(media: str) -> list[dict[str, Any]]:
+        record = with_recording(sync_record(0), media, "1662272007")
+        del record["direction"]
+        return [record]
+
+    row = poll(records, JULY_27).rows["1662272007"]
+    assert (row["state"], row["error_kind"]) == ("skipped", "rep_undecided")
+    assert "neither a direction" in row["last_error"]
+    assert (row["rep_phone"], row["contact_phone"]) == (None, None)
+
+
 def test_no_case_makes_an_external_party_the_rep() -> None:
     cases: list[tuple[Records, Window]] = [
         (lambda media: [with_recording(sync_record(0), media, "r0")], JULY_27),

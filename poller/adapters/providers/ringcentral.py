@@ -451,11 +451,15 @@ class _RecordingMapper:
             (leg_direction for leg in legs if (leg_direction := _direction(leg))), None
         )
         leg = next((leg for leg in legs if _direction(leg) is direction), None)
-        inbound = direction is Direction.INBOUND
-        rep_side, contact_side = ("to", "from") if inbound else ("from", "to")
-        rep_party = _party(leg, record, rep_side)
-        contact_party = _party(leg, record, contact_side)
+        rep_party: Mapping[str, Any] = {}
+        contact_party: Mapping[str, Any] = {}
+        if direction is not None:
+            inbound = direction is Direction.INBOUND
+            rep_side, contact_side = ("to", "from") if inbound else ("from", "to")
+            rep_party = _party(leg, record, rep_side)
+            contact_party = _party(leg, record, contact_side)
 
+        # An extension is always one of the account's own: never the customer.
         extension_id = (
             _extension_id(leg)
             or _extension_id(record)
@@ -464,6 +468,13 @@ class _RecordingMapper:
             )
         )
         extension = self.provider.extension(extension_id) if extension_id else None
+        undecided = None
+        if direction is None and extension_id is None:
+            # Without a direction either party may be the customer.
+            undecided = (
+                "RingCentral gives the record neither a direction (Inbound or Outbound) nor an "
+                "extension, so which of its parties is the rep is unknown"
+            )
 
         content_uri = field_text(recording.get("contentUri")) if recording else None
         state = self._state(record, recording, content_uri)
@@ -498,6 +509,7 @@ class _RecordingMapper:
             if content_uri
             else None,
             recording_too_short=state is RecordingState.NONE and _short(record, leg),
+            rep_undecided_reason=undecided,
         )
 
     def _recorded(
