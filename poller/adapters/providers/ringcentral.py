@@ -23,7 +23,8 @@ What the adapter does, against RingCentral's REST API (``/restapi/v1.0``):
   carries the recording in that direction, whatever the order of the legs (RingCentral
   documents none), and from the record itself when no such leg exists. Its extension's email
   comes from the account's extension list (``GET /account/~/extension``), cached and
-  refreshed.
+  refreshed. A record without a direction names only its extension (never a party that could
+  be the customer); without an extension either, it is skipped as ``rep_undecided``.
 - **Download**: ``recording.contentUri`` on ``media.ringcentral.com``, with the Bearer token.
 - **Throttling**: ``X-Rate-Limit-*`` headers feed the shared rate limiter (an exhausted group
   waits its ``-Window``); a 429 without ``Retry-After`` means 30 s, and nothing is sent during a
