@@ -245,9 +245,15 @@ def test_a_group_target_is_never_the_rep(dialpad: DialpadServers, group_type: st
     # The spec names no agent for such a call: no rep at all, not the group's line.
     assert record.rep_identifiers == ()
     assert (record.contact_phone, record.direction) == ("+14155557777", Direction.INBOUND)
-    # Listed and due; the worker's attribution then uses rep_map or skips it as naming no rep.
+    # Skipped when listed, its reason naming the group: nothing is downloaded for a call Siro
+    # could not attribute, and the admin reads why.
     plan = planned(record)
-    assert (plan.change.action, plan.change.to_state) == (IngestAction.INSERTED, CallState.PENDING)
+    assert (plan.change.action, plan.change.to_state) == (IngestAction.SKIPPED, CallState.SKIPPED)
+    assert plan.values["error_kind"] == SkipReason.REP_UNDECIDED
+    assert plan.values["last_error"] == (
+        f"the Dialpad call went to the {group_type} 'Support Line', not a person, and Dialpad names no "
+        "agent for such a call; the agent's own leg is listed as a call of its own"
+    )
     assert_never_the_rep(record, call)
 
 
@@ -311,6 +317,9 @@ def test_a_call_without_target_or_contact_names_no_rep_and_keeps_the_external_nu
     [record] = listed_records(dialpad).values()
     assert record.rep_identifiers == ()
     assert record.contact_phone == "+14155557777"  # the example's external_number
+    assert record.rep_undecided_reason == (
+        "the Dialpad call has no target, so it names no one who took or placed it"
+    )
     assert_never_the_rep(record, call)
 
 

@@ -345,8 +345,15 @@ def test_a_queue_recording_without_its_agent_names_no_rep(phone: ZoomPhone) -> N
     phone.add_recording(item)
     [record] = records_of(list_all(phone)).values()
     assert record.rep_identifiers == ()
-    # Listed and kept; the worker's attribution then skips it as naming no rep.
-    assert planned(record).change.action is IngestAction.INSERTED
+    # Skipped when listed, saying why: the queue is never the rep, and nothing is downloaded
+    # for a call Siro could not attribute.
+    plan = planned(record)
+    assert plan.change.action is IngestAction.SKIPPED
+    assert plan.values["error_kind"] == "rep_undecided"
+    assert plan.values["last_error"] == (
+        "the Zoom recording belongs to the call queue 'Sales Queue', not a person, and names "
+        "no agent in accepted_by; it is never given to the queue"
+    )
     assert_never_the_rep(record, *contact_of(item), *QUEUE.values())
 
 

@@ -12,9 +12,9 @@
   any other group target is where the call was routed, not who spoke: ``CallProto`` documents
   no field naming the agent of such a call (``operator_call_id`` is the id of another call,
   ``proxy_target`` the caller ID a user dialled out with), so it names no rep. Nor is
-  ``internal_number`` then taken as the rep's phone: it is the group's line. Such a call
-  reaches Siro only through ``[siro.rep_map]``, else it is skipped at upload as naming no
-  rep; Dialpad usually lists the agent's own leg of the call too, with its user target.
+  ``internal_number`` then taken as the rep's phone: it is the group's line. Such a call is
+  skipped when listed as ``rep_undecided``, its reason naming the group; Dialpad lists the
+  agent's own leg of the call too, with its user target.
 - **Recording:** the call recording is picked from ``recording_details`` (never a voicemail);
   it is fetched through ``POST /api/v2/recordingsharelink``, which returns an ``access_link``
   with the privacy the admin configured. ``was_recorded`` may be true before
@@ -277,6 +277,7 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             contact_phone=text(contact.get("phone"), "contact_phone")
             or text(raw.get("external_number"), "contact_phone"),
             recording_url=recording_url,
+            rep_undecided_reason=None if rep else _group_target_reason(target),
         )
 
     def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
@@ -394,6 +395,19 @@ def _access_link(body: bytes) -> str | None:
 
 def _object(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _group_target_reason(target: Mapping[str, Any]) -> str:
+    """Why a call whose target is no user names no rep, for the skipped row."""
+    if not target:
+        return "the Dialpad call has no target, so it names no one who took or placed it"
+    kind = field_text(target.get("type")) or "target of no type"
+    name = field_text(target.get("name"))
+    where = f"{kind} {name!r}" if name else kind
+    return (
+        f"the Dialpad call went to the {where}, not a person, and Dialpad names no agent for "
+        "such a call; the agent's own leg is listed as a call of its own"
+    )
 
 
 def _is_user(target: Mapping[str, Any]) -> bool:

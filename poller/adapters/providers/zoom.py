@@ -234,6 +234,7 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
             contact_name=_limit(field_text(raw.get(f"{party}_name")), "contact_name"),
             contact_phone=_limit(field_text(raw.get(f"{party}_number")), "contact_phone"),
             recording_url=redact_url(url) if url else None,
+            rep_undecided_reason=_no_agent_reason(raw, direction) if rep == PhoneUser() else None,
         )
 
     def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
@@ -470,6 +471,24 @@ def _agent(raw: Mapping[str, Any], direction: Direction | None) -> Mapping[str, 
     else:
         return None
     return agent if isinstance(agent, Mapping) else None
+
+
+def _no_agent_reason(raw: Mapping[str, Any], direction: Direction | None) -> str:
+    """Why a recording whose owner is no person names no rep, for the skipped row."""
+    owner = _object(raw.get("owner"))
+    kind = field_text(owner.get("type")) or "owner of no type"
+    name = field_text(owner.get("name"))
+    where = f"{kind} {name!r}" if name else kind
+    if direction is Direction.INBOUND:
+        missing = "names no agent in accepted_by"
+    elif direction is Direction.OUTBOUND:
+        missing = "names no agent in outgoing_by"
+    else:
+        missing = "has no direction to tell whether accepted_by or outgoing_by names its agent"
+    return (
+        f"the Zoom recording belongs to the {where}, not a person, and {missing}; "
+        "it is never given to the queue"
+    )
 
 
 def _extension(value: Any) -> str | None:
