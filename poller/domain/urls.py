@@ -66,6 +66,9 @@ def url_target(url: str) -> UrlTarget:
         parsed = parse_url(url)
     except ValueError:  # urllib3's LocationParseError: a bad port or an invalid host
         raise UnsafeUrl("the URL is not valid") from None
+    if parsed.port == 0:
+        # urllib3 reads port 0 as "no port" and connects to the scheme's default one.
+        raise UnsafeUrl("the URL's port is 0")
     host = (parsed.host or "").lower()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -97,3 +100,11 @@ def _ambiguity(url: str) -> str | None:
     if not authority.isascii():
         return "the URL's host part holds non-ASCII characters (write the host in punycode)"
     return None
+
+
+def host_for_humans(url: str) -> str:
+    """The host key a message may name for ``url``, or why no host can be named."""
+    try:
+        return url_target(url).key
+    except UnsafeUrl as exc:
+        return f"<a URL no host can be judged for: {exc}>"
