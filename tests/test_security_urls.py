@@ -287,6 +287,29 @@ def test_break_1_storage_hosts_accept_no_host_before_a_backslash(tmp_path: Path)
         StorageHosts(SIRO_STORAGE_HOSTS).check(url, "put")
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://OTHER\\@credhost/x", "holds a backslash"),
+        ("http://cred\thost/x", "holds a control character"),
+        ("http://other\n@credhost/x", "holds a control character"),
+        ("http://other @credhost/x", "host part holds whitespace"),
+        (" http://credhost/x", "starts or ends with whitespace"),
+        ("http://cr\u00e9dhost/x", "non-ASCII characters"),
+        ("http://[fe80::1%25eth0]/x", "percent sign"),
+        ("http://credhost:0/x", "port is 0"),
+    ],
+)
+def test_urls_that_parsers_read_differently_are_refused_with_the_reason(url: str, why: str) -> None:
+    rules = HostRules.build(credential_hosts={"credhost"})
+
+    with pytest.raises(HttpRefused, match=why) as caught:
+        rules.check_url(url)
+
+    assert str(caught.value).startswith("refused to fetch <unsafe URL>: ")
+    assert not rules.may_send_credentials(url)
+
+
 # -- the connection itself ----------------------------------------------------------------------
 
 
@@ -356,12 +379,44 @@ _PIECES = [
 _SCHEMES = ["http://", "https://", "HTTP://", "http:/", "http:\\\\", "//", "http:///", " http://"]
 _TAILS = ["", "/", "/x", "?q=1", "#f", "\\x", "/a\\@b", "/%2e%2e/x"]
 
-tricky_urls = st.builds(
+# URLs shaped like real ones (userinfo, host, port, rest), each part sometimes tricky...
+_USERINFO = ["", "user@", "user:pw@", "OTHER\\@", "a@b@", "%40@", "u:p:q@", ":@", "@", "a/b@"]
+_HOSTS = [
+    "credhost",
+    "CredHost.",
+    "127.0.0.2",
+    "[::1]",
+    "[::ffff:127.0.0.1]",
+    "[fe80::1%25eth0]",
+    "0x7f.1",
+    "2130706433",
+    "a.cdn.vendor.test",
+    "OTHER\\.cdn.vendor.test",
+    "xn--bcher-kva.example",
+    "cred%68ost",
+    "cred\u3002host",
+    "a b",
+    "[::1",
+    "::1",
+    "",
+]
+_PORTS = ["", ":80", ":443", ":8080", ":0", ":", ":65536", ":08080", ": 80", ":80\\"]
+shaped_urls = st.builds(
+    lambda *parts: "".join(parts),
+    st.sampled_from(["http://", "https://", "HTTPS://", *_SCHEMES]),
+    st.sampled_from(_USERINFO),
+    st.sampled_from(_HOSTS),
+    st.sampled_from(_PORTS),
+    st.sampled_from(_TAILS),
+)
+# ...and runs of pieces in any order.
+piled_urls = st.builds(
     lambda scheme, pieces, tail: scheme + "".join(pieces) + tail,
     st.sampled_from(_SCHEMES),
     st.lists(st.sampled_from(_PIECES), min_size=1, max_size=6),
     st.sampled_from(_TAILS),
 )
+tricky_urls = st.one_of(shaped_urls, piled_urls)
 
 
 def connected_key(url: str) -> str | None:
@@ -375,7 +430,7 @@ def connected_key(url: str) -> str | None:
     return host_port_key(pool.host, pool.port, pool.scheme)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(tricky_urls)
 @example("http://OTHER\\@credhost/x")
 @example("http://127.0.0.3:8000\\@127.0.0.2:9000/x")

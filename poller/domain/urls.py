@@ -8,8 +8,9 @@ made with one parser and a connection made with the other send credentials to th
 So every decision about a URL's host (allowed hosts, credential hosts, storage hosts, the host
 key of a setting) reads it through :func:`url_target`, which uses urllib3's parser, and before
 that refuses what parsers disagree on: a backslash, whitespace or non-ASCII characters in the
-host part, control characters anywhere (``urlsplit`` silently drops tabs and newlines) and
-leading or trailing whitespace (requests strips it).
+host part, control characters anywhere (``urlsplit`` silently drops tabs and newlines),
+leading or trailing whitespace (requests strips it); then, from urllib3's reading, a percent
+sign in the host and port 0 (each reaches the socket changed).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def url_target(url: str) -> UrlTarget:
         # urllib3 reads port 0 as "no port" and connects to the scheme's default one.
         raise UnsafeUrl("the URL's port is 0")
     host = (parsed.host or "").lower()
+    if "%" in host:
+        # Percent-escapes and IPv6 zone ids are decoded differently on the way to the socket.
+        raise UnsafeUrl("the URL's host holds a percent sign")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return UrlTarget(
