@@ -29,7 +29,7 @@ from poller.adapters.siro import SiroHttpClient
 from poller.adapters.siro.storage import StorageHosts
 from poller.adapters.siro_fake import InMemorySiro
 from poller.adapters.sql.store import SqlStore
-from poller.config import SIRO_STORAGE_HOSTS
+from poller.config import SIRO_STORAGE_HOSTS, ConfigError, load_settings
 from poller.domain.call_record import host_key
 from poller.domain.siro import AudioFormat, SiroUser
 from poller.domain.states import CallState
@@ -308,6 +308,19 @@ def test_urls_that_parsers_read_differently_are_refused_with_the_reason(url: str
 
     assert str(caught.value).startswith("refused to fetch <unsafe URL>: ")
     assert not rules.may_send_credentials(url)
+
+
+def test_a_configured_base_url_with_a_backslash_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[siro]\napi_base_url = 'https://evil.example\\@api.siro.ai'\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+
+    assert caught.value.problems == [
+        "siro.api_base_url: must be a plain http:// or https:// URL: the URL's host part holds "
+        "a backslash, which parsers read differently"
+    ]
 
 
 # -- the connection itself ----------------------------------------------------------------------
