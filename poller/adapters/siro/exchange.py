@@ -35,7 +35,7 @@ from poller.adapters.http import (
     RetryPolicy,
 )
 from poller.adapters.http.paginators import PageRequest, PageResponse, PagingLoop, TokenPaginator
-from poller.adapters.http.retry import parse_retry_after
+from poller.adapters.http.retry import capped_wait, parse_retry_after
 from poller.config import SiroSettings
 from poller.domain.call_record import host_key
 from poller.logs import redact_text
@@ -89,6 +89,7 @@ class SiroExchange:
             credential_hosts=siro_hosts, explicit_hosts=siro_hosts, config_key="siro.api_base_url"
         )
         self._storage_hosts = storage_hosts
+        self._max_retry_after = settings.max_retry_after_seconds
         self.retry_policy = RetryPolicy(
             max_tries=settings.max_retries + 1,
             base_delay=settings.retry_initial_wait_seconds,
@@ -254,7 +255,12 @@ class SiroExchange:
         if status in (408, 429) or status >= 500:
             retry_after = None
             if status in (429, 503):
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+                retry_after = capped_wait(
+                    parse_retry_after(response.headers.get("Retry-After"), self._clock()),
+                    cap=self._max_retry_after,
+                    who=f"Siro {step}: HTTP {status}",
+                    setting="siro.max_retry_after_seconds",
+                )
             if not_idempotent and status >= 500:
                 return SiroCreateOutcomeUnknown(
                     f"Siro {step}: HTTP {status} after the request was sent, so it may have been "
