@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.config import LoggingSettings
+from poller.domain.records import UnmappedDraft
 from poller.domain.states import CallState
 from poller.logs import MAX_LINE_CHARS, CleanTextFormatter, build_handler
 from tests.conftest import database_url
@@ -184,6 +185,22 @@ def hostile(sql_store: SqlStore) -> SqlStore:
         message=f"refused {LINK}\n{FORGED_LINE}",
     )
     seed_call(sql_store, "call-8", started_at=STARTED + timedelta(minutes=2))
+    sql_store.ingest_page(
+        "generic",
+        [],
+        STARTED,
+        unmapped=[
+            UnmappedDraft(
+                window_start=STARTED,
+                window_end=STARTED + timedelta(hours=1),
+                page=1,
+                item_index=0,
+                reason=f"no call id in {HOSTILE_NAME}\n{FORGED_LINE}",
+                raw=json.dumps({"name": HOSTILE_NAME}, ensure_ascii=False),
+                raw_sha256="0" * 64,
+            )
+        ],
+    )
     sql_store.record_pause("siro", f"Siro said {TITLE}{CLEAR}\n{FORGED_LINE}", STARTED)
     sql_store.record_poll_result("generic", STARTED, f"HTTP 500: {LINK}\n{FORGED_LINE}")
     return sql_store
@@ -205,6 +222,8 @@ def assert_clean(output: str) -> None:
         ["calls", "list"],
         ["calls", "list", "--state", "failed"],
         ["calls", "show", "1"],
+        ["calls", "explain", "1"],
+        ["calls", "unmapped"],
         ["calls", "retry", "--failed", "--dry-run"],
         ["calls", "retry", "1", "--dry-run"],
         ["status"],
