@@ -274,3 +274,25 @@ def test_terminal_escapes_an_error_quoting_provider_data_is_escaped(hostile: Sql
     assert_clean(result.output)
     assert "call-9\\n2026-12-06T10:00:00+0000" in result.output
     assert "rec\\x1b]0;owned\\x07" in result.output
+
+
+def test_terminal_escapes_doctor_shows_what_a_check_quotes_escaped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from poller.cli.doctor import ResultPrinter
+    from poller.core.doctor import CheckResult, Verdict
+
+    ResultPrinter().show(
+        CheckResult(
+            "provider generic",
+            Verdict.FAILED,
+            f"the provider answered {HOSTILE_NAME}",
+            fix=f"ask {TITLE}the vendor",
+            details=(f"record {HOSTILE_ID}",),
+        )
+    )
+    output = capsys.readouterr().out
+    assert_clean(output)
+    assert len(output.splitlines()) == 3
+    assert "answered Eve\\x1b]0;owned\\x07\\x1b[2J\\x1b[H\\x1b]8;;https://evil.example/" in output
+    assert MARKUP in output
