@@ -106,6 +106,10 @@ def build_downloader(
             deadline=slowest.deadline_seconds,
             max_body_bytes=settings.worker.max_file_bytes,
             deadline_key=slowest.config_key("deadline_seconds"),
+            max_retry_after=max(p.max_retry_after_seconds for p in configured),
+            retry_after_key=max(configured, key=lambda p: p.max_retry_after_seconds).config_key(
+                "max_retry_after_seconds"
+            ),
         ),
         # Each download brings its own rules (DownloadRequest); these are only the fallback.
         hosts=HostRules(),
@@ -244,5 +248,7 @@ def build_daemon(
             utcnow,
             health=lambda: daemon.health_check(utcnow()),
             scopes=pause_scopes(list(providers)),
+            request_timeout=settings.metrics.request_timeout_seconds,
+            max_connections=settings.metrics.max_connections,
         )
     return daemon

@@ -55,6 +55,7 @@ from poller.domain.attribution import normalise_email_keys, normalise_phone_keys
 from poller.domain.audio import MP3_BITRATES_KBPS, ConvertMode
 from poller.domain.phones import DEFAULT_PHONE_REGION, is_known_region
 from poller.domain.redaction import redact_url
+from poller.domain.retry_after import DEFAULT_MAX_RETRY_AFTER_SECONDS
 from poller.domain.siro import CrmObjectType
 from poller.domain.title import check_title_template
 
@@ -197,6 +198,10 @@ class SiroSettings(Section):
     retry_max_wait_seconds: PositiveSeconds = Field(
         default=30.0,
         description="longest single in-call wait; a longer Retry-After goes back to the worker",
+    )
+    max_retry_after_seconds: PositiveSeconds = Field(
+        default=DEFAULT_MAX_RETRY_AFTER_SECONDS,
+        description="longest wait a Retry-After may impose on a call; a longer one is cut, logged",
     )
     token_refresh_margin_seconds: PositiveSeconds = Field(
         default=300.0, description="mint a new access token this long before the current expires"
@@ -352,6 +357,12 @@ class WorkerSettings(Section):
 class MetricsSettings(Section):
     listen: str = Field(
         default="", description="host:port for the Prometheus /metrics endpoint; empty: off"
+    )
+    request_timeout_seconds: PositiveSeconds = Field(
+        default=10.0, description="a request to /metrics or /healthz must arrive whole within it"
+    )
+    max_connections: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=32, description="connections (each a thread) open at once; the longest waiting goes"
     )
 
     @field_validator("listen")

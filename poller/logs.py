@@ -1,7 +1,9 @@
 """Logging: human lines on a terminal, journald-friendly lines under systemd, JSON on request.
 
 Every handler carries :class:`RedactionFilter`, so no secret, bearer token or signed-URL
-signature reaches a log line, exception text included.
+signature reaches a log line, exception text included. Human and journald lines are
+:class:`CleanTextFormatter`'s: provider data in them has its control characters escaped, so a
+newline in a call id cannot forge a log line, and no line runs longer than a few KB.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from typing import TextIO
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import TextIO, TypeAlias
 
 from pydantic import BaseModel, SecretStr
 from pythonjsonlogger.json import JsonFormatter
@@ -20,9 +24,12 @@ from poller.config import LoggingSettings, Settings
 
 # The redaction rules live in the domain (the core uses them too); adapters and the CLI may keep
 # importing them from here.
+from poller.domain.printable import printable, shortened
 from poller.domain.redaction import MASK as MASK
 from poller.domain.redaction import redact_text as redact_text
 from poller.domain.redaction import redact_url as redact_url
+
+ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 class RedactionFilter(logging.Filter):
@@ -33,8 +40,15 @@ class RedactionFilter(logging.Filter):
     (python-json-logger does) would otherwise print the raw one, past this filter.
     """
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        secrets: Iterable[str] = (),
+        describe_exception: Callable[[ExcInfo], str] | None = None,
+    ) -> None:
+        """``describe_exception`` turns a record's exception into text (the handler's
+        formatter's way); by default, the standard traceback."""
         super().__init__()
+        self.describe_exception = describe_exception or _PLAIN.formatException
         # Longest first, so a secret that contains another is masked whole.
         self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
@@ -42,8 +56,8 @@ class RedactionFilter(logging.Filter):
         record.msg = redact_text(record.getMessage(), self.secrets)
         record.args = None
         if record.exc_info:
-            if not record.exc_text:
-                record.exc_text = _PLAIN.formatException(record.exc_info)
+            # Always this handler's own text: another handler may have cached the raw one.
+            record.exc_text = self.describe_exception(record.exc_info)  # type: ignore[arg-type]
             record.exc_info = None
         if record.exc_text:
             record.exc_text = redact_text(record.exc_text, self.secrets)
@@ -89,12 +103,90 @@ _SYSLOG_PRIORITY = {
 }
 
 
-class JournaldFormatter(logging.Formatter):
+# The most of one message, exception or stack line a human or journald line shows: a provider's
+# 990,088-character error would otherwise be one log line of a megabyte.
+MAX_LINE_CHARS = 4000
+
+
+class CleanTextFormatter(logging.Formatter):
+    """Human lines from any text: control characters escaped (:mod:`poller.domain.printable`)
+    in the message, in ``extra`` strings and in the exception's message, so each stays on its
+    own line; every line at most :data:`MAX_LINE_CHARS`, with a note of what was cut.
+
+    A traceback keeps its lines (its frames come from the code, not from provider data); only
+    each exception's message, which may quote provider data, is made one line.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        lines = [self.formatMessage(record)]
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)  # type: ignore[arg-type]
+        if record.exc_text:
+            lines.extend(_clean_lines(record.exc_text))
+        if record.stack_info:
+            lines.extend(_clean_lines(self.formatStack(record.stack_info)))
+        return "\n".join(lines)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        clean = logging.makeLogRecord(
+            {
+                name: _clean_line(value) if isinstance(value, str) else value
+                for name, value in vars(record).items()
+            }
+        )
+        return super().formatMessage(clean)
+
+    def formatException(self, ei: ExcInfo) -> str:  # type: ignore[override]
+        return "".join(_traceback_lines(traceback.TracebackException(*ei))).rstrip("\n")
+
+
+def _traceback_lines(exc: traceback.TracebackException) -> Iterator[str]:
+    """The standard traceback of ``exc`` and the exceptions chained to it, each exception's
+    message (and notes) made one line."""
+    chain: list[tuple[str | None, traceback.TracebackException]] = []
+    link: traceback.TracebackException | None = exc
+    while link is not None:
+        if link.__cause__ is not None:
+            chain.append((_CAUSE, link))
+            link = link.__cause__
+        elif link.__context__ is not None and not link.__suppress_context__:
+            chain.append((_CONTEXT, link))
+            link = link.__context__
+        else:
+            chain.append((None, link))
+            link = None
+    for joined_by, link in reversed(chain):
+        if joined_by is not None:
+            yield joined_by
+        if link.stack:
+            yield "Traceback (most recent call last):\n"
+            yield from link.stack.format()
+        for chunk in link.format_exception_only():
+            yield printable(chunk.rstrip("\n")) + "\n"
+
+
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _clean_line(text: str) -> str:
+    return shortened(printable(text), MAX_LINE_CHARS)
+
+
+def _clean_lines(text: str) -> list[str]:
+    # Only a newline ends a line here: any other line break is provider data, shown escaped.
+    return [_clean_line(line) for line in text.split("\n")]
+
+
+class JournaldFormatter(CleanTextFormatter):
     """No timestamp (journald adds its own) and a syslog priority prefix."""
 
     def format(self, record: logging.LogRecord) -> str:
         priority = _SYSLOG_PRIORITY.get(record.levelno, 6)
-        lines = super().format(record).splitlines() or [""]
+        lines = super().format(record).split("\n")
         return "\n".join(f"<{priority}>{line}" for line in lines)
 
 
@@ -117,12 +209,13 @@ def build_handler(
     elif style == "journald":
         formatter = JournaldFormatter("%(name)s: %(message)s")
     else:
-        formatter = logging.Formatter(
+        formatter = CleanTextFormatter(
             "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"
         )
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
-    handler.addFilter(RedactionFilter(secrets))
+    describe = formatter.formatException if isinstance(formatter, CleanTextFormatter) else None
+    handler.addFilter(RedactionFilter(secrets, describe))
     return handler
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from poller.app import build_provider
+from poller.cli.output import shown
 from poller.cli.poll import selected_providers
 from poller.cli.root import CliContext, UserError, emit_json, main_group, parse_when, pass_cli
 from poller.core.backfill import (
@@ -91,7 +92,7 @@ def backfill(
         raise UserError(
             "\n".join(
                 f"backfill #{r.run.id} of {r.run.provider} stopped at {_when(r.run.listed_until)}: "
-                f"{r.error}; run the same command again to resume"
+                f"{shown(r.error)}; run the same command again to resume"
                 for r in failed
             )
         )
@@ -148,7 +149,7 @@ def progress_display(
 def _summary(result: BackfillResult) -> None:
     run = result.run
     for note in result.notes:
-        click.echo(f"note: {note}")
+        click.echo(f"note: {shown(note)}")
     state = "done" if run.done else "stopped"
     click.echo(
         f"backfill #{run.id} of {run.provider} {state}: {run.windows} window(s), "

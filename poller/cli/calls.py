@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
     UserError,
@@ -193,14 +194,15 @@ def retry(
             raise UserError(
                 f"call {call.id} is {call.state}; only failed or skipped calls can be retried"
             )
-        click.echo(f"would requeue call {call.id} ({call.provider} {call.provider_call_id})")
+        click.echo(f"would requeue call {call.id} ({call.provider} {shown(call.provider_call_id)})")
         return
     try:
         cli.store.requeue(call.id, utcnow(), actor=operator())
     except NotRequeueable as exc:
         raise UserError(str(exc)) from None
     click.echo(
-        f"requeued call {call.id} ({call.provider} {call.provider_call_id}), was {call.state}"
+        f"requeued call {call.id} ({call.provider} {shown(call.provider_call_id)}), "
+        f"was {call.state}"
     )
 
 
@@ -278,8 +280,8 @@ def replay(cli: CliContext, reference: str, allow_duplicate: bool) -> None:
         )
     if not allow_duplicate:
         raise UserError(
-            f"call {call.id} ({call.provider} {call.provider_call_id}) is already in Siro as "
-            f"recording {call.siro_recording_id}; replaying uploads it again as a second "
+            f"call {call.id} ({call.provider} {shown(call.provider_call_id)}) is already in Siro "
+            f"as recording {shown(call.siro_recording_id)}; replaying uploads it again as a second "
             "recording, and Siro keeps both. Run again with --allow-duplicate to do that"
         )
     try:
@@ -287,8 +289,9 @@ def replay(cli: CliContext, reference: str, allow_duplicate: bool) -> None:
     except NotReplayable as exc:  # it changed state since it was read
         raise UserError(str(exc)) from None
     click.echo(
-        f"call {call.id} ({call.provider} {call.provider_call_id}) is queued to be uploaded "
-        f"again; the previous Siro recording {call.siro_recording_id} stays in Siro"
+        f"call {call.id} ({call.provider} {shown(call.provider_call_id)}) is queued to be "
+        f"uploaded again; the previous Siro recording {shown(call.siro_recording_id)} stays in "
+        "Siro"
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from poller.adapters.sql import migrate
 from poller.app import build_engine, build_provider, build_siro_client, describe_database
 from poller.cli.errors import database_reason
-from poller.cli.output import colour_wanted
+from poller.cli.output import colour_wanted, shown
 from poller.cli.root import CliContext, emit_json, main_group, pass_cli
 from poller.config import (
     ConfigError,
@@ -245,12 +245,13 @@ class ResultPrinter:
         symbol, word, style = self.MARKS[result.verdict]
         mark = symbol if _can_print(symbol) else word
         line = Text.assemble((mark, f"bold {style}"), " ", (result.name, "bold"), ": ")
-        line.append(result.summary)
+        # What a check found may quote the provider or Siro: shown clean (never as markup).
+        line.append(shown(result.summary))
         self._print(line)
         for detail in result.details:
-            self._print(Text(f"    - {detail}"))
+            self._print(Text(f"    - {shown(detail)}"))
         if result.fix:
-            self._print(Text.assemble("    ", ("fix:", style), f" {result.fix}"))
+            self._print(Text.assemble("    ", ("fix:", style), f" {shown(result.fix)}"))
 
     def _print(self, text: Text) -> None:
         # soft_wrap: a piped line stays one line, for grep, whatever the width.

@@ -3,6 +3,10 @@
 On a terminal, a table is as wide as the terminal (long cells such as errors wrap) and call
 states are coloured, unless ``NO_COLOR`` is set. Piped into a file or another program (scripts
 and the tests read it), it is plain text without escape codes, one row per line.
+
+Provider data is shown clean, on a terminal or not (:mod:`poller.domain.printable`): a table
+cell, or a value quoted in a line with :func:`shown`, has its control characters escaped (a
+newline as ``\n``, ESC as ``\x1b``), and text in square brackets is never read as rich markup.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from poller.domain.printable import printable
 
 # What a state looks like on a colour terminal; pending and downloaded stay plain.
 STATE_STYLES = {"uploaded": "green", "failed": "red", "skipped": "yellow dim"}
@@ -150,7 +156,13 @@ def cell_text(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%SZ")
-    return str(value)
+    return printable(str(value))
+
+
+def shown(value: Any) -> str:
+    """A value from the provider, Siro or the database, as a line of CLI text quotes it: on
+    one line, unable to drive the terminal."""
+    return cell_text(value)
 
 
 def _width(text: str) -> int:

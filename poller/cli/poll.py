@@ -7,6 +7,7 @@ from datetime import datetime
 import click
 
 from poller.app import build_provider
+from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
     UserError,
@@ -83,7 +84,9 @@ def poll(
     failed = [report for report in reports if report.error]
     if failed:
         raise UserError(
-            "\n".join(f"poll failed for {report.provider}: {report.error}" for report in failed)
+            "\n".join(
+                f"poll failed for {report.provider}: {shown(report.error)}" for report in failed
+            )
         )
 
 
@@ -140,7 +143,7 @@ def _print(report: PollReport) -> None:
         click.echo(
             f"{'would skip' if report.dry_run else 'skipped'} {len(report.expired)} call(s) "
             "still without a recording: "
-            + ", ".join(report.expired[:10])
+            + ", ".join(shown(call_id) for call_id in report.expired[:10])
             + (" ..." if len(report.expired) > 10 else "")
         )
     moved = f"cursor: {_when(report.cursor_before)} -> {_when(report.cursor_after)}"

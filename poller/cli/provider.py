@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from poller.app import build_provider
+from poller.cli.output import shown
 from poller.cli.poll import selected_providers
 from poller.cli.root import CliContext, UserError, emit_json, main_group, parse_when, pass_cli
 from poller.core.provider_check import check_provider
@@ -55,9 +56,9 @@ def check(cli: CliContext, since: str, names: tuple[str, ...], as_json: bool) ->
         emit_json(documents[0] if len(documents) == 1 else documents)
     else:
         for outcome in checks:
-            click.echo(f"provider {outcome.provider}: {outcome.summary}")
+            click.echo(f"provider {outcome.provider}: {shown(outcome.summary)}")
     failed = [outcome for outcome in checks if not outcome.ok]
     if failed:
         raise UserError(
-            "\n".join(f"provider check failed for {o.provider}: {o.summary}" for o in failed)
+            "\n".join(f"provider check failed for {o.provider}: {shown(o.summary)}" for o in failed)
         )

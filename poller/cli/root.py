@@ -17,6 +17,7 @@ from poller.adapters.sql.store import SqlStore
 from poller.app import open_store
 from poller.cli.errors import OPERATIONAL_ERRORS, operational_message
 from poller.cli.output import emit_table as emit_table
+from poller.cli.output import shown
 from poller.config import ConfigError, Settings, load_settings
 from poller.logs import NOISY_LIBRARIES, configure_logging
 
@@ -31,8 +32,9 @@ class UserError(click.ClickException):
     exit_code = EXIT_FAILURE
 
     def show(self, file: Any = None) -> None:
-        for line in self.format_message().splitlines():
-            click.echo(f"siro-poller: {line}", err=True)
+        # Messages quote provider data: each line shown clean (only "\n" separates lines).
+        for line in self.format_message().split("\n"):
+            click.echo(f"siro-poller: {shown(line)}", err=True)
 
 
 class ConfigProblem(UserError):

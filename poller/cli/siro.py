@@ -9,6 +9,7 @@ import click
 
 from poller.adapters.siro import SiroHttpClient
 from poller.app import build_siro_client
+from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
     ConfigProblem,
@@ -161,4 +162,4 @@ def sync_users_command(cli: CliContext, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
     else:
-        click.echo(result.summary())
+        click.echo(shown(result.summary()))

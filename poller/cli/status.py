@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from poller.cli.output import shown
 from poller.cli.root import EXIT_FAILURE, CliContext, emit_json, emit_table, main_group, pass_cli
 from poller.domain.clock import human_age, utcnow
 from poller.domain.health import Health, assess, freshest
@@ -64,7 +65,7 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
     for pause in summary.pauses:
         click.echo(
             f"PAUSED ({pause.scope}) since {pause.since:%Y-%m-%d %H:%M:%SZ}, "
-            f"{human_age(pause.age(now))}: {pause.reason}"
+            f"{human_age(pause.age(now))}: {shown(pause.reason)}"
         )
     if summary.pauses:
         click.echo(
@@ -106,7 +107,7 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
     if summary.workers:
         newest = summary.workers[0]
         click.echo(
-            f"workers: last heartbeat {human_age(now - newest.beat_at)} ago ({newest.owner})"
+            f"workers: last heartbeat {human_age(now - newest.beat_at)} ago ({shown(newest.owner)})"
         )
     else:
         click.echo("workers: none has reported a heartbeat")
@@ -116,7 +117,7 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
         return
     click.echo("health: degraded")
     for reason in health["reasons"]:
-        click.echo(f"  - {reason['message']}")
+        click.echo(f"  - {shown(reason['message'])}")
 
 
 def _print_unmapped(unmapped: dict[str, int]) -> None:

@@ -2,6 +2,9 @@
 
 Besides RFC 9110's HTTP date, an ISO 8601 instant is read too: Zoom's daily-cap 429s name
 the instant the cap lifts that way (``Retry-After: 2020-05-31T00:00:00Z``).
+
+A server's wait is believed only up to a cap (``max_retry_after_seconds``, an hour unless set):
+``Retry-After: 999999999`` would otherwise pause a provider until the daemon restarts.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import email.utils
 import math
 from datetime import UTC, datetime
+
+DEFAULT_MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

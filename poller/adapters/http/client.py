@@ -38,9 +38,10 @@ from poller.adapters.http.errors import (
     url_for_humans,
 )
 from poller.adapters.http.ratelimit import RateLimiter
-from poller.adapters.http.retry import RetryPolicy, parse_retry_after
+from poller.adapters.http.retry import RetryPolicy, capped_wait, parse_retry_after
 from poller.adapters.http.transport import Guard, GuardedAdapter, RequestDeadline, guarding
 from poller.domain.clock import utcnow
+from poller.domain.retry_after import DEFAULT_MAX_RETRY_AFTER_SECONDS
 from poller.ports.download import Downloaded
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class Limits:
     max_body_bytes: int
     body_limit_key: str = "provider.max_page_bytes"
     deadline_key: str = "provider.deadline_seconds"
+    # The longest Retry-After believed; a longer one is cut to it (and logged).
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER_SECONDS
+    retry_after_key: str = "provider.max_retry_after_seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,7 +509,12 @@ class HttpClient:
         status = answer.status
         where = f"{what}: HTTP {status} from {method} {url_for_humans(answer.url)}"
         if status in (408, 429) or status >= 500:
-            retry_after = parse_retry_after(answer.headers.get("Retry-After"), utcnow())
+            retry_after = capped_wait(
+                parse_retry_after(answer.headers.get("Retry-After"), utcnow()),
+                cap=self.limits.max_retry_after,
+                who=f"{what}: HTTP {status} from {url_for_humans(answer.url)}",
+                setting=self.limits.retry_after_key,
+            )
             wait = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""
             return HttpTransient(
                 where + wait,

@@ -4,7 +4,8 @@ Fed by every response's headers (remaining, limit, reset or window length, Retry
 :meth:`poller.domain.call_record.RateLimitHints.from_headers`) and by 429s. While a penalty or
 an exhausted window runs, :meth:`RateLimiter.acquire` blocks every thread sharing the limiter,
 so nothing is sent. A wait longer than ``max_wait`` is not sat out: ``acquire`` raises
-:class:`HttpTransient` with ``retry_after`` and the caller reschedules.
+:class:`HttpTransient` with ``retry_after`` and the caller reschedules. No pause lasts longer
+than ``max_pause``, whatever the headers say.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from poller.adapters.http.errors import HttpTransient
+from poller.adapters.http.retry import capped_wait
 from poller.domain.call_record import RateLimitHints
 from poller.domain.clock import utcnow
+from poller.domain.retry_after import DEFAULT_MAX_RETRY_AFTER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +34,24 @@ class RateLimiter:
         rate: int | None = None,
         period: float = 1.0,
         penalty: float = 5.0,
+        max_pause: float = DEFAULT_MAX_RETRY_AFTER_SECONDS,
+        max_pause_key: str = "provider.max_retry_after_seconds",
         name: str = "the provider",
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], datetime] = utcnow,
     ) -> None:
         """``rate`` requests per ``period`` seconds, if the provider publishes a steady rate;
-        ``penalty`` is the pause after a 429 that names no Retry-After."""
+        ``penalty`` is the pause after a 429 that names no Retry-After; ``max_pause`` the
+        longest pause any answer can impose (``max_pause_key`` names its setting)."""
         if rate is not None and rate < 1:
             raise ValueError("rate must be at least 1 request per period")
         self.max_wait = max_wait
         self.rate = rate
         self.period = period
         self.penalty = penalty
+        self.max_pause = max_pause
+        self.max_pause_key = max_pause_key
         self.name = name
         self._monotonic = monotonic
         self._sleep = sleep
@@ -99,5 +107,8 @@ class RateLimiter:
             self.pause_for(pause)
 
     def pause_for(self, seconds: float) -> None:
+        seconds = capped_wait(
+            seconds, cap=self.max_pause, who=self.name, setting=self.max_pause_key
+        )
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._monotonic() + seconds)

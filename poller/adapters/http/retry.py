@@ -11,16 +11,40 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import backoff
 
 from poller.domain.retry_after import parse_retry_after
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["RetryPolicy", "capped_wait", "parse_retry_after"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+@overload
+def capped_wait(seconds: float, *, cap: float, who: str, setting: str) -> float: ...
+@overload
+def capped_wait(seconds: None, *, cap: float, who: str, setting: str) -> None: ...
+@overload
+def capped_wait(seconds: float | None, *, cap: float, who: str, setting: str) -> float | None: ...
+def capped_wait(seconds: float | None, *, cap: float, who: str, setting: str) -> float | None:
+    """A wait a server asked for (Retry-After, a rate-limit reset), never longer than ``cap``.
+
+    Cutting it is logged, naming ``setting``: a hostile or broken server must not pause the
+    daemon for years, and the operator should see that its wish was not followed.
+    """
+    if seconds is None or seconds <= cap:
+        return seconds
+    log.warning(
+        "%s asked for a wait of %.0f s; waiting %.0f s instead, the cap %s sets",
+        who,
+        seconds,
+        cap,
+        setting,
+    )
+    return cap
 
 
 @dataclass(frozen=True)

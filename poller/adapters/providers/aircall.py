@@ -37,6 +37,7 @@ from pydantic import Field, SecretStr
 from poller.adapters.http import Authenticator, BasicAuth, HostRules, RetryPolicy
 from poller.adapters.http.errors import HttpError, HttpTransient, HttpUnauthorized
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
+from poller.adapters.http.retry import capped_wait
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.domain.call_record import (
@@ -258,7 +259,12 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
         if hints.reset_at is None:
             return None
         # The reset has a resolution of one second: never ask again before it has passed.
-        return float(max(0, math.ceil((hints.reset_at - now).total_seconds())))
+        return capped_wait(
+            float(max(0, math.ceil((hints.reset_at - now).total_seconds()))),
+            cap=self.settings.max_retry_after_seconds,
+            who=f"provider {self.name}'s X-AircallAPI-Reset",
+            setting=self.settings.config_key("max_retry_after_seconds"),
+        )
 
 
 def _object(value: Any) -> Mapping[str, Any]:

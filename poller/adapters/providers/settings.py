@@ -28,6 +28,7 @@ from poller.config_types import (
     PositiveSeconds,
     Section,
 )
+from poller.domain.retry_after import DEFAULT_MAX_RETRY_AFTER_SECONDS
 
 DEFAULT_PROVIDER_KIND = "generic"
 ProviderName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -58,6 +59,10 @@ class ProviderSettingsBase(Section):
     )
     requests_per_minute: Annotated[int, Field(gt=0)] | None = Field(
         default=None, description="steady request rate to keep under; unset: only the headers"
+    )
+    max_retry_after_seconds: PositiveSeconds = Field(
+        default=DEFAULT_MAX_RETRY_AFTER_SECONDS,
+        description="longest wait a Retry-After or rate-limit reset may impose; cut and logged",
     )
 
     # The adapter's own hosts besides base_url's: API, media and token hosts that the vendor

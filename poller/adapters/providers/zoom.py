@@ -53,7 +53,7 @@ from poller.adapters.http.paginators import (
 )
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
-from poller.config_types import BaseUrl, NonBlank
+from poller.config_types import BaseUrl, NonBlank, PositiveSeconds
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -117,6 +117,11 @@ class ZoomSettings(ProviderSettingsBase):
     )
     settle_delay_seconds: Annotated[float, Field(ge=0)] = Field(
         default=60.0, description="how long after a call ends Zoom may still file its recording"
+    )
+    # Zoom's daily cap lifts at 00:00 UTC, named in its Retry-After: up to a day is genuine.
+    max_retry_after_seconds: PositiveSeconds = Field(
+        default=24 * 3600.0,
+        description="longest wait a Retry-After may impose (a daily cap lasts up to a day)",
     )
 
     vendor_hosts: ClassVar[tuple[str, ...]] = ("api.zoom.us", "zoom.us")

@@ -55,9 +55,7 @@ class SiroHttpClient:
         user_agent: str = USER_AGENT,
     ) -> None:
         storage = StorageHosts(settings.storage_hosts)
-        self._exchange = SiroExchange(
-            settings, storage_hosts=storage.rules, clock=clock, user_agent=user_agent
-        )
+        self._exchange = SiroExchange(settings, storage_hosts=storage.rules, user_agent=user_agent)
         self._auth = SiroAuth(settings, self._exchange, clock=clock)
         self._admin = SiroAdmin(settings, exchange=self._exchange, auth=self._auth)
         pinned = settings.signed_url_size_field

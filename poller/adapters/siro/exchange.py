@@ -18,7 +18,6 @@ import logging
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -35,7 +34,6 @@ from poller.adapters.http import (
     RetryPolicy,
 )
 from poller.adapters.http.paginators import PageRequest, PageResponse, PagingLoop, TokenPaginator
-from poller.adapters.http.retry import parse_retry_after
 from poller.config import SiroSettings
 from poller.domain.call_record import host_key
 from poller.logs import redact_text
@@ -70,10 +68,8 @@ class SiroExchange:
         settings: SiroSettings,
         *,
         storage_hosts: HostRules,
-        clock: Callable[[], datetime],
         user_agent: str,
     ) -> None:
-        self._clock = clock
         self.api_base = settings.api_base_url.rstrip("/")
         self.external_base = settings.external_api_base_url.rstrip("/")
         self._configured_secrets = [
@@ -102,6 +98,8 @@ class SiroExchange:
                 max_body_bytes=MAX_ANSWER_BYTES,
                 body_limit_key="the Siro answer limit",
                 deadline_key="siro.deadline_seconds",
+                max_retry_after=settings.max_retry_after_seconds,
+                retry_after_key="siro.max_retry_after_seconds",
             ),
             hosts=self._api_hosts,
             # Retried here, per step, so that each failure is classified for Siro first.
@@ -176,7 +174,9 @@ class SiroExchange:
             raise SiroPermanentError(f"Siro {step}: {exc.detail}", step=step) from None
         except HttpError as exc:
             if exc.response is not None:
-                raise self._http_failure(step, exc.response, not_idempotent, signed) from None
+                raise self._http_failure(
+                    step, exc.response, not_idempotent, signed, exc.retry_after
+                ) from None
             raise self._network_failure(step, exc, not_idempotent) from None
 
     def retrying(self, step: str, attempt: Callable[[], T]) -> T:
@@ -247,14 +247,20 @@ class SiroExchange:
     # -- how failures are classified ---------------------------------------------------------
 
     def _http_failure(
-        self, step: str, response: HttpResponse, not_idempotent: bool, signed: bool
+        self,
+        step: str,
+        response: HttpResponse,
+        not_idempotent: bool,
+        signed: bool,
+        retry_after: float | None,
     ) -> SiroError:
+        """``retry_after``: the answer's Retry-After as the client read it, already capped at
+        ``siro.max_retry_after_seconds``; only a 429's or a 503's is Siro's wish."""
         status = response.status
         detail = self._detail(response, signed)
         if status in (408, 429) or status >= 500:
-            retry_after = None
-            if status in (429, 503):
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+            if status not in (429, 503):
+                retry_after = None
             if not_idempotent and status >= 500:
                 return SiroCreateOutcomeUnknown(
                     f"Siro {step}: HTTP {status} after the request was sent, so it may have been "
