@@ -27,13 +27,21 @@ from poller.domain.audio import (
     ConversionKind,
     ConversionRules,
     ConvertMode,
+    conversion_limits,
     fitting_mp3_bitrate,
     lower_mp3_bitrate,
     plan_conversion,
 )
 from poller.domain.clock import human_age, utcnow
 from poller.domain.crm import UnresolvedConnection
-from poller.domain.failures import Disposition, StepFailure
+from poller.domain.failures import (
+    AUDIO_BOMB,
+    CORRUPT_AUDIO,
+    NOT_AUDIO,
+    UNSUPPORTED_FORMAT,
+    Disposition,
+    StepFailure,
+)
 from poller.domain.pauses import (
     SIRO,
     CredentialPause,
@@ -49,6 +57,7 @@ from poller.domain.siro import AudioFormat, RecordingSummary
 from poller.domain.states import CallState
 from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
 from poller.ports.audio import (
+    AudioBomb,
     AudioError,
     AudioPort,
     ConversionStopped,
@@ -583,7 +592,7 @@ class Worker:
         and the ``convert`` event."""
         if self.conversion.mode == ConvertMode.NEVER:
             raise StepFailure.fail(
-                "unsupported_format" if facts.siro_format is None else "oversize",
+                UNSUPPORTED_FORMAT if facts.siro_format is None else "oversize",
                 f'{conversion.reason}, and worker.convert = "never" leaves it unconverted; '
                 'set worker.convert = "auto" to convert it, then '
                 "`siro-poller calls retry --failed`",
@@ -593,7 +602,7 @@ class Worker:
         bitrate = conversion.bitrate_kbps
         try:
             while True:
-                self._run_conversion(conversion, source, target, bitrate)
+                self._run_conversion(call, facts, conversion, source, target, bitrate)
                 size = target.stat().st_size
                 if size <= self.conversion.max_upload_bytes:
                     break
@@ -653,14 +662,28 @@ class Worker:
         return target, conversion.target, event
 
     def _run_conversion(
-        self, conversion: Conversion, source: Path, target: Path, bitrate: int | None
+        self,
+        call: Call,
+        facts: AudioFacts,
+        conversion: Conversion,
+        source: Path,
+        target: Path,
+        bitrate: int | None,
     ) -> None:
+        limits = conversion_limits(
+            facts,
+            self.conversion,
+            kind=conversion.kind,
+            bitrate_kbps=bitrate,
+            source_bytes=source.stat().st_size,
+            provider_seconds=call.duration_seconds,
+        )
         if conversion.kind == ConversionKind.REMUX_AAC:
-            self.audio.remux_to_adts(source, target, should_stop=self.stop.is_set)
+            self.audio.remux_to_adts(source, target, limits=limits, should_stop=self.stop.is_set)
         else:
             assert bitrate is not None
             self.audio.encode_mp3(
-                source, target, bitrate_kbps=bitrate, should_stop=self.stop.is_set
+                source, target, bitrate_kbps=bitrate, limits=limits, should_stop=self.stop.is_set
             )
 
     # -- upload --------------------------------------------------------------------------
@@ -883,11 +906,13 @@ class Worker:
 def _audio_failure(exc: AudioError, *, converting: str | None = None) -> StepFailure:
     prefix = f"converting {converting}: " if converting else ""
     if isinstance(exc, NotAudio):
-        return StepFailure.fail("not_audio", prefix + str(exc))
+        return StepFailure.fail(NOT_AUDIO, prefix + str(exc))
     if isinstance(exc, UnsupportedAudio):
-        return StepFailure.fail("unsupported_format", prefix + str(exc))
+        return StepFailure.fail(UNSUPPORTED_FORMAT, prefix + str(exc))
     if isinstance(exc, CorruptAudio):
-        return StepFailure.fail("corrupt_audio", prefix + str(exc))
+        return StepFailure.fail(CORRUPT_AUDIO, prefix + str(exc))
+    if isinstance(exc, AudioBomb):
+        return StepFailure.fail(AUDIO_BOMB, prefix + str(exc))
     return StepFailure.fail("audio_error", prefix + str(exc))
 
 
