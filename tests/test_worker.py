@@ -10,17 +10,20 @@ import re
 import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from poller.adapters.audio import encode_mp3, probe_audio, remux_to_adts
 from poller.adapters.http import RetryPolicy
 from poller.adapters.memory_store import MemoryStore
 from poller.adapters.providers.generic import GenericProvider
 from poller.adapters.siro_fake import InMemorySiro, SignedUpload
+from poller.adapters.sql.models import CallRow
 from poller.app import build_worker
 from poller.config import Settings, SiroSettings
 from poller.core.poll import poll_once
@@ -44,7 +47,7 @@ from poller.simulators.audio import (
 from poller.simulators.http_server import LocalHTTPServer
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.wiring import poll_params_from_settings
-from tests.seed import AnyStore
+from tests.seed import AnyStore, seed_call
 
 STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 MB = 1024 * 1024
@@ -806,3 +809,101 @@ def test_break_9_hostile_files_fail_as_corrupt_audio_once_not_as_internal_errors
     assert "Traceback" not in caplog.text
     assert by_call_id(any_store, "fine").state == CallState.UPLOADED
     assert list(worker.spool.iterdir()) == []
+
+
+def test_break_8_spool_orphans_are_swept_at_start_but_a_leased_rows_files_stay(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    siro: InMemorySiro,
+    clock: Clock,
+) -> None:
+    """What a SIGKILL mid-conversion leaves: the download and the converted file of a row whose
+    lease has run out. Another worker's row under a live lease (a shared spool on PostgreSQL)
+    keeps its files; a downloaded row keeps the recording waiting for upload."""
+    settings = settings_for(server, tmp_path)
+    spool = settings.spool_dir
+    spool.mkdir(parents=True)
+    now = clock()
+    killed = seed_call(
+        any_store,
+        "killed",
+        lease_owner="dead-worker",
+        lease_expires_at=now - timedelta(minutes=1),
+        next_attempt_at=now + timedelta(hours=1),  # not claimed again during this drain
+    )
+    busy = seed_call(
+        any_store,
+        "busy",
+        lease_owner="other-worker",
+        lease_expires_at=now + timedelta(minutes=1),
+    )
+    waiting = seed_call(
+        any_store,
+        "waiting",
+        state=CallState.DOWNLOADED,
+        spool_path=str(spool / f"call-{2**31 - 1}.wav"),  # replaced below, once its id is known
+        next_attempt_at=now + timedelta(hours=1),
+    )
+    waiting_file = spool / f"call-{waiting.id}.wav"
+    if isinstance(any_store, MemoryStore):
+        any_store.calls[waiting.id] = replace(waiting, spool_path=str(waiting_file))
+    else:
+        with any_store.engine.begin() as connection:
+            connection.execute(
+                update(CallRow.__table__)
+                .where(CallRow.__table__.c.id == waiting.id)
+                .values(spool_path=str(waiting_file))
+            )
+    planted = {
+        f"call-{killed.id}.download": False,
+        f"call-{killed.id}.download.part": False,
+        f"call-{killed.id}.mp3": False,  # 35 MB in the report; a few bytes do here
+        f"call-{busy.id}.download.part": True,
+        f"call-{busy.id}.mp3": True,
+        waiting_file.name: True,
+        f"call-{waiting.id}.download": False,
+        "call-99999.aac": False,  # no such row
+        "notes.txt": True,  # not the worker's: not the sweep's to judge
+    }
+    for name in planted:
+        (spool / name).write_bytes(b"x" * 1000)
+
+    worker_for(settings, any_store, siro, clock).drain()
+
+    assert sorted(p.name for p in spool.iterdir()) == sorted(
+        n for n, kept in planted.items() if kept
+    )
+
+
+def test_break_8_a_killed_workers_files_go_once_its_lease_runs_out(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    siro: InMemorySiro,
+    clock: Clock,
+) -> None:
+    # Restarted at once after a SIGKILL: the dead worker's lease still runs, so its files stay
+    # (it could be a live worker sharing the spool) until the lease has run out.
+    settings = settings_for(server, tmp_path)
+    spool = settings.spool_dir
+    spool.mkdir(parents=True)
+    killed = seed_call(
+        any_store,
+        "killed",
+        lease_owner="dead-worker",
+        lease_expires_at=clock() + timedelta(minutes=2),
+        next_attempt_at=clock() + timedelta(hours=1),
+    )
+    for name in (f"call-{killed.id}.download.part", f"call-{killed.id}.aac"):
+        (spool / name).write_bytes(b"x" * 1000)
+    worker = worker_for(settings, any_store, siro, clock)
+
+    worker.drain()
+    assert len(list(spool.iterdir())) == 2
+
+    clock.advance(minutes=3)
+    worker.drain()
+    assert list(spool.iterdir()) == []
