@@ -170,8 +170,9 @@ class Worker:
         self._tally_lock = threading.Lock()
         self._tally: dict[str, int] = {}
         self._lost: set[int] = set()  # rows in flight whose lease another worker took over
-        # Files a worker killed mid-step left in the spool are removed when this one starts
-        # and after a lease was lost (a step that outlived its lease may leave some).
+        # Files a worker killed mid-step left in the spool are removed when this one starts,
+        # after a lease was lost (a step that outlived its lease may leave some), and when a
+        # lease that spared some runs out (its worker may have been killed holding it).
         self._sweep_due = True
         self._sweep_again_at: datetime | None = None
         self.last_progress_at: datetime | None = None
@@ -348,7 +349,7 @@ class Worker:
             ),
         )
         if not given:
-            self._lost_lease(call)
+            self._note_lost_lease(call)
         with self._pause_lock:
             known = {p.scope: p for p in self._pauses.pauses}
             new = scope not in known
@@ -390,7 +391,7 @@ class Worker:
             # Orphans cost disk space only: the next lease loss or start tries again.
             log.exception("could not sweep the spool of files no call owns")
 
-    def _lost_lease(self, call: Call) -> None:
+    def _note_lost_lease(self, call: Call) -> None:
         _lost_lease(call)
         self._sweep_due = True
 
@@ -422,7 +423,7 @@ class Worker:
             if current is not None and current.state == CallState.PENDING:
                 current = self.download(current)
             if current is not None and self._lease_lost(current):
-                self._lost_lease(current)
+                self._note_lost_lease(current)
                 return
             if current is not None and current.state == CallState.DOWNLOADED:
                 self.upload(current)
@@ -552,7 +553,7 @@ class Worker:
             download_event,
             provider_duration_seconds=call.duration_seconds,
         ):
-            self._lost_lease(call)
+            self._note_lost_lease(call)
             destination.unlink(missing_ok=True)
             return None
         try:
@@ -598,7 +599,7 @@ class Worker:
             provider_duration_seconds=call.duration_seconds,
         )
         if updated is None:
-            self._lost_lease(call)
+            self._note_lost_lease(call)
             path.unlink(missing_ok=True)
         return updated
 
@@ -747,7 +748,7 @@ class Worker:
             used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
             body = plan.recording(used.download_url)
             if not self.store.mark_create_sent(call.id, self.owner, self.clock(), plan.title):
-                self._lost_lease(call)
+                self._note_lost_lease(call)
                 return
             recording_id = self.siro.create_recording(body)
         except SiroCreateUnconfirmed as exc:
@@ -912,7 +913,7 @@ class Worker:
             ),
         )
         if not done:
-            self._lost_lease(call)
+            self._note_lost_lease(call)
             return
         _remove_spool_file(call.spool_path)
         self.telemetry.step_finished(

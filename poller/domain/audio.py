@@ -35,7 +35,9 @@ class AudioFacts:
     """What the content says: container, codec and shape of the first audio stream.
 
     ``siro_format`` is the format Siro would take the file as, unchanged; ``None`` when Siro
-    takes neither the container nor the codec.
+    takes neither the container nor the codec. ``duration_seconds`` is what the headers claim
+    (counted from the packets only when they claim nothing): a conversion never trusts it
+    beyond its :class:`ConversionLimits`.
     """
 
     container: str
