@@ -200,6 +200,16 @@ def test_the_provider_duration_lets_a_file_run_past_a_short_header(tmp_path: Pat
     assert probe_audio(target).duration_seconds == pytest.approx(300, abs=9)  # whole frames
 
 
+def test_a_repackaging_that_runs_past_its_audio_limit_is_stopped(tmp_path: Path) -> None:
+    source = written(tmp_path, encoded("m4a", 6.0))
+    short = ConversionLimits(
+        expected_seconds=1.0, max_audio_seconds=2.0, max_output_bytes=1 << 30, max_wall_seconds=60
+    )
+
+    with pytest.raises(AudioBomb, match=r"more than 2\.0 s"):
+        remux_to_adts(source, tmp_path / "call.aac", limits=short, should_stop=never)
+
+
 def test_a_conversion_writing_more_than_its_limit_is_stopped(tmp_path: Path) -> None:
     source = written(tmp_path, encoded("flac", 4.0))
     small = ConversionLimits(
