@@ -327,6 +327,12 @@ class WorkerSettings(Section):
     convert: ConvertMode = ConvertMode.AUTO
     mp3_bitrate_kbps: Mp3Bitrate = 64
     mp3_min_bitrate_kbps: Mp3Bitrate = 16
+    # The bounds of one conversion (a header's length is the file's own claim): decoding may
+    # run this many times past the length the header or the provider gives (plus a minute),
+    # never past max_audio_seconds, and take at most max_convert_seconds.
+    max_audio_overrun: Annotated[float, Field(ge=1.0)] = 1.5
+    max_audio_seconds: PositiveSeconds = 8 * 3600.0
+    max_convert_seconds: PositiveSeconds = 900.0
     spool_dir: Path | None = None
     shutdown_grace_seconds: PositiveSeconds = 30.0
     # During a Siro credential pause: how often a fresh token mint asks whether it can end.

@@ -96,6 +96,11 @@ def conversion_rules_from_settings(settings: Settings) -> ConversionRules:
         max_upload_bytes=worker.max_file_bytes,
         mp3_bitrate_kbps=worker.mp3_bitrate_kbps,
         mp3_min_bitrate_kbps=worker.mp3_min_bitrate_kbps,
+        max_audio_seconds=worker.max_audio_seconds,
+        max_audio_overrun=worker.max_audio_overrun,
+        max_convert_seconds=worker.max_convert_seconds,
+        # A conversion writes its copy beside the download: the spool's budget for either.
+        max_output_bytes=worker.max_download_bytes,
     )
 
 

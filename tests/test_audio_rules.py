@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pydantic import ValidationError
 
@@ -11,8 +13,10 @@ from poller.domain.audio import (
     AudioFacts,
     ConversionImpossible,
     ConversionKind,
+    ConversionLimits,
     ConversionRules,
     ConvertMode,
+    conversion_limits,
     estimated_mp3_bytes,
     lower_mp3_bitrate,
     plan_conversion,
@@ -115,3 +119,55 @@ def test_the_audio_length_fills_a_duration_only_the_provider_left_out() -> None:
 def test_conversion_settings_are_checked(values: dict[str, object], error: str) -> None:
     with pytest.raises(ValidationError, match=error):
         WorkerSettings.model_validate(values)
+
+
+def limits(seconds: float, provider: float | None = None, **rules: float) -> ConversionLimits:
+    return conversion_limits(
+        facts("flac", "flac", None, seconds),
+        replace(RULES, **rules),
+        kind=ConversionKind.ENCODE_MP3,
+        bitrate_kbps=64,
+        source_bytes=MB,
+        provider_seconds=provider,
+    )
+
+
+def test_decoding_may_run_past_the_declared_length_by_the_overrun_and_a_minute() -> None:
+    assert limits(60).max_audio_seconds == 60 * 1.5 + 60
+    assert limits(3600, max_audio_overrun=2.0).max_audio_seconds == 3600 * 2 + 60
+    # What that much audio makes at the bitrate bounds what may be written.
+    assert limits(60).max_output_bytes == pytest.approx(estimated_mp3_bytes(150, 64) * 1.02)
+
+
+def test_the_longer_of_the_headers_and_the_providers_length_is_expected() -> None:
+    assert limits(60, provider=600).expected_seconds == 600
+    assert limits(600, provider=60).expected_seconds == 600
+
+
+def test_no_file_decodes_past_max_audio_seconds_whatever_it_declares() -> None:
+    assert limits(20 * 3600).max_audio_seconds == 8 * 3600
+    assert limits(0.0).max_audio_seconds == 8 * 3600  # no length declared at all
+    assert limits(60, max_audio_seconds=100).max_audio_seconds == 100
+
+
+def test_what_a_conversion_writes_never_exceeds_the_download_cap() -> None:
+    assert limits(8 * 3600, max_output_bytes=10 * MB).max_output_bytes == 10 * MB
+
+
+def test_a_repackaging_may_write_about_its_sources_size() -> None:
+    remux = conversion_limits(
+        facts("m4a", "aac", None, 60),
+        RULES,
+        kind=ConversionKind.REMUX_AAC,
+        bitrate_kbps=None,
+        source_bytes=10 * MB,
+        provider_seconds=None,
+    )
+    assert 10 * MB < remux.max_output_bytes <= 20 * MB
+
+
+def test_the_limit_settings_have_bounds() -> None:
+    with pytest.raises(ValidationError, match="max_audio_overrun"):
+        WorkerSettings(max_audio_overrun=0.5)
+    with pytest.raises(ValidationError, match="max_convert_seconds"):
+        WorkerSettings(max_convert_seconds=0)

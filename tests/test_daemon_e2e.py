@@ -30,7 +30,15 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.domain.states import CallState
-from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
+from poller.simulators.audio import (
+    LOGIN_PAGE,
+    aac_bytes,
+    encoded,
+    flac_bomb,
+    flac_bytes,
+    mp3_bytes,
+    wav_bytes,
+)
 from poller.simulators.chaos import Chaos
 from poller.simulators.http_server import LocalHTTPServer
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
@@ -460,3 +468,38 @@ def test_two_daemons_sharing_postgres_upload_each_call_once(
             if e.outcome == "create_sent"
         }
         assert len(senders) == 2  # both daemons took their share
+
+
+def test_break_8_spool_orphans_of_a_sigkill_mid_conversion_are_swept(world: World) -> None:
+    # Two hours of FLAC (silence, 13 KB) take seconds to encode: long enough to kill it midway.
+    body = flac_bomb(declared_seconds=7200, real_seconds=7200)
+    path = world.api.add_recording("/recordings/long", body)
+    world.api.add_call(
+        quickstart_call("long", STARTED, recording_url=world.provider.url + path), STARTED
+    )
+    spool = world.state_dir / "spool"
+    big = {"WORKER__MAX_FILE_BYTES": "104857600", "WORKER__MAX_DOWNLOAD_BYTES": "104857600"}
+    daemon = world.start(WORKER__LEASE_SECONDS="5", **big)
+    try:
+        wait_for(
+            lambda: any(p.suffix == ".mp3" and p.stat().st_size for p in spool.glob("call-*")),
+            60,
+            "a conversion under way",
+            world,
+        )
+    finally:
+        daemon.kill()
+        daemon.wait(timeout=10)
+    left = sorted(p.name for p in spool.glob("call-*"))
+    assert [name.split(".", 1)[1] for name in left] == ["download", "mp3"]
+    # The recording is gone when the call is tried again: the row fails, and only the sweep
+    # can remove what the killed conversion left.
+    del world.api.recordings["/recordings/long"]
+
+    restarted = world.start(WORKER__LEASE_SECONDS="5", **big)
+    try:
+        wait_for(lambda: world.counts()["failed"] == 1, 60, "the call to fail", world)
+        wait_for(lambda: not list(spool.glob("call-*")), 30, "the spool to be swept", world)
+    finally:
+        assert stop(restarted) == 0
+    assert "from the spool that no call owns" in world.log()

@@ -6,26 +6,30 @@ received and what the state table says.
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from poller.adapters.audio import encode_mp3, probe_audio, remux_to_adts
 from poller.adapters.http import RetryPolicy
 from poller.adapters.memory_store import MemoryStore
 from poller.adapters.providers.generic import GenericProvider
 from poller.adapters.siro_fake import InMemorySiro, SignedUpload
+from poller.adapters.sql.models import CallRow
 from poller.app import build_worker
 from poller.config import Settings, SiroSettings
 from poller.core.poll import poll_once
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
-from poller.domain.audio import estimated_mp3_bytes
+from poller.domain.audio import ConversionLimits, estimated_mp3_bytes
 from poller.domain.siro import AudioFormat, IntegrationConnection, SiroUser
 from poller.domain.states import CallState
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroPermanentError, SiroTransientError
@@ -33,6 +37,7 @@ from poller.simulators.audio import (
     LOGIN_PAGE,
     aac_bytes,
     encoded,
+    flac_bomb,
     flac_bytes,
     mp3_bytes,
     streamable_m4a,
@@ -42,9 +47,14 @@ from poller.simulators.audio import (
 from poller.simulators.http_server import LocalHTTPServer
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.wiring import poll_params_from_settings
-from tests.seed import AnyStore
+from tests.seed import AnyStore, seed_call
 
 STARTED = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+MB = 1024 * 1024
+# Limits no recording of these tests comes near.
+ROOMY = ConversionLimits(
+    expected_seconds=0.0, max_audio_seconds=3600.0, max_output_bytes=1 << 30, max_wall_seconds=600
+)
 NO_WAIT = RetryPolicy(max_tries=1, base_delay=0.0, max_delay=0.0)
 
 
@@ -624,7 +634,9 @@ def test_an_encode_that_comes_out_over_the_limit_is_done_again_lower(
     # a limit just under it passes the estimate and fails the encode at 64 kbit/s.
     flac = tmp_path / "short.flac"
     flac.write_bytes(encoded("flac", 2.0))
-    encode_mp3(flac, tmp_path / "at-64.mp3", bitrate_kbps=64, should_stop=lambda: False)
+    encode_mp3(
+        flac, tmp_path / "at-64.mp3", bitrate_kbps=64, limits=ROOMY, should_stop=lambda: False
+    )
     limit = (tmp_path / "at-64.mp3").stat().st_size - 20
     assert estimated_mp3_bytes(2.0, 64) <= limit
     offer(api, "c1", flac.read_bytes())
@@ -652,7 +664,7 @@ def test_an_m4a_whose_adts_form_is_over_the_limit_goes_as_mp3(
     # ADTS spends 7 bytes a frame on headers: an M4A right at the limit comes out over it.
     m4a = tmp_path / "call.m4a"
     m4a.write_bytes(encoded("m4a", 10.0))
-    remux_to_adts(m4a, tmp_path / "as.aac", should_stop=lambda: False)
+    remux_to_adts(m4a, tmp_path / "as.aac", limits=ROOMY, should_stop=lambda: False)
     limit = m4a.stat().st_size
     assert (tmp_path / "as.aac").stat().st_size > limit
     offer(api, "c1", m4a.read_bytes())
@@ -739,3 +751,159 @@ def test_truncated_or_damaged_recordings_fail_as_corrupt_not_as_internal_errors(
         assert words in call.last_error
     assert siro.created == []
     assert list(worker.spool.iterdir()) == []
+
+
+def test_break_2_audio_bomb_fails_as_its_own_kind_with_the_figures_and_leaves_nothing(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro
+) -> None:
+    # 130 KB whose header says a minute and which decodes to 20 hours of silence.
+    offer(api, "bomb", flac_bomb(declared_seconds=60, real_seconds=20 * 3600), minute=1)
+    offer(api, "fine", encoded("flac", 2.0), minute=2)
+
+    worker = run()
+
+    call = by_call_id(any_store, "bomb")
+    assert (call.state, call.error_kind, call.attempts) == (CallState.FAILED, "audio_bomb", 1)
+    assert "it is said to last 60.0 s, but it decodes to more than 150.0 s" in call.last_error
+    written = re.search(r"(\d+) bytes written", call.last_error)
+    assert written is not None and int(written.group(1)) < 50 * MB
+    assert steps(any_store, call)[-1] == ("convert", "fail")
+    assert api.recordings["/recordings/bomb"].served == 1  # not downloaded again
+    assert by_call_id(any_store, "fine").state == CallState.UPLOADED
+    assert len(siro.created) == 1
+    assert list(worker.spool.iterdir()) == []
+
+
+def flipped(data: bytes, position: int, bit: int) -> bytes:
+    damaged = bytearray(data)
+    damaged[position] ^= 1 << bit
+    return bytes(damaged)
+
+
+def test_break_9_hostile_files_fail_as_corrupt_audio_once_not_as_internal_errors(
+    run: Any,
+    api: FakeCallLog,
+    any_store: AnyStore,
+    siro: InMemorySiro,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wav = encoded("wav", 1.0)
+    # Bytes 20-21 of a WAV name its codec: 0x0101 is none FFmpeg knows (the stream has no
+    # codec at all), 0x11 is IMA ADPCM, whose decoder refuses PCM's parameters.
+    offer(api, "no-codec", flipped(wav, 21, 0), minute=1)
+    offer(api, "wrong-codec", flipped(wav, 20, 4), minute=2)
+    offer(api, "fine", wav, minute=3)
+
+    worker = run()
+
+    for call_id in ("no-codec", "wrong-codec"):
+        call = by_call_id(any_store, call_id)
+        assert (call.state, call.error_kind, call.attempts) == (
+            CallState.FAILED,
+            "corrupt_audio",
+            1,
+        )
+        assert "damaged" in call.last_error
+        assert api.recordings[f"/recordings/{call_id}"].served == 1
+    assert "unexpected error" not in caplog.text
+    assert "Traceback" not in caplog.text
+    assert by_call_id(any_store, "fine").state == CallState.UPLOADED
+    assert list(worker.spool.iterdir()) == []
+
+
+def test_break_8_spool_orphans_are_swept_at_start_but_a_leased_rows_files_stay(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    siro: InMemorySiro,
+    clock: Clock,
+) -> None:
+    """What a SIGKILL mid-conversion leaves: the download and the converted file of a row whose
+    lease has run out. Another worker's row under a live lease (a shared spool on PostgreSQL)
+    keeps its files; a downloaded row keeps the recording waiting for upload."""
+    settings = settings_for(server, tmp_path)
+    spool = settings.spool_dir
+    spool.mkdir(parents=True)
+    now = clock()
+    killed = seed_call(
+        any_store,
+        "killed",
+        lease_owner="dead-worker",
+        lease_expires_at=now - timedelta(minutes=1),
+        next_attempt_at=now + timedelta(hours=1),  # not claimed again during this drain
+    )
+    busy = seed_call(
+        any_store,
+        "busy",
+        lease_owner="other-worker",
+        lease_expires_at=now + timedelta(minutes=1),
+    )
+    waiting = seed_call(
+        any_store,
+        "waiting",
+        state=CallState.DOWNLOADED,
+        spool_path=str(spool / f"call-{2**31 - 1}.wav"),  # replaced below, once its id is known
+        next_attempt_at=now + timedelta(hours=1),
+    )
+    waiting_file = spool / f"call-{waiting.id}.wav"
+    if isinstance(any_store, MemoryStore):
+        any_store.calls[waiting.id] = replace(waiting, spool_path=str(waiting_file))
+    else:
+        with any_store.engine.begin() as connection:
+            connection.execute(
+                update(CallRow.__table__)
+                .where(CallRow.__table__.c.id == waiting.id)
+                .values(spool_path=str(waiting_file))
+            )
+    planted = {
+        f"call-{killed.id}.download": False,
+        f"call-{killed.id}.download.part": False,
+        f"call-{killed.id}.mp3": False,  # 35 MB in the report; a few bytes do here
+        f"call-{busy.id}.download.part": True,
+        f"call-{busy.id}.mp3": True,
+        waiting_file.name: True,
+        f"call-{waiting.id}.download": False,
+        "call-99999.aac": False,  # no such row
+        "notes.txt": True,  # not the worker's: not the sweep's to judge
+    }
+    for name in planted:
+        (spool / name).write_bytes(b"x" * 1000)
+
+    worker_for(settings, any_store, siro, clock).drain()
+
+    assert sorted(p.name for p in spool.iterdir()) == sorted(
+        n for n, kept in planted.items() if kept
+    )
+
+
+def test_break_8_a_killed_workers_files_go_once_its_lease_runs_out(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    tmp_path: Path,
+    any_store: AnyStore,
+    siro: InMemorySiro,
+    clock: Clock,
+) -> None:
+    # Restarted at once after a SIGKILL: the dead worker's lease still runs, so its files stay
+    # (it could be a live worker sharing the spool) until the lease has run out.
+    settings = settings_for(server, tmp_path)
+    spool = settings.spool_dir
+    spool.mkdir(parents=True)
+    killed = seed_call(
+        any_store,
+        "killed",
+        lease_owner="dead-worker",
+        lease_expires_at=clock() + timedelta(minutes=2),
+        next_attempt_at=clock() + timedelta(hours=1),
+    )
+    for name in (f"call-{killed.id}.download.part", f"call-{killed.id}.aac"):
+        (spool / name).write_bytes(b"x" * 1000)
+    worker = worker_for(settings, any_store, siro, clock)
+
+    worker.drain()
+    assert len(list(spool.iterdir())) == 2
+
+    clock.advance(minutes=3)
+    worker.drain()
+    assert list(spool.iterdir()) == []

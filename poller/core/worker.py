@@ -19,6 +19,7 @@ from pathlib import Path
 
 from poller.core.crm_connection import resolve_connection_id
 from poller.core.progress import NoProgress, WorkProgress
+from poller.core.spool_sweep import sweep_spool
 from poller.domain.attribution import UserDirectory
 from poller.domain.audio import (
     AudioFacts,
@@ -27,13 +28,21 @@ from poller.domain.audio import (
     ConversionKind,
     ConversionRules,
     ConvertMode,
+    conversion_limits,
     fitting_mp3_bitrate,
     lower_mp3_bitrate,
     plan_conversion,
 )
 from poller.domain.clock import human_age, utcnow
 from poller.domain.crm import UnresolvedConnection
-from poller.domain.failures import Disposition, StepFailure
+from poller.domain.failures import (
+    AUDIO_BOMB,
+    CORRUPT_AUDIO,
+    NOT_AUDIO,
+    UNSUPPORTED_FORMAT,
+    Disposition,
+    StepFailure,
+)
 from poller.domain.pauses import (
     SIRO,
     CredentialPause,
@@ -46,9 +55,11 @@ from poller.domain.records import Call, EventDraft
 from poller.domain.redaction import redact_url
 from poller.domain.retry import retry_delay
 from poller.domain.siro import AudioFormat, RecordingSummary
+from poller.domain.spool import audio_name, download_name
 from poller.domain.states import CallState
 from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
 from poller.ports.audio import (
+    AudioBomb,
     AudioError,
     AudioPort,
     ConversionStopped,
@@ -159,6 +170,11 @@ class Worker:
         self._tally_lock = threading.Lock()
         self._tally: dict[str, int] = {}
         self._lost: set[int] = set()  # rows in flight whose lease another worker took over
+        # Files a worker killed mid-step left in the spool are removed when this one starts,
+        # after a lease was lost (a step that outlived its lease may leave some), and when a
+        # lease that spared some runs out (its worker may have been killed holding it).
+        self._sweep_due = True
+        self._sweep_again_at: datetime | None = None
         self.last_progress_at: datetime | None = None
         self._pause_lock = threading.Lock()
         self._pauses = PauseView()
@@ -195,6 +211,9 @@ class Worker:
         with ThreadPoolExecutor(concurrency, thread_name_prefix="siro-worker") as pool:
             while True:
                 self.heartbeat()
+                again_at = self._sweep_again_at
+                if self._sweep_due or (again_at is not None and self.clock() >= again_at):
+                    self.sweep_spool(set(in_flight.values()))
                 pauses = self._pauses_now()
                 free = concurrency - len(in_flight)
                 if free and not self.stop.is_set() and not pauses.claims_nothing:
@@ -330,7 +349,7 @@ class Worker:
             ),
         )
         if not given:
-            _lost_lease(call)
+            self._note_lost_lease(call)
         with self._pause_lock:
             known = {p.scope: p for p in self._pauses.pauses}
             new = scope not in known
@@ -359,6 +378,22 @@ class Worker:
             return
         with self._tally_lock:
             self._lost |= call_ids - held
+        if call_ids - held:
+            self._sweep_due = True
+
+    def sweep_spool(self, in_flight: set[int]) -> None:
+        """Remove the spool files no call owns (none of the rows this worker has in flight)."""
+        self._sweep_due = False
+        try:
+            swept = sweep_spool(self.spool, self.store.get_call, self.clock(), in_flight=in_flight)
+            self._sweep_again_at = swept.again_at
+        except Exception:
+            # Orphans cost disk space only: the next lease loss or start tries again.
+            log.exception("could not sweep the spool of files no call owns")
+
+    def _note_lost_lease(self, call: Call) -> None:
+        _lost_lease(call)
+        self._sweep_due = True
 
     def _lease_lost(self, call: Call) -> bool:
         with self._tally_lock:
@@ -388,7 +423,7 @@ class Worker:
             if current is not None and current.state == CallState.PENDING:
                 current = self.download(current)
             if current is not None and self._lease_lost(current):
-                _lost_lease(current)
+                self._note_lost_lease(current)
                 return
             if current is not None and current.state == CallState.DOWNLOADED:
                 self.upload(current)
@@ -474,7 +509,7 @@ class Worker:
                 f"the call came from provider {call.provider!r}, which this configuration no "
                 "longer names; configure it again, then `siro-poller calls retry --failed`",
             )
-        destination = self.spool / f"call-{call.id}.download"
+        destination = self.spool / download_name(call.id)
         try:
             request = provider.resolve_download(call)
             fetched = self.downloader.fetch(request, destination)
@@ -498,7 +533,7 @@ class Worker:
         self.telemetry.step_finished("download", "ok", seconds=fetched.duration_ms / 1000)
         if conversion is None and impossible is None:
             assert facts.siro_format is not None
-            final_path = self.spool / f"call-{call.id}.{facts.siro_format.value}"
+            final_path = self.spool / audio_name(call.id, facts.siro_format.value)
             destination.replace(final_path)
             return self._downloaded(
                 call,
@@ -518,7 +553,7 @@ class Worker:
             download_event,
             provider_duration_seconds=call.duration_seconds,
         ):
-            _lost_lease(call)
+            self._note_lost_lease(call)
             destination.unlink(missing_ok=True)
             return None
         try:
@@ -564,7 +599,7 @@ class Worker:
             provider_duration_seconds=call.duration_seconds,
         )
         if updated is None:
-            _lost_lease(call)
+            self._note_lost_lease(call)
             path.unlink(missing_ok=True)
         return updated
 
@@ -583,17 +618,17 @@ class Worker:
         and the ``convert`` event."""
         if self.conversion.mode == ConvertMode.NEVER:
             raise StepFailure.fail(
-                "unsupported_format" if facts.siro_format is None else "oversize",
+                UNSUPPORTED_FORMAT if facts.siro_format is None else "oversize",
                 f'{conversion.reason}, and worker.convert = "never" leaves it unconverted; '
                 'set worker.convert = "auto" to convert it, then '
                 "`siro-poller calls retry --failed`",
             )
-        target = self.spool / f"call-{call.id}.{conversion.target.value}"
+        target = self.spool / audio_name(call.id, conversion.target.value)
         started = time.monotonic()
         bitrate = conversion.bitrate_kbps
         try:
             while True:
-                self._run_conversion(conversion, source, target, bitrate)
+                self._run_conversion(call, facts, conversion, source, target, bitrate)
                 size = target.stat().st_size
                 if size <= self.conversion.max_upload_bytes:
                     break
@@ -602,7 +637,7 @@ class Worker:
                     # Repackaging keeps the size: encoding to mp3 is the way down.
                     bitrate = fitting_mp3_bitrate(facts.duration_seconds, size, self.conversion)
                     conversion = Conversion(ConversionKind.ENCODE_MP3, AudioFormat.MP3, bitrate)
-                    target = self.spool / f"call-{call.id}.{conversion.target.value}"
+                    target = self.spool / audio_name(call.id, conversion.target.value)
                     continue
                 assert bitrate is not None
                 bitrate = lower_mp3_bitrate(bitrate, size, facts.duration_seconds, self.conversion)
@@ -653,14 +688,28 @@ class Worker:
         return target, conversion.target, event
 
     def _run_conversion(
-        self, conversion: Conversion, source: Path, target: Path, bitrate: int | None
+        self,
+        call: Call,
+        facts: AudioFacts,
+        conversion: Conversion,
+        source: Path,
+        target: Path,
+        bitrate: int | None,
     ) -> None:
+        limits = conversion_limits(
+            facts,
+            self.conversion,
+            kind=conversion.kind,
+            bitrate_kbps=bitrate,
+            source_bytes=source.stat().st_size,
+            provider_seconds=call.duration_seconds,
+        )
         if conversion.kind == ConversionKind.REMUX_AAC:
-            self.audio.remux_to_adts(source, target, should_stop=self.stop.is_set)
+            self.audio.remux_to_adts(source, target, limits=limits, should_stop=self.stop.is_set)
         else:
             assert bitrate is not None
             self.audio.encode_mp3(
-                source, target, bitrate_kbps=bitrate, should_stop=self.stop.is_set
+                source, target, bitrate_kbps=bitrate, limits=limits, should_stop=self.stop.is_set
             )
 
     # -- upload --------------------------------------------------------------------------
@@ -699,7 +748,7 @@ class Worker:
             used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
             body = plan.recording(used.download_url)
             if not self.store.mark_create_sent(call.id, self.owner, self.clock(), plan.title):
-                _lost_lease(call)
+                self._note_lost_lease(call)
                 return
             recording_id = self.siro.create_recording(body)
         except SiroCreateUnconfirmed as exc:
@@ -864,7 +913,7 @@ class Worker:
             ),
         )
         if not done:
-            _lost_lease(call)
+            self._note_lost_lease(call)
             return
         _remove_spool_file(call.spool_path)
         self.telemetry.step_finished(
@@ -883,11 +932,13 @@ class Worker:
 def _audio_failure(exc: AudioError, *, converting: str | None = None) -> StepFailure:
     prefix = f"converting {converting}: " if converting else ""
     if isinstance(exc, NotAudio):
-        return StepFailure.fail("not_audio", prefix + str(exc))
+        return StepFailure.fail(NOT_AUDIO, prefix + str(exc))
     if isinstance(exc, UnsupportedAudio):
-        return StepFailure.fail("unsupported_format", prefix + str(exc))
+        return StepFailure.fail(UNSUPPORTED_FORMAT, prefix + str(exc))
     if isinstance(exc, CorruptAudio):
-        return StepFailure.fail("corrupt_audio", prefix + str(exc))
+        return StepFailure.fail(CORRUPT_AUDIO, prefix + str(exc))
+    if isinstance(exc, AudioBomb):
+        return StepFailure.fail(AUDIO_BOMB, prefix + str(exc))
     return StepFailure.fail("audio_error", prefix + str(exc))
 
 

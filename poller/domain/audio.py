@@ -35,7 +35,9 @@ class AudioFacts:
     """What the content says: container, codec and shape of the first audio stream.
 
     ``siro_format`` is the format Siro would take the file as, unchanged; ``None`` when Siro
-    takes neither the container nor the codec.
+    takes neither the container nor the codec. ``duration_seconds`` is what the headers claim
+    (counted from the packets only when they claim nothing): a conversion never trusts it
+    beyond its :class:`ConversionLimits`.
     """
 
     container: str
@@ -49,12 +51,45 @@ class AudioFacts:
         return f"{self.container} ({self.codec})"
 
 
+# Beside worker.max_audio_overrun, the seconds a conversion may decode past the expected
+# length anyway: a provider rounds durations, and a 3-second call is not judged by its ratio.
+DURATION_GRACE_SECONDS = 60.0
+# An ADTS frame is the MP4's AAC frame behind a 7-byte header: a repackaged file hardly grows.
+REMUX_GROWTH = 1.5
+# Below this, output bounds are not worth judging (an encoder's header, a short recording).
+MIN_OUTPUT_BYTES = 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ConversionRules:
     mode: ConvertMode
     max_upload_bytes: int
     mp3_bitrate_kbps: int
     mp3_min_bitrate_kbps: int
+    # The bounds of one conversion (see conversion_limits); the defaults are the settings'.
+    max_audio_seconds: float = 8 * 3600.0
+    max_audio_overrun: float = 1.5
+    max_convert_seconds: float = 900.0
+    max_output_bytes: int = 2 * 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionLimits:
+    """How far one conversion may go before the file counts as an audio bomb.
+
+    A header's duration is the file's own claim: a FLAC whose header says a minute may decode
+    to twenty hours. The conversion counts what it really decodes and writes against these.
+    """
+
+    expected_seconds: float  # what the header or the provider said (0.0: neither said)
+    max_audio_seconds: float
+    max_output_bytes: int
+    max_wall_seconds: float
+
+    def describe_expected(self) -> str:
+        if self.expected_seconds <= 0:
+            return "no length is declared for it"
+        return f"it is said to last {self.expected_seconds:.1f} s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +127,37 @@ def plan_conversion(
         f"worker.max_file_bytes = {rules.max_upload_bytes}"
     )
     return Conversion(ConversionKind.ENCODE_MP3, AudioFormat.MP3, bitrate, reason)
+
+
+def conversion_limits(
+    facts: AudioFacts,
+    rules: ConversionRules,
+    *,
+    kind: ConversionKind,
+    bitrate_kbps: int | None,
+    source_bytes: int,
+    provider_seconds: float | None,
+) -> ConversionLimits:
+    """The bounds of one conversion of a file of ``source_bytes``.
+
+    Decoded audio may run past the longer of the header's and the provider's length by
+    ``max_audio_overrun`` times it (plus a grace), never past ``max_audio_seconds``; what is
+    written is bounded by what that much audio makes, and by ``max_output_bytes``.
+    """
+    expected = max(facts.duration_seconds, float(provider_seconds or 0))
+    seconds = rules.max_audio_seconds
+    if expected > 0:
+        seconds = min(seconds, expected * rules.max_audio_overrun + DURATION_GRACE_SECONDS)
+    if kind == ConversionKind.REMUX_AAC or bitrate_kbps is None:
+        output = source_bytes * REMUX_GROWTH
+    else:
+        output = estimated_mp3_bytes(seconds, bitrate_kbps) * MP3_OVERHEAD
+    return ConversionLimits(
+        expected_seconds=expected,
+        max_audio_seconds=seconds,
+        max_output_bytes=min(rules.max_output_bytes, max(MIN_OUTPUT_BYTES, math.ceil(output))),
+        max_wall_seconds=rules.max_convert_seconds,
+    )
 
 
 def fitting_mp3_bitrate(duration_seconds: float, size_bytes: int, rules: ConversionRules) -> int:

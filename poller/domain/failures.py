@@ -11,6 +11,13 @@ from enum import StrEnum
 
 from poller.domain.pauses import PausedService
 
+# The error kinds of a recording that is not usable audio: each fails the call for good (the
+# same bytes would come again), and none is downloaded again unless a person requeues it.
+NOT_AUDIO = "not_audio"  # an error page, JSON, an empty file, a video
+UNSUPPORTED_FORMAT = "unsupported_format"  # audio no decoder here reads, or convert = "never"
+CORRUPT_AUDIO = "corrupt_audio"  # truncated, damaged, or made to break the audio library
+AUDIO_BOMB = "audio_bomb"  # decodes to far more than it declares, or costs too much to convert
+
 
 class Disposition(StrEnum):
     RETRY = "retry"  # transient: try again after a backoff, while attempts remain

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from poller.domain.audio import AudioFacts
+from poller.domain.audio import AudioFacts, ConversionLimits
 
 
 class AudioError(Exception):
@@ -29,6 +29,11 @@ class CorruptAudio(AudioError):
     """Audio in a known format whose content is truncated or damaged."""
 
 
+class AudioBomb(AudioError):
+    """Audio that decodes to far more than it declares, or costs more to convert than its
+    :class:`~poller.domain.audio.ConversionLimits` allow; the message gives the figures."""
+
+
 class ConversionStopped(Exception):
     """A conversion gave up between two frames because the worker is stopping."""
 
@@ -42,12 +47,17 @@ class AudioPort(Protocol):
         ...
 
     def remux_to_adts(
-        self, source: Path, destination: Path, *, should_stop: Callable[[], bool]
+        self,
+        source: Path,
+        destination: Path,
+        *,
+        limits: ConversionLimits,
+        should_stop: Callable[[], bool],
     ) -> None:
         """Copy the AAC frames of ``source`` into an ADTS stream at ``destination``, unchanged.
 
-        Raises :class:`CorruptAudio` (also for a file that ends early) or
-        :class:`ConversionStopped`.
+        Raises :class:`CorruptAudio` (also for a file that ends early), :class:`AudioBomb`
+        (past ``limits``) or :class:`ConversionStopped`.
         """
         ...
 
@@ -57,10 +67,12 @@ class AudioPort(Protocol):
         destination: Path,
         *,
         bitrate_kbps: int,
+        limits: ConversionLimits,
         should_stop: Callable[[], bool],
     ) -> None:
         """Decode ``source`` and encode it as mp3 at ``destination``, keeping mono or stereo.
 
-        Raises :class:`UnsupportedAudio`, :class:`CorruptAudio` or :class:`ConversionStopped`.
+        Raises :class:`UnsupportedAudio`, :class:`CorruptAudio`, :class:`AudioBomb` (past
+        ``limits``) or :class:`ConversionStopped`.
         """
         ...

@@ -73,6 +73,57 @@ def flac_bytes() -> bytes:
     return b"fLaC" + block_header + streaminfo
 
 
+def flac_bomb(declared_seconds: float, real_seconds: float, rate: int = 8000) -> bytes:
+    """A well-formed FLAC of silence whose STREAMINFO declares ``declared_seconds`` but whose
+    frames decode to ``real_seconds``: the "audio bomb" (20 hours fit in about 130 KB).
+
+    Each frame is the largest FLAC allows (65535 samples) holding one constant subframe, so
+    a frame costs 16 bytes whatever it decodes to.
+    """
+    block = FLAC_MAX_BLOCK
+    declared_samples = int(declared_seconds * rate)
+    packed = (rate << 44) | (0 << 41) | (15 << 36) | declared_samples  # mono, 16 bits
+    streaminfo = struct.pack(">HH", block, block) + b"\x00" * 6 + packed.to_bytes(8, "big")
+    streaminfo += b"\x00" * 16  # MD5 of the decoded audio: unknown
+    frames = [b"fLaC", bytes([0x80]) + len(streaminfo).to_bytes(3, "big"), streaminfo]
+    for number in range(math.ceil(real_seconds * rate / block)):
+        # Fixed blocksize; block size in 16 bits after the number; rate from STREAMINFO;
+        # mono, 16 bits a sample.
+        header = b"\xff\xf8\x70\x08" + _utf8_number(number) + (block - 1).to_bytes(2, "big")
+        header += bytes([_crc8(header)])
+        body = header + b"\x00\x00\x00"  # a CONSTANT subframe of the value 0
+        frames.append(body + _crc16(body).to_bytes(2, "big"))
+    return b"".join(frames)
+
+
+FLAC_MAX_BLOCK = 65535
+
+
+def _utf8_number(number: int) -> bytes:
+    """A FLAC frame number, coded as UTF-8 codes a character (extended to 36 bits)."""
+    if number < 0x80:
+        return bytes([number])
+    return chr(number).encode("utf-8", "surrogatepass")
+
+
+def _crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
 LOGIN_PAGE = b"<!doctype html><html><body><form>Please sign in</form></body></html>\n" * 20
 
 

@@ -1,12 +1,17 @@
 """Turning a recording into a file Siro takes, as a stream: one packet or frame at a time.
 
 Nothing here holds more than a few frames, so memory stays flat however long the recording.
-FFmpeg's own errors become :mod:`poller.ports.audio` errors that say what went wrong; an
-operating-system error (a full disk) is left to propagate, as it says nothing about the file.
+Nor does anything trust the file's header: every conversion counts the audio it decodes, the
+bytes it writes and the time it takes against its :class:`ConversionLimits`, and stops a file
+that decodes to far more than it declares (an audio bomb) within seconds.
+What the audio library raises on hostile input becomes :mod:`poller.ports.audio` errors that
+say what went wrong; an operating-system error of the spool (a full disk) is left to
+propagate, as it says nothing about the file.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -14,8 +19,14 @@ from pathlib import Path
 import av
 import av.container
 
-from poller.adapters.audio.probe import declared_duration, open_audio
-from poller.ports.audio import ConversionStopped, CorruptAudio, UnsupportedAudio
+from poller.adapters.audio.probe import (
+    damaged,
+    declared_duration,
+    hostile_input_as_audio_errors,
+    open_audio,
+)
+from poller.domain.audio import ConversionLimits
+from poller.ports.audio import AudioBomb, ConversionStopped, CorruptAudio, UnsupportedAudio
 
 # A file whose decodable audio ends before this share of its declared length was cut off.
 COMPLETE_SHARE = 0.9
@@ -30,7 +41,70 @@ MPEG1_MIN_KBPS = 32  # layer III at 32 kHz and above starts here
 MPEG2_MAX_KBPS = 160  # and below 32 kHz it ends here
 
 
-def remux_to_adts(source: Path, destination: Path, *, should_stop: Callable[[], bool]) -> None:
+# FFmpeg starts one decoding thread per CPU by default: a conversion is one worker slot's
+# work, and worker.concurrency says how many run at once.
+CODEC_THREADS = 1
+
+
+class _Budget:
+    """One conversion's account against its limits, checked between packets."""
+
+    def __init__(
+        self, limits: ConversionLimits, destination: Path, should_stop: Callable[[], bool]
+    ) -> None:
+        self.limits = limits
+        self.destination = destination
+        self.should_stop = should_stop
+        self.started = time.monotonic()
+
+    def between_packets(self, decoded_seconds: float) -> None:
+        if self.should_stop():
+            raise ConversionStopped
+        self.check(decoded_seconds)
+
+    def check(self, decoded_seconds: float) -> None:
+        limits = self.limits
+        written = self.written()
+        if decoded_seconds > limits.max_audio_seconds:
+            raise AudioBomb(
+                f"an audio bomb: {limits.describe_expected()}, but it decodes to more than "
+                f"{limits.max_audio_seconds:.1f} s, the most allowed (worker.max_audio_overrun, "
+                f"worker.max_audio_seconds); stopped after {decoded_seconds:.1f} s of audio and "
+                f"{written} bytes written"
+            )
+        if written > limits.max_output_bytes:
+            raise AudioBomb(
+                f"an audio bomb: converting it wrote more than {limits.max_output_bytes} bytes, "
+                f"the most its length allows; {limits.describe_expected()}, stopped after "
+                f"{decoded_seconds:.1f} s of audio and {written} bytes written"
+            )
+        elapsed = time.monotonic() - self.started
+        if elapsed > limits.max_wall_seconds:
+            raise AudioBomb(
+                f"converting it took longer than worker.max_convert_seconds = "
+                f"{limits.max_wall_seconds:g}; {limits.describe_expected()}, stopped after "
+                f"{decoded_seconds:.1f} s of audio and {written} bytes written in {elapsed:.1f} s"
+            )
+
+    def written(self) -> int:
+        try:
+            return self.destination.stat().st_size
+        except FileNotFoundError:  # the muxer creates it with its first packet
+            return 0
+
+
+def remux_to_adts(
+    source: Path,
+    destination: Path,
+    *,
+    limits: ConversionLimits,
+    should_stop: Callable[[], bool],
+) -> None:
+    with hostile_input_as_audio_errors("its AAC frames"):
+        _remux(source, destination, _Budget(limits, destination, should_stop))
+
+
+def _remux(source: Path, destination: Path, budget: _Budget) -> None:
     with open_audio(source) as container:
         stream = container.streams.audio[0]
         expected = declared_duration(container, stream)
@@ -39,8 +113,7 @@ def remux_to_adts(source: Path, destination: Path, *, should_stop: Callable[[], 
             target = out.add_stream_from_template(stream)
             try:
                 for packet in container.demux(stream):
-                    if should_stop():
-                        raise ConversionStopped
+                    budget.between_packets(float(end))
                     if packet.dts is None or packet.size == 0:
                         continue  # the demuxer's end-of-stream marker
                     if packet.pts is not None and packet.time_base is not None:
@@ -48,7 +121,8 @@ def remux_to_adts(source: Path, destination: Path, *, should_stop: Callable[[], 
                     packet.stream = target
                     out.mux(packet)
             except (av.error.InvalidDataError, av.error.EOFError) as exc:
-                raise _damaged("its AAC frames", exc) from None
+                raise damaged("its AAC frames", exc) from None
+    budget.check(float(end))  # the muxer's last buffer is written only as it closes
     _check_complete(float(end), expected)
 
 
@@ -57,8 +131,14 @@ def encode_mp3(
     destination: Path,
     *,
     bitrate_kbps: int,
+    limits: ConversionLimits,
     should_stop: Callable[[], bool],
 ) -> None:
+    with hostile_input_as_audio_errors("its audio"):
+        _encode_mp3(source, destination, bitrate_kbps, _Budget(limits, destination, should_stop))
+
+
+def _encode_mp3(source: Path, destination: Path, bitrate_kbps: int, budget: _Budget) -> None:
     with open_audio(source) as container:
         stream = container.streams.audio[0]
         expected = declared_duration(container, stream)
@@ -67,12 +147,15 @@ def encode_mp3(
             channels = decoder.channels
         except av.error.FFmpegError:
             raise UnsupportedAudio("no decoder for this audio codec is available") from None
+        decoder.thread_count = CODEC_THREADS
         layout = "mono" if channels == 1 else "stereo"  # more channels are mixed to two
         rate = mp3_sample_rate(decoder.sample_rate, bitrate_kbps)
         with av.open(str(destination), "w", format="mp3") as out:
             target = out.add_stream("libmp3lame", rate=rate, layout=layout, options=LAME_OPTIONS)
             target.bit_rate = mp3_bitrate(rate, bitrate_kbps) * 1000
-            decoded = _transcode(container, stream, out, target, should_stop)
+            target.codec_context.thread_count = CODEC_THREADS
+            decoded = _transcode(container, stream, out, target, budget)
+    budget.check(decoded)  # the muxer's last buffer is written only as it closes
     if decoded == 0:
         raise CorruptAudio("not one frame of its audio could be decoded: the file is damaged")
     _check_complete(decoded, expected)
@@ -83,32 +166,32 @@ def _transcode(
     stream: av.AudioStream,
     out: av.container.OutputContainer,
     target: av.AudioStream,
-    should_stop: Callable[[], bool],
+    budget: _Budget,
 ) -> float:
     """Decode every packet and encode what it yields; the seconds of audio decoded."""
     decoded = 0.0
     packets = bad = 0
     try:
         for packet in container.demux(stream):
-            if should_stop():
-                raise ConversionStopped
+            budget.between_packets(decoded)
             packets += 1
             try:
                 frames = stream.decode(packet)
             except av.error.InvalidDataError as exc:
                 bad += 1
                 if bad > MAX_BAD_PACKETS and bad > packets * MAX_BAD_SHARE:
-                    raise _damaged(f"{bad} of its first {packets} packets", exc) from None
+                    raise damaged(f"{bad} of its first {packets} packets", exc) from None
                 continue
             for frame in frames:
                 decoded += frame.samples / frame.sample_rate
                 frame.pts = None  # the encoder counts samples itself
                 for encoded in target.encode(frame):
                     out.mux(encoded)
+        budget.check(decoded)
         for encoded in target.encode(None):
             out.mux(encoded)
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
-        raise _damaged("its audio", exc) from None
+        raise damaged("its audio", exc) from None
     return decoded
 
 
@@ -131,8 +214,3 @@ def _check_complete(decoded_seconds: float, expected_seconds: float) -> None:
             f"the file declares {expected_seconds:.1f} s of audio but ends after "
             f"{decoded_seconds:.1f} s: it is truncated"
         )
-
-
-def _damaged(what: str, exc: av.error.FFmpegError) -> CorruptAudio:
-    detail = exc.strerror or type(exc).__name__
-    return CorruptAudio(f"{what} cannot be read: the file is truncated or damaged ({detail})")

@@ -9,6 +9,9 @@ a download can never make FFmpeg fetch anything.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -16,11 +19,21 @@ import av.container
 
 from poller.domain.audio import AudioFacts
 from poller.domain.siro import AudioFormat
-from poller.ports.audio import CorruptAudio, NotAudio
+from poller.ports.audio import AudioError, ConversionStopped, CorruptAudio, NotAudio
 
 # Demuxer names (FFmpeg's): audio containers phone systems and their storage deliver.
 AUDIO_DEMUXERS = "wav,w64,mp3,aac,mov,ogg,flac,matroska,aiff,caf,amr,asf,au"
 OPEN_OPTIONS = {"format_whitelist": AUDIO_DEMUXERS, "protocol_whitelist": "file"}
+
+# The errors of the spool itself, when FFmpeg reads or writes it: they say nothing about the
+# file. EIO is not one: FFmpeg's demuxers return it for damaged files too.
+SPOOL_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.ENOENT, errno.EMFILE}
+)
+# What PyAV raises, beside its own errors, on files made to break it: a tag that is no UTF-8,
+# a stream whose codec a damaged header leaves unknown (None), a frame its resampler was
+# not set up for.
+HOSTILE_INPUT_ERRORS = (ValueError, AttributeError, TypeError, IndexError, OverflowError)
 
 # Decoder names that differ from the codec's own name.
 _CODEC_NAMES = {"mp3float": "mp3", "aac_fixed": "aac"}
@@ -44,16 +57,49 @@ def open_audio(path: Path) -> av.container.InputContainer:
     """Open ``path`` for reading with the restricted set of demuxers; raises :class:`AudioError`
     subclasses, never FFmpeg's own errors."""
     try:
-        return av.open(str(path), options=OPEN_OPTIONS)
+        # A tag that is no valid UTF-8 says nothing about the audio: it is read with U+FFFD.
+        return av.open(str(path), options=OPEN_OPTIONS, metadata_errors="replace")
     except av.error.FFmpegError as exc:
-        if isinstance(exc, OSError):  # the spool itself failed (missing file, I/O error)
+        if isinstance(exc, OSError) and exc.errno in SPOOL_ERRNOS:  # the spool itself failed
             raise
         raise _unreadable(path, exc) from None
+
+
+@contextmanager
+def hostile_input_as_audio_errors(what: str) -> Iterator[None]:
+    """Whatever the audio library raises reading or converting a file is an
+    :class:`AudioError` of that file (so it fails as such, never as an internal error, and is
+    not downloaded again), except the spool's own operating-system errors, which propagate."""
+    try:
+        yield
+    except (AudioError, ConversionStopped):
+        raise
+    except av.error.FFmpegError as exc:
+        if isinstance(exc, OSError) and exc.errno in SPOOL_ERRNOS:
+            raise
+        raise damaged(what, exc) from None
+    except OSError:
+        raise
+    except HOSTILE_INPUT_ERRORS as exc:
+        raise CorruptAudio(
+            f"{what} cannot be read: the file is damaged ({type(exc).__name__} in the audio "
+            "library)"
+        ) from None
+
+
+def damaged(what: str, exc: av.error.FFmpegError) -> CorruptAudio:
+    detail = exc.strerror or type(exc).__name__
+    return CorruptAudio(f"{what} cannot be read: the file is truncated or damaged ({detail})")
 
 
 def probe_audio(path: Path) -> AudioFacts:
     if path.stat().st_size == 0:
         raise NotAudio("the downloaded body is not audio (it is empty)")
+    with hostile_input_as_audio_errors("the file"):
+        return _probe(path)
+
+
+def _probe(path: Path) -> AudioFacts:
     with open_audio(path) as container:
         if not container.streams.audio:
             kinds = ", ".join(sorted({str(stream.type) for stream in container.streams}))
