@@ -92,7 +92,7 @@ def test_the_cli_shows_the_attribution_of_each_call_and_the_counts(sql_store: Sq
     wrong = run(sql_store, "calls", "list", "--attribution", "by_guess")
 
     header, *rows = table.splitlines()
-    assert "attributed" in header.split()
+    assert "found by" in header
     (guess,) = [line for line in rows if " guess-0 " in line]
     assert "fallback_phone" in guess and "+14155550123" in guess
     assert [row["provider_call_id"] for row in json.loads(listed.stdout)] == [

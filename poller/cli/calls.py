@@ -109,7 +109,7 @@ def list_calls(
             "tries",
             "started",
             "rep",
-            "attributed",
+            "found by",
             "next try",
             "error",
         ],
