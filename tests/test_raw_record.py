@@ -105,6 +105,8 @@ def test_secrets_are_masked_and_urls_redacted_at_any_depth() -> None:
             "AKIAEXAMPLE",
         ),
         ("/media/x.mp3?Ticket=opaque-ticket-123", "opaque-ticket-123"),
+        ("media/x.mp3?Ticket=relative-ticket-9", "relative-ticket-9"),
+        ("/oauth/callback#id_token=fragment-token", "fragment-token"),
         ("https://files.example.com/r.mp3?opaque-bare-token", "opaque-bare-token"),
         ("https://ghp_user-token@files.example.com/r.mp3", "ghp_user-token"),
         ("https://app.example.com/cb#access_token=frag-token&state=1", "frag-token"),
@@ -126,7 +128,8 @@ def test_urls_are_masked_nested_in_lists_and_inside_text() -> None:
             ],
             "note": "listen at https://a.example/3.mp3?grant=t3 before noon",
             "uri": "/restapi/v1.0/account/1/call-log/Y3?view=Detailed",
-            "question": "Why?",
+            "question": "Why? Is it ready?yes",
+            "ticket": "Issue #42",
         }
     )
 
@@ -137,7 +140,7 @@ def test_urls_are_masked_nested_in_lists_and_inside_text() -> None:
     # Keys stay to show what was there; a harmless view selector stays readable.
     assert stored["recordings"][0]["urls"][0] == "https://a.example/1.mp3?jwt=[REDACTED]"
     assert stored["uri"] == "/restapi/v1.0/account/1/call-log/Y3?view=Detailed"
-    assert stored["question"] == "Why?"
+    assert (stored["question"], stored["ticket"]) == ("Why? Is it ready?yes", "Issue #42")
 
 
 def test_non_finite_numbers_become_strings_json_columns_accept() -> None:

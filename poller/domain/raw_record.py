@@ -129,7 +129,7 @@ def _sanitise(value: Any, *, secret: bool, depth: int) -> Any:
         if text and secret:
             return MASK
         # A relative URL ("/media/x.mp3?X-Goog-Signature=...") signs with its query too.
-        return mask_urls_in_text(text) if "://" in text or "?" in text else text
+        return mask_urls_in_text(text) if "://" in text or "?" in text or "#" in text else text
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if value is None or isinstance(value, bool | int | float):

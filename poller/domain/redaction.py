@@ -55,8 +55,9 @@ def redact_url(url: str) -> str:
 # RingCentral's record URIs end in ``?view=Detailed``.
 HARMLESS_QUERY_KEYS = frozenset({"view"})
 
-# A URL in free text: anything with a scheme, or a path followed by a query.
-_URL_IN_TEXT = re.compile(r"(?i)[a-z][a-z0-9+.-]*://[^\s\"'<>]+|/[^\s\"'<>?#]*[?#][^\s\"'<>]+")
+# A word of free text, as far as a URL in it can reach.
+_WORD = re.compile(r"[^\s\"'<>]+")
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 # A user name alone (``https://ghp_abc@host``) is as often a token as a name.
 _ANY_USERINFO = re.compile(r"(?i)^([a-z][a-z0-9+.-]*://)[^/?#@\s]+@")
 
@@ -74,9 +75,22 @@ def mask_url_query(url: str) -> str:
 def mask_urls_in_text(text: str) -> str:
     """``text`` with :func:`mask_url_query` applied to each URL in it (a whole-string URL or
     one inside a sentence) and credential headers or bearer tokens masked."""
-    text = _URL_IN_TEXT.sub(lambda m: mask_url_query(m.group(0)), text)
+    text = _WORD.sub(lambda m: _masked_if_url(m.group(0)), text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
+def _masked_if_url(word: str) -> str:
+    """``word`` through :func:`mask_url_query` if it is a URL: one with a scheme, or a path
+    (``media/x.mp3``), a file name or nothing before its query or fragment; a question
+    ("ready?") is left alone."""
+    if "://" in word:
+        return mask_url_query(word)
+    query_or_fragment = _QUERY_OR_FRAGMENT.search(word)
+    if query_or_fragment is None:
+        return word
+    head = word[: query_or_fragment.start()]
+    return mask_url_query(word) if not head or "/" in head or "." in head else word
 
 
 def _mask_pairs(query: str) -> str:
