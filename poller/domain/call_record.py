@@ -60,6 +60,10 @@ class CallRecord:
     # Why the provider has no recording (``recording_state`` NONE), in its own terms: the skip
     # reason an operator reads. Unset: the generic "the provider reports no recording".
     no_recording_reason: str | None = None
+    # Why the adapter cannot tell which party is the rep (say, a direction it does not know):
+    # the call is skipped with this reason rather than given to a guess, which could be the
+    # customer.
+    rep_undecided_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not self.provider_call_id:
