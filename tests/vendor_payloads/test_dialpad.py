@@ -251,8 +251,8 @@ def test_a_group_target_is_never_the_rep(dialpad: DialpadServers, group_type: st
     assert (plan.change.action, plan.change.to_state) == (IngestAction.SKIPPED, CallState.SKIPPED)
     assert plan.values["error_kind"] == SkipReason.REP_UNDECIDED
     assert plan.values["last_error"] == (
-        f"the Dialpad call went to the {group_type} 'Support Line', not a person, and Dialpad names no "
-        "agent for such a call; the agent's own leg is listed as a call of its own"
+        f"the Dialpad call went to the {group_type} 'Support Line', not a person, and Dialpad "
+        "names no agent for such a call; the agent's own leg is listed as a call of its own"
     )
     assert_never_the_rep(record, call)
 

@@ -62,6 +62,7 @@ from poller.domain.raw_record import (
     raw_text,
 )
 from poller.domain.redaction import redact_text
+from poller.domain.urls import host_for_humans
 from poller.domain.windows import Window
 from poller.ports.provider import (
     ListedPage,
@@ -290,7 +291,8 @@ class ProviderAdapter(ABC, Generic[S]):
             if not self.hosts.may_send_credentials(following.url):
                 raise PermanentProviderError(
                     f"window {window}: the next page of page {number} is at "
-                    f"{host_key(following.url)}, not the provider; refusing to send credentials"
+                    f"{host_for_humans(following.url)}, not the provider; refusing to send "
+                    "credentials"
                 )
             request = following
         raise PageLimitExceeded(f"window {window}: more than {limit} pages")

@@ -72,6 +72,7 @@ from poller.domain.raw_record import (
 )
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
+from poller.domain.urls import host_for_humans
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
     MalformedRecordError,
@@ -302,7 +303,7 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
                     raise PagingLoopError(f"the extension list: {exc}") from None
                 if request is not None and not self.hosts.may_send_credentials(request.url):
                     raise PermanentProviderError(
-                        f"the extension list's next page is at {host_key(request.url)}, not "
+                        f"the extension list's next page is at {host_for_humans(request.url)}, not "
                         "RingCentral; refusing to send credentials"
                     )
             self._extensions = listed

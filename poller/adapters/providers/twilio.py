@@ -77,6 +77,7 @@ from poller.domain.raw_record import (
 )
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
+from poller.domain.urls import UnsafeUrl
 from poller.domain.windows import Window
 from poller.ports.provider import (
     ListedPage,
@@ -430,7 +431,11 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         media_url = field_text(raw.get("media_url"))
         if media_url is not None:
             absolute = urljoin(self.base_url + "/", media_url)
-            if host_key(absolute) not in self.credential_hosts():
+            try:
+                external = host_key(absolute) not in self.credential_hosts()
+            except UnsafeUrl:
+                external = True  # the download refuses it, naming why
+            if external:
                 return absolute
         media = f"{self.account_url}/Recordings/{quote(sid, safe='')}.mp3"
         # Twilio downmixes some dual-channel recordings (conferences) unless asked for both
