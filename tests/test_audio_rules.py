@@ -21,6 +21,7 @@ from poller.domain.audio import (
     lower_mp3_bitrate,
     plan_conversion,
 )
+from poller.domain.ingest import LISTING_COLUMNS, MEASURED_COLUMNS
 from poller.domain.siro import AudioFormat
 
 MB = 1024 * 1024
@@ -105,6 +106,13 @@ def test_the_audio_length_fills_a_duration_only_the_provider_left_out() -> None:
     assert kept["audio_duration_seconds"] == 61.6
     assert (kept["source_format"], kept["source_codec"]) == ("m4a", "aac")
     assert (kept["audio_channels"], kept["audio_sample_rate"]) == (2, 44100)
+
+
+def test_every_listing_column_the_audio_fills_is_kept_from_an_empty_listing() -> None:
+    # A column both a listing and the probe write is lost to the next poll unless ingest knows
+    # it as measured.
+    filled = transitions.audio_probed(facts("mp3", "mp3", None), provider_duration_seconds=None)
+    assert set(filled) & set(LISTING_COLUMNS) == MEASURED_COLUMNS
 
 
 @pytest.mark.parametrize(

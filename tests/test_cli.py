@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
+from poller.domain.attribution import ATTRIBUTION_KINDS
 from poller.domain.records import PollCursor
 from poller.domain.states import CallState
 from poller.simulators.siro_server import FakeSiro
@@ -93,6 +94,7 @@ def test_status_json_on_an_empty_database(engine: Engine) -> None:
     assert document == {
         "counts": {"pending": 0, "downloaded": 0, "uploaded": 0, "failed": 0, "skipped": 0},
         "total": 0,
+        "uploaded_by_attribution": dict.fromkeys(ATTRIBUTION_KINDS, 0),
         "due_now": 0,
         "oldest_due_at": None,
         "oldest_due_age_seconds": None,

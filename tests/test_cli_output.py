@@ -69,7 +69,8 @@ def test_piped_tables_are_plain_one_row_per_line_whatever_columns_says(calls: Sq
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "id", "provider", "call", "state", "tries", "started", "rep", "next", "try", "error",
+        "id", "provider", "call", "state", "tries", "started", "rep", "found", "by", "next",
+        "try", "error",
     ]  # fmt: skip
     assert set(lines[1]) == {"-", " "}
     rows = lines[2:]
@@ -143,7 +144,7 @@ def test_calls_list_says_when_more_rows_exist_than_it_shows(calls: SqlStore) -> 
     assert len(cut.stdout.splitlines()) == 2 + 3  # header, dashes, three rows
     assert cut.stderr.strip() == (
         "siro-poller: showing the first 3 calls; more exist: raise --limit or narrow with "
-        "--state or --since, or go on with --offset 3"
+        "--state, --since or --attribution, or go on with --offset 3"
     )
     as_json = CliRunner().invoke(main, ["calls", "list", "--limit", "3", "--json"], env=env)
     assert len(json.loads(as_json.stdout)) == 3  # stdout stays one JSON document

@@ -165,3 +165,34 @@ def test_keep_leaves_a_database_the_printed_commands_open(
     explained = CliRunner().invoke(main, explain.group(1).split())
     assert explained.exit_code == 0, explained.output
     assert "fallback_email" in explained.output
+
+
+def test_the_kept_demo_database_keeps_every_measured_duration(tmp_path: Path) -> None:
+    # The demo's recordings list no duration: the worker measures it from the audio, and the
+    # polls that follow the upload (the demo runs several) must not wipe it.
+    env = clean_environment(tmp_path)
+    env["PYTHONPATH"] = str(ROOT)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "poller", "demo", "--keep"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    (state_dir,) = (tmp_path / "tmp").iterdir()
+    with sqlite3.connect(state_dir / "siro-poller.sqlite3") as connection:
+        uploaded = connection.execute(
+            "SELECT provider_call_id, duration_seconds, audio_duration_seconds FROM calls "
+            "WHERE state = 'uploaded'"
+        ).fetchall()
+        duration_events = connection.execute(
+            "SELECT call_id FROM call_events WHERE message LIKE 'metadata changed:%duration%'"
+        ).fetchall()
+    assert len(uploaded) == len(GENERIC_GOOD)
+    for call_id, duration, measured in uploaded:
+        assert duration == round(measured), call_id
+    assert duration_events == []

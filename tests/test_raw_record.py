@@ -92,6 +92,57 @@ def test_secrets_are_masked_and_urls_redacted_at_any_depth() -> None:
     assert stored["media"].startswith("https://cdn.example.com/a.mp3?")
 
 
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        # Zoom signs a recording's file_url/download_url with a 30-minute token named jwt.
+        ("https://zoom.us/v2/phone/recording/download/Gk9?jwt=eyJhbGciOi.eyJleHAi.c2ln", "eyJ"),
+        # A signed-parameter name no list of secret names holds.
+        ("https://media.vendor.example/r/7.mp3?qz_grant=7fQ2-opaque&n=1", "7fQ2-opaque"),
+        (
+            "https://bucket.s3.amazonaws.com/r.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Credential=AKIAEXAMPLE%2F20261124&X-Amz-Signature=9f86d081",
+            "AKIAEXAMPLE",
+        ),
+        ("/media/x.mp3?Ticket=opaque-ticket-123", "opaque-ticket-123"),
+        ("media/x.mp3?Ticket=relative-ticket-9", "relative-ticket-9"),
+        ("/oauth/callback#id_token=fragment-token", "fragment-token"),
+        ("https://files.example.com/r.mp3?opaque-bare-token", "opaque-bare-token"),
+        ("https://ghp_user-token@files.example.com/r.mp3", "ghp_user-token"),
+        ("https://app.example.com/cb#access_token=frag-token&state=1", "frag-token"),
+    ],
+)
+def test_a_raw_record_keeps_no_url_query_value_whatever_its_name(url: str, secret: str) -> None:
+    stored = sanitise_raw({"recording": {"file_url": url}})
+
+    kept = stored["recording"]["file_url"]
+    assert secret not in kept
+    assert "[REDACTED]" in kept
+
+
+def test_urls_are_masked_nested_in_lists_and_inside_text() -> None:
+    stored = sanitise_raw(
+        {
+            "recordings": [
+                {"urls": ["https://a.example/1.mp3?jwt=t1", {"u": "https://a.example/2?k=t2"}]}
+            ],
+            "note": "listen at https://a.example/3.mp3?grant=t3 before noon",
+            "uri": "/restapi/v1.0/account/1/call-log/Y3?view=Detailed",
+            "question": "Why? Is it ready?yes",
+            "ticket": "Issue #42",
+        }
+    )
+
+    text = json.dumps(stored)
+    for secret in ("t1", "t2", "t3"):
+        assert f"={secret}" not in text
+    assert stored["note"] == "listen at https://a.example/3.mp3?grant=[REDACTED] before noon"
+    # Keys stay to show what was there; a harmless view selector stays readable.
+    assert stored["recordings"][0]["urls"][0] == "https://a.example/1.mp3?jwt=[REDACTED]"
+    assert stored["uri"] == "/restapi/v1.0/account/1/call-log/Y3?view=Detailed"
+    assert (stored["question"], stored["ticket"]) == ("Why? Is it ready?yes", "Issue #42")
+
+
 def test_non_finite_numbers_become_strings_json_columns_accept() -> None:
     stored = sanitise_raw({"a": float("nan"), "b": float("inf"), "c": 1e30, "d": 10**40})
     assert stored == {"a": "nan", "b": "inf", "c": 1e30, "d": 10**40}

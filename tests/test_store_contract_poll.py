@@ -13,11 +13,13 @@ from sqlalchemy import Engine, text
 
 from poller.adapters.prometheus_metrics import StateTableCollector
 from poller.adapters.sql.store import SqlStore
+from poller.domain.audio import AudioFacts
 from poller.domain.call_record import CallRecord
 from poller.domain.filters import SkipReason, SkipVerdict
 from poller.domain.ingest import IngestAction, ListedCall
 from poller.domain.raw_record import fingerprint
-from poller.domain.records import UnmappedDraft
+from poller.domain.records import EventDraft, UnmappedDraft
+from poller.domain.siro import AudioFormat
 from poller.domain.states import CallState, Direction, RecordingState
 from tests.seed import AnyStore, seed_call
 
@@ -488,3 +490,83 @@ def test_a_call_another_poller_inserted_meanwhile_is_planned_again_against_its_r
     assert row.id == row_id and row.contact_name == "Jane Smith-Jones"
     outcomes = [event.outcome for event in sql_store.events_for(row_id)]
     assert outcomes == ["listed", "updated"]
+
+
+def _upload_with_measured_duration(store: AnyStore, call_id: str, seconds: float) -> None:
+    """What the worker does to a call whose listing had no duration: the audio's length fills
+    it in, then the upload."""
+    claimed = store.claim_due("worker-1", NOW, NOW + timedelta(minutes=30), limit=10)
+    (call,) = [c for c in claimed if c.provider_call_id == call_id]
+    audio = AudioFacts("mp3", "mp3", seconds, 1, 8000, AudioFormat.MP3)
+    store.mark_downloaded(
+        call.id,
+        "worker-1",
+        NOW,
+        audio_format="mp3",
+        size_bytes=1000,
+        sha256="0" * 64,
+        spool_path="spool/a.mp3",
+        event=EventDraft("download", "ok"),
+        audio=audio,
+        provider_duration_seconds=call.duration_seconds,
+    )
+    store.mark_uploaded(
+        call.id,
+        "worker-1",
+        NOW,
+        siro_recording_id="rec-1",
+        siro_file_url=None,
+        event=EventDraft("upload", "ok"),
+    )
+
+
+def test_a_poll_after_upload_keeps_the_duration_measured_from_the_audio(
+    any_store: AnyStore,
+) -> None:
+    any_store.ingest_page("generic", listed(record("a")), NOW)
+    _upload_with_measured_duration(any_store, "a", 61.6)
+    assert by_id(any_store, "a").duration_seconds == 62
+
+    [change] = any_store.ingest_page("generic", listed(record("a")), NOW + timedelta(minutes=5))
+
+    assert change.action is IngestAction.UNCHANGED
+    call = by_id(any_store, "a")
+    assert (call.state, call.duration_seconds) == (CallState.UPLOADED, 62)
+    messages = [event.message or "" for event in any_store.events_for(call.id)]
+    assert not [message for message in messages if "metadata changed" in message]
+
+
+def test_a_duration_the_provider_reports_later_replaces_the_measured_one_with_an_event(
+    any_store: AnyStore,
+) -> None:
+    any_store.ingest_page("generic", listed(record("a")), NOW)
+    _upload_with_measured_duration(any_store, "a", 61.6)
+
+    later = NOW + timedelta(minutes=5)
+    [change] = any_store.ingest_page("generic", listed(record("a", duration_seconds=60)), later)
+    [again] = any_store.ingest_page("generic", listed(record("a")), later + timedelta(1))
+
+    assert change.action is IngestAction.UPDATED and change.changed == ("duration_seconds",)
+    assert again.action is IngestAction.UNCHANGED
+    call = by_id(any_store, "a")
+    assert call.duration_seconds == 60
+    changed = [e.message for e in any_store.events_for(call.id) if e.outcome == "updated"]
+    assert changed == ["metadata changed: duration_seconds"]
+
+
+def test_a_provider_duration_that_changes_is_updated_and_logged_in_any_state(
+    any_store: AnyStore,
+) -> None:
+    seed_call(
+        any_store,
+        "failed",
+        state=CallState.FAILED,
+        error_kind="not_audio",
+        started_at=STARTED,
+        duration_seconds=30,
+    )
+    [change] = any_store.ingest_page("generic", listed(record("failed", duration_seconds=31)), NOW)
+    assert change.action is IngestAction.UPDATED and "duration_seconds" in change.changed
+    call = by_id(any_store, "failed")
+    assert (call.state, call.duration_seconds) == (CallState.FAILED, 31)
+    assert "duration_seconds" in (any_store.events_for(call.id)[-1].message or "")

@@ -17,7 +17,9 @@ from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.domain import transitions
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,
+    NO_ATTRIBUTION,
     InMemoryUserDirectory,
+    attribution_counts,
     plan_users_sync,
     snapshot_directory,
 )
@@ -69,8 +71,11 @@ class MemoryStore(LeaseGuardedWrites):
     def status(self, now: datetime) -> StatusSummary:
         with self._lock:
             counts = {state.value: 0 for state in CallState}
+            by_attribution: dict[str | None, int] = {}
             for call in self.calls.values():
                 counts[call.state.value] += 1
+                if call.state is CallState.UPLOADED:
+                    by_attribution[call.attribution] = by_attribution.get(call.attribution, 0) + 1
             due = [call for call in self.calls.values() if self._is_due(call, now)]
             times = [c.next_attempt_at for c in due if c.next_attempt_at is not None]
             unmapped: dict[str, int] = {}
@@ -88,6 +93,7 @@ class MemoryStore(LeaseGuardedWrites):
                     self.heartbeats.values(),
                     key=lambda beat: (-beat.beat_at.timestamp(), beat.owner),
                 ),
+                uploaded_by_attribution=attribution_counts(by_attribution),
             )
 
     @staticmethod
@@ -105,6 +111,7 @@ class MemoryStore(LeaseGuardedWrites):
         *,
         state: CallState | None = None,
         since: datetime | None = None,
+        attribution: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Call]:
@@ -112,6 +119,8 @@ class MemoryStore(LeaseGuardedWrites):
             rows = sorted(self.calls.values(), key=lambda call: call.id, reverse=True)
         if state is not None:
             rows = [row for row in rows if row.state == state]
+        if attribution is not None:
+            rows = [row for row in rows if (row.attribution or NO_ATTRIBUTION) == attribution]
         if since is not None:
             rows = [row for row in rows if row.started_at is not None and row.started_at >= since]
         return rows[offset : offset + limit]

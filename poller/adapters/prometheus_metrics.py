@@ -117,6 +117,16 @@ class StateTableCollector(Collector):
         for state, count in summary.counts.items():
             calls.add_metric([state], count)
         yield calls
+        # A rise of fallback_* or none beside siro_* shows reps Siro does not know, at once.
+        attributed = GaugeMetricFamily(
+            "siro_poller_uploaded_calls_by_attribution",
+            "Uploaded calls by how their rep was attributed (map_*, siro_email, siro_phone, "
+            "fallback_email, fallback_phone, none).",
+            labels=["attribution"],
+        )
+        for kind, count in summary.uploaded_by_attribution.items():
+            attributed.add_metric([kind], count)
+        yield attributed
         yield GaugeMetricFamily(
             "siro_poller_due_calls", "Calls due for the worker now.", value=summary.due_now
         )

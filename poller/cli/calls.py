@@ -19,6 +19,7 @@ from poller.cli.root import (
     parse_when,
     pass_cli,
 )
+from poller.domain.attribution import ATTRIBUTION_KINDS
 from poller.domain.clock import utcnow
 from poller.domain.records import Call, UnmappedRecord
 from poller.domain.states import REQUEUEABLE_STATES, CallState
@@ -27,6 +28,7 @@ from poller.ports.store import NotReplayable, NotRequeueable
 
 T = TypeVar("T")
 STATE_CHOICE = click.Choice([state.value for state in CallState])
+ATTRIBUTION_CHOICE = click.Choice(ATTRIBUTION_KINDS)
 
 
 def listed_call(call: Call) -> dict[str, Any]:
@@ -44,6 +46,11 @@ def calls_group() -> None:
 @calls_group.command("list")
 @click.option("--state", type=STATE_CHOICE, help="Only calls in this state.")
 @click.option("--since", help="Only calls started at or after: ISO 8601, or an age like 6h, 2d.")
+@click.option(
+    "--attribution",
+    type=ATTRIBUTION_CHOICE,
+    help="Only calls whose rep was found so (none: no attribution recorded).",
+)
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option(
     "--offset", type=click.IntRange(min=0), default=0, help="Pass over this many newest calls."
@@ -51,12 +58,19 @@ def calls_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON array (see README).")
 @pass_cli
 def list_calls(
-    cli: CliContext, state: str | None, since: str | None, limit: int, offset: int, as_json: bool
+    cli: CliContext,
+    state: str | None,
+    since: str | None,
+    attribution: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
 ) -> None:
-    """The newest calls first."""
+    """The newest calls first, with how each one's rep was attributed."""
     rows = cli.store.list_calls(
         state=CallState(state) if state else None,
         since=parse_when(since) if since else None,
+        attribution=attribution,
         limit=limit + 1,  # one more than shown tells whether more exist
         offset=offset,
     )
@@ -64,7 +78,7 @@ def list_calls(
         rows,
         limit,
         "calls",
-        f"narrow with --state or --since, or go on with --offset {offset + limit}",
+        f"narrow with --state, --since or --attribution, or go on with --offset {offset + limit}",
     )
     if as_json:
         emit_json([listed_call(row) for row in rows])
@@ -82,12 +96,24 @@ def list_calls(
                 row.attempts,
                 row.started_at,
                 row.rep_email or row.rep_phone or row.rep_provider_id,
+                row.attribution,
                 row.next_attempt_at if not row.state.is_terminal else None,
                 _short(row.error_kind, row.last_error),
             ]
             for row in rows
         ],
-        headers=["id", "provider", "call", "state", "tries", "started", "rep", "next try", "error"],
+        headers=[
+            "id",
+            "provider",
+            "call",
+            "state",
+            "tries",
+            "started",
+            "rep",
+            "found by",
+            "next try",
+            "error",
+        ],
     )
 
 

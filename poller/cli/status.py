@@ -27,6 +27,7 @@ def status_document(summary: StatusSummary, health: Health, now: datetime) -> di
         "pauses": [pause.to_dict() for pause in summary.pauses],
         "counts": summary.counts,
         "total": sum(summary.counts.values()),
+        "uploaded_by_attribution": summary.uploaded_by_attribution,
         "due_now": summary.due_now,
         "oldest_due_at": oldest,
         "oldest_due_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
@@ -40,8 +41,9 @@ def status_document(summary: StatusSummary, health: Health, now: datetime) -> di
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (see README).")
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
-    """Counts by state, the oldest due row, each provider's cursor, unmapped records, credential
-    pauses and workers; exits 1 when degraded (a monitoring check)."""
+    """Counts by state and uploaded calls by attribution, the oldest due row, each provider's
+    cursor, unmapped records, credential pauses and workers; exits 1 when degraded (a
+    monitoring check)."""
     now = utcnow()
     summary = cli.store.status(now)
     health = assess(
@@ -80,6 +82,7 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
         headers=["state", "calls"],
     )
     click.echo()
+    _print_attribution(document["uploaded_by_attribution"])
     if document["due_now"]:
         age = document["oldest_due_age_seconds"]
         since = f", oldest due for {human_age(timedelta(seconds=age))}" if age is not None else ""
@@ -118,6 +121,17 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
     click.echo("health: degraded")
     for reason in health["reasons"]:
         click.echo(f"  - {shown(reason['message'])}")
+
+
+def _print_attribution(by_kind: dict[str, int]) -> None:
+    # How each uploaded call found its rep: many fallback_* or none beside siro_* is the
+    # pattern of reps Siro does not know (or of a mapping gone wrong).
+    found = [[kind, count] for kind, count in by_kind.items() if count]
+    if not found:
+        return
+    emit_table(found, headers=["uploaded by attribution", "calls"])
+    click.echo("  the calls of one kind: `siro-poller calls list --attribution KIND`")
+    click.echo()
 
 
 def _print_unmapped(unmapped: dict[str, int]) -> None:

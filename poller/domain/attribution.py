@@ -63,6 +63,24 @@ class RepSkipReason(StrEnum):
     AMBIGUOUS_REP = "ambiguous_rep"  # several active Siro users share the rep's email or phone
 
 
+# The attribution kind of a call with none recorded: not attributed yet, parked before it was,
+# or uploaded before calls.attribution existed.
+NO_ATTRIBUTION = "none"
+# What `calls list --attribution`, `status` and the metrics report calls by.
+ATTRIBUTION_KINDS = (*(method.value for method in AttributionMethod), NO_ATTRIBUTION)
+
+
+def attribution_counts(found: Mapping[str | None, int]) -> dict[str, int]:
+    """Calls per attribution kind, every kind of :data:`ATTRIBUTION_KINDS` present (0 when
+    none) and in that order, from counts per stored ``calls.attribution`` value (``None``:
+    :data:`NO_ATTRIBUTION`). A value this version does not know is kept, after the others."""
+    counts = dict.fromkeys(ATTRIBUTION_KINDS, 0)
+    for stored, count in found.items():
+        kind = stored or NO_ATTRIBUTION
+        counts[kind] = counts.get(kind, 0) + count
+    return counts
+
+
 USERS_NOT_SYNCED = "users_not_synced"  # a retry kind: the directory was never filled
 ATTRIBUTE_STEP = "attribute"  # call_events.step of the event that records an attribution
 

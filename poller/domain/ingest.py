@@ -5,7 +5,10 @@ The rules, which keep rows from ever moving backwards:
 - A new call is inserted ``pending``: due now if its recording is ready, waiting
   (``next_attempt_at IS NULL``) if not, or straight to ``skipped`` when a rule says so or the
   provider says there is no recording.
-- A call seen again only refreshes its metadata, and only the columns that changed.
+- A call seen again only refreshes its metadata, and only the columns that changed. A column
+  the worker may fill in itself (:data:`MEASURED_COLUMNS`) keeps its value when the listing has
+  none: the provider not saying is no change. A value the provider does give replaces it, with a
+  ``metadata changed`` event, in any state (the audit shows what the provider said).
 - A row no worker has started on (``pending``, no lease) can still be decided: a rule or a
   recording-less listing skips it, and a waiting row whose recording is now ready becomes due.
 - ``downloaded``, ``uploaded``, ``failed`` and ``skipped`` rows, and leased rows, keep their
@@ -45,6 +48,10 @@ LISTING_COLUMNS = (
     "recording_url",
     "raw",
 )
+
+# Listing columns the worker fills in from the downloaded audio when the provider gave no value
+# (see transitions.audio_probed): a later listing without a value must not wipe the measurement.
+MEASURED_COLUMNS = frozenset({"duration_seconds"})
 
 
 class IngestAction(StrEnum):
@@ -204,7 +211,11 @@ def _plan_insert(provider: str, listed: ListedCall, now: datetime) -> IngestPlan
 
 def _plan_update(existing: Call, listed: ListedCall, now: datetime) -> IngestPlan:
     record = listed.record
-    columns = listing_columns(record)
+    columns = {
+        name: value
+        for name, value in listing_columns(record).items()
+        if value is not None or name not in MEASURED_COLUMNS
+    }
     changed = tuple(name for name, value in columns.items() if getattr(existing, name) != value)
     values: dict[str, Any] = {name: columns[name] for name in changed}
     not_started = existing.state is CallState.PENDING and existing.lease_owner is None

@@ -13,8 +13,11 @@ What :func:`sanitise_raw` does to a record:
   (each replaced by a marker naming its size), and says so under :data:`TRUNCATED_KEY`;
 - NUL characters (which PostgreSQL refuses in text and JSONB) are dropped from keys and values,
   and unpaired surrogates (which are not UTF-8) replaced;
-- values under secret-named keys (token, password, signature, ...) are masked, URLs lose their
-  credentials and signed query strings;
+- values under secret-named keys (token, password, signature, ...) are masked, and every URL,
+  whole or inside a text, keeps no query value at all (see
+  :func:`~poller.domain.redaction.mask_url_query`): the record is kept for audit; downloads
+  go by the call's recording locator, and a record mapped again from this copy finds its URL
+  masked, so its adapter asks the provider for a fresh one;
 - ``NaN`` and infinities (which JSON columns refuse) become strings.
 """
 
@@ -29,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from poller.domain.clock import as_utc
-from poller.domain.redaction import MASK, redact_text, redact_url
+from poller.domain.redaction import MASK, mask_urls_in_text
 
 MAX_DEPTH: Final = 32
 MAX_BYTES: Final = 64 * 1024
@@ -125,10 +128,8 @@ def _sanitise(value: Any, *, secret: bool, depth: int) -> Any:
         text = clean_text(value)
         if text and secret:
             return MASK
-        if text.lower().startswith(("http://", "https://")):
-            return redact_url(text)
         # A relative URL ("/media/x.mp3?X-Goog-Signature=...") signs with its query too.
-        return redact_text(text) if "://" in text or "?" in text else text
+        return mask_urls_in_text(text) if "://" in text or "?" in text or "#" in text else text
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if value is None or isinstance(value, bool | int | float):

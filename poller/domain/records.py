@@ -122,6 +122,9 @@ class StatusSummary:
     pauses: list[CredentialPause] = field(default_factory=list)
     # Worker processes by their last heartbeat, freshest first (worker_heartbeats).
     workers: list[WorkerHeartbeat] = field(default_factory=list)
+    # Uploaded calls per attribution kind (attribution.ATTRIBUTION_KINDS, every kind listed):
+    # how the rep of each recording in Siro was found.
+    uploaded_by_attribution: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

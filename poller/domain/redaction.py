@@ -45,3 +45,64 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 def redact_url(url: str) -> str:
     """A URL fit for logs, errors and the database: no userinfo, no signed query string."""
     return redact_text(url)
+
+
+# -- URLs kept for the record ---------------------------------------------------------------
+
+# The query keys whose values a stored record keeps: each selects a view of a resource and
+# grants nothing. Every other query value is masked whatever its key is named, since a list of
+# secret names always misses the next vendor's (Zoom signs its file URLs with ``jwt``).
+# RingCentral's record URIs end in ``?view=Detailed``.
+HARMLESS_QUERY_KEYS = frozenset({"view"})
+
+# A word of free text, as far as a URL in it can reach.
+_WORD = re.compile(r"[^\s\"'<>]+")
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
+# A user name alone (``https://ghp_abc@host``) is as often a token as a name.
+_ANY_USERINFO = re.compile(r"(?i)^([a-z][a-z0-9+.-]*://)[^/?#@\s]+@")
+
+
+def mask_url_query(url: str) -> str:
+    """``url`` with every query value masked (keys kept to show what was there), except under
+    :data:`HARMLESS_QUERY_KEYS`; its userinfo and the values in its fragment are masked too."""
+    url = _ANY_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", url)
+    rest, hash_mark, fragment = url.partition("#")
+    base, question_mark, query = rest.partition("?")
+    masked = base + question_mark + _mask_pairs(query)
+    return masked + hash_mark + (_mask_pairs(fragment) if "=" in fragment else fragment)
+
+
+def mask_urls_in_text(text: str) -> str:
+    """``text`` with :func:`mask_url_query` applied to each URL in it (a whole-string URL or
+    one inside a sentence) and credential headers or bearer tokens masked."""
+    text = _WORD.sub(lambda m: _masked_if_url(m.group(0)), text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
+def _masked_if_url(word: str) -> str:
+    """``word`` through :func:`mask_url_query` if it is a URL: one with a scheme, or a path
+    (``media/x.mp3``), a file name or nothing before its query or fragment; a question
+    ("ready?") is left alone."""
+    if "://" in word:
+        return mask_url_query(word)
+    query_or_fragment = _QUERY_OR_FRAGMENT.search(word)
+    if query_or_fragment is None:
+        return word
+    head = word[: query_or_fragment.start()]
+    return mask_url_query(word) if not head or "/" in head or "." in head else word
+
+
+def _mask_pairs(query: str) -> str:
+    if not query:
+        return query
+    pairs = []
+    for pair in query.split("&"):
+        key, equals, value = pair.partition("=")
+        if not pair or (equals and key.lower() in HARMLESS_QUERY_KEYS):
+            pairs.append(pair)
+        elif equals:
+            pairs.append(f"{key}={MASK}" if value else pair)
+        else:
+            pairs.append(MASK)  # a bare token (``?AKIA...``) is a value without a key
+    return "&".join(pairs)

@@ -44,8 +44,8 @@ class AuditReader(Protocol):
     """What operators and auditors read: counts, rows, their events, the cursors."""
 
     def status(self, now: datetime) -> StatusSummary:
-        """Counts by state, what is due, where each provider's cursor stands, the credential
-        pauses in force and the workers' heartbeats."""
+        """Counts by state, uploaded calls by attribution kind, what is due, where each
+        provider's cursor stands, the credential pauses in force and the workers' heartbeats."""
         ...
 
     def list_calls(
@@ -53,11 +53,13 @@ class AuditReader(Protocol):
         *,
         state: CallState | None = None,
         since: datetime | None = None,
+        attribution: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Call]:
         """Newest rows first, ``offset`` of them passed over; ``since`` keeps calls that
-        started at or after it."""
+        started at or after it, ``attribution`` those attributed so (a ``calls.attribution``
+        value, or ``none``: no attribution recorded)."""
         ...
 
     def get_call(self, call_id: int) -> Call | None: ...

@@ -13,8 +13,9 @@ What it does, per ``[provider.*]`` section of the config:
 Recording URLs and secrets
 --------------------------
 Rows must never hold credentials, so :meth:`GenericProvider.map_record` stores the recording URL
-(and every URL in the raw record) through :func:`redact_url`: a signed URL loses its query
-string. Download resolution then works one of two ways:
+through :func:`redact_url`: a signed URL loses its query string (and the raw record keeps no
+URL query value at all, see :func:`~poller.domain.raw_record.sanitise_raw`). Download
+resolution then works one of two ways:
 
 - **Stable URL plus provider auth** (Twilio, RingCentral, Zoom style): the stored URL is intact
   and is used as it is, with the provider's auth headers.

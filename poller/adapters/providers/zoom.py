@@ -68,7 +68,7 @@ from poller.domain.raw_record import (
     field_text,
     sanitise_raw,
 )
-from poller.domain.redaction import MASK, redact_url
+from poller.domain.redaction import MASK, mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
@@ -238,7 +238,9 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
             rep_extension=_limit(rep.extension, "rep_extension"),
             contact_name=_limit(field_text(raw.get(f"{party}_name")), "contact_name"),
             contact_phone=_limit(field_text(raw.get(f"{party}_number")), "contact_phone"),
-            recording_url=redact_url(url) if url else None,
+            # Zoom signs file URLs with a token under its own names (jwt): no query value is
+            # stored, and a masked URL is read again by call id to download.
+            recording_url=mask_url_query(url) if url else None,
             rep_undecided_reason=_no_agent_reason(raw, direction) if rep == PhoneUser() else None,
         )
 

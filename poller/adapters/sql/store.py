@@ -46,7 +46,9 @@ from poller.adapters.sql.postgres import PostgresPageWriter
 from poller.domain import transitions
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,
+    NO_ATTRIBUTION,
     InMemoryUserDirectory,
+    attribution_counts,
     plan_users_sync,
     snapshot_directory,
 )
@@ -168,13 +170,19 @@ def waiting_clause(provider: str) -> Any:
     )
 
 
-def _call_filters(state: CallState | None, since: datetime | None) -> list[Any]:
-    """The conditions of `calls list --state/--since`."""
+def _call_filters(
+    state: CallState | None, since: datetime | None, attribution: str | None = None
+) -> list[Any]:
+    """The conditions of `calls list --state/--since/--attribution`."""
     filters: list[Any] = []
     if state is not None:
         filters.append(calls.c.state == state.value)
     if since is not None:
         filters.append(calls.c.started_at >= since)
+    if attribution == NO_ATTRIBUTION:
+        filters.append(calls.c.attribution.is_(None))
+    elif attribution is not None:
+        filters.append(calls.c.attribution == attribution)
     return filters
 
 
@@ -212,6 +220,15 @@ class SqlStore(LeaseGuardedWrites):
                 select(calls.c.state, func.count()).group_by(calls.c.state)
             ):
                 counts[state] = count
+            by_attribution = attribution_counts(
+                dict(
+                    conn.execute(
+                        select(calls.c.attribution, func.count())
+                        .where(calls.c.state == CallState.UPLOADED.value)
+                        .group_by(calls.c.attribution)
+                    ).all()
+                )
+            )
             due_now, oldest = self._due(conn, now)
             cursors = self._cursors(conn)
             pauses = self._pauses(conn)
@@ -240,6 +257,7 @@ class SqlStore(LeaseGuardedWrites):
             unmapped=unmapped,
             pauses=pauses,
             workers=workers,
+            uploaded_by_attribution=by_attribution,
         )
 
     def count_due(self, now: datetime) -> int:
@@ -266,11 +284,12 @@ class SqlStore(LeaseGuardedWrites):
         *,
         state: CallState | None = None,
         since: datetime | None = None,
+        attribution: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Call]:
         query = select(calls).order_by(calls.c.id.desc()).limit(limit).offset(offset)
-        query = query.where(*_call_filters(state, since))
+        query = query.where(*_call_filters(state, since, attribution))
         with read_transaction(self.engine) as conn:
             return [call_from_row(row._mapping) for row in conn.execute(query)]
 
