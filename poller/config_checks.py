@@ -56,6 +56,7 @@ from poller.config import (
     read_toml,
     secret_paths,
 )
+from poller.domain.urls import UnsafeUrl, url_target
 
 FindingLevel = Literal["error", "warning"]
 
@@ -160,7 +161,10 @@ def _texts(value: object, key: str, setting: str) -> list[_Text]:
 
 def _example_host(key: str, text: str) -> str | None:
     if "://" in text:
-        host = urlsplit(text).hostname or ""
+        try:
+            host = url_target(text).host
+        except UnsafeUrl:
+            return None
     elif key.endswith("hosts"):  # download_hosts, token_hosts...: "host[:port]" or "*.host"
         host = text.removeprefix("*.").rsplit(":", 1)[0]
     else:

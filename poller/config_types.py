@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from poller.domain.urls import UnsafeUrl, url_target
+
 
 class ConfigError(Exception):
     """A configuration problem a person can fix; each line names the key and the problem."""
@@ -27,9 +29,13 @@ class Section(BaseModel):
 
 
 def _base_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        target = url_target(value)
+    except UnsafeUrl as exc:
+        raise ValueError(f"must be a plain http:// or https:// URL: {exc}") from None
+    if target.scheme not in ("http", "https") or not target.host:
         raise ValueError("must be an http:// or https:// URL with a host")
+    parts = urlsplit(value)
     if parts.query or parts.fragment:
         raise ValueError("must not carry a query string or fragment")
     if parts.username or parts.password:

@@ -383,7 +383,7 @@ def test_users_over_several_pages_are_all_loaded(world: ZoomWorld) -> None:
     assert len(world.phone.requests_to("/v2/phone/users")) == 2
 
 
-def test_a_call_queue_owner_has_no_email_but_keeps_its_name(world: ZoomWorld) -> None:
+def test_a_call_queue_owner_is_never_the_rep_its_agent_is(world: ZoomWorld) -> None:
     item = recording_item("rec-queue", T0 + timedelta(minutes=1), download_url=world.plain_url)
     item["owner"] = {
         "id": "cq-1",
@@ -391,9 +391,15 @@ def test_a_call_queue_owner_has_no_email_but_keeps_its_name(world: ZoomWorld) ->
         "type": "call queue",
         "extension_number": 800,
     }
+    item["outgoing_by"] = {"name": "Sam Seller", "extension_number": "1002"}
     world.phone.add_recording(item)
     [record] = [r for page in listed(world.provider()) for r in page.records]
-    assert (record.rep_email, record.rep_name, record.rep_extension) == (None, "Sales Queue", "800")
+    assert (record.rep_email, record.rep_name, record.rep_extension, record.rep_provider_id) == (
+        "sam@example.com",
+        "Sam Seller",
+        "1002",
+        "zoom-user-2",
+    )
 
 
 def test_each_recording_of_a_transferred_call_is_its_own_row(world: ZoomWorld) -> None:

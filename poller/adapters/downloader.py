@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from poller.adapters.http import (
     BodyEmpty,
@@ -33,6 +32,7 @@ from poller.adapters.http import (
 from poller.domain.call_record import DownloadRequest, host_key
 from poller.domain.failures import StepFailure
 from poller.domain.redaction import MASK
+from poller.domain.urls import UnsafeUrl, url_target
 from poller.ports.provider import ProviderAuthError
 
 __all__ = ["Downloaded", "Downloader"]
@@ -77,7 +77,7 @@ class Downloader:
                 stop=self.stop,
                 credentials=request.headers,
                 hosts=rules,
-                rate_limiter=self.rate_limiters.get(host_key(request.url)),
+                rate_limiter=self._rate_limiter_for(request.url),
             )
         except HttpUnauthorized as exc:
             refused_by = exc.response.url if exc.response is not None else request.url
@@ -99,11 +99,22 @@ class Downloader:
                 f"writing the download into the spool failed: {exc.strerror or type(exc).__name__}",
             ) from None
 
+    def _rate_limiter_for(self, url: str) -> RateLimiter | None:
+        try:
+            return self.rate_limiters.get(host_key(url))
+        except UnsafeUrl:
+            return None  # the client refuses the URL before it would wait for a limit
+
 
 def _hide_path(message: str, url: str) -> str:
     shown = url_for_humans(url)
-    parts = urlsplit(url)
-    return message.replace(shown, f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/{MASK}")
+    try:
+        target = url_target(url)
+    except UnsafeUrl:
+        return message  # the message shows no URL it cannot judge
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    port = f":{target.port}" if target.port is not None else ""
+    return message.replace(shown, f"{target.scheme}://{host}{port}/{MASK}")
 
 
 def _step_failure(exc: HttpError, request: DownloadRequest) -> StepFailure:

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from poller.domain.retry_after import parse_retry_after
 from poller.domain.states import Direction, RecordingState
+from poller.domain.urls import UnsafeUrl, url_target
 
 # Column widths of the `calls` table (poller/adapters/sql/models.py). An adapter truncates
 # free text to fit, because one over-long contact name must not fail a whole page.
@@ -60,6 +60,10 @@ class CallRecord:
     # Why the provider has no recording (``recording_state`` NONE), in its own terms: the skip
     # reason an operator reads. Unset: the generic "the provider reports no recording".
     no_recording_reason: str | None = None
+    # Why the adapter cannot tell which party is the rep (say, a direction it does not know):
+    # the call is skipped with this reason rather than given to a guess, which could be the
+    # customer.
+    rep_undecided_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not self.provider_call_id:
@@ -96,13 +100,12 @@ class RecordingLocator(Protocol):
 
 
 def host_key(url: str) -> str:
-    """``host`` or ``host:port`` (lower case, default ports dropped): what credentials bind to."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    port = parts.port
-    if port is None or (parts.scheme, port) in (("http", 80), ("https", 443)):
-        return host
-    return f"{host}:{port}"
+    """``host`` or ``host:port`` (lower case, default ports dropped): what credentials bind to.
+
+    Read as the connection reads it (:func:`~poller.domain.urls.url_target`); raises
+    :class:`~poller.domain.urls.UnsafeUrl` (a ``ValueError``) for a URL parsers disagree on.
+    """
+    return url_target(url).key
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +135,13 @@ class DownloadRequest:
     secret_path: bool = False
 
     def headers_for(self, url: str) -> dict[str, str]:
-        parts = urlsplit(url)
-        if self.https_only and parts.scheme != "https":
+        try:
+            target = url_target(url)
+        except UnsafeUrl:
             return {}
-        if host_key(url) not in self.credential_hosts:
+        if self.https_only and target.scheme != "https":
+            return {}
+        if target.key not in self.credential_hosts:
             return {}
         return dict(self.headers)
 

@@ -26,6 +26,8 @@ class SkipReason(StrEnum):
     DIRECTION_EXCLUDED = "direction_excluded"
     REP_NOT_ALLOWED = "rep_not_allowed"
     REP_DENIED = "rep_denied"
+    # The provider's record does not say which party is the rep (the adapter's reason).
+    REP_UNDECIDED = "rep_undecided"
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,8 @@ def _verdict(listed: ListedCall) -> SkipVerdict | None:
             )
         reason = listed.record.no_recording_reason or "the provider reports no recording"
         return SkipVerdict(SkipReason.NO_RECORDING, reason)
+    if listed.record.rep_undecided_reason is not None:
+        return SkipVerdict(SkipReason.REP_UNDECIDED, listed.record.rep_undecided_reason)
     return None
 
 

@@ -60,6 +60,7 @@ def aircall_call(
     raw_digits: str = "+1 415-555-0100",
     contact: dict[str, Any] | None = None,
     number_digits: str = "+1 415-555-0199",
+    line_records: bool = True,
 ) -> dict[str, Any]:
     """A call object with the fields of Aircall's schema (``recording`` is filled when served)."""
     started = int(started_at.timestamp())
@@ -98,9 +99,18 @@ def aircall_call(
             "direct_link": "https://api.aircall.io/v1/numbers/7",
             "name": "Sales US",
             "digits": number_digits,
+            "created_at": "2025-01-06T09:00:00.000Z",
             "country": "US",
             "time_zone": "America/Los_Angeles",
+            "open": True,
+            "availability_status": "open",
+            "is_ivr": False,
+            # Whether the line records its calls; off, an answered call has no recording.
+            "live_recording_activated": line_records,
+            "priority": None,
         },
+        "transferred_by": None,
+        "transferred_to": None,
         "cost": "0.0",
         "country_code_a2": "US",
         "pricing_type": "pay_per_minute",

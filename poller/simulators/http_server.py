@@ -1,4 +1,5 @@
-"""A real HTTP server on 127.0.0.1, on a free port, in a background thread."""
+"""A real HTTP server on 127.0.0.1 (or another loopback address), on a free port, in a
+background thread."""
 
 from __future__ import annotations
 
@@ -25,8 +26,15 @@ class LocalHTTPServer:
     ``state``), so a test can script answers and inspect what the client sent.
     """
 
-    def __init__(self, handler_class: type[BaseHTTPRequestHandler], state: object = None) -> None:
-        self._server = _Server(("127.0.0.1", 0), handler_class)
+    def __init__(
+        self,
+        handler_class: type[BaseHTTPRequestHandler],
+        state: object = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._server = _Server((host, port), handler_class)
         self._server.daemon_threads = True
         self._server.state = state  # type: ignore[attr-defined]
         self._thread = threading.Thread(

@@ -68,16 +68,26 @@ def recording_item(
     rep = {"name": owner_name, "number": rep_number}
     contact = {"name": contact_name, "number": contact_number}
     caller, callee = (rep, contact) if direction == "outbound" else (contact, rep)
+    # Who placed the call and who took it, by name and extension (the reference's example).
+    owner_party = {"name": owner_name, "extension_number": str(extension)}
+    contact_party = {"name": contact_name}
+    outgoing_by, accepted_by = (
+        (owner_party, contact_party) if direction == "outbound" else (contact_party, owner_party)
+    )
+    call_log_id = f"log-{recording_id}"
     item: dict[str, Any] = {
         "auto_delete_policy": "Off",
         "call_id": call_id or f"70725989{abs(hash(recording_id)) % 10**11:011d}",
-        "call_log_id": f"log-{recording_id}",
+        "call_log_id": call_log_id,
+        "call_element_id": f"{at.astimezone(UTC):%Y%m%d}-{call_log_id}",
         "callee_name": callee["name"],
         "callee_number": callee["number"],
         "callee_number_type": 1,
         "caller_name": caller["name"],
         "caller_number": caller["number"],
         "caller_number_type": 1,
+        "outgoing_by": outgoing_by,
+        "accepted_by": accepted_by,
         "date_time": iso(at),
         "disclaimer_status": 0,
         "direction": direction,
@@ -160,6 +170,7 @@ class ZoomPhone:
                     "extension_id": f"ext-{user_id}",
                     "extension_number": ext,
                     "status": "activate",
+                    "activation_status": "activated",
                     "site": {"id": "site-1", "name": "Main Office"},
                     "phone_numbers": [],
                     "calling_plans": [{"type": 200, "name": "US/CA Unlimited"}],
@@ -508,7 +519,14 @@ class _ZoomHandler(QuietHandler):
         if found is None:
             self._error(404, 404, "Call recording does not exist.")
             return
-        self._send(200, found)
+        # The single recording carries what the list item has, plus its call history id and
+        # file_url (Zoom's changelog, April 2024 and January 2025).
+        recording = dict(found)
+        if "call_element_id" in found:
+            recording.setdefault("call_history_id", found["call_element_id"])
+        if "download_url" in found:
+            recording.setdefault("file_url", found["download_url"])
+        self._send(200, recording)
 
     def _download(self, file_id: str, params: dict[str, str]) -> None:
         if not self._bearer_ok(params):

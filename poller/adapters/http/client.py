@@ -39,7 +39,7 @@ from poller.adapters.http.errors import (
 )
 from poller.adapters.http.ratelimit import RateLimiter
 from poller.adapters.http.retry import RetryPolicy, parse_retry_after
-from poller.adapters.http.transport import GuardedAdapter, RequestDeadline, guarding
+from poller.adapters.http.transport import Guard, GuardedAdapter, RequestDeadline, guarding
 from poller.domain.clock import utcnow
 from poller.ports.download import Downloaded
 
@@ -337,10 +337,13 @@ class HttpClient:
             deadline = RequestDeadline(self.limits.deadline)
             deadline.start()
             try:
-                with guarding(rules, deadline), self._session_for(fresh_connection) as session:
+                with (
+                    guarding(rules, deadline) as guard,
+                    self._session_for(fresh_connection) as session,
+                ):
                     response, sent = self._open(
                         session,
-                        rules,
+                        guard,
                         method,
                         url,
                         params=params,
@@ -411,7 +414,7 @@ class HttpClient:
     def _open(
         self,
         session: requests.Session,
-        rules: HostRules,
+        guard: Guard,
         method: str,
         url: str,
         *,
@@ -427,12 +430,18 @@ class HttpClient:
         limiter: RateLimiter | None,
     ) -> tuple[requests.Response, dict[str, str]]:
         """Send, following redirects by hand; each hop checked. Returns the answer and the
-        credential headers sent with it (empty if none were)."""
+        credential headers sent with it (empty if none were).
+
+        Credentials are chosen per hop for the host judged, and the connection refuses any host
+        but the one judged: a URL read one way when judged and another when connected sends
+        nothing, credentials least of all.
+        """
+        rules = guard.rules
         current = url
         redirected_by: str | None = None  # the URL whose redirect led to ``current``
         for hop in range(MAX_REDIRECTS + 1):
             try:
-                rules.check_url(current)
+                guard.destination = rules.check_url(current)
             except HttpRefused as exc:
                 raise _refused(exc, current, redirected_by) from None
             send = {"User-Agent": self.user_agent, **(headers or {})}

@@ -23,10 +23,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from poller.adapters.http.errors import HttpRefused, url_for_humans
-from poller.domain.call_record import host_key
+from poller.domain.urls import UnsafeUrl, host_port_key, url_target
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -81,12 +80,6 @@ def _literal(host: str) -> IpAddress | None:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
-
-
-def _scheme_default_key(host: str, port: int | None, scheme: str) -> str:
-    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
-        return host
-    return f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -159,14 +152,17 @@ class HostRules:
         return any(key.endswith(suffix) for suffix in self._suffixes)
 
     def check_url(self, url: str) -> str:
-        """The URL's host key if it may be fetched; raises :class:`HttpRefused` if not."""
+        """The URL's host key if it may be fetched; raises :class:`HttpRefused` if not.
+
+        The host is read as the connection reads it (:func:`url_target`), so the host judged
+        here is the host connected to.
+        """
         shown = url_for_humans(url)
         try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            raise HttpRefused(f"refused to fetch {shown}: the URL is not valid", url=url) from None
-        scheme = parts.scheme.lower()
+            target = url_target(url)
+        except UnsafeUrl as exc:
+            raise HttpRefused(f"refused to fetch {shown}: {exc}", url=url) from None
+        scheme = target.scheme
         if scheme not in SCHEMES:
             if not scheme:
                 raise HttpRefused(
@@ -178,10 +174,10 @@ class HostRules:
                 f"{scheme}://",
                 url=url,
             )
-        host = (parts.hostname or "").lower().rstrip(".")
+        host = target.host
         if not host:
             raise HttpRefused(f"refused to fetch {shown}: the URL names no host", url=url)
-        key = _scheme_default_key(host, port, scheme)
+        key = target.key
         explicit = self.is_explicit(key)
         if scheme == "http" and self.https_only and not explicit:
             raise HttpRefused(
@@ -213,10 +209,13 @@ class HostRules:
         return key
 
     def may_send_credentials(self, url: str) -> bool:
-        parts = urlsplit(url)
-        if self.https_only and parts.scheme.lower() != "https":
+        try:
+            target = url_target(url)
+        except UnsafeUrl:
             return False
-        return host_key(url) in self.credential_hosts
+        if self.https_only and target.scheme != "https":
+            return False
+        return target.key in self.credential_hosts
 
     # -- per connection, on the resolved addresses -------------------------------------------
 
@@ -224,7 +223,7 @@ class HostRules:
         self, host: str, port: int | None, scheme: str, addresses: Iterable[str]
     ) -> None:
         """Raise :class:`HttpRefused` unless every address of ``host`` may be connected to."""
-        key = _scheme_default_key(host.lower().rstrip("."), port, scheme)
+        key = host_port_key(host, port, scheme)
         if self.is_explicit(key):
             return
         for text in addresses:

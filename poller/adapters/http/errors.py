@@ -10,21 +10,22 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+
+from poller.domain.urls import UnsafeUrl, url_target
 
 
 def url_for_humans(url: str) -> str:
-    """``scheme://host[:port]/path``: what a message may say about a URL (queries sign)."""
+    """``scheme://host[:port]/path``: what a message may say about a URL (queries sign).
+
+    The host is the one a connection would go to; a URL parsers read differently is not shown.
+    """
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<unparseable URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    shown_port = f":{port}" if port is not None else ""
-    return f"{parts.scheme}://{host}{shown_port}{parts.path}"
+        target = url_target(url)
+    except UnsafeUrl:
+        return "<unsafe URL>"
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    shown_port = f":{target.port}" if target.port is not None else ""
+    return f"{target.scheme}://{host}{shown_port}{target.path}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from urllib3.util import connection as urllib3_connection
 
 from poller.adapters.http.destinations import HostRules
 from poller.adapters.http.errors import HttpRefused
+from poller.domain.urls import host_port_key
 
 
 @dataclass
@@ -78,27 +79,44 @@ def _cut(sock: Any) -> None:
 
 
 @dataclass
-class _Guard:
+class Guard:
+    """What the connections of the request running in this thread obey.
+
+    ``destination`` is the host key the client judged for the current hop: a connection to
+    any other host is refused before it is made or used, so a URL read one way when judged
+    and another way when connected sends nothing anywhere.
+    """
+
     rules: HostRules
     deadline: RequestDeadline
+    destination: str | None = None
+
+    def check_destination(self, host: str, port: int | None, scheme: str) -> None:
+        connected = host_port_key(host, port, scheme)
+        if self.destination is not None and connected != self.destination:
+            raise HttpRefused(
+                f"refused to connect to {connected}: the URL was judged to lead to "
+                f"{self.destination}"
+            )
 
 
 _local = threading.local()
 
 
 @contextlib.contextmanager
-def guarding(rules: HostRules, deadline: RequestDeadline) -> Iterator[None]:
+def guarding(rules: HostRules, deadline: RequestDeadline) -> Iterator[Guard]:
     """Connections made (or reused) by this thread meanwhile obey ``rules`` and ``deadline``."""
     previous = getattr(_local, "guard", None)
-    _local.guard = _Guard(rules, deadline)
+    guard = Guard(rules, deadline)
+    _local.guard = guard
     try:
-        yield
+        yield guard
     finally:
         _local.guard = previous
 
 
-def _current() -> _Guard | None:
-    guard: _Guard | None = getattr(_local, "guard", None)
+def _current() -> Guard | None:
+    guard: Guard | None = getattr(_local, "guard", None)
     return guard
 
 
@@ -112,6 +130,7 @@ class _GuardedConnectionMixin:
         guard = _current()
         if guard is None:
             raise HttpRefused("refused to connect: no destination rules are in force")
+        guard.check_destination(conn.host, conn.port, self.scheme)
         host: str = conn._dns_host
         try:
             infos = socket.getaddrinfo(host, conn.port, 0, socket.SOCK_STREAM)
@@ -140,6 +159,14 @@ class _GuardedConnectionMixin:
             return sock
         raise NewConnectionError(conn, f"Failed to establish a new connection: {last}") from last
 
+    def _check_destination(self) -> None:
+        """Before a byte of the request is sent, on a new or a reused connection."""
+        guard = _current()
+        if guard is None:
+            raise HttpRefused("refused to send: no destination rules are in force")
+        conn: Any = self
+        guard.check_destination(conn.host, conn.port, self.scheme)
+
     def _watch_socket(self) -> None:
         guard = _current()
         if guard is not None:
@@ -154,8 +181,7 @@ class GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
         self._watch_socket()
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        if _current() is None:
-            raise HttpRefused("refused to send: no destination rules are in force")
+        self._check_destination()
         self._watch_socket()
         super().request(*args, **kwargs)
 
@@ -168,8 +194,7 @@ class GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
         self._watch_socket()
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        if _current() is None:
-            raise HttpRefused("refused to send: no destination rules are in force")
+        self._check_destination()
         self._watch_socket()
         super().request(*args, **kwargs)
 

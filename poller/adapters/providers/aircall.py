@@ -14,7 +14,10 @@ What the API does, and what this adapter does about it:
   Aircall's storage, not the API. It is never stored (the row keeps it without its query); right
   before a download the call is read again (``GET /v1/calls/{id}``) and its fresh URL fetched
   *without* the Aircall credentials. A finished call that was answered but has no recording yet
-  waits, as late recordings do; one nobody answered never gets a recording and is skipped.
+  waits, as late recordings do; one nobody answered never gets a recording and is skipped, and
+  so is a finished call on a line whose live recording is switched off
+  (``number.live_recording_activated`` false), at once rather than after
+  ``recording_wait_hours``.
 - **Rate limit**: 60 requests a minute per company by default, announced in
   ``X-AircallApi-Limit``, ``-Remaining`` and ``-Reset`` (a Unix time). The shared limiter pauses
   every request when ``Remaining`` reaches 0; a 429's wait is read from ``-Reset``.
@@ -196,10 +199,12 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
         user = _object(raw.get("user"))
         number = _object(raw.get("number"))
         recording_url = field_text(raw.get("recording"))
+        recording_state, no_recording_reason = _recording_state(raw, answered_at, recording_url)
         return CallRecord(
             provider_call_id=call_id,
             started_at=started_at,
-            recording_state=_recording_state(raw, answered_at, recording_url),
+            recording_state=recording_state,
+            no_recording_reason=no_recording_reason,
             raw=sanitise_raw(raw),
             ended_at=ended_at,
             duration_seconds=duration,
@@ -277,14 +282,24 @@ def _direction(value: Any) -> Direction | None:
 
 def _recording_state(
     raw: Mapping[str, Any], answered_at: datetime | None, recording_url: str | None
-) -> RecordingState:
+) -> tuple[RecordingState, str | None]:
+    """The recording's state and, when the call will never have one, why (``None``: generic)."""
     if recording_url is not None:
-        return RecordingState.READY
-    # A finished call nobody answered (missed, abandoned, sent to voicemail) is never recorded;
-    # an answered one may get its recording after the call ended.
-    if field_text(raw.get("status")) == "done" and answered_at is None:
-        return RecordingState.NONE
-    return RecordingState.PENDING
+        return RecordingState.READY, None
+    if field_text(raw.get("status")) != "done":
+        return RecordingState.PENDING, None
+    # A finished call nobody answered (missed, abandoned, sent to voicemail) is never recorded.
+    if answered_at is None:
+        return RecordingState.NONE, None
+    line = _object(raw.get("number"))
+    if line.get("live_recording_activated") is False:
+        name = field_text(line.get("name")) or field_text(line.get("digits")) or "of the call"
+        return RecordingState.NONE, (
+            f"the Aircall line {name} does not record calls "
+            "(number.live_recording_activated is false)"
+        )
+    # An answered one may get its recording after the call ended.
+    return RecordingState.PENDING, None
 
 
 def _contact_name(contact: Mapping[str, Any]) -> str | None:

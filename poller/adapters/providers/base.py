@@ -76,6 +76,7 @@ from poller.domain.raw_record import (
     shown,
 )
 from poller.domain.redaction import redact_text
+from poller.domain.urls import host_for_humans
 from poller.domain.windows import Window
 from poller.ports.provider import (
     ListedPage,
@@ -350,7 +351,8 @@ class ProviderAdapter(ABC, Generic[S]):
             if not self.hosts.may_send_credentials(following.url):
                 raise PermanentProviderError(
                     f"window {window}: the next page of page {number} is at "
-                    f"{host_key(following.url)}, not the provider; refusing to send credentials"
+                    f"{host_for_humans(following.url)}, not the provider; refusing to send "
+                    "credentials"
                 )
             request = following
         raise PageLimitExceeded(f"window {window}: more than {limit} pages")

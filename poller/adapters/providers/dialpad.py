@@ -5,9 +5,16 @@
 - **Listing:** ``GET /api/v2/call`` (``call.list``) with ``started_after`` and
   ``started_before`` in UTC epoch milliseconds, paged by the opaque ``cursor`` of each
   ``CallCollection``. Dialpad answers newest first and lists a call only once it has ended.
-- **Mapping:** ``target`` is the Dialpad user who placed or took the call (the rep),
-  ``contact`` the other party; times are epoch milliseconds and ``duration`` is in
-  milliseconds. int64 fields may come as JSON strings (the spec's own examples do).
+- **Mapping:** ``target`` is who placed or took the call and ``contact`` the other party;
+  times are epoch milliseconds and ``duration`` is in milliseconds. int64 fields may come as
+  JSON strings (the spec's own examples do).
+- **Rep:** only a ``target`` of type ``user`` is a rep. A call center, department, office or
+  any other group target is where the call was routed, not who spoke: ``CallProto`` documents
+  no field naming the agent of such a call (``operator_call_id`` is the id of another call,
+  ``proxy_target`` the caller ID a user dialled out with), so it names no rep. Nor is
+  ``internal_number`` then taken as the rep's phone: it is the group's line. Such a call is
+  skipped when listed as ``rep_undecided``, its reason naming the group; Dialpad lists the
+  agent's own leg of the call too, with its user target.
 - **Recording:** the call recording is picked from ``recording_details`` (never a voicemail);
   it is fetched through ``POST /api/v2/recordingsharelink``, which returns an ``access_link``
   with the privacy the admin configured. ``was_recorded`` may be true before
@@ -77,6 +84,8 @@ SharePrivacy = Literal["owner", "admin", "company", "public"]
 
 CALL_LIST_PATH = "/api/v2/call"
 SHARE_LINK_PATH = "/api/v2/recordingsharelink"
+# The only target type that is a person; the others (callcenter, department, office...) are groups.
+USER_TARGET = "user"
 _MILLISECOND = timedelta(milliseconds=1)
 # Recordings of the call itself, best first; a voicemail is never the call's recording.
 CALL_RECORDING_TYPES = ("callrecording", "admincallrecording")
@@ -242,6 +251,7 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         )
 
         target = _object(raw.get("target"))
+        rep = target if _is_user(target) else {}
         contact = _object(raw.get("contact"))
         state, recording_id, recording_url = self._recording(raw, read)
 
@@ -257,15 +267,17 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             ended_at=ended_at,
             duration_seconds=duration,
             direction=_direction(raw.get("direction")),
-            rep_email=text(target.get("email"), "rep_email"),
-            rep_phone=text(target.get("phone"), "rep_phone")
-            or text(raw.get("internal_number"), "rep_phone"),
-            rep_provider_id=text(target.get("id"), "rep_provider_id"),
-            rep_name=text(target.get("name"), "rep_name"),
+            rep_email=text(rep.get("email"), "rep_email"),
+            # The internal number is the user's own line only when the target is a user.
+            rep_phone=text(rep.get("phone"), "rep_phone")
+            or (text(raw.get("internal_number"), "rep_phone") if rep else None),
+            rep_provider_id=text(rep.get("id"), "rep_provider_id"),
+            rep_name=text(rep.get("name"), "rep_name"),
             contact_name=text(contact.get("name"), "contact_name"),
             contact_phone=text(contact.get("phone"), "contact_phone")
             or text(raw.get("external_number"), "contact_phone"),
             recording_url=recording_url,
+            rep_undecided_reason=None if rep else _group_target_reason(target),
         )
 
     def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
@@ -383,6 +395,24 @@ def _access_link(body: bytes) -> str | None:
 
 def _object(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _group_target_reason(target: Mapping[str, Any]) -> str:
+    """Why a call whose target is no user names no rep, for the skipped row."""
+    if not target:
+        return "the Dialpad call has no target, so it names no one who took or placed it"
+    kind = field_text(target.get("type")) or "target of no type"
+    name = field_text(target.get("name"))
+    where = f"{kind} {name!r}" if name else kind
+    return (
+        f"the Dialpad call went to the {where}, not a person, and Dialpad names no agent for "
+        "such a call; the agent's own leg is listed as a call of its own"
+    )
+
+
+def _is_user(target: Mapping[str, Any]) -> bool:
+    kind = field_text(target.get("type"))
+    return kind is not None and kind.lower() == USER_TARGET
 
 
 def _direction(value: Any) -> Direction | None:

@@ -15,9 +15,16 @@ What the adapter does, against RingCentral's REST API (``/restapi/v1.0``):
   records. The records of a page are grouped by ``telephonySessionId`` and their recordings
   (on the record and on its legs) deduplicated on the recording id; each recording becomes one
   call whose provider id is the recording id, so the same recording listed twice (on two
-  records, on two pages, in two windows) is one row.
-- **Rep**: the extension of the leg that carries the recording; its email comes from the
-  account's extension list (``GET /account/~/extension``), cached and refreshed.
+  records, on two pages, in two windows) is one row. ``telephonySessionId`` is optional in the
+  spec (RingCentral's own call-log sample has none): such a record is a call keyed on its
+  recording id all the same.
+- **Direction and rep**: the direction is the record's; the rep is the internal party of that
+  direction (``to`` of an inbound call, ``from`` of an outbound one), read from the leg that
+  carries the recording in that direction, whatever the order of the legs (RingCentral
+  documents none), and from the record itself when no such leg exists. Its extension's email
+  comes from the account's extension list (``GET /account/~/extension``), cached and
+  refreshed. A record without a direction names only its extension (never a party that could
+  be the customer); without an extension either, it is skipped as ``rep_undecided``.
 - **Download**: ``recording.contentUri`` on ``media.ringcentral.com``, with the Bearer token.
 - **Throttling**: ``X-Rate-Limit-*`` headers feed the shared rate limiter (an exhausted group
   waits its ``-Window``); a 429 without ``Retry-After`` means 30 s, and nothing is sent during a
@@ -65,6 +72,7 @@ from poller.domain.raw_record import (
 )
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
+from poller.domain.urls import host_for_humans
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
     MalformedRecordError,
@@ -213,6 +221,12 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
         return recordings_of(records)
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
+        if not isinstance(raw.get("records"), list):
+            # A bare record, kept as unmapped before it was grouped (a record without
+            # telephonySessionId once was): mapped as its page would group it now.
+            grouped = recordings_of([raw])
+            if len(grouped) == 1 and isinstance(grouped[0], Mapping):
+                raw = grouped[0]
         return _RecordingMapper(self, raw, position).record()
 
     def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
@@ -289,7 +303,7 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
                     raise PagingLoopError(f"the extension list: {exc}") from None
                 if request is not None and not self.hosts.may_send_credentials(request.url):
                     raise PermanentProviderError(
-                        f"the extension list's next page is at {host_key(request.url)}, not "
+                        f"the extension list's next page is at {host_for_humans(request.url)}, not "
                         "RingCentral; refusing to send credentials"
                     )
             self._extensions = listed
@@ -336,19 +350,20 @@ def _extension_of(item: Any) -> Extension | None:
 def recordings_of(records: list[Any]) -> list[Any]:
     """One item per recording of a page, in page order.
 
-    Records are grouped by ``telephonySessionId``; within a session each recording id (on a
-    record or on one of its legs) gives one item ``{"telephonySessionId", "recordingId",
-    "records"}`` holding every record of the session that carries it. A session's record with
-    no recording at all (``shortRecording``) is an item of its own; anything that is not a
-    record passes through unchanged, so the base reports it at its position.
+    Records are grouped by ``telephonySessionId`` (``None`` when a record has none); within a
+    session each recording id (on a record or on one of its legs) gives one item
+    ``{"telephonySessionId", "recordingId", "records"}`` holding every record of the session
+    that carries it. A record with no recording at all (``shortRecording``) is an item of its
+    own; anything that is not a JSON object passes through unchanged, so the base reports it
+    at its position.
     """
     items: list[Any] = []
-    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    by_key: dict[tuple[str | None, str], dict[str, Any]] = {}
     for record in records:
-        session = record.get("telephonySessionId") if isinstance(record, Mapping) else None
-        if not isinstance(session, str) or not session:
+        if not isinstance(record, Mapping):
             items.append(record)
             continue
+        session = field_text(record.get("telephonySessionId"))
         recording_ids = _recording_ids(record)
         if not recording_ids:
             items.append({"telephonySessionId": session, "recordingId": None, "records": [record]})
@@ -375,6 +390,16 @@ def _recording_ids(record: Mapping[str, Any]) -> list[str]:
     return ids
 
 
+def _recording_id(holder: Mapping[str, Any]) -> str | None:
+    recording = holder.get("recording")
+    return field_text(recording.get("id")) if isinstance(recording, Mapping) else None
+
+
+def _direction(holder: Mapping[str, Any] | None) -> Direction | None:
+    text = field_text(holder.get("direction")) if holder is not None else None
+    return {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}.get((text or "").lower())
+
+
 def _legs(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     legs = record.get("legs")
     if not isinstance(legs, list):
@@ -398,20 +423,23 @@ class _RecordingMapper:
     def record(self) -> CallRecord:
         item = self.item
         records = item.get("records")
-        if "telephonySessionId" not in item or not isinstance(records, list) or not records:
-            raise self.malformed("has no telephonySessionId: not a call-log record")
-        session = str(item["telephonySessionId"])
+        if not isinstance(records, list) or not records:
+            raise self.malformed("has no call-log records: not a call-log record")
+        session = field_text(item.get("telephonySessionId"))
         recording_id = field_text(item.get("recordingId"))
+        first = records[0] if isinstance(records[0], Mapping) else {}
         call_id = self.read.call_id_from(
-            recording_id or session, missing="has no telephonySessionId", name="call id"
+            recording_id or session or first.get("id"),
+            missing="has no recording id, telephonySessionId or id",
+            name="call id",
         )
         starts = self._starts(records)
         started_at = min(starts)
-        # The earliest record carrying the recording, and the leg that recorded it: the rep's
+        # The earliest record carrying the recording, and the legs that recorded it: the rep's
         # (a transferred call lists the recording again on the later records of its session).
         paired = sorted(zip(starts, records, strict=True), key=lambda pair: pair[0])
         in_order = [record for _, record in paired]
-        record, leg, recording = self._recorded(in_order, recording_id)
+        record, legs, recording = self._recorded(in_order, recording_id)
         duration = record.get("duration")
         if duration is not None and (
             isinstance(duration, bool) or not isinstance(duration, int) or duration < 0
@@ -419,19 +447,36 @@ class _RecordingMapper:
             raise self.malformed(f"duration {duration!r} at records[].duration is not seconds")
         ended_at = started_at + timedelta(seconds=duration) if duration is not None else None
 
-        direction_text = field_text((leg or record).get("direction")) or field_text(
-            record.get("direction")
+        # The record's direction is the call's; a leg's is only that leg's (an inbound call's
+        # record can list an outbound leg first), and RingCentral documents no leg order.
+        direction = _direction(record) or next(
+            (leg_direction for leg in legs if (leg_direction := _direction(leg))), None
         )
-        direction = {"inbound": Direction.INBOUND, "outbound": Direction.OUTBOUND}.get(
-            (direction_text or "").lower()
-        )
-        inbound = direction is Direction.INBOUND
-        rep_side, contact_side = ("to", "from") if inbound else ("from", "to")
-        rep_party = _party(leg, record, rep_side)
-        contact_party = _party(leg, record, contact_side)
+        leg = next((leg for leg in legs if _direction(leg) is direction), None)
+        rep_party: Mapping[str, Any] = {}
+        contact_party: Mapping[str, Any] = {}
+        if direction is not None:
+            inbound = direction is Direction.INBOUND
+            rep_side, contact_side = ("to", "from") if inbound else ("from", "to")
+            rep_party = _party(leg, record, rep_side)
+            contact_party = _party(leg, record, contact_side)
 
-        extension_id = _extension_id(leg) or _extension_id(record)
+        # An extension is always one of the account's own: never the customer.
+        extension_id = (
+            _extension_id(leg)
+            or _extension_id(record)
+            or next(
+                (leg_extension for other in legs if (leg_extension := _extension_id(other))), None
+            )
+        )
         extension = self.provider.extension(extension_id) if extension_id else None
+        undecided = None
+        if direction is None and extension_id is None:
+            # Without a direction either party may be the customer.
+            undecided = (
+                "RingCentral gives the record neither a direction (Inbound or Outbound) nor an "
+                "extension, so which of its parties is the rep is unknown"
+            )
 
         content_uri = field_text(recording.get("contentUri")) if recording else None
         state = self._state(record, recording, content_uri)
@@ -466,30 +511,26 @@ class _RecordingMapper:
             if content_uri
             else None,
             recording_too_short=state is RecordingState.NONE and _short(record, leg),
+            rep_undecided_reason=undecided,
         )
 
     def _recorded(
         self, records: list[Any], recording_id: str | None
-    ) -> tuple[Mapping[str, Any], Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    ) -> tuple[Mapping[str, Any], list[Mapping[str, Any]], Mapping[str, Any] | None]:
+        """The first record carrying the recording, the legs that carry it (its master legs
+        when only the record does) and the recording itself."""
         for record in records:
-            if not isinstance(record, Mapping):
+            if not isinstance(record, Mapping) or recording_id is None:
                 continue
-            for leg in _legs(record):
-                recording = leg.get("recording")
-                if (
-                    isinstance(recording, Mapping)
-                    and field_text(recording.get("id")) == recording_id
-                ):
-                    return record, leg, recording
-            recording = record.get("recording")
-            if isinstance(recording, Mapping) and field_text(recording.get("id")) == recording_id:
-                master = next((leg for leg in _legs(record) if leg.get("master") is True), None)
-                return record, master, recording
+            legs = [leg for leg in _legs(record) if _recording_id(leg) == recording_id]
+            holder = record if _recording_id(record) == recording_id else next(iter(legs), None)
+            if holder is not None:
+                recording = holder["recording"]
+                return record, legs or _masters(record), recording
         first = records[0]
         if not isinstance(first, Mapping):
             raise self.malformed("records[0] is not a JSON object")
-        master = next((leg for leg in _legs(first) if leg.get("master") is True), None)
-        return first, master, None
+        return first, _masters(first), None
 
     def _starts(self, records: list[Any]) -> list[datetime]:
         times: list[datetime] = []
@@ -512,6 +553,10 @@ class _RecordingMapper:
         if content_uri is None or record.get("result") == "In Progress":
             return RecordingState.PENDING
         return RecordingState.READY
+
+
+def _masters(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [leg for leg in _legs(record) if leg.get("master") is True]
 
 
 def _party(

@@ -77,6 +77,7 @@ from poller.domain.raw_record import (
 )
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
+from poller.domain.urls import UnsafeUrl
 from poller.domain.windows import Window
 from poller.ports.provider import (
     ListedPage,
@@ -93,16 +94,22 @@ _DAY = timedelta(days=1)
 # Calls whose details can no longer change; others are read again next time.
 _FINAL_CALL_STATES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _WAITING_STATES = frozenset({"processing", "in-progress", "paused", "stopped"})
+# Every value of the spec's call direction. Elastic SIP Trunking: "trunking-originating" is a
+# PSTN call coming in to the customer's own infrastructure, "trunking-terminating" one going
+# out from it to the PSTN.
 _DIRECTIONS = {
     "inbound": Direction.INBOUND,
     "outbound-api": Direction.OUTBOUND,
     "outbound-dial": Direction.OUTBOUND,
+    "trunking-originating": Direction.INBOUND,
+    "trunking-terminating": Direction.OUTBOUND,
 }
 _AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav"}
 
 
 class _Parties(TypedDict, total=False):
-    """The rep and contact fields of a :class:`CallRecord` that a call's parties fill."""
+    """The rep and contact fields of a :class:`CallRecord` that a call's parties fill, or why
+    no party can be called the rep."""
 
     rep_phone: str | None
     rep_provider_id: str | None
@@ -110,6 +117,7 @@ class _Parties(TypedDict, total=False):
     rep_email: str | None
     contact_phone: str | None
     contact_name: str | None
+    rep_undecided_reason: str | None
 
 
 AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
@@ -372,8 +380,12 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             rep, contact = caller, callee
         elif self._is_rep(callee) or direction is Direction.INBOUND:
             rep, contact = callee, caller
-        else:
+        elif direction is Direction.OUTBOUND:
             rep, contact = caller, callee
+        else:
+            # Without a known direction either side may be the customer: naming one the rep
+            # would send a customer's number to Siro as a user's.
+            return {"rep_undecided_reason": self._undecided(call.get("direction"))}
         fields: _Parties = {}
         if rep is not None:
             if _is_number(rep):
@@ -392,6 +404,20 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             fields["contact_name"] = _fit("contact_name", name)
         return fields
 
+    def _undecided(self, direction: Any) -> str:
+        key = self.settings.config_key
+        told = (
+            f"direction {clean_text(str(direction))[:40]!r}"
+            if present(direction)
+            else "no direction"
+        )
+        return (
+            f"Twilio gives the call {told}, so which of its from and to is the rep is unknown, "
+            f"and neither matches {key('rep_parties')} or {key('rep_emails')}; add the rep's "
+            "party there, list the call again (`siro-poller backfill` over its time), then "
+            "`siro-poller calls retry` it"
+        )
+
     def _is_rep(self, party: str | None) -> bool:
         if party is None:
             return False
@@ -405,7 +431,11 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         media_url = field_text(raw.get("media_url"))
         if media_url is not None:
             absolute = urljoin(self.base_url + "/", media_url)
-            if host_key(absolute) not in self.credential_hosts():
+            try:
+                external = host_key(absolute) not in self.credential_hosts()
+            except UnsafeUrl:
+                external = True  # the download refuses it, naming why
+            if external:
                 return absolute
         media = f"{self.account_url}/Recordings/{quote(sid, safe='')}.mp3"
         # Twilio downmixes some dual-channel recordings (conferences) unless asked for both

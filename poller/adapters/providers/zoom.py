@@ -13,9 +13,14 @@ What it speaks, per Zoom's API reference and its official SDK (``@zoom/rivet``):
   window is listed again from its first page on the next cycle.
 - **One recording, one call**: a row per recording ``id`` (a transferred call can carry a
   recording per owner), with the Zoom ``call_id`` kept in the raw record.
-- **Rep**: the recording's ``owner``. The item has no email, so owners of type ``user`` are
-  looked up in ``GET /v2/phone/users`` (cached, refreshed every ``users_refresh_minutes`` and
-  when an unknown owner shows up).
+- **Rep**: the recording's ``owner`` when it is a ``user``. A recording owned by a call queue
+  (or a common area, an auto receptionist...) names the agent who took it in ``accepted_by``
+  (inbound) or placed it in ``outgoing_by`` (outbound), by name and extension only; the queue
+  itself is never the rep. The item has no email, so the rep is looked up in
+  ``GET /v2/phone/users``: an owner by its id, an agent by extension, else by a name no other
+  user has (cached, refreshed every ``users_refresh_minutes`` and when an unknown owner or
+  agent shows up). An agent that is no phone user keeps its name and extension, for
+  ``[siro.rep_map]``.
 - **Contact**: the caller of an inbound recording, the callee of an outbound one.
 - **Download**: ``download_url`` (on ``zoom.us``) with ``Authorization: Bearer``; Zoom refuses
   tokens in the query string. A ``download_url`` that carried a query string is stored without
@@ -31,7 +36,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote, urljoin
@@ -88,6 +94,8 @@ USERS_PAGE_SIZE = 100
 QPS_RETRY_AFTER = 2.0
 _SECOND = timedelta(seconds=1)
 NEXT_PAGE_TOKEN = "next_page_token"  # noqa: S105 (a parameter name)
+# The one owner type that is a person; every other owner only says where the call came in.
+USER_OWNER = "user"
 
 
 class ZoomSettings(ProviderSettingsBase):
@@ -125,7 +133,7 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
     def __init__(self, settings: ZoomSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self._users_lock = threading.Lock()
-        self._emails: dict[str, str | None] = {}
+        self._users = PhoneUsers()
         self._users_fetched_at: datetime | None = None
 
     @classmethod
@@ -190,15 +198,7 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
 
     def page_items(self, body: Any, where: str) -> list[Any]:
         items = super().page_items(body, where)
-        owners = {
-            str(owner["id"])
-            for item in items
-            if isinstance(item, Mapping)
-            and isinstance(owner := item.get("owner"), Mapping)
-            and owner.get("type") == "user"
-            and present(owner.get("id"))
-        }
-        self._know_users(owners)
+        self._know_users(item for item in items if isinstance(item, Mapping))
         return items
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
@@ -215,10 +215,7 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         direction = _direction(raw.get("direction"))
         # The contact is the other party: the caller of an inbound call, the callee otherwise.
         party = "caller" if direction is Direction.INBOUND else "callee"
-        owner = raw.get("owner")
-        owner = owner if isinstance(owner, Mapping) else {}
-        owner_id = field_text(owner.get("id"))
-        rep_email = self._emails.get(owner_id) if owner_id and owner.get("type") == "user" else None
+        rep = self._rep(raw, direction)
         url = field_text(raw.get("download_url"))
         if url is not None:
             url = urljoin(self.base_url + "/", url)
@@ -231,13 +228,14 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
             direction=direction,
             recording_state=RecordingState.READY if url else RecordingState.PENDING,
             raw=sanitise_raw(raw),
-            rep_email=_limit(rep_email, "rep_email"),
-            rep_provider_id=_limit(owner_id, "rep_provider_id"),
-            rep_name=_limit(field_text(owner.get("name")), "rep_name"),
-            rep_extension=_limit(field_text(owner.get("extension_number")), "rep_extension"),
+            rep_email=_limit(rep.email, "rep_email"),
+            rep_provider_id=_limit(rep.user_id, "rep_provider_id"),
+            rep_name=_limit(rep.name, "rep_name"),
+            rep_extension=_limit(rep.extension, "rep_extension"),
             contact_name=_limit(field_text(raw.get(f"{party}_name")), "contact_name"),
             contact_phone=_limit(field_text(raw.get(f"{party}_number")), "contact_phone"),
             recording_url=redact_url(url) if url else None,
+            rep_undecided_reason=_no_agent_reason(raw, direction) if rep == PhoneUser() else None,
         )
 
     def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
@@ -310,24 +308,53 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
     def _api(self, path: str) -> str:
         return urljoin(self.base_url + "/", path)
 
-    def _know_users(self, owner_ids: set[str]) -> None:
-        """Load the phone users' emails if they are stale or an owner is not among them."""
+    def _rep(self, raw: Mapping[str, Any], direction: Direction | None) -> PhoneUser:
+        """Who the recording belongs to: its user owner, else the agent of its queue."""
+        owner = _object(raw.get("owner"))
+        users = self._users
+        user_id = field_text(owner.get("id"))
+        known = users.by_id.get(user_id) if user_id else None
+        # An owner without a type is taken for a person only when it is one of the phone users.
+        if _is_user(owner) or (owner.get("type") is None and known is not None):
+            return PhoneUser(
+                user_id=user_id,
+                email=known.email if known else None,
+                name=field_text(owner.get("name")),
+                extension=_extension(owner.get("extension_number")),
+            )
+        agent = _agent(raw, direction)
+        if agent is None:
+            return PhoneUser()
+        name = field_text(agent.get("name"))
+        extension = _extension(agent.get("extension_number"))
+        known = users.find(extension, name)
+        if known is None:
+            return PhoneUser(name=name, extension=extension)
+        return PhoneUser(
+            user_id=known.user_id,
+            email=known.email,
+            name=name or known.name,
+            extension=extension or known.extension,
+        )
+
+    def _know_users(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """Load the phone users if they are stale or a rep on the page is not among them."""
         refresh = timedelta(minutes=self.settings.users_refresh_minutes)
         with self._users_lock:
             now = self.clock()
             fetched = self._users_fetched_at
             stale = fetched is None or now - fetched >= refresh
-            # An owner Zoom added since the last load is worth one more load, once a minute.
-            unknown = bool(owner_ids - self._emails.keys()) and (
+            # A rep Zoom added since the last load is worth one more load, once a minute.
+            unknown = any(not self._users.knows(item) for item in items) and (
                 fetched is None or now - fetched >= timedelta(minutes=1)
             )
             if not (stale or unknown):
                 return
-            self._emails = self._load_users()
+            self._users = self._load_users()
             self._users_fetched_at = now
 
-    def _load_users(self) -> dict[str, str | None]:
-        emails: dict[str, str | None] = {}
+    def _load_users(self) -> PhoneUsers:
+        users: list[PhoneUser] = []
         request: PageRequest | None = PageRequest(
             self._api("phone/users"), {"page_size": str(USERS_PAGE_SIZE)}
         )
@@ -336,19 +363,26 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         while request is not None and pages < self.max_pages():
             pages += 1
             page = self.get_json(request, f"phone users, page {pages}")
-            users = page.body.get("users") if isinstance(page.body, Mapping) else None
-            if not isinstance(users, list):
+            listed = page.body.get("users") if isinstance(page.body, Mapping) else None
+            if not isinstance(listed, list):
                 raise PermanentProviderError(
                     f"phone users, page {pages}: the response has no users list"
                 )
-            for user in users:
+            for user in listed:
                 if isinstance(user, Mapping) and present(user.get("id")):
-                    emails[str(user["id"])] = _limit(field_text(user.get("email")), "rep_email")
+                    users.append(
+                        PhoneUser(
+                            user_id=str(user["id"]),
+                            email=field_text(user.get("email")),
+                            name=field_text(user.get("name")),
+                            extension=_extension(user.get("extension_number")),
+                        )
+                    )
             request = paginator.next_request(
-                request, PageResponse(page.url, page.body, page.headers, users)
+                request, PageResponse(page.url, page.body, page.headers, listed)
             )
-        log.info("loaded %d Zoom Phone users for rep emails", len(emails))
-        return emails
+        log.info("loaded %d Zoom Phone users for rep emails", len(users))
+        return PhoneUsers.of(users)
 
     def _fresh_download_url(self, call: RecordingLocator) -> str:
         raw = getattr(call, "raw", None)
@@ -369,6 +403,106 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
                 f"recording {call.provider_call_id}: Zoom returned no download_url for it yet"
             )
         return urljoin(self.base_url + "/", url)
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneUser:
+    """A rep as the recording and ``GET /phone/users`` name it; any part may be unknown."""
+
+    user_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    extension: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneUsers:
+    """The account's phone users, by id, by extension and by (case-folded) name."""
+
+    by_id: Mapping[str, PhoneUser] = field(default_factory=dict)
+    by_extension: Mapping[str, PhoneUser] = field(default_factory=dict)
+    # Every user of a name: a name two users share names neither of them.
+    by_name: Mapping[str, tuple[PhoneUser, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, users: Iterable[PhoneUser]) -> PhoneUsers:
+        by_id: dict[str, PhoneUser] = {}
+        by_extension: dict[str, PhoneUser] = {}
+        by_name: dict[str, tuple[PhoneUser, ...]] = {}
+        for user in users:
+            if user.user_id is not None:
+                by_id[user.user_id] = user
+            if user.extension is not None:
+                by_extension[user.extension] = user
+            if user.name is not None:
+                key = user.name.casefold()
+                by_name[key] = (*by_name.get(key, ()), user)
+        return cls(by_id, by_extension, by_name)
+
+    def find(self, extension: str | None, name: str | None) -> PhoneUser | None:
+        """The user with ``extension``, else the only user called ``name``."""
+        if extension is not None and extension in self.by_extension:
+            return self.by_extension[extension]
+        namesakes = self.by_name.get(name.casefold(), ()) if name else ()
+        return namesakes[0] if len(namesakes) == 1 else None
+
+    def knows(self, item: Mapping[str, Any]) -> bool:
+        """Whether the rep of a recording ``item`` is among these users (so no reload helps)."""
+        owner = _object(item.get("owner"))
+        if _is_user(owner):
+            owner_id = field_text(owner.get("id"))
+            return owner_id is None or owner_id in self.by_id
+        agent = _agent(item, _direction(item.get("direction")))
+        if agent is None:
+            return True
+        extension = _extension(agent.get("extension_number"))
+        name = field_text(agent.get("name"))
+        return (extension is None and name is None) or self.find(extension, name) is not None
+
+
+def _is_user(owner: Mapping[str, Any]) -> bool:
+    kind = field_text(owner.get("type"))
+    return kind is not None and kind.lower() == USER_OWNER
+
+
+def _agent(raw: Mapping[str, Any], direction: Direction | None) -> Mapping[str, Any] | None:
+    """The agent of a queue's recording: who took it in, or who placed it out."""
+    if direction is Direction.INBOUND:
+        agent = raw.get("accepted_by")
+    elif direction is Direction.OUTBOUND:
+        agent = raw.get("outgoing_by")
+    else:
+        return None
+    return agent if isinstance(agent, Mapping) else None
+
+
+def _no_agent_reason(raw: Mapping[str, Any], direction: Direction | None) -> str:
+    """Why a recording whose owner is no person names no rep, for the skipped row."""
+    owner = _object(raw.get("owner"))
+    kind = field_text(owner.get("type")) or "owner of no type"
+    name = field_text(owner.get("name"))
+    where = f"{kind} {name!r}" if name else kind
+    if direction is Direction.INBOUND:
+        missing = "names no agent in accepted_by"
+    elif direction is Direction.OUTBOUND:
+        missing = "names no agent in outgoing_by"
+    else:
+        missing = "has no direction to tell whether accepted_by or outgoing_by names its agent"
+    return (
+        f"the Zoom recording belongs to the {where}, not a person, and {missing}; "
+        "it is never given to the queue"
+    )
+
+
+def _extension(value: Any) -> str | None:
+    """An extension as text: ``1001`` and ``"1001"`` are the same extension."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+        return str(int(value))
+    return field_text(value)
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _limit(value: str | None, name: str) -> str | None:

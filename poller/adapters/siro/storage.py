@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from poller.adapters.http import HostRules
 from poller.config import SIRO_STORAGE_HOSTS
-from poller.domain.call_record import host_key
+from poller.domain.urls import UnsafeUrl, url_target
 from poller.ports.siro import SiroPermanentError
 
 CONFIG_KEY = "siro.storage_hosts"
@@ -42,13 +41,12 @@ class StorageHosts:
     def check(self, url: str, step: str) -> None:
         """Raise :class:`SiroPermanentError` unless the audio may go to ``url``."""
         try:
-            parts = urlsplit(url)
-            key = host_key(url).rstrip(".")
-        except ValueError:
+            target = url_target(url)
+        except UnsafeUrl as exc:
             raise SiroPermanentError(
-                f"Siro {step}: the signed upload URL is not a valid URL", step=step
+                f"Siro {step}: refused the signed upload URL: {exc}", step=step
             ) from None
-        scheme = parts.scheme.lower()
+        scheme, key = target.scheme, target.key
         if scheme not in ("http", "https"):
             raise SiroPermanentError(
                 f"Siro {step}: refused to send the audio to a {scheme or 'scheme-less'} URL; "

@@ -1,0 +1,1 @@
+"""Vendor-published payloads fed through each native adapter's real listing loop."""
