@@ -62,3 +62,23 @@ def test_the_scale_benchmark_runs_on_both_backends() -> None:
     assert "postgres" in result.stdout and "sqlite" in result.stdout
     assert "ix_calls_due" in result.stdout and "ix_calls_leased" in result.stdout
     assert "of the plain copy's bytes per second" in result.stdout
+
+
+def test_the_big_page_benchmark_runs_on_both_backends() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_big_page.py"),
+            "--smoke",
+            "--postgres",
+            postgres_admin_url(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for backend in ("sqlite", "postgres"):
+        assert figures[backend]["ok"] and figures[backend]["rows"] == figures["records"]
+        assert figures[backend]["peak_rss_mib"] > 0

@@ -5,8 +5,8 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
 1. Read the cursor; on the first run start at ``poll.start_at`` or ``now - initial_lookback``.
 2. List the window ``[cursor - lookback, now - settle_delay)``, split into spans the provider
    accepts (see :mod:`poller.domain.windows` for the boundary rule).
-3. Commit each page as it arrives (one transaction per page), so a failure later in a window
-   keeps what was already read.
+3. Commit each page as it arrives (one transaction per page, or per chunk of a page of many
+   records), so a failure later in a window keeps what was already read.
 4. Move the cursor to the end of each span once all of that span's pages are in, never past a
    failed page and never beyond ``now - settle_delay``. A failed span ends the cycle and its
    error goes on ``poll_cursors.last_error``; the next cycle lists it again.
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 REMAP_BATCH = 500
 REPORTED_MALFORMED = 100
 _REASON_LIMIT = 1000
+_REASONS_KEPT = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,10 +258,17 @@ def list_window(
         span = spans.popleft()
         items_in_span = 0
         unmapped_error: str | None = None
+        tally: _PageTally | None = None
         try:
             for page in provider.list_window(span):
                 report.credentials_accepted = True
-                report.pages += 1
+                if tally is None or page.first_index == 0:
+                    # A new page; a page of many records comes in chunks, judged together.
+                    report.pages += 1
+                    if tally is not None and unmapped_error is None:
+                        unmapped_error = tally.verdict(params.max_unmapped_ratio)
+                    tally = _PageTally(page.window, page.number)
+                tally.add(page)
                 items_in_span += page.item_count
                 report.rate_limit = page.rate_limit
                 for malformed in page.malformed:
@@ -288,13 +296,13 @@ def list_window(
                     unmapped=[_unmapped_draft(error) for error in page.malformed],
                 )
                 report.add(changes)
-                if unmapped_error is None:
-                    unmapped_error = _too_many_unmapped(page, params.max_unmapped_ratio)
         except ProviderError as exc:
             report.error = redact_text(str(exc))
             report.credentials_refused = isinstance(exc, ProviderAuthError)
             log.error("%s: listing stopped, the cursor stays: %s", key, report.error)
             return
+        if tally is not None and unmapped_error is None:
+            unmapped_error = tally.verdict(params.max_unmapped_ratio)
         if unmapped_error is not None:
             # The span's other pages went in; its cursor waits for the mapping to be fixed.
             report.error = unmapped_error
@@ -355,22 +363,38 @@ def _unmapped_draft(error: MalformedRecordError) -> UnmappedDraft:
     )
 
 
-def _too_many_unmapped(page: ListedPage, max_ratio: float) -> str | None:
-    """Why ``page`` must hold its span's cursor back, or ``None``."""
-    failed = len(page.malformed)
-    items = max(page.item_count, failed + len(page.records))
-    if failed == 0 or failed / items < max_ratio:
-        return None
-    reasons = Counter(error.reason for error in page.malformed)
-    first = "; ".join(
-        f"{reason} ({count}x)" if count > 1 else reason for reason, count in reasons.most_common(3)
-    )
-    return redact_text(
-        f"window {page.window}, page {page.number}: {failed} of {items} records failed mapping "
-        f"(poll.max_unmapped_ratio = {max_ratio:g}), so the cursor stays before them: {first}. "
-        "They are kept (siro-poller calls unmapped) and mapped again each cycle; check the "
-        "provider.fields mapping"
-    )
+@dataclass
+class _PageTally:
+    """The records of one page that failed mapping, over all of its chunks."""
+
+    window: Window
+    number: int
+    failed: int = 0
+    items: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, chunk: ListedPage) -> None:
+        self.failed += len(chunk.malformed)
+        self.items += max(chunk.item_count, len(chunk.malformed) + len(chunk.records))
+        for error in chunk.malformed:
+            # Bounded: a page of 300,000 records failing each its own way keeps a few reasons.
+            if error.reason in self.reasons or len(self.reasons) < _REASONS_KEPT:
+                self.reasons[error.reason] += 1
+
+    def verdict(self, max_ratio: float) -> str | None:
+        """Why the page must hold its span's cursor back, or ``None``."""
+        if self.failed == 0 or self.failed / self.items < max_ratio:
+            return None
+        first = "; ".join(
+            f"{reason} ({count}x)" if count > 1 else reason
+            for reason, count in self.reasons.most_common(3)
+        )
+        return redact_text(
+            f"window {self.window}, page {self.number}: {self.failed} of {self.items} records "
+            f"failed mapping (poll.max_unmapped_ratio = {max_ratio:g}), so the cursor stays "
+            f"before them: {first}. They are kept (siro-poller calls unmapped) and mapped again "
+            "each cycle; check the provider.fields mapping"
+        )
 
 
 def _map_unmapped_again(

@@ -12,7 +12,9 @@ What :func:`sanitise_raw` does to a record:
 - a record that serialises to more than :data:`MAX_BYTES` loses its largest top-level values
   (each replaced by a marker naming its size), and says so under :data:`TRUNCATED_KEY`;
 - NUL characters (which PostgreSQL refuses in text and JSONB) are dropped from keys and values,
-  and unpaired surrogates (which are not UTF-8) replaced;
+  and unpaired surrogates (which are not UTF-8) replaced; :func:`raw_text` keeps NUL, as the
+  ``\u0000`` escape of its JSON text, so a record kept unmapped is never another one once
+  mapped again (``a\0b`` is not ``ab``);
 - values under secret-named keys (token, password, signature, ...) are masked, and every URL,
   whole or inside a text, keeps no query value at all (see
   :func:`~poller.domain.redaction.mask_url_query`): the record is kept for audit; downloads
@@ -57,10 +59,11 @@ SECRET_KEY_PARTS: Final = (
 _PREVIEW_CHARS = 4096
 
 
-def clean_text(text: str) -> str:
-    """``text`` without NUL characters and with unpaired surrogates replaced, so any database
-    column takes it."""
-    text = text.replace("\x00", "")
+def clean_text(text: str, *, keep_nul: bool = False) -> str:
+    """``text`` without NUL characters (unless ``keep_nul``: for JSON text, which escapes them)
+    and with unpaired surrogates replaced, so any database column takes it."""
+    if not keep_nul:
+        text = text.replace("\x00", "")
     if not text.isascii():
         try:
             text.encode("utf-8")
@@ -89,9 +92,10 @@ def dumps(value: Any) -> str:
 
 
 def raw_text(value: Any) -> str:
-    """A provider record as the JSON text stored for it (sanitised and capped). Never raises."""
+    """A provider record as the JSON text stored for it (sanitised and capped, NUL kept as its
+    escape). Never raises."""
     try:
-        return dumps(sanitise_raw(value))
+        return dumps(_fit(_sanitise(value, secret=False, depth=0, keep_nul=True)))
     except Exception as exc:  # a record must never stop its page, not even here
         return dumps({TRUNCATED_KEY: f"unreadable record: {type(exc).__name__}"})
 
@@ -111,21 +115,24 @@ def _is_secret(key: str) -> bool:
     return any(part in lowered for part in SECRET_KEY_PARTS)
 
 
-def _sanitise(value: Any, *, secret: bool, depth: int) -> Any:
+def _sanitise(value: Any, *, secret: bool, depth: int, keep_nul: bool = False) -> Any:
     if isinstance(value, Mapping):
         if depth >= MAX_DEPTH:
             return TOO_DEEP
         result: dict[str, Any] = {}
         for key, item in value.items():
-            name = clean_text(str(key))
-            result[name] = _sanitise(item, secret=secret or _is_secret(name), depth=depth + 1)
+            name = clean_text(str(key), keep_nul=keep_nul)
+            result[name] = _sanitise(
+                item, secret=secret or _is_secret(name), depth=depth + 1, keep_nul=keep_nul
+            )
         return result
     if isinstance(value, list | tuple):
         if depth >= MAX_DEPTH:
             return TOO_DEEP
-        return [_sanitise(item, secret=secret, depth=depth + 1) for item in value]
+        below = depth + 1
+        return [_sanitise(item, secret=secret, depth=below, keep_nul=keep_nul) for item in value]
     if isinstance(value, str):
-        text = clean_text(value)
+        text = clean_text(value, keep_nul=keep_nul)
         if text and secret:
             return MASK
         # A relative URL ("/media/x.mp3?X-Goog-Signature=...") signs with its query too.

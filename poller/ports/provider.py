@@ -99,7 +99,9 @@ class ListedPage:
     """One page of a window's listing: the records that normalised and the ones that did not.
 
     ``item_count`` counts every item on the page, malformed ones included, so the core can tell
-    when a provider's row cap may have cut a window short.
+    when a provider's row cap may have cut a window short. A page of many records comes as
+    several chunks of the same ``number``: ``first_index`` is where the chunk starts on its page
+    (0 for the first chunk or a whole page) and ``item_count`` counts the chunk's items.
     """
 
     window: Window
@@ -108,6 +110,7 @@ class ListedPage:
     malformed: list[MalformedRecordError] = field(default_factory=list)
     item_count: int = 0
     rate_limit: RateLimitHints = field(default_factory=RateLimitHints)
+    first_index: int = 0
 
 
 class ProviderPort(Protocol):

@@ -123,6 +123,9 @@ class FakeCallLog:
     single_item_key: str = "call"
     # Answer listings with HTTP 200 and this body instead of the calls (`{"error": ...}`).
     answer_instead: dict[str, Any] | None = None
+    # The same with these bytes as they are: JSON Python would not write (a 5,000-digit
+    # integer, nesting 2,000 deep) or pages too large to build as objects.
+    answer_bytes_instead: bytes | None = None
 
     calls: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
     recordings: dict[str, Recording] = field(default_factory=dict)
@@ -327,6 +330,9 @@ class FakeProviderHandler(QuietHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if parts.path == api.list_path and api.answer_bytes_instead is not None:
+            self._send(200, api.answer_bytes_instead)
+            return
         if parts.path == api.list_path:
             status, body, extra = api.listing(query, f"http://{host}")
             self._json(status, body, extra)
@@ -400,7 +406,9 @@ class FakeProviderHandler(QuietHandler):
             self._json(503, {"error": "unavailable"})
 
     def _json(self, status: int, body: Any, extra: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
+        self._send(status, json.dumps(body).encode(), extra)
+
+    def _send(self, status: int, payload: bytes, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

@@ -138,8 +138,12 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         what: str,
         headers: Mapping[str, str] | None = None,
+        parse: Callable[[bytes], Any] = json.loads,
     ) -> JsonPage:
-        """GET a JSON document; the body is read under ``limits.max_body_bytes``."""
+        """GET a JSON document; the body is read under ``limits.max_body_bytes``.
+
+        ``parse`` decodes the body; its :class:`ValueError` means the answer is not JSON.
+        """
 
         def attempt() -> JsonPage:
             response = self._request_once(
@@ -152,7 +156,7 @@ class HttpClient:
                 limit_key=self.limits.body_limit_key,
             )
             try:
-                body = json.loads(response.body)
+                body = parse(response.body)
             except (ValueError, RecursionError):
                 raise HttpPermanent(
                     f"{what}: the answer from {url_for_humans(response.url)} is not JSON",

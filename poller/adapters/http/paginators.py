@@ -152,8 +152,12 @@ class LinkHeaderPaginator(Paginator):
 
 
 def _fingerprint(items: Sequence[Any]) -> str:
-    encoded = json.dumps(list(items), sort_keys=True, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    # Item by item: a page's records may be decoded only as they are read (page_reader).
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps(item, sort_keys=True, default=str).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 @dataclass

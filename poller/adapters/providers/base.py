@@ -15,14 +15,21 @@ deadline, a byte cap per page, redirects checked hop by hop, credentials kept to
 own hosts, bounded retries honouring ``Retry-After``, the rate limiter, paging-loop detection
 and the page limit, and turning every per-record failure into a :class:`MalformedRecordError`
 with its position, so one bad record never stops a page.
+
+A page is read by :mod:`~poller.adapters.providers.page_reader`: a record that does not decode
+(a 5,000-digit integer, nesting 2,000 deep) is that record's failure, not the page's, and the
+records reach :meth:`ProviderAdapter.listed_page` :data:`RECORDS_PER_CHUNK` at a time, so the
+memory a poll takes does not grow with the records on a page.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
 from poller import __version__
@@ -41,6 +48,12 @@ from poller.adapters.http import (
     RetryPolicy,
 )
 from poller.adapters.http.paginators import PageRequest, PageResponse, Paginator, PagingLoop
+from poller.adapters.providers.page_reader import (
+    PageRecords,
+    TooManyRecords,
+    UnreadableRecord,
+    read_page,
+)
 from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.domain.call_record import (
     MAX_ID_LENGTH,
@@ -60,6 +73,7 @@ from poller.domain.raw_record import (
     parse_duration_seconds,
     parse_time,
     raw_text,
+    shown,
 )
 from poller.domain.redaction import redact_text
 from poller.domain.urls import host_for_humans
@@ -81,6 +95,11 @@ log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ProviderSettingsBase)
 
+# Records mapped and written together (one transaction each): what a poll holds at once.
+RECORDS_PER_CHUNK = 1000
+# Top-level keys whose value, beside a page without records, says the page failed.
+ERROR_KEYS = ("error", "errors")
+
 
 class RecordReader:
     """Reads one raw record's fields with the checks every adapter makes.
@@ -100,6 +119,9 @@ class RecordReader:
 
     def call_id_from(self, value: Any, *, missing: str, name: str) -> str:
         """The record's id: present, and short enough for its column."""
+        if isinstance(value, str) and "\x00" in value:
+            # Dropping the NUL would make it another call's id (`a\0b` is not `ab`).
+            raise self.malformed(f"{name} {shown(value)} holds a NUL character")
         text = field_text(value)
         if text is None:
             raise self.malformed(missing)
@@ -228,10 +250,16 @@ class ProviderAdapter(ABC, Generic[S]):
         return 10_000
 
     def page_items(self, body: Any, where: str) -> list[Any]:
-        """The records of a page, at :meth:`items_path`.
+        """The records of a page, at :meth:`items_path`, as a list (see :meth:`page_records`)."""
+        items = self.page_records(body, where)
+        return items if isinstance(items, list) else list(items)
 
-        A page without that key is an error rather than an empty page: an answer like
-        ``{"error": "maintenance"}`` must not move the cursor past calls it did not list.
+    def page_records(self, body: Any, where: str) -> Sequence[Any]:
+        """The records of a page, at :meth:`items_path`, as the page reader left them.
+
+        A page without that key, with ``null`` there, or with no records beside an ``error``
+        is an error rather than an empty page: an answer like ``{"error": "maintenance"}``
+        must not move the cursor past calls it did not list.
         """
         path = self.items_path()
         items = body if path is None else dig(body, path)
@@ -244,10 +272,27 @@ class ProviderAdapter(ABC, Generic[S]):
                 f"{', '.join(clean_text(name)[:40] for name in seen) or 'none'}"
             )
         if items is None:
-            return []
-        if not isinstance(items, list):
+            raise PermanentProviderError(
+                f"{where}: {key} {path!r} is null in the response, not a list of records"
+            )
+        if not isinstance(items, list | PageRecords):
             raise PermanentProviderError(f"{where}: {key} {path!r} is not a list in the response")
+        if not items and isinstance(body, Mapping):
+            error = next((body[name] for name in ERROR_KEYS if present(body.get(name))), None)
+            if error is not None:
+                raise PermanentProviderError(
+                    f"{where}: the response has no records and an error: {shown(error, limit=200)}"
+                )
         return items
+
+    def reads_records_in_chunks(self) -> bool:
+        """Whether a page's records go to :meth:`listed_page` a chunk at a time. An adapter
+        that reshapes a page's records (its own page_items or listed_page) gets them whole."""
+        kind = type(self)
+        return (
+            kind.page_items is ProviderAdapter.page_items
+            and kind.listed_page is ProviderAdapter.listed_page
+        )
 
     def authenticator(self) -> Authenticator:
         return NoAuth()
@@ -279,11 +324,26 @@ class ProviderAdapter(ABC, Generic[S]):
         request = self.first_request(window)
         paginator = self.paginator()
         limit = self.max_pages()
+        chunked = self.reads_records_in_chunks()
+        parse = partial(
+            read_page,
+            items_path=self.items_path(),
+            max_records=self.settings.max_records_per_page,
+            limit_key=self.settings.config_key("max_records_per_page"),
+            lazy=chunked,
+        )
         for number in range(1, limit + 1):
             where = f"page {number} of window {window}"
-            page = self.get_json(request, where)
-            items = self.page_items(page.body, where)
-            yield self.listed_page(window, number, items, page.headers)
+            page = self.get_json(request, where, parse=parse)
+            items: Sequence[Any]
+            if chunked:
+                items = self.page_records(page.body, where)
+                for first in range(0, max(len(items), 1), RECORDS_PER_CHUNK):
+                    chunk = items[first : first + RECORDS_PER_CHUNK]
+                    yield self.listed_chunk(window, number, chunk, page.headers, first_index=first)
+            else:
+                items = self.page_items(page.body, where)
+                yield self.listed_page(window, number, items, page.headers)
             try:
                 following = paginator.next_request(
                     request, PageResponse(page.url, page.body, page.headers, items)
@@ -303,6 +363,8 @@ class ProviderAdapter(ABC, Generic[S]):
 
     def normalise(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         """:meth:`map_record`, with every failure of one record reported as that record's."""
+        if isinstance(raw, UnreadableRecord):
+            raise MalformedRecordError(position, raw.reason, raw=raw.stored)
         if not isinstance(raw, Mapping):
             raise MalformedRecordError(position, "is not a JSON object", raw=raw_text(raw))
         try:
@@ -323,9 +385,21 @@ class ProviderAdapter(ABC, Generic[S]):
     def listed_page(
         self, window: Window, number: int, items: Sequence[Any], headers: Mapping[str, str]
     ) -> ListedPage:
+        return self.listed_chunk(window, number, items, headers, first_index=0)
+
+    def listed_chunk(
+        self,
+        window: Window,
+        number: int,
+        items: Sequence[Any],
+        headers: Mapping[str, str],
+        *,
+        first_index: int,
+    ) -> ListedPage:
+        """``items``, which start at ``first_index`` on their page, as records."""
         records: list[CallRecord] = []
         malformed: list[MalformedRecordError] = []
-        for index, item in enumerate(items):
+        for index, item in enumerate(items, start=first_index):
             position = RecordPosition(window, number, index)
             try:
                 records.append(self.normalise(item, position))
@@ -338,16 +412,23 @@ class ProviderAdapter(ABC, Generic[S]):
             malformed=malformed,
             item_count=len(items),
             rate_limit=RateLimitHints.from_headers(headers, self.clock()),
+            first_index=first_index,
         )
 
     # -- plumbing for subclasses -----------------------------------------------------------
 
-    def get_json(self, request: PageRequest, what: str) -> JsonPage:
-        """One authenticated GET, its failures as :class:`ProviderError`."""
+    def get_json(
+        self, request: PageRequest, what: str, *, parse: Callable[[bytes], Any] = json.loads
+    ) -> JsonPage:
+        """One authenticated GET, its failures as :class:`ProviderError`; ``parse`` decodes
+        the body (see :meth:`HttpClient.get_json`)."""
         try:
-            return self.http.get_json(request.url, params=request.params, what=what)
+            return self.http.get_json(request.url, params=request.params, what=what, parse=parse)
         except HttpError as exc:
             raise self.provider_error(exc) from None
+        except TooManyRecords as exc:
+            # Refused whole, before anything of it is written: the cursor stays before it.
+            raise PermanentProviderError(f"{what}: {exc}") from None
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         message = str(exc)

@@ -53,6 +53,10 @@ class ProviderSettingsBase(Section):
     max_page_bytes: Annotated[int, Field(gt=0)] = Field(
         default=20 * 1024 * 1024, description="largest listing page read; a larger one fails"
     )
+    max_records_per_page: Annotated[int, Field(gt=0)] = Field(
+        default=500_000,
+        description="most records one listing page may hold; a page with more fails, unread",
+    )
     download_hosts: list[HostPattern] = Field(
         default=[],
         description="hosts recordings may come from besides the provider's; '*.x.com' allowed",

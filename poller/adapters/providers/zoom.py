@@ -33,9 +33,10 @@ What it speaks, per Zoom's API reference and its official SDK (``@zoom/rivet``):
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
@@ -257,9 +258,11 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
 
     # -- errors: Zoom's rate limits ---------------------------------------------------------
 
-    def get_json(self, request: PageRequest, what: str) -> JsonPage:
+    def get_json(
+        self, request: PageRequest, what: str, *, parse: Callable[[bytes], Any] = json.loads
+    ) -> JsonPage:
         try:
-            return super().get_json(request, what)
+            return super().get_json(request, what, parse=parse)
         except PermanentProviderError as exc:
             if exc.status == 400 and NEXT_PAGE_TOKEN in (request.params or {}):
                 raise TransientProviderError(

@@ -13,17 +13,19 @@ from sqlalchemy.engine import make_url
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine whose errors never show the statement's parameters: they hold provider data
+    (a page's worth of it, megabytes on one log line) and the calls' URLs."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, echo=echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+    return create_engine(url, echo=echo, pool_pre_ping=True, future=True, hide_parameters=True)
 
 
 def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
     if database and database != ":memory:":
         # The database holds the audit trail: keep it private to the service user.
         Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+    engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

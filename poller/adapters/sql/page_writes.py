@@ -19,6 +19,8 @@ from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.domain.ingest import LISTING_COLUMNS
 
+# Call ids looked up per statement, well under SQLite's variable limit (999 before 3.32).
+KEYS_PER_STATEMENT = 500
 # What ingesting may change on a known row: the listing's columns and the plan's decision.
 UPDATABLE_COLUMNS = (
     *LISTING_COLUMNS,
@@ -81,8 +83,13 @@ class CorePageWriter:
     def existing(
         self, conn: Connection, provider: str, keys: Sequence[str], *, lock: bool
     ) -> list[RowMapping]:
-        query = existing_query(provider, calls.c.provider_call_id.in_(keys), lock=lock)
-        return [row._mapping for row in conn.execute(query)]
+        rows: list[RowMapping] = []
+        # In batches: SQLite refuses a statement with more variables than its limit.
+        for first in range(0, len(keys), KEYS_PER_STATEMENT):
+            batch = keys[first : first + KEYS_PER_STATEMENT]
+            query = existing_query(provider, calls.c.provider_call_id.in_(batch), lock=lock)
+            rows.extend(row._mapping for row in conn.execute(query))
+        return rows
 
     def write(self, conn: Connection, provider: str, writes: PageWrites) -> dict[str, int]:
         inserted: dict[str, int] = {}
