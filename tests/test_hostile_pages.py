@@ -227,6 +227,28 @@ def test_one_record_stops_its_page_no_more(
     assert call_rows(sql_store) == 3
 
 
+def test_a_record_that_does_not_decode_keeps_no_secret_in_its_preview(
+    api: FakeCallLog, server: LocalHTTPServer, tmp_path: Path, sql_store: SqlStore
+) -> None:
+    # The preview is the record's own text: its signed URL and secret-named values are masked
+    # there as they are in every raw record that decodes.
+    api.answer_bytes_instead = page_of(
+        '{"call_id": "huge", "auth_token": "tok-3f9a", "recording_url": '
+        '"https://cdn.vendor.example/r.mp3?jwt=eyJhbGciOi.sig&qz_grant=g-77", '
+        '"duration": ' + HUGE_INTEGER + "}",
+        call_text("good-1", 1),
+    )
+    settings = settings_for(server, tmp_path)
+
+    assert poll(settings, sql_store).ok
+    [kept] = sql_store.unmapped_records(settings.provider.name)
+    preview = json.loads(kept.raw)["preview"]
+    assert preview.startswith('{"call_id": "huge", "auth_token": "[REDACTED]"')
+    assert "r.mp3?jwt=[REDACTED]&qz_grant=[REDACTED]" in preview
+    for secret in ("tok-3f9a", "eyJhbGciOi", "g-77"):
+        assert secret not in kept.raw
+
+
 def test_a_page_whose_structure_is_broken_is_still_not_json(
     api: FakeCallLog, server: LocalHTTPServer, tmp_path: Path, sql_store: SqlStore
 ) -> None:

@@ -29,6 +29,7 @@ import email.utils
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -108,6 +109,21 @@ def load_raw(text: str) -> Any:
 def fingerprint(text: str) -> str:
     """The key of a stored raw record: the same record seen again is the same row."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# A JSON member whose key names a secret, in text that did not decode: "api_key": "abc".
+_SECRET_MEMBER = re.compile(
+    r'("[^"\\]*(?:' + "|".join(SECRET_KEY_PARTS) + r')[^"\\]*"\s*:\s*)"(?:[^"\\]|\\.)*"',
+    re.IGNORECASE,
+)
+
+
+def mask_record_text(text: str) -> str:
+    """The text of a record that could not be decoded, fit to keep as a preview: NUL and bad
+    surrogates cleaned, secret-named members masked, every URL's query values masked."""
+    text = clean_text(text)
+    text = _SECRET_MEMBER.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+    return mask_urls_in_text(text)
 
 
 def _is_secret(key: str) -> bool:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, overload
 
-from poller.domain.raw_record import TRUNCATED_KEY, clean_text, dumps
+from poller.domain.raw_record import TRUNCATED_KEY, clean_text, dumps, mask_record_text
 
 _DECODER: Final = json.JSONDecoder()
 _WHITESPACE: Final = re.compile(r"[ \t\n\r]*")
@@ -103,7 +103,7 @@ def unreadable(text: str, exc: BaseException) -> UnreadableRecord:
         {
             TRUNCATED_KEY: f"unreadable record of {len(text)} characters: {reason}",
             "sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
-            "preview": clean_text(text[:PREVIEW_CHARS]),
+            "preview": mask_record_text(text[:PREVIEW_CHARS]),
         }
     )
     return UnreadableRecord(reason, stored)
