@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
@@ -73,6 +73,7 @@ from poller.domain.redaction import MASK, mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
+    ListedPage,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -201,10 +202,17 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
     def paginator(self) -> Paginator:
         return TokenPaginator(token_path=NEXT_PAGE_TOKEN, token_param=NEXT_PAGE_TOKEN)
 
-    def page_items(self, body: Any, where: str) -> list[Any]:
-        items = super().page_items(body, where)
+    def listed_chunk(
+        self,
+        window: Window,
+        number: int,
+        items: Sequence[Any],
+        headers: Mapping[str, str],
+        *,
+        first_index: int,
+    ) -> ListedPage:
         self._know_users(item for item in items if isinstance(item, Mapping))
-        return items
+        return super().listed_chunk(window, number, items, headers, first_index=first_index)
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         read = RecordReader(raw, position, self.clock())
