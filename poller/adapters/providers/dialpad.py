@@ -40,7 +40,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
@@ -63,7 +63,6 @@ from poller.domain.call_record import (
 )
 from poller.domain.clock import format_time
 from poller.domain.raw_record import (
-    clean_text,
     field_text,
     parse_number,
     sanitise_raw,
@@ -191,22 +190,13 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
     def items_path(self) -> str | None:
         return "items"
 
-    def page_items(self, body: Any, where: str) -> list[Any]:
-        if not isinstance(body, Mapping):
-            raise PermanentProviderError(f"{where}: Dialpad's answer is not a CallCollection")
-        # Proto3 JSON leaves empty fields out: an empty collection is `{}`. An answer with other
-        # keys but no items (`{"error": ...}`) is no empty page: the cursor must not pass it.
-        if "items" not in body and body:
-            seen = ", ".join(clean_text(str(name))[:40] for name in sorted(body)[:10])
-            raise PermanentProviderError(
-                f"{where}: Dialpad's answer has no items; its top-level keys: {seen}"
-            )
-        items = body.get("items")
-        if items is None:
+    def page_records(self, body: Any, where: str) -> Sequence[Any]:
+        # Proto3 JSON leaves empty fields out: an empty collection is `{}`. Anything else
+        # without its items, `items: null` (Dialpad's printer never writes one), or no items
+        # beside an error is no empty page: the cursor must not pass it.
+        if isinstance(body, Mapping) and not body:
             return []
-        if not isinstance(items, list):
-            raise PermanentProviderError(f"{where}: Dialpad's items is not a list")
-        return items
+        return super().page_records(body, where)
 
     def first_request(self, window: Window) -> PageRequest:
         start, end = request_bounds(window, _MILLISECOND)
