@@ -187,8 +187,12 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         read = RecordReader(raw, position, self.clock())
+        listed_id = raw.get("id")
         call_id = read.call_id_from(
-            _identifier(raw.get("id")), missing="id has no value (the call's id)", name="id"
+            # Text as it came: the id check refuses a NUL that cleaning would drop.
+            listed_id if isinstance(listed_id, str) else _identifier(listed_id),
+            missing="id has no value (the call's id)",
+            name="id",
         )
         started_at = read.time(raw.get("started_at"), "unix_s", "started_at")
         if started_at is None:
