@@ -11,7 +11,7 @@ What the API does, and what this adapter does about it:
   paging. The capability ``max_rows_per_query`` makes the poll cycle halve a window that came
   back full and list both halves again.
 - **Recordings**: ``recording`` is a signed MP3 URL that expires within the hour, served from
-  Aircall's storage, not the API. It is never stored (the row keeps it without its query); right
+  Aircall's storage, not the API. It is never stored (the row keeps it with every query value masked); right
   before a download the call is read again (``GET /v1/calls/{id}``) and its fresh URL fetched
   *without* the Aircall credentials. A finished call that was answered but has no recording yet
   waits, as late recordings do; one nobody answered never gets a recording and is skipped, and
@@ -54,7 +54,7 @@ from poller.domain.raw_record import (
     parse_number,
     sanitise_raw,
 )
-from poller.domain.redaction import redact_url
+from poller.domain.redaction import mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
@@ -221,7 +221,7 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
             rep_phone=field_text(number.get("digits"), TEXT_LIMITS["rep_phone"]),
             contact_name=_contact_name(_object(raw.get("contact"))),
             contact_phone=_contact_phone(raw),
-            recording_url=redact_url(recording_url) if recording_url else None,
+            recording_url=mask_url_query(recording_url) if recording_url else None,
         )
 
     def resolve_download(self, call: RecordingLocator) -> DownloadRequest:

@@ -67,7 +67,7 @@ from poller.domain.raw_record import (
     parse_number,
     sanitise_raw,
 )
-from poller.domain.redaction import redact_url
+from poller.domain.redaction import mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
@@ -301,7 +301,7 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             if len(stored_id) > MAX_ID_LENGTH:
                 raise read.malformed(f"recording id longer than {MAX_ID_LENGTH} characters")
             url = field_text(chosen.get("url"))
-            return RecordingState.READY, stored_id, redact_url(url) if url else None
+            return RecordingState.READY, stored_id, mask_url_query(url) if url else None
         if raw.get("was_recorded") is True:
             # Recorded, but Dialpad has not filled recording_details in yet.
             return RecordingState.PENDING, None, None

@@ -71,7 +71,7 @@ from poller.domain.raw_record import (
     id_text,
     sanitise_raw,
 )
-from poller.domain.redaction import MASK, redact_url
+from poller.domain.redaction import MASK, mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.urls import host_for_humans
 from poller.domain.windows import Window, request_bounds
@@ -524,6 +524,7 @@ class _RecordingMapper:
             )
 
         content_uri = field_text(recording.get("contentUri")) if recording else None
+        media_base_url = self.provider.settings.media_base_url
         state = self._state(record, recording, content_uri)
 
         def limited(value: str | None, name: str) -> str | None:
@@ -552,7 +553,8 @@ class _RecordingMapper:
             ),
             contact_name=limited(field_text(contact_party.get("name")), "contact_name"),
             contact_phone=limited(field_text(contact_party.get("phoneNumber")), "contact_phone"),
-            recording_url=redact_url(urljoin(self.provider.settings.media_base_url, content_uri))
+            # A signed contentUri's query, under whatever name, is read again to download.
+            recording_url=mask_url_query(urljoin(media_base_url, content_uri))
             if content_uri
             else None,
             recording_too_short=state is RecordingState.NONE and _short(record, leg),

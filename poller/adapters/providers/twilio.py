@@ -75,7 +75,7 @@ from poller.domain.raw_record import (
     parse_time,
     sanitise_raw,
 )
-from poller.domain.redaction import MASK, redact_url
+from poller.domain.redaction import MASK, mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.urls import UnsafeUrl
 from poller.domain.windows import Window
@@ -291,7 +291,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             ended_at=started_at + timedelta(seconds=duration) if duration is not None else None,
             duration_seconds=duration,
             direction=_DIRECTIONS.get(str(call.get("direction") or "").lower()),
-            recording_url=redact_url(location) if location else None,
+            recording_url=mask_url_query(location) if location else None,
             no_recording_reason=absent_reason,
             **parties,
         )
