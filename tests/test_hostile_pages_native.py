@@ -58,12 +58,15 @@ class Native:
         state: Any,
         list_key: str,
         id_key: str,
+        vendor_error: dict[str, Any],
         set_id: Callable[[dict[str, Any], str], None] | None = None,
     ) -> None:
         self.world = world
         self.state = state
         self.list_key = list_key
         self.id_key = id_key
+        # The body of the vendor's own error answer, as its API reference documents it.
+        self.vendor_error = vendor_error
         self._set_id = set_id
 
     def provider(self) -> ProviderPort:
@@ -111,19 +114,39 @@ def native(request: pytest.FixtureRequest) -> Iterator[Native]:
     kind = request.param
     if kind == "twilio":
         with TwilioWorld() as twilio:
-            yield Native(twilio, twilio.api, "recordings", "sid")
+            twilio_error = {
+                "code": 20500,
+                "message": "An internal server error has occurred",
+                "more_info": "https://www.twilio.com/docs/errors/20500",
+                "status": 500,
+            }
+            yield Native(twilio, twilio.api, "recordings", "sid", twilio_error)
     elif kind == "zoom":
         with ZoomWorld() as zoom:
-            yield Native(zoom, zoom.phone, "recordings", "id")
+            zoom_error = {"code": 300, "message": "Request failed; please try again."}
+            yield Native(zoom, zoom.phone, "recordings", "id", zoom_error)
     elif kind == "ringcentral":
         with RingCentralWorld() as ringcentral:
-            yield Native(ringcentral, ringcentral.api, "records", "id", _ringcentral_recording_id)
+            ringcentral_error = {
+                "errorCode": "CMN-201",
+                "message": "Service Temporary Unavailable",
+            }
+            yield Native(
+                ringcentral,
+                ringcentral.api,
+                "records",
+                "id",
+                ringcentral_error,
+                _ringcentral_recording_id,
+            )
     elif kind == "dialpad":
         with DialpadWorld() as dialpad:
-            yield Native(dialpad, dialpad.state, "items", "call_id")
+            dialpad_error = {"error": {"code": 503, "message": "Service unavailable"}}
+            yield Native(dialpad, dialpad.state, "items", "call_id", dialpad_error)
     else:
         with AircallWorld() as aircall:
-            yield Native(aircall, aircall.sim.api, "calls", "id")
+            aircall_error = {"error": "Service unavailable", "troubleshoot": "Retry later"}
+            yield Native(aircall, aircall.sim.api, "calls", "id", aircall_error)
 
 
 def poll(native: Native, provider: ProviderPort, store: SqlStore) -> PollReport:
@@ -212,6 +235,22 @@ def test_answers_read_as_empty_fail_the_page_and_the_cursor_stays(
     cursor = sql_store.get_cursor(_name(provider))
     assert cursor is not None and cursor.cursor_value is None
     assert cursor.last_error is not None and words in cursor.last_error
+    assert sql_store.list_calls() == []
+
+
+def test_an_empty_list_beside_the_vendors_own_error_fails_the_page_and_the_cursor_stays(
+    native: Native, sql_store: SqlStore
+) -> None:
+    seed(native.world, 3)
+    native.rewrite_body(lambda body: {**body, native.list_key: [], **native.vendor_error})
+    provider = native.provider()
+
+    report = poll(native, provider, sql_store)
+
+    assert not report.ok
+    assert "the response has no records and an error" in str(report.error)
+    cursor = sql_store.get_cursor(_name(provider))
+    assert cursor is not None and cursor.cursor_value is None
     assert sql_store.list_calls() == []
 
 

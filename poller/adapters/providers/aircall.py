@@ -11,10 +11,11 @@ What the API does, and what this adapter does about it:
   paging. The capability ``max_rows_per_query`` makes the poll cycle halve a window that came
   back full and list both halves again.
 - **Recordings**: ``recording`` is a signed MP3 URL that expires within the hour, served from
-  Aircall's storage, not the API. It is never stored (the row keeps it with every query value masked); right
-  before a download the call is read again (``GET /v1/calls/{id}``) and its fresh URL fetched
-  *without* the Aircall credentials. A finished call that was answered but has no recording yet
-  waits, as late recordings do; one nobody answered never gets a recording and is skipped, and
+  Aircall's storage, not the API. It is never stored (the row keeps it with every query value
+  masked); right before a download the call is read again (``GET /v1/calls/{id}``) and its
+  fresh URL fetched *without* the Aircall credentials. A finished call that was answered but
+  has no recording yet waits, as late recordings do; one nobody answered never gets a
+  recording and is skipped, and
   so is a finished call on a line whose live recording is switched off
   (``number.live_recording_activated`` false), at once rather than after
   ``recording_wait_hours``.

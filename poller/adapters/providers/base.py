@@ -165,6 +165,8 @@ class ProviderAdapter(ABC, Generic[S]):
     settings_model: ClassVar[type[ProviderSettingsBase]]
     # The pause after a 429 that names no Retry-After, if the vendor documents one.
     rate_limit_penalty_seconds: ClassVar[float] = 5.0
+    # Top-level keys of the vendor's error answers: beside no records, the page failed.
+    error_keys: ClassVar[tuple[str, ...]] = ERROR_KEYS
 
     def __init__(
         self,
@@ -283,7 +285,7 @@ class ProviderAdapter(ABC, Generic[S]):
         if not isinstance(items, list | PageRecords):
             raise PermanentProviderError(f"{where}: {label} is not a list in the response")
         if not items and isinstance(body, Mapping):
-            error = next((body[name] for name in ERROR_KEYS if present(body.get(name))), None)
+            error = next((body[name] for name in self.error_keys if present(body.get(name))), None)
             if error is not None:
                 raise PermanentProviderError(
                     f"{where}: the response has no records and an error: {shown(error, limit=200)}"

@@ -54,7 +54,7 @@ from poller.adapters.http.paginators import (
     Paginator,
     PagingLoop,
 )
-from poller.adapters.providers.base import ProviderAdapter, RecordReader
+from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.config_types import BaseUrl
 from poller.domain.call_record import (
@@ -137,6 +137,8 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
     kind: ClassVar[str] = "ringcentral"
     settings_model: ClassVar[type[ProviderSettingsBase]] = RingCentralSettings
     rate_limit_penalty_seconds: ClassVar[float] = PENALTY_WITHOUT_RETRY_AFTER
+    # RingCentral's error answer: {"errorCode": "CMN-201", "message": ..., "errors": [...]}.
+    error_keys: ClassVar[tuple[str, ...]] = (*ERROR_KEYS, "errorCode")
 
     def __init__(self, settings: RingCentralSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

@@ -58,7 +58,7 @@ from pydantic import Field, SecretStr, model_validator
 from poller.adapters.http import Authenticator, HttpError, HttpUnauthorized
 from poller.adapters.http.auth import BasicAuth
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
-from poller.adapters.providers.base import ProviderAdapter, RecordReader
+from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -164,6 +164,8 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
 
     kind: ClassVar[str] = "twilio"
     settings_model: ClassVar[type[ProviderSettingsBase]] = TwilioSettings
+    # Twilio's error answer: {"code": 20500, "message": ..., "more_info": ..., "status": 500}.
+    error_keys: ClassVar[tuple[str, ...]] = (*ERROR_KEYS, "code")
 
     def __init__(self, settings: TwilioSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

@@ -52,7 +52,7 @@ from poller.adapters.http.paginators import (
     Paginator,
     TokenPaginator,
 )
-from poller.adapters.providers.base import ProviderAdapter, RecordReader
+from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.config_types import BaseUrl, NonBlank, PositiveSeconds
 from poller.domain.call_record import (
@@ -135,6 +135,8 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
 
     kind: ClassVar[str] = "zoom"
     settings_model: ClassVar[type[ProviderSettingsBase]] = ZoomSettings
+    # Zoom's error answer: {"code": 300, "message": ...}.
+    error_keys: ClassVar[tuple[str, ...]] = (*ERROR_KEYS, "code")
 
     def __init__(self, settings: ZoomSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
