@@ -18,11 +18,12 @@ import pytest
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.aircall import AircallProvider, AircallSettings
 from poller.domain.call_record import CallRecord
-from poller.domain.filters import CallFilter, SkipReason
-from poller.domain.ingest import IngestAction, IngestPlan, ListedCall, plan_ingest
+from poller.domain.filters import SkipReason
+from poller.domain.ingest import IngestAction, IngestPlan
 from poller.domain.states import CallState, Direction, RecordingState
 from poller.domain.windows import Window
 from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
+from tests.vendor_payloads import conformance
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(hours=1))
@@ -47,26 +48,20 @@ def listed_records(sim: AircallSimulator) -> dict[str, CallRecord]:
         }
     )
     provider = AircallProvider(settings, retry=RetryPolicy(max_tries=1))
-    pages = list(provider.list_window(WINDOW))
-    assert [bad for page in pages for bad in page.malformed] == []
-    return {record.provider_call_id: record for page in pages for record in page.records}
+    return conformance.records_of(provider.list_window(WINDOW))
 
 
 def planned(record: CallRecord) -> IngestPlan:
-    """What the poll cycle does with the record: the default filter, then the ingest plan."""
-    return plan_ingest("aircall", None, ListedCall(record, CallFilter().verdict(record)), NOW)
+    return conformance.planned("aircall", record, NOW)
 
 
 def assert_never_the_rep(record: CallRecord, call: dict[str, Any]) -> None:
     """The customer's number and name are never among the rep's identifiers."""
     contact = call.get("contact") or {}
     numbers = [entry.get("value") for entry in contact.get("phone_numbers") or []]
-    not_reps = {
-        str(value).casefold()
-        for value in (call.get("raw_digits"), contact.get("first_name"), *numbers)
-        if value
-    }
-    assert not not_reps & {value.casefold() for value in record.rep_identifiers}, record
+    conformance.assert_never_the_rep(
+        record, (call.get("raw_digits"), contact.get("first_name"), *numbers)
+    )
 
 
 def test_an_answered_recorded_call_maps_to_its_user_and_line(aircall: AircallSimulator) -> None:
@@ -231,20 +226,6 @@ NUMBER_SCHEMA: dict[str, set[str]] = {
 }
 
 
-def json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
-
-
 @pytest.mark.parametrize("answered", [True, False])
 def test_the_simulators_calls_carry_the_schemas_fields_and_kinds(
     aircall: AircallSimulator, answered: bool
@@ -255,10 +236,14 @@ def test_the_simulators_calls_carry_the_schemas_fields_and_kinds(
     served = body["call"]
     assert set(CALL_SCHEMA) <= set(served)
     assert {
-        k: json_kind(served[k]) for k in CALL_SCHEMA if json_kind(served[k]) not in CALL_SCHEMA[k]
+        k: conformance.json_kind(served[k])
+        for k in CALL_SCHEMA
+        if conformance.json_kind(served[k]) not in CALL_SCHEMA[k]
     } == {}
     assert set(NUMBER_SCHEMA) == set(served["number"])
     line = served["number"]
     assert {
-        k: json_kind(line[k]) for k in NUMBER_SCHEMA if json_kind(line[k]) not in NUMBER_SCHEMA[k]
+        k: conformance.json_kind(line[k])
+        for k in NUMBER_SCHEMA
+        if conformance.json_kind(line[k]) not in NUMBER_SCHEMA[k]
     } == {}

@@ -12,10 +12,8 @@ details, optional fields left out.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,25 +26,21 @@ from poller.domain.attribution import (
     RepRules,
     RepSkipReason,
     attribute,
-    directory_user,
 )
 from poller.domain.call_record import CallRecord
 from poller.domain.failures import StepFailure
-from poller.domain.filters import CallFilter, SkipReason
+from poller.domain.filters import SkipReason
 from poller.domain.ingest import (
     IngestAction,
     IngestPlan,
-    ListedCall,
-    listing_columns,
-    plan_ingest,
 )
 from poller.domain.records import Call
 from poller.domain.siro import SiroUser
 from poller.domain.states import CallState, Direction, RecordingState
 from poller.domain.windows import Window
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from tests.vendor_payloads import conformance
 
-PAYLOADS = Path(__file__).parent / "dialpad"
 API_KEY = "dialpad-conformance-key"
 STARTED = datetime(2013, 1, 1, tzinfo=UTC)  # the example's date_started, 1356998400000
 WINDOW = Window(STARTED - timedelta(minutes=30), STARTED + timedelta(minutes=30))
@@ -62,7 +56,7 @@ CALL_CENTER = {
 
 
 def published(name: str) -> Any:
-    return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+    return conformance.published("dialpad", name)
 
 
 def published_call() -> dict[str, Any]:
@@ -83,14 +77,11 @@ def listed_records(servers: DialpadServers) -> dict[str, CallRecord]:
         {"kind": "dialpad", "base_url": servers.url, "api_key": API_KEY}
     )
     provider = DialpadProvider(settings, retry=RetryPolicy(max_tries=1))
-    pages = list(provider.list_window(WINDOW))
-    assert [bad for page in pages for bad in page.malformed] == []
-    return {record.provider_call_id: record for page in pages for record in page.records}
+    return conformance.records_of(provider.list_window(WINDOW))
 
 
 def planned(record: CallRecord) -> IngestPlan:
-    """What the poll cycle does with the record: the default filter, then the ingest plan."""
-    return plan_ingest("dialpad", None, ListedCall(record, CallFilter().verdict(record)), NOW)
+    return conformance.planned("dialpad", record, NOW)
 
 
 def assert_never_the_rep(record: CallRecord, call: dict[str, Any]) -> None:
@@ -101,36 +92,22 @@ def assert_never_the_rep(record: CallRecord, call: dict[str, Any]) -> None:
         if isinstance(party, dict) and party.get("type") != "user"
     ]
     contact = call.get("contact") or {}
-    not_reps = {
-        str(value).casefold()
-        for value in (
-            contact.get("phone"),
-            contact.get("name"),
-            contact.get("id"),
-            call.get("external_number"),
-            *(group.get(key) for group in groups for key in ("id", "name", "phone", "email")),
-        )
-        if value
-    }
-    assert not not_reps & {value.casefold() for value in record.rep_identifiers}, record
+    not_reps = (
+        contact.get("phone"),
+        contact.get("name"),
+        contact.get("id"),
+        call.get("external_number"),
+        *(group.get(key) for group in groups for key in ("id", "name", "phone", "email")),
+    )
+    conformance.assert_never_the_rep(record, not_reps)
 
 
 def siro_users(*users: SiroUser) -> InMemoryUserDirectory:
-    synced = NOW - timedelta(hours=1)
-    return InMemoryUserDirectory(
-        [directory_user(user, synced, "US") for user in users], synced_at=synced
-    )
+    return conformance.siro_users(*users, now=NOW)
 
 
 def stored(record: CallRecord) -> Call:
-    """The row the poll cycle writes for the record, as the worker's attribution reads it."""
-    return Call(
-        id=1,
-        provider="dialpad",
-        provider_call_id=record.provider_call_id,
-        state=CallState.PENDING,
-        **listing_columns(record),
-    )
+    return conformance.stored("dialpad", record)
 
 
 # Siro users who could wrongly receive a call: one holds the call center's line, one the
@@ -339,31 +316,11 @@ def test_an_outbound_call_with_a_proxy_caller_id_keeps_its_user_as_the_rep(
 # -- the simulator against the published body -----------------------------------------------
 
 
-def json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
-
-
 def kind_differences(simulated: dict[str, Any], example: dict[str, Any]) -> list[str]:
-    """Fields both carry whose JSON kind differs (int64 as strings, as the example has them)."""
-    problems = []
-    for key, value in example.items():
-        if key not in simulated:
-            continue
-        if isinstance(value, dict) and isinstance(simulated[key], dict):
-            problems += [f"{key}.{p}" for p in kind_differences(simulated[key], value)]
-        elif json_kind(simulated[key]) != json_kind(value):
-            problems.append(f"{key}: {json_kind(simulated[key])} for {json_kind(value)}")
-    return problems
+    """Fields both carry whose JSON kind differs (int64 as strings, as the example has them);
+    the fields either leaves out are compared by the tests themselves."""
+    differences = conformance.shape_differences(simulated, example)
+    return [difference for difference in differences if not difference.endswith(": missing")]
 
 
 # Fields of the example the simulator's ended calls leave out: the spec makes every CallProto

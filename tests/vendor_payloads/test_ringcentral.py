@@ -11,12 +11,10 @@ rebuilt here with this suite's own values.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +31,8 @@ from poller.simulators.ringcentral_server import (
     call_record,
     serve,
 )
+from tests.vendor_payloads import conformance
 
-PAYLOADS = Path(__file__).parent / "ringcentral"
 JULY_27 = Window(datetime(2018, 7, 27, tzinfo=UTC), datetime(2018, 7, 28, tzinfo=UTC))
 APRIL_10 = Window(datetime(2023, 4, 10, tzinfo=UTC), datetime(2023, 4, 11, tzinfo=UTC))
 # The rep's extension as the account's extension list names it.
@@ -50,7 +48,7 @@ Records = Callable[[str], list[dict[str, Any]]]
 
 
 def published(name: str) -> Any:
-    return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+    return conformance.published("ringcentral", name)
 
 
 def sync_record(index: int) -> dict[str, Any]:
@@ -333,17 +331,14 @@ def test_no_case_makes_an_external_party_the_rep() -> None:
 
 # -- the simulator answers as the published bodies do ----------------------------------------
 
-_ISO_MILLIS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+# RingCentral's instants: ISO 8601 in UTC with milliseconds.
+FORMATS = {"iso8601": re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")}
 # CallLogCallerInfo in the spec.
 _PARTY_FIELDS = {"phoneNumber", "extensionNumber", "extensionId", "location", "name", "device"}
 
 
 def _shape(value: Any) -> str:
-    if isinstance(value, str):
-        return "iso8601" if _ISO_MILLIS.match(value) else "string"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    return conformance.json_kind(value, FORMATS)
 
 
 def test_the_simulator_extension_has_the_fields_and_formats_of_the_published_one() -> None:

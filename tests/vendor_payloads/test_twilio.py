@@ -11,11 +11,9 @@ direction Twilio may add later) are named cases built from the published bodies.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,8 +34,8 @@ from poller.simulators.twilio_server import (
     twilio_call,
     twilio_recording,
 )
+from tests.vendor_payloads import conformance
 
-PAYLOADS = Path(__file__).parent / "twilio"
 # The account every published body names.
 ACCOUNT = "AC" + "a" * 32
 RECORDING = "RE" + "a" * 32
@@ -53,7 +51,7 @@ FEBRUARY_14 = Window(datetime(2022, 2, 14, tzinfo=UTC), datetime(2022, 2, 15, tz
 
 
 def published(name: str) -> Any:
-    return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+    return conformance.published("twilio", name)
 
 
 def published_call(direction: str | None, *, sid: str = CALL) -> dict[str, Any]:
@@ -298,23 +296,19 @@ def test_no_published_case_makes_a_customer_the_rep() -> None:
 
 # -- the simulator answers as the published bodies do ----------------------------------------
 
-_RFC2822 = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}$")
-_SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
+
+# The string formats of Twilio's bodies.
+FORMATS = {
+    "rfc2822": re.compile(
+        r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}$"
+    ),
+    "sid": re.compile(r"^[A-Z]{2}[0-9a-f]{32}$"),
+    "relative uri": re.compile(r"^/2010-04-01/"),
+}
 
 
 def _shape(value: Any) -> str:
-    """A value's JSON type and, for strings, the format the published bodies use."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        if _RFC2822.match(value):
-            return "rfc2822"
-        if _SID.match(value):
-            return "sid"
-        if value.startswith("/2010-04-01/"):
-            return "relative uri"
-        return "string"
-    return type(value).__name__
+    return conformance.json_kind(value, FORMATS)
 
 
 def _assert_same_shape(

@@ -11,10 +11,9 @@ list as a phone user, a queue recording nobody answered.
 from __future__ import annotations
 
 import copy
-import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,17 +27,12 @@ from poller.domain.attribution import (
     RepRules,
     RepSkipReason,
     attribute,
-    directory_user,
 )
 from poller.domain.call_record import CallRecord
 from poller.domain.failures import StepFailure
-from poller.domain.filters import CallFilter
 from poller.domain.ingest import (
     IngestAction,
     IngestPlan,
-    ListedCall,
-    listing_columns,
-    plan_ingest,
 )
 from poller.domain.records import Call
 from poller.domain.redaction import MASK
@@ -54,15 +48,15 @@ from poller.simulators.zoom_server import (
     recording_item,
     serve_zoom,
 )
+from tests.vendor_payloads import conformance
 
-PAYLOADS = Path(__file__).parent / "zoom"
 WINDOW = Window(datetime(2022, 3, 8, tzinfo=UTC), datetime(2022, 3, 9, tzinfo=UTC))
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 QUEUE = {"id": "cq-sales-1", "name": "Sales Queue", "type": "call queue", "extension_number": 800}
 
 
 def published(name: str) -> Any:
-    return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+    return conformance.published("zoom", name)
 
 
 def published_recording() -> dict[str, Any]:
@@ -109,32 +103,20 @@ def records_of(pages: list[ListedPage]) -> dict[str, CallRecord]:
 
 
 def planned(record: CallRecord) -> IngestPlan:
-    """What the poll cycle does with the record: the default filter, then the ingest plan."""
-    return plan_ingest("zoom", None, ListedCall(record, CallFilter().verdict(record)), NOW)
+    return conformance.planned("zoom", record, NOW)
 
 
 def assert_never_the_rep(record: CallRecord, *not_reps: object) -> None:
     """None of the record's rep identifiers is the customer's or the queue's."""
-    shown = {str(value).casefold() for value in not_reps if value is not None}
-    assert not shown & {value.casefold() for value in record.rep_identifiers}, record
+    conformance.assert_never_the_rep(record, not_reps)
 
 
 def siro_users(*users: SiroUser) -> InMemoryUserDirectory:
-    synced = NOW - timedelta(hours=1)
-    return InMemoryUserDirectory(
-        [directory_user(user, synced, "US") for user in users], synced_at=synced
-    )
+    return conformance.siro_users(*users, now=NOW)
 
 
 def stored(record: CallRecord) -> Call:
-    """The row the poll cycle writes for the record, as the worker's attribution reads it."""
-    return Call(
-        id=1,
-        provider="zoom",
-        provider_call_id=record.provider_call_id,
-        state=CallState.PENDING,
-        **listing_columns(record),
-    )
+    return conformance.stored("zoom", record)
 
 
 def queue_recording(direction: str, agent: dict[str, Any] | None, **owner: Any) -> dict[str, Any]:
@@ -407,41 +389,16 @@ def test_an_agent_zoom_added_since_the_last_load_makes_the_users_load_again(
 # -- the simulator against the published bodies ---------------------------------------------
 
 
-def json_kind(value: Any) -> str:
-    """A JSON value's kind; ISO-8601 instants are their own kind, however written."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return "string"
-        return "instant"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
+# Zoom writes instants in ISO 8601, with or without a zone or seconds.
+FORMATS = {
+    "instant": re.compile(
+        r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+    )
+}
 
 
-def shape_differences(simulated: Any, published_value: Any, where: str = "") -> list[str]:
-    """Where the simulator's value lacks a published field or gives it another kind."""
-    if isinstance(published_value, dict) and isinstance(simulated, dict):
-        problems = []
-        for key, value in published_value.items():
-            if key not in simulated:
-                problems.append(f"{where}{key}: missing")
-            else:
-                problems += shape_differences(simulated[key], value, f"{where}{key}.")
-        return problems
-    if isinstance(published_value, list) and isinstance(simulated, list):
-        if published_value and simulated:
-            return shape_differences(simulated[0], published_value[0], f"{where}[0].")
-        return []
-    kinds = json_kind(simulated), json_kind(published_value)
-    return [] if kinds[0] == kinds[1] else [f"{where.rstrip('.')}: {kinds[0]} for {kinds[1]}"]
+def shape_differences(simulated: Any, published_value: Any) -> list[str]:
+    return conformance.shape_differences(simulated, published_value, FORMATS)
 
 
 # Published fields the simulator leaves out because Zoom documents them as conditional.
