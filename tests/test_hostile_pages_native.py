@@ -8,9 +8,10 @@ for Twilio, Zoom, RingCentral, Dialpad and Aircall too, and so does P13's rule t
   the other records of the page listed (Twilio read its page whole: one such record failed it);
 - a page of many records is mapped a chunk at a time (Twilio, Zoom, RingCentral and Dialpad
   reshaped their pages and so read them whole);
-- answers read as empty: a ``null`` list, or an empty one beside an error, fails the page and
-  the cursor stays (Dialpad read ``items: null`` as an empty page, Twilio and Dialpad an error
-  beside no records);
+- answers read as empty: a ``null`` list, or an empty one beside an error (``error`` or the
+  vendor's own error fields: Twilio's and Zoom's ``code``, RingCentral's ``errorCode``), fails
+  the page and the cursor stays (Dialpad read ``items: null`` as an empty page, Twilio and
+  Dialpad an ``error`` beside no records, Twilio, Zoom and RingCentral their own error fields);
 - NUL is stripped from ids: an id holding NUL is kept as a malformed record, never merged with
   the id without it (Aircall and RingCentral cleaned it before the check);
 - the recording URL column keeps no query value, whatever its parameter's name, and the audio
