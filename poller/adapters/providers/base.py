@@ -264,9 +264,9 @@ class ProviderAdapter(ABC, Generic[S]):
     def page_records(self, body: Any, where: str) -> Sequence[Any]:
         """The records of a page, at :meth:`items_path`, as the page reader left them.
 
-        A page without that key, with ``null`` there, or with no records beside an ``error``
-        is an error rather than an empty page: an answer like ``{"error": "maintenance"}``
-        must not move the cursor past calls it did not list.
+        A page without that key, with ``null`` there, or with no records beside an error
+        (a key of :attr:`error_keys`) is an error rather than an empty page: an answer like
+        ``{"error": "maintenance"}`` must not move the cursor past calls it did not list.
         """
         path = self.items_path()
         items = body if path is None else dig(body, path)
