@@ -268,10 +268,15 @@ def test_an_answer_without_items_stops_the_window_but_an_empty_one_ends_it(
 ) -> None:
     provider = world.provider()
     assert provider.page_items({}, "page 1") == []
-    assert provider.page_items({"cursor": None, "items": None}, "page 1") == []
+    assert provider.page_items({"cursor": None, "items": []}, "page 1") == []
     with pytest.raises(PermanentProviderError) as raised:
         provider.page_items({"error": {"code": 500}}, "page 1")
-    assert "no items" in str(raised.value) and "error" in str(raised.value)
+    assert "nothing at 'items'" in str(raised.value) and "error" in str(raised.value)
+    # Dialpad's proto3 printer leaves an empty list out; it never writes `null` for one.
+    with pytest.raises(PermanentProviderError, match="'items' is null"):
+        provider.page_items({"cursor": None, "items": None}, "page 1")
+    with pytest.raises(PermanentProviderError, match="no records and an error"):
+        provider.page_items({"items": [], "error": {"code": 503}}, "page 1")
 
 
 # -- mapping ----------------------------------------------------------------------------------

@@ -545,7 +545,7 @@ def test_an_answer_without_recordings_fails_the_window_naming_what_came(
 ) -> None:
     add(world, "RE-1", T0 + timedelta(minutes=1))
     provider = world.twilio()
-    with pytest.raises(PermanentProviderError, match=r"no 'recordings' list.*code, message"):
+    with pytest.raises(PermanentProviderError, match=r"nothing at 'recordings'.*code, message"):
         provider.page_items({"code": 20500, "message": "maintenance"}, "page 1")
 
 

@@ -277,3 +277,12 @@ def field_text(value: Any, limit: int | None = None) -> str | None:
     if not text:
         return None
     return text[:limit] if limit is not None else text
+
+
+def id_text(value: Any) -> str | None:
+    """An id as :func:`field_text` reads it, except that one holding NUL comes back as it is:
+    dropping the NUL would make it another record's id (``a\\0b`` is not ``ab``), so it is
+    left for the id check to refuse."""
+    if isinstance(value, str) and "\x00" in value:
+        return value
+    return field_text(value)

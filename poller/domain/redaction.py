@@ -52,8 +52,9 @@ def redact_url(url: str) -> str:
 # The query keys whose values a stored record keeps: each selects a view of a resource and
 # grants nothing. Every other query value is masked whatever its key is named, since a list of
 # secret names always misses the next vendor's (Zoom signs its file URLs with ``jwt``).
-# RingCentral's record URIs end in ``?view=Detailed``.
-HARMLESS_QUERY_KEYS = frozenset({"view"})
+# RingCentral's record URIs end in ``?view=Detailed``; Twilio's media URL of a dual-channel
+# recording in ``?RequestedChannels=2`` (compared in lower case).
+HARMLESS_QUERY_KEYS = frozenset({"view", "requestedchannels"})
 
 # A word of free text, as far as a URL in it can reach.
 _WORD = re.compile(r"[^\s\"'<>]+")

@@ -248,6 +248,8 @@ class AircallApi:
     redirect_listing_to: str | None = None
     next_link_base: str | None = None
     loop_from_page: int | None = None
+    # What a test makes of each listing page's bytes (a hostile or broken vendor's page).
+    rewrite_listing: Callable[[bytes], bytes] | None = None
     # Credentials revoked after this many authorised requests (a deleted API key).
     revoke_after: int | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -436,17 +438,28 @@ class AircallHandler(QuietHandler):
             return
         if parts.path == "/v1/calls":
             status, body = api.listing(query, f"http://{self.headers.get('Host', '')}")
+            if api.rewrite_listing is not None:
+                return self._json(status, body, limits, rewrite=api.rewrite_listing)
         elif parts.path.startswith("/v1/calls/"):
             status, body = api.single(parts.path.removeprefix("/v1/calls/"))
         else:
             status, body = 404, _error("Not found", "unknown route")
         self._json(status, body, limits)
 
-    def _json(self, status: int, body: Any, extra: dict[str, str]) -> None:
+    def _json(
+        self,
+        status: int,
+        body: Any,
+        extra: dict[str, str],
+        *,
+        rewrite: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         api: AircallApi = self.server.state
         with api.lock:
             api.statuses.append(status)
         payload = json.dumps(body).encode()
+        if rewrite is not None:
+            payload = rewrite(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))

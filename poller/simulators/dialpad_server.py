@@ -27,6 +27,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -170,6 +171,8 @@ class DialpadState:
     repeat_cursor_at_page: int | None = None
     redirect_listing_to: str | None = None
     redirect_page_to: str | None = None
+    # What a test makes of each listing page's bytes (a hostile or broken vendor's page).
+    rewrite_listing: Callable[[bytes], bytes] | None = None
     key_uses_left: int | None = None
     requests: list[tuple[str, str, dict[str, list[str]], dict[str, str]]] = field(
         default_factory=list
@@ -392,7 +395,9 @@ class DialpadHandler(QuietHandler):
             if failure is not None:
                 self._fail(failure)
                 return
-            self._json(*state.list_calls(query))
+            status, page, headers = state.list_calls(query)
+            rewrite = state.rewrite_listing if status == 200 else None
+            self._json(status, page, headers, rewrite=rewrite)
             return
         if parts.path == "/api/v2/recordingsharelink" and method == "POST":
             failure = state.take_failure(state.share_failures)
@@ -436,8 +441,17 @@ class DialpadHandler(QuietHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _json(
+        self,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        rewrite: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         payload = json.dumps(body).encode()
+        if rewrite is not None:
+            payload = rewrite(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

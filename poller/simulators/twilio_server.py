@@ -32,6 +32,7 @@ import json
 import re
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -176,6 +177,8 @@ class FakeTwilio:
     media: dict[str, bytes] = field(default_factory=dict)
     # What a dual-channel recording's media is without RequestedChannels=2: Twilio's downmix.
     downmixed: dict[str, bytes] = field(default_factory=dict)
+    # What a test makes of each listing page's bytes (a hostile or broken vendor's page).
+    rewrite_listing: Callable[[bytes], bytes] | None = None
     # Scripted answers per route ("list", "call", "recording", "media").
     failures: dict[str, deque[Failure]] = field(default_factory=dict)
     # From this page on, next_page_uri points at the page itself.
@@ -391,7 +394,7 @@ class _TwilioHandler(QuietHandler):
                 self.end_headers()
                 return None
             status, page = api.list_page(parts.path, query)
-            return self._json(status, page)
+            return self._json(status, page, rewrite=api.rewrite_listing)
         if route == "call":
             with api.lock:
                 call = api.calls.get(resource)
@@ -429,8 +432,17 @@ class _TwilioHandler(QuietHandler):
         headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
         self._json(failure.status, error(code, message, failure.status), headers)
 
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _json(
+        self,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        rewrite: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         encoded = json.dumps(body).encode()
+        if rewrite is not None:
+            encoded = rewrite(encoded)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(encoded)))

@@ -144,6 +144,8 @@ class ZoomPhone:
     # Answer next-page requests (those with a next_page_token) with a 302 to this base URL.
     next_page_redirect: str | None = None
     clock: Callable[[], float] = time.monotonic
+    # What a test makes of each listing page's bytes (a hostile or broken vendor's page).
+    rewrite_listing: Callable[[bytes], bytes] | None = None
 
     recordings: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
     users: list[dict[str, Any]] = field(default_factory=list)
@@ -441,15 +443,18 @@ class _ZoomHandler(QuietHandler):
                     next_offset = offset
                     next_token = token or next_token
                 phone.page_tokens[next_token] = PageToken(query, next_offset, phone.clock())
+        listing = {
+            "next_page_token": next_token,
+            "page_size": page_size,
+            "total_records": len(matching),
+            "recordings": page,
+        }
+        rewrite = phone.rewrite_listing
         self._send(
             200,
-            {
-                "next_page_token": next_token,
-                "page_size": page_size,
-                "total_records": len(matching),
-                "recordings": page,
-            },
+            listing,
             headers={"X-RateLimit-Category": "Medium"},
+            raw=rewrite(json.dumps(listing).encode()) if rewrite is not None else None,
         )
 
     def _fail(self, failure: ListingFailure) -> None:

@@ -88,8 +88,15 @@ def test_an_answered_recorded_call_maps_to_its_user_and_line(aircall: AircallSim
     assert record.started_at == T0 + timedelta(minutes=5)
     assert record.duration_seconds == 190
     assert record.recording_state is RecordingState.READY
-    # The signed URL is stored without its signature; a fresh one is asked for at download.
-    assert record.recording_url is not None and "X-Amz" not in record.recording_url
+    # The signed URL is stored with every query value masked; a fresh one is asked for at
+    # download.
+    assert record.recording_url is not None
+    assert "X-Amz-Signature=[REDACTED]" in record.recording_url
+    assert "?" in record.recording_url and all(
+        value == "[REDACTED]"
+        for pair in record.recording_url.split("?", 1)[1].split("&")
+        for value in [pair.partition("=")[2]]
+    )
     plan = planned(record)
     assert (plan.change.action, plan.change.message) == (
         IngestAction.INSERTED,

@@ -11,10 +11,11 @@ What the API does, and what this adapter does about it:
   paging. The capability ``max_rows_per_query`` makes the poll cycle halve a window that came
   back full and list both halves again.
 - **Recordings**: ``recording`` is a signed MP3 URL that expires within the hour, served from
-  Aircall's storage, not the API. It is never stored (the row keeps it without its query); right
-  before a download the call is read again (``GET /v1/calls/{id}``) and its fresh URL fetched
-  *without* the Aircall credentials. A finished call that was answered but has no recording yet
-  waits, as late recordings do; one nobody answered never gets a recording and is skipped, and
+  Aircall's storage, not the API. It is never stored (the row keeps it with every query value
+  masked); right before a download the call is read again (``GET /v1/calls/{id}``) and its
+  fresh URL fetched *without* the Aircall credentials. A finished call that was answered but
+  has no recording yet waits, as late recordings do; one nobody answered never gets a
+  recording and is skipped, and
   so is a finished call on a line whose live recording is switched off
   (``number.live_recording_activated`` false), at once rather than after
   ``recording_wait_hours``.
@@ -54,7 +55,7 @@ from poller.domain.raw_record import (
     parse_number,
     sanitise_raw,
 )
-from poller.domain.redaction import redact_url
+from poller.domain.redaction import mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
@@ -187,8 +188,12 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         read = RecordReader(raw, position, self.clock())
+        listed_id = raw.get("id")
         call_id = read.call_id_from(
-            _identifier(raw.get("id")), missing="id has no value (the call's id)", name="id"
+            # Text as it came: the id check refuses a NUL that cleaning would drop.
+            listed_id if isinstance(listed_id, str) else _identifier(listed_id),
+            missing="id has no value (the call's id)",
+            name="id",
         )
         started_at = read.time(raw.get("started_at"), "unix_s", "started_at")
         if started_at is None:
@@ -217,7 +222,7 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
             rep_phone=field_text(number.get("digits"), TEXT_LIMITS["rep_phone"]),
             contact_name=_contact_name(_object(raw.get("contact"))),
             contact_phone=_contact_phone(raw),
-            recording_url=redact_url(recording_url) if recording_url else None,
+            recording_url=mask_url_query(recording_url) if recording_url else None,
         )
 
     def resolve_download(self, call: RecordingLocator) -> DownloadRequest:

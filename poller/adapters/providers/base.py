@@ -165,6 +165,8 @@ class ProviderAdapter(ABC, Generic[S]):
     settings_model: ClassVar[type[ProviderSettingsBase]]
     # The pause after a 429 that names no Retry-After, if the vendor documents one.
     rate_limit_penalty_seconds: ClassVar[float] = 5.0
+    # Top-level keys of the vendor's error answers: beside no records, the page failed.
+    error_keys: ClassVar[tuple[str, ...]] = ERROR_KEYS
 
     def __init__(
         self,
@@ -245,6 +247,11 @@ class ProviderAdapter(ABC, Generic[S]):
         """Where a page's records sit; ``None``: the body is the list."""
         return None
 
+    def items_label(self) -> str:
+        """Where a page's records sit, as a failed page's error names it."""
+        path = self.items_path()
+        return repr(path) if path is not None else "the top level"
+
     def max_pages(self) -> int:
         """The most pages one window may take, whatever the provider's paging says."""
         return 10_000
@@ -257,28 +264,28 @@ class ProviderAdapter(ABC, Generic[S]):
     def page_records(self, body: Any, where: str) -> Sequence[Any]:
         """The records of a page, at :meth:`items_path`, as the page reader left them.
 
-        A page without that key, with ``null`` there, or with no records beside an ``error``
-        is an error rather than an empty page: an answer like ``{"error": "maintenance"}``
-        must not move the cursor past calls it did not list.
+        A page without that key, with ``null`` there, or with no records beside an error
+        (a key of :attr:`error_keys`) is an error rather than an empty page: an answer like
+        ``{"error": "maintenance"}`` must not move the cursor past calls it did not list.
         """
         path = self.items_path()
         items = body if path is None else dig(body, path)
-        key = self.settings.config_key("listing.items_path")
+        label = self.items_label()
         if items is MISSING:
             # An answer without the calls (`{"error": "maintenance"}`) is no empty page.
             seen = sorted(str(name) for name in body)[:10] if isinstance(body, Mapping) else []
             raise PermanentProviderError(
-                f"{where}: the response has nothing at {key} {path!r}; its top-level keys: "
+                f"{where}: the response has nothing at {label}; its top-level keys: "
                 f"{', '.join(clean_text(name)[:40] for name in seen) or 'none'}"
             )
         if items is None:
             raise PermanentProviderError(
-                f"{where}: {key} {path!r} is null in the response, not a list of records"
+                f"{where}: {label} is null in the response, not a list of records"
             )
         if not isinstance(items, list | PageRecords):
-            raise PermanentProviderError(f"{where}: {key} {path!r} is not a list in the response")
+            raise PermanentProviderError(f"{where}: {label} is not a list in the response")
         if not items and isinstance(body, Mapping):
-            error = next((body[name] for name in ERROR_KEYS if present(body.get(name))), None)
+            error = next((body[name] for name in self.error_keys if present(body.get(name))), None)
             if error is not None:
                 raise PermanentProviderError(
                     f"{where}: the response has no records and an error: {shown(error, limit=200)}"

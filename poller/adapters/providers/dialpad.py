@@ -40,7 +40,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
@@ -63,12 +63,11 @@ from poller.domain.call_record import (
 )
 from poller.domain.clock import format_time
 from poller.domain.raw_record import (
-    clean_text,
     field_text,
     parse_number,
     sanitise_raw,
 )
-from poller.domain.redaction import redact_url
+from poller.domain.redaction import mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
@@ -191,22 +190,13 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
     def items_path(self) -> str | None:
         return "items"
 
-    def page_items(self, body: Any, where: str) -> list[Any]:
-        if not isinstance(body, Mapping):
-            raise PermanentProviderError(f"{where}: Dialpad's answer is not a CallCollection")
-        # Proto3 JSON leaves empty fields out: an empty collection is `{}`. An answer with other
-        # keys but no items (`{"error": ...}`) is no empty page: the cursor must not pass it.
-        if "items" not in body and body:
-            seen = ", ".join(clean_text(str(name))[:40] for name in sorted(body)[:10])
-            raise PermanentProviderError(
-                f"{where}: Dialpad's answer has no items; its top-level keys: {seen}"
-            )
-        items = body.get("items")
-        if items is None:
+    def page_records(self, body: Any, where: str) -> Sequence[Any]:
+        # Proto3 JSON leaves empty fields out: an empty collection is `{}`. Anything else
+        # without its items, `items: null` (Dialpad's printer never writes one), or no items
+        # beside an error is no empty page: the cursor must not pass it.
+        if isinstance(body, Mapping) and not body:
             return []
-        if not isinstance(items, list):
-            raise PermanentProviderError(f"{where}: Dialpad's items is not a list")
-        return items
+        return super().page_records(body, where)
 
     def first_request(self, window: Window) -> PageRequest:
         start, end = request_bounds(window, _MILLISECOND)
@@ -311,7 +301,7 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             if len(stored_id) > MAX_ID_LENGTH:
                 raise read.malformed(f"recording id longer than {MAX_ID_LENGTH} characters")
             url = field_text(chosen.get("url"))
-            return RecordingState.READY, stored_id, redact_url(url) if url else None
+            return RecordingState.READY, stored_id, mask_url_query(url) if url else None
         if raw.get("was_recorded") is True:
             # Recorded, but Dialpad has not filled recording_details in yet.
             return RecordingState.PENDING, None, None

@@ -267,6 +267,9 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
     def items_path(self) -> str | None:
         return self.settings.listing.items_path
 
+    def items_label(self) -> str:
+        return f"{self.settings.config_key('listing.items_path')} {self.items_path()!r}"
+
     def authenticator(self) -> Authenticator:
         return authenticator_for(self.settings)
 

@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, overload
 from urllib.parse import quote, urljoin
 
 from pydantic import Field, SecretStr
@@ -54,7 +54,7 @@ from poller.adapters.http.paginators import (
     Paginator,
     PagingLoop,
 )
-from poller.adapters.providers.base import ProviderAdapter, RecordReader
+from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.config_types import BaseUrl
 from poller.domain.call_record import (
@@ -68,9 +68,10 @@ from poller.domain.call_record import (
 from poller.domain.clock import format_time
 from poller.domain.raw_record import (
     field_text,
+    id_text,
     sanitise_raw,
 )
-from poller.domain.redaction import MASK, redact_url
+from poller.domain.redaction import MASK, mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.urls import host_for_humans
 from poller.domain.windows import Window, request_bounds
@@ -136,6 +137,8 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
     kind: ClassVar[str] = "ringcentral"
     settings_model: ClassVar[type[ProviderSettingsBase]] = RingCentralSettings
     rate_limit_penalty_seconds: ClassVar[float] = PENALTY_WITHOUT_RETRY_AFTER
+    # RingCentral's error answer: {"errorCode": "CMN-201", "message": ..., "errors": [...]}.
+    error_keys: ClassVar[tuple[str, ...]] = (*ERROR_KEYS, "errorCode")
 
     def __init__(self, settings: RingCentralSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
@@ -214,11 +217,11 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
     def paginator(self) -> Paginator:
         return NextUrlPaginator(next_url_path="navigation.nextPage.uri")
 
-    def page_items(self, body: Any, where: str) -> list[Any]:
+    def page_records(self, body: Any, where: str) -> Sequence[Any]:
         """The page's recordings: records grouped by session, one item per recording id."""
-        records = super().page_items(body, where)
+        records = super().page_records(body, where)
         self._refresh_extensions_if_stale()
-        return recordings_of(records)
+        return PageRecordings(records)
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         if not isinstance(raw.get("records"), list):
@@ -347,8 +350,24 @@ def _extension_of(item: Any) -> Extension | None:
     )
 
 
-def recordings_of(records: list[Any]) -> list[Any]:
-    """One item per recording of a page, in page order.
+def recordings_of(records: Sequence[Any]) -> list[Any]:
+    """One item per recording of a page, in page order (see :class:`PageRecordings`)."""
+    return list(PageRecordings(records))
+
+
+@dataclass(slots=True)
+class _Recording:
+    """Which records of a page make one item: their positions, and what groups them."""
+
+    session: str | None
+    recording_id: str | None
+    indices: list[int]
+    # Not a JSON object: passed on as it is, for the base to report at its position.
+    bare: bool = False
+
+
+class PageRecordings(Sequence[Any]):
+    """One item per recording of a page, in page order, built from its records when read.
 
     Records are grouped by ``telephonySessionId`` (``None`` when a record has none); within a
     session each recording id (on a record or on one of its legs) gives one item
@@ -356,27 +375,55 @@ def recordings_of(records: list[Any]) -> list[Any]:
     that carries it. A record with no recording at all (``shortRecording``) is an item of its
     own; anything that is not a JSON object passes through unchanged, so the base reports it
     at its position.
+
+    Grouping needs the whole page, but not the whole page decoded at once: the records are
+    read once for their ids and dropped, and a chunk of items reads its records again (the
+    page reader decodes them lazily), so a poll holds a chunk of records, not a page.
     """
-    items: list[Any] = []
-    by_key: dict[tuple[str | None, str], dict[str, Any]] = {}
-    for record in records:
-        if not isinstance(record, Mapping):
-            items.append(record)
-            continue
-        session = field_text(record.get("telephonySessionId"))
-        recording_ids = _recording_ids(record)
-        if not recording_ids:
-            items.append({"telephonySessionId": session, "recordingId": None, "records": [record]})
-            continue
-        for recording_id in recording_ids:
-            key = (session, recording_id)
-            item = by_key.get(key)
-            if item is None:
-                item = {"telephonySessionId": session, "recordingId": recording_id, "records": []}
-                by_key[key] = item
-                items.append(item)
-            item["records"].append(record)
-    return items
+
+    def __init__(self, records: Sequence[Any]) -> None:
+        self._records = records
+        self._items: list[_Recording] = []
+        by_key: dict[tuple[str | None, str], _Recording] = {}
+        for index, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                self._items.append(_Recording(None, None, [index], bare=True))
+                continue
+            session = id_text(record.get("telephonySessionId"))
+            recording_ids = _recording_ids(record)
+            if not recording_ids:
+                self._items.append(_Recording(session, None, [index]))
+                continue
+            for recording_id in recording_ids:
+                key = (session, recording_id)
+                item = by_key.get(key)
+                if item is None:
+                    item = by_key[key] = _Recording(session, recording_id, [])
+                    self._items.append(item)
+                item.indices.append(index)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self._item(item) for item in self._items[index]]
+        return self._item(self._items[index])
+
+    def _item(self, item: _Recording) -> Any:
+        if item.bare:
+            return self._records[item.indices[0]]
+        return {
+            "telephonySessionId": item.session,
+            "recordingId": item.recording_id,
+            "records": [self._records[index] for index in item.indices],
+        }
 
 
 def _recording_ids(record: Mapping[str, Any]) -> list[str]:
@@ -384,7 +431,7 @@ def _recording_ids(record: Mapping[str, Any]) -> list[str]:
     for holder in [record, *_legs(record)]:
         recording = holder.get("recording")
         if isinstance(recording, Mapping):
-            recording_id = field_text(recording.get("id"))
+            recording_id = id_text(recording.get("id"))
             if recording_id is not None and recording_id not in ids:
                 ids.append(recording_id)
     return ids
@@ -392,7 +439,7 @@ def _recording_ids(record: Mapping[str, Any]) -> list[str]:
 
 def _recording_id(holder: Mapping[str, Any]) -> str | None:
     recording = holder.get("recording")
-    return field_text(recording.get("id")) if isinstance(recording, Mapping) else None
+    return id_text(recording.get("id")) if isinstance(recording, Mapping) else None
 
 
 def _direction(holder: Mapping[str, Any] | None) -> Direction | None:
@@ -425,8 +472,8 @@ class _RecordingMapper:
         records = item.get("records")
         if not isinstance(records, list) or not records:
             raise self.malformed("has no call-log records: not a call-log record")
-        session = field_text(item.get("telephonySessionId"))
-        recording_id = field_text(item.get("recordingId"))
+        session = id_text(item.get("telephonySessionId"))
+        recording_id = id_text(item.get("recordingId"))
         first = records[0] if isinstance(records[0], Mapping) else {}
         call_id = self.read.call_id_from(
             recording_id or session or first.get("id"),
@@ -479,6 +526,7 @@ class _RecordingMapper:
             )
 
         content_uri = field_text(recording.get("contentUri")) if recording else None
+        media_base_url = self.provider.settings.media_base_url
         state = self._state(record, recording, content_uri)
 
         def limited(value: str | None, name: str) -> str | None:
@@ -507,7 +555,8 @@ class _RecordingMapper:
             ),
             contact_name=limited(field_text(contact_party.get("name")), "contact_name"),
             contact_phone=limited(field_text(contact_party.get("phoneNumber")), "contact_phone"),
-            recording_url=redact_url(urljoin(self.provider.settings.media_base_url, content_uri))
+            # A signed contentUri's query, under whatever name, is read again to download.
+            recording_url=mask_url_query(urljoin(media_base_url, content_uri))
             if content_uri
             else None,
             recording_too_short=state is RecordingState.NONE and _short(record, leg),

@@ -58,7 +58,7 @@ from pydantic import Field, SecretStr, model_validator
 from poller.adapters.http import Authenticator, HttpError, HttpUnauthorized
 from poller.adapters.http.auth import BasicAuth
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
-from poller.adapters.providers.base import ProviderAdapter, RecordReader
+from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -68,14 +68,14 @@ from poller.domain.call_record import (
     RecordingLocator,
     host_key,
 )
-from poller.domain.paths import MISSING, present
+from poller.domain.paths import present
 from poller.domain.raw_record import (
     clean_text,
     field_text,
     parse_time,
     sanitise_raw,
 )
-from poller.domain.redaction import MASK, redact_url
+from poller.domain.redaction import MASK, mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.urls import UnsafeUrl
 from poller.domain.windows import Window
@@ -164,6 +164,8 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
 
     kind: ClassVar[str] = "twilio"
     settings_model: ClassVar[type[ProviderSettingsBase]] = TwilioSettings
+    # Twilio's error answer: {"code": 20500, "message": ..., "more_info": ..., "status": 500}.
+    error_keys: ClassVar[tuple[str, ...]] = (*ERROR_KEYS, "code")
 
     def __init__(self, settings: TwilioSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
@@ -226,29 +228,28 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
     def max_pages(self) -> int:
         return self.settings.max_pages
 
-    def page_items(self, body: Any, where: str) -> list[Any]:
-        items = body.get("recordings", MISSING) if isinstance(body, Mapping) else MISSING
-        if not isinstance(items, list):
-            # An error document or a proxy's page is no empty page: the window is not done.
-            seen = sorted(str(name) for name in body)[:10] if isinstance(body, Mapping) else []
-            raise PermanentProviderError(
-                f"{where}: Twilio's answer has no 'recordings' list; its top-level keys: "
-                f"{', '.join(clean_text(name)[:40] for name in seen) or 'none'}"
-            )
-        return items
+    def items_path(self) -> str | None:
+        # A list page names its list after the resource: `recordings`.
+        return "recordings"
 
-    def listed_page(
-        self, window: Window, number: int, items: Sequence[Any], headers: Mapping[str, str]
+    def listed_chunk(
+        self,
+        window: Window,
+        number: int,
+        items: Sequence[Any],
+        headers: Mapping[str, str],
+        *,
+        first_index: int,
     ) -> ListedPage:
         items = self._in_window(items, window)
-        # The calls of a page are read before its records are mapped, so a call Twilio cannot
+        # The calls of a chunk are read before its records are mapped, so a call Twilio cannot
         # serve right now (429, 5xx) fails the span to be listed again, instead of its
         # recordings being filed as unreadable.
         for item in items:
             call_sid = item.get("call_sid") if isinstance(item, Mapping) else None
             if isinstance(call_sid, str) and call_sid:
                 self._call(call_sid)
-        return super().listed_page(window, number, items, headers)
+        return super().listed_chunk(window, number, items, headers, first_index=first_index)
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         read = RecordReader(raw, position, self.clock())
@@ -292,7 +293,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             ended_at=started_at + timedelta(seconds=duration) if duration is not None else None,
             duration_seconds=duration,
             direction=_DIRECTIONS.get(str(call.get("direction") or "").lower()),
-            recording_url=redact_url(location) if location else None,
+            recording_url=mask_url_query(location) if location else None,
             no_recording_reason=absent_reason,
             **parties,
         )

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
@@ -52,7 +52,7 @@ from poller.adapters.http.paginators import (
     Paginator,
     TokenPaginator,
 )
-from poller.adapters.providers.base import ProviderAdapter, RecordReader
+from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
 from poller.config_types import BaseUrl, NonBlank, PositiveSeconds
 from poller.domain.call_record import (
@@ -73,6 +73,7 @@ from poller.domain.redaction import MASK, mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
+    ListedPage,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -134,6 +135,8 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
 
     kind: ClassVar[str] = "zoom"
     settings_model: ClassVar[type[ProviderSettingsBase]] = ZoomSettings
+    # Zoom's error answer: {"code": 300, "message": ...}.
+    error_keys: ClassVar[tuple[str, ...]] = (*ERROR_KEYS, "code")
 
     def __init__(self, settings: ZoomSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
@@ -201,10 +204,17 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
     def paginator(self) -> Paginator:
         return TokenPaginator(token_path=NEXT_PAGE_TOKEN, token_param=NEXT_PAGE_TOKEN)
 
-    def page_items(self, body: Any, where: str) -> list[Any]:
-        items = super().page_items(body, where)
+    def listed_chunk(
+        self,
+        window: Window,
+        number: int,
+        items: Sequence[Any],
+        headers: Mapping[str, str],
+        *,
+        first_index: int,
+    ) -> ListedPage:
         self._know_users(item for item in items if isinstance(item, Mapping))
-        return items
+        return super().listed_chunk(window, number, items, headers, first_index=first_index)
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         read = RecordReader(raw, position, self.clock())
