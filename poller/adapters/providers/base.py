@@ -389,6 +389,11 @@ class ProviderAdapter(ABC, Generic[S]):
         reason = f"could not be mapped: {type(exc).__name__}: {detail}"
         return MalformedRecordError(position, reason, raw=raw_text(raw))
 
+    def before_mapping(self, items: Sequence[Any], window: Window) -> Sequence[Any]:
+        """What a subclass does with a chunk of a page's items before they are mapped (look up
+        what they refer to, drop what is outside the window): by default, nothing."""
+        return items
+
     def listed_page(
         self, window: Window, number: int, items: Sequence[Any], headers: Mapping[str, str]
     ) -> ListedPage:
@@ -404,6 +409,7 @@ class ProviderAdapter(ABC, Generic[S]):
         first_index: int,
     ) -> ListedPage:
         """``items``, which start at ``first_index`` on their page, as records."""
+        items = self.before_mapping(items, window)
         records: list[CallRecord] = []
         malformed: list[MalformedRecordError] = []
         for index, item in enumerate(items, start=first_index):

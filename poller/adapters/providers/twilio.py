@@ -80,7 +80,6 @@ from poller.domain.states import Direction, RecordingState
 from poller.domain.urls import UnsafeUrl
 from poller.domain.windows import Window
 from poller.ports.provider import (
-    ListedPage,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -232,15 +231,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         # A list page names its list after the resource: `recordings`.
         return "recordings"
 
-    def listed_chunk(
-        self,
-        window: Window,
-        number: int,
-        items: Sequence[Any],
-        headers: Mapping[str, str],
-        *,
-        first_index: int,
-    ) -> ListedPage:
+    def before_mapping(self, items: Sequence[Any], window: Window) -> Sequence[Any]:
         items = self._in_window(items, window)
         # The calls of a chunk are read before its records are mapped, so a call Twilio cannot
         # serve right now (429, 5xx) fails the span to be listed again, instead of its
@@ -249,7 +240,7 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             call_sid = item.get("call_sid") if isinstance(item, Mapping) else None
             if isinstance(call_sid, str) and call_sid:
                 self._call(call_sid)
-        return super().listed_chunk(window, number, items, headers, first_index=first_index)
+        return items
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         read = RecordReader(raw, position, self.clock())

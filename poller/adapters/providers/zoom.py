@@ -73,7 +73,6 @@ from poller.domain.redaction import MASK, mask_url_query
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window, request_bounds
 from poller.ports.provider import (
-    ListedPage,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -204,17 +203,9 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
     def paginator(self) -> Paginator:
         return TokenPaginator(token_path=NEXT_PAGE_TOKEN, token_param=NEXT_PAGE_TOKEN)
 
-    def listed_chunk(
-        self,
-        window: Window,
-        number: int,
-        items: Sequence[Any],
-        headers: Mapping[str, str],
-        *,
-        first_index: int,
-    ) -> ListedPage:
+    def before_mapping(self, items: Sequence[Any], window: Window) -> Sequence[Any]:
         self._know_users(item for item in items if isinstance(item, Mapping))
-        return super().listed_chunk(window, number, items, headers, first_index=first_index)
+        return items
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
         read = RecordReader(raw, position, self.clock())
