@@ -143,6 +143,17 @@ def test_harmless_query_strings_stay_readable() -> None:
     assert redact_url(SIGNED) == "https://storage.googleapis.com/siro-uploads/abc.mp3?[REDACTED]"
 
 
+def test_a_zoom_file_url_signed_with_jwt_is_masked_in_both_formats(logger: logging.Logger) -> None:
+    # Zoom signs recording file URLs with a `jwt` query parameter (a 30-minute access token).
+    url = "https://zoom.us/v2/phone/recording/download/abc?jwt=eyJhbGciOiJIUzI1NiJ9.body.sig"
+    for fmt in ("human", "json"):
+        out = capture(logger, fmt=fmt)
+        logger.warning("download of %s failed", url)
+        assert "eyJhbGciOiJIUzI1NiJ9" not in out.getvalue()
+        assert "phone/recording/download/abc?[REDACTED]" in out.getvalue()
+        logger.handlers.clear()
+
+
 def test_json_format_writes_one_object_per_line(logger: logging.Logger) -> None:
     out = capture(logger, fmt="json", secrets=("provider-token-xyz987",))
     logger.warning("polled page %d with provider-token-xyz987", 3)

@@ -22,7 +22,8 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)@")
 _URL_QUERY = re.compile(r"(?i)((?:https?://)?[^\s?#\"'=&]*)\?([^\s#\"']+)")
 _SENSITIVE_QUERY_KEY = re.compile(
     r"(?i)(^|&)(x-goog-[a-z-]+|x-amz-[a-z-]+|signature|sig|se|sp|sv|st|token|access_token|"
-    r"api_key|apikey|key|expires|policy|key-pair-id|credential|auth|code|secret|password|passwd)="
+    r"api_key|apikey|key|expires|policy|key-pair-id|credential|auth|code|secret|password|passwd|"
+    r"jwt)="
 )
 
 
