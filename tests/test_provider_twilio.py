@@ -493,9 +493,7 @@ def test_requirements_name_the_missing_account_and_credentials() -> None:
     half_key = TwilioSettings.model_validate(
         {"kind": "twilio", "account_sid": ACCOUNT_SID, "api_key_sid": API_KEY_SID}
     )
-    assert [line.split(":")[0] for line in half_key.requirements()] == [
-        "provider.api_key_secret"
-    ]
+    assert [line.split(":")[0] for line in half_key.requirements()] == ["provider.api_key_secret"]
 
 
 def test_an_auth_token_and_an_api_key_together_are_refused() -> None:
