@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's poller and its simulators, what
 import requests  # noqa: E402
 
 from poller.adapters.siro import SiroHttpClient  # noqa: E402
-from poller.config import SiroSettings  # noqa: E402
+from poller.adapters.siro.settings import SiroSettings  # noqa: E402
 from poller.domain.siro import AudioFormat  # noqa: E402
 
 MB = 1024 * 1024

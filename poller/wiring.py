@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from poller.config import Settings, SiroSettings
+from poller.adapters.siro.settings import SiroSettings
+from poller.config import Settings
 from poller.core.daemon import DaemonParams
 from poller.core.poll import PollParams
 from poller.core.worker import WorkerParams

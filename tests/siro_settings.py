@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from poller.config import SiroSettings
+from poller.adapters.siro.settings import SiroSettings
 from poller.simulators.siro_server import FakeSiro
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from poller.config import SiroSettings
+from poller.adapters.siro.settings import SiroSettings
 from poller.domain.attribution import (
     USERS_NOT_SYNCED,
     AttributionMethod,

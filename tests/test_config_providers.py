@@ -47,6 +47,22 @@ def test_one_provider_table_without_a_kind_is_the_generic_adapter(tmp_path: Path
     assert settings.provider.config_key("token") == "provider.token"
 
 
+def test_a_provider_table_without_a_name_is_named_after_its_kind(tmp_path: Path) -> None:
+    one = load_settings(write(tmp_path / "one.toml", '[provider]\nkind = "zoom"\n'))
+    assert one.provider_key == "zoom"
+    several = load_settings(
+        write(
+            tmp_path / "several.toml",
+            '[[providers]]\nkind = "ringcentral"\n\n'
+            '[[providers]]\nkind = "twilio"\nname = "twilio-uk"\n\n'
+            '[[providers]]\nkind = "aircall"\n',
+        )
+    )
+    assert [p.name for p in several.configured_providers] == ["ringcentral", "twilio-uk", "aircall"]
+    with pytest.raises(ConfigError, match="the name 'dialpad' is used more than once"):
+        load_settings(write(tmp_path / "twice.toml", '[[providers]]\nkind = "dialpad"\n' * 2))
+
+
 def test_several_providers_each_with_its_name_kind_and_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from poller.adapters.siro.settings import SiroSettings
 from poller.adapters.siro_fake import InMemorySiro
-from poller.config import ConfigError, SiroSettings, load_settings
+from poller.config import ConfigError, load_settings
 from poller.core.crm_connection import resolve_connection_id
 from poller.domain.crm import (
     Contact,

@@ -543,7 +543,7 @@ def test_a_refused_key_names_the_api_key_setting_and_never_shows_it(world: Dialp
 
 def test_a_missing_api_key_is_named_by_the_requirements() -> None:
     settings = DialpadSettings.model_validate({"kind": "dialpad"})
-    assert DialpadProvider.requirements(settings) == [
+    assert settings.requirements() == [
         "provider.api_key: required: a Dialpad company-admin API key with the calls:list scope"
     ]
 

@@ -486,16 +486,14 @@ def test_external_storage_outside_download_hosts_is_refused(world: TwilioWorld) 
 
 def test_requirements_name_the_missing_account_and_credentials() -> None:
     bare = TwilioSettings.model_validate({"kind": "twilio"})
-    assert [line.split(":")[0] for line in TwilioProvider.requirements(bare)] == [
+    assert [line.split(":")[0] for line in bare.requirements()] == [
         "provider.account_sid",
         "provider.auth_token",
     ]
     half_key = TwilioSettings.model_validate(
         {"kind": "twilio", "account_sid": ACCOUNT_SID, "api_key_sid": API_KEY_SID}
     )
-    assert [line.split(":")[0] for line in TwilioProvider.requirements(half_key)] == [
-        "provider.api_key_secret"
-    ]
+    assert [line.split(":")[0] for line in half_key.requirements()] == ["provider.api_key_secret"]
 
 
 def test_an_auth_token_and_an_api_key_together_are_refused() -> None:

@@ -26,10 +26,11 @@ from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpRefused, RetryPolicy
 from poller.adapters.http.transport import GuardedAdapter, RequestDeadline, guarding
 from poller.adapters.siro import SiroHttpClient
+from poller.adapters.siro.settings import SIRO_STORAGE_HOSTS
 from poller.adapters.siro.storage import StorageHosts
 from poller.adapters.siro_fake import InMemorySiro
 from poller.adapters.sql.store import SqlStore
-from poller.config import SIRO_STORAGE_HOSTS, ConfigError, load_settings
+from poller.config import ConfigError, load_settings
 from poller.domain.call_record import host_key
 from poller.domain.siro import AudioFormat, SiroUser
 from poller.domain.states import CallState

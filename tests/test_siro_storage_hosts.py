@@ -16,8 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from poller.adapters.siro import SiroHttpClient
+from poller.adapters.siro.settings import SIRO_STORAGE_HOSTS, SiroSettings
 from poller.adapters.siro.storage import StorageHosts
-from poller.config import SIRO_STORAGE_HOSTS, SiroSettings
 from poller.domain.siro import AudioFormat, SignedUpload
 from poller.ports.siro import SiroPermanentError
 from poller.simulators.siro_server import FakeSiro

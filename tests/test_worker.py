@@ -22,10 +22,11 @@ from poller.adapters.audio import encode_mp3, probe_audio, remux_to_adts
 from poller.adapters.http import RetryPolicy
 from poller.adapters.memory_store import MemoryStore
 from poller.adapters.providers.generic import GenericProvider
+from poller.adapters.siro.settings import SiroSettings
 from poller.adapters.siro_fake import InMemorySiro, SignedUpload
 from poller.adapters.sql.models import CallRow
 from poller.app import build_worker
-from poller.config import Settings, SiroSettings
+from poller.config import Settings
 from poller.core.poll import poll_once
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker

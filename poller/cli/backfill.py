@@ -12,8 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from poller.app import build_provider
 from poller.cli.output import shown
-from poller.cli.poll import selected_providers
-from poller.cli.root import CliContext, UserError, emit_json, main_group, parse_when, pass_cli
+from poller.cli.root import (
+    CliContext,
+    UserError,
+    emit_json,
+    main_group,
+    parse_when,
+    pass_cli,
+    selected_providers,
+)
 from poller.core.backfill import (
     BackfillPlan,
     BackfillRangeError,

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
+from poller.adapters.siro.settings import SiroSettings
 from poller.app import build_siro_client
 from poller.cli.calls import calls_group, resolve
 from poller.cli.root import CliContext, emit_json, emit_table, pass_cli
-from poller.config import SiroSettings
 from poller.core.crm_connection import resolve_connection_id
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,

@@ -7,17 +7,17 @@ from datetime import datetime
 import click
 
 from poller.app import build_provider
+from poller.cli.backfill import backfill
 from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
     UserError,
-    config_problem,
     emit_json,
     emit_table,
     main_group,
     pass_cli,
+    selected_providers,
 )
-from poller.config import Settings
 from poller.core.poll import PollReport, poll_once
 from poller.domain.clock import utcnow
 from poller.wiring import poll_params_from_settings
@@ -56,8 +56,6 @@ def poll(
     if since is not None or until is not None:
         if since is None or until is None or dry_run:
             raise click.UsageError("poll --since needs --until (and no --dry-run): a backfill")
-        from poller.cli.backfill import backfill  # imports this module: only when needed
-
         click.get_current_context().invoke(
             backfill, since=since, until=until, names=names, as_json=as_json
         )
@@ -88,21 +86,6 @@ def poll(
                 f"poll failed for {report.provider}: {shown(report.error)}" for report in failed
             )
         )
-
-
-def selected_providers(settings: Settings, names: tuple[str, ...]) -> list[str]:
-    """The names ``--provider`` chose (every configured one without it); exit 2 on a typo."""
-    configured = [provider.name for provider in settings.configured_providers]
-    unknown = [name for name in names if name not in configured]
-    if unknown:
-        raise config_problem(
-            [
-                f"--provider {name}: no provider of that name is configured "
-                f"(configured: {', '.join(configured)})"
-                for name in unknown
-            ]
-        )
-    return list(names) or configured
 
 
 def _print(report: PollReport) -> None:

@@ -6,8 +6,15 @@ import click
 
 from poller.app import build_provider
 from poller.cli.output import shown
-from poller.cli.poll import selected_providers
-from poller.cli.root import CliContext, UserError, emit_json, main_group, parse_when, pass_cli
+from poller.cli.root import (
+    CliContext,
+    UserError,
+    emit_json,
+    main_group,
+    parse_when,
+    pass_cli,
+    selected_providers,
+)
 from poller.core.provider_check import check_provider
 from poller.domain.clock import utcnow
 from poller.domain.windows import Window

@@ -47,6 +47,21 @@ def config_problem(problems: list[str]) -> ConfigProblem:
     return ConfigProblem("\n".join(f"config error: {p}" for p in problems))
 
 
+def selected_providers(settings: Settings, names: tuple[str, ...]) -> list[str]:
+    """The names ``--provider`` chose (every configured one without it); exit 2 on a typo."""
+    configured = [provider.name for provider in settings.configured_providers]
+    unknown = [name for name in names if name not in configured]
+    if unknown:
+        raise config_problem(
+            [
+                f"--provider {name}: no provider of that name is configured "
+                f"(configured: {', '.join(configured)})"
+                for name in unknown
+            ]
+        )
+    return list(names) or configured
+
+
 @dataclass
 class CliContext:
     config_path: str | None

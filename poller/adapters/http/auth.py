@@ -16,16 +16,13 @@ import base64
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import SecretStr
 
-from poller.adapters.http.errors import HttpPermanent, HttpUnauthorized
+from poller.adapters.http.errors import HttpPermanent, HttpResponse, HttpUnauthorized
 from poller.adapters.http.tokens import AccessToken, AccessTokenCache
 from poller.domain.clock import utcnow
-
-if TYPE_CHECKING:
-    from poller.adapters.http.client import HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +42,22 @@ class Authenticator(Protocol):
     def secrets(self) -> Sequence[str]:
         """Every secret value this authenticator may send, for redaction."""
         ...
+
+
+class TokenEndpointClient(Protocol):
+    """What an OAuth authenticator mints through: the HTTP client, which imports this module."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        credentials: Mapping[str, str] | None = None,
+        what: str,
+        authenticate: bool = True,
+    ) -> HttpResponse: ...
 
 
 def _basic(user: str, password: str) -> str:
@@ -113,7 +126,7 @@ class _OAuth:
         self,
         *,
         token_url: str,
-        http: HttpClient | None,
+        http: TokenEndpointClient | None,
         config_hint: str,
         clock: Callable[[], datetime] = utcnow,
         refresh_margin: timedelta = timedelta(seconds=60),
@@ -125,7 +138,7 @@ class _OAuth:
         self.tokens = AccessTokenCache(self._mint, clock=clock, refresh_margin=refresh_margin)
         self._minted: list[str] = []
 
-    def bind(self, http: HttpClient) -> None:
+    def bind(self, http: TokenEndpointClient) -> None:
         """Mint through ``http`` (it may be the client this authenticator serves)."""
         self._http = http
 
@@ -225,7 +238,7 @@ class OAuthClientCredentials(_OAuth):
         scope: str | None = None,
         extra_params: Mapping[str, str] | None = None,
         client_auth: Literal["basic", "body"] = "basic",
-        http: HttpClient | None = None,
+        http: TokenEndpointClient | None = None,
         config_hint: str = "the provider's client_id and client_secret",
         clock: Callable[[], datetime] = utcnow,
         refresh_margin: timedelta = timedelta(seconds=60),
@@ -275,7 +288,7 @@ class OAuthJwtBearer(_OAuth):
         client_id: str | None = None,
         client_secret: SecretStr | None = None,
         extra_params: Mapping[str, str] | None = None,
-        http: HttpClient | None = None,
+        http: TokenEndpointClient | None = None,
         config_hint: str = "the provider's JWT credential, client_id and client_secret",
         clock: Callable[[], datetime] = utcnow,
         refresh_margin: timedelta = timedelta(seconds=60),

@@ -41,6 +41,7 @@ from poller.adapters.http.ratelimit import RateLimiter
 from poller.adapters.http.retry import RetryPolicy, capped_wait, parse_retry_after
 from poller.adapters.http.transport import Guard, GuardedAdapter, RequestDeadline, guarding
 from poller.domain.clock import utcnow
+from poller.domain.redaction import redact_text
 from poller.domain.retry_after import DEFAULT_MAX_RETRY_AFTER_SECONDS
 from poller.ports.download import Downloaded
 
@@ -124,9 +125,6 @@ class HttpClient:
         return [*self._redact, *dynamic]
 
     def redact(self, text: str) -> str:
-        # Imported here: poller.logs reads the settings, whose models come from adapters.
-        from poller.logs import redact_text
-
         return redact_text(text, self.secrets())
 
     # -- the three ways in -------------------------------------------------------------------

@@ -40,7 +40,7 @@ from poller.adapters.http.errors import HttpError, HttpTransient, HttpUnauthoriz
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
 from poller.adapters.http.retry import capped_wait
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
-from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -86,10 +86,6 @@ class AircallSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "aircall"``: an Aircall company account, by API key."""
 
     kind: Literal["aircall"] = "aircall"
-    name: ProviderName = Field(
-        default="aircall",
-        description="stored in calls.provider and poll_cursors.provider; keep it stable",
-    )
     api_id: str | None = Field(default=None, description="the API ID of an Aircall API key")
     api_token: SecretStr | None = Field(default=None, description="that key's API token")
     per_page: Annotated[int, Field(ge=1, le=MAX_PER_PAGE)] = MAX_PER_PAGE
@@ -99,6 +95,14 @@ class AircallSettings(ProviderSettingsBase):
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
+
+    def requirements(self) -> list[str]:
+        problems = super().requirements()
+        if not self.api_id:
+            problems.append(f"{self.config_key('api_id')}: required to sign in to Aircall")
+        if self.api_token is None or not self.api_token.get_secret_value():
+            problems.append(f"{self.config_key('api_token')}: required to sign in to Aircall")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -140,16 +144,6 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
             reset_wait=self._reset_wait,
         )
         super().__init__(settings, retry=aware, **kwargs)
-
-    @classmethod
-    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
-        assert isinstance(settings, AircallSettings)
-        problems = super().requirements(settings)
-        if not settings.api_id:
-            problems.append(f"{settings.config_key('api_id')}: required to sign in to Aircall")
-        if settings.api_token is None or not settings.api_token.get_secret_value():
-            problems.append(f"{settings.config_key('api_token')}: required to sign in to Aircall")
-        return problems
 
     # -- what the base class asks ---------------------------------------------------------
 

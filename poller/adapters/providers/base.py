@@ -236,13 +236,6 @@ class ProviderAdapter(ABC, Generic[S]):
     @abstractmethod
     def capabilities(self) -> ProviderCapabilities: ...
 
-    @classmethod
-    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
-        """Settings this kind cannot work without that are unset, each as "key: why"."""
-        if settings.api_base_url is None:
-            return [f"{settings.config_key('base_url')}: required to poll the call log"]
-        return []
-
     def items_path(self) -> str | None:
         """Where a page's records sit; ``None``: the body is the list."""
         return None

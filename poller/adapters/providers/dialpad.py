@@ -52,7 +52,7 @@ from poller.adapters.http import Authenticator, HttpClient, HttpError, RateLimit
 from poller.adapters.http.auth import BearerToken
 from poller.adapters.http.paginators import PageRequest, Paginator, TokenPaginator
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
-from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.domain.call_record import (
     MAX_ID_LENGTH,
     TEXT_LIMITS,
@@ -110,10 +110,6 @@ class DialpadSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "dialpad"``."""
 
     kind: Literal["dialpad"] = "dialpad"
-    name: ProviderName = Field(
-        default="dialpad",
-        description="stored in calls.provider and poll_cursors.provider; keep it stable",
-    )
     api_key: SecretStr | None = Field(
         default=None, description="a company-admin API key with the calls:list scope"
     )
@@ -133,6 +129,15 @@ class DialpadSettings(ProviderSettingsBase):
 
     vendor_hosts: ClassVar[tuple[str, ...]] = ("dialpad.com",)
     default_base_url: ClassVar[str | None] = "https://dialpad.com"
+
+    def requirements(self) -> list[str]:
+        missing = super().requirements()
+        if self.api_key is None or not self.api_key.get_secret_value():
+            missing.append(
+                f"{self.config_key('api_key')}: required: a Dialpad company-admin API key "
+                "with the calls:list scope"
+            )
+        return missing
 
 
 class DialpadProvider(ProviderAdapter[DialpadSettings]):
@@ -164,17 +169,6 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         )
         self._links: OrderedDict[tuple[str, str, str], tuple[float, str]] = OrderedDict()
         self._links_lock = threading.Lock()
-
-    @classmethod
-    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
-        assert isinstance(settings, DialpadSettings)
-        missing = super().requirements(settings)
-        if settings.api_key is None or not settings.api_key.get_secret_value():
-            missing.append(
-                f"{settings.config_key('api_key')}: required: a Dialpad company-admin API key "
-                "with the calls:list scope"
-            )
-        return missing
 
     # -- what the base class asks ---------------------------------------------------------
 

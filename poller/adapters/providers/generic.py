@@ -228,6 +228,9 @@ class GenericSettings(ProviderSettingsBase, AuthSettings):
     fields: FieldSettings = FieldSettings()
     recording: RecordingSettings = RecordingSettings()
 
+    def requirements(self) -> list[str]:
+        return super().requirements() + self.missing_auth_keys()
+
 
 def _field(record: Any, path: str | None) -> Any:
     """A record's field at ``path``; an unmapped field (``None``) is missing, not the record."""
@@ -252,11 +255,6 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
             settle_delay=timedelta(seconds=listing.settle_delay_seconds),
             history_limit=timedelta(days=listing.history_days) if listing.history_days else None,
         )
-
-    @classmethod
-    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
-        assert isinstance(settings, GenericSettings)
-        return super().requirements(settings) + settings.missing_auth_keys()
 
     # -- what the base class asks ---------------------------------------------------------
 

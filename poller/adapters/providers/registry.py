@@ -51,4 +51,4 @@ def build_provider(settings: ProviderSettingsBase) -> ProviderAdapter[ProviderSe
 
 def missing_settings(settings: ProviderSettingsBase) -> list[str]:
     """What this provider's kind needs that the config leaves unset, one "key: why" each."""
-    return adapter_class(settings.kind).requirements(settings)
+    return settings.requirements()

@@ -55,7 +55,7 @@ from poller.adapters.http.paginators import (
     PagingLoop,
 )
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
-from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.config_types import BaseUrl
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -101,7 +101,6 @@ class RingCentralSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "ringcentral"``."""
 
     kind: Literal["ringcentral"] = "ringcentral"
-    name: ProviderName = "ringcentral"
     client_id: str | None = Field(default=None, description="the app's client id")
     client_secret: SecretStr | None = Field(default=None, description="the app's client secret")
     jwt: SecretStr | None = Field(default=None, description="the user's JWT credential")
@@ -119,6 +118,18 @@ class RingCentralSettings(ProviderSettingsBase):
         "media.ringcentral.com",
     )
     default_base_url: ClassVar[str | None] = DEFAULT_PLATFORM
+
+    def requirements(self) -> list[str]:
+        why = {
+            "client_id": "the client id of the RingCentral app (JWT auth flow)",
+            "client_secret": "the client secret of the RingCentral app",
+            "jwt": "the JWT credential of a user allowed to read the company call log",
+        }
+        return [
+            f"{self.config_key(key)}: required: {reason}"
+            for key, reason in why.items()
+            if getattr(self, key) in (None, "")
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,20 +163,6 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
             settle_delay=timedelta(seconds=settings.settle_delay_seconds),
             history_limit=None,
         )
-
-    @classmethod
-    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
-        assert isinstance(settings, RingCentralSettings)
-        why = {
-            "client_id": "the client id of the RingCentral app (JWT auth flow)",
-            "client_secret": "the client secret of the RingCentral app",
-            "jwt": "the JWT credential of a user allowed to read the company call log",
-        }
-        return [
-            f"{settings.config_key(key)}: required: {reason}"
-            for key, reason in why.items()
-            if getattr(settings, key) in (None, "")
-        ]
 
     # -- what the base class asks ---------------------------------------------------------
 

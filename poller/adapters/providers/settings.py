@@ -39,8 +39,9 @@ class ProviderSettingsBase(Section):
 
     kind: str = DEFAULT_PROVIDER_KIND
     name: ProviderName = Field(
-        default=DEFAULT_PROVIDER_KIND,
-        description="stored in calls.provider and poll_cursors.provider; keep it stable",
+        default_factory=lambda fields: fields.get("kind", DEFAULT_PROVIDER_KIND),
+        description="stored in calls.provider and poll_cursors.provider; keep it stable; "
+        "unset: the kind",
     )
     base_url: BaseUrl | None = None
     connect_timeout_seconds: PositiveSeconds = 10.0
@@ -88,6 +89,12 @@ class ProviderSettingsBase(Section):
     @property
     def api_base_url(self) -> str | None:
         return self.base_url or self.default_base_url
+
+    def requirements(self) -> list[str]:
+        """Settings this kind cannot work without that are unset, each as "key: why"."""
+        if self.api_base_url is None:
+            return [f"{self.config_key('base_url')}: required to poll the call log"]
+        return []
 
     @model_validator(mode="after")
     def _deadline_covers_timeouts(self) -> ProviderSettingsBase:

@@ -59,7 +59,7 @@ from poller.adapters.http import Authenticator, HttpError, HttpUnauthorized
 from poller.adapters.http.auth import BasicAuth
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
-from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -127,10 +127,6 @@ class TwilioSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "twilio"``."""
 
     kind: Literal["twilio"] = "twilio"
-    name: ProviderName = Field(
-        default="twilio",
-        description="stored in calls.provider and poll_cursors.provider; keep it stable",
-    )
     account_sid: AccountSid | None = Field(default=None, description="AC…, in every API path")
     auth_token: SecretStr | None = None
     api_key_sid: ApiKeySid | None = None
@@ -157,6 +153,22 @@ class TwilioSettings(ProviderSettingsBase):
             raise ValueError("set either auth_token or api_key_sid and api_key_secret, not both")
         return self
 
+    def requirements(self) -> list[str]:
+        key = self.config_key
+        missing = super().requirements()
+        if self.account_sid is None:
+            missing.append(f"{key('account_sid')}: required: the Account SID (AC…) in every path")
+        if self.api_key_sid is not None or self.api_key_secret is not None:
+            for name in ("api_key_sid", "api_key_secret"):
+                if getattr(self, name) is None:
+                    missing.append(f"{key(name)}: required with {key('api_key_sid')}")
+        elif self.auth_token is None:
+            missing.append(
+                f"{key('auth_token')}: required (or {key('api_key_sid')} and "
+                f"{key('api_key_secret')}) to authenticate to Twilio"
+            )
+        return missing
+
 
 class TwilioProvider(ProviderAdapter[TwilioSettings]):
     """A :class:`poller.ports.provider.ProviderPort` over Twilio's recordings and calls."""
@@ -174,24 +186,6 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         )
         self._calls: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
         self._calls_lock = threading.Lock()
-
-    @classmethod
-    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
-        assert isinstance(settings, TwilioSettings)
-        key = settings.config_key
-        missing = super().requirements(settings)
-        if settings.account_sid is None:
-            missing.append(f"{key('account_sid')}: required: the Account SID (AC…) in every path")
-        if settings.api_key_sid is not None or settings.api_key_secret is not None:
-            for name in ("api_key_sid", "api_key_secret"):
-                if getattr(settings, name) is None:
-                    missing.append(f"{key(name)}: required with {key('api_key_sid')}")
-        elif settings.auth_token is None:
-            missing.append(
-                f"{key('auth_token')}: required (or {key('api_key_sid')} and "
-                f"{key('api_key_secret')}) to authenticate to Twilio"
-            )
-        return missing
 
     # -- what the base class asks ---------------------------------------------------------
 

@@ -53,7 +53,7 @@ from poller.adapters.http.paginators import (
     TokenPaginator,
 )
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
-from poller.adapters.providers.settings import ProviderName, ProviderSettingsBase
+from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.config_types import BaseUrl, NonBlank, PositiveSeconds
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -102,10 +102,6 @@ class ZoomSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "zoom"``: a Server-to-Server OAuth app of the account."""
 
     kind: Literal["zoom"] = "zoom"
-    name: ProviderName = Field(
-        default="zoom",
-        description="stored in calls.provider and poll_cursors.provider; keep it stable",
-    )
     account_id: NonBlank | None = Field(default=None, description="the app's Account ID")
     client_id: NonBlank | None = Field(default=None, description="the app's Client ID")
     client_secret: SecretStr | None = Field(default=None, description="the app's Client Secret")
@@ -128,6 +124,14 @@ class ZoomSettings(ProviderSettingsBase):
     vendor_hosts: ClassVar[tuple[str, ...]] = ("api.zoom.us", "zoom.us")
     default_base_url: ClassVar[str | None] = ZOOM_API_URL
 
+    def requirements(self) -> list[str]:
+        why = "required by Zoom's Server-to-Server OAuth (the app's credentials)"
+        return [
+            f"{self.config_key(key)}: {why}"
+            for key in ("account_id", "client_id", "client_secret")
+            if getattr(self, key) in (None, "")
+        ]
+
 
 class ZoomProvider(ProviderAdapter[ZoomSettings]):
     """A :class:`poller.ports.provider.ProviderPort` over the Zoom Phone recordings API."""
@@ -142,16 +146,6 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         self._users_lock = threading.Lock()
         self._users = PhoneUsers()
         self._users_fetched_at: datetime | None = None
-
-    @classmethod
-    def requirements(cls, settings: ProviderSettingsBase) -> list[str]:
-        assert isinstance(settings, ZoomSettings)
-        why = "required by Zoom's Server-to-Server OAuth (the app's credentials)"
-        return [
-            f"{settings.config_key(key)}: {why}"
-            for key in ("account_id", "client_id", "client_secret")
-            if getattr(settings, key) in (None, "")
-        ]
 
     # -- what the base class asks ---------------------------------------------------------
 

@@ -6,8 +6,8 @@ import threading
 
 from poller.adapters.siro.auth import SiroAuth
 from poller.adapters.siro.exchange import SiroExchange
+from poller.adapters.siro.settings import SiroSettings
 from poller.adapters.siro.wire import AppAnswer, data_object
-from poller.config import SiroSettings
 from poller.domain.siro import OAuthAppCredentials
 from poller.ports.siro import SiroPermanentError
 

@@ -22,8 +22,8 @@ from urllib.parse import quote
 from poller.adapters.http import HttpResponse
 from poller.adapters.http.tokens import AccessToken, AccessTokenCache
 from poller.adapters.siro.exchange import SiroExchange
+from poller.adapters.siro.settings import SiroSettings
 from poller.adapters.siro.wire import MintAnswer, TokenInfo, as_utc, data_object
-from poller.config import SiroSettings
 from poller.ports.siro import SiroCredentialError, SiroError, SiroPermanentError
 
 logger = logging.getLogger(__name__)

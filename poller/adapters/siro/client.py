@@ -20,10 +20,10 @@ from poller.adapters.siro.admin import SiroAdmin
 from poller.adapters.siro.auth import SiroAuth
 from poller.adapters.siro.exchange import SiroExchange
 from poller.adapters.siro.reads import SiroReads
+from poller.adapters.siro.settings import SiroSettings
 from poller.adapters.siro.signed_url_form import SignedUrlForms
 from poller.adapters.siro.storage import StorageHosts
 from poller.adapters.siro.upload import SiroUploader
-from poller.config import SiroSettings
 from poller.domain.clock import utcnow
 from poller.domain.siro import (
     AudioFormat,

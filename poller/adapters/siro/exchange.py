@@ -34,9 +34,9 @@ from poller.adapters.http import (
     RetryPolicy,
 )
 from poller.adapters.http.paginators import PageRequest, PageResponse, PagingLoop, TokenPaginator
-from poller.config import SiroSettings
+from poller.adapters.siro.settings import SiroSettings
 from poller.domain.call_record import host_key
-from poller.logs import redact_text
+from poller.domain.redaction import redact_text
 from poller.ports.siro import (
     SiroCreateOutcomeUnknown,
     SiroError,

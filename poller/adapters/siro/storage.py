@@ -16,7 +16,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from poller.adapters.http import HostRules
-from poller.config import SIRO_STORAGE_HOSTS
+from poller.adapters.siro.settings import SIRO_STORAGE_HOSTS
 from poller.domain.urls import UnsafeUrl, url_target
 from poller.ports.siro import SiroPermanentError
 
