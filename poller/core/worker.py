@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from poller.core.credential_pauses import CredentialPauses
 from poller.core.crm_connection import resolve_connection_id
 from poller.core.progress import NoProgress, WorkProgress
 from poller.core.spool_sweep import sweep_spool
@@ -33,7 +34,7 @@ from poller.domain.audio import (
     lower_mp3_bitrate,
     plan_conversion,
 )
-from poller.domain.clock import human_age, utcnow
+from poller.domain.clock import utcnow
 from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import (
     AUDIO_BOMB,
@@ -44,12 +45,9 @@ from poller.domain.failures import (
     StepFailure,
 )
 from poller.domain.pauses import (
-    SIRO,
     CredentialPause,
     PausedService,
     PauseView,
-    probe_due,
-    scope_for,
 )
 from poller.domain.records import Call, EventDraft
 from poller.domain.redaction import redact_url
@@ -96,9 +94,7 @@ RECONCILE_MARGIN = timedelta(minutes=5)
 # holds it (with siro_create_sent_at set), attempts only look the recording up, never create.
 CREATE_UNCONFIRMED = "siro_create_unconfirmed"
 DIRECTORY_TTL = timedelta(minutes=1)
-# How often the drain loop reads the pauses again (another process may have recorded one), and
-# how often the worker writes its heartbeat; how long a dead worker's heartbeat row is kept.
-PAUSES_TTL = timedelta(seconds=5)
+# How often the worker writes its heartbeat; how long a dead worker's heartbeat row is kept.
 HEARTBEAT_EVERY = timedelta(seconds=10)
 HEARTBEAT_KEPT = timedelta(days=7)
 
@@ -176,16 +172,24 @@ class Worker:
         self._sweep_due = True
         self._sweep_again_at: datetime | None = None
         self.last_progress_at: datetime | None = None
-        self._pause_lock = threading.Lock()
-        self._pauses = PauseView()
-        self._pauses_read_at: datetime | None = None
+        self.pauses = CredentialPauses(
+            store=store,
+            siro=siro,
+            owner=owner,
+            probe_every=timedelta(seconds=params.credential_probe_seconds),
+            clock=self._now,
+            telemetry=self.telemetry,
+            on_lost_lease=self._note_lost_lease,
+        )
         self.started_at = clock()
         # When this worker last showed it is alive (written to worker_heartbeats too).
         self.last_beat_at: datetime | None = None
         self._beat_written_at: datetime | None = None
-        # Called when a probe ends Siro's pause, before any upload (the daemon syncs Siro's
-        # users then: the sync that ran while the credentials were refused found none).
-        self.on_siro_resumed: Callable[[], object] | None = None
+
+    def _now(self) -> datetime:
+        # The parts read the clock through here: tests and the CLI set ``worker.clock`` after
+        # construction.
+        return self.clock()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -214,7 +218,7 @@ class Worker:
                 again_at = self._sweep_again_at
                 if self._sweep_due or (again_at is not None and self.clock() >= again_at):
                     self.sweep_spool(set(in_flight.values()))
-                pauses = self._pauses_now()
+                pauses = self.pauses.current()
                 free = concurrency - len(in_flight)
                 if free and not self.stop.is_set() and not pauses.claims_nothing:
                     now = self.clock()
@@ -249,10 +253,10 @@ class Worker:
             failed=self._tally.get("fail", 0),
             skipped=self._tally.get("skip", 0),
             given_back=given_back,
-            paused=self._pauses_now().pauses,
+            paused=self.pauses.current().pauses,
         )
 
-    # -- heartbeat and credential pauses ---------------------------------------------------
+    # -- heartbeat, credential pauses and leases ---------------------------------------------------
 
     def heartbeat(self) -> None:
         """Show that this worker is alive: in memory for `/healthz`, in the database (at most
@@ -272,100 +276,18 @@ class Worker:
             log.exception("could not write this worker's heartbeat")
 
     def check_pauses(self, *, probe_now: bool = False) -> PauseView:
-        """Read the credential pauses in force; ask Siro again whether its credentials work
-        when its pause's probe is due (``probe_now``: at once), and end the pause if they do.
+        """Read the credential pauses in force, probing Siro's when due (see CredentialPauses)."""
+        return self.pauses.check(probe_now=probe_now)
 
-        Every worker sharing the database shares one probe schedule (``last_probe_at``)."""
-        now = self.clock()
-        pauses = self.store.pauses()
-        siro = next((pause for pause in pauses if pause.scope == SIRO), None)
-        every = timedelta(seconds=self.params.credential_probe_seconds)
-        probing = siro is not None and (probe_now or probe_due(siro, now, every))
-        if probing and siro is not None and self._probe_siro(siro, now):
-            pauses = [pause for pause in pauses if pause.scope != SIRO]
-        view = PauseView(tuple(pauses))
-        with self._pause_lock:
-            self._pauses = view
-            self._pauses_read_at = now
-        return view
+    @property
+    def on_siro_resumed(self) -> Callable[[], object] | None:
+        """Called when a probe ends Siro's pause, before any upload (the daemon syncs Siro's
+        users then: the sync that ran while the credentials were refused found none)."""
+        return self.pauses.on_siro_resumed
 
-    def _probe_siro(self, pause: CredentialPause, now: datetime) -> bool:
-        """One fresh token mint: True (and the pause ended) when Siro accepts it."""
-        try:
-            self.siro.verify_credentials()
-        except SiroCredentialError as exc:
-            self.store.record_pause(SIRO, str(exc), now)
-            self.store.note_pause_probe(SIRO, now)
-            log.info("Siro still refuses the credentials: %s", exc)
-            return False
-        except SiroError as exc:
-            # Siro could not be asked (down, slow): that says nothing about the credentials.
-            self.store.note_pause_probe(SIRO, now)
-            log.info("could not ask Siro whether the credentials work again: %s", exc)
-            return False
-        ended = self.store.end_pause(SIRO)
-        log.warning(
-            "Siro accepts the credentials again; resuming the work after a pause of %s",
-            human_age((ended or pause).age(now)),
-        )
-        if self.on_siro_resumed is not None:
-            self.on_siro_resumed()
-        return True
-
-    def _pauses_now(self) -> PauseView:
-        """The pauses as last read, read again once PAUSES_TTL old (no probe here)."""
-        now = self.clock()
-        with self._pause_lock:
-            read_at = self._pauses_read_at
-            if read_at is not None and now - read_at < PAUSES_TTL:
-                return self._pauses
-        try:
-            view = PauseView(tuple(self.store.pauses()))
-        except Exception:
-            log.exception("could not read the credential pauses; keeping the last known")
-            with self._pause_lock:
-                return self._pauses
-        with self._pause_lock:
-            self._pauses = view
-            self._pauses_read_at = now
-        return view
-
-    def _pause(self, call: Call, failure: StepFailure, step: str) -> None:
-        """The credentials were refused, not the call: pause their scope first (so no other
-        worker claims the row meanwhile), then give the row back exactly as it was."""
-        now = self.clock()
-        scope = scope_for(failure.paused_service or PausedService.SIRO, call.provider)
-        pause = self.store.record_pause(scope, failure.message, now)
-        given = self.store.give_back(
-            call.id,
-            self.owner,
-            now,
-            EventDraft(
-                step=step,
-                outcome="paused",
-                http_status=failure.http_status,
-                message=f"credential pause ({scope}); given back as it was, no attempt spent: "
-                f"{failure.message}",
-            ),
-        )
-        if not given:
-            self._note_lost_lease(call)
-        with self._pause_lock:
-            known = {p.scope: p for p in self._pauses.pauses}
-            new = scope not in known
-            known[scope] = pause
-            self._pauses = PauseView(tuple(known[key] for key in sorted(known)))
-        if new:
-            waiting = "every call" if scope == SIRO else f"the calls of {pause.provider}"
-            log.warning(
-                "credential pause (%s): %s; %s wait, none fails and no attempt is spent; "
-                "the work resumes by itself once the credentials work again",
-                scope,
-                failure.message,
-                waiting,
-            )
-        self.telemetry.step_finished(step, "paused", kind=failure.kind)
-        self._count("pause")
+    @on_siro_resumed.setter
+    def on_siro_resumed(self, callback: Callable[[], object] | None) -> None:
+        self.pauses.on_siro_resumed = callback
 
     def renew_leases(self, call_ids: set[int], lease: timedelta) -> None:
         """Extend the leases of the rows in flight; a row found taken over stops writing."""
@@ -447,7 +369,8 @@ class Worker:
         now = self.clock()
         current = self.store.get_call(call.id) or call
         if failure.disposition == Disposition.PAUSE:
-            self._pause(current, failure, failure.step or _step_of(current))
+            self.pauses.give_back(current, failure, failure.step or _step_of(current))
+            self._count("pause")
             return
         event = EventDraft(
             step=failure.step or _step_of(current),
