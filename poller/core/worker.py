@@ -17,31 +17,26 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from poller.core.credential_pauses import CredentialPauses
-from poller.core.crm_connection import resolve_connection_id
 from poller.core.download_step import DownloadStep
 from poller.core.progress import NoProgress, WorkProgress
-from poller.core.spool_sweep import sweep_spool
-from poller.domain.attribution import UserDirectory
+from poller.core.spool_sweep import remove_spool_file, sweep_spool
+from poller.core.upload_step import UploadStep
 from poller.domain.audio import (
     ConversionRules,
 )
 from poller.domain.clock import utcnow
-from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import (
     Disposition,
     StepFailure,
 )
 from poller.domain.pauses import (
     CredentialPause,
-    PausedService,
     PauseView,
 )
 from poller.domain.records import Call, EventDraft
-from poller.domain.redaction import redact_url
 from poller.domain.retry import retry_delay
-from poller.domain.siro import AudioFormat, RecordingSummary
 from poller.domain.states import CallState
-from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
+from poller.domain.upload_plan import UploadRules
 from poller.ports.audio import (
     AudioPort,
 )
@@ -50,27 +45,13 @@ from poller.ports.provider import (
     ProviderPort,
 )
 from poller.ports.siro import (
-    SiroCreateOutcomeUnknown,
-    SiroCreateUnconfirmed,
-    SiroCredentialError,
-    SiroError,
-    SiroPermanentError,
     SiroPort,
-    SiroTransientError,
 )
 from poller.ports.store import WorkQueue
 from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
 
-# How far around a call's start (sent as dateCreated) and around the moment the create call
-# went out to look for a recording Siro may have made before its answer was lost.
-RECONCILE_MARGIN = timedelta(minutes=5)
-# The error kind of a row whose create Siro accepted without naming the recording: while a row
-# holds it (with siro_create_sent_at set), attempts only look the recording up, never create.
-CREATE_UNCONFIRMED = "siro_create_unconfirmed"
-DIRECTORY_TTL = timedelta(minutes=1)
-# How often the worker writes its heartbeat; how long a dead worker's heartbeat row is kept.
 HEARTBEAT_EVERY = timedelta(seconds=10)
 HEARTBEAT_KEPT = timedelta(days=7)
 
@@ -129,11 +110,6 @@ class Worker:
         self.telemetry = telemetry or NoTelemetry()
         self.progress = progress or NoProgress()
         self.spool = params.spool_dir
-        self.upload_rules = params.upload_rules
-        self._directory_lock = threading.Lock()
-        self._directory: UserDirectory | None = None
-        self._directory_read_at = clock()
-        self._resolved_connection: str | None = None
         self._tally_lock = threading.Lock()
         self._tally: dict[str, int] = {}
         self._lost: set[int] = set()  # rows in flight whose lease another worker took over
@@ -161,6 +137,15 @@ class Worker:
             spool=self.spool,
             owner=owner,
             stop=stop,
+            clock=self._now,
+            telemetry=self.telemetry,
+            on_lost_lease=self._note_lost_lease,
+        )
+        self.uploads = UploadStep(
+            store=store,
+            siro=siro,
+            upload_rules=params.upload_rules,
+            owner=owner,
             clock=self._now,
             telemetry=self.telemetry,
             on_lost_lease=self._note_lost_lease,
@@ -273,6 +258,10 @@ class Worker:
     def on_siro_resumed(self, callback: Callable[[], object] | None) -> None:
         self.pauses.on_siro_resumed = callback
 
+    def forget_user_directory(self) -> None:
+        """Read ``siro_users`` afresh at the next upload (the daemon calls it after a sync)."""
+        self.uploads.forget_user_directory()
+
     def renew_leases(self, call_ids: set[int], lease: timedelta) -> None:
         """Extend the leases of the rows in flight; a row found taken over stops writing."""
         now = self.clock()
@@ -331,8 +320,12 @@ class Worker:
             if current is not None and self._lease_lost(current):
                 self._note_lost_lease(current)
                 return
-            if current is not None and current.state == CallState.DOWNLOADED:
-                self.upload(current)
+            if (
+                current is not None
+                and current.state == CallState.DOWNLOADED
+                and self.uploads.upload(current)
+            ):
+                self._count("uploaded")
         except StepFailure as failure:
             self.settle(call, failure)
         except Exception as exc:  # a bug or an unforeseen library error: keep the daemon up
@@ -394,7 +387,7 @@ class Worker:
             return
         final = CallState.FAILED if disposition == Disposition.FAIL else CallState.SKIPPED
         self.store.finish(call.id, self.owner, now, final, failure.kind, message, event)
-        _remove_spool_file(current.spool_path)
+        remove_spool_file(current.spool_path)
         log.log(
             logging.ERROR if final == CallState.FAILED else logging.INFO,
             "call %s (%s): %s (%s): %s",
@@ -405,222 +398,6 @@ class Worker:
             message,
         )
         self._count(disposition.value)
-
-    # -- upload --------------------------------------------------------------------------
-
-    def upload(self, call: Call) -> None:
-        if call.siro_create_sent_at is not None and call.error_kind == CREATE_UNCONFIRMED:
-            self._reconcile_unconfirmed(call)
-            return
-        if (
-            call.spool_path is None
-            or call.audio_format is None
-            or not Path(call.spool_path).is_file()
-        ):
-            self.store.schedule_retry(
-                call.id,
-                self.owner,
-                self.clock(),
-                self.clock(),
-                "spool_missing",
-                "the downloaded file is gone from the spool; downloading again",
-                EventDraft(step="upload", outcome="retry", message="spool file missing"),
-                back_to_pending=True,
-            )
-            return
-        audio_format = AudioFormat(call.audio_format)
-        plan = self._plan(call, audio_format)
-        if call.siro_create_sent_at is not None:
-            adopted = self._find_existing(call, plan.title)
-            if adopted is not None:
-                self._uploaded(call, adopted.id, None, outcome="adopted")
-                return
-        size = call.size_bytes or Path(call.spool_path).stat().st_size
-        started = time.monotonic()
-        try:
-            signed = self.siro.request_upload(audio_format, size)
-            used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
-            body = plan.recording(used.download_url)
-            if not self.store.mark_create_sent(call.id, self.owner, self.clock(), plan.title):
-                self._note_lost_lease(call)
-                return
-            recording_id = self.siro.create_recording(body)
-        except SiroCreateUnconfirmed as exc:
-            raise StepFailure.retry(
-                CREATE_UNCONFIRMED,
-                f"{exc}; the next attempts only look for it in Siro by its title",
-                http_status=exc.http_status,
-            ) from None
-        except SiroCreateOutcomeUnknown as exc:
-            raise StepFailure.retry(
-                "siro_create_unknown",
-                f"{exc}; the next attempt looks the recording up in Siro before creating it",
-                http_status=exc.http_status,
-            ) from None
-        except SiroError as exc:
-            if exc.step == "create":
-                # Siro answered the create with a refusal: nothing was made, so the duplicate
-                # guard may forget that a create was sent.
-                self.store.mark_create_sent(
-                    call.id, self.owner, self.clock(), plan.title, sent=False
-                )
-            raise _siro_failure(exc) from None
-        self._uploaded(
-            call,
-            recording_id,
-            used.download_url,
-            outcome="ok",
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
-
-    def _plan(self, call: Call, audio_format: AudioFormat) -> UploadPlan:
-        """Who the recording goes to and what goes with it, written to the row's events."""
-        plan = plan_upload(
-            call,
-            audio_format,
-            directory=self._user_directory(),
-            rules=self.upload_rules,
-            connection_id=self._connection_id(),
-        )
-        attribution = plan.attribution
-        if (call.siro_user_id, call.attribution) != (
-            attribution.siro_user_id,
-            attribution.method.value,
-        ):
-            self.store.record_attribution(
-                call.id,
-                self.owner,
-                self.clock(),
-                attribution.siro_user_id,
-                attribution.method.value,
-                plan.audit_note(),
-            )
-        return plan
-
-    def _user_directory(self) -> UserDirectory:
-        """``siro_users`` as a snapshot, read again at most every minute (or after a sync)."""
-        with self._directory_lock:
-            now = self.clock()
-            if self._directory is None or now - self._directory_read_at > DIRECTORY_TTL:
-                self._directory = self.store.user_directory()
-                self._directory_read_at = now
-            return self._directory
-
-    def forget_user_directory(self) -> None:
-        """Read ``siro_users`` afresh at the next upload (the daemon calls it after a sync)."""
-        with self._directory_lock:
-            self._directory = None
-
-    def _connection_id(self) -> str | None:
-        """The CRM connection's id: configured, or looked up once by its configured name."""
-        rules = self.upload_rules.crm
-        if not rules.enabled or rules.connection_name is None:
-            return rules.connection_id
-        with self._directory_lock:
-            if self._resolved_connection is None:
-                try:
-                    self._resolved_connection = resolve_connection_id(self.siro, rules)
-                except UnresolvedConnection as exc:
-                    raise StepFailure.fail("crm_connection_unknown", str(exc)) from None
-                except SiroError as exc:
-                    raise _siro_failure(exc) from None
-            return self._resolved_connection
-
-    def _reconcile_unconfirmed(self, call: Call) -> None:
-        """Siro took this row's create but named no recording: look for it, never create it.
-
-        The row keeps the error kind ``siro_create_unconfirmed`` across attempts and restarts;
-        when the attempts run out it is parked as failed with it, for someone to look in Siro.
-        """
-        title = call.title or ""
-        try:
-            # No title, nothing to match by: an empty one would match any untitled recording.
-            found = self._search_siro(call, title) if title.strip() else None
-        except SiroCredentialError as exc:
-            raise _siro_failure(exc) from None
-        except SiroError as exc:
-            raise StepFailure.retry(
-                CREATE_UNCONFIRMED,
-                f"Siro accepted the create without naming the recording, and looking for it "
-                f"failed this time ({exc}); it is not sent again",
-                http_status=exc.http_status,
-                retry_after_seconds=getattr(exc, "retry_after", None),
-            ) from None
-        if found is not None:
-            self._uploaded(call, found.id, None, outcome="adopted")
-            return
-        raise StepFailure.retry(
-            CREATE_UNCONFIRMED,
-            f"Siro accepted the create without naming the recording, and no recording titled "
-            f"{title!r} has shown up in Siro; it is not sent again: look for it in Siro "
-            "(`siro-poller calls retry` would send it once more)",
-        )
-
-    def _find_existing(self, call: Call, title: str) -> RecordingSummary | None:
-        """The duplicate guard: did an earlier, unanswered create call make this recording?"""
-        try:
-            return self._search_siro(call, title)
-        except SiroError as exc:
-            raise _siro_failure(exc) from None
-
-    def _search_siro(self, call: Call, title: str) -> RecordingSummary | None:
-        """The recording titled ``title`` that Siro filed around the call or the create send."""
-        assert call.siro_create_sent_at is not None
-        # Siro files the recording under dateCreated (the call's start); look around the send
-        # time too, should it have used that. Overlapping spans are asked for once.
-        anchors = sorted(a for a in (call.started_at, call.siro_create_sent_at) if a)
-        spans: list[list[datetime]] = []
-        for anchor in anchors:
-            if spans and anchor - RECONCILE_MARGIN <= spans[-1][1]:
-                spans[-1][1] = anchor + RECONCILE_MARGIN
-            else:
-                spans.append([anchor - RECONCILE_MARGIN, anchor + RECONCILE_MARGIN])
-        for start, end in spans:
-            for recording in self.siro.find_recordings(start, end):
-                if (recording.title or "").strip() == title.strip() and not recording.deleted:
-                    return recording
-        return None
-
-    def _uploaded(
-        self,
-        call: Call,
-        recording_id: str,
-        download_url: str | None,
-        *,
-        outcome: str,
-        duration_ms: int | None = None,
-    ) -> None:
-        message = (
-            f"Siro recording {recording_id}"
-            if outcome == "ok"
-            else f"found Siro recording {recording_id} from an earlier attempt; not sent again"
-        )
-        done = self.store.mark_uploaded(
-            call.id,
-            self.owner,
-            self.clock(),
-            siro_recording_id=recording_id,
-            # The download URL is signed: only its path, never its signature, is kept.
-            siro_file_url=redact_url(download_url) if download_url else None,
-            event=EventDraft(
-                step="upload", outcome=outcome, duration_ms=duration_ms, message=message
-            ),
-        )
-        if not done:
-            self._note_lost_lease(call)
-            return
-        _remove_spool_file(call.spool_path)
-        self.telemetry.step_finished(
-            "upload", outcome, seconds=duration_ms / 1000 if duration_ms is not None else None
-        )
-        # One line a call would drown a backlog's log: the progress summary counts them instead.
-        log.debug(
-            "call %s (%s): uploaded as Siro recording %s",
-            call.id,
-            call.provider_call_id,
-            recording_id,
-        )
-        self._count("uploaded")
 
 
 def _step_of(call: Call) -> str:
@@ -645,28 +422,3 @@ def _outlived_lease(call: Call, lease_seconds: int) -> None:
         call.id,
         lease_seconds,
     )
-
-
-def _remove_spool_file(path: str | None) -> None:
-    if path:
-        Path(path).unlink(missing_ok=True)
-
-
-def _siro_failure(exc: SiroError) -> StepFailure:
-    step = exc.step or "request"
-    if isinstance(exc, SiroCredentialError):
-        return StepFailure.pause(
-            "siro_credentials", str(exc), PausedService.SIRO, http_status=exc.http_status
-        )
-    if isinstance(exc, SiroTransientError):
-        return StepFailure.retry(
-            f"siro_{step}_unavailable".replace("-", "_"),
-            str(exc),
-            http_status=exc.http_status,
-            retry_after_seconds=exc.retry_after,
-        )
-    if isinstance(exc, SiroPermanentError):
-        return StepFailure.fail(
-            f"siro_{step}_rejected".replace("-", "_"), str(exc), http_status=exc.http_status
-        )
-    return StepFailure.retry(f"siro_{step}_error".replace("-", "_"), str(exc))
