@@ -3,6 +3,11 @@
 Everything the worker knows about a call lives in its row, so a restart resumes where the last
 run stopped: a ``pending`` row is downloaded, a ``downloaded`` row uploaded, and a row whose
 create call was sent but never answered is first looked up in Siro (the duplicate guard).
+
+This module is the drain loop: the thread pool, the leases and their renewal, the heartbeat,
+and how a step that ended badly is settled. The steps themselves live beside it:
+``download_step`` (download, probe, convert), ``upload_step`` (plan, upload, reconcile) and
+``credential_pauses`` (what a refused credential holds back).
 """
 
 from __future__ import annotations
@@ -21,37 +26,24 @@ from poller.core.download_step import DownloadStep
 from poller.core.progress import NoProgress, WorkProgress
 from poller.core.spool_sweep import remove_spool_file, sweep_spool
 from poller.core.upload_step import UploadStep
-from poller.domain.audio import (
-    ConversionRules,
-)
+from poller.domain.audio import ConversionRules
 from poller.domain.clock import utcnow
-from poller.domain.failures import (
-    Disposition,
-    StepFailure,
-)
-from poller.domain.pauses import (
-    CredentialPause,
-    PauseView,
-)
+from poller.domain.failures import Disposition, StepFailure
+from poller.domain.pauses import CredentialPause, PauseView
 from poller.domain.records import Call, EventDraft
 from poller.domain.retry import retry_delay
 from poller.domain.states import CallState
 from poller.domain.upload_plan import UploadRules
-from poller.ports.audio import (
-    AudioPort,
-)
+from poller.ports.audio import AudioPort
 from poller.ports.download import RecordingFetcher
-from poller.ports.provider import (
-    ProviderPort,
-)
-from poller.ports.siro import (
-    SiroPort,
-)
+from poller.ports.provider import ProviderPort
+from poller.ports.siro import SiroPort
 from poller.ports.store import WorkQueue
 from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
 
+# How often the worker writes its heartbeat; how long a dead worker's heartbeat row is kept.
 HEARTBEAT_EVERY = timedelta(seconds=10)
 HEARTBEAT_KEPT = timedelta(days=7)
 
@@ -103,7 +95,6 @@ class Worker:
     ) -> None:
         self.params = params
         self.store = store
-        self.siro = siro
         self.owner = owner
         self.stop = stop
         self.clock = clock
