@@ -65,3 +65,9 @@ def sweep_spool(
             freed,
         )
     return SpoolSweep(removed, min((at for at in leases if at > now), default=None))
+
+
+def remove_spool_file(path: str | None) -> None:
+    """Remove a call's file from the spool, if it has one and it is still there."""
+    if path:
+        Path(path).unlink(missing_ok=True)

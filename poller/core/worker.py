@@ -3,11 +3,15 @@
 Everything the worker knows about a call lives in its row, so a restart resumes where the last
 run stopped: a ``pending`` row is downloaded, a ``downloaded`` row uploaded, and a row whose
 create call was sent but never answered is first looked up in Siro (the duplicate guard).
+
+This module is the drain loop: the thread pool, the leases and their renewal, the heartbeat,
+and how a step that ended badly is settled. The steps themselves live beside it:
+``download_step`` (download, probe, convert), ``upload_step`` (plan, upload, reconcile) and
+``credential_pauses`` (what a refused credential holds back).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -17,88 +21,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from poller.core.crm_connection import resolve_connection_id
+from poller.core.credential_pauses import CredentialPauses
+from poller.core.download_step import DownloadStep
 from poller.core.progress import NoProgress, WorkProgress
-from poller.core.spool_sweep import sweep_spool
-from poller.domain.attribution import UserDirectory
-from poller.domain.audio import (
-    AudioFacts,
-    Conversion,
-    ConversionImpossible,
-    ConversionKind,
-    ConversionRules,
-    ConvertMode,
-    conversion_limits,
-    fitting_mp3_bitrate,
-    lower_mp3_bitrate,
-    plan_conversion,
-)
-from poller.domain.clock import human_age, utcnow
-from poller.domain.crm import UnresolvedConnection
-from poller.domain.failures import (
-    AUDIO_BOMB,
-    CORRUPT_AUDIO,
-    NOT_AUDIO,
-    UNSUPPORTED_FORMAT,
-    Disposition,
-    StepFailure,
-)
-from poller.domain.pauses import (
-    SIRO,
-    CredentialPause,
-    PausedService,
-    PauseView,
-    probe_due,
-    scope_for,
-)
+from poller.core.spool_sweep import remove_spool_file, sweep_spool
+from poller.core.upload_step import UploadStep
+from poller.domain.audio import ConversionRules
+from poller.domain.clock import utcnow
+from poller.domain.failures import Disposition, StepFailure
+from poller.domain.pauses import CredentialPause, PauseView
 from poller.domain.records import Call, EventDraft
-from poller.domain.redaction import redact_url
 from poller.domain.retry import retry_delay
-from poller.domain.siro import AudioFormat, RecordingSummary
-from poller.domain.spool import audio_name, download_name
 from poller.domain.states import CallState
-from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
-from poller.ports.audio import (
-    AudioBomb,
-    AudioError,
-    AudioPort,
-    ConversionStopped,
-    CorruptAudio,
-    NotAudio,
-    UnsupportedAudio,
-)
+from poller.domain.upload_plan import UploadRules
+from poller.ports.audio import AudioPort
 from poller.ports.download import RecordingFetcher
-from poller.ports.provider import (
-    PermanentProviderError,
-    ProviderAuthError,
-    ProviderError,
-    ProviderPort,
-    ProviderRefused,
-)
-from poller.ports.siro import (
-    SiroCreateOutcomeUnknown,
-    SiroCreateUnconfirmed,
-    SiroCredentialError,
-    SiroError,
-    SiroPermanentError,
-    SiroPort,
-    SiroTransientError,
-)
+from poller.ports.provider import ProviderPort
+from poller.ports.siro import SiroPort
 from poller.ports.store import WorkQueue
 from poller.ports.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
 
-# How far around a call's start (sent as dateCreated) and around the moment the create call
-# went out to look for a recording Siro may have made before its answer was lost.
-RECONCILE_MARGIN = timedelta(minutes=5)
-# The error kind of a row whose create Siro accepted without naming the recording: while a row
-# holds it (with siro_create_sent_at set), attempts only look the recording up, never create.
-CREATE_UNCONFIRMED = "siro_create_unconfirmed"
-DIRECTORY_TTL = timedelta(minutes=1)
-# How often the drain loop reads the pauses again (another process may have recorded one), and
-# how often the worker writes its heartbeat; how long a dead worker's heartbeat row is kept.
-PAUSES_TTL = timedelta(seconds=5)
+# How often the worker writes its heartbeat; how long a dead worker's heartbeat row is kept.
 HEARTBEAT_EVERY = timedelta(seconds=10)
 HEARTBEAT_KEPT = timedelta(days=7)
 
@@ -150,23 +95,12 @@ class Worker:
     ) -> None:
         self.params = params
         self.store = store
-        # By name, as `calls.provider` holds it: one process serves every configured provider.
-        self.providers = providers
-        self.siro = siro
-        self.downloader = downloader
-        self.audio = audio
-        self.conversion = params.conversion
         self.owner = owner
         self.stop = stop
         self.clock = clock
         self.telemetry = telemetry or NoTelemetry()
         self.progress = progress or NoProgress()
         self.spool = params.spool_dir
-        self.upload_rules = params.upload_rules
-        self._directory_lock = threading.Lock()
-        self._directory: UserDirectory | None = None
-        self._directory_read_at = clock()
-        self._resolved_connection: str | None = None
         self._tally_lock = threading.Lock()
         self._tally: dict[str, int] = {}
         self._lost: set[int] = set()  # rows in flight whose lease another worker took over
@@ -176,16 +110,46 @@ class Worker:
         self._sweep_due = True
         self._sweep_again_at: datetime | None = None
         self.last_progress_at: datetime | None = None
-        self._pause_lock = threading.Lock()
-        self._pauses = PauseView()
-        self._pauses_read_at: datetime | None = None
+        self.pauses = CredentialPauses(
+            store=store,
+            siro=siro,
+            owner=owner,
+            probe_every=timedelta(seconds=params.credential_probe_seconds),
+            clock=self._now,
+            telemetry=self.telemetry,
+            on_lost_lease=self._note_lost_lease,
+        )
+        self.downloads = DownloadStep(
+            store=store,
+            providers=providers,
+            downloader=downloader,
+            audio=audio,
+            conversion=params.conversion,
+            spool=self.spool,
+            owner=owner,
+            stop=stop,
+            clock=self._now,
+            telemetry=self.telemetry,
+            on_lost_lease=self._note_lost_lease,
+        )
+        self.uploads = UploadStep(
+            store=store,
+            siro=siro,
+            upload_rules=params.upload_rules,
+            owner=owner,
+            clock=self._now,
+            telemetry=self.telemetry,
+            on_lost_lease=self._note_lost_lease,
+        )
         self.started_at = clock()
         # When this worker last showed it is alive (written to worker_heartbeats too).
         self.last_beat_at: datetime | None = None
         self._beat_written_at: datetime | None = None
-        # Called when a probe ends Siro's pause, before any upload (the daemon syncs Siro's
-        # users then: the sync that ran while the credentials were refused found none).
-        self.on_siro_resumed: Callable[[], object] | None = None
+
+    def _now(self) -> datetime:
+        # The parts read the clock through here: tests and the CLI set ``worker.clock`` after
+        # construction.
+        return self.clock()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -214,7 +178,7 @@ class Worker:
                 again_at = self._sweep_again_at
                 if self._sweep_due or (again_at is not None and self.clock() >= again_at):
                     self.sweep_spool(set(in_flight.values()))
-                pauses = self._pauses_now()
+                pauses = self.pauses.current()
                 free = concurrency - len(in_flight)
                 if free and not self.stop.is_set() and not pauses.claims_nothing:
                     now = self.clock()
@@ -249,10 +213,10 @@ class Worker:
             failed=self._tally.get("fail", 0),
             skipped=self._tally.get("skip", 0),
             given_back=given_back,
-            paused=self._pauses_now().pauses,
+            paused=self.pauses.current().pauses,
         )
 
-    # -- heartbeat and credential pauses ---------------------------------------------------
+    # -- heartbeat, credential pauses and leases ---------------------------------------
 
     def heartbeat(self) -> None:
         """Show that this worker is alive: in memory for `/healthz`, in the database (at most
@@ -272,100 +236,22 @@ class Worker:
             log.exception("could not write this worker's heartbeat")
 
     def check_pauses(self, *, probe_now: bool = False) -> PauseView:
-        """Read the credential pauses in force; ask Siro again whether its credentials work
-        when its pause's probe is due (``probe_now``: at once), and end the pause if they do.
+        """Read the credential pauses in force, probing Siro's when due (see CredentialPauses)."""
+        return self.pauses.check(probe_now=probe_now)
 
-        Every worker sharing the database shares one probe schedule (``last_probe_at``)."""
-        now = self.clock()
-        pauses = self.store.pauses()
-        siro = next((pause for pause in pauses if pause.scope == SIRO), None)
-        every = timedelta(seconds=self.params.credential_probe_seconds)
-        probing = siro is not None and (probe_now or probe_due(siro, now, every))
-        if probing and siro is not None and self._probe_siro(siro, now):
-            pauses = [pause for pause in pauses if pause.scope != SIRO]
-        view = PauseView(tuple(pauses))
-        with self._pause_lock:
-            self._pauses = view
-            self._pauses_read_at = now
-        return view
+    @property
+    def on_siro_resumed(self) -> Callable[[], object] | None:
+        """Called when a probe ends Siro's pause, before any upload (the daemon syncs Siro's
+        users then: the sync that ran while the credentials were refused found none)."""
+        return self.pauses.on_siro_resumed
 
-    def _probe_siro(self, pause: CredentialPause, now: datetime) -> bool:
-        """One fresh token mint: True (and the pause ended) when Siro accepts it."""
-        try:
-            self.siro.verify_credentials()
-        except SiroCredentialError as exc:
-            self.store.record_pause(SIRO, str(exc), now)
-            self.store.note_pause_probe(SIRO, now)
-            log.info("Siro still refuses the credentials: %s", exc)
-            return False
-        except SiroError as exc:
-            # Siro could not be asked (down, slow): that says nothing about the credentials.
-            self.store.note_pause_probe(SIRO, now)
-            log.info("could not ask Siro whether the credentials work again: %s", exc)
-            return False
-        ended = self.store.end_pause(SIRO)
-        log.warning(
-            "Siro accepts the credentials again; resuming the work after a pause of %s",
-            human_age((ended or pause).age(now)),
-        )
-        if self.on_siro_resumed is not None:
-            self.on_siro_resumed()
-        return True
+    @on_siro_resumed.setter
+    def on_siro_resumed(self, callback: Callable[[], object] | None) -> None:
+        self.pauses.on_siro_resumed = callback
 
-    def _pauses_now(self) -> PauseView:
-        """The pauses as last read, read again once PAUSES_TTL old (no probe here)."""
-        now = self.clock()
-        with self._pause_lock:
-            read_at = self._pauses_read_at
-            if read_at is not None and now - read_at < PAUSES_TTL:
-                return self._pauses
-        try:
-            view = PauseView(tuple(self.store.pauses()))
-        except Exception:
-            log.exception("could not read the credential pauses; keeping the last known")
-            with self._pause_lock:
-                return self._pauses
-        with self._pause_lock:
-            self._pauses = view
-            self._pauses_read_at = now
-        return view
-
-    def _pause(self, call: Call, failure: StepFailure, step: str) -> None:
-        """The credentials were refused, not the call: pause their scope first (so no other
-        worker claims the row meanwhile), then give the row back exactly as it was."""
-        now = self.clock()
-        scope = scope_for(failure.paused_service or PausedService.SIRO, call.provider)
-        pause = self.store.record_pause(scope, failure.message, now)
-        given = self.store.give_back(
-            call.id,
-            self.owner,
-            now,
-            EventDraft(
-                step=step,
-                outcome="paused",
-                http_status=failure.http_status,
-                message=f"credential pause ({scope}); given back as it was, no attempt spent: "
-                f"{failure.message}",
-            ),
-        )
-        if not given:
-            self._note_lost_lease(call)
-        with self._pause_lock:
-            known = {p.scope: p for p in self._pauses.pauses}
-            new = scope not in known
-            known[scope] = pause
-            self._pauses = PauseView(tuple(known[key] for key in sorted(known)))
-        if new:
-            waiting = "every call" if scope == SIRO else f"the calls of {pause.provider}"
-            log.warning(
-                "credential pause (%s): %s; %s wait, none fails and no attempt is spent; "
-                "the work resumes by itself once the credentials work again",
-                scope,
-                failure.message,
-                waiting,
-            )
-        self.telemetry.step_finished(step, "paused", kind=failure.kind)
-        self._count("pause")
+    def forget_user_directory(self) -> None:
+        """Read ``siro_users`` afresh at the next upload (the daemon calls it after a sync)."""
+        self.uploads.forget_user_directory()
 
     def renew_leases(self, call_ids: set[int], lease: timedelta) -> None:
         """Extend the leases of the rows in flight; a row found taken over stops writing."""
@@ -421,12 +307,16 @@ class Worker:
                 )
             current: Call | None = call
             if current is not None and current.state == CallState.PENDING:
-                current = self.download(current)
+                current = self.downloads.download(current)
             if current is not None and self._lease_lost(current):
                 self._note_lost_lease(current)
                 return
-            if current is not None and current.state == CallState.DOWNLOADED:
-                self.upload(current)
+            if (
+                current is not None
+                and current.state == CallState.DOWNLOADED
+                and self.uploads.upload(current)
+            ):
+                self._count("uploaded")
         except StepFailure as failure:
             self.settle(call, failure)
         except Exception as exc:  # a bug or an unforeseen library error: keep the daemon up
@@ -447,7 +337,8 @@ class Worker:
         now = self.clock()
         current = self.store.get_call(call.id) or call
         if failure.disposition == Disposition.PAUSE:
-            self._pause(current, failure, failure.step or _step_of(current))
+            self.pauses.give_back(current, failure, failure.step or _step_of(current))
+            self._count("pause")
             return
         event = EventDraft(
             step=failure.step or _step_of(current),
@@ -487,7 +378,7 @@ class Worker:
             return
         final = CallState.FAILED if disposition == Disposition.FAIL else CallState.SKIPPED
         self.store.finish(call.id, self.owner, now, final, failure.kind, message, event)
-        _remove_spool_file(current.spool_path)
+        remove_spool_file(current.spool_path)
         log.log(
             logging.ERROR if final == CallState.FAILED else logging.INFO,
             "call %s (%s): %s (%s): %s",
@@ -498,461 +389,6 @@ class Worker:
             message,
         )
         self._count(disposition.value)
-
-    # -- download ------------------------------------------------------------------------
-
-    def download(self, call: Call) -> Call | None:
-        provider = self.providers.get(call.provider)
-        if provider is None:
-            raise StepFailure.fail(
-                "provider_not_configured",
-                f"the call came from provider {call.provider!r}, which this configuration no "
-                "longer names; configure it again, then `siro-poller calls retry --failed`",
-            )
-        destination = self.spool / download_name(call.id)
-        try:
-            request = provider.resolve_download(call)
-            fetched = self.downloader.fetch(request, destination)
-        except ProviderError as exc:
-            raise _provider_failure(exc) from None
-        facts = self._probe(destination)
-        impossible: ConversionImpossible | None = None
-        try:
-            conversion = plan_conversion(facts, fetched.size_bytes, self.conversion)
-        except ConversionImpossible as exc:
-            conversion, impossible = None, exc
-        download_event = EventDraft(
-            step="download",
-            outcome="ok",
-            http_status=fetched.http_status,
-            duration_ms=fetched.duration_ms,
-            message=f"{fetched.size_bytes} bytes of {facts.describe()}, "
-            f"{facts.duration_seconds:.0f}s of audio, {_shape(facts)}",
-        )
-        self.telemetry.bytes_downloaded(fetched.size_bytes)
-        self.telemetry.step_finished("download", "ok", seconds=fetched.duration_ms / 1000)
-        if conversion is None and impossible is None:
-            assert facts.siro_format is not None
-            final_path = self.spool / audio_name(call.id, facts.siro_format.value)
-            destination.replace(final_path)
-            return self._downloaded(
-                call,
-                final_path,
-                facts.siro_format.value,
-                fetched.size_bytes,
-                fetched.sha256,
-                download_event,
-                facts,
-            )
-        # The download is recorded first, so a conversion that fails still shows what came.
-        if not self.store.record_audio(
-            call.id,
-            self.owner,
-            self.clock(),
-            facts,
-            download_event,
-            provider_duration_seconds=call.duration_seconds,
-        ):
-            self._note_lost_lease(call)
-            destination.unlink(missing_ok=True)
-            return None
-        try:
-            if impossible is not None:
-                raise StepFailure.fail("oversize", str(impossible))
-            assert conversion is not None
-            converted, converted_format, event = self._convert(call, destination, facts, conversion)
-        except StepFailure as failure:
-            failure.step = "convert"
-            raise
-        finally:
-            destination.unlink(missing_ok=True)
-        return self._downloaded(
-            call,
-            converted,
-            converted_format.value,
-            converted.stat().st_size,
-            _sha256(converted),
-            event,
-            None,
-        )
-
-    def _downloaded(
-        self,
-        call: Call,
-        path: Path,
-        audio_format: str,
-        size_bytes: int,
-        sha256: str,
-        event: EventDraft,
-        facts: AudioFacts | None,
-    ) -> Call | None:
-        updated = self.store.mark_downloaded(
-            call.id,
-            self.owner,
-            self.clock(),
-            audio_format=audio_format,
-            size_bytes=size_bytes,
-            sha256=sha256,
-            spool_path=str(path),
-            event=event,
-            audio=facts,
-            provider_duration_seconds=call.duration_seconds,
-        )
-        if updated is None:
-            self._note_lost_lease(call)
-            path.unlink(missing_ok=True)
-        return updated
-
-    def _probe(self, path: Path) -> AudioFacts:
-        """Judge the file by its content; a file that is no usable audio does not stay."""
-        try:
-            return self.audio.probe(path)
-        except AudioError as exc:
-            path.unlink(missing_ok=True)
-            raise _audio_failure(exc) from None
-
-    def _convert(
-        self, call: Call, source: Path, facts: AudioFacts, conversion: Conversion
-    ) -> tuple[Path, AudioFormat, EventDraft]:
-        """Make ``source`` a file Siro takes, checked by probing it again: the file, its format
-        and the ``convert`` event."""
-        if self.conversion.mode == ConvertMode.NEVER:
-            raise StepFailure.fail(
-                UNSUPPORTED_FORMAT if facts.siro_format is None else "oversize",
-                f'{conversion.reason}, and worker.convert = "never" leaves it unconverted; '
-                'set worker.convert = "auto" to convert it, then '
-                "`siro-poller calls retry --failed`",
-            )
-        target = self.spool / audio_name(call.id, conversion.target.value)
-        started = time.monotonic()
-        bitrate = conversion.bitrate_kbps
-        try:
-            while True:
-                self._run_conversion(call, facts, conversion, source, target, bitrate)
-                size = target.stat().st_size
-                if size <= self.conversion.max_upload_bytes:
-                    break
-                target.unlink(missing_ok=True)
-                if conversion.kind == ConversionKind.REMUX_AAC:
-                    # Repackaging keeps the size: encoding to mp3 is the way down.
-                    bitrate = fitting_mp3_bitrate(facts.duration_seconds, size, self.conversion)
-                    conversion = Conversion(ConversionKind.ENCODE_MP3, AudioFormat.MP3, bitrate)
-                    target = self.spool / audio_name(call.id, conversion.target.value)
-                    continue
-                assert bitrate is not None
-                bitrate = lower_mp3_bitrate(bitrate, size, facts.duration_seconds, self.conversion)
-            result = self.audio.probe(target)
-        except ConversionImpossible as exc:
-            target.unlink(missing_ok=True)
-            raise StepFailure.fail("oversize", str(exc)) from None
-        except ConversionStopped:
-            target.unlink(missing_ok=True)
-            raise StepFailure.retry(
-                "interrupted", "the conversion was interrupted by shutdown"
-            ) from None
-        except AudioError as exc:
-            target.unlink(missing_ok=True)
-            raise _audio_failure(exc, converting=facts.describe()) from None
-        except OSError as exc:  # the spool, not the recording: a full disk, say
-            target.unlink(missing_ok=True)
-            raise StepFailure.retry(
-                "spool_error", f"converting into the spool failed: {exc.strerror or exc}"
-            ) from None
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
-        elapsed_ms = int((time.monotonic() - started) * 1000)
-        if result.siro_format != conversion.target:
-            target.unlink(missing_ok=True)
-            raise StepFailure.fail(
-                "convert_failed",
-                f"converting {facts.describe()} to {conversion.target.value} produced "
-                f"{result.describe()}",
-            )
-        how = (
-            "repackaged without re-encoding"
-            if conversion.kind == ConversionKind.REMUX_AAC
-            else f"encoded at {bitrate} kbit/s"
-        )
-        source_size = source.stat().st_size
-        event = EventDraft(
-            step="convert",
-            outcome="ok",
-            duration_ms=elapsed_ms,
-            message=f"{facts.container} ({facts.codec}, {source_size} bytes) -> "
-            f"{conversion.target.value} ({size} bytes), {how}; "
-            f"{result.duration_seconds:.0f}s of audio, {_shape(result)}",
-        )
-        self.telemetry.step_finished("convert", "ok", seconds=elapsed_ms / 1000)
-        log.debug("call %s (%s): %s", call.id, call.provider_call_id, event.message)
-        return target, conversion.target, event
-
-    def _run_conversion(
-        self,
-        call: Call,
-        facts: AudioFacts,
-        conversion: Conversion,
-        source: Path,
-        target: Path,
-        bitrate: int | None,
-    ) -> None:
-        limits = conversion_limits(
-            facts,
-            self.conversion,
-            kind=conversion.kind,
-            bitrate_kbps=bitrate,
-            source_bytes=source.stat().st_size,
-            provider_seconds=call.duration_seconds,
-        )
-        if conversion.kind == ConversionKind.REMUX_AAC:
-            self.audio.remux_to_adts(source, target, limits=limits, should_stop=self.stop.is_set)
-        else:
-            assert bitrate is not None
-            self.audio.encode_mp3(
-                source, target, bitrate_kbps=bitrate, limits=limits, should_stop=self.stop.is_set
-            )
-
-    # -- upload --------------------------------------------------------------------------
-
-    def upload(self, call: Call) -> None:
-        if call.siro_create_sent_at is not None and call.error_kind == CREATE_UNCONFIRMED:
-            self._reconcile_unconfirmed(call)
-            return
-        if (
-            call.spool_path is None
-            or call.audio_format is None
-            or not Path(call.spool_path).is_file()
-        ):
-            self.store.schedule_retry(
-                call.id,
-                self.owner,
-                self.clock(),
-                self.clock(),
-                "spool_missing",
-                "the downloaded file is gone from the spool; downloading again",
-                EventDraft(step="upload", outcome="retry", message="spool file missing"),
-                back_to_pending=True,
-            )
-            return
-        audio_format = AudioFormat(call.audio_format)
-        plan = self._plan(call, audio_format)
-        if call.siro_create_sent_at is not None:
-            adopted = self._find_existing(call, plan.title)
-            if adopted is not None:
-                self._uploaded(call, adopted.id, None, outcome="adopted")
-                return
-        size = call.size_bytes or Path(call.spool_path).stat().st_size
-        started = time.monotonic()
-        try:
-            signed = self.siro.request_upload(audio_format, size)
-            used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
-            body = plan.recording(used.download_url)
-            if not self.store.mark_create_sent(call.id, self.owner, self.clock(), plan.title):
-                self._note_lost_lease(call)
-                return
-            recording_id = self.siro.create_recording(body)
-        except SiroCreateUnconfirmed as exc:
-            raise StepFailure.retry(
-                CREATE_UNCONFIRMED,
-                f"{exc}; the next attempts only look for it in Siro by its title",
-                http_status=exc.http_status,
-            ) from None
-        except SiroCreateOutcomeUnknown as exc:
-            raise StepFailure.retry(
-                "siro_create_unknown",
-                f"{exc}; the next attempt looks the recording up in Siro before creating it",
-                http_status=exc.http_status,
-            ) from None
-        except SiroError as exc:
-            if exc.step == "create":
-                # Siro answered the create with a refusal: nothing was made, so the duplicate
-                # guard may forget that a create was sent.
-                self.store.mark_create_sent(
-                    call.id, self.owner, self.clock(), plan.title, sent=False
-                )
-            raise _siro_failure(exc) from None
-        self._uploaded(
-            call,
-            recording_id,
-            used.download_url,
-            outcome="ok",
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
-
-    def _plan(self, call: Call, audio_format: AudioFormat) -> UploadPlan:
-        """Who the recording goes to and what goes with it, written to the row's events."""
-        plan = plan_upload(
-            call,
-            audio_format,
-            directory=self._user_directory(),
-            rules=self.upload_rules,
-            connection_id=self._connection_id(),
-        )
-        attribution = plan.attribution
-        if (call.siro_user_id, call.attribution) != (
-            attribution.siro_user_id,
-            attribution.method.value,
-        ):
-            self.store.record_attribution(
-                call.id,
-                self.owner,
-                self.clock(),
-                attribution.siro_user_id,
-                attribution.method.value,
-                plan.audit_note(),
-            )
-        return plan
-
-    def _user_directory(self) -> UserDirectory:
-        """``siro_users`` as a snapshot, read again at most every minute (or after a sync)."""
-        with self._directory_lock:
-            now = self.clock()
-            if self._directory is None or now - self._directory_read_at > DIRECTORY_TTL:
-                self._directory = self.store.user_directory()
-                self._directory_read_at = now
-            return self._directory
-
-    def forget_user_directory(self) -> None:
-        """Read ``siro_users`` afresh at the next upload (the daemon calls it after a sync)."""
-        with self._directory_lock:
-            self._directory = None
-
-    def _connection_id(self) -> str | None:
-        """The CRM connection's id: configured, or looked up once by its configured name."""
-        rules = self.upload_rules.crm
-        if not rules.enabled or rules.connection_name is None:
-            return rules.connection_id
-        with self._directory_lock:
-            if self._resolved_connection is None:
-                try:
-                    self._resolved_connection = resolve_connection_id(self.siro, rules)
-                except UnresolvedConnection as exc:
-                    raise StepFailure.fail("crm_connection_unknown", str(exc)) from None
-                except SiroError as exc:
-                    raise _siro_failure(exc) from None
-            return self._resolved_connection
-
-    def _reconcile_unconfirmed(self, call: Call) -> None:
-        """Siro took this row's create but named no recording: look for it, never create it.
-
-        The row keeps the error kind ``siro_create_unconfirmed`` across attempts and restarts;
-        when the attempts run out it is parked as failed with it, for someone to look in Siro.
-        """
-        title = call.title or ""
-        try:
-            # No title, nothing to match by: an empty one would match any untitled recording.
-            found = self._search_siro(call, title) if title.strip() else None
-        except SiroCredentialError as exc:
-            raise _siro_failure(exc) from None
-        except SiroError as exc:
-            raise StepFailure.retry(
-                CREATE_UNCONFIRMED,
-                f"Siro accepted the create without naming the recording, and looking for it "
-                f"failed this time ({exc}); it is not sent again",
-                http_status=exc.http_status,
-                retry_after_seconds=getattr(exc, "retry_after", None),
-            ) from None
-        if found is not None:
-            self._uploaded(call, found.id, None, outcome="adopted")
-            return
-        raise StepFailure.retry(
-            CREATE_UNCONFIRMED,
-            f"Siro accepted the create without naming the recording, and no recording titled "
-            f"{title!r} has shown up in Siro; it is not sent again: look for it in Siro "
-            "(`siro-poller calls retry` would send it once more)",
-        )
-
-    def _find_existing(self, call: Call, title: str) -> RecordingSummary | None:
-        """The duplicate guard: did an earlier, unanswered create call make this recording?"""
-        try:
-            return self._search_siro(call, title)
-        except SiroError as exc:
-            raise _siro_failure(exc) from None
-
-    def _search_siro(self, call: Call, title: str) -> RecordingSummary | None:
-        """The recording titled ``title`` that Siro filed around the call or the create send."""
-        assert call.siro_create_sent_at is not None
-        # Siro files the recording under dateCreated (the call's start); look around the send
-        # time too, should it have used that. Overlapping spans are asked for once.
-        anchors = sorted(a for a in (call.started_at, call.siro_create_sent_at) if a)
-        spans: list[list[datetime]] = []
-        for anchor in anchors:
-            if spans and anchor - RECONCILE_MARGIN <= spans[-1][1]:
-                spans[-1][1] = anchor + RECONCILE_MARGIN
-            else:
-                spans.append([anchor - RECONCILE_MARGIN, anchor + RECONCILE_MARGIN])
-        for start, end in spans:
-            for recording in self.siro.find_recordings(start, end):
-                if (recording.title or "").strip() == title.strip() and not recording.deleted:
-                    return recording
-        return None
-
-    def _uploaded(
-        self,
-        call: Call,
-        recording_id: str,
-        download_url: str | None,
-        *,
-        outcome: str,
-        duration_ms: int | None = None,
-    ) -> None:
-        message = (
-            f"Siro recording {recording_id}"
-            if outcome == "ok"
-            else f"found Siro recording {recording_id} from an earlier attempt; not sent again"
-        )
-        done = self.store.mark_uploaded(
-            call.id,
-            self.owner,
-            self.clock(),
-            siro_recording_id=recording_id,
-            # The download URL is signed: only its path, never its signature, is kept.
-            siro_file_url=redact_url(download_url) if download_url else None,
-            event=EventDraft(
-                step="upload", outcome=outcome, duration_ms=duration_ms, message=message
-            ),
-        )
-        if not done:
-            self._note_lost_lease(call)
-            return
-        _remove_spool_file(call.spool_path)
-        self.telemetry.step_finished(
-            "upload", outcome, seconds=duration_ms / 1000 if duration_ms is not None else None
-        )
-        # One line a call would drown a backlog's log: the progress summary counts them instead.
-        log.debug(
-            "call %s (%s): uploaded as Siro recording %s",
-            call.id,
-            call.provider_call_id,
-            recording_id,
-        )
-        self._count("uploaded")
-
-
-def _audio_failure(exc: AudioError, *, converting: str | None = None) -> StepFailure:
-    prefix = f"converting {converting}: " if converting else ""
-    if isinstance(exc, NotAudio):
-        return StepFailure.fail(NOT_AUDIO, prefix + str(exc))
-    if isinstance(exc, UnsupportedAudio):
-        return StepFailure.fail(UNSUPPORTED_FORMAT, prefix + str(exc))
-    if isinstance(exc, CorruptAudio):
-        return StepFailure.fail(CORRUPT_AUDIO, prefix + str(exc))
-    if isinstance(exc, AudioBomb):
-        return StepFailure.fail(AUDIO_BOMB, prefix + str(exc))
-    return StepFailure.fail("audio_error", prefix + str(exc))
-
-
-def _shape(facts: AudioFacts) -> str:
-    channels = {1: "mono", 2: "stereo"}.get(facts.channels, f"{facts.channels} channels")
-    return f"{channels}, {facts.sample_rate} Hz"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _step_of(call: Call) -> str:
@@ -977,45 +413,3 @@ def _outlived_lease(call: Call, lease_seconds: int) -> None:
         call.id,
         lease_seconds,
     )
-
-
-def _remove_spool_file(path: str | None) -> None:
-    if path:
-        Path(path).unlink(missing_ok=True)
-
-
-def _provider_failure(exc: ProviderError) -> StepFailure:
-    if isinstance(exc, ProviderRefused):
-        return StepFailure.fail("download_refused", str(exc))
-    if isinstance(exc, ProviderAuthError):
-        return StepFailure.pause(
-            "provider_auth", str(exc), PausedService.PROVIDER, http_status=exc.status
-        )
-    if isinstance(exc, PermanentProviderError):
-        return StepFailure.fail("provider_refused", str(exc), http_status=exc.status)
-    return StepFailure.retry(
-        "provider_unavailable",
-        str(exc),
-        http_status=exc.status,
-        retry_after_seconds=getattr(exc, "retry_after", None),
-    )
-
-
-def _siro_failure(exc: SiroError) -> StepFailure:
-    step = exc.step or "request"
-    if isinstance(exc, SiroCredentialError):
-        return StepFailure.pause(
-            "siro_credentials", str(exc), PausedService.SIRO, http_status=exc.http_status
-        )
-    if isinstance(exc, SiroTransientError):
-        return StepFailure.retry(
-            f"siro_{step}_unavailable".replace("-", "_"),
-            str(exc),
-            http_status=exc.http_status,
-            retry_after_seconds=exc.retry_after,
-        )
-    if isinstance(exc, SiroPermanentError):
-        return StepFailure.fail(
-            f"siro_{step}_rejected".replace("-", "_"), str(exc), http_status=exc.http_status
-        )
-    return StepFailure.retry(f"siro_{step}_error".replace("-", "_"), str(exc))
