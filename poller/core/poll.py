@@ -309,7 +309,7 @@ def list_window(
                 if row_cap is None and items_in_span >= params.full_span_rows and spans.full(span):
                     # What was read is in and harmless to read again: the halves list it all.
                     log.info(
-                        "%s: window %s holds more than %d records; splitting it",
+                        "%s: window %s holds %d records or more; splitting it",
                         key,
                         span,
                         params.full_span_rows,
