@@ -21,6 +21,7 @@ from poller.ports.provider import (
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from tests.provider_contract import (
     SIGNATURE,
+    FakeTime,
     HttpProviderContract,
     HttpWorld,
     ProviderContract,
@@ -35,6 +36,7 @@ class GenericWorld(HttpWorld):
         self.api = FakeCallLog(page_size=self.page_size, auth=("bearer", "provider-token"))
         self.server = serve(self.api)
         self.waits: list[float] = []
+        self.time = FakeTime()
         self.paging: dict[str, Any] = {}
 
     def __enter__(self) -> GenericWorld:
@@ -64,13 +66,18 @@ class GenericWorld(HttpWorld):
         return GenericSettings.model_validate(values)
 
     def retry(self) -> RetryPolicy:
-        return RetryPolicy(max_tries=3, base_delay=0.0, max_delay=10.0, sleep=self.waits.append)
+        return RetryPolicy(max_tries=3, base_delay=0.0, max_delay=10.0, sleep=self.retry_sleep)
 
     def provider(self, *, max_pages: int | None = None) -> ProviderPort:
         paging = dict(self.paging)
         if max_pages is not None:
             paging["max_pages"] = max_pages
-        return GenericProvider(self.settings(paging=paging), retry=self.retry())
+        return GenericProvider(
+            self.settings(paging=paging),
+            retry=self.retry(),
+            sleep=self.time.sleep,
+            monotonic=self.time,
+        )
 
     def add_call(
         self, call_id: str, at: datetime, *, recording: bool = True, signed: bool = False
