@@ -26,6 +26,9 @@ from tests.provider_contract import (
     HttpWorld,
     ProviderContract,
     ProviderWorld,
+    call_ids,
+    listed,
+    seed,
 )
 
 
@@ -136,6 +139,20 @@ class TestGenericProvider(HttpProviderContract):
     def world(self) -> Iterator[GenericWorld]:
         with GenericWorld() as world:
             yield world
+
+
+def test_the_rate_limiter_waits_on_the_clock_the_adapter_is_given() -> None:
+    with GenericWorld() as world:
+        ids = seed(world, 3)
+        world.fail_listing(429, times=1, retry_after="2")
+        # A retry policy that waits without moving the clock: the limiter's own pause remains.
+        retry = RetryPolicy(max_tries=2, base_delay=0.0, max_delay=10.0, sleep=world.waits.append)
+        provider = GenericProvider(
+            world.settings(), retry=retry, sleep=world.time.sleep, monotonic=world.time
+        )
+        assert sorted(call_ids(listed(provider))) == ids
+        assert world.waits == [pytest.approx(2.0)]
+        assert world.time.slept == [pytest.approx(2.0)]
 
 
 class MemoryWorld(ProviderWorld):
