@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,41 @@ from poller.adapters.sql.models import Base
 from poller.adapters.sql.store import SqlStore
 
 POSTGRES_ENV = "POLLER_TEST_POSTGRES_URL"
+
+# Each test module is in one tier, marked on every test it holds (README: Development).
+# e2e: the daemon runs whole, most often as a `siro-poller` process.
+END_TO_END_MODULES = (
+    "test_daemon_*",
+    "test_demo",
+    "test_install",
+    "test_scale_e2e",
+    "test_twilio_daemon",
+)
+# contract: a port's contract suite run over each adapter, against its simulator or database.
+CONTRACT_MODULES = (
+    "test_provider_contract",
+    "test_provider_aircall",
+    "test_provider_dialpad",
+    "test_provider_ringcentral",
+    "test_provider_twilio",
+    "test_provider_zoom",
+    "test_siro_port_contract",
+    "test_store_contract*",
+)
+
+
+def tier_of(module: str) -> str:
+    """``e2e``, ``contract`` or, for every other module, ``unit``."""
+    if any(fnmatch(module, pattern) for pattern in END_TO_END_MODULES):
+        return "e2e"
+    if any(fnmatch(module, pattern) for pattern in CONTRACT_MODULES):
+        return "contract"
+    return "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(tier_of(item.path.stem))
 
 
 @pytest.fixture(autouse=True)

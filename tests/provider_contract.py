@@ -40,6 +40,26 @@ WINDOW = Window(T0, T0 + timedelta(hours=2))
 SIGNATURE = "X-Goog-Signature=deadbeefcafe"
 
 
+class FakeTime:
+    """A monotonic clock that sleeping moves on at once: an adapter's waits cost no real time.
+
+    Give an adapter ``sleep=time.sleep, monotonic=time`` (its rate limiters wait on them) and
+    its retry policy ``sleep=time.sleep`` too, so a retry's wait also counts down a limiter's
+    pause, as real time would.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 class ProviderWorld(ABC):
     """A vendor's call log, scripted by the contract tests."""
 
@@ -214,6 +234,8 @@ class HttpWorld(ProviderWorld):
 
     # The waits the adapter's retry policy asked for (it sleeps through them in no time).
     waits: list[float]
+    # The adapter's clock: its rate limiters sleep on it, in no real time.
+    time: FakeTime
     # The vendor's credential is a static key (no token to mint again): when it expires the
     # listing must stop with an auth error after the pages that came, without retrying.
     static_credentials: bool = False
@@ -231,6 +253,11 @@ class HttpWorld(ProviderWorld):
 
     @abstractmethod
     def tokens_minted(self) -> int: ...
+
+    def retry_sleep(self, seconds: float) -> None:
+        """The retry policy's sleep: noted in ``waits``, and passed on the adapter's clock."""
+        self.waits.append(seconds)
+        self.time.sleep(seconds)
 
 
 class HttpProviderContract(ProviderContract):

@@ -117,7 +117,9 @@ def test_many_small_records_within_the_byte_cap_all_land_in_one_poll(
     api: FakeCallLog, server: LocalHTTPServer, tmp_path: Path, sql_store: SqlStore
 ) -> None:
     upstream_variable_limit(sql_store.engine)
-    count = 40_000
+    # Over SQLite's limit of variables a statement. PostgreSQL's limit (65,535) is above 40,000,
+    # so there the size proved nothing more, and a few thousand records take a tenth the time.
+    count = 40_000 if sql_store.engine.dialect.name == "sqlite" else 5_007
     api.answer_bytes_instead = page_of(
         *(call_text(f"c{index}", index % 60) for index in range(count))
     )

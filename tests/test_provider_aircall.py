@@ -4,7 +4,6 @@ rules (mapping, the 10,000-row cap, signed recording URLs, the rate-limit header
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +41,7 @@ from tests.provider_contract import (
     SIGNATURE,
     T0,
     WINDOW,
+    FakeTime,
     HttpProviderContract,
     HttpWorld,
     ListedPage,
@@ -57,15 +57,26 @@ AUDIO = b"ID3" + b"\x00" * 64
 
 
 class AircallWorld(HttpWorld):
-    """The simulator on a clock frozen to a whole second, so a 429's reset is exact."""
+    """The simulator on a clock frozen to a whole second, so a 429's reset is exact.
+
+    Not frozen, the simulator's clock is the real one moved on by the adapter's sleeps, so a
+    window's reset it waits for passes in no real time.
+    """
 
     def __init__(self, *, frozen: bool = True, **simulator: Any) -> None:
         now = datetime.now(UTC).replace(microsecond=0)
         self.now = now
-        clock = (lambda: now.timestamp()) if frozen else time.time
+        self.waits: list[float] = []
+        self.time = FakeTime()
+        self.slept_from = self.time.now
+        clock = (lambda: now.timestamp()) if frozen else (lambda: self.wall_clock().timestamp())
         self.sim = AircallSimulator(API_ID, API_TOKEN, clock=clock, **simulator)
         self.frozen = frozen
-        self.waits: list[float] = []
+
+    def wall_clock(self) -> datetime:
+        if self.frozen:
+            return self.now
+        return datetime.now(UTC) + timedelta(seconds=self.time.now - self.slept_from)
 
     def __enter__(self) -> AircallWorld:
         self.sim.__enter__()
@@ -87,11 +98,16 @@ class AircallWorld(HttpWorld):
         return AircallSettings.model_validate(values)
 
     def retry(self) -> RetryPolicy:
-        return RetryPolicy(max_tries=3, base_delay=0.0, max_delay=5.0, sleep=self.waits.append)
+        return RetryPolicy(max_tries=3, base_delay=0.0, max_delay=5.0, sleep=self.retry_sleep)
 
     def provider(self, *, max_pages: int | None = None, **overrides: Any) -> AircallProvider:
-        clock = (lambda: self.now) if self.frozen else (lambda: datetime.now(UTC))
-        adapter = AircallProvider(self.settings(**overrides), retry=self.retry(), clock=clock)
+        adapter = AircallProvider(
+            self.settings(**overrides),
+            retry=self.retry(),
+            clock=self.wall_clock,
+            sleep=self.time.sleep,
+            monotonic=self.time,
+        )
         if max_pages is not None:
             adapter.max_pages = lambda: max_pages  # type: ignore[method-assign]
         return adapter

@@ -21,10 +21,14 @@ from poller.ports.provider import (
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from tests.provider_contract import (
     SIGNATURE,
+    FakeTime,
     HttpProviderContract,
     HttpWorld,
     ProviderContract,
     ProviderWorld,
+    call_ids,
+    listed,
+    seed,
 )
 
 
@@ -35,6 +39,7 @@ class GenericWorld(HttpWorld):
         self.api = FakeCallLog(page_size=self.page_size, auth=("bearer", "provider-token"))
         self.server = serve(self.api)
         self.waits: list[float] = []
+        self.time = FakeTime()
         self.paging: dict[str, Any] = {}
 
     def __enter__(self) -> GenericWorld:
@@ -64,13 +69,18 @@ class GenericWorld(HttpWorld):
         return GenericSettings.model_validate(values)
 
     def retry(self) -> RetryPolicy:
-        return RetryPolicy(max_tries=3, base_delay=0.0, max_delay=10.0, sleep=self.waits.append)
+        return RetryPolicy(max_tries=3, base_delay=0.0, max_delay=10.0, sleep=self.retry_sleep)
 
     def provider(self, *, max_pages: int | None = None) -> ProviderPort:
         paging = dict(self.paging)
         if max_pages is not None:
             paging["max_pages"] = max_pages
-        return GenericProvider(self.settings(paging=paging), retry=self.retry())
+        return GenericProvider(
+            self.settings(paging=paging),
+            retry=self.retry(),
+            sleep=self.time.sleep,
+            monotonic=self.time,
+        )
 
     def add_call(
         self, call_id: str, at: datetime, *, recording: bool = True, signed: bool = False
@@ -129,6 +139,20 @@ class TestGenericProvider(HttpProviderContract):
     def world(self) -> Iterator[GenericWorld]:
         with GenericWorld() as world:
             yield world
+
+
+def test_the_rate_limiter_waits_on_the_clock_the_adapter_is_given() -> None:
+    with GenericWorld() as world:
+        ids = seed(world, 3)
+        world.fail_listing(429, times=1, retry_after="2")
+        # A retry policy that waits without moving the clock: the limiter's own pause remains.
+        retry = RetryPolicy(max_tries=2, base_delay=0.0, max_delay=10.0, sleep=world.waits.append)
+        provider = GenericProvider(
+            world.settings(), retry=retry, sleep=world.time.sleep, monotonic=world.time
+        )
+        assert sorted(call_ids(listed(provider))) == ids
+        assert world.waits == [pytest.approx(2.0)]
+        assert world.time.slept == [pytest.approx(2.0)]
 
 
 class MemoryWorld(ProviderWorld):

@@ -35,6 +35,7 @@ from tests.provider_contract import (
     SIGNATURE,
     T0,
     WINDOW,
+    FakeTime,
     HttpProviderContract,
     HttpWorld,
     _StoredCall,
@@ -56,6 +57,7 @@ class DialpadWorld(HttpWorld):
         self.servers = DialpadServers(API_KEY, page_size=self.page_size)
         self.state = self.servers.state
         self.waits: list[float] = []
+        self.time = FakeTime()
 
     def __enter__(self) -> DialpadWorld:
         self.servers.__enter__()
@@ -76,10 +78,15 @@ class DialpadWorld(HttpWorld):
         return DialpadSettings.model_validate(values)
 
     def retry(self) -> RetryPolicy:
-        return RetryPolicy(max_tries=3, base_delay=0.0, max_delay=10.0, sleep=self.waits.append)
+        return RetryPolicy(max_tries=3, base_delay=0.0, max_delay=10.0, sleep=self.retry_sleep)
 
     def provider(self, *, max_pages: int | None = None, **overrides: Any) -> DialpadProvider:
-        provider = DialpadProvider(self.settings(**overrides), retry=self.retry())
+        provider = DialpadProvider(
+            self.settings(**overrides),
+            retry=self.retry(),
+            sleep=self.time.sleep,
+            monotonic=self.time,
+        )
         if max_pages is not None:
             provider.max_pages = lambda: max_pages  # type: ignore[method-assign]
         return provider

@@ -40,7 +40,14 @@ from poller.simulators.twilio_server import (
     twilio_call,
     twilio_recording,
 )
-from tests.provider_contract import SIGNATURE, T0, WINDOW, HttpProviderContract, HttpWorld
+from tests.provider_contract import (
+    SIGNATURE,
+    T0,
+    WINDOW,
+    FakeTime,
+    HttpProviderContract,
+    HttpWorld,
+)
 from tests.provider_contract import _StoredCall as StoredCall
 
 AUDIO = b"ID3" + b"\x00" * 64
@@ -60,8 +67,9 @@ class TwilioWorld(HttpWorld):
         self.storage = ExternalStorage(signature=SIGNATURE)
         self.storage_server = serve_storage(self.storage)
         self.waits: list[float] = []
+        self.time = FakeTime()
         # Pauses the shared rate limiter took after 429s (slept through in no time here).
-        self.paused: list[float] = []
+        self.paused = self.time.slept
         self.max_pages: int | None = None
 
     def __enter__(self) -> TwilioWorld:
@@ -91,13 +99,14 @@ class TwilioWorld(HttpWorld):
     def twilio(self, **overrides: Any) -> TwilioProvider:
         if self.max_pages is not None:
             overrides.setdefault("max_pages", self.max_pages)
-        provider = TwilioProvider(self.settings(**overrides), retry=self.retry())
-        limiter = provider.http.rate_limiter
-        assert limiter is not None
-        # The limiter's own clock, moved on by its sleeps: its pauses cost no real time here.
-        limiter._monotonic = lambda: sum(self.paused)  # type: ignore[attr-defined]
-        limiter._sleep = self.paused.append  # type: ignore[attr-defined]
-        return provider
+        # The retry policy sleeps apart from the limiter's clock, so the limiter's own pause
+        # after a 429 still shows in ``paused``.
+        return TwilioProvider(
+            self.settings(**overrides),
+            retry=self.retry(),
+            sleep=self.time.sleep,
+            monotonic=self.time,
+        )
 
     def provider(self, *, max_pages: int | None = None) -> ProviderPort:
         if max_pages is not None:

@@ -27,6 +27,7 @@ What the API does, and what this adapter does about it:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -132,9 +133,14 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
     settings_model: ClassVar[type[ProviderSettingsBase]] = AircallSettings
 
     def __init__(
-        self, settings: AircallSettings, *, retry: RetryPolicy | None = None, **kwargs: Any
+        self,
+        settings: AircallSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
     ) -> None:
-        policy = retry or RetryPolicy(max_tries=settings.max_retries + 1)
+        policy = retry or RetryPolicy(max_tries=settings.max_retries + 1, sleep=sleep)
         aware = _ResetAwareRetry(
             max_tries=policy.max_tries,
             base_delay=policy.base_delay,
@@ -143,7 +149,7 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
             jitter=policy.jitter,
             reset_wait=self._reset_wait,
         )
-        super().__init__(settings, retry=aware, **kwargs)
+        super().__init__(settings, retry=aware, sleep=sleep, **kwargs)
 
     # -- what the base class asks ---------------------------------------------------------
 

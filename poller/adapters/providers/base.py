@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -175,12 +176,18 @@ class ProviderAdapter(ABC, Generic[S]):
         http: HttpClient | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``, ``sleep`` and ``monotonic`` are the adapter's time: its rate limiters
+        wait on them, and so does its retry policy unless ``retry`` is given."""
         base_url = settings.api_base_url
         if base_url is None:
             raise PermanentProviderError(f"{settings.config_key('base_url')}: required")
         self.settings = settings
         self.clock = clock
+        self.sleep = sleep
+        self.monotonic = monotonic
         self.base_url = base_url
         self.name = settings.name
         self.auth = self.authenticator()
@@ -197,7 +204,7 @@ class ProviderAdapter(ABC, Generic[S]):
                 retry_after_key=settings.config_key("max_retry_after_seconds"),
             ),
             hosts=self.hosts,
-            retry=retry or RetryPolicy(max_tries=settings.max_retries + 1),
+            retry=retry or RetryPolicy(max_tries=settings.max_retries + 1, sleep=sleep),
             auth=self.auth,
             rate_limiter=RateLimiter(
                 rate=settings.requests_per_minute,
@@ -206,6 +213,9 @@ class ProviderAdapter(ABC, Generic[S]):
                 max_pause=settings.max_retry_after_seconds,
                 max_pause_key=settings.config_key("max_retry_after_seconds"),
                 name=f"provider {settings.name}",
+                monotonic=monotonic,
+                sleep=sleep,
+                wall_clock=clock,
             ),
             user_agent=f"siro-poller/{__version__}",
         )

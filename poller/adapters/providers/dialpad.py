@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -150,10 +149,10 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         super().__init__(settings, **kwargs)
         if settings.requests_per_minute is not None and self.http.rate_limiter is not None:
             # Spread over the minute: 1,200 a minute in one burst would break the 20 a second.
-            self.http.rate_limiter = steady_limiter(
+            self.http.rate_limiter = self.steady_limiter(
                 settings.requests_per_minute, name=f"provider {settings.name}"
             )
-        self.share_limiter = steady_limiter(
+        self.share_limiter = self.steady_limiter(
             settings.share_links_per_minute,
             name=f"provider {settings.name}'s share links",
             max_wait=SHARE_LINK_MAX_WAIT_SECONDS,
@@ -169,6 +168,19 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         )
         self._links: OrderedDict[tuple[str, str, str], tuple[float, str]] = OrderedDict()
         self._links_lock = threading.Lock()
+
+    def steady_limiter(self, per_minute: int, *, name: str, max_wait: float = 30.0) -> RateLimiter:
+        """``per_minute`` requests a minute, evenly spaced rather than in one burst."""
+        rate = max(1, per_minute // 60)
+        return RateLimiter(
+            rate=rate,
+            period=rate * 60.0 / per_minute,
+            name=name,
+            max_wait=max_wait,
+            monotonic=self.monotonic,
+            sleep=self.sleep,
+            wall_clock=self.clock,
+        )
 
     # -- what the base class asks ---------------------------------------------------------
 
@@ -304,7 +316,7 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
     def _share_link(self, call_id: str, recording_type: str, recording_id: str) -> str:
         privacy = self.settings.share_link_privacy
         key = (recording_type, recording_id, privacy)
-        now = time.monotonic()
+        now = self.monotonic()
         with self._links_lock:
             cached = self._links.get(key)
             if cached is not None and now - cached[0] < SHARE_LINK_REUSE_SECONDS:
@@ -333,12 +345,6 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             while len(self._links) > SHARE_LINK_CACHE_SIZE:
                 self._links.popitem(last=False)
         return link
-
-
-def steady_limiter(per_minute: int, *, name: str, max_wait: float = 30.0) -> RateLimiter:
-    """``per_minute`` requests a minute, evenly spaced rather than in one burst."""
-    rate = max(1, per_minute // 60)
-    return RateLimiter(rate=rate, period=rate * 60.0 / per_minute, name=name, max_wait=max_wait)
 
 
 def _belongs_to(record: CallRecord, window: Window) -> bool:
