@@ -35,6 +35,7 @@ from tests.provider_contract import (
     SIGNATURE,
     T0,
     WINDOW,
+    FakeTime,
     HttpProviderContract,
     HttpWorld,
     _StoredCall,
@@ -46,28 +47,13 @@ REP = (400643091008, "101", "+16505550101")
 UNLIMITED = {group: (10_000, 60, 60) for group in ("Heavy", "Medium", "Light", "Auth")}
 
 
-class FakeMonotonic:
-    """One clock for the simulator's penalties and the adapter's rate limiter."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 class RingCentralWorld(HttpWorld):
     """RingCentral's company call log, newest first, media on a host of its own."""
 
     newest_first = True
 
     def __init__(self) -> None:
-        self.clock = FakeMonotonic()
+        self.clock = FakeTime()
         self.api = RingCentralState(groups=dict(UNLIMITED), monotonic=self.clock)
         self.waits: list[float] = []
         self._serving = serve(self.api)
@@ -492,7 +478,7 @@ def test_the_rate_limit_window_header_is_read() -> None:
 
 
 def test_the_window_pauses_a_limiter_only_when_exhausted() -> None:
-    clock = FakeMonotonic()
+    clock = FakeTime()
     limiter = RateLimiter(monotonic=clock, sleep=clock.sleep, max_wait=120)
     limiter.observe(200, {"X-Rate-Limit-Remaining": "3", "X-Rate-Limit-Window": "60"})
     limiter.acquire()
@@ -588,7 +574,7 @@ def test_after_a_real_429_nothing_is_sent_until_the_penalty_ends(rc: RingCentral
 
 
 def test_the_simulator_restarts_a_penalty_on_every_request_sent_during_it() -> None:
-    clock = FakeMonotonic()
+    clock = FakeTime()
     state = RingCentralState(groups={"Heavy": (1, 60, 60)}, monotonic=clock)
     assert state.throttle("Heavy")[1] is None
     assert state.throttle("Heavy")[1] == 60.0  # over the limit: the penalty starts
