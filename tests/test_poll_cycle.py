@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -457,6 +458,37 @@ def test_a_window_that_hits_the_row_cap_is_split_until_it_fits(
     assert report.ok, report.error
     assert len(all_calls(any_store)) == 180
     assert cursor_of(any_store) == T0 + timedelta(hours=2) - SETTLE
+
+
+def test_a_window_holding_more_than_a_full_span_is_split_and_every_call_goes_in(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    api.page_size = 20
+    for n in range(180):
+        add(api, f"call-{n:03d}", T0 + timedelta(seconds=20 * n))
+    settings = settings_for(server.url)
+    params = dataclasses.replace(poll_params_from_settings(settings), full_span_rows=50)
+    provider = GenericProvider(settings.provider, retry=NO_WAIT)
+    now = T0 + timedelta(hours=2)
+    report = poll_once(params, provider, any_store, now)
+    assert report.ok, report.error
+    assert sorted(c.provider_call_id for c in all_calls(any_store)) == [
+        f"call-{n:03d}" for n in range(180)
+    ]
+    assert report.spans_listed >= 4  # no span the cursor moved past held 50 calls or more
+    assert cursor_of(any_store) == now - SETTLE
+
+
+def test_a_quiet_stretch_of_months_is_one_request(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    start = T0 - timedelta(days=300)  # in the past: a start time far ahead is malformed
+    now = T0
+    add(api, "only", start + timedelta(days=150))
+    report = cycle(settings_for(server.url, poll={"start_at": start}), any_store, now)
+    assert report.ok, report.error
+    assert [c.provider_call_id for c in all_calls(any_store)] == ["only"]
+    assert len(api.list_requests()) == 1 and cursor_of(any_store) == now - SETTLE
 
 
 def test_the_first_run_starts_24_hours_back_by_default(

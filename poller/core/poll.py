@@ -4,7 +4,9 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
 
 1. Read the cursor; on the first run start at ``poll.start_at`` or ``now - initial_lookback``.
 2. List the window ``[cursor - lookback, now - settle_delay)``, split into spans the provider
-   accepts (see :mod:`poller.domain.windows` for the boundary rule).
+   accepts and sized by the records they hold, not by the calendar: a stretch without calls
+   costs one request, a span that turns out full is split and its halves listed completely
+   (see :mod:`poller.domain.windows` for the boundary rule and :class:`SpanSizer`).
 3. Commit each page as it arrives (one transaction per page, or per chunk of a page of many
    records), so a failure later in a window keeps what was already read.
 4. Move the cursor to the end of each span once all of that span's pages are in, never past a
@@ -29,8 +31,8 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +45,7 @@ from poller.domain.pauses import provider_scope
 from poller.domain.raw_record import fingerprint, load_raw
 from poller.domain.records import PollCursor, UnmappedDraft, UnmappedRecord
 from poller.domain.redaction import redact_text
-from poller.domain.windows import Window, first_cursor, halve, poll_window, split_window
+from poller.domain.windows import SpanSizer, Window, first_cursor, poll_window
 from poller.ports.provider import (
     ListedPage,
     MalformedRecordError,
@@ -61,6 +63,8 @@ REMAP_BATCH = 500
 REPORTED_MALFORMED = 100
 _REASON_LIMIT = 1000
 _REASONS_KEPT = 50
+# Ten pages of RingCentral's or Twilio's 1,000 records: a minute of RingCentral's Heavy group.
+FULL_SPAN_ROWS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,9 @@ class PollParams:
     call_filter: CallFilter = field(default_factory=CallFilter)
     # A page whose share of records failing mapping reaches this fails its span (0: any).
     max_unmapped_ratio: float = 1.0
+    # Records that make a span full for a provider without a row cap: such a span is split,
+    # so that the cursor moves (and a failure re-lists) at most about this many at a time.
+    full_span_rows: int = FULL_SPAN_ROWS
 
 
 @dataclass
@@ -253,14 +260,17 @@ def list_window(
     with ``span_listed`` (a backfill, which leaves the cursor alone), that callback."""
     key = params.provider_key
     row_cap = provider.capabilities.max_rows_per_query
-    spans = deque(split_window(window, provider.capabilities.max_window))
-    while spans:
-        span = spans.popleft()
+    spans = SpanSizer(
+        window, provider.capabilities.max_window, full_rows=row_cap or params.full_span_rows
+    )
+    while (span := spans.next_span()) is not None:
         items_in_span = 0
         unmapped_error: str | None = None
         tally: _PageTally | None = None
+        split = False
+        pages = provider.list_window(span)
         try:
-            for page in provider.list_window(span):
+            for page in pages:
                 report.credentials_accepted = True
                 if tally is None or page.first_index == 0:
                     # A new page; a page of many records comes in chunks, judged together.
@@ -296,11 +306,25 @@ def list_window(
                     unmapped=[_unmapped_draft(error) for error in page.malformed],
                 )
                 report.add(changes)
+                if row_cap is None and items_in_span >= params.full_span_rows and spans.full(span):
+                    # What was read is in and harmless to read again: the halves list it all.
+                    log.info(
+                        "%s: window %s holds %d records or more; splitting it",
+                        key,
+                        span,
+                        params.full_span_rows,
+                    )
+                    split = True
+                    break
         except ProviderError as exc:
             report.error = redact_text(str(exc))
             report.credentials_refused = isinstance(exc, ProviderAuthError)
             log.error("%s: listing stopped, the cursor stays: %s", key, report.error)
             return
+        finally:
+            _stop_paging(pages)
+        if split:
+            continue
         if tally is not None and unmapped_error is None:
             unmapped_error = tally.verdict(params.max_unmapped_ratio)
         if unmapped_error is not None:
@@ -309,8 +333,7 @@ def list_window(
             log.error("%s: the cursor stays: %s", key, report.error)
             return
         if row_cap is not None and items_in_span >= row_cap:
-            halves = halve(span)
-            if halves is None:
+            if not spans.full(span):
                 report.error = (
                     f"window {span}: the provider returned its row cap ({row_cap}) for a "
                     "single second; provider.listing.max_rows_per_query may be wrong"
@@ -319,8 +342,8 @@ def list_window(
                 return
             # The cap may have cut the span short: list both halves again, which is harmless.
             log.info("%s: window %s hit the row cap of %d; splitting it", key, span, row_cap)
-            spans.extendleft(reversed(halves))
             continue
+        spans.listed(span, items_in_span)
         report.spans_listed += 1
         if span_listed is not None:
             span_listed(span)
@@ -329,6 +352,12 @@ def list_window(
             report.cursor_after = span.end if before is None else max(before, span.end)
         else:
             report.cursor_after = store.advance_cursor(key, span.end, report.now).cursor_value
+
+
+def _stop_paging(pages: Iterator[ListedPage]) -> None:
+    """End a listing left before its last page: its paging (and connection) ends now."""
+    if isinstance(pages, Generator):
+        pages.close()
 
 
 def _settle_credential_pause(report: PollReport, store: PollStore) -> None:

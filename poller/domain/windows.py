@@ -18,11 +18,18 @@ written with an upsert. Re-reading is harmless by construction; skipping never h
 The window itself is ``[cursor - lookback, now - settle_delay)``. The lookback re-reads recent
 calls whose recording was not ready yet; the settle delay keeps the window clear of the last
 moments, which providers fill in late. The cursor never moves past ``now - settle_delay``.
+
+Spans sized by records
+----------------------
+A window is listed in spans sized by what they hold, not by the calendar
+(:class:`SpanSizer`): the first span reaches as far as the provider's declared limit allows,
+so a stretch without calls costs one request; a span that turns out full is listed again in
+halves; after each span the next one is sized from the density of calls just seen.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 # Windows shorter than this are not split further when a provider caps its rows per query:
@@ -115,6 +122,67 @@ def halve(window: Window) -> tuple[Window, Window] | None:
         return None
     middle = window.start + window.span / 2
     return Window(window.start, middle), Window(middle, window.end)
+
+
+@dataclass(slots=True)
+class SpanSizer:
+    """The consecutive spans that list ``window``, each sized by the records the last one held.
+
+    ``max_span`` is the provider's declared limit on one query's span (``None``: none), and
+    ``full_rows`` the number of records that makes a span full: the provider's row cap, or
+    for a provider without one the most records one span should hold, so that the cursor
+    moves (and progress is saved) often on a busy account. The caller lists
+    :meth:`next_span` completely and reports it with :meth:`listed`, or reports it with
+    :meth:`full` and lists the same start again, in a span half as long. Spans never leave a
+    gap: each starts where the last listed one ended.
+    """
+
+    window: Window
+    max_span: timedelta | None
+    full_rows: int
+    _start: datetime = field(init=False)
+    # How long the next span is; ``None``: to the end of the window.
+    _size: timedelta | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.max_span is not None and self.max_span <= timedelta(0):
+            raise ValueError("max_span must be positive")
+        if self.full_rows <= 0:
+            raise ValueError("full_rows must be positive")
+        self._start = self.window.start
+
+    def next_span(self) -> Window | None:
+        """The span to list next, or ``None`` once the whole window is listed."""
+        if self._start >= self.window.end:
+            return None
+        end = self.window.end
+        for limit in (self._size, self.max_span):
+            if limit is not None:
+                end = min(end, self._start + limit)
+        return Window(self._start, end)
+
+    def listed(self, span: Window, rows: int) -> None:
+        """``span`` was listed completely and held ``rows`` records: the next span starts at
+        its end, long enough to hold about half of ``full_rows`` at the same density."""
+        self._start = span.end
+        remaining = self.window.end - span.end
+        # Seconds, not timedelta arithmetic: a long empty-ish span times a big factor would
+        # overflow timedelta.
+        wanted = span.span.total_seconds() * self.full_rows / (2 * max(rows, 1))
+        if rows == 0 or wanted >= remaining.total_seconds():
+            self._size = None
+        else:
+            self._size = max(MIN_SPAN, timedelta(seconds=wanted))
+
+    def full(self, span: Window) -> bool:
+        """``span`` turned out full: the next span is its first half. ``False`` when it is
+        already too short to split (:func:`halve`), and then nothing changes."""
+        halves = halve(span)
+        if halves is None:
+            return False
+        self._start = span.start
+        self._size = halves[0].span
+        return True
 
 
 def floor_to(value: datetime, unit: timedelta) -> datetime:
