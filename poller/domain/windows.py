@@ -29,9 +29,8 @@ halves; after each span the next one is sized from the density of calls just see
 Splitting only helps a provider that answers for the span asked. No span is split or sized
 below a floor, so the work is bounded: a window needs at most one span per floor's length
 (or per the provider's limit, if shorter) plus, before each, as many splits as halve the
-longest span down to the floor. A provider
-seen answering with calls well outside the span asked (:func:`outside_span`) is listed in
-plain spans, paged through, from there on.
+longest span down to the floor. A provider seen answering with calls well outside the span
+asked (:func:`outside_span`) is listed in plain spans, paged through, from there on.
 """
 
 from __future__ import annotations
