@@ -3,6 +3,7 @@ socket, into real stores, without moving the live cursor, resumable without list
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import threading
@@ -132,7 +133,7 @@ def test_an_interrupted_backfill_resumes_without_listing_a_window_twice(
         provider,
         any_store,
         NOW,
-        window_done=stop_after_three,
+        span_done=stop_after_three,
         stop=stop,
     )
     assert first.interrupted and not first.run.done
@@ -152,6 +153,54 @@ def test_an_interrupted_backfill_resumes_without_listing_a_window_twice(
     assert not set(listed_first) & set(listed_second)
     assert (second.run.windows, second.run.listed, second.run.new_calls) == (10, 40, 40)
     assert any_store.get_cursor("generic") is None
+
+
+def test_without_a_provider_limit_a_quiet_range_is_one_request_and_a_busy_one_is_split(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    settings = settings_for(server.url)  # the provider declares no longest window
+    params = poll_params_from_settings(settings)
+    provider = provider_of(settings)
+    quiet = run_backfill(
+        plan_backfill(params, provider, any_store, T0, T0 + timedelta(days=10), NOW),
+        params,
+        provider,
+        any_store,
+        NOW,
+    )
+    assert quiet.ok and (quiet.run.windows, quiet.run.new_calls) == (1, 40)
+    assert len(window_starts(api)) == 1  # ten days, not ten requests
+
+    # Spans full at 8 calls (two days here) in pages of 4: the run saves its progress after
+    # each span, and a stop takes effect after the span being listed.
+    api.requests.clear()
+    api.page_size = 4
+    busy = dataclasses.replace(params, full_span_rows=8)
+    stop = threading.Event()
+    saved: list[datetime] = []
+
+    def stop_after_two(span: Window, run: BackfillRun) -> None:
+        saved.append(run.listed_until)
+        if len(saved) == 2:
+            stop.set()
+
+    since, until = T0 - timedelta(days=1), T0 + timedelta(days=11)
+    first = run_backfill(
+        plan_backfill(busy, provider, any_store, since, until, NOW),
+        busy,
+        provider,
+        any_store,
+        NOW,
+        span_done=stop_after_two,
+        stop=stop,
+    )
+    assert first.interrupted and first.run.listed_until == saved[-1] < until
+    assert saved[0] > since
+    plan = plan_backfill(busy, provider, any_store, since, until, NOW)
+    assert plan.resumed and plan.windows[0].start == saved[-1]
+    second = run_backfill(plan, busy, provider, any_store, NOW)
+    assert second.ok and second.run.done and second.run.windows > 3
+    assert second.run.listed >= 40 and len(any_store.list_calls(limit=1000)) == 40
 
 
 def test_a_window_at_the_row_cap_is_halved_and_unmapped_records_are_kept(
@@ -250,13 +299,13 @@ def test_a_terminal_shows_a_progress_bar(
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, width=120)
 
-    with progress_display(plan, quiet=False, console=terminal) as window_done:
-        assert window_done is not None
-        result = run_backfill(plan, params, provider, any_store, NOW, window_done=window_done)
+    with progress_display(plan, quiet=False, console=terminal) as span_done:
+        assert span_done is not None
+        result = run_backfill(plan, params, provider, any_store, NOW, span_done=span_done)
 
     assert result.ok
     shown = screen.getvalue()
-    assert "backfill generic" in shown and "10/10" in shown and "40 listed, 40 new" in shown
+    assert "backfill generic" in shown and "100%" in shown and "40 listed, 40 new" in shown
 
 
 def test_poll_since_until_is_a_backfill(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -457,6 +458,96 @@ def test_a_window_that_hits_the_row_cap_is_split_until_it_fits(
     assert report.ok, report.error
     assert len(all_calls(any_store)) == 180
     assert cursor_of(any_store) == T0 + timedelta(hours=2) - SETTLE
+
+
+def test_a_window_holding_more_than_a_full_span_is_split_and_every_call_goes_in(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    api.page_size = 20
+    for n in range(180):
+        add(api, f"call-{n:03d}", T0 + timedelta(seconds=20 * n))
+    settings = settings_for(server.url)
+    params = dataclasses.replace(poll_params_from_settings(settings), full_span_rows=50)
+    provider = GenericProvider(settings.provider, retry=NO_WAIT)
+    now = T0 + timedelta(hours=2)
+    report = poll_once(params, provider, any_store, now)
+    assert report.ok, report.error
+    assert sorted(c.provider_call_id for c in all_calls(any_store)) == [
+        f"call-{n:03d}" for n in range(180)
+    ]
+    assert report.spans_listed >= 4  # no span the cursor moved past held 50 calls or more
+    assert cursor_of(any_store) == now - SETTLE
+
+
+def test_a_quiet_stretch_of_months_is_one_request(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    start = T0 - timedelta(days=300)  # in the past: a start time far ahead is malformed
+    now = T0
+    add(api, "only", start + timedelta(days=150))
+    report = cycle(settings_for(server.url, poll={"start_at": start}), any_store, now)
+    assert report.ok, report.error
+    assert [c.provider_call_id for c in all_calls(any_store)] == ["only"]
+    assert len(api.list_requests()) == 1 and cursor_of(any_store) == now - SETTLE
+
+
+def first_pages(api: FakeCallLog) -> list[dict[str, Any]]:
+    """One listing request per span listed (or started) from its first page."""
+    return [r for r in api.list_requests() if "page_token" not in r["query"]]
+
+
+def test_a_provider_that_ignores_the_window_is_paged_through_once_with_one_warning(
+    api: FakeCallLog,
+    server: LocalHTTPServer,
+    any_store: AnyStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Every listing answers all 120 calls, whatever its window: splitting a full span would
+    # answer each half with as many again, down to seconds (the suite once hung on it).
+    api.ignores_window = True
+    api.page_size = 20
+    for n in range(120):
+        add(api, f"call-{n:03d}", T0 + timedelta(hours=2, minutes=30, seconds=20 * n))
+    settings = settings_for(server.url)
+    params = dataclasses.replace(poll_params_from_settings(settings), full_span_rows=50)
+    provider = GenericProvider(settings.provider, retry=NO_WAIT)
+    now = T0 + timedelta(hours=4)
+
+    with caplog.at_level(logging.WARNING, logger="poller.core.poll"):
+        report = poll_once(params, provider, any_store, now)
+
+    assert report.ok, report.error
+    assert len(all_calls(any_store)) == 120
+    assert cursor_of(any_store) == now - SETTLE
+    # The whole window (full at 50), its first half (the calls are outside it), the whole again.
+    assert [r["query"]["from"] for r in first_pages(api)][1:] == [
+        first_pages(api)[0]["query"]["from"]
+    ] * 2
+    warned = [r.getMessage() for r in caplog.records if "outside it" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("generic: ")
+    assert "paged through" in warned[0]
+
+
+def test_a_burst_fuller_than_a_span_is_listed_whole_at_the_split_floor(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    api.page_size = 20
+    for n in range(200):
+        add(api, f"call-{n:03d}", T0 + timedelta(minutes=1, seconds=n % 60))
+    settings = settings_for(server.url)
+    params = dataclasses.replace(poll_params_from_settings(settings), full_span_rows=50)
+    provider = GenericProvider(settings.provider, retry=NO_WAIT)
+    now = T0 + timedelta(hours=2, minutes=2)
+
+    report = poll_once(params, provider, any_store, now)
+
+    assert report.ok, report.error
+    assert len(all_calls(any_store)) == 200
+    assert cursor_of(any_store) == now - SETTLE
+    # Split from two hours to the 15-minute floor (2 h, 1 h, 30 min, 15 min), which is listed
+    # whole; then a floor's length, as short as the burst's density asks; then the rest.
+    assert len(first_pages(api)) == 6
+    assert report.spans_listed == 3
 
 
 def test_the_first_run_starts_24_hours_back_by_default(

@@ -16,6 +16,7 @@ from poller.adapters.providers.registry import build_provider, missing_settings
 from poller.adapters.providers.ringcentral import RingCentralProvider, RingCentralSettings
 from poller.cli import main
 from poller.config import ConfigError, load_settings
+from poller.core.poll import PollParams, poll_once
 from poller.domain.call_record import host_key
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import ListedCall, plan_ingest
@@ -42,6 +43,7 @@ from tests.provider_contract import (
     call_ids,
     listed,
 )
+from tests.seed import AnyStore
 
 REP = (400643091008, "101", "+16505550101")
 UNLIMITED = {group: (10_000, 60, 60) for group in ("Heavy", "Medium", "Light", "Auth")}
@@ -662,3 +664,23 @@ def test_config_check_names_the_missing_ringcentral_secrets(tmp_path: Path) -> N
     assert "provider.client_secret: required" in result.stderr
     assert "SIRO_POLLER_PROVIDER__JWT" in result.stderr
     assert "provider.client_id" not in result.stderr
+
+
+# -- catch-up cost -----------------------------------------------------------------------------
+
+
+def test_a_first_run_from_11_months_back_over_30_calls_makes_at_most_10_listings(
+    rc: RingCentralWorld, any_store: AnyStore
+) -> None:
+    # The call log is in the Heavy group (10 a minute): a listing per day was 340 of them.
+    start = T0 - timedelta(days=100)  # in the past: a start time far ahead is malformed
+    now = start + timedelta(days=340)
+    for n in range(30):
+        rc.add_call(f"call-{n:02d}", start + timedelta(days=11 * n, hours=9, minutes=n))
+    settle = timedelta(minutes=2)
+    params = PollParams(provider_key="ringcentral", start_at=start, settle_delay=settle)
+    report = poll_once(params, rc.provider(per_page=1000), any_store, now)
+    assert report.ok, report.error
+    assert len(any_store.list_calls(limit=100)) == 30
+    assert report.cursor_after == now - settle
+    assert rc.listing_requests() <= 10

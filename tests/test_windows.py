@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from poller.domain.windows import (
+    MIN_SPAN,
+    SpanSizer,
     Window,
     ceil_to,
     first_cursor,
     floor_to,
     halve,
+    outside_span,
     poll_window,
     request_bounds,
     split_window,
@@ -158,3 +164,135 @@ def test_every_instant_of_a_window_is_listed_by_some_span(
             span for span in spans if provider_returns(*request_bounds(span, resolution), instant)
         ]
         assert listed_by, f"{instant} is listed by no span under {convention}"
+
+
+# -- spans sized by the records they hold -------------------------------------------------------
+
+
+def _list_all(
+    sizer: SpanSizer, calls: list[datetime], *, honoured: bool = True
+) -> tuple[list[Window], int]:
+    """Drive ``sizer`` as the poll cycle does: the spans listed completely, and the requests.
+    Not ``honoured``: the provider answers every span with all the calls."""
+    listed: list[Window] = []
+    requests = 0
+    while (span := sizer.next_span()) is not None:
+        requests += 1
+        rows = sum(1 for at in calls if span.contains(at)) if honoured else len(calls)
+        if rows >= sizer.full_rows and sizer.full(span):
+            continue
+        sizer.listed(span, rows)
+        listed.append(span)
+    return listed, requests
+
+
+def test_an_empty_stretch_of_eleven_months_is_one_span() -> None:
+    window = Window(NOW - timedelta(days=335), NOW)
+    assert _list_all(SpanSizer(window, None, full_rows=10_000), []) == ([window], 1)
+
+
+def test_a_declared_limit_still_caps_each_span() -> None:
+    window = Window(NOW - timedelta(days=90), NOW)
+    listed, requests = _list_all(SpanSizer(window, timedelta(days=27), full_rows=10_000), [])
+    assert requests == 4 and all(span.span <= timedelta(days=27) for span in listed)
+
+
+def test_a_full_span_is_listed_again_in_halves_from_the_same_start() -> None:
+    window = Window(NOW, NOW + timedelta(hours=8))
+    sizer = SpanSizer(window, None, full_rows=100)
+    span = sizer.next_span()
+    assert span == window
+    assert sizer.full(span)
+    assert sizer.next_span() == Window(NOW, NOW + timedelta(hours=4))
+
+
+def test_the_next_span_is_sized_from_the_density_just_seen() -> None:
+    window = Window(NOW, NOW + timedelta(days=10))
+    sizer = SpanSizer(window, None, full_rows=1000)
+    first = Window(NOW, NOW + timedelta(hours=1))
+    sizer.listed(first, 100)  # 100 an hour: the next span should hold about 500, 5 hours
+    assert sizer.next_span() == Window(first.end, first.end + timedelta(hours=5))
+    sizer.listed(Window(first.end, first.end + timedelta(hours=5)), 0)
+    assert sizer.next_span() == Window(first.end + timedelta(hours=5), window.end)
+
+
+def test_a_span_too_short_to_halve_is_not_split() -> None:
+    window = Window(NOW, NOW + SECOND)
+    sizer = SpanSizer(window, None, full_rows=1)
+    assert not sizer.full(window)
+    assert sizer.next_span() == window
+
+
+def test_a_full_span_at_the_floor_is_listed_whole_and_no_span_is_sized_below_it() -> None:
+    window = Window(NOW, NOW + timedelta(hours=2))
+    floor = timedelta(minutes=15)
+    burst = [NOW + timedelta(seconds=n % 60) for n in range(500)]  # 500 calls in a minute
+    listed, requests = _list_all(SpanSizer(window, None, full_rows=50, floor=floor), burst)
+    # 2 h, 1 h, 30 min and 15 min from the start: the last holds the burst and is listed whole.
+    assert listed[0] == Window(NOW, NOW + floor)
+    assert all(span.span >= floor for span in listed[:-1])
+    assert requests == 3 + len(listed)
+
+
+def test_a_provider_that_ignores_the_span_costs_a_bounded_number_of_requests() -> None:
+    window = Window(NOW - timedelta(days=335), NOW)
+    floor = timedelta(minutes=15)
+    calls = [NOW - timedelta(days=1)] * 100  # always answered, whatever the span
+    sizer = SpanSizer(window, None, full_rows=50, floor=floor)
+    listed, requests = _list_all(sizer, calls, honoured=False)
+    assert listed[-1].end == window.end
+    # Without the detection in the poll cycle: halvings down to the floor, then one span per
+    # floor's length at most. Bounded, though large; the poll cycle stops it much sooner.
+    assert requests <= window.span / floor + 15
+
+
+def test_once_the_span_is_ignored_the_rest_of_the_window_is_one_span_never_split() -> None:
+    window = Window(NOW, NOW + timedelta(days=3))
+    sizer = SpanSizer(window, timedelta(days=2), full_rows=100, floor=timedelta(minutes=15))
+    assert sizer.full(Window(NOW, NOW + timedelta(days=2)))
+    half = sizer.next_span()
+    assert half == Window(NOW, NOW + timedelta(days=1))
+    assert sizer.ignore_spans(half)  # listing the half again is no use: start over, longer
+    assert sizer.next_span() == Window(NOW, NOW + timedelta(days=2))  # the declared limit holds
+    assert not sizer.full(Window(NOW, NOW + timedelta(days=2)))
+    sizer.listed(Window(NOW, NOW + timedelta(days=2)), 5_000)
+    assert sizer.next_span() == Window(NOW + timedelta(days=2), window.end)
+    whole = SpanSizer(window, None, full_rows=100)
+    assert not whole.ignore_spans(window)  # already the longest span: listing it goes on
+
+
+def test_a_call_well_outside_a_span_shows_the_provider_ignored_it() -> None:
+    span = Window(NOW, NOW + timedelta(hours=1))
+    assert not outside_span(span, NOW)
+    assert not outside_span(span, span.end + SECOND)  # the request bounds' rounding
+    assert not outside_span(span, NOW - timedelta(hours=5))  # a long call, filed by its end
+    assert outside_span(span, span.end + timedelta(minutes=10))
+    assert outside_span(span, NOW - timedelta(days=2))
+
+
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=30 * 86_400 - 1), max_size=300),
+    full_rows=st.integers(min_value=1, max_value=80),
+    max_hours=st.none() | st.integers(min_value=1, max_value=24 * 40),
+    floor_minutes=st.sampled_from([0, 15]),
+)
+def test_listed_spans_cover_the_window_exactly_and_none_is_left_full(
+    offsets: list[int], full_rows: int, max_hours: int | None, floor_minutes: int
+) -> None:
+    window = Window(NOW, NOW + timedelta(days=30))
+    calls = [NOW + timedelta(seconds=offset) for offset in offsets]
+    max_span = timedelta(hours=max_hours) if max_hours is not None else None
+    floor = timedelta(minutes=floor_minutes) or MIN_SPAN
+    sizer = SpanSizer(window, max_span, full_rows=full_rows, floor=floor)
+    listed, requests = _list_all(sizer, calls)
+    assert listed[0].start == window.start and listed[-1].end == window.end
+    assert all(a.end == b.start for a, b in itertools.pairwise(listed))
+    assert max_span is None or all(span.span <= max_span for span in listed)
+    for span in listed:
+        rows = sum(1 for at in calls if span.contains(at))
+        assert rows < full_rows or span.span < 2 * floor
+    shortest = min(floor, max_span or floor)
+    assert all(span.span >= shortest for span in listed[:-1])
+    assert requests - len(listed) <= len(listed) * math.ceil(math.log2(window.span / floor))
+    if not calls:
+        assert requests == len(split_window(window, max_span))

@@ -8,7 +8,13 @@ from datetime import datetime
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from poller.app import build_provider
 from poller.cli.output import shown
@@ -33,7 +39,7 @@ from poller.domain.records import BackfillRun
 from poller.domain.windows import Window
 from poller.wiring import poll_params_from_settings
 
-WindowDone = Callable[[Window, BackfillRun], None]
+SpanDone = Callable[[Window, BackfillRun], None]
 
 
 @main_group.command("backfill")
@@ -55,11 +61,12 @@ def backfill(
 ) -> None:
     """List the call log from --since to --until and insert the calls not yet known.
 
-    The range is listed in windows the provider accepts, through the same path as a poll
-    (a known call stays one row; records that fail mapping are kept), without moving the
-    poll cursor: the daemon may keep running. Interrupted (Ctrl-C, a provider error), the same
-    command resumes where it stopped. This is how to bring in calls from before the cursor:
-    poll.start_at counts on the very first poll only.
+    The range is listed in spans sized by the calls they hold, no longer than the provider
+    accepts, through the same path as a poll (a known call stays one row; records that fail
+    mapping are kept), without moving the poll cursor: the daemon may keep running.
+    Interrupted (Ctrl-C, a provider error), the same command resumes where it stopped. This is
+    how to bring in calls from before the cursor: poll.start_at counts on the very first poll
+    only.
     """
     settings = cli.settings
     start, end = parse_when(since), parse_when(until)
@@ -76,10 +83,10 @@ def backfill(
             raise click.UsageError(str(exc)) from None
         if not as_json:
             _announce(plan)
-        with progress_display(plan, quiet=as_json) as window_done:
+        with progress_display(plan, quiet=as_json) as span_done:
             try:
                 result = run_backfill(
-                    plan, params, provider, store, now, window_done=window_done, clock=utcnow
+                    plan, params, provider, store, now, span_done=span_done, clock=utcnow
                 )
             except KeyboardInterrupt:
                 # Progress is saved after each span: read where it got to.
@@ -118,36 +125,45 @@ def _announce(plan: BackfillPlan) -> None:
 @contextmanager
 def progress_display(
     plan: BackfillPlan, *, quiet: bool, console: Console | None = None
-) -> Iterator[WindowDone | None]:
-    """A progress bar on a terminal; one plain line per window otherwise (a log, a pipe)."""
+) -> Iterator[SpanDone | None]:
+    """A progress bar of the time range listed on a terminal; one plain line per span listed
+    otherwise (a log, a pipe)."""
     if quiet or not plan.windows:
         yield None
         return
     console = console or Console(stderr=True)
     if not console.is_terminal:
 
-        def line(window: Window, run: BackfillRun) -> None:
-            click.echo(
-                f"window {window}: {run.listed} listed, {run.new_calls} new so far", err=True
-            )
+        def line(span: Window, run: BackfillRun) -> None:
+            click.echo(f"window {span}: {run.listed} listed, {run.new_calls} new so far", err=True)
 
         yield line
         return
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TaskProgressColumn(),
         TextColumn("{task.fields[found]}"),
         TimeRemainingColumn(),
         console=console,
         transient=True,
     )
+    # Spans are sized by the calls they hold, so their number is not known ahead: the bar
+    # measures the stretch of time listed.
+    start = plan.windows[0].start
     task = progress.add_task(
-        f"backfill {plan.run.provider}", total=len(plan.windows), found="", start=True
+        f"backfill {plan.run.provider}",
+        total=(plan.windows[-1].end - start).total_seconds(),
+        found="",
+        start=True,
     )
 
-    def advance(_window: Window, run: BackfillRun) -> None:
-        progress.update(task, advance=1, found=f"{run.listed} listed, {run.new_calls} new")
+    def advance(span: Window, run: BackfillRun) -> None:
+        progress.update(
+            task,
+            completed=(span.end - start).total_seconds(),
+            found=f"{run.listed} listed, {run.new_calls} new",
+        )
 
     with progress:
         yield advance

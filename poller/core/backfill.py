@@ -3,15 +3,17 @@
 The poll cycle goes back only ``poll.lookback_minutes`` before its cursor, and ``poll.start_at``
 counts on the very first run only. To bring in calls from before that, a backfill lists any
 past range ``[since, until)`` through the poll cycle's own listing
-(:func:`poller.core.poll.list_window`): windows no longer than the provider accepts (and no
-longer than a day, so that progress is saved often), halved when a window hits the provider's
-row cap, the same upsert (a known call stays one row), and records that fail mapping kept in
+(:func:`poller.core.poll.list_window`): windows no longer than the provider accepts, listed in
+spans sized by the calls they hold as a poll's are (a quiet month is one request, a busy day
+is split so that progress is saved often), halved when a span hits the provider's row cap,
+the same upsert (a known call stays one row), and records that fail mapping kept in
 ``unmapped_records``.
 
 It never moves the poll cursor and does not count as a poll: the daemon may run at the same
 time. Its progress goes to ``backfill_runs`` after each span, in its own transaction, after
 the span's pages: an interrupted backfill, run again with the same range, resumes at the end
-of the last span it finished and lists none of the finished spans again.
+of the last span it finished and lists none of the finished spans again. A stop asked for
+takes effect after the span being listed.
 
 ``now`` is an argument so tests can simulate time; nothing here reads the clock.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from poller.core.poll import PollParams, PollReport, list_window
@@ -32,9 +34,6 @@ from poller.domain.windows import Window, split_window
 from poller.ports.provider import ProviderPort
 from poller.ports.store import BackfillStore, PollStore
 
-# Without a provider limit, a backfill still lists (and saves its progress) a day at a time.
-DEFAULT_BACKFILL_WINDOW = timedelta(days=1)
-
 
 class BackfillStores(PollStore, BackfillStore, Protocol):
     """The store roles a backfill uses."""
@@ -44,9 +43,14 @@ class BackfillRangeError(ValueError):
     """The range asked for cannot be listed (empty, reversed or not yet settled)."""
 
 
+class _Stopped(Exception):
+    """The stop event was set: the run ends after the span whose progress was just saved."""
+
+
 @dataclass(frozen=True, slots=True)
 class BackfillPlan:
-    """What a backfill is about to list."""
+    """What a backfill is about to list: windows as long as the provider accepts, each
+    listed in spans sized by what they hold."""
 
     run: BackfillRun
     windows: list[Window]
@@ -94,8 +98,7 @@ def plan_backfill(
     if capabilities.history_limit is not None and start < now - capabilities.history_limit:
         history_starts_at = now - capabilities.history_limit
         start = min(history_starts_at, until)
-    step = min(capabilities.max_window or DEFAULT_BACKFILL_WINDOW, DEFAULT_BACKFILL_WINDOW)
-    windows = split_window(Window(start, until), step) if start < until else []
+    windows = split_window(Window(start, until), capabilities.max_window) if start < until else []
     return BackfillPlan(
         run=run,
         windows=windows,
@@ -112,12 +115,13 @@ def run_backfill(
     store: BackfillStores,
     now: datetime,
     *,
-    window_done: Callable[[Window, BackfillRun], None] | None = None,
+    span_done: Callable[[Window, BackfillRun], None] | None = None,
     stop: threading.Event | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> BackfillResult:
-    """List the plan's windows in order, saving progress after each span. Never raises a
-    provider error: it ends the run (resumable) and is in the result and on the run's row.
+    """List the plan's windows in order, saving progress after each span and then telling
+    ``span_done``. Never raises a provider error: it ends the run (resumable) and is in the
+    result and on the run's row.
 
     ``now`` stamps the calls the run writes, as a poll cycle's does; ``clock`` (default:
     ``now``) stamps its progress, which a long run saves over minutes or hours."""
@@ -134,19 +138,25 @@ def run_backfill(
 
     def span_listed(span: Window) -> None:
         result.run = store.record_backfill_progress(result.run.id, span.end, tally.take(), stamp())
+        if span_done is not None:
+            span_done(span, result.run)
+        if stop is not None and stop.is_set():
+            raise _Stopped
 
     for window in plan.windows:
         if stop is not None and stop.is_set():
             result.interrupted = True
             return result
-        list_window(report, window, params, provider, store, span_listed=span_listed)
+        try:
+            list_window(report, window, params, provider, store, span_listed=span_listed)
+        except _Stopped:
+            result.interrupted = True
+            return result
         if report.error is not None:
             result.error = report.error
             result.run = store.finish_backfill(result.run.id, stamp(), report.error)
             return result
         result.windows_listed += 1
-        if window_done is not None:
-            window_done(window, result.run)
     result.run = store.finish_backfill(result.run.id, stamp(), None)
     return result
 

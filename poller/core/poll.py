@@ -4,7 +4,11 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
 
 1. Read the cursor; on the first run start at ``poll.start_at`` or ``now - initial_lookback``.
 2. List the window ``[cursor - lookback, now - settle_delay)``, split into spans the provider
-   accepts (see :mod:`poller.domain.windows` for the boundary rule).
+   accepts and sized by the records they hold, not by the calendar: a stretch without calls
+   costs one request, a span that turns out full is split (never below ``split_floor``) and
+   its halves listed completely; a provider that answers a split span with calls from outside
+   it is paged through instead (see :mod:`poller.domain.windows` for the boundary rule and
+   :class:`SpanSizer`).
 3. Commit each page as it arrives (one transaction per page, or per chunk of a page of many
    records), so a failure later in a window keeps what was already read.
 4. Move the cursor to the end of each span once all of that span's pages are in, never past a
@@ -29,8 +33,8 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +47,14 @@ from poller.domain.pauses import provider_scope
 from poller.domain.raw_record import fingerprint, load_raw
 from poller.domain.records import PollCursor, UnmappedDraft, UnmappedRecord
 from poller.domain.redaction import redact_text
-from poller.domain.windows import Window, first_cursor, halve, poll_window, split_window
+from poller.domain.windows import (
+    MIN_SPAN,
+    SpanSizer,
+    Window,
+    first_cursor,
+    outside_span,
+    poll_window,
+)
 from poller.ports.provider import (
     ListedPage,
     MalformedRecordError,
@@ -61,6 +72,11 @@ REMAP_BATCH = 500
 REPORTED_MALFORMED = 100
 _REASON_LIMIT = 1000
 _REASONS_KEPT = 50
+# Ten pages of RingCentral's or Twilio's 1,000 records: a minute of RingCentral's Heavy group.
+FULL_SPAN_ROWS = 10_000
+# A full span shorter than twice this is listed whole: a busier quarter hour than FULL_SPAN_ROWS
+# is rare, and each split costs a re-read of up to FULL_SPAN_ROWS records.
+SPLIT_FLOOR = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +93,11 @@ class PollParams:
     call_filter: CallFilter = field(default_factory=CallFilter)
     # A page whose share of records failing mapping reaches this fails its span (0: any).
     max_unmapped_ratio: float = 1.0
+    # Records that make a span full for a provider without a row cap: such a span is split,
+    # so that the cursor moves (and a failure re-lists) at most about this many at a time.
+    full_span_rows: int = FULL_SPAN_ROWS
+    # The shortest span such a split or the sizing makes (a row cap splits down to a second).
+    split_floor: timedelta = SPLIT_FLOOR
 
 
 @dataclass
@@ -114,6 +135,8 @@ class PollReport:
     # Whether the provider accepted the credentials (a page came), or refused them.
     credentials_accepted: bool = False
     credentials_refused: bool = False
+    # The provider answered a split span with calls from outside it: spans are not split.
+    spans_ignored: bool = False
 
     @property
     def ok(self) -> bool:
@@ -253,14 +276,22 @@ def list_window(
     with ``span_listed`` (a backfill, which leaves the cursor alone), that callback."""
     key = params.provider_key
     row_cap = provider.capabilities.max_rows_per_query
-    spans = deque(split_window(window, provider.capabilities.max_window))
-    while spans:
-        span = spans.popleft()
+    spans = SpanSizer(
+        window,
+        provider.capabilities.max_window,
+        full_rows=row_cap or params.full_span_rows,
+        floor=MIN_SPAN if row_cap is not None else params.split_floor,
+    )
+    if report.spans_ignored and row_cap is None:
+        spans.ignore_spans(spans.window)
+    while (span := spans.next_span()) is not None:
         items_in_span = 0
         unmapped_error: str | None = None
         tally: _PageTally | None = None
+        relist = False
+        pages = provider.list_window(span)
         try:
-            for page in provider.list_window(span):
+            for page in pages:
                 report.credentials_accepted = True
                 if tally is None or page.first_index == 0:
                     # A new page; a page of many records comes in chunks, judged together.
@@ -269,6 +300,8 @@ def list_window(
                         unmapped_error = tally.verdict(params.max_unmapped_ratio)
                     tally = _PageTally(page.window, page.number)
                 tally.add(page)
+                # A page begun after a span's first pages held enough: the span goes on, full.
+                full = page.first_index == 0 and items_in_span >= params.full_span_rows
                 items_in_span += page.item_count
                 report.rate_limit = page.rate_limit
                 for malformed in page.malformed:
@@ -296,11 +329,20 @@ def list_window(
                     unmapped=[_unmapped_draft(error) for error in page.malformed],
                 )
                 report.add(changes)
+                if row_cap is None:
+                    # What was read is in and harmless to read again: relisting loses nothing.
+                    relist = _split_or_widen(report, spans, span, page, full, params)
+                    if relist:
+                        break
         except ProviderError as exc:
             report.error = redact_text(str(exc))
             report.credentials_refused = isinstance(exc, ProviderAuthError)
             log.error("%s: listing stopped, the cursor stays: %s", key, report.error)
             return
+        finally:
+            _stop_paging(pages)
+        if relist:
+            continue
         if tally is not None and unmapped_error is None:
             unmapped_error = tally.verdict(params.max_unmapped_ratio)
         if unmapped_error is not None:
@@ -309,8 +351,7 @@ def list_window(
             log.error("%s: the cursor stays: %s", key, report.error)
             return
         if row_cap is not None and items_in_span >= row_cap:
-            halves = halve(span)
-            if halves is None:
+            if not spans.full(span):
                 report.error = (
                     f"window {span}: the provider returned its row cap ({row_cap}) for a "
                     "single second; provider.listing.max_rows_per_query may be wrong"
@@ -319,8 +360,8 @@ def list_window(
                 return
             # The cap may have cut the span short: list both halves again, which is harmless.
             log.info("%s: window %s hit the row cap of %d; splitting it", key, span, row_cap)
-            spans.extendleft(reversed(halves))
             continue
+        spans.listed(span, items_in_span)
         report.spans_listed += 1
         if span_listed is not None:
             span_listed(span)
@@ -329,6 +370,50 @@ def list_window(
             report.cursor_after = span.end if before is None else max(before, span.end)
         else:
             report.cursor_after = store.advance_cursor(key, span.end, report.now).cursor_value
+
+
+def _split_or_widen(
+    report: PollReport,
+    spans: SpanSizer,
+    span: Window,
+    page: ListedPage,
+    full: bool,
+    params: PollParams,
+) -> bool:
+    """For a provider without a row cap, after each page (or chunk) of ``span``: whether to
+    stop listing it and list from its start again, in a shorter span (``full``: pages follow
+    pages that held ``full_span_rows``) or a longer one (the provider ignores spans, so
+    splitting cannot help). A span whose last page came is listed, however many it held."""
+    if spans.splits and spans.honoured:
+        # Only once a span was split does a provider that ignores spans cost more than paging.
+        stray = next((r for r in page.records if outside_span(span, r.started_at)), None)
+        if stray is not None:
+            report.spans_ignored = True
+            log.warning(
+                "%s: the provider answered window %s with call %s of %s, outside it: it does "
+                "not filter by the window asked, so windows are no longer split but paged "
+                "through",
+                params.provider_key,
+                span,
+                stray.provider_call_id,
+                stray.started_at.isoformat(),
+            )
+            return spans.ignore_spans(span)
+    if full and spans.full(span):
+        log.info(
+            "%s: window %s holds more than %d records; listing it again in halves",
+            params.provider_key,
+            span,
+            params.full_span_rows,
+        )
+        return True
+    return False
+
+
+def _stop_paging(pages: Iterator[ListedPage]) -> None:
+    """End a listing left before its last page: its paging (and connection) ends now."""
+    if isinstance(pages, Generator):
+        pages.close()
 
 
 def _settle_credential_pause(report: PollReport, store: PollStore) -> None:

@@ -18,16 +18,32 @@ written with an upsert. Re-reading is harmless by construction; skipping never h
 The window itself is ``[cursor - lookback, now - settle_delay)``. The lookback re-reads recent
 calls whose recording was not ready yet; the settle delay keeps the window clear of the last
 moments, which providers fill in late. The cursor never moves past ``now - settle_delay``.
+
+Spans sized by records
+----------------------
+A window is listed in spans sized by what they hold, not by the calendar
+(:class:`SpanSizer`): the first span reaches as far as the provider's declared limit allows,
+so a stretch without calls costs one request; a span that turns out full is listed again in
+halves; after each span the next one is sized from the density of calls just seen.
+
+Splitting only helps a provider that answers for the span asked. No span is split or sized
+below a floor, so the work is bounded: a window needs at most one span per floor's length
+(or per the provider's limit, if shorter) plus, before each, as many splits as halve the
+longest span down to the floor. A provider seen answering with calls well outside the span
+asked (:func:`outside_span`) is listed in plain spans, paged through, from there on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 # Windows shorter than this are not split further when a provider caps its rows per query:
 # more calls than the cap within one second is not something splitting can fix.
 MIN_SPAN = timedelta(seconds=1)
+# A call this long after a span's end, or this long before its start, was not filed in it.
+_LATE_MARGIN = timedelta(minutes=10)
+_EARLY_MARGIN = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -109,12 +125,116 @@ def split_window(window: Window, max_span: timedelta | None) -> list[Window]:
     return spans
 
 
-def halve(window: Window) -> tuple[Window, Window] | None:
-    """Two halves of ``window``, or ``None`` when it is already as short as it is useful."""
-    if window.span < 2 * MIN_SPAN:
+def halve(window: Window, floor: timedelta = MIN_SPAN) -> tuple[Window, Window] | None:
+    """Two halves of ``window``, or ``None`` when a half would be shorter than ``floor``."""
+    if window.span < 2 * floor:
         return None
     middle = window.start + window.span / 2
     return Window(window.start, middle), Window(middle, window.end)
+
+
+def outside_span(span: Window, started_at: datetime) -> bool:
+    """Whether a call that started at ``started_at`` is well outside ``span``, where no
+    provider answering for that span puts it: proof that the provider ignores the span.
+
+    The margins allow for the rounding of :func:`request_bounds`, for a provider that filters
+    on when a call was created or ended rather than when it started, and for a mapping that
+    reads the answer time as the start: none of those moves a call by this much.
+    """
+    return started_at >= span.end + _LATE_MARGIN or started_at < span.start - _EARLY_MARGIN
+
+
+@dataclass(slots=True)
+class SpanSizer:
+    """The consecutive spans that list ``window``, each sized by the records the last one held.
+
+    ``max_span`` is the provider's declared limit on one query's span (``None``: none), and
+    ``full_rows`` the number of records that makes a span full: the provider's row cap, or
+    for a provider without one the most records one span should hold, so that the cursor
+    moves (and progress is saved) often on a busy account. ``floor`` is the shortest span it
+    splits into or sizes (the window's last span may be shorter): a full span at the floor is
+    listed whole.
+
+    The caller lists :meth:`next_span` completely and reports it with :meth:`listed`, or
+    reports it with :meth:`full` and lists the same start again, in a span half as long.
+    Once :meth:`ignore_spans` is called (the provider answers for other spans than the one
+    asked), spans are as long as the provider's limit allows and never split. Spans never
+    leave a gap: each starts where the last listed one ended.
+    """
+
+    window: Window
+    max_span: timedelta | None
+    full_rows: int
+    floor: timedelta = MIN_SPAN
+    _start: datetime = field(init=False)
+    # How long the next span is; ``None``: to the end of the window.
+    _size: timedelta | None = field(init=False, default=None)
+    _splits: int = field(init=False, default=0)
+    _honoured: bool = field(init=False, default=True)
+
+    def __post_init__(self) -> None:
+        if self.max_span is not None and self.max_span <= timedelta(0):
+            raise ValueError("max_span must be positive")
+        if self.full_rows <= 0:
+            raise ValueError("full_rows must be positive")
+        if self.floor <= timedelta(0):
+            raise ValueError("floor must be positive")
+        self._start = self.window.start
+
+    @property
+    def splits(self) -> int:
+        """How many spans turned out full and were split."""
+        return self._splits
+
+    @property
+    def honoured(self) -> bool:
+        """Whether spans are still split and sized (no :meth:`ignore_spans` yet)."""
+        return self._honoured
+
+    def next_span(self) -> Window | None:
+        """The span to list next, or ``None`` once the whole window is listed."""
+        if self._start >= self.window.end:
+            return None
+        end = self.window.end
+        for limit in (self._size, self.max_span):
+            if limit is not None:
+                end = min(end, self._start + limit)
+        return Window(self._start, end)
+
+    def listed(self, span: Window, rows: int) -> None:
+        """``span`` was listed completely and held ``rows`` records: the next span starts at
+        its end, long enough to hold about half of ``full_rows`` at the same density."""
+        self._start = span.end
+        remaining = self.window.end - span.end
+        # Seconds, not timedelta arithmetic: a long empty-ish span times a big factor would
+        # overflow timedelta.
+        wanted = span.span.total_seconds() * self.full_rows / (2 * max(rows, 1))
+        if not self._honoured or rows == 0 or wanted >= remaining.total_seconds():
+            self._size = None
+        else:
+            self._size = max(self.floor, timedelta(seconds=wanted))
+
+    def full(self, span: Window) -> bool:
+        """``span`` turned out full: the next span is its first half. ``False`` when a half
+        would be shorter than the floor or spans are ignored, and then nothing changes: the
+        caller lists ``span`` whole."""
+        halves = halve(span, self.floor) if self._honoured else None
+        if halves is None:
+            return False
+        self._start = span.start
+        self._size = halves[0].span
+        self._splits += 1
+        return True
+
+    def ignore_spans(self, span: Window) -> bool:
+        """The provider answered ``span`` (the one being listed) with calls from outside it:
+        from here on spans are as long as ``max_span`` allows and never split. Whether the
+        next span is no longer ``span``, so that listing it whole should start again."""
+        self._honoured = False
+        self._start = span.start
+        self._size = None
+        following = self.next_span()
+        return following != span
 
 
 def floor_to(value: datetime, unit: timedelta) -> datetime:

@@ -126,6 +126,9 @@ class FakeCallLog:
     # The same with these bytes as they are: JSON Python would not write (a 5,000-digit
     # integer, nesting 2,000 deep) or pages too large to build as objects.
     answer_bytes_instead: bytes | None = None
+    # Answer every listing with all the calls, whatever window it asks: an API that drops
+    # (or misreads) the time filter.
+    ignores_window: bool = False
 
     calls: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
     recordings: dict[str, Recording] = field(default_factory=dict)
@@ -266,7 +269,7 @@ class FakeCallLog:
                 (
                     (at, key, record)
                     for key, (at, record) in self.calls.items()
-                    if self.in_window(at, start, end)
+                    if self.ignores_window or self.in_window(at, start, end)
                 ),
                 key=lambda item: (item[0], item[1]),
             )

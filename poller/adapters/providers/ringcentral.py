@@ -111,7 +111,8 @@ class RingCentralSettings(ProviderSettingsBase):
     per_page: Annotated[int, Field(gt=0, le=1000)] = 1000
     extension_cache_minutes: Annotated[float, Field(gt=0)] = 60.0
     settle_delay_seconds: Annotated[int, Field(ge=0)] = 60
-    max_window_hours: Annotated[float, Field(gt=0)] = 24.0
+    # RingCentral caps no call-log query's span: unset, windows are sized by what they hold.
+    max_window_hours: Annotated[float, Field(gt=0)] | None = None
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (
         "platform.ringcentral.com",
@@ -158,7 +159,9 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
         self._extensions_lock = threading.Lock()
         self.page_limit = 10_000
         self._capabilities = ProviderCapabilities(
-            max_window=timedelta(hours=settings.max_window_hours),
+            max_window=(
+                timedelta(hours=settings.max_window_hours) if settings.max_window_hours else None
+            ),
             max_rows_per_query=None,
             settle_delay=timedelta(seconds=settings.settle_delay_seconds),
             history_limit=None,
