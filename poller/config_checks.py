@@ -9,6 +9,8 @@ start, and a doctor command can show them beside its own checks.
 API::
 
     config_findings(settings, *, config_path, environ) -> list[ConfigFinding]
+    placeholder_findings(settings) -> list[ConfigFinding]   # the placeholders alone
+    is_placeholder(text) -> bool
 
 - ``settings``: the loaded :class:`~poller.config.Settings`;
 - ``config_path``: the TOML file they were read from, or None when there is none;
@@ -101,6 +103,18 @@ _EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
 _EXAMPLE_TOP_LEVEL = ("example", "invalid")
 
 
+def placeholder_findings(settings: Settings) -> list[ConfigFinding]:
+    """The values still the example's placeholders or on an example host, each an error: for a
+    command that needs only some keys to be real (`siro create-app` runs before the client id
+    exists) and picks those."""
+    return list(_placeholders(settings))
+
+
+def is_placeholder(text: str) -> bool:
+    """Whether a value given on the command line is one of the example's placeholders."""
+    return _PLACEHOLDER_TEXT.match(text.strip()) is not None
+
+
 def _placeholders(settings: Settings) -> Iterator[ConfigFinding]:
     values: list[_Text] = []
     for name in type(settings).model_fields:
@@ -113,7 +127,7 @@ def _placeholders(settings: Settings) -> Iterator[ConfigFinding]:
         where = env_variable_for(tuple(setting.split(".")))
         if secret:
             where += f" or the credential file {setting}"
-        if _PLACEHOLDER_TEXT.match(text.strip()):
+        if is_placeholder(text):
             shown = "" if secret else f" {text!r}"
             yield ConfigFinding(
                 "error",

@@ -3,9 +3,10 @@
 # checkout this script is in. Run it as root; it prints every command before running it.
 #
 #   systemd/install.sh [--root DIR] [--dry-run]
-#       The system user siro-poller, /etc/siro-poller and its credentials directory, a venv in
-#       /opt/siro-poller with this checkout and the PostgreSQL extra, the config (only when
-#       there is none yet), the unit, systemctl daemon-reload. Run again to upgrade.
+#       The system user siro-poller (sysusers.d), /etc/siro-poller and its credentials
+#       directory, a venv in /opt/siro-poller with this checkout and the PostgreSQL extra, the
+#       config (only when there is none yet) readable by the service's group (tmpfiles.d), the
+#       unit, systemctl daemon-reload. Run again to upgrade.
 #   systemd/install.sh [--root DIR] [--dry-run] [--plain] credential KEY
 #       One secret, read from stdin (typed at a prompt on a terminal), encrypted with
 #       systemd-creds into /etc/siro-poller/credentials/KEY and loaded by the service through
@@ -14,8 +15,11 @@
 #       --plain: a plain file readable by root only, and LoadCredential=, for a systemd
 #       without systemd-creds (before 250).
 #
-#   --root DIR  install into DIR instead of /, as for an image: what acts on the running
-#               system (useradd, systemctl) is printed and skipped, files keep root's group.
+#   --root DIR  install into DIR instead of /, a staging root for an image or a package: the
+#               files go under DIR, made to run at their final paths (the venv's scripts name
+#               /opt/siro-poller, not DIR). What acts on the running system (systemd-sysusers,
+#               systemd-tmpfiles, systemctl) is printed and skipped: on the target, systemd
+#               makes the user and gives the config to its group at boot.
 #   --dry-run   print the commands and change nothing.
 set -euo pipefail
 
@@ -26,6 +30,8 @@ CONFIG_DIR=/etc/siro-poller
 CREDENTIALS_DIR=$CONFIG_DIR/credentials
 STATE_DIR=/var/lib/siro-poller
 UNIT_DIR=/etc/systemd/system
+SYSUSERS=/etc/sysusers.d/$SERVICE.conf
+TMPFILES=/etc/tmpfiles.d/$SERVICE.conf
 DROP_IN=$UNIT_DIR/$SERVICE.service.d/credentials.conf
 
 ROOT=""
@@ -38,7 +44,7 @@ fail() {
 }
 
 usage() {
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # A command as it would be typed: arguments quoted where the shell needs it.
@@ -103,25 +109,26 @@ install_service() {
     check_python
     # Whatever root's umask, the service's user must be able to read and run the venv.
     umask 022
-    # The config directory is group-readable by the service; the credentials directory is
-    # root's alone, since systemd (as root) reads it and hands the service a private copy.
-    local group=(-g "$SERVICE")
-    if [[ -n $ROOT ]]; then
-        group=()
-    fi
-
-    if [[ -n $ROOT ]] || ! getent passwd "$SERVICE" >/dev/null; then
-        on_system useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
-            --shell /usr/sbin/nologin --comment "siro-poller daemon" "$SERVICE"
-    fi
-    run install -d -m 0750 "${group[@]}" "$ROOT$CONFIG_DIR"
+    # The user, and who may read the config, are declarations systemd applies: here at once,
+    # and at every boot, so that an image made with --root gets them on its target too.
+    install_declaration "$SOURCE/systemd/$SERVICE.sysusers" "$SYSUSERS"
+    on_system systemd-sysusers "$SYSUSERS"
+    run install -d -m 0750 "$ROOT$CONFIG_DIR"
     run install -d -m 0700 "$ROOT$CREDENTIALS_DIR"
 
     # A venv of its own: the service's Python packages never mix with the system's.
-    if [[ ! -x $ROOT$PREFIX/bin/python ]]; then
-        run python3 -m venv "$ROOT$PREFIX"
+    local venv=$ROOT$PREFIX
+    if [[ ! -x $venv/bin/python ]]; then
+        run python3 -m venv "$venv"
     fi
-    run "$ROOT$PREFIX/bin/pip" install --upgrade "$SOURCE[postgres]"
+    if [[ -n $ROOT ]]; then
+        # Its scripts name $PREFIX once relocate_venv has run, so pip runs through the venv's
+        # python; modules are compiled after, with their final paths.
+        run "$venv/bin/python" -m pip install --upgrade --no-compile "$SOURCE[postgres]"
+        relocate_venv "$venv" "$PREFIX"
+    else
+        run "$venv/bin/pip" install --upgrade "$SOURCE[postgres]"
+    fi
 
     # The config is copied once; an existing one is the admin's and stays as it is. state_dir
     # is set so that the CLI, run outside the service, finds the service's database.
@@ -129,12 +136,16 @@ install_service() {
     if [[ -e $config ]]; then
         echo "kept: $config"
     else
-        run install -m 0640 "${group[@]}" "$SOURCE/config.example.toml" "$config"
+        run install -m 0640 "$SOURCE/config.example.toml" "$config"
         run sed -i "s|^# state_dir = \"$STATE_DIR\"\$|state_dir = \"$STATE_DIR\"|" "$config"
         if [[ $DRY_RUN == no ]] && ! grep -qx "state_dir = \"$STATE_DIR\"" "$config"; then
             fail "could not set state_dir in $config: set state_dir = \"$STATE_DIR\" there"
         fi
     fi
+
+    # The config directory and the config: root's, read-only for the service's group.
+    install_declaration "$SOURCE/systemd/$SERVICE.tmpfiles" "$TMPFILES"
+    on_system systemd-tmpfiles --create "$TMPFILES"
 
     run install -d -m 0755 "$ROOT$UNIT_DIR"
     run install -m 0644 "$SOURCE/systemd/$SERVICE.service" "$ROOT$UNIT_DIR/$SERVICE.service"
@@ -143,6 +154,15 @@ install_service() {
     local self=$0
     if [[ -n $ROOT ]]; then
         self="$0 --root $ROOT"
+        local interpreter
+        interpreter=$(python3 -c 'import sys; print(sys._base_executable)')
+        cat <<EOF
+
+$ROOT is a staging root, to be / on its target. There:
+  - the venv runs $interpreter ($(python3 -V)): it must be at that path;
+  - at boot, systemd makes the user $SERVICE ($SYSUSERS)
+    and gives its group read access to $CONFIG_DIR ($TMPFILES).
+EOF
     fi
     cat <<EOF
 
@@ -154,6 +174,40 @@ Next:
   3. systemctl enable --now $SERVICE
   4. systemctl status $SERVICE; journalctl -u $SERVICE
 EOF
+}
+
+# A file of systemd's declarations (sysusers.d, tmpfiles.d), in its directory under the root.
+install_declaration() {
+    local source=$1 target=$2
+    run install -d -m 0755 "$ROOT$(dirname "$target")"
+    run install -m 0644 "$source" "$ROOT$target"
+}
+
+# A venv runs wherever it is, but for the absolute paths venv and pip write into it: the #!
+# line of each script in bin/, the activate scripts and pyvenv.cfg as text, and each module's
+# path in its compiled .pyc (shown in tracebacks). A venv built in DIR/opt/siro-poller gets
+# /opt/siro-poller in each, so that it runs once DIR is the target's /. Building it at
+# /opt/siro-poller instead would install into this machine, which --root must leave alone.
+# The interpreter the venv links to, python3 on this machine, must be at the same path there.
+# compileall -f: venv compiled its own pip at the staging path when it made the venv.
+relocate_venv() {
+    local built=$1 final=$2
+    echo "+ write $final for $built in $built/bin/* and $built/pyvenv.cfg"
+    if [[ $DRY_RUN == no ]]; then
+        python3 - "$built" "$final" <<'EOF'
+import sys
+from pathlib import Path
+
+built, final = sys.argv[1], sys.argv[2]
+venv = Path(built)
+for path in [*(venv / "bin").iterdir(), venv / "pyvenv.cfg"]:
+    if path.is_file() and not path.is_symlink():
+        text = path.read_bytes()
+        if built.encode() in text:
+            path.write_bytes(text.replace(built.encode(), final.encode()))
+EOF
+    fi
+    run "$built/bin/python" -m compileall -q -f -j 0 -s "$ROOT" -p / "$built/lib"
 }
 
 # Read the secret: typed without echo on a terminal, else all of stdin. A trailing newline is

@@ -3,9 +3,11 @@ or a running systemd allows.
 
 The script installs for real into a temporary root: a venv with this checkout, the config, the
 unit and encrypted credentials (with a host key of the test's own, through systemd-creds'
-``$SYSTEMD_CREDENTIAL_SECRET``), skipping only useradd and systemctl. The unit is then checked
-as systemd would load it, drop-in included (``systemd-analyze verify --root``), and its sandbox
-scored (``systemd-analyze security --offline=true``).
+``$SYSTEMD_CREDENTIAL_SECRET``), skipping only systemd-sysusers, systemd-tmpfiles and systemctl.
+What it installed runs at its final path, /opt/siro-poller, mounted there in a mount namespace
+of its own. The unit is then checked as systemd would load it, drop-in included
+(``systemd-analyze verify --root``), and its sandbox scored (``systemd-analyze security
+--offline=true``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,30 @@ def install(
     )
 
 
+def at_final_path(
+    root: Path, *command: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``command`` run as on the target: the root's /opt mounted on /opt, for this command only
+    (a mount namespace of its own; this machine's /opt is left as it is)."""
+    return subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            'mount --bind "$0" /opt && exec "$@"',
+            root / "opt",
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -68,15 +94,31 @@ def test_the_install_steps_run_into_a_root_and_the_service_would_get_its_secrets
     root.mkdir()
     done = install("--root", str(root))
     assert done.returncode == 0, done.stdout + done.stderr
-    # What acts on the running system is named, and left out.
-    assert "skipped (--root): useradd --system --user-group" in done.stdout
-    assert "skipped (--root): systemctl daemon-reload" in done.stdout
-
-    venv = root / "opt/siro-poller"
-    version = subprocess.run(
-        [venv / "bin/siro-poller", "--version"], capture_output=True, text=True, check=True
+    # What acts on the running system is named, and left out: at boot on the target, systemd
+    # applies the declarations of the user and of the config's group.
+    assert "skipped (--root): systemd-sysusers /etc/sysusers.d/siro-poller.conf" in done.stdout
+    assert "skipped (--root): systemd-tmpfiles --create /etc/tmpfiles.d/siro-poller.conf" in (
+        done.stdout
     )
-    assert version.stdout.startswith("siro-poller, version")
+    assert "skipped (--root): systemctl daemon-reload" in done.stdout
+    for declaration in ("sysusers", "tmpfiles"):
+        installed = root / f"etc/{declaration}.d/siro-poller.conf"
+        assert installed.read_bytes() == (REPO / f"systemd/siro-poller.{declaration}").read_bytes()
+
+    # The venv is made for /opt/siro-poller: nothing in it names the staging root.
+    venv = Path("/opt/siro-poller")
+    staged = root / "opt/siro-poller"
+    leftovers = subprocess.run(
+        ["grep", "-rlF", str(root), staged], capture_output=True, text=True, check=False
+    )
+    assert leftovers.stdout == ""
+    assert (
+        (staged / "bin/siro-poller")
+        .read_text(encoding="utf-8")
+        .startswith(f"#!{venv}/bin/python\n")
+    )
+    version = at_final_path(root, venv / "bin/siro-poller", "--version")
+    assert version.stdout.startswith("siro-poller, version"), version.stderr
     assert mode(root / "etc/siro-poller") == 0o750
     assert mode(root / "etc/siro-poller/credentials") == 0o700
     config = root / "etc/siro-poller/config.toml"
@@ -127,23 +169,15 @@ def test_the_install_steps_run_into_a_root_and_the_service_would_get_its_secrets
         "CREDENTIALS_DIRECTORY": str(credentials),
         "SIRO_POLLER_STATE_DIR": str(tmp_path / "state"),  # /var/lib/siro-poller is not ours
     }
-    checked = subprocess.run(
-        [venv / "bin/siro-poller", "--config", config, "config", "check"],
-        capture_output=True,
-        text=True,
-        env=service_env,
-        check=False,
+    checked = at_final_path(
+        root, venv / "bin/siro-poller", "--config", config, "config", "check", env=service_env
     )
     for key in SECRETS:
         section, name = key.split(".")
         assert f'{name} = "********"' in checked.stdout.split(f"[{section}]")[1]
         assert key not in checked.stderr, checked.stderr
-    upgraded = subprocess.run(
-        [venv / "bin/siro-poller", "--config", config, "db", "upgrade"],
-        capture_output=True,
-        text=True,
-        env=service_env,
-        check=False,
+    upgraded = at_final_path(
+        root, venv / "bin/siro-poller", "--config", config, "db", "upgrade", env=service_env
     )
     assert upgraded.returncode == 0, upgraded.stderr
     assert (tmp_path / "state/siro-poller.sqlite3").is_file()
@@ -165,20 +199,70 @@ def test_the_install_steps_run_into_a_root_and_the_service_would_get_its_secrets
     assert verified.stderr == ""  # unknown keys and bad values are only warnings
 
     # The completion script the README installs, from the installed entry point.
-    completed = subprocess.run(
-        [
-            "bash",
-            "-c",
-            'eval "$(_SIRO_POLLER_COMPLETE=bash_source siro-poller)"; '
-            "COMP_WORDS=(siro-poller ca); COMP_CWORD=1; _siro_poller_completion siro-poller; "
-            'echo "${COMPREPLY[@]}"',
-        ],
-        capture_output=True,
-        text=True,
+    completed = at_final_path(
+        root,
+        "bash",
+        "-c",
+        'eval "$(_SIRO_POLLER_COMPLETE=bash_source siro-poller)"; '
+        "COMP_WORDS=(siro-poller ca); COMP_CWORD=1; _siro_poller_completion siro-poller; "
+        'echo "${COMPREPLY[@]}"',
         env={"PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "HOME": str(tmp_path)},
-        check=True,
     )
-    assert completed.stdout.split() == ["calls"]
+    assert completed.stdout.split() == ["calls"], completed.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another group needs root")
+def test_at_boot_the_declarations_make_the_user_and_give_the_config_to_its_group(
+    tmp_path: Path,
+) -> None:
+    """What systemd-sysusers and systemd-tmpfiles do with the declarations install.sh puts in
+    a root, as on the target's first boot: the service's group may read the config, no more."""
+    config_dir = tmp_path / "etc/siro-poller"
+    (config_dir / "credentials").mkdir(parents=True)
+    config = config_dir / "config.toml"
+    config.write_text("[siro]\n", encoding="utf-8")
+    for path, as_staged in (
+        (config_dir, 0o755),
+        (config, 0o644),
+        (config_dir / "credentials", 0o755),
+    ):
+        path.chmod(as_staged)  # as a packager's umask may have left them
+    for tool, declaration in (("systemd-sysusers", "sysusers"), ("systemd-tmpfiles", "tmpfiles")):
+        applied = subprocess.run(
+            [
+                systemd_tool(tool),
+                f"--root={tmp_path}",
+                *(["--create"] if tool == "systemd-tmpfiles" else []),
+                REPO / f"systemd/siro-poller.{declaration}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert applied.returncode == 0, applied.stderr
+
+    group = next(
+        line.split(":")
+        for line in (tmp_path / "etc/group").read_text(encoding="utf-8").splitlines()
+        if line.startswith("siro-poller:")
+    )
+    user = next(
+        line.split(":")
+        for line in (tmp_path / "etc/passwd").read_text(encoding="utf-8").splitlines()
+        if line.startswith("siro-poller:")
+    )
+    assert user[3] == group[2]  # its own group
+    assert user[5:] == ["/var/lib/siro-poller", "/usr/sbin/nologin"]
+    for path, expected_mode, expected_gid in (
+        (config_dir, 0o750, int(group[2])),
+        (config, 0o640, int(group[2])),
+        (config_dir / "credentials", 0o700, 0),
+    ):
+        assert (mode(path), path.stat().st_uid, path.stat().st_gid) == (
+            expected_mode,
+            0,
+            expected_gid,
+        ), path
 
 
 def test_a_credential_given_again_replaces_its_line_and_plain_is_the_fallback(
@@ -231,19 +315,20 @@ def test_a_dry_run_prints_every_step_and_changes_nothing(tmp_path: Path) -> None
     assert shown.returncode == 0, shown.stderr
     steps = [line.removeprefix("+ ") for line in shown.stdout.splitlines() if line.startswith("+ ")]
     expected = [
-        "install -d -m 0750 -g siro-poller /etc/siro-poller",
+        f"install -m 0644 {REPO}/systemd/siro-poller.sysusers /etc/sysusers.d/siro-poller.conf",
+        "systemd-sysusers /etc/sysusers.d/siro-poller.conf",
+        "install -d -m 0750 /etc/siro-poller",
         f"install -d -m 0700 {CREDENTIALS}",
         "python3 -m venv /opt/siro-poller",
         f"/opt/siro-poller/bin/pip install --upgrade '{REPO}[postgres]'",
-        f"install -m 0640 -g siro-poller {REPO}/config.example.toml /etc/siro-poller/config.toml",
+        f"install -m 0640 {REPO}/config.example.toml /etc/siro-poller/config.toml",
+        f"install -m 0644 {REPO}/systemd/siro-poller.tmpfiles /etc/tmpfiles.d/siro-poller.conf",
+        "systemd-tmpfiles --create /etc/tmpfiles.d/siro-poller.conf",
         "install -m 0644 "
         f"{REPO}/systemd/siro-poller.service /etc/systemd/system/siro-poller.service",
         "systemctl daemon-reload",
     ]
     assert [step for step in steps if step in expected] == expected
-    # On a machine without the user, the first step creates it.
-    if subprocess.run(["getent", "passwd", "siro-poller"], capture_output=True).returncode:
-        assert steps[0].startswith("useradd --system --user-group --home-dir /var/lib/siro-poller")
 
     credential = install("--dry-run", "credential", "siro.client_secret")
     assert credential.returncode == 0, credential.stderr

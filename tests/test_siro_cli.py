@@ -79,6 +79,68 @@ def test_create_app_without_an_owner_says_how_to_give_one(siro: FakeSiro, tmp_pa
     assert siro.state.requests == []
 
 
+def test_create_app_refuses_the_example_s_placeholders_naming_each_key(
+    siro: FakeSiro, tmp_path: Path
+) -> None:
+    # The untouched example, with only the organization token given: the owner, the org id and
+    # the token itself are what the app would be made with.
+    result = run(
+        siro,
+        tmp_path,
+        "create-app",
+        "--name",
+        "siro-poller",
+        token_user_id="replace-with-a-siro-user-id",
+        organization_id="...",
+        api_token="<org-api-token>",
+    )
+
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("siro-poller: config error: siro.api_token: still the example's")
+    assert "<org-api-token>" not in result.stderr  # a secret, even a placeholder, is not shown
+    assert lines[1].startswith(
+        "siro-poller: config error: siro.token_user_id: still the example's placeholder "
+        "'replace-with-a-siro-user-id'"
+    )
+    assert "or pass --owner USER_ID (`siro-poller siro users` lists the ids)" in lines[1]
+    assert lines[2].startswith("siro-poller: config error: siro.organization_id: still the")
+    assert siro.state.requests == []
+
+
+@pytest.mark.parametrize("owner", ["USER_ID", "<user-id>", "replace-with-a-siro-user-id", "..."])
+def test_create_app_refuses_a_placeholder_owner(siro: FakeSiro, tmp_path: Path, owner: str) -> None:
+    result = run(siro, tmp_path, "create-app", "--name", "n", "--owner", owner)
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"siro-poller: config error: --owner {owner!r} is a placeholder, not a Siro user id "
+        "(`siro-poller siro users` lists the ids)\n"
+    )
+    assert siro.state.requests == []
+
+
+def test_create_app_runs_before_the_client_id_is_set_and_with_an_owner_over_the_example(
+    siro: FakeSiro, tmp_path: Path
+) -> None:
+    """The client id and secret are what create-app makes: their placeholders are expected."""
+    result = run(
+        siro,
+        tmp_path,
+        "create-app",
+        "--name",
+        "n",
+        "--owner",
+        "user-2",
+        client_id="replace-with-your-client-id",
+        client_secret="...",
+        token_user_id="replace-with-a-siro-user-id",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert siro.state.requests_for("create-app")[0].json["owner"] == "user-2"
+
+
 def test_create_app_whose_answer_was_lost_says_the_app_may_exist(
     siro: FakeSiro, tmp_path: Path
 ) -> None:

@@ -14,14 +14,28 @@ from poller.cli.root import (
     CliContext,
     ConfigProblem,
     UserError,
+    config_problem,
     emit_json,
     emit_table,
     main_group,
     pass_cli,
 )
+from poller.config_checks import is_placeholder, placeholder_findings
 from poller.core.users_sync import UsersSyncError, sync_users
 from poller.domain.clock import utcnow
 from poller.ports.siro import SiroCreateOutcomeUnknown, SiroError
+
+# The settings `create-app` sends or needs. siro.client_id and siro.client_secret are what it
+# creates, so their placeholders are expected at this point and not refused.
+CREATE_APP_KEYS = (
+    "siro.api_token",
+    "siro.external_api_base_url",
+    "siro.organization_id",
+    "siro.token_user_id",
+)
+# `--owner USER_ID` as the help and the errors write it, pasted as it is.
+OWNER_METAVAR = "USER_ID"
+LISTS_IDS = " (`siro-poller siro users` lists the ids)"
 
 # The credential path is the one systemd/install.sh writes and its unit drop-in loads.
 SHOWN_ONCE_WARNING = (
@@ -58,7 +72,7 @@ def siro_client(cli: CliContext) -> Iterator[SiroHttpClient]:
 @click.option("--name", required=True, help="Name of the OAuth app in Siro.")
 @click.option(
     "--owner",
-    metavar="USER_ID",
+    metavar=OWNER_METAVAR,
     help="Siro user id that owns the app (default: siro.token_user_id).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as JSON.")
@@ -68,11 +82,12 @@ def create_app(cli: CliContext, name: str, owner: str | None, as_json: bool) -> 
 
     Prints the client id and the client secret. Siro shows the secret this one time only.
     """
+    refuse_placeholders(cli, owner)
     owner = owner or cli.settings.siro.token_user_id
     if not owner:
         raise ConfigProblem(
-            "no owner for the app: pass --owner USER_ID or set siro.token_user_id "
-            "(`siro-poller siro users` lists the ids)",
+            f"no owner for the app: pass --owner {OWNER_METAVAR} or set siro.token_user_id"
+            + LISTS_IDS,
         )
     with siro_client(cli) as client:
         try:
@@ -89,6 +104,22 @@ def create_app(cli: CliContext, name: str, owner: str | None, as_json: bool) -> 
         click.echo(f"client_id: {app.client_id}")
         click.echo(f"client_secret: {secret}")
     click.echo(SHOWN_ONCE_WARNING, err=True)
+
+
+def refuse_placeholders(cli: CliContext, owner: str | None) -> None:
+    """Exit 2 naming each setting `create-app` would send while still the example's
+    placeholder: Siro would refuse it or, worse, make an app owned by no real user."""
+    problems = []
+    for finding in placeholder_findings(cli.settings):
+        if finding.key == "siro.token_user_id":
+            if not owner:  # --owner replaces it
+                problems.append(f"{finding.line()}, or pass --owner {OWNER_METAVAR}{LISTS_IDS}")
+        elif finding.key in CREATE_APP_KEYS:
+            problems.append(finding.line())
+    if owner and (is_placeholder(owner) or owner.strip().upper() == OWNER_METAVAR):
+        problems.append(f"--owner {owner!r} is a placeholder, not a Siro user id{LISTS_IDS}")
+    if problems:
+        raise config_problem(problems)
 
 
 @siro_group.command("users")
