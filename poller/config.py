@@ -699,8 +699,26 @@ def _unknown_key(raw_loc: tuple[str | int, ...], key: tuple[str, ...]) -> str:
             text += f"; did you mean {env_variable_for((*key[:-1], meant))}"
             text += f"{setting[0].removeprefix(variable)}?"
         return text
+    owners = _kinds_taking(raw_loc)
+    if owners:
+        kinds = " or ".join(f'kind = "{kind}"' for kind in owners)
+        return f"applies only to {kinds}"
     text = "unknown key (check the spelling against config.example.toml)"
     return text + (f"; did you mean {'.'.join((*key[:-1], meant))!r}?" if meant else "")
+
+
+def _kinds_taking(raw_loc: tuple[str | int, ...]) -> list[str]:
+    """The provider kinds whose table takes the key at ``raw_loc`` when the table's own kind
+    does not: ``("provider", "zoom", "listing")`` gives ``["generic"]``."""
+    parts = [part for part in raw_loc if not isinstance(part, int)]
+    if len(parts) < 3 or parts[0] not in ("provider", "providers") or parts[1] not in KINDS:
+        return []
+    own, rest = parts[1], parts[2:]
+    return [
+        kind
+        for kind in KINDS
+        if kind != own and rest[-1] in (known_keys(("provider", kind, *rest[:-1])) or [])
+    ]
 
 
 def _is_secret_key(loc: tuple[str, ...]) -> bool:
