@@ -237,8 +237,8 @@ def _placeholder(key: Key) -> Any:
     raise ValueError(f"{key.dotted}: give the field an example (Field(examples=[...]))")
 
 
-def _key_lines(key: Key, *, minimal_only: bool) -> list[str]:
-    lines = _comment(key.description) if not minimal_only else []
+def _key_lines(key: Key) -> list[str]:
+    lines = _comment(key.description)
     if key.secret:
         lines += _comment(f"Secret, never written here: {key.supplied_by()}.")
         return lines + [f'# {key.name} = "..."']
@@ -262,7 +262,7 @@ def _table(
     keys = keys_of(model, path)
     if minimal_only:
         keys = [key for key in keys if key.minimal or key.name == "kind"]
-    body = [line for key in keys for line in _key_lines(key, minimal_only=minimal_only)]
+    body = [line for key in keys for line in _key_lines(key)]
     lines: list[str] = []
     if body or not minimal_only:
         lines = ["", *([] if minimal_only else _table_intro(model)), f"[{header}]", *body]
@@ -291,7 +291,7 @@ def render_example_toml(kind: str | None = None) -> str:
     ]
     root = keys_of(Settings, ())
     for key in root:
-        lines += [*_key_lines(key, minimal_only=False), ""]
+        lines += [*_key_lines(key), ""]
     providers = Settings.model_fields["providers"]
     lines += _comment(providers.description or "")
     lines += [f"# providers = {toml_value(providers.examples[0] if providers.examples else [])}"]
@@ -348,9 +348,11 @@ def render_minimal_config(kind: str, *, database: str = "sqlite") -> MinimalConf
             "[database]",
             "# SQLAlchemy URL of the PostgreSQL database (needs: pip install 'siro-poller[postgres]').",
             'url = "postgresql+psycopg://siro_poller@localhost:5432/siro_poller"',
-            "# Secret: the password, merged into url; "
-            + keys_of(_database_model(), ("database",))[1].supplied_by()
-            + ".",
+            *_comment(
+                "Secret, never written here: the password, merged into url; "
+                + keys_of(_database_model(), ("database",))[1].supplied_by()
+                + "."
+            ),
         ]
     for name in _ROOT_TABLES:
         table = model if name == "provider" else _table_model(Settings.model_fields[name])
