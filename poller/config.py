@@ -148,13 +148,13 @@ class PollSettings(Section):
     """
     min_duration_seconds: Annotated[int, Field(ge=0)] = 0
     """Calls shorter than this many seconds are skipped."""
-    directions: list[Literal["inbound", "outbound"]] = ["inbound", "outbound"]
+    directions: list[Literal["inbound", "outbound"]] = Field(default=["inbound", "outbound"])
     """Directions to upload: "inbound", "outbound" or both."""
-    rep_allow: list[str] = []
+    rep_allow: list[str] = Field(default=[])
     """When not empty, only calls of these reps (email, phone, provider user id or extension) go
     in.
     """
-    rep_deny: list[str] = []
+    rep_deny: list[str] = Field(default=[])
     """Calls of these reps (email, phone, provider user id or extension) are skipped."""
     max_unmapped_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
     """Records that fail the field mapping are kept (siro-poller calls unmapped) and mapped again
@@ -249,7 +249,9 @@ class MetricsSettings(Section):
     """The Prometheus /metrics and /healthz endpoint of `run`."""
 
     listen: str = ""
-    """The host:port of the Prometheus /metrics endpoint of `run`, e.g. "127.0.0.1:9464"; empty: off."""
+    """The host:port of the Prometheus /metrics endpoint of `run`, e.g. "127.0.0.1:9464"; empty:
+    off.
+    """
     request_timeout_seconds: PositiveSeconds = 10.0
     """Seconds a request to /metrics or /healthz has to arrive whole; a slower one is closed."""
     max_connections: Annotated[int, Field(ge=1, le=1024)] = 32
@@ -693,16 +695,17 @@ def _unknown_key(raw_loc: tuple[str | int, ...], key: tuple[str, ...]) -> str:
         for name in (name.upper() for name in os.environ)
         if name == variable or name.startswith(variable + "__")
     )
+    owners = _kinds_taking(raw_loc)
+    if owners:
+        kinds = " or ".join(f'kind = "{kind}"' for kind in owners)
+        where = f", set by the environment variable {setting[0]}" if setting else ""
+        return f"applies only to {kinds}{where}"
     if setting:
         text = f"unknown key, set by the environment variable {setting[0]}"
         if meant:
             text += f"; did you mean {env_variable_for((*key[:-1], meant))}"
             text += f"{setting[0].removeprefix(variable)}?"
         return text
-    owners = _kinds_taking(raw_loc)
-    if owners:
-        kinds = " or ".join(f'kind = "{kind}"' for kind in owners)
-        return f"applies only to {kinds}"
     text = "unknown key (check the spelling against config.example.toml)"
     return text + (f"; did you mean {'.'.join((*key[:-1], meant))!r}?" if meant else "")
 

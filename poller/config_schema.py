@@ -241,12 +241,12 @@ def _key_lines(key: Key) -> list[str]:
     lines = _comment(key.description)
     if key.secret:
         lines += _comment(f"Secret, never written here: {key.supplied_by()}.")
-        return lines + [f'# {key.name} = "..."']
+        return [*lines, f'# {key.name} = "..."']
     if key.minimal:
-        return lines + [f"{key.name} = {toml_value(key.example)}"]
+        return [*lines, f"{key.name} = {toml_value(key.example)}"]
     if key.default is None:
-        return lines + [f"# {key.name} = {toml_value(_placeholder(key))}"]
-    return lines + [f"{key.name} = {toml_value(key.default)}"]
+        return [*lines, f"# {key.name} = {toml_value(_placeholder(key))}"]
+    return [*lines, f"{key.name} = {toml_value(key.default)}"]
 
 
 def _table_intro(model: type[BaseModel]) -> list[str]:
@@ -274,7 +274,6 @@ def _table(
 def render_example_toml(kind: str | None = None) -> str:
     """The full commented example config of one provider kind (``None``: the generic kind)."""
     kind = kind or DEFAULT_PROVIDER_KIND
-    model = provider_model(kind)
     lines = [
         f"# siro-poller configuration, provider kind {kind!r}.",
         "# Generated from the settings models: edit the models, then run",
@@ -296,9 +295,7 @@ def render_example_toml(kind: str | None = None) -> str:
     lines += _comment(providers.description or "")
     lines += [f"# providers = {toml_value(providers.examples[0] if providers.examples else [])}"]
     for name in _ROOT_TABLES:
-        table = model if name == "provider" else _table_model(Settings.model_fields[name])
-        assert table is not None
-        lines += _table(name, table, (name,), minimal_only=False)
+        lines += _table(name, _root_table(name, kind), (name,), minimal_only=False)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -324,16 +321,12 @@ def minimal_keys(kind: str) -> list[Key]:
             walk(table, (*path, name))
 
     for name in _ROOT_TABLES:
-        table = provider_model(kind) if name == "provider" else None
-        table = table or _table_model(Settings.model_fields[name])
-        assert table is not None
-        walk(table, (name,))
+        walk(_root_table(name, kind), (name,))
     return found
 
 
 def render_minimal_config(kind: str, *, database: str = "sqlite") -> MinimalConfig:
     """A config of ``kind`` with only what has no default; secrets left to the environment."""
-    model = provider_model(kind)
     lines = [
         f"# siro-poller configuration for a {kind} phone system, written by `siro-poller config "
         "init`.",
@@ -346,7 +339,8 @@ def render_minimal_config(kind: str, *, database: str = "sqlite") -> MinimalConf
         lines += [
             "",
             "[database]",
-            "# SQLAlchemy URL of the PostgreSQL database (needs: pip install 'siro-poller[postgres]').",
+            "# SQLAlchemy URL of the PostgreSQL database; needs the postgres extra:",
+            "# pip install 'siro-poller[postgres]'.",
             'url = "postgresql+psycopg://siro_poller@localhost:5432/siro_poller"',
             *_comment(
                 "Secret, never written here: the password, merged into url; "
@@ -355,9 +349,7 @@ def render_minimal_config(kind: str, *, database: str = "sqlite") -> MinimalConf
             ),
         ]
     for name in _ROOT_TABLES:
-        table = model if name == "provider" else _table_model(Settings.model_fields[name])
-        assert table is not None
-        lines += _table(name, table, (name,), minimal_only=True)
+        lines += _table(name, _root_table(name, kind), (name,), minimal_only=True)
     keys = minimal_keys(kind)
     secrets = [key for key in keys if key.secret]
     if database == "postgres":
@@ -370,8 +362,16 @@ def render_minimal_config(kind: str, *, database: str = "sqlite") -> MinimalConf
 
 
 def _database_model() -> type[BaseModel]:
-    table = _table_model(Settings.model_fields["database"])
-    assert table is not None
+    return _root_table("database", DEFAULT_PROVIDER_KIND)
+
+
+def _root_table(name: str, kind: str) -> type[BaseModel]:
+    """The model of one top-level table; ``[provider]``'s is that of ``kind``."""
+    if name == "provider":
+        return provider_model(kind)
+    table = _table_model(Settings.model_fields[name])
+    if table is None:
+        raise KeyError(name)
     return table
 
 

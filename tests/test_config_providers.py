@@ -192,9 +192,7 @@ def test_a_key_of_another_kind_is_named_as_such_and_a_misspelt_one_gets_a_sugges
 
 def test_a_providers_table_names_every_kind_a_key_belongs_to(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text(
-        '[[providers]]\nkind = "dialpad"\nname = "dp"\njwt = "x"\n', encoding="utf-8"
-    )
+    config.write_text('[[providers]]\nkind = "dialpad"\nname = "dp"\njwt = "x"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as raised:
         load_settings(config)
     assert raised.value.problems == [

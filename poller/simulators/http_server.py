@@ -12,7 +12,6 @@ from contextvars import ContextVar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
-
 # Ports for the servers this context starts without a port of their own, set by ports_from().
 _next_ports: ContextVar[Iterator[int] | None] = ContextVar("next_ports", default=None)
 

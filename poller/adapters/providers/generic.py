@@ -127,7 +127,7 @@ class ListingSettings(Section):
     """Format of both window parameters: "iso8601", "unix_s" or "unix_ms"."""
     items_path: OptionalPath = "calls"
     """Where the list of calls sits in the response ("" when the response is the list itself)."""
-    params: dict[str, str] = {}
+    params: dict[str, str] = Field(default={})
     """Fixed query parameters sent with every listing request."""
     max_window_hours: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[720.0])
     """Longest window the API accepts in one query, in hours; longer windows are split."""
@@ -225,7 +225,7 @@ class FieldSettings(Section):
     """The recording's URL; without recording_status, a call with a URL has its recording ready."""
     recording_status: OptionalPath = Field(default=None, examples=["recording.status"])
     """The recording's status, when the API reports one."""
-    recording_ready_values: list[str] = ["ready", "completed", "available", "done"]
+    recording_ready_values: list[str] = Field(default=["ready", "completed", "available", "done"])
     """Recording_status values meaning the recording can be downloaded (any case)."""
     recording_absent_values: list[str] = Field(
         default=["none", "absent", "not_recorded", "deleted"]
@@ -250,7 +250,7 @@ class RecordingSettings(Section):
     """
     refetch_item_path: OptionalPath = Field(default=None, examples=["call"])
     """Where the call sits in that response ("" or unset: the response is the call)."""
-    credential_hosts: list[HostName] = []
+    credential_hosts: list[HostName] = Field(default=[])
     """Hosts besides base_url's that may receive the provider credentials (e.g. a media host)."""
     format: Literal["mp3", "wav", "m4a", "aac"] | None = Field(default=None, examples=["mp3"])
     """Audio format of the recordings when their URLs do not tell: "mp3", "wav", "m4a" or "aac"."""

@@ -162,7 +162,7 @@ class AuthSettings(Section):
     """OAuth 2 scope to ask for, if the provider wants one."""
     jwt: SecretStr | None = None
     """The JWT assertion of auth = "oauth_jwt_bearer", as the provider issued it."""
-    token_hosts: list[HostName] = []
+    token_hosts: list[HostName] = Field(default=[])
     """Hosts besides base_url's and token_url's that may receive the access token."""
 
     def missing_auth_keys(self) -> list[str]:

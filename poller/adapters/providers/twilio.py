@@ -157,7 +157,7 @@ class TwilioSettings(ProviderSettingsBase):
     the Twilio side: the callee of an inbound call, the caller of an outbound one; a call of
     another direction is skipped as rep_undecided rather than attributed to a guess.
     """
-    rep_emails: dict[str, str] = {}
+    rep_emails: dict[str, str] = Field(default={})
     """A rep's party -> the rep's email (Twilio has none); a listed party is a rep too. A client
     identity is also the rep's provider id, which siro.rep_map.provider_id can map instead.
     """

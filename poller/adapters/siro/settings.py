@@ -42,13 +42,13 @@ class RepMapSettings(Section):
     Checked before any directory lookup, in this order: provider id, extension, email, phone.
     """
 
-    provider_id: dict[str, NonBlank] = {}
+    provider_id: dict[str, NonBlank] = Field(default={})
     """The rep's user id at the provider -> Siro user id."""
-    extension: dict[str, NonBlank] = {}
+    extension: dict[str, NonBlank] = Field(default={})
     """The rep's extension -> Siro user id, e.g. { "204" = "RKnw...Eu73" }."""
-    email: dict[str, NonBlank] = {}
+    email: dict[str, NonBlank] = Field(default={})
     """The rep's email (any case) -> Siro user id."""
-    phone: dict[str, NonBlank] = {}
+    phone: dict[str, NonBlank] = Field(default={})
     """The rep's phone (any format; read with phone_default_region) -> Siro user id."""
 
     @field_validator("provider_id", "extension")
@@ -68,7 +68,7 @@ class RepMapSettings(Section):
 class CrmSettings(Section):
     """``[siro.crm]``: which fields of the provider's raw record are CRM ids, and of what type."""
 
-    objects: dict[DottedPath, CrmObjectType] = {}
+    objects: dict[DottedPath, CrmObjectType] = Field(default={})
     """Dotted path in the raw provider record -> object type; a path may hold one id or a list of
     ids. Example: { "crm.opportunity_id" = "Opportunity", "crm.account_id" = "Account" }.
     """
