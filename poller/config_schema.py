@@ -90,7 +90,10 @@ class Key:
 
     @property
     def description(self) -> str:
-        return " ".join((self.info.description or "").split())
+        text = " ".join((self.info.description or "").split())
+        if text and not text.endswith((".", "?", ")")):
+            text += "."
+        return text[:1].upper() + text[1:]
 
     def supplied_by(self) -> str:
         """Where a secret comes from: the variable and the systemd credential file."""
@@ -420,7 +423,7 @@ def _md_table(header: str, model: type[BaseModel], path: tuple[str, ...], level:
     return out
 
 
-def _md_key(key: Key, heading: str, kinds: Sequence[str] = ()) -> list[str]:
+def _md_key(key: Key, heading: str, kinds: Sequence[str] = (), title: str = "") -> list[str]:
     facts = [f"- Type: {key_type(key)}"]
     if key.secret:
         facts.append(f"- Secret: yes; never in the file: {key.supplied_by()}")
@@ -432,7 +435,7 @@ def _md_key(key: Key, heading: str, kinds: Sequence[str] = ()) -> list[str]:
         facts.append("- Needed: the poller does not run without it")
     if kinds:
         facts.append(f"- Kinds: {', '.join(f'`{kind}`' for kind in kinds)}")
-    return [f"{heading} `{key.dotted}`", "", _md(key.description), "", *facts, ""]
+    return [f"{heading} {title or f'`{key.dotted}`'}", "", _md(key.description), "", *facts, ""]
 
 
 def _md_provider() -> list[str]:
@@ -455,28 +458,27 @@ def _md_provider() -> list[str]:
             for kind in KINDS
         )
     ]
-    shared_names = {key.name for key in shared}
-    out += ["### Keys of every kind", ""]
+    shared_names = {key.name for key in shared} | {"kind"}
+    out += [
+        "### Keys of every kind",
+        "",
+        "#### `provider.kind`",
+        "",
+        "Which adapter talks to the phone system; it decides which other keys the table takes.",
+        "",
+        f"- Type: one of {', '.join(f'`{kind}`' for kind in KINDS)}",
+        f"- Default: `{toml_value(DEFAULT_PROVIDER_KIND)}`",
+        "",
+    ]
     for key in shared:
-        if key.name == "kind":
-            out += [
-                "#### `provider.kind`",
-                "",
-                "Which adapter talks to the phone system; it decides which other keys the table "
-                "takes.",
-                "",
-                f"- Type: one of {', '.join(f'`{kind}`' for kind in KINDS)}",
-                f"- Default: `{toml_value(DEFAULT_PROVIDER_KIND)}`",
-                "",
-            ]
-            continue
         out += _md_key(key, heading="####", kinds=list(KINDS))
     for kind, model in models.items():
         out += [f'### `kind = "{kind}"`', "", _md(model.__doc__ or ""), ""]
         own = [key for key in keys_of(model, ("provider",)) if key.name not in shared_names]
         for key in own:
             owners = [k for k in KINDS if key.name in models[k].model_fields]
-            out += _md_key(key, heading="####", kinds=owners)
+            # Several kinds have a key of the same name: the heading says whose this is.
+            out += _md_key(key, "####", owners, title=f"`{key.dotted}` ({kind})")
         for name, table in tables_of(model):
             out += _md_table(f"provider.{name}", table, ("provider", name), level=4)
     return out

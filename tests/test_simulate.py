@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -127,3 +128,16 @@ def test_config_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     )
     assert forced.returncode == 0, forced.stderr
     assert 'kind = "zoom"' in config.read_text(encoding="utf-8")
+
+
+def test_simulate_port_puts_the_simulators_on_that_port_and_the_next(tmp_path: Path) -> None:
+    from poller.demo.simulation import simulate
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        first = probe.getsockname()[1]
+    with simulate("zoom", tmp_path, first_port=first) as simulation:
+        assert simulation.config["siro"]["api_base_url"] == f"http://127.0.0.1:{first}"
+        assert simulation.config["provider"]["base_url"].startswith(f"http://127.0.0.1:{first + 1}")
+        assert "SIRO_POLLER_PROVIDER__CLIENT_SECRET" in simulation.secrets
+        assert "client_secret" not in simulation.config["provider"]

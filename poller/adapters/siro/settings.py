@@ -96,6 +96,9 @@ SIRO_STORAGE_HOSTS = ("storage.googleapis.com", "*.storage.googleapis.com")
 
 
 class SiroSettings(Section):
+    """How the poller reaches Siro (its two APIs, the OAuth app whose tokens upload), names
+    reps and links CRM records."""
+
     api_base_url: BaseUrl = "https://api.siro.ai"
     """Siro's API gateway (signed URLs and recording uploads)."""
     external_api_base_url: BaseUrl = "https://functions.siro.ai/api-externalApi"
