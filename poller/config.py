@@ -1,10 +1,7 @@
 """Configuration: one TOML file, environment overrides, secrets from systemd credentials.
 
-Precedence, lowest first: defaults < TOML file < ``SIRO_POLLER_<SECTION>__<KEY>`` environment
-variables < files in ``$CREDENTIALS_DIRECTORY``. A credential file is named either like the
-environment variable (``SIRO_POLLER_SIRO__API_TOKEN``) or like the dotted key (``siro.api_token``),
-so ``LoadCredential=siro.api_token:/etc/siro-poller/credentials/siro.api_token`` works in a unit
-file.
+How they combine is told once, in :class:`Settings`' docstring (the example configs and the
+reference page print it); each key's meaning is its field's docstring.
 """
 
 from __future__ import annotations
@@ -295,11 +292,15 @@ def default_state_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    """Every key can be overridden by an environment variable SIRO_POLLER_<SECTION>__<KEY>, for
-    example SIRO_POLLER_POLL__INTERVAL_SECONDS=60. Secrets should not live in the file: give them
-    through the environment, or as systemd credentials (LoadCredential=siro.api_token:...), which
-    siro-poller reads from $CREDENTIALS_DIRECTORY and which win over everything else. Check the
-    result with `siro-poller --config FILE config check`.
+    """Every key can be overridden by an environment variable SIRO_POLLER_<SECTION>__<KEY>
+    (nested keys joined by "__"), for example SIRO_POLLER_POLL__INTERVAL_SECONDS=60; lists and
+    tables as JSON. Secrets should not live in the file: give them through the environment, or
+    as systemd credentials, which siro-poller reads from $CREDENTIALS_DIRECTORY and which win
+    over everything else. A credential file is named like the variable
+    (SIRO_POLLER_SIRO__API_TOKEN) or like the dotted key (siro.api_token), so
+    LoadCredential=siro.api_token:/etc/siro-poller/credentials/siro.api_token works in a unit
+    file. Precedence, lowest first: defaults, the file, the environment, credential files.
+    Check the result with `siro-poller --config FILE config check`.
     """
 
     model_config = SettingsConfigDict(

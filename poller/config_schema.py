@@ -228,8 +228,9 @@ def _toml_key(name: str) -> str:
 
 
 def _comment(text: str, width: int = WIDTH) -> list[str]:
-    plain = text.replace("``", "")
-    return [f"# {line}" for line in textwrap.wrap(plain, width - 2, break_long_words=False)]
+    plain = " ".join(text.replace("``", "").split())
+    lines = textwrap.wrap(plain, width - 2, break_long_words=False, break_on_hyphens=False)
+    return [f"# {line}" for line in lines]
 
 
 def _placeholder(key: Key) -> Any:
@@ -388,11 +389,6 @@ def reference_markdown() -> str:
         "## How settings are read",
         "",
         _md(Settings.__doc__ or ""),
-        "",
-        "Precedence, lowest first: defaults, the TOML file, `SIRO_POLLER_<SECTION>__<KEY>` "
-        "environment variables (nested keys joined by `__`), files in `$CREDENTIALS_DIRECTORY`. "
-        "A credential file is named like the variable or like the dotted key "
-        "(`siro.api_token`).",
         "",
     ]
     for key in keys_of(Settings, ()):

@@ -19,12 +19,9 @@ Parties and the rep
 -------------------
 A recording says nothing about who spoke, so its call is read (``Calls/{CallSid}.json``, the
 parent leg) for ``from``, ``to``, ``direction`` and ``caller_name``; finished calls are cached
-(bounded). Twilio has no notion of a sales rep: ``rep_parties`` (shell patterns over Twilio's
-party strings: ``client:*``, ``+1415555*``, ``sip:*@pbx.example.com``) and the keys of
-``rep_emails`` say which side is the rep. When neither side matches, the rep is the Twilio side
-of the call: ``to`` of an inbound call, ``from`` of an outbound one. A phone number becomes the
-rep's phone, a client identity or SIP address its provider id (``siro.rep_map.provider_id``
-maps it to a Siro user), and ``rep_emails`` can give its email.
+(bounded). Twilio has no notion of a sales rep: which side is the rep follows
+:attr:`TwilioSettings.rep_parties` and ``rep_emails`` (their docstrings tell how). A phone
+number becomes the rep's phone, a client identity or SIP address its provider id.
 
 Auth and media
 --------------
