@@ -134,3 +134,10 @@ def test_a_zoom_table_copied_from_the_generic_example_names_the_generic_keys(
         load_settings(path)
     assert 'provider.listing: applies only to kind = "generic"' in raised.value.problems
     assert not [line for line in raised.value.problems if "unknown key" in line]
+
+
+def test_the_cli_lists_the_registered_kinds() -> None:
+    # The CLI keeps its own list so `--help` imports no adapter; it must not drift.
+    from poller.cli.config_cmd import PROVIDER_KINDS
+
+    assert sorted(PROVIDER_KINDS) == sorted(KINDS)

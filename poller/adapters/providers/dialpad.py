@@ -116,18 +116,14 @@ class DialpadSettings(ProviderSettingsBase):
     """Selects the Dialpad adapter."""
     api_key: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
     """A company-admin API key with the calls:list scope, sent as Authorization: Bearer."""
-    share_link_privacy: SharePrivacy = Field(
-        default="public",
-    )
+    share_link_privacy: SharePrivacy = "public"
     """Privacy of the share link made to download each recording: "owner", "admin", "company" or
     "public". Dialpad serves a link's audio without a browser login only when it is public.
     """
     share_links_per_minute: Annotated[int, Field(gt=0, le=100)] = 100
     """Share links made per minute at most (Dialpad allows 100); past it a download waits its turn.
     """
-    long_call_hours: Annotated[float, Field(ge=0, le=24)] = Field(
-        default=4.0,
-    )
+    long_call_hours: Annotated[float, Field(ge=0, le=24)] = 4.0
     """Dialpad lists a call only once it has ended, under its start time: each window also asks for
     calls that started this many hours earlier, so a call longer than the lookback is kept.
     """

@@ -52,9 +52,7 @@ class ProviderSettingsBase(Section):
     """Seconds to wait for a connection to the provider."""
     read_timeout_seconds: PositiveSeconds = 60.0
     """Seconds to wait for each read from the provider."""
-    deadline_seconds: PositiveSeconds = Field(
-        default=600.0,
-    )
+    deadline_seconds: PositiveSeconds = 600.0
     """Total seconds one provider request may take, a recording download included (keep it well
     under worker.lease_seconds).
     """
@@ -64,17 +62,13 @@ class ProviderSettingsBase(Section):
     """Largest listing page read, in bytes (20 MB); a bigger page fails the poll with this key
     named.
     """
-    max_records_per_page: Annotated[int, Field(gt=0)] = Field(
-        default=500_000,
-    )
+    max_records_per_page: Annotated[int, Field(gt=0)] = 500_000
     """Most records one listing page may hold. A page with more fails the poll whole, with this key
     named, before any of it is written, and the cursor stays before it (raise the key, or ask
     the provider for smaller pages). Below it, a page is mapped and written 1,000 records at a
     time, so memory does not grow with the records on a page.
     """
-    download_hosts: list[HostPattern] = Field(
-        default=[],
-    )
+    download_hosts: list[HostPattern] = Field(default=[])
     """Hosts recordings may be downloaded from besides the provider's own and its credential_hosts:
     exact "host" or "host:port" entries, or patterns like "*.example.com" (subdomains only).
     Only exact entries (and base_url's host) may resolve to private, loopback or link-local
@@ -84,9 +78,7 @@ class ProviderSettingsBase(Section):
     """Requests per minute to stay under, for providers that publish a steady rate; rate-limit
     headers and 429 answers are always obeyed, with or without it.
     """
-    max_retry_after_seconds: PositiveSeconds = Field(
-        default=DEFAULT_MAX_RETRY_AFTER_SECONDS,
-    )
+    max_retry_after_seconds: PositiveSeconds = DEFAULT_MAX_RETRY_AFTER_SECONDS
     """Longest pause in seconds a Retry-After or rate-limit reset header may impose; a longer one
     (Retry-After: 999999999) is cut to this, with a warning.
     """

@@ -146,9 +146,7 @@ class TwilioSettings(ProviderSettingsBase):
     """Recordings per listing page (Twilio allows 1 to 1000)."""
     max_pages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
     """The most pages one window may take."""
-    rep_parties: list[str] = Field(
-        default=["client:*"],
-    )
+    rep_parties: list[str] = Field(default=["client:*"])
     """Which party of a call (its from or to) is the rep: shell patterns over Twilio's party
     strings, phone numbers in E.164 or client identities. When neither side matches, the rep is
     the Twilio side: the callee of an inbound call, the caller of an outbound one; a call of

@@ -125,34 +125,24 @@ class SiroSettings(Section):
     """Seconds to wait for a connection to Siro."""
     read_timeout_seconds: PositiveSeconds = 60.0
     """Seconds to wait for each read from Siro."""
-    deadline_seconds: PositiveSeconds = Field(
-        default=900.0,
-    )
+    deadline_seconds: PositiveSeconds = 900.0
     """Total seconds one Siro request may take, an audio upload included (keep it under the lease).
     """
     max_retries: Annotated[int, Field(ge=0, le=10)] = 4
     """How often one idempotent Siro request is retried within a step before the row is
     rescheduled.
     """
-    retry_initial_wait_seconds: PositiveSeconds = Field(
-        default=1.0,
-    )
+    retry_initial_wait_seconds: PositiveSeconds = 1.0
     """Cap of the first in-call retry wait in seconds; doubles per retry, with full jitter."""
-    retry_max_wait_seconds: PositiveSeconds = Field(
-        default=30.0,
-    )
+    retry_max_wait_seconds: PositiveSeconds = 30.0
     """Longest single in-call wait in seconds; a longer Retry-After reschedules the row instead."""
-    max_retry_after_seconds: PositiveSeconds = Field(
-        default=DEFAULT_MAX_RETRY_AFTER_SECONDS,
-    )
+    max_retry_after_seconds: PositiveSeconds = DEFAULT_MAX_RETRY_AFTER_SECONDS
     """Longest wait in seconds a Siro Retry-After may impose on a call; a longer one is cut to
     this, with a warning.
     """
     token_refresh_margin_seconds: PositiveSeconds = 300.0
     """Mint a new access token this many seconds before the current one expires."""
-    signed_url_size_field: Literal["auto", "fileSize", "fileSizeInBytes"] = Field(
-        default="auto",
-    )
+    signed_url_size_field: Literal["auto", "fileSize", "fileSizeInBytes"] = "auto"
     """The size key of the signed-url body, where Siro's documents disagree: "fileSize" (API
     reference) or "fileSizeInBytes" (phone quickstart). "auto" starts with fileSize and switches
     when Siro's 422 answer names the key (organizationId is learned the same way); setting a key
@@ -169,9 +159,7 @@ class SiroSettings(Section):
     """
     users_refresh_minutes: Annotated[int, Field(gt=0)] = 60
     """Minutes between copies of Siro's user list into the siro_users table (also done on start)."""
-    require_known_rep: bool = Field(
-        default=False,
-    )
+    require_known_rep: bool = False
     """Skip calls whose rep matches no Siro user (unknown_rep) instead of sending
     userEmail/userPhone.
     """
