@@ -1,10 +1,7 @@
 """Configuration: one TOML file, environment overrides, secrets from systemd credentials.
 
-Precedence, lowest first: defaults < TOML file < ``SIRO_POLLER_<SECTION>__<KEY>`` environment
-variables < files in ``$CREDENTIALS_DIRECTORY``. A credential file is named either like the
-environment variable (``SIRO_POLLER_SIRO__API_TOKEN``) or like the dotted key (``siro.api_token``),
-so ``LoadCredential=siro.api_token:/etc/siro-poller/credentials/siro.api_token`` works in a unit
-file.
+How they combine is told once, in :class:`Settings`' docstring (the example configs and the
+reference page print it); each key's meaning is its field's docstring.
 """
 
 from __future__ import annotations
@@ -67,13 +64,15 @@ Mp3Bitrate = Annotated[int, AfterValidator(_mp3_bitrate)]
 
 
 class DatabaseSettings(Section):
+    """Where the poller keeps its state: each call, its cursor and its audit trail."""
+
     url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL; default: SQLite file siro-poller.sqlite3 in state_dir",
+        default=None, examples=["postgresql+psycopg://siro_poller@db.internal:5432/siro_poller"]
     )
-    password: SecretStr | None = Field(
-        default=None, description="password merged into url, so the URL itself holds no secret"
-    )
+    """SQLAlchemy URL of the state database; default: SQLite file siro-poller.sqlite3 in state_dir.
+    """
+    password: SecretStr | None = None
+    """Password merged into url, so the URL in this file holds no secret."""
 
     @field_validator("url")
     @classmethod
@@ -123,48 +122,104 @@ else:
 
 
 class PollSettings(Section):
+    """How often and how far back the call log is listed, and which calls go to Siro."""
+
     interval_seconds: Annotated[int, Field(gt=0)] = 300
+    """Seconds between two polls of the call log."""
     lookback_minutes: Annotated[int, Field(ge=0)] = 60
+    """Minutes each poll re-reads before the cursor, to catch late or changed records."""
     settle_delay_seconds: Annotated[int, Field(ge=0)] = 120
+    """Seconds to stay behind "now", so calls still being written are not skipped over."""
     initial_lookback_hours: Annotated[float, Field(gt=0)] = 24.0
-    start_at: AwareDatetime | None = None
+    """On the first run, how many hours back to start (unless start_at is set)."""
+    start_at: AwareDatetime | None = Field(default=None, examples=["2026-11-01T00:00:00Z"])
+    """On the first run, start listing at this instant instead (ISO 8601 with a zone). Only the
+    first run: once a cursor exists, changing it does nothing; `siro-poller backfill --since
+    --until` lists an older range.
+    """
     recording_wait_hours: Annotated[float, Field(gt=0)] = 48.0
+    """Hours to wait for a listed call's recording before the call is skipped as no_recording."""
     recheck_waiting_minutes: Annotated[int, Field(gt=0)] = 30
+    """Minutes between re-listings of the older calls still waiting for a recording (beyond the
+    lookback).
+    """
     min_duration_seconds: Annotated[int, Field(ge=0)] = 0
+    """Calls shorter than this many seconds are skipped."""
     directions: list[Literal["inbound", "outbound"]] = Field(default=["inbound", "outbound"])
+    """Directions to upload: "inbound", "outbound" or both."""
     rep_allow: list[str] = Field(default=[])
+    """When not empty, only calls of these reps (email, phone, provider user id or extension) go
+    in.
+    """
     rep_deny: list[str] = Field(default=[])
+    """Calls of these reps (email, phone, provider user id or extension) are skipped."""
     max_unmapped_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+    """Records that fail the field mapping are kept (siro-poller calls unmapped) and mapped again
+    each poll. When this share of a page's records fails (0.0: any; 1.0: all of them), the poll
+    fails and the cursor stays, so a wrong mapping cannot move past the calls it could not read.
+    """
 
 
 class WorkerSettings(Section):
-    # What `run` does: "poller" lists calls only, "worker" uploads only, "all" both. On
-    # PostgreSQL one process per provider polls at a time; the others stand by.
+    """How listed calls are downloaded, converted when Siro needs it, and uploaded."""
+
     role: Literal["all", "poller", "worker"] = "all"
+    """What `run` does: "all" (poll and upload), "poller" (poll only) or "worker" (upload only).
+    With several processes on one PostgreSQL database, one per provider polls at a time and the
+    others stand by to take over; each uploads its share of the queue.
+    """
     interval_seconds: Annotated[int, Field(gt=0)] = 15
+    """Seconds between two checks for due rows when the queue is idle."""
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    """How many calls are downloaded and uploaded at once."""
     max_attempts: Annotated[int, Field(ge=1)] = 8
+    """Attempts per call before it is parked as failed (requeue with: siro-poller calls retry)."""
     retry_base_seconds: PositiveSeconds = 30.0
+    """First retry delay in seconds; doubles per attempt, with jitter."""
     retry_max_seconds: PositiveSeconds = 3600.0
-    # Renewed by a heartbeat every third of it while a step runs: how soon the rows of a
-    # worker that died come back.
+    """Longest retry delay in seconds."""
     lease_seconds: Annotated[int, Field(ge=5)] = 120
+    """Seconds a worker owns a claimed row; renewed every third of it while a step runs, so this is
+    how soon the rows of a worker that died are taken up by another.
+    """
     max_file_bytes: Annotated[int, Field(gt=0)] = 100 * 1024 * 1024
+    """Largest file sent to Siro, in bytes (Siro's limit is 100 MB); bigger recordings are
+    converted to fit.
+    """
     max_download_bytes: Annotated[int, Field(gt=0)] = 2 * 1024 * 1024 * 1024
+    """Largest recording downloaded, in bytes (a one-hour stereo WAV is about 635 MB)."""
     convert: ConvertMode = ConvertMode.AUTO
+    """What to do with audio Siro does not take (m4a, ogg/opus, webm, flac...): "auto" converts
+    it to aac or mp3; "never" fails such calls.
+    """
     mp3_bitrate_kbps: Mp3Bitrate = 64
+    """The mp3 bitrate in kbit/s for converted recordings (channels are kept; 64 suits speech)."""
     mp3_min_bitrate_kbps: Mp3Bitrate = 16
+    """Lowest mp3 bitrate in kbit/s tried to fit max_file_bytes; a recording that needs less fails.
+    """
     # The bounds of one conversion (a header's length is the file's own claim): decoding may
     # run this many times past the length the header or the provider gives (plus a minute),
     # never past max_audio_seconds, and take at most max_convert_seconds.
     max_audio_overrun: Annotated[float, Field(ge=1.0)] = 1.5
+    """A conversion stops a file that decodes to more than this many times the length its header or
+    the provider gives (plus a minute): an audio bomb, failed as "audio_bomb".
+    """
     max_audio_seconds: PositiveSeconds = 8 * 3600.0
+    """Longest audio any conversion decodes, in seconds, whatever the file declares."""
     max_convert_seconds: PositiveSeconds = 900.0
-    spool_dir: Path | None = None
+    """Longest one conversion may take, in seconds (wall time; each uses one CPU thread)."""
+    spool_dir: Path | None = Field(default=None, examples=["/var/lib/siro-poller/spool"])
+    """Where recordings wait between download and upload (default: state_dir/spool)."""
     shutdown_grace_seconds: PositiveSeconds = 30.0
-    # During a Siro credential pause: how often a fresh token mint asks whether it can end.
+    """Seconds in-flight work may take to finish after SIGTERM before leases are released."""
     credential_probe_seconds: Annotated[float, Field(ge=5, le=3600)] = 60.0
+    """When Siro refuses the credentials (a rejected token mint, a 401 with a fresh token, a 403),
+    the work pauses instead of failing calls; this often a fresh mint asks whether it can
+    resume.
+    """
     title_template: str = "{direction} call with {contact} [{provider_call_id}]"
+    """Recording title in Siro; must contain {provider_call_id}, which finds uploads after a crash.
+    """
 
     @field_validator("title_template")
     @classmethod
@@ -188,15 +243,18 @@ class WorkerSettings(Section):
 
 
 class MetricsSettings(Section):
-    listen: str = Field(
-        default="", description="host:port for the Prometheus /metrics endpoint; empty: off"
-    )
-    request_timeout_seconds: PositiveSeconds = Field(
-        default=10.0, description="a request to /metrics or /healthz must arrive whole within it"
-    )
-    max_connections: Annotated[int, Field(ge=1, le=1024)] = Field(
-        default=32, description="connections (each a thread) open at once; the longest waiting goes"
-    )
+    """The Prometheus /metrics and /healthz endpoint of `run`."""
+
+    listen: str = ""
+    """The host:port of the Prometheus /metrics endpoint of `run`, e.g. "127.0.0.1:9464"; empty:
+    off.
+    """
+    request_timeout_seconds: PositiveSeconds = 10.0
+    """Seconds a request to /metrics or /healthz has to arrive whole; a slower one is closed."""
+    max_connections: Annotated[int, Field(ge=1, le=1024)] = 32
+    """Connections open at once, each served by a thread; when all are taken, the one that has
+    waited longest for its request is closed to make room.
+    """
 
     @field_validator("listen")
     @classmethod
@@ -210,8 +268,14 @@ class MetricsSettings(Section):
 
 
 class LoggingSettings(Section):
+    """What the daemon logs, and in which form."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
     format: Literal["auto", "human", "json"] = "auto"
+    """"auto" (human on a terminal, journald-style under systemd), "human" or "json" (one JSON
+    object per line).
+    """
 
     @field_validator("level", mode="before")
     @classmethod
@@ -228,7 +292,19 @@ def default_state_dir() -> Path:
 
 
 class Settings(BaseSettings):
+    """Every key can be overridden by an environment variable SIRO_POLLER_<SECTION>__<KEY>
+    (nested keys joined by "__"), for example SIRO_POLLER_POLL__INTERVAL_SECONDS=60; lists and
+    tables as JSON. Secrets should not live in the file: give them through the environment, or
+    as systemd credentials, which siro-poller reads from $CREDENTIALS_DIRECTORY and which win
+    over everything else. A credential file is named like the variable
+    (SIRO_POLLER_SIRO__API_TOKEN) or like the dotted key (siro.api_token), so
+    LoadCredential=siro.api_token:/etc/siro-poller/credentials/siro.api_token works in a unit
+    file. Precedence, lowest first: defaults, the file, the environment, credential files.
+    Check the result with `siro-poller --config FILE config check`.
+    """
+
     model_config = SettingsConfigDict(
+        use_attribute_docstrings=True,
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         case_sensitive=False,
@@ -236,15 +312,30 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    state_dir: Path = Field(default_factory=default_state_dir)
+    state_dir: Path = Field(default_factory=default_state_dir, examples=["/var/lib/siro-poller"])
+    """Where the SQLite database and the download spool live (default: $STATE_DIRECTORY under
+    systemd, else ~/.local/state/siro-poller).
+    """
     database: DatabaseSettings = DatabaseSettings()
     siro: SiroSettings = SiroSettings()
-    provider: AnyProviderSettings = Field(
-        default_factory=lambda: settings_models()[0](), description="the one phone system"
-    )
+    provider: AnyProviderSettings = Field(default_factory=lambda: settings_models()[0]())
+    """The one phone system; its kind picks the adapter and the keys the table takes."""
     providers: list[AnyProviderSettings] = Field(
-        default=[], description="several phone systems, each with its own name and cursor"
+        default=[],
+        examples=[
+            [
+                {"kind": "ringcentral", "name": "rc-east"},
+                {"kind": "generic", "name": "legacy", "base_url": "https://voip.example.com/api"},
+            ]
+        ],
     )
+    """Several phone systems (some companies run two): one [[providers]] table each, in place of
+    [provider], each with its own kind, name, cursor and credentials, and the keys [provider]
+    takes (nested ones as [providers.fields] and so on). Their secrets come from
+    SIRO_POLLER_PROVIDERS__<NAME>__<KEY> (the name upper-cased, other characters as "_") or the
+    credential file providers.<name>.<key>, e.g. SIRO_POLLER_PROVIDERS__RC_EAST__TOKEN or
+    providers.rc-east.token. `siro-poller provider check` lists one page of each.
+    """
     poll: PollSettings = PollSettings()
     worker: WorkerSettings = WorkerSettings()
     metrics: MetricsSettings = MetricsSettings()
@@ -605,6 +696,11 @@ def _unknown_key(raw_loc: tuple[str | int, ...], key: tuple[str, ...]) -> str:
         for name in (name.upper() for name in os.environ)
         if name == variable or name.startswith(variable + "__")
     )
+    owners = _kinds_taking(raw_loc)
+    if owners:
+        kinds = " or ".join(f'kind = "{kind}"' for kind in owners)
+        where = f", set by the environment variable {setting[0]}" if setting else ""
+        return f"applies only to {kinds}{where}"
     if setting:
         text = f"unknown key, set by the environment variable {setting[0]}"
         if meant:
@@ -613,6 +709,20 @@ def _unknown_key(raw_loc: tuple[str | int, ...], key: tuple[str, ...]) -> str:
         return text
     text = "unknown key (check the spelling against config.example.toml)"
     return text + (f"; did you mean {'.'.join((*key[:-1], meant))!r}?" if meant else "")
+
+
+def _kinds_taking(raw_loc: tuple[str | int, ...]) -> list[str]:
+    """The provider kinds whose table takes the key at ``raw_loc`` when the table's own kind
+    does not: ``("provider", "zoom", "listing")`` gives ``["generic"]``."""
+    parts = [part for part in raw_loc if not isinstance(part, int)]
+    if len(parts) < 3 or parts[0] not in ("provider", "providers") or parts[1] not in KINDS:
+        return []
+    own, rest = parts[1], parts[2:]
+    return [
+        kind
+        for kind in KINDS
+        if kind != own and rest[-1] in (known_keys(("provider", kind, *rest[:-1])) or [])
+    ]
 
 
 def _is_secret_key(loc: tuple[str, ...]) -> bool:

@@ -6,7 +6,7 @@ model without importing the config module that gathers all of them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -22,10 +22,18 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
+# The json_schema_extra of a key the poller cannot run without and has no default for: every
+# example config and `config init` set it (a secret: say where it comes from), with the field's
+# first example as the value, a placeholder that `config check` refuses until it is replaced.
+MINIMAL: dict[str, Any] = {"minimal": True}
+
+
 class Section(BaseModel):
     """A config table: unknown keys are errors, defaults are validated too."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # A field's docstring is its description: the one place the example config, `config init`
+    # and the reference documentation read it from.
+    model_config = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
 
 
 def _base_url(value: str) -> str:

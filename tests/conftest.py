@@ -34,6 +34,7 @@ END_TO_END_MODULES = (
     "test_demo",
     "test_install",
     "test_scale_e2e",
+    "test_simulate",
     "test_twilio_daemon",
 )
 # contract: a port's contract suite run over each adapter, against its simulator or database.

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from poller.cli import main
 from poller.config import ConfigError, Settings, load_settings, requirements_for_daemon
+from poller.config_schema import expected_files
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 SECRETS = {
@@ -165,15 +166,16 @@ def _inner_types(annotation: Any) -> Iterator[Any]:
         yield from _inner_types(argument)
 
 
-def test_the_example_documents_every_key_with_a_comment() -> None:
-    text = EXAMPLE.read_text(encoding="utf-8")
-    assert _model_keys(Settings) <= _documented_keys(text)
-    lines = text.splitlines()
+def test_the_examples_document_every_key_of_every_kind_with_a_comment() -> None:
+    texts = [(EXAMPLE.parent / path).read_text(encoding="utf-8") for path in expected_files()]
+    assert _model_keys(Settings) <= set().union(*map(_documented_keys, texts))
     key_line = re.compile(r"^(# )?[a-z][a-z0-9_]* = ")
-    for index, line in enumerate(lines):
-        if key_line.match(line):
-            above = lines[index - 1]
-            assert above.startswith("# ") and not key_line.match(above), f"undocumented: {line}"
+    for text in texts:
+        lines = text.splitlines()
+        for index, line in enumerate(lines):
+            if key_line.match(line):
+                above = lines[index - 1]
+                assert above.startswith("# ") and not key_line.match(above), f"undocumented: {line}"
 
 
 def test_config_check_on_the_example_passes_with_secrets_and_its_placeholders_replaced(

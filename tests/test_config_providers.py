@@ -171,3 +171,30 @@ def test_an_unknown_kind_lists_the_kinds_there_are(tmp_path: Path) -> None:
         load_settings(write(tmp_path / "c.toml", '[provider]\nkind = "avaya"\n'))
     [problem] = raised.value.problems
     assert problem.startswith("provider.kind:") and "generic" in problem and "avaya" in problem
+
+
+def test_a_key_of_another_kind_is_named_as_such_and_a_misspelt_one_gets_a_suggestion(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[provider]\nkind = "zoom"\nlisting = { path = "/x" }\nacount_id = "x"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert raised.value.problems == [
+        'provider.listing: applies only to kind = "generic"',
+        "provider.acount_id: unknown key (check the spelling against config.example.toml); "
+        "did you mean 'provider.account_id'?",
+    ]
+
+
+def test_a_providers_table_names_every_kind_a_key_belongs_to(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[providers]]\nkind = "dialpad"\nname = "dp"\njwt = "x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert raised.value.problems == [
+        'providers.dp.jwt: applies only to kind = "generic" or kind = "ringcentral"'
+    ]

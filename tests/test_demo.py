@@ -149,6 +149,8 @@ def test_keep_leaves_a_database_the_printed_commands_open(
     assert result.exit_code == 0, result.output
     (state_dir,) = tmp_path.iterdir()
     assert f"state directory is kept: {state_dir}" in result.output
+    # Its config names simulators that stopped with it: the way to running ones is named.
+    assert "siro-poller simulate --provider generic --config-out" in result.output
     database = state_dir / "siro-poller.sqlite3"
     with sqlite3.connect(database) as connection:
         rows = dict(connection.execute("SELECT provider_call_id, state FROM calls").fetchall())

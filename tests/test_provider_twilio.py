@@ -561,7 +561,7 @@ def test_an_answer_without_recordings_fails_the_window_naming_what_came(
     [
         (
             '[provider]\nkind = "twilio"\nauth = "basic"\n',
-            "provider.auth: unknown key (check the spelling against config.example.toml)",
+            'provider.auth: applies only to kind = "generic"',
         ),
         (
             '[provider]\nkind = "twilio"\npage_size = 5000\n',

@@ -45,3 +45,61 @@ def check(cli: CliContext, as_json: bool) -> None:
         raise config_problem(problems)
     counted = f" ({len(warnings)} warning{'s' if len(warnings) > 1 else ''})" if warnings else ""
     click.echo(f"# config OK{counted}", err=True)
+
+
+# The kinds as the registry lists them; a plain tuple keeps `--help` free of the adapters.
+PROVIDER_KINDS = ("generic", "aircall", "dialpad", "ringcentral", "zoom", "twilio")
+
+
+@config_group.command("init")
+@click.option(
+    "--provider",
+    "kind",
+    type=click.Choice(PROVIDER_KINDS),
+    default="generic",
+    show_default=True,
+    help="The phone system's kind.",
+)
+@click.option(
+    "--database",
+    type=click.Choice(["sqlite", "postgres"]),
+    default="sqlite",
+    show_default=True,
+    help="SQLite in the state directory, or a PostgreSQL server.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default="config.toml",
+    show_default=True,
+    help="Where to write the config.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(kind: str, database: str, output: str, force: bool) -> None:
+    """Write a minimal config for one provider kind, its secrets left to the environment.
+
+    Prints the keys still to fill in and the environment variables (or systemd credential
+    files) that must supply the secrets. Every other key keeps its default; the example of the
+    kind lists them all.
+    """
+    from pathlib import Path
+
+    from poller.config_schema import render_minimal_config
+
+    config = render_minimal_config(kind, database=database)
+    path = Path(output)
+    if path.exists() and not force:
+        raise click.UsageError(f"{path} exists; pass --force to overwrite it")
+    path.write_text(config.text, encoding="utf-8")
+    # The file holds no secret, but it names where they come from: owner and group only.
+    path.chmod(0o640)
+    click.echo(f"Wrote {path} for a {kind} phone system.")
+    if config.placeholders:
+        click.echo("Replace the placeholders of these keys with your own values:")
+        for key in config.placeholders:
+            click.echo(f"  {key.dotted}")
+    click.echo("Supply these secrets in the environment (or as systemd credential files):")
+    for key in config.secrets:
+        variable = key.supplied_by().split()[1]
+        click.echo(f"  export {variable}=...  # or the credential file {key.dotted}")
+    click.echo(f"Then check it: siro-poller --config {path} config check")

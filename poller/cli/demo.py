@@ -95,6 +95,14 @@ def _print_next_steps(outcome: DemoOutcome) -> None:
     click.echo("Look further with:")
     for command in commands:
         click.echo(f"  {command}")
+    click.echo(
+        "These read the kept database only: the simulators stopped with the demo, so its config "
+        "points at closed ports."
+    )
+    click.echo(
+        "To poll, run or check a provider against running simulators: "
+        f"siro-poller simulate --provider {outcome.kind} --config-out sim.toml"
+    )
     foreign = foreign_settings()
     if foreign:
         click.echo(

@@ -3,10 +3,30 @@ background thread."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+
+# Ports for the servers this context starts without a port of their own, set by ports_from().
+_next_ports: ContextVar[Iterator[int] | None] = ContextVar("next_ports", default=None)
+
+
+@contextmanager
+def ports_from(first: int) -> Iterator[None]:
+    """Servers started in this block on no given port listen on ``first``, ``first + 1``...
+
+    `siro-poller simulate --port` uses it so a config written once keeps working across runs.
+    """
+    token = _next_ports.set(itertools.count(first))
+    try:
+        yield
+    finally:
+        _next_ports.reset(token)
 
 
 class _Server(ThreadingHTTPServer):
@@ -34,6 +54,9 @@ class LocalHTTPServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        ports = _next_ports.get()
+        if port == 0 and ports is not None:
+            port = next(ports)
         self._server = _Server((host, port), handler_class)
         self._server.daemon_threads = True
         self._server.state = state  # type: ignore[attr-defined]

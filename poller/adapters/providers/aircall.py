@@ -42,6 +42,7 @@ from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Pagin
 from poller.adapters.http.retry import capped_wait
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.config_types import MINIMAL
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -84,15 +85,23 @@ _ANONYMOUS = "anonymous"
 
 
 class AircallSettings(ProviderSettingsBase):
-    """``[provider]`` with ``kind = "aircall"``: an Aircall company account, by API key."""
+    """``[provider]`` with ``kind = "aircall"``: an Aircall company account, by API key;
+    listing, paging, fields and recordings are built in. Aircall caps a query at 10,000 calls
+    (busy windows are split) and serves about 6 months back.
+    """
 
     kind: Literal["aircall"] = "aircall"
-    api_id: str | None = Field(default=None, description="the API ID of an Aircall API key")
-    api_token: SecretStr | None = Field(default=None, description="that key's API token")
+    """Selects the Aircall adapter."""
+    api_id: str | None = Field(default=None, examples=["your-api-id"], json_schema_extra=MINIMAL)
+    """The API ID of an API key made in the Aircall dashboard (Integrations & API > API Keys)."""
+    api_token: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """That key's API token (shown once)."""
     per_page: Annotated[int, Field(ge=1, le=MAX_PER_PAGE)] = MAX_PER_PAGE
-    requests_per_minute: Annotated[int, Field(gt=0)] | None = Field(
-        default=60, description="Aircall's default limit per company; raise it if Aircall did"
-    )
+    """Calls per listing page, at most 50 (Aircall's maximum)."""
+    requests_per_minute: Annotated[int, Field(gt=0)] | None = 60
+    """Aircall allows 60 requests a minute per company unless it raised yours; the X-AircallApi-*
+    headers are obeyed either way.
+    """
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"

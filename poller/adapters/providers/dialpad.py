@@ -52,6 +52,7 @@ from poller.adapters.http.auth import BearerToken
 from poller.adapters.http.paginators import PageRequest, Paginator, TokenPaginator
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.config_types import MINIMAL
 from poller.domain.call_record import (
     MAX_ID_LENGTH,
     TEXT_LIMITS,
@@ -106,25 +107,28 @@ SHARE_LINK_MAX_WAIT_SECONDS = 5.0
 
 
 class DialpadSettings(ProviderSettingsBase):
-    """``[provider]`` with ``kind = "dialpad"``."""
+    """``[provider]`` with ``kind = "dialpad"``: the company call log of Dialpad's Admin API v2,
+    recordings downloaded through share links. base_url unset is https://dialpad.com; Dialpad's
+    sandbox is https://sandbox.dialpad.com.
+    """
 
     kind: Literal["dialpad"] = "dialpad"
-    api_key: SecretStr | None = Field(
-        default=None, description="a company-admin API key with the calls:list scope"
-    )
-    share_link_privacy: SharePrivacy = Field(
-        default="public",
-        description="privacy of the recording share links the poller creates to download",
-    )
+    """Selects the Dialpad adapter."""
+    api_key: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """A company-admin API key with the calls:list scope, sent as Authorization: Bearer."""
+    share_link_privacy: SharePrivacy = "public"
+    """Privacy of the share link made to download each recording: "owner", "admin", "company" or
+    "public". Dialpad serves a link's audio without a browser login only when it is public.
+    """
     share_links_per_minute: Annotated[int, Field(gt=0, le=100)] = 100
-    long_call_hours: Annotated[float, Field(ge=0, le=24)] = Field(
-        default=4.0,
-        description="calls that started this long before a window are asked for too, "
-        "so a call longer than the lookback is listed once it has ended",
-    )
-    requests_per_minute: Annotated[int, Field(gt=0)] | None = Field(
-        default=1200, description="steady request rate to keep under; unset: only the headers"
-    )
+    """Share links made per minute at most (Dialpad allows 100); past it a download waits its turn.
+    """
+    long_call_hours: Annotated[float, Field(ge=0, le=24)] = 4.0
+    """Dialpad lists a call only once it has ended, under its start time: each window also asks for
+    calls that started this many hours earlier, so a call longer than the lookback is kept.
+    """
+    requests_per_minute: Annotated[int, Field(gt=0)] | None = 1200
+    """Listing requests per minute (Dialpad allows 1,200 for call.list, 20 a second per company)."""
 
     vendor_hosts: ClassVar[tuple[str, ...]] = ("dialpad.com",)
     default_base_url: ClassVar[str | None] = "https://dialpad.com"

@@ -58,6 +58,8 @@ from poller.adapters.providers.settings import (
     authenticator_for,
 )
 from poller.config_types import (
+    MINIMAL,
+    BaseUrl,
     DottedPath,
     HostName,
     OptionalPath,
@@ -116,32 +118,57 @@ class ListingSettings(Section):
     """``[provider.listing]``: the call-log request of the generic adapter."""
 
     path: UrlPath = "/calls"
+    """Path of the call-log request, appended to base_url."""
     start_param: ParamName = "from"
+    """Query parameter that carries the window's start."""
     end_param: Annotated[ParamName | None, BeforeValidator(unset_if_empty)] = "to"
+    """Query parameter that carries the window's end ("" when the API takes only a start)."""
     time_format: WindowTimeFormat = "iso8601"
-    items_path: OptionalPath = Field(
-        default="calls", description='where the list of calls sits; "": the body is the list'
-    )
-    params: dict[str, str] = Field(default={}, description="fixed query parameters, e.g. order")
-    max_window_hours: Annotated[float, Field(gt=0)] | None = None
-    max_rows_per_query: Annotated[int, Field(gt=0)] | None = None
-    history_days: Annotated[float, Field(gt=0)] | None = None
+    """Format of both window parameters: "iso8601", "unix_s" or "unix_ms"."""
+    items_path: OptionalPath = "calls"
+    """Where the list of calls sits in the response ("" when the response is the list itself)."""
+    params: dict[str, str] = Field(default={})
+    """Fixed query parameters sent with every listing request."""
+    max_window_hours: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[720.0])
+    """Longest window the API accepts in one query, in hours; longer windows are split."""
+    max_rows_per_query: Annotated[int, Field(gt=0)] | None = Field(default=None, examples=[10000])
+    """Most rows the API returns for one query; a window that hits it is split and listed again."""
+    history_days: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[180.0])
+    """How many days of history the API keeps; the window never starts earlier."""
     settle_delay_seconds: Annotated[int, Field(ge=0)] = 0
+    """Seconds the provider needs before a finished call shows up in its log (adds to poll's
+    delay).
+    """
 
 
 class PagingSettings(Section):
     """``[provider.paging]``: how the generic adapter walks the pages of one window."""
 
     mode: Literal["none", "token", "next_url", "link_header", "page_number", "offset"] = "token"
+    """"token" (a next-page token in the body), "next_url" (a next-page URL in the body),
+    "link_header" (an RFC 8288 Link: <...>; rel="next" header), "page_number" (page=1, 2, ...),
+    "offset" (offset=0, 100, ...; needs page_size) or "none".
+    """
     token_path: DottedPath = "next_page_token"  # noqa: S105  (a JSON path, not a secret)
+    """Where the next-page token sits in the response (mode = "token")."""
     token_param: ParamName = "page_token"  # noqa: S105  (a parameter name, not a secret)
+    """Query parameter the token is sent back in (mode = "token")."""
     next_url_path: DottedPath = "next"
+    """Where the next page's URL sits in the response (mode = "next_url")."""
     page_param: ParamName = "page"
+    """Query parameter of the page number (mode = "page_number")."""
     offset_param: ParamName = "offset"
+    """Query parameter of the offset (mode = "offset")."""
     first_page: Annotated[int, Field(ge=0)] = 1
-    page_size_param: Annotated[ParamName | None, BeforeValidator(unset_if_empty)] = None
-    page_size: Annotated[int, Field(gt=0)] | None = None
+    """Number of the first page (mode = "page_number")."""
+    page_size_param: Annotated[ParamName | None, BeforeValidator(unset_if_empty)] = Field(
+        default=None, examples=["per_page"]
+    )
+    """Query parameter of the page size; needs page_size."""
+    page_size: Annotated[int, Field(gt=0)] | None = Field(default=None, examples=[100])
+    """Rows per page to ask for; with page_number, a shorter page is the last one."""
     max_pages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
+    """Safety net: most pages one window may take before the window is failed."""
 
     @model_validator(mode="after")
     def _page_size_pair(self) -> PagingSettings:
@@ -159,31 +186,52 @@ class FieldSettings(Section):
     """
 
     call_id: DottedPath = "call_id"
-    recording_id: OptionalPath = None
+    """The provider's id of the call (required in every record)."""
+    recording_id: OptionalPath = Field(default=None, examples=["recording.id"])
+    """The provider's id of the recording, when it has one."""
     started_at: DottedPath = "started_at"
+    """When the call started (required in every record)."""
     started_at_format: FieldTimeFormat = "iso8601"
-    ended_at: OptionalPath = None
+    """Format of started_at: "iso8601", "unix_s", "unix_ms" or "rfc2822"."""
+    ended_at: OptionalPath = Field(default=None, examples=["ended_at"])
+    """When the call ended."""
     ended_at_format: FieldTimeFormat = "iso8601"
-    duration: OptionalPath = None
+    """Format of ended_at."""
+    duration: OptionalPath = Field(default=None, examples=["duration"])
+    """How long the call lasted; computed from started_at and ended_at when not given."""
     duration_unit: Literal["seconds", "milliseconds"] = "seconds"
-    direction: OptionalPath = None
+    """Unit of duration: "seconds" or "milliseconds"."""
+    direction: OptionalPath = Field(default=None, examples=["direction"])
+    """The call's direction."""
     direction_values: dict[str, DirectionName] = Field(
         default_factory=lambda: dict(DEFAULT_DIRECTION_VALUES),
-        description="provider value (case-insensitive) -> inbound/outbound",
     )
+    """Provider direction values (any case) and what they mean."""
     rep_email: OptionalPath = "email"
+    """The rep's email (Siro matches the rep by it)."""
     rep_phone: OptionalPath = "number"
-    rep_provider_id: OptionalPath = None
-    rep_name: OptionalPath = None
-    rep_extension: OptionalPath = None
+    """The rep's phone number."""
+    rep_provider_id: OptionalPath = Field(default=None, examples=["user.id"])
+    """The rep's user id at the provider."""
+    rep_name: OptionalPath = Field(default=None, examples=["user.name"])
+    """The rep's name."""
+    rep_extension: OptionalPath = Field(default=None, examples=["user.extension"])
+    """The rep's extension."""
     contact_name: OptionalPath = "contact_name"
+    """The other party's name."""
     contact_phone: OptionalPath = "contact_phone"
+    """The other party's phone number."""
     recording_url: OptionalPath = "recording_url"
-    recording_status: OptionalPath = None
+    """The recording's URL; without recording_status, a call with a URL has its recording ready."""
+    recording_status: OptionalPath = Field(default=None, examples=["recording.status"])
+    """The recording's status, when the API reports one."""
     recording_ready_values: list[str] = Field(default=["ready", "completed", "available", "done"])
+    """Recording_status values meaning the recording can be downloaded (any case)."""
     recording_absent_values: list[str] = Field(
         default=["none", "absent", "not_recorded", "deleted"]
     )
+    """Recording_status values meaning there is no recording; the call is skipped as no_recording.
+    """
 
     @field_validator("direction_values", mode="before")
     @classmethod
@@ -196,17 +244,16 @@ class FieldSettings(Section):
 class RecordingSettings(Section):
     """``[provider.recording]``: how the generic adapter turns a call into a download."""
 
-    refetch_path: str | None = Field(
-        default=None,
-        description="single-call path, e.g. /calls/{call_id}: fetched for a fresh recording URL",
-    )
-    refetch_item_path: OptionalPath = Field(
-        default=None, description="where the call sits in the single-call response; unset: the body"
-    )
-    credential_hosts: list[HostName] = Field(
-        default=[], description="hosts besides base_url's that may receive provider credentials"
-    )
-    format: Literal["mp3", "wav", "m4a", "aac"] | None = None
+    refetch_path: str | None = Field(default=None, examples=["/calls/{call_id}"])
+    """For signed, expiring recording URLs (which are never stored): path of the single-call
+    request fetched before each download for a fresh URL, with {call_id} or {recording_id}.
+    """
+    refetch_item_path: OptionalPath = Field(default=None, examples=["call"])
+    """Where the call sits in that response ("" or unset: the response is the call)."""
+    credential_hosts: list[HostName] = Field(default=[])
+    """Hosts besides base_url's that may receive the provider credentials (e.g. a media host)."""
+    format: Literal["mp3", "wav", "m4a", "aac"] | None = Field(default=None, examples=["mp3"])
+    """Audio format of the recordings when their URLs do not tell: "mp3", "wav", "m4a" or "aac"."""
 
     @field_validator("refetch_path")
     @classmethod
@@ -220,9 +267,19 @@ class RecordingSettings(Section):
 
 
 class GenericSettings(ProviderSettingsBase, AuthSettings):
-    """``[provider]`` with ``kind = "generic"``: every request and field named in config."""
+    """``[provider]`` with ``kind = "generic"``: any JSON call-log API, every request and field
+    named in config. Its defaults fit a call log whose records look like the payload of Siro's
+    phone-integration quickstart (call_id, email, number, recording_url, started_at,
+    contact_name, contact_phone). Paths are dotted: "data.calls", "user.email", "legs.0.from";
+    an empty string switches an optional path off.
+    """
 
     kind: Literal["generic"] = "generic"
+    """Which adapter talks to the phone system: "generic" is a configurable JSON call-log API."""
+    base_url: BaseUrl | None = Field(
+        default=None, examples=["https://voip.example.com/api"], json_schema_extra=MINIMAL
+    )
+    """Base URL of the provider's API; the listing path and single-call paths are appended."""
     listing: ListingSettings = ListingSettings()
     paging: PagingSettings = PagingSettings()
     fields: FieldSettings = FieldSettings()

@@ -56,7 +56,7 @@ from poller.adapters.http.paginators import (
 )
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
-from poller.config_types import BaseUrl
+from poller.config_types import MINIMAL, BaseUrl
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -98,21 +98,42 @@ _CONTENT_TYPES = {"audio/mpeg": "mp3", "audio/x-wav": "wav", "audio/wav": "wav"}
 
 
 class RingCentralSettings(ProviderSettingsBase):
-    """``[provider]`` with ``kind = "ringcentral"``."""
+    """``[provider]`` with ``kind = "ringcentral"``: the company call log, JWT auth, recordings
+    from the media host. A REST API app (JWT auth flow) made in the RingCentral developer console;
+    the sandbox is https://platform.devtest.ringcentral.com, its media host
+    https://media.devtest.ringcentral.com.
+    """
 
     kind: Literal["ringcentral"] = "ringcentral"
-    client_id: str | None = Field(default=None, description="the app's client id")
-    client_secret: SecretStr | None = Field(default=None, description="the app's client secret")
-    jwt: SecretStr | None = Field(default=None, description="the user's JWT credential")
-    media_base_url: BaseUrl = Field(
-        default=DEFAULT_MEDIA, description="the host of recordings' contentUri; it gets the token"
+    """Selects the RingCentral adapter."""
+    client_id: str | None = Field(
+        default=None, examples=["replace-with-your-client-id"], json_schema_extra=MINIMAL
     )
+    """Client id of the REST API app (JWT auth flow) made in the RingCentral developer console."""
+    client_secret: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """The app's client secret."""
+    jwt: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """The JWT credential of an admin user whose role can read the company call log."""
+    media_base_url: BaseUrl = DEFAULT_MEDIA
+    """Where recordings' contentUri points; the token is sent there (sandbox:
+    media.devtest.ringcentral.com).
+    """
     recording_type: Literal["All", "Automatic", "OnDemand"] = "All"
+    """Which recordings to list: "All", "Automatic" or "OnDemand" (calls without one are never
+    listed).
+    """
     per_page: Annotated[int, Field(gt=0, le=1000)] = 1000
+    """Call-log records per page (at most 1000); fewer pages spare the Heavy rate group (10 a
+    minute).
+    """
     extension_cache_minutes: Annotated[float, Field(gt=0)] = 60.0
+    """Minutes the extension list (reps' emails) is kept before it is listed again."""
     settle_delay_seconds: Annotated[int, Field(ge=0)] = 60
-    # RingCentral caps no call-log query's span: unset, windows are sized by what they hold.
-    max_window_hours: Annotated[float, Field(gt=0)] | None = None
+    """Seconds to wait before listing a window: a finished call shows up 15-30 s later."""
+    max_window_hours: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[24.0])
+    """Longest window one listing covers, in hours. Unset: RingCentral caps no query's span, so
+    windows are sized by the calls they hold (an empty stretch is one request, a busy one split).
+    """
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (
         "platform.ringcentral.com",

@@ -21,6 +21,7 @@ from poller.adapters.http.auth import (
     OAuthJwtBearer,
 )
 from poller.config_types import (
+    MINIMAL,
     BaseUrl,
     HostName,
     HostPattern,
@@ -40,35 +41,47 @@ class ProviderSettingsBase(Section):
     kind: str = DEFAULT_PROVIDER_KIND
     name: ProviderName = Field(
         default_factory=lambda fields: fields.get("kind", DEFAULT_PROVIDER_KIND),
-        description="stored in calls.provider and poll_cursors.provider; keep it stable; "
-        "unset: the kind",
     )
+    """Name stored in calls.provider and poll_cursors.provider (unset: the kind); keep it stable
+    once rows exist.
+    """
     base_url: BaseUrl | None = None
+    """Base URL of the provider's API; unset: the vendor's own (a native kind's default_base_url).
+    Set it only for a vendor's sandbox or a simulator."""
     connect_timeout_seconds: PositiveSeconds = 10.0
+    """Seconds to wait for a connection to the provider."""
     read_timeout_seconds: PositiveSeconds = 60.0
-    deadline_seconds: PositiveSeconds = Field(
-        default=600.0,
-        description="total time one request may take, reading its body (a recording) included",
-    )
+    """Seconds to wait for each read from the provider."""
+    deadline_seconds: PositiveSeconds = 600.0
+    """Total seconds one provider request may take, a recording download included (keep it well
+    under worker.lease_seconds).
+    """
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
-    max_page_bytes: Annotated[int, Field(gt=0)] = Field(
-        default=20 * 1024 * 1024, description="largest listing page read; a larger one fails"
-    )
-    max_records_per_page: Annotated[int, Field(gt=0)] = Field(
-        default=500_000,
-        description="most records one listing page may hold; a page with more fails, unread",
-    )
-    download_hosts: list[HostPattern] = Field(
-        default=[],
-        description="hosts recordings may come from besides the provider's; '*.x.com' allowed",
-    )
-    requests_per_minute: Annotated[int, Field(gt=0)] | None = Field(
-        default=None, description="steady request rate to keep under; unset: only the headers"
-    )
-    max_retry_after_seconds: PositiveSeconds = Field(
-        default=DEFAULT_MAX_RETRY_AFTER_SECONDS,
-        description="longest wait a Retry-After or rate-limit reset may impose; cut and logged",
-    )
+    """How often a failed provider request (5xx, 429, timeout) is retried within one poll."""
+    max_page_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
+    """Largest listing page read, in bytes (20 MB); a bigger page fails the poll with this key
+    named.
+    """
+    max_records_per_page: Annotated[int, Field(gt=0)] = 500_000
+    """Most records one listing page may hold. A page with more fails the poll whole, with this key
+    named, before any of it is written, and the cursor stays before it (raise the key, or ask
+    the provider for smaller pages). Below it, a page is mapped and written 1,000 records at a
+    time, so memory does not grow with the records on a page.
+    """
+    download_hosts: list[HostPattern] = Field(default=[])
+    """Hosts recordings may be downloaded from besides the provider's own and its credential_hosts:
+    exact "host" or "host:port" entries, or patterns like "*.example.com" (subdomains only).
+    Only exact entries (and base_url's host) may resolve to private, loopback or link-local
+    addresses.
+    """
+    requests_per_minute: Annotated[int, Field(gt=0)] | None = Field(default=None, examples=[60])
+    """Requests per minute to stay under, for providers that publish a steady rate; rate-limit
+    headers and 429 answers are always obeyed, with or without it.
+    """
+    max_retry_after_seconds: PositiveSeconds = DEFAULT_MAX_RETRY_AFTER_SECONDS
+    """Longest pause in seconds a Retry-After or rate-limit reset header may impose; a longer one
+    (Retry-After: 999999999) is cut to this, with a warning.
+    """
 
     # The adapter's own hosts besides base_url's: API, media and token hosts that the vendor
     # documents. Credentials go to them; recordings may be downloaded from them.
@@ -114,24 +127,35 @@ class AuthSettings(Section):
     Native kinds fix the scheme their vendor uses and need only some of these keys.
     """
 
-    auth: AuthScheme = "none"
-    token: SecretStr | None = Field(default=None, description="bearer token")
+    auth: AuthScheme = Field(default="none", examples=["bearer"], json_schema_extra=MINIMAL)
+    """How to authenticate: "none", "bearer", "basic", "api_key", "oauth_client_credentials" (OAuth
+    2 client credentials grant) or "oauth_jwt_bearer" (OAuth 2 JWT bearer grant, RingCentral
+    style).
+    """
+    token: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """The bearer token for auth = "bearer"."""
     username: str | None = None
+    """User name for auth = "basic"."""
     password: SecretStr | None = None
+    """Password for auth = "basic"."""
     api_key_header: NonBlank = "X-API-Key"
+    """Header that carries the key for auth = "api_key"."""
     api_key: SecretStr | None = None
+    """The key for auth = "api_key"."""
     token_url: BaseUrl | None = Field(
-        default=None, description="OAuth 2 token endpoint (the oauth_* schemes)"
+        default=None, examples=["https://voip.example.com/oauth/token"]
     )
+    """OAuth 2 token endpoint, for the oauth_* schemes; its host receives the client credentials."""
     client_id: str | None = None
+    """OAuth 2 client id, for the oauth_* schemes (sent with HTTP Basic to token_url)."""
     client_secret: SecretStr | None = None
-    scope: str | None = None
-    jwt: SecretStr | None = Field(
-        default=None, description="the signed JWT assertion of the oauth_jwt_bearer grant"
-    )
-    token_hosts: list[HostName] = Field(
-        default=[], description="token_url's host is allowed credentials; add others here"
-    )
+    """The OAuth 2 client secret, for the oauth_* schemes."""
+    scope: str | None = Field(default=None, examples=["calls:read recordings:read"])
+    """OAuth 2 scope to ask for, if the provider wants one."""
+    jwt: SecretStr | None = None
+    """The JWT assertion of auth = "oauth_jwt_bearer", as the provider issued it."""
+    token_hosts: list[HostName] = Field(default=[])
+    """Hosts besides base_url's and token_url's that may receive the access token."""
 
     def missing_auth_keys(self) -> list[str]:
         """The chosen scheme's keys that are unset, as "key: why" lines naming where to set them."""

@@ -19,12 +19,9 @@ Parties and the rep
 -------------------
 A recording says nothing about who spoke, so its call is read (``Calls/{CallSid}.json``, the
 parent leg) for ``from``, ``to``, ``direction`` and ``caller_name``; finished calls are cached
-(bounded). Twilio has no notion of a sales rep: ``rep_parties`` (shell patterns over Twilio's
-party strings: ``client:*``, ``+1415555*``, ``sip:*@pbx.example.com``) and the keys of
-``rep_emails`` say which side is the rep. When neither side matches, the rep is the Twilio side
-of the call: ``to`` of an inbound call, ``from`` of an outbound one. A phone number becomes the
-rep's phone, a client identity or SIP address its provider id (``siro.rep_map.provider_id``
-maps it to a Siro user), and ``rep_emails`` can give its email.
+(bounded). Twilio has no notion of a sales rep: which side is the rep follows
+:attr:`TwilioSettings.rep_parties` and ``rep_emails`` (their docstrings tell how). A phone
+number becomes the rep's phone, a client identity or SIP address its provider id.
 
 Auth and media
 --------------
@@ -60,6 +57,7 @@ from poller.adapters.http.auth import BasicAuth
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.config_types import MINIMAL
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -124,23 +122,43 @@ ApiKeySid = Annotated[str, Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
 
 
 class TwilioSettings(ProviderSettingsBase):
-    """``[provider]`` with ``kind = "twilio"``."""
+    """``[provider]`` with ``kind = "twilio"``: Twilio Programmable Voice. Every row is a
+    recording, keyed on its SID (RE...), joined with its call for the parties and direction.
+    """
 
     kind: Literal["twilio"] = "twilio"
-    account_sid: AccountSid | None = Field(default=None, description="AC…, in every API path")
-    auth_token: SecretStr | None = None
-    api_key_sid: ApiKeySid | None = None
+    """Selects the Twilio adapter."""
+    account_sid: AccountSid | None = Field(
+        default=None, examples=["ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], json_schema_extra=MINIMAL
+    )
+    """The Account SID (AC followed by 32 hex digits), from the Twilio Console's account dashboard.
+    """
+    auth_token: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """The account's Auth Token. Or leave it unset and use an API key (below); not both."""
+    api_key_sid: ApiKeySid | None = Field(
+        default=None, examples=["SKxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]
+    )
+    """An API key SID (SK...), made in the Console under API keys & tokens; the account SID stays.
+    """
     api_key_secret: SecretStr | None = None
+    """That API key's secret."""
     page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
+    """Recordings per listing page (Twilio allows 1 to 1000)."""
     max_pages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
-    rep_parties: list[str] = Field(
-        default=["client:*"],
-        description="shell patterns over Twilio parties (from/to) that are reps",
-    )
-    rep_emails: dict[str, str] = Field(
-        default={}, description="a rep's Twilio party (number, client:name) -> the rep's email"
-    )
+    """The most pages one window may take."""
+    rep_parties: list[str] = Field(default=["client:*"])
+    """Which party of a call (its from or to) is the rep: shell patterns over Twilio's party
+    strings, phone numbers in E.164 or client identities. When neither side matches, the rep is
+    the Twilio side: the callee of an inbound call, the caller of an outbound one; a call of
+    another direction is skipped as rep_undecided rather than attributed to a guess.
+    """
+    rep_emails: dict[str, str] = Field(default={})
+    """A rep's party -> the rep's email (Twilio has none); a listed party is a rep too. A client
+    identity is also the rep's provider id, which siro.rep_map.provider_id can map instead.
+    """
     call_cache_size: Annotated[int, Field(ge=0, le=1_000_000)] = 4096
+    """Finished calls remembered (their from, to and direction), so each is read from Twilio once.
+    """
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (TWILIO_API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{TWILIO_API_HOST}"

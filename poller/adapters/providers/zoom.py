@@ -54,7 +54,7 @@ from poller.adapters.http.paginators import (
 )
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
-from poller.config_types import BaseUrl, NonBlank, PositiveSeconds
+from poller.config_types import MINIMAL, BaseUrl, NonBlank, PositiveSeconds
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -99,22 +99,31 @@ USER_OWNER = "user"
 
 
 class ZoomSettings(ProviderSettingsBase):
-    """``[provider]`` with ``kind = "zoom"``: a Server-to-Server OAuth app of the account."""
+    """``[provider]`` with ``kind = "zoom"``: Zoom Phone's call recordings, read by a
+    Server-to-Server OAuth app of the account; listing, paging and fields are built in.
+    """
 
     kind: Literal["zoom"] = "zoom"
-    account_id: NonBlank | None = Field(default=None, description="the app's Account ID")
-    client_id: NonBlank | None = Field(default=None, description="the app's Client ID")
-    client_secret: SecretStr | None = Field(default=None, description="the app's Client Secret")
-    token_url: BaseUrl = Field(
-        default=ZOOM_TOKEN_URL, description="the OAuth token endpoint; change only for tests"
+    """Selects the Zoom Phone adapter."""
+    account_id: NonBlank | None = Field(
+        default=None, examples=["replace-with-your-account-id"], json_schema_extra=MINIMAL
     )
+    """The app's Account ID (App Credentials page of the Zoom App Marketplace)."""
+    client_id: NonBlank | None = Field(
+        default=None, examples=["replace-with-your-client-id"], json_schema_extra=MINIMAL
+    )
+    """The app's Client ID."""
+    client_secret: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """The app's Client Secret."""
+    token_url: BaseUrl = ZOOM_TOKEN_URL
+    """Zoom's OAuth token endpoint; change only to test against a simulator."""
     page_size: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = MAX_PAGE_SIZE
-    users_refresh_minutes: Annotated[float, Field(gt=0)] = Field(
-        default=60.0, description="how long the phone users' emails are cached"
-    )
-    settle_delay_seconds: Annotated[float, Field(ge=0)] = Field(
-        default=60.0, description="how long after a call ends Zoom may still file its recording"
-    )
+    """Recordings per listing page, 1 to 300."""
+    users_refresh_minutes: Annotated[float, Field(gt=0)] = 60.0
+    """Minutes the phone users' emails (the reps) are cached; an unknown owner reloads them sooner.
+    """
+    settle_delay_seconds: Annotated[float, Field(ge=0)] = 60.0
+    """Seconds after a call Zoom may still file its recording (adds to poll's delay)."""
     # Zoom's daily cap lifts at 00:00 UTC, named in its Retry-After: up to a day is genuine.
     max_retry_after_seconds: PositiveSeconds = Field(
         default=24 * 3600.0,

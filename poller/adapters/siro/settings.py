@@ -11,6 +11,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, Field, SecretStr, ValidationInfo, field_validator
 
 from poller.config_types import (
+    MINIMAL,
     BaseUrl,
     DottedPath,
     HostPattern,
@@ -41,12 +42,14 @@ class RepMapSettings(Section):
     Checked before any directory lookup, in this order: provider id, extension, email, phone.
     """
 
-    provider_id: dict[str, NonBlank] = Field(default={}, description="provider user id -> userId")
-    extension: dict[str, NonBlank] = Field(default={}, description="extension -> userId")
-    email: dict[str, NonBlank] = Field(default={}, description="email (any case) -> userId")
-    phone: dict[str, NonBlank] = Field(
-        default={}, description="phone (normalised to E.164 with phone_default_region) -> userId"
-    )
+    provider_id: dict[str, NonBlank] = Field(default={})
+    """The rep's user id at the provider -> Siro user id."""
+    extension: dict[str, NonBlank] = Field(default={})
+    """The rep's extension -> Siro user id, e.g. { "204" = "RKnw...Eu73" }."""
+    email: dict[str, NonBlank] = Field(default={})
+    """The rep's email (any case) -> Siro user id."""
+    phone: dict[str, NonBlank] = Field(default={})
+    """The rep's phone (any format; read with phone_default_region) -> Siro user id."""
 
     @field_validator("provider_id", "extension")
     @classmethod
@@ -65,9 +68,10 @@ class RepMapSettings(Section):
 class CrmSettings(Section):
     """``[siro.crm]``: which fields of the provider's raw record are CRM ids, and of what type."""
 
-    objects: dict[DottedPath, CrmObjectType] = Field(
-        default={}, description="dotted path in the provider record -> Siro CRM object type"
-    )
+    objects: dict[DottedPath, CrmObjectType] = Field(default={})
+    """Dotted path in the raw provider record -> object type; a path may hold one id or a list of
+    ids. Example: { "crm.opportunity_id" = "Opportunity", "crm.account_id" = "Account" }.
+    """
 
     @field_validator("objects", mode="before")
     @classmethod
@@ -92,59 +96,79 @@ SIRO_STORAGE_HOSTS = ("storage.googleapis.com", "*.storage.googleapis.com")
 
 
 class SiroSettings(Section):
+    """How the poller reaches Siro (its two APIs, the OAuth app whose tokens upload), names
+    reps and links CRM records."""
+
     api_base_url: BaseUrl = "https://api.siro.ai"
+    """Siro's API gateway (signed URLs and recording uploads)."""
     external_api_base_url: BaseUrl = "https://functions.siro.ai/api-externalApi"
-    api_token: SecretStr | None = Field(default=None, description="organization API token")
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    token_user_id: str | None = Field(default=None, description="Siro user the access token is for")
+    """Siro's external API (OAuth apps and tokens, users, integration connections)."""
+    api_token: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """The organization API token (Siro web app > API Tokens)."""
+    client_id: str | None = Field(
+        default=None, examples=["replace-with-your-client-id"], json_schema_extra=MINIMAL
+    )
+    """The OAuth app's client id (create one with: siro-poller siro create-app --name NAME)."""
+    client_secret: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
+    """The OAuth app's client secret, shown once when the app is created."""
+    token_user_id: str | None = Field(
+        default=None, examples=["replace-with-a-siro-user-id"], json_schema_extra=MINIMAL
+    )
+    """The Siro user id the upload access token is minted for (an admin or integration user)."""
     token_scope: Literal["read", "write"] = "write"  # noqa: S105  (a scope name, not a secret)
+    """Scope of the minted access token; uploads are POSTs, so "write"."""
     organization_id: str | None = None
+    """Siro organization id; looked up from the API token when not set."""
     conversation_type: str | None = None
+    """Conversation type sent with each recording; Siro's default when not set."""
     connect_timeout_seconds: PositiveSeconds = 10.0
+    """Seconds to wait for a connection to Siro."""
     read_timeout_seconds: PositiveSeconds = 60.0
-    deadline_seconds: PositiveSeconds = Field(
-        default=900.0,
-        description="total time one Siro request may take, an audio upload included",
-    )
+    """Seconds to wait for each read from Siro."""
+    deadline_seconds: PositiveSeconds = 900.0
+    """Total seconds one Siro request may take, an audio upload included (keep it under the lease).
+    """
     max_retries: Annotated[int, Field(ge=0, le=10)] = 4
-    retry_initial_wait_seconds: PositiveSeconds = Field(
-        default=1.0,
-        description="cap of the first in-call retry wait; doubles per retry, with full jitter",
-    )
-    retry_max_wait_seconds: PositiveSeconds = Field(
-        default=30.0,
-        description="longest single in-call wait; a longer Retry-After goes back to the worker",
-    )
-    max_retry_after_seconds: PositiveSeconds = Field(
-        default=DEFAULT_MAX_RETRY_AFTER_SECONDS,
-        description="longest wait a Retry-After may impose on a call; a longer one is cut, logged",
-    )
-    token_refresh_margin_seconds: PositiveSeconds = Field(
-        default=300.0, description="mint a new access token this long before the current expires"
-    )
-    signed_url_size_field: Literal["auto", "fileSize", "fileSizeInBytes"] = Field(
-        default="auto",
-        description="the signed-url body's size key; auto: learned from Siro's 422 answers",
-    )
+    """How often one idempotent Siro request is retried within a step before the row is
+    rescheduled.
+    """
+    retry_initial_wait_seconds: PositiveSeconds = 1.0
+    """Cap of the first in-call retry wait in seconds; doubles per retry, with full jitter."""
+    retry_max_wait_seconds: PositiveSeconds = 30.0
+    """Longest single in-call wait in seconds; a longer Retry-After reschedules the row instead."""
+    max_retry_after_seconds: PositiveSeconds = DEFAULT_MAX_RETRY_AFTER_SECONDS
+    """Longest wait in seconds a Siro Retry-After may impose on a call; a longer one is cut to
+    this, with a warning.
+    """
+    token_refresh_margin_seconds: PositiveSeconds = 300.0
+    """Mint a new access token this many seconds before the current one expires."""
+    signed_url_size_field: Literal["auto", "fileSize", "fileSizeInBytes"] = "auto"
+    """The size key of the signed-url body, where Siro's documents disagree: "fileSize" (API
+    reference) or "fileSizeInBytes" (phone quickstart). "auto" starts with fileSize and switches
+    when Siro's 422 answer names the key (organizationId is learned the same way); setting a key
+    pins it.
+    """
     storage_hosts: list[HostPattern] = Field(
         default=list(SIRO_STORAGE_HOSTS),
         min_length=1,
-        description="hosts audio may be PUT to over https; '*.x.com' allowed; plain http only "
-        "to a loopback host listed exactly",
     )
-    users_refresh_minutes: Annotated[int, Field(gt=0)] = Field(
-        default=60, description="how often the daemon copies Siro's users into siro_users"
-    )
-    require_known_rep: bool = Field(
-        default=False,
-        description="skip calls whose rep is no Siro user instead of sending userEmail/userPhone",
-    )
-    phone_default_region: PhoneRegion = Field(
-        default=DEFAULT_PHONE_REGION, description="country of phone numbers written without one"
-    )
+    """Hosts the audio may be PUT to (Siro's signed upload URLs), over https only: exact hosts
+    (optionally host:port) or "*.example.com" for subdomains. The default is the Google Cloud
+    Storage hosts Siro's signed URLs use. Plain http only to a loopback address listed exactly,
+    e.g. "127.0.0.1:9000": tests and the demo run Siro's storage on http://127.0.0.1.
+    """
+    users_refresh_minutes: Annotated[int, Field(gt=0)] = 60
+    """Minutes between copies of Siro's user list into the siro_users table (also done on start)."""
+    require_known_rep: bool = False
+    """Skip calls whose rep matches no Siro user (unknown_rep) instead of sending
+    userEmail/userPhone.
+    """
+    phone_default_region: PhoneRegion = DEFAULT_PHONE_REGION
+    """Country of rep and contact phone numbers written without one (a code like US, GB or DE)."""
     integration_connection_id: NonBlank | None = None
-    integration_connection_name: NonBlank | None = None
+    """The CRM connection recordings link through (`siro-poller siro connections` lists them)."""
+    integration_connection_name: NonBlank | None = Field(default=None, examples=["Salesforce"])
+    """Or the connection's name, looked up in Siro on start; set this or the id, not both."""
     # Validated after the fields above, which their validators read.
     rep_map: RepMapSettings = RepMapSettings()
     crm: CrmSettings = CrmSettings()

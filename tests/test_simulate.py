@@ -1,0 +1,143 @@
+"""`siro-poller simulate` and `config init`, as a user rehearses a setup: for every provider
+kind, the minimal config `config init` writes plus the exports `simulate` prints passes
+`config check` and `provider check` against that kind's running simulators."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from poller.adapters.providers.registry import KINDS
+
+CLI = [sys.executable, "-m", "poller"]
+
+
+def clean_environment(tmp_path: Path) -> dict[str, str]:
+    """This machine's environment less anything that would configure siro-poller."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.upper().startswith("SIRO_POLLER_") and name != "CREDENTIALS_DIRECTORY"
+    }
+    (tmp_path / "tmp").mkdir(parents=True)
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    return env
+
+
+def exports_of(lines: list[str], after: str) -> dict[str, str]:
+    """The variables of the ``export NAME=value`` lines that follow the line starting ``after``."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    found = {}
+    for line in lines[start + 1 :]:
+        if not line.startswith("export "):
+            break
+        name, _, value = line.removeprefix("export ").partition("=")
+        found[name] = shlex.split(value)[0]
+    return found
+
+
+@pytest.fixture
+def simulated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    """`siro-poller simulate --provider KIND` running; its output up to "running"."""
+    env = clean_environment(tmp_path)
+    process = subprocess.Popen(
+        [*CLI, "simulate", "--provider", request.param, "--config-out", str(tmp_path / "sim.toml")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("# Simulators running"):
+                break
+        assert lines and lines[-1].startswith("# Simulators running"), process.stderr
+        yield lines
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "# Simulators stopped." in err
+
+
+@pytest.mark.parametrize("simulated", list(KINDS), indirect=True)
+def test_config_init_plus_the_secrets_passes_both_checks_against_simulate(
+    simulated: list[str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    kind = request.node.callspec.params["simulated"]
+    env = clean_environment(tmp_path / "user")
+    config = tmp_path / "config.toml"
+    init = subprocess.run(
+        [*CLI, "config", "init", "--provider", kind, "--output", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert init.returncode == 0, init.stderr
+    assert "export SIRO_POLLER_SIRO__API_TOKEN=" in init.stdout
+    text = config.read_text(encoding="utf-8")
+    secrets = exports_of(simulated, "# Its secrets")
+    for value in secrets.values():
+        assert value not in text
+    env.update(exports_of(simulated, "# Or point your own config"))
+    for command in (["config", "check"], ["provider", "check"]):
+        result = subprocess.run(
+            [*CLI, "--config", str(config), *command], env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        for value in secrets.values():
+            assert value not in result.stdout + result.stderr
+    # The ready config and its secrets work as well, and without the overrides.
+    ready = clean_environment(tmp_path / "ready") | secrets
+    result = subprocess.run(
+        [*CLI, "--config", str(tmp_path / "sim.toml"), "provider", "check"],
+        env=ready,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr)
+
+
+def test_config_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("# mine\n", encoding="utf-8")
+    env = clean_environment(tmp_path)
+    refused = subprocess.run(
+        [*CLI, "config", "init", "--output", str(config)], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2
+    assert "exists; pass --force" in refused.stderr
+    assert config.read_text(encoding="utf-8") == "# mine\n"
+    forced = subprocess.run(
+        [*CLI, "config", "init", "--provider", "zoom", "--output", str(config), "--force"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert 'kind = "zoom"' in config.read_text(encoding="utf-8")
+
+
+def test_simulate_port_puts_the_simulators_on_that_port_and_the_next(tmp_path: Path) -> None:
+    from poller.demo.simulation import simulate
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        first = probe.getsockname()[1]
+    with simulate("zoom", tmp_path, first_port=first) as simulation:
+        assert simulation.config["siro"]["api_base_url"] == f"http://127.0.0.1:{first}"
+        assert simulation.config["provider"]["base_url"].startswith(f"http://127.0.0.1:{first + 1}")
+        assert "SIRO_POLLER_PROVIDER__CLIENT_SECRET" in simulation.secrets
+        assert "client_secret" not in simulation.config["provider"]
