@@ -67,6 +67,22 @@ def test_every_provider_kind_has_its_page_in_the_providers_index() -> None:
         assert (DOCS / "providers" / f"{kind}.md").is_file()
 
 
+def test_the_front_pages_link_to_pages_and_headings_that_exist() -> None:
+    # Sphinx checks the links between the docs pages; these two are read outside it.
+    for page in (ROOT / "README.md", ROOT / "CONTRIBUTING.md"):
+        for target in re.findall(r"\]\(([^)#]+\.md)(?:#([^)]+))?\)", text_of(page)):
+            path, heading = ROOT / target[0], target[1]
+            assert path.is_file(), f"{page.name} links to {target[0]}, which does not exist"
+            if heading:
+                slugs = {_slug(h) for h in re.findall(r"^#+ (.+)$", text_of(path), re.MULTILINE)}
+                assert heading in slugs, f"{page.name}: no heading #{heading} in {target[0]}"
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub and MyST give a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
 def test_the_readme_is_a_short_front_page() -> None:
     assert len(text_of(ROOT / "README.md").splitlines()) <= 250
 
