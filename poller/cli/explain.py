@@ -1,8 +1,9 @@
 """`siro-poller calls explain`: how a call's rep was attributed and its CRM link decided.
 
 It shows what the row says (``calls.attribution``, ``calls.siro_user_id``), what resolution
-would choose now against ``siro_users`` as last synced, whether the two differ, and the CRM
-link and contact that would be sent. Nothing is written and nothing is sent to Siro, except
+would choose now against ``siro_users`` as last synced, whether the two differ, the CRM link
+and contact that would be sent, and for a parked call the fix of its error kind
+(:mod:`poller.domain.error_kinds`). Nothing is written and nothing is sent to Siro, except
 that a connection configured by name is looked up there (as the daemon does on start).
 """
 
