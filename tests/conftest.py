@@ -27,7 +27,7 @@ from poller.adapters.sql.store import SqlStore
 
 POSTGRES_ENV = "POLLER_TEST_POSTGRES_URL"
 
-# Each test module is in one tier, marked on every test it holds (README: Development).
+# Each test module is in one tier, marked on every test it holds (CONTRIBUTING.md).
 # e2e: the daemon runs whole, most often as a `siro-poller` process.
 END_TO_END_MODULES = (
     "test_daemon_*",

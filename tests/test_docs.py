@@ -1,4 +1,5 @@
-"""The README's commands are the ones CI runs, and its audit SQL runs on both databases."""
+"""The documentation's commands are the ones that exist and the ones CI runs, its examples are
+valid configurations, and its audit SQL runs on both databases."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine
 
+from poller.adapters.providers.registry import KINDS
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.config import Settings
@@ -18,34 +20,85 @@ from poller.domain.states import CallState
 from tests.seed import seed_call, seed_event
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+# Every page a reader meets: the front page, the contributor's guide and the site's pages.
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted(DOCS.rglob("*.md"))]
 
 
-def test_ci_runs_exactly_the_readme_test_command() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    commands = re.findall(r"```sh\n(pip install '\.\[test\]'.*)\n```", readme)
-    assert len(commands) == 1, "the README must show one install-and-test command"
+def text_of(page: Path) -> str:
+    return page.read_text(encoding="utf-8")
+
+
+def test_ci_runs_exactly_the_documented_test_command() -> None:
+    contributing = text_of(ROOT / "CONTRIBUTING.md")
+    commands = re.findall(r"```sh\n(pip install '\.\[test\]'.*)\n```", contributing)
+    assert len(commands) == 1, "CONTRIBUTING.md must show one install-and-test command"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[0] in ci.splitlines()
     assert "POLLER_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test" in ci
 
 
-def test_every_toml_example_in_the_readme_is_a_valid_config() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```toml\n(.*?)```", readme, re.DOTALL)
-    assert blocks
-    for block in blocks:
-        Settings(**tomllib.loads(block))
+def test_ci_builds_the_documentation_as_contributing_shows_it() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    contributing = text_of(ROOT / "CONTRIBUTING.md")
+    for builder in ("html", "man"):
+        shown = re.search(
+            rf"\.venv/bin/(sphinx-build -W --keep-going .* -b {builder} .*)", contributing
+        )
+        assert shown, f"CONTRIBUTING.md shows no {builder} build"
+        assert shown.group(1) in ci, f"CI does not build {builder} as CONTRIBUTING.md shows"
+
+
+def test_every_toml_example_in_the_docs_is_a_valid_config() -> None:
+    checked = 0
+    for page in PAGES:
+        for block in re.findall(r"```toml\n(.*?)```", text_of(page), re.DOTALL):
+            Settings(**tomllib.loads(block))
+            checked += 1
+    assert checked >= 7, "the provider pages show their TOML; the parser found too few"
+
+
+def test_every_provider_kind_has_its_page_in_the_providers_index() -> None:
+    index = text_of(DOCS / "providers" / "index.md")
+    toctree = re.search(r"```\{toctree\}\n(.*?)```", index, re.DOTALL)
+    assert toctree
+    assert sorted(re.findall(r"^([a-z]+)$", toctree.group(1), re.MULTILINE)) == sorted(KINDS)
+    for kind in KINDS:
+        assert (DOCS / "providers" / f"{kind}.md").is_file()
+
+
+def test_the_front_pages_link_to_pages_and_headings_that_exist() -> None:
+    # Sphinx checks the links between the docs pages; these two are read outside it.
+    for page in (ROOT / "README.md", ROOT / "CONTRIBUTING.md"):
+        for target in re.findall(r"\]\(([^)#]+\.md)(?:#([^)]+))?\)", text_of(page)):
+            path, heading = ROOT / target[0], target[1]
+            assert path.is_file(), f"{page.name} links to {target[0]}, which does not exist"
+            if heading:
+                slugs = {_slug(h) for h in re.findall(r"^#+ (.+)$", text_of(path), re.MULTILINE)}
+                assert heading in slugs, f"{page.name}: no heading #{heading} in {target[0]}"
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub and MyST give a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readme_is_a_short_front_page() -> None:
+    assert len(text_of(ROOT / "README.md").splitlines()) <= 250
 
 
 def audit_statements() -> list[tuple[str, str, str | None]]:
-    """Every SQL statement of the README's state-database section: (comment, SQL, dialect).
+    """Every SQL statement of the documentation: (comment, SQL, dialect).
 
     A statement whose comment ends in ``(PostgreSQL)`` or ``(SQLite)`` is for that database
     only; every other one must run on both."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## The state database", 1)[1].split("\n## ", 1)[0]
+    blocks = [
+        block
+        for page in PAGES
+        for block in re.findall(r"```sql\n(.*?)```", text_of(page), re.DOTALL)
+    ]
     statements: list[tuple[str, str, str | None]] = []
-    for block in re.findall(r"```sql\n(.*?)```", section, re.DOTALL):
+    for block in blocks:
         comment, lines = "", []
         for line in block.splitlines():
             if line.startswith("--"):
@@ -63,7 +116,7 @@ def audit_statements() -> list[tuple[str, str, str | None]]:
     return statements
 
 
-def test_every_audit_query_of_the_readme_runs_and_finds_the_stuck_row(engine: Engine) -> None:
+def test_every_audit_query_of_the_docs_runs_and_finds_the_stuck_row(engine: Engine) -> None:
     store = SqlStore(engine)
     now = datetime.now(UTC)
     stuck = seed_call(store, "stuck", next_attempt_at=now - timedelta(hours=2), attempts=3)
@@ -98,25 +151,34 @@ def test_every_audit_query_of_the_readme_runs_and_finds_the_stuck_row(engine: En
 
 
 def test_the_readme_starts_with_the_install_and_the_demo() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    first_section = re.search(r"^## (.+)$", readme, re.MULTILINE)
-    assert first_section and first_section.group(1) == "Quick start"
-    first_block = re.search(r"```sh\n(.*?)```", readme, re.DOTALL)
-    assert first_block
-    lines = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
-    # From python3 alone: venv's pip bootstrap, a venv, this checkout (not on PyPI), the demo.
-    assert lines[0] == "sudo apt install python3-venv"
-    assert any(re.fullmatch(r"\S+/bin/pip install \.", line) for line in lines)
-    assert lines[-1] == "siro-poller demo"
+    for page in (ROOT / "README.md", DOCS / "getting-started.md"):
+        text = text_of(page)
+        first_section = re.search(r"^## (.+)$", text, re.MULTILINE)
+        assert first_section and first_section.group(1) in ("Quick start", "Install"), page
+        first_block = re.search(r"```sh\n(.*?)```", text, re.DOTALL)
+        assert first_block
+        lines = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
+        # From a fresh machine: pipx, this checkout (not on PyPI), PATH, the demo.
+        assert lines[0] == "sudo apt install pipx"
+        assert "pipx install ." in lines
+        assert lines[-1] == "siro-poller demo"
+    venv = re.findall(r"```sh\n(sudo apt install python3-venv\n.*?)```", text, re.DOTALL)
+    assert venv, "getting started shows the install without pipx"
+    assert re.search(r"^\S+/bin/pip install \.$", venv[0], re.MULTILINE)
 
 
-def test_every_siro_poller_command_in_the_readme_exists() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    invocations = readme_invocations(readme)
-    assert len(invocations) > 40, "the README shows many commands; the parser found too few"
-    problems = [
-        f"{' '.join(args)!r}: {problem}" for args in invocations if (problem := check(args))
-    ]
+def test_every_siro_poller_command_in_the_docs_exists() -> None:
+    problems = []
+    shown = 0
+    for page in PAGES:
+        invocations = page_invocations(text_of(page))
+        shown += len(invocations)
+        problems += [
+            f"{page.relative_to(ROOT)}: {' '.join(args)!r}: {problem}"
+            for args in invocations
+            if (problem := check(args))
+        ]
+    assert shown > 80, "the docs show many commands; the parser found too few"
     assert not problems, "\n".join(problems)
 
 
@@ -138,22 +200,23 @@ CODE_BLOCK = re.compile(r"```([a-z]*)\n(.*?)```", re.DOTALL)
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
 
-def readme_invocations(readme: str) -> list[list[str]]:
-    """The arguments of every `siro-poller` command the README shows.
+def page_invocations(page: str) -> list[list[str]]:
+    """The arguments of every `siro-poller` command a page shows.
 
     Shell blocks, the `$ ` lines of other blocks (the rest is output), and inline code that run
     `siro-poller` (or a path ending in it), and each code span of the first column of the
-    command table, which leaves the program name out.
+    command table (its section "Commands at a glance"), which leaves the program name out.
     """
     found: list[list[str]] = []
-    for language, block in CODE_BLOCK.findall(readme):
+    for language, block in CODE_BLOCK.findall(page):
         for line in block.splitlines():
             if language == "sh" or line.startswith("$ "):
                 found.extend(_invocations(line))
-    prose = CODE_BLOCK.sub("", readme)
+    prose = CODE_BLOCK.sub("", page)
     for span in CODE_SPAN.findall(prose):
         found.extend(_invocations(span))
-    table = prose.split("## The command line", 1)[1].split("\n## ", 1)[0]
+    _, heading, after = prose.partition("## Commands at a glance")
+    table = after.split("\n## ", 1)[0] if heading else ""
     for row in re.findall(r"^\| (`.+?) \|", table, re.MULTILINE):
         for span in CODE_SPAN.findall(row):
             found.append(_words(span.replace("\\|", " ").replace("[", "").replace("]", "")))

@@ -180,3 +180,29 @@ def test_a_connection_configured_by_name_is_looked_up_in_siro(
         ).stdout
     )  # fmt: skip
     assert "siro.api_token is not set" in offline["crm"]["connection_note"]
+
+
+def test_a_failed_call_shows_the_fix_of_its_error_kind(store: SqlStore, tmp_path: Path) -> None:
+    seed_call(
+        store,
+        "call-refused",
+        state=CallState.FAILED,
+        rep_email="ana@example.com",
+        error_kind="download_refused",
+        last_error="the host cdn.voip.example is not allowed",
+    )
+
+    document = json.loads(run(store, tmp_path, "call-refused", "--json").stdout)
+    assert document["call"]["error_kind"] == "download_refused"
+    assert "provider.download_hosts" in document["call"]["error_fix"]
+
+    text = run(store, tmp_path, "call-refused").stdout
+    assert re.search(r"error kind\s+download_refused", text)
+    assert re.search(r"fix\s+If the host is the provider's storage, add it to", text)
+
+
+def test_a_call_without_an_error_kind_has_no_fix(store: SqlStore, tmp_path: Path) -> None:
+    seed_call(store, "call-fine", rep_email="ana@example.com")
+    document = json.loads(run(store, tmp_path, "call-fine", "--json").stdout)
+    assert document["call"]["error_fix"] is None
+    assert "error kind" not in run(store, tmp_path, "call-fine").stdout

@@ -1,8 +1,9 @@
 """`siro-poller calls explain`: how a call's rep was attributed and its CRM link decided.
 
 It shows what the row says (``calls.attribution``, ``calls.siro_user_id``), what resolution
-would choose now against ``siro_users`` as last synced, whether the two differ, and the CRM
-link and contact that would be sent. Nothing is written and nothing is sent to Siro, except
+would choose now against ``siro_users`` as last synced, whether the two differ, the CRM link
+and contact that would be sent, and for a parked call the fix of its error kind
+(:mod:`poller.domain.error_kinds`). Nothing is written and nothing is sent to Siro, except
 that a connection configured by name is looked up there (as the daemon does on start).
 """
 
@@ -25,6 +26,7 @@ from poller.domain.attribution import (
     attribute,
 )
 from poller.domain.crm import CrmRules, UnresolvedConnection, contact_of, decide_crm_link
+from poller.domain.error_kinds import error_kind
 from poller.domain.failures import StepFailure
 from poller.domain.phones import to_e164
 from poller.domain.records import Call
@@ -66,6 +68,7 @@ def explanation(
     now = _resolve_now(call, directory, rules)
     crm = decide_crm_link(call.raw, crm_rules_from_settings(siro), connection_id)
     contact = contact_of(call, rules.default_region)
+    parked = error_kind(call.error_kind)
     return {
         "call": {
             "id": call.id,
@@ -73,6 +76,7 @@ def explanation(
             "provider_call_id": call.provider_call_id,
             "state": call.state.value,
             "error_kind": call.error_kind,
+            "error_fix": parked.fix if parked else None,
         },
         "rep": {
             "email": call.rep_email,
@@ -194,6 +198,8 @@ def _print(document: dict[str, Any]) -> None:
         ["contact", ", ".join(v for v in document["contact"].values() if v) or None],
         ["users directory", f"{directory['users']} users, synced {synced_text}"],
     ]
+    if call["error_kind"]:
+        rows[1:1] = [["error kind", call["error_kind"]], ["fix", call["error_fix"]]]
     if crm["connection_note"]:
         rows.insert(-2, ["crm connection", crm["connection_note"]])
     emit_table(rows, headers=["what", "value"])
