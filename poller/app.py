@@ -110,6 +110,10 @@ def build_downloader(
             retry_after_key=max(configured, key=lambda p: p.max_retry_after_seconds).config_key(
                 "max_retry_after_seconds"
             ),
+            read_timeout_key=max(configured, key=lambda p: p.read_timeout_seconds).config_key(
+                "read_timeout_seconds"
+            ),
+            url_keys={host: key for p in configured for host, key in p.url_keys().items()},
         ),
         # Each download brings its own rules (DownloadRequest); these are only the fallback.
         hosts=HostRules(),

@@ -222,6 +222,10 @@ def build_handler(
 # Third-party chatter at INFO drowns what matters; their warnings still come through.
 # APScheduler logs every run of every job; the daemon reports errors and missed runs itself.
 NOISY_LIBRARIES = ("urllib3", "apscheduler", "alembic.runtime.migration")
+# Libraries whose warnings are shown another way. APScheduler's are of runs missed and of turns
+# skipped behind a running one, which the daemon's listener reports itself (a skipped turn only
+# at DEBUG: a backlog is not a fault); its errors still come through.
+LIBRARY_LEVELS = {"apscheduler": logging.ERROR}
 
 
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
@@ -234,5 +238,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     root.addHandler(handler)
     root.setLevel(settings.logging.level)
     for noisy in NOISY_LIBRARIES:
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        quietest = LIBRARY_LEVELS.get(noisy, logging.WARNING)
+        logging.getLogger(noisy).setLevel(max(quietest, root.level))
     return handler

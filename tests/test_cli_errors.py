@@ -4,19 +4,25 @@ the password; and the `db` commands an operator reaches for when the schema is i
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from poller.adapters.sql import migrate
+from poller.adapters.sql.database import make_engine
 from poller.cli import main
 from tests.conftest import database_url, postgres_admin_url
+from tests.postgres_refusing import refusing_postgres
 
 PASSWORD = "pw-never-shown-7d1c"
 
@@ -154,3 +160,86 @@ def test_the_daemon_refuses_a_spool_it_cannot_make_before_starting(
     for command in (["run"], ["work", "--until-idle"]):
         result = run(*command, **env)
         assert_one_line(result, str(in_the_way), "check state_dir")
+
+
+def test_a_wrong_postgresql_password_names_database_password_and_its_variable() -> None:
+    with refusing_postgres() as port:
+        url = f"postgresql+psycopg://siro@127.0.0.1:{port}/siro"
+        result = run(
+            "status", SIRO_POLLER_DATABASE__URL=url, SIRO_POLLER_DATABASE__PASSWORD=PASSWORD
+        )
+    line = assert_one_line(result, "refused the password for user siro")
+    assert line.endswith(
+        "check database.password (SIRO_POLLER_DATABASE__PASSWORD or the credential file "
+        "database.password)"
+    )
+    assert "check database.url" not in line
+
+
+def test_a_wrong_password_written_in_the_url_says_so() -> None:
+    with refusing_postgres() as port:
+        url = f"postgresql+psycopg://siro:{PASSWORD}@127.0.0.1:{port}/siro"
+        result = run("db", "current", SIRO_POLLER_DATABASE__URL=url)
+    assert_one_line(result, "refused the password for user siro written in database.url")
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """``path`` unwritable for this process: by its mode, or, for root, whom modes do not
+    stop, by the immutable attribute (as a read-only mount or a foreign owner would)."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("running as root without chattr: nothing makes a file read-only for root")
+    made = subprocess.run([chattr, "+i", str(path)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"running as root and cannot make {path} immutable: {made.stderr!r}")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+def sqlite_at_head(path: Path) -> str:
+    """A migrated SQLite file with no connection left open (so no journal files beside it)."""
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def write_to(url: str) -> Result:
+    """A poll of a provider that is not there: it writes its failure to the database."""
+    return run(
+        "poll",
+        SIRO_POLLER_DATABASE__URL=url,
+        SIRO_POLLER_PROVIDER__BASE_URL=f"http://127.0.0.1:{closed_port()}/",
+        SIRO_POLLER_PROVIDER__AUTH="none",
+        SIRO_POLLER_PROVIDER__MAX_RETRIES="0",
+    )
+
+
+def test_a_read_only_sqlite_file_is_named_as_read_only(tmp_path: Path) -> None:
+    database = tmp_path / "state.sqlite3"
+    url = sqlite_at_head(database)
+    with read_only(database):
+        result = write_to(url)
+    line = assert_one_line(result, f"the file {database} is read-only for this user")
+    assert "check database.url" in line
+
+
+def test_a_sqlite_file_in_a_read_only_directory_names_the_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "state"
+    directory.mkdir()
+    url = sqlite_at_head(directory / "state.sqlite3")
+    with read_only(directory):
+        result = write_to(url)
+    assert_one_line(result, f"the directory {directory} is read-only for this user")

@@ -250,7 +250,7 @@ def test_a_refused_provider_credential_is_an_auth_failure_with_its_fix(
     assert result.exit_code == 1
     line = lines_of(result)["provider generic"]
     assert line.startswith("✗ provider generic: auth:") and "HTTP 401" in line
-    assert "check provider.auth and its keys" in line
+    assert "the provider refused the credentials; check provider.token" in line
     assert "fix: correct the credentials the message names" in line
     assert "`siro-poller provider check --provider generic` runs this check alone" in line
     assert "not-the-token" not in result.output

@@ -59,7 +59,7 @@ def test_refused_credentials_are_an_auth_verdict_naming_the_keys(server: LocalHT
     result = check(server.url, SIRO_POLLER_PROVIDER__TOKEN="not-the-token")
     assert result.exit_code == 1
     assert "provider generic: auth:" in result.stdout
-    assert "HTTP 401" in result.stdout and "provider.auth" in result.stdout
+    assert "HTTP 401" in result.stdout and "check provider.token" in result.stdout
     assert "not-the-token" not in result.output
 
 

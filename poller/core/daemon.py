@@ -274,7 +274,8 @@ class Daemon:
         elif event.code == EVENT_JOB_MISSED:
             log.warning("job %s missed its run time; the host may have been suspended", job)
         elif event.code == EVENT_JOB_MAX_INSTANCES:
-            log.warning("job %s is still running from its last turn; this turn is skipped", job)
+            # A backlog, not a fault: a long poll or drain simply runs into its next turn.
+            log.debug("job %s is still running from its last turn; this turn is skipped", job)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -273,7 +273,10 @@ def list_window(
     span_listed: Callable[[Window], None] | None = None,
 ) -> None:
     """List ``window`` span by span into the store, the cursor following each span, or,
-    with ``span_listed`` (a backfill, which leaves the cursor alone), that callback."""
+    with ``span_listed`` (a backfill, which leaves the cursor alone), that callback.
+
+    A failed span ends the listing with ``report.error`` set, not logged: the caller reports
+    it once (a poll cycle in its summary line, a backfill in its result)."""
     key = params.provider_key
     row_cap = provider.capabilities.max_rows_per_query
     spans = SpanSizer(
@@ -337,7 +340,6 @@ def list_window(
         except ProviderError as exc:
             report.error = redact_text(str(exc))
             report.credentials_refused = isinstance(exc, ProviderAuthError)
-            log.error("%s: listing stopped, the cursor stays: %s", key, report.error)
             return
         finally:
             _stop_paging(pages)
@@ -348,7 +350,6 @@ def list_window(
         if unmapped_error is not None:
             # The span's other pages went in; its cursor waits for the mapping to be fixed.
             report.error = unmapped_error
-            log.error("%s: the cursor stays: %s", key, report.error)
             return
         if row_cap is not None and items_in_span >= row_cap:
             if not spans.full(span):
@@ -356,7 +357,6 @@ def list_window(
                     f"window {span}: the provider returned its row cap ({row_cap}) for a "
                     "single second; provider.listing.max_rows_per_query may be wrong"
                 )
-                log.error("%s: %s", key, report.error)
                 return
             # The cap may have cut the span short: list both halves again, which is harmless.
             log.info("%s: window %s hit the row cap of %d; splitting it", key, span, row_cap)
@@ -560,12 +560,27 @@ def _recheck_waiting(
 
 
 def _log_summary(report: PollReport) -> None:
+    """One line per cycle: what it did, or, when it failed, why and what to check."""
     counts = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items()))
+    provider = f"{report.provider}{' (dry run)' if report.dry_run else ''}"
+    if report.error is not None:
+        # The error names the page, the URL and the setting to check; what went in before it
+        # is kept, so the line says how far the cycle got.
+        log.error(
+            "%s: poll failed after %d page(s) and %d call(s) listed; %s: %s",
+            provider,
+            report.pages,
+            report.listed,
+            f"the cursor stays at {report.cursor_after.isoformat()}"
+            if report.cursor_after
+            else "no cursor is set yet",
+            report.error,
+        )
+        return
     log.info(
-        "%s%s: window %s, %d page(s), %d call(s) listed (%s), %d malformed, %d remapped, "
-        "%d expired; cursor %s -> %s%s",
-        report.provider,
-        " (dry run)" if report.dry_run else "",
+        "%s: window %s, %d page(s), %d call(s) listed (%s), %d malformed, %d remapped, "
+        "%d expired; cursor %s -> %s",
+        provider,
         report.window or "empty",
         report.pages,
         report.listed,
@@ -575,5 +590,4 @@ def _log_summary(report: PollReport) -> None:
         len(report.expired),
         report.cursor_before,
         report.cursor_after,
-        f"; error: {report.error}" if report.error else "",
     )

@@ -77,6 +77,11 @@ class SiroTransientError(SiroError):
         self.retry_after = retry_after
 
 
+class SiroHostUnresolved(SiroTransientError):
+    """A Siro host name does not resolve: tried again at the caller's next turn (DNS outages
+    end), never within the step, where seconds do not fix a typo."""
+
+
 class SiroPermanentError(SiroError):
     """Trying the same request again will fail the same way; ``issues`` holds a 422's details."""
 

@@ -22,6 +22,7 @@ from poller.adapters.http.client import (
 )
 from poller.adapters.http.destinations import HostRules
 from poller.adapters.http.errors import (
+    HostUnresolved,
     HttpError,
     HttpPermanent,
     HttpRefused,
@@ -48,6 +49,7 @@ __all__ = [
     "DeadlineExceeded",
     "Downloaded",
     "HostRules",
+    "HostUnresolved",
     "HttpClient",
     "HttpError",
     "HttpPermanent",

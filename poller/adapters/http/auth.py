@@ -184,6 +184,7 @@ class _OAuth:
                 f"check {self._config_hint}",
                 url=self.token_url,
                 status=exc.status,
+                check=self._config_hint,
             ) from None
         except HttpPermanent as exc:
             if exc.status in (400,):
@@ -192,6 +193,7 @@ class _OAuth:
                     f"check {self._config_hint}",
                     url=self.token_url,
                     status=exc.status,
+                    check=self._config_hint,
                 ) from None
             raise
         try:

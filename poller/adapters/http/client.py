@@ -13,11 +13,12 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urljoin
@@ -29,6 +30,7 @@ from requests.structures import CaseInsensitiveDict
 from poller.adapters.http.auth import Authenticator
 from poller.adapters.http.destinations import HostRules
 from poller.adapters.http.errors import (
+    HostUnresolved,
     HttpError,
     HttpPermanent,
     HttpRefused,
@@ -40,9 +42,11 @@ from poller.adapters.http.errors import (
 from poller.adapters.http.ratelimit import RateLimiter
 from poller.adapters.http.retry import RetryPolicy, capped_wait, parse_retry_after
 from poller.adapters.http.transport import Guard, GuardedAdapter, RequestDeadline, guarding
+from poller.domain.call_record import host_key
 from poller.domain.clock import utcnow
 from poller.domain.redaction import redact_text
 from poller.domain.retry_after import DEFAULT_MAX_RETRY_AFTER_SECONDS
+from poller.domain.urls import host_for_humans
 from poller.ports.download import Downloaded
 
 log = logging.getLogger(__name__)
@@ -57,7 +61,9 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """``*_key`` name the settings a message tells the operator to change."""
+    """``*_key`` name the settings a message tells the operator to change; ``url_keys`` the
+    setting each configured host came from (host key, as :func:`host_key` gives it, to the
+    setting), named when that host cannot be reached."""
 
     connect_timeout: float
     read_timeout: float
@@ -68,6 +74,8 @@ class Limits:
     # The longest Retry-After believed; a longer one is cut to it (and logged).
     max_retry_after: float = DEFAULT_MAX_RETRY_AFTER_SECONDS
     retry_after_key: str = "provider.max_retry_after_seconds"
+    read_timeout_key: str = "provider.read_timeout_seconds"
+    url_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +171,7 @@ class HttpClient:
                 ) from None
             return JsonPage(body, response.headers, response.url, response.status)
 
-        return self.retry.call(attempt, retry_on=(HttpTransient,), describe=what)
+        return self.retry.call(attempt, retry_on=(HttpTransient,), should_retry=_retry_now)
 
     def request(
         self,
@@ -208,14 +216,14 @@ class HttpClient:
             )
 
         def worth_retrying(error: BaseException) -> bool:
+            if not _retry_now(error):
+                return False
             if idempotent:
                 return True
             assert isinstance(error, HttpError)
             return not error.may_have_been_sent or error.status in (408, 429)
 
-        return self.retry.call(
-            attempt, retry_on=(HttpTransient,), describe=what, should_retry=worth_retrying
-        )
+        return self.retry.call(attempt, retry_on=(HttpTransient,), should_retry=worth_retrying)
 
     def download(
         self,
@@ -553,19 +561,39 @@ class HttpClient:
             | requests.exceptions.MissingSchema,
         ):
             return HttpRefused(f"{what}: {url_for_humans(url)} is not a usable URL", url=url)
+        check = self._key_for(url)
+        if _unresolved(exc):
+            host = host_for_humans(url)
+            reason = f"the host name {host} does not resolve ({_reason(exc)})"
+            return HostUnresolved(
+                _with_check(f"{what}: {url_for_humans(url)}: {reason}", check),
+                url=url,
+                may_have_been_sent=False,
+                detail=reason,
+                check=check,
+            )
         never_connected = _never_connected(exc)
         if isinstance(exc, requests.ConnectTimeout):
             reason = f"could not connect within {self.limits.connect_timeout:g} s"
         elif isinstance(exc, requests.Timeout):
             reason = f"no answer within {self.limits.read_timeout:g} s"
+            check = self.limits.read_timeout_key
         else:
             reason = f"connection failed ({_reason(exc)})"
         return HttpTransient(
-            f"{what}: {url_for_humans(url)}: {reason}",
+            _with_check(f"{what}: {url_for_humans(url)}: {reason}", check),
             url=url,
             may_have_been_sent=not never_connected,
             detail=reason,
+            check=check,
         )
+
+    def _key_for(self, url: str) -> str | None:
+        """The setting ``url``'s host came from, if it is one of the configured hosts."""
+        try:
+            return self.limits.url_keys.get(host_key(url))
+        except ValueError:
+            return None
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -762,6 +790,23 @@ def _stream_to_file(
             f"{what}: {where} sent an empty body", url=response.url, status=response.status_code
         )
     return size, digest.hexdigest()
+
+
+def _retry_now(error: BaseException) -> bool:
+    """Whether trying again within this call may help: not for a name that does not resolve."""
+    return not isinstance(error, HostUnresolved)
+
+
+def _with_check(message: str, check: str | None) -> str:
+    return f"{message}; check {check}" if check else message
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """The connection failed because the host name does not resolve (getaddrinfo failed)."""
+    return any(
+        isinstance(link, urllib3.exceptions.NameResolutionError | socket.gaierror)
+        for link in _causes(exc)
+    )
 
 
 def _never_connected(exc: BaseException) -> bool:

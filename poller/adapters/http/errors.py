@@ -62,6 +62,7 @@ class HttpError(Exception):
         response: HttpResponse | None = None,
         may_have_been_sent: bool = True,
         detail: str | None = None,
+        check: str | None = None,
     ) -> None:
         super().__init__(message)
         # What went wrong in a few words, without the URL: for callers that word it their way.
@@ -75,10 +76,18 @@ class HttpError(Exception):
         # False only when no byte of the request can have reached the server (no connection
         # was made, or a policy refused it first): a non-idempotent request may then be resent.
         self.may_have_been_sent = may_have_been_sent
+        # The setting the operator should look at (``provider.base_url``), when one is to blame.
+        self.check = check
 
 
 class HttpTransient(HttpError):
     """Worth trying again later: no connection, a timeout, the deadline, 408, 429 or 5xx."""
+
+
+class HostUnresolved(HttpTransient):
+    """The URL's host name does not resolve. Not tried again within the call: a name that
+    does not resolve now will not in a few seconds either (a typo, an example host). Still
+    transient for the caller, which tries again at its next turn: DNS outages end."""
 
 
 class HttpPermanent(HttpError):
@@ -93,4 +102,5 @@ class HttpRefused(HttpPermanent):
 
 
 class HttpUnauthorized(HttpPermanent):
-    """401 or 403, even after the authenticator's one fresh credential."""
+    """401 or 403, even after the authenticator's one fresh credential. ``check`` is set when
+    the message already names the settings to check (a refused token mint does)."""

@@ -79,14 +79,16 @@ class RetryPolicy:
         fn: Callable[[], T],
         *,
         retry_on: tuple[type[BaseException], ...],
-        describe: str = "",
         on_retry: Callable[[BaseException, int, float], None] | None = None,
         should_retry: Callable[[BaseException], bool] | None = None,
     ) -> T:
         """``fn()``, tried again after errors of ``retry_on`` while the policy allows.
 
-        ``on_retry(error, tries_so_far, wait)`` is told before each wait; by default a warning
-        is logged. ``should_retry`` may refuse a retry for a particular error.
+        ``on_retry(error, tries_so_far, wait)`` is told before each wait; by default a debug
+        line is logged: the caller reports the outcome once, so a failure that retrying does
+        not cure is one line where operators look, not one per try. The error's own message
+        says what was being done (the HTTP client's errors start with it), so nothing is put
+        in front of it here.
         """
         tries = 0
         while True:
@@ -104,9 +106,8 @@ class RetryPolicy:
                 if on_retry is not None:
                     on_retry(error, tries, wait)
                 else:
-                    log.warning(
-                        "%s%s; retry %d of %d in %.2f s",
-                        f"{describe}: " if describe else "",
+                    log.debug(
+                        "%s; retry %d of %d in %.2f s",
                         error,
                         tries,
                         self.max_tries - 1,

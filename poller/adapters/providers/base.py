@@ -202,6 +202,8 @@ class ProviderAdapter(ABC, Generic[S]):
                 deadline_key=settings.config_key("deadline_seconds"),
                 max_retry_after=settings.max_retry_after_seconds,
                 retry_after_key=settings.config_key("max_retry_after_seconds"),
+                read_timeout_key=settings.config_key("read_timeout_seconds"),
+                url_keys=settings.url_keys(),
             ),
             hosts=self.hosts,
             retry=retry or RetryPolicy(max_tries=settings.max_retries + 1, sleep=sleep),
@@ -451,9 +453,11 @@ class ProviderAdapter(ABC, Generic[S]):
         if isinstance(exc, HttpTransient):
             return TransientProviderError(message, status=exc.status, retry_after=exc.retry_after)
         if isinstance(exc, HttpUnauthorized):
+            if exc.check is not None:  # a refused token mint, which names its keys itself
+                return ProviderAuthError(message, status=exc.status)
+            keys = ", ".join(self.settings.credential_keys()) or self.settings.config_key("auth")
             return ProviderAuthError(
-                f"{message}: the provider refused the credentials; check "
-                f"{self.settings.config_key('auth')} and its keys",
+                f"{message}: the provider refused the credentials; check {keys}",
                 status=exc.status,
             )
         if isinstance(exc, HttpRefused):

@@ -288,6 +288,10 @@ class GenericSettings(ProviderSettingsBase, AuthSettings):
     def requirements(self) -> list[str]:
         return super().requirements() + self.missing_auth_keys()
 
+    def credential_keys(self) -> list[str]:
+        # The scheme's keys (a username too), not whichever secrets happen to be set.
+        return AuthSettings.credential_keys(self)
+
 
 def _field(record: Any, path: str | None) -> Any:
     """A record's field at ``path``; an unmapped field (``None``) is missing, not the record."""

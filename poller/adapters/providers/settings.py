@@ -7,6 +7,7 @@ Each adapter module declares its own model on top of :class:`ProviderSettingsBas
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
@@ -29,6 +30,7 @@ from poller.config_types import (
     PositiveSeconds,
     Section,
 )
+from poller.domain.call_record import host_key
 from poller.domain.retry_after import DEFAULT_MAX_RETRY_AFTER_SECONDS
 
 DEFAULT_PROVIDER_KIND = "generic"
@@ -103,6 +105,26 @@ class ProviderSettingsBase(Section):
     def api_base_url(self) -> str | None:
         return self.base_url or self.default_base_url
 
+    def url_keys(self) -> dict[str, str]:
+        """The host of each URL setting (the vendor's default base URL included), to that
+        setting's key: what a message names when the host cannot be reached."""
+        keys: dict[str, str] = {}
+        urls = [("base_url", self.api_base_url)]
+        urls += [(name, getattr(self, name)) for name in type(self).model_fields]
+        for name, value in urls:
+            if name.endswith("url") and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    keys.setdefault(host_key(value), self.config_key(name))
+        return keys
+
+    def credential_keys(self) -> list[str]:
+        """The keys of the credentials this table sends (those set), as messages name them."""
+        return [
+            self.config_key(name)
+            for name in type(self).model_fields
+            if isinstance(getattr(self, name), SecretStr)
+        ]
+
     def requirements(self) -> list[str]:
         """Settings this kind cannot work without that are unset, each as "key: why"."""
         if self.api_base_url is None:
@@ -156,6 +178,11 @@ class AuthSettings(Section):
     """The JWT assertion of auth = "oauth_jwt_bearer", as the provider issued it."""
     token_hosts: list[HostName] = Field(default=[])
     """Hosts besides base_url's and token_url's that may receive the access token."""
+
+    def credential_keys(self) -> list[str]:
+        """The keys of the chosen scheme's credentials, as messages name them."""
+        prefix = getattr(self, "config_key", lambda key: f"provider.{key}")
+        return [prefix(key) for key in required_auth_keys(self.auth) if key != "token_url"]
 
     def missing_auth_keys(self) -> list[str]:
         """The chosen scheme's keys that are unset, as "key: why" lines naming where to set them."""

@@ -19,12 +19,14 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
 from poller.adapters.http import (
     DeadlineExceeded,
     HostRules,
+    HostUnresolved,
     HttpClient,
     HttpError,
     HttpRefused,
@@ -40,6 +42,7 @@ from poller.domain.redaction import redact_text
 from poller.ports.siro import (
     SiroCreateOutcomeUnknown,
     SiroError,
+    SiroHostUnresolved,
     SiroPermanentError,
     SiroTransientError,
     ZodIssue,
@@ -100,6 +103,11 @@ class SiroExchange:
                 deadline_key="siro.deadline_seconds",
                 max_retry_after=settings.max_retry_after_seconds,
                 retry_after_key="siro.max_retry_after_seconds",
+                read_timeout_key="siro.read_timeout_seconds",
+                url_keys={
+                    host_key(self.external_base): "siro.external_api_base_url",
+                    host_key(self.api_base): "siro.api_base_url",
+                },
             ),
             hosts=self._api_hosts,
             # Retried here, per step, so that each failure is classified for Siro first.
@@ -194,7 +202,12 @@ class SiroExchange:
 
         # A Retry-After longer than retry_max_wait_seconds ends the tries at once: the error,
         # with its retry_after, goes back to the worker to schedule.
-        return self.retry_policy.call(attempt, retry_on=(SiroTransientError,), on_retry=announce)
+        return self.retry_policy.call(
+            attempt,
+            retry_on=(SiroTransientError,),
+            on_retry=announce,
+            should_retry=lambda error: not isinstance(error, SiroHostUnresolved),
+        )
 
     # -- answers -----------------------------------------------------------------------------
 
@@ -296,14 +309,23 @@ class SiroExchange:
             what = f"the answer broke off ({exc.detail})"
         else:
             what = exc.detail
+        if exc.url_for_humans:
+            # The host only: a storage URL's path names the organisation's objects.
+            where = urlsplit(exc.url_for_humans)
+            what = f"{where.scheme}://{where.netloc}: {what}"
+        check = f"; check {exc.check}" if exc.check else ""
         if not_idempotent and exc.may_have_been_sent:
             return SiroCreateOutcomeUnknown(
-                f"Siro {step}: {what} after the request was sent, so it may have been acted on",
+                f"Siro {step}: {what} after the request was sent, so it may have been acted "
+                f"on{check}",
                 step=step,
             )
+        message = f"Siro {step}: {what}{check}"
+        if isinstance(exc, HostUnresolved):
+            return SiroHostUnresolved(message, step=step)
         if not isinstance(exc, HttpTransient):
-            return SiroPermanentError(f"Siro {step}: {what}", step=step, http_status=exc.status)
-        return SiroTransientError(f"Siro {step}: {what}", step=step)
+            return SiroPermanentError(message, step=step, http_status=exc.status)
+        return SiroTransientError(message, step=step)
 
     def _detail(self, response: HttpResponse, signed: bool) -> str:
         """A short, secret-free account of what went wrong, from the answer's body."""
