@@ -1,34 +1,53 @@
-"""Worker throughput and peak memory: recordings per second and peak RSS, by file size.
+"""Worker throughput: against a plain 8-thread copy, and peak memory by file size.
 
 A child process plays the provider and Siro (real HTTP on 127.0.0.1), so the figures are the
-worker's alone. For each size a fresh process polls the fake call log into a SQLite state
-database and drains the worker (download, audio check, three-step upload) with the configured
-concurrency, then reports:
+worker's alone.
 
-- recordings per second and megabytes per second through the whole pipeline, and
-- the peak resident set size of that process (``ru_maxrss``).
+``--compare`` (the throughput target): the worker's drain (download, audio check, three-step
+upload, 8 threads) against a plain 8-thread copy of the same recordings (GET to a file, PUT
+from it, the signed upload URLs fetched beforehand) through the same fakes, every request
+delayed by ``--latency-ms`` as a network round trip would be. Worker and copy alternate within
+each round (which goes first alternates too), so a busy machine slows both alike; the figures
+are the medians over the rounds, for SQLite and, given a server, PostgreSQL (a fresh database
+each round). For the worker it also prints, per call, the SQL statements sent (counted by
+SQLAlchemy's ``before_cursor_execute``, BEGIN included), the transactions committed, and the
+thread hand-offs: each step handed from the drain loop to a pool thread, and each result
+handed back.
 
-Peak RSS that stays flat from 1 MB to 50 MB files shows nothing holds a recording in memory.
+Without ``--compare``, for each file size a fresh process polls the fake call log into a SQLite
+state database and drains the worker with the configured concurrency, then reports
+recordings and megabytes per second and the process's peak resident set size
+(``ru_maxrss``): peak RSS that stays flat from 1 MB to 50 MB files shows nothing holds a
+recording in memory.
 
 Run from the repository root::
 
+    .venv/bin/python bench/bench_worker.py --compare [--postgres URL] [--rounds N]
     .venv/bin/python bench/bench_worker.py [--concurrency N]
 
-Figures only; nothing is asserted.
+The PostgreSQL server URL defaults to ``POLLER_BENCH_POSTGRES_URL`` or
+``POLLER_TEST_POSTGRES_URL``. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's poller and its simulators, whatever is installed
@@ -40,13 +59,16 @@ STARTED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TOKEN = "bench-provider-token"  # noqa: S105  (the local fake's token)
 
 
-def serve(size_mb: int, count: int) -> None:
-    """Child process: the provider with ``count`` recordings of ``size_mb``, and Siro."""
+def serve(size_mb: float, count: int, latency_ms: float = 0.0) -> None:
+    """Child process: the provider with ``count`` recordings of ``size_mb``, and Siro, each
+    request answered ``latency_ms`` late."""
     from poller.simulators.audio import MP3_FRAME_BYTES, mp3_bytes
     from poller.simulators.provider_server import FakeCallLog, quickstart_call
     from poller.simulators.provider_server import serve as serve_provider
     from poller.simulators.siro_server import FakeSiro
 
+    if latency_ms:
+        delay_every_request(latency_ms / 1000)
     audio = mp3_bytes(size_mb * MB / MP3_FRAME_BYTES * 1152 / 44100)
     api = FakeCallLog(auth=("bearer", TOKEN), page_size=100)
     with serve_provider(api) as provider, FakeSiro() as siro:
@@ -68,76 +90,308 @@ def serve(size_mb: int, count: int) -> None:
         sys.stdin.read()
 
 
-def measure(size_mb: int, count: int, concurrency: int) -> dict[str, float]:
-    """Child process: poll, drain, and report the rate and this process's peak RSS."""
-    from poller.adapters.providers.generic import GenericProvider
-    from poller.adapters.sql import migrate
-    from poller.adapters.sql.database import make_engine
-    from poller.adapters.sql.store import SqlStore
-    from poller.app import build_siro_client, build_worker
-    from poller.config import Settings
-    from poller.core.poll import poll_once
-    from poller.core.users_sync import sync_users
-    from poller.wiring import poll_params_from_settings
+def delay_every_request(seconds: float) -> None:
+    """Every request to the fakes waits ``seconds`` once its request line is in: the network
+    round trip the loopback interface does not have."""
+    from poller.simulators.http_server import QuietHandler
 
+    parse = QuietHandler.parse_request
+
+    def parse_late(handler: QuietHandler) -> bool:
+        time.sleep(seconds)
+        return parse(handler)
+
+    QuietHandler.parse_request = parse_late  # type: ignore[method-assign]
+
+
+@contextmanager
+def fakes_serving(size_mb: float, count: int, latency_ms: float = 0.0) -> Iterator[dict[str, Any]]:
+    """The fakes in a process of their own: where they listen, and the recordings' size."""
     fakes = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(size_mb), str(count)],
+        [sys.executable, __file__, "--serve", str(size_mb), str(count), str(latency_ms)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert fakes.stdout is not None
-        where = json.loads(fakes.stdout.readline())
-        with tempfile.TemporaryDirectory() as state:
-            settings = Settings(
-                state_dir=Path(state),
-                provider={"base_url": where["provider"], "auth": "bearer", "token": TOKEN},
-                poll={"start_at": STARTED - timedelta(minutes=1), "settle_delay_seconds": 0},
-                worker={"concurrency": concurrency, "max_file_bytes": 100 * MB},
-                siro=where["siro"],
-            )
-            engine = make_engine(settings.database_url)
-            migrate.upgrade(engine)
-            store = SqlStore(engine)
-            poll_once(
-                poll_params_from_settings(settings),
-                GenericProvider(settings.provider),
-                store,
-                datetime.now(UTC),
-            )
-            siro = build_siro_client(settings)
-            worker = build_worker(settings, store, threading.Event(), siro=siro)
-            sync_users(siro, store, datetime.now(UTC), default_region="US")
-            started = time.perf_counter()
-            report = worker.drain()
-            elapsed = time.perf_counter() - started
-            assert report.uploaded == count, report
-        return {
-            "size_mb": size_mb,
-            "recordings": count,
-            "seconds": elapsed,
-            "per_second": count / elapsed,
-            "mb_per_second": count * where["bytes"] / MB / elapsed,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
+        yield json.loads(fakes.stdout.readline())
     finally:
         if fakes.stdin is not None:
             fakes.stdin.close()
         fakes.wait(timeout=30)
 
 
+def measure(size_mb: int, count: int, concurrency: int) -> dict[str, float]:
+    """Child process: poll, drain, and report the rate and this process's peak RSS."""
+    with fakes_serving(size_mb, count) as where, tempfile.TemporaryDirectory() as state:
+        settings = bench_settings(where, Path(state), concurrency, database_url=None)
+        worker = polled_worker(settings)
+        started = time.perf_counter()
+        report = worker.drain()
+        elapsed = time.perf_counter() - started
+        assert report.uploaded == count, report
+    return {
+        "size_mb": size_mb,
+        "recordings": count,
+        "seconds": elapsed,
+        "per_second": count / elapsed,
+        "mb_per_second": count * where["bytes"] / MB / elapsed,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def bench_settings(
+    where: dict[str, Any], state: Path, concurrency: int, database_url: str | None
+) -> Any:
+    from poller.config import Settings
+
+    return Settings(
+        state_dir=state,
+        database={"url": database_url},
+        provider={"base_url": where["provider"], "auth": "bearer", "token": TOKEN},
+        poll={"start_at": STARTED - timedelta(minutes=1), "settle_delay_seconds": 0},
+        worker={"concurrency": concurrency, "max_file_bytes": 100 * MB},
+        siro=where["siro"],
+    )
+
+
+def polled_worker(settings: Any) -> Any:
+    """A worker with every fake call listed and due, and Siro's users synced (as the daemon
+    does before its first drain)."""
+    from poller.adapters.providers.generic import GenericProvider
+    from poller.adapters.sql import migrate
+    from poller.adapters.sql.database import make_engine
+    from poller.adapters.sql.store import SqlStore
+    from poller.app import build_siro_client, build_worker
+    from poller.core.poll import poll_once
+    from poller.core.users_sync import sync_users
+    from poller.wiring import poll_params_from_settings
+
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    store = SqlStore(engine)
+    poll_once(
+        poll_params_from_settings(settings),
+        GenericProvider(settings.provider),
+        store,
+        datetime.now(UTC),
+    )
+    siro = build_siro_client(settings)
+    worker = build_worker(settings, store, threading.Event(), siro=siro)
+    sync_users(siro, store, datetime.now(UTC), default_region="US")
+    return worker
+
+
+# -- the worker against a plain copy -----------------------------------------------------------
+
+
+class Counts:
+    """What the drain sends the database, and how often work changes threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.statements = 0
+        self.commits = 0
+        self.handoffs = 0
+
+    def add(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+@contextmanager
+def counting(engine: Any) -> Iterator[Counts]:
+    """Count statements and commits on ``engine``, and hand-offs between the drain loop and its
+    pool: a step submitted to a pool thread, and its result handed back through its future
+    (every submit's future is collected by the loop)."""
+    from sqlalchemy import event
+
+    counts = Counts()
+
+    def on_statement(*_args: Any) -> None:
+        counts.add("statements")
+
+    def on_commit(*_args: Any) -> None:
+        counts.add("commits")
+
+    submit = ThreadPoolExecutor.submit
+
+    def counted_submit(pool: ThreadPoolExecutor, *args: Any, **kwargs: Any) -> Any:
+        counts.add("handoffs")
+        counts.add("handoffs")  # the way back, through the future
+        return submit(pool, *args, **kwargs)
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_commit)
+    ThreadPoolExecutor.submit = counted_submit  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_commit)
+
+
+def drain_worker(where: dict[str, Any], files: int, database_url: str | None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as state:
+        settings = bench_settings(where, Path(state), 8, database_url)
+        worker = polled_worker(settings)
+        with counting(worker.store.engine) as counts:
+            began = time.perf_counter()
+            report = worker.drain()
+            seconds = time.perf_counter() - began
+        worker.store.engine.dispose()
+        assert report.uploaded == files, report
+    return {
+        "per_second": files / seconds,
+        "statements": counts.statements / files,
+        "commits": counts.commits / files,
+        "handoffs": counts.handoffs / files,
+    }
+
+
+def plain_copy(where: dict[str, Any], files: int) -> float:
+    """The same recordings, GET to a file and PUT from it, 8 threads: recordings per second."""
+    import requests
+
+    from poller.app import build_siro_client
+    from poller.domain.siro import AudioFormat
+
+    with tempfile.TemporaryDirectory() as state:
+        siro = build_siro_client(bench_settings(where, Path(state), 8, database_url=None))
+    urls = [f"{where['provider']}/recordings/bench-{index:04d}" for index in range(files)]
+    targets = [siro.request_upload(AudioFormat.MP3, where["bytes"]) for _ in urls]
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=8))
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with tempfile.TemporaryDirectory() as spool:
+
+        def copy(index: int) -> None:
+            path = Path(spool) / f"{index}.mp3"
+            with session.get(urls[index], headers=headers, stream=True, timeout=120) as got:
+                got.raise_for_status()
+                with path.open("wb") as out:
+                    for chunk in got.iter_content(MB):
+                        out.write(chunk)
+            target = targets[index]
+            put_headers = target.put_headers(AudioFormat.MP3, where["bytes"])
+            with path.open("rb") as body:
+                session.put(
+                    target.upload_url, data=body, headers=put_headers, timeout=120
+                ).raise_for_status()
+            path.unlink()
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(copy, range(files)))
+        seconds = time.perf_counter() - began
+    session.close()
+    return files / seconds
+
+
+@contextmanager
+def fresh_database(backend: str, admin_url: str | None) -> Iterator[str | None]:
+    """None for SQLite (the state directory's own file), else a PostgreSQL database of its
+    own, dropped afterwards."""
+    if backend == "sqlite":
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    assert admin_url is not None
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"siro_poller_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def compare(
+    files: int, size_mb: float, latency_ms: float, rounds: int, admin_url: str | None
+) -> dict[str, dict[str, float]]:
+    """Worker and plain copy, alternating, ``rounds`` times per backend: the medians."""
+    backends = ["sqlite", "postgres"] if admin_url else ["sqlite"]
+    samples: dict[str, list[dict[str, float]]] = {backend: [] for backend in backends}
+    with fakes_serving(size_mb, files, latency_ms) as where:
+        for round_number in range(rounds):
+            for backend in backends:
+                figures: dict[str, float] = {}
+                with fresh_database(backend, admin_url) as url:
+                    parts = ["worker", "copy"]
+                    for part in parts if round_number % 2 == 0 else reversed(parts):
+                        if part == "worker":
+                            figures.update(drain_worker(where, files, url))
+                        else:
+                            figures["copy_per_second"] = plain_copy(where, files)
+                figures["ratio"] = figures["per_second"] / figures["copy_per_second"]
+                samples[backend].append(figures)
+                print(
+                    f"  round {round_number + 1} {backend:<8} worker {figures['per_second']:6.1f}"
+                    f"  copy {figures['copy_per_second']:6.1f}  ratio {figures['ratio']:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return {
+        backend: {name: statistics.median(sample[name] for sample in found) for name in found[0]}
+        for backend, found in samples.items()
+    } | {"file": {"mb": where["bytes"] / MB, "files": files, "latency_ms": latency_ms}}
+
+
+def print_comparison(figures: dict[str, dict[str, float]], rounds: int) -> None:
+    about = figures.pop("file")
+    print(
+        f"worker (8 threads) vs plain 8-thread copy: {about['files']:.0f} files of "
+        f"{about['mb']:.1f} MB, {about['latency_ms']:.0f} ms per request; median of {rounds} "
+        "alternating rounds"
+    )
+    print(
+        f"{'backend':<10} {'worker rec/s':>12} {'copy rec/s':>11} {'ratio':>6} "
+        f"{'SQL/call':>9} {'commits/call':>13} {'hand-offs/call':>15}"
+    )
+    for backend, row in figures.items():
+        print(
+            f"{backend:<10} {row['per_second']:>12.1f} {row['copy_per_second']:>11.1f} "
+            f"{row['ratio']:>5.2f}x {row['statements']:>9.1f} {row['commits']:>13.1f} "
+            f"{row['handoffs']:>15.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--compare", action="store_true", help="the worker against a plain copy")
+    parser.add_argument("--files", type=int, default=480, help="with --compare")
+    parser.add_argument("--mb", type=float, default=1.0, help="with --compare: file size")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="with --compare")
+    parser.add_argument("--rounds", type=int, default=5, help="with --compare")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("POLLER_BENCH_POSTGRES_URL")
+        or os.environ.get("POLLER_TEST_POSTGRES_URL"),
+        help="with --compare: a PostgreSQL server URL whose user may create databases",
+    )
+    # size in MB, recordings, and optionally the latency in ms (bench_scale passes two)
+    parser.add_argument("--serve", nargs="+", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--measure", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(*args.serve)
+        size_mb, count, *latency_ms = args.serve
+        serve(size_mb, int(count), *latency_ms)
         return
     if args.measure:
         print(json.dumps(measure(*args.measure, concurrency=args.concurrency)))
+        return
+    if args.compare:
+        figures = compare(args.files, args.mb, args.latency_ms, args.rounds, args.postgres)
+        print_comparison(dict(figures), args.rounds)
+        print(json.dumps(figures))
         return
     print(f"worker concurrency {args.concurrency}; fakes in a separate process")
     print(

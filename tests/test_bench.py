@@ -24,6 +24,29 @@ def test_the_worker_benchmark_runs() -> None:
     assert figures["recordings"] == 3 and figures["peak_rss_mb"] > 0
 
 
+def test_the_worker_against_a_plain_copy_runs_and_counts_statements() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_worker.py"),
+            "--compare",
+            "--files",
+            "3",
+            "--rounds",
+            "1",
+            "--latency-ms",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["sqlite"]["statements"] > 0 and figures["sqlite"]["ratio"] > 0
+    assert "SQL/call" in result.stdout
+
+
 def test_the_siro_upload_benchmark_runs() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / "bench_siro_upload.py"), "1"],

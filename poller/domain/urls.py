@@ -15,11 +15,15 @@ sign in the host and port 0 (each reaches the socket changed).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from urllib3.util import parse_url
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# C0 controls, DEL and C1 controls.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class UnsafeUrl(ValueError):
@@ -54,6 +58,9 @@ def host_port_key(host: str, port: int | None, scheme: str) -> str:
     return f"{host}:{port}"
 
 
+# One request judges its URL a dozen times (host rules, credentials, the connection, messages);
+# signed URLs are long, so the judgement is kept for the last few URLs instead.
+@lru_cache(maxsize=256)
 def url_target(url: str) -> UrlTarget:
     """The scheme, host and port ``url`` connects to, as urllib3 (and so requests) reads it.
 
@@ -86,7 +93,7 @@ def url_target(url: str) -> UrlTarget:
 
 def _ambiguity(url: str) -> str | None:
     """Why parsers may read ``url``'s host differently, or None."""
-    if any(ord(character) < 0x20 or 0x7F <= ord(character) < 0xA0 for character in url):
+    if _CONTROL_CHARACTER.search(url):
         return "the URL holds a control character"
     if url != url.strip():
         return "the URL starts or ends with whitespace"

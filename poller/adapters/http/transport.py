@@ -13,6 +13,8 @@ What a connection checks against comes from the request running in the same thre
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import socket
 import sys
 import threading
@@ -39,9 +41,9 @@ class RequestDeadline:
     seconds: float
     started: float = field(default_factory=time.monotonic)
     expired: bool = False
+    stopped: bool = False
     _sockets: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _timer: threading.Timer | None = None
 
     def remaining(self) -> float:
         return self.seconds - (time.monotonic() - self.started)
@@ -56,20 +58,64 @@ class RequestDeadline:
                 self._sockets.append(sock)
 
     def start(self) -> None:
-        self._timer = threading.Timer(max(0.0, self.remaining()), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCH.add(self)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        with self._lock:
+            self.stopped = True
+            self._sockets = []
 
     def _expire(self) -> None:
         with self._lock:
+            if self.stopped:
+                return
             self.expired = True
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
             _cut(sock)
+
+
+class _DeadlineWatch:
+    """One thread for every request's deadline: it cuts the sockets of a request whose
+    deadline passed. A thread (or timer) per request would cost a thread start, and a wait for
+    it to run, on every request."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._due: list[tuple[float, int, RequestDeadline]] = []  # a heap, soonest first
+        self._order = itertools.count()  # ties broken by arrival, never by comparing deadlines
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: RequestDeadline) -> None:
+        at = deadline.started + deadline.seconds
+        with self._wake:
+            heapq.heappush(self._due, (at, next(self._order), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="http-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._due[0][2] is deadline:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._due and self._due[0][2].stopped:
+                    heapq.heappop(self._due)  # finished in time
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                at, _order, deadline = self._due[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                heapq.heappop(self._due)
+            deadline._expire()
+
+
+_WATCH = _DeadlineWatch()
 
 
 def _cut(sock: Any) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,34 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
     return engine
 
 
+# SQLite takes one writer at a time, and a writer that finds the lock taken polls for it,
+# sleeping 1, 2, 5, 10, 15, 20, 25... ms between tries: with the worker's threads writing
+# together, those sleeps, not the writes, set the pace. The threads of one process therefore
+# queue for the file on a lock of their own, which hands it on the moment it is free; other
+# processes still meet SQLite's lock and its busy timeout. Reentrant: a thread that nests two
+# write transactions meets SQLite's busy timeout, as before, not a deadlock of its own.
+_sqlite_writers: dict[str, threading.RLock] = {}
+_sqlite_writers_guard = threading.Lock()
+
+
+def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    database = engine.url.database or ":memory:"
+    turn = _sqlite_writers.get(database)
+    if turn is None:
+        with _sqlite_writers_guard:
+            turn = _sqlite_writers.setdefault(database, threading.RLock())
+    return turn
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: on SQLite it holds the single writer lock from the start."""
-    connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-    with connection, connection.begin():
-        yield connection
+    with _writer_turn(engine):
+        connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        with connection, connection.begin():
+            yield connection
 
 
 @contextmanager

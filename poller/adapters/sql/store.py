@@ -15,6 +15,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     func,
     insert,
     or_,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ClauseElement
 
 from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql import sqlite as sqlite_sql
@@ -79,6 +81,24 @@ from poller.domain.records import (
 from poller.domain.states import REQUEUEABLE_STATES, CallState, RecordingState
 from poller.domain.transitions import RequeueSelection
 from poller.ports.store import NotReplayable, NotRequeueable
+
+# Changes by expression, for _transition (whose UPDATE binds the time of the change as "now").
+# The first send is the one Siro may have acted on: keep it across retries.
+FIRST_SEND_AT = func.coalesce(
+    calls.c.siro_create_sent_at, bindparam("now", type_=calls.c.updated_at.type)
+)
+REFUNDED_ATTEMPT = case((calls.c.attempts > 0, calls.c.attempts - 1), else_=0)
+
+
+def _is_plain(value: object) -> bool:
+    """A value to send as a parameter, not a SQL expression of the row's own columns."""
+    return not isinstance(value, ClauseElement)
+
+
+def _shape_of(values: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
+    """What a transition's statements depend on: which columns change, and the expressions
+    (shared constants, such as REFUNDED_ATTEMPT) that some of them change by."""
+    return tuple((name, None if _is_plain(value) else id(value)) for name, value in values.items())
 
 
 def call_from_row(row: Mapping[Any, Any]) -> Call:
@@ -197,6 +217,8 @@ class SqlStore(LeaseGuardedWrites):
         self.engine = engine
         # Both backends spell INSERT ... ON CONFLICT alike, each through its own construct.
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._casts_parameters = engine.dialect.name == "postgresql"
+        self._transitions: dict[tuple[tuple[str, object], ...], tuple[Any, Any]] = {}
         if engine.dialect.name == "postgresql":
             self._pages: PageWriter = PostgresPageWriter()
             self._claim_lookups: ClaimLookups = ClaimLookups(ran_out_lookup, due_lookup)
@@ -774,15 +796,12 @@ class SqlStore(LeaseGuardedWrites):
     def mark_create_sent(
         self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
     ) -> bool:
-        # The first send is the one Siro may have acted on: keep it across retries.
-        sent_at = func.coalesce(calls.c.siro_create_sent_at, now) if sent else None
-        changes = {"title": title, "siro_create_sent_at": sent_at}
+        changes = {"title": title, "siro_create_sent_at": FIRST_SEND_AT if sent else None}
         event = transitions.create_sent_event(sent, owner)
         return self._transition(call_id, owner, now, event, changes) is not None
 
     def give_back(self, call_id: int, owner: str, now: datetime, event: EventDraft) -> bool:
-        refunded = case((calls.c.attempts > 0, calls.c.attempts - 1), else_=0)
-        changes = {**transitions.given_back(now), "attempts": refunded}
+        changes = {**transitions.given_back(now), "attempts": REFUNDED_ATTEMPT}
         return self._transition(call_id, owner, now, event, changes) is not None
 
     def due_by_provider(self, now: datetime) -> dict[str, int]:
@@ -889,32 +908,75 @@ class SqlStore(LeaseGuardedWrites):
     def _transition(
         self, call_id: int, owner: str, now: datetime, event: EventDraft, values: dict[str, Any]
     ) -> Call | None:
-        """Apply ``values`` and write ``event``, only while ``owner`` holds the row's lease."""
+        """Apply ``values`` and write ``event``, only while ``owner`` holds the row's lease.
+
+        Two statements: the event is copied from the row itself (its state before, and only
+        while the lease is ``owner``'s, locking the row on PostgreSQL), then the row changes.
+        Both are built once per shape of change and reused (building and keying SQLAlchemy
+        constructs cost more than running them).
+        """
+        held = {"row_id": call_id, "owner": owner}
+        new_state = values.get("state")
+        event_values = {"e_at": now, **{f"e_{k}": v for k, v in dataclasses.asdict(event).items()}}
+        statements = self._transitions.get(_shape_of(values))
+        if statements is None:
+            statements = self._transition_statements(values)
+        copy_event, change_row = statements
+        parameters = {f"v_{name}": value for name, value in values.items() if _is_plain(value)}
         with write_transaction(self.engine) as conn:
-            before = conn.execute(
-                select(calls.c.state)
-                .where(calls.c.id == call_id, calls.c.lease_owner == owner)
-                .with_for_update()
+            written = conn.execute(
+                copy_event, {**held, **event_values, "e_to_state": new_state}
             ).first()
-            if before is None:
+            if written is None:
                 return None
-            row = conn.execute(
-                update(calls)
-                .where(calls.c.id == call_id)
-                .values(**values, updated_at=now)
-                .returning(*calls.c)
-            ).one()
-            call = call_from_row(row._mapping)
-            conn.execute(
-                insert(call_events).values(
-                    call_id=call_id,
-                    at=now,
-                    from_state=before.state,
-                    to_state=call.state.value,
-                    **dataclasses.asdict(event),
+            row = conn.execute(change_row, {**held, **parameters, "now": now}).one()
+        return call_from_row(row._mapping)
+
+    def _transition_statements(self, values: dict[str, Any]) -> tuple[Any, Any]:
+        held = and_(calls.c.id == bindparam("row_id"), calls.c.lease_owner == bindparam("owner"))
+        event_columns = ["at", *(field.name for field in dataclasses.fields(EventDraft))]
+        to_state = (
+            self._selected(call_events.c.to_state, "e_to_state")
+            if "state" in values
+            else calls.c.state
+        )
+        copy_event = (
+            insert(call_events)
+            .from_select(
+                ["call_id", "from_state", "to_state", *event_columns],
+                select(
+                    calls.c.id,
+                    calls.c.state,
+                    to_state,
+                    *(self._selected(call_events.c[name], f"e_{name}") for name in event_columns),
                 )
+                .where(held)
+                .with_for_update(),
             )
-        return call
+            .returning(call_events.c.id)
+        )
+        changes = {
+            name: bindparam(f"v_{name}", type_=calls.c[name].type) if _is_plain(value) else value
+            for name, value in values.items()
+        }
+        change_row = (
+            update(calls)
+            .where(held)
+            .values(**changes, updated_at=bindparam("now", type_=calls.c.updated_at.type))
+            .returning(*calls.c)
+        )
+        statements = (copy_event, change_row)
+        if len(self._transitions) < 64:  # a bound, should a caller make expressions afresh
+            self._transitions[_shape_of(values)] = statements
+        return statements
+
+    def _selected(self, column: Any, name: str) -> Any:
+        """A parameter of ``column``'s type, as a column of a SELECT."""
+        parameter = bindparam(name, type_=column.type)
+        # PostgreSQL types a bare parameter in a SELECT list as text (NULL too), which an
+        # integer or timestamp column then refuses; SQLite must not cast (its CAST to a
+        # timestamp type would make a number of the text).
+        return cast(parameter, column.type) if self._casts_parameters else parameter
 
     # -- backfill runs -------------------------------------------------------------------
 
@@ -1035,24 +1097,6 @@ class SqlStore(LeaseGuardedWrites):
         attribution: str,
         detail: str,
     ) -> bool:
-        with write_transaction(self.engine) as conn:
-            updated = conn.execute(
-                update(calls)
-                .where(calls.c.id == call_id, calls.c.lease_owner == owner)
-                .values(siro_user_id=siro_user_id, attribution=attribution, updated_at=now)
-                .returning(calls.c.state)
-            ).first()
-            if updated is None:
-                return False
-            conn.execute(
-                insert(call_events).values(
-                    call_id=call_id,
-                    at=now,
-                    from_state=updated.state,
-                    to_state=updated.state,
-                    step=ATTRIBUTE_STEP,
-                    outcome=attribution,
-                    message=detail,
-                )
-            )
-        return True
+        changes = {"siro_user_id": siro_user_id, "attribution": attribution}
+        event = EventDraft(step=ATTRIBUTE_STEP, outcome=attribution, message=detail)
+        return self._transition(call_id, owner, now, event, changes) is not None
