@@ -91,7 +91,7 @@ def measure(base_url: str, database_url: str) -> dict[str, Any]:
     store.get_cursor("bench")  # connect first: the driver is not the page's cost
     before = peak_rss_mib()
     started = time.monotonic()
-    report = poll_once(params, provider, store, NOW, record_changes=False)
+    report = poll_once(params, provider, store, NOW, keep_changes=0)
     seconds = time.monotonic() - started
     peak = peak_rss_mib()
     with store.engine.connect() as conn:

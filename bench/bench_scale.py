@@ -278,7 +278,7 @@ def measure_ingest(url: str, count: int) -> dict[str, Any]:
     store.ingest_page = timed_ingest_page  # type: ignore[method-assign]
     params = PollParams(provider_key="bench", settle_delay=timedelta(0), start_at=start)
     began = time.perf_counter()
-    report = poll_once(params, provider, store, NOW, record_changes=False)  # as the daemon does
+    report = poll_once(params, provider, store, NOW, keep_changes=0)  # as the daemon does
     seconds = time.perf_counter() - began
     assert report.ok and report.counts["inserted"] == count, report.counts
     engine.dispose()

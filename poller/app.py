@@ -221,7 +221,7 @@ def build_daemon(
     def poll_cycle(name: str, provider: ProviderPort) -> Callable[[], PollReport]:
         params = poll_params_from_settings(settings, name)
         # The daemon's report counts its changes: a backfill must not grow its memory.
-        return lambda: poll_once(params, provider, store, utcnow(), record_changes=False)
+        return lambda: poll_once(params, provider, store, utcnow(), keep_changes=0)
 
     def users_sync() -> UsersSyncResult:
         result = sync_users(

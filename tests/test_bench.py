@@ -105,3 +105,16 @@ def test_the_big_page_benchmark_runs_on_both_backends() -> None:
     for backend in ("sqlite", "postgres"):
         assert figures[backend]["ok"] and figures[backend]["rows"] == figures["records"]
         assert figures[backend]["peak_rss_mib"] > 0
+
+
+def test_the_cli_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_cli.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["commands"]["--version"]["median_s"] > 0
+    assert figures["poll"]["calls"] == 100 and figures["poll"]["poll --json"]["peak_rss_mib"] > 0

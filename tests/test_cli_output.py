@@ -144,7 +144,7 @@ def test_calls_list_says_when_more_rows_exist_than_it_shows(calls: SqlStore) -> 
     assert len(cut.stdout.splitlines()) == 2 + 3  # header, dashes, three rows
     assert cut.stderr.strip() == (
         "siro-poller: showing the first 3 calls; more exist: raise --limit or narrow with "
-        "--state, --since or --attribution, or go on with --offset 3"
+        "--state, --error-kind, --since or --attribution, or go on with --offset 3"
     )
     as_json = CliRunner().invoke(main, ["calls", "list", "--limit", "3", "--json"], env=env)
     assert len(json.loads(as_json.stdout)) == 3  # stdout stays one JSON document

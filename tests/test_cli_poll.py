@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 
 from poller.adapters.sql.store import SqlStore
 from poller.cli import main
+from poller.cli.poll import SHOWN_CHANGES
 from poller.domain.states import CallState
 from poller.simulators.http_server import LocalHTTPServer
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
@@ -195,3 +197,63 @@ def test_a_wrong_field_mapping_fails_the_poll_and_keeps_the_cursor_until_it_is_f
         "no unmapped records"
         in CliRunner().invoke(main, ["calls", "unmapped"], env=environment).stdout
     )
+
+
+def test_a_large_poll_shows_the_first_changes_and_counts_the_rest(engine: Engine) -> None:
+    # Measured on an earlier version: a 100,000-call catch-up printed a 100,000-row table
+    # (44.6 s, 657 MiB); the table is now a screenful and the rest a count.
+    api = FakeCallLog(page_size=40, auth=("bearer", TOKEN))
+    recent = datetime.now(UTC) - timedelta(minutes=30)
+    for n in range(SHOWN_CHANGES + 25):
+        at = recent + timedelta(seconds=n)
+        api.add_call(quickstart_call(f"call-{n:03d}", at, recording_url=f"https://v/{n}"), at)
+    with serve(api) as server:
+        planned = run(engine, server, "--dry-run", "--json")
+        assert planned.exit_code == 0, planned.output
+        document = json.loads(planned.stdout)
+        # Streamed as it went, and still the document every --json prints.
+        assert planned.stdout == json.dumps(document, indent=2, sort_keys=True) + "\n"
+        assert [c["provider_call_id"] for c in document["changes"]] == [
+            f"call-{n:03d}" for n in range(SHOWN_CHANGES + 25)
+        ]
+
+        result = run(engine, server)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("inserted ")]
+    assert len(rows) == SHOWN_CHANGES
+    assert "call-019" in result.stdout and "call-020" not in result.stdout
+    assert "25 more; --json for all" in result.stdout
+    assert f"changed: inserted {SHOWN_CHANGES + 25}" in result.stdout
+    assert len(SqlStore(engine).list_calls(limit=100)) == SHOWN_CHANGES + 25
+
+
+def test_json_of_several_providers_is_one_list_written_as_it_goes(
+    engine: Engine, tmp_path: Path
+) -> None:
+    recent = datetime.now(UTC) - timedelta(minutes=30)
+    west, east = (FakeCallLog(page_size=2, auth=("bearer", TOKEN)) for _ in range(2))
+    for n in range(3):
+        west.add_call(quickstart_call(f"west-{n}", recent, recording_url="https://v/w"), recent)
+    with serve(west) as west_server, serve(east) as east_server:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            "".join(
+                f'[[providers]]\nname = "{name}"\nbase_url = "{server.url}"\nauth = "bearer"\n'
+                for name, server in (("west", west_server), ("east", east_server))
+            ),
+            encoding="utf-8",
+        )
+        environment = {
+            "SIRO_POLLER_DATABASE__URL": database_url(engine),
+            "SIRO_POLLER_PROVIDERS__WEST__TOKEN": TOKEN,
+            "SIRO_POLLER_PROVIDERS__EAST__TOKEN": TOKEN,
+        }
+        result = CliRunner().invoke(
+            main, ["--config", str(config), "poll", "--json"], env=environment
+        )
+    assert result.exit_code == 0, result.output
+    documents = json.loads(result.stdout)
+    assert result.stdout == json.dumps(documents, indent=2, sort_keys=True) + "\n"
+    assert [d["provider"] for d in documents] == ["west", "east"]
+    assert [len(d["changes"]) for d in documents] == [3, 0]
+    assert documents[0]["counts"]["inserted"] == 3

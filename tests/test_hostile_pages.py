@@ -69,9 +69,7 @@ def settings_for(server: LocalHTTPServer, tmp_path: Path, **provider: Any) -> Se
 
 def poll(settings: Settings, store: SqlStore) -> PollReport:
     provider = GenericProvider(settings.provider, retry=NO_WAIT)
-    return poll_once(
-        poll_params_from_settings(settings), provider, store, NOW, record_changes=False
-    )
+    return poll_once(poll_params_from_settings(settings), provider, store, NOW, keep_changes=0)
 
 
 def call_text(call_id: str, minute: int = 0) -> str:

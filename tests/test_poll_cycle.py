@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from poller.adapters.http import RetryPolicy
+from poller.adapters.memory_store import MemoryStore
 from poller.adapters.providers.generic import GenericProvider
+from poller.adapters.providers.memory import InMemoryProvider
 from poller.app import build_provider
 from poller.config import Settings, load_settings
-from poller.core.poll import REPORTED_MALFORMED, PollReport, poll_once
+from poller.core.poll import REPORTED_MALFORMED, PollParams, PollReport, poll_once
 from poller.domain.raw_record import MAX_BYTES
 from poller.domain.states import CallState
 from poller.domain.windows import Window
@@ -779,3 +781,30 @@ def test_a_backfill_full_of_unmapped_records_keeps_them_all_but_reports_only_the
     assert report.malformed_count == 150 and len(report.malformed) == REPORTED_MALFORMED
     assert report.to_dict()["counts"]["malformed"] == 150
     assert len(unmapped_of(any_store)) == 150 and len(all_calls(any_store)) == 150
+
+
+def test_a_report_keeps_only_the_first_changes_and_hands_on_every_one() -> None:
+    """A catch-up's report holds at most ``keep_changes`` changes, however many calls it
+    lists (`poll` prints those and counts the rest; the daemon keeps none); ``on_change`` sees
+    each one as it is made (what `poll --json` streams)."""
+    calls = 1000
+    provider = InMemoryProvider(name="memory", page_size=100)
+    provider.records = [
+        (at, {"call_id": f"c{n:04d}", "started_at": at.isoformat()})
+        for n, at in ((n, T0 + timedelta(seconds=n)) for n in range(calls))
+    ]
+    params = PollParams(provider_key="memory", start_at=T0, settle_delay=timedelta(0))
+    seen: list[str] = []
+    report = poll_once(
+        params,
+        provider,
+        MemoryStore(),
+        T0 + timedelta(hours=1),
+        keep_changes=20,
+        on_change=lambda change: seen.append(change.provider_call_id),
+    )
+    assert report.ok, report.error
+    assert report.changed == report.counts["inserted"] == calls
+    assert seen == [f"c{n:04d}" for n in range(calls)]
+    # Changes are only ever appended: 20 at the end is 20 at most all along.
+    assert [change.provider_call_id for change in report.changes] == seen[:20]

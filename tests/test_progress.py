@@ -4,7 +4,9 @@ line on a terminal, and one log line per call no more."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 from sqlalchemy import Engine
 
 from poller.adapters.memory_store import MemoryStore
 from poller.adapters.siro_fake import InMemorySiro
 from poller.cli import main
-from poller.cli.progress_display import log_summary, summary_line
+from poller.cli.progress_display import TerminalProgress, fit_line, log_summary, summary_line
 from poller.core.progress import BacklogProgress, ProgressSnapshot
 from poller.domain.clock import utcnow
 from poller.domain.siro import SiroUser
@@ -276,3 +279,59 @@ def test_threads_report_into_one_backlog() -> None:
         thread.join()
     progress.drain_finished()
     assert reports[-1].finished and reports[-1].done == reports[-1].total == 40
+
+
+# -- the terminal line at any width ---------------------------------------------------------
+
+BACKLOG = ProgressSnapshot(
+    at=T0,
+    started_at=T0 - timedelta(minutes=5),
+    done=240,
+    total=600,
+    uploaded=228,
+    failed=4,
+    retried=8,
+    skipped=0,
+    per_minute=4.1,
+)
+FIELDS = (
+    "240 of 600 done",
+    "4.1 calls/min, ETA 13:27 UTC",
+    "228 uploaded, 4 failed, 8 to retry, 0 skipped",
+)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def drawn_on_terminal(width: int, snapshot: ProgressSnapshot) -> str:
+    """The progress line as a terminal ``width`` columns wide shows it, last frame."""
+    screen = io.StringIO()
+    terminal = TerminalProgress(Console(file=screen, width=width, force_terminal=True))
+    terminal.report(snapshot)
+    terminal.report(dataclasses.replace(snapshot, finished=True))
+    frames = [line for line in ANSI.sub("", screen.getvalue()).split("\r") if line.strip()]
+    return frames[-1].strip("\n")
+
+
+@pytest.mark.parametrize(
+    ("width", "shown"),
+    [(200, FIELDS), (100, FIELDS), (80, FIELDS[:2]), (50, FIELDS[:1]), (24, FIELDS[:1])],
+)
+def test_the_progress_line_drops_whole_fields_to_fit_the_terminal(
+    width: int, shown: tuple[str, ...]
+) -> None:
+    # Measured on an earlier version: at 80 columns the line ended "228 upl".
+    line = drawn_on_terminal(width, BACKLOG)
+    assert len(line) <= width
+    assert line.startswith("backlog")
+    assert line.endswith(shown[-1])
+    for field in FIELDS:
+        assert (field in line) == (field in shown)
+
+
+def test_no_width_cuts_a_field_and_the_bar_only_takes_the_room_left() -> None:
+    for width in range(len("240 of 600 done"), 220):
+        line = fit_line(BACKLOG, width)
+        assert len(line.text()) <= width
+        assert line.fields == FIELDS[: len(line.fields)]
+        assert line.bar_width == 0 or 10 <= line.bar_width <= 40
+    assert fit_line(BACKLOG, 18).text() == "240 of 600 done"  # too narrow even for the label

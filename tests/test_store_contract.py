@@ -207,6 +207,32 @@ def test_requeue_matching_combines_state_error_kind_and_start(any_store: AnyStor
     }
 
 
+def test_calls_are_chosen_by_error_kind_and_attribution_for_list_and_requeue(
+    any_store: AnyStore,
+) -> None:
+    found = seed_call(any_store, "a", state=CallState.FAILED, error_kind="oversize")
+    seed_call(any_store, "b", state=CallState.FAILED, error_kind="not_audio", attribution="email")
+    seed_call(any_store, "c", state=CallState.SKIPPED, error_kind="not_audio")
+    seed_call(
+        any_store,
+        "d",
+        state=CallState.UPLOADED,
+        attribution="email",
+        siro_recording_id="r",
+        uploaded_at=NOW,
+    )
+
+    assert [c.provider_call_id for c in any_store.list_calls(error_kind="not_audio")] == [
+        "c",
+        "b",
+    ]
+    assert any_store.error_kinds() == {"not_audio": 2, "oversize": 1}
+    unattributed = RequeueSelection(attribution="none", error_kind="oversize")
+    assert [c.id for c in any_store.requeue_matching(unattributed, NOW, dry_run=True)] == [found.id]
+    by_email = RequeueSelection(attribution="email")
+    assert [c.provider_call_id for c in any_store.requeue_matching(by_email, NOW)] == ["b"]
+
+
 def test_replay_puts_an_uploaded_call_back_and_keeps_the_previous_recording_in_its_events(
     any_store: AnyStore,
 ) -> None:

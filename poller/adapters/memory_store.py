@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -110,6 +111,7 @@ class MemoryStore(LeaseGuardedWrites):
         self,
         *,
         state: CallState | None = None,
+        error_kind: str | None = None,
         since: datetime | None = None,
         attribution: str | None = None,
         limit: int = 100,
@@ -119,11 +121,18 @@ class MemoryStore(LeaseGuardedWrites):
             rows = sorted(self.calls.values(), key=lambda call: call.id, reverse=True)
         if state is not None:
             rows = [row for row in rows if row.state == state]
+        if error_kind is not None:
+            rows = [row for row in rows if row.error_kind == error_kind]
         if attribution is not None:
             rows = [row for row in rows if (row.attribution or NO_ATTRIBUTION) == attribution]
         if since is not None:
             rows = [row for row in rows if row.started_at is not None and row.started_at >= since]
         return rows[offset : offset + limit]
+
+    def error_kinds(self) -> dict[str, int]:
+        with self._lock:
+            found = Counter(call.error_kind for call in self.calls.values() if call.error_kind)
+        return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
 
     def get_call(self, call_id: int) -> Call | None:
         with self._lock:

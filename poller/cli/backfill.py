@@ -5,18 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
-from poller.app import build_provider
 from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
@@ -27,19 +19,16 @@ from poller.cli.root import (
     pass_cli,
     selected_providers,
 )
-from poller.core.backfill import (
-    BackfillPlan,
-    BackfillRangeError,
-    BackfillResult,
-    plan_backfill,
-    run_backfill,
-)
 from poller.domain.clock import utcnow
-from poller.domain.records import BackfillRun
-from poller.domain.windows import Window
-from poller.wiring import poll_params_from_settings
 
-SpanDone = Callable[[Window, BackfillRun], None]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from poller.core.backfill import BackfillPlan, BackfillResult
+    from poller.domain.records import BackfillRun
+    from poller.domain.windows import Window
+
+SpanDone = Callable[["Window", "BackfillRun"], None]
 
 
 @main_group.command("backfill")
@@ -68,6 +57,10 @@ def backfill(
     how to bring in calls from before the cursor: poll.start_at counts on the very first poll
     only.
     """
+    from poller.app import build_provider
+    from poller.core.backfill import BackfillRangeError, plan_backfill, run_backfill
+    from poller.wiring import poll_params_from_settings
+
     settings = cli.settings
     start, end = parse_when(since), parse_when(until)
     chosen = selected_providers(settings, names)
@@ -128,6 +121,15 @@ def progress_display(
 ) -> Iterator[SpanDone | None]:
     """A progress bar of the time range listed on a terminal; one plain line per span listed
     otherwise (a log, a pipe)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     if quiet or not plan.windows:
         yield None
         return

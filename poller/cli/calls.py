@@ -1,17 +1,23 @@
-"""`siro-poller calls ...`: list, inspect and requeue call rows."""
+"""`siro-poller calls ...`: list, inspect and requeue call rows.
+
+`calls list` and `calls retry` take the same selectors (:func:`call_selectors`): --state,
+--error-kind, --since and --attribution, each meaning the same on both.
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
+    LazyChoice,
     UserError,
     emit_json,
     emit_table,
@@ -19,16 +25,74 @@ from poller.cli.root import (
     parse_when,
     pass_cli,
 )
-from poller.domain.attribution import ATTRIBUTION_KINDS
 from poller.domain.clock import utcnow
-from poller.domain.records import Call, UnmappedRecord
 from poller.domain.states import REQUEUEABLE_STATES, CallState
-from poller.domain.transitions import RequeueSelection
-from poller.ports.store import NotReplayable, NotRequeueable
+
+if TYPE_CHECKING:
+    from poller.domain.records import Call, UnmappedRecord
+    from poller.domain.transitions import RequeueSelection
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 STATE_CHOICE = click.Choice([state.value for state in CallState])
-ATTRIBUTION_CHOICE = click.Choice(ATTRIBUTION_KINDS)
+REQUEUEABLE_CHOICE = click.Choice(sorted(state.value for state in REQUEUEABLE_STATES))
+
+
+def _attribution_kinds() -> tuple[str, ...]:
+    from poller.domain.attribution import ATTRIBUTION_KINDS
+
+    return ATTRIBUTION_KINDS
+
+
+ATTRIBUTION_CHOICE = LazyChoice(_attribution_kinds)
+
+
+def call_selectors(states: click.Choice[str], state_help: str) -> Callable[[F], F]:
+    """The options that choose calls, the same on `calls list` and `calls retry`."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(
+            [
+                click.option("--state", type=states, help=state_help),
+                click.option(
+                    "--error-kind",
+                    metavar="KIND",
+                    help="Only calls with this error_kind (`calls list` shows them).",
+                ),
+                click.option(
+                    "--since",
+                    help="Only calls started at or after: ISO 8601, or an age like 6h, 2d.",
+                ),
+                click.option(
+                    "--attribution",
+                    type=ATTRIBUTION_CHOICE,
+                    help="Only calls whose rep was found so (none: no attribution recorded).",
+                ),
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def check_error_kind(cli: CliContext, kind: str | None) -> None:
+    """Exit 2 when ``kind`` is no error kind this version records and no call holds it: a typo,
+    not an empty selection. Asked only once a selection came back empty, so a selection that
+    matches costs no extra query."""
+    from poller.domain.error_kinds import error_kind
+
+    if kind is None or error_kind(kind) is not None:
+        return
+    held = cli.store.error_kinds()
+    if kind in held:  # recorded by an earlier version
+        return
+    listed = ", ".join(f"{name} ({count})" for name, count in held.items())
+    raise click.BadParameter(
+        f"{kind!r} is no error kind siro-poller records; "
+        + (f"the kinds calls have: {listed}" if held else "no call has an error kind yet"),
+        param_hint="'--error-kind'",
+    )
 
 
 def listed_call(call: Call) -> dict[str, Any]:
@@ -44,13 +108,7 @@ def calls_group() -> None:
 
 
 @calls_group.command("list")
-@click.option("--state", type=STATE_CHOICE, help="Only calls in this state.")
-@click.option("--since", help="Only calls started at or after: ISO 8601, or an age like 6h, 2d.")
-@click.option(
-    "--attribution",
-    type=ATTRIBUTION_CHOICE,
-    help="Only calls whose rep was found so (none: no attribution recorded).",
-)
+@call_selectors(STATE_CHOICE, "Only calls in this state.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option(
     "--offset", type=click.IntRange(min=0), default=0, help="Pass over this many newest calls."
@@ -60,6 +118,7 @@ def calls_group() -> None:
 def list_calls(
     cli: CliContext,
     state: str | None,
+    error_kind: str | None,
     since: str | None,
     attribution: str | None,
     limit: int,
@@ -69,16 +128,20 @@ def list_calls(
     """The newest calls first, with how each one's rep was attributed."""
     rows = cli.store.list_calls(
         state=CallState(state) if state else None,
+        error_kind=error_kind,
         since=parse_when(since) if since else None,
         attribution=attribution,
         limit=limit + 1,  # one more than shown tells whether more exist
         offset=offset,
     )
+    if not rows:
+        check_error_kind(cli, error_kind)
     rows = _within(
         rows,
         limit,
         "calls",
-        f"narrow with --state, --since or --attribution, or go on with --offset {offset + limit}",
+        "narrow with --state, --error-kind, --since or --attribution, or go on with "
+        f"--offset {offset + limit}",
     )
     if as_json:
         emit_json([listed_call(row) for row in rows])
@@ -185,34 +248,49 @@ def show(cli: CliContext, reference: str, as_json: bool) -> None:
 
 @calls_group.command("retry")
 @click.argument("reference", metavar="ID|PROVIDER_CALL_ID", required=False)
-@click.option("--failed", is_flag=True, help="Select failed calls.")
-@click.option("--skipped", is_flag=True, help="Select skipped calls.")
-@click.option("--error-kind", metavar="KIND", help="Only calls parked with this error_kind.")
-@click.option("--since", help="Only calls started at or after: ISO 8601, or an age like 6h, 2d.")
+@call_selectors(REQUEUEABLE_CHOICE, "Only calls in this state (default: failed or skipped).")
+# The spellings before --state, kept for the scripts that use them.
+@click.option("--failed", is_flag=True, hidden=True, help="Same as --state failed.")
+@click.option("--skipped", is_flag=True, hidden=True, help="Same as --state skipped.")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued, change nothing.")
 @pass_cli
 def retry(
     cli: CliContext,
     reference: str | None,
-    failed: bool,
-    skipped: bool,
+    state: str | None,
     error_kind: str | None,
     since: str | None,
+    attribution: str | None,
+    failed: bool,
+    skipped: bool,
     dry_run: bool,
 ) -> None:
     """Put a failed or skipped call, or every one the selectors match, back in the queue.
 
-    The selectors combine: --failed and --skipped choose the states (both when neither is
-    given), --error-kind and --since narrow them. Requeued calls are due now, with a fresh
-    attempt budget.
+    The selectors combine as on `calls list`: --state chooses failed or skipped calls (both
+    without it), --error-kind, --since and --attribution narrow them. Requeued calls are due
+    now, with a fresh attempt budget.
     """
-    selecting = failed or skipped or error_kind is not None or since is not None
+    from poller.domain.transitions import RequeueSelection
+    from poller.ports.store import NotRequeueable
+
+    chosen_states = {CallState(state)} if state else set()
+    chosen_states |= {CallState.FAILED} if failed else set()
+    chosen_states |= {CallState.SKIPPED} if skipped else set()
+    narrowing = (error_kind, since, attribution)
+    selecting = bool(chosen_states) or any(value is not None for value in narrowing)
     if bool(reference) == selecting:
         raise click.UsageError(
-            "give either one call ID or selectors (--failed, --skipped, --error-kind, --since)"
+            "give either one call ID or selectors (--state, --error-kind, --since, --attribution)"
         )
     if reference is None:
-        _retry_selected(cli, failed, skipped, error_kind, since, dry_run)
+        selection = RequeueSelection(
+            states=frozenset(chosen_states) or REQUEUEABLE_STATES,
+            error_kind=error_kind,
+            since=parse_when(since) if since else None,
+            attribution=attribution,
+        )
+        _retry_selected(cli, selection, dry_run)
         return
     call = resolve(cli, reference)
     if dry_run:
@@ -232,27 +310,17 @@ def retry(
     )
 
 
-def _retry_selected(
-    cli: CliContext,
-    failed: bool,
-    skipped: bool,
-    error_kind: str | None,
-    since: str | None,
-    dry_run: bool,
-) -> None:
-    states = {CallState.FAILED} if failed else set()
-    states |= {CallState.SKIPPED} if skipped else set()
-    selection = RequeueSelection(
-        states=frozenset(states) or REQUEUEABLE_STATES,
-        error_kind=error_kind,
-        since=parse_when(since) if since else None,
-    )
+def _retry_selected(cli: CliContext, selection: RequeueSelection, dry_run: bool) -> None:
     chosen = cli.store.requeue_matching(selection, utcnow(), actor=operator(), dry_run=dry_run)
+    if not chosen:
+        check_error_kind(cli, selection.error_kind)
     described = " or ".join(sorted(state.value for state in selection.states))
-    if error_kind:
-        described += f", error kind {error_kind}"
+    if selection.error_kind:
+        described += f", error kind {selection.error_kind}"
     if selection.since:
         described += f", started since {_minute(selection.since)}"
+    if selection.attribution:
+        described += f", found by {selection.attribution}"
     counted = f"{len(chosen)} call{'s' if len(chosen) != 1 else ''} ({described})"
     if not dry_run:
         click.echo(f"requeued {counted}")
@@ -298,6 +366,8 @@ def replay(cli: CliContext, reference: str, allow_duplicate: bool) -> None:
     The call goes back in the queue, due now; the worker downloads the recording again and
     uploads it. The call's events keep who asked, when, and the previous Siro recording id.
     """
+    from poller.ports.store import NotReplayable
+
     call = resolve(cli, reference)
     if call.state is not CallState.UPLOADED:
         raise UserError(

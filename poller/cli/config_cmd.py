@@ -5,11 +5,8 @@ from __future__ import annotations
 import os
 
 import click
-import tomli_w
 
 from poller.cli.root import CliContext, config_problem, emit_json, main_group, pass_cli
-from poller.config import config_path_from, masked_dump, requirements_for_daemon
-from poller.config_checks import config_findings
 
 
 @main_group.group("config")
@@ -27,6 +24,11 @@ def check(cli: CliContext, as_json: bool) -> None:
     nothing. Exits 2 when a value is invalid, still the example's placeholder, or the daemon
     would lack something it needs.
     """
+    import tomli_w
+
+    from poller.config import config_path_from, masked_dump, requirements_for_daemon
+    from poller.config_checks import config_findings
+
     settings = cli.settings
     dump = masked_dump(settings)
     if as_json:

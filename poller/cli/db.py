@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.engine import make_url
 
-from poller.adapters.sql import migrate
-from poller.app import build_engine
-from poller.cli.root import CliContext, main_group, pass_cli
+from poller.cli.root import CliContext, emit_json, main_group, pass_cli
 
 
 @main_group.group("db")
@@ -20,6 +17,11 @@ def db_group() -> None:
 @pass_cli
 def upgrade(cli: CliContext, revision: str) -> None:
     """Create the state database or bring it to the current schema."""
+    from sqlalchemy.engine import make_url
+
+    from poller.adapters.sql import migrate
+    from poller.app import build_engine
+
     engine = build_engine(cli.settings)
     before = migrate.current_revision(engine)
     migrate.upgrade(engine, revision)
@@ -53,6 +55,9 @@ def downgrade(cli: CliContext, revision: str | None, steps: int | None, yes: boo
         raise click.UsageError("give either REVISION (an id, -N or base) or --steps N")
     if revision is not None and revision.startswith("-") and not revision[1:].isdigit():
         raise click.UsageError(f"no such option: {revision}")
+    from poller.adapters.sql import migrate
+    from poller.app import build_engine
+
     target = revision if revision is not None else f"-{steps}"
     if not yes:
         click.confirm(
@@ -65,31 +70,60 @@ def downgrade(cli: CliContext, revision: str | None, steps: int | None, yes: boo
 
 
 @db_group.command("current")
+@click.option("--json", "as_json", is_flag=True, help="The two revisions as one JSON document.")
 @pass_cli
-def current(cli: CliContext) -> None:
+def current(cli: CliContext, as_json: bool) -> None:
     """Show the schema revision of the database and the one this version needs."""
+    from poller.adapters.sql import migrate
+    from poller.app import build_engine
+
     engine = build_engine(cli.settings)
-    click.echo(
-        f"database: {migrate.current_revision(engine) or 'empty'}; "
-        f"needed: {migrate.head_revision(engine)}"
-    )
+    current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+    if as_json:
+        emit_json(
+            {"current_revision": current, "head_revision": head, "up_to_date": current == head}
+        )
+        return
+    click.echo(f"database: {current or 'empty'}; needed: {head}")
 
 
 @db_group.command("history")
+@click.option("--json", "as_json", is_flag=True, help="The revisions as a JSON array.")
 @pass_cli
-def history(cli: CliContext) -> None:
+def history(cli: CliContext, as_json: bool) -> None:
     """The schema revisions, oldest first; the database's current one is marked."""
+    from poller.adapters.sql import migrate
+    from poller.app import build_engine
+
     engine = build_engine(cli.settings)
     current = migrate.current_revision(engine)
     head = migrate.head_revision(engine)
-    for revision in migrate.revisions(engine):
+    revisions = migrate.revisions(engine)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "revision": revision.revision,
+                    "down_revision": revision.down_revision,
+                    "summary": _summary(revision.doc),
+                    "current": revision.revision == current,
+                    "head": revision.revision == head,
+                }
+                for revision in revisions
+            ]
+        )
+        return
+    for revision in revisions:
         marks = [
             mark
             for mark, revision_id in (("current", current), ("head", head))
             if revision.revision == revision_id
         ]
-        summary = revision.doc.splitlines()[0] if revision.doc else ""
         suffix = f"  ({', '.join(marks)})" if marks else ""
-        click.echo(f"{revision.revision}  {summary}{suffix}")
+        click.echo(f"{revision.revision}  {_summary(revision.doc)}{suffix}")
     if current is None:
         click.echo("the database is empty: `siro-poller db upgrade` creates it")
+
+
+def _summary(doc: str) -> str:
+    return doc.splitlines()[0] if doc else ""

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
 
 import click
 
-from poller.cli.root import EXIT_FAILURE, emit_table, main_group
-from poller.demo import DEMO_KINDS, DemoOutcome, run_demo
-from poller.demo.runner import foreign_settings
+from poller.cli.root import EXIT_FAILURE, LazyChoice, emit_table, main_group
+
+if TYPE_CHECKING:
+    from poller.demo import DemoOutcome
+
+
+def _demo_kinds() -> tuple[str, ...]:
+    from poller.demo import DEMO_KINDS
+
+    return DEMO_KINDS
+
 
 # What the demo's SQLite command shows: each call's state and why.
 AUDIT_QUERY = "SELECT id, provider_call_id, state, error_kind, attribution FROM calls"
@@ -18,7 +27,7 @@ AUDIT_QUERY = "SELECT id, provider_call_id, state, error_kind, attribution FROM 
 @click.option(
     "--provider",
     "kind",
-    type=click.Choice(DEMO_KINDS),
+    type=LazyChoice(_demo_kinds),
     default="generic",
     show_default=True,
     help="Which phone system to simulate, and so which adapter runs.",
@@ -32,6 +41,8 @@ def demo(kind: str, keep: bool) -> None:
     minute at most), then shows what became of each call.
     Needs no config and no account: everything lives in a temporary directory.
     """
+    from poller.demo import run_demo
+
     outcome = run_demo(kind, keep=keep, announce=click.echo)
     _print_outcome(outcome)
     if not outcome.succeeded:
@@ -103,6 +114,8 @@ def _print_next_steps(outcome: DemoOutcome) -> None:
         "To poll, run or check a provider against running simulators: "
         f"siro-poller simulate --provider {outcome.kind} --config-out sim.toml"
     )
+    from poller.demo.runner import foreign_settings
+
     foreign = foreign_settings()
     if foreign:
         click.echo(

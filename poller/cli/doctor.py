@@ -10,49 +10,20 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import click
-from rich.console import Console
-from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
 
-from poller.adapters.sql import migrate
-from poller.app import build_engine, build_provider, build_siro_client, describe_database
-from poller.cli.errors import database_reason
 from poller.cli.output import colour_wanted, shown
 from poller.cli.root import CliContext, emit_json, main_group, pass_cli
-from poller.config import (
-    ConfigError,
-    Settings,
-    config_path_from,
-    load_settings,
-    requirements_for_daemon,
-)
-from poller.config_checks import config_findings
-from poller.core.doctor import (
-    Check,
-    CheckResult,
-    DatabaseUnreachable,
-    Outcome,
-    SchemaRevisions,
-    SpoolNeed,
-    Verdict,
-    failed,
-    judge_database,
-    judge_provider,
-    judge_spool_space,
-    judge_spool_writable,
-    passed,
-    run_checks,
-    siro_checks,
-    warned,
-)
-from poller.domain.audio import ConvertMode
 from poller.domain.clock import utcnow
-from poller.domain.windows import Window
-from poller.ports.siro import SiroPort
-from poller.wiring import crm_rules_from_settings
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from poller.config import Settings
+    from poller.core.doctor import Check, CheckResult, Outcome, SchemaRevisions
+    from poller.ports.siro import SiroPort
 
 # The window each provider check lists, as `provider check` does by default.
 PROVIDER_WINDOW = timedelta(hours=24)
@@ -76,6 +47,10 @@ def doctor(cli: CliContext, timeout: float, as_json: bool) -> None:
     none after it. Nothing is written but a probe file in the spool (removed at once). Exits
     0 when every check passes, 1 when one fails, 2 when the config cannot be loaded.
     """
+    from poller.app import build_siro_client
+    from poller.config import ConfigError, config_path_from, load_settings
+    from poller.core.doctor import run_checks
+
     printer = ResultPrinter(enabled=not as_json)
     config_path = config_path_from(cli.config_path)
     try:
@@ -106,6 +81,16 @@ def doctor(cli: CliContext, timeout: float, as_json: bool) -> None:
 
 def doctor_checks(settings: Settings, config_path: Path | None, siro: SiroPort) -> list[Check]:
     """Every check, in the order they run."""
+    from poller.core.doctor import (
+        Check,
+        SpoolNeed,
+        judge_spool_space,
+        judge_spool_writable,
+        siro_checks,
+    )
+    from poller.domain.audio import ConvertMode
+    from poller.wiring import crm_rules_from_settings
+
     checks = [
         Check(CONFIG_CHECK, lambda: _config_outcome(settings, config_path)),
         Check("database", lambda: _database_outcome(settings)),
@@ -142,6 +127,8 @@ def _siro_bounded_by(settings: Settings, timeout: float) -> Settings:
 
 
 def _unloadable_config(config_path: Path | None, problems: list[str]) -> CheckResult:
+    from poller.core.doctor import CheckResult, Verdict
+
     where = str(config_path) if config_path is not None else "the environment"
     return CheckResult(
         CONFIG_CHECK,
@@ -153,6 +140,10 @@ def _unloadable_config(config_path: Path | None, problems: list[str]) -> CheckRe
 
 
 def _config_outcome(settings: Settings, config_path: Path | None) -> Outcome:
+    from poller.config import requirements_for_daemon
+    from poller.config_checks import config_findings
+    from poller.core.doctor import failed, passed, warned
+
     where = str(config_path) if config_path is not None else "the environment (no config file)"
     problems = requirements_for_daemon(settings)
     findings = config_findings(settings, config_path=config_path, environ=os.environ)
@@ -174,10 +165,20 @@ def _config_outcome(settings: Settings, config_path: Path | None) -> Outcome:
 
 
 def _database_outcome(settings: Settings) -> Outcome:
+    from poller.app import describe_database
+    from poller.core.doctor import judge_database
+
     return judge_database(describe_database(settings.database_url), lambda: _revisions(settings))
 
 
 def _revisions(settings: Settings) -> SchemaRevisions:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from poller.adapters.sql import migrate
+    from poller.app import build_engine
+    from poller.cli.errors import database_reason
+    from poller.core.doctor import DatabaseUnreachable, SchemaRevisions
+
     engine = None
     try:
         engine = build_engine(settings)
@@ -195,6 +196,11 @@ def _revisions(settings: Settings) -> SchemaRevisions:
 
 
 def _provider_check(settings: Settings, name: str) -> Check:
+    from poller.app import build_provider
+    from poller.config import ConfigError
+    from poller.core.doctor import Check, failed, judge_provider
+    from poller.domain.windows import Window
+
     entry = settings.provider_named(name)
 
     def run() -> Outcome:
@@ -220,14 +226,17 @@ def _provider_check(settings: Settings, name: str) -> Check:
 class ResultPrinter:
     """One line per result, as it comes: ✓/✗ in colour on a terminal, plain text when piped."""
 
-    MARKS: ClassVar[dict[Verdict, tuple[str, str, str]]] = {
-        Verdict.OK: ("✓", "ok", "green"),
-        Verdict.WARNING: ("!", "warn", "yellow"),
-        Verdict.FAILED: ("✗", "FAIL", "red"),
-        Verdict.SKIPPED: ("-", "skip", "dim"),
+    # By poller.core.doctor.Verdict, a StrEnum: its values are the keys.
+    MARKS: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "ok": ("✓", "ok", "green"),
+        "warning": ("!", "warn", "yellow"),
+        "failed": ("✗", "FAIL", "red"),
+        "skipped": ("-", "skip", "dim"),
     }
 
     def __init__(self, *, enabled: bool = True) -> None:
+        from rich.console import Console
+
         self.enabled = enabled
         colour = colour_wanted(sys.stdout)
         self.console = Console(
@@ -240,6 +249,8 @@ class ResultPrinter:
         )
 
     def show(self, result: CheckResult) -> None:
+        from rich.text import Text
+
         if not self.enabled:
             return
         symbol, word, style = self.MARKS[result.verdict]

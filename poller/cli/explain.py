@@ -9,31 +9,18 @@ that a connection configured by name is looked up there (as the daemon does on s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from poller.adapters.siro.settings import SiroSettings
-from poller.app import build_siro_client
 from poller.cli.calls import calls_group, resolve
 from poller.cli.root import CliContext, emit_json, emit_table, pass_cli
-from poller.core.crm_connection import resolve_connection_id
-from poller.domain.attribution import (
-    ATTRIBUTE_STEP,
-    RepRules,
-    RepSkipReason,
-    UserDirectory,
-    attribute,
-)
-from poller.domain.crm import CrmRules, UnresolvedConnection, contact_of, decide_crm_link
-from poller.domain.error_kinds import error_kind
-from poller.domain.failures import StepFailure
-from poller.domain.phones import to_e164
-from poller.domain.records import Call
-from poller.ports.siro import SiroError
-from poller.wiring import crm_rules_from_settings, rep_rules_from_settings
 
-REP_SKIP_REASONS = frozenset(reason.value for reason in RepSkipReason)
+if TYPE_CHECKING:
+    from poller.adapters.siro.settings import SiroSettings
+    from poller.domain.attribution import RepRules, UserDirectory
+    from poller.domain.crm import CrmRules
+    from poller.domain.records import Call
 
 
 @calls_group.command("explain")
@@ -42,6 +29,9 @@ REP_SKIP_REASONS = frozenset(reason.value for reason in RepSkipReason)
 @pass_cli
 def explain(cli: CliContext, reference: str, as_json: bool) -> None:
     """How a call was attributed to a rep and linked to CRM records, and what would be sent now."""
+    from poller.domain.attribution import ATTRIBUTE_STEP
+    from poller.wiring import crm_rules_from_settings
+
     call = resolve(cli, reference)
     siro = cli.settings.siro
     directory = cli.store.user_directory()
@@ -63,6 +53,11 @@ def explanation(
     connection_note: str | None = None,
 ) -> dict[str, Any]:
     """The `calls explain --json` document, events aside."""
+    from poller.domain.crm import contact_of, decide_crm_link
+    from poller.domain.error_kinds import error_kind
+    from poller.domain.phones import to_e164
+    from poller.wiring import crm_rules_from_settings, rep_rules_from_settings
+
     rules = rep_rules_from_settings(siro)
     stored_user = directory.by_id(call.siro_user_id) if call.siro_user_id else None
     now = _resolve_now(call, directory, rules)
@@ -108,6 +103,9 @@ def explanation(
 
 
 def _resolve_now(call: Call, directory: UserDirectory, rules: RepRules) -> dict[str, Any]:
+    from poller.domain.attribution import attribute
+    from poller.domain.failures import StepFailure
+
     try:
         found = attribute(call, directory, rules)
     except StepFailure as failure:
@@ -138,13 +136,18 @@ def _differs(call: Call, now: dict[str, Any]) -> bool | None:
     reason: str | None = now["reason"]
     if call.attribution is not None:
         return (call.attribution, call.siro_user_id) != (attribution, siro_user_id)
-    if call.error_kind in REP_SKIP_REASONS:
+    if call.error_kind in rep_skip_reasons():
         return call.error_kind != reason
     return None
 
 
 def _connection(cli: CliContext, rules: CrmRules) -> tuple[str | None, str | None]:
     """The connection id to explain with, and a note when it could not be had."""
+    from poller.app import build_siro_client
+    from poller.core.crm_connection import resolve_connection_id
+    from poller.domain.crm import UnresolvedConnection
+    from poller.ports.siro import SiroError
+
     if rules.connection_name is None or not rules.enabled:
         return rules.connection_id, None
     if cli.settings.siro.api_token is None:
@@ -169,7 +172,7 @@ def _print(document: dict[str, Any]) -> None:
         if stored_user is not None:
             shown = f"{stored_user['id']} ({_name(stored_user)}, {_status(stored_user)})"
         stored_text = f"{stored['attribution']}: {shown}"
-    elif call["error_kind"] in REP_SKIP_REASONS:
+    elif call["error_kind"] in rep_skip_reasons():
         stored_text = f"skipped as {call['error_kind']}"
     else:
         stored_text = "not attributed yet"
@@ -210,6 +213,12 @@ def _print(document: dict[str, Any]) -> None:
             [[e["at"], e["outcome"], e["message"]] for e in events],
             headers=["at", "attribution", "detail"],
         )
+
+
+def rep_skip_reasons() -> frozenset[str]:
+    from poller.domain.attribution import RepSkipReason
+
+    return frozenset(reason.value for reason in RepSkipReason)
 
 
 def _phone(raw: str | None, e164: str | None) -> str | None:

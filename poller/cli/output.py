@@ -16,16 +16,16 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import IO, Any
+from functools import cache
+from typing import IO, TYPE_CHECKING, Any
 
 import click
-from rich import box
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from poller.domain.printable import printable
+
+if TYPE_CHECKING:
+    from rich.box import Box
+    from rich.text import Text
 
 # What a state looks like on a colour terminal; pending and downloaded stay plain.
 STATE_STYLES = {"uploaded": "green", "failed": "red", "skipped": "yellow dim"}
@@ -40,18 +40,26 @@ COLUMN_GAP = 2
 UNLIMITED_WIDTH = 100_000
 DEFAULT_TERMINAL_WIDTH = 80
 
-# The header underlined with dashes, columns apart by spaces: plain ASCII, as tables were.
-PLAIN = box.Box(
-    "    \n"  # top
-    "    \n"  # head
-    " - -\n"  # head_row: dashes under each column and its padding, a space between columns
-    "    \n"  # mid
-    "    \n"  # row
-    "    \n"  # foot_row
-    "    \n"  # foot
-    "    \n",  # bottom
-    ascii=True,
-)
+
+@cache
+def plain_box() -> Box:
+    """The header underlined with dashes, columns apart by spaces: plain ASCII, as tables were.
+
+    Rich is imported when a table is drawn, not with the CLI (see :mod:`poller.cli.root`)."""
+    from rich.box import Box
+
+    return Box(
+        "    \n"  # top
+        "    \n"  # head
+        " - -\n"  # head_row: dashes under each column and its padding, a space between columns
+        "    \n"  # mid
+        "    \n"  # row
+        "    \n"  # foot_row
+        "    \n"  # foot
+        "    \n",  # bottom
+        ascii=True,
+    )
+
 
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 
@@ -85,6 +93,9 @@ def render_table(
     rows: Sequence[Sequence[Any]], headers: Sequence[str], *, width: int, colour: bool
 ) -> str:
     """The table as text: ANSI-coloured when ``colour``, otherwise plain and stable."""
+    from rich.console import Console
+    from rich.table import Table
+
     cells = [[cell_text(value) for value in row] for row in rows]
     columns = [[header, *(row[index] for row in cells)] for index, header in enumerate(headers)]
     widths = fitted_widths(
@@ -101,7 +112,7 @@ def render_table(
         available=width - COLUMN_GAP * len(headers) + 1,
     )
     # Padding on the right only: with the space of the divider, columns are two spaces apart.
-    table = Table(box=PLAIN, show_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+    table = Table(box=plain_box(), show_edge=False, padding=(0, 1, 0, 0), header_style="bold")
     for header, column_width in zip(headers, widths, strict=True):
         table.add_column(header, width=column_width, overflow="fold")
     for row in cells:
@@ -166,10 +177,14 @@ def shown(value: Any) -> str:
 
 
 def _width(text: str) -> int:
+    from rich.cells import cell_len
+
     return cell_len(text)  # the columns a text takes on a terminal (wide characters take two)
 
 
 def _styled(text: str, header: str, colour: bool) -> Text:
+    from rich.text import Text
+
     # Text, not a str: a cell is shown as it is, "[...]" included, never read as markup.
     if colour and header in STATE_COLUMNS:
         return Text(text, style=STATE_STYLES.get(text, ""))

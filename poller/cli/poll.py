@@ -1,31 +1,46 @@
-"""`siro-poller poll`: run one poll cycle now, or show what it would do."""
+"""`siro-poller poll`: run one poll cycle now, or show what it would do.
+
+A catch-up may touch a hundred thousand calls: the table shows the first
+:data:`SHOWN_CHANGES` and counts the rest, and --json writes each change as it is made.
+Neither holds every change, so memory stays flat whatever the number of calls.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from poller.app import build_provider
 from poller.cli.backfill import backfill
 from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
     UserError,
-    emit_json,
     emit_table,
+    json_text,
     main_group,
     pass_cli,
     selected_providers,
 )
-from poller.core.poll import PollReport, poll_once
 from poller.domain.clock import utcnow
-from poller.wiring import poll_params_from_settings
+
+if TYPE_CHECKING:
+    from poller.core.poll import PollReport
+    from poller.domain.ingest import IngestChange
+
+# The changes a poll prints as a table; the others are counted ("N more; --json for all").
+SHOWN_CHANGES = 20
 
 
 @main_group.command("poll")
 @click.option("--dry-run", is_flag=True, help="List the provider, change nothing; print the plan.")
-@click.option("--json", "as_json", is_flag=True, help="The report as one JSON document.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="The report as one JSON document, every change in it, written as the poll goes.",
+)
 @click.option(
     "--provider",
     "names",
@@ -60,25 +75,35 @@ def poll(
             backfill, since=since, until=until, names=names, as_json=as_json
         )
         return
+    from poller.app import build_provider
+    from poller.core.poll import poll_once
+    from poller.wiring import poll_params_from_settings
+
     settings = cli.settings
     chosen = selected_providers(settings, names)
     providers = [(name, build_provider(settings, name)) for name in chosen]
-    reports = [
-        poll_once(
+    store = cli.store  # opened before any output: a schema to upgrade is one clean error
+    stream = JsonReports(several=len(providers) > 1) if as_json else None
+    reports: list[PollReport] = []
+    for name, provider in providers:
+        if stream is not None:
+            stream.begin()
+        report = poll_once(
             poll_params_from_settings(settings, name),
             provider,
-            cli.store,
+            store,
             utcnow(),
             dry_run=dry_run,
+            keep_changes=0 if stream is not None else SHOWN_CHANGES,
+            on_change=stream.change if stream is not None else None,
         )
-        for name, provider in providers
-    ]
-    if as_json:
-        documents = [report.to_dict() for report in reports]
-        emit_json(documents[0] if len(documents) == 1 else documents)
-    else:
-        for report in reports:
+        if stream is not None:
+            stream.end(report)
+        else:
             _print(report)
+        reports.append(report)
+    if stream is not None:
+        stream.finish()
     failed = [report for report in reports if report.error]
     if failed:
         raise UserError(
@@ -86,6 +111,53 @@ def poll(
                 f"poll failed for {report.provider}: {shown(report.error)}" for report in failed
             )
         )
+
+
+class JsonReports:
+    """`poll --json` as the poll goes: the document `emit_json` would print for the reports
+    (one, or a list of several), each change written as it is made instead of gathered."""
+
+    def __init__(self, *, several: bool) -> None:
+        self.several = several
+        self.depth = 1 if several else 0  # the indent level of a report's braces
+        self.reports = 0
+        self.changes = 0
+        if several:
+            self._write("[")
+
+    def begin(self) -> None:
+        """A report's document opens; its changes come first (its other keys need the end)."""
+        before = ("," if self.reports else "") + ("\n" + self._pad(1) if self.several else "")
+        self._write(f'{before}{{\n{self._pad(self.depth + 1)}"changes": [')
+        self.changes = 0
+
+    def change(self, change: IngestChange) -> None:
+        from poller.core.poll import change_document
+
+        pad = self._pad(self.depth + 2)
+        text = json_text(change_document(change)).replace("\n", "\n" + pad)
+        self._write(("," if self.changes else "") + "\n" + pad + text)
+        self.changes += 1
+
+    def end(self, report: PollReport) -> None:
+        """The report's other keys, in the order `emit_json` sorts them ("changes" is first)."""
+        document = report.to_dict()
+        del document["changes"]
+        rest = json_text(document).removeprefix("{")  # "\n  \"counts\": ...\n}"
+        closing = "\n" + self._pad(self.depth + 1) + "]" if self.changes else "]"
+        self._write(closing + "," + rest.replace("\n", "\n" + self._pad(self.depth)))
+        self.reports += 1
+
+    def finish(self) -> None:
+        self._write("\n]\n" if self.several else "\n")
+
+    @staticmethod
+    def _pad(depth: int) -> str:
+        return "  " * depth
+
+    @staticmethod
+    def _write(text: str) -> None:
+        click.echo(text, nl=False)
 
 
 def _print(report: PollReport) -> None:
@@ -118,6 +190,9 @@ def _print(report: PollReport) -> None:
             ],
             headers=["action", "call", "id", "from", "to", "why"],
         )
+        more = report.changed - len(report.changes)
+        if more:
+            click.echo(f"{more} more; --json for all")
     click.echo()
     counts = {name: count for name, count in sorted(report.counts.items()) if count}
     summary = ", ".join(f"{name} {count}" for name, count in counts.items()) or "no changes"

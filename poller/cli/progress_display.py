@@ -1,7 +1,9 @@
 """How backlog progress is shown: a live progress line on a terminal, a summary line a minute
 in a log (systemd's journal, a file, a pipe).
 
-The arithmetic is :mod:`poller.core.progress`; this module only renders its snapshots.
+The arithmetic is :mod:`poller.core.progress`; this module only renders its snapshots. The
+terminal's line is as wide as the terminal: it drops whole fields that do not fit (the outcomes,
+then the rate and ETA; the bar takes the room left), and never cuts one mid-word.
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.console import Console, RenderableType
+from rich.progress import Progress, ProgressColumn, Task, TaskID
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from poller.cli.output import is_terminal
 from poller.core.progress import BacklogProgress, ProgressSnapshot
@@ -50,10 +56,17 @@ def backlog_progress(
 
 def summary_line(snapshot: ProgressSnapshot) -> str:
     """``backlog: 240 of 600 done, 4.1 calls/min, ETA 12:40 UTC (220 uploaded, ...)``"""
+    return f"backlog: {done(snapshot)}, {pace(snapshot)} ({outcomes(snapshot)})"
+
+
+def done(snapshot: ProgressSnapshot) -> str:
+    return f"{snapshot.done} of {snapshot.total} done"
+
+
+def outcomes(snapshot: ProgressSnapshot) -> str:
     return (
-        f"backlog: {snapshot.done} of {snapshot.total} done, {pace(snapshot)} "
-        f"({snapshot.uploaded} uploaded, {snapshot.failed} failed, "
-        f"{snapshot.retried} to retry, {snapshot.skipped} skipped)"
+        f"{snapshot.uploaded} uploaded, {snapshot.failed} failed, "
+        f"{snapshot.retried} to retry, {snapshot.skipped} skipped"
     )
 
 
@@ -66,6 +79,73 @@ def pace(snapshot: ProgressSnapshot) -> str:
     # The date too, when the backlog outlasts the day.
     shape = "%H:%M UTC" if eta.date() == snapshot.at.date() else "%Y-%m-%d %H:%M UTC"
     return f"{snapshot.per_minute:.1f} calls/min, ETA {eta.strftime(shape)}"
+
+
+# The terminal line: "backlog", the bar, then the fields, two spaces apart.
+LABEL = "backlog"
+FIELD_GAP = 2
+# A bar narrower than this says nothing: it is left out. Wider than BAR_MOST it adds nothing.
+BAR_LEAST = 10
+BAR_MOST = 40
+
+
+@dataclass(frozen=True, slots=True)
+class FittedLine:
+    """What the terminal line shows at a given width: whole fields, and the label and a bar
+    when there is room for them (a bar width of 0: no bar)."""
+
+    label: str
+    bar_width: int
+    fields: tuple[str, ...]
+
+    def text(self) -> str:
+        """The line as plain text, the bar drawn as dashes (what the tests measure)."""
+        head = [part for part in (self.label, "-" * self.bar_width) if part]
+        return " ".join([*head, (" " * FIELD_GAP).join(self.fields)])
+
+
+def fit_line(snapshot: ProgressSnapshot, width: int) -> FittedLine:
+    """The fields of the progress line that fit ``width`` columns, whole, most needed first:
+    how many are done (always), then the rate and ETA, then the outcomes; the bar takes what
+    room is left. On a terminal too narrow even for the label, the count alone."""
+    fields = [done(snapshot)]
+    used = len(LABEL) + 1 + len(fields[0])
+    if used > width:
+        return FittedLine("", 0, tuple(fields))
+    for optional in (pace(snapshot), outcomes(snapshot)):
+        if used + FIELD_GAP + len(optional) > width:
+            break  # a later field never shows without the one before it
+        fields.append(optional)
+        used += FIELD_GAP + len(optional)
+    bar_width = min(BAR_MOST, width - used - 1)
+    return FittedLine(LABEL, bar_width if bar_width >= BAR_LEAST else 0, tuple(fields))
+
+
+class _FittedColumn(ProgressColumn):
+    """The whole line as one column, fitted to the console's width at each refresh."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def render(self, task: Task) -> RenderableType:
+        snapshot: ProgressSnapshot | None = task.fields.get("snapshot")
+        if snapshot is None:
+            return Text(LABEL)
+        line = fit_line(snapshot, self.console.width)
+        grid = Table.grid(padding=(0, 1))
+        cells: list[RenderableType] = [Text(line.label)] if line.label else []
+        if line.bar_width:
+            cells.append(
+                ProgressBar(
+                    total=max(snapshot.total, 1), completed=snapshot.done, width=line.bar_width
+                )
+            )
+        cells.append(Text((" " * FIELD_GAP).join(line.fields), no_wrap=True))
+        for _ in cells:
+            grid.add_column(no_wrap=True)
+        grid.add_row(*cells)
+        return grid
 
 
 def log_summary(snapshot: ProgressSnapshot) -> None:
@@ -97,11 +177,7 @@ class TerminalProgress:
                 self._task,
                 completed=snapshot.done,
                 total=max(snapshot.total, 1),
-                done=snapshot.done,
-                of=snapshot.total,
-                pace=pace(snapshot),
-                counts=f"{snapshot.uploaded} uploaded, {snapshot.failed} failed, "
-                f"{snapshot.retried} to retry, {snapshot.skipped} skipped",
+                snapshot=snapshot,
             )
             if starting:
                 self._start()
@@ -110,15 +186,9 @@ class TerminalProgress:
 
     def _create(self) -> None:
         self._progress = Progress(
-            TextColumn("backlog"),
-            BarColumn(),
-            TextColumn("{task.fields[done]} of {task.fields[of]} done"),
-            TextColumn("{task.fields[pace]}"),
-            TextColumn("{task.fields[counts]}"),
-            console=self.console,
-            refresh_per_second=4,
+            _FittedColumn(self.console), console=self.console, refresh_per_second=4
         )
-        self._task = self._progress.add_task("backlog", total=1, done=0, of=0, pace="", counts="")
+        self._task = self._progress.add_task(LABEL, total=1, snapshot=None)
 
     def _start(self) -> None:
         assert self._progress is not None

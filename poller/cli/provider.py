@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from poller.app import build_provider
 from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
@@ -15,9 +14,7 @@ from poller.cli.root import (
     pass_cli,
     selected_providers,
 )
-from poller.core.provider_check import check_provider
 from poller.domain.clock import utcnow
-from poller.domain.windows import Window
 
 
 @main_group.group("provider")
@@ -48,6 +45,10 @@ def check(cli: CliContext, since: str, names: tuple[str, ...], as_json: bool) ->
     cannot be reached or refuses, the answer has the wrong shape, or no record maps; 2 when
     the settings are incomplete.
     """
+    from poller.app import build_provider
+    from poller.core.provider_check import check_provider
+    from poller.domain.windows import Window
+
     settings = cli.settings
     now = utcnow()
     start = parse_when(since)

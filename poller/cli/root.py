@@ -1,25 +1,29 @@
-"""The `siro-poller` command group and what every action shares: settings, store, output."""
+"""The `siro-poller` command group and what every action shares: settings, store, output.
+
+Importing the CLI costs only click and the light parts of the domain: `--version`, `--help`
+and each TAB completion answer without loading the database layer, the HTTP clients, the
+audio library or the settings models. Each command imports those when it runs (see
+tests/test_cli_imports.py).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from poller import __version__
-from poller.adapters.sql.migrate import SchemaNotCurrent
-from poller.adapters.sql.store import SqlStore
-from poller.app import open_store
-from poller.cli.errors import OPERATIONAL_ERRORS, operational_message
 from poller.cli.output import emit_table as emit_table
 from poller.cli.output import shown
-from poller.config import ConfigError, Settings, load_settings
-from poller.logs import NOISY_LIBRARIES, configure_logging
+
+if TYPE_CHECKING:
+    from poller.adapters.sql.store import SqlStore
+    from poller.config import Settings
 
 # Exit statuses: 0 done, 1 the action failed, 2 bad config or usage (as click uses for usage).
 EXIT_FAILURE = 1
@@ -70,6 +74,9 @@ class CliContext:
 
     @cached_property
     def settings(self) -> Settings:
+        from poller.config import ConfigError, load_settings
+        from poller.logs import configure_logging
+
         try:
             settings = load_settings(self.config_path)
         except ConfigError as exc:
@@ -80,6 +87,9 @@ class CliContext:
 
     @cached_property
     def store(self) -> SqlStore:
+        from poller.adapters.sql.migrate import SchemaNotCurrent
+        from poller.app import open_store
+
         try:
             return open_store(self.settings)
         except SchemaNotCurrent as exc:
@@ -90,14 +100,40 @@ class RootGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            raise config_problem(exc.problems) from None
-        except OPERATIONAL_ERRORS as exc:
-            settings = getattr(ctx.obj, "__dict__", {}).get("settings")  # only if loaded
-            message = operational_message(exc, settings)
-            if message is None:
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # already a message and an exit status
+        except Exception as exc:
+            problem = _as_config_problem(exc, ctx)
+            if problem is None:
                 raise
-            raise ConfigProblem(message) from None
+            raise problem from None
+
+
+def _as_config_problem(exc: Exception, ctx: click.Context) -> ConfigProblem | None:
+    """A bad config or an operational error (:mod:`poller.cli.errors`) as one line, exit 2;
+    ``None`` for anything else, a bug, which keeps its traceback."""
+    # Imported here: what raises these was imported by the command, not by the CLI's start.
+    from poller.cli.errors import OPERATIONAL_ERRORS, operational_message
+    from poller.config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return config_problem(exc.problems)
+    if not isinstance(exc, OPERATIONAL_ERRORS):
+        return None
+    settings = getattr(ctx.obj, "__dict__", {}).get("settings")  # only if loaded
+    message = operational_message(exc, settings)
+    return None if message is None else ConfigProblem(message)
+
+
+def _print_version(ctx: click.Context, asked: bool) -> None:
+    """``--version``, as click's version option prints it; the version is read only now
+    (``poller.__version__`` is looked up when first asked for)."""
+    if not asked or ctx.resilient_parsing:
+        return
+    from poller import __version__
+
+    click.echo(f"siro-poller, version {__version__}")
+    ctx.exit()
 
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,7 +152,14 @@ class RootGroup(click.Group):
     "(over logging.level).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors (over logging.level).")
-@click.version_option(__version__, prog_name="siro-poller")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, asked: _print_version(ctx, asked),
+    help="Show the version and exit.",
+)
 @click.pass_context
 def main_group(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) -> None:
     """Poll a phone system's call log and upload every recording to Siro exactly once."""
@@ -134,6 +177,8 @@ def apply_verbosity(verbosity: int) -> None:
     -q: warnings and errors only; -v: the poller's own debug lines too; -vv: the libraries'
     debug lines as well (the HTTP connections, the scheduler, the migrations).
     """
+    from poller.logs import NOISY_LIBRARIES
+
     root = logging.getLogger()
     own = logging.getLogger("poller")
     own.setLevel(logging.NOTSET)  # what an earlier invocation in this process set
@@ -149,13 +194,36 @@ def apply_verbosity(verbosity: int) -> None:
 
 def emit_json(data: Any) -> None:
     """The --json contract: one JSON document on stdout, UTC times in ISO 8601, stable keys."""
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_json_default))
+    click.echo(json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as `emit_json` prints it."""
+    return json.dumps(data, indent=2, sort_keys=True, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class LazyChoice(click.Choice[str]):
+    """A :class:`click.Choice` whose values are read when first needed (parsing the option,
+    completing it, its command's help), not when the CLI is imported: for values that live
+    in a module too heavy to load for `--help`."""
+
+    def __init__(self, values: Callable[[], Iterable[str]]) -> None:
+        # click.Choice.__init__ would read the values now.
+        self._values = values
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self._choices is None:
+            self._choices = tuple(self._values())
+        return self._choices
 
 
 def parse_when(value: str) -> datetime:

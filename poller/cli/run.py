@@ -8,13 +8,7 @@ import threading
 
 import click
 
-from poller import app
-from poller.cli.progress_display import backlog_progress
 from poller.cli.root import CliContext, ConfigProblem, config_problem, main_group, pass_cli
-from poller.config import config_path_from, requirements_for_daemon
-from poller.config_checks import config_findings
-from poller.core.daemon import stop_on_signals
-from poller.core.users_sync import UsersSyncError, sync_users
 from poller.domain.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -23,6 +17,9 @@ log = logging.getLogger(__name__)
 def _ready(cli: CliContext) -> None:
     """Refuse to start on a config the daemon cannot work with, or on an old schema; log what
     the config has that is risky or probably not meant (`config check` prints the same)."""
+    from poller.config import config_path_from, requirements_for_daemon
+    from poller.config_checks import config_findings
+
     settings = cli.settings  # loading the settings set up logging
     findings = config_findings(
         settings, config_path=config_path_from(cli.config_path), environ=os.environ
@@ -43,6 +40,10 @@ def _ready(cli: CliContext) -> None:
 @pass_cli
 def run(cli: CliContext) -> None:
     """Run the daemon: poll the call log and upload recordings until SIGTERM."""
+    from poller import app
+    from poller.cli.progress_display import backlog_progress
+    from poller.core.daemon import stop_on_signals
+
     stop = threading.Event()
     stop_on_signals(stop)
     _ready(cli)
@@ -67,6 +68,11 @@ def work(cli: CliContext, until_idle: bool) -> None:
 
     Stops with exit status 2 while a credential pause is in force (Siro or a provider refuses
     the credentials): no call is failed for it and no attempt is spent."""
+    from poller import app
+    from poller.cli.progress_display import backlog_progress
+    from poller.core.daemon import stop_on_signals
+    from poller.core.users_sync import UsersSyncError, sync_users
+
     stop = threading.Event()
     stop_on_signals(stop)
     _ready(cli)

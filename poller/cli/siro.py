@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
-from poller.adapters.siro import SiroHttpClient
-from poller.app import build_siro_client
 from poller.cli.output import shown
 from poller.cli.root import (
     CliContext,
@@ -20,10 +19,10 @@ from poller.cli.root import (
     main_group,
     pass_cli,
 )
-from poller.config_checks import is_placeholder, placeholder_findings
-from poller.core.users_sync import UsersSyncError, sync_users
 from poller.domain.clock import utcnow
-from poller.ports.siro import SiroCreateOutcomeUnknown, SiroError
+
+if TYPE_CHECKING:
+    from poller.adapters.siro import SiroHttpClient
 
 # The settings `create-app` sends or needs. siro.client_id and siro.client_secret are what it
 # creates, so their placeholders are expected at this point and not refused.
@@ -54,6 +53,9 @@ def siro_group() -> None:
 @contextmanager
 def siro_client(cli: CliContext) -> Iterator[SiroHttpClient]:
     """A client for one command; Siro's errors become one-line messages, no traceback."""
+    from poller.app import build_siro_client
+    from poller.ports.siro import SiroError
+
     if cli.settings.siro.api_token is None:
         raise ConfigProblem(
             "siro.api_token (the organization API token) is not set; "
@@ -82,6 +84,8 @@ def create_app(cli: CliContext, name: str, owner: str | None, as_json: bool) -> 
 
     Prints the client id and the client secret. Siro shows the secret this one time only.
     """
+    from poller.ports.siro import SiroCreateOutcomeUnknown
+
     refuse_placeholders(cli, owner)
     owner = owner or cli.settings.siro.token_user_id
     if not owner:
@@ -109,6 +113,8 @@ def create_app(cli: CliContext, name: str, owner: str | None, as_json: bool) -> 
 def refuse_placeholders(cli: CliContext, owner: str | None) -> None:
     """Exit 2 naming each setting `create-app` would send while still the example's
     placeholder: Siro would refuse it or, worse, make an app owned by no real user."""
+    from poller.config_checks import is_placeholder, placeholder_findings
+
     problems = []
     for finding in placeholder_findings(cli.settings):
         if finding.key == "siro.token_user_id":
@@ -182,6 +188,8 @@ def sync_users_command(cli: CliContext, as_json: bool) -> None:
     The daemon does this on start and every siro.users_refresh_minutes. Users Siro no longer
     lists are kept and marked (missing_since); disabled users are kept with disabled = true.
     """
+    from poller.core.users_sync import UsersSyncError, sync_users
+
     store = cli.store  # first, so a database that needs `db upgrade` is named before any call
     with siro_client(cli) as client:
         try:

@@ -8,16 +8,17 @@ polling that never succeeded or last succeeded too long ago, no fresh worker hea
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from poller.cli.output import shown
 from poller.cli.root import EXIT_FAILURE, CliContext, emit_json, emit_table, main_group, pass_cli
 from poller.domain.clock import human_age, utcnow
-from poller.domain.health import Health, assess, freshest
-from poller.domain.records import StatusSummary
-from poller.wiring import health_rules_from_settings
+
+if TYPE_CHECKING:
+    from poller.domain.health import Health
+    from poller.domain.records import StatusSummary
 
 
 def status_document(summary: StatusSummary, health: Health, now: datetime) -> dict[str, Any]:
@@ -44,6 +45,9 @@ def status(cli: CliContext, as_json: bool) -> None:
     """Counts by state and uploaded calls by attribution, the oldest due row, each provider's
     cursor, unmapped records, credential pauses and workers; exits 1 when degraded (a
     monitoring check)."""
+    from poller.domain.health import assess, freshest
+    from poller.wiring import health_rules_from_settings
+
     now = utcnow()
     summary = cli.store.status(now)
     health = assess(

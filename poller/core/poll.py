@@ -104,9 +104,10 @@ class PollParams:
 class PollReport:
     """What one cycle did (or, with ``dry_run``, would do).
 
-    ``changes`` lists every row the cycle touched, unless ``record_changes`` is off (the
-    daemon: its memory must not grow with the size of a backfill); unchanged re-reads and,
-    without ``record_changes``, all changes are only counted.
+    Every row the cycle touched is counted in ``counts`` and handed to ``on_change`` as it is
+    made; ``changes`` keeps the first ``keep_changes`` of them (all when ``None``). The daemon
+    keeps none and `siro-poller poll` a screenful: their memory must not grow with the number
+    of calls listed. Unchanged re-reads are only counted.
     """
 
     provider: str
@@ -131,7 +132,8 @@ class PollReport:
     error: str | None = None
     # A dry run writes nothing, so a call listed again later in the cycle would look new again.
     seen_in_dry_run: set[str] = field(default_factory=set, repr=False)
-    record_changes: bool = True
+    keep_changes: int | None = None
+    on_change: Callable[[IngestChange], None] | None = field(default=None, repr=False)
     # Whether the provider accepted the credentials (a page came), or refused them.
     credentials_accepted: bool = False
     credentials_refused: bool = False
@@ -142,10 +144,20 @@ class PollReport:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def changed(self) -> int:
+        """How many rows the cycle touched (or would), ``changes`` kept or not."""
+        unchanged = IngestAction.UNCHANGED.value
+        return sum(count for action, count in self.counts.items() if action != unchanged)
+
     def add(self, changes: list[IngestChange]) -> None:
         for change in changes:
             self.counts[change.action.value] += 1
-            if self.record_changes and change.action is not IngestAction.UNCHANGED:
+            if change.action is IngestAction.UNCHANGED:
+                continue
+            if self.on_change is not None:
+                self.on_change(change)
+            if self.keep_changes is None or len(self.changes) < self.keep_changes:
                 self.changes.append(change)
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,18 +178,7 @@ class PollReport:
                 "remapped": self.remapped,
                 "expired": len(self.expired),
             },
-            "changes": [
-                {
-                    "provider_call_id": change.provider_call_id,
-                    "action": change.action.value,
-                    "call_id": change.call_id,
-                    "from_state": change.from_state.value if change.from_state else None,
-                    "to_state": change.to_state.value,
-                    "changed": list(change.changed),
-                    "message": change.message,
-                }
-                for change in self.changes
-            ],
+            "changes": [change_document(change) for change in self.changes],
             "malformed": [
                 {
                     "page": error.position.page,
@@ -194,6 +195,19 @@ class PollReport:
         }
 
 
+def change_document(change: IngestChange) -> dict[str, Any]:
+    """One change as ``poll --json`` lists it."""
+    return {
+        "provider_call_id": change.provider_call_id,
+        "action": change.action.value,
+        "call_id": change.call_id,
+        "from_state": change.from_state.value if change.from_state else None,
+        "to_state": change.to_state.value,
+        "changed": list(change.changed),
+        "message": change.message,
+    }
+
+
 def poll_once(
     params: PollParams,
     provider: ProviderPort,
@@ -201,17 +215,21 @@ def poll_once(
     now: datetime,
     *,
     dry_run: bool = False,
-    record_changes: bool = True,
+    keep_changes: int | None = None,
+    on_change: Callable[[IngestChange], None] | None = None,
 ) -> PollReport:
     """Run one poll cycle at simulated or real time ``now``. Never raises a provider error:
     it is in the report and, unless ``dry_run``, on ``poll_cursors.last_error``.
 
-    Without ``record_changes`` the report counts changes instead of listing them."""
+    The report keeps the first ``keep_changes`` changes (all when ``None``); ``on_change``
+    sees each one as it is made (see :class:`PollReport`)."""
     now = as_utc(now)
     key = params.provider_key
     capabilities = provider.capabilities
     cursor = store.get_cursor(key)
-    report = PollReport(provider=key, now=now, dry_run=dry_run, record_changes=record_changes)
+    report = PollReport(
+        provider=key, now=now, dry_run=dry_run, keep_changes=keep_changes, on_change=on_change
+    )
     report.cursor_before = report.cursor_after = cursor.cursor_value if cursor else None
     report.window = poll_window(
         report.cursor_before,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from poller.domain.attribution import NO_ATTRIBUTION
 from poller.domain.audio import AudioFacts
 from poller.domain.records import Call, EventDraft
 from poller.domain.states import REQUEUEABLE_STATES, CallState
@@ -119,6 +120,8 @@ class RequeueSelection:
     error_kind: str | None = None
     # Calls that started at or after this instant (as `calls list --since`).
     since: datetime | None = None
+    # Calls whose rep was found so, or ``none`` (as `calls list --attribution`).
+    attribution: str | None = None
 
     def __post_init__(self) -> None:
         if not self.states or not self.states <= REQUEUEABLE_STATES:
@@ -131,6 +134,9 @@ class RequeueSelection:
             and (
                 self.since is None
                 or (call.started_at is not None and call.started_at >= self.since)
+            )
+            and (
+                self.attribution is None or (call.attribution or NO_ATTRIBUTION) == self.attribution
             )
         )
 

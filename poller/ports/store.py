@@ -52,6 +52,7 @@ class AuditReader(Protocol):
         self,
         *,
         state: CallState | None = None,
+        error_kind: str | None = None,
         since: datetime | None = None,
         attribution: str | None = None,
         limit: int = 100,
@@ -60,6 +61,10 @@ class AuditReader(Protocol):
         """Newest rows first, ``offset`` of them passed over; ``since`` keeps calls that
         started at or after it, ``attribution`` those attributed so (a ``calls.attribution``
         value, or ``none``: no attribution recorded)."""
+        ...
+
+    def error_kinds(self) -> dict[str, int]:
+        """How many calls hold each ``error_kind``, most first (then by name)."""
         ...
 
     def get_call(self, call_id: int) -> Call | None: ...

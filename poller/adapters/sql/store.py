@@ -191,12 +191,17 @@ def waiting_clause(provider: str) -> Any:
 
 
 def _call_filters(
-    state: CallState | None, since: datetime | None, attribution: str | None = None
+    state: CallState | None,
+    since: datetime | None,
+    attribution: str | None = None,
+    error_kind: str | None = None,
 ) -> list[Any]:
-    """The conditions of `calls list --state/--since/--attribution`."""
+    """The conditions of `calls list --state/--error-kind/--since/--attribution`."""
     filters: list[Any] = []
     if state is not None:
         filters.append(calls.c.state == state.value)
+    if error_kind is not None:
+        filters.append(calls.c.error_kind == error_kind)
     if since is not None:
         filters.append(calls.c.started_at >= since)
     if attribution == NO_ATTRIBUTION:
@@ -305,15 +310,27 @@ class SqlStore(LeaseGuardedWrites):
         self,
         *,
         state: CallState | None = None,
+        error_kind: str | None = None,
         since: datetime | None = None,
         attribution: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Call]:
         query = select(calls).order_by(calls.c.id.desc()).limit(limit).offset(offset)
-        query = query.where(*_call_filters(state, since, attribution))
+        query = query.where(*_call_filters(state, since, attribution, error_kind))
         with read_transaction(self.engine) as conn:
             return [call_from_row(row._mapping) for row in conn.execute(query)]
+
+    def error_kinds(self) -> dict[str, int]:
+        count = func.count().label("calls")
+        query = (
+            select(calls.c.error_kind, count)
+            .where(calls.c.error_kind.is_not(None))
+            .group_by(calls.c.error_kind)
+            .order_by(count.desc(), calls.c.error_kind)
+        )
+        with read_transaction(self.engine) as conn:
+            return {kind: number for kind, number in conn.execute(query)}
 
     def get_call(self, call_id: int) -> Call | None:
         with read_transaction(self.engine) as conn:
@@ -374,8 +391,7 @@ class SqlStore(LeaseGuardedWrites):
         )
         if selection.error_kind is not None:
             query = query.where(calls.c.error_kind == selection.error_kind)
-        if selection.since is not None:
-            query = query.where(calls.c.started_at >= selection.since)
+        query = query.where(*_call_filters(None, selection.since, selection.attribution))
         if dry_run:
             with read_transaction(self.engine) as conn:
                 return [call_from_row(row._mapping) for row in conn.execute(query)]

@@ -1,0 +1,91 @@
+"""`--version`, `--help` and TAB completion stay fast: they load none of the heavy libraries.
+
+Each answer once took 2.2 s and 100 MB, most of it importing SQLAlchemy, alembic, requests,
+PyAV and APScheduler that none of them needs. Each case runs in a fresh interpreter and reads
+``sys.modules`` afterwards: a behaviour test, not a timing one (bench/bench_cli.py times it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+from poller.cli import main
+
+# The database layer, the HTTP clients, the audio library, the scheduler, the settings models
+# and what they bring; the metrics client and the table renderer too.
+HEAVY = frozenset(
+    {
+        "alembic",
+        "apscheduler",
+        "av",
+        "phonenumbers",
+        "prometheus_client",
+        "pydantic",
+        "pydantic_settings",
+        "requests",
+        "rich",
+        "sqlalchemy",
+    }
+)
+
+# Runs the CLI as the `siro-poller` script does, then prints which heavy packages it loaded.
+PROBE = """
+import json, sys
+from poller.cli import main
+try:
+    main(json.loads(sys.argv[1]), prog_name="siro-poller")
+except SystemExit:
+    pass
+loaded = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(sys.argv[2])))
+print("\\nloaded: " + json.dumps(loaded))
+"""
+
+GROUPS = sorted(name for name, command in main.commands.items() if isinstance(command, click.Group))
+
+
+def heavy_modules_loaded(arguments: list[str], **environment: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(arguments), json.dumps(sorted(HEAVY))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", **environment},
+    )
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("loaded: "), result.stdout + result.stderr
+    loaded: list[str] = json.loads(last.removeprefix("loaded: "))
+    return loaded
+
+
+def test_the_version_is_printed_without_loading_any_heavy_library() -> None:
+    assert heavy_modules_loaded(["--version"]) == []
+
+
+def test_help_lists_every_command_without_loading_any_heavy_library() -> None:
+    assert heavy_modules_loaded(["--help"]) == []
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_each_command_groups_help_loads_no_heavy_library(group: str) -> None:
+    assert heavy_modules_loaded([group, "--help"]) == []
+
+
+@pytest.mark.parametrize(
+    ("words", "cword"), [("siro-poller ca", "1"), ("siro-poller calls re", "2")]
+)
+def test_tab_completion_loads_no_heavy_library(words: str, cword: str) -> None:
+    loaded = heavy_modules_loaded(
+        [], _SIRO_POLLER_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=cword
+    )
+    assert loaded == []
+
+
+def test_a_command_that_needs_them_still_loads_them() -> None:
+    """The probe sees what a command imports: `config check` reads the settings models."""
+    assert "pydantic_settings" in heavy_modules_loaded(["config", "check"])
