@@ -59,9 +59,15 @@ def tier_of(module: str) -> str:
     return "unit"
 
 
+# The longest tests first: started last, one of them would run on alone while the other
+# xdist worker sits idle.
+TIER_ORDER = {"e2e": 0, "contract": 1, "unit": 2}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(tier_of(item.path.stem))
+    items.sort(key=lambda item: TIER_ORDER[tier_of(item.path.stem)])
 
 
 @pytest.fixture(autouse=True)
