@@ -16,6 +16,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -26,6 +27,13 @@ from poller.adapters.sql.models import Base
 from poller.adapters.sql.store import SqlStore
 
 POSTGRES_ENV = "POLLER_TEST_POSTGRES_URL"
+
+# Generated cases per property test: enough on every run (CI included) to catch a rule that
+# breaks, with the known tricky cases pinned as explicit examples; a change to URL or host
+# rules deserves `pytest --hypothesis-profile=thorough`. No deadline: a loaded CI machine is
+# not a slow test.
+settings.register_profile("default", max_examples=300, deadline=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
 
 # Each test module is in one tier, marked on every test it holds (CONTRIBUTING.md).
 # e2e: the daemon runs whole, most often as a `siro-poller` process.
