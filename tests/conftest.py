@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -26,6 +30,14 @@ from poller.adapters.sql.models import Base
 from poller.adapters.sql.store import SqlStore
 
 POSTGRES_ENV = "POLLER_TEST_POSTGRES_URL"
+REPO = Path(__file__).resolve().parent.parent
+
+# Generated cases per property test: enough on every run (CI included) to catch a rule that
+# breaks, with the known tricky cases pinned as explicit examples; a change to URL or host
+# rules deserves `pytest --hypothesis-profile=thorough`. No deadline: a loaded CI machine is
+# not a slow test.
+settings.register_profile("default", max_examples=300, deadline=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
 
 # Each test module is in one tier, marked on every test it holds (CONTRIBUTING.md).
 # e2e: the daemon runs whole, most often as a `siro-poller` process.
@@ -59,9 +71,15 @@ def tier_of(module: str) -> str:
     return "unit"
 
 
+# The longest tests first: started last, one of them would run on alone while the other
+# xdist worker sits idle.
+TIER_ORDER = {"e2e": 0, "contract": 1, "unit": 2}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(tier_of(item.path.stem))
+    items.sort(key=lambda item: TIER_ORDER[tier_of(item.path.stem)])
 
 
 @pytest.fixture(autouse=True)
@@ -185,3 +203,29 @@ def state_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'state.sqlite3'}"
     url: str = request.getfixturevalue("fresh_postgres_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout built as a wheel, as `pip` builds it for a user: once per test run.
+
+    A build takes seconds (pip makes an isolated build environment each time), so the xdist
+    workers of one run share it through their common temporary folder.
+    """
+    run_folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_folder = run_folder.parent  # the workers' folders are in this run's own folder
+    wheels = run_folder / "wheel"
+    with FileLock(run_folder / "wheel.lock"):
+        if not wheels.is_dir():
+            building = run_folder / "wheel.building"
+            shutil.rmtree(building, ignore_errors=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", building, REPO],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+            building.rename(wheels)  # whole or not at all, for the next worker that asks
+    (wheel,) = wheels.glob("siro_poller-*.whl")
+    return wheel

@@ -53,21 +53,25 @@ def clean_environment(tmp_path: Path) -> dict[str, str]:
 
 
 def test_the_installed_demo_uploads_every_good_call_and_explains_the_bad_ones(
-    tmp_path: Path,
+    tmp_path: Path, built_wheel: Path
 ) -> None:
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = wheels.glob("siro_poller-*.whl")
     environment = tmp_path / "venv"
-    venv.create(environment, with_pip=True)
+    # Installed by this pip: a pip of the venv's own would only add seconds of bootstrap.
+    venv.create(environment, with_pip=False)
     python = environment / "bin" / "python"
     env = clean_environment(tmp_path)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            str(built_wheel),
+        ],
         check=True,
         timeout=900,
         env=env,

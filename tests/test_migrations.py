@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -138,14 +136,8 @@ def test_open_store_checks_the_revision(empty_engine: Engine) -> None:
     assert open_store(Settings(), engine=empty_engine).list_calls() == []
 
 
-def test_the_wheel_carries_the_migrations(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("siro_poller-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+def test_the_wheel_carries_the_migrations(built_wheel: Path) -> None:
+    names = set(zipfile.ZipFile(built_wheel).namelist())
     assert "poller/migrations/env.py" in names
     assert "poller/migrations/script.py.mako" in names
     shipped = {n for n in names if n.startswith("poller/migrations/versions/")}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
@@ -444,7 +444,6 @@ def connected_key(url: str) -> str | None:
     return host_port_key(pool.host, pool.port, pool.scheme)
 
 
-@settings(max_examples=2000, deadline=None)
 @given(tricky_urls)
 @example("http://OTHER\\@credhost/x")
 @example("http://127.0.0.3:8000\\@127.0.0.2:9000/x")
