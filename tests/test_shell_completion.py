@@ -1,4 +1,4 @@
-"""Shell completion, as the README tells to install it."""
+"""Shell completion, as the command-line reference tells to install it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from poller.cli import main
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+CLI_REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "cli.md"
 
 
 def complete(**env: str) -> str:
@@ -19,8 +19,8 @@ def complete(**env: str) -> str:
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_the_readme_names_a_completion_script_for_each_shell_that_click_writes(shell: str) -> None:
-    assert f"_SIRO_POLLER_COMPLETE={shell}_source siro-poller" in README.read_text()
+def test_the_docs_name_a_completion_script_for_each_shell_that_click_writes(shell: str) -> None:
+    assert f"_SIRO_POLLER_COMPLETE={shell}_source siro-poller" in CLI_REFERENCE.read_text()
     script = complete(_SIRO_POLLER_COMPLETE=f"{shell}_source")
     assert "_SIRO_POLLER_COMPLETE" in script
 
