@@ -1,4 +1,4 @@
-"""Shell completion, as the command-line reference tells to install it."""
+"""Shell completion, as the CLI reference tells to install it."""
 
 from __future__ import annotations
 
