@@ -429,9 +429,10 @@ def test_a_dry_run_keeps_no_unmapped_record(any_store: AnyStore) -> None:
     assert any_store.unmapped_records(None, resolved=None) == []
 
 
-def test_the_readme_s_unmapped_queries_run_on_both_backends(engine: Engine) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Records the mapping could not read", 1)[1].split("\n## ", 1)[0]
+def test_the_docs_unmapped_queries_run_on_both_backends(engine: Engine) -> None:
+    page = Path(__file__).resolve().parent.parent / "docs" / "reference" / "state-database.md"
+    after = page.read_text(encoding="utf-8").split("## Records the mapping could not read", 1)[1]
+    section = after.split("\n## ", 1)[0]
     [block] = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
     queries = [query.strip() for query in block.split(";") if query.strip()]
     store = SqlStore(engine)
