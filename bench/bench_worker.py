@@ -4,8 +4,8 @@ A child process plays the provider and Siro (real HTTP on 127.0.0.1), so the fig
 worker's alone.
 
 ``--compare`` (the throughput target): the worker's drain (download, audio check, three-step
-upload, 8 threads) against a plain 8-thread copy of the same recordings (GET to a file, PUT
-from it, the signed upload URLs fetched beforehand) through the same fakes, every request
+upload, 8 threads) against a plain 8-thread copy of the same recordings (GET to a file, then
+Siro's signed URL, PUT and create, as the worker does) through the same fakes, every request
 delayed by ``--latency-ms`` as a network round trip would be. Worker and copy alternate within
 each round (which goes first alternates too), so a busy machine slows both alike; the figures
 are the medians over the rounds, for SQLite and, given a server, PostgreSQL (a fresh database
@@ -252,16 +252,17 @@ def drain_worker(where: dict[str, Any], files: int, database_url: str | None) ->
 
 
 def plain_copy(where: dict[str, Any], files: int) -> float:
-    """The same recordings, GET to a file and PUT from it, 8 threads: recordings per second."""
+    """The same job done plainly by 8 threads: each recording fetched to a file (GET), then the
+    three Siro steps the worker makes (signed URL, PUT, create), with no state database, audio
+    check or retry. Recordings per second."""
     import requests
 
     from poller.app import build_siro_client
-    from poller.domain.siro import AudioFormat
+    from poller.domain.siro import AudioFormat, RecordingCreate
 
     with tempfile.TemporaryDirectory() as state:
         siro = build_siro_client(bench_settings(where, Path(state), 8, database_url=None))
     urls = [f"{where['provider']}/recordings/bench-{index:04d}" for index in range(files)]
-    targets = [siro.request_upload(AudioFormat.MP3, where["bytes"]) for _ in urls]
     session = requests.Session()
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=8))
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -274,12 +275,17 @@ def plain_copy(where: dict[str, Any], files: int) -> float:
                 with path.open("wb") as out:
                     for chunk in got.iter_content(MB):
                         out.write(chunk)
-            target = targets[index]
-            put_headers = target.put_headers(AudioFormat.MP3, where["bytes"])
-            with path.open("rb") as body:
-                session.put(
-                    target.upload_url, data=body, headers=put_headers, timeout=120
-                ).raise_for_status()
+            size = path.stat().st_size
+            signed = siro.request_upload(AudioFormat.MP3, size)
+            used = siro.put_audio(signed, path, AudioFormat.MP3, size)
+            siro.create_recording(
+                RecordingCreate(
+                    file_url=used.download_url,
+                    file_type=AudioFormat.MP3,
+                    title=f"copy {index}",
+                    user_email="rep@example.com",
+                )
+            )
             path.unlink()
 
         began = time.perf_counter()

@@ -30,11 +30,11 @@ def text_of(page: Path) -> str:
 
 
 def test_ci_runs_exactly_the_documented_test_command() -> None:
-    contributing = text_of(ROOT / "CONTRIBUTING.md")
-    commands = re.findall(r"```sh\n(pip install '\.\[test\]'.*)\n```", contributing)
-    assert len(commands) == 1, "CONTRIBUTING.md must show one install-and-test command"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert commands[0] in ci.splitlines()
+    for page in ("README.md", "CONTRIBUTING.md"):
+        commands = re.findall(r"```sh\n(pip install '\.\[test\]'.*)\n```", text_of(ROOT / page))
+        assert len(commands) == 1, f"{page} must show one install-and-test command"
+        assert commands[0] in ci.splitlines(), f"CI does not run {page}'s test command"
     assert "POLLER_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test" in ci
 
 

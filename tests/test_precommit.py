@@ -10,14 +10,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def ci_checks() -> list[str]:
-    """The commands .ci/run runs after the test suite, each on the whole tree."""
+    """The check commands .ci/run runs after the test suite and before the docs, each on the
+    whole tree, in the order they appear (one may run in the background while the others do).
+    """
     lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     after_tests = lines[next(i for i, line in enumerate(lines) if "pytest" in line) + 1 :]
-    return [
-        line.strip().removesuffix(" .")
-        for line in after_tests
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    checks = []
+    for line in (line.strip() for line in after_tests):
+        if line.startswith("pip install"):
+            break  # the docs' own install: what follows builds the site
+        shell_plumbing = re.match(r"^(#|wait\b|trap\b|\w+=)", line)
+        if line and not shell_plumbing:
+            checks.append(line.removesuffix(" &").removesuffix(" ."))
+    return checks
 
 
 def hook_commands() -> list[str]:
@@ -30,5 +35,5 @@ def hook_commands() -> list[str]:
 
 
 def test_the_hooks_run_what_ci_checks() -> None:
-    assert ci_checks() == ["ruff check", "ruff format --check", "mypy", "lint-imports"]
-    assert hook_commands() == ci_checks()
+    assert sorted(ci_checks()) == sorted(["ruff check", "ruff format --check", "mypy", "lint-imports"])
+    assert sorted(hook_commands()) == sorted(ci_checks())
