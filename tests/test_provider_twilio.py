@@ -518,6 +518,14 @@ def test_an_auth_token_and_an_api_key_together_are_refused() -> None:
         )
 
 
+def test_the_example_sid_that_config_init_writes_is_named_a_placeholder() -> None:
+    for key, example in (("account_sid", "AC" + "x" * 32), ("api_key_sid", "SK" + "x" * 32)):
+        with pytest.raises(ValidationError, match="still the example's placeholder"):
+            TwilioSettings.model_validate(
+                {"kind": "twilio", "account_sid": ACCOUNT_SID, key: example}
+            )
+
+
 def test_a_malformed_account_sid_is_refused() -> None:
     with pytest.raises(ValidationError, match="account_sid"):
         TwilioSettings.model_validate({"kind": "twilio", "account_sid": "AC123"})

@@ -42,6 +42,7 @@ guarded client retries those within its bounds, honouring ``Retry-After`` when s
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -50,7 +51,7 @@ from fnmatch import fnmatchcase
 from typing import Annotated, Any, ClassVar, Literal, TypedDict
 from urllib.parse import quote, urljoin, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 
 from poller.adapters.http import Authenticator, HttpError, HttpUnauthorized
 from poller.adapters.http.auth import BasicAuth
@@ -117,8 +118,23 @@ class _Parties(TypedDict, total=False):
     rep_undecided_reason: str | None
 
 
-AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
-ApiKeySid = Annotated[str, Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
+def _not_the_example(prefix: str) -> BeforeValidator:
+    """Refuse the example's ``ACxxxx...`` as the placeholder it is: `config init` writes it, and
+    "should match pattern" would not tell the user that the value still needs replacing."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and re.fullmatch(rf"{prefix}x+", value.strip(), re.IGNORECASE):
+            raise ValueError(
+                f"still the example's placeholder; set your own SID ({prefix} followed by 32 hex"
+                " digits, from the Twilio Console)"
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+AccountSid = Annotated[str, _not_the_example("AC"), Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
+ApiKeySid = Annotated[str, _not_the_example("SK"), Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
 
 
 class TwilioSettings(ProviderSettingsBase):
