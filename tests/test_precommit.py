@@ -35,5 +35,7 @@ def hook_commands() -> list[str]:
 
 
 def test_the_hooks_run_what_ci_checks() -> None:
-    assert sorted(ci_checks()) == sorted(["ruff check", "ruff format --check", "mypy", "lint-imports"])
+    assert sorted(ci_checks()) == sorted(
+        ["ruff check", "ruff format --check", "mypy", "lint-imports"]
+    )
     assert sorted(hook_commands()) == sorted(ci_checks())
