@@ -151,9 +151,7 @@ install_service() {
     run install -m 0644 "$SOURCE/systemd/$SERVICE.service" "$ROOT$UNIT_DIR/$SERVICE.service"
     on_system systemctl daemon-reload
 
-    local self=$0
     if [[ -n $ROOT ]]; then
-        self="$0 --root $ROOT"
         local interpreter
         interpreter=$(python3 -c 'import sys; print(sys._base_executable)')
         cat <<EOF
@@ -164,13 +162,30 @@ $ROOT is a staging root, to be / on its target. There:
     and gives its group read access to $CONFIG_DIR ($TMPFILES).
 EOF
     fi
+    if [[ -n $ROOT ]]; then
+        # systemd-creds encrypts with this machine's key, which the target does not have: the
+        # secrets are given on the target, into its own credentials directory.
+        cat <<EOF
+
+Next:
+  1. Edit $config (siro.client_id, siro.token_user_id, [provider]).
+  2. Install the image; then, on the target, give each secret with this script copied
+     there (a secret encrypted on this machine would not open on the target):
+       install.sh credential siro.api_token
+       install.sh credential siro.client_secret
+       install.sh credential provider.token   (your provider kind's secrets)
+  3. There: systemctl enable --now $SERVICE
+  4. There: systemctl status $SERVICE; journalctl -u $SERVICE
+EOF
+        return
+    fi
     cat <<EOF
 
 Next:
   1. Edit $config (siro.client_id, siro.token_user_id, [provider]).
-  2. Give each secret: $self credential siro.api_token
-                       $self credential siro.client_secret
-                       $self credential provider.token   (your provider kind's secrets)
+  2. Give each secret: $0 credential siro.api_token
+                       $0 credential siro.client_secret
+                       $0 credential provider.token   (your provider kind's secrets)
   3. systemctl enable --now $SERVICE
   4. systemctl status $SERVICE; journalctl -u $SERVICE
 EOF

@@ -342,6 +342,9 @@ def test_a_dry_run_prints_every_step_and_changes_nothing(tmp_path: Path) -> None
     into_root = install("--dry-run", "--root", str(tmp_path))
     assert into_root.returncode == 0, into_root.stderr
     assert list(tmp_path.iterdir()) == []
+    # A secret encrypted on the build machine would not open on the target: given there.
+    assert "on the target, give each secret" in into_root.stdout
+    assert "--root" not in into_root.stdout.split("Next:")[1]
 
 
 def test_one_credential_path_throughout() -> None:

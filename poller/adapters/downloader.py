@@ -138,7 +138,8 @@ def _step_failure(exc: HttpError, request: DownloadRequest) -> StepFailure:
         return StepFailure.fail(
             "provider_auth",
             f"the provider refused the download: {message}; check the provider credentials "
-            "and their permission to read recordings, then `siro-poller calls retry --failed`",
+            "and their permission to read recordings, then "
+            "`siro-poller calls retry --state failed`",
             http_status=status,
         )
     if status in (404, 410):

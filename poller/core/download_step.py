@@ -99,7 +99,7 @@ class DownloadStep:
             raise StepFailure.fail(
                 "provider_not_configured",
                 f"the call came from provider {call.provider!r}, which this configuration no "
-                "longer names; configure it again, then `siro-poller calls retry --failed`",
+                "longer names; configure it again, then `siro-poller calls retry --state failed`",
             )
         destination = self.spool / download_name(call.id)
         try:
@@ -213,7 +213,7 @@ class DownloadStep:
                 UNSUPPORTED_FORMAT if facts.siro_format is None else "oversize",
                 f'{conversion.reason}, and worker.convert = "never" leaves it unconverted; '
                 'set worker.convert = "auto" to convert it, then '
-                "`siro-poller calls retry --failed`",
+                "`siro-poller calls retry --state failed`",
             )
         target = self.spool / audio_name(call.id, conversion.target.value)
         started = time.monotonic()

@@ -25,7 +25,7 @@ from poller.domain.failures import (
 )
 from poller.domain.filters import SkipReason
 
-RETRY_FAILED = "`siro-poller calls retry --failed`"
+RETRY_FAILED = "`siro-poller calls retry --state failed`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,8 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
         "download_network",
         RETRY,
         "No answer from the recording's host (refused, reset, timed out, name not resolved).",
-        "Retried; check the machine reaches the host in the message.",
+        "Retried with backoff (a name that does not resolve at the next attempt, not within "
+        "the request); check the machine reaches the host in the message.",
     ),
     _kind(
         "download_rate_limited",
@@ -290,20 +291,20 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
         SkipReason.TOO_SHORT,
         SKIP,
         "Shorter than `poll.min_duration_seconds`.",
-        "Lower the setting and `siro-poller calls retry --skipped --error-kind too_short`.",
+        "Lower the setting and `siro-poller calls retry --state skipped --error-kind too_short`.",
     ),
     _kind(
         SkipReason.DIRECTION_EXCLUDED,
         SKIP,
         "Its direction is not in `poll.directions`.",
-        "Change the setting and `siro-poller calls retry --skipped --error-kind "
+        "Change the setting and `siro-poller calls retry --state skipped --error-kind "
         "direction_excluded`.",
     ),
     _kind(
         SkipReason.REP_NOT_ALLOWED,
         SKIP,
         "The rep matches no `poll.rep_allow` entry.",
-        "Add the rep and `siro-poller calls retry --skipped --error-kind rep_not_allowed`.",
+        "Add the rep and `siro-poller calls retry --state skipped --error-kind rep_not_allowed`.",
     ),
     _kind(
         SkipReason.REP_DENIED,
