@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -49,19 +51,26 @@ def check(cli: CliContext, as_json: bool) -> None:
     click.echo(f"# config OK{counted}", err=True)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 # The kinds as the registry lists them; a plain tuple keeps `--help` free of the adapters.
 PROVIDER_KINDS = ("generic", "aircall", "dialpad", "ringcentral", "zoom", "twilio")
 
 
+def provider_kind_option(help_text: str) -> Callable[[F], F]:
+    """``--provider KIND`` (the parameter ``kind``), one of the registered kinds."""
+    return click.option(
+        "--provider",
+        "kind",
+        type=click.Choice(PROVIDER_KINDS),
+        default="generic",
+        show_default=True,
+        help=help_text,
+    )
+
+
 @config_group.command("init")
-@click.option(
-    "--provider",
-    "kind",
-    type=click.Choice(PROVIDER_KINDS),
-    default="generic",
-    show_default=True,
-    help="The phone system's kind.",
-)
+@provider_kind_option("The phone system's kind.")
 @click.option(
     "--database",
     type=click.Choice(["sqlite", "postgres"]),

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import click
 
-from poller.cli.config_cmd import PROVIDER_KINDS
+from poller.cli.config_cmd import provider_kind_option
 from poller.cli.root import main_group
 
 
 @main_group.command("simulate")
-@click.option(
-    "--provider",
-    "kind",
-    type=click.Choice(PROVIDER_KINDS),
-    default="generic",
-    show_default=True,
-    help="Which phone system to simulate.",
-)
+@provider_kind_option("Which phone system to simulate.")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
