@@ -80,7 +80,8 @@ def measure(base_url: str, database_url: str) -> dict[str, Any]:
     from poller.adapters.sql.database import make_engine
     from poller.adapters.sql.models import calls_table
     from poller.adapters.sql.store import SqlStore
-    from poller.core.poll import PollParams, poll_once
+    from poller.core.poll import poll_once
+    from poller.core.poll_report import PollParams
 
     store = SqlStore(make_engine(database_url))
     settings = GenericSettings(base_url=base_url, read_timeout_seconds=120)

@@ -36,7 +36,8 @@ from poller.adapters.providers.ringcentral import (  # noqa: E402
 from poller.adapters.sql import migrate  # noqa: E402
 from poller.adapters.sql.database import make_engine  # noqa: E402
 from poller.adapters.sql.store import SqlStore  # noqa: E402
-from poller.core.poll import PollParams, poll_once  # noqa: E402
+from poller.core.poll import poll_once  # noqa: E402
+from poller.core.poll_report import PollParams  # noqa: E402
 from poller.simulators.ringcentral_server import (  # noqa: E402
     DEFAULT_GROUPS,
     RingCentralState,

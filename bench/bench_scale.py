@@ -258,7 +258,8 @@ def measure_ingest(url: str, count: int) -> dict[str, Any]:
     """Child process: one poll cycle listing ``count`` new calls; its time and peak RSS."""
     from poller.adapters.sql.database import make_engine
     from poller.adapters.sql.store import SqlStore
-    from poller.core.poll import PollParams, poll_once
+    from poller.core.poll import poll_once
+    from poller.core.poll_report import PollParams
 
     start = NOW - timedelta(seconds=count + 60)
     provider = SyntheticProvider(count, start)

@@ -29,7 +29,8 @@ from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import ConfigError, Settings, provider_problems
 from poller.core.daemon import Daemon, LockedPollCycle
-from poller.core.poll import PollReport, poll_once
+from poller.core.poll import poll_once
+from poller.core.poll_report import PollReport
 from poller.core.progress import WorkProgress
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker

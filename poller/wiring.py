@@ -11,7 +11,7 @@ from datetime import timedelta
 from poller.adapters.siro.settings import SiroSettings
 from poller.config import Settings
 from poller.core.daemon import DaemonParams
-from poller.core.poll import PollParams
+from poller.core.poll_report import PollParams
 from poller.core.worker import WorkerParams
 from poller.domain.attribution import RepRules, normalise_email_keys, normalise_phone_keys
 from poller.domain.audio import ConversionRules

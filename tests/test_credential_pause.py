@@ -20,7 +20,8 @@ from poller.adapters.siro_fake import InMemorySiro
 from poller.app import build_worker
 from poller.config import Settings
 from poller.core.daemon import Daemon
-from poller.core.poll import PollParams, poll_once
+from poller.core.poll import poll_once
+from poller.core.poll_report import PollParams
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.call_record import DownloadRequest, RecordingLocator

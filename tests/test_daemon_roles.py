@@ -12,7 +12,7 @@ from poller.adapters.memory_store import MemoryStore
 from poller.adapters.siro_fake import InMemorySiro
 from poller.config import Settings
 from poller.core.daemon import Daemon, LockedPollCycle
-from poller.core.poll import PollReport
+from poller.core.poll_report import PollReport
 from poller.domain.clock import utcnow
 from poller.wiring import daemon_params_from_settings
 from tests.test_worker import Clock, worker_for

@@ -24,7 +24,8 @@ from poller.adapters.siro_fake import InMemorySiro
 from poller.app import build_worker
 from poller.config import Settings
 from poller.core.daemon import Daemon
-from poller.core.poll import PollReport, poll_once
+from poller.core.poll import poll_once
+from poller.core.poll_report import PollReport
 from poller.domain.pauses import SIRO
 from poller.wiring import daemon_params_from_settings, poll_params_from_settings
 from tests.seed import AnyStore

@@ -32,7 +32,8 @@ from poller.adapters.providers.generic import GenericProvider, GenericSettings
 from poller.adapters.sql.models import calls_table
 from poller.adapters.sql.store import SqlStore
 from poller.config import Settings
-from poller.core.poll import PollReport, poll_once
+from poller.core.poll import poll_once
+from poller.core.poll_report import PollReport
 from poller.domain.windows import Window
 from poller.simulators.http_server import LocalHTTPServer
 from poller.simulators.provider_server import FakeCallLog, FakeProviderHandler, quickstart_call

@@ -33,7 +33,8 @@ from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.providers.base import RECORDS_PER_CHUNK
 from poller.adapters.sql.store import SqlStore
-from poller.core.poll import PollParams, PollReport, poll_once
+from poller.core.poll import poll_once
+from poller.core.poll_report import PollParams, PollReport
 from poller.ports.provider import ListedPage, ProviderPort
 from tests.provider_contract import T0, WINDOW, HttpWorld, call_ids, listed, seed
 from tests.test_provider_aircall import AircallWorld

@@ -32,7 +32,8 @@ from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
 from poller.app import build_worker
 from poller.config import Settings
-from poller.core.poll import PollReport, poll_once
+from poller.core.poll import poll_once
+from poller.core.poll_report import PollReport
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow

@@ -18,7 +18,8 @@ from poller.adapters.providers.generic import GenericProvider
 from poller.adapters.providers.memory import InMemoryProvider
 from poller.app import build_provider
 from poller.config import Settings, load_settings
-from poller.core.poll import REPORTED_MALFORMED, PollParams, PollReport, poll_once
+from poller.core.poll import REPORTED_MALFORMED, poll_once
+from poller.core.poll_report import PollParams, PollReport
 from poller.domain.raw_record import MAX_BYTES
 from poller.domain.states import CallState
 from poller.domain.windows import Window

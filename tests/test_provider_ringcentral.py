@@ -16,7 +16,8 @@ from poller.adapters.providers.registry import build_provider, missing_settings
 from poller.adapters.providers.ringcentral import RingCentralProvider, RingCentralSettings
 from poller.cli import main
 from poller.config import ConfigError, load_settings
-from poller.core.poll import PollParams, poll_once
+from poller.core.poll import poll_once
+from poller.core.poll_report import PollParams
 from poller.domain.call_record import host_key
 from poller.domain.filters import SkipReason
 from poller.domain.ingest import ListedCall, plan_ingest

@@ -26,7 +26,7 @@ from poller.cli.root import (
 from poller.domain.clock import utcnow
 
 if TYPE_CHECKING:
-    from poller.core.poll import PollReport
+    from poller.core.poll_report import PollReport
     from poller.domain.ingest import IngestChange
 
 # The changes a poll prints as a table; the others are counted ("N more; --json for all").
@@ -132,7 +132,7 @@ class JsonReports:
         self.changes = 0
 
     def change(self, change: IngestChange) -> None:
-        from poller.core.poll import change_document
+        from poller.core.poll_report import change_document
 
         pad = self._pad(self.depth + 2)
         text = json_text(change_document(change)).replace("\n", "\n" + pad)

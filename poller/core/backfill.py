@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from poller.core.poll import PollParams, PollReport, list_window
+from poller.core.poll import list_window
+from poller.core.poll_report import PollParams, PollReport
 from poller.domain.clock import as_utc
 from poller.domain.ingest import IngestAction
 from poller.domain.records import BackfillCounts, BackfillRun
