@@ -5,6 +5,7 @@ kind, the minimal config `config init` writes plus the exports `simulate` prints
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import signal
 import socket
@@ -130,12 +131,29 @@ def test_config_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     assert 'kind = "zoom"' in config.read_text(encoding="utf-8")
 
 
+def free_port_pair() -> int:
+    """A port that is free with the one after it, below the kernel's ephemeral range so that no
+    other test's connections or port-0 servers take either between this check and the bind."""
+    low, _ = (
+        int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    )
+    rng = random.Random(os.getpid())
+    for _ in range(200):
+        first = rng.randrange(max(1024, low - 12_000), low - 1)
+        try:
+            with socket.socket() as one, socket.socket() as two:
+                one.bind(("127.0.0.1", first))
+                two.bind(("127.0.0.1", first + 1))
+        except OSError:
+            continue
+        return first
+    raise AssertionError("no free pair of ports below the ephemeral range")
+
+
 def test_simulate_port_puts_the_simulators_on_that_port_and_the_next(tmp_path: Path) -> None:
     from poller.demo.simulation import simulate
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        first = probe.getsockname()[1]
+    first = free_port_pair()
     with simulate("zoom", tmp_path, first_port=first) as simulation:
         assert simulation.config["siro"]["api_base_url"] == f"http://127.0.0.1:{first}"
         assert simulation.config["provider"]["base_url"].startswith(f"http://127.0.0.1:{first + 1}")
