@@ -163,10 +163,15 @@ class ListingSettings(Section):
     delay).
     """
 
+    @field_validator("params")
+    @classmethod
+    def _known_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
+        templated(value)
+        return value
+
     @model_validator(mode="after")
     def _window_is_sent(self) -> ListingSettings:
-        held = templated(self.params)
-        if self.start_param is None and "start" not in held:
+        if self.start_param is None and "start" not in templated(self.params):
             raise ValueError(
                 "start_param is empty, so a name or value in params must hold {start}; "
                 "otherwise the window's start is never sent"
