@@ -10,10 +10,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from poller.adapters.http import RetryPolicy
 from poller.adapters.providers.generic import GenericProvider, GenericSettings
 from poller.config import ConfigError, load_settings
+from poller.domain.clock import pattern_bounds
 from poller.domain.windows import Window
 from poller.ports.provider import MalformedRecordError, RecordPosition
 from poller.simulators.http_server import LocalHTTPServer
@@ -157,6 +160,55 @@ def test_a_pattern_with_an_offset_writes_it() -> None:
     )
     params = provider.first_request(WINDOW).params or {}
     assert params["from"] == "2026-02-23T13:59:59+0100"
+
+
+ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
+PATTERNS = [JUSTCALL, "%Y-%m-%d %H:%M", "%Y-%m-%d %H", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z"]
+
+
+# Clock changes in 2026 (UTC): New York and London back and forward, Lord Howe back by half
+# an hour; windows starting near them are drawn as often as any others.
+CHANGES = [
+    datetime(2026, 11, 1, 6, 0, tzinfo=UTC),
+    datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, 0, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+    datetime(2026, 4, 4, 15, 0, tzinfo=UTC),
+]
+NEAR_A_CHANGE = st.sampled_from(CHANGES).flatmap(
+    lambda change: st.timedeltas(min_value=timedelta(hours=-3), max_value=timedelta(hours=3)).map(
+        lambda offset: change + offset
+    )
+)
+
+
+@given(
+    start=st.one_of(
+        NEAR_A_CHANGE,
+        st.datetimes(
+            min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+        ),
+    ),
+    span=st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=3)),
+    zone=st.sampled_from(ZONES),
+    pattern=st.sampled_from(PATTERNS),
+)
+def test_every_reading_of_the_written_bounds_covers_the_window(
+    start: datetime, span: timedelta, zone: str, pattern: str
+) -> None:
+    # Lord Howe turns its clock back by half an hour; the others by an hour or not at all.
+    tz = ZoneInfo(zone)
+    low, high = pattern_bounds(start, start + span, pattern, tz)
+    for text, inside in [(low, start), (high, start + span)]:
+        wall = datetime.strptime(text, pattern)
+        if wall.tzinfo is not None:
+            readings = [wall]
+        else:
+            readings = [wall.replace(tzinfo=tz, fold=fold) for fold in (0, 1)]
+        if text == low:
+            assert all(reading <= inside for reading in readings), (text, readings)
+        else:
+            assert all(reading >= inside for reading in readings), (text, readings)
 
 
 @pytest.mark.parametrize("api", [FakeCallLog(iso_z_only=True)])
