@@ -31,10 +31,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
 
-from poller.domain.clock import as_utc
+from poller.domain.clock import as_utc, is_pattern, parse_pattern
 from poller.domain.redaction import MASK, mask_urls_in_text
 
 MAX_DEPTH: Final = 32
@@ -187,30 +187,36 @@ def _fit(value: Any) -> Any:
 # -- times and numbers ---------------------------------------------------------------------
 
 
-def parse_time(value: Any, time_format: str) -> datetime:
-    """A provider timestamp as aware UTC; naive ISO times are taken as UTC.
+def parse_time(value: Any, time_format: str, zone: tzinfo = UTC) -> datetime:
+    """A provider timestamp as aware UTC; a time without an offset is one in ``zone``.
 
-    ``time_format`` is ``iso8601``, ``rfc2822``, ``unix_s`` or ``unix_ms``. Raises only
-    :class:`ValueError`, with the value in its message: an instant Python cannot hold (year 9999
-    west of UTC, ``1e300`` seconds) is out of range, not an :class:`OverflowError`.
+    ``time_format`` is ``iso8601``, ``rfc2822``, ``unix_s``, ``unix_ms`` or a strftime
+    pattern (``%Y-%m-%d %H:%M:%S``). Raises only :class:`ValueError`, with the value in its
+    message: an instant Python cannot hold (year 9999 west of UTC, ``1e300`` seconds) is out
+    of range, not an :class:`OverflowError`.
     """
     try:
-        return _parse_time(value, time_format)
+        return _parse_time(value, time_format, zone)
     except (OverflowError, OSError):
         raise ValueError(f"{shown(value)} is out of range") from None
 
 
-def _parse_time(value: Any, time_format: str) -> datetime:
-    if time_format in ("iso8601", "rfc2822"):
+def _parse_time(value: Any, time_format: str, zone: tzinfo) -> datetime:
+    if time_format in ("iso8601", "rfc2822") or is_pattern(time_format):
         if not isinstance(value, str):
             raise ValueError(f"{shown(value)} is not a string")
         try:
+            if is_pattern(time_format):
+                return parse_pattern(value.strip(), time_format, zone)
             if time_format == "rfc2822":
                 parsed = email.utils.parsedate_to_datetime(value)
             else:
                 parsed = datetime.fromisoformat(value.strip())
         except (TypeError, ValueError):
-            raise ValueError(f"{shown(value)} does not parse as {time_format}") from None
+            shown_format = repr(time_format) if is_pattern(time_format) else time_format
+            raise ValueError(f"{shown(value)} does not parse as {shown_format}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=zone)
         return as_utc(parsed)
     number = parse_number(value)
     if number is None:

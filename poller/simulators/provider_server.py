@@ -12,6 +12,12 @@ paging token twice, and serves recording audio registered per call. Use it with
 
 The window is compared with each call's ``at`` instant (given when the call is added), so the
 records themselves can be shaped however a test likes, malformed ones included.
+
+Window bounds it cannot read (a missing parameter, a value not in its time format, an ISO
+time with ``+00:00`` where it takes only ``Z``) are refused with HTTP 400, as an API refuses
+them. A window may also sit inside a filter parameter: :func:`range_filter` reads Outreach's
+``filter[updatedAt]=<from>..<to|inf>``, :func:`rsql_filter` 8x8's
+``filter=type==callrecording;createdTime=ge=<ms>``.
 """
 
 from __future__ import annotations
@@ -23,17 +29,22 @@ import socket
 import struct
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from poller.simulators.chaos import Chaos
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 Paging = Literal["none", "token", "next_url", "link_header", "page_number", "offset"]
-TimeFormat = Literal["iso8601", "unix_s", "unix_ms"]
+# "iso8601", "unix_s", "unix_ms" or a strftime pattern ("%Y-%m-%d %H:%M:%S").
+TimeFormat = str
+# Reads the window's (start, end) texts from a listing's query; ValueError: the API refuses it.
+WindowReader = Callable[[dict[str, str]], tuple[str, str | None]]
 Bounds = Literal["half_open", "inclusive", "exclusive"]
 
 QUICKSTART_REP_EMAIL = "rep@yourcompany.com"
@@ -59,6 +70,46 @@ def quickstart_call(
         "contact_name": contact_name,
         "contact_phone": contact_phone,
     }
+
+
+def range_filter(param: str) -> WindowReader:
+    """Outreach's range filter: ``param=<from>..<to>``, either side ``inf``/``neginf``."""
+
+    def read(query: dict[str, str]) -> tuple[str, str | None]:
+        value = query.get(param)
+        if value is None or value.count("..") != 1:
+            raise ValueError(f"{param} must be a range <from>..<to>")
+        start, end = value.split("..")
+        if start in ("", "neginf"):
+            raise ValueError(f"{param}: this listing needs a start")
+        return start, None if end == "inf" else end
+
+    return read
+
+
+def rsql_filter(param: str, attribute: str) -> WindowReader:
+    """8x8's RSQL filter: ``;``-joined clauses, ``attribute=ge=<ms>`` (or ``gt``) the start
+    and ``attribute=lt=<ms>`` (or ``le``) the end; ``name==value`` clauses pass."""
+
+    def read(query: dict[str, str]) -> tuple[str, str | None]:
+        start: str | None = None
+        end: str | None = None
+        for clause in query.get(param, "").split(";"):
+            name, _, rest = clause.partition("=")
+            if rest.startswith("="):
+                continue  # name==value
+            operator, _, value = rest.partition("=")
+            if name != attribute or operator not in ("ge", "gt", "le", "lt") or not value:
+                raise ValueError(f"{param}: cannot read the clause {clause!r}")
+            if operator in ("ge", "gt"):
+                start = value
+            else:
+                end = value
+        if start is None:
+            raise ValueError(f"{param}: no {attribute}=ge=<ms> clause")
+        return start, end
+
+    return read
 
 
 def _put(document: dict[str, Any], dotted: str, value: Any) -> None:
@@ -95,6 +146,12 @@ class FakeCallLog:
     start_param: str = "from"
     end_param: str | None = "to"
     time_format: TimeFormat = "iso8601"
+    # The zone of window bounds written without an offset (a strftime pattern).
+    time_zone: str = "UTC"
+    # ISO 8601 bounds must end in "Z" (Freshcaller refuses "+00:00").
+    iso_z_only: bool = False
+    # Where the window's bounds are read from, when not start_param and end_param.
+    window_reader: WindowReader | None = None
     bounds: Bounds = "half_open"
     items_path: str | None = "calls"
     paging: Paging = "token"
@@ -102,6 +159,12 @@ class FakeCallLog:
     page_size_param: str | None = None
     token_param: str = "page_token"
     token_path: str = "next_page_token"
+    token_prefix: str = "tok-"
+    # 8x8: the body names the next page key even on the last page.
+    token_on_last_page: bool = False
+    # Where the body says it is the last page (a boolean), or how many pages there are.
+    last_page_path: str | None = None
+    total_pages_path: str | None = None
     next_url_path: str = "next"
     page_param: str = "page"
     first_page: int = 1
@@ -216,7 +279,14 @@ class FakeCallLog:
         raise AssertionError(f"unknown auth kind {kind}")
 
     def parse_time(self, value: str) -> datetime:
+        if "%" in self.time_format:
+            parsed = datetime.strptime(value, self.time_format)  # noqa: DTZ007
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=ZoneInfo(self.time_zone))
+            return parsed.astimezone(UTC)
         if self.time_format == "iso8601":
+            if self.iso_z_only and not value.endswith("Z"):
+                raise ValueError(f"{value!r}: times must be UTC written with a Z suffix")
             return datetime.fromisoformat(value).astimezone(UTC)
         number = int(value)
         return datetime.fromtimestamp(
@@ -233,7 +303,7 @@ class FakeCallLog:
     def page_of(self, query: dict[str, str]) -> tuple[int, int]:
         """(page number from 1, offset) of a listing request."""
         if self.paging == "token" and self.token_param in query:
-            offset = int(query[self.token_param].removeprefix("tok-"))
+            offset = int(query[self.token_param].removeprefix(self.token_prefix))
         elif (self.paging == "next_url" and "cursor" in query) or (
             self.paging == "link_header" and "cursor" in query
         ):
@@ -263,8 +333,10 @@ class FakeCallLog:
                 return failure.status, {"error": f"injected failure on page {page}"}, retry_after
             if self.answer_instead is not None:
                 return 200, self.answer_instead, {}
-            start = self.parse_time(query[self.start_param])
-            end = self.parse_time(query[self.end_param]) if self.end_param else None
+            try:
+                start, end = self.window_of(query)
+            except (KeyError, ValueError) as exc:
+                return 400, {"error": f"bad window: {exc}"}, {}
             matching = sorted(
                 (
                     (at, key, record)
@@ -285,7 +357,16 @@ class FakeCallLog:
         if self.items_path:
             _put(body, self.items_path, items)
         if self.paging == "token":
-            _put(body, self.token_path, f"tok-{next_offset}" if more else None)
+            following_token = more or self.token_on_last_page
+            _put(
+                body,
+                self.token_path,
+                f"{self.token_prefix}{next_offset}" if following_token else None,
+            )
+        if self.last_page_path:
+            _put(body, self.last_page_path, not more)
+        if self.total_pages_path:
+            _put(body, self.total_pages_path, -(-len(matching) // size))
         headers: dict[str, str] = {}
         following = {k: v for k, v in query.items() if k != "cursor"}
         following["cursor"] = str(next_offset)
@@ -296,6 +377,14 @@ class FakeCallLog:
             # RFC 8288, as GitHub-style APIs send it: several links, "next" among them.
             headers["Link"] = f'<{base_url}{self.list_path}>; rel="first", <{link}>; rel="next"'
         return 200, (body if self.items_path else items), headers
+
+    def window_of(self, query: dict[str, str]) -> tuple[datetime, datetime | None]:
+        if self.window_reader is not None:
+            start, end = self.window_reader(query)
+        else:
+            start = query[self.start_param]
+            end = query[self.end_param] if self.end_param else None
+        return self.parse_time(start), self.parse_time(end) if end is not None else None
 
     def single_call(self, key: str) -> tuple[int, Any]:
         with self.lock:
@@ -315,7 +404,9 @@ class FakeProviderHandler(QuietHandler):
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         headers = dict(self.headers.items())
         with api.lock:
-            api.requests.append({"path": parts.path, "query": query, "headers": headers})
+            api.requests.append(
+                {"path": parts.path, "query": query, "raw_query": parts.query, "headers": headers}
+            )
         if api.chaos is not None and (mishap := api.chaos.pick()) is not None:
             self._mishap(mishap[0])
             return

@@ -6,6 +6,12 @@ that returns the same token, URL or page twice stops the listing with :class:`Pa
 instead of looping forever. The page limit is the caller's (it counts pages, whatever the
 style).
 
+Some APIs say in the body where the listing ends: a last-page flag (8x8's ``lastPage``, whose
+``pageKey`` goes on growing on the last page) or a page count (CallRail's ``total_pages``,
+CloudTalk's ``pageCount``). :class:`TokenPaginator` and :class:`PageCountPaginator` read them;
+a body without the flag or count they were told to read is a :class:`PagingFieldError`, not
+taken as the end: a misnamed path must not cut every listing short.
+
 Modelled on the Meltano SDK's ``pagination.py``: the request loop is written once, in the
 provider base class, and only the "what comes next" differs per API.
 """
@@ -22,11 +28,50 @@ from urllib.parse import urljoin
 
 from requests.utils import parse_header_links
 
-from poller.domain.paths import dig, present
+from poller.domain.paths import MISSING, dig, present
 
 
-class PagingLoop(Exception):
+class PagingError(Exception):
+    """The pages of a listing cannot be followed."""
+
+
+class PagingLoop(PagingError):
     """The provider handed out a page it had already handed out in this listing."""
+
+
+class PagingFieldError(PagingError):
+    """The body lacks the last-page flag or page count the paginator was told to read."""
+
+
+def last_page_flag(body: Any, path: str) -> bool:
+    """The body's boolean at ``path`` that says whether this page is the last one."""
+    flag = dig(body, path)
+    if not isinstance(flag, bool):
+        raise PagingFieldError(
+            f"the response holds {_what(flag)} at {path!r}, not the true or false that says "
+            "whether the page is the last one; check the path"
+        )
+    return flag
+
+
+def page_count(body: Any, path: str) -> int:
+    """The body's whole number of pages at ``path`` (a numeric string is taken too)."""
+    count = dig(body, path)
+    if isinstance(count, str) and count.strip().isdigit():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise PagingFieldError(
+            f"the response holds {_what(count)} at {path!r}, not the number of pages; "
+            "check the path"
+        )
+    return count
+
+
+def _what(value: Any) -> str:
+    if value is MISSING:
+        return "nothing"
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else f"{type(value).__name__} value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +134,19 @@ class SinglePage(Paginator):
 
 @dataclass
 class TokenPaginator(Paginator):
-    """An opaque token in the body, sent back as a query parameter (Zoom, Dialpad, Siro)."""
+    """An opaque token in the body, sent back as a query parameter (Zoom, Dialpad, Siro).
+
+    With ``last_page_path``, a true flag there ends the listing whatever the token says (8x8
+    hands out a next ``pageKey`` on its last page too).
+    """
 
     token_path: str = "next_page_token"  # noqa: S105  (a JSON path, not a secret)
     token_param: str = "page_token"  # noqa: S105  (a parameter name, not a secret)
+    last_page_path: str | None = None
 
     def following(self, current: PageRequest, page: PageResponse) -> PageRequest | None:
+        if self.last_page_path is not None and last_page_flag(page.body, self.last_page_path):
+            return None
         token = dig(page.body, self.token_path)
         if not present(token) or isinstance(token, dict | list | bool):
             return None
@@ -228,3 +280,40 @@ class OffsetPaginator(_CountingPaginator):
         offset = int(params.get(self.offset_param, "0"))
         params[self.offset_param] = str(offset + len(page.items))
         return PageRequest(current.url, params)
+
+
+@dataclass
+class PageCountPaginator(PageNumberPaginator):
+    """Page numbers, ended by what the body says rather than by an empty or short page.
+
+    ``total_pages_path``: the number of pages (CallRail ``total_pages``, Freshcaller
+    ``meta.total_pages``, CloudTalk ``responseData.pageCount``); the page numbered
+    ``first_page + total - 1`` is the last. ``last_page_path``: a flag true on the last page.
+    Until then an empty or short page does not end the listing (records may move between
+    pages while it is read), so the count bounds it instead: a count that keeps growing is
+    stopped by the caller's page limit, and a page with the same records as the one before
+    (two empty ones, with only a flag) is a loop, as for plain page numbers.
+    """
+
+    total_pages_path: str | None = None
+    last_page_path: str | None = None
+
+    def next_request(self, current: PageRequest, page: PageResponse) -> PageRequest | None:
+        if self.last_page_path is not None and last_page_flag(page.body, self.last_page_path):
+            return None
+        number = int((current.params or {}).get(self.page_param, self.first_page))
+        if self.total_pages_path is not None:
+            total = page_count(page.body, self.total_pages_path)
+            if number - self.first_page + 1 >= total:
+                return None
+        if page.items or self.total_pages_path is None:
+            # Without a count, two empty pages that are not the last would go on to the limit.
+            fingerprint = _fingerprint(page.items)
+            if fingerprint == self._previous:
+                raise PagingLoop(
+                    "the provider answered the next page with the same items as the one "
+                    f"before, yet says it is not the last; it seems to ignore the "
+                    f"{self.parameter!r} parameter"
+                )
+            self._previous = fingerprint
+        return self.following(current, page)

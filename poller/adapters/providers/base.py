@@ -48,7 +48,13 @@ from poller.adapters.http import (
     RateLimiter,
     RetryPolicy,
 )
-from poller.adapters.http.paginators import PageRequest, PageResponse, Paginator, PagingLoop
+from poller.adapters.http.paginators import (
+    PageRequest,
+    PageResponse,
+    Paginator,
+    PagingError,
+    PagingLoop,
+)
 from poller.adapters.providers.page_reader import (
     PageRecords,
     TooManyRecords,
@@ -362,6 +368,8 @@ class ProviderAdapter(ABC, Generic[S]):
                 )
             except PagingLoop as exc:
                 raise PagingLoopError(f"window {window}: after page {number}, {exc}") from None
+            except PagingError as exc:
+                raise PermanentProviderError(f"window {window}: page {number}: {exc}") from None
             if following is None:
                 return
             if not self.hosts.may_send_credentials(following.url):

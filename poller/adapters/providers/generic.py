@@ -2,11 +2,14 @@
 
 What it does, per ``[provider.*]`` section of the config:
 
-- ``listing``: ``GET base_url + path`` with the window as two query parameters (ISO 8601,
-  Unix seconds or Unix milliseconds) plus fixed ones; the calls sit at a dotted path.
+- ``listing``: ``GET base_url + path`` with the window as two query parameters or placed
+  inside fixed ones by a template, in ISO 8601, Unix seconds or milliseconds or a strftime
+  pattern, in a configured time zone (:mod:`~poller.adapters.providers.generic_listing`);
+  the calls sit at a dotted path.
 - ``paging``: a next-page token read from the body and sent back as a parameter, a next-page
   URL read from the body or a ``Link`` header, page numbers or offsets (the paginators of
-  :mod:`poller.adapters.http.paginators`).
+  :mod:`poller.adapters.http.paginators`), ended early by a last-page flag or a page count
+  the body carries.
 - ``fields``: the dotted path (and time format) of each :class:`CallRecord` field.
 - ``recording``: how a stored call turns into a download (below).
 
@@ -45,6 +48,7 @@ from poller.adapters.http.paginators import (
     LinkHeaderPaginator,
     NextUrlPaginator,
     OffsetPaginator,
+    PageCountPaginator,
     PageNumberPaginator,
     PageRequest,
     Paginator,
@@ -52,6 +56,16 @@ from poller.adapters.http.paginators import (
     TokenPaginator,
 )
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
+from poller.adapters.providers.generic_listing import (
+    FieldTimeFormat,
+    TimeZoneName,
+    WindowTimeFormat,
+    bound_texts,
+    record_time,
+    templated,
+    window_params,
+    zone_for,
+)
 from poller.adapters.providers.settings import (
     AuthSettings,
     ProviderSettingsBase,
@@ -78,7 +92,6 @@ from poller.domain.call_record import (
     RecordingLocator,
     host_key,
 )
-from poller.domain.clock import format_time
 from poller.domain.paths import MISSING, dig
 from poller.domain.raw_record import (
     field_text,
@@ -86,20 +99,16 @@ from poller.domain.raw_record import (
 )
 from poller.domain.redaction import MASK, redact_url
 from poller.domain.states import Direction, RecordingState
-from poller.domain.windows import Window, request_bounds
+from poller.domain.windows import Window
 from poller.ports.provider import (
     PermanentProviderError,
     RecordPosition,
     TransientProviderError,
 )
 
-_SECOND = timedelta(seconds=1)
-_MILLISECOND = timedelta(milliseconds=1)
 _AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav", ".m4a": "m4a", ".aac": "aac"}
 
 
-WindowTimeFormat = Literal["iso8601", "unix_s", "unix_ms"]
-FieldTimeFormat = Literal["iso8601", "unix_s", "unix_ms", "rfc2822"]
 DirectionName = Literal["inbound", "outbound"]
 
 DEFAULT_DIRECTION_VALUES: dict[str, DirectionName] = {
@@ -119,16 +128,30 @@ class ListingSettings(Section):
 
     path: UrlPath = "/calls"
     """Path of the call-log request, appended to base_url."""
-    start_param: ParamName = "from"
-    """Query parameter that carries the window's start."""
+    start_param: Annotated[ParamName | None, BeforeValidator(unset_if_empty)] = "from"
+    """Query parameter that carries the window's start ("" when a template in params places
+    it).
+    """
     end_param: Annotated[ParamName | None, BeforeValidator(unset_if_empty)] = "to"
-    """Query parameter that carries the window's end ("" when the API takes only a start)."""
-    time_format: WindowTimeFormat = "iso8601"
-    """Format of both window parameters: "iso8601", "unix_s" or "unix_ms"."""
+    """Query parameter that carries the window's end ("" when the API takes only a start, or
+    a template in params places it).
+    """
+    time_format: WindowTimeFormat = Field(default="iso8601", examples=["%Y-%m-%d %H:%M:%S"])
+    """Format of the window's bounds: "iso8601" (UTC, written with a Z suffix), "unix_s",
+    "unix_ms" or a strftime pattern such as "%Y-%m-%d %H:%M:%S" (written in time_zone).
+    """
+    time_zone: TimeZoneName = Field(default="UTC", examples=["America/New_York"])
+    """IANA time zone of times written without an offset: window bounds in a strftime pattern
+    without %z, and record times without one (the API's account zone, if its docs say so).
+    """
     items_path: OptionalPath = "calls"
     """Where the list of calls sits in the response ("" when the response is the list itself)."""
-    params: dict[str, str] = Field(default={})
-    """Fixed query parameters sent with every listing request."""
+    params: dict[str, str] = Field(default={}, examples=[{"filter[updatedAt]": "{start}..inf"}])
+    """Fixed query parameters sent with every listing request. A name or value may hold
+    {start} and {end}, replaced by the window's bounds in time_format ({{ and }} are literal
+    braces): "filter=type==callrecording;createdTime=ge={start}". Values are percent-encoded
+    on the wire like any query value; write them unencoded.
+    """
     max_window_hours: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[720.0])
     """Longest window the API accepts in one query, in hours; longer windows are split."""
     max_rows_per_query: Annotated[int, Field(gt=0)] | None = Field(default=None, examples=[10000])
@@ -139,6 +162,21 @@ class ListingSettings(Section):
     """Seconds the provider needs before a finished call shows up in its log (adds to poll's
     delay).
     """
+
+    @field_validator("params")
+    @classmethod
+    def _known_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
+        templated(value)
+        return value
+
+    @model_validator(mode="after")
+    def _window_is_sent(self) -> ListingSettings:
+        if self.start_param is None and "start" not in templated(self.params):
+            raise ValueError(
+                "start_param is empty, so a name or value in params must hold {start}; "
+                "otherwise the window's start is never sent"
+            )
+        return self
 
 
 class PagingSettings(Section):
@@ -166,7 +204,18 @@ class PagingSettings(Section):
     )
     """Query parameter of the page size; needs page_size."""
     page_size: Annotated[int, Field(gt=0)] | None = Field(default=None, examples=[100])
-    """Rows per page to ask for; with page_number, a shorter page is the last one."""
+    """Rows per page to ask for; with page_number, a shorter page is the last one (unless
+    last_page_path or total_pages_path is set: then the body says).
+    """
+    last_page_path: OptionalPath = Field(default=None, examples=["lastPage"])
+    """Where a boolean sits that is true on the last page (8x8's lastPage): the listing ends
+    there, even if the body still holds a next-page token (mode = "token" or "page_number").
+    """
+    total_pages_path: OptionalPath = Field(default=None, examples=["meta.total_pages"])
+    """Where the number of pages sits in the response (CallRail's total_pages, CloudTalk's
+    responseData.pageCount): the listing ends at that page, not at an empty or short one
+    (mode = "page_number").
+    """
     max_pages: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
     """Safety net: most pages one window may take before the window is failed."""
 
@@ -176,6 +225,10 @@ class PagingSettings(Section):
             raise ValueError("page_size_param is set, so page_size is needed too")
         if self.mode == "offset" and self.page_size is None:
             raise ValueError("offset paging needs page_size (and page_size_param)")
+        if self.last_page_path is not None and self.mode not in ("token", "page_number"):
+            raise ValueError('last_page_path works with mode = "token" or "page_number"')
+        if self.total_pages_path is not None and self.mode != "page_number":
+            raise ValueError('total_pages_path works with mode = "page_number"')
         return self
 
 
@@ -191,8 +244,10 @@ class FieldSettings(Section):
     """The provider's id of the recording, when it has one."""
     started_at: DottedPath = "started_at"
     """When the call started (required in every record)."""
-    started_at_format: FieldTimeFormat = "iso8601"
-    """Format of started_at: "iso8601", "unix_s", "unix_ms" or "rfc2822"."""
+    started_at_format: FieldTimeFormat = Field(default="iso8601", examples=["%Y-%m-%d %H:%M:%S"])
+    """Format of started_at: "iso8601", "unix_s", "unix_ms", "rfc2822" or a strftime pattern;
+    a time without an offset is in listing.time_zone.
+    """
     ended_at: OptionalPath = Field(default=None, examples=["ended_at"])
     """When the call ended."""
     ended_at_format: FieldTimeFormat = "iso8601"
@@ -306,6 +361,7 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
 
     def __init__(self, settings: GenericSettings, **kwargs: Any) -> None:
         self.fields = settings.fields
+        self.zone = zone_for(settings.listing.time_zone)
         super().__init__(settings, **kwargs)
         listing = settings.listing
         self._capabilities = ProviderCapabilities(
@@ -343,12 +399,12 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
 
     def first_request(self, window: Window) -> PageRequest:
         listing, paging = self.settings.listing, self.settings.paging
-        resolution = _MILLISECOND if listing.time_format == "unix_ms" else _SECOND
-        start, end = request_bounds(window, resolution)
-        params: dict[str, str] = dict(listing.params)
-        params[listing.start_param] = format_time(start, listing.time_format)
-        if listing.end_param is not None:
-            params[listing.end_param] = format_time(end, listing.time_format)
+        params = window_params(
+            listing.params,
+            start_param=listing.start_param,
+            end_param=listing.end_param,
+            bounds=bound_texts(window, listing.time_format, self.zone),
+        )
         if paging.page_size_param is not None and paging.page_size is not None:
             params[paging.page_size_param] = str(paging.page_size)
         if paging.mode == "page_number":
@@ -360,11 +416,22 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
     def paginator(self) -> Paginator:
         paging = self.settings.paging
         if paging.mode == "token":
-            return TokenPaginator(token_path=paging.token_path, token_param=paging.token_param)
+            return TokenPaginator(
+                token_path=paging.token_path,
+                token_param=paging.token_param,
+                last_page_path=paging.last_page_path,
+            )
         if paging.mode == "next_url":
             return NextUrlPaginator(next_url_path=paging.next_url_path)
         if paging.mode == "link_header":
             return LinkHeaderPaginator()
+        if paging.mode == "page_number" and (paging.last_page_path or paging.total_pages_path):
+            return PageCountPaginator(
+                page_param=paging.page_param,
+                first_page=paging.first_page,
+                last_page_path=paging.last_page_path,
+                total_pages_path=paging.total_pages_path,
+            )
         if paging.mode == "page_number":
             return PageNumberPaginator(
                 page_size=paging.page_size,
@@ -387,12 +454,12 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
             missing=f"call_id has no value at path {fields.call_id}",
             name="call id",
         )
-        started_at = read.time(
-            _field(raw, fields.started_at), fields.started_at_format, "started_at"
+        started_at = record_time(
+            read, "started_at", fields.started_at, fields.started_at_format, self.zone
         )
         if started_at is None:
             raise read.malformed(f"started_at has no value at path {fields.started_at}")
-        ended_at = read.time(_field(raw, fields.ended_at), fields.ended_at_format, "ended_at")
+        ended_at = record_time(read, "ended_at", fields.ended_at, fields.ended_at_format, self.zone)
         duration = read.duration(
             _field(raw, fields.duration),
             fields.duration_unit,
