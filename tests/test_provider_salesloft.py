@@ -102,12 +102,14 @@ def test_calls_that_were_not_connected_or_not_recorded_have_no_recording_to_wait
     sim.api.add_call(salesloft_cdr(2, at, recording_status="not_recorded"))
     sim.api.add_call(salesloft_cdr(3, at, recording_status="processing"))
     sim.api.add_call(salesloft_cdr(4, at, recording_status=None))
+    sim.api.add_call(salesloft_cdr(5, at, status="busy"))  # "completed" with no URL
     states = {cid: r.recording_state for cid, r in listed(provider(sim)).items()}
     assert states == {
         "1": RecordingState.NONE,
         "2": RecordingState.NONE,
         "3": RecordingState.PENDING,  # still processing: the poll waits for it
         "4": RecordingState.PENDING,  # completed, no recording yet: waits too
+        "5": RecordingState.NONE,
     }
 
 

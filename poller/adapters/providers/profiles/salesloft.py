@@ -24,8 +24,8 @@ What configuration cannot say, and this module's hook does (:class:`SalesloftPro
 - The other party's number is ``to`` on an outbound call and ``from`` on an inbound one. The
   rep's own number is left out: with Local Dial, an outbound call's ``from`` is a number picked
   for the prospect's area, not the rep's.
-- A call that ended busy, unanswered, cancelled or failed, with no recording, has none to wait
-  for.
+- A recording is ready only once the record carries its URL; a call that ended busy,
+  unanswered, cancelled or failed, without one, has none to wait for.
 """
 
 from __future__ import annotations
@@ -180,13 +180,12 @@ class SalesloftProvider(ProfileProvider):
         user = self._users.get(record.rep_provider_id or "")
         contact = _contact_field(record.direction)
         state = record.recording_state
-        status = field_text(raw.get("status"))
-        if (
-            state is RecordingState.PENDING
-            and not raw.get("recording")
-            and status is not None
-            and status.lower() in NOT_CONNECTED
-        ):
+        listed_url = field_text(dig(raw, "recording.url")) is not None
+        if state is RecordingState.READY and not listed_url:
+            # "completed" without a URL: the refetch before download would find none either.
+            state = RecordingState.PENDING
+        status = (field_text(raw.get("status")) or "").lower()
+        if state is RecordingState.PENDING and not listed_url and status in NOT_CONNECTED:
             state = RecordingState.NONE
         return replace(
             record,
