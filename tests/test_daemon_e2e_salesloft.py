@@ -121,9 +121,9 @@ def test_every_salesloft_call_reaches_siro_once_with_its_rep_and_contact(
         recordings = list(world.siro.state.recordings.values())
     assert len(recordings) == 5
     creates = [r.json for r in world.siro.state.requests_for("create") if r.json]
-    for cdr_id, (user_id, contact_phone) in expected.items():
+    for cdr_id, (siro_user, contact_phone) in expected.items():
         [body] = [b for b in creates if f"[{cdr_id}]" in b["title"]]
-        assert body["userId"] == user_id
+        assert body["userId"] == siro_user
         assert body["contactPhone"].endswith(contact_phone)
     # Two users, each looked up once; no page past the last; no key on the media host.
     assert api.count("/v2/users/") == 2
