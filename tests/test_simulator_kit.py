@@ -49,7 +49,8 @@ def api() -> Iterator[VendorApi]:
 
 def get(api: VendorApi, path: str, token: str = "good-token", **kwargs: Any) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"}
-    return requests.get(api.url + path, headers=headers, **{"timeout": 5, **kwargs})
+    timeout = kwargs.pop("timeout", 5)
+    return requests.get(api.url + path, headers=headers, timeout=timeout, **kwargs)
 
 
 def test_a_route_answers_and_every_request_is_counted(api: VendorApi) -> None:

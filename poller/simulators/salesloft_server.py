@@ -98,7 +98,7 @@ def salesloft_cdr(
         else {"recording_status": recording_status, "status": status, "url": None},
         "user": None if user_id is None else {"id": user_id, "_href": f"{api}/users/{user_id}"},
         "called_person": {"id": 3, "_href": f"{api}/people/3"},
-        "call": None,
+        "call": {"id": cdr_id, "_href": f"{api}/activities/calls/{cdr_id}"},
     }
 
 
