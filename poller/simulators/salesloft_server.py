@@ -15,10 +15,9 @@ its rate-limit page describe:
   8, to 500 10, past that 30. Each answer carries ``x-ratelimit-endpoint-cost`` and
   ``x-ratelimit-remaining-minute``; over budget, 429.
 
-Where the public documents leave it open, the strictest reading: a parameter the document does
-not list, or a value out of its range, is refused with 422; a 429 carries no Retry-After; the
-recording URL is signed and expires within the hour, on a host of its own that refuses any
-credentials sent along. Record times carry Salesloft's ``-05:00`` offset, as its examples do.
+Where the documents leave it open, the strictest reading: an unlisted parameter or a value out of
+range is refused with 422; a 429 has no Retry-After; the recording URL is signed, expires within
+the hour and is on a host of its own that refuses credentials; times carry a ``-05:00`` offset.
 """
 
 from __future__ import annotations
@@ -63,10 +62,6 @@ def page_cost(page: int) -> int:
     return 30
 
 
-def salesloft_time(at: datetime) -> str:
-    return at.astimezone(EASTERN).isoformat()
-
-
 def salesloft_cdr(
     cdr_id: int,
     created_at: datetime,
@@ -86,8 +81,10 @@ def salesloft_cdr(
         "id": cdr_id,
         "call_type": "call",
         "call_uuid": f"5c5c1f32-bff1-4b7c-8f2a-{cdr_id:012d}",
-        "created_at": salesloft_time(created_at),
-        "updated_at": salesloft_time(created_at + timedelta(seconds=duration + 30)),
+        "created_at": created_at.astimezone(EASTERN).isoformat(),
+        "updated_at": (created_at + timedelta(seconds=duration + 30))
+        .astimezone(EASTERN)
+        .isoformat(),
         "direction": direction,
         "duration": duration,
         "from": from_,
