@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine
 
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.providers.profiles.salesloft import SalesloftProvider, SalesloftSettings
 from poller.adapters.providers.registry import build_provider
+from poller.adapters.sql.store import SqlStore
+from poller.cli import main
 from poller.config import load_settings
 from poller.config_types import ConfigError
 from poller.domain.call_record import CallRecord
@@ -21,6 +25,7 @@ from poller.domain.windows import Window
 from poller.ports.provider import ProviderAuthError, ProviderRefused
 from poller.simulators.audio import mp3_bytes
 from poller.simulators.salesloft_server import API_KEY, SalesloftSimulator, salesloft_cdr
+from tests.conftest import database_url
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(hours=1))
@@ -208,3 +213,25 @@ def test_an_unset_api_key_is_named_before_any_request() -> None:
     settings = SalesloftSettings.model_validate({"kind": "salesloft"})
     assert settings.requirements() == ["provider.token: required: the Salesloft API key"]
     assert settings.api_base_url == "https://api.salesloft.com"
+
+
+def test_a_poll_splits_a_window_of_more_than_a_hundred_pages_and_lists_every_call(
+    sim: SalesloftSimulator, engine: Engine
+) -> None:
+    recent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    for n in range(130):
+        sim.api.add_call(salesloft_cdr(n + 1, recent + timedelta(seconds=10 * n)))
+    environment = {
+        "SIRO_POLLER_DATABASE__URL": database_url(engine),
+        "SIRO_POLLER_PROVIDER__KIND": "salesloft",
+        "SIRO_POLLER_PROVIDER__BASE_URL": sim.url,
+        "SIRO_POLLER_PROVIDER__TOKEN": API_KEY,
+        "SIRO_POLLER_PROVIDER__PAGE_SIZE": "1",
+        "SIRO_POLLER_PROVIDER__REQUESTS_PER_MINUTE": "600",
+        "SIRO_POLLER_POLL__INITIAL_LOOKBACK_HOURS": "1",
+    }
+    result = CliRunner().invoke(main, ["poll"], env=environment)
+    assert result.exit_code == 0, result.output
+    counts = SqlStore(engine).status(datetime.now(UTC)).counts
+    assert sum(counts.values()) == 130
+    assert max(sim.api.listing_pages()) == 100  # never a page that costs more
