@@ -36,7 +36,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from poller.adapters.providers.registry import KINDS, missing_settings, settings_models
+from poller.adapters.providers.registry import (
+    KINDS,
+    adapter_class,
+    missing_settings,
+    settings_models,
+)
 from poller.adapters.providers.settings import DEFAULT_PROVIDER_KIND, ProviderSettingsBase
 from poller.adapters.siro.settings import SiroSettings
 from poller.config_types import ConfigError as ConfigError  # re-exported: callers' home
@@ -696,6 +701,10 @@ def _unknown_key(raw_loc: tuple[str | int, ...], key: tuple[str, ...]) -> str:
         for name in (name.upper() for name in os.environ)
         if name == variable or name.startswith(variable + "__")
     )
+    profile = _profile_fixing(raw_loc)
+    if profile is not None:
+        where = f", set by the environment variable {setting[0]}" if setting else ""
+        return f"fixed by the {profile} profile{where}"
     owners = _kinds_taking(raw_loc)
     if owners:
         kinds = " or ".join(f'kind = "{kind}"' for kind in owners)
@@ -709,6 +718,16 @@ def _unknown_key(raw_loc: tuple[str | int, ...], key: tuple[str, ...]) -> str:
         return text
     text = "unknown key (check the spelling against config.example.toml)"
     return text + (f"; did you mean {'.'.join((*key[:-1], meant))!r}?" if meant else "")
+
+
+def _profile_fixing(raw_loc: tuple[str | int, ...]) -> str | None:
+    """The profile (its kind) whose table is at ``raw_loc`` and which fixes the key there:
+    ``("provider", "salesloft", "listing")`` gives ``"salesloft"``."""
+    parts = [part for part in raw_loc if not isinstance(part, int)]
+    if len(parts) != 3 or parts[0] not in ("provider", "providers") or parts[1] not in KINDS:
+        return None
+    fixed_keys = getattr(adapter_class(parts[1]).settings_model, "fixed_keys", None)
+    return parts[1] if fixed_keys is not None and parts[2] in fixed_keys() else None
 
 
 def _kinds_taking(raw_loc: tuple[str | int, ...]) -> list[str]:

@@ -11,8 +11,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from poller.cli import main
+from poller.simulators.audio import mp3_bytes
 from poller.simulators.http_server import LocalHTTPServer
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.salesloft_server import API_KEY as SALESLOFT_KEY
+from poller.simulators.salesloft_server import SalesloftSimulator, salesloft_cdr
 
 TOKEN = "provider-bearer-token-value"
 
@@ -150,3 +153,37 @@ def test_each_of_several_providers_is_checked_and_an_unknown_name_is_refused(
     )
     assert typo.exit_code == 2
     assert "no provider of that name is configured (configured: good, bad)" in typo.stderr
+
+
+def test_a_profile_is_checked_as_a_native_kind_is() -> None:
+    with SalesloftSimulator() as sim:
+        sim.api.add_user(10, "rep1@example.com", "Rep One")
+        recent = datetime.now(UTC) - timedelta(hours=2)
+        for n in range(3):
+            sim.api.add_call(salesloft_cdr(n + 1, recent + timedelta(minutes=n)), mp3_bytes(1))
+        env = {
+            "SIRO_POLLER_PROVIDER__KIND": "salesloft",
+            "SIRO_POLLER_PROVIDER__BASE_URL": sim.url,
+            "SIRO_POLLER_PROVIDER__TOKEN": SALESLOFT_KEY,
+            "SIRO_POLLER_PROVIDER__MAX_RETRIES": "0",
+        }
+        ok = CliRunner().invoke(main, ["provider", "check"], env=env)
+        assert ok.exit_code == 0, ok.output
+        assert ok.stdout.strip() == "provider salesloft: ok: 3 of 3 records mapped"
+
+        refused = CliRunner().invoke(
+            main, ["provider", "check"], env=env | {"SIRO_POLLER_PROVIDER__TOKEN": "wrong-key"}
+        )
+        assert refused.exit_code == 1
+        assert "provider salesloft: auth:" in refused.stdout
+        assert "check provider.token" in refused.stdout and "wrong-key" not in refused.output
+
+        fixed = CliRunner().invoke(
+            main,
+            ["provider", "check"],
+            env=env | {"SIRO_POLLER_PROVIDER__LISTING__PATH": "/v2/calls.json"},
+        )
+        assert fixed.exit_code == 2
+        assert "provider.listing: fixed by the salesloft profile" in fixed.stderr
+        assert "SIRO_POLLER_PROVIDER__LISTING__PATH" in fixed.stderr
+        assert SALESLOFT_KEY not in ok.output + refused.output + fixed.output

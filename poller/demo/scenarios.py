@@ -22,6 +22,7 @@ from poller.simulators.dialpad_server import DialpadServers, call_proto, recordi
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
+from poller.simulators.salesloft_server import SalesloftSimulator, salesloft_cdr
 from poller.simulators.twilio_server import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -430,6 +431,58 @@ def twilio(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def salesloft(stack: ExitStack, now: datetime) -> Seeded:
+    """Salesloft's call data records (an API key, signed recording URLs on a media host)."""
+    simulator = stack.enter_context(SalesloftSimulator("demo-salesloft-key"))
+    api = simulator.api
+    for user_id, email in ((10, "rep1@example.com"), (11, "rep2@example.com"), (19, UNKNOWN_REP)):
+        api.add_user(user_id, email, f"Rep {user_id}")
+    calls: list[DemoCall] = []
+    seeded = [
+        (10, "outbound", mp3_bytes(2), f"{KNOWN_REP} (looked up from the record's user id)"),
+        (11, "inbound", wav_bytes(1), "an inbound call: the caller is the contact"),
+        (19, "outbound", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        (10, "outbound", LOGIN_PAGE, "the recording host answers an HTML page"),
+    ]
+    for n, (user_id, direction, audio, shows) in enumerate(seeded):
+        cdr_id = 501 + n
+        record = salesloft_cdr(
+            cdr_id, now - timedelta(minutes=30 - n), user_id=user_id, direction=direction
+        )
+        api.add_call(record, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(cdr_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    api.add_call(
+        salesloft_cdr(601, now - timedelta(minutes=25), status="no-answer", recording_status=None)
+    )
+    calls.append(DemoCall("601", "an unanswered call: nothing to record", CallState.SKIPPED))
+    late = salesloft_cdr(
+        701, now - timedelta(minutes=24), user_id=11, recording_status="processing"
+    )
+    api.add_call(late)
+    calls.append(
+        DemoCall(
+            "701",
+            "a late recording: listed while processing, uploaded once it was there",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "salesloft",
+            "name": "demo-salesloft",
+            "base_url": simulator.url,
+            "token": "demo-salesloft-key",
+            "download_hosts": [simulator.media_host],
+        },
+        calls=calls,
+        late_call_id="701",
+        late_recording=lambda: api.add_recording(701, mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -437,4 +490,5 @@ SCENARIOS: dict[str, Scenario] = {
     "aircall": aircall,
     "dialpad": dialpad,
     "twilio": twilio,
+    "salesloft": salesloft,
 }

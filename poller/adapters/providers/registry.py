@@ -24,6 +24,8 @@ KINDS: dict[str, str] = {
     "ringcentral": "poller.adapters.providers.ringcentral:RingCentralProvider",
     "zoom": "poller.adapters.providers.zoom:ZoomProvider",
     "twilio": "poller.adapters.providers.twilio:TwilioProvider",
+    # Profiles: the generic adapter, configured for one vendor (profiles/<vendor>.py).
+    "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
 }
 
 
