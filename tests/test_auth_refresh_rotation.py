@@ -355,3 +355,36 @@ def test_the_simulator_revokes_the_family_when_a_rotated_token_is_replayed(
     # The family is gone: the token the legitimate holder has is refused too.
     assert refresh(rotated).status_code == 400
     assert not world.issuer.accepts(first.json()["access_token"])
+
+
+def test_provider_check_uses_and_keeps_the_stored_token(world: World, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from poller.cli import main
+
+    recent = datetime.now(UTC) - timedelta(hours=2)
+    world.log.add_call(quickstart_call("call-recent", recent), recent)
+    env = {
+        f"SIRO_POLLER_PROVIDER__{key.upper()}": str(value)
+        for key, value in world.provider_table().items()
+    }
+    env["SIRO_POLLER_DATABASE__URL"] = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+
+    def check() -> Any:
+        return CliRunner().invoke(main, ["provider", "check"], env=env)
+
+    before_upgrade = check()
+    assert before_upgrade.exit_code == 1
+    assert "run `siro-poller db upgrade` first" in before_upgrade.output
+    assert world.issuer.refreshes == 0
+
+    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    first = check()
+    assert first.exit_code == 0, first.output
+    assert world.issuer.refreshes == 1
+    world.issuer.expire_access_tokens()
+    second = check()
+    assert second.exit_code == 0, second.output
+    assert world.issuer.refreshes == 2 and world.issuer.replays == 0
+    for secret in (world.seed, CLIENT_SECRET):
+        assert secret not in first.output + second.output
