@@ -388,3 +388,22 @@ def test_provider_check_uses_and_keeps_the_stored_token(world: World, tmp_path: 
     assert world.issuer.refreshes == 2 and world.issuer.replays == 0
     for secret in (world.seed, CLIENT_SECRET):
         assert secret not in first.output + second.output
+
+
+def test_the_client_in_the_form_and_fixed_token_params(world: World) -> None:
+    world.issuer.client_auth = "body"
+    table = world.provider_table(
+        client_auth="body", token_params={"redirect_uri": "https://poller.example.com/cb"}
+    )
+    provider = build_adapter(GenericSettings(**table), token_store=MemoryOAuthTokenStore())
+
+    assert listed(provider) == 1
+    (request,) = world.issuer.requests
+    assert request["form"] == {
+        "grant_type": "refresh_token",
+        "refresh_token": world.seed,
+        "redirect_uri": "https://poller.example.com/cb",
+        "client_id": "client-1",
+        "client_secret": CLIENT_SECRET,
+    }
+    assert "Authorization" not in request["headers"]

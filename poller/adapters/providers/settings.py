@@ -204,13 +204,14 @@ class AuthSettings(Section):
     client_secret: SecretStr | None = None
     """The OAuth 2 client secret, for the oauth_* schemes."""
     client_auth: Literal["basic", "body"] = "basic"
-    """How the oauth_password and oauth_refresh_token schemes send client_id and client_secret:
-    "basic" (HTTP Basic, RFC 6749 2.3.1) or "body" (in the token request's form)."""
+    """How the oauth_client_credentials, oauth_password and oauth_refresh_token schemes send
+    client_id and client_secret: "basic" (HTTP Basic, RFC 6749 2.3.1) or "body" (in the token
+    request's form)."""
     scope: str | None = Field(default=None, examples=["calls:read recordings:read"])
     """OAuth 2 scope to ask for, if the provider wants one."""
     token_params: dict[str, str] = Field(default={})
-    """Fixed form fields sent with every oauth_password or oauth_refresh_token token request
-    (e.g. redirect_uri, which some servers want on a refresh too)."""
+    """Fixed form fields sent with every token request of those three schemes (e.g.
+    redirect_uri, which some servers want on a refresh too)."""
     jwt: SecretStr | None = None
     """The JWT assertion of auth = "oauth_jwt_bearer", as the provider issued it."""
     refresh_token: SecretStr | None = None
@@ -328,6 +329,8 @@ def authenticator_for(
             client_id=settings.client_id,
             client_secret=secret(settings.client_secret),
             scope=settings.scope,
+            extra_params=settings.token_params,
+            client_auth=settings.client_auth,
             config_hint=hint("client_id", "client_secret"),
         )
     if settings.auth == "oauth_jwt_bearer":
