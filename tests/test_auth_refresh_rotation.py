@@ -407,3 +407,21 @@ def test_the_client_in_the_form_and_fixed_token_params(world: World) -> None:
         "client_secret": CLIENT_SECRET,
     }
     assert "Authorization" not in request["headers"]
+
+
+def test_a_sealed_token_opens_only_as_what_and_whose_it_is() -> None:
+    from poller.adapters.http.sealing import SealBroken, TokenSealer
+
+    sealer = TokenSealer(CLIENT_SECRET, context="outreach")
+    sealed = sealer.seal("access_token", "the-access-token")
+    assert sealed != sealer.seal("access_token", "the-access-token")  # a fresh nonce each time
+    assert sealer.open("access_token", sealed) == "the-access-token"
+    for other, kind in [
+        (sealer, "refresh_token"),  # passed off as the other token
+        (TokenSealer(CLIENT_SECRET, context="webex"), "access_token"),  # another provider's
+        (TokenSealer("another-secret", context="outreach"), "access_token"),  # another key
+    ]:
+        with pytest.raises(SealBroken):
+            other.open(kind, sealed)
+    with pytest.raises(SealBroken):
+        sealer.open("access_token", sealed[:-4] + "AAAA")
