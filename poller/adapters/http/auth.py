@@ -7,7 +7,9 @@ and tries once more only if that answers True (a fresh token may help; a static 
 The OAuth authenticators mint through an :class:`~poller.adapters.http.client.HttpClient` whose
 host rules list the token endpoint's host as a credential host, and keep their token in an
 :class:`~poller.adapters.http.tokens.AccessTokenCache`: one mint under concurrency, refreshed
-ahead of expiry, dropped on a 401 only if it is the token that was refused.
+ahead of expiry, dropped on a 401 only if it is the token that was refused. The refresh-token
+grant, whose rotating refresh token outlives the process in the state database, is in
+:mod:`poller.adapters.http.oauth_refresh`.
 """
 
 from __future__ import annotations
