@@ -25,8 +25,6 @@ from poller.adapters.http.auth import (
     OAuthPassword,
     template_fields,
 )
-from poller.adapters.http.oauth_refresh import OAuthRefreshToken
-from poller.adapters.http.sealing import TokenSealer
 from poller.config_types import (
     MINIMAL,
     BaseUrl,
@@ -362,6 +360,10 @@ def authenticator_for(
                 f"{hint('auth')} = 'oauth_refresh_token' keeps the rotated refresh token in "
                 "the state database, and none was given"
             )
+        # Here, not at the top: only this scheme needs the cryptography package loaded.
+        from poller.adapters.http.oauth_refresh import OAuthRefreshToken
+        from poller.adapters.http.sealing import TokenSealer
+
         dedicated = settings.token_encryption_key
         key_material = (dedicated or secret(settings.client_secret)).get_secret_value()
         return OAuthRefreshToken(
