@@ -268,10 +268,25 @@ def test_a_new_seed_in_config_wins_over_the_stored_token(world: World, engine: E
     assert world.issuer.replays == 0
 
 
+@pytest.mark.parametrize(
+    ("change", "refusal", "advice"),
+    [
+        (
+            {"refresh_token": "a-refresh-token-the-server-never-issued"},
+            "HTTP 400 invalid_grant",
+            "seed a new one in provider.refresh_token",
+        ),
+        (
+            {"client_secret": "a-client-secret-that-is-wrong"},
+            "HTTP 401 invalid_client",
+            "check provider.client_id, provider.client_secret, provider.refresh_token",
+        ),
+    ],
+)
 def test_a_refused_refresh_pauses_the_provider_and_names_the_key(
-    world: World, engine: Engine
+    world: World, engine: Engine, change: dict[str, str], refusal: str, advice: str
 ) -> None:
-    settings = world.settings(engine, refresh_token="a-refresh-token-the-server-never-issued")
+    settings = world.settings(engine, **change)
     store = SqlStore(engine)
 
     report = poll_once(
@@ -284,9 +299,8 @@ def test_a_refused_refresh_pauses_the_provider_and_names_the_key(
     assert report.credentials_refused
     (pause,) = store.pauses()
     assert pause.scope == provider_scope(NAME)
-    assert "invalid_grant" in pause.reason
-    assert "seed a new one in provider.refresh_token" in pause.reason
-    assert "a-refresh-token-the-server-never-issued" not in pause.reason
+    assert refusal in pause.reason and advice in pause.reason
+    assert next(iter(change.values())) not in pause.reason
     with engine.connect() as connection:
         assert connection.execute(select(oauth_refresh_tokens_table)).all() == []
 
