@@ -24,6 +24,7 @@ from poller.adapters.providers.base import ProviderAdapter
 from poller.adapters.siro import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
+from poller.adapters.sql.oauth_tokens import SqlOAuthTokenStore
 from poller.adapters.sql.postgres import PostgresPollLock
 from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
@@ -62,8 +63,14 @@ def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
     return SqlStore(engine)
 
 
-def build_provider(settings: Settings, name: str | None = None) -> ProviderPort:
+def build_provider(
+    settings: Settings, name: str | None = None, *, engine: Engine | None = None
+) -> ProviderPort:
     """The adapter of the provider called ``name`` (default: the first configured).
+
+    A provider whose OAuth refresh token rotates keeps it in the state database (``engine``,
+    or one opened on database.url): every command that talks to it, `provider check`
+    included, must use the stored token, as the seed in config is spent after one refresh.
 
     Raises ``ConfigError`` naming what its kind needs and the config leaves unset.
     """
@@ -71,13 +78,20 @@ def build_provider(settings: Settings, name: str | None = None) -> ProviderPort:
     problems = provider_problems(provider)
     if problems:
         raise ConfigError(problems)
-    return providers_registry.build_provider(provider)
+    token_store = None
+    if providers_registry.needs_token_store(provider):
+        token_store = SqlOAuthTokenStore(
+            engine or build_engine(settings),
+            # A waiter waits out another process's refresh, which takes one request at most.
+            lock_timeout_seconds=provider.deadline_seconds + 30,
+        )
+    return providers_registry.build_provider(provider, token_store=token_store)
 
 
-def build_providers(settings: Settings) -> dict[str, ProviderPort]:
+def build_providers(settings: Settings, engine: Engine | None = None) -> dict[str, ProviderPort]:
     """Every configured provider's adapter, by the name its calls are stored under."""
     return {
-        provider.name: build_provider(settings, provider.name)
+        provider.name: build_provider(settings, provider.name, engine=engine)
         for provider in settings.configured_providers
     }
 
@@ -207,7 +221,7 @@ def build_daemon(
     telemetry: PrometheusTelemetry | None = None
     if settings.metrics.listen:
         telemetry = PrometheusTelemetry(CollectorRegistry(), version=__version__)
-    providers = build_providers(settings)
+    providers = build_providers(settings, store.engine)
     siro = build_siro_client(settings)
     worker = build_worker(
         settings,

@@ -23,6 +23,7 @@ HEAVY = frozenset(
         "alembic",
         "apscheduler",
         "av",
+        "cryptography",
         "phonenumbers",
         "prometheus_client",
         "pydantic",

@@ -6,6 +6,7 @@ in ``tests/test_store_contract.py`` run against both.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import threading
@@ -52,6 +53,7 @@ from poller.domain.records import (
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.domain.transitions import RequeueSelection
 from poller.ports.store import NotReplayable, NotRequeueable
+from poller.ports.token_store import SealedTokens, TokenSlot
 
 
 class MemoryStore(LeaseGuardedWrites):
@@ -725,3 +727,44 @@ def _is_waiting(call: Call, provider: str) -> bool:
         and call.lease_owner is None
         and call.recording_state != RecordingState.READY.value
     )
+
+
+class MemoryOAuthTokenStore:
+    """An in-memory :class:`poller.ports.token_store.OAuthTokenStore`: one process's threads
+    share it (tests, the demo); the SQL one is shared across processes."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, SealedTokens] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def peek(self, key: str) -> SealedTokens | None:
+        with self._guard:
+            return self._rows.get(key)
+
+    @contextlib.contextmanager
+    def exclusive(self, key: str) -> Iterator[TokenSlot]:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            slot = _MemoryTokenSlot(self._rows.get(key))
+            yield slot
+            if slot.written is not None:
+                with self._guard:
+                    self._rows[key] = slot.written
+
+    def rows(self) -> dict[str, SealedTokens]:
+        with self._guard:
+            return dict(self._rows)
+
+
+class _MemoryTokenSlot:
+    def __init__(self, row: SealedTokens | None) -> None:
+        self._row = row
+        self.written: SealedTokens | None = None
+
+    def read(self) -> SealedTokens | None:
+        return self.written or self._row
+
+    def write(self, tokens: SealedTokens) -> None:
+        self.written = tokens

@@ -41,9 +41,10 @@ def provider_group() -> None:
 def check(cli: CliContext, since: str, names: tuple[str, ...], as_json: bool) -> None:
     """List one page of the call log, read-only, and say what works and what does not.
 
-    Nothing is written: no cursor, no row. Exits 1 when the credentials are refused, the host
-    cannot be reached or refuses, the answer has the wrong shape, or no record maps; 2 when
-    the settings are incomplete.
+    Nothing is written: no cursor, no call (only a rotated OAuth refresh token is kept, as the
+    old one no longer works). Exits 1 when the credentials are refused, the host cannot be
+    reached or refuses, the answer has the wrong shape, or no record maps; 2 when the settings
+    are incomplete.
     """
     from poller.app import build_provider
     from poller.core.provider_check import check_provider

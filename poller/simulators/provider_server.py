@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 from poller.simulators.chaos import Chaos
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.oauth_server import OAuthTokenIssuer
 
 Paging = Literal["none", "token", "next_url", "link_header", "page_number", "offset"]
 # "iso8601", "unix_s", "unix_ms" or a strftime pattern ("%Y-%m-%d %H:%M:%S").
@@ -172,8 +173,12 @@ class FakeCallLog:
     row_cap: int | None = None
     # Auth the API insists on: ("bearer", token), ("basic", user, password),
     # ("api_key", header, key), ("oauth", client_id, client_secret) with tokens from
-    # POST /oauth/token (client credentials, client authenticated by HTTP Basic), or None.
+    # POST /oauth/token (client credentials, client authenticated by HTTP Basic),
+    # ("issuer",) with tokens from ``issuer`` (password and rotating refresh-token grants,
+    # poller.simulators.oauth_server), or None. A header template's check is ("api_key",
+    # header, rendered value): the header must carry exactly that.
     auth: tuple[str, ...] | None = None
+    issuer: OAuthTokenIssuer | None = None
     # With oauth: how many requests an access token serves before it is refused (expired).
     token_uses: int | None = None
     # Answer listing requests with a 302 to this URL instead.
@@ -268,6 +273,10 @@ class FakeCallLog:
             return lowered.get("authorization") == "Basic " + base64.b64encode(pair).decode()
         if kind == "api_key":
             return lowered.get(self.auth[1].lower()) == self.auth[2]
+        if kind == "issuer":
+            assert self.issuer is not None
+            header = lowered.get("authorization", "")
+            return header.startswith("Bearer ") and self.issuer.accepts(header[len("Bearer ") :])
         if kind == "oauth":
             token = lowered.get("authorization", "").removeprefix("Bearer ")
             with self.lock:
@@ -444,6 +453,10 @@ class FakeProviderHandler(QuietHandler):
         form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
         with api.lock:
             api.requests.append({"path": self.path, "form": form, "headers": dict(self.headers)})
+        if self.path == "/oauth/token" and api.issuer is not None:
+            status, answer = api.issuer.answer(form, dict(self.headers.items()))
+            self._json(status, answer)
+            return
         if self.path != "/oauth/token" or api.auth is None or api.auth[0] != "oauth":
             self._json(404, {"error": "not found"})
             return

@@ -5,9 +5,11 @@ from poller.adapters.http.auth import (
     Authenticator,
     BasicAuth,
     BearerToken,
+    HeaderTemplate,
     NoAuth,
     OAuthClientCredentials,
     OAuthJwtBearer,
+    OAuthPassword,
 )
 from poller.adapters.http.client import (
     BodyEmpty,
@@ -48,6 +50,7 @@ __all__ = [
     "BodyTruncated",
     "DeadlineExceeded",
     "Downloaded",
+    "HeaderTemplate",
     "HostRules",
     "HostUnresolved",
     "HttpClient",
@@ -63,6 +66,7 @@ __all__ = [
     "NoAuth",
     "OAuthClientCredentials",
     "OAuthJwtBearer",
+    "OAuthPassword",
     "RateLimiter",
     "RetryPolicy",
     "TooManyRedirects",

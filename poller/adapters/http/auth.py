@@ -7,20 +7,29 @@ and tries once more only if that answers True (a fresh token may help; a static 
 The OAuth authenticators mint through an :class:`~poller.adapters.http.client.HttpClient` whose
 host rules list the token endpoint's host as a credential host, and keep their token in an
 :class:`~poller.adapters.http.tokens.AccessTokenCache`: one mint under concurrency, refreshed
-ahead of expiry, dropped on a 401 only if it is the token that was refused.
+ahead of expiry, dropped on a 401 only if it is the token that was refused. The refresh-token
+grant, whose rotating refresh token outlives the process in the state database, is in
+:mod:`poller.adapters.http.oauth_refresh`.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import re
+import string
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import SecretStr
 
-from poller.adapters.http.errors import HttpPermanent, HttpResponse, HttpUnauthorized
+from poller.adapters.http.errors import (
+    HttpError,
+    HttpPermanent,
+    HttpResponse,
+    HttpUnauthorized,
+)
 from poller.adapters.http.tokens import AccessToken, AccessTokenCache
 from poller.domain.clock import utcnow
 
@@ -62,6 +71,48 @@ class TokenEndpointClient(Protocol):
 
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+_OAUTH_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
+
+
+def _oauth_error(exc: HttpError) -> str:
+    """`` invalid_grant``: the RFC 6749 error code of a refused token request, if it gave one.
+
+    Only a short code of the RFC's alphabet is shown; a description may echo what was sent.
+    """
+    try:
+        code = exc.response.json().get("error") if exc.response is not None else None
+    except (ValueError, AttributeError):
+        return ""
+    return f" {code}" if isinstance(code, str) and _OAUTH_ERROR_CODE.fullmatch(code) else ""
+
+
+ClientAuth = Literal["basic", "body"]
+
+
+class _ClientCredentials:
+    """How an OAuth client proves itself at the token endpoint (RFC 6749 2.3.1): HTTP Basic,
+    which every server must accept, or ``client_id``/``client_secret`` in the form."""
+
+    def __init__(self, client_id: str, secret: SecretStr, mode: ClientAuth) -> None:
+        self.client_id = client_id
+        self._secret = secret
+        self.mode = mode
+
+    def headers(self) -> dict[str, str]:
+        if self.mode != "basic":
+            return {}
+        return {"Authorization": _basic(self.client_id, self._secret.get_secret_value())}
+
+    def form(self) -> dict[str, str]:
+        if self.mode != "body":
+            return {}
+        return {"client_id": self.client_id, "client_secret": self._secret.get_secret_value()}
+
+    def secrets(self) -> tuple[str, str]:
+        secret = self._secret.get_secret_value()
+        return (secret, _basic(self.client_id, secret).removeprefix("Basic "))
 
 
 class NoAuth:
@@ -117,6 +168,49 @@ class ApiKeyHeader(_StaticHeader):
         super().__init__(header, key)
 
 
+# RFC 9110 5.1: a field name is a token.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholders of a header template (``Token token="{api_key}"``), in order.
+
+    Raises ``ValueError`` for a template str.format would misread: an unmatched brace, a
+    positional ``{}``, an attribute or index (``{api_key.x}``), a conversion or format spec.
+    ``{{`` and ``}}`` stand for literal braces.
+    """
+    names: list[str] = []
+    for _literal, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise ValueError(f"placeholder {{{name}}} must be a plain name such as {{api_key}}")
+        if spec or conversion:
+            raise ValueError(f"placeholder {{{name}}} may carry no conversion or format spec")
+        names.append(name)
+    return names
+
+
+class HeaderTemplate(_StaticHeader):
+    """One header whose value is a template over the configured secrets, rendered once:
+    ``Authorization: Token token="{api_key}"`` (CallRail), ``Authorization: {api_key}:{api_secret}``
+    (JustCall), ``X-Api-Auth: {api_key}`` (Freshcaller). The whole rendered value is a secret."""
+
+    def __init__(self, header: str, template: str, values: Mapping[str, SecretStr]) -> None:
+        names = template_fields(template)
+        missing = sorted({name for name in names if name not in values})
+        if missing:
+            raise ValueError(f"header template names unset values: {', '.join(missing)}")
+        rendered = template.format_map({name: values[name].get_secret_value() for name in names})
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in rendered):
+            raise ValueError("the rendered header holds a control character (a line break?)")
+        super().__init__(header, SecretStr(rendered))
+        self._parts = tuple(values[name].get_secret_value() for name in names)
+
+    def secrets(self) -> Sequence[str]:
+        return (self._value.get_secret_value(), *self._parts)
+
+
 class _OAuth:
     """A bearer token from a token endpoint, cached and shared by all threads."""
 
@@ -165,14 +259,19 @@ class _OAuth:
         return {}
 
     def _mint(self) -> AccessToken:
+        minted_at = self._clock()
+        return self._access_token(self._request_token(self._form()), minted_at)
+
+    def _request_token(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """POST ``form`` to the token endpoint; its JSON answer, or the refusal as
+        :class:`HttpUnauthorized` naming the keys to check."""
         if self._http is None:
             raise HttpPermanent(f"{self.what}: no HTTP client to mint with")
-        minted_at = self._clock()
         try:
             answer = self._http.request(
                 "POST",
                 self.token_url,
-                data=self._form(),
+                data=dict(form),
                 credentials=self._client_headers(),
                 headers={"Accept": "application/json"},
                 what=self.what,
@@ -180,8 +279,8 @@ class _OAuth:
             )
         except HttpUnauthorized as exc:
             raise HttpUnauthorized(
-                f"{self.what}: the token endpoint refused the credentials (HTTP {exc.status}); "
-                f"check {self._config_hint}",
+                f"{self.what}: the token endpoint refused the credentials (HTTP {exc.status}"
+                f"{_oauth_error(exc)}); {self._refusal_advice(exc)}",
                 url=self.token_url,
                 status=exc.status,
                 check=self._config_hint,
@@ -189,8 +288,8 @@ class _OAuth:
         except HttpPermanent as exc:
             if exc.status in (400,):
                 raise HttpUnauthorized(
-                    f"{self.what}: the token endpoint refused the grant (HTTP 400); "
-                    f"check {self._config_hint}",
+                    f"{self.what}: the token endpoint refused the grant (HTTP 400"
+                    f"{_oauth_error(exc)}); {self._refusal_advice(exc)}",
                     url=self.token_url,
                     status=exc.status,
                     check=self._config_hint,
@@ -200,12 +299,23 @@ class _OAuth:
             payload: Any = answer.json()
         except ValueError:
             payload = None
-        value = payload.get("access_token") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict):
+            raise HttpPermanent(
+                f"{self.what}: the token endpoint's answer is not a JSON object",
+                url=self.token_url,
+                status=answer.status,
+            )
+        return payload
+
+    def _refusal_advice(self, refusal: HttpError) -> str:
+        return f"check {self._config_hint}"
+
+    def _access_token(self, payload: Mapping[str, Any], minted_at: datetime) -> AccessToken:
+        value = payload.get("access_token")
         if not isinstance(value, str) or not value:
             raise HttpPermanent(
                 f"{self.what}: the token endpoint's answer holds no access_token",
                 url=self.token_url,
-                status=answer.status,
             )
         lifetime = DEFAULT_LIFETIME
         expires_in = payload.get("expires_in")
@@ -215,12 +325,16 @@ class _OAuth:
             and 0 < expires_in < 10 * 365 * 86400
         ):
             lifetime = timedelta(seconds=float(expires_in))
-        self._minted.append(value)
-        del self._minted[:-4]
+        self._remember(value)
         log.info(
             "minted an access token at %s, valid for %d s", self.what, lifetime.total_seconds()
         )
         return AccessToken(value=value, expires_at=minted_at + lifetime)
+
+    def _remember(self, value: str) -> None:
+        """Keep ``value`` among the secrets messages are redacted of (the last few)."""
+        self._minted.append(value)
+        del self._minted[:-4]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token_url={self.token_url!r})"
@@ -325,3 +439,57 @@ class OAuthJwtBearer(_OAuth):
         if not self.client_id or self._client_secret is None:
             return {}
         return {"Authorization": _basic(self.client_id, self._client_secret.get_secret_value())}
+
+
+class OAuthPassword(_OAuth):
+    """OAuth 2 resource owner password grant (RFC 6749 4.3), Vonage VBC style: an integration
+    user's name and password in the form, the client's id and secret by HTTP Basic."""
+
+    what = "OAuth password-grant token"
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: SecretStr,
+        username: str,
+        password: SecretStr,
+        scope: str | None = None,
+        extra_params: Mapping[str, str] | None = None,
+        client_auth: ClientAuth = "basic",
+        http: TokenEndpointClient | None = None,
+        config_hint: str = "the provider's username, password, client_id and client_secret",
+        clock: Callable[[], datetime] = utcnow,
+        refresh_margin: timedelta = timedelta(seconds=60),
+    ) -> None:
+        super().__init__(
+            token_url=token_url,
+            http=http,
+            config_hint=config_hint,
+            clock=clock,
+            refresh_margin=refresh_margin,
+        )
+        self.client = _ClientCredentials(client_id, client_secret, client_auth)
+        self.username = username
+        self._password = password
+        self.scope = scope
+        self.extra_params = dict(extra_params or {})
+
+    def _static_secrets(self) -> Sequence[str]:
+        return (self._password.get_secret_value(), *self.client.secrets())
+
+    def _form(self) -> dict[str, str]:
+        form = {
+            "grant_type": "password",
+            "username": self.username,
+            "password": self._password.get_secret_value(),
+            **self.extra_params,
+            **self.client.form(),
+        }
+        if self.scope:
+            form["scope"] = self.scope
+        return form
+
+    def _client_headers(self) -> dict[str, str]:
+        return self.client.headers()

@@ -97,6 +97,7 @@ from poller.ports.provider import (
     RecordPosition,
     TransientProviderError,
 )
+from poller.ports.token_store import OAuthTokenStore
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,11 @@ class ProviderAdapter(ABC, Generic[S]):
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        token_store: OAuthTokenStore | None = None,
     ) -> None:
         """``clock``, ``sleep`` and ``monotonic`` are the adapter's time: its rate limiters
-        wait on them, and so does its retry policy unless ``retry`` is given."""
+        wait on them, and so does its retry policy unless ``retry`` is given. ``token_store``
+        keeps OAuth tokens that must outlive the process (a rotating refresh token)."""
         base_url = settings.api_base_url
         if base_url is None:
             raise PermanentProviderError(f"{settings.config_key('base_url')}: required")
@@ -196,6 +199,7 @@ class ProviderAdapter(ABC, Generic[S]):
         self.monotonic = monotonic
         self.base_url = base_url
         self.name = settings.name
+        self.token_store = token_store
         self.auth = self.authenticator()
         self.hosts = self.host_rules()
         self.http = http or HttpClient(

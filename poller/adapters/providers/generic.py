@@ -386,7 +386,7 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         return f"{self.settings.config_key('listing.items_path')} {self.items_path()!r}"
 
     def authenticator(self) -> Authenticator:
-        return authenticator_for(self.settings)
+        return authenticator_for(self.settings, token_store=self.token_store, store_key=self.name)
 
     def credential_hosts(self) -> set[str]:
         return super().credential_hosts() | self.explicit_credential_hosts()

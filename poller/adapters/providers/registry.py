@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.config_types import ConfigError
+from poller.ports.token_store import OAuthTokenStore
 
 if TYPE_CHECKING:
     from poller.adapters.providers.base import ProviderAdapter
@@ -43,12 +44,24 @@ def settings_models() -> list[type[ProviderSettingsBase]]:
     return [adapter_class(kind).settings_model for kind in KINDS]
 
 
-def build_provider(settings: ProviderSettingsBase) -> ProviderAdapter[ProviderSettingsBase]:
-    """The adapter ``settings.kind`` names; raises :class:`ConfigError` for unset needs."""
+def build_provider(
+    settings: ProviderSettingsBase, *, token_store: OAuthTokenStore | None = None
+) -> ProviderAdapter[ProviderSettingsBase]:
+    """The adapter ``settings.kind`` names; raises :class:`ConfigError` for unset needs.
+
+    ``token_store`` keeps the OAuth tokens that must outlive the process (see
+    :func:`needs_token_store`)."""
     problems = missing_settings(settings)
     if problems:
         raise ConfigError(problems)
-    return adapter_class(settings.kind)(settings)
+    return adapter_class(settings.kind)(settings, token_store=token_store)
+
+
+def needs_token_store(settings: ProviderSettingsBase) -> bool:
+    """Whether this provider keeps OAuth tokens in the state database (a rotating refresh
+    token): its adapter then needs a token store."""
+    check = getattr(settings, "needs_token_store", None)
+    return bool(check()) if callable(check) else False
 
 
 def missing_settings(settings: ProviderSettingsBase) -> list[str]:

@@ -303,6 +303,22 @@ class BackfillRunRow(Base):
     )
 
 
+class OAuthTokenRow(Base):
+    """A provider's rotating OAuth refresh token and the access token it last gave
+    (poller/adapters/http/oauth_refresh.py). Both are sealed (AES-GCM, ``v1.`` + base64) with
+    a key from the provider's credentials, which the database does not hold; never in clear.
+    ``seed_fingerprint`` is a SHA-256 of the configured seed the token descends from."""
+
+    __tablename__ = "oauth_refresh_tokens"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seed_fingerprint: Mapped[str] = mapped_column(String(64))
+    refresh_token: Mapped[str] = mapped_column(Text)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core views of the tables, for the store's SQL.
 calls_table = cast(Table, CallRow.__table__)
 call_events_table = cast(Table, CallEventRow.__table__)
@@ -312,3 +328,4 @@ unmapped_records_table = cast(Table, UnmappedRecordRow.__table__)
 credential_pauses_table = cast(Table, CredentialPauseRow.__table__)
 worker_heartbeats_table = cast(Table, WorkerHeartbeatRow.__table__)
 backfill_runs_table = cast(Table, BackfillRunRow.__table__)
+oauth_refresh_tokens_table = cast(Table, OAuthTokenRow.__table__)
