@@ -90,6 +90,16 @@ class Downloader:
                     f"check the provider's credentials and their permission to read recordings",
                     status=exc.status,
                 ) from None
+            if request.refreshable:
+                # Nothing of ours was refused: the grant the provider handed out has expired
+                # (or was used once already). The next attempt resolves a fresh one.
+                message = _hide_path(str(exc), request.url) if request.secret_path else str(exc)
+                raise StepFailure.retry(
+                    "download_url_expired",
+                    f"{message}: the download URL the provider handed out was refused, most "
+                    "likely expired; the next attempt asks the provider for a fresh one",
+                    http_status=exc.status,
+                ) from None
             raise _step_failure(exc, request) from None
         except HttpError as exc:
             raise _step_failure(exc, request) from None
