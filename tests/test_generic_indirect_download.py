@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,15 @@ import pytest
 from poller.adapters.downloader import Downloader
 from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
 from poller.adapters.providers.generic import GenericProvider, GenericSettings
+from poller.adapters.siro_fake import InMemorySiro
+from poller.adapters.sql.store import SqlStore
+from poller.app import build_worker
+from poller.config import Settings
+from poller.core.poll import poll_once
+from poller.core.users_sync import sync_users
 from poller.domain.failures import Disposition, StepFailure
 from poller.domain.records import Call
+from poller.domain.siro import SiroUser
 from poller.domain.states import CallState
 from poller.ports.provider import (
     PermanentProviderError,
@@ -25,8 +34,10 @@ from poller.ports.provider import (
     TransientProviderError,
 )
 from poller.simulators.aircall_server import MediaHandler, MediaStore
+from poller.simulators.audio import mp3_bytes
 from poller.simulators.http_server import LocalHTTPServer
-from poller.simulators.provider_server import FakeCallLog, serve
+from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
+from poller.wiring import poll_params_from_settings
 
 NO_WAIT = RetryPolicy(max_tries=2, base_delay=0.0, max_delay=0.1)
 API_KEY = 'Token token="callrail-key-0001"'
@@ -392,3 +403,93 @@ def test_an_indirect_download_that_cannot_work_is_a_configuration_error(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         GenericSettings(base_url="https://api.example.com", recording=recording)
+
+
+# -- through the poll and the worker, into the state database --------------------------------
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class ExpiresOnFirstUse(MediaStore):
+    """The media host, on which the first URL handed out has expired by the time it is used."""
+
+    expire_next: bool = True
+
+    def answer(
+        self, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        with self.lock:
+            if self.expire_next:
+                self.expire_next = False
+                self.grants = {sig: (key, 0.0) for sig, (key, _at) in self.grants.items()}
+        return super().answer(path, query, headers)
+
+
+def test_an_indirect_recording_is_uploaded_after_an_expired_url_and_no_url_is_stored(
+    sql_store: SqlStore, tmp_path: Path
+) -> None:
+    started = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    clock = Clock(started + timedelta(hours=1))
+    siro = InMemorySiro(clock=clock, users=[SiroUser(id="user-9", email="rep@yourcompany.com")])
+    api = FakeCallLog(auth=("api_key", "Authorization", API_KEY))
+    media = ExpiresOnFirstUse()
+    audio = mp3_bytes(1)
+    with serve(api) as api_server, LocalHTTPServer(MediaHandler, media) as media_server:
+        media.base_url = media_server.url
+        media.put("c1", audio)
+        api.add_call(quickstart_call("c1", started + timedelta(minutes=1)), started)
+        pointer = api.add_pointer("/calls/c1/recording.json", lambda: {"url": media.sign("c1")})
+        settings = Settings(
+            state_dir=tmp_path / "state",
+            provider={
+                "base_url": api_server.url,
+                "auth": "api_key",
+                "api_key_header": "Authorization",
+                "api_key": API_KEY,
+                "download_hosts": [media_server.url.removeprefix("http://")],
+                "recording": {
+                    "download_path": "/calls/{call_id}/recording.json",
+                    "answer": "json",
+                    "url_path": "url",
+                },
+            },
+            poll={"start_at": started - timedelta(hours=1), "settle_delay_seconds": 0},
+            worker={"retry_base_seconds": 30, "retry_max_seconds": 600},
+            siro={"conversation_type": "sales", "organization_id": "org-1"},
+        )
+        provider = GenericProvider(settings.provider, retry=NO_WAIT)
+        assert poll_once(poll_params_from_settings(settings), provider, sql_store, clock()).ok
+        worker = build_worker(
+            settings, sql_store, threading.Event(), providers={"generic": provider}, siro=siro
+        )
+        worker.clock = clock
+        sync_users(siro, sql_store, clock(), default_region="US")
+
+        worker.drain()
+        [call] = sql_store.find_calls("c1")
+        assert (call.state, call.error_kind, call.attempts) == (
+            CallState.PENDING,
+            "download_url_expired",
+            1,
+        )
+
+        clock.advance(minutes=15)
+        worker.drain()
+
+    [call] = sql_store.find_calls("c1")
+    assert call.state is CallState.UPLOADED and pointer.served == 2
+    assert call.recording_url is None
+    stored_text = repr(call) + repr(sql_store.events_for(call.id))
+    assert len(media.grants) == 2
+    for signature in media.grants:
+        assert signature not in stored_text
+    assert "X-Amz" not in stored_text and API_KEY not in stored_text

@@ -205,7 +205,7 @@ class RecordingResolver:
         self.provider = provider
         self.recording = recording
         self.recording_url_field = recording_url_field
-        self._json_http: HttpClient | None = None
+        self._json_http = self._json_client() if recording.answer == "json" else None
 
     def key(self, name: str) -> str:
         key: str = self.provider.settings.config_key(f"recording.{name}")
@@ -293,8 +293,9 @@ class RecordingResolver:
     def _indirect(self, call: RecordingLocator, url: str) -> DownloadRequest:
         recording = self.recording
         what = f"recording lookup of call {call.provider_call_id}"
+        assert self._json_http is not None
         try:
-            answer = self._json_client().request("GET", url, what=what)
+            answer = self._json_http.request("GET", url, what=what)
         except HttpError as exc:
             if exc.status is not None and exc.status in recording.pending_statuses:
                 raise TransientProviderError(
@@ -355,25 +356,23 @@ class RecordingResolver:
 
     def _json_client(self) -> HttpClient:
         """The provider's client with the JSON step's own byte cap and deadline."""
-        if self._json_http is None:
-            http = self.provider.http
-            limits = replace(
-                http.limits,
-                deadline=min(self.recording.json_timeout_seconds, http.limits.deadline),
-                deadline_key=self.key("json_timeout_seconds"),
-                max_body_bytes=self.recording.json_max_bytes,
-                body_limit_key=self.key("json_max_bytes"),
-            )
-            self._json_http = HttpClient(
-                limits=limits,
-                hosts=http.hosts,
-                retry=http.retry,
-                auth=http.auth,
-                rate_limiter=http.rate_limiter,
-                user_agent=http.user_agent,
-                redact=http.secrets(),
-            )
-        return self._json_http
+        http = self.provider.http
+        limits = replace(
+            http.limits,
+            deadline=min(self.recording.json_timeout_seconds, http.limits.deadline),
+            deadline_key=self.key("json_timeout_seconds"),
+            max_body_bytes=self.recording.json_max_bytes,
+            body_limit_key=self.key("json_max_bytes"),
+        )
+        return HttpClient(
+            limits=limits,
+            hosts=http.hosts,
+            retry=http.retry,
+            auth=http.auth,
+            rate_limiter=http.rate_limiter,
+            user_agent=http.user_agent,
+            redact=http.secrets(),
+        )
 
 
 def _short_list(body: Any, path: str) -> bool:
