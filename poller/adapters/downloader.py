@@ -78,6 +78,7 @@ class Downloader:
                 credentials=request.headers,
                 hosts=rules,
                 rate_limiter=self._rate_limiter_for(request.url),
+                secret_path=request.secret_path,
             )
         except HttpUnauthorized as exc:
             refused_by = exc.response.url if exc.response is not None else request.url
