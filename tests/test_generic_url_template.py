@@ -152,6 +152,30 @@ def test_a_call_without_the_id_the_path_needs_waits_for_its_recording(
     assert states == {"c1": RecordingState.READY, "c2": RecordingState.PENDING}
 
 
+def test_a_url_field_that_is_null_says_the_call_has_no_recording_yet(
+    api: FakeCallLog, server: LocalHTTPServer
+) -> None:
+    # CallRail lists "recording": the recording.json URL, or null for a call not recorded.
+    settings = GenericSettings(
+        base_url=server.url,
+        listing={"path": "/api/calls/index.json"},
+        fields={"call_id": "id", "recording_url": "recording"},
+        recording={"download_path": "/calls/{call_id}/recording.json"},
+    )
+    at = T0.isoformat()
+    api.add_call({"id": "c1", "started_at": at, "recording": "/calls/c1/recording.json"}, T0)
+    api.add_call({"id": "c2", "started_at": at, "recording": None}, T0)
+    api.add_call({"id": "c3", "started_at": at}, T0)
+    api.auth = None
+    [page] = GenericProvider(settings, retry=NO_WAIT).list_window(WINDOW)
+    states = {record.provider_call_id: record.recording_state for record in page.records}
+    assert states == {
+        "c1": RecordingState.READY,
+        "c2": RecordingState.PENDING,
+        "c3": RecordingState.READY,  # no such field in the record: it says nothing
+    }
+
+
 @pytest.mark.parametrize(
     ("call_id", "requested"),
     [

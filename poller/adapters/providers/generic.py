@@ -69,7 +69,7 @@ from poller.domain.call_record import (
     host_key,
 )
 from poller.domain.clock import format_time
-from poller.domain.paths import MISSING, dig
+from poller.domain.paths import MISSING, dig, present
 from poller.domain.raw_record import (
     field_text,
     sanitise_raw,
@@ -402,8 +402,12 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         self, raw: Mapping[str, Any], url: str | None, recording_id: str | None
     ) -> RecordingState:
         fields, recording = self.fields, self.settings.recording
-        # A path built from the record (download_path) needs no URL in it.
+        # A path built from the record (download_path) needs no URL in it. A URL field the
+        # record has, null or empty (CallRail's "recording"), still says there is none yet.
         built = recording.builds_url(recording_id)
+        if built and fields.recording_url is not None:
+            hint = _field(raw, fields.recording_url)
+            built = hint is MISSING or present(hint)
         downloadable = url is not None or built or recording.refetch_path is not None
         if fields.recording_status is None:
             return RecordingState.READY if url is not None or built else RecordingState.PENDING
