@@ -202,16 +202,17 @@ def test_an_id_cannot_leave_its_path_segment(
 
 
 @pytest.mark.parametrize("call_id", ["..", "."])
+@pytest.mark.parametrize("setting", ["download_path", "refetch_path"])
 def test_an_id_that_is_a_dot_segment_is_refused_before_any_request(
-    api: FakeCallLog, server: LocalHTTPServer, call_id: str
+    api: FakeCallLog, server: LocalHTTPServer, call_id: str, setting: str
 ) -> None:
     provider = GenericProvider(
-        GenericSettings(
-            base_url=server.url, recording={"download_path": "/calls/{call_id}/recording"}
-        ),
+        GenericSettings(base_url=server.url, recording={setting: "/calls/{call_id}/recording"}),
         retry=NO_WAIT,
     )
-    with pytest.raises(PermanentProviderError, match=r"cannot be a path segment of provider\."):
+    with pytest.raises(
+        PermanentProviderError, match=rf"cannot be a path segment of provider\.recording\.{setting}"
+    ):
         provider.resolve_download(stored(call_id))
     assert api.requests == []
 

@@ -129,19 +129,9 @@ class RecordingSettings(Section):
     format: Literal["mp3", "wav", "m4a", "aac"] | None = Field(default=None, examples=["mp3"])
     """Audio format of the recordings when their URLs do not tell: "mp3", "wav", "m4a" or "aac"."""
 
-    @field_validator("refetch_path")
+    @field_validator("refetch_path", "download_path")
     @classmethod
     def _names_the_call(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        check_url_path(value)
-        if "{call_id}" not in value and "{recording_id}" not in value:
-            raise ValueError("must contain {call_id} or {recording_id}")
-        return value
-
-    @field_validator("download_path")
-    @classmethod
-    def _download_template(cls, value: str | None) -> str | None:
         if value is None:
             return value
         return _check_template(value, CALL_PLACEHOLDERS, CALL_PLACEHOLDERS)
@@ -268,13 +258,7 @@ class RecordingResolver:
     # -- refetch (Aircall style) ----------------------------------------------------------
 
     def _fresh_recording_url(self, call: RecordingLocator, template: str) -> str:
-        if "{recording_id}" in template and not call.recording_id:
-            raise PermanentProviderError(
-                f"call {call.provider_call_id} has no recording id for {self.key('refetch_path')}"
-            )
-        path = template.replace("{call_id}", quote(call.provider_call_id, safe="")).replace(
-            "{recording_id}", quote(call.recording_id or "", safe="")
-        )
+        path = self._fill(template, call, "refetch_path")
         page = self.provider.get_json(PageRequest(self._url(path)), f"call {call.provider_call_id}")
         item = dig(page.body, self.recording.refetch_item_path)
         found = (
