@@ -320,6 +320,19 @@ def test_the_json_step_has_its_own_deadline(world: World) -> None:
     provider = world.callrail(json_timeout_seconds=0.3)
     with pytest.raises(TransientProviderError, match=r"provider\.recording\.json_timeout_seconds"):
         provider.resolve_download(stored("CAL1"))
+    # Never longer than the provider's total deadline, which the message then names.
+    within = world.provider(
+        deadline_seconds=0.3,
+        connect_timeout_seconds=0.3,
+        read_timeout_seconds=5,
+        recording={
+            "download_path": "/calls/{call_id}/recording.json",
+            "answer": "json",
+            "url_path": "url",
+        },
+    )
+    with pytest.raises(TransientProviderError, match=r"0\.3 s \(provider\.deadline_seconds\)"):
+        within.resolve_download(stored("CAL1"))
 
 
 # -- a token, then a redirect (GoTo Connect) ------------------------------------------------

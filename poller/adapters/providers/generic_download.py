@@ -341,10 +341,12 @@ class RecordingResolver:
     def _json_client(self) -> HttpClient:
         """The provider's client with the JSON step's own byte cap and deadline."""
         http = self.provider.http
+        own = self.recording.json_timeout_seconds < http.limits.deadline
         limits = replace(
             http.limits,
             deadline=min(self.recording.json_timeout_seconds, http.limits.deadline),
-            deadline_key=self.key("json_timeout_seconds"),
+            # The message names the setting that set the deadline.
+            deadline_key=self.key("json_timeout_seconds") if own else http.limits.deadline_key,
             max_body_bytes=self.recording.json_max_bytes,
             body_limit_key=self.key("json_max_bytes"),
         )
