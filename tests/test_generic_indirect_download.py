@@ -231,6 +231,30 @@ def test_an_expired_url_is_retried_and_the_next_attempt_asks_for_a_fresh_one(
     assert (tmp_path / "call-1").read_bytes() == MP3
 
 
+def test_a_url_refetched_from_the_call_is_retried_when_expired_too(
+    world: World, tmp_path: Path
+) -> None:
+    # refetch_path (Aircall style): the call is read again for a URL signed a moment ago.
+    world.media.put("c7", MP3)
+    world.api.add_call({"call": "c7"}, datetime(2026, 2, 23, tzinfo=UTC), key="c7")
+    world.api.single_item_key = ""
+    provider = world.provider(
+        base_path="",
+        fields={"call_id": "id", "recording_url": "recording"},
+        recording={"refetch_path": "/calls/{call_id}"},
+    )
+    world.api.update_call("c7", recording=world.media.sign("c7"))
+    request = provider.resolve_download(stored("c7"))
+    assert request.refreshable and request.headers_for(request.url) == {}
+    world.media.expire_all()
+    with pytest.raises(StepFailure) as caught:
+        downloader().fetch(request, tmp_path / "call-1")
+    assert (caught.value.kind, caught.value.disposition) == (
+        "download_url_expired",
+        Disposition.RETRY,
+    )
+
+
 def test_the_first_of_a_list_of_segments_is_taken_where_the_path_says(world: World) -> None:
     # Quo: /v1/call-recordings/{callId} answers {"data": [...]}, one entry per segment, oldest
     # first; "data.0.url" takes the first.

@@ -211,18 +211,19 @@ class RecordingResolver:
         stored = call.recording_url
         if recording.refetch_path is not None:
             url = self._fresh_recording_url(call, recording.refetch_path)
-        elif stored is None:
+            fresh = self.provider.download_request(url, recording.format or format_from(url))
+            # Signed a moment ago: refused where no credentials went, it has expired.
+            return replace(fresh, refreshable=True)
+        if stored is None:
             raise PermanentProviderError(
                 f"call {call.provider_call_id} has no recording URL to download"
             )
-        elif MASK in stored:
+        if MASK in stored:
             raise PermanentProviderError(
                 f"call {call.provider_call_id}: its recording URL is signed, so it was not "
                 f"stored; set {self.key('refetch_path')} to fetch a fresh one"
             )
-        else:
-            url = stored
-        return self.provider.download_request(url, recording.format or format_from(url))
+        return self.provider.download_request(stored, recording.format or format_from(stored))
 
     # -- templates ------------------------------------------------------------------------
 
