@@ -78,6 +78,7 @@ class Downloader:
                 credentials=request.headers,
                 hosts=rules,
                 rate_limiter=self._rate_limiter_for(request.url),
+                secret_path=request.secret_path,
             )
         except HttpUnauthorized as exc:
             refused_by = exc.response.url if exc.response is not None else request.url
@@ -89,6 +90,16 @@ class Downloader:
                     f"the provider refused the credentials for a recording download: {message}; "
                     f"check the provider's credentials and their permission to read recordings",
                     status=exc.status,
+                ) from None
+            if request.refreshable:
+                # Nothing of ours was refused: the grant the provider handed out has expired
+                # (or was used once already). The next attempt resolves a fresh one.
+                message = _hide_path(str(exc), request.url) if request.secret_path else str(exc)
+                raise StepFailure.retry(
+                    "download_url_expired",
+                    f"{message}: the download URL the provider handed out was refused, most "
+                    "likely expired; the next attempt asks the provider for a fresh one",
+                    http_status=exc.status,
                 ) from None
             raise _step_failure(exc, request) from None
         except HttpError as exc:

@@ -133,6 +133,9 @@ class DownloadRequest:
     hosts_config_key: str = "provider.download_hosts"
     # The URL's path itself grants access (a share link): messages show only its host.
     secret_path: bool = False
+    # The URL was handed out just now and expires (a signed URL or token from a JSON step):
+    # refused where no credentials went, it is retried and asked for afresh, not failed.
+    refreshable: bool = False
 
     def headers_for(self, url: str) -> dict[str, str]:
         try:

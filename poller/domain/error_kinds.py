@@ -136,6 +136,14 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
         f"The message says why; once fixed, {RETRY_FAILED}.",
     ),
     _kind(
+        "download_url_expired",
+        RETRY,
+        "The host of a download URL or token the provider had just handed out refused it, "
+        "no credentials having gone there: the grant expired (or was already used).",
+        "Nothing: each attempt asks the provider for a fresh one. If it keeps happening, the "
+        "grant expires before the download starts: look for long rate-limit waits in the log.",
+    ),
+    _kind(
         "download_truncated",
         RETRY,
         "The connection closed before the whole recording arrived.",

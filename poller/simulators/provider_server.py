@@ -28,6 +28,7 @@ import shutil
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,6 +141,21 @@ class Recording:
 
 
 @dataclass
+class Pointer:
+    """A JSON answer on the way to the audio (an indirect download): ``body`` as it is, or
+    called per request (a fresh signed URL or token each time)."""
+
+    body: Any
+    # These bytes instead of JSON (a vendor answering an HTML page).
+    raw: bytes | None = None
+    # Statuses to answer instead, one per request, before the body.
+    failures: deque[int] = field(default_factory=deque)
+    # Seconds to wait before answering (a slow vendor).
+    delay_seconds: float = 0.0
+    served: int = 0
+
+
+@dataclass
 class FakeCallLog:
     """The fake API's state and script. Mutate it between cycles to simulate time passing."""
 
@@ -200,6 +216,9 @@ class FakeCallLog:
 
     calls: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
     recordings: dict[str, Recording] = field(default_factory=dict)
+    # Indirect downloads: JSON answers that say where the audio is, and redirects to it.
+    pointers: dict[str, Pointer] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
     failures: dict[int, Failure] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     tokens_issued: dict[str, int] = field(default_factory=dict)
@@ -243,6 +262,18 @@ class FakeCallLog:
                 body, content_type, require_auth, dict(required_query or {})
             )
         return path
+
+    def add_pointer(self, path: str, body: Any, **options: Any) -> Pointer:
+        """Answer ``path`` (authorised) with the JSON ``body`` (or ``body()``, per request)."""
+        pointer = Pointer(body, **options)
+        with self.lock:
+            self.pointers[path] = pointer
+        return pointer
+
+    def add_redirect(self, path: str, location: str) -> None:
+        """Answer ``path`` (authorised) with a 302 to ``location``, once: a one-time token."""
+        with self.lock:
+            self.redirects[path] = location
 
     def fail_page(
         self, page: int, status: int = 500, *, times: int | None = 1, retry_after: str | None = None
@@ -426,6 +457,15 @@ class FakeProviderHandler(QuietHandler):
         if not api.authorised(headers):
             self._json(401, {"error": "unauthorised"})
             return
+        pointer = api.pointers.get(parts.path)
+        if pointer is not None:
+            self._pointer(api, pointer)
+            return
+        with api.lock:
+            location = api.redirects.pop(parts.path, None)
+        if location is not None:
+            self._send(302, b"", {"Location": location})
+            return
         host = self.headers.get("Host", "")
         if parts.path == api.list_path and api.redirect_listing_to:
             self.send_response(302)
@@ -500,6 +540,20 @@ class FakeProviderHandler(QuietHandler):
         self.send_header("Content-Length", str(len(recording.body)))
         self.end_headers()
         self.wfile.write(recording.body)
+
+    def _pointer(self, api: FakeCallLog, pointer: Pointer) -> None:
+        if pointer.delay_seconds:
+            time.sleep(pointer.delay_seconds)
+        with api.lock:
+            failure = pointer.failures.popleft() if pointer.failures else None
+            if failure is None:
+                pointer.served += 1
+        if failure is not None:
+            self._json(failure, {"error": f"scripted HTTP {failure}"})
+        elif pointer.raw is not None:
+            self._send(200, pointer.raw)
+        else:
+            self._json(200, pointer.body() if callable(pointer.body) else pointer.body)
 
     def _mishap(self, mishap: str) -> None:
         if mishap == "drop":

@@ -238,11 +238,13 @@ class HttpClient:
         limit_key: str = "worker.max_download_bytes",
         hosts: HostRules | None = None,
         rate_limiter: RateLimiter | None = None,
+        secret_path: bool = False,
     ) -> Downloaded:
         """Stream ``url`` to ``destination`` (mode 0600), whole or not at all.
 
         The body goes to ``<destination>.part``, is fsynced and renamed only once complete and
         checked against Content-Length and ``max_bytes``. One attempt: the caller reschedules.
+        ``secret_path``: the URLs' paths grant access (a token in them), so logs name hosts only.
         """
         started = time.monotonic()
         partial = destination.with_name(destination.name + ".part")
@@ -265,6 +267,7 @@ class HttpClient:
                 consume=consume,
                 hosts=hosts,
                 rate_limiter=rate_limiter,
+                secret_path=secret_path,
             )
             os.replace(partial, destination)
         except BaseException:
@@ -335,6 +338,7 @@ class HttpClient:
         authenticate: bool = True,
         hosts: HostRules | None = None,
         rate_limiter: RateLimiter | None = None,
+        secret_path: bool = False,
     ) -> HttpResponse:
         auth = self.auth if authenticate else None
         rules = hosts or self.hosts
@@ -366,6 +370,7 @@ class HttpClient:
                         what=what,
                         follow_redirects=follow_redirects,
                         limiter=limiter,
+                        secret_path=secret_path,
                     )
                     with response:
                         status = response.status_code
@@ -438,6 +443,7 @@ class HttpClient:
         what: str,
         follow_redirects: bool,
         limiter: RateLimiter | None,
+        secret_path: bool = False,
     ) -> tuple[requests.Response, dict[str, str]]:
         """Send, following redirects by hand; each hop checked. Returns the answer and the
         credential headers sent with it (empty if none were).
@@ -447,6 +453,7 @@ class HttpClient:
         nothing, credentials least of all.
         """
         rules = guard.rules
+        shown = host_for_humans if secret_path else url_for_humans
         current = url
         redirected_by: str | None = None  # the URL whose redirect led to ``current``
         for hop in range(MAX_REDIRECTS + 1):
@@ -461,7 +468,7 @@ class HttpClient:
                 if auth is not None:
                     sent.update(auth.headers_for_request())
             elif credentials or auth is not None:
-                log.debug("%s: no credentials sent to %s", what, url_for_humans(current))
+                log.debug("%s: no credentials sent to %s", what, shown(current))
             send.update(sent)
             remaining = deadline.remaining()
             if remaining <= 0 or deadline.expired:
@@ -490,7 +497,7 @@ class HttpClient:
             log.debug(
                 "%s %s answered HTTP %d in %d ms",
                 method,
-                url_for_humans(current),
+                shown(current),
                 response.status_code,
                 (time.monotonic() - started) * 1000,
             )

@@ -17,18 +17,9 @@ Recording URLs and secrets
 --------------------------
 Rows must never hold credentials, so :meth:`GenericProvider.map_record` stores the recording URL
 through :func:`redact_url`: a signed URL loses its query string (and the raw record keeps no
-URL query value at all, see :func:`~poller.domain.raw_record.sanitise_raw`). Download
-resolution then works one of two ways:
-
-- **Stable URL plus provider auth** (Twilio, RingCentral, Zoom style): the stored URL is intact
-  and is used as it is, with the provider's auth headers.
-- **Signed, expiring URL** (Aircall style): set ``recording.refetch_path`` (e.g.
-  ``/v1/calls/{call_id}``). Before each download the adapter fetches the call again by id and
-  reads a fresh URL at ``fields.recording_url`` (inside ``recording.refetch_item_path``).
-  With ``refetch_path`` set this is always done, as a stored URL may have expired.
-
-A stored URL that was redacted and no ``refetch_path`` is a configuration error, reported as a
-:class:`PermanentProviderError` naming the key to set.
+URL query value at all, see :func:`~poller.domain.raw_record.sanitise_raw`). How a stored call
+then becomes a download (the stored URL, a fresh one by ``refetch_path``, a path built from the
+record by ``download_path``, or a JSON step first) is :mod:`.generic_download`.
 
 Credentials only ever go to the host of ``base_url``, to ``recording.credential_hosts`` and to
 the OAuth token host; recordings only come from those and ``download_hosts``.
@@ -39,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -56,6 +47,7 @@ from poller.adapters.http.paginators import (
     TokenPaginator,
 )
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
+from poller.adapters.providers.generic_download import RecordingResolver, RecordingSettings
 from poller.adapters.providers.generic_listing import (
     FieldTimeFormat,
     TimeZoneName,
@@ -75,12 +67,10 @@ from poller.config_types import (
     MINIMAL,
     BaseUrl,
     DottedPath,
-    HostName,
     OptionalPath,
     ParamName,
     Section,
     UrlPath,
-    check_url_path,
     unset_if_empty,
 )
 from poller.domain.call_record import (
@@ -92,22 +82,17 @@ from poller.domain.call_record import (
     RecordingLocator,
     host_key,
 )
-from poller.domain.paths import MISSING, dig
+from poller.domain.paths import MISSING, dig, present
 from poller.domain.raw_record import (
     field_text,
     sanitise_raw,
 )
-from poller.domain.redaction import MASK, redact_url
+from poller.domain.redaction import redact_url
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window
 from poller.ports.provider import (
-    PermanentProviderError,
     RecordPosition,
-    TransientProviderError,
 )
-
-_AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav", ".m4a": "m4a", ".aac": "aac"}
-
 
 DirectionName = Literal["inbound", "outbound"]
 
@@ -296,31 +281,6 @@ class FieldSettings(Section):
         return value
 
 
-class RecordingSettings(Section):
-    """``[provider.recording]``: how the generic adapter turns a call into a download."""
-
-    refetch_path: str | None = Field(default=None, examples=["/calls/{call_id}"])
-    """For signed, expiring recording URLs (which are never stored): path of the single-call
-    request fetched before each download for a fresh URL, with {call_id} or {recording_id}.
-    """
-    refetch_item_path: OptionalPath = Field(default=None, examples=["call"])
-    """Where the call sits in that response ("" or unset: the response is the call)."""
-    credential_hosts: list[HostName] = Field(default=[])
-    """Hosts besides base_url's that may receive the provider credentials (e.g. a media host)."""
-    format: Literal["mp3", "wav", "m4a", "aac"] | None = Field(default=None, examples=["mp3"])
-    """Audio format of the recordings when their URLs do not tell: "mp3", "wav", "m4a" or "aac"."""
-
-    @field_validator("refetch_path")
-    @classmethod
-    def _names_the_call(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        check_url_path(value)
-        if "{call_id}" not in value and "{recording_id}" not in value:
-            raise ValueError("must contain {call_id} or {recording_id}")
-        return value
-
-
 class GenericSettings(ProviderSettingsBase, AuthSettings):
     """``[provider]`` with ``kind = "generic"``: any JSON call-log API, every request and field
     named in config. Its defaults fit a call log whose records look like the payload of Siro's
@@ -363,6 +323,7 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         self.fields = settings.fields
         self.zone = zone_for(settings.listing.time_zone)
         super().__init__(settings, **kwargs)
+        self.downloads = RecordingResolver(self, settings.recording, settings.fields.recording_url)
         listing = settings.listing
         self._capabilities = ProviderCapabilities(
             max_window=timedelta(hours=listing.max_window_hours)
@@ -481,7 +442,7 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         return CallRecord(
             provider_call_id=call_id,
             started_at=started_at,
-            recording_state=self._recording_state(raw, recording_url),
+            recording_state=self._recording_state(raw, recording_url, recording_id),
             raw=sanitise_raw(raw),
             recording_id=recording_id,
             ended_at=ended_at,
@@ -498,31 +459,23 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         )
 
     def resolve_download(self, call: RecordingLocator) -> DownloadRequest:
-        refetch_path = self.settings.recording.refetch_path
-        stored = call.recording_url
-        if refetch_path is not None:
-            url = self._fresh_recording_url(call, refetch_path)
-        elif stored is None:
-            raise PermanentProviderError(
-                f"call {call.provider_call_id} has no recording URL to download"
-            )
-        elif MASK in stored:
-            raise PermanentProviderError(
-                f"call {call.provider_call_id}: its recording URL is signed, so it was not "
-                f"stored; set {self.settings.config_key('recording.refetch_path')} to fetch a "
-                "fresh one"
-            )
-        else:
-            url = stored
-        return self.download_request(url, self.settings.recording.format or _format_from(url))
+        return self.downloads.resolve(call)
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _recording_state(self, raw: Mapping[str, Any], url: str | None) -> RecordingState:
-        fields = self.fields
-        downloadable = url is not None or self.settings.recording.refetch_path is not None
+    def _recording_state(
+        self, raw: Mapping[str, Any], url: str | None, recording_id: str | None
+    ) -> RecordingState:
+        fields, recording = self.fields, self.settings.recording
+        # A path built from the record (download_path) needs no URL in it. A URL field the
+        # record has, null or empty (CallRail's "recording"), still says there is none yet.
+        built = recording.builds_url(recording_id)
+        if built and fields.recording_url is not None:
+            hint = _field(raw, fields.recording_url)
+            built = hint is MISSING or present(hint)
+        downloadable = url is not None or built or recording.refetch_path is not None
         if fields.recording_status is None:
-            return RecordingState.READY if url is not None else RecordingState.PENDING
+            return RecordingState.READY if url is not None or built else RecordingState.PENDING
         status = field_text(_field(raw, fields.recording_status))
         lowered = status.lower() if status else None
         if lowered in {value.lower() for value in fields.recording_absent_values}:
@@ -537,30 +490,3 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
             return None
         mapped = self.fields.direction_values.get(value.lower())
         return Direction(mapped) if mapped else None
-
-    def _fresh_recording_url(self, call: RecordingLocator, template: str) -> str:
-        if "{recording_id}" in template and not call.recording_id:
-            raise PermanentProviderError(
-                f"call {call.provider_call_id} has no recording id for "
-                f"{self.settings.config_key('recording.refetch_path')}"
-            )
-        path = template.replace("{call_id}", quote(call.provider_call_id, safe="")).replace(
-            "{recording_id}", quote(call.recording_id or "", safe="")
-        )
-        url = urljoin(self.base_url + "/", path.lstrip("/"))
-        page = self.get_json(PageRequest(url), f"call {call.provider_call_id}")
-        item = dig(page.body, self.settings.recording.refetch_item_path)
-        found = field_text(_field(item, self.fields.recording_url)) if item is not MISSING else None
-        if found is None:
-            raise TransientProviderError(
-                f"call {call.provider_call_id}: the provider returned no recording URL for it yet"
-            )
-        return urljoin(self.base_url + "/", found)
-
-
-def _format_from(url: str) -> str | None:
-    path = urlsplit(url).path.lower()
-    for suffix, audio_format in _AUDIO_SUFFIXES.items():
-        if path.endswith(suffix):
-            return audio_format
-    return None
