@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from poller.domain.call_record import (
     CallRecord,
@@ -140,3 +140,25 @@ class ProviderPort(Protocol):
         May ask the provider again (for a fresh signed URL). Raises :class:`ProviderError`.
         """
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDeletion:
+    """The vendor's answer to a delete: ``deleted`` now, or ``gone`` (404: already deleted,
+    which counts as done). ``detail`` is what the vendor said, for the call's event."""
+
+    outcome: Literal["deleted", "gone"]
+    http_status: int | None
+    detail: str
+
+
+@runtime_checkable
+class SourceDeleter(Protocol):
+    """An optional capability: a provider whose API can delete a recording at the source.
+
+    Only adapters whose vendor documents a delete endpoint implement it; the others do not
+    stub it. Raises :class:`ProviderError` for any other answer (the caller retries with
+    back-off, within a bound).
+    """
+
+    def delete_recording(self, call: RecordingLocator) -> SourceDeletion: ...

@@ -82,6 +82,7 @@ from poller.ports.provider import (
     ProviderAuthError,
     ProviderError,
     RecordPosition,
+    SourceDeletion,
     TransientProviderError,
 )
 
@@ -106,6 +107,8 @@ class RingCentralSettings(ProviderSettingsBase):
 
     kind: Literal["ringcentral"] = "ringcentral"
     """Selects the RingCentral adapter."""
+    source_deletion_unsupported: ClassVar[str | None] = None
+
     client_id: str | None = Field(
         default=None, examples=["replace-with-your-client-id"], json_schema_extra=MINIMAL
     )
@@ -259,6 +262,26 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
             # A contentUri carrying a signature is never stored: ask for the recording again.
             url = self._fresh_content_uri(call)
         return self.download_request(url, None)
+
+    def delete_recording(self, call: RecordingLocator) -> SourceDeletion:
+        """``DELETE /account/~/call-recordings`` with one id (the endpoint takes a list; one a
+        request keeps a 404 about this recording alone). Heavy group; the app needs the
+        EditCallLog permission and the JWT's user EditCompanyCallRecordings."""
+        recording_id = call.recording_id or call.provider_call_id
+        try:
+            return self.send_delete(
+                self._url(f"{API_PREFIX}/call-recordings"),
+                f"delete recording {recording_id}",
+                json_body={"records": [{"id": recording_id}]},
+            )
+        except ProviderAuthError as exc:
+            if exc.status != 403:
+                raise
+            raise PermanentProviderError(
+                f"{exc}; deleting needs the app permission EditCallLog (Edit Call Log) and the "
+                "user permission EditCompanyCallRecordings for the JWT's user",
+                status=403,
+            ) from None
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         if isinstance(exc, HttpUnauthorized):
