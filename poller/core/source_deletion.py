@@ -27,7 +27,7 @@ from poller.domain.source_deletion import (
     retry_delay,
     siro_disagreement,
 )
-from poller.ports.provider import ProviderError, SourceDeleter
+from poller.ports.provider import ProviderError, SourceDeleter, TransientProviderError
 from poller.ports.siro import SiroCredentialError, SiroError, SiroPort
 from poller.ports.store import SourceDeletionStore
 
@@ -236,6 +236,9 @@ class SourceDeletionJob:
                 log.warning("call %s: deleting at the source %s", call_id, message)
             else:
                 wait = retry_delay(attempts, self.params.retry_base, self.params.retry_max)
+                hint = exc.retry_after if isinstance(exc, TransientProviderError) else None
+                if hint is not None:  # the vendor's own Retry-After
+                    wait = max(wait, timedelta(seconds=hint))
                 message = f"{exc}; attempt {attempts} of {self.params.max_attempts}"
                 self._record(
                     candidate,

@@ -1,0 +1,140 @@
+"""Each vendor's delete, against its simulator: the documented request, 204 as deleted, 404 as
+deleted already (done), other answers as errors, and what the simulators count.
+
+The calls are listed first, as the daemon lists them, and the listed record is what is deleted:
+the ids it carries are the ones the adapter sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from poller.adapters.providers.base import ProviderAdapter
+from poller.domain.call_record import CallRecord
+from poller.ports.provider import PermanentProviderError, SourceDeleter, TransientProviderError
+from tests.provider_contract import T0, WINDOW, HttpWorld
+from tests.test_provider_aircall import AircallWorld
+from tests.test_provider_ringcentral import RingCentralWorld
+from tests.test_provider_twilio import TwilioWorld
+from tests.test_provider_zoom import ZoomWorld
+
+WORLDS: dict[str, Callable[[], AbstractContextManager[Any]]] = {
+    "ringcentral": RingCentralWorld,
+    "zoom": ZoomWorld,
+    "aircall": AircallWorld,
+    "twilio": TwilioWorld,
+}
+
+
+@pytest.fixture(params=sorted(WORLDS))
+def world(request: pytest.FixtureRequest) -> Iterator[HttpWorld]:
+    with WORLDS[request.param]() as running:
+        yield running
+
+
+def deletes(world: HttpWorld) -> list[tuple[str, int]]:
+    """What the simulator counted, as (recording or call id, status)."""
+    if isinstance(world, RingCentralWorld):
+        return [(",".join(ids), status) for ids, status in world.api.deletes]
+    if isinstance(world, ZoomWorld):
+        return list(world.phone.deletes)
+    if isinstance(world, AircallWorld):
+        return list(world.sim.api.deletes)
+    assert isinstance(world, TwilioWorld)
+    return list(world.api.deletes)
+
+
+def listed(world: HttpWorld, call_id: str) -> tuple[ProviderAdapter[Any], CallRecord]:
+    world.add_call(call_id, T0 + timedelta(minutes=5))
+    provider = world.provider()
+    assert isinstance(provider, ProviderAdapter) and isinstance(provider, SourceDeleter)
+    [record] = [r for page in provider.list_window(WINDOW) for r in page.records]
+    return provider, record
+
+
+def test_a_delete_is_sent_once_and_a_second_one_is_a_404_that_counts_as_done(
+    world: HttpWorld,
+) -> None:
+    provider, record = listed(world, "c0001")
+    assert isinstance(provider, SourceDeleter)
+    first = provider.delete_recording(record)
+    assert (first.outcome, first.http_status) == ("deleted", 204)
+    again = provider.delete_recording(record)
+    assert (again.outcome, again.http_status) == ("gone", 404)
+    [(sent, status), (sent_again, status_again)] = deletes(world)
+    assert (status, status_again) == (204, 404)
+    assert sent == sent_again == (record.recording_id or record.provider_call_id)
+
+
+def test_a_server_error_is_retried_within_bounds_then_raised_as_transient() -> None:
+    with TwilioWorld() as world:
+        provider, record = listed(world, "c0002")
+        world.api.fail("delete", 503, times=None)
+        assert isinstance(provider, SourceDeleter)
+        with pytest.raises(TransientProviderError) as raised:
+            provider.delete_recording(record)
+        assert raised.value.status == 503
+        assert world.api.deletes == []  # refused before anything was deleted
+        assert len([r for r in world.api.requests if r[0] == "delete"]) == 3  # max_tries
+
+
+def test_ringcentral_sends_the_ids_in_a_body_and_names_the_permission_it_lacks() -> None:
+    with RingCentralWorld() as world:
+        provider, record = listed(world, "c0003")
+        assert isinstance(provider, SourceDeleter)
+        world.api.delete_permission = False
+        with pytest.raises(PermanentProviderError) as raised:
+            provider.delete_recording(record)
+        assert raised.value.status == 403
+        assert "EditCallLog" in str(raised.value)
+        assert "EditCompanyCallRecordings" in str(raised.value)
+        sent = [r for r in world.api.requests if r.method == "DELETE"]
+        assert sent  # (a 403 is tried once more with a fresh token, as every request is)
+        assert all(r.path == "/restapi/v1.0/account/~/call-recordings" for r in sent)
+        assert all(r.headers["Authorization"].startswith("Bearer ") for r in sent)
+        assert [status for _ids, status in world.api.deletes] == [403] * len(sent)
+
+
+def test_ringcentral_deletes_keep_to_the_heavy_group() -> None:
+    with RingCentralWorld() as world:
+        for n in range(2):
+            world.add_call(f"c01{n:02d}", T0 + timedelta(minutes=5 + n))
+        provider = world.provider()
+        assert isinstance(provider, SourceDeleter)
+        first, second = [r for page in provider.list_window(WINDOW) for r in page.records]
+        # One request of the Heavy group a minute, and a minute's penalty past it.
+        world.api.groups["Heavy"] = (1, 60, 60)
+        world.clock.now += 60  # past the listing, which is in the Heavy group too
+        assert provider.delete_recording(first).outcome == "deleted"
+        sent = len(world.api.requests)
+        # The group is used up for a minute, longer than a request waits: the delete is not
+        # sent now (sent, it would restart the penalty) and the deletion job tries it later.
+        with pytest.raises(TransientProviderError, match="rate limit"):
+            provider.delete_recording(second)
+        assert len(world.api.requests) == sent
+        assert [status for _ids, status in world.api.deletes] == [204]
+        world.clock.now += 60  # the job's next attempt
+        assert provider.delete_recording(second).outcome == "deleted"
+        assert [status for _ids, status in world.api.deletes] == [204, 204]
+
+
+def test_the_delete_body_is_ringcentrals_call_recording_ids() -> None:
+    with RingCentralWorld() as world:
+        provider, record = listed(world, "c0004")
+        assert isinstance(provider, SourceDeleter)
+        sent: list[bytes] = []
+        original = provider.http.request
+
+        def spy(method: str, url: str, **kwargs: Any) -> Any:
+            sent.append(json.dumps(kwargs.get("json")).encode())
+            return original(method, url, **kwargs)
+
+        provider.http.request = spy  # type: ignore[method-assign]
+        provider.delete_recording(record)
+        assert json.loads(sent[0]) == {"records": [{"id": record.recording_id}]}
