@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -373,3 +374,44 @@ def test_purge_dry_run_prints_each_row_and_its_reason(
     assert lines[2].startswith("keep    call ") and "(rc rec-2): not_verified:" in lines[2]
     assert "not finished processing" in lines[2]
     assert world.vendor.asked == []
+
+
+# -- the configuration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("dialpad", "Dialpad documents no endpoint that deletes a call recording"),
+        ("generic", "the generic kind knows no delete request"),
+    ],
+)
+def test_a_kind_that_cannot_delete_refuses_delete_at_source_at_load(
+    kind: str, why: str, tmp_path: Path
+) -> None:
+    from poller.config import ConfigError, load_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text(f'[provider]\nkind = "{kind}"\ndelete_at_source = true\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(str(path))
+    [problem] = [p for p in raised.value.problems if "delete_at_source" in p]
+    assert problem.startswith("provider.delete_at_source: cannot be true for kind")
+    assert why in problem
+
+
+def test_the_supported_kinds_take_delete_at_source_with_their_grace(tmp_path: Path) -> None:
+    from poller.config import load_settings
+    from poller.wiring import source_deletion_params_from_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[[providers]]\nkind = "ringcentral"\nname = "rc"\ndelete_at_source = true\n'
+        "delete_grace_days = 2.5\n"
+        '[[providers]]\nkind = "twilio"\nname = "tw"\n'
+        "[source_deletion]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    params = source_deletion_params_from_settings(load_settings(str(path)))
+    assert params.grace_by_provider == {"rc": timedelta(days=2.5)}  # tw did not opt in
+    assert not params.enabled and not params.active
