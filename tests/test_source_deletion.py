@@ -195,8 +195,7 @@ class World:
             state=CallState.UPLOADED,
             recording_id=reference,
             siro_recording_id=siro_id,
-            uploaded_at=NOW - GRACE - timedelta(hours=1),
-            **fields,
+            **{"uploaded_at": NOW - GRACE - timedelta(hours=1), **fields},
         )
         self.siro.add_recording(
             RecordingSummary(id=siro_id, processing_status=siro_status, deleted=False)
@@ -415,3 +414,19 @@ def test_the_supported_kinds_take_delete_at_source_with_their_grace(tmp_path: Pa
     params = source_deletion_params_from_settings(load_settings(str(path)))
     assert params.grace_by_provider == {"rc": timedelta(days=2.5)}  # tw did not opt in
     assert not params.enabled and not params.active
+
+
+def test_a_replayed_call_is_marked_refused_even_within_its_grace_and_while_paused(
+    world: World,
+) -> None:
+    replayed = world.uploaded("rec-1", uploaded_at=NOW - timedelta(hours=1))
+    seed_event(world.store, replayed, step="replay", outcome="requeued")
+    SqlSourceDeletions(world.store.engine).pause_deletion(NOW, "ops", "audit")
+    report = world.job().run_once()
+    assert report.refused == 1 and report.paused
+    assert world.events(replayed) == [("refused", None)]
+    # Its events may be pruned later: the mark stays, and the call is never deleted.
+    SqlSourceDeletions(world.store.engine).resume_deletion()
+    world.clock[0] += GRACE * 2
+    assert world.job().run_once().candidates == 0
+    assert world.vendor.asked == []

@@ -19,11 +19,13 @@ from datetime import datetime, timedelta
 from poller.domain.records import EventDraft
 from poller.domain.source_deletion import (
     EVENT_STEP,
+    NEVER,
     DeletionCandidate,
     DeletionPolicy,
     Hold,
     Verdict,
     local_verdict,
+    never_verdict,
     retry_delay,
     siro_disagreement,
 )
@@ -130,6 +132,17 @@ class SourceDeletionJob:
         graces = self.grace_by_provider()
         if not self.params.enabled or not graces:
             return report
+        # Replayed and title-matched rows are marked refused as soon as they are seen, grace
+        # or pause notwithstanding: the events that tell are kept in the marks for good.
+        flagged = self.store.deletion_candidates(
+            dict.fromkeys(graces, now), now, self.params.batch_size, flagged_only=True
+        )
+        for candidate in flagged:
+            never = never_verdict(candidate)
+            if never is not None and self.store.refuse_deletion(
+                candidate.call_id, candidate.provider, now, never.detail
+            ):
+                report.refused += 1
         policy = self.policy()
         if policy.paused:
             report.paused = True
@@ -141,7 +154,7 @@ class SourceDeletionJob:
             if self.stop.is_set():
                 break
             verdict = local_verdict(candidate, policy, now)
-            if verdict.hold in (Hold.REPLAYED, Hold.RECONCILED):
+            if verdict.hold in NEVER:
                 if self.store.refuse_deletion(
                     candidate.call_id, candidate.provider, now, verdict.detail
                 ):

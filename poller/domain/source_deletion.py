@@ -47,11 +47,6 @@ class Hold(StrEnum):
     REFUSED = "refused"  # an earlier run found a rule that never changes
     GAVE_UP = "gave_up"  # the delete failed max_attempts times
 
-    @property
-    def permanent(self) -> bool:
-        """A hold that no amount of waiting lifts: the row is marked and never tried again."""
-        return self in (Hold.REPLAYED, Hold.RECONCILED, Hold.REFUSED, Hold.DONE, Hold.GAVE_UP)
-
 
 @dataclass(frozen=True, slots=True)
 class SourceDeletionPause:
@@ -124,6 +119,22 @@ def local_verdict(candidate: DeletionCandidate, policy: DeletionPolicy, now: dat
     vendor_id = candidate.recording_id or candidate.provider_call_id
     if not candidate.siro_recording_id or not vendor_id:
         return Verdict(Hold.NO_IDS, "no Siro recording id or no vendor recording id")
+    never = never_verdict(candidate)
+    if never is not None:
+        return never
+    due = candidate.uploaded_at + grace
+    if now < due:
+        return Verdict(Hold.GRACE, f"grace period: not before {due.isoformat()}")
+    return Verdict(None, "uploaded, verified locally, grace passed")
+
+
+# Holds that no later turn lifts: the row is marked refused when first seen.
+NEVER = frozenset({Hold.REPLAYED, Hold.RECONCILED})
+
+
+def never_verdict(candidate: DeletionCandidate) -> Verdict | None:
+    """Rule 3: a replayed call, or one whose Siro recording was adopted by its title alone,
+    is never deleted at the source, whatever else holds."""
     if candidate.replayed:
         return Verdict(
             Hold.REPLAYED, "the call was replayed: Siro may hold a copy other than the one stored"
@@ -134,10 +145,7 @@ def local_verdict(candidate: DeletionCandidate, policy: DeletionPolicy, now: dat
             "Siro's recording was adopted by its title alone (created without an id or after a "
             "lost answer): nothing proves it holds these bytes",
         )
-    due = candidate.uploaded_at + grace
-    if now < due:
-        return Verdict(Hold.GRACE, f"grace period: not before {due.isoformat()}")
-    return Verdict(None, "uploaded, verified locally, grace passed")
+    return None
 
 
 def siro_disagreement(

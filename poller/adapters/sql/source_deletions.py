@@ -79,6 +79,7 @@ class SqlSourceDeletions:
         *,
         after_id: int = 0,
         due_only: bool = True,
+        flagged_only: bool = False,
     ) -> list[DeletionCandidate]:
         """See the port; ``providers=None`` (for `source purge --dry-run`): every uploaded row."""
         if providers is not None and not providers:
@@ -123,6 +124,8 @@ class SqlSourceDeletions:
                     )
                 )
             )
+        if flagged_only:
+            query = query.where(or_(replayed, adopted))
         if due_only:
             query = query.where(
                 or_(
