@@ -138,3 +138,69 @@ def test_the_delete_body_is_ringcentrals_call_recording_ids() -> None:
         provider.http.request = spy  # type: ignore[method-assign]
         provider.delete_recording(record)
         assert json.loads(sent[0]) == {"records": [{"id": record.recording_id}]}
+
+
+# -- provider check, with delete_at_source on --------------------------------------------------
+
+
+@pytest.fixture
+def rc() -> Iterator[RingCentralWorld]:
+    with RingCentralWorld() as running:
+        yield running
+
+
+def test_provider_check_says_deletion_would_work(rc: RingCentralWorld) -> None:
+    from click.testing import CliRunner
+
+    from poller.cli import main
+    from tests.test_provider_ringcentral import _check_env
+
+    env = _check_env(rc, SIRO_POLLER_PROVIDER__DELETE_AT_SOURCE="true")
+    result = CliRunner().invoke(main, ["provider", "check"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "provider ringcentral: deletion at the source: ok" in result.stdout
+    [asked] = [r for r in rc.api.requests if r.path.endswith("/authz-profile/check")]
+    assert asked.query == {"permissionId": ["EditCompanyCallRecordings"]}
+    assert rc.api.deletes == []  # checked without deleting anything
+
+
+@pytest.mark.parametrize(
+    ("app_may", "user_may", "missing"),
+    [
+        (False, True, ["EditCallLog"]),
+        (True, False, ["EditCompanyCallRecordings"]),
+        (False, False, ["EditCallLog", "EditCompanyCallRecordings"]),
+    ],
+)
+def test_provider_check_names_each_permission_deleting_lacks(
+    rc: RingCentralWorld, app_may: bool, user_may: bool, missing: list[str]
+) -> None:
+    from click.testing import CliRunner
+
+    from poller.cli import main
+    from tests.test_provider_ringcentral import _check_env
+
+    rc.api.delete_permission = app_may
+    if not user_may:
+        rc.api.user_permissions.discard("EditCompanyCallRecordings")
+    env = _check_env(rc, SIRO_POLLER_PROVIDER__DELETE_AT_SOURCE="true")
+    result = CliRunner().invoke(main, ["provider", "check"], env=env)
+    assert result.exit_code == 1
+    lines = [line for line in result.stdout.splitlines() if "deletion at the source" in line]
+    assert len(lines) == len(missing)
+    for line, permission in zip(lines, missing, strict=True):
+        assert f"lacks the {permission} permission" in line
+    assert "provider check failed for ringcentral: deletion at the source" in result.output
+
+
+def test_provider_check_asks_nothing_of_deletion_while_it_is_off(rc: RingCentralWorld) -> None:
+    from click.testing import CliRunner
+
+    from poller.cli import main
+    from tests.test_provider_ringcentral import _check_env
+
+    rc.api.delete_permission = False
+    result = CliRunner().invoke(main, ["provider", "check"], env=_check_env(rc))
+    assert result.exit_code == 0, result.output
+    assert "deletion" not in result.output
+    assert not [r for r in rc.api.requests if r.path.endswith("/authz-profile/check")]

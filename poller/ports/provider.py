@@ -162,3 +162,15 @@ class SourceDeleter(Protocol):
     """
 
     def delete_recording(self, call: RecordingLocator) -> SourceDeletion: ...
+
+
+@runtime_checkable
+class SourceDeletionCheck(Protocol):
+    """An optional capability: a provider that can tell, before any delete, whether its
+    credentials may delete recordings (`provider check` asks it when delete_at_source is on).
+    """
+
+    def deletion_problems(self) -> list[str]:
+        """What stops deleting at the source, each a sentence naming the fix; empty: none
+        known. Raises :class:`ProviderError` when the provider cannot be asked."""
+        ...

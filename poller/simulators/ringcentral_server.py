@@ -17,6 +17,10 @@ The platform server answers
   RingCentral answers for a list with some unknown ids is not documented, so nothing of such a
   list is deleted). Without ``delete_permission`` (the app's EditCallLog), 403 CMN-401.
   Every delete is kept in ``deletes``.
+- ``GET /restapi/v1.0/account/{accountId}/extension/~/authz-profile/check?permissionId=...``
+  (Light): ``{"successful": ..., "details": {"permission": {"id": ...}}}`` for the JWT's user;
+  ``user_permissions`` says which it has. A token's ``scope`` lists the app's permissions,
+  EditCallLog among them while ``delete_permission`` holds.
 
 The media server answers ``GET /restapi/v1.0/account/{accountId}/recording/{id}/content``.
 
@@ -90,8 +94,12 @@ class RingCentralState:
     # Every DELETE of call recordings: (the ids asked for, the status answered).
     deletes: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
-    # Whether the app has EditCallLog (and its user EditCompanyCallRecordings).
+    # Whether the app has EditCallLog.
     delete_permission: bool = True
+    # The JWT user's permissions, as authz-profile/check answers for them.
+    user_permissions: set[str] = field(
+        default_factory=lambda: {"ReadCallLog", "ReadCallRecording", "EditCompanyCallRecordings"}
+    )
     tokens: dict[str, int] = field(default_factory=dict)
     tokens_issued: list[str] = field(default_factory=list)
     # Scripted failures of the call-log listing: (status, Retry-After or None), consumed in order;
@@ -391,6 +399,15 @@ class _Handler(QuietHandler):
             raise _error(405, "CMN-104", "Method not allowed")
         if re.fullmatch(_ACCOUNT_PATH + "/call-log", path):
             return self._call_log(query)
+        if re.fullmatch(_ACCOUNT_PATH + r"/extension/~/authz-profile/check", path):
+            limits = self._authorised("Light")
+            permission = (query.get("permissionId") or [""])[-1]
+            granted = permission in self.state.user_permissions
+            return (
+                200,
+                {"successful": granted, "details": {"permission": {"id": permission}}},
+                limits,
+            )
         if re.fullmatch(_ACCOUNT_PATH + "/extension", path):
             limits = self._authorised("Medium")
             return self._listing(self.state.extensions, path, query, limits)
@@ -466,7 +483,8 @@ class _Handler(QuietHandler):
                 "expires_in": state.token_lifetime,
                 "refresh_token": f"rc-refresh-{len(state.tokens_issued):04d}",
                 "refresh_token_expires_in": 604800,
-                "scope": "ReadCallLog ReadCallRecording ReadAccounts",
+                "scope": "ReadCallLog ReadCallRecording ReadAccounts"
+                + (" EditCallLog" if state.delete_permission else ""),
                 "owner_id": "400643091008",
                 "endpoint_id": "AbCdEf",
             },

@@ -283,6 +283,39 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
                 status=403,
             ) from None
 
+    def deletion_problems(self) -> list[str]:
+        """The app's EditCallLog, read from the scope of the token RingCentral grants, and the
+        JWT user's EditCompanyCallRecordings, asked of ``authz-profile/check`` (Light group)."""
+        problems: list[str] = []
+        try:
+            self.auth.headers_for_request()  # a token, minted if need be
+        except HttpError as exc:
+            raise self.provider_error(exc) from None
+        granted = getattr(self.auth, "granted_scope", None)
+        if granted is None:
+            problems.append(
+                "RingCentral's token names no scope: whether the app has the EditCallLog "
+                "permission cannot be told before a delete"
+            )
+        elif "EditCallLog" not in granted.split():
+            problems.append(
+                "the app lacks the EditCallLog permission (Edit Call Log) that deleting "
+                "recordings needs: add it to the app in the RingCentral developer console"
+            )
+        page = self.get_json(
+            PageRequest(
+                self._url(f"{API_PREFIX}/extension/~/authz-profile/check"),
+                {"permissionId": "EditCompanyCallRecordings"},
+            ),
+            "the EditCompanyCallRecordings permission check",
+        )
+        if not (isinstance(page.body, Mapping) and page.body.get("successful") is True):
+            problems.append(
+                "the JWT's user lacks the EditCompanyCallRecordings permission that deleting "
+                "recordings needs: give the user a role that has it"
+            )
+        return problems
+
     def provider_error(self, exc: HttpError) -> ProviderError:
         if isinstance(exc, HttpUnauthorized):
             keys = ", ".join(
