@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from poller.adapters.providers.base import ProviderAdapter
 from poller.domain.call_record import CallRecord
 from poller.ports.provider import PermanentProviderError, SourceDeleter, TransientProviderError
+from poller.simulators.siro_server import FakeSiro
 from tests.provider_contract import T0, WINDOW, HttpWorld
 from tests.test_provider_aircall import AircallWorld
 from tests.test_provider_ringcentral import RingCentralWorld
@@ -204,3 +206,33 @@ def test_provider_check_asks_nothing_of_deletion_while_it_is_off(rc: RingCentral
     assert result.exit_code == 0, result.output
     assert "deletion" not in result.output
     assert not [r for r in rc.api.requests if r.path.endswith("/authz-profile/check")]
+
+
+def test_doctor_checks_deletion_for_a_provider_that_opted_in(
+    rc: RingCentralWorld, tmp_path: Path
+) -> None:
+    from tests.test_doctor import _drop_provider_keys, doctor, lines_of, write_config
+
+    rc.api.user_permissions.discard("EditCompanyCallRecordings")
+    with FakeSiro() as siro:
+        provider = {
+            "kind": "ringcentral",
+            "media_base_url": rc.api.media_url,
+            "client_id": rc.api.client_id,
+            "client_secret": rc.api.client_secret,
+            "jwt": rc.api.jwt,
+            "delete_at_source": True,
+        }
+        config = write_config(
+            tmp_path,
+            siro,
+            rc.api.base_url,
+            f"sqlite:///{tmp_path / 'state.sqlite3'}",
+            provider=provider,
+        )
+        _drop_provider_keys(config, "auth", "token")
+        result = doctor(config)
+    line = lines_of(result)["deletion at the source (ringcentral)"]
+    assert line.startswith("✗ deletion at the source (ringcentral): deletes would be refused")
+    assert "EditCompanyCallRecordings" in line
+    assert result.exit_code == 1
