@@ -430,3 +430,38 @@ def test_a_replayed_call_is_marked_refused_even_within_its_grace_and_while_pause
     world.clock[0] += GRACE * 2
     assert world.job().run_once().candidates == 0
     assert world.vendor.asked == []
+
+
+def test_source_status_pause_and_resume_from_the_command_line(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from poller.cli import main
+
+    world.uploaded("rec-1")
+    world.job().run_once()
+    config = tmp_path / "config.toml"
+    url = world.store.engine.url.render_as_string(hide_password=False)
+    config.write_text(
+        f'[database]\nurl = "{url}"\n[[providers]]\nkind = "twilio"\nname = "rc"\n'
+        "delete_at_source = true\ndelete_grace_days = 3\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, ["--config", str(config), "source", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert run("status").splitlines() == [
+        "deletion at the source: on for rc (grace 3 days)",
+        "deleted: 1",
+        "pending: 0",
+        "refused: 0",
+        "failed: 0",
+    ]
+    assert "deletion at the source is paused" in run("pause", "--reason", "audit week")
+    assert "by " in run("status").splitlines()[1] and "audit week" in run("status")
+    assert world.job().run_once().paused
+    assert "resumed" in run("resume")
+    assert "was not paused" in run("resume")

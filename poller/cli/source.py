@@ -58,6 +58,51 @@ def resume(cli: CliContext) -> None:
     click.echo(f"deletion at the source resumed (it was paused by {shown(ended.actor)})")
 
 
+@source_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@pass_cli
+def status(cli: CliContext, as_json: bool) -> None:
+    """Whether deletion at the source is on, paused, and how many calls are in each state."""
+    from poller.adapters.sql.source_deletions import SqlSourceDeletions
+    from poller.wiring import source_deletion_params_from_settings
+
+    params = source_deletion_params_from_settings(cli.settings)
+    deletions = SqlSourceDeletions(cli.store.engine)
+    pause = deletions.deletion_paused()
+    counts = deletions.deletion_counts()
+    if as_json:
+        emit_json(
+            {
+                "enabled": params.enabled,
+                "providers": {
+                    name: grace.total_seconds() / 86400
+                    for name, grace in params.grace_by_provider.items()
+                },
+                "paused": None
+                if pause is None
+                else {"since": pause.since, "actor": pause.actor, "reason": pause.reason},
+                "counts": counts,
+            }
+        )
+        return
+    if not params.enabled:
+        click.echo("deletion at the source: off ([source_deletion] enabled = false)")
+    elif not params.grace_by_provider:
+        click.echo("deletion at the source: off (no provider has delete_at_source = true)")
+    else:
+        providers = ", ".join(
+            f"{name} (grace {grace.total_seconds() / 86400:g} days)"
+            for name, grace in params.grace_by_provider.items()
+        )
+        click.echo(f"deletion at the source: on for {providers}")
+    if pause is not None:
+        click.echo(
+            f"paused since {pause.since.isoformat()} by {shown(pause.actor)}: {shown(pause.reason)}"
+        )
+    for state in ("deleted", "pending", "refused", "failed"):
+        click.echo(f"{state}: {counts.get(state, 0)}")
+
+
 @source_group.command("purge")
 @click.option(
     "--dry-run",
