@@ -281,7 +281,9 @@ class SourceDeletionSettings(Section):
     batch_size: Annotated[int, Field(ge=1, le=500)] = 20
     """Most recordings one turn deletes: deletion stays a trickle beside polling and uploads."""
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
-    """Failed deletes of one recording before it is given up (an event says so)."""
+    """Attempts at one recording (a failed delete, Siro unreadable or still processing it) before
+    it is given up, never deleted (an event says so).
+    """
     retry_base_seconds: PositiveSeconds = 300.0
     """First wait after a failed delete (or while Siro still processes the recording); it
     doubles on each failure.

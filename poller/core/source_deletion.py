@@ -197,34 +197,33 @@ class SourceDeletionJob:
 
     def _delete_one(self, candidate: DeletionCandidate, report: DeletionReport) -> bool:
         """Read Siro back, then delete at the vendor; False when this turn should stop."""
-        call_id = candidate.call_id
         siro_id = candidate.siro_recording_id
         assert siro_id is not None  # local_verdict checked it
         try:
             found = self.siro.get_recording(siro_id)
         except SiroError as exc:
-            self._release(
+            self._retry_or_give_up(
                 candidate,
+                report,
                 "retry",
                 f"Siro could not be read back ({exc}); nothing was deleted",
-                self.clock() + self.params.retry_base,
                 http_status=exc.http_status,
             )
-            report.retried += 1
             return not isinstance(exc, SiroCredentialError)
         disagreement = siro_disagreement(candidate, found)
         if disagreement is not None:
             reason, may_change = disagreement
             if may_change:
-                self._release(candidate, "waiting", reason, self.clock() + self.params.retry_base)
-                report.waiting += 1
+                self._retry_or_give_up(candidate, report, "waiting", reason)
             else:
                 self._record(candidate, "refused", "refused", reason, reason=reason)
                 report.refused += 1
             return True
         # The last look before an irreversible call: an operator's pause counts from now.
         if self.store.deletion_paused() is not None:
-            self._release(candidate, None, None, None)
+            self._record(
+                candidate, "pending", "released", "deletion paused before the delete was sent"
+            )
             report.paused = True
             return False
         deleter = self.deleters[candidate.provider]
@@ -233,37 +232,10 @@ class SourceDeletionJob:
         try:
             answer = deleter.delete_recording(locator)
         except ProviderError as exc:
-            attempts = candidate.deletion_attempts + 1
-            if attempts >= self.params.max_attempts:
-                message = f"{exc}; gave up after {attempts} attempts: nothing more is sent"
-                self._record(
-                    candidate,
-                    "failed",
-                    "failed",
-                    message,
-                    reason=message,
-                    http_status=exc.status,
-                    count_attempt=True,
-                )
-                report.failed += 1
-                log.warning("call %s: deleting at the source %s", call_id, message)
-            else:
-                wait = retry_delay(attempts, self.params.retry_base, self.params.retry_max)
-                hint = exc.retry_after if isinstance(exc, TransientProviderError) else None
-                if hint is not None:  # the vendor's own Retry-After
-                    wait = max(wait, timedelta(seconds=hint))
-                message = f"{exc}; attempt {attempts} of {self.params.max_attempts}"
-                self._record(
-                    candidate,
-                    "pending",
-                    "retry",
-                    message,
-                    reason=message,
-                    http_status=exc.status,
-                    count_attempt=True,
-                    next_attempt_at=self.clock() + wait,
-                )
-                report.retried += 1
+            hint = exc.retry_after if isinstance(exc, TransientProviderError) else None
+            self._retry_or_give_up(
+                candidate, report, "retry", str(exc), http_status=exc.status, retry_after=hint
+            )
             return True
         kept = "deleted" if answer.outcome == "deleted" else "gone (404): deleted already"
         self._record(
@@ -281,6 +253,52 @@ class SourceDeletionJob:
         else:
             report.gone += 1
         return True
+
+    def _retry_or_give_up(
+        self,
+        candidate: DeletionCandidate,
+        report: DeletionReport,
+        outcome: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Count an attempt: again after a back-off (at least ``retry_after``), or, once
+        ``max_attempts`` are spent, never (``failed``). Nothing was deleted either way."""
+        attempts = candidate.deletion_attempts + 1
+        if attempts >= self.params.max_attempts:
+            text = f"{message}; gave up after {attempts} attempts: nothing more is sent"
+            self._record(
+                candidate,
+                "failed",
+                "failed",
+                text,
+                reason=text,
+                http_status=http_status,
+                count_attempt=True,
+            )
+            report.failed += 1
+            log.warning("call %s: deleting at the source: %s", candidate.call_id, text)
+            return
+        wait = retry_delay(attempts, self.params.retry_base, self.params.retry_max)
+        if retry_after is not None:  # the vendor's own Retry-After
+            wait = max(wait, timedelta(seconds=retry_after))
+        text = f"{message}; attempt {attempts} of {self.params.max_attempts}"
+        self._record(
+            candidate,
+            "pending",
+            outcome,
+            text,
+            reason=text,
+            http_status=http_status,
+            count_attempt=True,
+            next_attempt_at=self.clock() + wait,
+        )
+        if outcome == "waiting":
+            report.waiting += 1
+        else:
+            report.retried += 1
 
     def _record(
         self,
@@ -317,26 +335,6 @@ class SourceDeletionJob:
                 candidate.call_id,
                 outcome,
             )
-
-    def _release(
-        self,
-        candidate: DeletionCandidate,
-        outcome: str | None,
-        message: str | None,
-        next_attempt_at: datetime | None,
-        *,
-        http_status: int | None = None,
-    ) -> None:
-        """Give the row back as pending (no attempt counted: not the vendor's doing)."""
-        self._record(
-            candidate,
-            "pending",
-            outcome or "released",
-            message or "deletion paused before the delete was sent",
-            reason=message,
-            http_status=http_status,
-            next_attempt_at=next_attempt_at,
-        )
 
     # -- the dry run ---------------------------------------------------------------------
 
