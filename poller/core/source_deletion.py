@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Rows the dry run reads at a time.
 PLAN_PAGE = 500
+# How far before the longest grace the refusal pass looks for replayed or adopted rows.
+FLAG_MARGIN = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +136,14 @@ class SourceDeletionJob:
             return report
         # Replayed and title-matched rows are marked refused as soon as they are seen, grace
         # or pause notwithstanding: the events that tell are kept in the marks for good.
+        # Rows past their grace are seen by the pass below; a replay or an adoption updates
+        # the row, so those still within it were updated within the longest grace.
         flagged = self.store.deletion_candidates(
-            dict.fromkeys(graces, now), now, self.params.batch_size, flagged_only=True
+            dict.fromkeys(graces, now),
+            now,
+            self.params.batch_size,
+            flagged_only=True,
+            changed_since=now - max(graces.values()) - FLAG_MARGIN,
         )
         for candidate in flagged:
             never = never_verdict(candidate)

@@ -467,12 +467,14 @@ class SourceDeletionStore(Protocol):
         after_id: int = 0,
         due_only: bool = True,
         flagged_only: bool = False,
+        changed_since: datetime | None = None,
     ) -> list[DeletionCandidate]:
         """Uploaded rows of ``providers`` (name -> latest ``uploaded_at`` past its grace), by
         id above ``after_id``. ``due_only``: only rows no run marked done, refused or failed,
         not leased, and due again; otherwise every uploaded row of those providers.
         ``providers=None``: every provider's uploaded rows, whatever their upload time.
-        ``flagged_only``: only rows replayed or adopted by title (never to be deleted)."""
+        ``flagged_only``: only rows replayed or adopted by title (never to be deleted);
+        ``changed_since``: only rows updated since then."""
         ...
 
     def claim_deletion(

@@ -80,6 +80,7 @@ class SqlSourceDeletions:
         after_id: int = 0,
         due_only: bool = True,
         flagged_only: bool = False,
+        changed_since: datetime | None = None,
     ) -> list[DeletionCandidate]:
         """See the port; ``providers=None`` (for `source purge --dry-run`): every uploaded row."""
         if providers is not None and not providers:
@@ -124,6 +125,9 @@ class SqlSourceDeletions:
                     )
                 )
             )
+        if changed_since is not None:
+            # In the terms of ix_calls_state_updated_at, so the lookup follows that index.
+            query = query.where(calls.c.updated_at >= changed_since)
         if flagged_only:
             query = query.where(or_(replayed, adopted))
         if due_only:
