@@ -26,6 +26,7 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.oauth_tokens import SqlOAuthTokenStore
 from poller.adapters.sql.postgres import PostgresPollLock
+from poller.adapters.sql.source_deletions import SqlSourceDeletions
 from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import ConfigError, Settings, provider_problems
@@ -33,19 +34,21 @@ from poller.core.daemon import Daemon, LockedPollCycle
 from poller.core.poll import poll_once
 from poller.core.poll_report import PollReport
 from poller.core.progress import WorkProgress
+from poller.core.source_deletion import SourceDeletionJob
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.records import UsersSyncResult
 from poller.ports.download import RecordingFetcher
 from poller.ports.poll_lock import NoPollLock, PollLock
-from poller.ports.provider import ProviderPort
+from poller.ports.provider import ProviderPort, SourceDeleter
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
 from poller.ports.telemetry import Telemetry
 from poller.wiring import (
     daemon_params_from_settings,
     poll_params_from_settings,
+    source_deletion_params_from_settings,
     worker_params_from_settings,
 )
 
@@ -211,6 +214,31 @@ def describe_database(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def build_source_deletion(
+    settings: Settings,
+    store: SqlStore,
+    *,
+    providers: Mapping[str, ProviderPort] | None = None,
+    siro: SiroPort | None = None,
+    stop: threading.Event | None = None,
+) -> SourceDeletionJob:
+    """Deletion at the source over this store's database, for `run` and `source purge`."""
+    providers = providers if providers is not None else build_providers(settings)
+    return SourceDeletionJob(
+        params=source_deletion_params_from_settings(settings),
+        store=SqlSourceDeletions(store.engine),
+        siro=siro or build_siro_client(settings),
+        deleters={
+            name: provider
+            for name, provider in providers.items()
+            if isinstance(provider, SourceDeleter)
+        },
+        owner=worker_identity(),
+        clock=utcnow,
+        stop=stop or threading.Event(),
+    )
+
+
 def build_daemon(
     settings: Settings,
     store: SqlStore,
@@ -238,6 +266,12 @@ def build_daemon(
         # The daemon's report counts its changes: a backfill must not grow its memory.
         return lambda: poll_once(params, provider, store, utcnow(), keep_changes=0)
 
+    extra_jobs: list[tuple[str, Callable[[], None], float]] = []
+    deletion = build_source_deletion(settings, store, providers=providers, siro=siro, stop=stop)
+    if deletion.params.active:
+        every = float(settings.source_deletion.interval_seconds)
+        extra_jobs.append(("source-delete", deletion.job, every))
+
     def users_sync() -> UsersSyncResult:
         result = sync_users(
             siro, store, utcnow(), default_region=settings.siro.phone_default_region
@@ -258,6 +292,7 @@ def build_daemon(
         telemetry=telemetry,
         users_sync=users_sync,
         about=startup_summary(settings),
+        extra_jobs=extra_jobs,
     )
     if telemetry is not None:
         serve_metrics(

@@ -272,6 +272,31 @@ class MetricsSettings(Section):
         return value
 
 
+class SourceDeletionSettings(Section):
+    """Deletion of recordings at the phone system after a verified upload, for the providers
+    whose delete_at_source is true (see the deletion-at-source page of the docs).
+    """
+
+    enabled: bool = True
+    """The global switch: false stops every deletion at the source at once, whatever the
+    providers' delete_at_source (`siro-poller source pause` does the same without a restart).
+    """
+    interval_seconds: Annotated[int, Field(gt=0)] = 300
+    """Seconds between two deletion turns of `run`."""
+    batch_size: Annotated[int, Field(ge=1, le=500)] = 20
+    """Most recordings one turn deletes: deletion stays a trickle beside polling and uploads."""
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    """Attempts at one recording (a failed delete, Siro unreadable or still processing it) before
+    it is given up, never deleted (an event says so).
+    """
+    retry_base_seconds: PositiveSeconds = 300.0
+    """First wait after a failed delete (or while Siro still processes the recording); it
+    doubles on each failure.
+    """
+    retry_max_seconds: PositiveSeconds = 6 * 3600.0
+    """Longest wait between two attempts to delete one recording."""
+
+
 class LoggingSettings(Section):
     """What the daemon logs, and in which form."""
 
@@ -345,6 +370,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
+    source_deletion: SourceDeletionSettings = SourceDeletionSettings()
 
     @classmethod
     def settings_customise_sources(

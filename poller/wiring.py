@@ -12,6 +12,7 @@ from poller.adapters.siro.settings import SiroSettings
 from poller.config import Settings
 from poller.core.daemon import DaemonParams
 from poller.core.poll_report import PollParams
+from poller.core.source_deletion import SourceDeletionParams
 from poller.core.worker import WorkerParams
 from poller.domain.attribution import RepRules, normalise_email_keys, normalise_phone_keys
 from poller.domain.audio import ConversionRules
@@ -124,4 +125,21 @@ def health_rules_from_settings(settings: Settings) -> HealthRules:
         providers=tuple(provider.name for provider in settings.configured_providers),
         poll_interval=timedelta(seconds=settings.poll.interval_seconds),
         work_interval=timedelta(seconds=settings.worker.interval_seconds),
+    )
+
+
+def source_deletion_params_from_settings(settings: Settings) -> SourceDeletionParams:
+    """The global switch, and the providers that opted in to deletion at the source."""
+    section = settings.source_deletion
+    return SourceDeletionParams(
+        enabled=section.enabled,
+        grace_by_provider={
+            provider.name: timedelta(days=provider.delete_grace_days)
+            for provider in settings.configured_providers
+            if provider.delete_at_source
+        },
+        batch_size=section.batch_size,
+        max_attempts=section.max_attempts,
+        retry_base=timedelta(seconds=section.retry_base_seconds),
+        retry_max=timedelta(seconds=section.retry_max_seconds),
     )

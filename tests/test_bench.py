@@ -118,3 +118,15 @@ def test_the_cli_benchmark_runs() -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["commands"]["--version"]["median_s"] > 0
     assert figures["poll"]["calls"] == 100 and figures["poll"]["poll --json"]["peak_rss_mib"] > 0
+
+
+def test_the_source_deletion_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_source_deletion.py"), "--rows", "50", "--postgres", ""],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["rows"] == 50 and figures["due_batch_query_ms"] >= 0

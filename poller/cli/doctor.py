@@ -100,6 +100,11 @@ def doctor_checks(settings: Settings, config_path: Path | None, siro: SiroPort) 
             crm=crm_rules_from_settings(settings.siro),
         ),
         *(_provider_check(settings, entry.name) for entry in settings.configured_providers),
+        *(
+            _deletion_check(settings, entry.name)
+            for entry in settings.configured_providers
+            if entry.delete_at_source
+        ),
     ]
     if settings.worker.role == "poller":
         return checks  # this process lists calls only: it never downloads into a spool
@@ -218,6 +223,38 @@ def _provider_check(settings: Settings, name: str) -> Check:
         )
 
     return Check(f"provider {name}", run)
+
+
+def _deletion_check(settings: Settings, name: str) -> Check:
+    """For a provider with delete_at_source on: would its deletes be let through?"""
+    from poller.app import build_provider
+    from poller.config import ConfigError
+    from poller.core.doctor import Check, failed, passed, warned
+    from poller.ports.provider import ProviderError, SourceDeletionCheck
+
+    def run() -> Outcome:
+        try:
+            provider = build_provider(settings, name)
+        except ConfigError as exc:
+            return failed("its settings are incomplete", "set the keys listed above", exc.problems)
+        if not isinstance(provider, SourceDeletionCheck):
+            return passed("on; this vendor offers no way to check the permission before a delete")
+        try:
+            problems = provider.deletion_problems()
+        except ProviderError as exc:
+            return warned(
+                f"could not be checked: {exc}",
+                f"`siro-poller provider check --provider {name}` checks it again",
+            )
+        if problems:
+            return failed(
+                "deletes would be refused",
+                "grant the permissions named, or set delete_at_source = false",
+                problems,
+            )
+        return passed("on; the credentials may delete recordings")
+
+    return Check(f"deletion at the source ({name})", run)
 
 
 # -- output -------------------------------------------------------------------------------------

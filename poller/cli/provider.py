@@ -56,18 +56,51 @@ def check(cli: CliContext, since: str, names: tuple[str, ...], as_json: bool) ->
     if start >= now:
         raise click.BadParameter("must be in the past", param_hint="--since")
     window = Window(start, now)
-    checks = [
-        check_provider(name, build_provider(settings, name), window)
-        for name in selected_providers(settings, names)
-    ]
+    checks = []
+    deletion: dict[str, list[str]] = {}
+    for name in selected_providers(settings, names):
+        adapter = build_provider(settings, name)
+        checks.append(check_provider(name, adapter, window))
+        if settings.provider_named(name).delete_at_source:
+            deletion[name] = _deletion_problems(adapter)
     if as_json:
-        documents = [outcome.to_dict() for outcome in checks]
+        documents = [
+            {**outcome.to_dict(), **_deletion_document(deletion, outcome.provider)}
+            for outcome in checks
+        ]
         emit_json(documents[0] if len(documents) == 1 else documents)
     else:
         for outcome in checks:
             click.echo(f"provider {outcome.provider}: {shown(outcome.summary)}")
-    failed = [outcome for outcome in checks if not outcome.ok]
+            if outcome.provider in deletion:
+                problems = deletion[outcome.provider] or ["ok"]
+                for problem in problems:
+                    click.echo(f"provider {outcome.provider}: deletion at the source: {problem}")
+    failed = [
+        f"provider check failed for {o.provider}: {shown(o.summary)}" for o in checks if not o.ok
+    ]
+    failed += [
+        f"provider check failed for {name}: deletion at the source: {problem}"
+        for name, problems in deletion.items()
+        for problem in problems
+    ]
     if failed:
-        raise UserError(
-            "\n".join(f"provider check failed for {o.provider}: {shown(o.summary)}" for o in failed)
-        )
+        raise UserError("\n".join(failed))
+
+
+def _deletion_problems(adapter: object) -> list[str]:
+    """What the provider says would stop its deletes (delete_at_source is on for it)."""
+    from poller.ports.provider import ProviderError, SourceDeletionCheck
+
+    if not isinstance(adapter, SourceDeletionCheck):
+        return []  # the vendor gives no way to tell before a delete
+    try:
+        return adapter.deletion_problems()
+    except ProviderError as exc:
+        return [f"could not be checked: {exc}"]
+
+
+def _deletion_document(deletion: dict[str, list[str]], name: str) -> dict[str, object]:
+    if name not in deletion:
+        return {}
+    return {"deletion_problems": deletion[name]}

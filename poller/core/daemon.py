@@ -138,6 +138,7 @@ class Daemon:
         telemetry: Telemetry | None = None,
         users_sync: Callable[[], object] | None = None,
         about: str | None = None,
+        extra_jobs: Sequence[tuple[str, Callable[[], None], float]] = (),
     ) -> None:
         self.params = params
         # What the start-up line says of this process beyond the daemon's own parameters
@@ -150,6 +151,8 @@ class Daemon:
         self.notifier = notifier or NoNotifier()
         self.telemetry = telemetry or NoTelemetry()
         self.users_sync = users_sync
+        # Jobs beside polling and work (deletion at the source), run where the worker runs.
+        self.extra_jobs = tuple(extra_jobs)
         # Uploads wait for the first users sync of this run (one quick request, normally) so
         # that reps are resolved against Siro's users as they are now.
         self.first_users_sync_done = threading.Event()
@@ -264,6 +267,8 @@ class Daemon:
         if self.params.works and self.users_sync is not None:
             refresh = self.params.users_refresh_minutes * 60
             jobs.append(("users", self.users_job, refresh))
+        if self.params.works:
+            jobs.extend(self.extra_jobs)
         return jobs
 
     @staticmethod
@@ -335,7 +340,8 @@ class Daemon:
         grace = self.params.shutdown_grace_seconds
         scheduler = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            # A thread for each extra job, so a long poll and a drain never hold it back.
+            executors={"default": ThreadPoolExecutor(max_workers=2 + len(self.extra_jobs))},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,

@@ -210,6 +210,8 @@ class RecordingSummary(_SiroRecord):
     processing_status: str | None = None
     transcription_status: str | None = None
     deleted: bool | None = None
+    # Listed items carry it; the GET by id is documented with "…" after its fields.
+    duration_in_milliseconds: int | None = None
 
     @field_validator("date_created")
     @classmethod

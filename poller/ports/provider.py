@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from poller.domain.call_record import (
     CallRecord,
@@ -139,4 +139,38 @@ class ProviderPort(Protocol):
 
         May ask the provider again (for a fresh signed URL). Raises :class:`ProviderError`.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDeletion:
+    """The vendor's answer to a delete: ``deleted`` now, or ``gone`` (404: already deleted,
+    which counts as done). ``detail`` is what the vendor said, for the call's event."""
+
+    outcome: Literal["deleted", "gone"]
+    http_status: int | None
+    detail: str
+
+
+@runtime_checkable
+class SourceDeleter(Protocol):
+    """An optional capability: a provider whose API can delete a recording at the source.
+
+    Only adapters whose vendor documents a delete endpoint implement it; the others do not
+    stub it. Raises :class:`ProviderError` for any other answer (the caller retries with
+    back-off, within a bound).
+    """
+
+    def delete_recording(self, call: RecordingLocator) -> SourceDeletion: ...
+
+
+@runtime_checkable
+class SourceDeletionCheck(Protocol):
+    """An optional capability: a provider that can tell, before any delete, whether its
+    credentials may delete recordings (`provider check` asks it when delete_at_source is on).
+    """
+
+    def deletion_problems(self) -> list[str]:
+        """What stops deleting at the source, each a sentence naming the fix; empty: none
+        known. Raises :class:`ProviderError` when the provider cannot be asked."""
         ...

@@ -28,6 +28,7 @@ from poller.domain.records import (
     UnmappedRecord,
     UsersSyncResult,
 )
+from poller.domain.source_deletion import DeletionCandidate, SourceDeletionPause
 from poller.domain.states import CallState
 from poller.domain.transitions import RequeueSelection
 
@@ -434,3 +435,71 @@ class Store(
     AuditReader, Requeue, PollStore, DaemonStore, UserDirectoryStore, BackfillStore, Protocol
 ):
     """Every role at once: what the SQL store and the in-memory fake implement."""
+
+
+class SourceDeletionStore(Protocol):
+    """Deletion at the source (``source_deletions``, ``source_deletion_pauses``): which uploaded
+    rows may go, who is deleting which, what the vendor answered (poller.domain.source_deletion).
+
+    A row is claimed with a lease, as the worker claims calls, so two processes never delete
+    the same recording at once; a row marked ``deleted``, ``refused`` or ``failed`` is never
+    claimed again.
+    """
+
+    def deletion_paused(self) -> SourceDeletionPause | None:
+        """The operator's pause in force, or ``None``."""
+        ...
+
+    def pause_deletion(self, now: datetime, actor: str, reason: str) -> SourceDeletionPause:
+        """Stop every process's deletions at their next check (kept across restarts)."""
+        ...
+
+    def resume_deletion(self) -> SourceDeletionPause | None:
+        """End the pause; returns it, or ``None`` when none was in force."""
+        ...
+
+    def deletion_candidates(
+        self,
+        providers: Mapping[str, datetime] | None,
+        now: datetime,
+        limit: int,
+        *,
+        after_id: int = 0,
+        due_only: bool = True,
+        flagged_only: bool = False,
+        changed_since: datetime | None = None,
+    ) -> list[DeletionCandidate]:
+        """Uploaded rows of ``providers`` (name -> latest ``uploaded_at`` past its grace), by
+        id above ``after_id``. ``due_only``: only rows no run marked done, refused or failed,
+        not leased, and due again; otherwise every uploaded row of those providers.
+        ``providers=None``: every provider's uploaded rows, whatever their upload time.
+        ``flagged_only``: only rows replayed or adopted by title (never to be deleted);
+        ``changed_since``: only rows updated since then."""
+        ...
+
+    def claim_deletion(
+        self, call_id: int, provider: str, owner: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """Lease the row's deletion to ``owner``, if no one holds it and it is still due."""
+        ...
+
+    def record_deletion(
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        state: str,
+        event: EventDraft,
+        next_attempt_at: datetime | None = None,
+        count_attempt: bool = False,
+        reason: str | None = None,
+    ) -> bool:
+        """Store what happened (``state``: pending, deleted, refused, failed) with ``event``,
+        and let go of the lease; only while ``owner`` holds it."""
+        ...
+
+    def refuse_deletion(self, call_id: int, provider: str, now: datetime, reason: str) -> bool:
+        """Mark an unclaimed row ``refused`` for good (replayed, reconciled), with an event;
+        False when another run got there first."""
+        ...

@@ -19,6 +19,9 @@ connector schema, the API reference's rate-limit section):
 - Each answer signs the recording afresh: ``recording`` is a short-lived URL on the media
   server (S3 style: ``X-Amz-*`` query, refused once expired, refused with any
   ``Authorization`` header beside the signature).
+- ``DELETE /v1/calls/{id}/recording``: deletes the call's recording for good (204, no body);
+  an unknown call, or one whose recording is absent or already deleted, is 404 ("if it is not
+  present, it will not be deleted"). Every delete request is kept in ``deletes``.
 - Rate limit: ``limit`` requests per ``window_seconds`` (60 a minute by default); every answer
   carries ``X-AircallApi-Limit``, ``-Remaining`` and ``-Reset`` (Unix time of the window's
   end); past the limit, 429.
@@ -244,6 +247,10 @@ class AircallApi:
     failures: deque[ScriptedFailure] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    # Every DELETE of a recording: (call id, the status answered).
+    deletes: list[tuple[str, int]] = field(default_factory=list)
+    # Statuses to answer the next deletes with, in order, before deleting (a flaky API).
+    delete_failures: deque[int] = field(default_factory=deque)
     # Scripting for the hostile cases of the contract.
     redirect_listing_to: str | None = None
     next_link_base: str | None = None
@@ -387,6 +394,22 @@ class AircallApi:
         }
         return 200, {"calls": calls, "meta": meta}
 
+    def delete_recording(self, call_id: str) -> tuple[int, Any]:
+        with self.lock:
+            if self.delete_failures:
+                status = self.delete_failures.popleft()
+                self.deletes.append((call_id, status))
+                return status, _error(f"HTTP {status}", "scripted")
+            stored = self.calls.get(call_id)
+            if stored is None or stored.recording_key is None:
+                self.deletes.append((call_id, 404))
+                return 404, _error("Not found", "the call has no recording to delete")
+            self.media.objects.pop(stored.recording_key, None)
+            stored.recording_key = None
+            stored.record = {**stored.record, "recording": None, "asset": None}
+            self.deletes.append((call_id, 204))
+            return 204, None
+
     def single(self, call_id: str) -> tuple[int, Any]:
         with self.lock:
             stored = self.calls.get(call_id)
@@ -444,6 +467,37 @@ class AircallHandler(QuietHandler):
             status, body = api.single(parts.path.removeprefix("/v1/calls/"))
         else:
             status, body = 404, _error("Not found", "unknown route")
+        self._json(status, body, limits)
+
+    def do_DELETE(self) -> None:
+        api: AircallApi = self.server.state
+        parts = urlsplit(self.path)
+        headers = dict(self.headers.items())
+        with api.lock:
+            api.requests.append(
+                {"method": "DELETE", "path": parts.path, "query": {}, "headers": headers}
+            )
+        if not api.authorised(headers):
+            _, limits = api.rate_headers(count=False)
+            self._json(401, _error("Unauthorized", "check your api_id and api_token"), limits)
+            return
+        over, limits = api.rate_headers(count=True)
+        if over:
+            self._json(429, _error("Too many requests", "wait for X-AircallApi-Reset"), limits)
+            return
+        route = parts.path.removeprefix("/v1/calls/")
+        if not parts.path.startswith("/v1/calls/") or not route.endswith("/recording"):
+            self._json(404, _error("Not found", "unknown route"), limits)
+            return
+        status, body = api.delete_recording(route.removesuffix("/recording"))
+        if status == 204:
+            with api.lock:
+                api.statuses.append(status)
+            self.send_response(204)
+            for name, value in limits.items():
+                self.send_header(name, value)
+            self.end_headers()
+            return
         self._json(status, body, limits)
 
     def _json(

@@ -11,6 +11,16 @@ The platform server answers
   ``paging`` and ``navigation`` as in the spec's examples. Legs only in the Detailed view.
 - ``GET /restapi/v1.0/account/{accountId}/extension``: the extension list (same envelope).
 - ``GET /restapi/v1.0/account/{accountId}/recording/{recordingId}``: recording metadata.
+- ``DELETE /restapi/v1.0/account/{accountId}/call-recordings`` with a JSON body
+  ``{"records": [{"id": ...}]}`` (CallRecordingIds; Heavy group): deletes the files, not the
+  call-log records, and answers 204. An id unknown or deleted already is a 404 (CMN-102; what
+  RingCentral answers for a list with some unknown ids is not documented, so nothing of such a
+  list is deleted). Without ``delete_permission`` (the app's EditCallLog), 403 CMN-401.
+  Every delete is kept in ``deletes``.
+- ``GET /restapi/v1.0/account/{accountId}/extension/~/authz-profile/check?permissionId=...``
+  (Light): ``{"successful": ..., "details": {"permission": {"id": ...}}}`` for the JWT's user;
+  ``user_permissions`` says which it has. A token's ``scope`` lists the app's permissions,
+  EditCallLog among them while ``delete_permission`` holds.
 
 The media server answers ``GET /restapi/v1.0/account/{accountId}/recording/{id}/content``.
 
@@ -81,6 +91,15 @@ class RingCentralState:
     extensions: list[dict[str, Any]] = field(default_factory=list)
     media: dict[str, tuple[bytes, str, dict[str, str]]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
+    # Every DELETE of call recordings: (the ids asked for, the status answered).
+    deletes: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
+    deleted: set[str] = field(default_factory=set)
+    # Whether the app has EditCallLog.
+    delete_permission: bool = True
+    # The JWT user's permissions, as authz-profile/check answers for them.
+    user_permissions: set[str] = field(
+        default_factory=lambda: {"ReadCallLog", "ReadCallRecording", "EditCompanyCallRecordings"}
+    )
     tokens: dict[str, int] = field(default_factory=dict)
     tokens_issued: list[str] = field(default_factory=list)
     # Scripted failures of the call-log listing: (status, Retry-After or None), consumed in order;
@@ -319,6 +338,9 @@ class _Handler(QuietHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
     def _handle(self, method: str) -> None:
         parts = urlsplit(self.path)
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -371,10 +393,21 @@ class _Handler(QuietHandler):
             if method != "POST":
                 raise _error(405, "CMN-104", "Method not allowed")
             return self._token(body)
+        if method == "DELETE" and re.fullmatch(_ACCOUNT_PATH + "/call-recordings", path):
+            return self._delete_recordings(body)
         if method != "GET":
             raise _error(405, "CMN-104", "Method not allowed")
         if re.fullmatch(_ACCOUNT_PATH + "/call-log", path):
             return self._call_log(query)
+        if re.fullmatch(_ACCOUNT_PATH + r"/extension/~/authz-profile/check", path):
+            limits = self._authorised("Light")
+            permission = (query.get("permissionId") or [""])[-1]
+            granted = permission in self.state.user_permissions
+            return (
+                200,
+                {"successful": granted, "details": {"permission": {"id": permission}}},
+                limits,
+            )
         if re.fullmatch(_ACCOUNT_PATH + "/extension", path):
             limits = self._authorised("Medium")
             return self._listing(self.state.extensions, path, query, limits)
@@ -450,7 +483,8 @@ class _Handler(QuietHandler):
                 "expires_in": state.token_lifetime,
                 "refresh_token": f"rc-refresh-{len(state.tokens_issued):04d}",
                 "refresh_token_expires_in": 604800,
-                "scope": "ReadCallLog ReadCallRecording ReadAccounts",
+                "scope": "ReadCallLog ReadCallRecording ReadAccounts"
+                + (" EditCallLog" if state.delete_permission else ""),
                 "owner_id": "400643091008",
                 "endpoint_id": "AbCdEf",
             },
@@ -597,6 +631,45 @@ class _Handler(QuietHandler):
                         limits,
                     )
         raise _error(404, "CMN-102", "Resource for parameter [recordingId] is not found")
+
+    def _delete_recordings(self, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        state = self.state
+        limits = self._authorised("Heavy")
+        try:
+            document = json.loads(body or b"null")
+            ids = tuple(str(item["id"]) for item in document["records"])
+        except (ValueError, KeyError, TypeError):
+            raise _error(400, "CMN-101", "Parameter [records] value is invalid.") from None
+        if not ids:
+            raise _error(400, "CMN-101", "Parameter [records] value is invalid.")
+        if not state.delete_permission:
+            with state.lock:
+                state.deletes.append((ids, 403))
+            raise _error(
+                403,
+                "CMN-401",
+                "In order to call this API endpoint, application needs to have [EditCallLog] "
+                "permission",
+            )
+        with state.lock:
+            known = {
+                recording["id"]
+                for record in state.records
+                for holder in [record, *record.get("legs", [])]
+                if isinstance(recording := holder.get("recording"), dict)
+            } | set(state.media)
+            if any(i not in known or i in state.deleted for i in ids):
+                state.deletes.append((ids, 404))
+                missing = True
+            else:
+                state.deleted.update(ids)
+                for recording_id in ids:
+                    state.media.pop(recording_id, None)
+                state.deletes.append((ids, 204))
+                missing = False
+        if missing:
+            raise _error(404, "CMN-102", "Resource for parameter [recordingId] is not found")
+        return 204, b"", limits
 
     def _content(
         self, recording_id: str, query: dict[str, list[str]], limits: dict[str, str]

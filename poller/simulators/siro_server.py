@@ -292,8 +292,13 @@ class SiroServerState:
     zod_key_issues: Literal["standard", "custom"] = "standard"
     # Answer a create with 201 and no recording id (the recording is made all the same).
     create_answers_without_id: bool = False
+    # The same, only for creates whose title holds one of these strings.
+    create_without_id_titles: tuple[str, ...] = ()
     # A recording shows up in the recordings list only this long after it was created.
     recordings_list_lag: timedelta = timedelta(0)
+    # A recording's processingStatus becomes "complete" this long after it was made; None: it
+    # stays "in-progress" (unless a test says otherwise, see disagree()).
+    processing_time: timedelta | None = None
     # Where signed upload URLs point, e.g. "http://storage.example.com" or another local
     # server; None: this fake, which also takes the PUT.
     upload_url_base: str | None = None
@@ -386,6 +391,26 @@ class SiroServerState:
         with self.lock:
             self.recordings[recording["id"]] = recording
         return recording
+
+    def disagree(
+        self,
+        recording_id: str,
+        *,
+        deleted: bool | None = None,
+        processing_status: str | None = None,
+        duration_ms: int | None = None,
+    ) -> None:
+        """Make Siro's read-back of ``recording_id`` differ from what the poller stored: marked
+        deleted, processing ended in "error", or another durationInMilliseconds."""
+        with self.lock:
+            recording = self.recordings[recording_id]
+            if deleted is not None:
+                recording["deleted"] = deleted
+            if processing_status is not None:
+                recording["processingStatus"] = processing_status
+                recording["pinned_status"] = True
+            if duration_ms is not None:
+                recording["durationInMilliseconds"] = duration_ms
 
     # -- inspection -------------------------------------------------------------------------
 
@@ -834,14 +859,27 @@ class SiroHandler(QuietHandler):
             "body": body,
             "made_at": state.clock(),
         }
-        if state.create_answers_without_id:
+        title = str(body.get("title") or "")
+        if state.create_answers_without_id or any(
+            part in title for part in state.create_without_id_titles
+        ):
             return Answer(201, {"data": {}, "cursor": None})
         return Answer(201, {"data": {state.create_id_key: recording_id}, "cursor": None})
 
     def _get_recording(self, *, captured: dict[str, str], **_: Any) -> Answer:
-        recording = self.state.recordings.get(captured["recording_id"])
+        state = self.state
+        recording = state.recordings.get(captured["recording_id"])
         if recording is None:
             return Answer(404, {"error": "Recording not found"})
+        made_at = recording.get("made_at")
+        if (
+            state.processing_time is not None
+            and not recording.get("pinned_status")
+            and recording.get("processingStatus") == "in-progress"
+            and made_at is not None
+            and state.clock() >= made_at + state.processing_time
+        ):
+            recording["processingStatus"] = "complete"
         return Answer(200, {"data": _public(recording)})
 
     def _list_recordings(self, *, query: dict[str, list[str]], **_: Any) -> Answer:
@@ -982,7 +1020,7 @@ def _zod_object(
 
 def _public(recording: dict[str, Any]) -> dict[str, Any]:
     """A recording as Siro shows it, without what the fake keeps for itself."""
-    return {k: v for k, v in recording.items() if k not in ("body", "made_at")}
+    return {k: v for k, v in recording.items() if k not in ("body", "made_at", "pinned_status")}
 
 
 def _zod_error(issues: list[dict[str, Any]]) -> Answer:

@@ -12,6 +12,10 @@ It answers as Twilio's OpenAPI spec (twilio/twilio-oai, ``twilio_api_v2010.json`
   read strictly, as before midnight of its day, so a client must not rely on it including
   the day it names.
 - ``GET .../Recordings/{Sid}.json`` and ``GET .../Calls/{Sid}.json``.
+- ``DELETE .../Recordings/{Sid}.json`` (DeleteRecording): 204 without a body; the recording's
+  media goes, its metadata stays 40 days as ``status`` ``deleted`` (listed only with
+  ``IncludeSoftDeleted=true``); a recording unknown or deleted already is a 404 (20404).
+  Every delete is kept in ``deletes``.
 - ``GET .../Recordings/{Sid}.mp3``: the audio, behind the same Basic auth ("Enforce HTTP Auth on
   Media URLs" on, as Twilio recommends). A dual-channel recording comes downmixed unless
   ``RequestedChannels=2`` is asked for; asking that of a mono one is refused (16113).
@@ -189,6 +193,8 @@ class FakeTwilio:
     # Credentials revoked (every request refused) after this many listing pages were served.
     credential_uses: int | None = None
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
+    # Every DELETE of a recording: (its sid, the status answered).
+    deletes: list[tuple[str, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _listings: int = 0
 
@@ -422,6 +428,43 @@ class _TwilioHandler(QuietHandler):
         self.send_header("Content-Length", str(len(audio)))
         self.end_headers()
         self.wfile.write(audio)
+        return None
+
+    def do_DELETE(self) -> None:
+        api: FakeTwilio = self.server.state
+        parts = urlsplit(self.path)
+        route, resource = _route(parts.path, api.account_sid)
+        with api.lock:
+            api.requests.append(("delete", parts.path, {}))
+        if route != "recording":
+            return self._json(404, error(20404, "The requested resource was not found", 404))
+        failure = api.scripted("delete")
+        if failure is not None:
+            return self._fail(failure)
+        if not api.authorised(self.headers.get("Authorization"), "delete"):
+            return self._json(
+                401,
+                error(20003, "Authenticate", 401),
+                {"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
+        with api.lock:
+            recording = next(
+                (
+                    r
+                    for r in api.recordings
+                    if r["sid"] == resource and r.get("status") != "deleted"
+                ),
+                None,
+            )
+            if recording is not None:
+                recording["status"] = "deleted"
+                api.media.pop(resource, None)
+            api.deletes.append((resource, 204 if recording is not None else 404))
+        if recording is None:
+            return self._json(404, error(20404, f"Recording {resource} was not found", 404))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
         return None
 
     def _fail(self, failure: Failure) -> None:

@@ -11,6 +11,8 @@ It answers as Zoom's API reference and official SDK (``@zoom/rivet``) document:
   15 minutes); ``{"next_page_token", "page_size", "total_records", "recordings": [...]}``.
 - ``GET /v2/phone/users`` (``page_size`` max 100) and
   ``GET /v2/phone/call_logs/{id}/recordings`` (by call id or call log id).
+- ``DELETE /v2/phone/recordings/{recordingId}``: 204; an unknown or deleted recording is 404
+  (code 3301, as Zoom's recording APIs answer; unconfirmed for Phone). Kept in ``deletes``.
 - ``GET /v2/phone/recording/download/{fileId}`` on the web host, Bearer only: a token in the
   query string is refused, as Zoom has done since February 2023.
 - Errors as ``{"code": ..., "message": ...}``; 429s with ``X-RateLimit-Category`` and
@@ -33,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
@@ -155,6 +157,8 @@ class ZoomPhone:
     tokens_issued: list[str] = field(default_factory=list)
     page_tokens: dict[str, PageToken] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Every DELETE /v2/phone/recordings/{id}: (recording id, the status answered).
+    deletes: list[tuple[str, int]] = field(default_factory=list)
     api_url: str = ""
     web_url: str = ""
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -325,6 +329,26 @@ class _ZoomHandler(QuietHandler):
             self._recording_of_call(match.group(1))
         else:
             self._error(404, 404, "Not found.")
+
+    def do_DELETE(self) -> None:
+        """``DELETE /v2/phone/recordings/{recordingId}``: 204 without a body; an unknown (or
+        already deleted) recording is 404, code 3301 "Recording does not exist"."""
+        path, params = self._record("DELETE")
+        match = re.fullmatch(r"/v2/phone/recordings/([^/]+)", path)
+        if self.role != "api" or match is None:
+            self._error(404, 404, "Not found.")
+            return
+        if not self._bearer_ok(params):
+            return
+        recording_id = unquote(match.group(1))
+        phone = self.phone
+        with phone.lock:
+            found = phone.recordings.pop(recording_id, None)
+            phone.deletes.append((recording_id, 204 if found else 404))
+        if found is None:
+            self._error(404, 3301, "Recording does not exist.")
+            return
+        self._send(204)
 
     def _token(self, query: dict[str, str], body: bytes) -> None:
         phone = self.phone

@@ -231,6 +231,7 @@ class _OAuth:
         self._clock = clock
         self.tokens = AccessTokenCache(self._mint, clock=clock, refresh_margin=refresh_margin)
         self._minted: list[str] = []
+        self.granted_scope: str | None = None
 
     def bind(self, http: TokenEndpointClient) -> None:
         """Mint through ``http`` (it may be the client this authenticator serves)."""
@@ -325,6 +326,9 @@ class _OAuth:
             and 0 < expires_in < 10 * 365 * 86400
         ):
             lifetime = timedelta(seconds=float(expires_in))
+        # What the provider granted (RingCentral lists the app's permissions): for checks.
+        scope = payload.get("scope")
+        self.granted_scope = scope if isinstance(scope, str) else None
         self._remember(value)
         log.info(
             "minted an access token at %s, valid for %d s", self.what, lifetime.total_seconds()

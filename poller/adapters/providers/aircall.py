@@ -64,6 +64,7 @@ from poller.ports.provider import (
     ProviderAuthError,
     ProviderError,
     RecordPosition,
+    SourceDeletion,
     TransientProviderError,
 )
 
@@ -92,6 +93,8 @@ class AircallSettings(ProviderSettingsBase):
 
     kind: Literal["aircall"] = "aircall"
     """Selects the Aircall adapter."""
+    source_deletion_unsupported: ClassVar[str | None] = None
+
     api_id: str | None = Field(default=None, examples=["your-api-id"], json_schema_extra=MINIMAL)
     """The API ID of an API key made in the Aircall dashboard (Integrations & API > API Keys)."""
     api_token: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
@@ -248,6 +251,15 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
         request = self.download_request(fresh, "mp3")
         # The URL is its own credential: nothing of the API key goes to the storage host.
         return replace(request, headers={}, credential_hosts=frozenset())
+
+    def delete_recording(self, call: RecordingLocator) -> SourceDeletion:
+        """``DELETE /v1/calls/{id}/recording``: irreversible, and on AI Assist accounts it takes
+        the transcript and insights with it."""
+        call_id = call.provider_call_id
+        return self.send_delete(
+            f"{self.base_url}/v1/calls/{quote(call_id, safe='')}/recording",
+            f"delete the recording of call {call_id}",
+        )
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         if isinstance(exc, HttpUnauthorized):

@@ -95,6 +95,7 @@ from poller.ports.provider import (
     ProviderError,
     ProviderRefused,
     RecordPosition,
+    SourceDeletion,
     TransientProviderError,
 )
 from poller.ports.token_store import OAuthTokenStore
@@ -500,6 +501,20 @@ class ProviderAdapter(ABC, Generic[S]):
             hosts_config_key=self.hosts.config_key,
             secret_path=secret_path,
         )
+
+    def send_delete(self, url: str, what: str, *, json_body: Any = None) -> SourceDeletion:
+        """One authenticated DELETE through the guarded client (its deadline, host rules,
+        bounded retries and the provider's rate limiter): any 2xx is ``deleted``, a 404
+        ``gone`` (deleted already, which counts as done); any other answer raises
+        :class:`ProviderError`. For the adapters that implement
+        :class:`~poller.ports.provider.SourceDeleter`."""
+        try:
+            answer = self.http.request("DELETE", url, json=json_body, what=what)
+        except HttpError as exc:
+            if exc.status == 404:
+                return SourceDeletion("gone", 404, f"{what}: 404, not found (deleted already)")
+            raise self.provider_error(exc) from None
+        return SourceDeletion("deleted", answer.status, f"{what}: HTTP {answer.status}")
 
     def rate_limited_hosts(self) -> dict[str, RateLimiter]:
         """This provider's own hosts and the limiter its requests to them share."""

@@ -114,6 +114,11 @@ class DialpadSettings(ProviderSettingsBase):
 
     kind: Literal["dialpad"] = "dialpad"
     """Selects the Dialpad adapter."""
+    source_deletion_unsupported: ClassVar[str | None] = (
+        "Dialpad documents no endpoint that deletes a call recording (its API only manages "
+        "recording share links)"
+    )
+
     api_key: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
     """A company-admin API key with the calls:list scope, sent as Authorization: Bearer."""
     share_link_privacy: SharePrivacy = "public"

@@ -291,6 +291,12 @@ class GenericSettings(ProviderSettingsBase, AuthSettings):
 
     kind: Literal["generic"] = "generic"
     """Which adapter talks to the phone system: "generic" is a configurable JSON call-log API."""
+    source_deletion_unsupported: ClassVar[str | None] = (
+        "the generic kind knows no delete request: deleting at the source needs the vendor's "
+        "documented DELETE endpoint for one recording, the permission it takes and its answers "
+        "(success, 404 for a recording already gone), which only a native kind can declare"
+    )
+
     base_url: BaseUrl | None = Field(
         default=None, examples=["https://voip.example.com/api"], json_schema_extra=MINIMAL
     )

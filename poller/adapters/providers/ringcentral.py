@@ -82,6 +82,7 @@ from poller.ports.provider import (
     ProviderAuthError,
     ProviderError,
     RecordPosition,
+    SourceDeletion,
     TransientProviderError,
 )
 
@@ -106,6 +107,8 @@ class RingCentralSettings(ProviderSettingsBase):
 
     kind: Literal["ringcentral"] = "ringcentral"
     """Selects the RingCentral adapter."""
+    source_deletion_unsupported: ClassVar[str | None] = None
+
     client_id: str | None = Field(
         default=None, examples=["replace-with-your-client-id"], json_schema_extra=MINIMAL
     )
@@ -259,6 +262,59 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
             # A contentUri carrying a signature is never stored: ask for the recording again.
             url = self._fresh_content_uri(call)
         return self.download_request(url, None)
+
+    def delete_recording(self, call: RecordingLocator) -> SourceDeletion:
+        """``DELETE /account/~/call-recordings`` with one id (the endpoint takes a list; one a
+        request keeps a 404 about this recording alone). Heavy group; the app needs the
+        EditCallLog permission and the JWT's user EditCompanyCallRecordings."""
+        recording_id = call.recording_id or call.provider_call_id
+        try:
+            return self.send_delete(
+                self._url(f"{API_PREFIX}/call-recordings"),
+                f"delete recording {recording_id}",
+                json_body={"records": [{"id": recording_id}]},
+            )
+        except ProviderAuthError as exc:
+            if exc.status != 403:
+                raise
+            raise PermanentProviderError(
+                f"{exc}; deleting needs the app permission EditCallLog (Edit Call Log) and the "
+                "user permission EditCompanyCallRecordings for the JWT's user",
+                status=403,
+            ) from None
+
+    def deletion_problems(self) -> list[str]:
+        """The app's EditCallLog, read from the scope of the token RingCentral grants, and the
+        JWT user's EditCompanyCallRecordings, asked of ``authz-profile/check`` (Light group)."""
+        problems: list[str] = []
+        try:
+            self.auth.headers_for_request()  # a token, minted if need be
+        except HttpError as exc:
+            raise self.provider_error(exc) from None
+        granted = getattr(self.auth, "granted_scope", None)
+        if granted is None:
+            problems.append(
+                "RingCentral's token names no scope: whether the app has the EditCallLog "
+                "permission cannot be told before a delete"
+            )
+        elif "EditCallLog" not in granted.split():
+            problems.append(
+                "the app lacks the EditCallLog permission (Edit Call Log) that deleting "
+                "recordings needs: add it to the app in the RingCentral developer console"
+            )
+        page = self.get_json(
+            PageRequest(
+                self._url(f"{API_PREFIX}/extension/~/authz-profile/check"),
+                {"permissionId": "EditCompanyCallRecordings"},
+            ),
+            "the EditCompanyCallRecordings permission check",
+        )
+        if not (isinstance(page.body, Mapping) and page.body.get("successful") is True):
+            problems.append(
+                "the JWT's user lacks the EditCompanyCallRecordings permission that deleting "
+                "recordings needs: give the user a role that has it"
+            )
+        return problems
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         if isinstance(exc, HttpUnauthorized):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from poller.adapters.http.auth import (
     HEADER_NAME,
@@ -91,6 +91,21 @@ class ProviderSettingsBase(Section):
     (Retry-After: 999999999) is cut to this, with a warning.
     """
 
+    delete_at_source: bool = False
+    """Delete each recording at the phone system once Siro holds it, verified, and
+    delete_grace_days have passed (never for a replayed call or one matched by title alone).
+    Irreversible; off by default. See the deletion-at-source page for each vendor's permission.
+    """
+    delete_grace_days: Annotated[float, Field(ge=0, le=3650)] = 7.0
+    """Days to wait after the upload before a recording is deleted at the source (with
+    delete_at_source on), so a problem seen in Siro can still be fixed from the original.
+    """
+
+    # Why this kind cannot delete at the source; None: its adapter can (a SourceDeleter).
+    source_deletion_unsupported: ClassVar[str | None] = (
+        "this kind has no documented delete endpoint"
+    )
+
     # The adapter's own hosts besides base_url's: API, media and token hosts that the vendor
     # documents. Credentials go to them; recordings may be downloaded from them.
     vendor_hosts: ClassVar[tuple[str, ...]] = ()
@@ -136,6 +151,16 @@ class ProviderSettingsBase(Section):
         if self.api_base_url is None:
             return [f"{self.config_key('base_url')}: required to poll the call log"]
         return []
+
+    @field_validator("delete_at_source")
+    @classmethod
+    def _deletion_supported(cls, value: bool) -> bool:
+        if value and cls.source_deletion_unsupported is not None:
+            raise ValueError(
+                f"cannot be true for kind {cls.model_fields['kind'].default!r}: "
+                f"{cls.source_deletion_unsupported}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _deadline_covers_timeouts(self) -> ProviderSettingsBase:

@@ -83,6 +83,7 @@ from poller.ports.provider import (
     ProviderAuthError,
     ProviderError,
     RecordPosition,
+    SourceDeletion,
     TransientProviderError,
 )
 
@@ -144,6 +145,8 @@ class TwilioSettings(ProviderSettingsBase):
 
     kind: Literal["twilio"] = "twilio"
     """Selects the Twilio adapter."""
+    source_deletion_unsupported: ClassVar[str | None] = None
+
     account_sid: AccountSid | None = Field(
         default=None, examples=["ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], json_schema_extra=MINIMAL
     )
@@ -331,6 +334,14 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
             if url is None:
                 raise TransientProviderError(f"recording {sid}: Twilio returned no media URL yet")
         return self.download_request(url, _format_from(url))
+
+    def delete_recording(self, call: RecordingLocator) -> SourceDeletion:
+        """``DELETE Accounts/{AccountSid}/Recordings/{Sid}.json``; Twilio keeps the deleted
+        recording's metadata 40 days."""
+        sid = call.recording_id or call.provider_call_id
+        return self.send_delete(
+            f"{self.account_url}/Recordings/{quote(sid, safe='')}.json", f"delete recording {sid}"
+        )
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         detail = _twilio_error(exc)

@@ -77,6 +77,7 @@ from poller.ports.provider import (
     ProviderAuthError,
     ProviderError,
     RecordPosition,
+    SourceDeletion,
     TransientProviderError,
 )
 
@@ -105,6 +106,8 @@ class ZoomSettings(ProviderSettingsBase):
 
     kind: Literal["zoom"] = "zoom"
     """Selects the Zoom Phone adapter."""
+    source_deletion_unsupported: ClassVar[str | None] = None
+
     account_id: NonBlank | None = Field(
         default=None, examples=["replace-with-your-account-id"], json_schema_extra=MINIMAL
     )
@@ -259,6 +262,15 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
         if MASK in stored:
             url = self._fresh_download_url(call)
         return self.download_request(url, "mp3")
+
+    def delete_recording(self, call: RecordingLocator) -> SourceDeletion:
+        """``DELETE /phone/recordings/{recordingId}`` (scope phone:write:admin or
+        phone_recording:write:admin); the row's provider id is the recording id."""
+        recording_id = call.recording_id or call.provider_call_id
+        return self.send_delete(
+            f"{self.base_url.rstrip('/')}/phone/recordings/{quote(recording_id, safe='')}",
+            f"delete recording {recording_id}",
+        )
 
     # -- errors: Zoom's rate limits ---------------------------------------------------------
 

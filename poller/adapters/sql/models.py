@@ -319,6 +319,58 @@ class OAuthTokenRow(Base):
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SourceDeletionRow(Base):
+    """Deletion of a call's recording at the phone system (poller.domain.source_deletion).
+
+    A row exists once a deletion run has handled the call: ``pending`` while it is being
+    deleted or retried (leased like a claimed call), then ``deleted`` (the vendor deleted it or
+    answered 404), ``refused`` (a safety rule said never) or ``failed`` (the attempts ran out).
+    The call's events hold each attempt and the vendor's answer.
+    """
+
+    __tablename__ = "source_deletions"
+
+    call_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    provider: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'deleted', 'refused', 'failed')", name="state"),
+        CheckConstraint("(lease_owner IS NULL) = (lease_expires_at IS NULL)", name="lease_pair"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        # Rows a run may take again (retries), soonest first.
+        Index(
+            "ix_source_deletions_due",
+            "next_attempt_at",
+            "call_id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
+
+
+class SourceDeletionPauseRow(Base):
+    """`siro-poller source pause`: while a row exists, no process deletes at the source."""
+
+    __tablename__ = "source_deletion_pauses"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # "all"
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+
+
 # Core views of the tables, for the store's SQL.
 calls_table = cast(Table, CallRow.__table__)
 call_events_table = cast(Table, CallEventRow.__table__)
@@ -329,3 +381,5 @@ credential_pauses_table = cast(Table, CredentialPauseRow.__table__)
 worker_heartbeats_table = cast(Table, WorkerHeartbeatRow.__table__)
 backfill_runs_table = cast(Table, BackfillRunRow.__table__)
 oauth_refresh_tokens_table = cast(Table, OAuthTokenRow.__table__)
+source_deletions_table = cast(Table, SourceDeletionRow.__table__)
+source_deletion_pauses_table = cast(Table, SourceDeletionPauseRow.__table__)
