@@ -1,0 +1,87 @@
+"""`siro-poller calls forget`: erase a data subject's calls from the state database.
+
+The rules (what is erased, what stays as the tombstone) are :mod:`poller.domain.erasure`; the
+store applies them a call per transaction, so an interrupted run leaves every call either
+whole or forgotten, and running it again finishes the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from poller.domain.erasure import (
+    ForgetOutcome,
+    ForgetReport,
+    ForgetSelection,
+    erased_columns,
+    state_after_forget,
+)
+from poller.domain.states import CallState
+from poller.ports.erasure import ErasureStore
+
+log = logging.getLogger(__name__)
+
+
+def plan_forget(
+    store: ErasureStore, selection: ForgetSelection, default_region: str
+) -> list[ForgetOutcome]:
+    """What a forget of ``selection`` would do, changing nothing (``--dry-run``)."""
+    return [
+        ForgetOutcome(
+            call_id=call.id,
+            provider=call.provider,
+            provider_call_id=call.provider_call_id,
+            state_before=call.state,
+            state_after=state_after_forget(call),
+            erased_columns=erased_columns(call),
+            spool_path=call.spool_path,
+            siro_recording_id=call.siro_recording_id,
+            siro_may_hold=call.siro_recording_id is None and call.siro_create_sent_at is not None,
+            already_forgotten=call.forgotten_at is not None,
+            was_leased=call.lease_owner is not None,
+        )
+        for call in store.forget_candidates(selection, default_region)
+    ]
+
+
+def forget(
+    store: ErasureStore,
+    selection: ForgetSelection,
+    now: datetime,
+    *,
+    actor: str,
+    default_region: str,
+    remove_files: Callable[[int, str | None], int],
+    dry_run: bool = False,
+) -> ForgetReport:
+    """Forget every call ``selection`` chooses; ``remove_files(call id, spool path)`` deletes
+    the call's files in the spool and says how many there were."""
+    if selection.empty:
+        raise ValueError("a forget needs a selection: call ids, a phone, an email or a date")
+    planned = plan_forget(store, selection, default_region)
+    if dry_run:
+        return ForgetReport(outcomes=planned, dry_run=True)
+    outcomes: list[ForgetOutcome] = []
+    removed_files = 0
+    for plan in planned:
+        outcome = store.forget_call(plan.call_id, now, actor, default_region)
+        if outcome is None:
+            continue  # deleted meanwhile: nothing left to erase
+        removed_files += remove_files(outcome.call_id, outcome.spool_path)
+        if outcome.was_leased:
+            log.warning(
+                "call %d was being worked on when it was forgotten; its worker can no longer "
+                "write to it",
+                outcome.call_id,
+            )
+        outcomes.append(outcome)
+    log.info(
+        "forgot %d calls (%d uploaded to Siro) for %s",
+        len(outcomes),
+        sum(1 for o in outcomes if o.state_before is CallState.UPLOADED),
+        actor,
+    )
+    compaction = store.after_erasure() if outcomes else None
+    return ForgetReport(outcomes=outcomes, spool_files_removed=removed_files, compaction=compaction)

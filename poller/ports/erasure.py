@@ -1,0 +1,40 @@
+"""The store's side of erasure and audit export (`calls forget`, `calls export`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Protocol
+
+from poller.domain.erasure import ForgetOutcome, ForgetSelection
+from poller.domain.records import Call, CallEvent
+
+
+class ErasureStore(Protocol):
+    def forget_candidates(self, selection: ForgetSelection, default_region: str) -> list[Call]:
+        """The calls ``selection`` chooses, by id; forgotten ones included (a forget may be
+        run again, e.g. after a restore)."""
+        ...
+
+    def forget_call(
+        self, call_id: int, now: datetime, actor: str, default_region: str
+    ) -> ForgetOutcome | None:
+        """Erase the call's personal data and leave its tombstone, with a ``forget`` event, in
+        one transaction (see :mod:`poller.domain.erasure`); ``None`` for an unknown id.
+
+        A lease on the row ends: the worker holding it can no longer write to it."""
+        ...
+
+    def after_erasure(self) -> str | None:
+        """Make the erased bytes unreachable in the database files where the backend keeps
+        old versions (SQLite's WAL); says what it did, or could not do."""
+        ...
+
+
+class AuditExportStore(Protocol):
+    def export_calls(
+        self, since: datetime, until: datetime | None, *, batch: int = 500
+    ) -> Iterator[tuple[Call, list[CallEvent]]]:
+        """Every call that started in ``[since, until)``, by id, with its events, read
+        ``batch`` calls at a time so that memory stays flat whatever the table holds."""
+        ...
