@@ -28,6 +28,9 @@ from poller.cli import main
 from poller.config import Settings
 from poller.core.poll import poll_once
 from poller.core.users_sync import sync_users
+from poller.domain.erasure import FORGOTTEN_KIND
+from poller.domain.error_kinds import error_kind
+from poller.domain.failures import Disposition
 from poller.domain.states import CallState
 from poller.simulators.audio import mp3_bytes
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
@@ -275,3 +278,8 @@ def test_a_forget_asks_first_and_refuses_unknown_ids(world: World) -> None:
 
     nothing = world.cli("calls", "forget", "--yes")
     assert nothing.exit_code == 2
+
+
+def test_the_forgotten_kind_is_in_the_error_catalog() -> None:
+    entry = error_kind(FORGOTTEN_KIND)
+    assert entry is not None and entry.disposition is Disposition.SKIP

@@ -35,6 +35,7 @@ class AuditExportStore(Protocol):
     def export_calls(
         self, since: datetime, until: datetime | None, *, batch: int = 500
     ) -> Iterator[tuple[Call, list[CallEvent]]]:
-        """Every call that started in ``[since, until)``, by id, with its events, read
+        """Every call that started (without a start time: was first listed) in
+        ``[since, until)``, by id, with its events, read
         ``batch`` calls at a time so that memory stays flat whatever the table holds."""
         ...

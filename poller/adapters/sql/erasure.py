@@ -237,9 +237,11 @@ class SqlErasure:
     def export_calls(
         self, since: datetime, until: datetime | None, *, batch: int = 500
     ) -> Iterator[tuple[Call, list[CallEvent]]]:
-        window = [calls.c.started_at >= since]
+        # A call without a start time counts from when it was first listed.
+        started = func.coalesce(calls.c.started_at, calls.c.created_at)
+        window = [started >= since]
         if until is not None:
-            window.append(calls.c.started_at < until)
+            window.append(started < until)
         after = 0
         while True:
             # A short read per batch (no transaction held open across the whole export, which
