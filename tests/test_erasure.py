@@ -283,3 +283,51 @@ def test_a_forget_asks_first_and_refuses_unknown_ids(world: World) -> None:
 def test_the_forgotten_kind_is_in_the_error_catalog() -> None:
     entry = error_kind(FORGOTTEN_KIND)
     assert entry is not None and entry.disposition is Disposition.SKIP
+
+
+def test_a_forget_removes_the_calls_files_from_the_spool(world: World) -> None:
+    world.offer("c-spooled", 1, contact_name=SUBJECT_NAME)
+    world.poll()
+    call = world.call("c-spooled")
+    spool = world.settings.spool_dir
+    spool.mkdir(parents=True)
+    recording, part = spool / f"call-{call.id}.mp3", spool / f"call-{call.id}.download.part"
+    recording.write_bytes(b"ID3 audio of the subject")
+    part.write_bytes(b"half a download")
+    someone_else = spool / f"call-{call.id + 100}.mp3"
+    someone_else.write_bytes(b"not the subject's")
+    with world.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE calls SET state = 'downloaded', spool_path = :path WHERE id = :id"),
+            {"path": str(recording), "id": call.id},
+        )
+
+    result = world.cli("calls", "forget", "--call-id", str(call.id), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "spool files removed: 2" in result.stdout
+    assert not recording.exists() and not part.exists()
+    assert someone_else.exists()
+    forgotten = world.call("c-spooled")
+    assert (forgotten.state, forgotten.spool_path) == (CallState.SKIPPED, None)
+    assert forgotten.error_kind == FORGOTTEN_KIND
+
+
+def test_a_worker_holding_a_forgotten_call_can_no_longer_write_to_it(world: World) -> None:
+    world.offer("c-leased", 1, contact_name=SUBJECT_NAME)
+    world.offer("c-kept", 2)
+    world.poll()
+    now = datetime.now(UTC)
+    claimed = world.store.claim_due("worker-a", now, now + timedelta(minutes=5), 10)
+    assert len(claimed) == 2
+
+    result = world.cli("calls", "forget", "--call-id", "c-leased", "--yes")
+
+    assert result.exit_code == 0, result.output
+    leased = world.call("c-leased")
+    assert leased.lease_owner is None
+    assert not world.store.mark_create_sent(leased.id, "worker-a", now, "Phone call with Zelda")
+    assert world.call("c-leased").title is None
+    kept = world.call("c-kept")
+    assert kept.lease_owner == "worker-a"
+    assert world.store.mark_create_sent(kept.id, "worker-a", now, "a title")
