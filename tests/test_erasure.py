@@ -331,3 +331,16 @@ def test_a_worker_holding_a_forgotten_call_can_no_longer_write_to_it(world: Worl
     kept = world.call("c-kept")
     assert kept.lease_owner == "worker-a"
     assert world.store.mark_create_sent(kept.id, "worker-a", now, "a title")
+
+
+def test_the_erased_raw_record_is_sql_null(world: World) -> None:
+    world.offer("c-raw", 1, contact_name=SUBJECT_NAME)
+    world.poll()
+
+    assert world.cli("calls", "forget", "--call-id", "c-raw", "--yes").exit_code == 0
+
+    with world.engine.connect() as connection:
+        found = connection.execute(
+            text("SELECT count(*) FROM calls WHERE provider_call_id = 'c-raw' AND raw IS NULL")
+        ).scalar_one()
+    assert found == 1

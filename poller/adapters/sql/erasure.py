@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, null, or_, select, update
 
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import call_events_table as call_events
@@ -100,6 +100,7 @@ class SqlErasure:
             columns = erasure.erased_columns(call)
             to_state = erasure.state_after_forget(call)
             changes: dict[str, Any] = {name: None for name in erasure.ERASED_COLUMNS}
+            changes["raw"] = null()  # SQL NULL: a plain None would be stored as JSON 'null'
             changes.update(
                 last_error=erasure.scrub(call.last_error, values, default_region),
                 forgotten_at=call.forgotten_at or now,
