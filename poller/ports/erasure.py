@@ -13,7 +13,8 @@ from poller.domain.records import Call, CallEvent
 class ErasureStore(Protocol):
     def forget_candidates(self, selection: ForgetSelection, default_region: str) -> list[Call]:
         """The calls ``selection`` chooses, by id; forgotten ones included (a forget may be
-        run again, e.g. after a restore)."""
+        run again, e.g. after a restore). Their raw records are not read: ``raw`` is ``{}``
+        for a call that has one."""
         ...
 
     def forget_call(

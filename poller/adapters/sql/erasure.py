@@ -10,6 +10,7 @@ query shows it, but the table's files may hold it for a while (docs/operations/d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -37,32 +38,47 @@ def _call(row: Any) -> Call:
     return Call(**values)
 
 
+def _light_call(row: Any) -> Call:
+    """A call read without its raw record: ``{}`` stands for one that is there."""
+    values = dict(row._mapping)
+    has_raw = values.pop("has_raw")
+    values["state"] = CallState(values["state"])
+    return Call(**values, raw={} if has_raw else None)
+
+
 class SqlErasure:
     engine: Engine
 
     # -- choosing the calls --------------------------------------------------------------
 
     def forget_candidates(self, selection: ForgetSelection, default_region: str) -> list[Call]:
+        # The raw records are not kept: a selection by date may choose most of the table.
         chosen: dict[int, Call] = {}
+        light = select(
+            *(column for column in calls.c if column.name != "raw"),
+            calls.c.raw.is_not(None).label("has_raw"),
+        )
         with read_transaction(self.engine) as conn:
             if selection.references:
                 numbers = [int(ref) for ref in selection.references if ref.isdigit()]
                 condition: Any = calls.c.provider_call_id.in_(selection.references)
                 if numbers:
                     condition = or_(condition, calls.c.id.in_(numbers))
-                for row in conn.execute(select(calls).where(condition)):
-                    chosen[row.id] = _call(row)
+                for row in conn.execute(light.where(condition)):
+                    chosen[row.id] = _light_call(row)
             if selection.before is not None:
                 before = or_(
                     calls.c.started_at < selection.before,
                     (calls.c.started_at.is_(None)) & (calls.c.created_at < selection.before),
                 )
-                for row in conn.execute(select(calls).where(before)):
-                    chosen[row.id] = _call(row)
+                for row in conn.execute(light.where(before)):
+                    chosen[row.id] = _light_call(row)
             if selection.contact_phone or selection.email:
                 for call in self._scan_calls(conn):
                     if _matches(call, selection, default_region):
-                        chosen[call.id] = call
+                        chosen[call.id] = dataclasses.replace(
+                            call, raw=None if call.raw is None else {}
+                        )
         return [chosen[key] for key in sorted(chosen)]
 
     @staticmethod
