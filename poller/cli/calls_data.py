@@ -115,6 +115,7 @@ def forget(
         actor=actor or operator(),
         default_region=region,
         remove_files=lambda call_id, path: remove_call_files(spool, call_id, path),
+        planned=planned,
     )
     click.echo(
         f"forgot {_calls(len(report.outcomes))}; spool files removed: {report.spool_files_removed}"

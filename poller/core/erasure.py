@@ -55,12 +55,15 @@ def forget(
     default_region: str,
     remove_files: Callable[[int, str | None], int],
     dry_run: bool = False,
+    planned: list[ForgetOutcome] | None = None,
 ) -> ForgetReport:
     """Forget every call ``selection`` chooses; ``remove_files(call id, spool path)`` deletes
-    the call's files in the spool and says how many there were."""
+    the call's files in the spool and says how many there were. ``planned``: what
+    :func:`plan_forget` said (and the operator confirmed), so the calls are not chosen twice."""
     if selection.empty:
         raise ValueError("a forget needs a selection: call ids, a phone, an email or a date")
-    planned = plan_forget(store, selection, default_region)
+    if planned is None:
+        planned = plan_forget(store, selection, default_region)
     if dry_run:
         return ForgetReport(outcomes=planned, dry_run=True)
     outcomes: list[ForgetOutcome] = []
