@@ -233,7 +233,10 @@ def test_a_dry_run_changes_nothing(world: World) -> None:
     result = world.cli("calls", "forget", "--contact-phone", "+14155550199", "--dry-run")
 
     assert result.exit_code == 0, result.output
-    assert "would forget 2 calls; dry run: nothing changed" in result.stdout
+    assert (
+        "would forget 2 calls and empty 1 unmapped record that quote the subject; "
+        "dry run: nothing changed"
+    ) in result.stdout
     assert full_dump(world.engine) == before
 
 
@@ -344,3 +347,24 @@ def test_the_erased_raw_record_is_sql_null(world: World) -> None:
             text("SELECT count(*) FROM calls WHERE provider_call_id = 'c-raw' AND raw IS NULL")
         ).scalar_one()
     assert found == 1
+
+
+def test_a_record_no_call_came_of_is_emptied_when_it_quotes_the_subject(world: World) -> None:
+    broken = quickstart_call("ignored", STARTED)
+    broken.pop("call_id")
+    broken.update(contact_name=SUBJECT_NAME, contact_email=SUBJECT_EMAIL)
+    world.api.add_call(broken, STARTED, key="no-id")
+    world.offer("c-other", 3, contact_name="Ann Lee")
+    world.poll()
+    assert len(world.store.unmapped_records()) == 1
+
+    result = world.cli("calls", "forget", "--email", SUBJECT_EMAIL, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "forgot 0 calls" in result.stdout
+    assert "other unmapped records emptied: 1" in result.stdout
+    assert_no_trace(world.engine)
+    world.poll()  # listed again: not kept again
+    assert world.store.unmapped_records() == []
+    assert_no_trace(world.engine)
+    assert world.call("c-other").contact_name == "Ann Lee"

@@ -95,18 +95,19 @@ def forget(
     store = cli.store
     planned = plan_forget(store, selection, region)
     _check_references(selection, planned)
-    if not planned:
+    # Records that failed mapping and quote the subject, with no call of theirs.
+    unmapped = store.forget_unmapped(selection, utcnow(), region, dry_run=True)
+    if not planned and not unmapped:
         click.echo("no call matches: nothing to forget")
         return
-    _show_plan(planned)
+    if planned:
+        _show_plan(planned)
+    what = _calls(len(planned)) + (f" and empty {_records(unmapped)}" if unmapped else "")
     if dry_run:
-        click.echo(f"would forget {_calls(len(planned))}; dry run: nothing changed")
+        click.echo(f"would forget {what}; dry run: nothing changed")
         return
     if not yes:
-        click.confirm(
-            f"Erase the personal data of {_calls(len(planned))}? This cannot be undone.",
-            abort=True,
-        )
+        click.confirm(f"Forget {what}? This cannot be undone.", abort=True)
     spool = cli.settings.spool_dir
     report = run_forget(
         store,
@@ -118,7 +119,9 @@ def forget(
         planned=planned,
     )
     click.echo(
-        f"forgot {_calls(len(report.outcomes))}; spool files removed: {report.spool_files_removed}"
+        f"forgot {_calls(len(report.outcomes))}; spool files removed: "
+        f"{report.spool_files_removed}; other unmapped records emptied: "
+        f"{report.unmapped_emptied}"
     )
     if report.compaction:
         click.echo(f"database: {report.compaction}")
@@ -131,6 +134,10 @@ def forget(
 
 def _calls(count: int) -> str:
     return f"{count} call{'s' if count != 1 else ''}"
+
+
+def _records(count: int) -> str:
+    return f"{count} unmapped record{'s' if count != 1 else ''} that quote the subject"
 
 
 def _check_references(selection: ForgetSelection, planned: list[ForgetOutcome]) -> None:

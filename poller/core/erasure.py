@@ -65,7 +65,8 @@ def forget(
     if planned is None:
         planned = plan_forget(store, selection, default_region)
     if dry_run:
-        return ForgetReport(outcomes=planned, dry_run=True)
+        unmapped = store.forget_unmapped(selection, now, default_region, dry_run=True)
+        return ForgetReport(outcomes=planned, unmapped_emptied=unmapped, dry_run=True)
     outcomes: list[ForgetOutcome] = []
     removed_files = 0
     for plan in planned:
@@ -86,5 +87,11 @@ def forget(
         sum(1 for o in outcomes if o.state_before is CallState.UPLOADED),
         actor,
     )
-    compaction = store.after_erasure() if outcomes else None
-    return ForgetReport(outcomes=outcomes, spool_files_removed=removed_files, compaction=compaction)
+    unmapped = store.forget_unmapped(selection, now, default_region, dry_run=False)
+    compaction = store.after_erasure() if outcomes or unmapped else None
+    return ForgetReport(
+        outcomes=outcomes,
+        spool_files_removed=removed_files,
+        unmapped_emptied=unmapped,
+        compaction=compaction,
+    )

@@ -102,6 +102,8 @@ class ForgetOutcome:
 class ForgetReport:
     outcomes: list[ForgetOutcome] = field(default_factory=list)
     spool_files_removed: int = 0
+    # Kept unmapped records that quoted the subject with no call of theirs.
+    unmapped_emptied: int = 0
     compaction: str | None = None
     dry_run: bool = False
 

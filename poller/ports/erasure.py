@@ -26,6 +26,14 @@ class ErasureStore(Protocol):
         A lease on the row ends: the worker holding it can no longer write to it."""
         ...
 
+    def forget_unmapped(
+        self, selection: ForgetSelection, now: datetime, default_region: str, *, dry_run: bool
+    ) -> int:
+        """Empty every kept unmapped record, of any provider, whose raw text holds the
+        selection's phone number or email (a record no call came of, so no call's forget
+        reaches it); returns how many (would be) emptied."""
+        ...
+
     def after_erasure(self) -> str | None:
         """Make the erased bytes unreachable in the database files where the backend keeps
         old versions (SQLite's WAL); says what it did, or could not do."""

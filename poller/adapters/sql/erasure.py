@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -185,51 +185,43 @@ class SqlErasure:
     @staticmethod
     def _remove_unmapped(conn: Connection, call: Call, now: datetime, default_region: str) -> int:
         """Empty the kept unmapped records of this call, and any of its provider's that quote
-        the contact's number or name. Each row stays, emptied and resolved, as a tombstone:
-        the poll cycle does not keep the same record again when it is listed again."""
+        the contact's number or name."""
         e164 = to_e164(call.contact_phone, default_region) if call.contact_phone else None
         names = [v for v in (call.contact_name,) if v and len(v.strip()) >= 3]
-        doomed: list[int] = []
-        after = 0
-        while True:
-            rows = conn.execute(
-                select(
-                    unmapped_records.c.id,
-                    unmapped_records.c.provider_call_id,
-                    unmapped_records.c.resolved_call_id,
-                    unmapped_records.c.raw,
-                )
-                .where(
-                    unmapped_records.c.provider == call.provider,
-                    unmapped_records.c.id > after,
-                    unmapped_records.c.forgotten_at.is_(None),
-                )
-                .order_by(unmapped_records.c.id)
-                .limit(SCAN_BATCH)
-            ).all()
-            if not rows:
-                break
-            for row in rows:
-                if (
-                    row.provider_call_id == call.provider_call_id
-                    or row.resolved_call_id == call.id
-                    or (e164 and erasure.raw_mentions_phone(row.raw, e164, default_region))
-                    or any(erasure.raw_mentions(row.raw, name) for name in names)
-                ):
-                    doomed.append(row.id)
-            after = rows[-1].id
-        for start in range(0, len(doomed), SCAN_BATCH):
-            conn.execute(
-                update(unmapped_records)
-                .where(unmapped_records.c.id.in_(doomed[start : start + SCAN_BATCH]))
-                .values(
-                    raw="",
-                    reason=erasure.FORGOTTEN_KIND,
-                    provider_call_id=None,
-                    forgotten_at=now,
-                    resolved_at=func.coalesce(unmapped_records.c.resolved_at, now),
-                )
+
+        def quotes_the_contact(row: Any) -> bool:
+            return bool(
+                row.provider_call_id == call.provider_call_id
+                or row.resolved_call_id == call.id
+                or (e164 and erasure.raw_mentions_phone(row.raw, e164, default_region))
+                or any(erasure.raw_mentions(row.raw, name) for name in names)
             )
+
+        doomed = _unmapped_matching(conn, call.provider, quotes_the_contact)
+        _empty_unmapped(conn, doomed, now)
+        return len(doomed)
+
+    def forget_unmapped(
+        self, selection: ForgetSelection, now: datetime, default_region: str, *, dry_run: bool
+    ) -> int:
+        if not (selection.contact_phone or selection.email):
+            return 0
+        phone, email = selection.contact_phone, selection.email
+
+        def quotes_the_subject(row: Any) -> bool:
+            return bool(
+                (phone and erasure.raw_mentions_phone(row.raw, phone, default_region))
+                or (email and erasure.raw_mentions(row.raw, email))
+            )
+
+        if dry_run:
+            with read_transaction(self.engine) as conn:
+                return len(_unmapped_matching(conn, None, quotes_the_subject))
+        with write_transaction(self.engine) as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA secure_delete = ON")  # as in forget_call
+            doomed = _unmapped_matching(conn, None, quotes_the_subject)
+            _empty_unmapped(conn, doomed, now)
         return len(doomed)
 
     def after_erasure(self) -> str | None:
@@ -301,3 +293,48 @@ def _matches(call: Call, selection: ForgetSelection, default_region: str) -> boo
         ):
             return True
     return False
+
+
+def _unmapped_matching(
+    conn: Connection, provider: str | None, matches: Callable[[Any], bool]
+) -> list[int]:
+    """The ids of the unmapped records (of ``provider``) not yet emptied that ``matches``
+    takes, read a batch at a time (each row holds up to 64 KB of raw text)."""
+    found: list[int] = []
+    after = 0
+    while True:
+        query = (
+            select(
+                unmapped_records.c.id,
+                unmapped_records.c.provider_call_id,
+                unmapped_records.c.resolved_call_id,
+                unmapped_records.c.raw,
+            )
+            .where(unmapped_records.c.id > after, unmapped_records.c.forgotten_at.is_(None))
+            .order_by(unmapped_records.c.id)
+            .limit(SCAN_BATCH)
+        )
+        if provider is not None:
+            query = query.where(unmapped_records.c.provider == provider)
+        rows = conn.execute(query).all()
+        if not rows:
+            return found
+        found += [row.id for row in rows if matches(row)]
+        after = rows[-1].id
+
+
+def _empty_unmapped(conn: Connection, ids: list[int], now: datetime) -> None:
+    """Empty the raw text of these unmapped records and keep each, resolved, as a tombstone:
+    the poll cycle does not keep the same record again when it is listed again."""
+    for start in range(0, len(ids), SCAN_BATCH):
+        conn.execute(
+            update(unmapped_records)
+            .where(unmapped_records.c.id.in_(ids[start : start + SCAN_BATCH]))
+            .values(
+                raw="",
+                reason=erasure.FORGOTTEN_KIND,
+                provider_call_id=None,
+                forgotten_at=now,
+                resolved_at=func.coalesce(unmapped_records.c.resolved_at, now),
+            )
+        )
