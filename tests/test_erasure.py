@@ -368,3 +368,50 @@ def test_a_record_no_call_came_of_is_emptied_when_it_quotes_the_subject(world: W
     assert world.store.unmapped_records() == []
     assert_no_trace(world.engine)
     assert world.call("c-other").contact_name == "Ann Lee"
+
+
+def test_replaying_the_ledger_after_a_restore_forgets_again_and_keeps_new_calls_out(
+    world: World, tmp_path: Path
+) -> None:
+    world.offer("c-old", 1, contact_name=SUBJECT_NAME, contact_phone=SUBJECT_PHONE)
+    world.offer("c-other", 2, contact_name="Ann Lee")
+    world.poll()  # <- the backup is taken here
+    world.offer("c-new", 3, contact_name=SUBJECT_NAME, contact_phone=SUBJECT_PHONE)
+    world.poll()
+    forgot = world.cli("calls", "forget", "--contact-phone", SUBJECT_PHONE, "--yes")
+    assert "forgot 2 calls" in forgot.stdout, forgot.output
+    ledger = tmp_path / "ledger.jsonl"
+    since = (STARTED - timedelta(days=1)).isoformat()
+    exported = world.cli("calls", "export", "--since", since, "--output", str(ledger))
+    assert exported.exit_code == 0, exported.output
+
+    # The restore: the database as it was at the backup (c-new not listed yet).
+    with world.engine.begin() as connection:
+        for table in ("call_events", "unmapped_records", "calls", "poll_cursors"):
+            connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+    later = world.api.calls.pop("c-new")
+    world.poll()
+    assert world.call("c-old").contact_name == SUBJECT_NAME
+    world.api.calls["c-new"] = later
+
+    result = world.cli("calls", "forget", "--replay-ledger", str(ledger), "--yes", "--by", "ops")
+
+    assert result.exit_code == 0, result.output
+    assert "forgot 1 call;" in result.stdout
+    assert "tombstones added: 1" in result.stdout
+    world.poll()  # c-new is listed again: its tombstone keeps it out
+    assert_no_trace(world.engine)
+    new = world.call("c-new")
+    assert (new.state, new.error_kind, new.contact_name) == (CallState.SKIPPED, "forgotten", None)
+    assert world.store.events_for(new.id)[0].outcome == "tombstone"
+    assert world.call("c-other").contact_name == "Ann Lee"
+
+
+def test_a_ledger_that_is_not_an_export_is_refused(world: World, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"forgotten": true, "provider": "generic"}\n')
+
+    result = world.cli("calls", "forget", "--replay-ledger", str(ledger), "--yes")
+
+    assert result.exit_code == 2
+    assert "line 1 is not a call of `calls export --format jsonl`" in result.stderr

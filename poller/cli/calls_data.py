@@ -45,6 +45,13 @@ if TYPE_CHECKING:
     metavar="WHEN",
     help="Forget every call started before: ISO 8601, or an age like 90d.",
 )
+@click.option(
+    "--replay-ledger",
+    "ledger",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Forget again every forgotten call of this `calls export --format jsonl` file "
+    "(after restoring a backup); a call with no row gets a tombstone.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be erased, change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--by", "actor", metavar="NAME", help="Who asked, for the audit log (default: you).")
@@ -55,6 +62,7 @@ def forget(
     contact_phone: str | None,
     email: str | None,
     before: str | None,
+    ledger: Path | None,
     dry_run: bool,
     yes: bool,
     actor: str | None,
@@ -67,10 +75,10 @@ def forget(
     printed: it must be deleted there.
     """
     from poller.core.erasure import forget as run_forget
-    from poller.core.erasure import plan_forget
+    from poller.core.erasure import missing_keys, plan_forget
     from poller.core.spool_sweep import remove_call_files
     from poller.domain.clock import utcnow
-    from poller.domain.erasure import ForgetSelection, siro_instructions
+    from poller.domain.erasure import ForgetSelection, ledger_keys, siro_instructions
     from poller.domain.phones import to_e164
 
     region = cli.settings.siro.phone_default_region
@@ -84,25 +92,41 @@ def forget(
             )
     if email is not None and "@" not in email.strip("@"):
         raise click.BadParameter(f"{email!r} is not an email address", param_hint="'--email'")
+    keys: tuple[tuple[str, str], ...] = ()
+    if ledger is not None:
+        try:
+            with ledger.open(encoding="utf-8") as lines:
+                keys = ledger_keys(lines)
+        except ValueError as exc:
+            raise click.BadParameter(f"{ledger}: {exc}", param_hint="'--replay-ledger'") from None
     selection = ForgetSelection(
         references=references,
         contact_phone=phone,
         email=email.strip() if email else None,
         before=parse_when(before) if before else None,
+        keys=keys,
     )
     if selection.empty:
-        raise click.UsageError("choose calls: --call-id, --contact-phone, --email or --before")
+        if ledger is not None:
+            click.echo(f"{ledger} holds no forgotten call: nothing to forget")
+            return
+        raise click.UsageError(
+            "choose calls: --call-id, --contact-phone, --email, --before or --replay-ledger"
+        )
     store = cli.store
     planned = plan_forget(store, selection, region)
     _check_references(selection, planned)
     # Records that failed mapping and quote the subject, with no call of theirs.
     unmapped = store.forget_unmapped(selection, utcnow(), region, dry_run=True)
-    if not planned and not unmapped:
+    absent = missing_keys(selection, planned)
+    if not planned and not unmapped and not absent:
         click.echo("no call matches: nothing to forget")
         return
     if planned:
         _show_plan(planned)
     what = _calls(len(planned)) + (f" and empty {_records(unmapped)}" if unmapped else "")
+    if absent:
+        what += f" and add {len(absent)} tombstones for ledger calls with no row"
     if dry_run:
         click.echo(f"would forget {what}; dry run: nothing changed")
         return
@@ -122,6 +146,7 @@ def forget(
         f"forgot {_calls(len(report.outcomes))}; spool files removed: "
         f"{report.spool_files_removed}; other unmapped records emptied: "
         f"{report.unmapped_emptied}"
+        + (f"; tombstones added: {report.tombstones_added}" if selection.keys else "")
     )
     if report.compaction:
         click.echo(f"database: {report.compaction}")

@@ -88,10 +88,19 @@ def forget(
         actor,
     )
     unmapped = store.forget_unmapped(selection, now, default_region, dry_run=False)
+    tombstones = store.add_tombstones(missing_keys(selection, planned), now, actor)
     compaction = store.after_erasure() if outcomes or unmapped else None
     return ForgetReport(
         outcomes=outcomes,
         spool_files_removed=removed_files,
         unmapped_emptied=unmapped,
+        tombstones_added=tombstones,
         compaction=compaction,
     )
+
+
+def missing_keys(selection: ForgetSelection, planned: list[ForgetOutcome]) -> list[tuple[str, str]]:
+    """The ledger's keys no row holds: calls forgotten after the restored backup was taken,
+    which the poll cycle would otherwise list and upload again."""
+    present = {(o.provider, o.provider_call_id) for o in planned}
+    return [key for key in selection.keys if key not in present]

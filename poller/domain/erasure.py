@@ -68,10 +68,12 @@ class ForgetSelection:
     contact_phone: str | None = None
     email: str | None = None
     before: datetime | None = None
+    # (provider, provider call id) of an erasure ledger: calls forgotten before a restore.
+    keys: tuple[tuple[str, str], ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.references or self.contact_phone or self.email or self.before)
+        return not (self.references or self.contact_phone or self.email or self.before or self.keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,8 @@ class ForgetReport:
     spool_files_removed: int = 0
     # Kept unmapped records that quoted the subject with no call of theirs.
     unmapped_emptied: int = 0
+    # Ledger keys with no row (listed after the restored backup was taken): tombstones added.
+    tombstones_added: int = 0
     compaction: str | None = None
     dry_run: bool = False
 
@@ -196,3 +200,28 @@ def siro_instructions(outcome: ForgetOutcome) -> list[str]:
             "back. Search Siro for its title around the call's time and delete it there.",
         ]
     return []
+
+
+def ledger_keys(lines: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """The (provider, provider call id) of every forgotten call in a `calls export --format
+    jsonl` file. Raises ValueError naming the first line that is not such a document."""
+    keys: dict[tuple[str, str], None] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+            if document.get("forgotten"):
+                keys[(str(document["provider"]), str(document["provider_call_id"]))] = None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ValueError(
+                f"line {number} is not a call of `calls export --format jsonl`"
+            ) from None
+    return tuple(keys)
+
+
+def ledger_message(actor: str) -> str:
+    return (
+        f"tombstone re-applied from an erasure ledger by {actor}: the call was forgotten "
+        "before this database was restored"
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -32,6 +32,12 @@ class ErasureStore(Protocol):
         """Empty every kept unmapped record, of any provider, whose raw text holds the
         selection's phone number or email (a record no call came of, so no call's forget
         reaches it); returns how many (would be) emptied."""
+        ...
+
+    def add_tombstones(self, keys: Sequence[tuple[str, str]], now: datetime, actor: str) -> int:
+        """A tombstone (``skipped``, ``forgotten``, no personal data, a ``forget`` event) for
+        each (provider, provider call id) with no row, so the poll cycle never ingests it;
+        returns how many were added."""
         ...
 
     def after_erasure(self) -> str | None:

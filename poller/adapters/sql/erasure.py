@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, null, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, null, or_, select, tuple_, update
 
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import call_events_table as call_events
@@ -66,6 +66,12 @@ class SqlErasure:
                     condition = or_(condition, calls.c.id.in_(numbers))
                 for row in conn.execute(light.where(condition)):
                     chosen[row.id] = _light_call(row)
+            if selection.keys:
+                for start in range(0, len(selection.keys), SCAN_BATCH):
+                    batch = list(selection.keys[start : start + SCAN_BATCH])
+                    keyed = tuple_(calls.c.provider, calls.c.provider_call_id).in_(batch)
+                    for row in conn.execute(light.where(keyed)):
+                        chosen[row.id] = _light_call(row)
             if selection.before is not None:
                 before = or_(
                     calls.c.started_at < selection.before,
@@ -223,6 +229,47 @@ class SqlErasure:
             doomed = _unmapped_matching(conn, None, quotes_the_subject)
             _empty_unmapped(conn, doomed, now)
         return len(doomed)
+
+    def add_tombstones(self, keys: Sequence[tuple[str, str]], now: datetime, actor: str) -> int:
+        if not keys:
+            return 0
+        added = 0
+        with write_transaction(self.engine) as conn:
+            for provider, provider_call_id in keys:
+                exists = conn.execute(
+                    select(calls.c.id).where(
+                        calls.c.provider == provider, calls.c.provider_call_id == provider_call_id
+                    )
+                ).first()
+                if exists is not None:
+                    continue  # listed meanwhile: the next forget of the ledger takes it
+                call_id = conn.execute(
+                    insert(calls)
+                    .values(
+                        provider=provider,
+                        provider_call_id=provider_call_id,
+                        state=CallState.SKIPPED.value,
+                        error_kind=erasure.FORGOTTEN_KIND,
+                        last_error=erasure.FORGOTTEN_MESSAGE,
+                        forgotten_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(calls.c.id)
+                ).scalar_one()
+                conn.execute(
+                    insert(call_events).values(
+                        call_id=call_id,
+                        at=now,
+                        from_state=None,
+                        to_state=CallState.SKIPPED.value,
+                        step=erasure.FORGET_STEP,
+                        outcome="tombstone",
+                        message=erasure.ledger_message(actor),
+                    )
+                )
+                added += 1
+        return added
 
     def after_erasure(self) -> str | None:
         if self.engine.dialect.name != "sqlite":
