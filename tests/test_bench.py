@@ -130,3 +130,15 @@ def test_the_source_deletion_benchmark_runs() -> None:
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["rows"] == 50 and figures["due_batch_query_ms"] >= 0
+
+
+def test_the_data_lifecycle_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_data_lifecycle.py"), "--calls", "20"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["calls"] == 20 and figures["export_all"]["peak_rss_mb"] > 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from poller.cli.root import CliContext, emit_json, main_group, pass_cli
+from poller.cli.root import CliContext, UserError, emit_json, main_group, pass_cli
 
 
 @main_group.group("db")
@@ -127,3 +129,37 @@ def history(cli: CliContext, as_json: bool) -> None:
 
 def _summary(doc: str) -> str:
     return doc.splitlines()[0] if doc else ""
+
+
+@db_group.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@pass_cli
+def backup(cli: CliContext, target: Path) -> None:
+    """Copy the SQLite state database to TARGET, consistently, while the daemon runs.
+
+    TARGET must not exist; it is created readable by you only. PostgreSQL: use pg_dump (the
+    command says the line).
+    """
+    from sqlalchemy.engine import make_url
+
+    from poller.adapters.sql.backup import backup_sqlite
+
+    url = make_url(cli.settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        shown_url = url.set(drivername="postgresql").render_as_string(hide_password=True)
+        raise UserError(
+            "db backup copies SQLite databases only; for PostgreSQL run pg_dump, e.g.\n"
+            f"  pg_dump --format=custom --file {target} '{shown_url}'\n"
+            "(docs/operations/data-lifecycle.md: backup and restore)"
+        )
+    try:
+        made = backup_sqlite(Path(url.database), target)
+    except FileExistsError:
+        raise UserError(f"{target} exists: choose a new file name") from None
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    if made.integrity != "ok":
+        raise UserError(f"the copy at {target} fails its integrity check: {made.integrity}")
+    click.echo(
+        f"backed up to {made.path}: {made.size_bytes} bytes, {made.calls} calls, integrity ok"
+    )

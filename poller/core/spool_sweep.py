@@ -71,3 +71,19 @@ def remove_spool_file(path: str | None) -> None:
     """Remove a call's file from the spool, if it has one and it is still there."""
     if path:
         Path(path).unlink(missing_ok=True)
+
+
+def remove_call_files(spool: Path, call_id: int, spool_path: str | None) -> int:
+    """Remove every file of ``call_id`` from the spool (its recording, a part download, a
+    conversion) and its ``spool_path`` wherever it is; returns how many there were."""
+    removed = 0
+    candidates = [Path(spool_path)] if spool_path else []
+    if spool.is_dir():
+        candidates += [entry for entry in spool.iterdir() if call_id_of(entry.name) == call_id]
+    for path in dict.fromkeys(candidates):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed

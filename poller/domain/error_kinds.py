@@ -329,6 +329,16 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
         "For Twilio, add the rep's party to `provider.rep_parties`, list the call again "
         "(`siro-poller backfill` over its time), then `siro-poller calls retry ID`.",
     ),
+    # Parked by `calls forget` (poller.domain.erasure.FORGOTTEN_KIND; a literal here, so that
+    # this catalog does not load the phone number library).
+    _kind(
+        "forgotten",
+        SKIP,
+        "Its personal data was erased on request (`siro-poller calls forget`) before it "
+        "reached Siro; the row is a tombstone and the call is never uploaded.",
+        "Nothing: `calls retry` and `calls replay` refuse it; its `forget` event says who "
+        "asked and when.",
+    ),
     # Skipped for the rep, at upload (poller.domain.attribution).
     _kind(
         RepSkipReason.NO_REP_IDENTITY,

@@ -13,6 +13,8 @@ The rules, which keep rows from ever moving backwards:
   recording-less listing skips it, and a waiting row whose recording is now ready becomes due.
 - ``downloaded``, ``uploaded``, ``failed`` and ``skipped`` rows, and leased rows, keep their
   state whatever the listing says.
+- A forgotten row (``forgotten_at``, see :mod:`poller.domain.erasure`) takes nothing from a
+  listing: its personal data stays erased and its state stays as `calls forget` left it.
 """
 
 from __future__ import annotations
@@ -211,6 +213,15 @@ def _plan_insert(provider: str, listed: ListedCall, now: datetime) -> IngestPlan
 
 def _plan_update(existing: Call, listed: ListedCall, now: datetime) -> IngestPlan:
     record = listed.record
+    if existing.forgotten_at is not None:
+        change = IngestChange(
+            record.provider_call_id,
+            IngestAction.UNCHANGED,
+            existing.id,
+            existing.state,
+            existing.state,
+        )
+        return IngestPlan(change)
     columns = {
         name: value
         for name, value in listing_columns(record).items()

@@ -57,6 +57,8 @@ class Call:
     raw: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # Set by `calls forget`: personal data erased, never ingested or uploaded again.
+    forgotten_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,6 +269,7 @@ class UnmappedRecord:
     provider_call_id: str | None = None
     resolved_at: datetime | None = None
     resolved_call_id: int | None = None
+    forgotten_at: datetime | None = None  # emptied by `calls forget`
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

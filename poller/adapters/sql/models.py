@@ -104,6 +104,9 @@ class CallRow(Base):
     raw: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The tombstone of `calls forget` (poller.domain.erasure): the personal data is gone, the
+    # row stays so the call is never ingested or uploaded again.
+    forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("provider", "provider_call_id"),
@@ -234,6 +237,9 @@ class UnmappedRecordRow(Base):
     resolved_call_id: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey("calls.id", ondelete="SET NULL")
     )
+    # Set by `calls forget` when the record carried the subject: ``raw`` emptied, the row kept
+    # (resolved) so the same record listed again is not kept again (poller.domain.erasure).
+    forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("provider", "raw_sha256"),

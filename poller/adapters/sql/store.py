@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql import sqlite as sqlite_sql
 from poller.adapters.sql.database import read_transaction, write_transaction
+from poller.adapters.sql.erasure import SqlErasure
 from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import backfill_runs_table as backfill_runs
 from poller.adapters.sql.models import call_events_table as call_events
@@ -217,7 +218,7 @@ class ClaimLookups:
     due: Callable[[datetime, int, Collection[str]], Any]
 
 
-class SqlStore(LeaseGuardedWrites):
+class SqlStore(SqlErasure, LeaseGuardedWrites):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # Both backends spell INSERT ... ON CONFLICT alike, each through its own construct.
@@ -372,6 +373,8 @@ class SqlStore(LeaseGuardedWrites):
                 raise NotRequeueable(
                     f"call {call_id} is {call.state}; only failed or skipped calls can be retried"
                 )
+            if call.forgotten_at is not None:
+                raise NotRequeueable(f"call {call_id} was forgotten (calls forget): never again")
             self._requeue_rows(conn, [call], now, actor)
             updated = conn.execute(select(calls).where(calls.c.id == call_id)).one()
         return call_from_row(updated._mapping)
@@ -391,6 +394,8 @@ class SqlStore(LeaseGuardedWrites):
         )
         if selection.error_kind is not None:
             query = query.where(calls.c.error_kind == selection.error_kind)
+        # A forgotten call is never downloaded or uploaded again (poller.domain.erasure).
+        query = query.where(calls.c.forgotten_at.is_(None))
         query = query.where(*_call_filters(None, selection.since, selection.attribution))
         if dry_run:
             with read_transaction(self.engine) as conn:
@@ -411,6 +416,8 @@ class SqlStore(LeaseGuardedWrites):
                 raise NotReplayable(
                     f"call {call_id} is {call.state}; only uploaded calls can be replayed"
                 )
+            if call.forgotten_at is not None:
+                raise NotReplayable(f"call {call_id} was forgotten (calls forget): never again")
             updated = conn.execute(
                 update(calls)
                 .where(calls.c.id == call_id)
@@ -498,6 +505,31 @@ class SqlStore(LeaseGuardedWrites):
     ) -> None:
         # One row per record: the same record twice on a page is one sighting (the last).
         latest = {draft.raw_sha256: draft for draft in drafts}
+        # The record of a forgotten call is not kept again (poller.domain.erasure).
+        keys = sorted({d.provider_call_id for d in latest.values() if d.provider_call_id})
+        if keys:
+            forgotten = set(
+                conn.execute(
+                    select(calls.c.provider_call_id).where(
+                        calls.c.provider == provider,
+                        calls.c.provider_call_id.in_(keys),
+                        calls.c.forgotten_at.is_not(None),
+                    )
+                ).scalars()
+            )
+            latest = {k: d for k, d in latest.items() if d.provider_call_id not in forgotten}
+        emptied = set(
+            conn.execute(
+                select(unmapped_records.c.raw_sha256).where(
+                    unmapped_records.c.provider == provider,
+                    unmapped_records.c.raw_sha256.in_(sorted(latest)),
+                    unmapped_records.c.forgotten_at.is_not(None),
+                )
+            ).scalars()
+        )
+        latest = {k: d for k, d in latest.items() if k not in emptied}
+        if not latest:
+            return
         statement = self._insert(unmapped_records)
         seen_again = {
             name: getattr(statement.excluded, name)
