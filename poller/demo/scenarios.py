@@ -18,7 +18,9 @@ from typing import Any
 from poller.domain.states import CallState
 from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
 from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
+from poller.simulators.cloudtalk_server import CloudTalkApi, cloudtalk_agent, cloudtalk_call
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from poller.simulators.kit import serve as serve_kit
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
@@ -483,6 +485,54 @@ def salesloft(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def cloudtalk(stack: ExitStack, now: datetime) -> Seeded:
+    """CloudTalk's call history (an API key's id and secret, WAV at a path built from the id)."""
+    api = CloudTalkApi("demo-cloudtalk-id", "demo-cloudtalk-secret")
+    stack.enter_context(serve_kit(api))
+    agents = {
+        email: cloudtalk_agent(10 + n, email, f"Rep {n + 1}")
+        for n, email in enumerate(("rep1@example.com", "rep2@example.com", UNKNOWN_REP))
+    }
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", "outgoing", wav_bytes(2), f"{KNOWN_REP} (the call's agent)"),
+        (
+            "rep2@example.com",
+            "incoming",
+            wav_bytes(1),
+            "an inbound call: the caller is the contact",
+        ),
+        (UNKNOWN_REP, "outgoing", wav_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", "outgoing", LOGIN_PAGE, "the recording path answers an HTML page"),
+    ]
+    for n, (email, call_type, audio, shows) in enumerate(seeded):
+        call_id = 801 + n
+        call = cloudtalk_call(
+            call_id, now - timedelta(minutes=30 - n), agent=agents[email], call_type=call_type
+        )
+        api.add_call(call, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    api.add_call(
+        cloudtalk_call(
+            901, now - timedelta(minutes=25), agent=agents["rep2@example.com"], recorded=False
+        )
+    )
+    calls.append(DemoCall("901", "a call CloudTalk did not record", CallState.SKIPPED))
+    return Seeded(
+        provider={
+            "kind": "cloudtalk",
+            "name": "demo-cloudtalk",
+            "base_url": api.url,
+            "username": "demo-cloudtalk-id",
+            "password": "demo-cloudtalk-secret",
+        },
+        calls=calls,
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -491,4 +541,5 @@ SCENARIOS: dict[str, Scenario] = {
     "dialpad": dialpad,
     "twilio": twilio,
     "salesloft": salesloft,
+    "cloudtalk": cloudtalk,
 }

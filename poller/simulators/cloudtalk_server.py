@@ -16,9 +16,9 @@ describes it:
 
 Where the document leaves it open, the strictest reading: a listing without ``Accept:
 application/json`` is refused with 406 (the document says such a GET "may be rejected"; the
-recording, which answers audio, is not held to it); the rate-limit headers come only with the 429; an unlisted
-parameter, a time in any other form than ``YYYY-MM-DD HH:MM:SS`` or a value out of range is
-refused with 400; ``date_to`` is exclusive; a page past the last is empty.
+recording, which answers audio, is not held to it); the rate-limit headers come only with the
+429; an unlisted parameter, a time in any other form than ``YYYY-MM-DD HH:MM:SS`` or a value
+out of range is refused with 400; ``date_to`` is exclusive; a page past the last is empty.
 """
 
 from __future__ import annotations
@@ -102,9 +102,7 @@ def cloudtalk_call(
             "wrapup_time": 5,
             "recording_link": f"https://my.cloudtalk.io/r/play/{call_id}",
         },
-        "Contact": {"id": "1234", "name": contact_name, "type": "contact"}
-        if contact_name
-        else {},
+        "Contact": cloudtalk_contact(contact_name, external, agent) if contact_name else {},
         "CallNumber": {
             "id": "12345",
             "internal_name": "Sales support",
@@ -114,8 +112,34 @@ def cloudtalk_call(
         },
         "BillingCall": {"price": "0.000000"},
         "Agent": agent or {},
-        "Notes": [],
-        "Tags": [],
+        "Notes": [{"id": "23", "note": "Call later"}],
+        "Tags": [{"id": "124", "name": "VIP"}],
+    }
+
+
+def cloudtalk_contact(
+    name: str, number: str | int, agent: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The contact a call carries, with the fields of the document's example."""
+    return {
+        "id": "1234",
+        "name": name,
+        "title": "",
+        "company": "First ltd.",
+        "industry": "IT",
+        "address": "8th Avenue",
+        "city": "London",
+        "zip": "838298",
+        "state": "England",
+        "type": "contact",
+        "tags": [{"id": "615", "name": "VIP"}],
+        "external_urls": [
+            {"external_system": "CloudTalk", "external_url": "https://my.cloudtalk.io/c/show/1234"}
+        ],
+        "contact_numbers": [number],
+        "contact_emails": ["contact@example.com"],
+        "custom_fields": [{"key": "age", "value": "33"}],
+        "favorite_agent": agent or {},
     }
 
 
