@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     # Profiles: the generic adapter, configured for one vendor (profiles/<vendor>.py).
     "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
     "cloudtalk": "poller.adapters.providers.profiles.cloudtalk:CloudTalkProvider",
+    "callrail": "poller.adapters.providers.profiles.callrail:CallRailProvider",
 }
 
 
