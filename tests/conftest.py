@@ -55,6 +55,7 @@ CONTRACT_MODULES = (
     "test_auth_refresh_rotation",
     "test_provider_contract",
     "test_provider_aircall",
+    "test_provider_callrail",
     "test_provider_cloudtalk",
     "test_provider_dialpad",
     "test_provider_ringcentral",

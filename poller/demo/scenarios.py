@@ -18,6 +18,7 @@ from typing import Any
 from poller.domain.states import CallState
 from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
 from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
+from poller.simulators.callrail_server import CallRailSimulator, callrail_call
 from poller.simulators.cloudtalk_server import CloudTalkApi, cloudtalk_agent, cloudtalk_call
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
 from poller.simulators.kit import serve as serve_kit
@@ -533,6 +534,51 @@ def cloudtalk(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def callrail(stack: ExitStack, now: datetime) -> Seeded:
+    """CallRail's calls (an API key, a JSON answer whose link redirects to the MP3)."""
+    simulator = stack.enter_context(CallRailSimulator("demo-callrail-key"))
+    api = simulator.api
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", "inbound", mp3_bytes(2), f"{KNOWN_REP} (the agent who answered)"),
+        ("rep2@example.com", "outbound", mp3_bytes(1), "an outbound call: the customer called"),
+        (UNKNOWN_REP, "inbound", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", "inbound", LOGIN_PAGE, "the recording link leads to an HTML page"),
+    ]
+    start = now.replace(second=0, microsecond=0)
+    for n, (email, direction, audio, shows) in enumerate(seeded):
+        call_id = f"CALDEMO{n + 1}"
+        call = callrail_call(
+            call_id, start - timedelta(minutes=30 - n), agent_email=email, direction=direction
+        )
+        api.add_call(call, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(DemoCall(call_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+    api.add_call(callrail_call("CALDEMOMISSED", start - timedelta(minutes=25), answered=False))
+    calls.append(DemoCall("CALDEMOMISSED", "a missed call: nothing recorded", CallState.SKIPPED))
+    api.add_call(callrail_call("CALDEMOLATE", start - timedelta(minutes=24)))
+    calls.append(
+        DemoCall(
+            "CALDEMOLATE",
+            "a late recording: listed while processing, uploaded once it was there",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "callrail",
+            "name": "demo-callrail",
+            "base_url": simulator.url,
+            "account_id": api.account_id,
+            "api_key": "demo-callrail-key",
+            "download_hosts": simulator.recording_hosts,
+        },
+        calls=calls,
+        late_call_id="CALDEMOLATE",
+        late_recording=lambda: api.add_recording("CALDEMOLATE", mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -542,4 +588,5 @@ SCENARIOS: dict[str, Scenario] = {
     "twilio": twilio,
     "salesloft": salesloft,
     "cloudtalk": cloudtalk,
+    "callrail": callrail,
 }

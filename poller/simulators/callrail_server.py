@@ -127,9 +127,9 @@ class StoredCall:
 
     @property
     def started_at(self) -> datetime:
+        # A published call carries its time as CallRail wrote it; a seeded one as a datetime.
         at = self.call["start_time"]
-        assert isinstance(at, datetime)
-        return at
+        return datetime.fromisoformat(at) if isinstance(at, str) else at
 
 
 class CallRailApp(VendorApi):
@@ -208,10 +208,11 @@ class CallRailApi(VendorApi):
         return self.error(429, "Too Many Requests")
 
     def _serve(self, stored: StoredCall, zone: ZoneInfo, fields: set[str]) -> dict[str, Any]:
-        call = {key: stored.call[key] for key in (*DEFAULT_FIELDS, *sorted(fields))}
+        wanted = (*DEFAULT_FIELDS, *sorted(fields))
+        call = {key: stored.call[key] for key in wanted if key in stored.call}
         call["start_time"] = _stamp(stored.started_at, zone)
-        if "created_at" in call:
-            call["created_at"] = _stamp(stored.call["created_at"], zone)
+        if isinstance(call.get("created_at"), datetime):
+            call["created_at"] = _stamp(call["created_at"], zone)
         if stored.audio_key is not None:
             base = f"https://api.callrail.com/v3/a/{self.account_id}/calls/{stored.call['id']}"
             call["recording"] = f"{base}/recording.json"
