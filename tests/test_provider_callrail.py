@@ -251,5 +251,7 @@ def test_provider_check_reads_callrail_as_a_native_kind(sim: CallRailSimulator) 
     )
     assert refused.exit_code == 1
     assert "provider callrail: auth:" in refused.stdout
+    # Only the key the user sets is named: the header's template is the profile's.
     assert "check provider.api_key" in refused.stdout
+    assert "header_template" not in refused.stdout
     assert API_KEY not in ok.output + refused.output
