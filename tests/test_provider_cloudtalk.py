@@ -88,6 +88,10 @@ def test_each_call_is_listed_with_its_agent_contact_and_recording(api: CloudTalk
         Direction.INBOUND,
         "+14155550102",
     )
+    # An internal call has no direction, and its other end's extension stays as it is.
+    api.add_call(cloudtalk_call(3, at, agent=REP1, call_type="internal", external="1001"), AUDIO)
+    internal = listed(provider(api))["3"]
+    assert (internal.direction, internal.contact_phone) == (None, "1001")
     # The company number the call went through is never taken as the rep's.
     assert out.rep_phone is None and into.rep_phone is None
     assert out.started_at == at and out.duration_seconds == 65

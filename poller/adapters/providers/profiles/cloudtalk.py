@@ -158,7 +158,8 @@ class CloudTalkProvider(ProfileProvider):
 
 def _e164(value: Any) -> str | None:
     text = field_text(value, TEXT_LIMITS["contact_phone"])
-    if text is not None and text.isdigit():
+    # A full international number, not an extension (an internal call's other end).
+    if text is not None and text.isdigit() and 8 <= len(text) <= 15:
         return "+" + text
     return text
 
