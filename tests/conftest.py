@@ -57,6 +57,8 @@ CONTRACT_MODULES = (
     "test_auth_refresh_rotation",
     "test_provider_contract",
     "test_provider_aircall",
+    "test_provider_callrail",
+    "test_provider_cloudtalk",
     "test_provider_dialpad",
     "test_provider_ringcentral",
     "test_provider_salesloft",

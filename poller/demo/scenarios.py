@@ -18,7 +18,10 @@ from typing import Any
 from poller.domain.states import CallState
 from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
 from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
+from poller.simulators.callrail_server import CallRailSimulator, callrail_call
+from poller.simulators.cloudtalk_server import CloudTalkApi, cloudtalk_agent, cloudtalk_call
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from poller.simulators.kit import serve as serve_kit
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
@@ -483,6 +486,99 @@ def salesloft(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def cloudtalk(stack: ExitStack, now: datetime) -> Seeded:
+    """CloudTalk's call history (an API key's id and secret, WAV at a path built from the id)."""
+    api = CloudTalkApi("demo-cloudtalk-id", "demo-cloudtalk-secret")
+    stack.enter_context(serve_kit(api))
+    agents = {
+        email: cloudtalk_agent(10 + n, email, f"Rep {n + 1}")
+        for n, email in enumerate(("rep1@example.com", "rep2@example.com", UNKNOWN_REP))
+    }
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", "outgoing", wav_bytes(2), f"{KNOWN_REP} (the call's agent)"),
+        (
+            "rep2@example.com",
+            "incoming",
+            wav_bytes(1),
+            "an inbound call: the caller is the contact",
+        ),
+        (UNKNOWN_REP, "outgoing", wav_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", "outgoing", LOGIN_PAGE, "the recording path answers an HTML page"),
+    ]
+    for n, (email, call_type, audio, shows) in enumerate(seeded):
+        call_id = 801 + n
+        call = cloudtalk_call(
+            call_id, now - timedelta(minutes=30 - n), agent=agents[email], call_type=call_type
+        )
+        api.add_call(call, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    api.add_call(
+        cloudtalk_call(
+            901, now - timedelta(minutes=25), agent=agents["rep2@example.com"], recorded=False
+        )
+    )
+    calls.append(DemoCall("901", "a call CloudTalk did not record", CallState.SKIPPED))
+    return Seeded(
+        provider={
+            "kind": "cloudtalk",
+            "name": "demo-cloudtalk",
+            "base_url": api.url,
+            "username": "demo-cloudtalk-id",
+            "password": "demo-cloudtalk-secret",
+        },
+        calls=calls,
+    )
+
+
+def callrail(stack: ExitStack, now: datetime) -> Seeded:
+    """CallRail's calls (an API key, a JSON answer whose link redirects to the MP3)."""
+    simulator = stack.enter_context(CallRailSimulator("demo-callrail-key"))
+    api = simulator.api
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", "inbound", mp3_bytes(2), f"{KNOWN_REP} (the agent who answered)"),
+        ("rep2@example.com", "outbound", mp3_bytes(1), "an outbound call: the customer called"),
+        (UNKNOWN_REP, "inbound", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", "inbound", LOGIN_PAGE, "the recording link leads to an HTML page"),
+    ]
+    start = now.replace(second=0, microsecond=0)
+    for n, (email, direction, audio, shows) in enumerate(seeded):
+        call_id = f"CALDEMO{n + 1}"
+        call = callrail_call(
+            call_id, start - timedelta(minutes=30 - n), agent_email=email, direction=direction
+        )
+        api.add_call(call, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(DemoCall(call_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+    api.add_call(callrail_call("CALDEMOMISSED", start - timedelta(minutes=25), answered=False))
+    calls.append(DemoCall("CALDEMOMISSED", "a missed call: nothing recorded", CallState.SKIPPED))
+    api.add_call(callrail_call("CALDEMOLATE", start - timedelta(minutes=24)))
+    calls.append(
+        DemoCall(
+            "CALDEMOLATE",
+            "a late recording: listed while processing, uploaded once it was there",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "callrail",
+            "name": "demo-callrail",
+            "base_url": simulator.url,
+            "account_id": api.account_id,
+            "api_key": "demo-callrail-key",
+            "download_hosts": simulator.recording_hosts,
+        },
+        calls=calls,
+        late_call_id="CALDEMOLATE",
+        late_recording=lambda: api.add_recording("CALDEMOLATE", mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -491,4 +587,6 @@ SCENARIOS: dict[str, Scenario] = {
     "dialpad": dialpad,
     "twilio": twilio,
     "salesloft": salesloft,
+    "cloudtalk": cloudtalk,
+    "callrail": callrail,
 }

@@ -168,10 +168,23 @@ _REMAINING = (
     "x-rate-limit-remaining",
     "ratelimit-remaining",
     "x-aircallapi-remaining",
+    "x-cloudtalkapi-remaining",
 )
-_LIMIT = ("x-ratelimit-limit", "x-rate-limit-limit", "ratelimit-limit", "x-aircallapi-limit")
+_LIMIT = (
+    "x-ratelimit-limit",
+    "x-rate-limit-limit",
+    "ratelimit-limit",
+    "x-aircallapi-limit",
+    "x-cloudtalkapi-limit",
+)
 _WINDOW = ("x-rate-limit-window",)
-_RESET = ("x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset", "x-aircallapi-reset")
+_RESET = (
+    "x-ratelimit-reset",
+    "x-rate-limit-reset",
+    "ratelimit-reset",
+    "x-aircallapi-reset",
+    "x-cloudtalkapi-resettime",
+)
 # Reset headers are either a Unix time or a number of seconds from now; anything this large is
 # a Unix time (2001-09-09), no API asks a client to wait 31 years.
 _UNIX_TIME_THRESHOLD = 1_000_000_000

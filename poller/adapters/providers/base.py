@@ -108,6 +108,8 @@ S = TypeVar("S", bound=ProviderSettingsBase)
 RECORDS_PER_CHUNK = 1000
 # Top-level keys whose value, beside a page without records, says the page failed.
 ERROR_KEYS = ("error", "errors")
+# Said on every JSON request: some APIs (CloudTalk) may refuse a GET that does not ask for JSON.
+ACCEPT_JSON = {"Accept": "application/json"}
 
 
 class RecordReader:
@@ -454,7 +456,9 @@ class ProviderAdapter(ABC, Generic[S]):
         """One authenticated GET, its failures as :class:`ProviderError`; ``parse`` decodes
         the body (see :meth:`HttpClient.get_json`)."""
         try:
-            return self.http.get_json(request.url, params=request.params, what=what, parse=parse)
+            return self.http.get_json(
+                request.url, params=request.params, what=what, headers=ACCEPT_JSON, parse=parse
+            )
         except HttpError as exc:
             raise self.provider_error(exc) from None
         except TooManyRecords as exc:

@@ -27,6 +27,8 @@ KINDS: dict[str, str] = {
     "twilio": "poller.adapters.providers.twilio:TwilioProvider",
     # Profiles: the generic adapter, configured for one vendor (profiles/<vendor>.py).
     "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
+    "cloudtalk": "poller.adapters.providers.profiles.cloudtalk:CloudTalkProvider",
+    "callrail": "poller.adapters.providers.profiles.callrail:CallRailProvider",
 }
 
 

@@ -57,6 +57,14 @@ class ProfileSettings(ProviderSettingsBase):
 def _generic_model(profile: type[ProfileSettings]) -> type[GenericSettings]:
     """The generic settings with the profile's vendor hosts and default base URL, so the
     adapter's host rules are a native kind's: credentials to the vendor's own hosts only."""
+    fixed = profile.fixed_keys()
+
+    def credential_keys(self: GenericSettings) -> list[str]:
+        # A refused credential names only keys the user can set: CallRail's header_template is
+        # the profile's, its api_key the user's.
+        keys = GenericSettings.credential_keys(self)
+        return [key for key in keys if key.rpartition(".")[2] not in fixed]
+
     return type(
         f"{profile.__name__}Generic",
         (GenericSettings,),
@@ -64,6 +72,7 @@ def _generic_model(profile: type[ProfileSettings]) -> type[GenericSettings]:
             "__module__": profile.__module__,
             "vendor_hosts": profile.vendor_hosts,
             "default_base_url": profile.default_base_url,
+            "credential_keys": credential_keys,
         },
     )
 
