@@ -54,6 +54,7 @@ CONTRACT_MODULES = (
     "test_provider_contract",
     "test_provider_aircall",
     "test_provider_dialpad",
+    "test_provider_freshcaller",
     "test_provider_ringcentral",
     "test_provider_salesloft",
     "test_provider_twilio",

@@ -174,6 +174,8 @@ class ProviderAdapter(ABC, Generic[S]):
     rate_limit_penalty_seconds: ClassVar[float] = 5.0
     # Top-level keys of the vendor's error answers: beside no records, the page failed.
     error_keys: ClassVar[tuple[str, ...]] = ERROR_KEYS
+    # Headers every JSON request of this vendor carries (an API that refuses Accept: */*).
+    json_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -449,7 +451,13 @@ class ProviderAdapter(ABC, Generic[S]):
         """One authenticated GET, its failures as :class:`ProviderError`; ``parse`` decodes
         the body (see :meth:`HttpClient.get_json`)."""
         try:
-            return self.http.get_json(request.url, params=request.params, what=what, parse=parse)
+            return self.http.get_json(
+                request.url,
+                params=request.params,
+                what=what,
+                parse=parse,
+                headers=self.json_headers or None,
+            )
         except HttpError as exc:
             raise self.provider_error(exc) from None
         except TooManyRecords as exc:
