@@ -19,6 +19,7 @@ from poller.domain.states import CallState
 from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
 from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from poller.simulators.freshcaller_server import FreshcallerSimulator, freshcaller_call
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
@@ -483,6 +484,57 @@ def salesloft(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def freshcaller(stack: ExitStack, now: datetime) -> Seeded:
+    """A Freshcaller account's calls (an API key, recordings redirected to a media host)."""
+    simulator = stack.enter_context(FreshcallerSimulator("demo-freshcaller-key"))
+    api = simulator.api
+    for user_id, email in ((10, "rep1@example.com"), (11, "rep2@example.com"), (19, UNKNOWN_REP)):
+        api.add_user(user_id, email, f"Rep {user_id}")
+    calls: list[DemoCall] = []
+    seeded = [
+        (10, "outgoing", mp3_bytes(2), f"{KNOWN_REP} (its email from the account's user list)"),
+        (11, "incoming", wav_bytes(1), "an incoming call: the customer participant is the contact"),
+        (19, "outgoing", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        (10, "outgoing", LOGIN_PAGE, "the recording host answers an HTML page"),
+    ]
+    for n, (user_id, direction, audio, shows) in enumerate(seeded):
+        call_id = 801 + n
+        record = freshcaller_call(
+            call_id,
+            now - timedelta(minutes=30 - n),
+            agent_id=user_id,
+            agent_name=f"Rep {user_id}",
+            direction=direction,
+            customer_number=f"+1415555{call_id:04d}",
+        )
+        api.add_call(record, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    late = freshcaller_call(901, now - timedelta(minutes=24), agent_id=11, agent_name="Rep 11")
+    api.add_call(late)
+    calls.append(
+        DemoCall(
+            "901",
+            "a late recording: listed without its URL, uploaded once it was there",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "freshcaller",
+            "name": "demo-freshcaller",
+            "base_url": simulator.url,
+            "api_key": "demo-freshcaller-key",
+            "download_hosts": [simulator.media_host],
+        },
+        calls=calls,
+        late_call_id="901",
+        late_recording=lambda: api.add_recording(901, mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -491,4 +543,5 @@ SCENARIOS: dict[str, Scenario] = {
     "dialpad": dialpad,
     "twilio": twilio,
     "salesloft": salesloft,
+    "freshcaller": freshcaller,
 }

@@ -73,9 +73,8 @@ class FreshcallerSettings(ProfileSettings):
     """The account's subdomain: "acme" for https://acme.freshcaller.com ("acme.freshcaller.com"
     is read the same)."""
     api_key: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
-    """The Freshcaller API key (Freshcaller > your profile picture > Profile Settings > API key),
-    sent in the X-Api-Auth header; the agent whose key it is must be an Account Admin or Admin
-    to read every agent's calls."""
+    """The Freshcaller API key, sent in the X-Api-Auth header; calls are listed as far as its
+    agent's role lets it see."""
     page_size: Annotated[int, Field(ge=1, le=MAX_PER_PAGE)] = MAX_PER_PAGE
     """Calls per page, 1 to 1000 (Freshcaller's own bound)."""
     history_days: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[90.0])
