@@ -55,6 +55,7 @@ CONTRACT_MODULES = (
     "test_provider_aircall",
     "test_provider_dialpad",
     "test_provider_freshcaller",
+    "test_provider_justcall",
     "test_provider_ringcentral",
     "test_provider_salesloft",
     "test_provider_twilio",

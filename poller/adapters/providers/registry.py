@@ -27,6 +27,7 @@ KINDS: dict[str, str] = {
     # Profiles: the generic adapter, configured for one vendor (profiles/<vendor>.py).
     "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
     "freshcaller": "poller.adapters.providers.profiles.freshcaller:FreshcallerProvider",
+    "justcall": "poller.adapters.providers.profiles.justcall:JustCallProvider",
 }
 
 

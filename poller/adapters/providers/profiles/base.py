@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 
 from poller.adapters.providers.generic import GenericProvider, GenericSettings
 from poller.adapters.providers.settings import ProviderSettingsBase
@@ -56,7 +56,18 @@ class ProfileSettings(ProviderSettingsBase):
 @cache
 def _generic_model(profile: type[ProfileSettings]) -> type[GenericSettings]:
     """The generic settings with the profile's vendor hosts and default base URL, so the
-    adapter's host rules are a native kind's: credentials to the vendor's own hosts only."""
+    adapter's host rules are a native kind's: credentials to the vendor's own hosts only. A
+    refused credential names the profile's own secret keys (the user set those, not the
+    generic ones the profile builds from them)."""
+    secrets = [
+        name
+        for name, info in profile.model_fields.items()
+        if SecretStr in (info.annotation, *get_args(info.annotation))
+    ]
+
+    def credential_keys(self: GenericSettings) -> list[str]:
+        return [self.config_key(name) for name in secrets]
+
     return type(
         f"{profile.__name__}Generic",
         (GenericSettings,),
@@ -64,6 +75,7 @@ def _generic_model(profile: type[ProfileSettings]) -> type[GenericSettings]:
             "__module__": profile.__module__,
             "vendor_hosts": profile.vendor_hosts,
             "default_base_url": profile.default_base_url,
+            "credential_keys": credential_keys,
         },
     )
 
