@@ -20,6 +20,7 @@ from poller.simulators.aircall_server import AircallSimulator, aircall_call, air
 from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
 from poller.simulators.freshcaller_server import FreshcallerSimulator, freshcaller_call
+from poller.simulators.justcall_server import ACCOUNT_ZONE, JustCallSimulator, justcall_call
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
@@ -535,6 +536,64 @@ def freshcaller(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def justcall(stack: ExitStack, now: datetime) -> Seeded:
+    """A JustCall account's calls (an API key and secret, the account's time zone)."""
+    simulator = stack.enter_context(JustCallSimulator("demo-justcall-key", "demo-justcall-secret"))
+    api = simulator.api
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", "Outgoing", mp3_bytes(2), f"{KNOWN_REP} (the call names its email)"),
+        (
+            "rep2@example.com",
+            "Incoming",
+            wav_bytes(1),
+            "an incoming call: the caller is the contact",
+        ),
+        (UNKNOWN_REP, "Outgoing", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", "Outgoing", LOGIN_PAGE, "the recording link answers an HTML page"),
+    ]
+    for n, (email, direction, audio, shows) in enumerate(seeded):
+        call_id = 1001 + n
+        record = justcall_call(
+            call_id,
+            now - timedelta(minutes=30 - n),
+            agent_id=1300 + n,
+            agent_email=email,
+            agent_name=email.split("@")[0],
+            direction=direction,
+            contact_number=f"+1415555{call_id:04d}",
+        )
+        api.add_call(record, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    api.add_call(justcall_call(1101, now - timedelta(minutes=25), kind="Missed"))
+    calls.append(DemoCall("1101", "a missed call: nothing to record", CallState.SKIPPED))
+    api.add_call(justcall_call(1201, now - timedelta(minutes=24), agent_email="rep2@example.com"))
+    calls.append(
+        DemoCall(
+            "1201",
+            "a late recording: listed without its link, uploaded once it was there",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "justcall",
+            "name": "demo-justcall",
+            "base_url": simulator.url,
+            "api_key": "demo-justcall-key",
+            "api_secret": "demo-justcall-secret",
+            "time_zone": ACCOUNT_ZONE,
+            "download_hosts": simulator.download_hosts,
+        },
+        calls=calls,
+        late_call_id="1201",
+        late_recording=lambda: api.add_recording(1201, mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -544,4 +603,5 @@ SCENARIOS: dict[str, Scenario] = {
     "twilio": twilio,
     "salesloft": salesloft,
     "freshcaller": freshcaller,
+    "justcall": justcall,
 }

@@ -72,7 +72,7 @@ class JustCallSettings(ProfileSettings):
     kind: Literal["justcall"] = "justcall"
     """Which adapter talks to the phone system: "justcall" is a JustCall account's calls."""
     api_key: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
-    """The JustCall API key (JustCall > Settings > Developers & API)."""
+    """The JustCall API key (an account admin creates it in JustCall's API settings)."""
     api_secret: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
     """The JustCall API secret shown with the key; sent with it as "<key>:<secret>"."""
     time_zone: TimeZoneName | None = Field(
