@@ -75,7 +75,8 @@ def justcall_call(
     zone: str = ACCOUNT_ZONE,
 ) -> dict[str, Any]:
     """A call with the fields of JustCall's v2.1 call schema (``call_info.recording`` is
-    filled when served, for a call whose recording is ready)."""
+    filled when served, for a call whose recording is ready; ``queue_callback`` and
+    ``justcall_ai`` come only with ``fetch_queue_data`` and ``fetch_ai_data``, never sent)."""
     utc = at.astimezone(UTC)
     local = at.astimezone(ZoneInfo(zone))
     return {
@@ -119,10 +120,8 @@ def justcall_call(
             "wrap_up_time": 0,
             "handle_time": duration,
         },
-        "ivr_info": {},
-        "queue": {},
-        "queue_callback": {},
-        "justcall_ai": {},
+        "ivr_info": {"digit_pressed": "", "content": ""},
+        "queue": {"entered_at_position": "", "exit_reason": ""},
     }
 
 
