@@ -1,26 +1,21 @@
 """A simulator of Freshcaller's v1 API (calls, users), built on the simulator kit.
 
-It answers as ``developers.freshcaller.com/api`` documents, with the details that page leaves
-to Freshworks' Airbyte connector and PostHog's Freshcaller source:
+As ``developers.freshcaller.com/api`` documents it, with what that page leaves to Freshworks'
+Airbyte connector and PostHog's Freshcaller source:
 
-- ``X-Api-Auth: <API key>`` on every request; otherwise 401. A JSON request must say
-  ``Accept: application/json``; with ``*/*`` the route answers 404.
-- ``GET /api/v1/calls``: ``page`` from 1, ``per_page`` 1 to 1,000 (default 10), and
-  ``by_time[from]`` with ``by_time[to]`` (both or neither), ISO 8601 in UTC written with ``Z``
-  (``+00:00`` is refused), both bounds inclusive, on ``created_time``. The answer is
-  ``{"calls": [...], "meta": {"current", "total_pages", "total_count"}}``.
-- ``GET /api/v1/calls/{id}``: ``{"call": {...}}``; ``GET /api/v1/users``: ``{"users": [...],
-  "meta": {...}}`` paged as calls are.
-- A call's recording, at ``recording.url``, answers 302 with the file's URL in ``Location``
-  (the docs: "a successful request to retrieve a call recording returns 302").
-- 50 requests a minute; over it, 429 with ``Retry-After`` (seconds to wait).
-- Errors as the docs show them: ``{"error_type", "message", "errors"}``.
+- ``X-Api-Auth: <API key>``, else 401; a JSON route asked with ``Accept: */*`` answers 404.
+- ``GET /api/v1/calls``: ``page`` from 1, ``per_page`` 1 to 1,000 (default 10), ``by_time[from]``
+  with ``by_time[to]`` (both or neither, UTC with ``Z``: ``+00:00`` is refused, both inclusive,
+  on ``created_time``) -> ``{"calls": [...], "meta": {"current", "total_pages", "total_count"}}``;
+  ``GET /api/v1/calls/{id}`` -> ``{"call"}``; ``GET /api/v1/users`` paged as calls are.
+- A recording answers 302 with the file's URL in ``Location``.
+- 50 requests a minute, then 429 with ``Retry-After``; errors as ``{"error_type", "message",
+  "errors"}``.
 
 Where the documents leave it open, the strictest reading: an unlisted parameter or a value out of
-range is refused with 422; calls come newest first (no order is documented); the recording
-endpoint's path is this simulator's own (the profile reads ``recording.url``, never builds it);
-the file it redirects to is on a host of its own, signed, expiring within the hour and refusing
-credentials.
+range is refused with 422; calls come newest first; the recording endpoint's path is this
+simulator's own (the profile reads ``recording.url``); the file is on a host of its own, signed,
+expiring within the hour and refusing credentials.
 """
 
 from __future__ import annotations
@@ -57,6 +52,16 @@ JSON_ROUTES = ("/api/v1/calls", "/api/v1/users")
 def zulu(at: datetime) -> str:
     """A time as Freshcaller writes it: UTC, milliseconds, ``Z``."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# The call's fields this simulator leaves empty, as a call without queue, team or IVR has them.
+_NULLS = dict.fromkeys(
+    [
+        *("parent_call_id", "root_call_id", "assigned_team_id", "assigned_team_name"),
+        *("assigned_call_queue_id", "assigned_call_queue_name", "assigned_ivr_id"),
+        *("assigned_ivr_name", "call_notes", "recording_to_redact"),
+    ]
+)
 
 
 def freshcaller_call(
@@ -105,19 +110,11 @@ def freshcaller_call(
     return {
         "id": call_id,
         "direction": direction,
-        "parent_call_id": None,
-        "root_call_id": None,
+        **_NULLS,
         "phone_number_id": 7,
         "phone_number": line,
         "assigned_agent_id": agent_id,
         "assigned_agent_name": agent_name if agent_id is not None else None,
-        "assigned_team_id": None,
-        "assigned_team_name": None,
-        "assigned_call_queue_id": None,
-        "assigned_call_queue_name": None,
-        "assigned_ivr_id": None,
-        "assigned_ivr_name": None,
-        "call_notes": None,
         "bill_duration": duration,
         "bill_duration_unit": "seconds",
         "created_time": created,
@@ -125,7 +122,6 @@ def freshcaller_call(
         "recording": {"id": call_id + 5000, "duration": duration, "duration_unit": "seconds"}
         if recorded
         else None,
-        "recording_to_redact": None,
         "participants": participants,
         "integrated_resources": [],
         "parallel_call_groups": [],
@@ -138,12 +134,10 @@ def freshcaller_user(user_id: int, email: str, name: str) -> dict[str, Any]:
         "id": user_id,
         "name": name,
         "email": email,
-        "phone": None,
+        **dict.fromkeys(("phone", "last_call_time", "last_seen_time")),
         "status": 1,
         "preference": 1,
         "mobile_app_preference": 0,
-        "last_call_time": None,
-        "last_seen_time": None,
         "confirmed": True,
         "language": "en",
         "time_zone": "Eastern Time (US & Canada)",
