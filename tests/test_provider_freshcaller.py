@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,6 +197,18 @@ def test_an_agent_the_user_list_lacks_keeps_its_id_and_name(sim: FreshcallerSimu
     assert records["2"].rep_provider_id is None and records["2"].rep_email is None
     listed(adapter)  # the same unknown agent again: the list is not read again at once
     assert sim.api.count("/api/v1/users") == 1
+
+
+def test_a_key_that_may_not_list_users_still_lists_every_call(
+    sim: FreshcallerSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.api.users_forbidden = True
+    sim.api.add_call(freshcaller_call(1, T0 + timedelta(minutes=1)), AUDIO)
+    with caplog.at_level(logging.WARNING):
+        [record] = listed(provider(sim)).values()
+    assert (record.rep_email, record.rep_provider_id, record.rep_name) == (None, "10", "Rep One")
+    assert any("refused the user list (403)" in r.getMessage() for r in caplog.records)
+    assert any("provider.api_key" in r.getMessage() for r in caplog.records)
 
 
 def test_a_429_is_waited_out_as_retry_after_says(sim: FreshcallerSimulator) -> None:

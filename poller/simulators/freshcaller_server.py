@@ -165,6 +165,7 @@ class FreshcallerApi(VendorApi):
         self.media = MediaHost(clock=clock)
         self.calls: dict[str, StoredCall] = {}
         self.users: dict[str, dict[str, Any]] = {}
+        self.users_forbidden = False  # the key's role may not list users
         self.route("GET", r"/api/v1/calls", self._listing)
         self.route("GET", r"/api/v1/calls/(?P<id>\d+)", self._one)
         self.route("GET", r"/api/v1/calls/(?P<id>\d+)/recordings/(?P<rid>\d+)", self._recording)
@@ -268,6 +269,10 @@ class FreshcallerApi(VendorApi):
         return Answer(302, headers={"Location": self.media.signed_url(key)})
 
     def _users(self, request: Request, _match: re.Match[str]) -> Answer:
+        if self.users_forbidden:
+            return Answer.json(
+                {"error_type": "access_denied", "message": "denied", "errors": []}, 403
+            )
         unknown = sorted(set(request.query) - PAGING_PARAMS)
         if unknown:
             return self.error(422, f"unknown parameter {unknown[0]}")

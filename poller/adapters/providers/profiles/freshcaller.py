@@ -21,7 +21,8 @@ What configuration cannot say, and this module's hook does (:class:`FreshcallerP
 - The call names its agent by Freshcaller user id and name (``assigned_agent_id``,
   ``assigned_agent_name``) but not by email; the email comes from the account's user list
   (``GET /api/v1/users``), read when a call names an agent not seen yet, at most every
-  :data:`USERS_REFRESH`.
+  :data:`USERS_REFRESH`; a key that may not read it (403) leaves calls their agent's id and
+  name.
 - The other party is the participant whose ``participant_type`` is ``Customer`` (the caller on
   an incoming call, the callee on an outgoing one); ``phone_number`` is the account's own line,
   shared by every agent on it, so it is never taken as the rep's phone.
@@ -30,6 +31,7 @@ What configuration cannot say, and this module's hook does (:class:`FreshcallerP
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -48,7 +50,9 @@ from poller.domain.call_record import TEXT_LIMITS, CallRecord, host_key
 from poller.domain.paths import MISSING, dig
 from poller.domain.raw_record import field_text
 from poller.domain.windows import Window
-from poller.ports.provider import RecordPosition
+from poller.ports.provider import PermanentProviderError, RecordPosition
+
+log = logging.getLogger(__name__)
 
 VENDOR_DOMAIN = "freshcaller.com"
 MAX_PER_PAGE = 1000
@@ -191,7 +195,21 @@ class FreshcallerProvider(ProfileProvider):
         directory = self._directory
         unknown = agents - set(directory.emails) if directory else agents
         if unknown and (directory is None or self.clock() - directory.read_at >= USERS_REFRESH):
-            self._directory = _Directory(self._read_users(), self.clock())
+            try:
+                emails = self._read_users()
+            except PermanentProviderError as exc:
+                if exc.status != 403:
+                    raise
+                # A key whose role may not list users still lists calls: reps go by id and
+                # name (and [siro.rep_map]) until the next try.
+                log.warning(
+                    "provider %s: Freshcaller refused the user list (403), so calls carry no "
+                    "rep email; use an admin's API key in %s",
+                    self.name,
+                    self.settings.config_key("api_key"),
+                )
+                emails = {}
+            self._directory = _Directory(emails, self.clock())
         return items
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
