@@ -20,7 +20,7 @@ from poller.config_types import ConfigError
 from poller.domain.call_record import CallRecord
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window
-from poller.ports.provider import ProviderAuthError
+from poller.ports.provider import ProviderAuthError, ProviderPort
 from poller.simulators.audio import mp3_bytes
 from poller.simulators.justcall_server import (
     API_KEY,
@@ -28,6 +28,10 @@ from poller.simulators.justcall_server import (
     JustCallSimulator,
     justcall_call,
 )
+from poller.simulators.kit import AuthCheck, Request
+from tests.provider_contract import T0 as CONTRACT_T0
+from tests.provider_contract import FakeTime, HttpProviderContract, HttpWorld, ProviderWorld
+from tests.provider_contract import listed as listed_pages
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(hours=1))
@@ -119,7 +123,7 @@ def test_the_window_is_asked_for_in_the_accounts_zone_and_every_page_is_read(
     assert first.param("from_datetime") == "2026-03-02 08:59:59"
     assert first.param("to_datetime") == "2026-03-02 10:00:01"
     assert (first.param("sort"), first.param("order"), first.param("per_page")) == (
-        "id",
+        "datetime",
         "asc",
         "2",
     )
@@ -218,3 +222,115 @@ def test_keys_the_profile_fixes_are_refused_by_name(tmp_path: Path) -> None:
         load_settings(config)
     assert "provider.auth: fixed by the justcall profile" in caught.value.problems
     assert "provider.listing: fixed by the justcall profile" in caught.value.problems
+
+
+# -- the provider contract -----------------------------------------------------------------
+
+
+class RevokedAfter:
+    """JustCall's key check, until the account's key is deleted after ``uses`` requests."""
+
+    def __init__(self, check: AuthCheck, uses: int) -> None:
+        self.check, self.left = check, uses
+
+    def accepts(self, request: Request) -> bool:
+        self.left -= 1
+        return self.left >= 0 and self.check.accepts(request)
+
+
+class JustCallWorld(HttpWorld):
+    """The simulator on the adapter's clock, so its per-minute budget passes in no real time."""
+
+    static_credentials = True
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.time = FakeTime()
+        self.sim = JustCallSimulator(clock=self.time)
+
+    def __enter__(self) -> JustCallWorld:
+        self.sim.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sim.__exit__(None, None, None)
+
+    def provider(self, *, max_pages: int | None = None) -> ProviderPort:
+        settings = JustCallSettings.model_validate(
+            {
+                "kind": "justcall",
+                "base_url": self.sim.url,
+                "api_key": API_KEY,
+                "api_secret": API_SECRET,
+                "time_zone": "America/New_York",
+                "page_size": self.page_size,
+                "download_hosts": self.sim.download_hosts,
+                "requests_per_minute": None,
+            }
+        )
+        retry = RetryPolicy(max_tries=3, base_delay=0.0, max_delay=5.0, sleep=self.retry_sleep)
+        adapter = JustCallProvider(
+            settings, retry=retry, sleep=self.time.sleep, monotonic=self.time
+        )
+        if max_pages is not None:
+            adapter.max_pages = lambda: max_pages  # type: ignore[method-assign]
+        return adapter
+
+    # Contract names ("c0001") stand in for JustCall's numeric ids: read as text either way.
+    def add_call(
+        self, call_id: str, at: datetime, *, recording: bool = True, signed: bool = False
+    ) -> None:
+        record = justcall_call(0, at) | {"id": call_id, "call_sid": f"CA{call_id}"}
+        self.sim.api.add_call(record, AUDIO if recording else None)
+
+    def add_recording(self, call_id: str) -> None:
+        self.sim.api.add_recording(call_id, AUDIO)  # type: ignore[arg-type]
+
+    def add_malformed(self, call_id: str, at: datetime) -> None:
+        record = justcall_call(0, at) | {"id": call_id, "call_sid": f"CA{call_id}"}
+        self.sim.api.add_call(record)
+        record["call_date"] = "the day before yesterday"  # after the simulator filed it by time
+
+    def fail_listing(
+        self, status: int, *, times: int | None = 1, retry_after: str | None = None
+    ) -> None:
+        wait = int(retry_after) if retry_after is not None else None
+        self.sim.api.fail("status", status=status, retry_after=wait, times=times, path="/v2.1")
+
+    def loop_paging(self, at_page: int) -> None:
+        self.sim.api.loop_from_page = at_page
+
+    def listing_requests(self) -> int:
+        return self.sim.api.count("/v2.1/calls")
+
+    def redirect_listing_to(self, url: str) -> None:
+        self.sim.api.fail("redirect", location=url, times=None, path="/v2.1/calls")
+
+    def next_page_on(self, base_url: str) -> None:
+        self.sim.api.next_link_base = base_url
+
+    def expire_tokens_after(self, uses: int) -> ProviderPort:
+        assert self.sim.api.auth is not None
+        self.sim.api.auth = RevokedAfter(self.sim.api.auth, uses)
+        return self.provider()
+
+    def tokens_minted(self) -> int:
+        return 0
+
+
+class TestJustCall(HttpProviderContract):
+    @pytest.fixture
+    def world(self) -> Iterator[JustCallWorld]:
+        with JustCallWorld() as running:
+            yield running
+
+    def test_a_signed_recording_url_is_never_stored_but_still_downloads(
+        self, world: ProviderWorld
+    ) -> None:
+        # JustCall's recording links carry no signature (its document's example, and every call
+        # the simulator serves); the contract's signed link has no JustCall counterpart.
+        world.add_call("plain", CONTRACT_T0 + timedelta(minutes=5))
+        provider = world.provider()
+        [record] = [record for page in listed_pages(provider) for record in page.records]
+        assert record.recording_url is not None and "?" not in record.recording_url
+        assert record.recording_state is RecordingState.READY

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -129,10 +129,15 @@ def justcall_call(
 class StoredCall:
     record: dict[str, Any]
     audio_key: str | None = None
+    # When the call was, as filed when it was added (a test may break the record's fields).
+    when: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        written = f"{self.record['call_date']} {self.record['call_time']}"
+        self.when = datetime.strptime(written, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
 
     def at(self) -> datetime:
-        written = f"{self.record['call_date']} {self.record['call_time']}"
-        return datetime.strptime(written, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        return self.when
 
 
 class JustCallApi(VendorApi):
@@ -152,6 +157,9 @@ class JustCallApi(VendorApi):
         self.media = MediaHost(clock=clock)
         self.web = VendorApi(clock=clock)  # justcall.io: the recording links
         self.calls: dict[str, StoredCall] = {}
+        # Scripted misbehaviour: next_page_link on another host, or back to the same page.
+        self.next_link_base: str | None = None
+        self.loop_from_page: int | None = None
         self.route("GET", r"/v2.1/calls", self._listing)
         self.web.route("GET", r"/rec-redirect/(?P<sid>CA\w+)", self._recording, public=True)
 
@@ -229,8 +237,13 @@ class JustCallApi(VendorApi):
         following = ""
         if page < pages and served:
             last = str(served[-1]["id"])
+            looping = self.loop_from_page is not None and page >= self.loop_from_page
             following = url_with(
-                self.url, path, request.query, page=str(page + 1), last_call_id_fetched=last
+                self.next_link_base or self.url,
+                path,
+                request.query,
+                page=str(page if looping else page + 1),
+                last_call_id_fetched=last,
             )
         previous = url_with(self.url, path, request.query, page=str(page - 1)) if page > 1 else ""
         body = {

@@ -5,7 +5,7 @@ What the profile fixes (JustCall's v2.1 API as its OpenAPI document, ``api-v21.j
 
 - ``GET https://api.justcall.io/v2.1/calls`` with ``from_datetime`` and ``to_datetime`` written
   ``YYYY-MM-DD HH:MM:SS`` in the account's time zone (``time_zone``; the API takes no offset),
-  ``sort=id``, ``order=asc`` and ``per_page`` (1 to 100); the calls sit under ``data`` and
+  ``sort=datetime``, ``order=asc`` and ``per_page`` (1 to 100); the calls sit under ``data`` and
   ``next_page_link`` is the next page's URL (empty after the last).
 - The header ``Authorization: <api_key>:<api_secret>`` (not HTTP Basic). Until the generic
   adapter has a header template, :class:`KeyAndSecret` builds it over the two secrets.
@@ -124,7 +124,7 @@ class JustCallSettings(ProfileSettings):
                 "time_format": "%Y-%m-%d %H:%M:%S",
                 "time_zone": self.time_zone or "UTC",
                 "items_path": "data",
-                "params": {"sort": "id", "order": "asc"},
+                "params": {"sort": "datetime", "order": "asc"},
                 "history_days": self.history_days,
             },
             "paging": {
