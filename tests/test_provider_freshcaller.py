@@ -24,9 +24,20 @@ from poller.domain.call_record import CallRecord
 from poller.domain.failures import StepFailure
 from poller.domain.states import Direction, RecordingState
 from poller.domain.windows import Window
-from poller.ports.provider import ProviderAuthError
+from poller.ports.provider import ProviderAuthError, ProviderPort
 from poller.simulators.audio import mp3_bytes
+from poller.simulators.counting_listener import CountingListener
 from poller.simulators.freshcaller_server import API_KEY, FreshcallerSimulator, freshcaller_call
+from poller.simulators.kit import AuthCheck, Request
+from tests.provider_contract import (
+    SIGNATURE,
+    FakeTime,
+    HttpProviderContract,
+    HttpWorld,
+    call_ids,
+    seed,
+)
+from tests.provider_contract import listed as listed_pages
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(hours=1))
@@ -270,3 +281,115 @@ def test_keys_the_profile_fixes_are_refused_by_name(
     config.write_text('[provider]\nkind = "freshcaller"\nsubdomain = "acme"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"provider\.page_size"):
         load_settings(config)
+
+
+# -- the provider contract -----------------------------------------------------------------
+
+
+class RevokedAfter:
+    """Freshcaller's key check, until the key is regenerated after ``uses`` requests."""
+
+    def __init__(self, check: AuthCheck, uses: int) -> None:
+        self.check, self.left = check, uses
+
+    def accepts(self, request: Request) -> bool:
+        self.left -= 1
+        return self.left >= 0 and self.check.accepts(request)
+
+
+class FreshcallerWorld(HttpWorld):
+    """The simulator on the adapter's clock, so its per-minute budget passes in no real time.
+    Its calls name no agent: the contract counts listing requests, not user-list reads."""
+
+    static_credentials = True
+    newest_first = True
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.time = FakeTime()
+        self.sim = FreshcallerSimulator(clock=self.time)
+
+    def __enter__(self) -> FreshcallerWorld:
+        self.sim.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sim.__exit__(None, None, None)
+
+    def provider(self, *, max_pages: int | None = None) -> ProviderPort:
+        settings = FreshcallerSettings.model_validate(
+            {
+                "kind": "freshcaller",
+                "base_url": self.sim.url,
+                "api_key": API_KEY,
+                "page_size": self.page_size,
+                "download_hosts": [self.sim.media_host],
+                "requests_per_minute": None,
+            }
+        )
+        retry = RetryPolicy(max_tries=3, base_delay=0.0, max_delay=5.0, sleep=self.retry_sleep)
+        adapter = FreshcallerProvider(
+            settings, retry=retry, sleep=self.time.sleep, monotonic=self.time
+        )
+        if max_pages is not None:
+            adapter.max_pages = lambda: max_pages  # type: ignore[method-assign]
+        return adapter
+
+    # Contract names ("c0001") stand in for Freshcaller's numeric ids: read as text either way.
+    def add_call(
+        self, call_id: str, at: datetime, *, recording: bool = True, signed: bool = False
+    ) -> None:
+        record = freshcaller_call(0, at, agent_id=None) | {"id": call_id}
+        self.sim.api.add_call(
+            record, AUDIO if recording else None, signature=SIGNATURE if signed else None
+        )
+
+    def add_recording(self, call_id: str) -> None:
+        self.sim.api.add_recording(call_id, AUDIO)
+
+    def add_malformed(self, call_id: str, at: datetime) -> None:
+        record = freshcaller_call(0, at, agent_id=None) | {"id": call_id}
+        self.sim.api.add_call(record)
+        record["created_time"] = "the day before yesterday"  # after the simulator filed it
+
+    def fail_listing(
+        self, status: int, *, times: int | None = 1, retry_after: str | None = None
+    ) -> None:
+        wait = int(retry_after) if retry_after is not None else None
+        self.sim.api.fail("status", status=status, retry_after=wait, times=times, path="/api")
+
+    def loop_paging(self, at_page: int) -> None:
+        self.sim.api.loop_from_page = at_page
+
+    def listing_requests(self) -> int:
+        return len([r for r in self.sim.api.requests if r.path == "/api/v1/calls"])
+
+    def redirect_listing_to(self, url: str) -> None:
+        self.sim.api.fail("redirect", location=url, times=None, path="/api/v1/calls")
+
+    def next_page_on(self, base_url: str) -> None:
+        raise AssertionError("Freshcaller's pages are numbered; the body names no next URL")
+
+    def expire_tokens_after(self, uses: int) -> ProviderPort:
+        assert self.sim.api.auth is not None
+        self.sim.api.auth = RevokedAfter(self.sim.api.auth, uses)
+        return self.provider()
+
+    def tokens_minted(self) -> int:
+        return 0
+
+
+class TestFreshcaller(HttpProviderContract):
+    @pytest.fixture
+    def world(self) -> Iterator[FreshcallerWorld]:
+        with FreshcallerWorld() as running:
+            yield running
+
+    def test_credentials_never_go_to_a_next_page_on_another_host(
+        self, world: HttpWorld, elsewhere: CountingListener
+    ) -> None:
+        # Freshcaller's next page is the same request with the next page number: the body
+        # names no URL another host could be put in. Every page goes to the account's host.
+        ids = seed(world, world.page_size * 2)
+        assert sorted(call_ids(listed_pages(world.provider()))) == ids
+        assert elsewhere.connections == 0

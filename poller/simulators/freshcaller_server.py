@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,9 +151,15 @@ def freshcaller_user(user_id: int, email: str, name: str) -> dict[str, Any]:
 class StoredCall:
     record: dict[str, Any]
     audio_key: str | None = None
+    signature: str | None = None  # a query the recording URL carries when served
+    # When the call was created, as filed when it was added (a test may break the record).
+    when: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.when = datetime.fromisoformat(self.record["created_time"])
 
     def created(self) -> datetime:
-        return datetime.fromisoformat(self.record["created_time"])
+        return self.when
 
 
 class FreshcallerApi(VendorApi):
@@ -166,26 +172,30 @@ class FreshcallerApi(VendorApi):
         self.calls: dict[str, StoredCall] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.users_forbidden = False  # the key's role may not list users
+        self.loop_from_page: int | None = None  # from this page on, the page param is ignored
         self.route("GET", r"/api/v1/calls", self._listing)
-        self.route("GET", r"/api/v1/calls/(?P<id>\d+)", self._one)
-        self.route("GET", r"/api/v1/calls/(?P<id>\d+)/recordings/(?P<rid>\d+)", self._recording)
+        self.route("GET", r"/api/v1/calls/(?P<id>[^/]+)", self._one)
+        self.route("GET", r"/api/v1/calls/(?P<id>[^/]+)/recordings/(?P<rid>\d+)", self._recording)
         self.route("GET", r"/api/v1/users", self._users)
 
-    def add_call(self, record: dict[str, Any], audio: bytes | None = None) -> None:
-        """Serve ``record``; with ``audio``, its recording is ready."""
+    def add_call(
+        self, record: dict[str, Any], audio: bytes | None = None, *, signature: str | None = None
+    ) -> None:
+        """Serve ``record``; with ``audio``, its recording is ready (its URL carrying the query
+        ``signature``, if given)."""
         with self.lock:
-            self.calls[str(record["id"])] = StoredCall(record)
+            self.calls[str(record["id"])] = StoredCall(record, signature=signature)
         if audio is not None:
             self.add_recording(record["id"], audio)
 
-    def add_recording(self, call_id: int, audio: bytes) -> None:
+    def add_recording(self, call_id: int | str, audio: bytes) -> None:
         """The call's recording is ready (a late one: the call was listed without it)."""
         key = f"call-{call_id}"
         self.media.put(key, audio, "audio/mpeg", signed_only=True)
         with self.lock:
             stored = self.calls[str(call_id)]
             stored.audio_key = key
-            recording = stored.record.get("recording") or {"id": call_id + 5000}
+            recording = stored.record.get("recording") or {"id": 5000}
             stored.record["recording"] = recording
 
     def add_user(self, user_id: int, email: str, name: str) -> None:
@@ -198,7 +208,9 @@ class FreshcallerApi(VendorApi):
         return Answer.json({"error_type": kind, "message": message, "errors": []}, status)
 
     def before_route(self, request: Request) -> Answer | None:
-        json_route = request.path in JSON_ROUTES or re.fullmatch(r"/api/v1/calls/\d+", request.path)
+        json_route = request.path in JSON_ROUTES or re.fullmatch(
+            r"/api/v1/calls/[^/]+", request.path
+        )
         if json_route and "application/json" not in (request.header("accept") or ""):
             return self.error(404, "not found")
         with self.lock:
@@ -214,7 +226,9 @@ class FreshcallerApi(VendorApi):
         recording = record.get("recording")
         if stored.audio_key is not None and recording:
             path = f"/api/v1/calls/{record['id']}/recordings/{recording['id']}"
-            record["recording"] = dict(recording, url=f"{self.url}{path}", transcription_url=None)
+            query = f"?{stored.signature}" if stored.signature else ""
+            url = f"{self.url}{path}{query}"
+            record["recording"] = dict(recording, url=url, transcription_url=None)
         elif recording:  # recorded, not yet processed: no URL yet
             record["recording"] = dict(recording, url=None, transcription_url=None)
         return record
@@ -248,7 +262,8 @@ class FreshcallerApi(VendorApi):
                 if bounds[0] is None or _parse(bounds[0]) <= stored.created() <= _parse(bounds[1])
             ]
             matching.sort(key=lambda stored: (stored.created(), stored.record["id"]), reverse=True)
-            data, pages = page_of(matching, page, per_page)
+            answered = min(page, self.loop_from_page or page)
+            data, pages = page_of(matching, answered, per_page)
             served = [self._served(stored) for stored in data]
         meta = {"current": page, "total_pages": pages, "total_count": len(matching)}
         return Answer.json({"calls": served, "meta": meta})
