@@ -60,6 +60,8 @@ CONTRACT_MODULES = (
     "test_provider_callrail",
     "test_provider_cloudtalk",
     "test_provider_dialpad",
+    "test_provider_freshcaller",
+    "test_provider_justcall",
     "test_provider_ringcentral",
     "test_provider_salesloft",
     "test_provider_twilio",

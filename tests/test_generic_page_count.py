@@ -172,6 +172,23 @@ def test_a_provider_ignoring_the_page_parameter_under_a_count_is_a_loop() -> Non
     assert len(responses.calls) == 2
 
 
+@responses.activate
+def test_a_last_page_that_repeats_the_one_before_is_a_loop_not_the_end() -> None:
+    # Pages 2 and 3 of 3 answer the same calls: page 3's own calls were never served, and
+    # ending there, as the count says, would lose them without a word.
+    responses.get(f"{API}/calls", json=page_body(["a"], 3), match=[_page("1")])
+    responses.get(f"{API}/calls", json=page_body(["b"], 3), match=[_page("2")])
+    responses.get(f"{API}/calls", json=page_body(["b"], 3), match=[_page("3")])
+    provider = adapter(API, paging={"mode": "page_number", "total_pages_path": "meta.total_pages"})
+    with pytest.raises(PagingLoopError, match="ignore the 'page' parameter"):
+        listed_ids(provider)
+    assert len(responses.calls) == 3
+
+
+def _page(number: str) -> Any:
+    return responses.matchers.query_param_matcher({"page": number}, strict_match=False)
+
+
 @pytest.mark.parametrize(
     ("total", "shown"), [(None, "null"), ("three", '"three"'), (True, "true"), (-1, "-1")]
 )

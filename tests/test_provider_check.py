@@ -12,7 +12,12 @@ from click.testing import CliRunner, Result
 
 from poller.cli import main
 from poller.simulators.audio import mp3_bytes
+from poller.simulators.freshcaller_server import API_KEY as FRESHCALLER_KEY
+from poller.simulators.freshcaller_server import FreshcallerSimulator, freshcaller_call
 from poller.simulators.http_server import LocalHTTPServer
+from poller.simulators.justcall_server import API_KEY as JUSTCALL_KEY
+from poller.simulators.justcall_server import API_SECRET as JUSTCALL_SECRET
+from poller.simulators.justcall_server import JustCallSimulator, justcall_call
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.salesloft_server import API_KEY as SALESLOFT_KEY
 from poller.simulators.salesloft_server import SalesloftSimulator, salesloft_cdr
@@ -187,3 +192,71 @@ def test_a_profile_is_checked_as_a_native_kind_is() -> None:
         assert "provider.listing: fixed by the salesloft profile" in fixed.stderr
         assert "SIRO_POLLER_PROVIDER__LISTING__PATH" in fixed.stderr
         assert SALESLOFT_KEY not in ok.output + refused.output + fixed.output
+
+
+def test_freshcaller_is_checked_as_a_native_kind_is() -> None:
+    with FreshcallerSimulator() as sim:
+        sim.api.add_user(10, "rep1@example.com", "Rep One")
+        recent = datetime.now(UTC) - timedelta(hours=2)
+        for n in range(3):
+            sim.api.add_call(freshcaller_call(n + 1, recent + timedelta(minutes=n)), mp3_bytes(1))
+        env = {
+            "SIRO_POLLER_PROVIDER__KIND": "freshcaller",
+            "SIRO_POLLER_PROVIDER__BASE_URL": sim.url,
+            "SIRO_POLLER_PROVIDER__API_KEY": FRESHCALLER_KEY,
+            "SIRO_POLLER_PROVIDER__MAX_RETRIES": "0",
+        }
+        ok = CliRunner().invoke(main, ["provider", "check"], env=env)
+        assert ok.exit_code == 0, ok.output
+        assert ok.stdout.strip() == "provider freshcaller: ok: 3 of 3 records mapped"
+
+        refused = CliRunner().invoke(
+            main, ["provider", "check"], env=env | {"SIRO_POLLER_PROVIDER__API_KEY": "wrong-key"}
+        )
+        assert refused.exit_code == 1
+        assert "provider freshcaller: auth:" in refused.stdout
+        assert "check provider.api_key" in refused.stdout and "wrong-key" not in refused.output
+
+        unset = CliRunner().invoke(
+            main, ["provider", "check"], env={"SIRO_POLLER_PROVIDER__KIND": "freshcaller"}
+        )
+        assert unset.exit_code == 2
+        assert "provider.subdomain: required" in unset.stderr
+        assert "provider.api_key: required" in unset.stderr
+        assert FRESHCALLER_KEY not in ok.output + refused.output + unset.output
+
+
+def test_justcall_is_checked_as_a_native_kind_is() -> None:
+    with JustCallSimulator() as sim:
+        recent = datetime.now(UTC) - timedelta(hours=2)
+        for n in range(3):
+            sim.api.add_call(justcall_call(n + 1, recent + timedelta(minutes=n)), mp3_bytes(1))
+        env = {
+            "SIRO_POLLER_PROVIDER__KIND": "justcall",
+            "SIRO_POLLER_PROVIDER__BASE_URL": sim.url,
+            "SIRO_POLLER_PROVIDER__API_KEY": JUSTCALL_KEY,
+            "SIRO_POLLER_PROVIDER__API_SECRET": JUSTCALL_SECRET,
+            "SIRO_POLLER_PROVIDER__TIME_ZONE": "America/New_York",
+            "SIRO_POLLER_PROVIDER__MAX_RETRIES": "0",
+        }
+        ok = CliRunner().invoke(main, ["provider", "check"], env=env)
+        assert ok.exit_code == 0, ok.output
+        assert ok.stdout.strip() == "provider justcall: ok: 3 of 3 records mapped"
+
+        refused = CliRunner().invoke(
+            main,
+            ["provider", "check"],
+            env=env | {"SIRO_POLLER_PROVIDER__API_SECRET": "wrong-secret"},
+        )
+        assert refused.exit_code == 1
+        assert "provider justcall: auth:" in refused.stdout
+        assert "check provider.api_key, provider.api_secret" in refused.stdout
+        assert "wrong-secret" not in refused.output
+
+        unset = CliRunner().invoke(
+            main, ["provider", "check"], env={"SIRO_POLLER_PROVIDER__KIND": "justcall"}
+        )
+        assert unset.exit_code == 2
+        assert "provider.time_zone: required" in unset.stderr
+        secrets = (JUSTCALL_KEY, JUSTCALL_SECRET)
+        assert not any(s in ok.output + refused.output + unset.output for s in secrets)

@@ -608,7 +608,7 @@ def test_bad_dialpad_keys_are_named_as_the_file_names_them(tmp_path: Path) -> No
     assert sorted(problems) == [
         "providers.dp.share_link_privacy: Input should be 'owner', 'admin', 'company' or "
         "'public' (got 'everyone')",
-        'providers.dp.token: applies only to kind = "generic"',
+        'providers.dp.token: applies only to kind = "generic" or kind = "salesloft"',
     ]
 
 

@@ -55,15 +55,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # The kinds as the registry lists them; a plain tuple keeps `--help` free of the adapters.
 PROVIDER_KINDS = (
-    "generic",
-    "aircall",
-    "dialpad",
-    "ringcentral",
-    "zoom",
-    "twilio",
-    "salesloft",
-    "cloudtalk",
-    "callrail",
+    *("generic", "aircall", "dialpad", "ringcentral", "zoom", "twilio"),
+    *("salesloft", "cloudtalk", "callrail", "freshcaller", "justcall"),
 )
 
 

@@ -21,6 +21,8 @@ from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, 
 from poller.simulators.callrail_server import CallRailSimulator, callrail_call
 from poller.simulators.cloudtalk_server import CloudTalkApi, cloudtalk_agent, cloudtalk_call
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from poller.simulators.freshcaller_server import FreshcallerSimulator, freshcaller_call
+from poller.simulators.justcall_server import ACCOUNT_ZONE, JustCallSimulator, justcall_call
 from poller.simulators.kit import serve as serve_kit
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
@@ -579,6 +581,115 @@ def callrail(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def freshcaller(stack: ExitStack, now: datetime) -> Seeded:
+    """A Freshcaller account's calls (an API key, recordings redirected to a media host)."""
+    simulator = stack.enter_context(FreshcallerSimulator("demo-freshcaller-key"))
+    api = simulator.api
+    for user_id, email in ((10, "rep1@example.com"), (11, "rep2@example.com"), (19, UNKNOWN_REP)):
+        api.add_user(user_id, email, f"Rep {user_id}")
+    calls: list[DemoCall] = []
+    seeded = [
+        (10, "outgoing", mp3_bytes(2), f"{KNOWN_REP} (its email from the account's user list)"),
+        (11, "incoming", wav_bytes(1), "an incoming call: the customer participant is the contact"),
+        (19, "outgoing", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        (10, "outgoing", LOGIN_PAGE, "the recording host answers an HTML page"),
+    ]
+    for n, (user_id, direction, audio, shows) in enumerate(seeded):
+        call_id = 801 + n
+        record = freshcaller_call(
+            call_id,
+            now - timedelta(minutes=30 - n),
+            agent_id=user_id,
+            agent_name=f"Rep {user_id}",
+            direction=direction,
+            customer_number=f"+1415555{call_id:04d}",
+        )
+        api.add_call(record, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    late = freshcaller_call(901, now - timedelta(minutes=24), agent_id=11, agent_name="Rep 11")
+    api.add_call(late)
+    calls.append(
+        DemoCall(
+            "901",
+            "a late recording: listed without its URL, uploaded once it was there",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "freshcaller",
+            "name": "demo-freshcaller",
+            "base_url": simulator.url,
+            "api_key": "demo-freshcaller-key",
+            "download_hosts": [simulator.media_host],
+        },
+        calls=calls,
+        late_call_id="901",
+        late_recording=lambda: api.add_recording(901, mp3_bytes(2)),
+    )
+
+
+def justcall(stack: ExitStack, now: datetime) -> Seeded:
+    """A JustCall account's calls (an API key and secret, the account's time zone)."""
+    simulator = stack.enter_context(JustCallSimulator("demo-justcall-key", "demo-justcall-secret"))
+    api = simulator.api
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", "Outgoing", mp3_bytes(2), f"{KNOWN_REP} (the call names its email)"),
+        (
+            "rep2@example.com",
+            "Incoming",
+            wav_bytes(1),
+            "an incoming call: the caller is the contact",
+        ),
+        (UNKNOWN_REP, "Outgoing", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", "Outgoing", LOGIN_PAGE, "the recording link answers an HTML page"),
+    ]
+    for n, (email, direction, audio, shows) in enumerate(seeded):
+        call_id = 1001 + n
+        record = justcall_call(
+            call_id,
+            now - timedelta(minutes=30 - n),
+            agent_id=1300 + n,
+            agent_email=email,
+            agent_name=email.split("@")[0],
+            direction=direction,
+            contact_number=f"+1415555{call_id:04d}",
+        )
+        api.add_call(record, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    api.add_call(justcall_call(1101, now - timedelta(minutes=25), kind="Missed"))
+    calls.append(DemoCall("1101", "a missed call: nothing to record", CallState.SKIPPED))
+    api.add_call(justcall_call(1201, now - timedelta(minutes=24), agent_email="rep2@example.com"))
+    calls.append(
+        DemoCall(
+            "1201",
+            "a late recording: listed without its link, uploaded once it was there",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "justcall",
+            "name": "demo-justcall",
+            "base_url": simulator.url,
+            "api_key": "demo-justcall-key",
+            "api_secret": "demo-justcall-secret",
+            "time_zone": ACCOUNT_ZONE,
+            "download_hosts": simulator.download_hosts,
+        },
+        calls=calls,
+        late_call_id="1201",
+        late_recording=lambda: api.add_recording(1201, mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -589,4 +700,6 @@ SCENARIOS: dict[str, Scenario] = {
     "salesloft": salesloft,
     "cloudtalk": cloudtalk,
     "callrail": callrail,
+    "freshcaller": freshcaller,
+    "justcall": justcall,
 }

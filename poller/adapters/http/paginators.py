@@ -302,18 +302,19 @@ class PageCountPaginator(PageNumberPaginator):
         if self.last_page_path is not None and last_page_flag(page.body, self.last_page_path):
             return None
         number = int((current.params or {}).get(self.page_param, self.first_page))
-        if self.total_pages_path is not None:
-            total = page_count(page.body, self.total_pages_path)
-            if number - self.first_page + 1 >= total:
-                return None
         if page.items or self.total_pages_path is None:
             # Without a count, two empty pages that are not the last would go on to the limit.
+            # Checked on the last page too: the same items again there means the page before
+            # the last was never served, and ending quietly would lose its records.
             fingerprint = _fingerprint(page.items)
             if fingerprint == self._previous:
                 raise PagingLoop(
                     "the provider answered the next page with the same items as the one "
-                    f"before, yet says it is not the last; it seems to ignore the "
-                    f"{self.parameter!r} parameter"
+                    f"before; it seems to ignore the {self.parameter!r} parameter"
                 )
             self._previous = fingerprint
+        if self.total_pages_path is not None:
+            total = page_count(page.body, self.total_pages_path)
+            if number - self.first_page + 1 >= total:
+                return None
         return self.following(current, page)

@@ -29,6 +29,8 @@ KINDS: dict[str, str] = {
     "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
     "cloudtalk": "poller.adapters.providers.profiles.cloudtalk:CloudTalkProvider",
     "callrail": "poller.adapters.providers.profiles.callrail:CallRailProvider",
+    "freshcaller": "poller.adapters.providers.profiles.freshcaller:FreshcallerProvider",
+    "justcall": "poller.adapters.providers.profiles.justcall:JustCallProvider",
 }
 
 
