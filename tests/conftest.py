@@ -57,6 +57,7 @@ CONTRACT_MODULES = (
     "test_provider_aircall",
     "test_provider_dialpad",
     "test_provider_ringcentral",
+    "test_provider_outreach",
     "test_provider_salesloft",
     "test_provider_twilio",
     "test_provider_zoom",

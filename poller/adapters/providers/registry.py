@@ -27,6 +27,7 @@ KINDS: dict[str, str] = {
     "twilio": "poller.adapters.providers.twilio:TwilioProvider",
     # Profiles: the generic adapter, configured for one vendor (profiles/<vendor>.py).
     "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
+    "outreach": "poller.adapters.providers.profiles.outreach:OutreachProvider",
 }
 
 
