@@ -54,7 +54,7 @@ from poller.simulators.oauth_server import OAuthTokenIssuer
 
 CLIENT_ID = "outreach-app-0001"
 CLIENT_SECRET = "outreach-app-secret-0001"
-REDIRECT_URI = "https://poller.example.com/outreach/callback"
+REDIRECT_URI = "https://poller.acme-sales.test/outreach/callback"
 JSON_API = "application/vnd.api+json"
 MAX_PAGE_SIZE = 1000
 RANGE_FILTERS = ("updatedAt", "createdAt")
