@@ -50,7 +50,7 @@ from pydantic import Field, SecretStr
 from poller.adapters.http.paginators import PageRequest
 from poller.adapters.providers.profiles.base import ProfileProvider, ProfileSettings
 from poller.adapters.providers.settings import ProviderSettingsBase
-from poller.config_types import MINIMAL
+from poller.config_types import MINIMAL, NonBlank
 from poller.domain.call_record import TEXT_LIMITS, CallRecord
 from poller.domain.paths import MISSING, dig, present
 from poller.domain.raw_record import field_text, sanitise_raw
@@ -77,7 +77,9 @@ class OutreachSettings(ProfileSettings):
 
     kind: Literal["outreach"] = "outreach"
     """Which adapter talks to the phone system: "outreach" is Outreach's calls."""
-    client_id: str | None = Field(default=None, json_schema_extra=MINIMAL)
+    client_id: NonBlank | None = Field(
+        default=None, examples=["replace-with-your-application-id"], json_schema_extra=MINIMAL
+    )
     """The Outreach OAuth app's Application ID."""
     client_secret: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
     """The Outreach OAuth app's Application Secret."""
