@@ -60,6 +60,7 @@ CONTRACT_MODULES = (
     "test_provider_outreach",
     "test_provider_salesloft",
     "test_provider_twilio",
+    "test_provider_webex",
     "test_provider_zoom",
     "test_siro_port_contract",
     "test_store_contract*",

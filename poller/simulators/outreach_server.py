@@ -50,7 +50,7 @@ from poller.simulators.kit import (
     serve,
     url_with,
 )
-from poller.simulators.oauth_server import OAuthTokenIssuer
+from poller.simulators.oauth_server import IssuedBearer, OAuthTokenIssuer
 
 CLIENT_ID = "outreach-app-0001"
 CLIENT_SECRET = "outreach-app-secret-0001"
@@ -157,17 +157,6 @@ class StoredCall:
         return datetime.fromisoformat(self.record["attributes"][name])
 
 
-class IssuedTokens:
-    """The API's auth check: a bearer token the token endpoint issued and has not revoked."""
-
-    def __init__(self, issuer: OAuthTokenIssuer) -> None:
-        self.issuer = issuer
-
-    def accepts(self, request: Request) -> bool:
-        sent = request.header("authorization") or ""
-        return sent.startswith("Bearer ") and self.issuer.accepts(sent.removeprefix("Bearer "))
-
-
 class OutreachApi(VendorApi):
     """The simulated Outreach org. Mutate it between polls to make time pass."""
 
@@ -179,7 +168,7 @@ class OutreachApi(VendorApi):
             expires_in=7200,
             rotate=rotate,
         )
-        super().__init__(IssuedTokens(self.issuer), clock=clock)
+        super().__init__(IssuedBearer(self.issuer), clock=clock)
         self.budget = CostBudget(10_000, 3600, clock)
         self.media = MediaHost(clock=clock)
         self.calls: dict[str, StoredCall] = {}

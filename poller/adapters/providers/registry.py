@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     # Profiles: the generic adapter, configured for one vendor (profiles/<vendor>.py).
     "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
     "outreach": "poller.adapters.providers.profiles.outreach:OutreachProvider",
+    "webex": "poller.adapters.providers.profiles.webex:WebexProvider",
 }
 
 
