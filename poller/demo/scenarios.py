@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from poller.domain.states import CallState
-from poller.simulators import outreach_server
+from poller.simulators import outreach_server, webex_server
 from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
 from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
@@ -539,6 +539,43 @@ def outreach(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def webex(stack: ExitStack, now: datetime) -> Seeded:
+    """Webex Calling's converged recordings (a compliance officer's refresh token, download
+    links fetched fresh for each recording). Its token endpoint does not rotate refresh tokens,
+    for the same reason as Outreach's."""
+    simulator = stack.enter_context(webex_server.WebexSimulator(rotate=False))
+    api = simulator.api
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", mp3_bytes(2), f"{KNOWN_REP} (the recording's owner)"),
+        ("rep2@example.com", mp3_bytes(1), "a second rep's recording"),
+        (UNKNOWN_REP, mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", LOGIN_PAGE, "the download host answers an HTML page"),
+    ]
+    for n, (email, audio, shows) in enumerate(seeded):
+        recording_id = f"demo-webex-{n + 1}"
+        record = webex_server.webex_recording(
+            recording_id, now - timedelta(minutes=30 - n), owner_email=email
+        )
+        api.add_recording(record, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(recording_id, shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    return Seeded(
+        provider={
+            "kind": "webex",
+            "name": "demo-webex",
+            "base_url": simulator.url,
+            "client_id": webex_server.CLIENT_ID,
+            "client_secret": webex_server.CLIENT_SECRET,
+            "refresh_token": api.seed_refresh_token("demo-webex-refresh-token"),
+            "download_hosts": [simulator.media_host],
+        },
+        calls=calls,
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -548,4 +585,5 @@ SCENARIOS: dict[str, Scenario] = {
     "twilio": twilio,
     "salesloft": salesloft,
     "outreach": outreach,
+    "webex": webex,
 }

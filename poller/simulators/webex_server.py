@@ -99,6 +99,8 @@ def webex_recording(
 class StoredRecording:
     record: dict[str, Any]
     audio_key: str
+    # A detail answer served as it is (a published example), instead of one with fresh links.
+    detail: dict[str, Any] | None = None
 
     def created(self) -> datetime:
         return datetime.fromisoformat(self.record["createTime"])
@@ -126,11 +128,15 @@ class WebexApi(VendorApi):
         """A refresh token as a compliance officer's consent to the integration gives it."""
         return self.issuer.seed_refresh_token(value)
 
-    def add_recording(self, record: dict[str, Any], audio: bytes) -> None:
+    def add_recording(
+        self, record: dict[str, Any], audio: bytes, *, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Serve ``record``, its audio on the media host; ``detail``: the answer to
+        ``GET /v1/convergedRecordings/{id}``, as it is."""
         key = f"rec-{record['id']}"
         self.media.put(key, audio, "audio/mpeg", signed_only=True)
         with self.lock:
-            self.recordings[record["id"]] = StoredRecording(record, key)
+            self.recordings[record["id"]] = StoredRecording(record, key, detail)
 
     def listing_requests(self) -> list[Request]:
         with self.lock:
@@ -192,9 +198,16 @@ class WebexApi(VendorApi):
             stored = self.recordings.get(match["id"])
         if stored is None:
             return self.error(404, "The requested resource could not be found.")
+        if stored.detail is not None:
+            return Answer.json(stored.detail)
         expires = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=LINK_LIFETIME)
+        # The notes and action items need the user's token; only the audio link is read.
+        ai = f"{self.media.url}/ai/{stored.record['id']}"
         links = {
             "audioDownloadLink": self.media.signed_url(stored.audio_key, LINK_LIFETIME),
+            "suggestedNotesDownloadLink": f"{ai}/notes",
+            "actionItemsDownloadLink": f"{ai}/actionItems",
+            "shortNotesDownloadLink": f"{ai}/shortNotes",
             "expiration": iso(expires),
         }
         return Answer.json({**stored.record, "temporaryDirectDownloadLinks": links})
