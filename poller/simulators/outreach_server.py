@@ -4,23 +4,16 @@ the simulator kit.
 It answers as Outreach's OpenAPI document (``api.outreach.io/api/v2/schema/openapi.json``) and
 its "Getting started" and "Making requests" pages describe:
 
-- ``POST /oauth/token``: ``grant_type=refresh_token`` with ``client_id``, ``client_secret``,
-  ``redirect_uri`` and ``refresh_token`` in the form; the answer carries ``access_token``,
-  ``token_type``, ``expires_in`` (7200), ``refresh_token``, ``scope`` and ``created_at``.
-- ``Authorization: Bearer <access token>`` and ``Content-Type: application/vnd.api+json`` on
-  every API request; otherwise 401, or 415 ``unsupportedMediaType``.
-- ``GET /api/v2/calls``: ``filter[<attribute>]`` (a range ``A..B`` on ``updatedAt`` and
-  ``createdAt``, ``neginf``/``inf`` for an open end), ``sort`` (``updatedAt``, ``-updatedAt``,
-  ``createdAt``, ``-createdAt``, ``id``), ``page[size]``, ``page[after]``, ``count``. A JSON:API
-  document: ``data`` of ``{type: "call", id, attributes, relationships, links}`` and
-  ``links.next`` (an absolute URL carrying the query and the next ``page[after]``) while more
-  follow.
-- ``GET /api/v2/calls/{id}`` and ``GET /api/v2/users/{id}``: ``{"data": {...}}``; 404
-  ``resourceNotFound``.
-- 10,000 requests an hour per user; ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
-  ``X-RateLimit-Reset`` on every API answer; 429 ``rateLimitExceeded`` past it, with
-  ``Retry-After``. Errors are JSON:API error objects (``errors[]`` of ``id``, ``title``,
-  ``detail``).
+- ``POST /oauth/token``: ``grant_type=refresh_token``, ``client_id``, ``client_secret``,
+  ``redirect_uri`` and ``refresh_token`` in the form; ``expires_in`` 7200.
+- ``Authorization: Bearer`` and ``Content-Type: application/vnd.api+json`` on every API
+  request; otherwise 401, or 415 ``unsupportedMediaType``.
+- ``GET /api/v2/calls``: ``filter[updatedAt|createdAt]=A..B`` (``neginf``/``inf`` open),
+  ``sort``, ``page[size]``, ``page[after]``, ``count``; a JSON:API document whose
+  ``links.next`` (the query and the next ``page[after]``) is there while more follow.
+- ``GET /api/v2/calls/{id}`` and ``/api/v2/users/{id}``: ``{"data": {...}}``, or 404.
+- 10,000 requests an hour per user: ``X-RateLimit-Limit/Remaining/Reset`` on every answer,
+  429 ``rateLimitExceeded`` past it. Errors are JSON:API error objects.
 
 Where the documents leave it open, the strictest reading: refresh tokens rotate and a replayed
 one revokes the grant (RFC 9700; :mod:`poller.simulators.oauth_server`); a ``redirect_uri``
@@ -59,6 +52,7 @@ JSON_API = "application/vnd.api+json"
 MAX_PAGE_SIZE = 1000
 RANGE_FILTERS = ("updatedAt", "createdAt")
 SORTS = {"updatedAt", "-updatedAt", "createdAt", "-createdAt", "id", "-id"}
+UNSET_RELATIONSHIPS = ("callDisposition", "callPurpose", "opportunity", "sequence", "task")
 LISTING_PARAMS = {
     *(f"filter[{name}]" for name in RANGE_FILTERS),
     *("filter[user][id]", "filter[direction]", "filter[outcome]", "filter[recordingUrl]"),
@@ -98,18 +92,15 @@ def outreach_call(
         "type": "call",
         "id": call_id,
         "attributes": {
+            **dict.fromkeys(("externalVendor", "note", "recordingUrl", "returnedAt")),
+            **dict.fromkeys(("sequenceAction", "voicemailRecordingUrl")),
             "answeredAt": iso(dialed_at + timedelta(seconds=5)) if answered else None,
             "completedAt": iso(completed),
             "createdAt": iso(dialed_at),
             "dialedAt": iso(dialed_at) if direction == "outbound" else None,
             "direction": direction,
-            "externalVendor": None,
             "from": from_,
-            "note": None,
             "outcome": outcome,
-            "recordingUrl": None,
-            "returnedAt": None,
-            "sequenceAction": None,
             "shouldRecordCall": should_record,
             "state": "completed",
             "stateChangedAt": iso(completed),
@@ -119,18 +110,11 @@ def outreach_call(
             "updatedAt": iso(completed + timedelta(seconds=30)),
             "userCallType": "voip",
             "vendorCallId": f"CA{call_id:032d}",
-            "voicemailRecordingUrl": None,
         },
         "relationships": {
-            "callDisposition": to_one("callDisposition", None),
-            "callPurpose": to_one("callPurpose", None),
-            "opportunity": to_one("opportunity", None),
+            **{name: to_one(name, None) for name in UNSET_RELATIONSHIPS},
             "phoneNumber": to_one("phoneNumber", 7),
             "prospect": to_one("prospect", prospect_id),
-            "sequence": to_one("sequence", None),
-            "sequenceState": to_one("sequenceState", None),
-            "sequenceStep": to_one("sequenceStep", None),
-            "task": to_one("task", None),
             "user": to_one("user", user_id),
         },
         "links": {"self": f"{api}/calls/{call_id}"},
@@ -228,13 +212,9 @@ class OutreachApi(VendorApi):
             return self.error(415, f"Expected Content-Type header to be '{JSON_API}'.")
         with self.lock:
             within, remaining, reset = self.budget.charge(1)
-        self.add_headers(
-            **{
-                "X-RateLimit-Limit": str(self.budget.limit),
-                "X-RateLimit-Remaining": str(remaining),
-                "X-RateLimit-Reset": str(reset),
-            }
-        )
+        limits = (self.budget.limit, remaining, reset)
+        names = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+        self.add_headers(**{name: str(value) for name, value in zip(names, limits, strict=True)})
         if within:
             return None
         answer = self.error(429, "Rate limit exceeded.")
@@ -288,58 +268,46 @@ class OutreachApi(VendorApi):
             except ValueError:
                 return self.error(400, "page[after] is not a cursor this API issued")
             served = [self._serve(stored) for stored in data]
-        first = url_with(self.url, request.path, _without_cursor(request))
-        links: dict[str, str] = {"first": first}
+        links = {"first": url_with(self.url, request.path, {}, **_without_cursor(request))}
         if following is not None:
             links["next"] = url_with(
                 self.url, request.path, request.query, **{"page[after]": following}
             )
-        return Answer(
-            200,
-            Answer.json({"data": served, "links": links, "meta": {}}).body,
-            content_type=JSON_API,
-        )
+        return _document({"data": served, "links": links, "meta": {}})
 
     def _one(self, _request: Request, match: re.Match[str]) -> Answer:
         with self.lock:
             stored = self.calls.get(match["id"])
             body = None if stored is None else {"data": self._serve(stored)}
-        if body is None:
-            return self.error(404, f"Could not find 'call' with ID '{match['id']}'.")
-        return Answer(200, Answer.json(body).body, content_type=JSON_API)
+        return _document(body) if body else self.error(404, f"No call with ID {match['id']}.")
 
     def _user(self, _request: Request, match: re.Match[str]) -> Answer:
         with self.lock:
             user = self.users.get(match["id"])
-        if user is None:
-            return self.error(404, f"Could not find 'user' with ID '{match['id']}'.")
-        return Answer(200, Answer.json({"data": user}).body, content_type=JSON_API)
+        return _document({"data": user}) if user else self.error(404, f"No user {match['id']}.")
+
+
+def _document(body: dict[str, Any]) -> Answer:
+    return Answer(200, Answer.json(body).body, content_type=JSON_API)
 
 
 def _range(value: str | None) -> tuple[datetime, datetime]:
-    """A range filter ``A..B`` of ISO 8601 times (``neginf``/``inf`` open), ends inclusive."""
-    if value is None:
-        return datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-    low, sep, high = value.partition("..")
+    """A range filter ``A..B`` of zoned ISO 8601 times (``neginf``/``inf`` open), ends
+    inclusive."""
+    low, sep, high = (value or "neginf..inf").partition("..")
     if not sep:
         raise ValueError(f"a time filter is a range A..B, not {value!r}")
-
-    def bound(text: str, open_end: str, default: datetime) -> datetime:
-        if text == open_end:
-            return default
-        at = datetime.fromisoformat(text)
-        if at.tzinfo is None:
-            raise ValueError(f"{text!r} has no zone")
-        return at
-
-    return (
-        bound(low, "neginf", datetime.min.replace(tzinfo=UTC)),
-        bound(high, "inf", datetime.max.replace(tzinfo=UTC)),
-    )
+    ends = [
+        datetime.min.replace(tzinfo=UTC) if low == "neginf" else datetime.fromisoformat(low),
+        datetime.max.replace(tzinfo=UTC) if high == "inf" else datetime.fromisoformat(high),
+    ]
+    if any(end.tzinfo is None for end in ends):
+        raise ValueError(f"{value!r} has a time without a zone")
+    return ends[0], ends[1]
 
 
-def _without_cursor(request: Request) -> dict[str, list[str]]:
-    return {name: values for name, values in request.query.items() if name != "page[after]"}
+def _without_cursor(request: Request) -> dict[str, str]:
+    return {name: values[-1] for name, values in request.query.items() if name != "page[after]"}
 
 
 class OutreachSimulator(ExitStack):
