@@ -56,7 +56,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The kinds as the registry lists them; a plain tuple keeps `--help` free of the adapters.
 PROVIDER_KINDS = (
     *("generic", "aircall", "dialpad", "ringcentral", "zoom", "twilio"),
-    *("salesloft", "cloudtalk", "callrail", "freshcaller", "justcall"),
+    *("salesloft", "cloudtalk", "callrail", "freshcaller", "justcall", "outreach", "webex"),
 )
 
 

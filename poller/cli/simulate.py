@@ -68,6 +68,11 @@ def simulate(kind: str, port: int, config_out: str | None, state_dir: str | None
             )
             for line in simulation.override_exports():
                 click.echo(line)
+            if any(name.endswith("__REFRESH_TOKEN") for name in simulation.secrets):
+                # The rotated token is kept there; provider check refuses to spend it otherwise.
+                click.echo(
+                    "# Run `siro-poller db upgrade` with a config before its provider check."
+                )
             click.echo("# Simulators running; Ctrl-C stops them.")
             while not stop.wait(0.5):
                 pass

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from poller.domain.states import CallState
+from poller.simulators import outreach_server, webex_server
 from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
 from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
 from poller.simulators.callrail_server import CallRailSimulator, callrail_call
@@ -24,6 +25,7 @@ from poller.simulators.dialpad_server import DialpadServers, call_proto, recordi
 from poller.simulators.freshcaller_server import FreshcallerSimulator, freshcaller_call
 from poller.simulators.justcall_server import ACCOUNT_ZONE, JustCallSimulator, justcall_call
 from poller.simulators.kit import serve as serve_kit
+from poller.simulators.outreach_server import OutreachSimulator, outreach_call
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
@@ -690,6 +692,97 @@ def justcall(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def outreach(stack: ExitStack, now: datetime) -> Seeded:
+    """Outreach's calls (an OAuth app's refresh token, signed recording URLs on a media host).
+
+    Its token endpoint does not rotate refresh tokens, unlike the profile's tests: `simulate`
+    prints one seed that a rehearsal uses from several state databases.
+    """
+    simulator = stack.enter_context(OutreachSimulator(rotate=False))
+    api = simulator.api
+    for user_id, email in ((10, "rep1@example.com"), (11, "rep2@example.com"), (19, UNKNOWN_REP)):
+        api.add_user(user_id, email, f"Rep {user_id}")
+    calls: list[DemoCall] = []
+    seeded = [
+        (10, "outbound", mp3_bytes(2), f"{KNOWN_REP} (looked up from the call's user)"),
+        (11, "inbound", wav_bytes(1), "an inbound call: the caller is the contact"),
+        (19, "outbound", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        (10, "outbound", LOGIN_PAGE, "the recording host answers an HTML page"),
+    ]
+    for n, (user_id, direction, audio, shows) in enumerate(seeded):
+        call_id = 501 + n
+        record = outreach_call(
+            call_id, now - timedelta(minutes=30 - n), user_id=user_id, direction=direction
+        )
+        api.add_call(record, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    api.add_call(outreach_call(601, now - timedelta(minutes=25), outcome="Not Answered"))
+    calls.append(DemoCall("601", "an unanswered call: nothing to record", CallState.SKIPPED))
+    api.add_call(outreach_call(701, now - timedelta(minutes=24), user_id=11))
+    calls.append(
+        DemoCall(
+            "701",
+            "a late recording: listed without one, listed again once it was attached",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "outreach",
+            "name": "demo-outreach",
+            "base_url": simulator.url,
+            "client_id": outreach_server.CLIENT_ID,
+            "client_secret": outreach_server.CLIENT_SECRET,
+            "redirect_uri": outreach_server.REDIRECT_URI,
+            "refresh_token": api.seed_refresh_token("demo-outreach-refresh-token"),
+            "download_hosts": [simulator.media_host],
+        },
+        calls=calls,
+        late_call_id="701",
+        late_recording=lambda: api.add_recording(701, mp3_bytes(2)),
+    )
+
+
+def webex(stack: ExitStack, now: datetime) -> Seeded:
+    """Webex Calling's converged recordings (a compliance officer's refresh token, download
+    links fetched fresh for each recording). Its token endpoint does not rotate refresh tokens,
+    for the same reason as Outreach's."""
+    simulator = stack.enter_context(webex_server.WebexSimulator(rotate=False))
+    api = simulator.api
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", mp3_bytes(2), f"{KNOWN_REP} (the recording's owner)"),
+        ("rep2@example.com", mp3_bytes(1), "a second rep's recording"),
+        (UNKNOWN_REP, mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep1@example.com", LOGIN_PAGE, "the download host answers an HTML page"),
+    ]
+    for n, (email, audio, shows) in enumerate(seeded):
+        recording_id = f"demo-webex-{n + 1}"
+        record = webex_server.webex_recording(
+            recording_id, now - timedelta(minutes=30 - n), owner_email=email
+        )
+        api.add_recording(record, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(recording_id, shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    return Seeded(
+        provider={
+            "kind": "webex",
+            "name": "demo-webex",
+            "base_url": simulator.url,
+            "client_id": webex_server.CLIENT_ID,
+            "client_secret": webex_server.CLIENT_SECRET,
+            "refresh_token": api.seed_refresh_token("demo-webex-refresh-token"),
+            "download_hosts": [simulator.media_host],
+        },
+        calls=calls,
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -702,4 +795,6 @@ SCENARIOS: dict[str, Scenario] = {
     "callrail": callrail,
     "freshcaller": freshcaller,
     "justcall": justcall,
+    "outreach": outreach,
+    "webex": webex,
 }

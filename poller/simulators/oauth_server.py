@@ -178,3 +178,15 @@ class OAuthTokenIssuer:
     def _refuse(self, status: int, error: str) -> tuple[int, dict[str, Any]]:
         self.refused += 1
         return status, {"error": error}
+
+
+class IssuedBearer:
+    """A simulated API's auth check (:class:`poller.simulators.kit.AuthCheck`): a bearer token
+    that ``issuer`` issued and has not revoked."""
+
+    def __init__(self, issuer: OAuthTokenIssuer) -> None:
+        self.issuer = issuer
+
+    def accepts(self, request: Any) -> bool:
+        sent = request.header("authorization") or ""
+        return sent.startswith("Bearer ") and self.issuer.accepts(sent.removeprefix("Bearer "))

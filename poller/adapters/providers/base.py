@@ -178,6 +178,9 @@ class ProviderAdapter(ABC, Generic[S]):
     rate_limit_penalty_seconds: ClassVar[float] = 5.0
     # Top-level keys of the vendor's error answers: beside no records, the page failed.
     error_keys: ClassVar[tuple[str, ...]] = ERROR_KEYS
+    # Headers every request to the vendor's API carries (a JSON:API media type, say); never
+    # sent with a recording download.
+    api_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -457,7 +460,11 @@ class ProviderAdapter(ABC, Generic[S]):
         the body (see :meth:`HttpClient.get_json`)."""
         try:
             return self.http.get_json(
-                request.url, params=request.params, what=what, headers=ACCEPT_JSON, parse=parse
+                request.url,
+                params=request.params,
+                what=what,
+                parse=parse,
+                headers={**ACCEPT_JSON, **self.api_headers},
             )
         except HttpError as exc:
             raise self.provider_error(exc) from None

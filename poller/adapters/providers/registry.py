@@ -31,6 +31,8 @@ KINDS: dict[str, str] = {
     "callrail": "poller.adapters.providers.profiles.callrail:CallRailProvider",
     "freshcaller": "poller.adapters.providers.profiles.freshcaller:FreshcallerProvider",
     "justcall": "poller.adapters.providers.profiles.justcall:JustCallProvider",
+    "outreach": "poller.adapters.providers.profiles.outreach:OutreachProvider",
+    "webex": "poller.adapters.providers.profiles.webex:WebexProvider",
 }
 
 
