@@ -54,7 +54,16 @@ def check(cli: CliContext, as_json: bool) -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The kinds as the registry lists them; a plain tuple keeps `--help` free of the adapters.
-PROVIDER_KINDS = ("generic", "aircall", "dialpad", "ringcentral", "zoom", "twilio", "salesloft")
+PROVIDER_KINDS = (
+    "generic",
+    "aircall",
+    "dialpad",
+    "ringcentral",
+    "zoom",
+    "twilio",
+    "salesloft",
+    "8x8",
+)
 
 
 def provider_kind_option(help_text: str) -> Callable[[F], F]:

@@ -27,6 +27,7 @@ KINDS: dict[str, str] = {
     "twilio": "poller.adapters.providers.twilio:TwilioProvider",
     # Profiles: the generic adapter, configured for one vendor (profiles/<vendor>.py).
     "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
+    "8x8": "poller.adapters.providers.profiles.eightbyeight:EightByEightProvider",
 }
 
 
