@@ -77,6 +77,7 @@ def call_recording(
         "ipbxid": "acmecorp",
         "address": address,
         "endTime": str(start_ms + duration_ms),
+        "branchId": "ZANgBY7WRyOZq_HYzQ48wQ",
         "duration": str(duration_ms),
         "userName": user_name,
         "callLogId": f"3TYkxslLRn6kquFSYoSOxA{start_ms}",
@@ -195,7 +196,9 @@ class EightByEightTokens(OAuthTokens):
                 "refresh_token_expires_in": "0",
                 "expires_in": str(self.lifetime),
                 "refresh_count": "0",
+                "developer.email": "deprecated",
                 "issued_at": issued_at,
+                "client_id": "deprecated",
                 "api_product_list_json": ["storage"],
             }
         )
