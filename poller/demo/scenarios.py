@@ -19,6 +19,7 @@ from poller.domain.states import CallState
 from poller.simulators.aircall_server import AircallSimulator, aircall_call, aircall_contact
 from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, mp3_bytes, wav_bytes
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from poller.simulators.eightbyeight_server import EightByEightSimulator, call_recording
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
@@ -483,6 +484,51 @@ def salesloft(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def eight_by_eight(stack: ExitStack, now: datetime) -> Seeded:
+    """8x8's Cloud Storage Service (client credentials, recordings as stored objects)."""
+    simulator = stack.enter_context(EightByEightSimulator("demo-8x8-key", "demo-8x8-secret"))
+    api = simulator.api
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", "OUTBOUND", mp3_bytes(2), f"{KNOWN_REP} (the recording's tags)"),
+        ("rep2@example.com", "INBOUND", mp3_bytes(1), "an inbound call: the caller is the contact"),
+        (UNKNOWN_REP, "OUTBOUND", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep3@example.com", "OUTBOUND", LOGIN_PAGE, "the object's content is an HTML page"),
+    ]
+    for n, (email, direction, audio, shows) in enumerate(seeded):
+        object_id = f"demo-8x8-{n + 1}"
+        item = call_recording(
+            object_id,
+            now - timedelta(minutes=30 - n),
+            user_email=email,
+            direction=direction,
+            address=f"+1415555{n:04d}",
+        )
+        api.add(item, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(DemoCall(object_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+    api.add(call_recording("demo-8x8-late", now - timedelta(minutes=24), state="PENDING"))
+    calls.append(
+        DemoCall(
+            "demo-8x8-late",
+            "a recording still being stored (PENDING): uploaded once it was AVAILABLE",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "8x8",
+            "name": "demo-8x8",
+            "base_url": simulator.url,
+            "client_id": "demo-8x8-key",
+            "client_secret": "demo-8x8-secret",
+        },
+        calls=calls,
+        late_call_id="demo-8x8-late",
+        late_recording=lambda: api.make_available("demo-8x8-late", mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -491,4 +537,5 @@ SCENARIOS: dict[str, Scenario] = {
     "dialpad": dialpad,
     "twilio": twilio,
     "salesloft": salesloft,
+    "8x8": eight_by_eight,
 }

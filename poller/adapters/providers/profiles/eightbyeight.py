@@ -38,7 +38,7 @@ from pydantic import Field, SecretStr
 
 from poller.adapters.providers.profiles.base import ProfileProvider, ProfileSettings
 from poller.adapters.providers.settings import ProviderSettingsBase
-from poller.config_types import MINIMAL
+from poller.config_types import MINIMAL, NonBlank
 from poller.domain.call_record import TEXT_LIMITS, CallRecord
 from poller.domain.raw_record import field_text
 from poller.domain.states import Direction
@@ -63,7 +63,9 @@ class EightByEightSettings(ProfileSettings):
     """The Cloud Storage Service region to read ("us-east", "uk", ...: GET
     /storage/us-east/v3/regions lists the account's). One provider reads one region.
     """
-    client_id: str | None = Field(default=None, json_schema_extra=MINIMAL)
+    client_id: NonBlank | None = Field(
+        default=None, examples=["replace-with-your-api-key"], json_schema_extra=MINIMAL
+    )
     """The key of the 8x8 API key ("Call Recording & Storage"), sent as the OAuth client id."""
     client_secret: SecretStr | None = Field(default=None, json_schema_extra=MINIMAL)
     """The secret of that API key."""
