@@ -59,6 +59,7 @@ CONTRACT_MODULES = (
     "test_provider_ringcentral",
     "test_provider_salesloft",
     "test_provider_eightbyeight",
+    "test_provider_vonage",
     "test_provider_twilio",
     "test_provider_zoom",
     "test_siro_port_contract",

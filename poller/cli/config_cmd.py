@@ -63,6 +63,7 @@ PROVIDER_KINDS = (
     "twilio",
     "salesloft",
     "8x8",
+    "vonage",
 )
 
 

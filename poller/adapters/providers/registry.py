@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     # Profiles: the generic adapter, configured for one vendor (profiles/<vendor>.py).
     "salesloft": "poller.adapters.providers.profiles.salesloft:SalesloftProvider",
     "8x8": "poller.adapters.providers.profiles.eightbyeight:EightByEightProvider",
+    "vonage": "poller.adapters.providers.profiles.vonage:VonageProvider",
 }
 
 
