@@ -29,7 +29,8 @@ from tests.daemon_process import daemon_environment
 from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
 
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-# Vonage names a recording's rep by extension only: the operator maps extensions to users.
+# Vonage names a recording's rep by extension: 101 is a user's (found by email through the
+# Provisioning API), 102 has no user and is mapped in siro.rep_map.
 EXTENSIONS = {"101": "user-1", "102": "user-2"}
 
 
@@ -56,7 +57,7 @@ class VonageDaemonWorld:
                 "PROVIDER__CLIENT_SECRET": CLIENT_SECRET,
                 # A page of two: the listing walks the pages to total_pages.
                 "PROVIDER__PAGE_SIZE": "2",
-                "SIRO__REP_MAP__EXTENSION": json.dumps(EXTENSIONS),
+                "SIRO__REP_MAP__EXTENSION": json.dumps({"102": "user-2"}),
                 "WORKER__CONCURRENCY": "2",
             },
         )
@@ -87,6 +88,8 @@ def test_every_vonage_recording_reaches_siro_once_with_its_rep_and_contact(
     world: VonageDaemonWorld,
 ) -> None:
     api = world.sim.api
+    api.add_extension("101", "rep1@example.com", "Rep One")
+    api.add_extension("102", None, "Front desk")
     expected: dict[str, tuple[str, str]] = {}
     for n in range(5):
         extension = "101" if n % 2 == 0 else "102"

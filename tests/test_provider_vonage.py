@@ -39,6 +39,8 @@ AUDIO = mp3_bytes(1)
 @pytest.fixture
 def sim() -> Iterator[VonageSimulator]:
     with VonageSimulator() as running:
+        running.api.add_extension("101", "rep1@example.com", "Rep One")
+        running.api.add_extension("102", "rep2@example.com", "Rep Two")
         yield running
 
 
@@ -89,11 +91,37 @@ def test_each_recording_is_listed_with_its_extension_contact_and_times(
     )
     assert internal.contact_phone is None and internal.direction is None
     assert (out.rep_extension, into.rep_extension) == ("101", "102")
+    # The rep's email and name come from the account's extensions, read once.
+    assert (out.rep_email, out.rep_name) == ("rep1@example.com", "Rep One")
+    assert into.rep_email == "rep2@example.com"
+    assert sim.api.count("/t/vbc.prod/provisioning/") == 1
     # The caller id of an outbound call may be a company number: never the rep's phone.
     assert out.rep_phone is None and "17325550100" not in out.rep_identifiers
     assert out.started_at == at and out.duration_seconds == 60
     assert out.ended_at == at + timedelta(seconds=60)
     assert out.recording_state is RecordingState.READY
+
+
+def test_an_extension_without_a_user_or_a_directory_out_of_reach_keeps_its_number(
+    sim: VonageSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    at = T0 + timedelta(minutes=1)
+    sim.api.add_extension("150", None, "Lobby")
+    sim.api.add(company_recording(1, at, extension="150"), AUDIO)
+    sim.api.add(company_recording(2, at, extension="777"), AUDIO)  # gone from the account
+    records = listed(provider(sim))
+    assert [(r.rep_extension, r.rep_email) for r in records.values()] == [
+        ("150", None),
+        ("777", None),
+    ]
+    sim.api.provisioning_subscribed = False
+    adapter = provider(sim)
+    [first, _] = listed(adapter).values()
+    assert (first.rep_extension, first.rep_email) == ("150", None)
+    assert "subscribe the application to the Provisioning API" in caplog.text
+    asked = sim.api.count("/t/vbc.prod/provisioning/")
+    listed(adapter)  # not asked again within the hour
+    assert sim.api.count("/t/vbc.prod/provisioning/") == asked
 
 
 def test_the_listing_writes_the_window_as_vonage_documents_it(sim: VonageSimulator) -> None:

@@ -16,6 +16,13 @@ It answers as Vonage's OpenAPI document (``_open_api/definitions/call-recording.
   "total_pages"}``.
 - ``GET /t/vbc.prod/call_recording/api/audio/recording/{id}`` (and under ``/v1/api/``): the
   audio.
+- ``GET /t/vbc.prod/provisioning/api/accounts/{account_id}/extensions`` (Vonage's provisioning
+  document): ``page``, ``page_size`` and its filters; ``{"page_size", "page", "total_pages",
+  "total_items", "_links", "_embedded": {"data": [...]}}``, each extension with its
+  ``extension_number`` and ``user`` (``email``, ``first_name``, ``last_name``...). The
+  document types ``data`` as one object; a list endpoint answers a list, as here. With
+  ``provisioning_subscribed`` off it answers 403, as for an application not subscribed to the
+  Provisioning API.
 
 Where the document leaves it open, the strictest reading: a parameter it does not list, a time
 not written ``yyyy-MM-ddTHH:mm:ss+HHMM`` (its example's form: no ``Z``, no colon in the
@@ -112,6 +119,10 @@ class VonageApi(VendorApi):
         listing = rf"{_PREFIX}/accounts/(?P<account>[^/]+)/company_call_recordings"
         self.route("GET", listing, self._listing)
         self.route("GET", rf"{_PREFIX}/audio/recording/(?P<id>[^/]+)", self._audio)
+        provisioning = r"/t/vbc\.prod/provisioning(?:/v1)?/api/accounts/(?P<account>[^/]+)"
+        self.route("GET", rf"{provisioning}/extensions", self._extensions)
+        self.extensions: dict[str, dict[str, Any]] = {}
+        self.provisioning_subscribed = True
 
     def accepts(self, request: Request) -> bool:
         sent = request.header("authorization") or ""
@@ -120,6 +131,32 @@ class VonageApi(VendorApi):
     def add(self, recording: dict[str, Any], audio: bytes) -> None:
         with self.lock:
             self.recordings[recording["id"]] = (recording, audio)
+
+    def add_extension(self, number: str, email: str | None, name: str = "Rep One") -> None:
+        """An extension of the account, with its user (None: an extension without one)."""
+        first, _, last = name.partition(" ")
+        user = None
+        if email is not None:
+            user = {
+                "id": 2111111 + len(self.extensions),
+                "email": email,
+                "login_name": email.partition("@")[0],
+                "first_name": first,
+                "last_name": last,
+            }
+        with self.lock:
+            self.extensions[number] = {
+                "extension_number": number,
+                "user": user,
+                "location_id": 145214,
+                "vtt_enabled": True,
+                "dnd_enabled": False,
+                "caller_id": name,
+                "external_id": f"ext{number:0>12}",
+                "block_caller_id": False,
+                "dids": [],
+                "extension_handsets": [],
+            }
 
     def listing_requests(self) -> list[Request]:
         with self.lock:
@@ -182,6 +219,36 @@ class VonageApi(VendorApi):
                 "page_size": size,
                 "total_items": len(matching),
                 "total_pages": pages,
+            }
+        )
+
+    def _extensions(self, request: Request, match: re.Match[str]) -> Answer:
+        if not self.provisioning_subscribed:
+            return self.error(403, "Forbidden")
+        if match["account"] not in (ACCOUNT_ID, "self"):
+            return self.error(400, f"account {match['account']} is not the user's")
+        known = {"page", "page_size", "location_id", "phone_number", "login_name", "email"}
+        unknown = sorted(set(request.query) - known)
+        if unknown:
+            return self.error(400, f"unknown parameter {unknown[0]}")
+        try:
+            page = int(request.param("page") or 1)
+            size = int(request.param("page_size") or 10)
+        except ValueError:
+            return self.error(400, "page and page_size are integers")
+        if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
+            return self.error(400, f"page from 1, page_size 1 to {MAX_PAGE_SIZE}")
+        with self.lock:
+            ordered = [self.extensions[number] for number in sorted(self.extensions)]
+        content, pages = page_of(ordered, page, size)
+        return Answer.json(
+            {
+                "page_size": size,
+                "page": page,
+                "total_pages": pages,
+                "total_items": len(ordered),
+                "_links": {"self": {"href": f"{self.url}{request.path}?page={page}"}},
+                "_embedded": {"data": content},
             }
         )
 
