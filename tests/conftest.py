@@ -65,6 +65,8 @@ CONTRACT_MODULES = (
     "test_provider_ringcentral",
     "test_provider_outreach",
     "test_provider_salesloft",
+    "test_provider_eightbyeight",
+    "test_provider_vonage",
     "test_provider_twilio",
     "test_provider_webex",
     "test_provider_zoom",

@@ -62,7 +62,7 @@ def test_every_provider_kind_has_its_page_in_the_providers_index() -> None:
     index = text_of(DOCS / "providers" / "index.md")
     toctree = re.search(r"```\{toctree\}\n(.*?)```", index, re.DOTALL)
     assert toctree
-    assert sorted(re.findall(r"^([a-z]+)$", toctree.group(1), re.MULTILINE)) == sorted(KINDS)
+    assert sorted(re.findall(r"^([a-z0-9]+)$", toctree.group(1), re.MULTILINE)) == sorted(KINDS)
     for kind in KINDS:
         assert (DOCS / "providers" / f"{kind}.md").is_file()
 

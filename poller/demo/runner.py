@@ -90,7 +90,7 @@ def demo_config(state_dir: Path, siro: FakeSiro, seeded: Seeded, now: datetime) 
     """The demo's config file: the simulators' addresses, and intervals of a second."""
     return {
         "state_dir": str(state_dir),
-        "siro": siro.settings_values(),
+        "siro": siro.settings_values() | seeded.siro,
         "provider": seeded.provider,
         "poll": {
             "interval_seconds": 1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from poller.simulators.audio import LOGIN_PAGE, aac_bytes, encoded, flac_bytes, 
 from poller.simulators.callrail_server import CallRailSimulator, callrail_call
 from poller.simulators.cloudtalk_server import CloudTalkApi, cloudtalk_agent, cloudtalk_call
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
+from poller.simulators.eightbyeight_server import EightByEightSimulator, call_recording
 from poller.simulators.freshcaller_server import FreshcallerSimulator, freshcaller_call
 from poller.simulators.justcall_server import ACCOUNT_ZONE, JustCallSimulator, justcall_call
 from poller.simulators.kit import serve as serve_kit
@@ -39,6 +40,11 @@ from poller.simulators.twilio_server import (
     twilio_recording,
 )
 from poller.simulators.twilio_server import serve as serve_twilio
+from poller.simulators.vonage_server import CLIENT_ID as VONAGE_CLIENT_ID
+from poller.simulators.vonage_server import CLIENT_SECRET as VONAGE_CLIENT_SECRET
+from poller.simulators.vonage_server import PASSWORD as VONAGE_PASSWORD
+from poller.simulators.vonage_server import USERNAME as VONAGE_USERNAME
+from poller.simulators.vonage_server import VonageSimulator, company_recording
 from poller.simulators.zoom_server import (
     ACCOUNT_ID,
     CLIENT_ID,
@@ -72,6 +78,8 @@ class Seeded:
     # appear: the demo runs it once the call's row exists.
     late_call_id: str | None = None
     late_recording: Callable[[], None] | None = None
+    # Keys of the [siro] table the scenario needs besides the Siro simulator's (a rep_map).
+    siro: dict[str, Any] = field(default_factory=dict)
 
 
 Scenario = Callable[[ExitStack, datetime], Seeded]
@@ -783,6 +791,97 @@ def webex(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def vonage(stack: ExitStack, now: datetime) -> Seeded:
+    """Vonage Business Communications (password grant; reps by extension)."""
+    simulator = stack.enter_context(VonageSimulator())
+    api = simulator.api
+    for number, email in (("101", "rep1@example.com"), ("102", "rep2@example.com")):
+        api.add_extension(number, email, f"Rep {number}")
+    api.add_extension("199", UNKNOWN_REP, "New Hire")
+    api.add_extension("103", None, "Front desk")  # no user: mapped in siro.rep_map
+    calls: list[DemoCall] = []
+    seeded = [
+        ("101", "OUTBOUND", mp3_bytes(2), f"{KNOWN_REP} (its extension's user)"),
+        ("102", "INBOUND", mp3_bytes(1), "an inbound call: the caller is the contact"),
+        ("199", "OUTBOUND", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("103", "OUTBOUND", mp3_bytes(1), "an extension without a user, mapped in siro.rep_map"),
+        ("101", "OUTBOUND", LOGIN_PAGE, "the recording answers an HTML page"),
+    ]
+    for n, (extension, direction, audio, shows) in enumerate(seeded):
+        recording_id = 9001 + n
+        item = company_recording(
+            recording_id,
+            now - timedelta(minutes=30 - n),
+            direction=direction,
+            extension=extension,
+            caller_id=f"1415555{n:04d}",
+            dnis=f"1415556{n:04d}",
+        )
+        api.add(item, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(
+            DemoCall(str(recording_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
+        )
+    return Seeded(
+        provider={
+            "kind": "vonage",
+            "name": "demo-vonage",
+            "base_url": simulator.url,
+            "username": VONAGE_USERNAME,
+            "password": VONAGE_PASSWORD,
+            "client_id": VONAGE_CLIENT_ID,
+            "client_secret": VONAGE_CLIENT_SECRET,
+        },
+        calls=calls,
+        siro={"rep_map": {"extension": {"103": "user-3"}}},
+    )
+
+
+def eight_by_eight(stack: ExitStack, now: datetime) -> Seeded:
+    """8x8's Cloud Storage Service (client credentials, recordings as stored objects)."""
+    simulator = stack.enter_context(EightByEightSimulator("demo-8x8-key", "demo-8x8-secret"))
+    api = simulator.api
+    calls: list[DemoCall] = []
+    seeded = [
+        ("rep1@example.com", "OUTBOUND", mp3_bytes(2), f"{KNOWN_REP} (the recording's tags)"),
+        ("rep2@example.com", "INBOUND", mp3_bytes(1), "an inbound call: the caller is the contact"),
+        (UNKNOWN_REP, "OUTBOUND", mp3_bytes(1), UNKNOWN_REP_SHOWS),
+        ("rep3@example.com", "OUTBOUND", LOGIN_PAGE, "the object's content is an HTML page"),
+    ]
+    for n, (email, direction, audio, shows) in enumerate(seeded):
+        object_id = f"demo-8x8-{n + 1}"
+        item = call_recording(
+            object_id,
+            now - timedelta(minutes=30 - n),
+            user_email=email,
+            direction=direction,
+            address=f"+1415555{n:04d}",
+        )
+        api.add(item, audio)
+        failed = audio is LOGIN_PAGE
+        calls.append(DemoCall(object_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+    api.add(call_recording("demo-8x8-late", now - timedelta(minutes=24), state="PENDING"))
+    calls.append(
+        DemoCall(
+            "demo-8x8-late",
+            "a recording still being stored (PENDING): uploaded once it was AVAILABLE",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "8x8",
+            "name": "demo-8x8",
+            "base_url": simulator.url,
+            "client_id": "demo-8x8-key",
+            "client_secret": "demo-8x8-secret",
+        },
+        calls=calls,
+        late_call_id="demo-8x8-late",
+        late_recording=lambda: api.make_available("demo-8x8-late", mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -797,4 +896,6 @@ SCENARIOS: dict[str, Scenario] = {
     "justcall": justcall,
     "outreach": outreach,
     "webex": webex,
+    "8x8": eight_by_eight,
+    "vonage": vonage,
 }

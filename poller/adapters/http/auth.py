@@ -320,6 +320,10 @@ class _OAuth:
             )
         lifetime = DEFAULT_LIFETIME
         expires_in = payload.get("expires_in")
+        if isinstance(expires_in, str) and expires_in.strip().isdigit():
+            # 8x8's token endpoint writes it as a string ("1799"); read as the default hour,
+            # the token would be used for half an hour after it expired.
+            expires_in = int(expires_in)
         if (
             isinstance(expires_in, int | float)
             and not isinstance(expires_in, bool)

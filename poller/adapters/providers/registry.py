@@ -33,6 +33,8 @@ KINDS: dict[str, str] = {
     "justcall": "poller.adapters.providers.profiles.justcall:JustCallProvider",
     "outreach": "poller.adapters.providers.profiles.outreach:OutreachProvider",
     "webex": "poller.adapters.providers.profiles.webex:WebexProvider",
+    "8x8": "poller.adapters.providers.profiles.eightbyeight:EightByEightProvider",
+    "vonage": "poller.adapters.providers.profiles.vonage:VonageProvider",
 }
 
 
