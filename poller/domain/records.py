@@ -57,6 +57,8 @@ class Call:
     raw: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # When retention removed the personal data (poller.domain.retention); None: not pruned.
+    pruned_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +127,8 @@ class StatusSummary:
     # Uploaded calls per attribution kind (attribution.ATTRIBUTION_KINDS, every kind listed):
     # how the rep of each recording in Siro was found.
     uploaded_by_attribution: dict[str, int] = field(default_factory=dict)
+    # Per provider: unmapped records retention expired, never mapped (their raw text is gone).
+    unmapped_expired: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +271,12 @@ class UnmappedRecord:
     provider_call_id: str | None = None
     resolved_at: datetime | None = None
     resolved_call_id: int | None = None
+    # Failed re-mappings so far, and when the next one is due (None: at the next cycle).
+    remap_attempts: int = 0
+    next_remap_at: datetime | None = None
+    # When retention gave up on it, and why; its raw text is gone then (poller.domain.retention).
+    expired_at: datetime | None = None
+    expired_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
