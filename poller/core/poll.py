@@ -22,8 +22,10 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
    work on that provider's calls (:mod:`poller.domain.pauses`); a listing that succeeds ends
    that pause.
 8. Keep every record that fails mapping in ``unmapped_records``, in the transaction of its
-   page. Each cycle first maps the unresolved ones again with the provider's current mapping:
-   once the mapping is fixed they become calls, however old they are. A page where the share
+   page. Each cycle first maps again, with the provider's current mapping, the unresolved ones
+   whose back-off has passed (``remap_base`` doubled per failed try, up to ``remap_cap``): once
+   the mapping is fixed they become calls, however old they are, until retention expires them
+   (:mod:`poller.core.retention`). A page where the share
    of such records reaches ``max_unmapped_ratio`` (by default: all of them) fails its span, so
    the cursor does not move past calls it could not read.
 
@@ -46,6 +48,7 @@ from poller.domain.pauses import provider_scope
 from poller.domain.raw_record import fingerprint, load_raw
 from poller.domain.records import PollCursor, UnmappedDraft, UnmappedRecord
 from poller.domain.redaction import redact_text
+from poller.domain.retention import remap_delay
 from poller.domain.windows import (
     MIN_SPAN,
     SpanSizer,
@@ -361,27 +364,38 @@ class _PageTally:
             f"window {self.window}, page {self.number}: {self.failed} of {self.items} records "
             f"failed mapping (poll.max_unmapped_ratio = {max_ratio:g}), so the cursor stays "
             f"before them: {first}. They are kept (siro-poller calls unmapped) and mapped again "
-            "each cycle; check the provider.fields mapping"
+            "with back-off; check the provider.fields mapping"
         )
 
 
 def _map_unmapped_again(
     report: PollReport, params: PollParams, provider: ProviderPort, store: PollStore
 ) -> None:
-    """Ingest the kept unmapped records the provider's current mapping can read."""
+    """Ingest the kept unmapped records the provider's current mapping can read; those it
+    still cannot wait longer before the next try (a hostile log's junk is not re-read each
+    cycle)."""
     after_id = 0
     while True:
-        rows = store.unmapped_records(params.provider_key, after_id=after_id, limit=REMAP_BATCH)
+        rows = store.unmapped_to_remap(
+            params.provider_key, report.now, after_id=after_id, limit=REMAP_BATCH
+        )
         if not rows:
             return
         after_id = rows[-1].id
         listed: list[ListedCall] = []
         resolving: dict[int, str] = {}
+        backoff: dict[int, tuple[int, datetime]] = {}
         for row in rows:
             record = _map_again(row, provider)
             if record is not None:
                 listed.append(ListedCall(record, params.call_filter.verdict(record)))
                 resolving[row.id] = record.provider_call_id
+            else:
+                failed = row.remap_attempts + 1
+                delay = remap_delay(failed, params.remap_base, params.remap_cap)
+                backoff[row.id] = (failed, report.now + delay)
+        if backoff and not report.dry_run:
+            store.note_remap_failed(backoff)
         if report.dry_run:
             report.seen_in_dry_run.update(item.record.provider_call_id for item in listed)
         if listed:
@@ -410,7 +424,7 @@ def _map_again(row: UnmappedRecord, provider: ProviderPort) -> CallRecord | None
     position = RecordPosition(Window(row.window_start, row.window_end), row.page, row.item_index)
     try:
         return provider.normalise(load_raw(row.raw), position)
-    except Exception:  # still unreadable: it stays unresolved, and is tried again next cycle
+    except Exception:  # still unreadable: it stays unresolved, tried again after its back-off
         return None
 
 

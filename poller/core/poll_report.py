@@ -42,6 +42,10 @@ class PollParams:
     full_span_rows: int = FULL_SPAN_ROWS
     # The shortest span such a split or the sizing makes (a row cap splits down to a second).
     split_floor: timedelta = SPLIT_FLOOR
+    # An unmapped record that still fails is mapped again after this, doubled per failure, up
+    # to remap_cap (retention.unmapped_remap_*; see poller.domain.retention.remap_delay).
+    remap_base: timedelta = timedelta(minutes=5)
+    remap_cap: timedelta = timedelta(hours=6)
 
 
 @dataclass
