@@ -32,10 +32,12 @@ from poller.core.daemon import Daemon, LockedPollCycle
 from poller.core.poll import poll_once
 from poller.core.poll_report import PollReport
 from poller.core.progress import WorkProgress
+from poller.core.retention import run_retention
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.records import UsersSyncResult
+from poller.domain.retention import RetentionReport
 from poller.ports.download import RecordingFetcher
 from poller.ports.poll_lock import NoPollLock, PollLock
 from poller.ports.provider import ProviderPort
@@ -45,6 +47,7 @@ from poller.ports.telemetry import Telemetry
 from poller.wiring import (
     daemon_params_from_settings,
     poll_params_from_settings,
+    retention_rules_from_settings,
     worker_params_from_settings,
 )
 
@@ -231,6 +234,11 @@ def build_daemon(
         log.info("Siro users synced: %s", result.summary())
         return result
 
+    rules = retention_rules_from_settings(settings)
+
+    def retention() -> RetentionReport:
+        return run_retention(rules, store, utcnow())
+
     daemon = Daemon(
         daemon_params_from_settings(settings),
         store=store,
@@ -244,6 +252,7 @@ def build_daemon(
         telemetry=telemetry,
         users_sync=users_sync,
         about=startup_summary(settings),
+        retention=retention,
     )
     if telemetry is not None:
         serve_metrics(
@@ -255,5 +264,6 @@ def build_daemon(
             scopes=pause_scopes(list(providers)),
             request_timeout=settings.metrics.request_timeout_seconds,
             max_connections=settings.metrics.max_connections,
+            sizes=store,
         )
     return daemon

@@ -39,7 +39,16 @@ EXAMPLES_DIR = Path("examples")
 REGENERATE = "python -m poller.config_schema --write"
 # Tables of the core config, as the example files show them, in this order; [provider] goes
 # where its field is.
-_ROOT_TABLES = ("database", "siro", "provider", "poll", "worker", "metrics", "logging")
+_ROOT_TABLES = (
+    "database",
+    "siro",
+    "provider",
+    "poll",
+    "worker",
+    "metrics",
+    "retention",
+    "logging",
+)
 
 
 def example_path(kind: str) -> Path:
