@@ -51,6 +51,7 @@ END_TO_END_MODULES = (
 )
 # contract: a port's contract suite run over each adapter, against its simulator or database.
 CONTRACT_MODULES = (
+    "test_retention",
     "test_provider_contract",
     "test_provider_aircall",
     "test_provider_dialpad",

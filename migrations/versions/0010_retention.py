@@ -19,13 +19,14 @@ depends_on: str | Sequence[str] | None = None
 
 # As in poller.adapters.sql.models, word for word: SQLite only uses a partial index whose WHERE
 # it finds in the query's own terms.
-PRUNABLE_CALLS_SQL = "pruned_at IS NULL AND state IN ('failed', 'skipped', 'uploaded')"
+PRUNABLE_CALLS_SQL = "pruned_at IS NULL AND state NOT IN ('pending', 'downloaded')"
 PRUNABLE_EVENTS_SQL = (
     "step <> 'replay' AND NOT (step = 'upload' AND "
     "outcome IN ('adopted', 'create_refused', 'create_sent', 'ok'))"
 )
 LIVE_UNMAPPED_SQL = "resolved_at IS NULL AND expired_at IS NULL"
 DONE_UNMAPPED_SQL = "(resolved_at IS NOT NULL OR expired_at IS NOT NULL)"
+EXPIRED_UNMAPPED_SQL = "expired_at IS NOT NULL"
 
 
 def Timestamp() -> sa.DateTime:
@@ -65,12 +66,14 @@ def upgrade() -> None:
     _partial(
         "ix_unmapped_records_done",
         "unmapped_records",
-        ["last_seen_at", "provider", "expired_at"],
+        ["last_seen_at", "expired_at"],
         DONE_UNMAPPED_SQL,
     )
+    _partial("ix_unmapped_records_expired", "unmapped_records", ["provider"], EXPIRED_UNMAPPED_SQL)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_unmapped_records_expired", table_name="unmapped_records")
     op.drop_index("ix_unmapped_records_done", table_name="unmapped_records")
     op.drop_index("ix_unmapped_records_live", table_name="unmapped_records")
     op.drop_index("ix_call_events_prunable", table_name="call_events")

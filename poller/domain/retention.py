@@ -15,7 +15,8 @@ Pure: the rules and the names; :mod:`poller.core.retention` runs a pass, the sto
   text dropped, the row kept as a marker with ``expired_at`` and why) after ``unmapped_after``,
   after ``unmapped_max_attempts`` failed re-mappings, or when its provider holds more than
   ``unmapped_max_kept`` unresolved records (the oldest go first: a hostile log cannot grow the
-  database without bound). Markers and resolved rows go once unseen for ``unmapped_after``.
+  database without bound). Resolved rows and markers go once neither listed nor expired for
+  ``unmapped_after``.
 """
 
 from __future__ import annotations

@@ -480,7 +480,8 @@ class RetentionStore(Protocol):
     def delete_done_unmapped(
         self, last_seen_before: datetime, *, limit: int, dry_run: bool = False
     ) -> int:
-        """Delete resolved and expired unmapped rows last listed before ``last_seen_before``."""
+        """Delete resolved and expired unmapped rows last listed before ``last_seen_before``
+        (and, expired ones, expired before it too)."""
         ...
 
     def table_sizes(self) -> TableSizes:

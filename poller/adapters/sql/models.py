@@ -44,15 +44,17 @@ WORKABLE_SQL = "state IN ('pending', 'downloaded')"
 UNLEASED_SQL = "lease_owner IS NULL"
 LEASED_SQL = "lease_owner IS NOT NULL"
 WAITING_SQL = "state = 'pending' AND next_attempt_at IS NULL"
-# Retention (poller.domain.retention): finished rows whose personal data is still there, events
+# Retention (poller.domain.retention): finished rows whose personal data is still there (said
+# as NOT IN, so that SQLite does not prefer ix_calls_state_updated_at and walk the pruned), events
 # that do not prove an upload, and unmapped records still mapped again.
-PRUNABLE_CALLS_SQL = "pruned_at IS NULL AND state IN ('failed', 'skipped', 'uploaded')"
+PRUNABLE_CALLS_SQL = "pruned_at IS NULL AND state NOT IN ('pending', 'downloaded')"
 PRUNABLE_EVENTS_SQL = (
     "step <> 'replay' AND NOT (step = 'upload' AND "
     "outcome IN ('adopted', 'create_refused', 'create_sent', 'ok'))"
 )
 LIVE_UNMAPPED_SQL = "resolved_at IS NULL AND expired_at IS NULL"
 DONE_UNMAPPED_SQL = "(resolved_at IS NOT NULL OR expired_at IS NOT NULL)"
+EXPIRED_UNMAPPED_SQL = "expired_at IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -290,14 +292,20 @@ class UnmappedRecordRow(Base):
             postgresql_where=text(LIVE_UNMAPPED_SQL),
             sqlite_where=text(LIVE_UNMAPPED_SQL),
         ),
-        # Resolved and expired rows, by when they were last listed, for their deletion and count.
+        # Resolved and expired rows, by when they were last listed, for their deletion.
         Index(
             "ix_unmapped_records_done",
             "last_seen_at",
-            "provider",
             "expired_at",
             postgresql_where=text(DONE_UNMAPPED_SQL),
             sqlite_where=text(DONE_UNMAPPED_SQL),
+        ),
+        # `status` counts the expired rows of each provider from here.
+        Index(
+            "ix_unmapped_records_expired",
+            "provider",
+            postgresql_where=text(EXPIRED_UNMAPPED_SQL),
+            sqlite_where=text(EXPIRED_UNMAPPED_SQL),
         ),
     )
 

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, null, select
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import (
     DONE_UNMAPPED_SQL,
+    EXPIRED_UNMAPPED_SQL,
     LIVE_UNMAPPED_SQL,
     PRUNABLE_CALLS_SQL,
     PRUNABLE_EVENTS_SQL,
@@ -129,11 +130,10 @@ class SqlRetention:
             return {}
         if dry_run:
             return self._count_by_provider(where)
+        # No ORDER BY: the covering ix_unmapped_records_live answers without reading a row.
         query = select(unmapped_records.c.id, unmapped_records.c.provider).where(*where)
         with write_transaction(self.engine) as conn:
-            rows = conn.execute(
-                query.order_by(unmapped_records.c.id).limit(limit).with_for_update(skip_locked=True)
-            ).all()
+            rows = conn.execute(query.limit(limit).with_for_update(skip_locked=True)).all()
             return self._expire(conn, rows, now, message)
 
     def expire_unmapped_over_cap(
@@ -170,7 +170,13 @@ class SqlRetention:
     def delete_done_unmapped(
         self, last_seen_before: datetime, *, limit: int, dry_run: bool = False
     ) -> int:
-        where = (text(DONE_UNMAPPED_SQL), unmapped_records.c.last_seen_at < last_seen_before)
+        expired_at = unmapped_records.c.expired_at
+        where = (
+            text(DONE_UNMAPPED_SQL),
+            unmapped_records.c.last_seen_at < last_seen_before,
+            # A marker stays as long again after its expiry, for `status` to count.
+            expired_at.is_(None) | (expired_at < last_seen_before),
+        )
         if dry_run:
             return self._count(select(func.count()).select_from(unmapped_records).where(*where))
         with write_transaction(self.engine) as conn:
@@ -198,8 +204,8 @@ class SqlRetention:
         """Expired unmapped records per provider (for `status` and the metrics)."""
         query = (
             select(unmapped_records.c.provider, func.count())
-            # From ix_unmapped_records_done alone, never the rows and their raw text.
-            .where(text(DONE_UNMAPPED_SQL), unmapped_records.c.expired_at.is_not(None))
+            # From ix_unmapped_records_expired alone, never the rows and their raw text.
+            .where(text(EXPIRED_UNMAPPED_SQL))
             .group_by(unmapped_records.c.provider)
             .order_by(unmapped_records.c.provider)
         )
