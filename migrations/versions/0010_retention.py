@@ -70,9 +70,14 @@ def upgrade() -> None:
         DONE_UNMAPPED_SQL,
     )
     _partial("ix_unmapped_records_expired", "unmapped_records", ["provider"], EXPIRED_UNMAPPED_SQL)
+    # The foreign key's child side, which SQLite reads on every UPDATE naming a calls id.
+    op.create_index(
+        "ix_unmapped_records_resolved_call_id", "unmapped_records", ["resolved_call_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_unmapped_records_resolved_call_id", table_name="unmapped_records")
     op.drop_index("ix_unmapped_records_expired", table_name="unmapped_records")
     op.drop_index("ix_unmapped_records_done", table_name="unmapped_records")
     op.drop_index("ix_unmapped_records_live", table_name="unmapped_records")

@@ -300,6 +300,10 @@ class UnmappedRecordRow(Base):
             postgresql_where=text(DONE_UNMAPPED_SQL),
             sqlite_where=text(DONE_UNMAPPED_SQL),
         ),
+        # The foreign key's child side: without it, SQLite checks every UPDATE of a calls row
+        # that names its id (as a page's update does) by reading this whole table, raw text
+        # and all, and a poll slowed with each unmapped record kept (P17's growth attack).
+        Index("ix_unmapped_records_resolved_call_id", "resolved_call_id"),
         # `status` counts the expired rows of each provider from here.
         Index(
             "ix_unmapped_records_expired",
