@@ -297,8 +297,9 @@ class RetentionSettings(Section):
     back-off).
     """
     unmapped_max_kept: Annotated[int, Field(ge=0)] = 5000
-    """Unmapped records kept per provider at most (each up to 64 KB, so about 320 MB); beyond it
-    the oldest expire first, so a broken or hostile call log cannot fill the disk.
+    """Unmapped records kept with their raw text per provider at most (each up to 64 KB, so
+    about 320 MB): at the cap a new one is kept as a marker without it, so a broken or hostile
+    call log cannot fill the disk.
     """
     unmapped_remap_base_seconds: PositiveSeconds = 300.0
     """Seconds before an unmapped record is mapped again after its first failed try; doubled

@@ -75,6 +75,7 @@ def poll_params_from_settings(settings: Settings, provider: str | None = None) -
         max_unmapped_ratio=poll.max_unmapped_ratio,
         remap_base=timedelta(seconds=settings.retention.unmapped_remap_base_seconds),
         remap_cap=timedelta(seconds=settings.retention.unmapped_remap_max_seconds),
+        unmapped_max_kept=settings.retention.unmapped_max_kept,
     )
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,7 +118,7 @@ def test_a_pruned_uploaded_call_loses_its_personal_data_and_keeps_its_audit_trai
     assert report.calls_pruned == 1
     row = row_of(sql_store, call_id)
     assert row["raw_is_null"] in (True, 1)
-    for column in ("contact_name", "contact_phone", "title", "recording_url"):
+    for column in ("contact_name", "contact_phone", "title"):
         assert row[column] is None, column
     assert (row["state"], row["siro_recording_id"]) == ("uploaded", "rec-c-1")
     assert row["provider_call_id"] == "c-1" and row["uploaded_at"] is not None
@@ -143,7 +144,7 @@ def test_a_pruned_call_listed_again_is_known_and_never_uploaded_twice(
     row = row_of(sql_store, call_id)
     # The listing does not write the personal data back.
     assert row["contact_name"] is None and row["contact_phone"] is None
-    assert row["raw_is_null"] in (True, 1) and row["recording_url"] is None
+    assert row["raw_is_null"] in (True, 1)
 
 
 def test_unfinished_and_recently_finished_rows_are_left_alone(sql_store: SqlStore) -> None:
@@ -407,3 +408,63 @@ def test_db_prune_dry_run_says_what_would_go_and_changes_nothing(sql_store: SqlS
     assert json.loads(done.stdout)["calls_pruned"] == 1
     assert row_of(sql_store, call_id)["contact_name"] is None
     assert sql_store.events_for(call_id) == []
+
+
+def test_beyond_the_cap_a_new_unmapped_record_is_kept_as_a_marker_at_once(
+    sql_store: SqlStore,
+    call_log: tuple[FakeCallLog, LocalHTTPServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api, server = call_log
+    t0 = NOW - timedelta(hours=2)
+    for n in range(5):
+        record = quickstart_call(f"bad-{n}", t0 + timedelta(seconds=n))
+        record["started_at"] = f"not a time {n}"
+        api.add_call(record, t0 + timedelta(seconds=n))
+    settings = Settings(
+        provider={"base_url": server.url},
+        poll={"start_at": t0 - timedelta(minutes=5)},
+        retention={"unmapped_max_kept": 2},
+    )
+    provider = GenericProvider(settings.provider, retry=RetryPolicy(max_tries=1))
+    caplog.set_level(logging.WARNING, "poller.core.poll")
+
+    report = poll_once(poll_params_from_settings(settings), provider, sql_store, NOW)
+
+    assert report.malformed_count == 5 and report.unmapped_over_cap == 3
+    rows = sql_store.unmapped_records("generic", resolved=None, limit=10)
+    assert [(row.provider_call_id, bool(row.raw)) for row in rows] == [
+        ("bad-0", True),
+        ("bad-1", True),
+        ("bad-2", False),
+        ("bad-3", False),
+        ("bad-4", False),
+    ]
+    assert all("unmapped_max_kept (2)" in (row.expired_reason or "") for row in rows[2:])
+    assert sql_store.status(NOW).unmapped == {"generic": 2}
+    assert sql_store.status(NOW).unmapped_expired == {"generic": 3}
+    assert any("kept without their raw text" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("role", "runs"), [("all", True), ("poller", True), ("worker", False)])
+def test_the_daemon_runs_retention_as_a_job_of_its_own_on_the_polling_side(
+    tmp_path: Path, role: str, runs: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.test_daemon_roles import SwitchableLock, daemon_for
+
+    daemon = daemon_for(tmp_path, role, SwitchableLock(), [])
+    passes: list[int] = []
+
+    def failing_pass() -> None:
+        passes.append(1)
+        raise RuntimeError("database gone")
+
+    daemon.retention = failing_pass
+    jobs = {job: every for job, _body, every in daemon.jobs()}
+    assert ("retention" in jobs) is runs
+    if runs:
+        assert jobs["retention"] == 900
+    daemon.retention_job()  # a failing pass is logged; the daemon goes on
+    assert passes == [1]
+    assert "retention pass failed" in caplog.text
+    assert "retention" not in daemon.health.running

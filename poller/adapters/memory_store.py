@@ -299,8 +299,12 @@ class MemoryStore(LeaseGuardedWrites):
                 id=row_id, provider=provider, first_seen_at=now, **values
             )
         else:
-            if known.expired_at is not None:
-                values["raw"] = known.raw  # retention emptied it; a sighting does not refill it
+            # As in SQL: a sighting does not refill what retention emptied, nor undo an expiry.
+            values.update(
+                raw=known.raw if known.expired_at is not None else values["raw"],
+                expired_at=known.expired_at,
+                expired_reason=known.expired_reason,
+            )
             self.unmapped[known.id] = dataclasses.replace(
                 known, times_seen=known.times_seen + 1, **values
             )
@@ -337,6 +341,14 @@ class MemoryStore(LeaseGuardedWrites):
                 and (row.next_remap_at is None or row.next_remap_at <= now)
             ]
         return rows[:limit]
+
+    def count_live_unmapped(self, provider: str) -> int:
+        with self._lock:
+            return sum(
+                1
+                for row in self.unmapped.values()
+                if row.provider == provider and row.resolved_at is None and row.expired_at is None
+            )
 
     def note_remap_failed(self, backoff: Mapping[int, tuple[int, datetime]]) -> None:
         with self._lock:

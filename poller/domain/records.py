@@ -246,6 +246,10 @@ class UnmappedDraft:
     raw: str
     raw_sha256: str
     provider_call_id: str | None = None
+    # Set when the record is kept as a marker only, its raw text dropped at once: its provider
+    # already holds retention.unmapped_max_kept unmapped records (poller.domain.retention).
+    expired_at: datetime | None = None
+    expired_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

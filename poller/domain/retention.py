@@ -4,7 +4,7 @@ Pure: the rules and the names; :mod:`poller.core.retention` runs a pass, the sto
 
 - A FINISHED call (uploaded, skipped, failed) loses its personal data once it has been finished
   for ``personal_data_after``: the raw provider record and every column that names the customer
-  or holds a credential-like URL (:data:`PERSONAL_COLUMNS`). Its id, provider call id, states,
+  (:data:`PERSONAL_COLUMNS`). Its id, provider call id, states,
   times, Siro recording id and events stay, and ``pruned_at`` marks it, so the audit trail and
   the duplicate guard (``UNIQUE (provider, provider_call_id)``) outlive the data: a pruned call
   listed again is recognised as known and never uploaded twice, and the listing does not
@@ -27,9 +27,10 @@ from typing import Any, Final
 
 from poller.domain.states import TERMINAL_STATES
 
-# The columns of ``calls`` that name a customer, or hold the provider's record or a URL that
-# may carry a signature. Rep columns name an employee and stay: they explain the attribution.
-PERSONAL_COLUMNS: Final = ("contact_name", "contact_phone", "title", "recording_url", "raw")
+# The columns of ``calls`` that name a customer, and the provider's record. Rep columns name an
+# employee and stay: they explain the attribution. recording_url stays too: it names no one, is
+# stored with its query values masked, and `calls retry` of a failed row downloads through it.
+PERSONAL_COLUMNS: Final = ("contact_name", "contact_phone", "title", "raw")
 FINISHED_STATE_VALUES: Final = tuple(sorted(state.value for state in TERMINAL_STATES))
 
 # The events kept whatever their age: they say that (and when, and as which recording) Siro

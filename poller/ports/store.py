@@ -186,6 +186,10 @@ class PollStore(CredentialPauses, Protocol):
         ``now`` (``next_remap_at`` unset or past), with an id above ``after_id``, by id."""
         ...
 
+    def count_live_unmapped(self, provider: str) -> int:
+        """Unresolved, unexpired unmapped rows of ``provider``: those that keep their raw text."""
+        ...
+
     def note_remap_failed(self, backoff: Mapping[int, tuple[int, datetime]]) -> None:
         """Record failed re-mappings: row id -> (failed attempts so far, next re-mapping)."""
         ...

@@ -58,6 +58,14 @@ class SqlRetention:
         with read_transaction(self.engine) as conn:
             return [UnmappedRecord(**row._mapping) for row in conn.execute(query)]
 
+    def count_live_unmapped(self, provider: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(unmapped_records)
+            .where(unmapped_records.c.provider == provider, text(LIVE_UNMAPPED_SQL))
+        )
+        return self._count(query)
+
     def note_remap_failed(self, backoff: Mapping[int, tuple[int, datetime]]) -> None:
         if not backoff:
             return
