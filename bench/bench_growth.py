@@ -97,7 +97,7 @@ def database_bytes(store: Any, url: str) -> tuple[int | None, int]:
     return sizes.database_bytes, wal
 
 
-def run(url: str, seconds: float, retention_on: bool) -> list[dict[str, Any]]:
+def run(url: str, seconds: float, retention_on: bool, every: float) -> list[dict[str, Any]]:
     from poller.adapters.http import RetryPolicy
     from poller.adapters.providers.generic import GenericProvider
     from poller.adapters.sql.database import make_engine
@@ -139,7 +139,7 @@ def run(url: str, seconds: float, retention_on: bool) -> list[dict[str, Any]]:
         if retention_on:
             job.start()
         begun = time.monotonic()
-        next_report = begun + 60
+        next_report = begun + every
         polls = errors = 0
         poll_seconds: list[float] = []
         while time.monotonic() - begun < seconds:
@@ -180,7 +180,7 @@ def run(url: str, seconds: float, retention_on: bool) -> list[dict[str, Any]]:
                 )
                 polls = errors = 0
                 poll_seconds = []
-                next_report += 60
+                next_report += every
         stop.set()
         if retention_on:
             job.join(timeout=120)
@@ -197,6 +197,9 @@ def main() -> None:
         help="a PostgreSQL server URL (a database is created and dropped there)",
     )
     parser.add_argument("--no-retention", action="store_true", help="leave the job out")
+    parser.add_argument(
+        "--every", type=float, default=60.0, help="seconds between two lines (a smoke run: 2)"
+    )
     args = parser.parse_args()
     # The poll cycle logs each malformed record; the figures are what this prints.
     logging.basicConfig(level=logging.ERROR)
@@ -209,7 +212,7 @@ def main() -> None:
         flush=True,
     )
     with fresh_database(backend, args.postgres) as url:
-        minutes = run(url, args.seconds, retention_on)
+        minutes = run(url, args.seconds, retention_on, args.every)
     print(json.dumps({"backend": backend, "retention": retention_on, "minutes": minutes}))
 
 

@@ -118,3 +118,16 @@ def test_the_cli_benchmark_runs() -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["commands"]["--version"]["median_s"] > 0
     assert figures["poll"]["calls"] == 100 and figures["poll"]["poll --json"]["peak_rss_mib"] > 0
+
+
+def test_the_growth_attack_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_growth.py"), "--seconds", "5", "--every", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["backend"] == "sqlite" and figures["minutes"]
+    assert figures["minutes"][0]["polls"] > 0 and figures["minutes"][0]["unmapped"] > 0
