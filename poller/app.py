@@ -34,11 +34,13 @@ from poller.core.daemon import Daemon, LockedPollCycle
 from poller.core.poll import poll_once
 from poller.core.poll_report import PollReport
 from poller.core.progress import WorkProgress
+from poller.core.retention import run_retention
 from poller.core.source_deletion import SourceDeletionJob
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.records import UsersSyncResult
+from poller.domain.retention import RetentionReport
 from poller.ports.download import RecordingFetcher
 from poller.ports.poll_lock import NoPollLock, PollLock
 from poller.ports.provider import ProviderPort, SourceDeleter
@@ -48,6 +50,7 @@ from poller.ports.telemetry import Telemetry
 from poller.wiring import (
     daemon_params_from_settings,
     poll_params_from_settings,
+    retention_rules_from_settings,
     source_deletion_params_from_settings,
     worker_params_from_settings,
 )
@@ -279,6 +282,11 @@ def build_daemon(
         log.info("Siro users synced: %s", result.summary())
         return result
 
+    rules = retention_rules_from_settings(settings)
+
+    def retention() -> RetentionReport:
+        return run_retention(rules, store, utcnow())
+
     daemon = Daemon(
         daemon_params_from_settings(settings),
         store=store,
@@ -293,6 +301,7 @@ def build_daemon(
         users_sync=users_sync,
         about=startup_summary(settings),
         extra_jobs=extra_jobs,
+        retention=retention,
     )
     if telemetry is not None:
         serve_metrics(
@@ -304,5 +313,6 @@ def build_daemon(
             scopes=pause_scopes(list(providers)),
             request_timeout=settings.metrics.request_timeout_seconds,
             max_connections=settings.metrics.max_connections,
+            sizes=store,
         )
     return daemon

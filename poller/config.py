@@ -160,8 +160,9 @@ class PollSettings(Section):
     """Calls of these reps (email, phone, provider user id or extension) are skipped."""
     max_unmapped_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
     """Records that fail the field mapping are kept (siro-poller calls unmapped) and mapped again
-    each poll. When this share of a page's records fails (0.0: any; 1.0: all of them), the poll
-    fails and the cursor stays, so a wrong mapping cannot move past the calls it could not read.
+    with back-off (see [retention]). When this share of a page's records fails (0.0: any; 1.0:
+    all of them), the poll fails and the cursor stays, so a wrong mapping cannot move past the
+    calls it could not read.
     """
 
 
@@ -297,6 +298,59 @@ class SourceDeletionSettings(Section):
     """Longest wait between two attempts to delete one recording."""
 
 
+class RetentionSettings(Section):
+    """How long the state database keeps what it no longer needs (see the retention page).
+
+    Finished calls keep their ids, states, times, Siro recording id and the events that prove
+    an upload for ever, so the audit trail and the guard against uploading a call twice stay.
+    A setting of 0 keeps that kind of data for ever.
+    """
+
+    interval_seconds: Annotated[int, Field(gt=0)] = 900
+    """Seconds between two retention passes of `run` (`siro-poller db prune` runs one at will).
+    """
+    personal_data_days: Annotated[float, Field(ge=0)] = 90.0
+    """Days after a call finished (uploaded, skipped or failed) until its personal data goes: the
+    raw provider record, contact name and phone, title and recording URL. 90 days leaves a
+    quarter for audits and `calls retry`, then keeps no customer data Siro already holds.
+    """
+    events_days: Annotated[float, Field(ge=0)] = 365.0
+    """Days the call events are kept; the events that prove an upload (create sent, uploaded,
+    replayed) are kept for ever.
+    """
+    unmapped_days: Annotated[float, Field(ge=0)] = 30.0
+    """Days a record that fails the field mapping is kept and mapped again before it expires (its
+    raw text dropped, a marker kept); markers and mapped ones not listed for as long are deleted.
+    """
+    unmapped_max_attempts: Annotated[int, Field(ge=0)] = 100
+    """Failed re-mappings after which an unmapped record expires (about 24 days at the default
+    back-off).
+    """
+    unmapped_max_kept: Annotated[int, Field(ge=0)] = 5000
+    """Unmapped records kept with their raw text per provider at most (each up to 64 KB, so
+    about 320 MB): at the cap a new one is kept as a marker without it, so a broken or hostile
+    call log cannot fill the disk.
+    """
+    unmapped_remap_base_seconds: PositiveSeconds = 300.0
+    """Seconds before an unmapped record is mapped again after its first failed try; doubled
+    after each further failure.
+    """
+    unmapped_remap_max_seconds: PositiveSeconds = 21600.0
+    """Longest wait in seconds between two re-mappings of an unmapped record."""
+    batch_size: Annotated[int, Field(ge=1, le=10000)] = 500
+    """Rows a retention batch changes in one short transaction."""
+    max_batches: Annotated[int, Field(ge=1)] = 100
+    """Batches of each kind a pass runs at most; the next pass goes on where it stopped."""
+
+    @model_validator(mode="after")
+    def _remap_bounds(self) -> RetentionSettings:
+        if self.unmapped_remap_max_seconds < self.unmapped_remap_base_seconds:
+            raise ValueError(
+                "unmapped_remap_max_seconds must not be below unmapped_remap_base_seconds"
+            )
+        return self
+
+
 class LoggingSettings(Section):
     """What the daemon logs, and in which form."""
 
@@ -369,6 +423,7 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     worker: WorkerSettings = WorkerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     source_deletion: SourceDeletionSettings = SourceDeletionSettings()
 

@@ -20,6 +20,7 @@ from poller.domain.clock import as_utc
 from poller.domain.crm import CrmRules
 from poller.domain.filters import CallFilter
 from poller.domain.health import HealthRules
+from poller.domain.retention import RetentionRules
 from poller.domain.states import Direction
 from poller.domain.upload_plan import UploadRules
 
@@ -73,6 +74,29 @@ def poll_params_from_settings(settings: Settings, provider: str | None = None) -
             rep_deny=tuple(poll.rep_deny),
         ),
         max_unmapped_ratio=poll.max_unmapped_ratio,
+        remap_base=timedelta(seconds=settings.retention.unmapped_remap_base_seconds),
+        remap_cap=timedelta(seconds=settings.retention.unmapped_remap_max_seconds),
+        unmapped_max_kept=settings.retention.unmapped_max_kept,
+    )
+
+
+def _days(value: float) -> timedelta | None:
+    """A retention period in days; 0 keeps for ever."""
+    return timedelta(days=value) if value > 0 else None
+
+
+def retention_rules_from_settings(settings: Settings) -> RetentionRules:
+    retention = settings.retention
+    return RetentionRules(
+        personal_data_after=_days(retention.personal_data_days),
+        events_after=_days(retention.events_days),
+        unmapped_after=_days(retention.unmapped_days),
+        unmapped_max_attempts=retention.unmapped_max_attempts,
+        unmapped_max_kept=retention.unmapped_max_kept,
+        remap_base=timedelta(seconds=retention.unmapped_remap_base_seconds),
+        remap_cap=timedelta(seconds=retention.unmapped_remap_max_seconds),
+        batch_size=retention.batch_size,
+        max_batches=retention.max_batches,
     )
 
 
@@ -116,6 +140,7 @@ def daemon_params_from_settings(settings: Settings) -> DaemonParams:
         shutdown_grace_seconds=settings.worker.shutdown_grace_seconds,
         role=settings.worker.role,
         providers=tuple(provider.name for provider in settings.configured_providers),
+        retention_interval_seconds=settings.retention.interval_seconds,
     )
 
 

@@ -55,6 +55,7 @@ CONTRACT_MODULES = (
     "test_erasure",
     # The OAuth token store over memory, SQLite and PostgreSQL, against the token endpoint.
     "test_auth_refresh_rotation",
+    "test_retention",
     "test_provider_contract",
     "test_provider_aircall",
     "test_provider_callrail",

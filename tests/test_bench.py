@@ -132,6 +132,19 @@ def test_the_source_deletion_benchmark_runs() -> None:
     assert figures["rows"] == 50 and figures["due_batch_query_ms"] >= 0
 
 
+def test_the_growth_attack_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_growth.py"), "--seconds", "5", "--every", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["backend"] == "sqlite" and figures["minutes"]
+    assert figures["minutes"][0]["polls"] > 0 and figures["minutes"][0]["unmapped"] > 0
+
+
 def test_the_data_lifecycle_benchmark_runs() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / "bench_data_lifecycle.py"), "--calls", "20"],

@@ -88,7 +88,12 @@ def _exposed_metrics() -> list[tuple[str, str, str, list[str]]]:
 
     The collectors are the daemon's own, over a made-up state with one of everything, so
     every labelled series shows up with its labels."""
-    from poller.adapters.prometheus_metrics import PrometheusTelemetry, StateTableCollector
+    from poller.adapters.prometheus_metrics import (
+        PrometheusTelemetry,
+        StateTableCollector,
+        TableSizeCollector,
+    )
+    from poller.domain.retention import TableSizes
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
     summary = StatusSummary(
@@ -104,6 +109,9 @@ def _exposed_metrics() -> list[tuple[str, str, str, list[str]]]:
         def status(self, at: datetime) -> StatusSummary:
             return summary
 
+        def table_sizes(self) -> TableSizes:
+            return TableSizes(rows={"calls": 1}, database_bytes=1, unmapped_expired={"p": 1})
+
     registry = CollectorRegistry()
     telemetry = PrometheusTelemetry(registry, version="0")
     telemetry.step_finished("upload", "ok", seconds=1.0, kind="")
@@ -111,6 +119,7 @@ def _exposed_metrics() -> list[tuple[str, str, str, list[str]]]:
     telemetry.bytes_downloaded(1)
     state: Any = OneOfEverything()
     registry.register(StateTableCollector(state, lambda: now, scopes=["siro"]))
+    registry.register(TableSizeCollector(state))
 
     found = []
     for family in registry.collect():

@@ -83,7 +83,7 @@ class MemoryStore(LeaseGuardedWrites):
             times = [c.next_attempt_at for c in due if c.next_attempt_at is not None]
             unmapped: dict[str, int] = {}
             for row in self.unmapped.values():
-                if row.resolved_at is None:
+                if row.resolved_at is None and row.expired_at is None:
                     unmapped[row.provider] = unmapped.get(row.provider, 0) + 1
             return StatusSummary(
                 counts=counts,
@@ -301,6 +301,12 @@ class MemoryStore(LeaseGuardedWrites):
                 id=row_id, provider=provider, first_seen_at=now, **values
             )
         else:
+            # As in SQL: a sighting does not refill what retention emptied, nor undo an expiry.
+            values.update(
+                raw=known.raw if known.expired_at is not None else values["raw"],
+                expired_at=known.expired_at,
+                expired_reason=known.expired_reason,
+            )
             self.unmapped[known.id] = dataclasses.replace(
                 known, times_seen=known.times_seen + 1, **values
             )
@@ -322,6 +328,38 @@ class MemoryStore(LeaseGuardedWrites):
                 and (resolved is None or (row.resolved_at is not None) == resolved)
             ]
         return rows[:limit]
+
+    def unmapped_to_remap(
+        self, provider: str, now: datetime, *, after_id: int = 0, limit: int = 100
+    ) -> list[UnmappedRecord]:
+        with self._lock:
+            rows = [
+                row
+                for row_id, row in sorted(self.unmapped.items())
+                if row_id > after_id
+                and row.provider == provider
+                and row.resolved_at is None
+                and row.expired_at is None
+                and (row.next_remap_at is None or row.next_remap_at <= now)
+            ]
+        return rows[:limit]
+
+    def count_live_unmapped(self, provider: str) -> int:
+        with self._lock:
+            return sum(
+                1
+                for row in self.unmapped.values()
+                if row.provider == provider and row.resolved_at is None and row.expired_at is None
+            )
+
+    def note_remap_failed(self, backoff: Mapping[int, tuple[int, datetime]]) -> None:
+        with self._lock:
+            for row_id, (attempts, next_at) in backoff.items():
+                row = self.unmapped.get(row_id)
+                if row is not None and row.resolved_at is None and row.expired_at is None:
+                    self.unmapped[row_id] = dataclasses.replace(
+                        row, remap_attempts=attempts, next_remap_at=as_utc(next_at)
+                    )
 
     def _apply(self, plan: IngestPlan, now: datetime, next_ids: Iterator[int]) -> IngestChange:
         change = plan.change

@@ -37,7 +37,7 @@ from prometheus_client.registry import Collector
 
 from poller.domain.health import Health
 from poller.domain.pauses import SIRO, provider_scope
-from poller.ports.store import Store
+from poller.ports.store import RetentionStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,38 @@ class StateTableCollector(Collector):
         for scope in sorted(in_force | set(self.scopes)):
             paused.add_metric([scope], 1.0 if scope in in_force else 0.0)
         yield paused
+
+
+class TableSizeCollector(Collector):
+    """Gauges of the state database's size: rows per table, bytes, expired unmapped records,
+    so that growth (and what retention holds it to) shows on a dashboard."""
+
+    def __init__(self, store: RetentionStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        sizes = self.store.table_sizes()
+        rows = GaugeMetricFamily(
+            "siro_poller_table_rows", "Rows per table of the state database.", labels=["table"]
+        )
+        for table, count in sizes.rows.items():
+            rows.add_metric([table], count)
+        yield rows
+        if sizes.database_bytes is not None:
+            yield GaugeMetricFamily(
+                "siro_poller_database_bytes",
+                "Size of the state database: the SQLite file's pages (free ones included, WAL "
+                "not), or the PostgreSQL tables with their indexes.",
+                value=sizes.database_bytes,
+            )
+        expired = GaugeMetricFamily(
+            "siro_poller_unmapped_expired_records",
+            "Unmapped records retention expired without their ever mapping, per provider.",
+            labels=["provider"],
+        )
+        for provider, count in sizes.unmapped_expired.items():
+            expired.add_metric([provider], count)
+        yield expired
 
 
 def pause_scopes(providers: Sequence[str]) -> list[str]:
@@ -410,10 +442,13 @@ def serve_metrics(
     scopes: Sequence[str] = (),
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    sizes: RetentionStore | None = None,
 ) -> MetricsServer:
     """Serve ``/metrics`` and ``/healthz`` on ``host:port`` from a background thread for the
-    life of the process."""
+    life of the process; ``sizes``, when given, adds the table-size gauges."""
     telemetry.registry.register(StateTableCollector(store, clock, scopes))
+    if sizes is not None:
+        telemetry.registry.register(TableSizeCollector(sizes))
     return MetricsServer(
         listen,
         telemetry.registry,

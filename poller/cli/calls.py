@@ -411,8 +411,9 @@ def unmapped(
 ) -> None:
     """Listed records the field mapping could not read, oldest first.
 
-    Each poll maps them again with the current mapping; once it reads them they become calls
-    (shown with --resolved).
+    Each poll maps them again with the current mapping, with back-off; once it reads them they
+    become calls (shown with --resolved). One that retention expired shows why instead of its
+    raw text, which is gone.
     """
     rows = cli.store.unmapped_records(
         provider, resolved=None if show_resolved else False, limit=limit + 1
@@ -436,7 +437,9 @@ def unmapped(
                 row.last_seen_at,
                 row.resolved_call_id if row.resolved_at else None,
                 _short(None, row.reason),
-                _short(None, row.raw, 50),
+                _short(None, row.raw, 50)
+                if row.expired_at is None
+                else f"[expired: {row.expired_reason}]",
             ]
             for row in rows
         ],

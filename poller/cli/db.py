@@ -163,3 +163,27 @@ def backup(cli: CliContext, target: Path) -> None:
     click.echo(
         f"backed up to {made.path}: {made.size_bytes} bytes, {made.calls} calls, integrity ok"
     )
+
+
+@db_group.command("prune")
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="What was removed as one JSON document.")
+@pass_cli
+def prune(cli: CliContext, dry_run: bool, as_json: bool) -> None:
+    """Run one retention pass now, as `run` does every retention.interval_seconds.
+
+    Removes the personal data of calls finished retention.personal_data_days ago, events older
+    than retention.events_days (not those that prove an upload) and unmapped records past
+    their limits; prints what it removed, or with --dry-run what it would remove.
+    """
+    from poller.core.retention import run_retention
+    from poller.domain.clock import utcnow
+    from poller.wiring import retention_rules_from_settings
+
+    report = run_retention(
+        retention_rules_from_settings(cli.settings), cli.store, utcnow(), dry_run=dry_run
+    )
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(report.summary())

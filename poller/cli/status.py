@@ -19,9 +19,12 @@ from poller.domain.clock import human_age, utcnow
 if TYPE_CHECKING:
     from poller.domain.health import Health
     from poller.domain.records import StatusSummary
+    from poller.domain.retention import TableSizes
 
 
-def status_document(summary: StatusSummary, health: Health, now: datetime) -> dict[str, Any]:
+def status_document(
+    summary: StatusSummary, health: Health, now: datetime, sizes: TableSizes | None = None
+) -> dict[str, Any]:
     oldest = summary.oldest_due_at
     return {
         "health": health.to_dict(),
@@ -34,7 +37,9 @@ def status_document(summary: StatusSummary, health: Health, now: datetime) -> di
         "oldest_due_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else None,
         "cursors": [cursor.to_dict() for cursor in summary.cursors],
         "unmapped": summary.unmapped,
+        "unmapped_expired": summary.unmapped_expired,
         "workers": [worker.to_dict() for worker in summary.workers],
+        "database": sizes.to_dict() if sizes is not None else None,
     }
 
 
@@ -43,8 +48,8 @@ def status_document(summary: StatusSummary, health: Health, now: datetime) -> di
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
     """Counts by state and uploaded calls by attribution, the oldest due row, each provider's
-    cursor, unmapped records, credential pauses and workers; exits 1 when degraded (a
-    monitoring check)."""
+    cursor, unmapped records, credential pauses, workers and the database's size; exits 1 when
+    degraded (a monitoring check)."""
     from poller.domain.health import assess, freshest
     from poller.wiring import health_rules_from_settings
 
@@ -57,7 +62,7 @@ def status(cli: CliContext, as_json: bool) -> None:
         cursors=summary.cursors,
         last_worker_beat=freshest(summary.workers),
     )
-    document = status_document(summary, health, now)
+    document = status_document(summary, health, now, cli.store.table_sizes())
     if as_json:
         emit_json(document)
     else:
@@ -79,7 +84,7 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
             "(restart the service after changing a credential file) the work resumes by itself"
         )
         click.echo()
-    _print_unmapped(document["unmapped"])
+    _print_unmapped(document["unmapped"], document["unmapped_expired"])
     emit_table(
         [[state, count] for state, count in document["counts"].items()]
         + [["total", document["total"]]],
@@ -118,6 +123,7 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
         )
     else:
         click.echo("workers: none has reported a heartbeat")
+    _print_sizes(document["database"])
     health = document["health"]
     if health["healthy"]:
         click.echo("health: ok")
@@ -138,12 +144,27 @@ def _print_attribution(by_kind: dict[str, int]) -> None:
     click.echo()
 
 
-def _print_unmapped(unmapped: dict[str, int]) -> None:
+def _print_sizes(database: dict[str, Any] | None) -> None:
+    # What retention keeps the database to ([retention]; `siro-poller db prune` runs a pass).
+    if database is None:
+        return
+    size = database["database_bytes"]
+    shown_size = f"{size / 1_048_576:.1f} MB" if size is not None else "size unknown"
+    rows = ", ".join(f"{table} {count}" for table, count in database["rows"].items())
+    click.echo(f"database: {shown_size}; rows: {rows}")
+
+
+def _print_unmapped(unmapped: dict[str, int], expired: dict[str, int]) -> None:
     # A record that fails mapping is a call that is not going to Siro.
     for provider, count in unmapped.items():
         click.echo(
             f"unmapped: {count} record(s) of {provider} failed the field mapping and are not "
             "calls yet; see `siro-poller calls unmapped`"
         )
-    if unmapped:
+    for provider, count in expired.items():
+        click.echo(
+            f"unmapped: {count} record(s) of {provider} expired without ever mapping "
+            "(see [retention]); their raw text is gone"
+        )
+    if unmapped or expired:
         click.echo()

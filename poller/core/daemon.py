@@ -60,6 +60,8 @@ class DaemonParams:
     role: Literal["all", "poller", "worker"] = "all"
     # The configured providers, by name: each must be polled for the daemon to be healthy.
     providers: tuple[str, ...] = ()
+    # Seconds between two retention passes (poller.core.retention), run by the polling side.
+    retention_interval_seconds: int = 900
 
     @property
     def polls(self) -> bool:
@@ -139,6 +141,7 @@ class Daemon:
         users_sync: Callable[[], object] | None = None,
         about: str | None = None,
         extra_jobs: Sequence[tuple[str, Callable[[], None], float]] = (),
+        retention: Callable[[], object] | None = None,
     ) -> None:
         self.params = params
         # What the start-up line says of this process beyond the daemon's own parameters
@@ -153,6 +156,7 @@ class Daemon:
         self.users_sync = users_sync
         # Jobs beside polling and work (deletion at the source), run where the worker runs.
         self.extra_jobs = tuple(extra_jobs)
+        self.retention = retention
         # Uploads wait for the first users sync of this run (one quick request, normally) so
         # that reps are resolved against Siro's users as they are now.
         self.first_users_sync_done = threading.Event()
@@ -207,6 +211,19 @@ class Daemon:
             if not self.first_users_sync_done.is_set():
                 self.first_users_sync_done.set()
                 self.wake_work()  # the work job's first turn found the sync not done yet
+
+    def retention_job(self) -> None:
+        """One retention pass, in small batches, on its own schedule: never inside a poll."""
+        if self.retention is None:
+            return
+        self.health.started("retention")
+        try:
+            self.retention()
+        except Exception:
+            # The next pass tries again; retention failing never stops polling or uploads.
+            log.exception("retention pass failed")
+        finally:
+            self.health.finished("retention")
 
     def work_job(self) -> None:
         if not self.first_users_sync_done.is_set():
@@ -269,6 +286,10 @@ class Daemon:
             jobs.append(("users", self.users_job, refresh))
         if self.params.works:
             jobs.extend(self.extra_jobs)
+        if self.params.polls and self.retention is not None:
+            # With the polling side only; two pollers' passes at once are harmless, as each
+            # batch passes over the rows another transaction holds (SKIP LOCKED).
+            jobs.append(("retention", self.retention_job, self.params.retention_interval_seconds))
         return jobs
 
     @staticmethod
@@ -340,8 +361,9 @@ class Daemon:
         grace = self.params.shutdown_grace_seconds
         scheduler = BackgroundScheduler(
             timezone=UTC,
-            # A thread for each extra job, so a long poll and a drain never hold it back.
-            executors={"default": ThreadPoolExecutor(max_workers=2 + len(self.extra_jobs))},
+            # Poll and work may each run long; the short jobs (users, retention) get a third, and
+            # each extra job (deletion at the source) a thread of its own.
+            executors={"default": ThreadPoolExecutor(max_workers=3 + len(self.extra_jobs))},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,

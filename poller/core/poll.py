@@ -22,8 +22,11 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
    work on that provider's calls (:mod:`poller.domain.pauses`); a listing that succeeds ends
    that pause.
 8. Keep every record that fails mapping in ``unmapped_records``, in the transaction of its
-   page. Each cycle first maps the unresolved ones again with the provider's current mapping:
-   once the mapping is fixed they become calls, however old they are. A page where the share
+   page. Each cycle first maps again, with the provider's current mapping, the unresolved ones
+   whose back-off has passed (``remap_base`` doubled per failed try, up to ``remap_cap``): once
+   the mapping is fixed they become calls, however old they are, until retention expires them
+   (:mod:`poller.core.retention`); beyond ``unmapped_max_kept`` of a provider, a new one is
+   kept as an expired marker without its raw text. A page where the share
    of such records reaches ``max_unmapped_ratio`` (by default: all of them) fails its span, so
    the cursor does not move past calls it could not read.
 
@@ -39,12 +42,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from poller.core.poll_report import PollParams, PollReport
-from poller.domain.call_record import CallRecord
+from poller.core.unmapped import map_unmapped_again, within_cap
 from poller.domain.clock import as_utc, human_age
 from poller.domain.ingest import IngestChange, ListedCall, no_recording_message
 from poller.domain.pauses import provider_scope
-from poller.domain.raw_record import fingerprint, load_raw
-from poller.domain.records import PollCursor, UnmappedDraft, UnmappedRecord
+from poller.domain.records import PollCursor
 from poller.domain.redaction import redact_text
 from poller.domain.windows import (
     MIN_SPAN,
@@ -56,20 +58,15 @@ from poller.domain.windows import (
 )
 from poller.ports.provider import (
     ListedPage,
-    MalformedRecordError,
     ProviderAuthError,
     ProviderError,
     ProviderPort,
-    RecordPosition,
 )
 from poller.ports.store import PollStore
 
 log = logging.getLogger(__name__)
 
-# Unresolved unmapped records are mapped again this many at a time (bounded memory).
-REMAP_BATCH = 500
 REPORTED_MALFORMED = 100
-_REASON_LIMIT = 1000
 _REASONS_KEPT = 50
 
 
@@ -120,7 +117,7 @@ def poll_once(
                 lost_until,
             )
     try:
-        _map_unmapped_again(report, params, provider, store)
+        map_unmapped_again(report, params, provider, store)
         if report.window is not None:
             list_window(report, report.window, params, provider, store)
             if report.error is None:
@@ -142,6 +139,14 @@ def poll_once(
     if not dry_run:
         store.record_poll_result(key, now, report.error)
         _settle_credential_pause(report, store)
+    if report.unmapped_over_cap:
+        log.warning(
+            "%s: %d unmapped record(s) kept without their raw text: the provider already "
+            "holds retention.unmapped_max_kept (%d) unmapped records",
+            key,
+            report.unmapped_over_cap,
+            params.unmapped_max_kept,
+        )
     _log_summary(report)
     return report
 
@@ -212,7 +217,7 @@ def list_window(
                     listed,
                     report.now,
                     dry_run=report.dry_run,
-                    unmapped=[_unmapped_draft(error) for error in page.malformed],
+                    unmapped=within_cap(report, params, store, page.malformed),
                 )
                 report.add(changes)
                 if row_cap is None:
@@ -315,22 +320,6 @@ def _settle_credential_pause(report: PollReport, store: PollStore) -> None:
             )
 
 
-def _unmapped_draft(error: MalformedRecordError) -> UnmappedDraft:
-    position = error.position
-    raw = error.raw or ""
-    return UnmappedDraft(
-        window_start=position.window.start,
-        window_end=position.window.end,
-        page=position.page,
-        item_index=position.index,
-        reason=redact_text(error.reason)[:_REASON_LIMIT],
-        raw=raw,
-        # Without its raw text a record is told apart by where it was and why it failed.
-        raw_sha256=fingerprint(raw or str(error)),
-        provider_call_id=error.call_id,
-    )
-
-
 @dataclass
 class _PageTally:
     """The records of one page that failed mapping, over all of its chunks."""
@@ -361,57 +350,8 @@ class _PageTally:
             f"window {self.window}, page {self.number}: {self.failed} of {self.items} records "
             f"failed mapping (poll.max_unmapped_ratio = {max_ratio:g}), so the cursor stays "
             f"before them: {first}. They are kept (siro-poller calls unmapped) and mapped again "
-            "each cycle; check the provider.fields mapping"
+            "with back-off; check the provider.fields mapping"
         )
-
-
-def _map_unmapped_again(
-    report: PollReport, params: PollParams, provider: ProviderPort, store: PollStore
-) -> None:
-    """Ingest the kept unmapped records the provider's current mapping can read."""
-    after_id = 0
-    while True:
-        rows = store.unmapped_records(params.provider_key, after_id=after_id, limit=REMAP_BATCH)
-        if not rows:
-            return
-        after_id = rows[-1].id
-        listed: list[ListedCall] = []
-        resolving: dict[int, str] = {}
-        for row in rows:
-            record = _map_again(row, provider)
-            if record is not None:
-                listed.append(ListedCall(record, params.call_filter.verdict(record)))
-                resolving[row.id] = record.provider_call_id
-        if report.dry_run:
-            report.seen_in_dry_run.update(item.record.provider_call_id for item in listed)
-        if listed:
-            log.info(
-                "%s: %d record(s) kept as unmapped map now; ingesting them",
-                params.provider_key,
-                len(listed),
-            )
-            report.add(
-                store.ingest_page(
-                    params.provider_key,
-                    listed,
-                    report.now,
-                    dry_run=report.dry_run,
-                    resolving=None if report.dry_run else resolving,
-                )
-            )
-            report.remapped += len(resolving)
-        if len(rows) < REMAP_BATCH:
-            return
-
-
-def _map_again(row: UnmappedRecord, provider: ProviderPort) -> CallRecord | None:
-    if not row.raw:
-        return None
-    position = RecordPosition(Window(row.window_start, row.window_end), row.page, row.item_index)
-    try:
-        return provider.normalise(load_raw(row.raw), position)
-    except Exception:  # still unreadable: it stays unresolved, and is tried again next cycle
-        return None
 
 
 def _recheck_waiting(

@@ -42,6 +42,13 @@ class PollParams:
     full_span_rows: int = FULL_SPAN_ROWS
     # The shortest span such a split or the sizing makes (a row cap splits down to a second).
     split_floor: timedelta = SPLIT_FLOOR
+    # An unmapped record that still fails is mapped again after this, doubled per failure, up
+    # to remap_cap (retention.unmapped_remap_*; see poller.domain.retention.remap_delay).
+    remap_base: timedelta = timedelta(minutes=5)
+    remap_cap: timedelta = timedelta(hours=6)
+    # Unmapped records a provider keeps with their raw text at most (0: no cap); beyond it a
+    # new one is kept as an expired marker at once (retention.unmapped_max_kept).
+    unmapped_max_kept: int = 0
 
 
 @dataclass
@@ -63,6 +70,8 @@ class PollReport:
     spans_listed: int = 0
     pages: int = 0
     listed: int = 0
+    # Unmapped records kept as markers only: their provider was at retention.unmapped_max_kept.
+    unmapped_over_cap: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     changes: list[IngestChange] = field(default_factory=list)
     # The first REPORTED_MALFORMED records that failed mapping (each carries its raw text, so

@@ -15,6 +15,8 @@ The rules, which keep rows from ever moving backwards:
   state whatever the listing says.
 - A forgotten row (``forgotten_at``, see :mod:`poller.domain.erasure`) takes nothing from a
   listing: its personal data stays erased and its state stays as `calls forget` left it.
+- A row whose personal data retention pruned (``pruned_at``) does not take it back from a
+  listing (see :mod:`poller.domain.retention`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from poller.domain.call_record import CallRecord
 from poller.domain.filters import SkipReason, SkipVerdict
 from poller.domain.records import Call
+from poller.domain.retention import without_personal_columns
 from poller.domain.states import CallState, RecordingState
 
 POLL_STEP = "poll"
@@ -227,6 +230,9 @@ def _plan_update(existing: Call, listed: ListedCall, now: datetime) -> IngestPla
         for name, value in listing_columns(record).items()
         if value is not None or name not in MEASURED_COLUMNS
     }
+    if existing.pruned_at is not None:
+        # Retention removed the personal data on purpose: a listing does not bring it back.
+        columns = without_personal_columns(columns)
     changed = tuple(name for name, value in columns.items() if getattr(existing, name) != value)
     values: dict[str, Any] = {name: columns[name] for name in changed}
     not_started = existing.state is CallState.PENDING and existing.lease_owner is None

@@ -59,6 +59,8 @@ class Call:
     updated_at: datetime | None = None
     # Set by `calls forget`: personal data erased, never ingested or uploaded again.
     forgotten_at: datetime | None = None
+    # When retention removed the personal data (poller.domain.retention); None: not pruned.
+    pruned_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +129,8 @@ class StatusSummary:
     # Uploaded calls per attribution kind (attribution.ATTRIBUTION_KINDS, every kind listed):
     # how the rep of each recording in Siro was found.
     uploaded_by_attribution: dict[str, int] = field(default_factory=dict)
+    # Per provider: unmapped records retention expired, never mapped (their raw text is gone).
+    unmapped_expired: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +248,10 @@ class UnmappedDraft:
     raw: str
     raw_sha256: str
     provider_call_id: str | None = None
+    # Set when the record is kept as a marker only, its raw text dropped at once: its provider
+    # already holds retention.unmapped_max_kept unmapped records (poller.domain.retention).
+    expired_at: datetime | None = None
+    expired_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +278,12 @@ class UnmappedRecord:
     resolved_at: datetime | None = None
     resolved_call_id: int | None = None
     forgotten_at: datetime | None = None  # emptied by `calls forget`
+    # Failed re-mappings so far, and when the next one is due (None: at the next cycle).
+    remap_attempts: int = 0
+    next_remap_at: datetime | None = None
+    # When retention gave up on it, and why; its raw text is gone then (poller.domain.retention).
+    expired_at: datetime | None = None
+    expired_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,6 +28,7 @@ from poller.domain.records import (
     UnmappedRecord,
     UsersSyncResult,
 )
+from poller.domain.retention import TableSizes
 from poller.domain.source_deletion import DeletionCandidate, SourceDeletionPause
 from poller.domain.states import CallState
 from poller.domain.transitions import RequeueSelection
@@ -177,6 +178,21 @@ class PollStore(CredentialPauses, Protocol):
     ) -> list[UnmappedRecord]:
         """Rows of ``unmapped_records`` with an id above ``after_id``, by id; unresolved ones
         only by default (``resolved=True``: resolved only; ``None``: both)."""
+        ...
+
+    def unmapped_to_remap(
+        self, provider: str, now: datetime, *, after_id: int = 0, limit: int = 100
+    ) -> list[UnmappedRecord]:
+        """The unresolved, unexpired rows of ``provider`` whose next re-mapping is due at
+        ``now`` (``next_remap_at`` unset or past), with an id above ``after_id``, by id."""
+        ...
+
+    def count_live_unmapped(self, provider: str) -> int:
+        """Unresolved, unexpired unmapped rows of ``provider``: those that keep their raw text."""
+        ...
+
+    def note_remap_failed(self, backoff: Mapping[int, tuple[int, datetime]]) -> None:
+        """Record failed re-mappings: row id -> (failed attempts so far, next re-mapping)."""
         ...
 
     def advance_cursor(self, provider: str, to: datetime, now: datetime) -> PollCursor:
@@ -422,6 +438,59 @@ class BackfillStore(Protocol):
 
     def backfill_runs(self, provider: str | None = None) -> list[BackfillRun]:
         """Every run (of ``provider``), by id."""
+        ...
+
+
+class RetentionStore(Protocol):
+    """Retention of the state database (poller.domain.retention), in small batches.
+
+    Each write method changes at most ``limit`` rows in one short transaction and returns how
+    many it changed; with ``dry_run`` it changes nothing and counts every row it would change
+    (``limit`` ignored). Only the SQL store implements it.
+    """
+
+    def prune_finished_calls(
+        self, finished_before: datetime, now: datetime, *, limit: int, dry_run: bool = False
+    ) -> int:
+        """Empty the personal columns of finished rows last changed before ``finished_before``
+        and set their ``pruned_at``; everything else on the row stays."""
+        ...
+
+    def prune_events(self, before: datetime, *, limit: int, dry_run: bool = False) -> int:
+        """Delete events older than ``before``, except those that prove an upload."""
+        ...
+
+    def expire_unmapped(
+        self,
+        now: datetime,
+        message: str,
+        *,
+        first_seen_before: datetime | None = None,
+        min_attempts: int | None = None,
+        limit: int,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
+        """Expire live unmapped rows first seen before ``first_seen_before`` or with at least
+        ``min_attempts`` failed re-mappings (whichever is given): ``expired_at = now``,
+        ``expired_reason = message``, raw text emptied. Returns how many, per provider."""
+        ...
+
+    def expire_unmapped_over_cap(
+        self, now: datetime, message: str, *, max_kept: int, limit: int, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Expire, as :meth:`expire_unmapped` does, the oldest live unmapped rows of each
+        provider that holds more than ``max_kept`` of them."""
+        ...
+
+    def delete_done_unmapped(
+        self, last_seen_before: datetime, *, limit: int, dry_run: bool = False
+    ) -> int:
+        """Delete resolved and expired unmapped rows last listed before ``last_seen_before``
+        (and, expired ones, expired before it too)."""
+        ...
+
+    def table_sizes(self) -> TableSizes:
+        """Rows per table, the database's bytes, expired unmapped records per provider."""
         ...
 
 

@@ -44,6 +44,17 @@ WORKABLE_SQL = "state IN ('pending', 'downloaded')"
 UNLEASED_SQL = "lease_owner IS NULL"
 LEASED_SQL = "lease_owner IS NOT NULL"
 WAITING_SQL = "state = 'pending' AND next_attempt_at IS NULL"
+# Retention (poller.domain.retention): finished rows whose personal data is still there (said
+# as NOT IN, so that SQLite does not prefer ix_calls_state_updated_at and walk the pruned), events
+# that do not prove an upload, and unmapped records still mapped again.
+PRUNABLE_CALLS_SQL = "pruned_at IS NULL AND state NOT IN ('pending', 'downloaded')"
+PRUNABLE_EVENTS_SQL = (
+    "step NOT IN ('replay', 'forget', 'source_delete') AND NOT (step = 'upload' AND "
+    "outcome IN ('adopted', 'create_refused', 'create_sent', 'ok'))"
+)
+LIVE_UNMAPPED_SQL = "resolved_at IS NULL AND expired_at IS NULL"
+DONE_UNMAPPED_SQL = "(resolved_at IS NOT NULL OR expired_at IS NOT NULL)"
+EXPIRED_UNMAPPED_SQL = "expired_at IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -107,6 +118,8 @@ class CallRow(Base):
     # The tombstone of `calls forget` (poller.domain.erasure): the personal data is gone, the
     # row stays so the call is never ingested or uploaded again.
     forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When retention removed the row's personal data (poller.domain.retention.PERSONAL_COLUMNS).
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("provider", "provider_call_id"),
@@ -152,6 +165,13 @@ class CallRow(Base):
             postgresql_where=text(WAITING_SQL),
             sqlite_where=text(WAITING_SQL),
         ),
+        # Finished rows retention has still to prune, oldest finish first.
+        Index(
+            "ix_calls_prunable",
+            "updated_at",
+            postgresql_where=text(PRUNABLE_CALLS_SQL),
+            sqlite_where=text(PRUNABLE_CALLS_SQL),
+        ),
     )
 
 
@@ -172,6 +192,13 @@ class CallEventRow(Base):
     __table_args__ = (
         Index("ix_call_events_call_id_id", "call_id", "id"),
         Index("ix_call_events_at", "at"),
+        # The events retention may delete, oldest first, without walking the kept ones.
+        Index(
+            "ix_call_events_prunable",
+            "at",
+            postgresql_where=text(PRUNABLE_EVENTS_SQL),
+            sqlite_where=text(PRUNABLE_EVENTS_SQL),
+        ),
     )
 
 
@@ -212,8 +239,11 @@ class UnmappedRecordRow(Base):
     """A listed record the mapping could not read, kept so nothing is lost (see poll.py).
 
     One row per provider and raw record (``raw_sha256``): a record listed again each cycle
-    bumps ``times_seen``. Each cycle maps the unresolved rows again with the current mapping;
-    one that maps becomes a call, and ``resolved_at``/``resolved_call_id`` say when and which.
+    bumps ``times_seen``. The poll cycle maps the unresolved rows again with the current
+    mapping, each with back-off (``remap_attempts``, ``next_remap_at``); one that maps becomes
+    a call, and ``resolved_at``/``resolved_call_id`` say when and which. Retention expires the
+    rows that never map (``expired_at``, ``expired_reason``; ``raw`` emptied), see
+    poller.domain.retention.
     """
 
     __tablename__ = "unmapped_records"
@@ -240,6 +270,10 @@ class UnmappedRecordRow(Base):
     # Set by `calls forget` when the record carried the subject: ``raw`` emptied, the row kept
     # (resolved) so the same record listed again is not kept again (poller.domain.erasure).
     forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    remap_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_remap_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("provider", "raw_sha256"),
@@ -251,6 +285,37 @@ class UnmappedRecordRow(Base):
             "id",
             postgresql_where=text("resolved_at IS NULL"),
             sqlite_where=text("resolved_at IS NULL"),
+        ),
+        # The rows still mapped again, with what the re-mapping and the expiry decide on, so
+        # neither reads the rows themselves (each holds up to 64 KB of raw text).
+        Index(
+            "ix_unmapped_records_live",
+            "provider",
+            "id",
+            "next_remap_at",
+            "remap_attempts",
+            "first_seen_at",
+            postgresql_where=text(LIVE_UNMAPPED_SQL),
+            sqlite_where=text(LIVE_UNMAPPED_SQL),
+        ),
+        # Resolved and expired rows, by when they were last listed, for their deletion.
+        Index(
+            "ix_unmapped_records_done",
+            "last_seen_at",
+            "expired_at",
+            postgresql_where=text(DONE_UNMAPPED_SQL),
+            sqlite_where=text(DONE_UNMAPPED_SQL),
+        ),
+        # The foreign key's child side: without it, SQLite checks every UPDATE of a calls row
+        # that names its id (as a page's update does) by reading this whole table, raw text
+        # and all, and a poll slowed with each unmapped record kept (P17's growth attack).
+        Index("ix_unmapped_records_resolved_call_id", "resolved_call_id"),
+        # `status` counts the expired rows of each provider from here.
+        Index(
+            "ix_unmapped_records_expired",
+            "provider",
+            postgresql_where=text(EXPIRED_UNMAPPED_SQL),
+            sqlite_where=text(EXPIRED_UNMAPPED_SQL),
         ),
     )
 

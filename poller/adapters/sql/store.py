@@ -30,7 +30,7 @@ from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql import sqlite as sqlite_sql
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.erasure import SqlErasure
-from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
+from poller.adapters.sql.models import LEASED_SQL, LIVE_UNMAPPED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import backfill_runs_table as backfill_runs
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
@@ -46,6 +46,7 @@ from poller.adapters.sql.page_writes import (
     PageWrites,
 )
 from poller.adapters.sql.postgres import PostgresPageWriter
+from poller.adapters.sql.retention import SqlRetention
 from poller.domain import transitions
 from poller.domain.attribution import (
     ATTRIBUTE_STEP,
@@ -218,7 +219,7 @@ class ClaimLookups:
     due: Callable[[datetime, int, Collection[str]], Any]
 
 
-class SqlStore(SqlErasure, LeaseGuardedWrites):
+class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # Both backends spell INSERT ... ON CONFLICT alike, each through its own construct.
@@ -272,11 +273,13 @@ class SqlStore(SqlErasure, LeaseGuardedWrites):
                 provider: count
                 for provider, count in conn.execute(
                     select(unmapped_records.c.provider, func.count())
-                    .where(unmapped_records.c.resolved_at.is_(None))
+                    # Expired ones are no longer mapped again: ix_unmapped_records_live.
+                    .where(text(LIVE_UNMAPPED_SQL))
                     .group_by(unmapped_records.c.provider)
                     .order_by(unmapped_records.c.provider)
                 )
             }
+            unmapped_expired = self.unmapped_expired_counts(conn)
         return StatusSummary(
             counts=counts,
             due_now=due_now,
@@ -286,6 +289,7 @@ class SqlStore(SqlErasure, LeaseGuardedWrites):
             pauses=pauses,
             workers=workers,
             uploaded_by_attribution=by_attribution,
+            unmapped_expired=unmapped_expired,
         )
 
     def count_due(self, now: datetime) -> int:

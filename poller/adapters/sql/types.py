@@ -37,4 +37,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants room for billions of rows.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# None is SQL NULL, not the JSON document null: a pruned call's raw record is simply absent,
+# and `raw IS NULL` finds it however the row was written since (poller.domain.retention).
+JsonDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
