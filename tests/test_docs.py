@@ -58,13 +58,25 @@ def test_every_toml_example_in_the_docs_is_a_valid_config() -> None:
     assert checked >= 7, "the provider pages show their TOML; the parser found too few"
 
 
+# Pages of the providers index that are about no single kind.
+PROVIDER_PAGES_NOT_KINDS = {"reach", "generic-auth"}
+
+
 def test_every_provider_kind_has_its_page_in_the_providers_index() -> None:
     index = text_of(DOCS / "providers" / "index.md")
     toctree = re.search(r"```\{toctree\}\n(.*?)```", index, re.DOTALL)
     assert toctree
-    assert sorted(re.findall(r"^([a-z0-9]+)$", toctree.group(1), re.MULTILINE)) == sorted(KINDS)
+    entries = set(re.findall(r"^([a-z0-9-]+)$", toctree.group(1), re.MULTILINE))
+    assert sorted(entries - PROVIDER_PAGES_NOT_KINDS) == sorted(KINDS)
     for kind in KINDS:
         assert (DOCS / "providers" / f"{kind}.md").is_file()
+
+
+def test_the_reach_table_links_every_kind_to_its_page() -> None:
+    # A kind added without its row would leave readers thinking their phone system is not read.
+    reach = text_of(DOCS / "providers" / "reach.md")
+    rows = re.findall(r"^\| .+ \| \[([a-z0-9]+)\]\(([a-z0-9]+)\.md\) \|$", reach, re.MULTILINE)
+    assert sorted(kind for kind, page in rows if kind == page) == sorted(KINDS)
 
 
 def test_the_front_pages_link_to_pages_and_headings_that_exist() -> None:
