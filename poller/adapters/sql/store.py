@@ -18,9 +18,12 @@ from sqlalchemy import (
     cast,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,7 +50,6 @@ from poller.adapters.sql.page_writes import (
 from poller.adapters.sql.postgres import PostgresPageWriter
 from poller.domain import transitions
 from poller.domain.attribution import (
-    ATTRIBUTE_STEP,
     NO_ATTRIBUTION,
     InMemoryUserDirectory,
     attribution_counts,
@@ -79,7 +81,7 @@ from poller.domain.records import (
     WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, CallState, RecordingState
-from poller.domain.transitions import RequeueSelection
+from poller.domain.transitions import AttributionNote, RequeueSelection
 from poller.ports.store import NotReplayable, NotRequeueable
 
 # Changes by expression, for _transition (whose UPDATE binds the time of the change as "now").
@@ -211,6 +213,71 @@ def _call_filters(
     return filters
 
 
+def _postgres_transition(
+    held: Any,
+    changes: dict[str, Any],
+    now: Any,
+    event_columns: Sequence[str],
+    events: int,
+    flush: bool,
+) -> Any:
+    """A lease-guarded transition in one PostgreSQL statement: lock the row and read its state
+    (only while the lease is held), change it, and insert ``events`` events (parameters
+    ``e_<column>_<n>``) in their order, each from the state before to the state after.
+
+    The events are a CTE the answer does not read: PostgreSQL runs a data-changing CTE to
+    completion whatever the statement reads of it. With ``flush`` false the commit does not
+    wait for its WAL flush (``synchronous_commit`` off for this transaction).
+    """
+    before = select(calls.c.id, calls.c.state).where(held).with_for_update().cte("before")
+    changed = (
+        update(calls)
+        .where(calls.c.id == before.c.id)
+        .values(**changes, updated_at=now)
+        .returning(*calls.c, before.c.state.label("state_before"))
+        .cte("changed")
+    )
+    numbered = [
+        select(
+            changed.c.id.label("call_id"),
+            changed.c.state_before.label("from_state"),
+            changed.c.state.label("to_state"),
+            *(
+                cast(
+                    bindparam(f"e_{name}_{number}", type_=call_events.c[name].type),
+                    call_events.c[name].type,
+                ).label(name)
+                for name in event_columns
+            ),
+            literal(number).label("position"),
+        )
+        for number in range(events)
+    ]
+    drafts = (
+        union_all(*numbered).subquery("drafts") if events > 1 else numbered[0].subquery("drafts")
+    )
+    written = (
+        insert(call_events)
+        .from_select(
+            ["call_id", "from_state", "to_state", *event_columns],
+            select(
+                drafts.c.call_id,
+                drafts.c.from_state,
+                drafts.c.to_state,
+                *(drafts.c[name] for name in event_columns),
+            ).order_by(drafts.c.position),  # event ids in the order the events happened
+        )
+        .cte("written")
+    )
+    answer = select(*(changed.c[column.name] for column in calls.c)).add_cte(written)
+    if not flush:
+        no_flush_wait = select(
+            func.set_config("synchronous_commit", "off", true()).label("setting")
+        ).subquery("no_flush_wait")
+        answer = answer.join_from(changed, no_flush_wait, true())
+    return answer
+
+
 @dataclass(frozen=True)
 class ClaimLookups:
     ran_out: Callable[[datetime, int, Collection[str]], Any]
@@ -223,7 +290,7 @@ class SqlStore(LeaseGuardedWrites):
         # Both backends spell INSERT ... ON CONFLICT alike, each through its own construct.
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._casts_parameters = engine.dialect.name == "postgresql"
-        self._transitions: dict[tuple[tuple[str, object], ...], tuple[Any, Any]] = {}
+        self._transitions: dict[Any, tuple[Any, ...]] = {}
         if engine.dialect.name == "postgresql":
             self._pages: PageWriter = PostgresPageWriter()
             self._claim_lookups: ClaimLookups = ClaimLookups(ran_out_lookup, due_lookup)
@@ -810,11 +877,22 @@ class SqlStore(LeaseGuardedWrites):
             return set(renewed)
 
     def mark_create_sent(
-        self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        title: str,
+        *,
+        sent: bool = True,
+        attribution: AttributionNote | None = None,
     ) -> bool:
         changes = {"title": title, "siro_create_sent_at": FIRST_SEND_AT if sent else None}
         event = transitions.create_sent_event(sent, owner)
-        return self._transition(call_id, owner, now, event, changes) is not None
+        if attribution is None:
+            return self._transition(call_id, owner, now, event, changes) is not None
+        changes |= attribution.changes()
+        earlier = (attribution.event(),)
+        return self._transition(call_id, owner, now, event, changes, earlier=earlier) is not None
 
     def give_back(self, call_id: int, owner: str, now: datetime, event: EventDraft) -> bool:
         changes = {**transitions.given_back(now), "attempts": REFUNDED_ATTEMPT}
@@ -922,35 +1000,72 @@ class SqlStore(LeaseGuardedWrites):
         return len(rows)
 
     def _transition(
-        self, call_id: int, owner: str, now: datetime, event: EventDraft, values: dict[str, Any]
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        event: EventDraft,
+        values: dict[str, Any],
+        *,
+        earlier: Sequence[EventDraft] = (),
+        flush: bool = True,
     ) -> Call | None:
-        """Apply ``values`` and write ``event``, only while ``owner`` holds the row's lease.
+        """Apply ``values`` and write ``earlier`` then ``event``, only while ``owner`` holds the
+        row's lease.
 
-        Two statements: the event is copied from the row itself (its state before, and only
-        while the lease is ``owner``'s, locking the row on PostgreSQL), then the row changes.
-        Both are built once per shape of change and reused (building and keying SQLAlchemy
-        constructs cost more than running them).
+        On PostgreSQL one statement does it all (one round trip): the row locked with its
+        state before, the change, and the events copied from both. SQLite runs no data-changing
+        CTE, so there each event is copied from the row itself (its state before, only while
+        the lease is ``owner``'s), then the row changes. The statements are built once per
+        shape of change and reused (building and keying SQLAlchemy constructs cost more than
+        running them).
         """
-        held = {"row_id": call_id, "owner": owner}
-        new_state = values.get("state")
-        event_values = {"e_at": now, **{f"e_{k}": v for k, v in dataclasses.asdict(event).items()}}
-        statements = self._transitions.get(_shape_of(values))
+        drafts = (*earlier, event)
+        key = (_shape_of(values), len(drafts), flush)
+        statements = self._transitions.get(key)
         if statements is None:
-            statements = self._transition_statements(values)
-        copy_event, change_row = statements
-        parameters = {f"v_{name}": value for name, value in values.items() if _is_plain(value)}
+            statements = self._transition_statements(values, len(drafts), flush)
+            if len(self._transitions) < 64:  # a bound, should a caller make expressions afresh
+                self._transitions[key] = statements
+        parameters = {
+            "row_id": call_id,
+            "owner": owner,
+            "now": now,
+            "e_to_state": values.get("state"),
+            **{f"v_{name}": value for name, value in values.items() if _is_plain(value)},
+        }
+        drafted = [
+            {"e_at": now, **{f"e_{k}": v for k, v in dataclasses.asdict(draft).items()}}
+            for draft in drafts
+        ]
         with write_transaction(self.engine) as conn:
-            written = conn.execute(
-                copy_event, {**held, **event_values, "e_to_state": new_state}
-            ).first()
-            if written is None:
-                return None
-            row = conn.execute(change_row, {**held, **parameters, "now": now}).one()
+            if len(statements) == 1:
+                numbered = {
+                    f"{name}_{number}": value
+                    for number, draft_values in enumerate(drafted)
+                    for name, value in draft_values.items()
+                }
+                row = conn.execute(statements[0], {**parameters, **numbered}).first()
+                return None if row is None else call_from_row(row._mapping)
+            copy_event, change_row = statements
+            for draft_values in drafted:
+                if conn.execute(copy_event, {**parameters, **draft_values}).first() is None:
+                    return None
+            row = conn.execute(change_row, parameters).one()
         return call_from_row(row._mapping)
 
-    def _transition_statements(self, values: dict[str, Any]) -> tuple[Any, Any]:
+    def _transition_statements(
+        self, values: dict[str, Any], events: int, flush: bool
+    ) -> tuple[Any, ...]:
         held = and_(calls.c.id == bindparam("row_id"), calls.c.lease_owner == bindparam("owner"))
+        changes = {
+            name: bindparam(f"v_{name}", type_=calls.c[name].type) if _is_plain(value) else value
+            for name, value in values.items()
+        }
+        now = bindparam("now", type_=calls.c.updated_at.type)
         event_columns = ["at", *(field.name for field in dataclasses.fields(EventDraft))]
+        if self.engine.dialect.name == "postgresql":
+            return (_postgres_transition(held, changes, now, event_columns, events, flush),)
         to_state = (
             self._selected(call_events.c.to_state, "e_to_state")
             if "state" in values
@@ -971,20 +1086,8 @@ class SqlStore(LeaseGuardedWrites):
             )
             .returning(call_events.c.id)
         )
-        changes = {
-            name: bindparam(f"v_{name}", type_=calls.c[name].type) if _is_plain(value) else value
-            for name, value in values.items()
-        }
-        change_row = (
-            update(calls)
-            .where(held)
-            .values(**changes, updated_at=bindparam("now", type_=calls.c.updated_at.type))
-            .returning(*calls.c)
-        )
-        statements = (copy_event, change_row)
-        if len(self._transitions) < 64:  # a bound, should a caller make expressions afresh
-            self._transitions[_shape_of(values)] = statements
-        return statements
+        change_row = update(calls).where(held).values(**changes, updated_at=now).returning(*calls.c)
+        return (copy_event, change_row)
 
     def _selected(self, column: Any, name: str) -> Any:
         """A parameter of ``column``'s type, as a column of a SELECT."""
@@ -1113,6 +1216,7 @@ class SqlStore(LeaseGuardedWrites):
         attribution: str,
         detail: str,
     ) -> bool:
-        changes = {"siro_user_id": siro_user_id, "attribution": attribution}
-        event = EventDraft(step=ATTRIBUTE_STEP, outcome=attribution, message=detail)
-        return self._transition(call_id, owner, now, event, changes) is not None
+        note = AttributionNote(siro_user_id, attribution, detail)
+        # Lost in a database crash, it is worked out and written again by the next attempt.
+        changed = self._transition(call_id, owner, now, note.event(), note.changes(), flush=False)
+        return changed is not None
