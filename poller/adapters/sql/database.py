@@ -74,14 +74,28 @@ def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: on SQLite it holds the single writer lock from the start."""
-    with _writer_turn(engine):
-        connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-        with connection, connection.begin():
-            yield connection
+    """A transaction that will write: on SQLite it holds the single writer lock from the start.
+
+    The connection is taken from the pool before the writer's turn and given back (with the
+    pool's reset) after it: the turn covers the transaction alone.
+    """
+    connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+    with connection, _writer_turn(engine), connection.begin():
+        yield connection
 
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection, connection.begin():
+        yield connection
+
+
+@contextmanager
+def single_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection whose every statement commits on its own (PostgreSQL's autocommit): one
+    round trip for a write that is one statement, instead of BEGIN, the statement and COMMIT.
+
+    Only for statements that are a whole transaction by themselves.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         yield connection

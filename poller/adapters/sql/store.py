@@ -31,7 +31,11 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql import sqlite as sqlite_sql
-from poller.adapters.sql.database import read_transaction, write_transaction
+from poller.adapters.sql.database import (
+    read_transaction,
+    single_statement,
+    write_transaction,
+)
 from poller.adapters.sql.models import LEASED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import backfill_runs_table as backfill_runs
 from poller.adapters.sql.models import call_events_table as call_events
@@ -1013,8 +1017,9 @@ class SqlStore(LeaseGuardedWrites):
         """Apply ``values`` and write ``earlier`` then ``event``, only while ``owner`` holds the
         row's lease.
 
-        On PostgreSQL one statement does it all (one round trip): the row locked with its
-        state before, the change, and the events copied from both. SQLite runs no data-changing
+        On PostgreSQL one statement does it all, in autocommit (one round trip, no BEGIN or
+        COMMIT of its own): the row locked with its state before, the change, and the events
+        copied from both. SQLite runs no data-changing
         CTE, so there each event is copied from the row itself (its state before, only while
         the lease is ``owner``'s), then the row changes. The statements are built once per
         shape of change and reused (building and keying SQLAlchemy constructs cost more than
@@ -1038,15 +1043,16 @@ class SqlStore(LeaseGuardedWrites):
             {"e_at": now, **{f"e_{k}": v for k, v in dataclasses.asdict(draft).items()}}
             for draft in drafts
         ]
-        with write_transaction(self.engine) as conn:
-            if len(statements) == 1:
-                numbered = {
-                    f"{name}_{number}": value
-                    for number, draft_values in enumerate(drafted)
-                    for name, value in draft_values.items()
-                }
+        if len(statements) == 1:
+            numbered = {
+                f"{name}_{number}": value
+                for number, draft_values in enumerate(drafted)
+                for name, value in draft_values.items()
+            }
+            with single_statement(self.engine) as conn:
                 row = conn.execute(statements[0], {**parameters, **numbered}).first()
-                return None if row is None else call_from_row(row._mapping)
+            return None if row is None else call_from_row(row._mapping)
+        with write_transaction(self.engine) as conn:
             copy_event, change_row = statements
             for draft_values in drafted:
                 if conn.execute(copy_event, {**parameters, **draft_values}).first() is None:
