@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from poller.core.crm_connection import resolve_connection_id
-from poller.core.spool_sweep import remove_spool_file
+from poller.core.spool_sweep import remove_spool_file, sha256_of
 from poller.domain.attribution import UserDirectory
 from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import StepFailure
@@ -47,6 +47,16 @@ RECONCILE_MARGIN = timedelta(minutes=5)
 # holds it (with siro_create_sent_at set), attempts only look the recording up, never create.
 CREATE_UNCONFIRMED = "siro_create_unconfirmed"
 DIRECTORY_TTL = timedelta(minutes=1)
+_SPOOL_MISSING = (
+    "spool_missing",
+    "the downloaded file is gone from the spool",
+    "spool file missing",
+)
+_SPOOL_CORRUPT = (
+    "spool_corrupt",
+    "the downloaded file in the spool is not the one downloaded (its size or SHA-256 differ)",
+    "spool file differs from the download",
+)
 
 
 class UploadStep:
@@ -80,19 +90,17 @@ class UploadStep:
         raises StepFailure."""
         if call.siro_create_sent_at is not None and call.error_kind == CREATE_UNCONFIRMED:
             return self._reconcile_unconfirmed(call)
-        if (
-            call.spool_path is None
-            or call.audio_format is None
-            or not Path(call.spool_path).is_file()
-        ):
+        unusable = _spool_file_unusable(call)
+        if unusable is not None or call.spool_path is None or call.audio_format is None:
+            kind, why, event = unusable or _SPOOL_MISSING
             self.store.schedule_retry(
                 call.id,
                 self.owner,
                 self.clock(),
                 self.clock(),
-                "spool_missing",
-                "the downloaded file is gone from the spool; downloading again",
-                EventDraft(step="upload", outcome="retry", message="spool file missing"),
+                kind,
+                f"{why}; downloading again",
+                EventDraft(step="upload", outcome="retry", message=event),
                 back_to_pending=True,
             )
             return False
@@ -321,3 +329,20 @@ def _attribution_note(call: Call, plan: UploadPlan) -> AttributionNote | None:
     if (call.siro_user_id, call.attribution) == (attribution.siro_user_id, attribution.method):
         return None
     return AttributionNote(attribution.siro_user_id, attribution.method.value, plan.audit_note())
+
+
+def _spool_file_unusable(call: Call) -> tuple[str, str, str] | None:
+    """Why the row's spool file must not be sent (error kind, reason, event), or None.
+
+    The download is not flushed to disk (that cost a disk flush per call): a power cut may
+    leave the file short or garbled while the row says ``downloaded``, so the file is checked
+    against the size and SHA-256 the row recorded before any byte goes to Siro.
+    """
+    if call.spool_path is None or not Path(call.spool_path).is_file():
+        return _SPOOL_MISSING
+    path = Path(call.spool_path)
+    if (call.size_bytes is not None and path.stat().st_size != call.size_bytes) or (
+        call.sha256 is not None and sha256_of(path) != call.sha256
+    ):
+        return _SPOOL_CORRUPT
+    return None
