@@ -161,14 +161,13 @@ def polled_worker(settings: Any) -> Any:
     does before its first drain)."""
     from poller.adapters.providers.generic import GenericProvider
     from poller.adapters.sql import migrate
-    from poller.adapters.sql.database import make_engine
     from poller.adapters.sql.store import SqlStore
-    from poller.app import build_siro_client, build_worker
+    from poller.app import build_engine, build_siro_client, build_worker
     from poller.core.poll import poll_once
     from poller.core.users_sync import sync_users
     from poller.wiring import poll_params_from_settings
 
-    engine = make_engine(settings.database_url)
+    engine = build_engine(settings)
     migrate.upgrade(engine)
     store = SqlStore(engine)
     poll_once(

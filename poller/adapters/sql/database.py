@@ -13,20 +13,36 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
     """An engine whose errors never show the statement's parameters: they hold provider data
-    (a page's worth of it, megabytes on one log line) and the calls' URLs."""
+    (a page's worth of it, megabytes on one log line) and the calls' URLs.
+
+    ``pool_size`` connections stay open between uses: as many as the threads that use the
+    database at once (the worker's, the drain loop, the poll), or each use beyond the pool
+    opens a connection and closes it again (on PostgreSQL, a server process each time).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database, echo=echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, future=True, hide_parameters=True)
+        return _sqlite_engine(url, parsed.database, echo=echo, pool_size=pool_size)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        future=True,
+        hide_parameters=True,
+    )
 
 
-def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
+def _sqlite_engine(url: str, database: str | None, *, echo: bool, pool_size: int) -> Engine:
+    pool: dict[str, Any] = {}
     if database and database != ":memory:":
         # The database holds the audit trail: keep it private to the service user.
         Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True)
+        pool["pool_size"] = pool_size  # a file's engine pools its connections (QueuePool)
+    engine = create_engine(
+        url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True, **pool
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
