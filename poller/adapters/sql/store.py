@@ -30,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
 from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql import sqlite as sqlite_sql
@@ -116,7 +116,7 @@ def call_from_row(row: Mapping[Any, Any]) -> Call:
     return Call(**values)
 
 
-def due_unleased_clause(now: datetime) -> Any:
+def due_unleased_clause(now: datetime | BindParameter[datetime]) -> Any:
     """Workable rows no worker holds, due by ``now``: the entries of ``ix_calls_due``.
 
     ``next_attempt_at IS NULL`` means nothing to do yet (a call waiting for its recording).
@@ -124,7 +124,7 @@ def due_unleased_clause(now: datetime) -> Any:
     return and_(text(WORKABLE_SQL), text(UNLEASED_SQL), calls.c.next_attempt_at <= now)
 
 
-def lease_ran_out_clause(now: datetime) -> Any:
+def lease_ran_out_clause(now: datetime | BindParameter[datetime]) -> Any:
     """Rows whose worker stopped renewing its lease: the entries of ``ix_calls_leased``."""
     return and_(text(LEASED_SQL), calls.c.lease_expires_at <= now)
 
@@ -285,20 +285,37 @@ def _postgres_transition(
     return answer
 
 
-def _postgres_claim(
-    owner: str,
-    now: datetime,
-    lease_until: datetime,
-    limit: int,
-    excluded: Collection[str],
-) -> Any:
+def _postgres_claim(excluding: bool) -> Any:
     """A claim in one PostgreSQL statement, run in autocommit (one round trip): the two
     lookups of :meth:`SqlStore.claim_due` (run-out leases first, then due rows, each locked
     with SKIP LOCKED), the leases taken, and a ``rescued`` event for each run-out lease, all
-    at once. The claimed rows are the answer."""
-    ran_out = ran_out_lookup(now, limit, excluded).cte("ran_out")
-    still_free = select(literal(limit, Integer) - func.count()).select_from(ran_out)
-    due = due_lookup(now, limit, excluded).limit(still_free.scalar_subquery()).cte("due")
+    at once. The claimed rows are the answer.
+
+    Built once per shape (with or without paused providers) with named parameters: building
+    and keying a statement this size costs more than running it.
+    """
+    now: BindParameter[datetime] = bindparam("now", type_=calls.c.updated_at.type)
+    limit = bindparam("limit", type_=Integer)
+    ran_out_query = (
+        select(calls.c.id, calls.c.lease_owner)
+        .where(lease_ran_out_clause(now))
+        .order_by(calls.c.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    due_query = (
+        select(calls.c.id)
+        .where(due_unleased_clause(now))
+        .order_by(calls.c.next_attempt_at, calls.c.id)
+        .with_for_update(skip_locked=True)
+    )
+    if excluding:
+        excluded: BindParameter[list[str]] = bindparam("excluded", expanding=True)
+        ran_out_query = ran_out_query.where(calls.c.provider.not_in(excluded))
+        due_query = due_query.where(calls.c.provider.not_in(excluded))
+    ran_out = ran_out_query.cte("ran_out")
+    still_free = select(limit - func.count()).select_from(ran_out).scalar_subquery()
+    due = due_query.limit(still_free).cte("due")
     picked = union_all(
         select(ran_out.c.id, ran_out.c.lease_owner.label("previous_owner")),
         select(due.c.id, cast(null(), calls.c.lease_owner.type).label("previous_owner")),
@@ -307,33 +324,35 @@ def _postgres_claim(
         update(calls)
         .where(calls.c.id == picked.c.id)
         .values(
-            lease_owner=owner,
-            lease_expires_at=lease_until,
+            lease_owner=bindparam("owner", type_=calls.c.lease_owner.type),
+            lease_expires_at=bindparam("lease_until", type_=calls.c.lease_expires_at.type),
             attempts=calls.c.attempts + 1,
             updated_at=now,
         )
         .returning(*calls.c, picked.c.previous_owner)
         .cte("claimed")
     )
-    # The previous owner goes into the message by format(): a value, never read as a pattern.
-    message = transitions.rescue_message("%s", owner.replace("%", "%%"))
     rescued = (
         insert(call_events)
         .from_select(
             ["call_id", "at", "from_state", "to_state", "step", "outcome", "message"],
             select(
                 claimed.c.id,
-                cast(literal(now, call_events.c.at.type), call_events.c.at.type),
+                cast(now, call_events.c.at.type),
                 claimed.c.state,
                 claimed.c.state,
                 cast(literal("lease"), call_events.c.step.type),
                 cast(literal("rescued"), call_events.c.outcome.type),
-                func.format(cast(literal(message), Text), claimed.c.previous_owner),
+                # The previous owner goes in by format(): a value, never read as a pattern.
+                func.format(cast(bindparam("rescue_message"), Text), claimed.c.previous_owner),
             ).where(claimed.c.previous_owner.is_not(None)),
         )
         .cte("rescued")
     )
     return select(*(claimed.c[column.name] for column in calls.c)).add_cte(rescued)
+
+
+_POSTGRES_CLAIM = {excluding: _postgres_claim(excluding) for excluding in (False, True)}
 
 
 @dataclass(frozen=True)
@@ -871,9 +890,18 @@ class SqlStore(LeaseGuardedWrites):
         if limit <= 0:
             return []
         if self.engine.dialect.name == "postgresql":
-            claim = _postgres_claim(owner, now, lease_until, limit, exclude_providers)
+            parameters: dict[str, Any] = {
+                "now": now,
+                "limit": limit,
+                "owner": owner,
+                "lease_until": lease_until,
+                "rescue_message": transitions.rescue_message("%s", owner.replace("%", "%%")),
+            }
+            if exclude_providers:
+                parameters["excluded"] = sorted(exclude_providers)
+            claim = _POSTGRES_CLAIM[bool(exclude_providers)]
             with single_statement(self.engine) as conn:
-                claimed = [call_from_row(row._mapping) for row in conn.execute(claim)]
+                claimed = [call_from_row(row._mapping) for row in conn.execute(claim, parameters)]
             return sorted(claimed, key=lambda call: (call.next_attempt_at or now, call.id))
         with write_transaction(self.engine) as conn:
             # Two lookups that each read the first entries of their own partial index, so a
