@@ -10,9 +10,9 @@ delayed by ``--latency-ms`` as a network round trip would be. Worker and copy al
 each round (which goes first alternates too), so a busy machine slows both alike; the figures
 are the medians over the rounds, for SQLite and, given a server, PostgreSQL (a fresh database
 each round). For the worker it also prints, per call, the SQL statements sent (counted by
-SQLAlchemy's ``before_cursor_execute``, BEGIN included), the transactions committed, and the
-thread hand-offs: each step handed from the drain loop to a pool thread, and each result
-handed back.
+SQLAlchemy's ``before_cursor_execute``, BEGIN included), the transactions committed (a
+statement run in autocommit counts as one), and the thread hand-offs: each step handed from
+the drain loop to a pool thread, and each result handed back.
 
 Is the copy a fair yardstick? Both run in this process against the same fakes, with 8
 threads making HTTP requests, the same Siro client for the three Siro steps and a
@@ -223,8 +223,10 @@ def counting(engine: Any) -> Iterator[Counts]:
 
     counts = Counts()
 
-    def on_statement(*_args: Any) -> None:
+    def on_statement(connection: Any, *_args: Any) -> None:
         counts.add("statements")
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            counts.add("commits")  # a statement that is its own transaction commits alone
 
     def on_commit(*_args: Any) -> None:
         counts.add("commits")
