@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
-    return make_engine(settings.database_url)
+    # The worker's threads, its drain loop, the poll job and the health check.
+    return make_engine(settings.database_url, pool_size=settings.worker.concurrency + 3)
 
 
 def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:

@@ -382,6 +382,30 @@ def test_a_lost_spool_file_means_downloading_again(
     assert api.recordings["/recordings/c1"].served == 2
 
 
+def test_a_garbled_spool_file_is_downloaded_again_never_sent(
+    run: Any, api: FakeCallLog, any_store: AnyStore, siro: InMemorySiro, clock: Clock
+) -> None:
+    # Downloads are not fsynced: after a power cut the file may hold other bytes than the row
+    # recorded. Same size, other content: only the SHA-256 tells.
+    offer(api, "c1", mp3_bytes())
+    siro.fail_next("request_upload", SiroTransientError("503", step="signed-url"))
+    worker = run()
+    spool_file = Path(by_call_id(any_store, "c1").spool_path)
+    spool_file.write_bytes(bytes(spool_file.stat().st_size))
+
+    clock.advance(minutes=1)
+    worker.drain()  # finds the file differs, sends the row back to pending, downloads again
+
+    call = by_call_id(any_store, "c1")
+    assert call.state == CallState.UPLOADED
+    assert api.recordings["/recordings/c1"].served == 2
+    (body,) = siro.created  # the garbled file was never sent
+    assert siro.audio[body.file_url].sha256 == call.sha256
+    assert ("upload", "retry", "spool file differs from the download") in [
+        (e.step, e.outcome, e.message) for e in any_store.events_for(call.id)
+    ]
+
+
 def test_a_stop_request_ends_the_drain_without_claiming_more(
     api: FakeCallLog,
     server: LocalHTTPServer,

@@ -8,6 +8,7 @@ terms of :mod:`poller.domain.transitions`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +21,24 @@ from poller.domain.states import CallState
 class LeaseGuardedWrites(ABC):
     @abstractmethod
     def _transition(
-        self, call_id: int, owner: str, now: datetime, event: EventDraft, values: dict[str, Any]
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        event: EventDraft,
+        values: dict[str, Any],
+        *,
+        earlier: Sequence[EventDraft] = (),
+        flush: bool = True,
     ) -> Call | None:
-        """Apply ``values`` and write ``event``, only while ``owner`` holds the row's lease."""
+        """Apply ``values`` and write ``earlier`` then ``event``, all at once and only while
+        ``owner`` holds the row's lease.
+
+        ``flush=False`` lets the commit return before the database has flushed it to disk
+        (where the backend can): for writes whose loss in a database crash only repeats
+        work, never the ones the duplicate guard stands on (the create call's record and
+        the upload's result).
+        """
 
     def mark_downloaded(
         self,
@@ -49,7 +65,8 @@ class LeaseGuardedWrites(ABC):
             changes |= transitions.audio_probed(
                 audio, provider_duration_seconds=provider_duration_seconds
             )
-        return self._transition(call_id, owner, now, event, changes)
+        # Lost in a database crash, the row is downloaded again: no flush to wait for.
+        return self._transition(call_id, owner, now, event, changes, flush=False)
 
     def record_audio(
         self,
@@ -64,7 +81,7 @@ class LeaseGuardedWrites(ABC):
         changes = transitions.audio_probed(
             audio, provider_duration_seconds=provider_duration_seconds
         )
-        return self._transition(call_id, owner, now, event, changes) is not None
+        return self._transition(call_id, owner, now, event, changes, flush=False) is not None
 
     def mark_uploaded(
         self,

@@ -18,7 +18,6 @@ from typing import Any
 from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.domain import transitions
 from poller.domain.attribution import (
-    ATTRIBUTE_STEP,
     NO_ATTRIBUTION,
     InMemoryUserDirectory,
     attribution_counts,
@@ -51,7 +50,7 @@ from poller.domain.records import (
     WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
-from poller.domain.transitions import RequeueSelection
+from poller.domain.transitions import AttributionNote, RequeueSelection
 from poller.ports.store import NotReplayable, NotRequeueable
 from poller.ports.token_store import SealedTokens, TokenSlot
 
@@ -535,14 +534,27 @@ class MemoryStore(LeaseGuardedWrites):
             return held
 
     def mark_create_sent(
-        self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        title: str,
+        *,
+        sent: bool = True,
+        attribution: AttributionNote | None = None,
     ) -> bool:
         with self._lock:
             current = self.calls.get(call_id)
             first_sent = current.siro_create_sent_at if current else None
             changes = {"title": title, "siro_create_sent_at": (first_sent or now) if sent else None}
             event = transitions.create_sent_event(sent, owner)
-            return self._transition(call_id, owner, now, event, changes) is not None
+            earlier: tuple[EventDraft, ...] = ()
+            if attribution is not None:
+                changes |= attribution.changes()
+                earlier = (attribution.event(),)
+            return (
+                self._transition(call_id, owner, now, event, changes, earlier=earlier) is not None
+            )
 
     def give_back(self, call_id: int, owner: str, now: datetime, event: EventDraft) -> bool:
         with self._lock:
@@ -625,7 +637,15 @@ class MemoryStore(LeaseGuardedWrites):
             return len(held)
 
     def _transition(
-        self, call_id: int, owner: str, now: datetime, event: EventDraft, values: dict[str, Any]
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        event: EventDraft,
+        values: dict[str, Any],
+        *,
+        earlier: Sequence[EventDraft] = (),
+        flush: bool = True,
     ) -> Call | None:
         with self._lock:
             current = self.calls.get(call_id)
@@ -635,13 +655,14 @@ class MemoryStore(LeaseGuardedWrites):
                 values = {**values, "state": CallState(values["state"])}
             updated = dataclasses.replace(current, **values, updated_at=now)
             self.calls[call_id] = updated
-            self.add_event(
-                call_id=call_id,
-                at=now,
-                from_state=current.state.value,
-                to_state=updated.state.value,
-                **dataclasses.asdict(event),
-            )
+            for draft in (*earlier, event):
+                self.add_event(
+                    call_id=call_id,
+                    at=now,
+                    from_state=current.state.value,
+                    to_state=updated.state.value,
+                    **dataclasses.asdict(draft),
+                )
             return updated
 
     # -- rep attribution: Siro's users directory and the attribution of a row --------------
@@ -737,23 +758,9 @@ class MemoryStore(LeaseGuardedWrites):
         attribution: str,
         detail: str,
     ) -> bool:
-        with self._lock:
-            call = self.calls.get(call_id)
-            if call is None or call.lease_owner != owner:
-                return False
-            self.calls[call_id] = dataclasses.replace(
-                call, siro_user_id=siro_user_id, attribution=attribution, updated_at=as_utc(now)
-            )
-            self.add_event(
-                call_id=call_id,
-                at=as_utc(now),
-                from_state=call.state.value,
-                to_state=call.state.value,
-                step=ATTRIBUTE_STEP,
-                outcome=attribution,
-                message=detail,
-            )
-            return True
+        note = AttributionNote(siro_user_id, attribution, detail)
+        changes = note.changes()
+        return self._transition(call_id, owner, as_utc(now), note.event(), changes) is not None
 
 
 def _is_waiting(call: Call, provider: str) -> bool:

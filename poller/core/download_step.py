@@ -7,7 +7,6 @@ as ``downloaded``; a file that is no usable audio does not stay in the spool.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -15,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
+from poller.core.spool_sweep import sha256_of
 from poller.domain.audio import (
     AudioFacts,
     Conversion,
@@ -163,7 +163,7 @@ class DownloadStep:
             converted,
             converted_format.value,
             converted.stat().st_size,
-            _sha256(converted),
+            sha256_of(converted),
             event,
             None,
         )
@@ -321,14 +321,6 @@ def _audio_failure(exc: AudioError, *, converting: str | None = None) -> StepFai
 def _shape(facts: AudioFacts) -> str:
     channels = {1: "mono", 2: "stereo"}.get(facts.channels, f"{facts.channels} channels")
     return f"{channels}, {facts.sample_rate} Hz"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _provider_failure(exc: ProviderError) -> StepFailure:

@@ -7,6 +7,7 @@ and so does a file written since the sweep began (a row claimed meanwhile).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -87,3 +88,12 @@ def remove_call_files(spool: Path, call_id: int, spool_path: str | None) -> int:
             continue
         removed += 1
     return removed
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a spool file, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

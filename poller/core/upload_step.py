@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from poller.core.crm_connection import resolve_connection_id
-from poller.core.spool_sweep import remove_spool_file
+from poller.core.spool_sweep import remove_spool_file, sha256_of
 from poller.domain.attribution import UserDirectory
 from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import StepFailure
@@ -24,6 +24,7 @@ from poller.domain.pauses import PausedService
 from poller.domain.records import Call, EventDraft
 from poller.domain.redaction import redact_url
 from poller.domain.siro import AudioFormat, RecordingSummary
+from poller.domain.transitions import AttributionNote
 from poller.domain.upload_plan import UploadPlan, UploadRules, plan_upload
 from poller.ports.siro import (
     SiroCreateOutcomeUnknown,
@@ -46,6 +47,16 @@ RECONCILE_MARGIN = timedelta(minutes=5)
 # holds it (with siro_create_sent_at set), attempts only look the recording up, never create.
 CREATE_UNCONFIRMED = "siro_create_unconfirmed"
 DIRECTORY_TTL = timedelta(minutes=1)
+_SPOOL_MISSING = (
+    "spool_missing",
+    "the downloaded file is gone from the spool",
+    "spool file missing",
+)
+_SPOOL_CORRUPT = (
+    "spool_corrupt",
+    "the downloaded file in the spool is not the one downloaded (its size or SHA-256 differ)",
+    "spool file differs from the download",
+)
 
 
 class UploadStep:
@@ -79,27 +90,30 @@ class UploadStep:
         raises StepFailure."""
         if call.siro_create_sent_at is not None and call.error_kind == CREATE_UNCONFIRMED:
             return self._reconcile_unconfirmed(call)
-        if (
-            call.spool_path is None
-            or call.audio_format is None
-            or not Path(call.spool_path).is_file()
-        ):
+        unusable = _spool_file_unusable(call)
+        if unusable is not None or call.spool_path is None or call.audio_format is None:
+            kind, why, event = unusable or _SPOOL_MISSING
             self.store.schedule_retry(
                 call.id,
                 self.owner,
                 self.clock(),
                 self.clock(),
-                "spool_missing",
-                "the downloaded file is gone from the spool; downloading again",
-                EventDraft(step="upload", outcome="retry", message="spool file missing"),
+                kind,
+                f"{why}; downloading again",
+                EventDraft(step="upload", outcome="retry", message=event),
                 back_to_pending=True,
             )
             return False
         audio_format = AudioFormat(call.audio_format)
         plan = self._plan(call, audio_format)
+        # The attribution is written with the create call's record (one transaction fewer),
+        # or on its own when no create goes out.
+        attribution = _attribution_note(call, plan)
         if call.siro_create_sent_at is not None:
             adopted = self._find_existing(call, plan.title)
             if adopted is not None:
+                if attribution is not None and not self._record_attribution(call, attribution):
+                    return False
                 return self._uploaded(call, adopted.id, None, outcome="adopted")
         size = call.size_bytes or Path(call.spool_path).stat().st_size
         started = time.monotonic()
@@ -107,7 +121,9 @@ class UploadStep:
             signed = self.siro.request_upload(audio_format, size)
             used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
             body = plan.recording(used.download_url)
-            if not self.store.mark_create_sent(call.id, self.owner, self.clock(), plan.title):
+            if not self.store.mark_create_sent(
+                call.id, self.owner, self.clock(), plan.title, attribution=attribution
+            ):
                 self.on_lost_lease(call)
                 return False
             recording_id = self.siro.create_recording(body)
@@ -140,28 +156,27 @@ class UploadStep:
         )
 
     def _plan(self, call: Call, audio_format: AudioFormat) -> UploadPlan:
-        """Who the recording goes to and what goes with it, written to the row's events."""
-        plan = plan_upload(
+        """Who the recording goes to and what goes with it."""
+        return plan_upload(
             call,
             audio_format,
             directory=self._user_directory(),
             rules=self.upload_rules,
             connection_id=self._connection_id(),
         )
-        attribution = plan.attribution
-        if (call.siro_user_id, call.attribution) != (
+
+    def _record_attribution(self, call: Call, attribution: AttributionNote) -> bool:
+        if self.store.record_attribution(
+            call.id,
+            self.owner,
+            self.clock(),
             attribution.siro_user_id,
-            attribution.method.value,
+            attribution.method,
+            attribution.detail,
         ):
-            self.store.record_attribution(
-                call.id,
-                self.owner,
-                self.clock(),
-                attribution.siro_user_id,
-                attribution.method.value,
-                plan.audit_note(),
-            )
-        return plan
+            return True
+        self.on_lost_lease(call)
+        return False
 
     def _user_directory(self) -> UserDirectory:
         """``siro_users`` as a snapshot, read again at most every minute (or after a sync)."""
@@ -306,3 +321,28 @@ def _siro_failure(exc: SiroError) -> StepFailure:
             f"siro_{step}_rejected".replace("-", "_"), str(exc), http_status=exc.http_status
         )
     return StepFailure.retry(f"siro_{step}_error".replace("-", "_"), str(exc))
+
+
+def _attribution_note(call: Call, plan: UploadPlan) -> AttributionNote | None:
+    """The plan's attribution, to be written to the row's events unless the row has it."""
+    attribution = plan.attribution
+    if (call.siro_user_id, call.attribution) == (attribution.siro_user_id, attribution.method):
+        return None
+    return AttributionNote(attribution.siro_user_id, attribution.method.value, plan.audit_note())
+
+
+def _spool_file_unusable(call: Call) -> tuple[str, str, str] | None:
+    """Why the row's spool file must not be sent (error kind, reason, event), or None.
+
+    The download is not flushed to disk (that cost a disk flush per call): a power cut may
+    leave the file short or garbled while the row says ``downloaded``, so the file is checked
+    against the size and SHA-256 the row recorded before any byte goes to Siro.
+    """
+    if call.spool_path is None or not Path(call.spool_path).is_file():
+        return _SPOOL_MISSING
+    path = Path(call.spool_path)
+    if (call.size_bytes is not None and path.stat().st_size != call.size_bytes) or (
+        call.sha256 is not None and sha256_of(path) != call.sha256
+    ):
+        return _SPOOL_CORRUPT
+    return None

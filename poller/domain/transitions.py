@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from poller.domain.attribution import NO_ATTRIBUTION
+from poller.domain.attribution import ATTRIBUTE_STEP, NO_ATTRIBUTION
 from poller.domain.audio import AudioFacts
 from poller.domain.records import Call, EventDraft
 from poller.domain.states import REQUEUEABLE_STATES, CallState
@@ -167,6 +167,22 @@ def replay_message(actor: str, call: Call) -> str:
         f"replayed by {actor} with --allow-duplicate: previous Siro recording "
         f"{call.siro_recording_id} (uploaded {uploaded}) stays in Siro; uploading again"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionNote:
+    """How the rep of a leased call was resolved: two columns of the row and an ``attribute``
+    event. Written on its own, or with the create call's record (one transaction fewer)."""
+
+    siro_user_id: str | None
+    method: str
+    detail: str
+
+    def changes(self) -> dict[str, Any]:
+        return {"siro_user_id": self.siro_user_id, "attribution": self.method}
+
+    def event(self) -> EventDraft:
+        return EventDraft(step=ATTRIBUTE_STEP, outcome=self.method, message=self.detail)
 
 
 def create_sent_event(sent: bool, owner: str) -> EventDraft:

@@ -31,7 +31,7 @@ from poller.domain.records import (
 from poller.domain.retention import TableSizes
 from poller.domain.source_deletion import DeletionCandidate, SourceDeletionPause
 from poller.domain.states import CallState
-from poller.domain.transitions import RequeueSelection
+from poller.domain.transitions import AttributionNote, RequeueSelection
 
 
 class NotRequeueable(Exception):
@@ -314,10 +314,18 @@ class WorkQueue(CredentialPauses, Protocol):
         ...
 
     def mark_create_sent(
-        self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        title: str,
+        *,
+        sent: bool = True,
+        attribution: AttributionNote | None = None,
     ) -> bool:
         """Record, before the create call goes out, that Siro may soon hold this recording
-        (``sent=False`` forgets it again once Siro refused the call)."""
+        (``sent=False`` forgets it again once Siro refused the call); with ``attribution``,
+        record the rep's resolution in the same transaction, its event first."""
         ...
 
     def mark_uploaded(

@@ -242,9 +242,10 @@ class HttpClient:
     ) -> Downloaded:
         """Stream ``url`` to ``destination`` (mode 0600), whole or not at all.
 
-        The body goes to ``<destination>.part``, is fsynced and renamed only once complete and
-        checked against Content-Length and ``max_bytes``. One attempt: the caller reschedules.
-        ``secret_path``: the URLs' paths grant access (a token in them), so logs name hosts only.
+        The body goes to ``<destination>.part`` and is renamed only once complete and checked
+        against Content-Length and ``max_bytes`` (not fsynced: see _stream_to_file).
+        One attempt: the caller reschedules. ``secret_path``: the URLs' paths grant access (a
+        token in them), so logs name hosts only.
         """
         started = time.monotonic()
         partial = destination.with_name(destination.name + ".part")
@@ -784,8 +785,10 @@ def _stream_to_file(
             ) from None
         if deadline.expired:
             raise _deadline(what, response.url, limits)
+        # Not fsynced: a flush per download was a disk wait on every call. A power cut may
+        # leave the renamed file short or garbled; the worker checks it against the size and
+        # SHA-256 recorded with it before it sends a byte (and downloads it again).
         out.flush()
-        os.fsync(out.fileno())
     if declared is not None and size != declared:
         raise BodyTruncated(
             f"{what}: received {size} bytes but Content-Length said {declared}",

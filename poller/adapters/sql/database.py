@@ -13,20 +13,36 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
     """An engine whose errors never show the statement's parameters: they hold provider data
-    (a page's worth of it, megabytes on one log line) and the calls' URLs."""
+    (a page's worth of it, megabytes on one log line) and the calls' URLs.
+
+    ``pool_size`` connections stay open between uses: as many as the threads that use the
+    database at once (the worker's, the drain loop, the poll), or each use beyond the pool
+    opens a connection and closes it again (on PostgreSQL, a server process each time).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database, echo=echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, future=True, hide_parameters=True)
+        return _sqlite_engine(url, parsed.database, echo=echo, pool_size=pool_size)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        future=True,
+        hide_parameters=True,
+    )
 
 
-def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
+def _sqlite_engine(url: str, database: str | None, *, echo: bool, pool_size: int) -> Engine:
+    pool: dict[str, Any] = {}
     if database and database != ":memory:":
         # The database holds the audit trail: keep it private to the service user.
         Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True)
+        pool["pool_size"] = pool_size  # a file's engine pools its connections (QueuePool)
+    engine = create_engine(
+        url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True, **pool
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -74,14 +90,28 @@ def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: on SQLite it holds the single writer lock from the start."""
-    with _writer_turn(engine):
-        connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-        with connection, connection.begin():
-            yield connection
+    """A transaction that will write: on SQLite it holds the single writer lock from the start.
+
+    The connection is taken from the pool before the writer's turn and given back (with the
+    pool's reset) after it: the turn covers the transaction alone.
+    """
+    connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+    with connection, _writer_turn(engine), connection.begin():
+        yield connection
 
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection, connection.begin():
+        yield connection
+
+
+@contextmanager
+def single_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection whose every statement commits on its own (PostgreSQL's autocommit): one
+    round trip for a write that is one statement, instead of BEGIN, the statement and COMMIT.
+
+    Only for statements that are a whole transaction by themselves.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         yield connection

@@ -11,24 +11,34 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     Select,
+    Text,
     and_,
     bindparam,
     case,
     cast,
     func,
     insert,
+    literal,
+    null,
     or_,
     select,
     text,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
 from poller.adapters.lease_guarded import LeaseGuardedWrites
 from poller.adapters.sql import sqlite as sqlite_sql
-from poller.adapters.sql.database import read_transaction, write_transaction
+from poller.adapters.sql.database import (
+    read_transaction,
+    single_statement,
+    write_transaction,
+)
 from poller.adapters.sql.erasure import SqlErasure
 from poller.adapters.sql.models import LEASED_SQL, LIVE_UNMAPPED_SQL, UNLEASED_SQL, WORKABLE_SQL
 from poller.adapters.sql.models import backfill_runs_table as backfill_runs
@@ -49,7 +59,6 @@ from poller.adapters.sql.postgres import PostgresPageWriter
 from poller.adapters.sql.retention import SqlRetention
 from poller.domain import transitions
 from poller.domain.attribution import (
-    ATTRIBUTE_STEP,
     NO_ATTRIBUTION,
     InMemoryUserDirectory,
     attribution_counts,
@@ -81,7 +90,7 @@ from poller.domain.records import (
     WorkerHeartbeat,
 )
 from poller.domain.states import REQUEUEABLE_STATES, CallState, RecordingState
-from poller.domain.transitions import RequeueSelection
+from poller.domain.transitions import AttributionNote, RequeueSelection
 from poller.ports.store import NotReplayable, NotRequeueable
 
 # Changes by expression, for _transition (whose UPDATE binds the time of the change as "now").
@@ -109,7 +118,7 @@ def call_from_row(row: Mapping[Any, Any]) -> Call:
     return Call(**values)
 
 
-def due_unleased_clause(now: datetime) -> Any:
+def due_unleased_clause(now: datetime | BindParameter[datetime]) -> Any:
     """Workable rows no worker holds, due by ``now``: the entries of ``ix_calls_due``.
 
     ``next_attempt_at IS NULL`` means nothing to do yet (a call waiting for its recording).
@@ -117,7 +126,7 @@ def due_unleased_clause(now: datetime) -> Any:
     return and_(text(WORKABLE_SQL), text(UNLEASED_SQL), calls.c.next_attempt_at <= now)
 
 
-def lease_ran_out_clause(now: datetime) -> Any:
+def lease_ran_out_clause(now: datetime | BindParameter[datetime]) -> Any:
     """Rows whose worker stopped renewing its lease: the entries of ``ix_calls_leased``."""
     return and_(text(LEASED_SQL), calls.c.lease_expires_at <= now)
 
@@ -213,6 +222,141 @@ def _call_filters(
     return filters
 
 
+def _postgres_transition(
+    held: Any,
+    changes: dict[str, Any],
+    now: Any,
+    event_columns: Sequence[str],
+    events: int,
+    flush: bool,
+) -> Any:
+    """A lease-guarded transition in one PostgreSQL statement: lock the row and read its state
+    (only while the lease is held), change it, and insert ``events`` events (parameters
+    ``e_<column>_<n>``) in their order, each from the state before to the state after.
+
+    The events are a CTE the answer does not read: PostgreSQL runs a data-changing CTE to
+    completion whatever the statement reads of it. With ``flush`` false the commit does not
+    wait for its WAL flush (``synchronous_commit`` off for this transaction).
+    """
+    before = select(calls.c.id, calls.c.state).where(held).with_for_update().cte("before")
+    changed = (
+        update(calls)
+        .where(calls.c.id == before.c.id)
+        .values(**changes, updated_at=now)
+        .returning(*calls.c, before.c.state.label("state_before"))
+        .cte("changed")
+    )
+    numbered = [
+        select(
+            changed.c.id.label("call_id"),
+            changed.c.state_before.label("from_state"),
+            changed.c.state.label("to_state"),
+            *(
+                cast(
+                    bindparam(f"e_{name}_{number}", type_=call_events.c[name].type),
+                    call_events.c[name].type,
+                ).label(name)
+                for name in event_columns
+            ),
+            literal(number).label("position"),
+        )
+        for number in range(events)
+    ]
+    drafts = (
+        union_all(*numbered).subquery("drafts") if events > 1 else numbered[0].subquery("drafts")
+    )
+    written = (
+        insert(call_events)
+        .from_select(
+            ["call_id", "from_state", "to_state", *event_columns],
+            select(
+                drafts.c.call_id,
+                drafts.c.from_state,
+                drafts.c.to_state,
+                *(drafts.c[name] for name in event_columns),
+            ).order_by(drafts.c.position),  # event ids in the order the events happened
+        )
+        .cte("written")
+    )
+    answer = select(*(changed.c[column.name] for column in calls.c)).add_cte(written)
+    if not flush:
+        no_flush_wait = select(
+            func.set_config("synchronous_commit", "off", true()).label("setting")
+        ).subquery("no_flush_wait")
+        answer = answer.join_from(changed, no_flush_wait, true())
+    return answer
+
+
+def _postgres_claim(excluding: bool) -> Any:
+    """A claim in one PostgreSQL statement, run in autocommit (one round trip): the two
+    lookups of :meth:`SqlStore.claim_due` (run-out leases first, then due rows, each locked
+    with SKIP LOCKED), the leases taken, and a ``rescued`` event for each run-out lease, all
+    at once. The claimed rows are the answer.
+
+    Built once per shape (with or without paused providers) with named parameters: building
+    and keying a statement this size costs more than running it.
+    """
+    now: BindParameter[datetime] = bindparam("now", type_=calls.c.updated_at.type)
+    limit = bindparam("limit", type_=Integer)
+    ran_out_query = (
+        select(calls.c.id, calls.c.lease_owner)
+        .where(lease_ran_out_clause(now))
+        .order_by(calls.c.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    due_query = (
+        select(calls.c.id)
+        .where(due_unleased_clause(now))
+        .order_by(calls.c.next_attempt_at, calls.c.id)
+        .with_for_update(skip_locked=True)
+    )
+    if excluding:
+        excluded: BindParameter[list[str]] = bindparam("excluded", expanding=True)
+        ran_out_query = ran_out_query.where(calls.c.provider.not_in(excluded))
+        due_query = due_query.where(calls.c.provider.not_in(excluded))
+    ran_out = ran_out_query.cte("ran_out")
+    still_free = select(limit - func.count()).select_from(ran_out).scalar_subquery()
+    due = due_query.limit(still_free).cte("due")
+    picked = union_all(
+        select(ran_out.c.id, ran_out.c.lease_owner.label("previous_owner")),
+        select(due.c.id, cast(null(), calls.c.lease_owner.type).label("previous_owner")),
+    ).subquery("picked")
+    claimed = (
+        update(calls)
+        .where(calls.c.id == picked.c.id)
+        .values(
+            lease_owner=bindparam("owner", type_=calls.c.lease_owner.type),
+            lease_expires_at=bindparam("lease_until", type_=calls.c.lease_expires_at.type),
+            attempts=calls.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*calls.c, picked.c.previous_owner)
+        .cte("claimed")
+    )
+    rescued = (
+        insert(call_events)
+        .from_select(
+            ["call_id", "at", "from_state", "to_state", "step", "outcome", "message"],
+            select(
+                claimed.c.id,
+                cast(now, call_events.c.at.type),
+                claimed.c.state,
+                claimed.c.state,
+                cast(literal("lease"), call_events.c.step.type),
+                cast(literal("rescued"), call_events.c.outcome.type),
+                # The previous owner goes in by format(): a value, never read as a pattern.
+                func.format(cast(bindparam("rescue_message"), Text), claimed.c.previous_owner),
+            ).where(claimed.c.previous_owner.is_not(None)),
+        )
+        .cte("rescued")
+    )
+    return select(*(claimed.c[column.name] for column in calls.c)).add_cte(rescued)
+
+
+_POSTGRES_CLAIM = {excluding: _postgres_claim(excluding) for excluding in (False, True)}
+
+
 @dataclass(frozen=True)
 class ClaimLookups:
     ran_out: Callable[[datetime, int, Collection[str]], Any]
@@ -225,7 +369,7 @@ class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
         # Both backends spell INSERT ... ON CONFLICT alike, each through its own construct.
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._casts_parameters = engine.dialect.name == "postgresql"
-        self._transitions: dict[tuple[tuple[str, object], ...], tuple[Any, Any]] = {}
+        self._transitions: dict[Any, tuple[Any, ...]] = {}
         if engine.dialect.name == "postgresql":
             self._pages: PageWriter = PostgresPageWriter()
             self._claim_lookups: ClaimLookups = ClaimLookups(ran_out_lookup, due_lookup)
@@ -781,6 +925,20 @@ class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
     ) -> list[Call]:
         if limit <= 0:
             return []
+        if self.engine.dialect.name == "postgresql":
+            parameters: dict[str, Any] = {
+                "now": now,
+                "limit": limit,
+                "owner": owner,
+                "lease_until": lease_until,
+                "rescue_message": transitions.rescue_message("%s", owner.replace("%", "%%")),
+            }
+            if exclude_providers:
+                parameters["excluded"] = sorted(exclude_providers)
+            claim = _POSTGRES_CLAIM[bool(exclude_providers)]
+            with single_statement(self.engine) as conn:
+                claimed = [call_from_row(row._mapping) for row in conn.execute(claim, parameters)]
+            return sorted(claimed, key=lambda call: (call.next_attempt_at or now, call.id))
         with write_transaction(self.engine) as conn:
             # Two lookups that each read the first entries of their own partial index, so a
             # claim costs the same at ten thousand rows as at ten million: first the rows whose
@@ -846,11 +1004,22 @@ class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
             return set(renewed)
 
     def mark_create_sent(
-        self, call_id: int, owner: str, now: datetime, title: str, *, sent: bool = True
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        title: str,
+        *,
+        sent: bool = True,
+        attribution: AttributionNote | None = None,
     ) -> bool:
         changes = {"title": title, "siro_create_sent_at": FIRST_SEND_AT if sent else None}
         event = transitions.create_sent_event(sent, owner)
-        return self._transition(call_id, owner, now, event, changes) is not None
+        if attribution is None:
+            return self._transition(call_id, owner, now, event, changes) is not None
+        changes |= attribution.changes()
+        earlier = (attribution.event(),)
+        return self._transition(call_id, owner, now, event, changes, earlier=earlier) is not None
 
     def give_back(self, call_id: int, owner: str, now: datetime, event: EventDraft) -> bool:
         changes = {**transitions.given_back(now), "attempts": REFUNDED_ATTEMPT}
@@ -958,35 +1127,74 @@ class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
         return len(rows)
 
     def _transition(
-        self, call_id: int, owner: str, now: datetime, event: EventDraft, values: dict[str, Any]
+        self,
+        call_id: int,
+        owner: str,
+        now: datetime,
+        event: EventDraft,
+        values: dict[str, Any],
+        *,
+        earlier: Sequence[EventDraft] = (),
+        flush: bool = True,
     ) -> Call | None:
-        """Apply ``values`` and write ``event``, only while ``owner`` holds the row's lease.
+        """Apply ``values`` and write ``earlier`` then ``event``, only while ``owner`` holds the
+        row's lease.
 
-        Two statements: the event is copied from the row itself (its state before, and only
-        while the lease is ``owner``'s, locking the row on PostgreSQL), then the row changes.
-        Both are built once per shape of change and reused (building and keying SQLAlchemy
-        constructs cost more than running them).
+        On PostgreSQL one statement does it all, in autocommit (one round trip, no BEGIN or
+        COMMIT of its own): the row locked with its state before, the change, and the events
+        copied from both. SQLite runs no data-changing
+        CTE, so there each event is copied from the row itself (its state before, only while
+        the lease is ``owner``'s), then the row changes. The statements are built once per
+        shape of change and reused (building and keying SQLAlchemy constructs cost more than
+        running them).
         """
-        held = {"row_id": call_id, "owner": owner}
-        new_state = values.get("state")
-        event_values = {"e_at": now, **{f"e_{k}": v for k, v in dataclasses.asdict(event).items()}}
-        statements = self._transitions.get(_shape_of(values))
+        drafts = (*earlier, event)
+        key = (_shape_of(values), len(drafts), flush)
+        statements = self._transitions.get(key)
         if statements is None:
-            statements = self._transition_statements(values)
-        copy_event, change_row = statements
-        parameters = {f"v_{name}": value for name, value in values.items() if _is_plain(value)}
+            statements = self._transition_statements(values, len(drafts), flush)
+            if len(self._transitions) < 64:  # a bound, should a caller make expressions afresh
+                self._transitions[key] = statements
+        parameters = {
+            "row_id": call_id,
+            "owner": owner,
+            "now": now,
+            "e_to_state": values.get("state"),
+            **{f"v_{name}": value for name, value in values.items() if _is_plain(value)},
+        }
+        drafted = [
+            {"e_at": now, **{f"e_{k}": v for k, v in dataclasses.asdict(draft).items()}}
+            for draft in drafts
+        ]
+        if len(statements) == 1:
+            numbered = {
+                f"{name}_{number}": value
+                for number, draft_values in enumerate(drafted)
+                for name, value in draft_values.items()
+            }
+            with single_statement(self.engine) as conn:
+                row = conn.execute(statements[0], {**parameters, **numbered}).first()
+            return None if row is None else call_from_row(row._mapping)
         with write_transaction(self.engine) as conn:
-            written = conn.execute(
-                copy_event, {**held, **event_values, "e_to_state": new_state}
-            ).first()
-            if written is None:
-                return None
-            row = conn.execute(change_row, {**held, **parameters, "now": now}).one()
+            copy_event, change_row = statements
+            for draft_values in drafted:
+                if conn.execute(copy_event, {**parameters, **draft_values}).first() is None:
+                    return None
+            row = conn.execute(change_row, parameters).one()
         return call_from_row(row._mapping)
 
-    def _transition_statements(self, values: dict[str, Any]) -> tuple[Any, Any]:
+    def _transition_statements(
+        self, values: dict[str, Any], events: int, flush: bool
+    ) -> tuple[Any, ...]:
         held = and_(calls.c.id == bindparam("row_id"), calls.c.lease_owner == bindparam("owner"))
+        changes = {
+            name: bindparam(f"v_{name}", type_=calls.c[name].type) if _is_plain(value) else value
+            for name, value in values.items()
+        }
+        now = bindparam("now", type_=calls.c.updated_at.type)
         event_columns = ["at", *(field.name for field in dataclasses.fields(EventDraft))]
+        if self.engine.dialect.name == "postgresql":
+            return (_postgres_transition(held, changes, now, event_columns, events, flush),)
         to_state = (
             self._selected(call_events.c.to_state, "e_to_state")
             if "state" in values
@@ -1007,20 +1215,8 @@ class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
             )
             .returning(call_events.c.id)
         )
-        changes = {
-            name: bindparam(f"v_{name}", type_=calls.c[name].type) if _is_plain(value) else value
-            for name, value in values.items()
-        }
-        change_row = (
-            update(calls)
-            .where(held)
-            .values(**changes, updated_at=bindparam("now", type_=calls.c.updated_at.type))
-            .returning(*calls.c)
-        )
-        statements = (copy_event, change_row)
-        if len(self._transitions) < 64:  # a bound, should a caller make expressions afresh
-            self._transitions[_shape_of(values)] = statements
-        return statements
+        change_row = update(calls).where(held).values(**changes, updated_at=now).returning(*calls.c)
+        return (copy_event, change_row)
 
     def _selected(self, column: Any, name: str) -> Any:
         """A parameter of ``column``'s type, as a column of a SELECT."""
@@ -1149,6 +1345,7 @@ class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
         attribution: str,
         detail: str,
     ) -> bool:
-        changes = {"siro_user_id": siro_user_id, "attribution": attribution}
-        event = EventDraft(step=ATTRIBUTE_STEP, outcome=attribution, message=detail)
-        return self._transition(call_id, owner, now, event, changes) is not None
+        note = AttributionNote(siro_user_id, attribution, detail)
+        # Lost in a database crash, it is worked out and written again by the next attempt.
+        changed = self._transition(call_id, owner, now, note.event(), note.changes(), flush=False)
+        return changed is not None
