@@ -73,8 +73,16 @@ def tier_of(module: str) -> str:
 
 
 # The longest tests first: started last, one of them would run on alone while the other
-# xdist worker sits idle.
+# xdist workers sit idle. Before the tiers, the modules whose tests take tens of seconds each
+# (a package install, a fleet of daemon processes, a benchmark), the longest first.
 TIER_ORDER = {"e2e": 0, "contract": 1, "unit": 2}
+LONG_MODULES = ("test_install", "test_scale_e2e", "test_demo", "test_bench", "test_daemon_e2e")
+
+
+def run_order(item: pytest.Item) -> tuple[int, int]:
+    module = item.path.stem
+    long_rank = LONG_MODULES.index(module) if module in LONG_MODULES else len(LONG_MODULES)
+    return long_rank, TIER_ORDER[tier_of(module)]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,10 +109,15 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (cores or 1)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(tier_of(item.path.stem))
-    items.sort(key=lambda item: TIER_ORDER[tier_of(item.path.stem)])
+    items.sort(key=run_order)
+    # xdist's worksteal hands each worker one contiguous share of this list at the start, and
+    # an idle worker takes from the end of another's: dealt round-robin, each share starts with
+    # its part of the longest tests (in one share, they would start one after the other).
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    items[:] = [item for first in range(workers) for item in items[first::workers]]
 
 
 @pytest.fixture(autouse=True)
