@@ -8,6 +8,7 @@ never see each other's rows. Without the variable the Postgres cases skip locall
 
 from __future__ import annotations
 
+import compileall
 import os
 import shutil
 import subprocess
@@ -87,14 +88,51 @@ def tier_of(module: str) -> str:
 
 
 # The longest tests first: started last, one of them would run on alone while the other
-# xdist worker sits idle.
+# xdist workers sit idle. Before the tiers, the modules whose tests take tens of seconds each
+# (a package install, a fleet of daemon processes, a benchmark), the longest first.
 TIER_ORDER = {"e2e": 0, "contract": 1, "unit": 2}
+LONG_MODULES = ("test_install", "test_scale_e2e", "test_demo", "test_bench", "test_daemon_e2e")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def run_order(item: pytest.Item) -> tuple[int, int]:
+    module = item.path.stem
+    long_rank = LONG_MODULES.index(module) if module in LONG_MODULES else len(LONG_MODULES)
+    return long_rank, TIER_ORDER[tier_of(module)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The package compiled once, before the xdist workers start.
+
+    Many tests start ``python -m poller`` as a process on this checkout's code. Where the
+    environment forbids writing bytecode (``PYTHONDONTWRITEBYTECODE``, common on CI machines and
+    set on ours), each of those processes would compile every module it imports again, a
+    quarter of a second of CPU each time; ``compileall`` writes the cache regardless, once.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        compileall.compile_dir(REPO / "poller", quiet=1)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` starts two workers a core, not one.
+
+    Much of an end-to-end test is waiting: for the process it started to import and come up,
+    for the daemon's one-second poll and work intervals, for the Retry-After its simulator
+    sent. With one worker a core, a core sits idle through each of those waits; with two, the
+    other worker's test runs meanwhile.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 * (cores or 1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(tier_of(item.path.stem))
-    items.sort(key=lambda item: TIER_ORDER[tier_of(item.path.stem)])
+    items.sort(key=run_order)
+    # xdist's worksteal hands each worker one contiguous share of this list at the start, and
+    # an idle worker takes from the end of another's: dealt round-robin, each share starts with
+    # its part of the longest tests (in one share, they would start one after the other).
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    items[:] = [item for first in range(workers) for item in items[first::workers]]
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,12 @@
 """`siro-poller simulate` and `config init`, as a user rehearses a setup: for every provider
 kind, the minimal config `config init` writes plus the exports `simulate` prints passes
-`config check` and `provider check` against that kind's running simulators."""
+`config check` and `provider check` against that kind's running simulators.
+
+`simulate` runs as a process, as a user leaves it running in a terminal and stops it with a
+signal; the short commands run in this process (click's runner, with the environment they would
+have in that user's shell): a process each would cost a second of start-up and prove nothing
+more.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from poller.adapters.providers.registry import KINDS
+from poller.cli import main
 
 CLI = [sys.executable, "-m", "poller"]
 
@@ -32,6 +40,17 @@ def clean_environment(tmp_path: Path) -> dict[str, str]:
     env["TMPDIR"] = str(tmp_path / "tmp")
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     return env
+
+
+def user_shell(tmp_path: Path) -> dict[str, str]:
+    """What a user's shell adds for a command run in this process: its own temporary and state
+    folders (the rest of the environment is the test's, with no ``SIRO_POLLER_*``)."""
+    (tmp_path / "tmp").mkdir(parents=True)
+    return {"TMPDIR": str(tmp_path / "tmp"), "XDG_STATE_HOME": str(tmp_path / "state")}
+
+
+def run(args: list[str], env: dict[str, str]) -> Result:
+    return CliRunner().invoke(main, args, env=env)
 
 
 def exports_of(lines: list[str], after: str) -> dict[str, str]:
@@ -78,15 +97,10 @@ def test_config_init_plus_the_secrets_passes_both_checks_against_simulate(
     simulated: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     kind = request.node.callspec.params["simulated"]
-    env = clean_environment(tmp_path / "user")
+    env = user_shell(tmp_path / "user")
     config = tmp_path / "config.toml"
-    init = subprocess.run(
-        [*CLI, "config", "init", "--provider", kind, "--output", str(config)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert init.returncode == 0, init.stderr
+    init = run(["config", "init", "--provider", kind, "--output", str(config)], env)
+    assert init.exit_code == 0, init.stderr
     assert "export SIRO_POLLER_SIRO__API_TOKEN=" in init.stdout
     text = config.read_text(encoding="utf-8")
     secrets = exports_of(simulated, "# Its secrets")
@@ -97,44 +111,29 @@ def test_config_init_plus_the_secrets_passes_both_checks_against_simulate(
     # upgraded, and says so otherwise.
     upgrade = ["db", "upgrade"] if "SIRO_POLLER_PROVIDER__REFRESH_TOKEN" in secrets else []
     for command in ([upgrade] if upgrade else []) + [["config", "check"], ["provider", "check"]]:
-        result = subprocess.run(
-            [*CLI, "--config", str(config), *command], env=env, capture_output=True, text=True
-        )
-        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        result = run(["--config", str(config), *command], env)
+        assert result.exit_code == 0, (command, result.stdout, result.stderr)
         for value in secrets.values():
             assert value not in result.stdout + result.stderr
     # The ready config and its secrets work as well, and without the overrides.
-    ready = clean_environment(tmp_path / "ready") | secrets
+    ready = user_shell(tmp_path / "ready") | secrets
     if upgrade:
-        subprocess.run(
-            [*CLI, "--config", str(tmp_path / "sim.toml"), *upgrade], env=ready, check=True
-        )
-    result = subprocess.run(
-        [*CLI, "--config", str(tmp_path / "sim.toml"), "provider", "check"],
-        env=ready,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, (result.stdout, result.stderr)
+        upgraded = run(["--config", str(tmp_path / "sim.toml"), *upgrade], ready)
+        assert upgraded.exit_code == 0, upgraded.stderr
+    result = run(["--config", str(tmp_path / "sim.toml"), "provider", "check"], ready)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
 
 
 def test_config_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text("# mine\n", encoding="utf-8")
-    env = clean_environment(tmp_path)
-    refused = subprocess.run(
-        [*CLI, "config", "init", "--output", str(config)], env=env, capture_output=True, text=True
-    )
-    assert refused.returncode == 2
+    env = user_shell(tmp_path)
+    refused = run(["config", "init", "--output", str(config)], env)
+    assert refused.exit_code == 2
     assert "exists; pass --force" in refused.stderr
     assert config.read_text(encoding="utf-8") == "# mine\n"
-    forced = subprocess.run(
-        [*CLI, "config", "init", "--provider", "zoom", "--output", str(config), "--force"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert forced.returncode == 0, forced.stderr
+    forced = run(["config", "init", "--provider", "zoom", "--output", str(config), "--force"], env)
+    assert forced.exit_code == 0, forced.stderr
     assert 'kind = "zoom"' in config.read_text(encoding="utf-8")
 
 
