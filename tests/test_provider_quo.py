@@ -215,6 +215,7 @@ def test_keys_the_profile_fixes_are_refused_and_unset_ones_named(tmp_path: Path)
     settings = QuoSettings.model_validate({"kind": "quo"})
     assert settings.requirements() == ["provider.api_key: required: a Quo API key"]
     assert settings.api_base_url == "https://api.quo.com"
+    assert settings.download_hosts == ["files.openphone.co"]
     with pytest.raises(ValueError, match="page_size"):
         QuoSettings.model_validate({"kind": "quo", "page_size": 51})
 

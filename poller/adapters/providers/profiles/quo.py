@@ -55,8 +55,10 @@ from poller.ports.provider import PermanentProviderError, RecordPosition
 API_HOST = "api.quo.com"
 API_VERSION = "2026-03-30"
 VERSION_HEADER = "Quo-Api-Version"
-# Quo's examples show the signed recording URLs on a storage host they do not name
-# ("examplestorage.com"); the default allows none, and a refused download names the host.
+# Quo's reference shows its signed recording URLs on a placeholder host
+# ("examplestorage.com"); files.openphone.co is the host third-party payloads show (unconfirmed
+# by Quo). A download refused for another host names it and the key to add it to.
+RECORDING_HOSTS = ["files.openphone.co"]
 MAX_PAGE_SIZE = 50
 # Quo's limit is 10 a second per key; a poller shares it with the key's other users.
 DEFAULT_REQUESTS_PER_MINUTE = 300
@@ -83,12 +85,11 @@ class QuoSettings(ProfileSettings):
     requests_per_minute: Annotated[int, Field(gt=0, le=600)] | None = DEFAULT_REQUESTS_PER_MINUTE
     """Requests per minute to stay under, at most 600: Quo allows 10 a second per key, shared
     with everything else that uses the key."""
-    download_hosts: list[HostPattern] = Field(
-        default=[], examples=[["storage.googleapis.com"]], json_schema_extra=MINIMAL
-    )
-    """Hosts the recordings are downloaded from (the host of the signed URLs Quo's recordings
-    answer holds). Quo's reference does not name it: a download refused for a host names it
-    (add it here). They never receive the API key."""
+    download_hosts: list[HostPattern] = Field(default=list(RECORDING_HOSTS))
+    """Hosts the recordings are downloaded from: the host of the signed URLs in Quo's
+    recordings answer. Quo's reference does not name it; the default is the host seen in
+    third-party examples. A download refused for another host names it (add it here). They
+    never receive the API key."""
 
     profile_title: ClassVar[str] = "Quo"
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
