@@ -197,6 +197,25 @@ def test_a_429_pauses_the_listing_and_it_goes_on(sim: QuoSimulator) -> None:
     assert sim.api.statuses[:2] == [429, 200] and waits
 
 
+def test_a_burst_of_requests_is_spread_to_quos_per_second_limit(sim: QuoSimulator) -> None:
+    for n in range(11):
+        sim.api.add_call(quo_call(f"AC{n}", T0 + timedelta(minutes=n)), AUDIO)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    settings = QuoSettings.model_validate(
+        {"kind": "quo", "base_url": sim.url, "api_key": API_KEY, "page_size": 1}
+    )
+    adapter = QuoProvider(settings, sleep=sleep, monotonic=lambda: now[0])
+    assert len(listed(adapter)) == 11
+    # 11 pages and one user lookup at the default 300 a minute, held as 5 a second: the last
+    # request goes out two seconds in, and Quo never answered 429.
+    assert len(sim.api.requests) == 12 and now[0] >= 2.0
+    assert 429 not in sim.api.statuses
+
+
 def test_a_refused_api_key_names_the_key_to_check(sim: QuoSimulator) -> None:
     with pytest.raises(ProviderAuthError, match=r"check provider\.api_key"):
         listed(provider(sim, api_key="not-the-key", max_retries=0))

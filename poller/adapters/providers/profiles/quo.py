@@ -11,7 +11,8 @@ What the profile fixes (Quo's API reference, ``quo.com/docs/2026-03-30/calls/...
   ``nextCursor`` (``null`` on the last page), sent back as ``after``.
 - Every request carries ``Quo-Api-Version: 2026-03-30`` (without it the API answers 400) and
   the API key as the whole ``Authorization`` header, with no ``Bearer``.
-- 10 requests a second per key, shared with the workspace's other integrations of that key.
+- 10 requests a second per key, shared with the workspace's other integrations of that key;
+  ``requests_per_minute`` is held per second, so no burst goes over it.
 - The recording: ``GET /calls/{callId}/recordings`` answers ``{"data": [...], "nextCursor"}``,
   one entry per recorded segment, oldest first, each with a signed ``url`` (``null`` until
   the segment's ``status`` is ``completed``). The profile downloads the first segment's URL
@@ -173,6 +174,12 @@ class QuoProvider(ProfileProvider):
 
     def __init__(self, settings: QuoSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        limiter = self.http.rate_limiter
+        if limiter is not None and limiter.rate is not None and limiter.period == 60.0:
+            # Quo's limit is per second: requests_per_minute over a minute's window would let
+            # a whole minute's worth go out in one burst and earn 429s, so the same rate is
+            # held per second (300 a minute: 5 a second).
+            limiter.rate, limiter.period = max(1, limiter.rate // 60), 1.0
         # Quo user id -> the user, or None for one the API no longer shows.
         self._users: dict[str, QuoUser | None] = {}
 
