@@ -142,6 +142,8 @@ def test_unanswered_calls_have_no_recording_and_live_ones_are_not_ready(
     sim.api.add_call(quo_call("ACMISSED", at, status="missed"))
     sim.api.add_call(quo_call("ACNOANSWER", at, status="no-answer", direction="outgoing"))
     sim.api.add_call(quo_call("ACLIVE", at, status="in-progress"))
+    unanswered = quo_call("ACFORWARDED", at, status="forwarded") | {"answeredAt": None}
+    sim.api.add_call(unanswered)
     records = listed(provider(sim))
     assert records["ACMISSED"].recording_state is RecordingState.NONE
     assert records["ACMISSED"].no_recording_reason == (
@@ -149,6 +151,10 @@ def test_unanswered_calls_have_no_recording_and_live_ones_are_not_ready(
     )
     assert records["ACNOANSWER"].recording_state is RecordingState.NONE
     assert records["ACLIVE"].recording_state is RecordingState.PENDING
+    assert records["ACFORWARDED"].recording_state is RecordingState.NONE
+    assert records["ACFORWARDED"].no_recording_reason == (
+        "Quo has no recording: nobody answered the call"
+    )
 
 
 def test_the_first_segment_is_downloaded_without_the_api_key(
@@ -197,23 +203,26 @@ def test_a_429_pauses_the_listing_and_it_goes_on(sim: QuoSimulator) -> None:
     assert sim.api.statuses[:2] == [429, 200] and waits
 
 
-def test_a_burst_of_requests_is_spread_to_quos_per_second_limit(sim: QuoSimulator) -> None:
-    for n in range(11):
-        sim.api.add_call(quo_call(f"AC{n}", T0 + timedelta(minutes=n)), AUDIO)
-    now = [0.0]
+def test_a_burst_of_requests_is_spread_to_quos_per_second_limit() -> None:
+    # One clock for the poller's limiter and Quo's per-second budget, moved only by waits.
+    now = [1_000_000.0]
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    settings = QuoSettings.model_validate(
-        {"kind": "quo", "base_url": sim.url, "api_key": API_KEY, "page_size": 1}
-    )
-    adapter = QuoProvider(settings, sleep=sleep, monotonic=lambda: now[0])
-    assert len(listed(adapter)) == 11
+    with QuoSimulator(clock=lambda: now[0]) as quo:
+        quo.api.add_user("US1rep", "rep1@example.com")
+        for n in range(11):
+            quo.api.add_call(quo_call(f"AC{n}", T0 + timedelta(minutes=n)), AUDIO)
+        settings = QuoSettings.model_validate(
+            {"kind": "quo", "base_url": quo.url, "api_key": API_KEY, "page_size": 1}
+        )
+        adapter = QuoProvider(settings, sleep=sleep, monotonic=lambda: now[0])
+        assert len(listed(adapter)) == 11
     # 11 pages and one user lookup at the default 300 a minute, held as 5 a second: the last
     # request goes out two seconds in, and Quo never answered 429.
-    assert len(sim.api.requests) == 12 and now[0] >= 2.0
-    assert 429 not in sim.api.statuses
+    assert len(quo.api.requests) == 12 and now[0] >= 1_000_002.0
+    assert 429 not in quo.api.statuses
 
 
 def test_a_refused_api_key_names_the_key_to_check(sim: QuoSimulator) -> None:

@@ -28,8 +28,9 @@ What configuration cannot say, and this module's hook does (:class:`QuoProvider`
   the participant with that ``actorId``, the contact the participant outside the workspace
   (``actorId`` null);
 - the recording state: a call that ended without being answered (``missed``, ``no-answer``,
-  ``busy``, ``failed``, ``canceled``, ``abandoned``) has no recording to wait for; a call still
-  live (``queued``, ``initiated``, ``ringing``, ``in-progress``) is not listed as ready.
+  ``busy``, ``failed``, ``canceled``, ``abandoned``), or ended with no ``answeredAt``, has no
+  recording to wait for; a call still live (``queued``, ``initiated``, ``ringing``,
+  ``in-progress``) is not listed as ready.
 """
 
 from __future__ import annotations
@@ -205,6 +206,10 @@ class QuoProvider(ProfileProvider):
             reason = f"Quo has no recording: the call ended {status} without being answered"
         elif status in LIVE_STATUSES:
             state = RecordingState.PENDING
+        elif raw.get("answeredAt") is None:
+            # Ended, yet nobody picked up (a forwarded call, say): nothing was recorded here.
+            state = RecordingState.NONE
+            reason = "Quo has no recording: nobody answered the call"
         return replace(
             record,
             rep_email=field_text(user.email, TEXT_LIMITS["rep_email"]) if user else None,
