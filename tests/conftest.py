@@ -66,6 +66,7 @@ CONTRACT_MODULES = (
     "test_provider_justcall",
     "test_provider_ringcentral",
     "test_provider_outreach",
+    "test_provider_quo",
     "test_provider_salesloft",
     "test_provider_eightbyeight",
     "test_provider_vonage",

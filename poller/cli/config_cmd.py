@@ -57,7 +57,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 PROVIDER_KINDS = (
     *("generic", "aircall", "dialpad", "ringcentral", "zoom", "twilio"),
     *("salesloft", "cloudtalk", "callrail", "freshcaller", "justcall", "outreach", "webex"),
-    *("8x8", "vonage"),
+    *("8x8", "vonage", "quo"),
 )
 
 

@@ -28,6 +28,7 @@ from poller.simulators.justcall_server import ACCOUNT_ZONE, JustCallSimulator, j
 from poller.simulators.kit import serve as serve_kit
 from poller.simulators.outreach_server import OutreachSimulator, outreach_call
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
+from poller.simulators.quo_server import QuoSimulator, quo_call
 from poller.simulators.ringcentral_server import RingCentralState, call_record, recording_of
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
 from poller.simulators.salesloft_server import SalesloftSimulator, salesloft_cdr
@@ -882,6 +883,61 @@ def eight_by_eight(stack: ExitStack, now: datetime) -> Seeded:
     )
 
 
+def quo(stack: ExitStack, now: datetime) -> Seeded:
+    """A Quo (formerly OpenPhone) workspace's calls (an API key and a version header; a JSON
+    answer listing the recording's segments, each a signed URL on a storage host)."""
+    simulator = stack.enter_context(QuoSimulator("demo-quo-key"))
+    api = simulator.api
+    for user_id, email in (("US1", "rep1@example.com"), ("US2", "rep2@example.com")):
+        api.add_user(user_id, email)
+    api.add_user("US9", UNKNOWN_REP, "New", "Hire")
+    calls: list[DemoCall] = []
+    seeded = [
+        ("US1", "incoming", (mp3_bytes(2),), f"{KNOWN_REP} (the user Quo names)"),
+        ("US2", "outgoing", (mp3_bytes(1),), "an outgoing call: the customer called"),
+        ("US9", "incoming", (mp3_bytes(1),), UNKNOWN_REP_SHOWS),
+        (
+            "US1",
+            "incoming",
+            (mp3_bytes(2), mp3_bytes(1)),
+            "paused and resumed: two segments, the first is uploaded",
+        ),
+        ("US1", "incoming", (LOGIN_PAGE,), "the recording URL leads to an HTML page"),
+    ]
+    start = now.replace(second=0, microsecond=0)
+    for n, (user_id, direction, audio, shows) in enumerate(seeded):
+        call_id = f"ACdemo{n + 1}"
+        call = quo_call(
+            call_id, start - timedelta(minutes=30 - n), user_id=user_id, direction=direction
+        )
+        api.add_call(call, *audio)
+        failed = audio[0] is LOGIN_PAGE
+        calls.append(DemoCall(call_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+    api.add_call(quo_call("ACdemomissed", start - timedelta(minutes=22), status="missed"))
+    calls.append(DemoCall("ACdemomissed", "a missed call: nothing recorded", CallState.SKIPPED))
+    api.add_call(quo_call("ACdemolate", start - timedelta(minutes=21)))
+    api.add_segment("ACdemolate", None)
+    calls.append(
+        DemoCall(
+            "ACdemolate",
+            "a late recording: its segment processing when listed, uploaded once completed",
+            CallState.UPLOADED,
+        )
+    )
+    return Seeded(
+        provider={
+            "kind": "quo",
+            "name": "demo-quo",
+            "base_url": simulator.url,
+            "api_key": "demo-quo-key",
+            "download_hosts": simulator.recording_hosts,
+        },
+        calls=calls,
+        late_call_id="ACdemolate",
+        late_recording=lambda: api.finish_segment("ACdemolate", 0, mp3_bytes(2)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "generic": generic,
     "ringcentral": ringcentral,
@@ -898,4 +954,5 @@ SCENARIOS: dict[str, Scenario] = {
     "webex": webex,
     "8x8": eight_by_eight,
     "vonage": vonage,
+    "quo": quo,
 }

@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "webex": "poller.adapters.providers.profiles.webex:WebexProvider",
     "8x8": "poller.adapters.providers.profiles.eightbyeight:EightByEightProvider",
     "vonage": "poller.adapters.providers.profiles.vonage:VonageProvider",
+    "quo": "poller.adapters.providers.profiles.quo:QuoProvider",
 }
 
 
