@@ -65,6 +65,10 @@ class Request:
     def form(self) -> dict[str, str]:
         return {key: values[-1] for key, values in parse_qs(self.body.decode()).items()}
 
+    def media_type(self) -> str:
+        """The body's ``Content-Type`` without its parameters (``""`` when not sent)."""
+        return (self.header("content-type") or "").split(";")[0].strip()
+
 
 @dataclass
 class Answer:
@@ -172,8 +176,7 @@ class OAuthTokens:
         in_form = (form.get("client_id"), form.get("client_secret"))
         if not sent and (self.basic_only or in_form != (self.client_id, self.client_secret)):
             return Answer.json({"error": "invalid_client"}, 401)
-        content_type = (request.header("content-type") or "").split(";")[0].strip()
-        if self.form_only and content_type != "application/x-www-form-urlencoded":
+        if self.form_only and request.media_type() != "application/x-www-form-urlencoded":
             return Answer.json({"error": "invalid_request"}, 400)
         if form.get("grant_type") != "client_credentials":
             return Answer.json({"error": "unsupported_grant_type"}, 400)

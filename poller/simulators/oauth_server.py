@@ -14,7 +14,8 @@ refresh-token grants, as strict as the specification reads.
 - With ``redirect_uri`` set, a refresh naming another one is ``400 invalid_grant`` (the
   strictest reading of RFC 6749 6 for servers that ask for it).
 
-:meth:`OAuthTokenIssuer.endpoint` is the token endpoint as a simulator kit route.
+:meth:`OAuthTokenIssuer.endpoint` is the token endpoint as a simulator kit route, and
+:class:`OAuthApi` a kit API whose bearer tokens the issuer issues.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from poller.simulators.kit import Answer, Handler, Request
+from poller.simulators.kit import Answer, Handler, Request, VendorApi
 
 Grant = Literal["password", "refresh_token"]
 
@@ -217,3 +218,24 @@ class IssuedBearer:
     def accepts(self, request: Any) -> bool:
         sent = request.header("authorization") or ""
         return sent.startswith("Bearer ") and self.issuer.accepts(sent.removeprefix("Bearer "))
+
+
+class OAuthApi(VendorApi):
+    """A simulated API that accepts the bearer tokens ``issuer`` issues, with the issuer's token
+    endpoint at ``token_path`` (``extra``: what the vendor adds to a grant)."""
+
+    def __init__(
+        self,
+        issuer: OAuthTokenIssuer,
+        token_path: str,
+        extra: Callable[[], dict[str, Any]] = dict,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(IssuedBearer(issuer), clock=clock)
+        self.issuer = issuer
+        self.route("POST", token_path, issuer.endpoint(extra), public=True)
+
+    def seed_refresh_token(self, value: str | None = None) -> str:
+        """A refresh token as a person's consent to the app gives it (the operator's seed)."""
+        return self.issuer.seed_refresh_token(value)
