@@ -251,6 +251,28 @@ def test_refusals_come_in_the_vendors_body_and_a_budget_answers_429_with_its_hea
             clock.now += 60
 
 
+def test_a_budget_may_send_its_headers_only_with_the_429() -> None:
+    clock = Clock()
+
+    class Quiet(VendorApi):
+        def before_route(self, request: Request) -> Answer | None:
+            names = ("X-Limit", "X-Remaining", "X-Reset")
+            return self.spend(budget, headers=names, headers_on="refusal")
+
+    budget = CostBudget(1, 60, clock)
+    vendor = Quiet(clock=clock)
+    vendor.route("GET", r"/hello/(?P<name>\w+)", hello)
+    with serve(vendor):
+        first = requests.get(vendor.url + "/hello/a", timeout=5)
+        assert first.status_code == 200 and "X-Limit" not in first.headers
+        over = requests.get(vendor.url + "/hello/a", timeout=5)
+        assert (over.status_code, over.headers["X-Remaining"], over.headers["X-Limit"]) == (
+            429,
+            "0",
+            "1",
+        )
+
+
 def test_times_are_taken_only_as_the_vendor_writes_them() -> None:
     utc = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
     zulu_form = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"

@@ -265,19 +265,21 @@ class VendorApi:
         message: str = "rate limit exceeded",
         retry_after: bool = False,
         headers: tuple[str, str, str] | None = None,
+        headers_on: Literal["every", "refusal"] = "every",
     ) -> Answer | None:
         """Charge ``cost`` to each budget; past any, the 429 answer (``retry_after``: with the
         seconds to the window's end). ``headers`` names the limit, remaining and reset (a Unix
-        time) headers of the first budget, sent on every answer."""
+        time) headers of the first budget, sent on every answer or only on the 429."""
         with self.lock:
             charged = [budget.charge(cost) for budget in budgets]
         _, remaining, reset = charged[0]
-        if headers is not None:
+        within = all(ok for ok, _, _ in charged)
+        if headers is not None and (headers_on == "every" or not within):
             values = (budgets[0].limit, remaining, reset)
             self.add_headers(
                 **{name: str(value) for name, value in zip(headers, values, strict=True)}
             )
-        if all(within for within, _, _ in charged):
+        if within:
             return None
         answer = self.error(429, message)
         if retry_after:
