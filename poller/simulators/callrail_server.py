@@ -26,24 +26,27 @@ answers 404 at the recording endpoint; calls older than 25 months are refused.
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from poller.simulators.kit import (
+    EARLIEST,
+    LATEST,
     Answer,
     CostBudget,
     HeaderAuth,
+    LinkHost,
     MediaHost,
+    Refused,
     Request,
+    Simulator,
     VendorApi,
     page_of,
-    serve,
+    strict_time,
 )
 
 API_KEY = "callrail-api-key-0001"
@@ -69,8 +72,7 @@ LISTING_PARAMS = {
     *("direction", "lead_status", "tags", "tags[]", "search", "relative_pagination", "offset"),
 }
 SORTABLE = {"start_time", "duration", "customer_name", "customer_phone_number", "answered"}
-DATE_ONLY = re.compile(r"\d{4}-\d\d-\d\d")
-DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+DATE_OR_MINUTE = re.compile(r"\d{4}-\d\d-\d\d(T\d\d:\d\d)?")
 RETENTION = timedelta(days=25 * 30)
 
 
@@ -121,35 +123,10 @@ class StoredCall:
         return datetime.fromisoformat(at) if isinstance(at, str) else at
 
 
-class CallRailApp(VendorApi):
-    """``app.callrail.com``: a recording link with its access key redirects to the audio."""
-
-    def __init__(self, media: MediaHost, *, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(clock=clock)
-        self.media = media
-        self.links: dict[str, str] = {}  # access key -> media key
-        self.route(
-            "GET", r"/calls/(?P<id>[A-Za-z0-9]+)/recording/redirect", self._redirect, public=True
-        )
-
-    def link(self, call_id: str, media_key: str) -> str:
-        access_key = secrets.token_hex(10)
-        with self.lock:
-            self.links[access_key] = media_key
-        return f"{self.url}/calls/{call_id}/recording/redirect?access_key={access_key}"
-
-    def _redirect(self, request: Request, _match: re.Match[str]) -> Answer:
-        if request.header("authorization"):
-            return self.error(400, "credentials sent to a recording link")
-        with self.lock:
-            key = self.links.get(request.param("access_key") or "")
-        if key is None:
-            return self.error(403, "access key does not match")
-        return Answer(302, headers={"Location": self.media.signed_url(key, ttl=24 * 3600)})
-
-
 class CallRailApi(VendorApi):
     """The simulated account. Mutate it between polls to make time pass."""
+
+    unknown_parameter = "Unknown parameter {}"
 
     def __init__(
         self,
@@ -163,10 +140,13 @@ class CallRailApi(VendorApi):
         self.hourly = CostBudget(1000, 3600, clock)
         self.daily = CostBudget(10_000, 86_400, clock)
         self.media = MediaHost(clock=clock)
-        self.app = CallRailApp(self.media, clock=clock)
+        # app.callrail.com: a recording link with its access key redirects to the audio.
+        link = r"/calls/[A-Za-z0-9]+/recording/redirect"
+        self.app = LinkHost(self.media, link, ttl=24 * 3600, clock=clock)
         self.calls: dict[str, StoredCall] = {}
+        self.hosts = [self.app, self.media]
         account = r"/v3/a/(?P<account>[A-Za-z0-9]+)"
-        self.route("GET", account + r"/calls\.json", self._listing)
+        self.route("GET", account + r"/calls\.json", self._listing, params=LISTING_PARAMS)
         self.route("GET", account + r"/calls/(?P<id>[A-Za-z0-9]+)/recording\.json", self._recording)
 
     def add_call(self, call: dict[str, Any], audio: bytes | None = None) -> None:
@@ -184,17 +164,11 @@ class CallRailApi(VendorApi):
 
     def listing_pages(self) -> list[int]:
         """The page number of every listing request so far."""
-        with self.lock:
-            listings = [r for r in self.requests if r.path.endswith("/calls.json")]
+        listings = self.requests_to(f"/v3/a/{self.account_id}/calls.json")
         return [int(request.param("page") or 1) for request in listings]
 
     def before_route(self, request: Request) -> Answer | None:
-        with self.lock:
-            hour, _, _ = self.hourly.charge(1)
-            day, _, _ = self.daily.charge(1)
-        if hour and day:
-            return None
-        return self.error(429, "Too Many Requests")
+        return self.spend(self.hourly, self.daily, message="Too Many Requests")
 
     def _serve(self, stored: StoredCall, zone: ZoneInfo, fields: set[str]) -> dict[str, Any]:
         wanted = (*DEFAULT_FIELDS, *sorted(fields))
@@ -204,17 +178,11 @@ class CallRailApi(VendorApi):
             base = f"https://api.callrail.com/v3/a/{self.account_id}/calls/{stored.call['id']}"
             call["recording"] = f"{base}/recording.json"
             call["recording_duration"] = str(stored.call["duration"])
-            call["recording_player"] = (
-                f"https://app.callrail.com/calls/{stored.call['id']}/recording"
-            )
+            call["recording_player"] = f"https://app.callrail.com/calls/{call['id']}/recording"
         return call
 
     def _listing(self, request: Request, match: re.Match[str]) -> Answer:
-        if match["account"] != self.account_id:
-            return self.error(404, "Account not found")
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(400, f"Unknown parameter {unknown[0]}")
+        self._account(match)
         zone_name = request.param("time_zone") or "user"
         if zone_name not in TIME_ZONES:
             return self.error(400, f"Invalid time_zone {zone_name}")
@@ -222,50 +190,45 @@ class CallRailApi(VendorApi):
         fields = {name for name in (request.param("fields") or "").split(",") if name}
         if fields - EXTRA_FIELDS:
             return self.error(400, f"Invalid fields: {', '.join(sorted(fields - EXTRA_FIELDS))}")
-        try:
-            start = _bound(request.param("start_date"), zone, end=False)
-            end = _bound(request.param("end_date"), zone, end=True)
-            per_page = int(request.param("per_page") or 100)
-            page = int(request.param("page") or 1)
-        except ValueError as exc:
-            return self.error(400, str(exc))
-        if not 1 <= per_page <= MAX_PER_PAGE or page < 1:
-            return self.error(400, f"per_page is 1 to {MAX_PER_PAGE} and page at least 1")
-        if start is not None and start < datetime.fromtimestamp(self.clock(), UTC) - RETENTION:
+        start = _bound(request.param("start_date"), zone, end=False)
+        end = _bound(request.param("end_date"), zone, end=True)
+        per_page, page = self.paging(request, "per_page", 100, MAX_PER_PAGE)
+        if EARLIEST < start < datetime.fromtimestamp(self.clock(), UTC) - RETENTION:
             return self.error(400, "Date range is outside the data retention period")
         sort, order = request.param("sort") or "start_time", request.param("order") or "desc"
         if sort not in SORTABLE or order not in ("asc", "desc"):
             return self.error(400, "Invalid sort or order")
         with self.lock:
-            matching = [
-                stored
-                for stored in self.calls.values()
-                if (start is None or stored.started_at >= start)
-                and (end is None or stored.started_at < end)
-            ]
-            matching.sort(key=lambda stored: (_sort_key(stored, sort), stored.call["id"]))
-            if order == "desc":
-                matching.reverse()
+            matching = sorted(
+                (stored for stored in self.calls.values() if start <= stored.started_at < end),
+                key=lambda stored: (_sort_key(stored, sort), stored.call["id"]),
+                reverse=order == "desc",
+            )
             data, pages = page_of(matching, page, per_page)
             calls = [self._serve(stored, zone, fields) for stored in data]
-        body = {
-            "page": page,
-            "per_page": per_page,
-            "total_pages": pages if matching else 0,
-            "total_records": len(matching),
-            "calls": calls,
-        }
-        return Answer.json(body)
+        return Answer.json(
+            {
+                "page": page,
+                "per_page": per_page,
+                "total_pages": pages if matching else 0,
+                "total_records": len(matching),
+                "calls": calls,
+            }
+        )
+
+    def _account(self, match: re.Match[str]) -> None:
+        if match["account"] != self.account_id:
+            raise Refused(404, "Account not found")
 
     def _recording(self, _request: Request, match: re.Match[str]) -> Answer:
-        if match["account"] != self.account_id:
-            return self.error(404, "Account not found")
+        self._account(match)
         with self.lock:
             stored = self.calls.get(match["id"])
             key = stored.audio_key if stored is not None else None
         if key is None:
             return self.error(404, "Not Found")
-        return Answer.json({"url": self.app.link(match["id"], key)})
+        link = self.app.link(f"/calls/{match['id']}/recording/redirect", key)
+        return Answer.json({"url": link})
 
 
 def _stamp(at: datetime, zone: ZoneInfo) -> str:
@@ -277,41 +240,24 @@ def _sort_key(stored: StoredCall, sort: str) -> Any:
     return value if value is not None else ""
 
 
-def _bound(value: str | None, zone: ZoneInfo, *, end: bool) -> datetime | None:
+def _bound(value: str | None, zone: ZoneInfo, *, end: bool) -> datetime:
     """A date filter as the reference reads it: a whole day (inclusive), or a minute."""
     if value is None:
-        return None
-    if DATE_ONLY.fullmatch(value):
-        day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
-        return datetime(day.year, day.month, day.day, tzinfo=zone)
-    if DATE_TIME.fullmatch(value):
-        return datetime.fromisoformat(value).replace(tzinfo=zone)
-    raise ValueError(f"Invalid date {value}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+        return LATEST if end else EARLIEST
+    try:
+        at = strict_time(value, DATE_OR_MINUTE, zone)
+    except ValueError:
+        raise Refused(400, f"Invalid date {value}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    return at + timedelta(days=1) if end and "T" not in value else at
 
 
-class CallRailSimulator(ExitStack):
+class CallRailSimulator(Simulator):
     """The API, the app host and the storage host, each on its own 127.0.0.1 port; use as a
     context manager."""
 
     def __init__(self, api_key: str = API_KEY, *, clock: Callable[[], float] = time.time):
-        super().__init__()
-        self.api = CallRailApi(api_key=api_key, clock=clock)
+        super().__init__(CallRailApi(api_key=api_key, clock=clock))
+        self.api: CallRailApi
 
-    def __enter__(self) -> CallRailSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        self.enter_context(serve(self.api.app))
-        self.enter_context(serve(self.api.media))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
-
-    @property
-    def recording_hosts(self) -> list[str]:
-        """The app and storage hosts, as ``download_hosts`` names them."""
-        return [
-            self.api.app.url.removeprefix("http://"),
-            self.api.media.url.removeprefix("http://"),
-        ]
+    # The app and storage hosts, as ``download_hosts`` names them.
+    recording_hosts = Simulator.extra_hosts

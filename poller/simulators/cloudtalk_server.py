@@ -30,12 +30,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from poller.simulators.kit import Answer, BasicAuth, CostBudget, Request, VendorApi, page_of
+from poller.simulators.kit import (
+    EARLIEST,
+    LATEST,
+    Answer,
+    BasicAuth,
+    CostBudget,
+    Request,
+    VendorApi,
+    page_of,
+)
 
 KEY_ID = "CLOUDTALKKEYID0001"
 KEY_SECRET = "cloudtalk-key-secret-0001"
 MAX_LIMIT = 1000
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+RATE_HEADERS = ("X-CloudTalkAPI-Limit", "X-CloudTalkAPI-Remaining", "X-CloudTalkAPI-ResetTime")
 LISTING_PARAMS = {
     *("public_internal", "public_external", "date_from", "date_to", "contact_id", "user_id"),
     *("agent_extension", "type", "status", "tag_id", "call_id", "limit", "page"),
@@ -155,6 +165,8 @@ class StoredCall:
 class CloudTalkApi(VendorApi):
     """The simulated company. Mutate it between polls to make time pass."""
 
+    unknown_parameter = "Unknown parameter {}"
+
     def __init__(
         self,
         key_id: str = KEY_ID,
@@ -165,7 +177,7 @@ class CloudTalkApi(VendorApi):
         super().__init__(BasicAuth(key_id, key_secret), clock=clock)
         self.budget = CostBudget(60, 60, clock)
         self.calls: dict[str, StoredCall] = {}
-        self.route("GET", r"/api/calls/index\.json", self._listing)
+        self.route("GET", r"/api/calls/index\.json", self._listing, params=LISTING_PARAMS)
         self.route("GET", r"/api/calls/recording/(?P<id>\d+)\.json", self._recording)
 
     def add_call(self, item: dict[str, Any], audio: bytes | None = None) -> None:
@@ -182,8 +194,7 @@ class CloudTalkApi(VendorApi):
 
     def listing_pages(self) -> list[int]:
         """The page number of every listing request so far."""
-        with self.lock:
-            listings = [r for r in self.requests if r.path == "/api/calls/index.json"]
+        listings = self.requests_to("/api/calls/index.json")
         return [int(request.param("page") or 1) for request in listings]
 
     def error(self, status: int, message: str) -> Answer:
@@ -193,41 +204,25 @@ class CloudTalkApi(VendorApi):
         listing = request.path == "/api/calls/index.json"
         if listing and "application/json" not in (request.header("accept") or ""):
             return self.error(406, "Not Acceptable: send Accept: application/json")
-        with self.lock:
-            within, remaining, reset = self.budget.charge(1)
-        if within:
-            return None
-        answer = self.error(429, "Too Many Requests")
-        answer.headers |= {
-            "X-CloudTalkAPI-Limit": str(self.budget.limit),
-            "X-CloudTalkAPI-Remaining": str(remaining),
-            "X-CloudTalkAPI-ResetTime": str(reset),
-        }
-        return answer
+        message, names = "Too Many Requests", RATE_HEADERS
+        return self.spend(self.budget, message=message, headers=names, headers_on="refusal")
 
     def _listing(self, request: Request, _match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(400, f"Unknown parameter {unknown[0]}")
         try:
             bounds = {
                 name: datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
                 for name in ("date_from", "date_to")
                 if (value := request.param(name)) is not None
             }
-            limit, page = int(request.param("limit") or 10), int(request.param("page") or 1)
         except ValueError:
             return self.error(400, "date_from and date_to are YYYY-MM-DD HH:MM:SS")
-        if not 1 <= limit <= MAX_LIMIT or page < 1:
-            return self.error(400, f"limit is 1 to {MAX_LIMIT} and page at least 1")
+        start, end = bounds.get("date_from", EARLIEST), bounds.get("date_to", LATEST)
+        limit, page = self.paging(request, "limit", 10, MAX_LIMIT)
         with self.lock:
-            matching = [
-                stored
-                for stored in self.calls.values()
-                if bounds.get("date_from", datetime.min.replace(tzinfo=UTC)) <= stored.started_at()
-                and stored.started_at() < bounds.get("date_to", datetime.max.replace(tzinfo=UTC))
-            ]
-            matching.sort(key=lambda stored: (stored.started_at(), int(stored.item["Cdr"]["id"])))
+            matching = sorted(
+                (stored for stored in self.calls.values() if start <= stored.started_at() < end),
+                key=lambda stored: (stored.started_at(), int(stored.item["Cdr"]["id"])),
+            )
             data, pages = page_of(matching, page, limit)
             items = [stored.item for stored in data]
         body = {

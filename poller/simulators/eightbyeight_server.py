@@ -31,12 +31,10 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from poller.simulators.kit import Answer, OAuthTokens, Request, VendorApi, basic_header, serve
+from poller.simulators.kit import Answer, Fiql, OAuthTokens, Request, Simulator, VendorApi
 
 CLIENT_ID = "8x8-api-key-0001"
 CLIENT_SECRET = "8x8-api-secret-0001"
@@ -45,15 +43,6 @@ MAX_LIMIT = 100
 LISTING_PARAMS = {"filter", "pageKey", "limit", "sortField", "sortDirection"}
 TIME_FIELDS = ("createdTime", "updatedTime")
 TEXT_FIELDS = ("type", "objectState")
-OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "=gt=": lambda a, b: a > b,
-    "=ge=": lambda a, b: a >= b,
-    "=lt=": lambda a, b: a < b,
-    "=le=": lambda a, b: a <= b,
-}
-_COMPARISON = re.compile(r"^(?P<field>[A-Za-z]+)(?P<op>==|!=|=gt=|=ge=|=lt=|=le=)(?P<value>.+)$")
 
 
 def call_recording(
@@ -115,93 +104,43 @@ def _millis(stamp: str) -> int:
     return int(datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp() * 1000)
 
 
-@dataclass
-class Fiql:
-    """A parsed FIQL filter: a list of AND terms, each a list of OR comparisons."""
-
-    terms: list[list[tuple[str, str, str]]] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, text: str) -> Fiql:
-        """Raises ``ValueError`` naming what is wrong."""
-        terms = []
-        for part in _split(text, ";"):
-            grouped = part.startswith("(") and part.endswith(")")
-            alternatives = _split(part[1:-1], ",") if grouped else [part]
-            comparisons = []
-            for alternative in alternatives:
-                match = _COMPARISON.match(alternative)
-                if match is None:
-                    raise ValueError(f"cannot parse {alternative!r}")
-                name, value = match["field"], match["value"]
-                if name not in TIME_FIELDS + TEXT_FIELDS:
-                    raise ValueError(f"unsupported filter field {name}")
-                if name in TIME_FIELDS and not value.isdigit():
-                    raise ValueError(f"{name} is a Unix time in milliseconds, not {value!r}")
-                comparisons.append((name, match["op"], value))
-            terms.append(comparisons)
-        return cls(terms)
-
-    def names(self) -> set[str]:
-        return {name for term in self.terms for name, _, _ in term}
-
-    def passes(self, item: dict[str, Any]) -> bool:
-        def holds(name: str, op: str, value: str) -> bool:
-            if name in TIME_FIELDS:
-                return OPERATORS[op](_millis(item[name]), int(value))
-            return OPERATORS[op](item[name], value)
-
-        return all(any(holds(*comparison) for comparison in term) for term in self.terms)
+def _milliseconds(value: str) -> int:
+    if not value.isdigit():
+        raise ValueError(f"a time is a Unix time in milliseconds, not {value!r}")
+    return int(value)
 
 
-def _split(text: str, separator: str) -> list[str]:
-    """``text`` split at ``separator`` outside parentheses; raises on unbalanced ones."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth < 0:
-            raise ValueError("unbalanced parentheses")
-        if char == separator and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    if depth != 0 or not current:
-        raise ValueError("unbalanced parentheses or an empty term")
-    return [*parts, current]
+# What each filter field's literal is: times in whole milliseconds, the others text.
+FILTER_FIELDS: dict[str, Callable[[str], Any]] = {
+    **dict.fromkeys(TIME_FIELDS, _milliseconds),
+    **dict.fromkeys(TEXT_FIELDS, str),
+}
+
+
+def _comparable(item: dict[str, Any]) -> dict[str, Any]:
+    """An object's fields as its filter's literals read (times in Unix milliseconds)."""
+    return item | {name: _millis(item[name]) for name in TIME_FIELDS}
 
 
 class EightByEightTokens(OAuthTokens):
     """8x8's token endpoint: client credentials by HTTP Basic only, its answer's shape."""
 
-    def token_endpoint(self, request: Request, _match: re.Match[str]) -> Answer:
-        if request.header("authorization") != basic_header(self.client_id, self.client_secret):
-            return Answer.json({"error": "invalid_client"}, 401)
-        content_type = (request.header("content-type") or "").split(";")[0].strip()
-        if content_type != "application/x-www-form-urlencoded":
-            return Answer.json({"error": "invalid_request"}, 400)
-        if request.form().get("grant_type") != "client_credentials":
-            return Answer.json({"error": "unsupported_grant_type"}, 400)
-        token = secrets.token_urlsafe(20)
-        self.issued[token] = self.clock() + self.lifetime
-        self.minted += 1
+    def body(self, token: str) -> dict[str, Any]:
         issued_at = str(int(self.clock() * 1000))
-        return Answer.json(
-            {
-                "access_token": token,
-                "token_type": "BearerToken",
-                "api_product_list": "[storage]",
-                "status": "approved",
-                "scope": "",
-                "refresh_token_expires_in": "0",
-                "expires_in": str(self.lifetime),
-                "refresh_count": "0",
-                "developer.email": "deprecated",
-                "issued_at": issued_at,
-                "client_id": "deprecated",
-                "api_product_list_json": ["storage"],
-            }
-        )
+        return {
+            "access_token": token,
+            "token_type": "BearerToken",
+            "api_product_list": "[storage]",
+            "status": "approved",
+            "scope": "",
+            "refresh_token_expires_in": "0",
+            "expires_in": str(self.lifetime),
+            "refresh_count": "0",
+            "developer.email": "deprecated",
+            "issued_at": issued_at,
+            "client_id": "deprecated",
+            "api_product_list_json": ["storage"],
+        }
 
 
 class EightByEightApi(VendorApi):
@@ -215,7 +154,9 @@ class EightByEightApi(VendorApi):
         regions: tuple[str, ...] = ("us-east",),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.tokens = EightByEightTokens(client_id, client_secret, TOKEN_LIFETIME, clock)
+        self.tokens = EightByEightTokens(
+            client_id, client_secret, TOKEN_LIFETIME, clock, basic_only=True, form_only=True
+        )
         super().__init__(self.tokens, clock=clock)
         self.regions = regions
         # region -> object id -> (object, audio)
@@ -225,7 +166,7 @@ class EightByEightApi(VendorApi):
         self.route("POST", r"/oauth/v2/token", self.tokens.token_endpoint, public=True)
         region = r"/storage/(?P<region>[^/]+)/v3"
         self.route("GET", rf"{region}/regions", self._regions)
-        self.route("GET", rf"{region}/objects", self._listing)
+        self.route("GET", rf"{region}/objects", self._listing, params=LISTING_PARAMS)
         self.route("GET", rf"{region}/objects/(?P<id>[^/]+)/content", self._content)
 
     def add(self, item: dict[str, Any], audio: bytes | None = None, region: str = "") -> None:
@@ -257,15 +198,13 @@ class EightByEightApi(VendorApi):
         return Answer.json(list(self.regions))
 
     def _listing(self, request: Request, match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(400, f"unknown parameter {unknown[0]}")
         try:
             stored = self._region(match)
         except LookupError:
             return self.error(400, f"{match['region']} is not one of the account's regions")
         try:
-            query = Fiql.parse(request.param("filter") or "") if request.param("filter") else Fiql()
+            text = request.param("filter")
+            query = Fiql.parse(text, FILTER_FIELDS) if text else Fiql()
             offset = int(request.param("pageKey") or 0)
             limit = int(request.param("limit") or MAX_LIMIT)
         except ValueError as exc:
@@ -279,7 +218,9 @@ class EightByEightApi(VendorApi):
         if "objectState" not in query.names():
             query.terms.append([("objectState", "==", "AVAILABLE")])
         with self.lock:
-            matching = [dict(item) for item, _ in stored.values() if query.passes(item)]
+            matching = [
+                dict(item) for item, _ in stored.values() if query.passes(_comparable(item))
+            ]
         matching.sort(key=lambda item: (item[sort_field], item["id"]))
         if direction == "DESC":
             matching.reverse()
@@ -305,7 +246,7 @@ class EightByEightApi(VendorApi):
         return Answer(200, audio, content_type=item["mimeType"])
 
 
-class EightByEightSimulator(ExitStack):
+class EightByEightSimulator(Simulator):
     """The API (token endpoint included) on a 127.0.0.1 port; use as a context manager."""
 
     def __init__(
@@ -316,14 +257,5 @@ class EightByEightSimulator(ExitStack):
         regions: tuple[str, ...] = ("us-east",),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__()
-        self.api = EightByEightApi(client_id, client_secret, regions=regions, clock=clock)
-
-    def __enter__(self) -> EightByEightSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
+        super().__init__(EightByEightApi(client_id, client_secret, regions=regions, clock=clock))
+        self.api: EightByEightApi

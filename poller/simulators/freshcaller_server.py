@@ -23,20 +23,23 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from poller.simulators.kit import (
+    EARLIEST,
+    LATEST,
     Answer,
     CostBudget,
     HeaderAuth,
     MediaHost,
     Request,
+    Simulator,
     VendorApi,
     page_of,
-    serve,
+    strict_time,
+    zulu,
 )
 
 API_KEY = "freshcaller-api-key-0001"
@@ -46,12 +49,7 @@ LISTING_PARAMS = {"page", "per_page", "by_time[from]", "by_time[to]", "has_ances
 PAGING_PARAMS = {"page", "per_page"}
 # What Freshcaller accepts in by_time: UTC with a Z, never an offset.
 _ZULU = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
-JSON_ROUTES = ("/api/v1/calls", "/api/v1/users")
-
-
-def zulu(at: datetime) -> str:
-    """A time as Freshcaller writes it: UTC, milliseconds, ``Z``."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+JSON_ROUTES = re.compile(r"/api/v1/(calls|users|calls/[^/]+)")
 
 
 # The call's fields this simulator leaves empty, as a call without queue, team or IVR has them.
@@ -152,18 +150,16 @@ class StoredCall:
     record: dict[str, Any]
     audio_key: str | None = None
     signature: str | None = None  # a query the recording URL carries when served
-    # When the call was created, as filed when it was added (a test may break the record).
-    when: datetime = field(init=False)
 
     def __post_init__(self) -> None:
+        # When the call was created, as filed when it was added (a test may break the record).
         self.when = datetime.fromisoformat(self.record["created_time"])
-
-    def created(self) -> datetime:
-        return self.when
 
 
 class FreshcallerApi(VendorApi):
     """The simulated account. Mutate it between polls to make time pass."""
+
+    invalid_status = 422
 
     def __init__(self, api_key: str = API_KEY, *, clock: Callable[[], float] = time.time):
         super().__init__(HeaderAuth("X-Api-Auth", api_key), clock=clock)
@@ -173,10 +169,11 @@ class FreshcallerApi(VendorApi):
         self.users: dict[str, dict[str, Any]] = {}
         self.users_forbidden = False  # the key's role may not list users
         self.loop_from_page: int | None = None  # from this page on, the page param is ignored
-        self.route("GET", r"/api/v1/calls", self._listing)
+        self.hosts = [self.media]
+        self.route("GET", r"/api/v1/calls", self._listing, params=LISTING_PARAMS)
         self.route("GET", r"/api/v1/calls/(?P<id>[^/]+)", self._one)
         self.route("GET", r"/api/v1/calls/(?P<id>[^/]+)/recordings/(?P<rid>\d+)", self._recording)
-        self.route("GET", r"/api/v1/users", self._users)
+        self.route("GET", r"/api/v1/users", self._users, params=PAGING_PARAMS)
 
     def add_call(
         self, record: dict[str, Any], audio: bytes | None = None, *, signature: str | None = None
@@ -195,31 +192,24 @@ class FreshcallerApi(VendorApi):
         with self.lock:
             stored = self.calls[str(call_id)]
             stored.audio_key = key
-            recording = stored.record.get("recording") or {"id": 5000}
-            stored.record["recording"] = recording
+            stored.record["recording"] = stored.record.get("recording") or {"id": 5000}
 
     def add_user(self, user_id: int, email: str, name: str) -> None:
         with self.lock:
             self.users[str(user_id)] = freshcaller_user(user_id, email, name)
 
     def error(self, status: int, message: str) -> Answer:
-        kinds = {401: "unauthorized", 404: "record_not_found", 422: "invalid_value"}
+        kinds = {401: "unauthorized", 403: "access_denied", 404: "record_not_found"}
+        kinds |= {422: "invalid_value"}
         kind = kinds.get(status, "too_many_requests" if status == 429 else "internal_error")
         return Answer.json({"error_type": kind, "message": message, "errors": []}, status)
 
     def before_route(self, request: Request) -> Answer | None:
-        json_route = request.path in JSON_ROUTES or re.fullmatch(
-            r"/api/v1/calls/[^/]+", request.path
-        )
-        if json_route and "application/json" not in (request.header("accept") or ""):
+        if JSON_ROUTES.fullmatch(request.path) and "application/json" not in (
+            request.header("accept") or ""
+        ):
             return self.error(404, "not found")
-        with self.lock:
-            within, _, ends = self.budget.charge(1)
-        if within:
-            return None
-        answer = self.error(429, "rate limit exceeded")
-        answer.headers["Retry-After"] = str(max(1, int(ends - self.clock())))
-        return answer
+        return self.spend(self.budget, retry_after=True)
 
     def _served(self, stored: StoredCall) -> dict[str, Any]:
         record = dict(stored.record)
@@ -233,35 +223,19 @@ class FreshcallerApi(VendorApi):
             record["recording"] = dict(recording, url=None, transcription_url=None)
         return record
 
-    def _paging(self, request: Request) -> tuple[int, int] | Answer:
-        try:
-            per_page, page = int(request.param("per_page") or 10), int(request.param("page") or 1)
-        except ValueError:
-            return self.error(422, "per_page and page are integers")
-        if not 1 <= per_page <= MAX_PER_PAGE or page < 1:
-            return self.error(422, f"per_page is 1 to {MAX_PER_PAGE} and page at least 1")
-        return per_page, page
-
     def _listing(self, request: Request, _match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(422, f"unknown parameter {unknown[0]}")
-        paging = self._paging(request)
-        if isinstance(paging, Answer):
-            return paging
-        per_page, page = paging
-        bounds = (request.param("by_time[from]"), request.param("by_time[to]"))
+        per_page, page = self.paging(request, "per_page", 10, MAX_PER_PAGE)
+        bounds = [request.param("by_time[from]"), request.param("by_time[to]")]
         if (bounds[0] is None) != (bounds[1] is None):
             return self.error(422, "by_time[from] and by_time[to] go together")
-        if bounds[0] is not None and not all(_ZULU.fullmatch(b or "") for b in bounds):
+        try:
+            times = [strict_time(bound, _ZULU) for bound in bounds if bound is not None]
+        except ValueError:
             return self.error(422, "by_time takes UTC times written with Z")
+        low, high = times or [EARLIEST, LATEST]
         with self.lock:
-            matching = [
-                stored
-                for stored in self.calls.values()
-                if bounds[0] is None or _parse(bounds[0]) <= stored.created() <= _parse(bounds[1])
-            ]
-            matching.sort(key=lambda stored: (stored.created(), stored.record["id"]), reverse=True)
+            matching = [stored for stored in self.calls.values() if low <= stored.when <= high]
+            matching.sort(key=lambda stored: (stored.when, stored.record["id"]), reverse=True)
             answered = min(page, self.loop_from_page or page)
             data, pages = page_of(matching, answered, per_page)
             served = [self._served(stored) for stored in data]
@@ -285,45 +259,18 @@ class FreshcallerApi(VendorApi):
 
     def _users(self, request: Request, _match: re.Match[str]) -> Answer:
         if self.users_forbidden:
-            return Answer.json(
-                {"error_type": "access_denied", "message": "denied", "errors": []}, 403
-            )
-        unknown = sorted(set(request.query) - PAGING_PARAMS)
-        if unknown:
-            return self.error(422, f"unknown parameter {unknown[0]}")
-        paging = self._paging(request)
-        if isinstance(paging, Answer):
-            return paging
-        per_page, page = paging
+            return self.error(403, "denied")
+        per_page, page = self.paging(request, "per_page", 10, MAX_PER_PAGE)
         with self.lock:
-            users, pages = page_of(
-                sorted(self.users.values(), key=lambda u: u["id"]), page, per_page
-            )
+            ordered = sorted(self.users.values(), key=lambda user: user["id"])
+        users, pages = page_of(ordered, page, per_page)
         meta = {"current": page, "total_pages": pages, "total_count": len(self.users)}
         return Answer.json({"users": users, "meta": meta})
 
 
-def _parse(text: str | None) -> datetime:
-    return datetime.fromisoformat(text or "")
-
-
-class FreshcallerSimulator(ExitStack):
+class FreshcallerSimulator(Simulator):
     """The API and its media host, each on its own 127.0.0.1 port; use as a context manager."""
 
     def __init__(self, api_key: str = API_KEY, *, clock: Callable[[], float] = time.time):
-        super().__init__()
-        self.api = FreshcallerApi(api_key=api_key, clock=clock)
-
-    def __enter__(self) -> FreshcallerSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        self.enter_context(serve(self.api.media))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
-
-    @property
-    def media_host(self) -> str:
-        return self.api.media.url.removeprefix("http://")
+        super().__init__(FreshcallerApi(api_key=api_key, clock=clock))
+        self.api: FreshcallerApi

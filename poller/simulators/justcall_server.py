@@ -28,8 +28,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,9 +39,10 @@ from poller.simulators.kit import (
     HeaderAuth,
     MediaHost,
     Request,
+    Simulator,
     VendorApi,
     page_of,
-    serve,
+    strict_time,
     url_with,
 )
 
@@ -129,19 +129,17 @@ def justcall_call(
 class StoredCall:
     record: dict[str, Any]
     audio_key: str | None = None
-    # When the call was, as filed when it was added (a test may break the record's fields).
-    when: datetime = field(init=False)
 
     def __post_init__(self) -> None:
+        # When the call was, as filed when it was added (a test may break the record's fields).
         written = f"{self.record['call_date']} {self.record['call_time']}"
         self.when = datetime.strptime(written, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-
-    def at(self) -> datetime:
-        return self.when
 
 
 class JustCallApi(VendorApi):
     """The simulated account's API. Mutate it between polls to make time pass."""
+
+    unknown_parameter = "Invalid request parameters: {}"
 
     def __init__(
         self,
@@ -160,7 +158,8 @@ class JustCallApi(VendorApi):
         # Scripted misbehaviour: next_page_link on another host, or back to the same page.
         self.next_link_base: str | None = None
         self.loop_from_page: int | None = None
-        self.route("GET", r"/v2.1/calls", self._listing)
+        self.hosts = [self.web, self.media]
+        self.route("GET", r"/v2.1/calls", self._listing, params=LISTING_PARAMS)
         self.web.route("GET", r"/rec-redirect/(?P<sid>CA\w+)", self._recording, public=True)
 
     def add_call(self, record: dict[str, Any], audio: bytes | None = None) -> None:
@@ -183,9 +182,7 @@ class JustCallApi(VendorApi):
         return Answer.json(body, status)
 
     def before_route(self, request: Request) -> Answer | None:
-        with self.lock:
-            within, _, _ = self.budget.charge(1)
-        return None if within else self.error(429, "rate limit exceeded")
+        return self.spend(self.budget)
 
     def _served(self, stored: StoredCall) -> dict[str, Any]:
         record = dict(stored.record)
@@ -197,38 +194,30 @@ class JustCallApi(VendorApi):
     def _bound(self, text: str | None, *, end: bool) -> datetime | None:
         if text is None:
             return None
-        if not _DATETIME.fullmatch(text):
-            raise ValueError(text)
-        if " " not in text:  # a date alone: the whole day
-            text = f"{text} 23:59:59" if end else f"{text} 00:00:00"
-        written = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007
-        return written.replace(tzinfo=self.zone)
+        at = strict_time(text, _DATETIME, self.zone)
+        # A date alone is the whole day.
+        return at + timedelta(seconds=86399) if end and " " not in text else at
 
     def _listing(self, request: Request, _match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(400, f"Invalid request parameters: {unknown[0]}")
         try:
             start = self._bound(request.param("from_datetime"), end=False)
             end = self._bound(request.param("to_datetime"), end=True)
-            per_page, page = int(request.param("per_page") or 20), int(request.param("page") or 1)
         except ValueError:
             return self.error(400, "Invalid request parameters: datetimes are yyyy-mm-dd hh:mm:ss")
+        per_page, page = self.paging(request, "per_page", 20, MAX_PER_PAGE)
         sort, order = request.param("sort") or "id", request.param("order") or "desc"
-        if not 1 <= per_page <= MAX_PER_PAGE or page < 1:
-            return self.error(400, f"Invalid request parameters: per_page is 1 to {MAX_PER_PAGE}")
         if sort not in ("id", "datetime") or order not in ("asc", "desc"):
             return self.error(400, "Invalid request parameters: sort id|datetime, order asc|desc")
         with self.lock:
             matching = [
                 stored
                 for stored in self.calls.values()
-                if (start is None or stored.at() >= start) and (end is None or stored.at() <= end)
+                if (start is None or stored.when >= start) and (end is None or stored.when <= end)
             ]
             if sort == "id":
                 matching.sort(key=lambda stored: stored.record["id"])
             else:
-                matching.sort(key=lambda stored: (stored.at(), stored.record["id"]))
+                matching.sort(key=lambda stored: (stored.when, stored.record["id"]))
             if order == "desc":
                 matching.reverse()
             data, pages = page_of(matching, page, per_page)
@@ -260,20 +249,14 @@ class JustCallApi(VendorApi):
 
     def _recording(self, _request: Request, match: re.Match[str]) -> Answer:
         with self.lock:
-            key = next(
-                (
-                    stored.audio_key
-                    for stored in self.calls.values()
-                    if stored.record["call_sid"] == match["sid"]
-                ),
-                None,
-            )
+            keys = {stored.record["call_sid"]: stored.audio_key for stored in self.calls.values()}
+        key = keys.get(match["sid"])
         if key is None:
             return Answer(404, b"Recording not found", content_type="text/plain")
         return Answer(302, headers={"Location": self.media.signed_url(key)})
 
 
-class JustCallSimulator(ExitStack):
+class JustCallSimulator(Simulator):
     """The API, its recording links' host and the media host, each on its own 127.0.0.1 port;
     use as a context manager."""
 
@@ -285,21 +268,8 @@ class JustCallSimulator(ExitStack):
         zone: str = ACCOUNT_ZONE,
         clock: Callable[[], float] = time.time,
     ):
-        super().__init__()
-        self.api = JustCallApi(api_key, api_secret, zone=zone, clock=clock)
+        super().__init__(JustCallApi(api_key, api_secret, zone=zone, clock=clock))
+        self.api: JustCallApi
 
-    def __enter__(self) -> JustCallSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        self.enter_context(serve(self.api.web))
-        self.enter_context(serve(self.api.media))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
-
-    @property
-    def download_hosts(self) -> list[str]:
-        """The recording links' host and the files' host, as ``download_hosts`` lists them."""
-        return [host.url.removeprefix("http://") for host in (self.api.web, self.api.media)]
+    # The recording links' host and the files' host, as ``download_hosts`` lists them.
+    download_hosts = Simulator.extra_hosts

@@ -13,8 +13,15 @@ A vendor simulator built on it is a route table and its record shapes. The kit g
   cursor) and :func:`url_with` (a next-page URL carrying every parameter);
 - :class:`CostBudget`: a rate limit counted in cost per window, as vendors publish them;
 - :class:`MediaHost`: recordings served from their own host, by plain or signed, expiring
-  URLs, refusing any credentials sent along (as a presigned storage URL does);
-- :func:`serve`: each on its own 127.0.0.1 port (:mod:`poller.simulators.http_server`).
+  URLs, refusing any credentials sent along (as a presigned storage URL does), and
+  :class:`LinkHost`: a vendor's web links that redirect to them;
+- refusals: a handler raises :class:`Refused` (the vendor's error body follows), a route lists
+  its query parameters and refuses any other (:attr:`VendorApi.unknown_parameter`),
+  :meth:`VendorApi.spend` answers 429 past a budget with the vendor's headers;
+- parameters: :func:`int_param`, :func:`strict_time` (a time in exactly the vendor's form),
+  :func:`time_range` (``A..B``), :class:`Fiql` (``field=op=value;...`` filters);
+- :class:`Simulator`: the API and its other hosts, each on its own 127.0.0.1 port
+  (:func:`serve`, :mod:`poller.simulators.http_server`).
 """
 
 from __future__ import annotations
@@ -26,11 +33,11 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Literal, Protocol, Self, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
@@ -58,6 +65,10 @@ class Request:
     def form(self) -> dict[str, str]:
         return {key: values[-1] for key, values in parse_qs(self.body.decode()).items()}
 
+    def media_type(self) -> str:
+        """The body's ``Content-Type`` without its parameters (``""`` when not sent)."""
+        return (self.header("content-type") or "").split(";")[0].strip()
+
 
 @dataclass
 class Answer:
@@ -76,6 +87,18 @@ class Answer:
 
 
 Handler = Callable[[Request, "re.Match[str]"], Answer]
+
+
+class Refused(Exception):
+    """Raised by a handler (or a helper it calls): answer ``status`` with the vendor's error
+    body carrying ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 FailureKind = Literal["status", "timeout", "malformed", "redirect", "drop"]
 
 
@@ -133,7 +156,9 @@ class OAuthTokens:
     """An OAuth 2 client-credentials token endpoint and the bearer tokens it issued.
 
     Tokens live ``lifetime`` seconds on ``clock``; :meth:`expire_all` ends them early, as a
-    vendor's revocation does. Client credentials come in HTTP Basic or in the form body.
+    vendor's revocation does. Client credentials come in HTTP Basic or in the form body
+    (``basic_only``: HTTP Basic alone); ``form_only``: a body not sent as a form is refused.
+    A vendor's own answer shape overrides :meth:`body`.
     """
 
     client_id: str
@@ -142,20 +167,26 @@ class OAuthTokens:
     clock: Callable[[], float] = time.time
     issued: dict[str, float] = field(default_factory=dict)
     minted: int = 0
+    basic_only: bool = False
+    form_only: bool = False
 
     def token_endpoint(self, request: Request, _match: re.Match[str]) -> Answer:
         form = request.form()
         sent = request.header("authorization") == basic_header(self.client_id, self.client_secret)
         in_form = (form.get("client_id"), form.get("client_secret"))
-        if not sent and in_form != (self.client_id, self.client_secret):
+        if not sent and (self.basic_only or in_form != (self.client_id, self.client_secret)):
             return Answer.json({"error": "invalid_client"}, 401)
+        if self.form_only and request.media_type() != "application/x-www-form-urlencoded":
+            return Answer.json({"error": "invalid_request"}, 400)
         if form.get("grant_type") != "client_credentials":
             return Answer.json({"error": "unsupported_grant_type"}, 400)
         token = secrets.token_urlsafe(24)
         self.issued[token] = self.clock() + self.lifetime
         self.minted += 1
-        body = {"access_token": token, "token_type": "bearer", "expires_in": self.lifetime}
-        return Answer.json(body)
+        return Answer.json(self.body(token))
+
+    def body(self, token: str) -> dict[str, Any]:
+        return {"access_token": token, "token_type": "bearer", "expires_in": self.lifetime}
 
     def accepts(self, request: Request) -> bool:
         sent = (request.header("authorization") or "").removeprefix("Bearer ")
@@ -178,11 +209,82 @@ class VendorApi:
         self.failures: deque[Failure] = deque()
         self.lock = threading.RLock()
         self.url = ""  # set once served
+        self.hosts: list[VendorApi] = []  # the vendor's other hosts, served alongside
         self._headers = threading.local()  # headers for the answer of this thread's request
 
-    def route(self, method: str, pattern: str, handler: Handler, *, public: bool = False) -> None:
-        """Answer ``method`` on paths matching ``pattern`` (whole path); ``public``: no auth."""
+    # The status of a query parameter the vendor refuses, and the message (``{}``: the
+    # parameter) of one a route does not list.
+    invalid_status: int = 400
+    unknown_parameter: str = "unknown parameter {}"
+
+    def route(
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        *,
+        public: bool = False,
+        params: set[str] | None = None,
+    ) -> None:
+        """Answer ``method`` on paths matching ``pattern`` (whole path); ``public``: no auth;
+        ``params``: the query parameters it takes, any other refused (after auth, scripted
+        failures and :meth:`before_route`, as the vendor's handler would)."""
+        if params is not None:
+            handler = self._only(params, handler)
         self.routes.append((method, re.compile(pattern), handler, public))
+
+    def _only(self, params: set[str], handler: Handler) -> Handler:
+        def checked(request: Request, match: re.Match[str]) -> Answer:
+            unknown = sorted(set(request.query) - params)
+            if unknown:
+                raise Refused(self.invalid_status, self.unknown_parameter.format(unknown[0]))
+            return handler(request, match)
+
+        return checked
+
+    def paging(
+        self, request: Request, size: str, default: int, maximum: int, page: str = "page"
+    ) -> tuple[int, int]:
+        """(page size, page number from 1) from the query: ``size`` 1 to ``maximum``
+        (``default`` when absent), else refused with :attr:`invalid_status`."""
+        try:
+            return int_param(request, size, default, 1, maximum), int_param(request, page, 1)
+        except ValueError:
+            message = f"{size} is 1 to {maximum} and {page} at least 1"
+            raise Refused(self.invalid_status, message) from None
+
+    def requests_to(self, path: str) -> list[Request]:
+        """The requests so far to ``path`` (the whole path)."""
+        with self.lock:
+            return [request for request in self.requests if request.path == path]
+
+    def spend(
+        self,
+        *budgets: CostBudget,
+        cost: int = 1,
+        message: str = "rate limit exceeded",
+        retry_after: bool = False,
+        headers: tuple[str, str, str] | None = None,
+        headers_on: Literal["every", "refusal"] = "every",
+    ) -> Answer | None:
+        """Charge ``cost`` to each budget; past any, the 429 answer (``retry_after``: with the
+        seconds to the window's end). ``headers`` names the limit, remaining and reset (a Unix
+        time) headers of the first budget, sent on every answer or only on the 429."""
+        with self.lock:
+            charged = [budget.charge(cost) for budget in budgets]
+        _, remaining, reset = charged[0]
+        within = all(ok for ok, _, _ in charged)
+        if headers is not None and (headers_on == "every" or not within):
+            values = (budgets[0].limit, remaining, reset)
+            self.add_headers(
+                **{name: str(value) for name, value in zip(headers, values, strict=True)}
+            )
+        if within:
+            return None
+        answer = self.error(429, message)
+        if retry_after:
+            answer.headers["Retry-After"] = str(max(1, int(reset - self.clock())))
+        return answer
 
     def fail(self, kind: FailureKind = "status", *, times: int | None = 1, **how: Any) -> None:
         with self.lock:
@@ -229,7 +331,10 @@ class VendorApi:
             scripted = self._scripted(request)
             if scripted is not None:
                 return scripted
-            return self.before_route(request) or handler(request, match)
+            try:
+                return self.before_route(request) or handler(request, match)
+            except Refused as refused:
+                return self.error(refused.status, refused.message)
         return self.error(404, "not found")
 
     def _scripted(self, request: Request) -> Answer | None:
@@ -299,6 +404,35 @@ def serve(api: VendorApi) -> Iterator[VendorApi]:
         yield api
 
 
+class Simulator(ExitStack):
+    """A vendor's API and its other hosts (:attr:`VendorApi.hosts`), each on its own 127.0.0.1
+    port while used as a context manager."""
+
+    def __init__(self, api: VendorApi) -> None:
+        super().__init__()
+        self.api = api
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        for host in (self.api, *self.api.hosts):
+            self.enter_context(serve(host))
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    @property
+    def extra_hosts(self) -> list[str]:
+        """``host:port`` of each host beyond the API, as ``download_hosts`` lists them."""
+        return [host.url.removeprefix("http://") for host in self.api.hosts]
+
+    @property
+    def media_host(self) -> str:
+        """``host:port`` of the first host beyond the API (the recordings' host)."""
+        return self.extra_hosts[0]
+
+
 # -- paging --------------------------------------------------------------------------------
 
 
@@ -344,10 +478,131 @@ def passes(filters: dict[tuple[str, str], datetime], times: dict[str, datetime])
     return all(COMPARISONS[op](times[name], at) for (name, op), at in filters.items())
 
 
-def url_with(base: str, path: str, query: dict[str, list[str]], **changes: str) -> str:
-    """An absolute next-page URL carrying every parameter of the request, with ``changes``."""
+def url_with(base: str, path: str, query: dict[str, list[str]], **changes: str | None) -> str:
+    """An absolute next-page URL carrying every parameter of the request, with ``changes``
+    (``None``: the parameter left out)."""
     params = {key: values[-1] for key, values in query.items()} | changes
-    return f"{base}{path}?{urlencode(params)}"
+    kept = {key: value for key, value in params.items() if value is not None}
+    return f"{base}{path}?{urlencode(kept)}"
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def zulu(at: datetime, timespec: str = "milliseconds") -> str:
+    """A time as many vendors write it: UTC, ``Z`` (milliseconds unless ``timespec`` says)."""
+    return at.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def int_param(
+    request: Request, name: str, default: int, low: int = 1, high: int | None = None
+) -> int:
+    """Query parameter ``name`` as an integer from ``low`` to ``high`` (``default`` when
+    absent); raises ``ValueError`` for anything else."""
+    text = request.param(name)
+    value = default if text is None else int(text)
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} is {low} to {high if high is not None else 'any'}")
+    return value
+
+
+def strict_time(text: str, pattern: re.Pattern[str] | str, zone: tzinfo | None = None) -> datetime:
+    """``text`` as an aware time, only if it is written exactly as ``pattern`` (a regular
+    expression, matched whole) allows; a time without a zone is in ``zone``, and refused
+    without one. Raises ``ValueError``."""
+    if not re.fullmatch(pattern, text):
+        raise ValueError(f"{text!r} is not a time written as the API takes it")
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        if zone is None:
+            raise ValueError(f"{text!r} has a time without a zone")
+        at = at.replace(tzinfo=zone)
+    return at
+
+
+def time_range(
+    value: str | None, *, low: str = "neginf", high: str = "inf"
+) -> tuple[datetime, datetime]:
+    """A range ``A..B`` of zoned ISO 8601 times, ends inclusive; ``low`` or ``high`` for an
+    open end, as is a missing ``value``. Raises ``ValueError``."""
+    first, sep, last = (value or f"{low}..{high}").partition("..")
+    if not sep:
+        raise ValueError(f"a time filter is a range A..B, not {value!r}")
+    ends = [
+        EARLIEST if first == low else datetime.fromisoformat(first),
+        LATEST if last == high else datetime.fromisoformat(last),
+    ]
+    if any(end.tzinfo is None for end in ends):
+        raise ValueError(f"{value!r} has a time without a zone")
+    return ends[0], ends[1]
+
+
+FIQL_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "=gt=": lambda a, b: a > b,
+    "=ge=": lambda a, b: a >= b,
+    "=lt=": lambda a, b: a < b,
+    "=le=": lambda a, b: a <= b,
+}
+_FIQL_COMPARISON = re.compile(r"(?P<field>[A-Za-z]+)(?P<op>==|!=|=gt=|=ge=|=lt=|=le=)(?P<value>.+)")
+
+
+@dataclass
+class Fiql:
+    """A FIQL filter: AND terms (``;``), each a list of OR comparisons (``,`` in parentheses)."""
+
+    terms: list[list[tuple[str, str, Any]]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str, fields: Mapping[str, Callable[[str], Any]]) -> Fiql:
+        """``fields``: each field the API filters on, with what reads its literal (raising
+        ``ValueError`` for one the API refuses). Raises ``ValueError`` naming what is wrong."""
+        terms = []
+        for part in _fiql_split(text, ";"):
+            grouped = part.startswith("(") and part.endswith(")")
+            comparisons = []
+            for alternative in _fiql_split(part[1:-1], ",") if grouped else [part]:
+                match = _FIQL_COMPARISON.fullmatch(alternative)
+                if match is None:
+                    raise ValueError(f"cannot parse {alternative!r}")
+                if match["field"] not in fields:
+                    raise ValueError(f"unsupported filter field {match['field']}")
+                value = fields[match["field"]](match["value"])
+                comparisons.append((match["field"], match["op"], value))
+            terms.append(comparisons)
+        return cls(terms)
+
+    def names(self) -> set[str]:
+        return {name for term in self.terms for name, _, _ in term}
+
+    def passes(self, values: Mapping[str, Any]) -> bool:
+        """Whether an item with these field ``values`` (read as the literals are) passes."""
+        return all(
+            any(FIQL_OPERATORS[op](values[name], value) for name, op, value in term)
+            for term in self.terms
+        )
+
+
+def _fiql_split(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` outside parentheses; raises on unbalanced ones."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            raise ValueError("unbalanced parentheses")
+        if char == separator and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if depth != 0 or not current:
+        raise ValueError("unbalanced parentheses or an empty term")
+    return [*parts, current]
 
 
 @dataclass
@@ -432,3 +687,39 @@ class MediaHost(VendorApi):
         if stored[2] and grant is None:
             return Answer(403, b"a signed URL is needed", content_type="text/plain")
         return Answer(200, stored[0], content_type=stored[1])
+
+
+class LinkHost(VendorApi):
+    """A vendor's web host of recording links (``pattern``) that redirect to the recording's
+    signed URL on ``media`` (alive ``ttl`` seconds). A link carries an access key; it opens
+    without credentials and refuses any sent along (400); a wrong key is 403."""
+
+    def __init__(
+        self,
+        media: MediaHost,
+        pattern: str,
+        *,
+        ttl: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.media = media
+        self.ttl = ttl
+        self.links: dict[str, str] = {}  # access key -> media key
+        self.route("GET", pattern, self._redirect, public=True)
+
+    def link(self, path: str, media_key: str) -> str:
+        """A new link at ``path`` (which ``pattern`` matches) to the media's ``media_key``."""
+        access_key = secrets.token_hex(10)
+        with self.lock:
+            self.links[access_key] = media_key
+        return f"{self.url}{path}?access_key={access_key}"
+
+    def _redirect(self, request: Request, _match: re.Match[str]) -> Answer:
+        if request.header("authorization"):
+            return self.error(400, "credentials sent to a recording link")
+        with self.lock:
+            key = self.links.get(request.param("access_key") or "")
+        if key is None:
+            return self.error(403, "access key does not match")
+        return Answer(302, headers={"Location": self.media.signed_url(key, self.ttl)})

@@ -11,17 +11,25 @@ refresh-token grants, as strict as the specification reads.
   pollers that both refresh with the same token end with none that works.
 - Bad resource-owner credentials or refresh tokens answer ``400 invalid_grant``; bad client
   credentials ``401 invalid_client``.
+- With ``redirect_uri`` set, a refresh naming another one is ``400 invalid_grant`` (the
+  strictest reading of RFC 6749 6 for servers that ask for it).
+
+:meth:`OAuthTokenIssuer.endpoint` is the token endpoint as a simulator kit route, and
+:class:`OAuthApi` a kit API whose bearer tokens the issuer issues.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from poller.simulators.kit import Answer, Handler, Request, VendorApi
 
 Grant = Literal["password", "refresh_token"]
 
@@ -51,6 +59,8 @@ class OAuthTokenIssuer:
     rotate: bool = True
     # Seconds to take before answering (a slow token endpoint widens a race between pollers).
     answer_delay: float = 0.0
+    # The registered redirect URI a refresh must repeat (None: not asked for).
+    redirect_uri: str | None = None
     # Counters a test reads.
     refreshes: int = 0
     refused: int = 0
@@ -108,6 +118,24 @@ class OAuthTokenIssuer:
             if grant == "password":
                 return self._password(form)
             return self._refresh(form)
+
+    def endpoint(self, extra: Callable[[], dict[str, Any]] = dict) -> Handler:
+        """The token endpoint as a kit route; ``extra``: what the vendor adds to a grant."""
+
+        def token(request: Request, _match: re.Match[str]) -> Answer:
+            form = request.form()
+            if (
+                self.redirect_uri is not None
+                and form.get("grant_type") == "refresh_token"
+                and form.get("redirect_uri") != self.redirect_uri
+            ):
+                with self.lock:
+                    self.refused += 1
+                return Answer.json({"error": "invalid_grant"}, 400)
+            status, body = self.answer(form, request.headers)
+            return Answer.json(body | extra() if status == 200 else body, status)
+
+        return token
 
     def _client_error(
         self, form: Mapping[str, str], headers: Mapping[str, str]
@@ -190,3 +218,24 @@ class IssuedBearer:
     def accepts(self, request: Any) -> bool:
         sent = request.header("authorization") or ""
         return sent.startswith("Bearer ") and self.issuer.accepts(sent.removeprefix("Bearer "))
+
+
+class OAuthApi(VendorApi):
+    """A simulated API that accepts the bearer tokens ``issuer`` issues, with the issuer's token
+    endpoint at ``token_path`` (``extra``: what the vendor adds to a grant)."""
+
+    def __init__(
+        self,
+        issuer: OAuthTokenIssuer,
+        token_path: str,
+        extra: Callable[[], dict[str, Any]] = dict,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(IssuedBearer(issuer), clock=clock)
+        self.issuer = issuer
+        self.route("POST", token_path, issuer.endpoint(extra), public=True)
+
+    def seed_refresh_token(self, value: str | None = None) -> str:
+        """A refresh token as a person's consent to the app gives it (the operator's seed)."""
+        return self.issuer.seed_refresh_token(value)

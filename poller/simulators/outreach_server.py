@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,19 +36,22 @@ from poller.simulators.kit import (
     Answer,
     CostBudget,
     MediaHost,
+    Refused,
     Request,
-    VendorApi,
+    Simulator,
     cursor_page,
-    serve,
+    time_range,
     url_with,
 )
-from poller.simulators.oauth_server import IssuedBearer, OAuthTokenIssuer
+from poller.simulators.kit import zulu as iso
+from poller.simulators.oauth_server import OAuthApi, OAuthTokenIssuer
 
 CLIENT_ID = "outreach-app-0001"
 CLIENT_SECRET = "outreach-app-secret-0001"
 REDIRECT_URI = "https://poller.acme-sales.test/outreach/callback"
 JSON_API = "application/vnd.api+json"
 MAX_PAGE_SIZE = 1000
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 RANGE_FILTERS = ("updatedAt", "createdAt")
 SORTS = {"updatedAt", "-updatedAt", "createdAt", "-createdAt", "id", "-id"}
 UNSET_RELATIONSHIPS = ("callDisposition", "callPurpose", "opportunity", "sequence", "task")
@@ -58,11 +60,6 @@ LISTING_PARAMS = {
     *("filter[user][id]", "filter[direction]", "filter[outcome]", "filter[recordingUrl]"),
     *("sort", "page[size]", "page[after]", "count", "newFilterSyntax"),
 }
-
-
-def iso(at: datetime) -> str:
-    """A time as Outreach writes it: UTC, milliseconds, ``Z``."""
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def outreach_call(
@@ -140,33 +137,35 @@ class StoredCall:
     def time(self, name: str) -> datetime:
         return datetime.fromisoformat(self.record["attributes"][name])
 
+    def within(self, ranges: dict[str, tuple[datetime, datetime]]) -> bool:
+        return all(low <= self.time(name) <= high for name, (low, high) in ranges.items())
 
-class OutreachApi(VendorApi):
+
+class OutreachApi(OAuthApi):
     """The simulated Outreach org. Mutate it between polls to make time pass."""
 
+    unknown_parameter = "Unknown query parameter '{}'."
+
     def __init__(self, *, rotate: bool = True, clock: Callable[[], float] = time.time):
-        self.issuer = OAuthTokenIssuer(
+        issuer = OAuthTokenIssuer(
             client_id=CLIENT_ID,
             client_secret=CLIENT_SECRET,
             client_auth="body",
             expires_in=7200,
             rotate=rotate,
+            redirect_uri=REDIRECT_URI,
         )
-        super().__init__(IssuedBearer(self.issuer), clock=clock)
+        super().__init__(issuer, r"/oauth/token", self._granted, clock=clock)
         self.budget = CostBudget(10_000, 3600, clock)
         self.media = MediaHost(clock=clock)
         self.calls: dict[str, StoredCall] = {}
         self.users: dict[str, dict[str, Any]] = {}
-        self.route("POST", r"/oauth/token", self._token, public=True)
-        self.route("GET", r"/api/v2/calls", self._listing)
+        self.hosts = [self.media]
+        self.route("GET", r"/api/v2/calls", self._listing, params=LISTING_PARAMS)
         self.route("GET", r"/api/v2/calls/(?P<id>\d+)", self._one)
         self.route("GET", r"/api/v2/users/(?P<id>\d+)", self._user)
 
     # -- scripting -------------------------------------------------------------------------
-
-    def seed_refresh_token(self, value: str | None = None) -> str:
-        """A refresh token as a user's consent to the app gives it."""
-        return self.issuer.seed_refresh_token(value)
 
     def add_call(self, record: dict[str, Any], audio: bytes | None = None) -> None:
         """Serve ``record``; with ``audio``, its recording sits on the media host."""
@@ -192,8 +191,7 @@ class OutreachApi(VendorApi):
             self.users[str(user_id)] = outreach_user(user_id, email, name)
 
     def listing_requests(self) -> list[Request]:
-        with self.lock:
-            return [r for r in self.requests if r.path == "/api/v2/calls"]
+        return self.requests_to("/api/v2/calls")
 
     # -- answering -------------------------------------------------------------------------
 
@@ -207,30 +205,13 @@ class OutreachApi(VendorApi):
     def before_route(self, request: Request) -> Answer | None:
         if request.path == "/oauth/token":
             return None
-        content_type = (request.header("content-type") or "").split(";")[0].strip()
-        if content_type != JSON_API:
+        if request.media_type() != JSON_API:
             return self.error(415, f"Expected Content-Type header to be '{JSON_API}'.")
-        with self.lock:
-            within, remaining, reset = self.budget.charge(1)
-        limits = (self.budget.limit, remaining, reset)
-        names = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
-        self.add_headers(**{name: str(value) for name, value in zip(names, limits, strict=True)})
-        if within:
-            return None
-        answer = self.error(429, "Rate limit exceeded.")
-        answer.headers["Retry-After"] = str(max(1, int(reset - self.clock())))
-        return answer
+        message = "Rate limit exceeded."
+        return self.spend(self.budget, message=message, retry_after=True, headers=RATE_HEADERS)
 
-    def _token(self, request: Request, _match: re.Match[str]) -> Answer:
-        form = request.form()
-        if form.get("grant_type") == "refresh_token" and form.get("redirect_uri") != REDIRECT_URI:
-            with self.issuer.lock:
-                self.issuer.refused += 1
-            return Answer.json({"error": "invalid_grant"}, 400)
-        status, body = self.issuer.answer(form, request.headers)
-        if status == 200:
-            body |= {"scope": "calls.read users.read", "created_at": int(self.clock())}
-        return Answer.json(body, status)
+    def _granted(self) -> dict[str, Any]:
+        return {"scope": "calls.read users.read", "created_at": int(self.clock())}
 
     def _serve(self, stored: StoredCall) -> dict[str, Any]:
         record = dict(stored.record)
@@ -240,39 +221,30 @@ class OutreachApi(VendorApi):
         return record
 
     def _listing(self, request: Request, _match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(400, f"Unknown query parameter '{unknown[0]}'.")
         try:
-            ranges = {name: _range(request.param(f"filter[{name}]")) for name in RANGE_FILTERS}
+            ranges = {name: time_range(request.param(f"filter[{name}]")) for name in RANGE_FILTERS}
             size = int(request.param("page[size]") or 50)
         except ValueError as exc:
             return self.error(400, str(exc))
         sort = request.param("sort") or "id"
         if sort not in SORTS or not 1 <= size <= MAX_PAGE_SIZE:
             return self.error(400, f"sort is one of {sorted(SORTS)}; page[size] 1 to 1000")
+        key = sort.lstrip("-")
         with self.lock:
-            matching = [
-                stored
-                for stored in self.calls.values()
-                if all(low <= stored.time(name) <= high for name, (low, high) in ranges.items())
-            ]
-            key = sort.lstrip("-")
-            matching.sort(
-                key=lambda s: (s.record["id"] if key == "id" else s.time(key), s.record["id"])
+            matching = sorted(
+                (stored for stored in self.calls.values() if stored.within(ranges)),
+                key=lambda s: (s.record["id"] if key == "id" else s.time(key), s.record["id"]),
+                reverse=sort.startswith("-"),
             )
-            if sort.startswith("-"):
-                matching.reverse()
             try:
                 data, following = cursor_page(matching, request.param("page[after]"), size)
             except ValueError:
-                return self.error(400, "page[after] is not a cursor this API issued")
+                raise Refused(400, "page[after] is not a cursor this API issued") from None
             served = [self._serve(stored) for stored in data]
-        links = {"first": url_with(self.url, request.path, {}, **_without_cursor(request))}
+        links = {"first": url_with(self.url, request.path, request.query, **{"page[after]": None})}
         if following is not None:
-            links["next"] = url_with(
-                self.url, request.path, request.query, **{"page[after]": following}
-            )
+            cursor = {"page[after]": following}
+            links["next"] = url_with(self.url, request.path, request.query, **cursor)
         return _document({"data": served, "links": links, "meta": {}})
 
     def _one(self, _request: Request, match: re.Match[str]) -> Answer:
@@ -291,43 +263,10 @@ def _document(body: dict[str, Any]) -> Answer:
     return Answer(200, Answer.json(body).body, content_type=JSON_API)
 
 
-def _range(value: str | None) -> tuple[datetime, datetime]:
-    """A range filter ``A..B`` of zoned ISO 8601 times (``neginf``/``inf`` open), ends
-    inclusive."""
-    low, sep, high = (value or "neginf..inf").partition("..")
-    if not sep:
-        raise ValueError(f"a time filter is a range A..B, not {value!r}")
-    ends = [
-        datetime.min.replace(tzinfo=UTC) if low == "neginf" else datetime.fromisoformat(low),
-        datetime.max.replace(tzinfo=UTC) if high == "inf" else datetime.fromisoformat(high),
-    ]
-    if any(end.tzinfo is None for end in ends):
-        raise ValueError(f"{value!r} has a time without a zone")
-    return ends[0], ends[1]
-
-
-def _without_cursor(request: Request) -> dict[str, str]:
-    return {name: values[-1] for name, values in request.query.items() if name != "page[after]"}
-
-
-class OutreachSimulator(ExitStack):
+class OutreachSimulator(Simulator):
     """The API (with its token endpoint) and its media host, each on its own 127.0.0.1 port;
     use as a context manager."""
 
     def __init__(self, *, rotate: bool = True, clock: Callable[[], float] = time.time):
-        super().__init__()
-        self.api = OutreachApi(rotate=rotate, clock=clock)
-
-    def __enter__(self) -> OutreachSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        self.enter_context(serve(self.api.media))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
-
-    @property
-    def media_host(self) -> str:
-        return self.api.media.url.removeprefix("http://")
+        super().__init__(OutreachApi(rotate=rotate, clock=clock))
+        self.api: OutreachApi

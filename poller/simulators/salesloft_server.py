@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -37,11 +36,11 @@ from poller.simulators.kit import (
     CostBudget,
     MediaHost,
     Request,
+    Simulator,
     VendorApi,
     bracket_filters,
     page_of,
     passes,
-    serve,
 )
 
 API_KEY = "salesloft-api-key-0001"
@@ -126,13 +125,16 @@ class StoredCdr:
 class SalesloftApi(VendorApi):
     """The simulated team. Mutate it between polls to make time pass."""
 
+    invalid_status = 422
+
     def __init__(self, api_key: str = API_KEY, *, clock: Callable[[], float] = time.time):
         super().__init__(BearerAuth({api_key}), clock=clock)
         self.budget = CostBudget(600, 60, clock)
         self.media = MediaHost(clock=clock)
         self.records: dict[str, StoredCdr] = {}
         self.users: dict[str, dict[str, Any]] = {}
-        self.route("GET", r"/v2/call_data_records\.json", self._listing)
+        self.hosts = [self.media]
+        self.route("GET", r"/v2/call_data_records\.json", self._listing, params=LISTING_PARAMS)
         self.route("GET", r"/v2/call_data_records/(?P<id>\d+)\.json", self._one)
         self.route("GET", r"/v2/users/(?P<id>\d+)\.json", self._user)
 
@@ -158,8 +160,7 @@ class SalesloftApi(VendorApi):
 
     def listing_pages(self) -> list[int]:
         """The page number of every listing request so far."""
-        with self.lock:
-            listings = [r for r in self.requests if r.path == "/v2/call_data_records.json"]
+        listings = self.requests_to("/v2/call_data_records.json")
         return [int(request.param("page") or 1) for request in listings]
 
     def before_route(self, request: Request) -> Answer | None:
@@ -184,18 +185,13 @@ class SalesloftApi(VendorApi):
         return record
 
     def _listing(self, request: Request, _match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(422, f"unknown parameter {unknown[0]}")
         try:
             filters = bracket_filters(request, TIME_FIELDS)
-            per_page, page = int(request.param("per_page") or 25), int(request.param("page") or 1)
         except ValueError:
-            return self.error(422, "filters are zoned ISO 8601 times, per_page and page integers")
+            return self.error(422, "filters are zoned ISO 8601 times")
+        per_page, page = self.paging(request, "per_page", 25, MAX_PER_PAGE)
         sort_by = request.param("sort_by") or "updated_at"
         direction = request.param("sort_direction") or "DESC"
-        if not 1 <= per_page <= MAX_PER_PAGE or page < 1:
-            return self.error(422, f"per_page is 1 to {MAX_PER_PAGE} and page at least 1")
         if sort_by not in TIME_FIELDS or direction not in ("ASC", "DESC"):
             return self.error(422, "sort_by is created_at or updated_at, sort_direction ASC/DESC")
         with self.lock:
@@ -229,23 +225,9 @@ class SalesloftApi(VendorApi):
         return Answer.json({"data": user}) if user else self.error(404, "not found")
 
 
-class SalesloftSimulator(ExitStack):
+class SalesloftSimulator(Simulator):
     """The API and its media host, each on its own 127.0.0.1 port; use as a context manager."""
 
     def __init__(self, api_key: str = API_KEY, *, clock: Callable[[], float] = time.time):
-        super().__init__()
-        self.api = SalesloftApi(api_key=api_key, clock=clock)
-
-    def __enter__(self) -> SalesloftSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        self.enter_context(serve(self.api.media))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
-
-    @property
-    def media_host(self) -> str:
-        return self.api.media.url.removeprefix("http://")
+        super().__init__(SalesloftApi(api_key=api_key, clock=clock))
+        self.api: SalesloftApi

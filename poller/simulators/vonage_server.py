@@ -36,12 +36,11 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from poller.simulators.kit import Answer, Request, VendorApi, page_of, serve
-from poller.simulators.oauth_server import OAuthTokenIssuer
+from poller.simulators.kit import Answer, Refused, Request, Simulator, page_of
+from poller.simulators.oauth_server import OAuthApi, OAuthTokenIssuer
 
 ACCOUNT_ID = "549825"
 USERNAME = "api_user_549825"
@@ -54,6 +53,7 @@ LISTING_PARAMS = FILTERS | {
     *("start:gte", "start:lte", "duration:gte", "duration:lte"),
     *("order", "page", "page_size"),
 }
+EXTENSION_PARAMS = {"page", "page_size", "location_id", "phone_number", "login_name", "email"}
 ORDERS = ("start:ASC", "start:DESC")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}$")
 _PREFIX = r"/t/vbc\.prod/call_recording(?:/v1)?/api"
@@ -100,11 +100,11 @@ def _instant(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
 
 
-class VonageApi(VendorApi):
+class VonageApi(OAuthApi):
     """The simulated VBC account. Mutate it between polls to make time pass."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        self.issuer = OAuthTokenIssuer(
+        issuer = OAuthTokenIssuer(
             CLIENT_ID,
             CLIENT_SECRET,
             grants=("password",),
@@ -113,20 +113,15 @@ class VonageApi(VendorApi):
             password=PASSWORD,
             expires_in=86400,
         )
-        super().__init__(self, clock=clock)
+        super().__init__(issuer, r"/token", _granted, clock=clock)
         self.recordings: dict[int, tuple[dict[str, Any], bytes]] = {}
-        self.route("POST", r"/token", self._token, public=True)
         listing = rf"{_PREFIX}/accounts/(?P<account>[^/]+)/company_call_recordings"
-        self.route("GET", listing, self._listing)
+        self.route("GET", listing, self._listing, params=LISTING_PARAMS)
         self.route("GET", rf"{_PREFIX}/audio/recording/(?P<id>[^/]+)", self._audio)
         provisioning = r"/t/vbc\.prod/provisioning(?:/v1)?/api/accounts/(?P<account>[^/]+)"
-        self.route("GET", rf"{provisioning}/extensions", self._extensions)
+        self.route("GET", rf"{provisioning}/extensions", self._extensions, params=EXTENSION_PARAMS)
         self.extensions: dict[str, dict[str, Any]] = {}
         self.provisioning_subscribed = True
-
-    def accepts(self, request: Request) -> bool:
-        sent = request.header("authorization") or ""
-        return sent.startswith("Bearer ") and self.issuer.accepts(sent.removeprefix("Bearer "))
 
     def add(self, recording: dict[str, Any], audio: bytes) -> None:
         with self.lock:
@@ -165,35 +160,20 @@ class VonageApi(VendorApi):
     def error(self, status: int, message: str) -> Answer:
         return Answer.json({"error": message, "status": status}, status)
 
-    def _token(self, request: Request, _match: re.Match[str]) -> Answer:
-        status, body = self.issuer.answer(request.form(), request.headers)
-        if status == 200:
-            # Vonage's answer also carries these; the poller needs none of them (the password
-            # grant is simply repeated when the token runs out).
-            body |= {
-                "refresh_token": secrets.token_hex(16),
-                "scope": "openid",
-                "id_token": secrets.token_urlsafe(32),
-            }
-        return Answer.json(body, status)
+    def before_route(self, request: Request) -> Answer | None:
+        # An application not subscribed to the Provisioning API is refused before anything.
+        unsubscribed = "/provisioning/" in request.path and not self.provisioning_subscribed
+        return self.error(403, "Forbidden") if unsubscribed else None
 
     def _listing(self, request: Request, match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(400, f"unknown parameter {unknown[0]}")
-        if match["account"] not in (ACCOUNT_ID, "self"):
-            return self.error(400, f"account {match['account']} is not the user's")
+        self._account(match)
         bounds = {op: request.param(f"start:{op}") for op in ("gte", "lte")}
         if any(value is not None and not _TIME.match(value) for value in bounds.values()):
             return self.error(400, "start:gte and start:lte are yyyy-MM-ddTHH:mm:ssZ (+0000)")
-        try:
-            page = int(request.param("page") or 1)
-            size = int(request.param("page_size") or 10)
-        except ValueError:
-            return self.error(400, "page and page_size are integers")
+        size, page = self.paging(request, "page_size", 10, MAX_PAGE_SIZE)
         order = request.param("order") or "start:DESC"
-        if page < 1 or not 1 <= size <= MAX_PAGE_SIZE or order not in ORDERS:
-            return self.error(400, f"page from 1, page_size 1 to {MAX_PAGE_SIZE}, order {ORDERS}")
+        if order not in ORDERS:
+            return self.error(400, f"order is one of {ORDERS}")
         with self.lock:
             matching = [
                 dict(item) for item, _ in self.recordings.values() if _passes(item, request)
@@ -223,21 +203,8 @@ class VonageApi(VendorApi):
         )
 
     def _extensions(self, request: Request, match: re.Match[str]) -> Answer:
-        if not self.provisioning_subscribed:
-            return self.error(403, "Forbidden")
-        if match["account"] not in (ACCOUNT_ID, "self"):
-            return self.error(400, f"account {match['account']} is not the user's")
-        known = {"page", "page_size", "location_id", "phone_number", "login_name", "email"}
-        unknown = sorted(set(request.query) - known)
-        if unknown:
-            return self.error(400, f"unknown parameter {unknown[0]}")
-        try:
-            page = int(request.param("page") or 1)
-            size = int(request.param("page_size") or 10)
-        except ValueError:
-            return self.error(400, "page and page_size are integers")
-        if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
-            return self.error(400, f"page from 1, page_size 1 to {MAX_PAGE_SIZE}")
+        self._account(match)
+        size, page = self.paging(request, "page_size", 10, MAX_PAGE_SIZE)
         with self.lock:
             ordered = [self.extensions[number] for number in sorted(self.extensions)]
         content, pages = page_of(ordered, page, size)
@@ -252,12 +219,26 @@ class VonageApi(VendorApi):
             }
         )
 
+    def _account(self, match: re.Match[str]) -> None:
+        if match["account"] not in (ACCOUNT_ID, "self"):
+            raise Refused(400, f"account {match['account']} is not the user's")
+
     def _audio(self, _request: Request, match: re.Match[str]) -> Answer:
         with self.lock:
             stored = self.recordings.get(int(match["id"])) if match["id"].isdigit() else None
         if stored is None:
             return self.error(404, "Not Found")
         return Answer(200, stored[1], content_type="audio/mpeg")
+
+
+def _granted() -> dict[str, Any]:
+    # Vonage's answer also carries these; the poller needs none of them (the password grant is
+    # simply repeated when the token runs out).
+    return {
+        "refresh_token": secrets.token_hex(16),
+        "scope": "openid",
+        "id_token": secrets.token_urlsafe(32),
+    }
 
 
 def _passes(item: dict[str, Any], request: Request) -> bool:
@@ -281,18 +262,9 @@ def _passes(item: dict[str, Any], request: Request) -> bool:
     return True
 
 
-class VonageSimulator(ExitStack):
+class VonageSimulator(Simulator):
     """The API (token endpoint included) on a 127.0.0.1 port; use as a context manager."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        super().__init__()
-        self.api = VonageApi(clock=clock)
-
-    def __enter__(self) -> VonageSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
+        super().__init__(VonageApi(clock=clock))
+        self.api: VonageApi

@@ -31,21 +31,24 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from poller.simulators.kit import (
     Answer,
     MediaHost,
+    Refused,
     Request,
-    VendorApi,
+    Simulator,
     cursor_page,
-    serve,
+    int_param,
+    strict_time,
     url_with,
+    zulu,
 )
-from poller.simulators.oauth_server import IssuedBearer, OAuthTokenIssuer
+from poller.simulators.oauth_server import OAuthApi, OAuthTokenIssuer
 
 CLIENT_ID = "C0123456789abcdef-webex-integration"
 CLIENT_SECRET = "webex-integration-secret-0001"
@@ -58,8 +61,7 @@ LISTING_PARAMS = {
 }
 
 
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+iso = partial(zulu, timespec="seconds")
 
 
 def webex_recording(
@@ -106,27 +108,26 @@ class StoredRecording:
         return datetime.fromisoformat(self.record["createTime"])
 
 
-class WebexApi(VendorApi):
+class WebexApi(OAuthApi):
     """The simulated Webex org's recordings. Mutate it between polls to make time pass."""
 
+    unknown_parameter = "Invalid query parameter: {}"
+
     def __init__(self, *, rotate: bool = True, clock: Callable[[], float] = time.time):
-        self.issuer = OAuthTokenIssuer(
+        issuer = OAuthTokenIssuer(
             client_id=CLIENT_ID,
             client_secret=CLIENT_SECRET,
             client_auth="body",
             expires_in=1209599,
             rotate=rotate,
         )
-        super().__init__(IssuedBearer(self.issuer), clock=clock)
+        refresh_lifetime = {"refresh_token_expires_in": 7776000}
+        super().__init__(issuer, r"/v1/access_token", lambda: refresh_lifetime, clock=clock)
         self.media = MediaHost(clock=clock)
+        self.hosts = [self.media]
         self.recordings: dict[str, StoredRecording] = {}
-        self.route("POST", r"/v1/access_token", self._token, public=True)
-        self.route("GET", r"/v1/admin/convergedRecordings", self._listing)
+        self.route("GET", r"/v1/admin/convergedRecordings", self._listing, params=LISTING_PARAMS)
         self.route("GET", r"/v1/convergedRecordings/(?P<id>[^/]+)", self._one)
-
-    def seed_refresh_token(self, value: str | None = None) -> str:
-        """A refresh token as a compliance officer's consent to the integration gives it."""
-        return self.issuer.seed_refresh_token(value)
 
     def add_recording(
         self, record: dict[str, Any], audio: bytes, *, detail: dict[str, Any] | None = None
@@ -139,8 +140,7 @@ class WebexApi(VendorApi):
             self.recordings[record["id"]] = StoredRecording(record, key, detail)
 
     def listing_requests(self) -> list[Request]:
-        with self.lock:
-            return [r for r in self.requests if r.path == "/v1/admin/convergedRecordings"]
+        return self.requests_to("/v1/admin/convergedRecordings")
 
     def error(self, status: int, message: str) -> Answer:
         body = {
@@ -150,24 +150,16 @@ class WebexApi(VendorApi):
         }
         return Answer.json(body, status)
 
-    def _token(self, request: Request, _match: re.Match[str]) -> Answer:
-        status, body = self.issuer.answer(request.form(), request.headers)
-        if status == 200:
-            body["refresh_token_expires_in"] = 7776000
-        return Answer.json(body, status)
-
     def _listing(self, request: Request, _match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self.error(400, f"Invalid query parameter: {unknown[0]}")
         try:
             now = datetime.fromtimestamp(self.clock(), UTC)
             end = _time(request.param("to"), now)
             start = _time(request.param("from"), end - timedelta(days=7))
-            size = int(request.param("max") or 10)
         except ValueError as exc:
             return self.error(400, str(exc))
-        if not 1 <= size <= MAX_PAGE_SIZE:
+        try:
+            size = int_param(request, "max", 10, 1, MAX_PAGE_SIZE)
+        except ValueError:
             return self.error(400, "max must be between 1 and 100")
         if start > end or end - start > MAX_SPAN:
             return self.error(400, "from must not be after to, and within 30 days of it")
@@ -185,7 +177,7 @@ class WebexApi(VendorApi):
             try:
                 page, following = cursor_page(matching, request.param("cursor"), size)
             except ValueError:
-                return self.error(400, "Invalid cursor")
+                raise Refused(400, "Invalid cursor") from None
             items = [dict(stored.record) for stored in page]
         answer = Answer.json({"items": items})
         if following is not None:
@@ -214,32 +206,13 @@ class WebexApi(VendorApi):
 
 
 def _time(value: str | None, default: datetime) -> datetime:
-    if value is None:
-        return default
-    at = datetime.fromisoformat(value)
-    if at.tzinfo is None:
-        raise ValueError(f"{value!r} has no zone")
-    return at
+    return default if value is None else strict_time(value, ".*")
 
 
-class WebexSimulator(ExitStack):
+class WebexSimulator(Simulator):
     """The API (with its token endpoint) and the download host, each on its own 127.0.0.1
     port; use as a context manager."""
 
     def __init__(self, *, rotate: bool = True, clock: Callable[[], float] = time.time):
-        super().__init__()
-        self.api = WebexApi(rotate=rotate, clock=clock)
-
-    def __enter__(self) -> WebexSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        self.enter_context(serve(self.api.media))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
-
-    @property
-    def media_host(self) -> str:
-        return self.api.media.url.removeprefix("http://")
+        super().__init__(WebexApi(rotate=rotate, clock=clock))
+        self.api: WebexApi
