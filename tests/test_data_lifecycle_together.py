@@ -26,7 +26,7 @@ from poller.core.erasure import forget
 from poller.core.retention import run_retention
 from poller.core.source_deletion import SourceDeletionJob, SourceDeletionParams
 from poller.domain.call_record import CallRecord, RecordingLocator
-from poller.domain.erasure import ForgetReport, ForgetSelection
+from poller.domain.erasure import ForgetReport, ForgetSelection, source_instructions
 from poller.domain.ingest import ListedCall
 from poller.domain.raw_record import fingerprint
 from poller.domain.records import UnmappedDraft
@@ -372,3 +372,27 @@ def test_calls_export_of_a_pruned_call_says_it_was_pruned_and_keeps_its_trail(
     assert "pruned_at" in csv_export.stdout.splitlines()[0]
     for needle in NEEDLES:
         assert needle not in plain.stdout + personal.stdout + csv_export.stdout
+
+
+def test_a_forget_says_what_becomes_of_the_recording_at_the_phone_system(
+    sql_store: SqlStore,
+) -> None:
+    uploaded(sql_store, "c-1")
+    env = {
+        "SIRO_POLLER_DATABASE__URL": database_url(sql_store.engine),
+        "SIRO_POLLER_PROVIDER__BASE_URL": "http://127.0.0.1:9",
+    }
+
+    result = CliRunner().invoke(main, ["calls", "forget", "--call-id", "c-1", "--yes"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "what the phone system still holds:" in result.stdout
+    assert "generic: the 1 recording(s) stay at the phone system" in result.stdout
+    # With deletion at the source on for the provider, the job does it when the rules allow.
+    [outcome] = forget_now(sql_store, ForgetSelection(references=("c-1",)), NOW).outcomes
+    [line] = source_instructions([outcome], enabled=True, grace_by_provider={"generic": GRACE})
+    assert line.startswith("generic: deletion at the source deletes the 1 recording(s)")
+    assert "grace 7 days" in line
+    assert source_instructions([outcome], enabled=False, grace_by_provider={"generic": GRACE})[
+        0
+    ].endswith("if the request covers them.")
