@@ -53,6 +53,8 @@ END_TO_END_MODULES = (
 # contract: a port's contract suite run over each adapter, against its simulator or database.
 CONTRACT_MODULES = (
     "test_audit_export",
+    # Retention, erasure, deletion at the source and the export over the same calls.
+    "test_data_lifecycle_together",
     "test_erasure",
     # The OAuth token store over memory, SQLite and PostgreSQL, against the token endpoint.
     "test_auth_refresh_rotation",

@@ -468,3 +468,52 @@ def test_the_daemon_runs_retention_as_a_job_of_its_own_on_the_polling_side(
     assert passes == [1]
     assert "retention pass failed" in caplog.text
     assert "retention" not in daemon.health.running
+
+
+# -- the space of what a large pass removed, on PostgreSQL --------------------------------------
+
+
+def vacuums(store: SqlStore) -> int:
+    """How many times the unmapped_records table was vacuumed by hand (PostgreSQL's counter)."""
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+        return int(
+            conn.execute(
+                text(
+                    "SELECT vacuum_count FROM pg_stat_user_tables "
+                    "WHERE relname = 'unmapped_records'"
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_large_pass_asks_postgresql_to_reuse_the_space_once_a_small_one_does_not(
+    sql_store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    postgres = sql_store.engine.dialect.name == "postgresql"
+    rules = RetentionRules(
+        personal_data_after=None, events_after=None, unmapped_after=None, unmapped_max_kept=1
+    )
+    keep_unmapped(sql_store, 5, NOW)
+    before = vacuums(sql_store) if postgres else 0
+
+    small = run_retention(rules, sql_store, NOW)
+
+    assert small.unmapped_expired == {"cap": 4} and small.reclaimed == []
+    keep_unmapped(sql_store, 1200, NOW + timedelta(minutes=1), provider="flood")
+    caplog.set_level(logging.DEBUG, "poller.core.retention")
+    assert run_retention(rules, sql_store, NOW, dry_run=True).reclaimed == []
+
+    large = run_retention(rules, sql_store, NOW + timedelta(minutes=2))
+
+    assert large.unmapped_expired == {"cap": 1199}
+    if postgres:
+        # One plain VACUUM of the table the pass changed, said at DEBUG.
+        assert large.reclaimed == ["unmapped_records"]
+        assert vacuums(sql_store) == before + 1
+        [line] = [r for r in caplog.records if "reuse the space" in r.getMessage()]
+        assert line.levelno == logging.DEBUG
+        assert "unmapped_records (1199 rows changed)" in line.getMessage()
+    else:
+        # SQLite reuses the pages of deleted rows by itself: nothing to ask.
+        assert large.reclaimed == []

@@ -80,6 +80,10 @@ class MemoryStore(LeaseGuardedWrites):
                     by_attribution[call.attribution] = by_attribution.get(call.attribution, 0) + 1
             due = [call for call in self.calls.values() if self._is_due(call, now)]
             times = [c.next_attempt_at for c in due if c.next_attempt_at is not None]
+            forgotten: dict[str, int] = {}
+            for call in self.calls.values():
+                if call.forgotten_at is not None:
+                    forgotten[call.provider] = forgotten.get(call.provider, 0) + 1
             unmapped: dict[str, int] = {}
             for row in self.unmapped.values():
                 if row.resolved_at is None and row.expired_at is None:
@@ -96,6 +100,7 @@ class MemoryStore(LeaseGuardedWrites):
                     key=lambda beat: (-beat.beat_at.timestamp(), beat.owner),
                 ),
                 uploaded_by_attribution=attribution_counts(by_attribution),
+                forgotten=dict(sorted(forgotten.items())),
             )
 
     @staticmethod

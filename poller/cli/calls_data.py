@@ -78,8 +78,14 @@ def forget(
     from poller.core.erasure import missing_keys, plan_forget
     from poller.core.spool_sweep import remove_call_files
     from poller.domain.clock import utcnow
-    from poller.domain.erasure import ForgetSelection, ledger_keys, siro_instructions
+    from poller.domain.erasure import (
+        ForgetSelection,
+        ledger_keys,
+        siro_instructions,
+        source_instructions,
+    )
     from poller.domain.phones import to_e164
+    from poller.wiring import source_deletion_params_from_settings
 
     region = cli.settings.siro.phone_default_region
     phone = None
@@ -154,6 +160,14 @@ def forget(
     if instructions:
         click.echo("\nwhat Siro still holds:")
         for line in instructions:
+            click.echo(f"  {shown(line)}")
+    deletion = source_deletion_params_from_settings(cli.settings)
+    at_source = source_instructions(
+        report.outcomes, enabled=deletion.enabled, grace_by_provider=deletion.grace_by_provider
+    )
+    if at_source:
+        click.echo("\nwhat the phone system still holds:")
+        for line in at_source:
             click.echo(f"  {shown(line)}")
 
 

@@ -38,6 +38,7 @@ def status_document(
         "cursors": [cursor.to_dict() for cursor in summary.cursors],
         "unmapped": summary.unmapped,
         "unmapped_expired": summary.unmapped_expired,
+        "forgotten": summary.forgotten,
         "workers": [worker.to_dict() for worker in summary.workers],
         "database": sizes.to_dict() if sizes is not None else None,
     }
@@ -47,9 +48,9 @@ def status_document(
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (see README).")
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
-    """Counts by state and uploaded calls by attribution, the oldest due row, each provider's
-    cursor, unmapped records, credential pauses, workers and the database's size; exits 1 when
-    degraded (a monitoring check)."""
+    """Counts by state (and of forgotten calls) and uploaded calls by attribution, the oldest
+    due row, each provider's cursor, unmapped records, credential pauses, workers and the
+    database's size; exits 1 when degraded (a monitoring check)."""
     from poller.domain.health import assess, freshest
     from poller.wiring import health_rules_from_settings
 
@@ -90,6 +91,7 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
         + [["total", document["total"]]],
         headers=["state", "calls"],
     )
+    _print_forgotten(document["forgotten"])
     click.echo()
     _print_attribution(document["uploaded_by_attribution"])
     if document["due_now"]:
@@ -152,6 +154,15 @@ def _print_sizes(database: dict[str, Any] | None) -> None:
     shown_size = f"{size / 1_048_576:.1f} MB" if size is not None else "size unknown"
     rows = ", ".join(f"{table} {count}" for table, count in database["rows"].items())
     click.echo(f"database: {shown_size}; rows: {rows}")
+
+
+def _print_forgotten(forgotten: dict[str, int]) -> None:
+    # Counted in the states above too: an operator reading "skipped 40" should see why.
+    for provider, count in forgotten.items():
+        click.echo(
+            f"forgotten: {count} call(s) of {provider} erased by `calls forget` (tombstones: "
+            "never listed or uploaded again; counted in their states above)"
+        )
 
 
 def _print_unmapped(unmapped: dict[str, int], expired: dict[str, int]) -> None:

@@ -51,6 +51,8 @@ CALL_FIELDS: Final = (
     "created_at",
     "updated_at",
     "forgotten_at",
+    # When retention emptied the personal fields: why an export with them shows none.
+    "pruned_at",
 )
 PERSONAL_FIELDS: Final = (
     "contact_name",

@@ -122,4 +122,13 @@ def run_retention(
         )
     if report.removed_anything and not dry_run:
         log.info("%s", report.summary())
+        reclaim = report.reclaim_tables()
+        # At most once per pass, and only after a pass large enough to outrun autovacuum.
+        if reclaim and store.reclaim_space(reclaim):
+            report.reclaimed = reclaim
+            changed = report.changed_rows()
+            log.debug(
+                "retention asked the database to reuse the space of %s",
+                ", ".join(f"{table} ({changed[table]} rows changed)" for table in reclaim),
+            )
     return report

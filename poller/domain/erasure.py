@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from poller.domain.phones import to_e164
@@ -200,6 +200,36 @@ def siro_instructions(outcome: ForgetOutcome) -> list[str]:
             "back. Search Siro for its title around the call's time and delete it there.",
         ]
     return []
+
+
+def source_instructions(
+    outcomes: Iterable[ForgetOutcome],
+    *,
+    enabled: bool,
+    grace_by_provider: Mapping[str, timedelta],
+) -> list[str]:
+    """What becomes of the recordings at the phone system of the forgotten calls that were
+    uploaded: a forget deletes nothing there itself (docs/operations/data-lifecycle.md)."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.state_before is CallState.UPLOADED:
+            counts[outcome.provider] = counts.get(outcome.provider, 0) + 1
+    lines = []
+    for provider, count in sorted(counts.items()):
+        grace = grace_by_provider.get(provider)
+        if enabled and grace is not None:
+            lines.append(
+                f"{provider}: deletion at the source deletes the {count} recording(s) there once "
+                f"its rules allow (grace {grace.total_seconds() / 86400:g} days, Siro read "
+                "back); `siro-poller source purge --dry-run` says when or why not."
+            )
+        else:
+            lines.append(
+                f"{provider}: the {count} recording(s) stay at the phone system (deletion at "
+                "the source is off for it): delete them in its console if the request covers "
+                "them."
+            )
+    return lines
 
 
 def ledger_keys(lines: Iterable[str]) -> tuple[tuple[str, str], ...]:

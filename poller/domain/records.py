@@ -131,6 +131,9 @@ class StatusSummary:
     uploaded_by_attribution: dict[str, int] = field(default_factory=dict)
     # Per provider: unmapped records retention expired, never mapped (their raw text is gone).
     unmapped_expired: dict[str, int] = field(default_factory=dict)
+    # Per provider: calls `calls forget` erased, kept as tombstones (forgotten_at set). They are
+    # in ``counts`` too, by state: uploaded if Siro has them, otherwise skipped.
+    forgotten: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,11 @@ EXPIRED_BY_AGE: Final = "age"
 EXPIRED_BY_ATTEMPTS: Final = "attempts"
 EXPIRED_BY_CAP: Final = "cap"
 
+# A pass that deleted or emptied at least this many rows asks the database to take their space
+# back for reuse (PostgreSQL: a plain VACUUM of the tables it changed). Below it autovacuum's own
+# pace is enough; a hostile log outruns autovacuum and the files keep growing.
+RECLAIM_MIN_CHANGED_ROWS: Final = 1000
+
 
 def proves_upload(step: str, outcome: str) -> bool:
     """Whether an event of ``step`` and ``outcome`` is kept whatever its age."""
@@ -117,6 +122,24 @@ class RetentionReport:
     batches: int = 0
     # A part stopped at max_batches: the next pass goes on where this one stopped.
     unfinished: list[str] = field(default_factory=list)
+    # The tables whose space the pass asked the database to take back (see reclaim_tables).
+    reclaimed: list[str] = field(default_factory=list)
+
+    def changed_rows(self) -> dict[str, int]:
+        """Rows deleted or emptied per table of the state database."""
+        return {
+            "calls": self.calls_pruned,
+            "call_events": self.events_deleted,
+            "unmapped_records": sum(self.unmapped_expired.values()) + self.unmapped_deleted,
+        }
+
+    def reclaim_tables(self, min_changed_rows: int = RECLAIM_MIN_CHANGED_ROWS) -> list[str]:
+        """The tables whose space is worth taking back after this pass: every table it changed,
+        once it changed at least ``min_changed_rows`` rows in all; none after a dry run."""
+        changed = self.changed_rows()
+        if self.dry_run or sum(changed.values()) < min_changed_rows:
+            return []
+        return sorted(table for table, n in changed.items() if n)
 
     @property
     def removed_anything(self) -> bool:

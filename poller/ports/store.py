@@ -501,6 +501,12 @@ class RetentionStore(Protocol):
         """Rows per table, the database's bytes, expired unmapped records per provider."""
         ...
 
+    def reclaim_space(self, tables: Sequence[str]) -> bool:
+        """Make the space of the rows deleted or emptied in ``tables`` reusable now, where the
+        database does not do so by itself (PostgreSQL: a plain VACUUM, never FULL). Returns
+        whether it asked the database; a failure is logged and never raised."""
+        ...
+
 
 class DaemonStore(WorkQueue, Protocol):
     """The daemon's side: the worker's queue, and the cursors its health check reads."""

@@ -10,11 +10,13 @@ word, or SQLite would not use them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, null, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import (
@@ -30,6 +32,14 @@ from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import unmapped_records_table as unmapped_records
 from poller.domain.records import UnmappedRecord
 from poller.domain.retention import PERSONAL_COLUMNS, TableSizes
+
+log = logging.getLogger(__name__)
+
+# Bounds of the VACUUM after a large pass: it waits for no lock (SKIP_LOCKED, and lock_timeout
+# for the catalog's), and a run that outlasts the statement timeout is cancelled; the next large
+# pass, or autovacuum, does the work then.
+_VACUUM_LOCK_TIMEOUT = "5s"
+_VACUUM_STATEMENT_TIMEOUT = "10min"
 
 # SQL NULL, not JSON null, for the raw document too.
 _PRUNED_VALUES: dict[str, Any] = {name: null() for name in PERSONAL_COLUMNS}
@@ -207,6 +217,42 @@ class SqlRetention:
             expired = self.unmapped_expired_counts(conn)
             size = self._database_bytes(conn, [table.name for table in tables])
         return TableSizes(rows=rows, database_bytes=size, unmapped_expired=expired)
+
+    def reclaim_space(self, tables: Sequence[str]) -> bool:
+        # SQLite reuses the pages of deleted rows in its file by itself. PostgreSQL keeps a
+        # deleted or updated row's old version (and its TOAST, the 60 KB raw text of an unmapped
+        # record) until a VACUUM marks the space free; autovacuum comes when it comes, and a
+        # hostile log fills new pages faster. A plain VACUUM takes no lock that stops reads or
+        # writes, and leaves the files their size: new rows fill the freed space, so the bytes
+        # stop growing. VACUUM FULL would rewrite the table under an exclusive lock; never here.
+        if self.engine.dialect.name != "postgresql":
+            return False
+        known = set(Base.metadata.tables)
+        names = sorted({name for name in tables if name in known})
+        if not names:
+            return False
+        quote = self.engine.dialect.identifier_preparer.quote
+        statement = f"VACUUM (SKIP_LOCKED) {', '.join(quote(name) for name in names)}"
+        try:
+            # VACUUM cannot run inside a transaction block: an autocommit connection, whose
+            # isolation level SQLAlchemy resets when it goes back to the pool.
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            with connection:
+                connection.exec_driver_sql(f"SET lock_timeout = '{_VACUUM_LOCK_TIMEOUT}'")
+                connection.exec_driver_sql(f"SET statement_timeout = '{_VACUUM_STATEMENT_TIMEOUT}'")
+                try:
+                    connection.exec_driver_sql(statement)
+                finally:
+                    connection.exec_driver_sql("RESET lock_timeout")
+                    connection.exec_driver_sql("RESET statement_timeout")
+        except SQLAlchemyError as error:
+            log.warning(
+                "VACUUM of %s after retention failed (autovacuum will do it later): %s",
+                ", ".join(names),
+                type(getattr(error, "orig", None) or error).__name__,
+            )
+            return False
+        return True
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -424,6 +424,15 @@ class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
                 )
             }
             unmapped_expired = self.unmapped_expired_counts(conn)
+            forgotten: dict[str, int] = {
+                provider: count
+                for provider, count in conn.execute(
+                    select(calls.c.provider, func.count())
+                    .where(calls.c.forgotten_at.is_not(None))
+                    .group_by(calls.c.provider)
+                    .order_by(calls.c.provider)
+                )
+            }
         return StatusSummary(
             counts=counts,
             due_now=due_now,
@@ -434,6 +443,7 @@ class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
             workers=workers,
             uploaded_by_attribution=by_attribution,
             unmapped_expired=unmapped_expired,
+            forgotten=forgotten,
         )
 
     def count_due(self, now: datetime) -> int:
