@@ -91,6 +91,9 @@ def test_status_json_on_an_empty_database(engine: Engine) -> None:
     assert result.exit_code == 1, result.output  # nothing has polled or worked yet: degraded
     document = json.loads(result.stdout)
     health = document.pop("health")
+    database = document.pop("database")
+    assert database["database_bytes"] > 0
+    assert set(database["rows"].values()) == {0}
     assert document == {
         "counts": {"pending": 0, "downloaded": 0, "uploaded": 0, "failed": 0, "skipped": 0},
         "total": 0,
@@ -100,6 +103,8 @@ def test_status_json_on_an_empty_database(engine: Engine) -> None:
         "oldest_due_age_seconds": None,
         "cursors": [],
         "unmapped": {},
+        "unmapped_expired": {},
+        "forgotten": {},
         "pauses": [],
         "workers": [],
     }
