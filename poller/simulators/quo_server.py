@@ -61,6 +61,7 @@ LISTING_PARAMS = {
     *("phoneNumberId", "actorId", "participant", "participant[in]", "direction", "status"),
     *("status[in]", "createdAt[gte]", "createdAt[lte]", "include", "limit", "after"),
 }
+PAGE_PARAMS = {"limit", "after"}
 STATUSES = {
     *("queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed"),
     *("no-answer", "canceled", "missed", "answered", "forwarded", "abandoned"),
@@ -129,9 +130,7 @@ class QuoApi(VendorApi):
         self.segments: dict[str, list[str | None]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.route("GET", r"/calls", self._listing, params=LISTING_PARAMS)
-        self.route(
-            "GET", r"/calls/(?P<id>[^/]+)/recordings", self._recordings, params={"limit", "after"}
-        )
+        self.route("GET", r"/calls/(?P<id>[^/]+)/recordings", self._recordings, params=PAGE_PARAMS)
         self.route("GET", r"/users/(?P<id>[^/]+)", self._user)
 
     def add_user(self, user_id: str, email: str, first: str = "Rep", last: str = "One") -> None:
@@ -174,9 +173,7 @@ class QuoApi(VendorApi):
     def listings(self) -> list[Request]:
         return self.requests_to("/calls")
 
-    def error(
-        self, status: int, message: str, errors: list[dict[str, Any]] | None = None
-    ) -> Answer:
+    def error(self, status: int, message: str, errors: list[Any] | None = None) -> Answer:
         body: dict[str, Any] = {
             "message": message,
             "docs": "https://quo.com/docs",
