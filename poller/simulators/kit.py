@@ -93,10 +93,11 @@ class Refused(Exception):
     """Raised by a handler (or a helper it calls): answer ``status`` with the vendor's error
     body carrying ``message``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, parameter: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.parameter = parameter  # the query parameter refused, for a body that names it
 
 
 FailureKind = Literal["status", "timeout", "malformed", "redirect", "drop"]
@@ -237,7 +238,8 @@ class VendorApi:
         def checked(request: Request, match: re.Match[str]) -> Answer:
             unknown = sorted(set(request.query) - params)
             if unknown:
-                raise Refused(self.invalid_status, self.unknown_parameter.format(unknown[0]))
+                message = self.unknown_parameter.format(unknown[0])
+                raise Refused(self.invalid_status, message, parameter=unknown[0])
             return handler(request, match)
 
         return checked
@@ -305,6 +307,11 @@ class VendorApi:
     def unauthorised(self, request: Request) -> Answer:
         return self.error(401, "unauthorized")
 
+    def answer_refused(self, request: Request, refusal: Refused) -> Answer:
+        """The answer to a handler's :class:`Refused`; a vendor whose error body says more
+        (the parameter and its value) overrides it."""
+        return self.error(refusal.status, refusal.message)
+
     def before_route(self, request: Request) -> Answer | None:
         """A vendor's own check after auth and scripted failures (its rate limit), or None."""
         return None
@@ -334,7 +341,7 @@ class VendorApi:
             try:
                 return self.before_route(request) or handler(request, match)
             except Refused as refused:
-                return self.error(refused.status, refused.message)
+                return self.answer_refused(request, refused)
         return self.error(404, "not found")
 
     def _scripted(self, request: Request) -> Answer | None:

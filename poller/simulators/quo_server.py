@@ -27,25 +27,27 @@ credentials sent along.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from poller.simulators.kit import (
+    EARLIEST,
+    LATEST,
     Answer,
     CostBudget,
     HeaderAuth,
     MediaHost,
+    Refused,
     Request,
+    Simulator,
     VendorApi,
     cursor_page,
-    serve,
+    int_param,
+    zulu,
 )
 
 API_KEY = "quo-api-key-0001"
@@ -54,6 +56,7 @@ QUO_NUMBER = "+15555550100"
 PHONE_NUMBER_ID = "PN123abc"
 MAX_LIMIT = 50
 PER_SECOND = 10
+SEGMENT_SECONDS = 30
 LISTING_PARAMS = {
     *("phoneNumberId", "actorId", "participant", "participant[in]", "direction", "status"),
     *("status[in]", "createdAt[gte]", "createdAt[lte]", "include", "limit", "after"),
@@ -63,6 +66,9 @@ STATUSES = {
     *("queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed"),
     *("no-answer", "canceled", "missed", "answered", "forwarded", "abandoned"),
 }
+TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+TITLES |= {429: "Too Many Requests"}
+T = TypeVar("T")
 
 
 def quo_call(
@@ -76,7 +82,7 @@ def quo_call(
     duration: int = 60,
 ) -> dict[str, Any]:
     """A call as Quo's list answers it (the example's fields), on the workspace's number."""
-    stamp = _stamp(created_at)
+    stamp = zulu(created_at, "seconds")
     answered = status in ("completed", "answered", "forwarded")
     return {
         "id": call_id,
@@ -96,47 +102,39 @@ def quo_call(
         "updatedAt": stamp,
         "callRoute": "phone-number" if direction == "incoming" else None,
         "duration": duration if answered else 0,
-        "forwardedFrom": None,
-        "forwardedTo": None,
-        "aiHandled": None,
+        # Forwarding and AI handling are not simulated.
+        **dict.fromkeys(("forwardedFrom", "forwardedTo", "aiHandled")),
     }
 
 
-@dataclass
-class Segment:
-    recording_id: str
-    start: datetime
-    duration: int
-    media_key: str | None  # None: still processing
+class Invalid(Refused):
+    """Quo's 400 "The input was invalid", naming the input (``path``) and the ``value`` sent."""
 
-
-@dataclass
-class StoredCall:
-    call: dict[str, Any]
-    segments: list[Segment] = field(default_factory=list)
-
-    @property
-    def created_at(self) -> datetime:
-        return datetime.fromisoformat(self.call["createdAt"])
+    def __init__(self, path: str, message: str, value: Any) -> None:
+        super().__init__(400, message, parameter=path)
+        self.value = value
 
 
 class QuoApi(VendorApi):
     """The simulated workspace. Mutate it between polls to make time pass."""
 
+    unknown_parameter = "Unexpected property"
+
     def __init__(self, api_key: str = API_KEY, *, clock: Callable[[], float] = time.time):
         super().__init__(HeaderAuth("authorization", api_key), clock=clock)
         self.budget = CostBudget(PER_SECOND, 1, clock)
         self.media = MediaHost(clock=clock)
-        self.calls: dict[str, StoredCall] = {}
+        self.hosts = [self.media]
+        self.calls: dict[str, dict[str, Any]] = {}
+        # Each call's recorded segments in order, by media key (None: still processing).
+        self.segments: dict[str, list[str | None]] = {}
         self.users: dict[str, dict[str, Any]] = {}
-        self.route("GET", r"/calls", self._listing)
-        self.route("GET", r"/calls/(?P<id>[^/]+)/recordings", self._recordings)
+        self.route("GET", r"/calls", self._listing, params=LISTING_PARAMS)
+        self.route("GET", r"/calls/(?P<id>[^/]+)/recordings", self._recordings, params=PAGE_PARAMS)
         self.route("GET", r"/users/(?P<id>[^/]+)", self._user)
 
-    # -- seeding ----------------------------------------------------------------------------
-
     def add_user(self, user_id: str, email: str, first: str = "Rep", last: str = "One") -> None:
-        stamp = _stamp(datetime(2022, 1, 1, tzinfo=UTC))
+        stamp = zulu(datetime(2022, 1, 1, tzinfo=UTC), "seconds")
         with self.lock:
             self.users[user_id] = {
                 "id": user_id,
@@ -152,185 +150,154 @@ class QuoApi(VendorApi):
     def add_call(self, call: dict[str, Any], *audio: bytes) -> None:
         """Serve ``call``; each of ``audio`` is one recorded segment, in order."""
         with self.lock:
-            self.calls[call["id"]] = StoredCall(call)
+            self.calls[call["id"]] = call
+            self.segments[call["id"]] = []
         for part in audio:
             self.add_segment(call["id"], part)
 
     def add_segment(self, call_id: str, audio: bytes | None) -> None:
         """One more recorded segment of the call; ``None``: one still being processed."""
         with self.lock:
-            stored = self.calls[call_id]
-            n = len(stored.segments)
-            key = f"rec-{call_id}-{n}" if audio is not None else None
-            stored.segments.append(Segment(f"CR{call_id}{n}", stored.created_at, 30, key))
-        if audio is not None and key is not None:
-            self.media.put(key, audio, content_type="audio/mpeg", signed_only=True)
+            self.segments[call_id].append(None)
+            index = len(self.segments[call_id]) - 1
+        if audio is not None:
+            self.finish_segment(call_id, index, audio)
 
     def finish_segment(self, call_id: str, index: int, audio: bytes) -> None:
         """A segment listed while processing is ``completed`` now."""
         key = f"rec-{call_id}-{index}"
         self.media.put(key, audio, content_type="audio/mpeg", signed_only=True)
         with self.lock:
-            self.calls[call_id].segments[index].media_key = key
+            self.segments[call_id][index] = key
 
     def listings(self) -> list[Request]:
-        with self.lock:
-            return [r for r in self.requests if r.path == "/calls"]
+        return self.requests_to("/calls")
 
-    # -- the API ----------------------------------------------------------------------------
-
-    def error(self, status: int, message: str) -> Answer:
-        titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
-        titles |= {429: "Too Many Requests", 500: "Unknown"}
-        body = {
+    def error(self, status: int, message: str, errors: list[Any] | None = None) -> Answer:
+        body: dict[str, Any] = {
             "message": message,
             "docs": "https://quo.com/docs",
-            "title": titles.get(status, "Unknown"),
+            "title": TITLES.get(status, "Unknown"),
             "trace": str(secrets.randbelow(10**19)),
         }
+        if errors is not None:
+            body["errors"] = errors
         return Answer.json(body, status)
 
     def unauthorised(self, request: Request) -> Answer:
         return self.error(401, "Unauthorized")
 
+    def answer_refused(self, request: Request, refusal: Refused) -> Answer:
+        if refusal.parameter is None:
+            return self.error(refusal.status, refusal.message)
+        # Invalid carries its value; a parameter the route does not list was sent in the query.
+        value = refusal.value if isinstance(refusal, Invalid) else request.param(refusal.parameter)
+        errors = [{"path": f"/{refusal.parameter}", "message": refusal.message, "value": value}]
+        return self.error(400, "The input was invalid", errors)
+
     def before_route(self, request: Request) -> Answer | None:
         if request.header("quo-api-version") != API_VERSION:
-            return self._invalid("/headers/quo-api-version", "Expected '2026-03-30'", None)
-        with self.lock:
-            within, _, _ = self.budget.charge(1)
-        return None if within else self.error(429, "Too many requests")
-
-    def _invalid(self, path: str, message: str, value: Any) -> Answer:
-        answer = self.error(400, "The input was invalid")
-        body = {**_json(answer), "errors": [{"path": path, "message": message, "value": value}]}
-        return Answer.json(body, 400)
-
-    def _limit(self, request: Request) -> int | Answer:
-        text = request.param("limit")
-        if text is None:
-            return 10
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-            return self._invalid("/limit", f"Expected an integer 1 to {MAX_LIMIT}", text)
-        return int(text)
+            raise Invalid("headers/quo-api-version", f"Expected '{API_VERSION}'", None)
+        return self.spend(self.budget, message="Too many requests")
 
     def _listing(self, request: Request, _match: re.Match[str]) -> Answer:
-        unknown = sorted(set(request.query) - LISTING_PARAMS)
-        if unknown:
-            return self._invalid(f"/{unknown[0]}", "Unexpected property", request.param(unknown[0]))
-        limit = self._limit(request)
-        if isinstance(limit, Answer):
-            return limit
-        bounds: dict[str, datetime] = {}
-        for op in ("gte", "lte"):
-            text = request.param(f"createdAt[{op}]")
-            if text is None:
-                continue
-            try:
-                at = datetime.fromisoformat(text)
-            except ValueError:
-                at = None
-            if at is None or at.tzinfo is None:
-                return self._invalid(f"/createdAt[{op}]", "Expected a date-time", text)
-            bounds[op] = at
+        limit = _limit(request)
+        since = _zoned(request, "createdAt[gte]", EARLIEST)
+        until = _zoned(request, "createdAt[lte]", LATEST)
         status = request.param("status")
         if status is not None and status not in STATUSES:
-            return self._invalid("/status", "Expected a call status", status)
-        wanted = {
-            "phoneNumberId": request.param("phoneNumberId"),
-            "actorId": request.param("actorId"),
-            "direction": request.param("direction"),
-            "status": status,
-        }
+            raise Invalid("status", "Expected a call status", status)
+        wanted = {name: request.param(name) for name in ("phoneNumberId", "actorId", "direction")}
+        wanted["status"] = status
         with self.lock:
             matching = [
-                stored
-                for stored in self.calls.values()
-                if ("gte" not in bounds or stored.created_at >= bounds["gte"])
-                and ("lte" not in bounds or stored.created_at <= bounds["lte"])
-                and all(v is None or stored.call.get(k) == v for k, v in wanted.items())
+                call
+                for call in self.calls.values()
+                if since <= _created(call) <= until
+                and all(value in (None, call.get(name)) for name, value in wanted.items())
             ]
-            matching.sort(key=lambda s: (s.created_at, s.call["id"]), reverse=True)
-            try:
-                data, cursor = cursor_page(matching, request.param("after"), limit)
-            except ValueError:
-                return self._invalid("/after", "Invalid cursor", request.param("after"))
-            calls = [dict(stored.call) for stored in data]
-        return Answer.json({"data": calls, "nextCursor": cursor})
+            matching.sort(key=lambda call: (_created(call), call["id"]), reverse=True)
+            page, cursor = _page(matching, request, limit)
+            data = [dict(call) for call in page]
+        return Answer.json({"data": data, "nextCursor": cursor})
 
     def _recordings(self, request: Request, match: re.Match[str]) -> Answer:
         call_id = match["id"]
         if not call_id.startswith("AC"):
-            return self._invalid("/callId", "Expected string to match '^AC(.*)$'", call_id)
-        unknown = sorted(set(request.query) - PAGE_PARAMS)
-        if unknown:
-            return self._invalid(f"/{unknown[0]}", "Unexpected property", request.param(unknown[0]))
-        limit = self._limit(request)
-        if isinstance(limit, Answer):
-            return limit
+            raise Invalid("callId", "Expected string to match '^AC(.*)$'", call_id)
+        limit = _limit(request)
         with self.lock:
-            stored = self.calls.get(call_id)
-            if stored is None:
-                return self.error(404, "Call not found")
-            segments = sorted(stored.segments, key=lambda s: s.start)
-            try:
-                page, cursor = cursor_page(segments, request.param("after"), limit)
-            except ValueError:
-                return self._invalid("/after", "Invalid cursor", request.param("after"))
-        data = [self._segment(segment) for segment in page]
+            if call_id not in self.calls:
+                raise Refused(404, "Call not found")
+            start = zulu(_created(self.calls[call_id]), "seconds")
+            keys = list(enumerate(self.segments[call_id]))
+        page, cursor = _page(keys, request, limit)
+        data = [self._segment(f"CR{call_id}{index}", start, key) for index, key in page]
         return Answer.json({"data": data, "nextCursor": cursor})
 
-    def _segment(self, segment: Segment) -> dict[str, Any]:
-        done = segment.media_key is not None
+    def _segment(self, recording_id: str, start: str, key: str | None) -> dict[str, Any]:
         return {
-            "id": segment.recording_id,
-            "status": "completed" if done else "processing",
-            "startTime": _stamp(segment.start),
-            "duration": segment.duration if done else None,
-            "url": self.media.signed_url(segment.media_key) if segment.media_key else None,
-            "type": "audio/mpeg" if done else None,
+            "id": recording_id,
+            "status": "processing" if key is None else "completed",
+            "startTime": start,
+            "duration": None if key is None else SEGMENT_SECONDS,
+            "url": None if key is None else self.media.signed_url(key),
+            "type": None if key is None else "audio/mpeg",
         }
 
     def _user(self, request: Request, match: re.Match[str]) -> Answer:
         user_id = match["id"]
         if not user_id.startswith("US"):
-            return self._invalid("/userId", "Expected string to match '^US(.*)$'", user_id)
+            raise Invalid("userId", "Expected string to match '^US(.*)$'", user_id)
         if request.query:
-            return self._invalid("/query", "Unexpected property", sorted(request.query)[0])
+            raise Invalid("query", "Unexpected property", sorted(request.query)[0])
         with self.lock:
             user = self.users.get(user_id)
         if user is None:
-            return self.error(404, "User not found")
+            raise Refused(404, "User not found")
         return Answer.json({"data": user})
 
 
-def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _created(call: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(call["createdAt"])
 
 
-def _json(answer: Answer) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(answer.body)
-    return body
+def _limit(request: Request) -> int:
+    text = request.param("limit")
+    try:
+        # Digits only: int() would take " 5" and "+5", which Quo's schema does not.
+        if text is None or text.isdigit():
+            return int_param(request, "limit", 10, 1, MAX_LIMIT)
+    except ValueError:
+        pass
+    raise Invalid("limit", f"Expected an integer 1 to {MAX_LIMIT}", text)
 
 
-class QuoSimulator(ExitStack):
-    """The API and the storage host, each on its own 127.0.0.1 port; use as a context
-    manager."""
+def _zoned(request: Request, name: str, default: datetime) -> datetime:
+    """Query parameter ``name`` as an ISO 8601 time with a zone (``default`` when absent)."""
+    text = request.param(name)
+    try:
+        at = default if text is None else datetime.fromisoformat(text)
+        if at.tzinfo is not None:
+            return at
+    except ValueError:
+        pass
+    raise Invalid(name, "Expected a date-time", text)
+
+
+def _page(items: list[T], request: Request, limit: int) -> tuple[list[T], str | None]:
+    try:
+        return cursor_page(items, request.param("after"), limit)
+    except ValueError:
+        raise Invalid("after", "Invalid cursor", request.param("after")) from None
+
+
+class QuoSimulator(Simulator):
+    """The API and the storage host, each on its own 127.0.0.1 port (a context manager)."""
 
     def __init__(self, api_key: str = API_KEY, *, clock: Callable[[], float] = time.time):
-        super().__init__()
-        self.api = QuoApi(api_key=api_key, clock=clock)
+        super().__init__(QuoApi(api_key=api_key, clock=clock))
+        self.api: QuoApi
 
-    def __enter__(self) -> QuoSimulator:
-        super().__enter__()
-        self.enter_context(serve(self.api))
-        self.enter_context(serve(self.api.media))
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.api.url
-
-    @property
-    def recording_hosts(self) -> list[str]:
-        """The storage host, as ``download_hosts`` names it."""
-        return [self.api.media.url.removeprefix("http://")]
+    # The storage host, as ``download_hosts`` names it.
+    recording_hosts = Simulator.extra_hosts

@@ -143,3 +143,27 @@ def test_the_simulator_refuses_what_quo_refuses(sim: QuoSimulator) -> None:
     assert status("/calls/abc123/recordings") == 400
     assert status("/calls/ACnone/recordings") == 404
     assert status("/users/US123abc") == 200 and status("/users/123") == 400
+
+
+def test_a_refusal_names_the_input_and_the_value_sent(sim: QuoSimulator) -> None:
+    def errors(path: str, **params: str) -> list[dict[str, Any]]:
+        answer = requests.get(f"{sim.url}{path}", params=params, headers=HEADERS, timeout=5)
+        body = answer.json()
+        assert answer.status_code == 400 and body["message"] == "The input was invalid"
+        assert body["title"] == "Bad Request" and body["docs"] and body["trace"]
+        found: list[dict[str, Any]] = body["errors"]
+        return found
+
+    unknown = {"path": "/createdAt[gt]", "message": "Unexpected property", "value": "2022"}
+    assert errors("/calls", **{"createdAt[gt]": "2022"}) == [unknown]
+    assert errors("/calls/AC1/recordings", foo="1")[0]["path"] == "/foo"
+    limit = {"path": "/limit", "message": "Expected an integer 1 to 50", "value": "+5"}
+    assert errors("/calls", limit="+5") == [limit]
+    assert errors("/calls", **{"createdAt[lte]": "2022-01-01T00:00:00"})[0]["path"] == (
+        "/createdAt[lte]"
+    )
+    assert errors("/users/123")[0] == {
+        "path": "/userId",
+        "message": "Expected string to match '^US(.*)$'",
+        "value": "123",
+    }
