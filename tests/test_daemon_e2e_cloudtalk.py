@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from poller.simulators.audio import wav_bytes
@@ -20,8 +21,11 @@ from tests.profile_e2e import STARTED, DaemonProfileContract, DaemonRun, Expecte
 class TestCloudTalk(DaemonProfileContract[CloudTalkApi]):
     skipped = 1
 
-    def simulator(self) -> AbstractContextManager[CloudTalkApi]:
-        return serve(CloudTalkApi())
+    @contextmanager
+    def simulator(self) -> Iterator[CloudTalkApi]:
+        api = CloudTalkApi()
+        with serve(api):
+            yield api
 
     def settings(self, sim: CloudTalkApi) -> dict[str, str]:
         # The listing walks pages up to responseData.pageCount.
