@@ -2,130 +2,55 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from contextlib import AbstractContextManager
+from datetime import timedelta
 
-import pytest
-
-from poller.adapters.sql import migrate
-from poller.adapters.sql.database import make_engine
-from poller.adapters.sql.store import SqlStore
 from poller.simulators.audio import mp3_bytes, wav_bytes
 from poller.simulators.freshcaller_server import API_KEY, FreshcallerSimulator, freshcaller_call
-from poller.simulators.siro_server import FakeSiro
-from tests.daemon_process import daemon_environment
-from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
-
-STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+from tests.profile_e2e import STARTED, DaemonProfileContract, DaemonRun, Expected
 
 
-@dataclass
-class FreshcallerDaemonWorld:
-    sim: FreshcallerSimulator
-    siro: FakeSiro
-    database_url: str
-    state_dir: Path
-    log_path: Path
+class TestFreshcaller(DaemonProfileContract[FreshcallerSimulator]):
+    def simulator(self) -> AbstractContextManager[FreshcallerSimulator]:
+        return FreshcallerSimulator()
 
-    def env(self) -> dict[str, str]:
-        return daemon_environment(
-            state_dir=self.state_dir,
-            database_url=self.database_url,
-            siro=self.siro,
-            start_at=STARTED - timedelta(minutes=5),
-            settings={
-                "PROVIDER__KIND": "freshcaller",
-                "PROVIDER__BASE_URL": self.sim.url,
-                "PROVIDER__API_KEY": API_KEY,
-                "PROVIDER__DOWNLOAD_HOSTS": f'["{self.sim.media_host}"]',
-                # A page of two: the listing walks pages to meta.total_pages.
-                "PROVIDER__PAGE_SIZE": "2",
-                "WORKER__CONCURRENCY": "2",
-            },
-        )
+    def settings(self, sim: FreshcallerSimulator) -> dict[str, str]:
+        # The listing walks pages to meta.total_pages.
+        return {
+            "PROVIDER__KIND": "freshcaller",
+            "PROVIDER__BASE_URL": sim.url,
+            "PROVIDER__API_KEY": API_KEY,
+            "PROVIDER__DOWNLOAD_HOSTS": f'["{sim.media_host}"]',
+        }
 
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+    def secrets(self, sim: FreshcallerSimulator) -> list[str]:
+        return [API_KEY]
 
-    def counts(self) -> dict[str, int]:
-        engine = make_engine(self.database_url)
-        try:
-            return SqlStore(engine).status(datetime.now(UTC)).counts
-        finally:
-            engine.dispose()
+    def seed(self, sim: FreshcallerSimulator) -> dict[str, Expected]:
+        api = sim.api
+        api.add_user(10, "rep1@example.com", "Rep One")
+        api.add_user(11, "rep2@example.com", "Rep Two")
+        expected: dict[str, Expected] = {}
+        for n in range(5):
+            agent, direction = (10, "outgoing") if n % 2 == 0 else (11, "incoming")
+            contact = f"+1415555{n:04d}"
+            record = freshcaller_call(
+                100 + n,
+                STARTED + timedelta(minutes=n),
+                agent_id=agent,
+                agent_name=f"Rep {agent}",
+                direction=direction,
+                customer_number=contact,
+            )
+            api.add_call(record, mp3_bytes(1) if n % 2 == 0 else wav_bytes(0.5))
+            expected[str(100 + n)] = Expected(f"user-{agent - 9}", contact)
+        return expected
 
-
-@pytest.fixture
-def world(state_database_url: str, tmp_path: Path) -> Iterator[FreshcallerDaemonWorld]:
-    engine = make_engine(state_database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    with FreshcallerSimulator() as sim, FakeSiro(verify_audio_type=True) as siro:
-        yield FreshcallerDaemonWorld(
-            sim, siro, state_database_url, tmp_path / "state", tmp_path / "daemon.log"
-        )
-
-
-def test_every_freshcaller_call_reaches_siro_once_with_its_rep_and_contact(
-    world: FreshcallerDaemonWorld,
-) -> None:
-    api = world.sim.api
-    api.add_user(10, "rep1@example.com", "Rep One")
-    api.add_user(11, "rep2@example.com", "Rep Two")
-    expected: dict[str, tuple[str, str]] = {}
-    for n in range(5):
-        agent, direction = (10, "outgoing") if n % 2 == 0 else (11, "incoming")
-        contact = f"+1415555{n:04d}"
-        record = freshcaller_call(
-            100 + n,
-            STARTED + timedelta(minutes=n),
-            agent_id=agent,
-            agent_name=f"Rep {agent}",
-            direction=direction,
-            customer_number=contact,
-        )
-        api.add_call(record, mp3_bytes(1) if n % 2 == 0 else wav_bytes(0.5))
-        expected[str(100 + n)] = (f"user-{agent - 9}", contact)
-    log = world.log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "poller", "run"],
-        env=world.env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=world.state_dir.parent,
-    )
-    try:
-        wait_for(
-            lambda: STARTED_LINE in world.log() or process.poll() is not None,
-            30,
-            "the daemon to start",
-            world,  # type: ignore[arg-type]
-        )
-        wait_for(
-            lambda: world.counts()["uploaded"] == 5,
-            60,
-            "5 uploads",
-            world,  # type: ignore[arg-type]
-        )
-    finally:
-        assert stop(process) == 0
-
-    with world.siro.state.lock:
-        recordings = list(world.siro.state.recordings.values())
-    assert len(recordings) == 5
-    creates = [r.json for r in world.siro.state.requests_for("create") if r.json]
-    for cdr_id, (siro_user, contact_phone) in expected.items():
-        [body] = [b for b in creates if f"[{cdr_id}]" in b["title"]]
-        assert body["userId"] == siro_user
-        assert body["contactPhone"].endswith(contact_phone)
-    # The user list read once; no page past the last; no key on the media host.
-    assert api.count("/api/v1/users") == 1
-    listing_pages = [r.param("page") for r in api.requests if r.path == "/api/v1/calls"]
-    assert "4" not in listing_pages
-    media = [r for r in api.media.requests if r.path.startswith("/media/")]
-    assert len(media) == 5 and all(r.header("x-api-auth") is None for r in media)
-    assert API_KEY not in world.log()
+    def check(self, sim: FreshcallerSimulator, run: DaemonRun) -> None:
+        # The user list read once; no page past the last; no key on the media host.
+        api = sim.api
+        assert api.count("/api/v1/users") == 1
+        listing_pages = [r.param("page") for r in api.requests if r.path == "/api/v1/calls"]
+        assert "4" not in listing_pages
+        media = [r for r in api.media.requests if r.path.startswith("/media/")]
+        assert len(media) == 5 and all(r.header("x-api-auth") is None for r in media)

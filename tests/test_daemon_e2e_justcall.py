@@ -3,132 +3,58 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from contextlib import AbstractContextManager
+from datetime import timedelta
 
-import pytest
-
-from poller.adapters.sql import migrate
-from poller.adapters.sql.database import make_engine
-from poller.adapters.sql.store import SqlStore
 from poller.simulators.audio import mp3_bytes, wav_bytes
 from poller.simulators.justcall_server import API_KEY, API_SECRET, JustCallSimulator, justcall_call
-from poller.simulators.siro_server import FakeSiro
-from tests.daemon_process import daemon_environment
-from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
-
-STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+from tests.profile_e2e import STARTED, DaemonProfileContract, DaemonRun, Expected
 
 
-@dataclass
-class JustCallDaemonWorld:
-    sim: JustCallSimulator
-    siro: FakeSiro
-    database_url: str
-    state_dir: Path
-    log_path: Path
+class TestJustCall(DaemonProfileContract[JustCallSimulator]):
+    skipped = 1
 
-    def env(self) -> dict[str, str]:
-        return daemon_environment(
-            state_dir=self.state_dir,
-            database_url=self.database_url,
-            siro=self.siro,
-            start_at=STARTED - timedelta(minutes=5),
-            settings={
-                "PROVIDER__KIND": "justcall",
-                "PROVIDER__BASE_URL": self.sim.url,
-                "PROVIDER__API_KEY": API_KEY,
-                "PROVIDER__API_SECRET": API_SECRET,
-                "PROVIDER__TIME_ZONE": "America/New_York",
-                "PROVIDER__DOWNLOAD_HOSTS": json.dumps(self.sim.download_hosts),
-                # A page of two: the listing follows next_page_link.
-                "PROVIDER__PAGE_SIZE": "2",
-                "WORKER__CONCURRENCY": "2",
-            },
-        )
+    def simulator(self) -> AbstractContextManager[JustCallSimulator]:
+        return JustCallSimulator()
 
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+    def settings(self, sim: JustCallSimulator) -> dict[str, str]:
+        # The listing follows next_page_link.
+        return {
+            "PROVIDER__KIND": "justcall",
+            "PROVIDER__BASE_URL": sim.url,
+            "PROVIDER__API_KEY": API_KEY,
+            "PROVIDER__API_SECRET": API_SECRET,
+            "PROVIDER__TIME_ZONE": "America/New_York",
+            "PROVIDER__DOWNLOAD_HOSTS": json.dumps(sim.download_hosts),
+        }
 
-    def counts(self) -> dict[str, int]:
-        engine = make_engine(self.database_url)
-        try:
-            return SqlStore(engine).status(datetime.now(UTC)).counts
-        finally:
-            engine.dispose()
+    def secrets(self, sim: JustCallSimulator) -> list[str]:
+        return [API_KEY, API_SECRET]
 
+    def seed(self, sim: JustCallSimulator) -> dict[str, Expected]:
+        expected: dict[str, Expected] = {}
+        for n in range(5):
+            rep, direction = (1, "Outgoing") if n % 2 == 0 else (2, "Incoming")
+            contact = f"+1415555{n:04d}"
+            record = justcall_call(
+                100 + n,
+                STARTED + timedelta(minutes=n),
+                agent_id=1307 + rep,
+                agent_email=f"rep{rep}@example.com",
+                agent_name=f"Rep {rep}",
+                direction=direction,
+                contact_number=contact,
+            )
+            sim.api.add_call(record, mp3_bytes(1) if n % 2 == 0 else wav_bytes(0.5))
+            expected[str(100 + n)] = Expected(f"user-{rep}", contact)
+        sim.api.add_call(justcall_call(200, STARTED + timedelta(minutes=9), kind="Missed"))
+        return expected
 
-@pytest.fixture
-def world(state_database_url: str, tmp_path: Path) -> Iterator[JustCallDaemonWorld]:
-    engine = make_engine(state_database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    with JustCallSimulator() as sim, FakeSiro(verify_audio_type=True) as siro:
-        yield JustCallDaemonWorld(
-            sim, siro, state_database_url, tmp_path / "state", tmp_path / "daemon.log"
-        )
-
-
-def test_every_justcall_call_reaches_siro_once_with_its_rep_and_contact(
-    world: JustCallDaemonWorld,
-) -> None:
-    api = world.sim.api
-    expected: dict[str, tuple[str, str]] = {}
-    for n in range(5):
-        rep, direction = (1, "Outgoing") if n % 2 == 0 else (2, "Incoming")
-        contact = f"+1415555{n:04d}"
-        record = justcall_call(
-            100 + n,
-            STARTED + timedelta(minutes=n),
-            agent_id=1307 + rep,
-            agent_email=f"rep{rep}@example.com",
-            agent_name=f"Rep {rep}",
-            direction=direction,
-            contact_number=contact,
-        )
-        api.add_call(record, mp3_bytes(1) if n % 2 == 0 else wav_bytes(0.5))
-        expected[str(100 + n)] = (f"user-{rep}", contact)
-    api.add_call(justcall_call(200, STARTED + timedelta(minutes=9), kind="Missed"))
-    log = world.log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "poller", "run"],
-        env=world.env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=world.state_dir.parent,
-    )
-    try:
-        wait_for(
-            lambda: STARTED_LINE in world.log() or process.poll() is not None,
-            30,
-            "the daemon to start",
-            world,  # type: ignore[arg-type]
-        )
-        wait_for(
-            lambda: world.counts()["uploaded"] == 5 and world.counts()["skipped"] == 1,
-            60,
-            "5 uploads and 1 skip",
-            world,  # type: ignore[arg-type]
-        )
-    finally:
-        assert stop(process) == 0
-
-    with world.siro.state.lock:
-        recordings = list(world.siro.state.recordings.values())
-    assert len(recordings) == 5
-    creates = [r.json for r in world.siro.state.requests_for("create") if r.json]
-    for cdr_id, (siro_user, contact_phone) in expected.items():
-        [body] = [b for b in creates if f"[{cdr_id}]" in b["title"]]
-        assert body["userId"] == siro_user
-        assert body["contactPhone"].endswith(contact_phone)
-    # No page past the last (six calls, pages of two); no secret left the API host.
-    listing_pages = [r.param("page") for r in api.requests if r.path == "/v2.1/calls"]
-    assert "4" not in listing_pages
-    elsewhere = [*api.web.requests, *api.media.requests]
-    assert len([r for r in api.media.requests if r.path.startswith("/media/")]) == 5
-    assert all(r.header("authorization") is None for r in elsewhere)
-    assert API_KEY not in world.log() and API_SECRET not in world.log()
+    def check(self, sim: JustCallSimulator, run: DaemonRun) -> None:
+        # No page past the last (six calls, pages of two); no secret left the API host.
+        api = sim.api
+        listing_pages = [r.param("page") for r in api.requests if r.path == "/v2.1/calls"]
+        assert "4" not in listing_pages
+        elsewhere = [*api.web.requests, *api.media.requests]
+        assert len([r for r in api.media.requests if r.path.startswith("/media/")]) == 5
+        assert all(r.header("authorization") is None for r in elsewhere)
