@@ -22,10 +22,12 @@ from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import unmapped_records_table as unmapped_records
+from poller.adapters.sql.scrubbing import scrub_event_messages
 from poller.domain import erasure
 from poller.domain.erasure import ForgetOutcome, ForgetSelection
 from poller.domain.phones import to_e164
 from poller.domain.records import Call, CallEvent
+from poller.domain.scrubbing import scrub
 from poller.domain.states import CallState
 
 # Rows read per statement while scanning: memory stays flat whatever the tables hold.
@@ -117,14 +119,14 @@ class SqlErasure:
                 return None
             call = _call(row)
             values = erasure.personal_values(call, default_region)
-            scrubbed = self._scrub_events(conn, call_id, values, default_region)
+            scrubbed = scrub_event_messages(conn, {call_id: values}, default_region)
             removed = self._remove_unmapped(conn, call, now, default_region)
             columns = erasure.erased_columns(call)
             to_state = erasure.state_after_forget(call)
             changes: dict[str, Any] = {name: None for name in erasure.ERASED_COLUMNS}
             changes["raw"] = null()  # SQL NULL: a plain None would be stored as JSON 'null'
             changes.update(
-                last_error=erasure.scrub(call.last_error, values, default_region),
+                last_error=scrub(call.last_error, values, default_region),
                 forgotten_at=call.forgotten_at or now,
                 lease_owner=None,
                 lease_expires_at=None,
@@ -170,23 +172,6 @@ class SqlErasure:
             already_forgotten=call.forgotten_at is not None,
             was_leased=call.lease_owner is not None,
         )
-
-    @staticmethod
-    def _scrub_events(conn: Connection, call_id: int, values: set[str], default_region: str) -> int:
-        rows = conn.execute(
-            select(call_events.c.id, call_events.c.message).where(
-                call_events.c.call_id == call_id, call_events.c.message.is_not(None)
-            )
-        ).all()
-        changed = 0
-        for event_id, message in rows:
-            clean = erasure.scrub(message, values, default_region)
-            if clean != message:
-                conn.execute(
-                    update(call_events).where(call_events.c.id == event_id).values(message=clean)
-                )
-                changed += 1
-        return changed
 
     @staticmethod
     def _remove_unmapped(conn: Connection, call: Call, now: datetime, default_region: str) -> int:

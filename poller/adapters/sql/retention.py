@@ -30,8 +30,10 @@ from poller.adapters.sql.models import (
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import unmapped_records_table as unmapped_records
+from poller.adapters.sql.scrubbing import scrub_event_messages
 from poller.domain.records import UnmappedRecord
 from poller.domain.retention import PERSONAL_COLUMNS, TableSizes
+from poller.domain.scrubbing import contact_values, scrub
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,13 @@ class SqlRetention:
     # -- retention ------------------------------------------------------------------------
 
     def prune_finished_calls(
-        self, finished_before: datetime, now: datetime, *, limit: int, dry_run: bool = False
+        self,
+        finished_before: datetime,
+        now: datetime,
+        *,
+        limit: int,
+        default_region: str,
+        dry_run: bool = False,
     ) -> int:
         where = (text(PRUNABLE_CALLS_SQL), calls.c.updated_at < finished_before)
         if dry_run:
@@ -107,6 +115,7 @@ class SqlRetention:
                 conn, select(calls.c.id).where(*where).order_by(calls.c.updated_at), limit
             )
             if ids:
+                self._scrub_texts(conn, ids, default_region)
                 # updated_at stays: it says when the call was finished; pruned_at says this.
                 conn.execute(
                     update(calls)
@@ -114,6 +123,37 @@ class SqlRetention:
                     .values(**_PRUNED_VALUES, pruned_at=now)
                 )
         return len(ids)
+
+    @staticmethod
+    def _scrub_texts(conn: Connection, ids: list[int], default_region: str) -> None:
+        """Erase the quotes of the batch's personal values from their texts, while the
+        columns still hold the values (the rows are locked by :meth:`_pick`)."""
+        rows = conn.execute(
+            select(
+                calls.c.id,
+                calls.c.contact_name,
+                calls.c.contact_phone,
+                calls.c.title,
+                calls.c.last_error,
+            ).where(calls.c.id.in_(ids))
+        ).all()
+        values_by_call = {
+            row.id: contact_values(row.contact_name, row.contact_phone, row.title, default_region)
+            for row in rows
+        }
+        scrub_event_messages(conn, values_by_call, default_region)
+        changes = []
+        for row in rows:
+            clean = scrub(row.last_error, values_by_call[row.id], default_region)
+            if clean != row.last_error:
+                changes.append({"row_id": row.id, "clean": clean})
+        if changes:
+            conn.execute(
+                update(calls)
+                .where(calls.c.id == bindparam("row_id"))
+                .values(last_error=bindparam("clean")),
+                changes,
+            )
 
     def prune_events(self, before: datetime, *, limit: int, dry_run: bool = False) -> int:
         where = (text(PRUNABLE_EVENTS_SQL), call_events.c.at < before)
