@@ -47,6 +47,41 @@ _VACUUM_STATEMENT_TIMEOUT = "10min"
 _PRUNED_VALUES: dict[str, Any] = {name: null() for name in PERSONAL_COLUMNS}
 
 
+def vacuum(engine: Engine, tables: Sequence[str], *, after: str) -> bool:
+    """A plain ``VACUUM (SKIP_LOCKED)`` of those of ``tables`` the poller owns, on PostgreSQL
+    only, bounded by the timeouts above; returns whether it ran. A failure is logged (``after``
+    says what it followed) and never raised: autovacuum does the work later."""
+    if engine.dialect.name != "postgresql":
+        return False
+    known = set(Base.metadata.tables)
+    names = sorted({name for name in tables if name in known})
+    if not names:
+        return False
+    quote = engine.dialect.identifier_preparer.quote
+    statement = f"VACUUM (SKIP_LOCKED) {', '.join(quote(name) for name in names)}"
+    try:
+        # VACUUM cannot run inside a transaction block: an autocommit connection, whose
+        # isolation level SQLAlchemy resets when it goes back to the pool.
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with connection:
+            connection.exec_driver_sql(f"SET lock_timeout = '{_VACUUM_LOCK_TIMEOUT}'")
+            connection.exec_driver_sql(f"SET statement_timeout = '{_VACUUM_STATEMENT_TIMEOUT}'")
+            try:
+                connection.exec_driver_sql(statement)
+            finally:
+                connection.exec_driver_sql("RESET lock_timeout")
+                connection.exec_driver_sql("RESET statement_timeout")
+    except SQLAlchemyError as error:
+        log.warning(
+            "VACUUM of %s after %s failed (autovacuum will do it later): %s",
+            ", ".join(names),
+            after,
+            type(getattr(error, "orig", None) or error).__name__,
+        )
+        return False
+    return True
+
+
 class SqlRetention:
     engine: Engine
 
@@ -265,34 +300,7 @@ class SqlRetention:
         # hostile log fills new pages faster. A plain VACUUM takes no lock that stops reads or
         # writes, and leaves the files their size: new rows fill the freed space, so the bytes
         # stop growing. VACUUM FULL would rewrite the table under an exclusive lock; never here.
-        if self.engine.dialect.name != "postgresql":
-            return False
-        known = set(Base.metadata.tables)
-        names = sorted({name for name in tables if name in known})
-        if not names:
-            return False
-        quote = self.engine.dialect.identifier_preparer.quote
-        statement = f"VACUUM (SKIP_LOCKED) {', '.join(quote(name) for name in names)}"
-        try:
-            # VACUUM cannot run inside a transaction block: an autocommit connection, whose
-            # isolation level SQLAlchemy resets when it goes back to the pool.
-            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            with connection:
-                connection.exec_driver_sql(f"SET lock_timeout = '{_VACUUM_LOCK_TIMEOUT}'")
-                connection.exec_driver_sql(f"SET statement_timeout = '{_VACUUM_STATEMENT_TIMEOUT}'")
-                try:
-                    connection.exec_driver_sql(statement)
-                finally:
-                    connection.exec_driver_sql("RESET lock_timeout")
-                    connection.exec_driver_sql("RESET statement_timeout")
-        except SQLAlchemyError as error:
-            log.warning(
-                "VACUUM of %s after retention failed (autovacuum will do it later): %s",
-                ", ".join(names),
-                type(getattr(error, "orig", None) or error).__name__,
-            )
-            return False
-        return True
+        return vacuum(self.engine, tables, after="retention")
 
     # -- helpers --------------------------------------------------------------------------
 
