@@ -97,6 +97,7 @@ def retention_rules_from_settings(settings: Settings) -> RetentionRules:
         remap_cap=timedelta(seconds=retention.unmapped_remap_max_seconds),
         batch_size=retention.batch_size,
         max_batches=retention.max_batches,
+        default_region=settings.siro.phone_default_region,
     )
 
 

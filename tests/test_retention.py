@@ -194,6 +194,82 @@ def test_old_events_go_but_those_proving_an_upload_stay(sql_store: SqlStore) -> 
     ]
 
 
+def test_a_prune_erases_the_contact_quoted_in_the_calls_error_and_event_messages(
+    sql_store: SqlStore,
+) -> None:
+    call_id = uploaded(
+        sql_store, "c-1", last_error="Siro said 503 for Jane Smith at 555-123-4567; retried"
+    )
+    failed = seed_call(
+        sql_store,
+        "f-1",
+        state=CallState.FAILED,
+        at=LONG_AGO,
+        **{**PERSONAL, "raw": {"call_id": "f-1"}},
+        last_error="download refused: 404 for caller 15551234567 (JANE SMITH)",
+    )
+    seed_event(
+        sql_store,
+        call_id,
+        at=LONG_AGO,
+        step="upload",
+        outcome="create_sent",
+        message="creating 'Inbound call with Jane Smith [c-1]' for +15551234567",
+    )
+    seed_event(sql_store, call_id, at=LONG_AGO, step="upload", outcome="ok", message="rec-c-1")
+    seed_event(
+        sql_store,
+        call_id,
+        at=RECENTLY,
+        step="poll",
+        outcome="updated",
+        message="listed again: caller +1 555.123.4567, status 200",
+    )
+    seed_event(
+        sql_store,
+        failed.id,
+        at=RECENTLY,
+        step="download",
+        outcome="failed",
+        message="gave up on jane smith after 5 attempts",
+    )
+    # The same contact on a call not yet due for pruning: its texts are not the prune's to touch.
+    recent = uploaded(sql_store, "r-1", at=RECENTLY, last_error="retried for Jane Smith")
+
+    report = run_retention(RULES, sql_store, NOW)
+
+    assert report.calls_pruned == 2
+    assert (
+        row_of(sql_store, call_id)["last_error"]
+        == "Siro said 503 for [erased] at [erased]; retried"
+    )
+    assert row_of(sql_store, failed.id)["last_error"] == (
+        "download refused: 404 for caller [erased] ([erased])"
+    )
+    left = [(e.step, e.outcome, e.message) for e in sql_store.events_for(call_id)]
+    assert left == [
+        # The events proving the upload stay, their text scrubbed.
+        ("upload", "create_sent", "creating '[erased]' for [erased]"),
+        ("upload", "ok", "rec-c-1"),
+        ("poll", "updated", "listed again: caller [erased], status 200"),
+    ]
+    assert [e.message for e in sql_store.events_for(failed.id)] == [
+        "gave up on [erased] after 5 attempts"
+    ]
+    assert row_of(sql_store, recent)["last_error"] == "retried for Jane Smith"
+    with sql_store.engine.connect() as conn:
+        texts = conn.execute(
+            text(
+                "SELECT coalesce(last_error, '') FROM calls WHERE pruned_at IS NOT NULL "
+                "UNION ALL SELECT coalesce(message, '') FROM call_events WHERE call_id IN (:a, :b)"
+            ),
+            {"a": call_id, "b": failed.id},
+        ).scalars()
+        joined = " ".join(texts).lower()
+    for needle in ("jane", "smith", "5551234567", "123-4567", "123.4567"):
+        assert needle not in joined, needle
+
+
 def test_a_pass_works_in_bounded_batches_and_the_next_goes_on(sql_store: SqlStore) -> None:
     ids = [uploaded(sql_store, f"c-{n}") for n in range(7)]
     small = RetentionRules(

@@ -22,9 +22,10 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Final
 
-from poller.domain.erasure import personal_values, scrub
+from poller.domain.erasure import personal_values
 from poller.domain.records import Call, CallEvent
 from poller.domain.redaction import mask_urls_in_text
+from poller.domain.scrubbing import scrub
 
 CALL_FIELDS: Final = (
     "id",

@@ -111,7 +111,11 @@ def run_retention(
         report.calls_pruned = batches(
             "calls",
             lambda limit: store.prune_finished_calls(
-                finished_before, now, limit=limit, dry_run=dry_run
+                finished_before,
+                now,
+                limit=limit,
+                default_region=rules.default_region,
+                dry_run=dry_run,
             ),
         )
     if rules.events_after is not None:

@@ -8,7 +8,8 @@ list, synced again every cycle. So a forget erases what names or reaches the cus
   them, the raw provider record, the recording's URL at the provider and the file's URL in
   Siro, both of which may carry a signature) become NULL; the spool file goes;
 - in the call's own texts (``last_error``, its events' messages) every personal value of the
-  call (:func:`personal_values`) is replaced with :data:`ERASED`;
+  call (:func:`personal_values`) is replaced with ``[erased]`` (the rule of
+  :mod:`poller.domain.scrubbing`, which retention's prune applies too);
 - kept records of the call that failed mapping (``unmapped_records``), and any of its
   provider's quoting the contact, are emptied and kept as tombstones (the same record listed
   again is not kept again).
@@ -23,7 +24,6 @@ refuse. The ``forget`` event says which columns were erased (names, never values
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,11 +31,11 @@ from typing import Any, Final
 
 from poller.domain.phones import to_e164
 from poller.domain.records import Call
+from poller.domain.scrubbing import PHONE_LIKE, contact_values
 from poller.domain.states import CallState
 
 FORGET_STEP: Final = "forget"
 FORGOTTEN_KIND: Final = "forgotten"
-ERASED: Final = "[erased]"
 FORGOTTEN_MESSAGE: Final = "personal data erased on request (calls forget); never uploaded"
 
 # The columns of ``calls`` a forget sets to NULL.
@@ -49,9 +49,6 @@ ERASED_COLUMNS: Final = (
 )
 # The columns whose text may quote a personal value, rewritten with ERASED.
 SCRUBBED_COLUMNS: Final = ("last_error",)
-
-# A phone number spelled with separators: "+1 (555) 123-4567", "555.123.4567".
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().\-]{5,}\d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,39 +110,14 @@ class ForgetReport:
 
 
 def personal_values(call: Call, default_region: str) -> set[str]:
-    """The texts of ``call`` that name or reach its contact, in the spellings they are quoted
-    in: as stored, as E.164, digits only."""
-    values: set[str] = set()
-    for text in (call.contact_name, call.contact_phone, call.title, call.recording_url):
-        if text and len(text.strip()) >= 3:
-            values.add(text.strip())
-    if call.contact_phone:
-        e164 = to_e164(call.contact_phone, default_region)
-        if e164:
-            values.update({e164, e164[1:]})
+    """The texts of ``call`` that name or reach its contact (:func:`contact_values`), and the
+    URLs of its recording, which may carry a signature."""
+    values = contact_values(call.contact_name, call.contact_phone, call.title, default_region)
+    if call.recording_url and len(call.recording_url.strip()) >= 3:
+        values.add(call.recording_url.strip())
     if call.siro_file_url:
         values.add(call.siro_file_url)
     return values
-
-
-def scrub(
-    text: str | None, values: Iterable[str], default_region: str, mask: str = ERASED
-) -> str | None:
-    """``text`` with every one of ``values`` (and any phone spelling of one) as ``mask``."""
-    if not text:
-        return text
-    wanted = sorted(set(values), key=len, reverse=True)
-    numbers = {value for value in wanted if value.startswith("+") and value[1:].isdigit()}
-    for value in wanted:
-        text = re.sub(re.escape(value), mask, text, flags=re.IGNORECASE)
-    if numbers:
-
-        def erase_number(match: re.Match[str]) -> str:
-            found = to_e164(match.group(0), default_region)
-            return mask if found in numbers else match.group(0)
-
-        text = _PHONE_LIKE.sub(erase_number, text)
-    return text
 
 
 def erased_columns(call: Call) -> tuple[str, ...]:
@@ -180,7 +152,7 @@ def raw_mentions_phone(raw: str | None, e164: str, default_region: str) -> bool:
     if e164 in raw or e164[1:] in raw:
         return True
     return any(
-        to_e164(match.group(0), default_region) == e164 for match in _PHONE_LIKE.finditer(raw)
+        to_e164(match.group(0), default_region) == e164 for match in PHONE_LIKE.finditer(raw)
     )
 
 

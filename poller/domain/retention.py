@@ -4,7 +4,9 @@ Pure: the rules and the names; :mod:`poller.core.retention` runs a pass, the sto
 
 - A FINISHED call (uploaded, skipped, failed) loses its personal data once it has been finished
   for ``personal_data_after``: the raw provider record and every column that names the customer
-  (:data:`PERSONAL_COLUMNS`). Its id, provider call id, states,
+  (:data:`PERSONAL_COLUMNS`), and every quote of their values in the call's ``last_error`` and
+  its events' messages becomes ``[erased]`` (the rule of `calls forget`,
+  :mod:`poller.domain.scrubbing`). Its id, provider call id, states,
   times, Siro recording id and events stay, and ``pruned_at`` marks it, so the audit trail and
   the duplicate guard (``UNIQUE (provider, provider_call_id)``) outlive the data: a pruned call
   listed again is recognised as known and never uploaded twice, and the listing does not
@@ -25,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from poller.domain.phones import DEFAULT_PHONE_REGION
 from poller.domain.states import TERMINAL_STATES
 
 # The columns of ``calls`` that name a customer, and the provider's record. Rep columns name an
@@ -107,6 +110,9 @@ class RetentionRules:
     remap_cap: timedelta = timedelta(hours=6)
     batch_size: int = 500
     max_batches: int = 100
+    # siro.phone_default_region: how a number quoted without a country code is read when the
+    # prune scrubs a call's texts (poller.domain.scrubbing).
+    default_region: str = DEFAULT_PHONE_REGION
 
 
 @dataclass(slots=True)

@@ -42,7 +42,8 @@ class ErasureStore(Protocol):
 
     def after_erasure(self) -> str | None:
         """Make the erased bytes unreachable in the database files where the backend keeps
-        old versions (SQLite's WAL); says what it did, or could not do."""
+        old versions (SQLite's WAL), or their space free for reuse (PostgreSQL: a plain VACUUM
+        of the tables a forget changes); says what it did, or could not do. Never raises."""
         ...
 
 

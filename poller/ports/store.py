@@ -458,10 +458,18 @@ class RetentionStore(Protocol):
     """
 
     def prune_finished_calls(
-        self, finished_before: datetime, now: datetime, *, limit: int, dry_run: bool = False
+        self,
+        finished_before: datetime,
+        now: datetime,
+        *,
+        limit: int,
+        default_region: str,
+        dry_run: bool = False,
     ) -> int:
         """Empty the personal columns of finished rows last changed before ``finished_before``
-        and set their ``pruned_at``; everything else on the row stays."""
+        and set their ``pruned_at``, after scrubbing their values out of the row's
+        ``last_error`` and its events' messages (poller.domain.scrubbing, numbers read with
+        ``default_region``); everything else on the row stays."""
         ...
 
     def prune_events(self, before: datetime, *, limit: int, dry_run: bool = False) -> int:

@@ -5,7 +5,9 @@ finds: the free space of the pages it was in, and older copies of those pages in
 erasing transaction runs with ``PRAGMA secure_delete`` (freed space is zeroed), and
 :meth:`SqlErasure.after_erasure` checkpoints the WAL and truncates it. On PostgreSQL an
 UPDATE leaves the old row version as a dead tuple until VACUUM reuses its space: no dump or
-query shows it, but the table's files may hold it for a while (docs/operations/data-lifecycle.md).
+query shows it, but the table's files may hold it for a while; :meth:`SqlErasure.after_erasure`
+runs retention's plain VACUUM so that the space is reused sooner
+(docs/operations/data-lifecycle.md).
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ from poller.adapters.sql.database import read_transaction, write_transaction
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import unmapped_records_table as unmapped_records
+from poller.adapters.sql.retention import vacuum
+from poller.adapters.sql.scrubbing import scrub_event_messages
 from poller.domain import erasure
 from poller.domain.erasure import ForgetOutcome, ForgetSelection
 from poller.domain.phones import to_e164
 from poller.domain.records import Call, CallEvent
+from poller.domain.scrubbing import scrub
 from poller.domain.states import CallState
+
+# The tables a forget updates (the events too: their messages are scrubbed).
+_FORGET_TABLES = ("calls", "call_events", "unmapped_records")
 
 # Rows read per statement while scanning: memory stays flat whatever the tables hold.
 SCAN_BATCH = 500
@@ -117,14 +125,14 @@ class SqlErasure:
                 return None
             call = _call(row)
             values = erasure.personal_values(call, default_region)
-            scrubbed = self._scrub_events(conn, call_id, values, default_region)
+            scrubbed = scrub_event_messages(conn, {call_id: values}, default_region)
             removed = self._remove_unmapped(conn, call, now, default_region)
             columns = erasure.erased_columns(call)
             to_state = erasure.state_after_forget(call)
             changes: dict[str, Any] = {name: None for name in erasure.ERASED_COLUMNS}
             changes["raw"] = null()  # SQL NULL: a plain None would be stored as JSON 'null'
             changes.update(
-                last_error=erasure.scrub(call.last_error, values, default_region),
+                last_error=scrub(call.last_error, values, default_region),
                 forgotten_at=call.forgotten_at or now,
                 lease_owner=None,
                 lease_expires_at=None,
@@ -170,23 +178,6 @@ class SqlErasure:
             already_forgotten=call.forgotten_at is not None,
             was_leased=call.lease_owner is not None,
         )
-
-    @staticmethod
-    def _scrub_events(conn: Connection, call_id: int, values: set[str], default_region: str) -> int:
-        rows = conn.execute(
-            select(call_events.c.id, call_events.c.message).where(
-                call_events.c.call_id == call_id, call_events.c.message.is_not(None)
-            )
-        ).all()
-        changed = 0
-        for event_id, message in rows:
-            clean = erasure.scrub(message, values, default_region)
-            if clean != message:
-                conn.execute(
-                    update(call_events).where(call_events.c.id == event_id).values(message=clean)
-                )
-                changed += 1
-        return changed
 
     @staticmethod
     def _remove_unmapped(conn: Connection, call: Call, now: datetime, default_region: str) -> int:
@@ -273,6 +264,14 @@ class SqlErasure:
 
     def after_erasure(self) -> str | None:
         if self.engine.dialect.name != "sqlite":
+            # The old row versions are dead tuples no query or dump shows; the VACUUM
+            # retention uses (no lock that stops the daemon, bounded) marks their space for
+            # reuse now rather than when autovacuum comes.
+            if vacuum(self.engine, _FORGET_TABLES, after="calls forget"):
+                return (
+                    f"VACUUM of {', '.join(_FORGET_TABLES)} done: the space of the old row "
+                    "versions is free for reuse (only VACUUM FULL removes their bytes at once)"
+                )
             return (
                 "PostgreSQL keeps the old row versions as dead tuples, which no query or dump "
                 "shows, until VACUUM reuses their space (autovacuum does, in time)"

@@ -30,8 +30,10 @@ from poller.adapters.sql.models import (
 from poller.adapters.sql.models import call_events_table as call_events
 from poller.adapters.sql.models import calls_table as calls
 from poller.adapters.sql.models import unmapped_records_table as unmapped_records
+from poller.adapters.sql.scrubbing import scrub_event_messages
 from poller.domain.records import UnmappedRecord
 from poller.domain.retention import PERSONAL_COLUMNS, TableSizes
+from poller.domain.scrubbing import contact_values, scrub
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,41 @@ _VACUUM_STATEMENT_TIMEOUT = "10min"
 
 # SQL NULL, not JSON null, for the raw document too.
 _PRUNED_VALUES: dict[str, Any] = {name: null() for name in PERSONAL_COLUMNS}
+
+
+def vacuum(engine: Engine, tables: Sequence[str], *, after: str) -> bool:
+    """A plain ``VACUUM (SKIP_LOCKED)`` of those of ``tables`` the poller owns, on PostgreSQL
+    only, bounded by the timeouts above; returns whether it ran. A failure is logged (``after``
+    says what it followed) and never raised: autovacuum does the work later."""
+    if engine.dialect.name != "postgresql":
+        return False
+    known = set(Base.metadata.tables)
+    names = sorted({name for name in tables if name in known})
+    if not names:
+        return False
+    quote = engine.dialect.identifier_preparer.quote
+    statement = f"VACUUM (SKIP_LOCKED) {', '.join(quote(name) for name in names)}"
+    try:
+        # VACUUM cannot run inside a transaction block: an autocommit connection, whose
+        # isolation level SQLAlchemy resets when it goes back to the pool.
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with connection:
+            connection.exec_driver_sql(f"SET lock_timeout = '{_VACUUM_LOCK_TIMEOUT}'")
+            connection.exec_driver_sql(f"SET statement_timeout = '{_VACUUM_STATEMENT_TIMEOUT}'")
+            try:
+                connection.exec_driver_sql(statement)
+            finally:
+                connection.exec_driver_sql("RESET lock_timeout")
+                connection.exec_driver_sql("RESET statement_timeout")
+    except SQLAlchemyError as error:
+        log.warning(
+            "VACUUM of %s after %s failed (autovacuum will do it later): %s",
+            ", ".join(names),
+            after,
+            type(getattr(error, "orig", None) or error).__name__,
+        )
+        return False
+    return True
 
 
 class SqlRetention:
@@ -97,7 +134,13 @@ class SqlRetention:
     # -- retention ------------------------------------------------------------------------
 
     def prune_finished_calls(
-        self, finished_before: datetime, now: datetime, *, limit: int, dry_run: bool = False
+        self,
+        finished_before: datetime,
+        now: datetime,
+        *,
+        limit: int,
+        default_region: str,
+        dry_run: bool = False,
     ) -> int:
         where = (text(PRUNABLE_CALLS_SQL), calls.c.updated_at < finished_before)
         if dry_run:
@@ -107,6 +150,7 @@ class SqlRetention:
                 conn, select(calls.c.id).where(*where).order_by(calls.c.updated_at), limit
             )
             if ids:
+                self._scrub_texts(conn, ids, default_region)
                 # updated_at stays: it says when the call was finished; pruned_at says this.
                 conn.execute(
                     update(calls)
@@ -114,6 +158,37 @@ class SqlRetention:
                     .values(**_PRUNED_VALUES, pruned_at=now)
                 )
         return len(ids)
+
+    @staticmethod
+    def _scrub_texts(conn: Connection, ids: list[int], default_region: str) -> None:
+        """Erase the quotes of the batch's personal values from their texts, while the
+        columns still hold the values (the rows are locked by :meth:`_pick`)."""
+        rows = conn.execute(
+            select(
+                calls.c.id,
+                calls.c.contact_name,
+                calls.c.contact_phone,
+                calls.c.title,
+                calls.c.last_error,
+            ).where(calls.c.id.in_(ids))
+        ).all()
+        values_by_call = {
+            row.id: contact_values(row.contact_name, row.contact_phone, row.title, default_region)
+            for row in rows
+        }
+        scrub_event_messages(conn, values_by_call, default_region)
+        changes = []
+        for row in rows:
+            clean = scrub(row.last_error, values_by_call[row.id], default_region)
+            if clean != row.last_error:
+                changes.append({"row_id": row.id, "clean": clean})
+        if changes:
+            conn.execute(
+                update(calls)
+                .where(calls.c.id == bindparam("row_id"))
+                .values(last_error=bindparam("clean")),
+                changes,
+            )
 
     def prune_events(self, before: datetime, *, limit: int, dry_run: bool = False) -> int:
         where = (text(PRUNABLE_EVENTS_SQL), call_events.c.at < before)
@@ -225,34 +300,7 @@ class SqlRetention:
         # hostile log fills new pages faster. A plain VACUUM takes no lock that stops reads or
         # writes, and leaves the files their size: new rows fill the freed space, so the bytes
         # stop growing. VACUUM FULL would rewrite the table under an exclusive lock; never here.
-        if self.engine.dialect.name != "postgresql":
-            return False
-        known = set(Base.metadata.tables)
-        names = sorted({name for name in tables if name in known})
-        if not names:
-            return False
-        quote = self.engine.dialect.identifier_preparer.quote
-        statement = f"VACUUM (SKIP_LOCKED) {', '.join(quote(name) for name in names)}"
-        try:
-            # VACUUM cannot run inside a transaction block: an autocommit connection, whose
-            # isolation level SQLAlchemy resets when it goes back to the pool.
-            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            with connection:
-                connection.exec_driver_sql(f"SET lock_timeout = '{_VACUUM_LOCK_TIMEOUT}'")
-                connection.exec_driver_sql(f"SET statement_timeout = '{_VACUUM_STATEMENT_TIMEOUT}'")
-                try:
-                    connection.exec_driver_sql(statement)
-                finally:
-                    connection.exec_driver_sql("RESET lock_timeout")
-                    connection.exec_driver_sql("RESET statement_timeout")
-        except SQLAlchemyError as error:
-            log.warning(
-                "VACUUM of %s after retention failed (autovacuum will do it later): %s",
-                ", ".join(names),
-                type(getattr(error, "orig", None) or error).__name__,
-            )
-            return False
-        return True
+        return vacuum(self.engine, tables, after="retention")
 
     # -- helpers --------------------------------------------------------------------------
 
