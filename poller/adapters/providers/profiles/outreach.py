@@ -40,23 +40,25 @@ What configuration cannot say, and this module's hook does (:class:`OutreachProv
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import quote, urljoin
+from urllib.parse import urljoin
 
 from pydantic import Field, SecretStr
 
-from poller.adapters.http.paginators import PageRequest
-from poller.adapters.providers.profiles.base import ProfileProvider, ProfileSettings
+from poller.adapters.providers.profiles.base import (
+    ProfileProvider,
+    ProfileSettings,
+    contact_field,
+)
 from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.config_types import MINIMAL, NonBlank
 from poller.domain.call_record import TEXT_LIMITS, CallRecord
-from poller.domain.paths import MISSING, dig, present
+from poller.domain.paths import present
 from poller.domain.raw_record import field_text, sanitise_raw
-from poller.domain.states import Direction, RecordingState
-from poller.domain.windows import Window
-from poller.ports.provider import PermanentProviderError, RecordPosition
+from poller.domain.states import RecordingState
+from poller.ports.provider import RecordPosition
 
 API_HOST = "api.outreach.io"
 JSON_API = "application/vnd.api+json"
@@ -176,12 +178,6 @@ class OutreachSettings(ProfileSettings):
         }
 
 
-@dataclass(frozen=True)
-class OutreachUser:
-    email: str | None
-    name: str | None
-
-
 class OutreachProvider(ProfileProvider):
     """Outreach's calls: the generic adapter plus the hook above."""
 
@@ -189,54 +185,26 @@ class OutreachProvider(ProfileProvider):
     settings_model: ClassVar[type[ProviderSettingsBase]] = OutreachSettings
     api_headers: ClassVar[Mapping[str, str]] = {"Content-Type": JSON_API}
 
-    def __init__(self, settings: OutreachSettings, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
-        # Outreach user id -> the user, or None for a user the API no longer shows.
-        self._users: dict[str, OutreachUser | None] = {}
-
-    def before_mapping(self, items: Sequence[Any], window: Window) -> Sequence[Any]:
-        for item in items:
-            user_id = (
-                field_text(dig(item, "relationships.user.data.id"))
-                if isinstance(item, Mapping)
-                else None
-            )
-            if user_id is not None and user_id not in self._users:
-                self._users[user_id] = self._fetch_user(user_id)
-        return items
+    user_id_path: ClassVar[str | None] = "relationships.user.data.id"
+    user_path: ClassVar[str] = "api/v2/users/{id}"
+    user_body_path: ClassVar[str] = "data.attributes"
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
-        record = super().map_record(_with_start(raw), position)
+        record = self.with_user(super().map_record(_with_start(raw), position))
         attributes = raw.get("attributes")
         attributes = attributes if isinstance(attributes, Mapping) else {}
-        user = self._users.get(record.rep_provider_id or "")
-        contact = _contact_field(record.direction)
+        contact = contact_field(record.direction, outbound="to", inbound="from")
         state = record.recording_state
         if state is RecordingState.PENDING and _no_recording_coming(attributes):
             state = RecordingState.NONE
         return replace(
             record,
             raw=sanitise_raw(raw),
-            rep_email=field_text(user.email, TEXT_LIMITS["rep_email"]) if user else None,
-            rep_name=field_text(user.name, TEXT_LIMITS["rep_name"]) if user else None,
             contact_phone=field_text(attributes.get(contact), TEXT_LIMITS["contact_phone"])
             if contact
             else None,
             recording_state=state,
         )
-
-    def _fetch_user(self, user_id: str) -> OutreachUser | None:
-        url = urljoin(self.base_url + "/", f"api/v2/users/{quote(user_id, safe='')}")
-        try:
-            page = self.get_json(PageRequest(url), f"Outreach user {user_id}")
-        except PermanentProviderError as exc:
-            if exc.status == 404:  # a deleted user: the call keeps its user id only
-                return None
-            raise
-        user = dig(page.body, "data.attributes")
-        if user is MISSING or not isinstance(user, Mapping):
-            return None
-        return OutreachUser(field_text(user.get("email")), field_text(user.get("name")))
 
 
 def _with_start(raw: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -254,11 +222,3 @@ def _with_start(raw: Mapping[str, Any]) -> Mapping[str, Any]:
 def _no_recording_coming(attributes: Mapping[str, Any]) -> bool:
     outcome = (field_text(attributes.get("outcome")) or "").lower()
     return outcome == "not answered" or attributes.get("shouldRecordCall") is False
-
-
-def _contact_field(direction: Direction | None) -> str | None:
-    if direction is Direction.OUTBOUND:
-        return "to"
-    if direction is Direction.INBOUND:
-        return "from"
-    return None

@@ -36,23 +36,19 @@ What configuration cannot say, and this module's hook does (:class:`QuoProvider`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import quote, urljoin
 
 from pydantic import Field, SecretStr
 
 from poller.adapters.http.auth import Authenticator
-from poller.adapters.http.paginators import PageRequest
-from poller.adapters.providers.profiles.base import ProfileProvider, ProfileSettings
+from poller.adapters.providers.profiles.base import ProfileProvider, ProfileSettings, ProfileUser
 from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.config_types import MINIMAL, HostPattern
 from poller.domain.call_record import TEXT_LIMITS, CallRecord
-from poller.domain.paths import MISSING, dig
 from poller.domain.raw_record import field_text
 from poller.domain.states import RecordingState
-from poller.domain.windows import Window
-from poller.ports.provider import PermanentProviderError, RecordPosition
+from poller.ports.provider import RecordPosition
 
 API_HOST = "api.quo.com"
 API_VERSION = "2026-03-30"
@@ -161,17 +157,13 @@ class VersionedAuth:
         return self._inner.secrets()
 
 
-@dataclass(frozen=True)
-class QuoUser:
-    email: str | None
-    name: str | None
-
-
 class QuoProvider(ProfileProvider):
     """Quo's calls: the generic adapter plus the hook above."""
 
     kind: ClassVar[str] = "quo"
     settings_model: ClassVar[type[ProviderSettingsBase]] = QuoSettings
+    user_id_path: ClassVar[str | None] = "actorId"
+    user_path: ClassVar[str] = "users/{id}"
 
     def __init__(self, settings: QuoSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
@@ -181,23 +173,24 @@ class QuoProvider(ProfileProvider):
             # a whole minute's worth go out in one burst and earn 429s, so the same rate is
             # held per second (300 a minute: 5 a second).
             limiter.rate, limiter.period = max(1, limiter.rate // 60), 1.0
-        # Quo user id -> the user, or None for one the API no longer shows.
-        self._users: dict[str, QuoUser | None] = {}
 
     def authenticator(self) -> Authenticator:
         return VersionedAuth(super().authenticator())
 
-    def before_mapping(self, items: Sequence[Any], window: Window) -> Sequence[Any]:
-        for item in items:
-            user_id = field_text(dig(item, "actorId")) if isinstance(item, Mapping) else None
-            # SYU... is a system actor (Quo's AI agent): no user, no email.
-            if user_id is not None and user_id.startswith("US") and user_id not in self._users:
-                self._users[user_id] = self._fetch_user(user_id)
-        return items
+    def names_a_user(self, user_id: str) -> bool:
+        # SYU... is a system actor (Quo's AI agent): no user, no email.
+        return user_id.startswith("US")
+
+    def read_user(self, user: Mapping[str, Any]) -> ProfileUser:
+        name = " ".join(
+            part
+            for part in (field_text(user.get("firstName")), field_text(user.get("lastName")))
+            if part
+        )
+        return ProfileUser(field_text(user.get("email")), name or None)
 
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
-        record = super().map_record(raw, position)
-        user = self._users.get(record.rep_provider_id or "")
+        record = self.with_user(super().map_record(raw, position))
         rep_line, contact = _lines(raw.get("participants"), record.rep_provider_id)
         status = (field_text(raw.get("status")) or "").lower()
         state, reason = RecordingState.READY, None
@@ -212,31 +205,11 @@ class QuoProvider(ProfileProvider):
             reason = "Quo has no recording: nobody answered the call"
         return replace(
             record,
-            rep_email=field_text(user.email, TEXT_LIMITS["rep_email"]) if user else None,
-            rep_name=field_text(user.name, TEXT_LIMITS["rep_name"]) if user else None,
             rep_phone=field_text(rep_line, TEXT_LIMITS["rep_phone"]),
             contact_phone=field_text(contact, TEXT_LIMITS["contact_phone"]),
             recording_state=state,
             no_recording_reason=reason,
         )
-
-    def _fetch_user(self, user_id: str) -> QuoUser | None:
-        url = urljoin(self.base_url + "/", f"users/{quote(user_id, safe='')}")
-        try:
-            page = self.get_json(PageRequest(url), f"Quo user {user_id}")
-        except PermanentProviderError as exc:
-            if exc.status == 404:  # a removed user: the call keeps its user id only
-                return None
-            raise
-        user = dig(page.body, "data")
-        if user is MISSING or not isinstance(user, Mapping):
-            return None
-        name = " ".join(
-            part
-            for part in (field_text(user.get("firstName")), field_text(user.get("lastName")))
-            if part
-        )
-        return QuoUser(field_text(user.get("email")), name or None)
 
 
 def _lines(participants: Any, actor_id: str | None) -> tuple[str | None, str | None]:

@@ -30,23 +30,25 @@ What configuration cannot say, and this module's hook does (:class:`SalesloftPro
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import quote, urljoin
 
 from pydantic import Field, SecretStr
 
 from poller.adapters.http.paginators import PageRequest, PageResponse, Paginator, TokenPaginator
-from poller.adapters.providers.profiles.base import ProfileProvider, ProfileSettings
+from poller.adapters.providers.profiles.base import (
+    ProfileProvider,
+    ProfileSettings,
+    contact_field,
+)
 from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.config_types import MINIMAL
 from poller.domain.call_record import TEXT_LIMITS, CallRecord
-from poller.domain.paths import MISSING, dig
+from poller.domain.paths import dig
 from poller.domain.raw_record import field_text
-from poller.domain.states import Direction, RecordingState
-from poller.domain.windows import Window
-from poller.ports.provider import PermanentProviderError, RecordPosition
+from poller.domain.states import RecordingState
+from poller.ports.provider import RecordPosition
 
 API_HOST = "api.salesloft.com"
 # Pages past this one cost more of the team's budget (3, 8, 10, then 30 each).
@@ -147,38 +149,21 @@ class FirstPagesOnly(TokenPaginator):
         return following
 
 
-@dataclass(frozen=True)
-class SalesloftUser:
-    email: str | None
-    name: str | None
-
-
 class SalesloftProvider(ProfileProvider):
     """Salesloft's call data records: the generic adapter plus the hook above."""
 
     kind: ClassVar[str] = "salesloft"
     settings_model: ClassVar[type[ProviderSettingsBase]] = SalesloftSettings
-
-    def __init__(self, settings: SalesloftSettings, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
-        # Salesloft user id -> the user, or None for a user the API no longer has.
-        self._users: dict[str, SalesloftUser | None] = {}
+    user_id_path: ClassVar[str | None] = "user.id"
+    user_path: ClassVar[str] = "v2/users/{id}.json"
 
     def paginator(self) -> Paginator:
         paging = self.settings.paging
         return FirstPagesOnly(token_path=paging.token_path, token_param=paging.token_param)
 
-    def before_mapping(self, items: Sequence[Any], window: Window) -> Sequence[Any]:
-        for item in items:
-            user_id = field_text(dig(item, "user.id")) if isinstance(item, Mapping) else None
-            if user_id is not None and user_id not in self._users:
-                self._users[user_id] = self._fetch_user(user_id)
-        return items
-
     def map_record(self, raw: Mapping[str, Any], position: RecordPosition) -> CallRecord:
-        record = super().map_record(raw, position)
-        user = self._users.get(record.rep_provider_id or "")
-        contact = _contact_field(record.direction)
+        record = self.with_user(super().map_record(raw, position))
+        contact = contact_field(record.direction, outbound="to", inbound="from")
         state = record.recording_state
         listed_url = field_text(dig(raw, "recording.url")) is not None
         if state is RecordingState.READY and not listed_url:
@@ -189,31 +174,8 @@ class SalesloftProvider(ProfileProvider):
             state = RecordingState.NONE
         return replace(
             record,
-            rep_email=field_text(user.email, TEXT_LIMITS["rep_email"]) if user else None,
-            rep_name=field_text(user.name, TEXT_LIMITS["rep_name"]) if user else None,
             contact_phone=field_text(raw.get(contact), TEXT_LIMITS["contact_phone"])
             if contact
             else None,
             recording_state=state,
         )
-
-    def _fetch_user(self, user_id: str) -> SalesloftUser | None:
-        url = urljoin(self.base_url + "/", f"v2/users/{quote(user_id, safe='')}.json")
-        try:
-            page = self.get_json(PageRequest(url), f"Salesloft user {user_id}")
-        except PermanentProviderError as exc:
-            if exc.status == 404:  # a deleted user: the call keeps its user id only
-                return None
-            raise
-        user = dig(page.body, "data")
-        if user is MISSING or not isinstance(user, Mapping):
-            return None
-        return SalesloftUser(field_text(user.get("email")), field_text(user.get("name")))
-
-
-def _contact_field(direction: Direction | None) -> str | None:
-    if direction is Direction.OUTBOUND:
-        return "to"
-    if direction is Direction.INBOUND:
-        return "from"
-    return None
