@@ -86,6 +86,13 @@ class Seeded:
 Scenario = Callable[[ExitStack, datetime], Seeded]
 
 
+def seeded_call(call_id: str, shows: str, audio: bytes) -> DemoCall:
+    """A seeded call with a recording: uploaded, unless its "audio" is the login page the
+    recording host answers instead, which fails the call as not audio."""
+    expected = CallState.FAILED if audio is LOGIN_PAGE else CallState.UPLOADED
+    return DemoCall(call_id, shows, expected)
+
+
 def generic(stack: ExitStack, now: datetime) -> Seeded:
     """The generic JSON call-log adapter against a quickstart-shaped call log."""
     api = FakeCallLog(auth=("bearer", "demo-provider-token"), page_size=5)
@@ -311,10 +318,7 @@ def aircall(stack: ExitStack, now: datetime) -> Seeded:
             ),
             recording=audio,
         )
-        failed = audio is LOGIN_PAGE
-        calls.append(
-            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
-        )
+        calls.append(seeded_call(str(call_id), shows, audio))
     api.add_call(aircall_call(2001, now - timedelta(minutes=25), answered=False))
     calls.append(DemoCall("2001", "a missed call: nothing was recorded", CallState.SKIPPED))
     late_rep = {"id": 12, "name": "Rep 2", "email": "rep2@example.com"}
@@ -366,8 +370,7 @@ def dialpad(stack: ExitStack, now: datetime) -> Seeded:
             )
         )
         servers.state.add_audio("callrecording", f"rec-{n + 1}", audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(DemoCall(call_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+        calls.append(seeded_call(call_id, shows, audio))
     never = str(servers.next_id())
     servers.state.add_call(call_proto(int(never), now - timedelta(minutes=20), was_recorded=False))
     calls.append(DemoCall(never, "a call that was never recorded", CallState.SKIPPED))
@@ -466,10 +469,7 @@ def salesloft(stack: ExitStack, now: datetime) -> Seeded:
             cdr_id, now - timedelta(minutes=30 - n), user_id=user_id, direction=direction
         )
         api.add_call(record, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(
-            DemoCall(str(cdr_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
-        )
+        calls.append(seeded_call(str(cdr_id), shows, audio))
     api.add_call(
         salesloft_cdr(601, now - timedelta(minutes=25), status="no-answer", recording_status=None)
     )
@@ -525,10 +525,7 @@ def cloudtalk(stack: ExitStack, now: datetime) -> Seeded:
             call_id, now - timedelta(minutes=30 - n), agent=agents[email], call_type=call_type
         )
         api.add_call(call, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(
-            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
-        )
+        calls.append(seeded_call(str(call_id), shows, audio))
     api.add_call(
         cloudtalk_call(
             901, now - timedelta(minutes=25), agent=agents["rep2@example.com"], recorded=False
@@ -565,8 +562,7 @@ def callrail(stack: ExitStack, now: datetime) -> Seeded:
             call_id, start - timedelta(minutes=30 - n), agent_email=email, direction=direction
         )
         api.add_call(call, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(DemoCall(call_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+        calls.append(seeded_call(call_id, shows, audio))
     api.add_call(callrail_call("CALDEMOMISSED", start - timedelta(minutes=25), answered=False))
     calls.append(DemoCall("CALDEMOMISSED", "a missed call: nothing recorded", CallState.SKIPPED))
     api.add_call(callrail_call("CALDEMOLATE", start - timedelta(minutes=24)))
@@ -616,10 +612,7 @@ def freshcaller(stack: ExitStack, now: datetime) -> Seeded:
             customer_number=f"+1415555{call_id:04d}",
         )
         api.add_call(record, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(
-            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
-        )
+        calls.append(seeded_call(str(call_id), shows, audio))
     late = freshcaller_call(901, now - timedelta(minutes=24), agent_id=11, agent_name="Rep 11")
     api.add_call(late)
     calls.append(
@@ -671,10 +664,7 @@ def justcall(stack: ExitStack, now: datetime) -> Seeded:
             contact_number=f"+1415555{call_id:04d}",
         )
         api.add_call(record, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(
-            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
-        )
+        calls.append(seeded_call(str(call_id), shows, audio))
     api.add_call(justcall_call(1101, now - timedelta(minutes=25), kind="Missed"))
     calls.append(DemoCall("1101", "a missed call: nothing to record", CallState.SKIPPED))
     api.add_call(justcall_call(1201, now - timedelta(minutes=24), agent_email="rep2@example.com"))
@@ -724,10 +714,7 @@ def outreach(stack: ExitStack, now: datetime) -> Seeded:
             call_id, now - timedelta(minutes=30 - n), user_id=user_id, direction=direction
         )
         api.add_call(record, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(
-            DemoCall(str(call_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
-        )
+        calls.append(seeded_call(str(call_id), shows, audio))
     api.add_call(outreach_call(601, now - timedelta(minutes=25), outcome="Not Answered"))
     calls.append(DemoCall("601", "an unanswered call: nothing to record", CallState.SKIPPED))
     api.add_call(outreach_call(701, now - timedelta(minutes=24), user_id=11))
@@ -774,10 +761,7 @@ def webex(stack: ExitStack, now: datetime) -> Seeded:
             recording_id, now - timedelta(minutes=30 - n), owner_email=email
         )
         api.add_recording(record, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(
-            DemoCall(recording_id, shows, CallState.FAILED if failed else CallState.UPLOADED)
-        )
+        calls.append(seeded_call(recording_id, shows, audio))
     return Seeded(
         provider={
             "kind": "webex",
@@ -819,10 +803,7 @@ def vonage(stack: ExitStack, now: datetime) -> Seeded:
             dnis=f"1415556{n:04d}",
         )
         api.add(item, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(
-            DemoCall(str(recording_id), shows, CallState.FAILED if failed else CallState.UPLOADED)
-        )
+        calls.append(seeded_call(str(recording_id), shows, audio))
     return Seeded(
         provider={
             "kind": "vonage",
@@ -859,8 +840,7 @@ def eight_by_eight(stack: ExitStack, now: datetime) -> Seeded:
             address=f"+1415555{n:04d}",
         )
         api.add(item, audio)
-        failed = audio is LOGIN_PAGE
-        calls.append(DemoCall(object_id, shows, CallState.FAILED if failed else CallState.UPLOADED))
+        calls.append(seeded_call(object_id, shows, audio))
     api.add(call_recording("demo-8x8-late", now - timedelta(minutes=24), state="PENDING"))
     calls.append(
         DemoCall(
