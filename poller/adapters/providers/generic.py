@@ -63,6 +63,7 @@ from poller.adapters.providers.settings import (
     ProviderSettingsBase,
     authenticator_for,
 )
+from poller.adapters.webhooks.settings import GenericWebhookSettings
 from poller.config_types import (
     MINIMAL,
     BaseUrl,
@@ -305,6 +306,8 @@ class GenericSettings(ProviderSettingsBase, AuthSettings):
     paging: PagingSettings = PagingSettings()
     fields: FieldSettings = FieldSettings()
     recording: RecordingSettings = RecordingSettings()
+    webhook: GenericWebhookSettings = GenericWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     def requirements(self) -> list[str]:
         return super().requirements() + self.missing_auth_keys()

@@ -25,6 +25,7 @@ from poller.adapters.http.auth import (
     OAuthPassword,
     template_fields,
 )
+from poller.adapters.webhooks.settings import WebhookSettings
 from poller.config_types import (
     MINIMAL,
     BaseUrl,
@@ -100,6 +101,8 @@ class ProviderSettingsBase(Section):
     """Days to wait after the upload before a recording is deleted at the source (with
     delete_at_source on), so a problem seen in Siro can still be fixed from the original.
     """
+    webhook: WebhookSettings = WebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     # Why this kind cannot delete at the source; None: its adapter can (a SourceDeleter).
     source_deletion_unsupported: ClassVar[str | None] = (

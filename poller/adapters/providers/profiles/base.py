@@ -21,6 +21,7 @@ from pydantic import model_validator
 from poller.adapters.http.paginators import PageRequest
 from poller.adapters.providers.generic import GenericProvider, GenericSettings
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.settings import GenericWebhookSettings
 from poller.domain.call_record import TEXT_LIMITS, CallRecord
 from poller.domain.paths import dig
 from poller.domain.raw_record import field_text
@@ -34,6 +35,8 @@ class ProfileSettings(ProviderSettingsBase):
 
     # The vendor's name as messages show it ("Salesloft").
     profile_title: ClassVar[str] = ""
+    webhook: GenericWebhookSettings = GenericWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     @classmethod
     def fixed_keys(cls) -> frozenset[str]:
