@@ -99,6 +99,7 @@ from poller.ports.provider import (
     TransientProviderError,
 )
 from poller.ports.token_store import OAuthTokenStore
+from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
 
 log = logging.getLogger(__name__)
 
@@ -450,6 +451,16 @@ class ProviderAdapter(ABC, Generic[S]):
             rate_limit=RateLimitHints.from_headers(headers, self.clock()),
             first_index=first_index,
         )
+
+    # -- webhook events (an event only nudges a poll: poller.ports.webhooks) ---------------
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        """How this kind's events prove their origin; None: this kind takes no events."""
+        return None
+
+    def webhook_subscriptions(self) -> WebhookSubscriptions | None:
+        """This vendor's subscription API (or its console steps); None: nothing to manage."""
+        return None
 
     # -- plumbing for subclasses -----------------------------------------------------------
 
