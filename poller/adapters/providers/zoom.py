@@ -54,6 +54,7 @@ from poller.adapters.http.paginators import (
 )
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.zoom import ZoomWebhookVerifier, zoom_console_steps
 from poller.config_types import MINIMAL, BaseUrl, NonBlank, PositiveSeconds
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -80,6 +81,7 @@ from poller.ports.provider import (
     SourceDeletion,
     TransientProviderError,
 )
+from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +140,18 @@ class ZoomSettings(ProviderSettingsBase):
 
     def requirements(self) -> list[str]:
         why = "required by Zoom's Server-to-Server OAuth (the app's credentials)"
-        return [
+        missing = [
             f"{self.config_key(key)}: {why}"
             for key in ("account_id", "client_id", "client_secret")
             if getattr(self, key) in (None, "")
         ]
+        if self.webhook.enabled and self.webhook.secret is None:
+            missing.append(
+                f"{self.config_key('webhook.secret')}: required with "
+                f"{self.config_key('webhook.enabled')}: the Secret Token of the app's Event "
+                "Subscriptions, which signs Zoom's events and answers its URL validation"
+            )
+        return missing
 
 
 class ZoomProvider(ProviderAdapter[ZoomSettings]):
@@ -271,6 +280,20 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
             f"{self.base_url.rstrip('/')}/phone/recordings/{quote(recording_id, safe='')}",
             f"delete recording {recording_id}",
         )
+
+    # -- webhook events -------------------------------------------------------------------
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        webhook = self.settings.webhook
+        if not webhook.enabled or webhook.secret is None:
+            return None
+        return ZoomWebhookVerifier(
+            webhook.secret, max_event_age_seconds=webhook.max_event_age_seconds
+        )
+
+    def webhook_subscriptions(self) -> WebhookSubscriptions | None:
+        # Event Subscriptions live in the app's Marketplace page: no API we use manages them.
+        return zoom_console_steps(self.name)
 
     # -- errors: Zoom's rate limits ---------------------------------------------------------
 
