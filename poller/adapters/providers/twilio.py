@@ -58,6 +58,7 @@ from poller.adapters.http.auth import BasicAuth
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.twilio import TwilioWebhookVerifier, twilio_console_steps
 from poller.config_types import MINIMAL
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -86,6 +87,7 @@ from poller.ports.provider import (
     SourceDeletion,
     TransientProviderError,
 )
+from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
 
 API_VERSION = "2010-04-01"
 TWILIO_API_HOST = "api.twilio.com"
@@ -204,6 +206,18 @@ class TwilioSettings(ProviderSettingsBase):
                 f"{key('auth_token')}: required (or {key('api_key_sid')} and "
                 f"{key('api_key_secret')}) to authenticate to Twilio"
             )
+        if self.webhook.enabled:
+            if self.webhook.public_url is None:
+                missing.append(
+                    f"{key('webhook.public_url')}: required with {key('webhook.enabled')}: "
+                    "Twilio signs the exact URL it calls, so the verifier needs it"
+                )
+            if self.webhook.secret is None and self.auth_token is None:
+                missing.append(
+                    f"{key('webhook.secret')}: required with {key('webhook.enabled')} when "
+                    "authenticating with an API key: Twilio signs its callbacks with the "
+                    "account's Auth Token (or a Webhook Rule's SharedKey); put that here"
+                )
         return missing
 
 
@@ -342,6 +356,21 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         return self.send_delete(
             f"{self.account_url}/Recordings/{quote(sid, safe='')}.json", f"delete recording {sid}"
         )
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        settings = self.settings
+        webhook = settings.webhook
+        if not webhook.enabled or settings.account_sid is None:
+            return None
+        return TwilioWebhookVerifier(
+            account_sid=settings.account_sid,
+            auth_token=settings.auth_token,
+            shared_key=webhook.secret,
+        )
+
+    def webhook_subscriptions(self) -> WebhookSubscriptions | None:
+        # The recording status callback is set per call or TwiML: nothing to subscribe to.
+        return twilio_console_steps(self.name)
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         detail = _twilio_error(exc)
