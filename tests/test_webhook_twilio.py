@@ -200,14 +200,14 @@ def test_another_callback_to_the_address_is_verified_but_does_not_nudge() -> Non
     assert (outcome.event, outcome.call_ids, outcome.nudge) == ("callback", (), False)
 
 
-def test_the_replay_key_is_the_idempotency_token_else_the_signature() -> None:
+def test_the_replay_key_is_the_signature_whatever_the_idempotency_token() -> None:
+    # The token is not signed: a replay with a fresh one must still be the same delivery.
     form = callback_form()
-    with_token = verifier().verify(posted(form, **{"I-Twilio-Idempotency-Token": "idem-1"}))
-    without = verifier().verify(posted(form))
+    first = verifier().verify(posted(form, **{"I-Twilio-Idempotency-Token": "idem-1"}))
+    replayed = verifier().verify(posted(form, **{"I-Twilio-Idempotency-Token": "idem-2"}))
 
-    assert isinstance(with_token, Verified) and isinstance(without, Verified)
-    assert with_token.replay_key == "idem-1"
-    assert without.replay_key == sign(form)
+    assert isinstance(first, Verified) and isinstance(replayed, Verified)
+    assert first.replay_key == replayed.replay_key == sign(form)
 
 
 def test_the_query_of_the_public_url_is_signed() -> None:
@@ -457,7 +457,7 @@ def test_a_replayed_callback_carries_the_same_replay_key(twilio: FakeTwilio) -> 
 
     first, second = endpoint.outcomes
     assert isinstance(first, Verified) and isinstance(second, Verified)
-    assert first.replay_key == second.replay_key == headers["I-Twilio-Idempotency-Token"]
+    assert first.replay_key == second.replay_key == headers["X-Twilio-Signature"]
 
 
 def test_a_dropped_callback_sends_nothing(twilio: FakeTwilio) -> None:

@@ -16,7 +16,9 @@ library implements it (twilio-python ``twilio.request_validator.RequestValidator
   key=...,algorithm=HMAC_SHA256``; the signed string is the same. That key's secret goes in
   ``webhook.secret``.
 - Retried deliveries (connection overrides, ``#rc=``) carry the same
-  ``I-Twilio-Idempotency-Token``: the replay key where present.
+  ``I-Twilio-Idempotency-Token``. It is not signed, so it cannot be the replay key: a captured
+  callback replayed with a new token would pass. The signature is: a retry or a replay of the
+  same callback (same URL, same parameters) carries the same one.
 
 The ``recordingStatusCallback`` form (twilio.com/docs/voice/twiml/record, "Recording status
 callback parameters"): ``AccountSid``, ``CallSid``, ``RecordingSid``, ``RecordingUrl``,
@@ -43,7 +45,6 @@ from poller.ports.webhooks import Refused, Verified, WebhookRequest
 
 SIGNATURE_HEADER = "x-twilio-signature"
 SIGNATURE_SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
-IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
 BODY_HASH_PARAMETER = "bodySHA256"
 RECORDING_STATUS_EVENT = "recordingStatusCallback"
 _ALGORITHMS = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
@@ -145,7 +146,7 @@ class TwilioWebhookVerifier:
             return Refused("malformed")
         if form.get("AccountSid") != self._account_sid:
             return Refused("wrong_account")
-        replay_key = request.header(IDEMPOTENCY_HEADER) or signature
+        replay_key = signature.strip()
         status = form.get("RecordingStatus")
         if status is None:
             # Another callback sent to this address (a call status one): proven, of no interest.
