@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -478,3 +479,20 @@ def test_a_callback_signed_with_another_secret_gets_401(twilio: FakeTwilio) -> N
         assert twilio.announce(RECORDING_SID) == [401]
 
     assert endpoint.outcomes == [Refused("bad_signature")]
+
+
+def test_garbage_is_refused_never_raised() -> None:
+    chooser = random.Random(16)
+    for _ in range(300):
+        body = chooser.randbytes(chooser.randrange(0, 200))
+        url = chooser.choice(
+            [PUBLIC_URL, f"{PUBLIC_URL}?bodySHA256={chooser.randbytes(4).hex()}", "::", "http://[x"]
+        )
+        headers = {
+            "X-Twilio-Signature": chooser.choice(["", "AAAA", chooser.randbytes(8).hex()]),
+            "X-Twilio-Webhooks-Signature-Settings": chooser.choice(
+                ["", ",,", "algorithm", "key=a,algorithm=HMAC_SHA1", "=="]
+            ),
+        }
+        outcome = verifier(shared_key="k").verify(request(body, headers, public_url=url))
+        assert isinstance(outcome, Refused)

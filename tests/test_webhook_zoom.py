@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -419,3 +420,18 @@ def test_a_stale_event_from_the_simulator_gets_401(phone: ZoomPhone, endpoint: E
 
     assert phone.announce("rec-sim-1") == [401]
     assert endpoint.outcomes == [Refused("stale")]
+
+
+def test_garbage_is_refused_never_raised() -> None:
+    chooser = random.Random(16)
+    for _ in range(300):
+        body = chooser.randbytes(chooser.randrange(0, 200))
+        timestamp = chooser.choice(["", str(int(NOW.timestamp())), chooser.randbytes(4).hex()])
+        headers = {
+            "x-zm-request-timestamp": timestamp,
+            "x-zm-signature": chooser.choice(
+                ["", "v0=", zoom_signature(SECRET, timestamp, body), chooser.randbytes(8).hex()]
+            ),
+        }
+        outcome = verifier().verify(request(body, headers))
+        assert isinstance(outcome, Refused) or outcome.event

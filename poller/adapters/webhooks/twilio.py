@@ -56,7 +56,8 @@ CONSOLE_STEPS = (
     "URL it calls, so it must match to the character): {url}",
     'TwiML <Record>: add recordingStatusCallback="{url}" and '
     'recordingStatusCallbackEvent="completed absent" (the default is completed only).',
-    'TwiML <Dial record="record-from-answer-dual"> (or another record value): add '
+    'TwiML <Dial record="record-from-answer-dual"> (or another record value) and '
+    "<Start><Recording>: add "
     'recordingStatusCallback="{url}" and recordingStatusCallbackEvent="completed absent".',
     "Calls created through the REST API (Calls.json with Record=true) or recordings started "
     "with the Recordings API: pass RecordingStatusCallback={url} and "
@@ -127,7 +128,10 @@ class TwilioWebhookVerifier:
             return Refused("bad_signature")
         if not keys:
             return Refused("no_secret")
-        query = parse_qs(urlsplit(request.public_url).query)
+        try:
+            query = parse_qs(urlsplit(request.public_url).query)
+        except ValueError:
+            return Refused("malformed")
         body_hash = query.get(BODY_HASH_PARAMETER, [None])[-1]
         fields: list[tuple[str, str]] = []
         if body_hash is None:
@@ -199,7 +203,10 @@ def _url_forms(url: str) -> list[str]:
     """``url`` as given, and with its port removed or the scheme's default one added: Twilio's
     back end signs either way, so twilio-python accepts both. Only the port changes; the rest
     stays as Twilio signed it, to the character."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
     netloc = parts.netloc
     host, colon, port = netloc.rpartition(":")
     has_port = bool(colon) and port.isdigit() and not netloc.endswith("]")
