@@ -58,8 +58,9 @@ from poller.adapters.http.auth import BasicAuth
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.settings import WebhookSettings
 from poller.adapters.webhooks.twilio import TwilioWebhookVerifier, twilio_console_steps
-from poller.config_types import MINIMAL
+from poller.config_types import MINIMAL, BaseUrl
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -140,6 +141,22 @@ AccountSid = Annotated[str, _not_the_example("AC"), Field(pattern=r"^AC[0-9a-fA-
 ApiKeySid = Annotated[str, _not_the_example("SK"), Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
 
 
+class TwilioWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: Twilio's recording status callbacks (a recording completed)
+    nudge an early poll (with ``[webhooks] listen`` set). Twilio has no subscription: the
+    callback URL is set on each call or TwiML, and `webhooks subscribe` prints where. The poll
+    stays the source of truth: a lost callback costs latency, never a call."""
+
+    secret: SecretStr | None = None
+    """Unset: callbacks are checked with the provider's auth_token, which Twilio signs them
+    with. Set it to the secret of the SharedKey a Webhook Rule signs with instead, or, when the
+    provider authenticates with an API key, to the account's Auth Token."""
+    public_url: BaseUrl | None = None
+    """The exact URL given to Twilio as the recordingStatusCallback (the TLS proxy's https://
+    address with the path /webhooks/<provider name>, no query): Twilio signs the URL it calls, so
+    it is required with enabled."""
+
+
 class TwilioSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "twilio"``: Twilio Programmable Voice. Every row is a
     recording, keyed on its SID (RE...), joined with its call for the parties and direction.
@@ -180,6 +197,9 @@ class TwilioSettings(ProviderSettingsBase):
     call_cache_size: Annotated[int, Field(ge=0, le=1_000_000)] = 4096
     """Finished calls remembered (their from, to and direction), so each is read from Twilio once.
     """
+
+    webhook: TwilioWebhookSettings = TwilioWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (TWILIO_API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{TWILIO_API_HOST}"

@@ -54,6 +54,7 @@ from poller.adapters.http.paginators import (
 )
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.settings import WebhookSettings
 from poller.adapters.webhooks.zoom import ZoomWebhookVerifier, zoom_console_steps
 from poller.config_types import MINIMAL, BaseUrl, NonBlank, PositiveSeconds
 from poller.domain.call_record import (
@@ -101,6 +102,18 @@ NEXT_PAGE_TOKEN = "next_page_token"  # noqa: S105 (a parameter name)
 USER_OWNER = "user"
 
 
+class ZoomWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: Zoom Phone's events (a recording completed, a call ended) nudge
+    an early poll (with ``[webhooks] listen`` set). Zoom has no subscription API we use:
+    `webhooks subscribe` prints the Marketplace steps. The poll stays the source of truth: a lost
+    event costs latency, never a call."""
+
+    secret: SecretStr | None = None
+    """The Secret Token of the app's Event Subscriptions (Zoom App Marketplace > your app >
+    Feature). Zoom signs every event with it (x-zm-signature) and the URL validation is answered
+    with it; required with enabled."""
+
+
 class ZoomSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "zoom"``: Zoom Phone's call recordings, read by a
     Server-to-Server OAuth app of the account; listing, paging and fields are built in.
@@ -134,6 +147,9 @@ class ZoomSettings(ProviderSettingsBase):
         default=24 * 3600.0,
         description="longest wait a Retry-After may impose (a daily cap lasts up to a day)",
     )
+
+    webhook: ZoomWebhookSettings = ZoomWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     vendor_hosts: ClassVar[tuple[str, ...]] = ("api.zoom.us", "zoom.us")
     default_base_url: ClassVar[str | None] = ZOOM_API_URL
