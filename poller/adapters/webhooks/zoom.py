@@ -107,7 +107,10 @@ class ZoomWebhookVerifier:
         expected = zoom_signature(secret, timestamp, request.body)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             return Refused("bad_signature")
-        if abs((request.received_at - sent_at).total_seconds()) > self._max_age:
+        received_at = request.received_at
+        if received_at.tzinfo is None:  # the port promises UTC; never raise over its form
+            received_at = received_at.replace(tzinfo=UTC)
+        if abs((received_at - sent_at).total_seconds()) > self._max_age:
             return Refused("stale")
         try:
             document = json.loads(request.body)
