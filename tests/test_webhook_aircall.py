@@ -88,7 +88,9 @@ def test_the_call_id_is_the_one_the_adapter_keys_the_call_by() -> None:
     adapter = AircallProvider(
         AircallSettings.model_validate({"api_id": API_ID, "api_token": API_TOKEN})
     )
-    record = adapter.map_record(call, RecordPosition(Window(NOW - timedelta(hours=1), NOW), page=1, index=0))
+    record = adapter.map_record(
+        call, RecordPosition(Window(NOW - timedelta(hours=1), NOW), page=1, index=0)
+    )
 
     outcome = verify(event(call_id=call["id"]))
 
