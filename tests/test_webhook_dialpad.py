@@ -111,6 +111,12 @@ def test_a_numeric_call_id_reads_as_the_same_text() -> None:
     assert isinstance(outcome, Verified) and outcome.call_ids == (str(CALL_ID),)
 
 
+def test_claims_dialpad_does_not_document_are_no_reason_to_refuse() -> None:
+    outcome = verify(token(payload(aud="someone", iss="dialpad", sub=42, jti=7)))
+
+    assert isinstance(outcome, Verified)
+
+
 def test_the_content_type_does_not_matter() -> None:
     verifier = DialpadWebhookVerifier(SecretStr(SECRET), max_age_seconds=300)
     signed = token(payload())
