@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from poller.adapters.http import RetryPolicy
@@ -146,6 +148,27 @@ def test_a_non_call_event_names_no_call() -> None:
 )  # fmt: skip
 def test_each_refusal_has_its_reason(body: bytes, reason: str) -> None:
     assert verify(body) == Refused(reason)
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(["resource", "event", "timestamp", "token", "data", "id"]),
+                    inner,
+                    max_size=6,
+                )
+            ),
+            max_leaves=12,
+        ).map(lambda value: json.dumps(value).encode()),
+    )
+)
+def test_no_body_makes_the_verifier_raise(body: bytes) -> None:
+    assert isinstance(verify(body), Verified | Refused)
 
 
 def test_a_body_rewritten_around_a_stolen_token_is_only_a_nudge() -> None:
@@ -412,3 +435,18 @@ def test_aircall_deactivates_a_webhook_that_keeps_failing_when_told_to(
         assert sim.api.announce(call_id) == []
 
     assert subscriptions(sim).status(made.url).state is SubscriptionState.DEACTIVATED
+
+
+def test_the_simulator_refuses_what_aircall_does(sim: AircallSimulator) -> None:
+    api = sim.api
+    assert api.create_webhook({"events": ["call.ended"]})[0] == 400
+    assert (
+        api.create_webhook({"url": "https://a.example.com", "events": ["call.exploded"]})[0] == 400
+    )
+    # Without an events list Aircall subscribes the webhook to every event it has.
+    status, made = api.create_webhook({"url": "https://a.example.com"})
+    assert status == 201 and len(made["webhook"]["events"]) > 2
+    assert api.update_webhook("no-such-id", {"active": True})[0] == 404
+    for number in range(99):
+        api.create_webhook({"url": f"https://b.example.com/{number}", "events": ["call.ended"]})
+    assert api.create_webhook({"url": "https://c.example.com", "events": ["call.ended"]})[0] == 400

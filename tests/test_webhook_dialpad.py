@@ -16,6 +16,8 @@ from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from poller.adapters.http import RetryPolicy
@@ -169,6 +171,26 @@ def other_algorithm() -> bytes:
 )  # fmt: skip
 def test_each_refusal_has_its_reason(body: bytes, reason: str) -> None:
     assert verify(body) == Refused(reason)
+
+
+CLAIM_VALUES = st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=12)
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.dictionaries(
+            st.sampled_from(["state", "call_id", "iat", "exp", "nbf", "aud", "target"]),
+            CLAIM_VALUES,
+            max_size=7,
+        ).map(lambda claims: token(claims)),
+        st.lists(st.text(max_size=40), min_size=3, max_size=3).map(
+            lambda parts: ".".join(parts).encode()
+        ),
+    )
+)
+def test_no_body_makes_the_verifier_raise(body: bytes) -> None:
+    assert isinstance(verify(body), Verified | Refused)
 
 
 def test_time_claims_within_the_window_pass() -> None:

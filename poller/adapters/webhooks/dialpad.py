@@ -106,7 +106,7 @@ class DialpadWebhookVerifier:
             call_ids=(call_id,) if call_id is not None else (),
             nudge=state in NUDGING_STATES,
             # The signature segment: what makes this delivery this one.
-            replay_key=token.rsplit(b".", 1)[1].decode("ascii"),
+            replay_key=token.rsplit(b".", 1)[1].decode("ascii", "replace"),
         )
 
     def _stale(self, payload: Mapping[str, Any], now: datetime) -> str | None:
