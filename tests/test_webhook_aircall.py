@@ -24,7 +24,7 @@ from poller.domain.windows import Window
 from poller.ports.provider import ProviderAuthError, RecordPosition
 from poller.ports.webhooks import Refused, SubscriptionState, Verified, WebhookRequest
 from poller.simulators.aircall_server import AircallSimulator, aircall_call
-from tests.verifying_receiver import VerifyingReceiver
+from tests.verifier_server import Endpoint, serve_verifier
 
 API_ID = "aircall-api-id"
 API_TOKEN = "aircall-api-token-0001"
@@ -365,7 +365,7 @@ def test_a_refused_api_key_is_an_auth_error(sim: AircallSimulator) -> None:
 def test_the_simulator_s_announced_events_verify_end_to_end(sim: AircallSimulator) -> None:
     call_id = add_ended_call(sim)
     placeholder = AircallWebhookVerifier(SecretStr("unset"), max_age_seconds=300)
-    with VerifyingReceiver(placeholder) as receiver:
+    with serve_verifier(Endpoint(placeholder)) as receiver:
         subs = subscriptions(sim)
         subs.subscribe(receiver.url)
         token = subs.created_token()
@@ -385,7 +385,7 @@ def test_the_simulator_s_announced_events_verify_end_to_end(sim: AircallSimulato
 def test_events_to_an_address_given_by_hand_carry_its_token(sim: AircallSimulator) -> None:
     call_id = add_ended_call(sim)
     verifier = AircallWebhookVerifier(SecretStr(TOKEN), max_age_seconds=300)
-    with VerifyingReceiver(verifier) as receiver:
+    with serve_verifier(Endpoint(verifier)) as receiver:
         sim.api.send_events_to(receiver.url, TOKEN)
         assert sim.api.announce(call_id) == [200, 200]
 
@@ -429,7 +429,7 @@ def test_aircall_deactivates_a_webhook_that_keeps_failing_when_told_to(
     call_id = add_ended_call(sim)
     sim.api.deactivate_after_failures = 2
     refusing = AircallWebhookVerifier(SecretStr("another token"), max_age_seconds=300)
-    with VerifyingReceiver(refusing) as receiver:
+    with serve_verifier(Endpoint(refusing)) as receiver:
         made = subscriptions(sim).subscribe(receiver.url)
         assert sim.api.announce(call_id) == [401, 401]
         assert sim.api.announce(call_id) == []
@@ -450,3 +450,7 @@ def test_the_simulator_refuses_what_aircall_does(sim: AircallSimulator) -> None:
     for number in range(99):
         api.create_webhook({"url": f"https://b.example.com/{number}", "events": ["call.ended"]})
     assert api.create_webhook({"url": "https://c.example.com", "events": ["call.ended"]})[0] == 400
+
+
+def test_a_naive_arrival_time_is_read_as_utc() -> None:
+    assert isinstance(verify(event(), at=NOW.replace(tzinfo=None)), Verified)

@@ -27,7 +27,7 @@ from poller.domain.windows import Window
 from poller.ports.provider import PermanentProviderError, ProviderAuthError, RecordPosition
 from poller.ports.webhooks import Refused, SubscriptionState, Verified, WebhookRequest
 from poller.simulators.dialpad_server import DialpadServers, call_proto, recording_detail
-from tests.verifying_receiver import VerifyingReceiver
+from tests.verifier_server import Endpoint, serve_verifier
 
 API_KEY = "dialpad-api-key-0001"
 SECRET = "a-long-random-subscription-secret"
@@ -389,7 +389,7 @@ def test_the_simulator_refuses_what_the_spec_does(servers: DialpadServers) -> No
 def test_the_simulator_s_announced_events_verify_end_to_end(servers: DialpadServers) -> None:
     call_id = add_recorded_call(servers)
     verifier = DialpadWebhookVerifier(SecretStr(SECRET), max_age_seconds=300)
-    with VerifyingReceiver(verifier) as receiver:
+    with serve_verifier(Endpoint(verifier)) as receiver:
         subscriptions(servers).subscribe(receiver.url)
 
         statuses = servers.state.announce(call_id)
@@ -405,7 +405,7 @@ def test_the_simulator_s_announced_events_verify_end_to_end(servers: DialpadServ
 def test_events_given_by_hand_lost_or_unsigned(servers: DialpadServers) -> None:
     call_id = add_recorded_call(servers)
     verifier = DialpadWebhookVerifier(SecretStr(SECRET), max_age_seconds=300)
-    with VerifyingReceiver(verifier) as receiver:
+    with serve_verifier(Endpoint(verifier)) as receiver:
         servers.state.send_events_to(receiver.url, SECRET)
         assert servers.state.announce(call_id) == [200, 200]
 
@@ -444,3 +444,9 @@ def test_the_signed_event_is_one_delivery_for_the_replay_guard(servers: DialpadS
     assert headers["Content-Type"] == "application/jwt"
     assert isinstance(first, Verified) and isinstance(again, Verified)
     assert first.replay_key == again.replay_key == body.decode().rsplit(".", 1)[1]
+
+
+def test_a_naive_arrival_time_is_read_as_utc() -> None:
+    recent = token(payload(iat=int(NOW.timestamp())))
+
+    assert isinstance(verify(recent, at=NOW.replace(tzinfo=None)), Verified)

@@ -43,6 +43,7 @@ from poller.adapters.http.retry import capped_wait
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.adapters.webhooks.aircall import AircallSubscriptions, AircallWebhookVerifier
+from poller.adapters.webhooks.settings import WebhookSettings
 from poller.adapters.webhooks.vendor_api import json_api
 from poller.config_types import MINIMAL
 from poller.domain.call_record import (
@@ -88,6 +89,16 @@ _SECOND = timedelta(seconds=1)
 _ANONYMOUS = "anonymous"
 
 
+class AircallWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: Aircall's call.hungup and call.ended events nudge an early poll
+    (with ``[webhooks] listen`` set); `webhooks subscribe` creates the webhook. The poll stays
+    the source of truth: a lost event costs latency, never a call."""
+
+    secret: SecretStr | None = None
+    """The webhook's token, which Aircall chooses when the webhook is created (`webhooks
+    subscribe` shows it once) and puts in the body of every event; required with enabled."""
+
+
 class AircallSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "aircall"``: an Aircall company account, by API key;
     listing, paging, fields and recordings are built in. Aircall caps a query at 10,000 calls
@@ -108,6 +119,8 @@ class AircallSettings(ProviderSettingsBase):
     """Aircall allows 60 requests a minute per company unless it raised yours; the X-AircallApi-*
     headers are obeyed either way.
     """
+    webhook: AircallWebhookSettings = AircallWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
@@ -121,8 +134,9 @@ class AircallSettings(ProviderSettingsBase):
         secret = self.webhook.secret
         if self.webhook.enabled and (secret is None or not secret.get_secret_value()):
             problems.append(
-                f"{self.config_key('webhook.secret')}: required with webhook.enabled: the "
-                "token Aircall gave the webhook (`siro-poller webhooks subscribe` shows it once)"
+                f"{self.config_key('webhook.secret')}: required with "
+                f"{self.config_key('webhook.enabled')}: the token Aircall gave the webhook "
+                "(`webhooks subscribe` shows it once)"
             )
         return problems
 

@@ -53,6 +53,7 @@ from poller.adapters.http.paginators import PageRequest, Paginator, TokenPaginat
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
 from poller.adapters.webhooks.dialpad import DialpadSubscriptions, DialpadWebhookVerifier
+from poller.adapters.webhooks.settings import WebhookSettings
 from poller.adapters.webhooks.vendor_api import json_api
 from poller.config_types import MINIMAL
 from poller.domain.call_record import (
@@ -109,6 +110,18 @@ SHARE_LINK_CACHE_SIZE = 2048
 SHARE_LINK_MAX_WAIT_SECONDS = 5.0
 
 
+class DialpadWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: Dialpad's call events (hangup, recording) nudge an early poll
+    (with ``[webhooks] listen`` set); `webhooks subscribe` creates the webhook and its call
+    event subscription. The poll stays the source of truth: a lost event costs latency, never
+    a call."""
+
+    secret: SecretStr | None = None
+    """A long random string of your choice (not the API key): `webhooks subscribe` gives it to
+    Dialpad as the webhook's secret, and Dialpad signs every event (an HS256 JWT) with it.
+    Required with enabled: an unsigned event is refused."""
+
+
 class DialpadSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "dialpad"``: the company call log of Dialpad's Admin API v2,
     recordings downloaded through share links. base_url unset is https://dialpad.com; Dialpad's
@@ -137,6 +150,8 @@ class DialpadSettings(ProviderSettingsBase):
     """
     requests_per_minute: Annotated[int, Field(gt=0)] | None = 1200
     """Listing requests per minute (Dialpad allows 1,200 for call.list, 20 a second per company)."""
+    webhook: DialpadWebhookSettings = DialpadWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     vendor_hosts: ClassVar[tuple[str, ...]] = ("dialpad.com",)
     default_base_url: ClassVar[str | None] = "https://dialpad.com"
@@ -151,8 +166,9 @@ class DialpadSettings(ProviderSettingsBase):
         secret = self.webhook.secret
         if self.webhook.enabled and (secret is None or not secret.get_secret_value()):
             missing.append(
-                f"{self.config_key('webhook.secret')}: required with webhook.enabled: Dialpad "
-                "signs its events (a JWT) with it, and unsigned events are refused"
+                f"{self.config_key('webhook.secret')}: required with "
+                f"{self.config_key('webhook.enabled')}: Dialpad signs its events (a JWT) with "
+                "it, and unsigned events are refused"
             )
         return missing
 

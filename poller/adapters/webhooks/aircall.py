@@ -83,7 +83,10 @@ class AircallWebhookVerifier:
             sent_at = datetime.fromtimestamp(timestamp, UTC)
         except (OverflowError, OSError, ValueError):
             return Refused("malformed")
-        if abs((request.received_at - sent_at).total_seconds()) > self._max_age:
+        received_at = request.received_at
+        if received_at.tzinfo is None:  # the port promises UTC; never raise over its form
+            received_at = received_at.replace(tzinfo=UTC)
+        if abs((received_at - sent_at).total_seconds()) > self._max_age:
             return Refused("stale")
         call_id = _call_id(event.get("resource"), data)
         return Verified(

@@ -94,7 +94,10 @@ class DialpadWebhookVerifier:
             return Refused("bad_signature")
         except jwt.InvalidTokenError:
             return Refused("malformed")
-        stale = self._stale(payload, request.received_at)
+        received_at = request.received_at
+        if received_at.tzinfo is None:  # the port promises UTC; never raise over its form
+            received_at = received_at.replace(tzinfo=UTC)
+        stale = self._stale(payload, received_at)
         if stale is not None:
             return Refused(stale)
         state, call_id = payload.get("state"), _identifier(payload.get("call_id"))
