@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
 
-from poller.simulators.aircall_server import AircallApi, AircallSimulator, aircall_call
-from poller.simulators.audio import mp3_bytes
+from poller.simulators.aircall_server import AircallApi, AircallSimulator
 from tests.webhook_e2e import Headers, VendorWorld, WebhookContract
 
 API_ID = "aircall-hooks-id"
 API_TOKEN = "aircall-hooks-token-0001"
-REP = {"id": 10, "name": "Rep One", "email": "rep1@example.com"}
-DURATION = 20
 
 
 class AircallWorld(VendorWorld):
@@ -38,14 +34,6 @@ class AircallWorld(VendorWorld):
             "PROVIDER__API_TOKEN": API_TOKEN,
             "PROVIDER__DOWNLOAD_HOSTS": f'["{self.simulator.media_host}"]',
         }
-
-    def add_ended_call(self, n: int, *, ended_ago: float = 0.0) -> str:
-        call_id = 5000 + n
-        started = datetime.now(UTC) - timedelta(seconds=ended_ago + DURATION)
-        self.simulator.api.add_call(
-            aircall_call(call_id, started, duration=DURATION, user=REP), recording=mp3_bytes(1)
-        )
-        return str(call_id)
 
     def forge(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
         return headers, json.dumps({**json.loads(body), "token": "not-the-token"}).encode()

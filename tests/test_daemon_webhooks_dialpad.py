@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from poller.simulators.audio import mp3_bytes
-from poller.simulators.dialpad_server import (
-    DialpadServers,
-    DialpadState,
-    call_proto,
-    recording_detail,
-)
+from poller.simulators.dialpad_server import DialpadServers, DialpadState
 from tests.webhook_e2e import Headers, VendorWorld, WebhookContract
 
 API_KEY = "dialpad-hooks-key-0001"
-DURATION = timedelta(seconds=20)
 
 
 class DialpadWorld(VendorWorld):
@@ -40,22 +32,6 @@ class DialpadWorld(VendorWorld):
             "PROVIDER__API_KEY": API_KEY,
             "PROVIDER__DOWNLOAD_HOSTS": f'["{self.servers.media_host}"]',
         }
-
-    def add_ended_call(self, n: int, *, ended_ago: float = 0.0) -> str:
-        call_id = self.servers.next_id()
-        started = datetime.now(UTC) - timedelta(seconds=ended_ago) - DURATION
-        recording_id = f"rec-hook-{n}"
-        self.servers.state.add_call(
-            call_proto(
-                call_id,
-                started,
-                duration=DURATION,
-                rep_email="rep1@example.com",
-                recordings=[recording_detail(recording_id, started, duration=DURATION)],
-            )
-        )
-        self.servers.state.add_audio("callrecording", recording_id, mp3_bytes(1))
-        return str(call_id)
 
     def forge(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
         payload = jwt.decode(body, options={"verify_signature": False})

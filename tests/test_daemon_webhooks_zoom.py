@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
 
-from poller.simulators.audio import mp3_bytes
+from poller.simulators.fresh_calls import REP_EMAIL, ZOOM_USER
 from poller.simulators.zoom_server import (
     ACCOUNT_ID,
     CLIENT_ID,
     CLIENT_SECRET,
     ZoomPhone,
-    recording_item,
     serve_zoom,
 )
 from tests.webhook_e2e import Headers, VendorWorld, WebhookContract
-
-DURATION = 20
 
 
 class ZoomWorld(VendorWorld):
@@ -27,7 +23,7 @@ class ZoomWorld(VendorWorld):
     def start(self, stack: ExitStack) -> None:
         self.phone = ZoomPhone()
         stack.enter_context(serve_zoom(self.phone))
-        self.phone.add_user("zoom-user-1", "rep1@example.com", name="Rep One")
+        self.phone.add_user(ZOOM_USER, REP_EMAIL, name="Rep One")
 
     @property
     def events(self) -> ZoomPhone:
@@ -43,23 +39,8 @@ class ZoomWorld(VendorWorld):
             "PROVIDER__CLIENT_SECRET": CLIENT_SECRET,
         }
 
-    def add_ended_call(self, n: int, *, ended_ago: float = 0.0) -> str:
-        recording_id = f"zr-hook-{n}"
-        started = datetime.now(UTC) - timedelta(seconds=ended_ago + DURATION)
-        self.phone.add_recording(
-            recording_item(
-                recording_id,
-                started,
-                call_id=f"7100000{n}",
-                owner_id="zoom-user-1",
-                download_url=self.phone.add_file(f"hook-{n}", mp3_bytes(1)),
-                duration=DURATION,
-            )
-        )
-        return recording_id
-
     def forge(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
-        return headers, body.replace(b"zr-hook-", b"zr-fake-")
+        return headers, body.replace(b"zr-fresh-", b"zr-fakes-")
 
     def strip(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
         return {k: v for k, v in headers.items() if not k.lower().startswith("x-zm-")}, body

@@ -32,13 +32,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Protocol, Self
+from typing import ClassVar, Self
 
 import pytest
 import requests
 
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
+from poller.simulators.fresh_calls import VendorEvents, fresh_call
 from poller.simulators.siro_server import FakeSiro
 from tests.daemon_process import daemon_environment
 from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
@@ -53,19 +54,6 @@ QUIET = 3.0
 PATIENCE = 60.0
 
 
-class VendorEvents(Protocol):
-    """The simulator interface every native vendor's simulator gives its events."""
-
-    drop_events: bool
-    events_sent: list[tuple[str, int]]
-
-    def send_events_to(self, url: str, secret: str | None = None) -> None: ...
-
-    def announce(self, call_id: str) -> list[int]: ...
-
-    def signed_event(self, call_id: str) -> tuple[Headers, bytes]: ...
-
-
 class VendorWorld(ABC):
     """One native vendor's simulator, started for a ``with`` block, and what the contract needs
     to know of it."""
@@ -74,7 +62,7 @@ class VendorWorld(ABC):
     # provider.webhook.secret; None where the vendor signs with a credential the provider
     # already has (Twilio's Auth Token).
     secret: ClassVar[str | None]
-    # The Siro user the calls of :meth:`add_ended_call` belong to (the simulator's rep).
+    # The Siro user the calls of :meth:`add_ended_call` belong to (the fresh calls' rep).
     rep_user: ClassVar[str] = "user-1"
     # Seconds the adapter keeps clear of the newest calls whatever the settings say (Aircall's
     # minute): a poll without a nudge lists a call only once it ended that long ago.
@@ -111,10 +99,10 @@ class VendorWorld(ABC):
         """The daemon's PROVIDER__* settings for the simulator, beyond the webhook's enabled
         and secret; ``receiver_url`` is where the events are posted."""
 
-    @abstractmethod
     def add_ended_call(self, n: int, *, ended_ago: float = 0.0) -> str:
         """Add a short call of the rep that ended ``ended_ago`` seconds ago with its small
         recording ready; the id the simulator's ``announce`` takes (and Siro's title shows)."""
+        return fresh_call(self.events, n, ended_ago=ended_ago)
 
     @abstractmethod
     def forge(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
