@@ -16,7 +16,7 @@ API_KEY = "dialpad-hooks-key-0001"
 
 class DialpadWorld(VendorWorld):
     kind = "dialpad"
-    secret = "dialpad-e2e-webhook-secret"
+    secret = "dialpad-e2e-webhook-secret-of-32-bytes-or-more"
 
     def start(self, stack: ExitStack) -> None:
         self.servers = stack.enter_context(DialpadServers(API_KEY))
@@ -35,7 +35,9 @@ class DialpadWorld(VendorWorld):
 
     def forge(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
         payload = jwt.decode(body, options={"verify_signature": False})
-        return headers, jwt.encode(payload, "not-the-webhook-secret", algorithm="HS256").encode()
+        return headers, jwt.encode(
+            payload, "not-the-webhook-secret-but-as-long-as-one", algorithm="HS256"
+        ).encode()
 
     def strip(self, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
         # What Dialpad sends for a webhook created without a secret: the event as plain JSON.
