@@ -52,6 +52,7 @@ from poller.wiring import (
     poll_params_from_settings,
     retention_rules_from_settings,
     source_deletion_params_from_settings,
+    webhook_subscription_job,
     worker_params_from_settings,
 )
 
@@ -275,6 +276,9 @@ def build_daemon(
     if deletion.params.active:
         every = float(settings.source_deletion.interval_seconds)
         extra_jobs.append(("source-delete", deletion.job, every))
+    subscriptions = webhook_subscription_job(settings, providers, store)
+    if subscriptions is not None:
+        extra_jobs.append(subscriptions)
 
     def users_sync() -> UsersSyncResult:
         result = sync_users(
