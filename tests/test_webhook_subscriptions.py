@@ -134,8 +134,9 @@ def test_one_providers_failure_does_not_stop_the_next(caplog: pytest.LogCaptureF
         ("dialpad", False),
     ]
     assert states(store) == {"dialpad": SubscriptionState.DEACTIVATED}
-    assert any("aircall" in r.getMessage() and "polling goes on" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "aircall" in r.getMessage() and "polling goes on" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_a_console_managed_webhook_is_saved_as_manual_without_asking() -> None:
@@ -239,4 +240,7 @@ def test_the_daemon_job_runs_hourly_only_for_an_enabled_webhook_with_an_api(
     assert (name, every) == ("webhook-subscriptions", 3600.0)
     body()
     (saved,) = store.webhook_subscription_states()
-    assert (saved.state, saved.url) == (SubscriptionState.ACTIVE, "https://calls.example.com/w/acme")
+    assert (saved.state, saved.url) == (
+        SubscriptionState.ACTIVE,
+        "https://calls.example.com/w/acme",
+    )

@@ -49,9 +49,9 @@ from poller.domain.records import (
     UsersSyncResult,
     WorkerHeartbeat,
 )
+from poller.domain.redaction import mask_url_query, mask_urls_in_text
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.domain.transitions import AttributionNote, RequeueSelection
-from poller.domain.redaction import mask_url_query, mask_urls_in_text
 from poller.ports.store import NotReplayable, NotRequeueable, SavedSubscription
 from poller.ports.token_store import SealedTokens, TokenSlot
 from poller.ports.webhooks import Subscription

@@ -56,9 +56,7 @@ LIVE_UNMAPPED_SQL = "resolved_at IS NULL AND expired_at IS NULL"
 DONE_UNMAPPED_SQL = "(resolved_at IS NOT NULL OR expired_at IS NOT NULL)"
 EXPIRED_UNMAPPED_SQL = "expired_at IS NOT NULL"
 # poller.ports.webhooks.SubscriptionState's values.
-SUBSCRIPTION_STATES_SQL = (
-    "'active', 'expiring', 'blacklisted', 'deactivated', 'missing', 'manual'"
-)
+SUBSCRIPTION_STATES_SQL = "'active', 'expiring', 'blacklisted', 'deactivated', 'missing', 'manual'"
 
 
 class Base(DeclarativeBase):

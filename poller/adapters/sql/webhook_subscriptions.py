@@ -49,9 +49,7 @@ class SqlWebhookSubscriptions:
         }
         statement = self._upsert().values(provider=subscription.provider, **values)
         with write_transaction(self.engine) as conn:
-            conn.execute(
-                statement.on_conflict_do_update(index_elements=["provider"], set_=values)
-            )
+            conn.execute(statement.on_conflict_do_update(index_elements=["provider"], set_=values))
 
     def webhook_event_arrived(self, provider: str, at: datetime) -> None:
         statement = self._upsert().values(provider=provider, last_event_at=at)

@@ -1,0 +1,234 @@
+"""`siro-poller webhooks subscribe` and `webhooks status`, the webhooks lines of `status` and
+`doctor`, through the `siro-poller` command line over real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from click.testing import CliRunner, Result
+
+from poller.adapters.sql import migrate
+from poller.adapters.sql.database import make_engine
+from poller.adapters.sql.store import SqlStore
+from poller.cli import main
+from poller.domain.records import PollCursor
+from poller.ports.webhooks import Subscription, SubscriptionState
+from poller.simulators.siro_server import FakeSiro
+from tests.seed import seed_cursor
+
+PUBLIC_URL = "https://calls.example.com/webhooks/generic"
+
+
+@pytest.fixture
+def database_url(state_database_url: str) -> str:
+    engine = make_engine(state_database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return state_database_url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlStore]:
+    engine = make_engine(database_url)
+    yield SqlStore(engine)
+    engine.dispose()
+
+
+def write_config(tmp_path: Path, database_url: str, *, enabled: bool = True, **extra: Any) -> Path:
+    """A generic provider (no subscription API: its webhook is set up in the vendor's console)
+    taking an HMAC-signed webhook."""
+    config: dict[str, Any] = {
+        "state_dir": str(tmp_path / "state"),
+        "database": {"url": database_url},
+        "poll": {"interval_seconds": 300},
+        "worker": {"interval_seconds": 15},
+        "provider": {
+            "base_url": "https://api.example.com",
+            "auth": "bearer",
+            "token": "provider-token-0001",
+            "webhook": {
+                "enabled": enabled,
+                "public_url": PUBLIC_URL,
+                "secret": "webhook-secret-0001",
+                "scheme": "hmac",
+                "header": "X-Signature",
+            },
+        },
+        **extra,
+    }
+    path = tmp_path / "siro-poller.toml"
+    path.write_text(tomli_w.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+def cli(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--config", str(config), *args])
+
+
+def webhooks_status(config: Path, *args: str) -> tuple[int, list[dict[str, Any]]]:
+    result = cli(config, "webhooks", "status", "--json", *args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_subscribe_without_a_vendor_api_prints_the_steps_and_saves_manual(
+    database_url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, database_url)
+
+    result = cli(config, "webhooks", "subscribe", "--provider", "generic")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "generic: this vendor's webhook is set up in its console:"
+    assert (
+        lines[1] == f"  1. In the vendor's console, point its webhook for finished calls "
+        f"(or ready recordings) at {PUBLIC_URL}"
+    )
+    assert lines[2].startswith(
+        "  2. Have it sign the raw body with HMAC-SHA256 (hex) in the header X-Signature"
+    )
+    assert lines[3].startswith("  3. Send a test event")
+    assert "webhook-secret-0001" not in result.output
+    (saved,) = store.webhook_subscription_states()
+    assert (saved.provider, saved.state, saved.url) == (
+        "generic",
+        SubscriptionState.MANUAL,
+        PUBLIC_URL,
+    )
+
+    code, rows = webhooks_status(config)
+    assert code == 0
+    (row,) = rows
+    assert (row["provider"], row["state"], row["live"], row["action"]) == (
+        "generic",
+        "manual",
+        False,
+        None,
+    )
+    assert row["last_event_at"] is None
+
+
+def test_status_reports_a_lost_subscription_and_when_the_last_event_came(
+    database_url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, database_url)
+    now = datetime.now(UTC)
+    store.webhook_event_arrived("generic", now - timedelta(hours=3))
+    store.save_webhook_subscription(
+        Subscription("generic", SubscriptionState.DEACTIVATED, detail="3 failed deliveries"), now
+    )
+
+    code, (row,) = webhooks_status(config, "--offline")
+    assert code == 1
+    assert row["state"] == "deactivated"
+    assert datetime.fromisoformat(row["last_event_at"]) == now - timedelta(hours=3)
+    assert "`siro-poller webhooks subscribe --provider generic` re-enables it" in row["action"]
+
+    table = cli(config, "webhooks", "status")
+    assert table.exit_code == 1
+    assert "deactivated" in table.stdout and "3.0h ago" in table.stdout
+    assert "generic: the vendor switched the webhook off" in table.stdout
+
+
+def test_status_shows_a_lost_subscription_as_a_warning_and_stays_healthy(
+    database_url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, database_url)
+    now = datetime.now(UTC)
+    seed_cursor(store, PollCursor(provider="generic", last_success_at=now - timedelta(minutes=1)))
+    store.beat("host:1:ab", now - timedelta(hours=1), now - timedelta(seconds=5))
+    store.save_webhook_subscription(
+        Subscription("generic", SubscriptionState.BLACKLISTED), now - timedelta(minutes=2)
+    )
+
+    result = cli(config, "status")
+
+    assert result.exit_code == 0, result.output  # polling still brings every call
+    assert "webhooks: generic subscription blacklisted, no event yet" in result.stdout
+    assert "health: ok" in result.stdout
+    assert "warning: the webhook subscription of generic is blacklisted" in result.stdout
+    document = json.loads(cli(config, "status", "--json").stdout)
+    assert [(w["provider"], w["state"]) for w in document["webhooks"]] == [
+        ("generic", "blacklisted")
+    ]
+    assert document["health"]["healthy"] is True
+    assert [w["subject"] for w in document["health"]["warnings"]] == ["generic"]
+
+
+def test_subscribe_refuses_plain_http_off_this_machine_and_a_disabled_webhook(
+    database_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, database_url)
+
+    insecure = cli(
+        config,
+        "webhooks",
+        "subscribe",
+        "--provider",
+        "generic",
+        "--url",
+        "http://calls.example.com/w",
+    )
+    assert insecure.exit_code == 2
+    assert "vendors must post over https://" in insecure.output
+    local = cli(
+        config, "webhooks", "subscribe", "--provider", "generic", "--url", "http://127.0.0.1:8788/w"
+    )
+    assert local.exit_code == 0, local.output
+    unknown = cli(config, "webhooks", "subscribe", "--provider", "nope")
+    assert unknown.exit_code == 2 and "no provider of that name" in unknown.output
+
+    disabled = cli(
+        write_config(tmp_path, database_url, enabled=False),
+        "webhooks",
+        "subscribe",
+        "--provider",
+        "generic",
+    )
+    assert disabled.exit_code == 2
+    assert "provider.webhook.enabled is false" in disabled.output
+
+
+def test_doctor_checks_the_receiver_the_subscription_and_the_last_event(
+    database_url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    with FakeSiro() as siro:
+        config = write_config(tmp_path, database_url, siro=siro.settings_values())
+        store.save_webhook_subscription(
+            Subscription("generic", SubscriptionState.MANUAL, url=PUBLIC_URL), datetime.now(UTC)
+        )
+        result = cli(config, "doctor", "--json", "--timeout", "10")
+
+    (check,) = [c for c in json.loads(result.stdout) if c["check"] == "webhooks (generic)"]
+    # No receiver in this config: events could not arrive, while polling works on.
+    assert check["verdict"] == "warning"
+    assert "[webhooks] listen is unset" in check["summary"]
+    assert "last event: never" in check["details"]
+
+    store.save_webhook_subscription(
+        Subscription("generic", SubscriptionState.DEACTIVATED), datetime.now(UTC)
+    )
+    from poller.core.doctor import judge_webhook
+
+    (row,) = store.webhook_subscription_states()
+    lost = judge_webhook(
+        "generic", receiver="127.0.0.1:8788", saved=row, live=None, now=datetime.now(UTC)
+    )
+    assert lost.verdict == "warning" and "deactivated" in lost.summary
+    assert lost.fix is not None and "webhooks subscribe --provider generic" in lost.fix
+    quiet = judge_webhook(
+        "generic",
+        receiver="127.0.0.1:8788",
+        saved=None,
+        live=lambda: Subscription("generic", SubscriptionState.ACTIVE),
+        now=datetime.now(UTC),
+    )
+    assert quiet.verdict == "ok"
+    assert any(detail.startswith("note: no event for more than") for detail in quiet.details)
