@@ -19,6 +19,9 @@ from poller.adapters.sql.store import SqlStore
 from poller.cli import main
 from poller.domain.records import PollCursor
 from poller.ports.webhooks import Subscription, SubscriptionState
+from poller.simulators.http_server import LocalHTTPServer, QuietHandler
+from poller.simulators.ringcentral_server import RingCentralState
+from poller.simulators.ringcentral_server import serve as serve_ringcentral
 from poller.simulators.siro_server import FakeSiro
 from tests.seed import seed_cursor
 
@@ -232,3 +235,96 @@ def test_doctor_checks_the_receiver_the_subscription_and_the_last_event(
     )
     assert quiet.verdict == "ok"
     assert any(detail.startswith("note: no event for more than") for detail in quiet.details)
+
+
+# -- against a vendor's subscription API: RingCentral's simulator on 127.0.0.1 -----------------
+
+RC_TOKEN = "rc-verification-token-cli-0001"
+RC_LIMITS = {group: (10_000, 60, 60) for group in ("Heavy", "Medium", "Light", "Auth")}
+
+
+class _EchoesValidationToken(QuietHandler):
+    """The receiver's part in RingCentral's creation handshake: the token back, at once."""
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.send_response(200)
+        token = self.headers.get("Validation-Token")
+        if token is not None:
+            self.send_header("Validation-Token", token)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def write_ringcentral_config(
+    tmp_path: Path, database_url: str, api: RingCentralState, public_url: str
+) -> Path:
+    config: dict[str, Any] = {
+        "state_dir": str(tmp_path / "state"),
+        "database": {"url": database_url},
+        "poll": {"interval_seconds": 300},
+        "worker": {"interval_seconds": 15},
+        "provider": {
+            "kind": "ringcentral",
+            "base_url": api.base_url,
+            "media_base_url": api.media_url,
+            "client_id": api.client_id,
+            "client_secret": api.client_secret,
+            "jwt": api.jwt,
+            "webhook": {"enabled": True, "public_url": public_url, "secret": RC_TOKEN},
+        },
+    }
+    path = tmp_path / "ringcentral.toml"
+    path.write_text(tomli_w.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+def test_ringcentral_subscribe_then_status_through_a_blacklisting_and_back(
+    database_url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    with (
+        serve_ringcentral(RingCentralState(groups=dict(RC_LIMITS))) as api,
+        LocalHTTPServer(_EchoesValidationToken) as receiver,
+    ):
+        public_url = receiver.url + "/webhooks/ringcentral"
+        config = write_ringcentral_config(tmp_path, database_url, api, public_url)
+
+        created = cli(config, "webhooks", "subscribe", "--provider", "ringcentral")
+        assert created.exit_code == 0, created.output
+        (vendor_id,) = api.subscriptions
+        assert created.stdout.startswith(f"ringcentral: active, id {vendor_id}, expires ")
+        assert RC_TOKEN not in created.output
+        assert api.handshakes == [(public_url, 200)]
+
+        code, (row,) = webhooks_status(config)
+        assert code == 0
+        assert (row["state"], row["vendor_id"], row["live"], row["action"]) == (
+            "active",
+            vendor_id,
+            True,
+            None,
+        )
+        assert row["expires_at"] is not None and row["last_event_at"] is None
+
+        api.blacklist(vendor_id)
+        code, (row,) = webhooks_status(config)
+        assert code == 1
+        assert row["state"] == "blacklisted"
+        assert "`siro-poller webhooks subscribe --provider ringcentral`" in row["action"]
+        health = json.loads(cli(config, "status", "--json").stdout)["health"]
+        assert [(w["check"], w["subject"]) for w in health["warnings"]] == [
+            ("webhooks", "ringcentral")
+        ]
+
+        again = cli(config, "webhooks", "subscribe", "--provider", "ringcentral")
+        assert again.exit_code == 0, again.output
+        (new_id,) = api.subscriptions
+        assert new_id != vendor_id
+        code, (row,) = webhooks_status(config)
+        assert (code, row["state"], row["vendor_id"]) == (0, "active", new_id)
+
+    # Nothing kept in the database holds the verification token.
+    (saved,) = store.webhook_subscription_states()
+    assert RC_TOKEN not in repr(saved)
