@@ -80,7 +80,7 @@ def subscribe(cli: CliContext, name: str, url: str | None) -> None:
             f"no address to subscribe: set {entry.config_key('webhook.public_url')} (the "
             "https:// address of the proxy in front of the receiver) or give --url"
         )
-    check_address(address)
+    check_address(address, "--url" if url else entry.config_key("webhook.public_url"))
     api = _subscriptions(settings, cli, name)
     steps = _generic_steps(entry, address) if api is None else api.console_steps(address)
     now = utcnow()
@@ -102,18 +102,19 @@ def subscribe(cli: CliContext, name: str, url: str | None) -> None:
     click.echo("saved as manual; `siro-poller webhooks status` shows when an event arrives")
 
 
-def check_address(url: str) -> None:
-    """Refuse an address a vendor must not post to: no host, or plain http to another host."""
+def check_address(url: str, source: str = "--url") -> None:
+    """Refuse an address a vendor must not post to: no host, or plain http to another host;
+    ``source`` names where it came from (the option or the config key)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     host = parts.hostname
     if parts.scheme not in ("https", "http") or not host:
-        raise click.UsageError(f"--url {url}: not an http(s) address with a host")
+        raise click.UsageError(f"{source} {url}: not an http(s) address with a host")
     if parts.scheme == "http" and host not in LOCAL_HOSTS:
         raise click.UsageError(
-            f"--url {url}: vendors must post over https:// (put a TLS proxy in front of the "
-            "receiver); plain http:// is only for 127.0.0.1 or localhost (the simulators)"
+            f"{source} {url}: vendors must post over https:// (put a TLS proxy in front of "
+            "the receiver); plain http:// is only for 127.0.0.1 or localhost (the simulators)"
         )
 
 

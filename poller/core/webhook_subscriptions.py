@@ -133,9 +133,10 @@ def _check_one(target: SubscriptionTarget, store: WebhookStore, now: datetime) -
         return SubscriptionCheck(target.provider, manual)
     current = api.status(target.url)
     renewed = False
-    if current.state in WORKING_STATES and api.renew_due(current, now):
+    address = target.url or current.url
+    if current.state in WORKING_STATES and api.renew_due(current, now) and address:
         # subscribe() renews the subscription there is rather than adding a second one.
-        current = api.subscribe(target.url or current.url or "")
+        current = api.subscribe(address)
         renewed = True
         log.info(
             "renewed the webhook subscription of %s%s",
