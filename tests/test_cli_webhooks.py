@@ -13,17 +13,23 @@ import pytest
 import tomli_w
 from click.testing import CliRunner, Result
 
+from poller.adapters.providers.zoom import ZoomProvider
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.store import SqlStore
+from poller.app import build_provider
 from poller.cli import main
+from poller.config import load_settings
+from poller.core.webhook_subscriptions import ArrivalRecorder
 from poller.domain.records import PollCursor
-from poller.ports.webhooks import Subscription, SubscriptionState
+from poller.ports.webhooks import Subscription, SubscriptionState, Verified
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 from poller.simulators.ringcentral_server import RingCentralState
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
 from poller.simulators.siro_server import FakeSiro
+from poller.simulators.zoom_server import ZoomPhone, recording_item, serve_zoom
 from tests.seed import seed_cursor
+from tests.verifier_server import Endpoint, serve_verifier
 
 PUBLIC_URL = "https://calls.example.com/webhooks/generic"
 
@@ -328,3 +334,77 @@ def test_ringcentral_subscribe_then_status_through_a_blacklisting_and_back(
     # Nothing kept in the database holds the verification token.
     (saved,) = store.webhook_subscription_states()
     assert RC_TOKEN not in repr(saved)
+
+
+# -- a console-managed vendor: Zoom's simulator sends its signed events -----------------------
+
+ZOOM_SECRET = "zoom-secret-token-cli-0001"
+
+
+def test_zoom_subscribe_prints_the_marketplace_steps_and_status_shows_its_events(
+    database_url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    phone = ZoomPhone(webhook_secret=ZOOM_SECRET)
+    with serve_zoom(phone):
+        phone.add_recording(recording_item("rec-cli-1", datetime.now(UTC), call_id="70001"))
+        config_path = tmp_path / "zoom.toml"
+        config_path.write_text(
+            tomli_w.dumps(
+                {
+                    "state_dir": str(tmp_path / "state"),
+                    "database": {"url": database_url},
+                    "provider": {
+                        "kind": "zoom",
+                        "base_url": f"{phone.api_url}/v2",
+                        "token_url": f"{phone.web_url}/oauth/token",
+                        "account_id": phone.account_id,
+                        "client_id": phone.client_id,
+                        "client_secret": phone.client_secret,
+                        "webhook": {
+                            "enabled": True,
+                            "secret": ZOOM_SECRET,
+                            "public_url": "https://calls.example.com/webhooks/zoom",
+                        },
+                    },
+                }
+            )
+        )
+        config_path.chmod(0o600)
+
+        result = cli(config_path, "webhooks", "subscribe", "--provider", "zoom")
+        assert result.exit_code == 0, result.output
+        steps = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ")]
+        assert [step.split(" ", 1)[0] for step in steps] == [
+            f"{n}." for n in range(1, len(steps) + 1)
+        ]
+        assert any("https://calls.example.com/webhooks/zoom" in step for step in steps)
+        assert ZOOM_SECRET not in result.output
+
+        adapter = build_provider(load_settings(config_path), "zoom")
+        assert isinstance(adapter, ZoomProvider)
+        verifier = adapter.webhook_verifier()
+        assert verifier is not None
+        recorder = ArrivalRecorder(store)
+        with serve_verifier(Endpoint(verifier)) as endpoint:
+            # The Marketplace's Validate button proves the address, not that events come.
+            assert phone.validate_endpoint(endpoint.url) is True
+            for outcome in endpoint.outcomes:
+                assert isinstance(outcome, Verified)
+                recorder.event_arrived("zoom", outcome, datetime.now(UTC))
+            code, (row,) = webhooks_status(config_path)
+            assert (code, row["state"], row["live"], row["last_event_at"]) == (
+                0,
+                "manual",
+                False,
+                None,
+            )
+
+            assert phone.announce("rec-cli-1") == [200]
+            event = endpoint.outcomes[-1]
+            assert isinstance(event, Verified)
+            arrived = datetime.now(UTC)
+            recorder.event_arrived("zoom", event, arrived)  # as the receiver does, after its 200
+
+    code, (row,) = webhooks_status(config_path)
+    assert (code, row["state"], row["action"]) == (0, "manual", None)
+    assert datetime.fromisoformat(row["last_event_at"]) == arrived

@@ -97,7 +97,9 @@ def subscribe(cli: CliContext, name: str, url: str | None) -> None:
         return
     click.echo(f"{name}: this vendor's webhook is set up in its console:")
     for number, step in enumerate(steps or (), start=1):
-        click.echo(f"  {number}. {shown(step)}")
+        # Some vendors' steps come numbered already: never "1. 1. ...".
+        numbered = step if step.startswith(f"{number}. ") else f"{number}. {step}"
+        click.echo(f"  {shown(numbered)}")
     cli.store.save_webhook_subscription(manual_subscription(name, address), now)
     click.echo("saved as manual; `siro-poller webhooks status` shows when an event arrives")
 
