@@ -88,7 +88,7 @@ def subscribe(cli: CliContext, name: str, url: str | None) -> None:
         try:
             result = api.subscribe(address)
         except ProviderError as exc:
-            raise UserError(f"{name}: the vendor refused the subscription: {exc}") from None
+            raise UserError(f"{name}: no subscription was made: {exc}") from None
         cli.store.save_webhook_subscription(result, now)
         click.echo(_describe(result))
         if result.state not in WORKING_STATES:
