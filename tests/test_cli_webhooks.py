@@ -23,6 +23,8 @@ from poller.config import load_settings
 from poller.core.webhook_subscriptions import ArrivalRecorder
 from poller.domain.records import PollCursor
 from poller.ports.webhooks import Subscription, SubscriptionState, Verified
+from poller.simulators.aircall_server import AircallSimulator
+from poller.simulators.dialpad_server import DialpadServers
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 from poller.simulators.ringcentral_server import RingCentralState
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
@@ -408,3 +410,126 @@ def test_zoom_subscribe_prints_the_marketplace_steps_and_status_shows_its_events
     code, (row,) = webhooks_status(config_path)
     assert (code, row["state"], row["action"]) == (0, "manual", None)
     assert datetime.fromisoformat(row["last_event_at"]) == arrived
+
+
+# -- a vendor that chooses the webhook's token itself: Aircall's simulator --------------------
+
+
+def write_aircall_config(
+    tmp_path: Path, database_url: str, sim: AircallSimulator, token: str | None
+) -> Path:
+    webhook: dict[str, Any] = {"enabled": True, "public_url": "https://calls.example.com/w/aircall"}
+    if token is not None:
+        webhook["secret"] = token
+    path = tmp_path / "aircall.toml"
+    path.write_text(
+        tomli_w.dumps(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "database": {"url": database_url},
+                "provider": {
+                    "kind": "aircall",
+                    "base_url": sim.url,
+                    "api_id": "aircall-api-id",
+                    "api_token": "aircall-api-token-0001",
+                    "download_hosts": [sim.media_host],
+                    "webhook": webhook,
+                },
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_aircall_subscribe_shows_its_chosen_token_once_and_re_enables(
+    database_url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    with AircallSimulator() as sim:
+        # No webhook.secret yet: Aircall chooses the token when the webhook is made.
+        config = write_aircall_config(tmp_path, database_url, sim, None)
+        created = cli(config, "webhooks", "subscribe", "--provider", "aircall")
+        assert created.exit_code == 0, created.output
+        (hook,) = sim.api.webhooks.values()
+        assert created.stdout.startswith(f"aircall: active, id {hook['webhook_id']}")
+        assert "set provider.webhook.secret to it" in created.stdout
+        assert created.stdout.count(hook["token"]) == 1
+        (saved,) = store.webhook_subscription_states()
+        assert hook["token"] not in repr(saved)
+
+        config = write_aircall_config(tmp_path, database_url, sim, hook["token"])
+        sim.api.deactivate(hook["webhook_id"])
+        code, (row,) = webhooks_status(config)
+        assert (code, row["state"], row["live"]) == (1, "deactivated", True)
+        assert "`siro-poller webhooks subscribe --provider aircall` re-enables it" in row["action"]
+
+        again = cli(config, "webhooks", "subscribe", "--provider", "aircall")
+        assert again.exit_code == 0, again.output
+        assert "holds the token the vendor gave this webhook" in again.stdout
+        assert hook["token"] not in again.stdout
+        assert len(sim.api.webhooks) == 1 and sim.api.webhooks[hook["webhook_id"]]["active"]
+        code, (row,) = webhooks_status(config)
+        assert (code, row["state"]) == (0, "active")
+
+
+# -- a vendor given the secret we choose: Dialpad's simulator ---------------------------------
+
+DIALPAD_KEY = "dialpad-api-key-cli-0001"
+DIALPAD_SECRET = "dialpad-webhook-secret-cli-0001-long-random"
+
+
+def write_dialpad_config(
+    tmp_path: Path, database_url: str, servers: DialpadServers, secret: str | None
+) -> Path:
+    webhook: dict[str, Any] = {"enabled": True, "public_url": "https://calls.example.com/w/dialpad"}
+    if secret is not None:
+        webhook["secret"] = secret
+    path = tmp_path / "dialpad.toml"
+    path.write_text(
+        tomli_w.dumps(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "database": {"url": database_url},
+                "provider": {
+                    "kind": "dialpad",
+                    "base_url": servers.url,
+                    "api_key": DIALPAD_KEY,
+                    "download_hosts": [servers.media_host],
+                    "webhook": webhook,
+                },
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_dialpad_subscribe_needs_our_secret_then_status_follows_a_disabling(
+    database_url: str, store: SqlStore, tmp_path: Path
+) -> None:
+    with DialpadServers(DIALPAD_KEY) as servers:
+        servers.state.retry_sleep = lambda _seconds: None
+        unset = write_dialpad_config(tmp_path, database_url, servers, None)
+        refused = cli(unset, "webhooks", "subscribe", "--provider", "dialpad")
+        assert refused.exit_code == 1
+        assert "provider.webhook.secret is required" in refused.output
+        assert servers.state.subscriptions == {}
+
+        config = write_dialpad_config(tmp_path, database_url, servers, DIALPAD_SECRET)
+        made = cli(config, "webhooks", "subscribe", "--provider", "dialpad")
+        assert made.exit_code == 0, made.output
+        assert made.stdout.startswith("dialpad: active")
+        assert DIALPAD_SECRET not in made.output
+        (vendor_id,) = [row.vendor_id for row in store.webhook_subscription_states()]
+        assert vendor_id is not None
+
+        servers.state.disable_subscription(vendor_id)
+        code, (row,) = webhooks_status(config)
+        assert (code, row["state"], row["live"]) == (1, "deactivated", True)
+
+        again = cli(config, "webhooks", "subscribe", "--provider", "dialpad")
+        assert again.exit_code == 0, again.output
+        code, (row,) = webhooks_status(config)
+        assert (code, row["state"], row["vendor_id"]) == (0, "active", vendor_id)
+    (saved,) = store.webhook_subscription_states()
+    assert DIALPAD_SECRET not in repr(saved)

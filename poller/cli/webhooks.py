@@ -10,7 +10,7 @@ never a call.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import click
 
@@ -29,6 +29,8 @@ from poller.cli.root import (
 from poller.domain.clock import human_age, utcnow
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from poller.adapters.providers.settings import ProviderSettingsBase
     from poller.config import Settings
     from poller.ports.store import SavedSubscription
@@ -36,6 +38,14 @@ if TYPE_CHECKING:
 
 # Plain http only to this machine: the simulators. A vendor posts to the TLS proxy's https://.
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@runtime_checkable
+class ChoosesItsSecret(Protocol):
+    """A vendor that chooses the webhook's secret itself (Aircall's token) and hands it over
+    once, when the subscription is made or found."""
+
+    def created_token(self) -> SecretStr | None: ...
 
 
 @main_group.group("webhooks")
@@ -91,6 +101,8 @@ def subscribe(cli: CliContext, name: str, url: str | None) -> None:
             raise UserError(f"{name}: no subscription was made: {exc}") from None
         cli.store.save_webhook_subscription(result, now)
         click.echo(_describe(result))
+        if isinstance(api, ChoosesItsSecret):
+            _show_chosen_secret(entry, api.created_token())
         if result.state not in WORKING_STATES:
             click.echo(f"  to do: {advice(name, result.state)}")
             raise SystemExit(EXIT_FAILURE)
@@ -102,6 +114,30 @@ def subscribe(cli: CliContext, name: str, url: str | None) -> None:
         click.echo(f"  {shown(numbered)}")
     cli.store.save_webhook_subscription(manual_subscription(name, address), now)
     click.echo("saved as manual; `siro-poller webhooks status` shows when an event arrives")
+
+
+def _show_chosen_secret(entry: ProviderSettingsBase, chosen: SecretStr | None) -> None:
+    """The secret the vendor chose, on this terminal only (never logged, never saved), unless
+    webhook.secret holds it already."""
+    import hmac
+
+    if chosen is None:
+        return
+    key = entry.config_key("webhook.secret")
+    configured = entry.webhook.secret
+    if configured is not None and hmac.compare_digest(
+        configured.get_secret_value().encode(), chosen.get_secret_value().encode()
+    ):
+        click.echo(f"  {key} holds the token the vendor gave this webhook")
+        return
+    click.echo(
+        f"  the vendor chose this webhook's token; set {key} to it, then restart (shown "
+        f"here only, kept nowhere): {chosen.get_secret_value()}"
+    )
+    click.echo(
+        "  until then its events are refused (401) and calls arrive by the poll only; a "
+        "vendor may switch off a webhook whose events keep failing"
+    )
 
 
 def check_address(url: str, source: str = "--url") -> None:
@@ -124,7 +160,9 @@ def _subscriptions(settings: Settings, cli: CliContext, name: str) -> WebhookSub
     from poller.app import build_provider
     from poller.core.webhook_subscriptions import subscriptions_of
 
-    return subscriptions_of(build_provider(settings, name, engine=cli.store.engine))
+    return subscriptions_of(
+        build_provider(settings, name, engine=cli.store.engine, to_subscribe=True)
+    )
 
 
 def _generic_steps(entry: ProviderSettingsBase, url: str) -> list[str]:
