@@ -20,6 +20,7 @@ from poller.adapters.sql.store import SqlStore
 from poller.app import build_provider
 from poller.cli import main
 from poller.config import load_settings
+from poller.core.doctor import judge_webhook
 from poller.core.webhook_subscriptions import ArrivalRecorder
 from poller.domain.records import PollCursor
 from poller.ports.webhooks import Subscription, SubscriptionState, Verified
@@ -30,6 +31,7 @@ from poller.simulators.ringcentral_server import RingCentralState
 from poller.simulators.ringcentral_server import serve as serve_ringcentral
 from poller.simulators.siro_server import FakeSiro
 from poller.simulators.zoom_server import ZoomPhone, recording_item, serve_zoom
+from tests.receiver_settings import LISTEN, receiver_section
 from tests.seed import seed_cursor
 from tests.verifier_server import Endpoint, serve_verifier
 
@@ -71,6 +73,7 @@ def write_config(tmp_path: Path, database_url: str, *, enabled: bool = True, **e
                 "header": "X-Signature",
             },
         },
+        **receiver_section(),
         **extra,
     }
     path = tmp_path / "siro-poller.toml"
@@ -218,16 +221,18 @@ def test_doctor_checks_the_receiver_the_subscription_and_the_last_event(
         result = cli(config, "doctor", "--json", "--timeout", "10")
 
     (check,) = [c for c in json.loads(result.stdout) if c["check"] == "webhooks (generic)"]
-    # No receiver in this config: events could not arrive, while polling works on.
-    assert check["verdict"] == "warning"
-    assert "[webhooks] listen is unset" in check["summary"]
     assert "last event: never" in check["details"]
+    if receiver_section():
+        assert (check["verdict"], check["summary"]) == ("ok", "subscription manual")
+        assert f"receiver on {LISTEN}" in check["details"]
+        assert any(detail.startswith("note: no event for more than") for detail in check["details"])
+    else:  # no receiver can be configured: events could not arrive, while polling works on
+        assert check["verdict"] == "warning"
+        assert "[webhooks] listen is unset" in check["summary"]
 
     store.save_webhook_subscription(
         Subscription("generic", SubscriptionState.DEACTIVATED), datetime.now(UTC)
     )
-    from poller.core.doctor import judge_webhook
-
     (row,) = store.webhook_subscription_states()
     lost = judge_webhook(
         "generic", receiver="127.0.0.1:8788", saved=row, live=None, now=datetime.now(UTC)
@@ -243,6 +248,8 @@ def test_doctor_checks_the_receiver_the_subscription_and_the_last_event(
     )
     assert quiet.verdict == "ok"
     assert any(detail.startswith("note: no event for more than") for detail in quiet.details)
+    unheard = judge_webhook("generic", receiver=None, saved=row, live=None, now=datetime.now(UTC))
+    assert unheard.verdict == "warning" and "[webhooks] listen is unset" in unheard.summary
 
 
 # -- against a vendor's subscription API: RingCentral's simulator on 127.0.0.1 -----------------
@@ -282,6 +289,7 @@ def write_ringcentral_config(
             "jwt": api.jwt,
             "webhook": {"enabled": True, "public_url": public_url, "secret": RC_TOKEN},
         },
+        **receiver_section(),
     }
     path = tmp_path / "ringcentral.toml"
     path.write_text(tomli_w.dumps(config))
@@ -368,6 +376,7 @@ def test_zoom_subscribe_prints_the_marketplace_steps_and_status_shows_its_events
                             "public_url": "https://calls.example.com/webhooks/zoom",
                         },
                     },
+                    **receiver_section(),
                 }
             )
         )
@@ -435,6 +444,7 @@ def write_aircall_config(
                     "download_hosts": [sim.media_host],
                     "webhook": webhook,
                 },
+                **receiver_section(),
             }
         )
     )
@@ -497,6 +507,7 @@ def write_dialpad_config(
                     "download_hosts": [servers.media_host],
                     "webhook": webhook,
                 },
+                **receiver_section(),
             }
         )
     )

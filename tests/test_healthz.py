@@ -29,6 +29,7 @@ from poller.core.poll_report import PollReport
 from poller.domain.pauses import SIRO
 from poller.ports.webhooks import Subscription, SubscriptionState
 from poller.wiring import daemon_params_from_settings, poll_params_from_settings
+from tests.receiver_settings import receiver_section
 from tests.seed import AnyStore
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -45,6 +46,7 @@ class World:
             provider={"name": "memory", "webhook": {"enabled": webhook}},
             poll={"interval_seconds": 60, "settle_delay_seconds": 0},
             worker={"interval_seconds": 15},
+            **(receiver_section() if webhook else {}),
         )
         worker = build_worker(
             self.settings,

@@ -19,6 +19,7 @@ from poller.core.webhook_subscriptions import (
 from poller.domain.health import HealthRules, assess
 from poller.ports.webhooks import Subscription, SubscriptionState, Verified
 from poller.wiring import health_rules_from_settings, webhook_subscription_job
+from tests.receiver_settings import receiver_section
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 URL = "https://calls.example.com/webhooks/{}"
@@ -225,7 +226,8 @@ def test_the_daemon_job_runs_hourly_only_for_an_enabled_webhook_with_an_api(
             provider={
                 "name": "acme",
                 "webhook": {"enabled": enabled, "public_url": "https://calls.example.com/w/acme"},
-            }
+            },
+            **receiver_section(),
         )
 
     store = MemoryStore()
