@@ -6,11 +6,13 @@ Neither the domain nor the core reads :class:`~poller.config.Settings`; the comp
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from poller.adapters.siro.settings import SiroSettings
 from poller.config import Settings
 from poller.core.daemon import DaemonParams
+from poller.core.poll import PollCycle
 from poller.core.poll_report import PollParams
 from poller.core.source_deletion import SourceDeletionParams
 from poller.core.worker import WorkerParams
@@ -23,6 +25,8 @@ from poller.domain.health import HealthRules
 from poller.domain.retention import RetentionRules
 from poller.domain.states import Direction
 from poller.domain.upload_plan import UploadRules
+from poller.ports.provider import ProviderPort
+from poller.ports.store import PollStore
 
 
 def rep_rules_from_settings(siro: SiroSettings) -> RepRules:
@@ -78,6 +82,17 @@ def poll_params_from_settings(settings: Settings, provider: str | None = None) -
         remap_cap=timedelta(seconds=settings.retention.unmapped_remap_max_seconds),
         unmapped_max_kept=settings.retention.unmapped_max_kept,
     )
+
+
+def poll_cycle_from_settings(
+    settings: Settings,
+    name: str,
+    provider: ProviderPort,
+    store: PollStore,
+    clock: Callable[[], datetime],
+) -> PollCycle:
+    """The daemon's poll cycle of the provider called ``name``; it can run nudged."""
+    return PollCycle(poll_params_from_settings(settings, name), provider, store, clock)
 
 
 def _days(value: float) -> timedelta | None:
