@@ -578,8 +578,9 @@ def test_nothing_is_listed_before_the_settle_delay_has_passed(
 
 
 def test_a_nudged_poll_lists_a_call_inside_the_settle_stretch_and_caps_the_cursor(
-    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="poller.core.poll")
     settings = settings_for(server.url)
     first = cycle(settings, any_store, T0 + timedelta(hours=1))
     assert first.ok, first.error
@@ -594,6 +595,7 @@ def test_a_nudged_poll_lists_a_call_inside_the_settle_stretch_and_caps_the_curso
     assert nudged.ok, nudged.error
     assert nudged.window is not None and nudged.window.end == now
     assert [c.provider_call_id for c in all_calls(any_store)] == ["just-ended"]
+    assert "generic (nudged): window" in caplog.text
     # The cursor never passes now - settle: the next plain poll reads the stretch again.
     assert nudged.cursor_after == cursor_of(any_store) == now - SETTLE
 

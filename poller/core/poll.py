@@ -161,7 +161,7 @@ def poll_once(
             report.unmapped_over_cap,
             params.unmapped_max_kept,
         )
-    _log_summary(report)
+    _log_summary(report, nudged=reach_now)
     return report
 
 
@@ -423,10 +423,11 @@ def _recheck_waiting(
         store.mark_waiting_rechecked(params.provider_key, report.now)
 
 
-def _log_summary(report: PollReport) -> None:
+def _log_summary(report: PollReport, *, nudged: bool = False) -> None:
     """One line per cycle: what it did, or, when it failed, why and what to check."""
     counts = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items()))
-    provider = f"{report.provider}{' (dry run)' if report.dry_run else ''}"
+    marks = [mark for mark, on in (("dry run", report.dry_run), ("nudged", nudged)) if on]
+    provider = report.provider + (f" ({', '.join(marks)})" if marks else "")
     if report.error is not None:
         # The error names the page, the URL and the setting to check; what went in before it
         # is kept, so the line says how far the cycle got.
