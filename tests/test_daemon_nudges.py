@@ -62,7 +62,9 @@ class WatchedProvider(GenericProvider):
             self.most_at_once = max(self.most_at_once, self.active)
             self.windows.append(window)
         try:
-            time.sleep(0.05)  # long enough for a second poll to overlap, were one allowed
+            time.sleep(
+                0.5
+            )  # longer than the debounce: a nudged poll would overlap, were it allowed
             yield
         finally:
             with self.guard:
