@@ -269,7 +269,7 @@ class Nudges:
             try:
                 known = self.call_known(provider, call_id)
             except Exception:
-                log.exception("%s: could not look up call %s", provider, call_id)
+                log.exception("%s: could not look up call %s", provider, printable(call_id))
                 return
             if known:
                 continue
