@@ -166,6 +166,16 @@ def test_an_announced_call_no_poll_listed_is_logged_once_after_the_last_follow_u
     assert len(caplog.records) == 1  # once per call
 
 
+def test_a_hostile_call_id_cannot_forge_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="poller.core.nudges")
+    world = World()
+    world.event(verified=Verified(event="call.ended", call_ids=("x\nINFO forged", "y" * 300)))
+    world.timer.advance(600)
+    [record] = caplog.records  # the id longer than any call id names no call: not kept
+    assert "call x\\nINFO forged at" in record.getMessage()
+    assert "\n" not in record.getMessage()
+
+
 def test_the_announced_ids_kept_are_bounded_and_dropping_is_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

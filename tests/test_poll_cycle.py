@@ -25,7 +25,11 @@ from poller.domain.states import CallState
 from poller.domain.windows import Window
 from poller.simulators.http_server import LocalHTTPServer
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
-from poller.wiring import poll_cycle_from_settings, poll_params_from_settings
+from poller.wiring import (
+    daemon_params_from_settings,
+    poll_cycle_from_settings,
+    poll_params_from_settings,
+)
 from tests.seed import AnyStore
 
 T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
@@ -641,6 +645,21 @@ def test_poll_params_come_from_settings() -> None:
     assert params.lookback == timedelta(minutes=15)
     assert params.call_filter.rep_allow == ("a@x.com",)
     assert {d.value for d in params.call_filter.directions} == {"inbound"}
+
+
+def test_the_nudges_plain_follow_up_waits_for_the_longer_of_both_settle_delays() -> None:
+    settings = Settings(
+        provider={
+            "name": "acme",
+            "base_url": "http://127.0.0.1:9",
+            "listing": {"settle_delay_seconds": 300},
+        },
+        poll={"settle_delay_seconds": 120},
+    )
+    assert daemon_params_from_settings(settings).settle_delays == {"acme": 120.0}
+    provider = GenericProvider(settings.provider, retry=NO_WAIT)
+    params = daemon_params_from_settings(settings, {"acme": provider})
+    assert params.settle_delays == {"acme": 300.0}
 
 
 def test_signed_recording_urls_are_stored_without_their_signature(
