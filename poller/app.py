@@ -31,8 +31,6 @@ from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import ConfigError, Settings, provider_problems
 from poller.core.daemon import Daemon, LockedPollCycle
-from poller.core.poll import poll_once
-from poller.core.poll_report import PollReport
 from poller.core.progress import WorkProgress
 from poller.core.retention import run_retention
 from poller.core.source_deletion import SourceDeletionJob
@@ -49,7 +47,7 @@ from poller.ports.store import Store
 from poller.ports.telemetry import Telemetry
 from poller.wiring import (
     daemon_params_from_settings,
-    poll_params_from_settings,
+    poll_cycle_from_settings,
     retention_rules_from_settings,
     source_deletion_params_from_settings,
     webhook_subscription_job,
@@ -281,11 +279,6 @@ def build_daemon(
         progress=progress,
     )
 
-    def poll_cycle(name: str, provider: ProviderPort) -> Callable[[], PollReport]:
-        params = poll_params_from_settings(settings, name)
-        # The daemon's report counts its changes: a backfill must not grow its memory.
-        return lambda: poll_once(params, provider, store, utcnow(), keep_changes=0)
-
     extra_jobs: list[tuple[str, Callable[[], None], float]] = []
     deletion = build_source_deletion(settings, store, providers=providers, siro=siro, stop=stop)
     if deletion.params.active:
@@ -308,10 +301,14 @@ def build_daemon(
         return run_retention(rules, store, utcnow())
 
     daemon = Daemon(
-        daemon_params_from_settings(settings),
+        daemon_params_from_settings(settings, providers),
         store=store,
         poll_cycles=[
-            LockedPollCycle(name, poll_cycle(name, provider), build_poll_lock(store, name))
+            LockedPollCycle(
+                name,
+                poll_cycle_from_settings(settings, name, provider, store, utcnow),
+                build_poll_lock(store, name),
+            )
             for name, provider in providers.items()
         ],
         worker=worker,
