@@ -173,6 +173,29 @@ def test_a_burst_of_events_is_one_write_per_provider_per_ten_seconds() -> None:
     assert saved == {"aircall": NOW, "zoom": NOW + timedelta(seconds=20)}
 
 
+def test_the_next_sink_hears_every_event_first_and_the_record_follows() -> None:
+    store = MemoryStore()
+    heard: list[tuple[str, str, bool]] = []
+
+    class Nudges:
+        def event_arrived(self, provider: str, verified: Verified, at: datetime) -> None:
+            recorded = bool(store.webhook_subscription_states())
+            heard.append((provider, verified.event, recorded))
+
+    recorder = ArrivalRecorder(store, then=Nudges())
+    recorder.event_arrived("zoom", EVENT, NOW)
+    recorder.event_arrived("zoom", EVENT, NOW + timedelta(seconds=1))  # not written again
+    recorder.event_arrived("zoom", Verified(event="endpoint.url_validation", nudge=False), NOW)
+
+    assert heard == [
+        ("zoom", "call.ended", False),
+        ("zoom", "call.ended", True),
+        ("zoom", "endpoint.url_validation", True),
+    ]
+    (saved,) = store.webhook_subscription_states()
+    assert saved.last_event_at == NOW
+
+
 def test_a_handshake_is_not_an_event_and_a_failing_database_never_raises() -> None:
     store = MemoryStore()
     recorder = ArrivalRecorder(store)

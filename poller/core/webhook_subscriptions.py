@@ -21,6 +21,7 @@ from poller.domain.clock import human_age
 from poller.domain.redaction import mask_urls_in_text
 from poller.ports.store import WebhookStore
 from poller.ports.webhooks import (
+    EventSink,
     Subscription,
     SubscriptionState,
     Verified,
@@ -175,16 +176,29 @@ class SubscriptionJob:
 
 class ArrivalRecorder:
     """An :class:`~poller.ports.webhooks.EventSink` that keeps when each provider's last
-    verified event arrived. Called after the receiver answered; cheap, and never raises."""
+    verified event arrived. Called after the receiver answered; cheap, and never raises.
 
-    def __init__(self, store: WebhookStore, *, every: timedelta = ARRIVAL_WRITE_EVERY) -> None:
+    The receiver has one sink: with ``then`` (the daemon's nudges), each event goes there
+    first, since an early poll is what the event is for, and is recorded after.
+    """
+
+    def __init__(
+        self,
+        store: WebhookStore,
+        *,
+        then: EventSink | None = None,
+        every: timedelta = ARRIVAL_WRITE_EVERY,
+    ) -> None:
         self.store = store
+        self.then = then
         self.every = every
         self._written_at: dict[str, datetime] = {}
         self._lock = threading.Lock()
         self._failing_since: datetime | None = None
 
     def event_arrived(self, provider: str, verified: Verified, at: datetime) -> None:
+        if self.then is not None:
+            self.then.event_arrived(provider, verified, at)
         if not verified.nudge and verified.replay_key is None:
             return  # a handshake (a URL validation) proves the address, not that events come
         with self._lock:
