@@ -31,8 +31,6 @@ from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
 from poller.config import ConfigError, Settings, provider_problems
 from poller.core.daemon import Daemon, LockedPollCycle
-from poller.core.poll import poll_once
-from poller.core.poll_report import PollReport
 from poller.core.progress import WorkProgress
 from poller.core.retention import run_retention
 from poller.core.source_deletion import SourceDeletionJob
@@ -49,9 +47,10 @@ from poller.ports.store import Store
 from poller.ports.telemetry import Telemetry
 from poller.wiring import (
     daemon_params_from_settings,
-    poll_params_from_settings,
+    poll_cycle_from_settings,
     retention_rules_from_settings,
     source_deletion_params_from_settings,
+    webhook_subscription_job,
     worker_params_from_settings,
 )
 
@@ -71,7 +70,11 @@ def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
 
 
 def build_provider(
-    settings: Settings, name: str | None = None, *, engine: Engine | None = None
+    settings: Settings,
+    name: str | None = None,
+    *,
+    engine: Engine | None = None,
+    to_subscribe: bool = False,
 ) -> ProviderPort:
     """The adapter of the provider called ``name`` (default: the first configured).
 
@@ -79,10 +82,18 @@ def build_provider(
     or one opened on database.url): every command that talks to it, `provider check`
     included, must use the stored token, as the seed in config is spent after one refresh.
 
+    ``to_subscribe`` (`webhooks subscribe`): an unset ``webhook.secret`` is no problem, since
+    only the verification of events needs it, and a vendor that chooses the secret itself
+    (Aircall) hands it over only when the subscription is made. A vendor that must be given the
+    secret says so when asked to subscribe.
+
     Raises ``ConfigError`` naming what its kind needs and the config leaves unset.
     """
     provider = settings.provider_named(name) if name else settings.configured_providers[0]
     problems = provider_problems(provider)
+    if to_subscribe:
+        secret_key = provider.config_key("webhook.secret") + ":"
+        problems = [problem for problem in problems if not problem.startswith(secret_key)]
     if problems:
         raise ConfigError(problems)
     token_store = None
@@ -92,6 +103,9 @@ def build_provider(
             # A waiter waits out another process's refresh, which takes one request at most.
             lock_timeout_seconds=provider.deadline_seconds + 30,
         )
+    if to_subscribe:
+        # registry.build_provider would check the requirements again, the secret's included.
+        return providers_registry.adapter_class(provider.kind)(provider, token_store=token_store)
     return providers_registry.build_provider(provider, token_store=token_store)
 
 
@@ -265,16 +279,14 @@ def build_daemon(
         progress=progress,
     )
 
-    def poll_cycle(name: str, provider: ProviderPort) -> Callable[[], PollReport]:
-        params = poll_params_from_settings(settings, name)
-        # The daemon's report counts its changes: a backfill must not grow its memory.
-        return lambda: poll_once(params, provider, store, utcnow(), keep_changes=0)
-
     extra_jobs: list[tuple[str, Callable[[], None], float]] = []
     deletion = build_source_deletion(settings, store, providers=providers, siro=siro, stop=stop)
     if deletion.params.active:
         every = float(settings.source_deletion.interval_seconds)
         extra_jobs.append(("source-delete", deletion.job, every))
+    subscriptions = webhook_subscription_job(settings, providers, store)
+    if subscriptions is not None:
+        extra_jobs.append(subscriptions)
 
     def users_sync() -> UsersSyncResult:
         result = sync_users(
@@ -289,10 +301,14 @@ def build_daemon(
         return run_retention(rules, store, utcnow())
 
     daemon = Daemon(
-        daemon_params_from_settings(settings),
+        daemon_params_from_settings(settings, providers),
         store=store,
         poll_cycles=[
-            LockedPollCycle(name, poll_cycle(name, provider), build_poll_lock(store, name))
+            LockedPollCycle(
+                name,
+                poll_cycle_from_settings(settings, name, provider, store, utcnow),
+                build_poll_lock(store, name),
+            )
             for name, provider in providers.items()
         ],
         worker=worker,
