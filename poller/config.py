@@ -11,6 +11,7 @@ import importlib.util
 import json
 import operator
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import reduce
@@ -265,12 +266,54 @@ class MetricsSettings(Section):
     @field_validator("listen")
     @classmethod
     def _host_and_port(cls, value: str) -> str:
-        if not value:
-            return value
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        return _listen_address(value, "127.0.0.1:9464")
+
+
+def _listen_address(value: str, example: str) -> str:
+    """``host:port`` to listen on, or empty (off)."""
+    if not value:
         return value
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port, e.g. {example}")
+    return value
+
+
+class WebhooksSettings(Section):
+    """The webhook receiver of `run`: the phone systems' events, each only a nudge to poll their
+    provider early (see the webhooks page of the docs). Each provider whose events it takes sets
+    webhook.enabled in its own table; polling stays the one way calls come in.
+    """
+
+    listen: str = Field(default="", examples=["127.0.0.1:8788"])
+    """The host:port the receiver listens on, behind a TLS proxy, e.g. "127.0.0.1:8788"; empty:
+    off. Each provider with webhook.enabled takes events at POST /webhooks/<provider name>.
+    """
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 65536
+    """Largest event body, in bytes; a longer one is answered 413 without being read."""
+    request_timeout_seconds: PositiveSeconds = 10.0
+    """Seconds a request has to arrive whole (headers and body); a slower one is closed."""
+    max_connections: Annotated[int, Field(ge=1, le=1024)] = 64
+    """Connections open at once, each served by a thread; when all are taken, the one that has
+    waited longest for its request is closed to make room.
+    """
+    per_source_rate: Annotated[float, Field(gt=0, le=10000)] = 20.0
+    """Requests a second one peer address may send, on average; more are answered 429."""
+    per_source_burst: Annotated[int, Field(ge=1, le=100000)] = 40
+    """Requests one peer address may send at once before per_source_rate applies."""
+    debounce_seconds: Annotated[float, Field(ge=0, le=600)] = 2.0
+    """Seconds the early poll waits after an event for more of them: many events, one poll."""
+    follow_up_seconds: list[Annotated[float, Field(gt=0, le=3600)]] = Field(
+        default=[10.0, 30.0], max_length=10
+    )
+    """Seconds after the early poll to poll again, so a call the call log shows only a little
+    after its event is still caught early.
+    """
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        return _listen_address(value, "127.0.0.1:8788")
 
 
 class SourceDeletionSettings(Section):
@@ -423,6 +466,7 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     worker: WorkerSettings = WorkerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
     retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     source_deletion: SourceDeletionSettings = SourceDeletionSettings()
@@ -471,6 +515,19 @@ class Settings(BaseSettings):
             )
         for entry in self.providers:
             entry.placed_at(f"providers.{entry.name}")
+        return self
+
+    @model_validator(mode="after")
+    def _webhooks_have_a_listener(self) -> Settings:
+        if self.webhooks.listen:
+            return self
+        for entry in self.configured_providers:
+            if entry.webhook.enabled:
+                key = entry.config_key("webhook.enabled")
+                raise ValueError(
+                    f"{key}: true, but webhooks.listen is unset, so no receiver takes its "
+                    f'events; set webhooks.listen (e.g. "127.0.0.1:8788") or {key} = false'
+                )
         return self
 
     @property
@@ -747,10 +804,15 @@ def _readable_loc(loc: tuple[Any, ...], data: Mapping[str, Any]) -> tuple[str, .
     return tuple(parts)
 
 
+_NAMES_ITS_KEY = re.compile(r"(providers?|webhooks)\.[\w.-]+: ")
+
+
 def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     loc = _readable_loc(tuple(error["loc"]), data)
     key = ".".join(loc) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc and _NAMES_ITS_KEY.match(message):
+        return message  # a check across tables, which names the key it is about
     if error["type"] == "extra_forbidden":
         return f"{key}: {_unknown_key(tuple(error['loc']), loc)}"
     if error["type"] == "missing":

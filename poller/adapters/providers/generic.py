@@ -63,6 +63,7 @@ from poller.adapters.providers.settings import (
     ProviderSettingsBase,
     authenticator_for,
 )
+from poller.adapters.webhooks.generic import GenericVerifier
 from poller.adapters.webhooks.settings import GenericWebhookSettings
 from poller.config_types import (
     MINIMAL,
@@ -94,6 +95,7 @@ from poller.domain.windows import Window
 from poller.ports.provider import (
     RecordPosition,
 )
+from poller.ports.webhooks import WebhookVerifier
 
 DirectionName = Literal["inbound", "outbound"]
 
@@ -344,6 +346,14 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         )
 
     # -- what the base class asks ---------------------------------------------------------
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        """The shared token or HMAC check of ``webhook``, when its events are enabled; raises
+        ``ConfigError`` when they are and no secret is set."""
+        webhook = self.settings.webhook
+        if not webhook.enabled:
+            return None
+        return GenericVerifier.from_settings(webhook, key=self.settings.config_key("webhook"))
 
     @property
     def capabilities(self) -> ProviderCapabilities:
