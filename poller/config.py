@@ -306,8 +306,8 @@ class WebhooksSettings(Section):
     follow_up_seconds: list[Annotated[float, Field(gt=0, le=3600)]] = Field(
         default=[10.0, 30.0], max_length=10
     )
-    """Seconds after the early poll to poll again, so a call the call log shows only a little
-    after its event is still caught early.
+    """Further polls of the provider, this many seconds after its event, so a call the call log
+    lists only a little after the event is still caught early.
     """
 
     @field_validator("listen")
