@@ -8,6 +8,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -48,7 +49,7 @@ from poller.ports.provider import ProviderPort, SourceDeleter
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
 from poller.ports.telemetry import Telemetry
-from poller.ports.webhooks import EventSink
+from poller.ports.webhooks import EventSink, Verified
 from poller.wiring import (
     daemon_params_from_settings,
     poll_params_from_settings,
@@ -256,6 +257,23 @@ def webhook_endpoints(
     return endpoints
 
 
+class _LoggedEvents:
+    """The receiver's sink until the daemon's nudges take its events: a line per event."""
+
+    def event_arrived(self, provider: str, verified: Verified, at: datetime) -> None:
+        log.debug("webhook event %s for %s", verified.event, provider)
+
+
+def _close_on_stop(receiver: WebhookReceiver, stop: threading.Event) -> None:
+    """Stop taking events as soon as the daemon is asked to stop."""
+
+    def close() -> None:
+        stop.wait()
+        receiver.close()
+
+    threading.Thread(target=close, name="webhooks-stop", daemon=True).start()
+
+
 def serve_webhooks(
     settings: Settings,
     providers: Mapping[str, ProviderPort],
@@ -391,6 +409,9 @@ def build_daemon(
         extra_jobs=extra_jobs,
         retention=retention,
     )
+    if receives_webhooks(settings):
+        receiver = serve_webhooks(settings, providers, _LoggedEvents(), telemetry=telemetry)
+        _close_on_stop(receiver, stop)
     if telemetry is not None:
         serve_metrics(
             settings.metrics.listen,
