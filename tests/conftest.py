@@ -75,9 +75,12 @@ CONTRACT_MODULES = (
     "test_provider_twilio",
     "test_provider_webex",
     "test_provider_zoom",
+    "test_webhook_ringcentral",
     "test_siro_port_contract",
     "test_source_deletion_vendors",
     "test_store_contract*",
+    "test_webhook_twilio",
+    "test_webhook_zoom",
 )
 
 

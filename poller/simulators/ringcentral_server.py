@@ -24,6 +24,26 @@ The platform server answers
 
 The media server answers ``GET /restapi/v1.0/account/{accountId}/recording/{id}/content``.
 
+Webhooks (see :mod:`poller.adapters.webhooks.ringcentral` for the sources):
+
+- ``POST /restapi/v1.0/subscription`` (Medium group): ``eventFilters``, ``deliveryMode``
+  ``{"transportType": "WebHook", "address", "verificationToken"}`` and ``expiresIn`` (1 to
+  315360000 s; RingCentral's default when omitted is not documented here, 604800 is used).
+  Before creating, the simulator POSTs a ``Validation-Token`` header to the address and creates
+  the subscription only if a 200 echoing it comes back within 3 s, 1024 bytes at most (else 400
+  ``SUB-525`` "WebHook server response is invalid"; an address it cannot reach, 400
+  ``CMN-101`` on ``deliveryMode.address``).
+- ``GET /restapi/v1.0/subscription`` (``records``), ``GET``/``PUT``/``DELETE
+  /restapi/v1.0/subscription/{id}`` and ``POST .../{id}/renew`` (Light; PUT and DELETE
+  Medium). ``status`` is ``Active``, ``Suspended`` or ``Blacklisted`` (with
+  ``blacklistedData``); a blacklisted subscription is neither renewed nor updated, only
+  deleted; an expired one is gone. Tests blacklist or suspend one with :meth:`blacklist` and
+  :meth:`suspend`.
+- Events: :meth:`RingCentralState.announce` sends the telephony session notification of a
+  call that ended with its recording (``statusCode`` Disconnected) to every active
+  subscription's address, with its ``Verification-Token``, or to :meth:`send_events_to`'s
+  address when no subscription names it.
+
 Every request needs ``Authorization: Bearer <token>`` (401 otherwise). Each response carries
 ``X-Rate-Limit-Group``, ``-Limit``, ``-Remaining`` and ``-Window`` for the operation's group
 (Heavy: call log, recordings and media; Medium: extensions; Auth: tokens). A group used up
@@ -33,16 +53,21 @@ answers 429, with a penalty: every request sent while the penalty runs restarts 
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
 
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
@@ -56,6 +81,16 @@ DEFAULT_GROUPS: dict[str, tuple[int, int, int]] = {
     "Auth": (5, 60, 60),
 }
 _ACCOUNT_PATH = r"/restapi/v1\.0/account/(?P<account>~|\d+)"
+_SUBSCRIPTION_PATH = "/restapi/v1.0/subscription"
+WEBHOOK_MAX_LIFETIME = 315_360_000
+DEFAULT_LIFETIME = 604_800
+EVENT_TIMEOUT = 5.0
+# RingCentral's creation handshake: answered within 3 s, in at most 1024 bytes.
+VALIDATION_TIMEOUT = 3.0
+VALIDATION_MAX_BYTES = 1024
+WEBHOOK_USER_AGENT = "RingCentral-Webhook/8.3"
+# The reason in RingCentral's own sample of a blacklisted subscription.
+BLACKLIST_REASON = "I/O operation is failed. Details: [Read timed out]"
 
 
 def iso(at: datetime) -> str:
@@ -110,6 +145,18 @@ class RingCentralState:
     # What a test makes of each listing page's bytes (a hostile or broken vendor's page).
     rewrite_listing: Callable[[bytes], bytes] | None = None
     loop_from_page: int | None = None
+    # -- webhooks --
+    wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each subscription's verificationToken (RingCentral never lists it back).
+    verification_tokens: dict[str, str | None] = field(default_factory=dict)
+    event_url: str | None = None
+    event_secret: str | None = None
+    drop_events: bool = False
+    events_sent: list[tuple[str, int]] = field(default_factory=list)
+    # Every creation handshake: (address, the status it answered, or 0 unreachable).
+    handshakes: list[tuple[str, int]] = field(default_factory=list)
+    _sequence: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _sent: dict[str, list[float]] = field(default_factory=dict)
     _penalty_until: dict[str, float] = field(default_factory=dict)
@@ -165,7 +212,158 @@ class RingCentralState:
         return [r for r in self.requests if r.path.endswith("/call-log")]
 
     def secrets(self) -> list[str]:
-        return [self.client_secret, self.jwt, *self.tokens_issued]
+        tokens = [token for token in self.verification_tokens.values() if token]
+        secret = [self.event_secret] if self.event_secret else []
+        return [self.client_secret, self.jwt, *self.tokens_issued, *tokens, *secret]
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    def send_events_to(self, url: str, secret: str | None = None) -> None:
+        """Where events go without a subscription, and the verification token they carry."""
+        self.event_url = url
+        self.event_secret = secret
+
+    def blacklist(
+        self,
+        subscription_id: str,
+        reason: str = "I/O operation is failed. Details: [Read timed out]",
+    ) -> None:
+        """What RingCentral does to the subscription of an address that keeps failing."""
+        with self.lock:
+            record = self.subscriptions[subscription_id]
+            record["status"] = "Blacklisted"
+            record["blacklistedData"] = {"reason": reason, "blacklistedAt": iso(self.wall_clock())}
+
+    def suspend(self, subscription_id: str) -> None:
+        with self.lock:
+            self.subscriptions[subscription_id]["status"] = "Suspended"
+
+    def live_subscriptions(self) -> list[dict[str, Any]]:
+        """The subscriptions not yet expired (an expired one is gone)."""
+        now = self.wall_clock()
+        with self.lock:
+            for key, record in list(self.subscriptions.items()):
+                expires = _parse_iso_lenient(record["expirationTime"])
+                if expires is not None and expires <= now:
+                    del self.subscriptions[key]
+                    self.verification_tokens.pop(key, None)
+            return [copy.deepcopy(record) for record in self.subscriptions.values()]
+
+    def session_event(self, call_id: str, subscription_id: str | None = None) -> dict[str, Any]:
+        """The telephony session notification of ``call_id`` (a call-log record id, a
+        telephonySessionId or a recording id) once the call has ended: one party per side,
+        Disconnected, the rep's carrying the session's recordings."""
+        records = [
+            record
+            for record in self.records
+            if call_id in (record.get("id"), record.get("telephonySessionId"))
+            or call_id in _recording_ids(record)
+        ]
+        if not records:
+            raise KeyError(f"no call {call_id!r} in the simulator")
+        first = records[0]
+        session = str(first.get("telephonySessionId") or f"s-{first['id']}")
+        recordings = [
+            {"id": recording_id, "active": False}
+            for record in self.records
+            if record.get("telephonySessionId") == session or record is first
+            for recording_id in _recording_ids(record)
+        ]
+        extension = first.get("extension")
+        extension_id = str(extension["id"]) if isinstance(extension, dict) else None
+        outbound = first.get("direction") == "Outbound"
+        base = session.removeprefix("s-")
+
+        def party(number: int, rep: bool) -> dict[str, Any]:
+            found: dict[str, Any] = {
+                "accountId": ACCOUNT,
+                "id": f"p-{base}-{number}",
+                "direction": "Outbound" if outbound == rep else "Inbound",
+                "to": dict(first.get("to") or {}),
+                "from": dict(first.get("from") or {}),
+                "status": {"code": "Disconnected", "reason": "CallFinished"},
+                "missedCall": False,
+                "standAlone": False,
+                "muted": False,
+            }
+            if rep:
+                if extension_id is not None:
+                    found["extensionId"] = extension_id
+                found["recordings"] = recordings
+            return found
+
+        with self.lock:
+            self._sequence += 1
+            sequence = self._sequence
+        now = self.wall_clock()
+        return {
+            "uuid": str(random.randrange(10**18, 10**19)),
+            "event": f"/restapi/v1.0/account/{ACCOUNT}/telephony/sessions",
+            "timestamp": iso(now),
+            "subscriptionId": subscription_id or str(uuid.uuid4()),
+            "ownerId": extension_id or "400643091008",
+            "body": {
+                "sequence": sequence,
+                "sessionId": str(first.get("sessionId") or base),
+                "telephonySessionId": session,
+                "serverId": "10.13.22.241.TAM",
+                "eventTime": iso(now),
+                "parties": [party(1, True), party(2, False)],
+                "origin": {"type": "Call"},
+            },
+        }
+
+    def signed_event(
+        self, call_id: str, secret: str | None = None, subscription_id: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """The headers and body RingCentral would POST for ``call_id``; the verification
+        token is ``secret``, else the one :meth:`send_events_to` gave."""
+        token = secret if secret is not None else self.event_secret
+        headers = {
+            "Content-Type": "application/json; charset=UTF-8",
+            "Accept": "application/json",
+            "User-Agent": WEBHOOK_USER_AGENT,
+        }
+        if token:
+            headers["Verification-Token"] = token
+        body = json.dumps(self.session_event(call_id, subscription_id)).encode()
+        return headers, body
+
+    def announce(self, call_id: str) -> list[int]:
+        """Send the event of ``call_id`` to every active subscription's address (and to
+        :meth:`send_events_to`'s when no subscription names it); the statuses answered."""
+        if self.drop_events:
+            return []
+        targets: list[tuple[str, str | None, str | None]] = []
+        live = self.live_subscriptions()
+        for record in live:
+            if record["status"] == "Active" and any(
+                "/telephony/sessions" in item for item in record["eventFilters"]
+            ):
+                targets.append(
+                    (
+                        record["deliveryMode"]["address"],
+                        self.verification_tokens.get(record["id"]),
+                        record["id"],
+                    )
+                )
+        named = {record["deliveryMode"]["address"] for record in live}
+        if self.event_url is not None and self.event_url not in named:
+            targets.append((self.event_url, self.event_secret, None))
+        statuses: list[int] = []
+        for address, token, subscription_id in targets:
+            headers, body = self.signed_event(call_id, token or "", subscription_id)
+            event = json.loads(body)["event"]
+            try:
+                status = requests.post(
+                    address, data=body, headers=headers, timeout=EVENT_TIMEOUT
+                ).status_code
+            except requests.RequestException:
+                status = 0
+            with self.lock:
+                self.events_sent.append((event, status))
+            statuses.append(status)
+        return statuses
 
     # -- rate limits ----------------------------------------------------------------------
 
@@ -341,6 +539,9 @@ class _Handler(QuietHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
     def _handle(self, method: str) -> None:
         parts = urlsplit(self.path)
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -393,6 +594,8 @@ class _Handler(QuietHandler):
             if method != "POST":
                 raise _error(405, "CMN-104", "Method not allowed")
             return self._token(body)
+        if path == _SUBSCRIPTION_PATH or path.startswith(_SUBSCRIPTION_PATH + "/"):
+            return self._subscription_api(method, path.removeprefix(_SUBSCRIPTION_PATH), body)
         if method == "DELETE" and re.fullmatch(_ACCOUNT_PATH + "/call-recordings", path):
             return self._delete_recordings(body)
         if method != "GET":
@@ -681,6 +884,187 @@ class _Handler(QuietHandler):
         if any(query.get(name, [None])[-1] != value for name, value in required.items()):
             raise _error(403, "CMN-408", "In order to call this API endpoint, signature needed")
         return 200, body, {**limits, "Content-Type": content_type}
+
+    # -- the Subscription API -----------------------------------------------------------------
+
+    def _subscription_api(
+        self, method: str, rest: str, body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        state = self.state
+        if rest == "":
+            if method == "GET":
+                limits = self._authorised("Light")
+                return (
+                    200,
+                    {
+                        "uri": state.base_url + _SUBSCRIPTION_PATH,
+                        "records": [_public(r) for r in state.live_subscriptions()],
+                    },
+                    limits,
+                )
+            if method == "POST":
+                limits = self._authorised("Medium")
+                return 200, self._create_subscription(_json_object(body)), limits
+            raise _error(405, "CMN-104", "Method not allowed")
+        match = re.fullmatch(r"/(?P<id>[^/]+)(?P<renew>/renew)?", rest)
+        if match is None:
+            raise _error(404, "CMN-102", "Resource for parameter [path] is not found")
+        subscription_id, renew = match["id"], match["renew"] is not None
+        group = "Medium" if method in ("PUT", "DELETE") else "Light"
+        limits = self._authorised(group)
+        live = {record["id"]: record for record in state.live_subscriptions()}
+        if subscription_id not in live:
+            raise _error(404, "CMN-102", "Resource for parameter [subscriptionId] is not found")
+        if renew:
+            if method != "POST":
+                raise _error(405, "CMN-104", "Method not allowed")
+            return 200, self._renew(subscription_id, None, None), limits
+        if method == "GET":
+            return 200, _public(live[subscription_id]), limits
+        if method == "DELETE":
+            with state.lock:
+                state.subscriptions.pop(subscription_id, None)
+                state.verification_tokens.pop(subscription_id, None)
+            return 204, b"", limits
+        if method == "PUT":
+            document = _json_object(body)
+            filters = _event_filters(document)
+            lifetime = _lifetime(document)
+            return 200, self._renew(subscription_id, filters, lifetime), limits
+        raise _error(405, "CMN-104", "Method not allowed")
+
+    def _create_subscription(self, document: dict[str, Any]) -> dict[str, Any]:
+        state = self.state
+        filters = _event_filters(document)
+        delivery = document.get("deliveryMode")
+        if not isinstance(delivery, dict):
+            raise _error(400, "CMN-100", "Parameter [deliveryMode] is required")
+        if delivery.get("transportType") != "WebHook":
+            # Only WebHook delivery is simulated.
+            raise _error(400, "CMN-101", "Parameter [deliveryMode.transportType] value is invalid")
+        address = delivery.get("address")
+        if not isinstance(address, str) or not address.startswith(("http://", "https://")):
+            raise _error(400, "CMN-101", "Parameter [deliveryMode.address] value is invalid")
+        token = delivery.get("verificationToken")
+        if token is not None and not isinstance(token, str):
+            raise _error(
+                400, "CMN-101", "Parameter [deliveryMode.verificationToken] value is invalid"
+            )
+        lifetime = _lifetime(document) or DEFAULT_LIFETIME
+        self._validate_address(address)
+        now = state.wall_clock()
+        subscription_id = str(uuid.uuid4())
+        record = {
+            "uri": f"{state.base_url}{_SUBSCRIPTION_PATH}/{subscription_id}",
+            "id": subscription_id,
+            "creationTime": iso(now),
+            "status": "Active",
+            "eventFilters": filters,
+            "expirationTime": iso(now + timedelta(seconds=lifetime)),
+            "expiresIn": lifetime,
+            "deliveryMode": {"transportType": "WebHook", "encryption": False, "address": address},
+        }
+        with state.lock:
+            state.subscriptions[subscription_id] = record
+            state.verification_tokens[subscription_id] = token
+        return _public(record)
+
+    def _validate_address(self, address: str) -> None:
+        """RingCentral's creation handshake: the address must echo Validation-Token."""
+        token = str(uuid.uuid4())
+        headers = {
+            "Validation-Token": token,
+            "Content-Type": "application/json; charset=UTF-8",
+            "User-Agent": WEBHOOK_USER_AGENT,
+        }
+        try:
+            answer = requests.post(address, headers=headers, timeout=VALIDATION_TIMEOUT)
+        except requests.RequestException:
+            with self.state.lock:
+                self.state.handshakes.append((address, 0))
+            raise _error(
+                400, "CMN-101", "Parameter [deliveryMode.address] value is invalid"
+            ) from None
+        with self.state.lock:
+            self.state.handshakes.append((address, answer.status_code))
+        size = len(answer.content) + sum(
+            len(name) + len(value) + 4 for name, value in answer.headers.items()
+        )
+        if (
+            answer.status_code != 200
+            or answer.headers.get("Validation-Token") != token
+            or size > VALIDATION_MAX_BYTES
+        ):
+            raise _error(400, "SUB-525", "WebHook server response is invalid")
+
+    def _renew(
+        self, subscription_id: str, filters: list[str] | None, lifetime: int | None
+    ) -> dict[str, Any]:
+        state = self.state
+        with state.lock:
+            record = state.subscriptions[subscription_id]
+            if record["status"] == "Blacklisted":
+                # Never reactivated: RingCentral's documented fix is delete and create anew.
+                raise _error(
+                    400, "CMN-101", "Parameter [subscriptionId] value is invalid: blacklisted"
+                )
+            if filters is not None:
+                record["eventFilters"] = filters
+            if lifetime is not None:
+                record["expiresIn"] = lifetime
+            record["status"] = "Active"
+            record["expirationTime"] = iso(
+                state.wall_clock() + timedelta(seconds=record["expiresIn"])
+            )
+            return _public(record)
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy to answer with, so no answer shares state a test changes later."""
+    return copy.deepcopy(record)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body or b"null")
+    except ValueError:
+        raise _error(400, "CMN-101", "Request body is invalid") from None
+    if not isinstance(document, dict):
+        raise _error(400, "CMN-101", "Request body is invalid")
+    return document
+
+
+def _event_filters(document: dict[str, Any]) -> list[str]:
+    filters = document.get("eventFilters")
+    if (
+        not isinstance(filters, list)
+        or not filters
+        or not all(isinstance(item, str) and item.startswith("/restapi/") for item in filters)
+    ):
+        raise _error(400, "CMN-101", "Parameter [eventFilters] value is invalid")
+    return list(filters)
+
+
+def _lifetime(document: dict[str, Any]) -> int | None:
+    lifetime = document.get("expiresIn")
+    if lifetime is None:
+        return None
+    if (
+        isinstance(lifetime, bool)
+        or not isinstance(lifetime, int)
+        or not 1 <= lifetime <= WEBHOOK_MAX_LIFETIME
+    ):
+        raise _error(400, "CMN-101", "Parameter [expiresIn] value is invalid")
+    return lifetime
+
+
+def _recording_ids(record: dict[str, Any]) -> list[str]:
+    ids: list[str] = []
+    for holder in [record, *record.get("legs", [])]:
+        recording = holder.get("recording")
+        if isinstance(recording, dict) and recording.get("id") and recording["id"] not in ids:
+            ids.append(str(recording["id"]))
+    return ids
 
 
 class _MediaHandler(_Handler):

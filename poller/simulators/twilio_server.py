@@ -23,6 +23,14 @@ It answers as Twilio's OpenAPI spec (twilio/twilio-oai, ``twilio_api_v2010.json`
   JSON (``code``, ``message``, ``more_info``, ``status``): 20003 for refused credentials,
   20404 for unknown resources, 20429 with a 429 for too many concurrent requests.
 
+Recording status callbacks (twilio.com/docs/voice/twiml/record, "Recording status callback
+parameters"; twilio.com/docs/usage/webhooks/webhooks-security): :meth:`FakeTwilio.announce`
+POSTs the form Twilio sends once a recording is ``completed`` (or ``absent``), signed as
+twilio-python's ``RequestValidator`` checks it: ``X-Twilio-Signature`` is the base64
+HMAC-SHA1, keyed with the Auth Token, of the URL Twilio was given followed by each form
+parameter's name and value, sorted by name. Each delivery carries an
+``I-Twilio-Idempotency-Token``, kept on a retry.
+
 Records are built from the spec's examples (``readFull`` of ListRecording, ``readFullPage1``
 of ListCall), so field names and formats (RFC 2822 dates, string durations) are Twilio's.
 """
@@ -32,15 +40,19 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
+import hmac
 import json
 import re
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
 
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
@@ -62,6 +74,9 @@ LIST_PARAMS = frozenset(
         "PageToken",
     }
 )
+RECORDING_STATUS_CALLBACK = "recordingStatusCallback"
+# Twilio's default read timeout for a callback is 15 s; the simulator waits less.
+EVENT_TIMEOUT = 5.0
 # Where the simulator keeps a recording's real creation time, whatever its fields say.
 _AT = "__created_at"
 _DAY_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -198,6 +213,19 @@ class FakeTwilio:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _listings: int = 0
 
+    # -- recording status callbacks -----------------------------------------------------------
+    # Where callbacks are posted (the recordingStatusCallback given on the calls).
+    webhook_url: str | None = None
+    # The URL as given to Twilio, when it differs from where the simulator posts (a TLS proxy
+    # in front of the receiver): Twilio signs the URL it was given.
+    public_url: str | None = None
+    # What callbacks are signed with; None: the Auth Token, as Twilio does by default.
+    webhook_secret: str | None = None
+    # When true, announce sends nothing: a callback lost on the way.
+    drop_events: bool = False
+    # (event name, status answered) of every callback sent.
+    events_sent: list[tuple[str, int]] = field(default_factory=list)
+
     # -- scripting ---------------------------------------------------------------------------
 
     def add(
@@ -234,6 +262,59 @@ class FakeTwilio:
     def requests_to(self, route: str) -> list[dict[str, list[str]]]:
         with self.lock:
             return [query for kind, _, query in self.requests if kind == route]
+
+    # -- recording status callbacks -----------------------------------------------------------
+
+    def send_events_to(self, url: str, secret: str | None = None) -> None:
+        """The recordingStatusCallback URL and, if given, the key callbacks are signed with
+        (a Webhook Rule's SharedKey); otherwise the Auth Token signs them."""
+        with self.lock:
+            self.webhook_url = url
+            if secret is not None:
+                self.webhook_secret = secret
+
+    def signed_event(self, call_id: str) -> tuple[dict[str, str], bytes]:
+        """The recording status callback of the recording ``call_id`` (its SID), signed."""
+        with self.lock:
+            recording = next(r for r in self.recordings if r["sid"] == call_id)
+            url = self.public_url or self.webhook_url
+            secret = self.webhook_secret or self.auth_token
+        if url is None:
+            raise RuntimeError("no recordingStatusCallback URL: call send_events_to first")
+        status = str(recording.get("status") or "completed")
+        form = {
+            "AccountSid": str(recording.get("account_sid") or self.account_sid),
+            "CallSid": str(recording.get("call_sid") or ""),
+            "RecordingSid": call_id,
+            "RecordingUrl": f"https://api.twilio.com{API}/Accounts/"
+            f"{recording.get('account_sid') or self.account_sid}/Recordings/{call_id}",
+            "RecordingStatus": status,
+            "RecordingDuration": str(recording.get("duration") or "0"),
+            "RecordingChannels": str(recording.get("channels") or 1),
+            "RecordingStartTime": str(recording.get("start_time") or ""),
+            "RecordingSource": str(recording.get("source") or "DialVerb"),
+            "ErrorCode": str(recording.get("error_code") or 0),
+        }
+        body = urlencode(form).encode()
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "User-Agent": "TwilioProxy/1.1",
+            "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+            "X-Twilio-Signature": callback_signature(secret, url, form),
+        }
+        return headers, body
+
+    def announce(self, call_id: str) -> list[int]:
+        """Send the callback Twilio sends once ``call_id``'s recording is processed."""
+        if self.drop_events:
+            return []
+        headers, body = self.signed_event(call_id)
+        url = self.webhook_url
+        assert url is not None  # signed_event refused first
+        response = requests.post(url, data=body, headers=headers, timeout=EVENT_TIMEOUT)
+        with self.lock:
+            self.events_sent.append((RECORDING_STATUS_CALLBACK, response.status_code))
+        return [response.status_code]
 
     # -- answering ---------------------------------------------------------------------------
 
@@ -325,6 +406,12 @@ class FakeTwilio:
             "previous_page_uri": uri(page - 1, None) if page > 0 else None,
         }
         return 200, body
+
+
+def callback_signature(secret: str, url: str, form: dict[str, str]) -> str:
+    """``X-Twilio-Signature``: base64 HMAC-SHA1 of the URL and the sorted names and values."""
+    signed = url + "".join(name + form[name] for name in sorted(form))
+    return base64.b64encode(hmac.new(secret.encode(), signed.encode(), "sha1").digest()).decode()
 
 
 def error(code: int, message: str, status: int) -> dict[str, Any]:

@@ -19,11 +19,21 @@ It answers as Zoom's API reference and official SDK (``@zoom/rivet``) document:
   ``X-RateLimit-Type`` (``QPS`` or ``Daily-limit``), ``Retry-After`` as Zoom sends it, if at all.
 
 Recordings are listed oldest first; Zoom does not document its order.
+
+Webhook events, as Zoom sends them (developers.zoom.us/docs/api/webhooks; the event shapes of
+``@zoom/rivet``'s ``PhoneRecordingCompletedEvent``): a JSON POST with ``x-zm-request-timestamp``
+(epoch seconds) and ``x-zm-signature: v0=<hex HMAC-SHA256(secret token,
+"v0:{timestamp}:{body}")>``. :meth:`ZoomPhone.announce` sends ``phone.recording_completed``
+for a recording; :meth:`ZoomPhone.validate_endpoint` sends the ``endpoint.url_validation``
+challenge, as the Marketplace's Validate button (and every 72 hours) does, and checks the
+answer.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -37,11 +47,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import requests
+from requests import Response
+
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 ACCOUNT_ID = "zoom-account-0001"
 CLIENT_ID = "zoom-client-id"
 CLIENT_SECRET = "zoom-client-secret-value"
+# The Secret Token of the app's Event Subscriptions: what events are signed with by default.
+WEBHOOK_SECRET_TOKEN = "zoom-webhook-secret-token-value"
+RECORDING_COMPLETED = "phone.recording_completed"
+URL_VALIDATION = "endpoint.url_validation"
+# What Zoom waits for an answer (it then retries the event later).
+EVENT_TIMEOUT = 5.0
 DOWNLOAD_PATH = "/v2/phone/recording/download/"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -163,6 +182,16 @@ class ZoomPhone:
     web_url: str = ""
     lock: threading.RLock = field(default_factory=threading.RLock)
 
+    # -- webhook events ----------------------------------------------------------------------
+    webhook_url: str | None = None
+    webhook_secret: str = WEBHOOK_SECRET_TOKEN
+    # When true, announce sends nothing: an event Zoom dropped after its retries.
+    drop_events: bool = False
+    # (event name, status answered) of every event sent.
+    events_sent: list[tuple[str, int]] = field(default_factory=list)
+    # The wall clock the event timestamps are read from (a test may send a stale event).
+    event_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
     # -- scripting -------------------------------------------------------------------------
 
     def add_user(self, user_id: str, email: str, name: str = "Rita Rep", ext: int = 1001) -> None:
@@ -218,7 +247,120 @@ class ZoomPhone:
             return [r for r in self.requests if r["path"].startswith(path_prefix)]
 
     def secrets(self) -> list[str]:
-        return [self.client_secret, *self.tokens_issued]
+        return [self.client_secret, self.webhook_secret, *self.tokens_issued]
+
+    # -- webhook events ----------------------------------------------------------------------
+
+    def send_events_to(self, url: str, secret: str | None = None) -> None:
+        """The app's event notification endpoint URL and, if given, its Secret Token."""
+        with self.lock:
+            self.webhook_url = url
+            if secret is not None:
+                self.webhook_secret = secret
+
+    def signed_event(self, call_id: str) -> tuple[dict[str, str], bytes]:
+        """``phone.recording_completed`` for the recording ``call_id`` (its ``id``), signed."""
+        with self.lock:
+            _, item = self.recordings[call_id]
+            recording = {key: item[key] for key in _EVENT_RECORDING_FIELDS if key in item}
+            account_id = self.account_id
+        site = recording.get("site")
+        if isinstance(site, dict):
+            recording["site"] = {"id": site.get("id")}
+        owner = recording.get("owner")
+        if isinstance(owner, dict) and owner.get("type") == "user":
+            recording["user_id"] = owner.get("id")
+        return self._signed(
+            {
+                "event": RECORDING_COMPLETED,
+                "event_ts": int(self.event_clock().timestamp() * 1000),
+                "payload": {"account_id": account_id, "object": {"recordings": [recording]}},
+            }
+        )
+
+    def announce(self, call_id: str) -> list[int]:
+        """Send the event Zoom sends once ``call_id``'s recording is ready; the statuses."""
+        if self.drop_events:
+            return []
+        headers, body = self.signed_event(call_id)
+        return [self._post(RECORDING_COMPLETED, headers, body).status_code]
+
+    def validate_endpoint(self, url: str | None = None) -> bool:
+        """The Marketplace's Validate button: send ``endpoint.url_validation`` with a fresh
+        ``plainToken``; true if the answer is 200 with the token and its HMAC."""
+        if url is not None:
+            self.send_events_to(url)
+        plain_token = secrets.token_urlsafe(16)
+        headers, body = self._signed(
+            {
+                "payload": {"plainToken": plain_token},
+                "event_ts": int(self.event_clock().timestamp() * 1000),
+                "event": URL_VALIDATION,
+            }
+        )
+        response = self._post(URL_VALIDATION, headers, body)
+        if response.status_code != 200:
+            return False
+        try:
+            answer = response.json()
+        except ValueError:
+            return False
+        expected = hmac.new(
+            self.webhook_secret.encode(), plain_token.encode(), hashlib.sha256
+        ).hexdigest()
+        return (
+            isinstance(answer, dict)
+            and answer.get("plainToken") == plain_token
+            and hmac.compare_digest(str(answer.get("encryptedToken", "")), expected)
+        )
+
+    def _signed(self, event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+        body = json.dumps(event, separators=(",", ":")).encode()
+        timestamp = str(int(self.event_clock().timestamp()))
+        digest = hmac.new(
+            self.webhook_secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256
+        ).hexdigest()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Zoom Marketplace/1.0a",
+            "x-zm-request-timestamp": timestamp,
+            "x-zm-signature": f"v0={digest}",
+        }
+        return headers, body
+
+    def _post(self, event: str, headers: dict[str, str], body: bytes) -> Response:
+        url = self.webhook_url
+        if url is None:
+            raise RuntimeError("no event notification endpoint: call send_events_to first")
+        response = requests.post(url, data=body, headers=headers, timeout=EVENT_TIMEOUT)
+        with self.lock:
+            self.events_sent.append((event, response.status_code))
+        return response
+
+
+# The fields of a recording in phone.recording_completed (@zoom/rivet's
+# PhoneRecordingCompletedEvent), a subset of the listing's.
+_EVENT_RECORDING_FIELDS = (
+    "id",
+    "caller_number",
+    "caller_number_type",
+    "caller_name",
+    "callee_number",
+    "callee_number_type",
+    "callee_name",
+    "duration",
+    "download_url",
+    "date_time",
+    "call_id",
+    "call_log_id",
+    "end_time",
+    "recording_type",
+    "site",
+    "owner",
+    "direction",
+    "outgoing_by",
+    "accepted_by",
+)
 
 
 class _ZoomHandler(QuietHandler):

@@ -31,6 +31,10 @@ What the adapter does, against RingCentral's REST API (``/restapi/v1.0``):
   penalty, since every request sent then restarts it.
 - **Too short**: ``shortRecording`` marks a recording RingCentral did not keep; such calls end
   skipped with that reason.
+- **Webhooks** (with ``webhook.enabled``): telephony session events of a call that ended with a
+  recording nudge an early poll, and `webhooks subscribe` manages the WebHook subscription
+  (:mod:`poller.adapters.webhooks.ringcentral`). The events need the app's CallControl
+  permission.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ from poller.adapters.http.paginators import (
 )
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.ringcentral import RingCentralSubscriptions, RingCentralVerifier
+from poller.adapters.webhooks.settings import WebhookSettings
 from poller.config_types import MINIMAL, BaseUrl
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -85,6 +91,7 @@ from poller.ports.provider import (
     SourceDeletion,
     TransientProviderError,
 )
+from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,19 @@ DEFAULT_MEDIA = "https://media.ringcentral.com"
 PENALTY_WITHOUT_RETRY_AFTER = 30.0
 _SECOND = timedelta(seconds=1)
 _CONTENT_TYPES = {"audio/mpeg": "mp3", "audio/x-wav": "wav", "audio/wav": "wav"}
+
+
+class RingCentralWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: RingCentral's telephony session events (a call ended with a
+    recording) nudge an early poll (with ``[webhooks] listen`` set); `webhooks subscribe`
+    creates the subscription. The poll stays the source of truth: a lost event costs latency,
+    never a call."""
+
+    secret: SecretStr | None = None
+    """The verification token: given to RingCentral when `webhooks subscribe` creates the
+    subscription, and required in the Verification-Token header of every event. Unset, events
+    are only checked by their shape and timestamp (RingCentral signs nothing), so anyone who
+    can reach the receiver can cause an early poll (a poll only: events are never data)."""
 
 
 class RingCentralSettings(ProviderSettingsBase):
@@ -137,6 +157,9 @@ class RingCentralSettings(ProviderSettingsBase):
     """Longest window one listing covers, in hours. Unset: RingCentral caps no query's span, so
     windows are sized by the calls they hold (an empty stretch is one request, a busy one split).
     """
+
+    webhook: RingCentralWebhookSettings = RingCentralWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (
         "platform.ringcentral.com",
@@ -181,6 +204,7 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
         self._extensions: dict[str, Extension] = {}
         self._extensions_at: datetime | None = None
         self._extensions_lock = threading.Lock()
+        self._webhook_verifier: RingCentralVerifier | None = None
         self.page_limit = 10_000
         self._capabilities = ProviderCapabilities(
             max_window=(
@@ -262,6 +286,32 @@ class RingCentralProvider(ProviderAdapter[RingCentralSettings]):
             # A contentUri carrying a signature is never stored: ask for the recording again.
             url = self._fresh_content_uri(call)
         return self.download_request(url, None)
+
+    # -- webhook events ------------------------------------------------------------------------
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        webhook = self.settings.webhook
+        if not webhook.enabled:
+            return None
+        if self._webhook_verifier is None:
+            # Built once, so its warning about a missing token is logged once.
+            self._webhook_verifier = RingCentralVerifier(
+                webhook.secret, timedelta(seconds=webhook.max_event_age_seconds)
+            )
+        return self._webhook_verifier
+
+    def webhook_subscriptions(self) -> WebhookSubscriptions | None:
+        webhook = self.settings.webhook
+        if not webhook.enabled:
+            return None
+        return RingCentralSubscriptions(
+            provider=self.name,
+            http=self.http,
+            base_url=self.base_url,
+            verification_token=webhook.secret,
+            errors=self.provider_error,
+            clock=self.clock,
+        )
 
     def delete_recording(self, call: RecordingLocator) -> SourceDeletion:
         """``DELETE /account/~/call-recordings`` with one id (the endpoint takes a list; one a

@@ -58,7 +58,9 @@ from poller.adapters.http.auth import BasicAuth
 from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Paginator
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
-from poller.config_types import MINIMAL
+from poller.adapters.webhooks.settings import WebhookSettings
+from poller.adapters.webhooks.twilio import TwilioWebhookVerifier, twilio_console_steps
+from poller.config_types import MINIMAL, BaseUrl
 from poller.domain.call_record import (
     TEXT_LIMITS,
     CallRecord,
@@ -86,6 +88,7 @@ from poller.ports.provider import (
     SourceDeletion,
     TransientProviderError,
 )
+from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
 
 API_VERSION = "2010-04-01"
 TWILIO_API_HOST = "api.twilio.com"
@@ -138,6 +141,22 @@ AccountSid = Annotated[str, _not_the_example("AC"), Field(pattern=r"^AC[0-9a-fA-
 ApiKeySid = Annotated[str, _not_the_example("SK"), Field(pattern=r"^SK[0-9a-fA-F]{32}$")]
 
 
+class TwilioWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: Twilio's recording status callbacks (a recording completed)
+    nudge an early poll (with ``[webhooks] listen`` set). Twilio has no subscription: the
+    callback URL is set on each call or TwiML, and `webhooks subscribe` prints where. The poll
+    stays the source of truth: a lost callback costs latency, never a call."""
+
+    secret: SecretStr | None = None
+    """Unset: callbacks are checked with the provider's auth_token, which Twilio signs them
+    with. Set it to the secret of the SharedKey a Webhook Rule signs with instead, or, when the
+    provider authenticates with an API key, to the account's Auth Token."""
+    public_url: BaseUrl | None = None
+    """The exact URL given to Twilio as the recordingStatusCallback (the TLS proxy's https://
+    address with the path /webhooks/<provider name>, no query): Twilio signs the URL it calls, so
+    it is required with enabled."""
+
+
 class TwilioSettings(ProviderSettingsBase):
     """``[provider]`` with ``kind = "twilio"``: Twilio Programmable Voice. Every row is a
     recording, keyed on its SID (RE...), joined with its call for the parties and direction.
@@ -179,6 +198,9 @@ class TwilioSettings(ProviderSettingsBase):
     """Finished calls remembered (their from, to and direction), so each is read from Twilio once.
     """
 
+    webhook: TwilioWebhookSettings = TwilioWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
+
     vendor_hosts: ClassVar[tuple[str, ...]] = (TWILIO_API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{TWILIO_API_HOST}"
 
@@ -204,6 +226,18 @@ class TwilioSettings(ProviderSettingsBase):
                 f"{key('auth_token')}: required (or {key('api_key_sid')} and "
                 f"{key('api_key_secret')}) to authenticate to Twilio"
             )
+        if self.webhook.enabled:
+            if self.webhook.public_url is None:
+                missing.append(
+                    f"{key('webhook.public_url')}: required with {key('webhook.enabled')}: "
+                    "Twilio signs the exact URL it calls, so the verifier needs it"
+                )
+            if self.webhook.secret is None and self.auth_token is None:
+                missing.append(
+                    f"{key('webhook.secret')}: required with {key('webhook.enabled')} when "
+                    "authenticating with an API key: Twilio signs its callbacks with the "
+                    "account's Auth Token (or a Webhook Rule's SharedKey); put that here"
+                )
         return missing
 
 
@@ -342,6 +376,21 @@ class TwilioProvider(ProviderAdapter[TwilioSettings]):
         return self.send_delete(
             f"{self.account_url}/Recordings/{quote(sid, safe='')}.json", f"delete recording {sid}"
         )
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        settings = self.settings
+        webhook = settings.webhook
+        if not webhook.enabled or settings.account_sid is None:
+            return None
+        return TwilioWebhookVerifier(
+            account_sid=settings.account_sid,
+            auth_token=settings.auth_token,
+            shared_key=webhook.secret,
+        )
+
+    def webhook_subscriptions(self) -> WebhookSubscriptions | None:
+        # The recording status callback is set per call or TwiML: nothing to subscribe to.
+        return twilio_console_steps(self.name)
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         detail = _twilio_error(exc)

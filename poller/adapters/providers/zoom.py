@@ -54,6 +54,8 @@ from poller.adapters.http.paginators import (
 )
 from poller.adapters.providers.base import ERROR_KEYS, ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.settings import WebhookSettings
+from poller.adapters.webhooks.zoom import ZoomWebhookVerifier, zoom_console_steps
 from poller.config_types import MINIMAL, BaseUrl, NonBlank, PositiveSeconds
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -80,6 +82,7 @@ from poller.ports.provider import (
     SourceDeletion,
     TransientProviderError,
 )
+from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,18 @@ _SECOND = timedelta(seconds=1)
 NEXT_PAGE_TOKEN = "next_page_token"  # noqa: S105 (a parameter name)
 # The one owner type that is a person; every other owner only says where the call came in.
 USER_OWNER = "user"
+
+
+class ZoomWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: Zoom Phone's events (a recording completed, a call ended) nudge
+    an early poll (with ``[webhooks] listen`` set). Zoom has no subscription API we use:
+    `webhooks subscribe` prints the Marketplace steps. The poll stays the source of truth: a lost
+    event costs latency, never a call."""
+
+    secret: SecretStr | None = None
+    """The Secret Token of the app's Event Subscriptions (Zoom App Marketplace > your app >
+    Feature). Zoom signs every event with it (x-zm-signature) and the URL validation is answered
+    with it; required with enabled."""
 
 
 class ZoomSettings(ProviderSettingsBase):
@@ -133,16 +148,26 @@ class ZoomSettings(ProviderSettingsBase):
         description="longest wait a Retry-After may impose (a daily cap lasts up to a day)",
     )
 
+    webhook: ZoomWebhookSettings = ZoomWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
+
     vendor_hosts: ClassVar[tuple[str, ...]] = ("api.zoom.us", "zoom.us")
     default_base_url: ClassVar[str | None] = ZOOM_API_URL
 
     def requirements(self) -> list[str]:
         why = "required by Zoom's Server-to-Server OAuth (the app's credentials)"
-        return [
+        missing = [
             f"{self.config_key(key)}: {why}"
             for key in ("account_id", "client_id", "client_secret")
             if getattr(self, key) in (None, "")
         ]
+        if self.webhook.enabled and self.webhook.secret is None:
+            missing.append(
+                f"{self.config_key('webhook.secret')}: required with "
+                f"{self.config_key('webhook.enabled')}: the Secret Token of the app's Event "
+                "Subscriptions, which signs Zoom's events and answers its URL validation"
+            )
+        return missing
 
 
 class ZoomProvider(ProviderAdapter[ZoomSettings]):
@@ -271,6 +296,20 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
             f"{self.base_url.rstrip('/')}/phone/recordings/{quote(recording_id, safe='')}",
             f"delete recording {recording_id}",
         )
+
+    # -- webhook events -------------------------------------------------------------------
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        webhook = self.settings.webhook
+        if not webhook.enabled or webhook.secret is None:
+            return None
+        return ZoomWebhookVerifier(
+            webhook.secret, max_event_age_seconds=webhook.max_event_age_seconds
+        )
+
+    def webhook_subscriptions(self) -> WebhookSubscriptions | None:
+        # Event Subscriptions live in the app's Marketplace page: no API we use manages them.
+        return zoom_console_steps(self.name)
 
     # -- errors: Zoom's rate limits ---------------------------------------------------------
 
