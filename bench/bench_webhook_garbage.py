@@ -13,8 +13,10 @@ run has two phases:
 
 Every 5 s it prints the daemon's RSS and threads, the garbage sent and the answers by status
 ("closed": the connection ended without an answer, "error": no connection), and the calls the
-daemon uploaded per second with the backlog (calls offered and not yet in Siro); at the end
-the mean uploads per second of each phase and the receiver's metric by outcome. Run from the
+daemon uploaded per second with the backlog (calls offered and not yet in Siro), and how many
+of the signed events sent meanwhile (one a second, from an address of their own) were answered
+200, with the slowest answer; at the end the mean uploads per second of each phase and the
+receiver's metric by outcome. Run from the
 repository root::
 
     .venv/bin/python bench/bench_webhook_garbage.py [--seconds 60] [--rate 1000]
@@ -27,6 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hmac
+import json
 import multiprocessing
 import os
 import random
@@ -163,7 +167,7 @@ async def _garbage(
                 await writer.wait_closed()
 
     started = time.monotonic()
-    next_row = started + ROW_SECONDS
+    next_row = started + 1.0
     tick = 0.01
     while time.monotonic() - started < seconds and time.time() < stop_at:
         due = int(rate * (time.monotonic() - started)) - sent
@@ -178,7 +182,7 @@ async def _garbage(
             sent += 1
         if time.monotonic() >= next_row:
             results.put(("row", sent, dict(answers)))
-            next_row += ROW_SECONDS
+            next_row += 1.0
         await asyncio.sleep(tick)
     results.put(("row", sent, dict(answers)))
     for task in in_flight:
@@ -218,6 +222,49 @@ class CallStream:
                     quickstart_call(call_id, at, recording_url=self.provider_url + path), at
                 )
                 self.offered += 1
+
+
+class SignedEvents:
+    """One signed event a second, as the vendor would send it, from an address of its own:
+    how many the receiver answers 200 while garbage arrives, and how fast."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/webhooks/{PROVIDER}"
+        self.outcomes: Counter[str] = Counter()
+        self.seconds: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._sent = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def take(self) -> tuple[Counter[str], list[float]]:
+        outcomes, seconds = self.outcomes, self.seconds
+        self.outcomes, self.seconds = Counter(), []
+        return outcomes, seconds
+
+    def _run(self) -> None:
+        import requests
+
+        while not self._stop.wait(1.0):
+            self._sent += 1
+            body = json.dumps({"call": {"id": f"signed-{self._sent}"}}).encode()
+            signature = hmac.new(WEBHOOK_SECRET.encode(), body, "sha256").hexdigest()
+            began = time.monotonic()
+            try:
+                answer = requests.post(
+                    self.url, data=body, headers={"X-Signature": signature}, timeout=15
+                )
+                self.outcomes[str(answer.status_code)] += 1
+                if answer.status_code == 200:
+                    self.seconds.append(time.monotonic() - began)
+            except requests.RequestException as exc:
+                self.outcomes[type(exc).__name__] += 1
 
 
 def daemon_env(state_dir: Path, provider_url: str, siro: FakeSiro, ports: dict[str, int]) -> dict:
@@ -304,6 +351,10 @@ def main() -> None:
                 time.sleep(0.2)
             stream = CallStream(api, provider.url, args.calls_per_second)
             stream.start()
+            signed = SignedEvents(ports["webhooks"])
+            signed.start()
+            signed_all: dict[str, Counter[str]] = {"baseline": Counter(), "garbage": Counter()}
+            signed_times: dict[str, list[float]] = {"baseline": [], "garbage": []}
             time.sleep(5)  # the first calls through, so the rows start from a steady state
             print(
                 f"{'t':>5} {'phase':8} {'RSS MB':>7} {'thr':>4} {'sent/s':>7} "
@@ -344,6 +395,14 @@ def main() -> None:
                 rates[phase].append(per_second)
                 row = answers - last_answers
                 shown = ", ".join(f"{k} {v}" for k, v in sorted(row.items())) or "-"
+                signed_outcomes, signed_seconds = signed.take()
+                signed_all[phase] += signed_outcomes
+                signed_times[phase] += signed_seconds
+                slowest = f"{max(signed_seconds) * 1000:.0f} ms" if signed_seconds else "-"
+                shown = (
+                    f"signed: {signed_outcomes.get('200', 0)}/{signed_outcomes.total()} "
+                    f"(slowest {slowest}); garbage: {shown}"
+                )
                 print(
                     f"{time.monotonic() - began:5.0f} {phase:8} {rss:7.1f} {threads:4d} "
                     f"{(sent - last_sent) / ROW_SECONDS:7.0f} {per_second:9.1f} "
@@ -352,11 +411,19 @@ def main() -> None:
                 )
                 last_uploaded, last_sent, last_answers = now_uploaded, sent, answers
             stream.stop()
+            signed.stop()
             if garbage is not None:
                 garbage.join(timeout=30)
             for phase, values in rates.items():
                 if values:
                     print(f"{phase}: {sum(values) / len(values):.2f} uploads/s on average")
+            for phase, outcomes in signed_all.items():
+                times = sorted(signed_times[phase])
+                median = f"{times[len(times) // 2] * 1000:.0f} ms" if times else "-"
+                print(
+                    f"{phase}: signed events answered 200: {outcomes.get('200', 0)} of "
+                    f"{outcomes.total()} (median {median}); {dict(outcomes)}"
+                )
             print(f"calls offered {stream.offered}, uploaded {uploaded(siro)}")
             print("siro_poller_webhook_requests_total:")
             for labels, value in sorted(webhook_metric(ports["metrics"]).items()):

@@ -247,7 +247,9 @@ def webhook_endpoints(
         if verifier is None:
             key = entry.config_key("webhook.enabled")
             problems.append(
-                f"{key}: the {entry.kind} kind takes no webhook events; set {key} = false"
+                f"{key}: nothing can check the events of this {entry.kind} provider: its kind "
+                "takes none, or what they are checked with (webhook.secret, or the kind's "
+                f"credentials) is unset; set it, or set {key} = false"
             )
             continue
         public_url = entry.webhook.public_url
