@@ -79,6 +79,8 @@ CONTRACT_MODULES = (
     "test_siro_port_contract",
     "test_source_deletion_vendors",
     "test_store_contract*",
+    "test_webhook_aircall",
+    "test_webhook_dialpad",
     "test_webhook_twilio",
     "test_webhook_zoom",
 )

@@ -26,6 +26,18 @@ connector schema, the API reference's rate-limit section):
   carries ``X-AircallApi-Limit``, ``-Remaining`` and ``-Reset`` (Unix time of the window's
   end); past the limit, 429.
 
+- Webhooks (developer.aircall.io webhooks overview and API reference): ``GET /v1/webhooks``
+  (``page``/``per_page`` as for calls; the webhooks under ``webhooks``, the same ``meta``),
+  ``POST /v1/webhooks`` (``custom_name``, ``url`` required, ``events``: without it every event
+  Aircall has, as Aircall does) answering 201 ``{"webhook": {...}}`` with a ``token`` Aircall
+  chooses, ``GET``/``PUT``/``DELETE /v1/webhooks/{id}``; ``PUT`` with ``active: true``
+  re-enables a deactivated webhook. At most 100 webhooks a company.
+- Events: ``announce(call_id)`` POSTs ``call.hungup`` then ``call.ended`` (``{"resource":
+  "call", "event", "timestamp", "token", "data": <the call>}``) to every active webhook that
+  subscribed them, and to the address ``send_events_to`` gave. Aircall deactivates a webhook
+  after repeated failed deliveries; the threshold is not documented, so it happens here only
+  after ``deactivate_after_failures`` (unset: never) or through ``deactivate(webhook_id)``.
+
 Errors are ``{"error": ..., "troubleshoot": ...}`` as Aircall writes them.
 """
 
@@ -36,6 +48,7 @@ import json
 import secrets
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,12 +56,46 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import requests
+
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
 
 ROW_CAP = 10_000
 MAX_PER_PAGE = 50
 DEFAULT_PER_PAGE = 20
 SIGNED_URL_SECONDS = 3600
+MAX_WEBHOOKS = 100
+EVENT_TIMEOUT_SECONDS = 5
+# What `announce` sends once a call has ended, in order: at hang-up, then once its data is final.
+CALL_END_EVENTS = ("call.hungup", "call.ended")
+# The events a webhook created without an `events` list gets (Aircall's call and user events;
+# the real list has about 90, this one only needs to be more than asked for).
+ALL_EVENTS = (
+    "call.created",
+    "call.ringing_on_agent",
+    "call.agent_declined",
+    "call.answered",
+    "call.transferred",
+    "call.unsuccessful_transfer",
+    "call.hungup",
+    "call.ended",
+    "call.voicemail_left",
+    "call.assigned",
+    "call.archived",
+    "call.tagged",
+    "call.untagged",
+    "call.commented",
+    "call.comm_assets_generated",
+    "user.created",
+    "user.deleted",
+    "user.connected",
+    "user.disconnected",
+    "number.created",
+    "number.deleted",
+    "contact.created",
+    "contact.updated",
+    "contact.deleted",
+)
 
 
 def aircall_call(
@@ -259,6 +306,16 @@ class AircallApi:
     rewrite_listing: Callable[[bytes], bytes] | None = None
     # Credentials revoked after this many authorised requests (a deleted API key).
     revoke_after: int | None = None
+    # Webhooks by id, in creation order, as the API shows them.
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Consecutive failed deliveries after which a webhook is deactivated (None: never).
+    deactivate_after_failures: int | None = None
+    # When true, `announce` sends nothing (a lost event).
+    drop_events: bool = False
+    # (event name, status our receiver answered) of every event sent.
+    events_sent: list[tuple[str, int]] = field(default_factory=list)
+    _event_target: tuple[str, str | None] | None = None
+    _failures: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _window: int = 0
     _used: int = 0
@@ -417,6 +474,176 @@ class AircallApi:
                 return 404, _error("Not found", "check the call id")
             return 200, {"call": self.serve_call(stored)}
 
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def list_webhooks(self, query: dict[str, str], base_url: str) -> tuple[int, Any]:
+        try:
+            page = int(query.get("page", "1"))
+            per_page = int(query.get("per_page", str(DEFAULT_PER_PAGE)))
+        except ValueError:
+            return 400, _error("Invalid parameters", "page and per_page are integers")
+        if not 1 <= per_page <= MAX_PER_PAGE or page < 1:
+            return 400, _error("Invalid pagination", f"per_page is 1 to {MAX_PER_PAGE}, page >= 1")
+        with self.lock:
+            hooks = [dict(hook) for hook in self.webhooks.values()]
+        offset = (page - 1) * per_page
+
+        def link(number: int) -> str:
+            params = {**query, "page": str(number), "per_page": str(per_page)}
+            return f"{base_url}/v1/webhooks?{urlencode(params)}"
+
+        shown = hooks[offset : offset + per_page]
+        meta = {
+            "count": len(shown),
+            "total": len(hooks),
+            "current_page": page,
+            "per_page": per_page,
+            "next_page_link": link(page + 1) if offset + per_page < len(hooks) else None,
+            "previous_page_link": link(page - 1) if page > 1 else None,
+        }
+        return 200, {"webhooks": shown, "meta": meta}
+
+    def create_webhook(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            return 400, _error("Invalid payload", "the body is a JSON object")
+        url, events = body.get("url"), body.get("events", list(ALL_EVENTS))
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return 400, _error("Invalid url", "url is required and must be a valid URL")
+        if not isinstance(events, list) or not all(e in ALL_EVENTS for e in events):
+            return 400, _error("Invalid events", "events is a list of Aircall event names")
+        with self.lock:
+            if len(self.webhooks) >= MAX_WEBHOOKS:
+                return 400, _error(
+                    "Webhook limit reached", f"a company has at most {MAX_WEBHOOKS} webhooks"
+                )
+            webhook_id = str(uuid.uuid4())
+            hook = {
+                "webhook_id": webhook_id,
+                "direct_link": f"https://api.aircall.io/v1/webhooks/{webhook_id}",
+                "created_at": datetime.fromtimestamp(self.clock(), UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%S.000Z"
+                ),
+                "url": url,
+                "active": True,
+                "token": secrets.token_hex(16),
+                "events": list(events),
+                "custom_name": body.get("custom_name") or "Webhook",
+            }
+            self.webhooks[webhook_id] = hook
+            return 201, {"webhook": dict(hook)}
+
+    def update_webhook(self, webhook_id: str, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            return 400, _error("Invalid payload", "the body is a JSON object")
+        with self.lock:
+            hook = self.webhooks.get(webhook_id)
+            if hook is None:
+                return 404, _error("Not found", "check the webhook id")
+            if "events" in body:
+                events = body["events"]
+                if not isinstance(events, list) or not all(e in ALL_EVENTS for e in events):
+                    return 400, _error("Invalid events", "events is a list of event names")
+                hook["events"] = list(events)
+            if "active" in body:
+                if not isinstance(body["active"], bool):
+                    return 400, _error("Invalid active", "active is true or false")
+                hook["active"] = body["active"]
+                if hook["active"]:
+                    self._failures.pop(webhook_id, None)
+            for key in ("url", "custom_name"):
+                if isinstance(body.get(key), str):
+                    hook[key] = body[key]
+            return 200, {"webhook": dict(hook)}
+
+    def delete_webhook(self, webhook_id: str) -> tuple[int, Any]:
+        with self.lock:
+            if self.webhooks.pop(webhook_id, None) is None:
+                return 404, _error("Not found", "check the webhook id")
+        return 204, None
+
+    def deactivate(self, webhook_id: str) -> None:
+        """Aircall switches the webhook off, as it does after repeated failed deliveries."""
+        with self.lock:
+            self.webhooks[webhook_id]["active"] = False
+
+    # -- events ------------------------------------------------------------------------------
+
+    def send_events_to(self, url: str, secret: str | None = None) -> None:
+        """Events also go to ``url``, carrying ``secret`` as their token (a webhook made in the
+        dashboard, whose token the operator copied)."""
+        with self.lock:
+            self._event_target = (url, secret)
+
+    def call_event(self, call_id: str, event: str, token: str | None) -> dict[str, Any]:
+        """One event about a call, shaped as Aircall sends it."""
+        with self.lock:
+            stored = self.calls[call_id]
+            data = self.serve_call(stored)
+        return {
+            "resource": "call",
+            "event": event,
+            "timestamp": int(self.clock()),
+            "token": token,
+            "data": data,
+        }
+
+    def signed_event(self, call_id: str) -> tuple[dict[str, str], bytes]:
+        """The ``call.ended`` event of ``call_id`` with the token of where events go now."""
+        targets = self._targets("call.ended")
+        token = targets[0][2] if targets else None
+        body = json.dumps(self.call_event(call_id, "call.ended", token)).encode()
+        return {"Content-Type": "application/json"}, body
+
+    def announce(self, call_id: str) -> list[int]:
+        """Send what Aircall sends once the call has ended, to every subscriber."""
+        if self.drop_events:
+            return []
+        statuses: list[int] = []
+        for event in CALL_END_EVENTS:
+            for webhook_id, url, token in self._targets(event):
+                body = json.dumps(self.call_event(call_id, event, token)).encode()
+                status = _post(url, {"Content-Type": "application/json"}, body)
+                statuses.append(status)
+                with self.lock:
+                    self.events_sent.append((event, status))
+                    if webhook_id is not None:
+                        self._delivered(webhook_id, 200 <= status < 300)
+        return statuses
+
+    def _targets(self, event: str) -> list[tuple[str | None, str, str | None]]:
+        """(webhook id, url, token) of everyone ``event`` goes to."""
+        with self.lock:
+            found: list[tuple[str | None, str, str | None]] = [
+                (hook["webhook_id"], hook["url"], hook["token"])
+                for hook in self.webhooks.values()
+                if hook["active"] and event in hook["events"]
+            ]
+            if self._event_target is not None and all(
+                url != self._event_target[0] for _, url, _ in found
+            ):
+                found.append((None, *self._event_target))
+        return found
+
+    def _delivered(self, webhook_id: str, ok: bool) -> None:
+        hook = self.webhooks.get(webhook_id)
+        if hook is None:
+            return
+        failures = 0 if ok else self._failures.get(webhook_id, 0) + 1
+        self._failures[webhook_id] = failures
+        limit = self.deactivate_after_failures
+        if limit is not None and failures >= limit:
+            hook["active"] = False
+
+
+def _post(url: str, headers: dict[str, str], body: bytes) -> int:
+    """One delivery; a receiver that cannot be reached counts as a failed one (status 0)."""
+    try:
+        return requests.post(
+            url, data=body, headers=headers, timeout=EVENT_TIMEOUT_SECONDS
+        ).status_code
+    except requests.RequestException:
+        return 0
+
 
 def _error(message: str, troubleshoot: str) -> dict[str, str]:
     return {"error": message, "troubleshoot": troubleshoot}
@@ -465,6 +692,16 @@ class AircallHandler(QuietHandler):
                 return self._json(status, body, limits, rewrite=api.rewrite_listing)
         elif parts.path.startswith("/v1/calls/"):
             status, body = api.single(parts.path.removeprefix("/v1/calls/"))
+        elif parts.path == "/v1/webhooks":
+            status, body = api.list_webhooks(query, f"http://{self.headers.get('Host', '')}")
+        elif parts.path.startswith("/v1/webhooks/"):
+            with api.lock:
+                hook = api.webhooks.get(parts.path.removeprefix("/v1/webhooks/"))
+                status, body = (
+                    (200, {"webhook": dict(hook)})
+                    if hook is not None
+                    else (404, _error("Not found", "check the webhook id"))
+                )
         else:
             status, body = 404, _error("Not found", "unknown route")
         self._json(status, body, limits)
@@ -485,6 +722,13 @@ class AircallHandler(QuietHandler):
         if over:
             self._json(429, _error("Too many requests", "wait for X-AircallApi-Reset"), limits)
             return
+        if parts.path.startswith("/v1/webhooks/"):
+            status, body = api.delete_webhook(parts.path.removeprefix("/v1/webhooks/"))
+            if status == 204:
+                self._no_content(limits)
+            else:
+                self._json(status, body, limits)
+            return
         route = parts.path.removeprefix("/v1/calls/")
         if not parts.path.startswith("/v1/calls/") or not route.endswith("/recording"):
             self._json(404, _error("Not found", "unknown route"), limits)
@@ -499,6 +743,52 @@ class AircallHandler(QuietHandler):
             self.end_headers()
             return
         self._json(status, body, limits)
+
+    def do_POST(self) -> None:
+        self._write("POST")
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    def _write(self, method: str) -> None:
+        """The webhook API's POST and PUT: a JSON body, the same auth and rate limit."""
+        api: AircallApi = self.server.state
+        parts = urlsplit(self.path)
+        headers = dict(self.headers.items())
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with api.lock:
+            api.requests.append(
+                {"method": method, "path": parts.path, "query": {}, "headers": headers, "body": raw}
+            )
+        if not api.authorised(headers):
+            _, limits = api.rate_headers(count=False)
+            self._json(401, _error("Unauthorized", "check your api_id and api_token"), limits)
+            return
+        over, limits = api.rate_headers(count=True)
+        if over:
+            self._json(429, _error("Too many requests", "wait for X-AircallApi-Reset"), limits)
+            return
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            self._json(400, _error("Invalid JSON", "the body is not JSON"), limits)
+            return
+        if method == "POST" and parts.path == "/v1/webhooks":
+            status, answer = api.create_webhook(body)
+        elif method == "PUT" and parts.path.startswith("/v1/webhooks/"):
+            status, answer = api.update_webhook(parts.path.removeprefix("/v1/webhooks/"), body)
+        else:
+            status, answer = 404, _error("Not found", "unknown route")
+        self._json(status, answer, limits)
+
+    def _no_content(self, limits: dict[str, str]) -> None:
+        api: AircallApi = self.server.state
+        with api.lock:
+            api.statuses.append(204)
+        self.send_response(204)
+        for name, value in limits.items():
+            self.send_header(name, value)
+        self.end_headers()
 
     def _json(
         self,

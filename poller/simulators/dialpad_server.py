@@ -14,6 +14,19 @@
 - int64 fields are JSON strings, as in the spec's examples (proto3 JSON); empty fields are
   left out (proto3 JSON omits defaults).
 
+- Webhooks and call event subscriptions (the same spec): ``GET``/``POST /api/v2/webhooks``
+  (``CreateWebhook``: ``hook_url`` required, ``secret`` optional; a ``WebhookProto`` with
+  ``signature {algo, secret, type}`` only when a secret was given), ``GET``/``PATCH``/``DELETE
+  /api/v2/webhooks/{id}``; ``GET``/``POST /api/v2/subscriptions/call``
+  (``CreateCallEventSubscription``: ``endpoint_id``, ``call_states`` from the spec's enum,
+  ``enabled`` default true, optional ``target_type``/``target_id``), ``GET``/``PATCH``/``DELETE
+  /api/v2/subscriptions/call/{id}``. Lists are ``{"items": [...], "cursor": ...}``.
+- Events: ``announce(call_id)`` sends the call's ``hangup`` event, then its ``recording``
+  event once it has a recording, to every enabled subscription with those states: the call
+  (``CallProto`` fields with ``state``) as an HS256 JWT signed with the webhook's secret, or as
+  plain JSON when the webhook has none, as Dialpad does. Dialpad retries only on a 5xx, three
+  times at 2, 4 and 8 s (developers.dialpad.com/docs/webhook-delivery-failures); a 4xx is final.
+
 The media host is a second server (``DialpadMedia``): it serves a share link's audio to anyone
 holding a ``public`` link, and a login page with a 403 for the others, as users report for
 Dialpad's recording URLs fetched without a browser session.
@@ -32,6 +45,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import requests
 
 from poller.simulators.audio import LOGIN_PAGE
 from poller.simulators.http_server import LocalHTTPServer, QuietHandler
@@ -53,6 +69,47 @@ TARGET_TYPES = {
 RECORDING_TYPES = {"admincallrecording", "callrecording", "voicemail"}
 PRIVACIES = {"admin", "company", "owner", "public"}
 LIST_PARAMS = {"cursor", "started_after", "started_before", "target_id", "target_type", "apikey"}
+# The call states a call event subscription may name (CallEventSubscriptionProto.call_states).
+CALL_STATES = frozenset(
+    {
+        "admin",
+        "admin_recording",
+        "ai_playbook",
+        "all",
+        "barge",
+        "blocked",
+        "call_transcription",
+        "calling",
+        "connected",
+        "csat",
+        "dispositions",
+        "eavesdrop",
+        "hangup",
+        "hold",
+        "merged",
+        "missed",
+        "monitor",
+        "parked",
+        "pcsat",
+        "postcall",
+        "preanswer",
+        "queued",
+        "recap_action_items",
+        "recap_outcome",
+        "recap_purposes",
+        "recap_summary",
+        "recording",
+        "ringing",
+        "takeover",
+        "transcription",
+        "voicemail",
+        "voicemail_uploaded",
+    }
+)
+EVENT_TIMEOUT_SECONDS = 5
+WEBHOOKS = "/api/v2/webhooks"
+CALL_SUBSCRIPTIONS = "/api/v2/subscriptions/call"
+RETRY_DELAYS = (2.0, 4.0, 8.0)
 
 
 def epoch_ms(at: datetime) -> int:
@@ -181,6 +238,18 @@ class DialpadState:
     links: dict[str, ShareLink] = field(default_factory=dict)
     media_requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     share_times: deque[float] = field(default_factory=deque)
+    # Webhooks and call event subscriptions by id (int64 ids, written as strings).
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # When true, `announce` sends nothing (a lost event).
+    drop_events: bool = False
+    # (event name, status our receiver answered) of every delivery attempt.
+    events_sent: list[tuple[str, int]] = field(default_factory=list)
+    # Waits between retries of a delivery answered with a 5xx.
+    retry_delays: tuple[float, ...] = RETRY_DELAYS
+    retry_sleep: Callable[[float], None] = time.sleep
+    _event_target: tuple[str, str | None] | None = None
+    _hook_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5070000001))
     lock: threading.Lock = field(default_factory=threading.Lock)
     _cursors: dict[str, tuple[str, int, tuple[int, str]]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -350,6 +419,224 @@ class DialpadState:
                     failures.popleft()
             return failure
 
+    # -- webhooks and call event subscriptions ----------------------------------------------
+
+    def create_webhook(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object")
+        hook_url, secret = body.get("hook_url"), body.get("secret")
+        if not isinstance(hook_url, str) or not hook_url.startswith(("http://", "https://")):
+            return _error(400, "hook_url is required and must be a URL")
+        if secret is not None and (not isinstance(secret, str) or "\n" in secret):
+            return _error(400, "secret must be a single-line string")
+        with self.lock:
+            webhook_id = str(next(self._hook_ids))
+            self.webhooks[webhook_id] = {"id": webhook_id, "hook_url": hook_url}
+            if secret:
+                self.webhooks[webhook_id]["signature"] = {
+                    "algo": "HS256",
+                    "secret": secret,
+                    "type": "jwt",
+                }
+            return 200, _copy(self.webhooks[webhook_id]), {}
+
+    def update_webhook(self, webhook_id: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object")
+        with self.lock:
+            webhook = self.webhooks.get(webhook_id)
+            if webhook is None:
+                return _error(404, "Webhook not found")
+            if isinstance(body.get("hook_url"), str):
+                webhook["hook_url"] = body["hook_url"]
+            if isinstance(body.get("secret"), str):
+                if body["secret"]:
+                    webhook["signature"] = {
+                        "algo": "HS256",
+                        "secret": body["secret"],
+                        "type": "jwt",
+                    }
+                else:
+                    webhook.pop("signature", None)
+            return 200, _copy(webhook), {}
+
+    def create_subscription(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object")
+        endpoint = _int(body.get("endpoint_id"))
+        if endpoint is None:
+            return _error(400, "endpoint_id is required")
+        with self.lock:
+            if str(endpoint) not in self.webhooks:
+                return _error(404, "Webhook not found")
+        problem = _subscription_problem(body)
+        if problem is not None:
+            return _error(400, problem)
+        with self.lock:
+            subscription_id = str(next(self._hook_ids))
+            record: dict[str, Any] = {
+                "id": subscription_id,
+                "endpoint_id": str(endpoint),
+                "call_states": list(body.get("call_states") or []),
+                "enabled": body.get("enabled", True) is not False,
+                "group_calls_only": bool(body.get("group_calls_only", False)),
+            }
+            if body.get("target_type") is not None:
+                record["target_type"] = body["target_type"]
+                record["target_id"] = str(body["target_id"])
+            self.subscriptions[subscription_id] = record
+            return 200, self.subscription_view(record), {}
+
+    def update_subscription(
+        self, subscription_id: str, body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object")
+        problem = _subscription_problem(body)
+        if problem is not None:
+            return _error(400, problem)
+        with self.lock:
+            record = self.subscriptions.get(subscription_id)
+            if record is None:
+                return _error(404, "Subscription not found")
+            if "call_states" in body and body["call_states"] is not None:
+                record["call_states"] = list(body["call_states"])
+            if body.get("enabled") is not None:
+                record["enabled"] = bool(body["enabled"])
+            if body.get("endpoint_id") is not None:
+                endpoint = str(_int(body["endpoint_id"]))
+                if endpoint not in self.webhooks:
+                    return _error(404, "Webhook not found")
+                record["endpoint_id"] = endpoint
+            return 200, self.subscription_view(record), {}
+
+    def subscription_view(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A ``CallEventSubscriptionProto``: the webhook inline, as the spec's example shows."""
+        view = {k: v for k, v in record.items() if k != "endpoint_id"}
+        webhook = self.webhooks.get(record["endpoint_id"])
+        if webhook is not None:
+            view["webhook"] = _copy(webhook)
+        return view
+
+    def disable_subscription(self, subscription_id: str) -> None:
+        """Someone switched the subscription off (Dialpad itself never does)."""
+        with self.lock:
+            self.subscriptions[subscription_id]["enabled"] = False
+
+    def list_page(self, items: list[Any], query: dict[str, list[str]]) -> dict[str, Any]:
+        """One page of a collection, ``page_size`` long, with an opaque cursor after it."""
+        start = 0
+        if "cursor" in query:
+            start = _int(self._cursors.get(query["cursor"][-1], ("", 0, (0, "")))[1]) or 0
+        page = items[start : start + self.page_size]
+        body: dict[str, Any] = {}
+        if page:
+            body["items"] = page
+        if start + self.page_size < len(items):
+            cursor = secrets.token_urlsafe(24)
+            self._cursors[cursor] = ("collection", start + self.page_size, (0, ""))
+            body["cursor"] = cursor
+        return body
+
+    # -- events ------------------------------------------------------------------------------
+
+    def send_events_to(self, url: str, secret: str | None = None) -> None:
+        """Call events also go to ``url``, signed with ``secret`` (unsigned JSON without one)."""
+        with self.lock:
+            self._event_target = (url, secret)
+
+    def call_event(self, call_id: str, state: str) -> dict[str, Any]:
+        """The call event Dialpad sends as ``call_id`` enters ``state``: the call's fields."""
+        with self.lock:
+            record, _ = self.calls[call_id]
+        return {
+            **{k: v for k, v in record.items() if not k.startswith("_")},
+            "state": state,
+            "event_timestamp": str(int(time.time() * 1000)),
+        }
+
+    def signed_event(self, call_id: str) -> tuple[dict[str, str], bytes]:
+        """The ``hangup`` event of ``call_id`` as it would go where events go now."""
+        targets = self._targets("hangup")
+        secret = targets[0][1] if targets else None
+        return _encoded(self.call_event(call_id, "hangup"), secret)
+
+    def announce(self, call_id: str) -> list[int]:
+        """Send the events of a call that ended: ``hangup``, then ``recording`` once recorded."""
+        if self.drop_events:
+            return []
+        with self.lock:
+            record, _ = self.calls[call_id]
+        states = ["hangup"] + (["recording"] if record.get("recording_details") else [])
+        statuses: list[int] = []
+        for state in states:
+            for url, secret in self._targets(state):
+                headers, body = _encoded(self.call_event(call_id, state), secret)
+                statuses.append(self._deliver(state, url, headers, body))
+        return statuses
+
+    def _deliver(self, state: str, url: str, headers: dict[str, str], body: bytes) -> int:
+        for wait in (*self.retry_delays, None):
+            try:
+                status = requests.post(
+                    url, data=body, headers=headers, timeout=EVENT_TIMEOUT_SECONDS
+                ).status_code
+            except requests.RequestException:
+                status = 0
+            with self.lock:
+                self.events_sent.append((state, status))
+            # Only a 5xx (or no answer) is tried again; a 4xx, 429 included, is final.
+            if wait is None or (status != 0 and status < 500):
+                return status
+            self.retry_sleep(wait)
+        return status
+
+    def _targets(self, state: str) -> list[tuple[str, str | None]]:
+        """(url, secret) of everyone an event in ``state`` goes to."""
+        with self.lock:
+            found: list[tuple[str, str | None]] = []
+            for record in self.subscriptions.values():
+                states = record["call_states"]
+                webhook = self.webhooks.get(record["endpoint_id"])
+                if not record["enabled"] or webhook is None:
+                    continue
+                if state not in states and "all" not in states:
+                    continue
+                secret = webhook.get("signature", {}).get("secret")
+                if all(url != webhook["hook_url"] for url, _ in found):
+                    found.append((webhook["hook_url"], secret))
+            if self._event_target is not None and all(
+                url != self._event_target[0] for url, _ in found
+            ):
+                found.append(self._event_target)
+        return found
+
+
+def _encoded(event: dict[str, Any], secret: str | None) -> tuple[dict[str, str], bytes]:
+    """The event as Dialpad sends it: a JWT with a secret, plain JSON without one."""
+    if not secret:
+        return {"Content-Type": "application/json"}, json.dumps(event).encode()
+    token = jwt.encode(event, secret, algorithm="HS256")
+    return {"Content-Type": "application/jwt"}, token.encode()
+
+
+def _subscription_problem(body: dict[str, Any]) -> str | None:
+    states = body.get("call_states")
+    if states is not None and (
+        not isinstance(states, list) or not all(s in CALL_STATES for s in states)
+    ):
+        return f"Invalid value for call_states: {states!r}"
+    target_type = body.get("target_type")
+    if target_type is not None and target_type not in TARGET_TYPES:
+        return f"Invalid value for target_type: {target_type!r}"
+    if (target_type is None) != (body.get("target_id") is None):
+        return "target_id and target_type must be given together"
+    return None
+
+
+def _copy(value: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(value))  # type: ignore[no-any-return]
+
 
 def _int(value: Any) -> int | None:
     try:
@@ -372,6 +659,12 @@ class DialpadHandler(QuietHandler):
 
     def do_POST(self) -> None:
         self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
         parts = urlsplit(self.path)
@@ -414,7 +707,61 @@ class DialpadHandler(QuietHandler):
                 return
             self._json(*state.create_share_link(body))
             return
+        if parts.path.startswith((WEBHOOKS, CALL_SUBSCRIPTIONS)):
+            self._json(*self._subscriptions(method, parts.path, query, raw_body))
+            return
         self._json(404, {"error": {"code": 404, "message": "Not found"}})
+
+    def _subscriptions(
+        self, method: str, path: str, query: dict[str, list[str]], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        """The webhook and call event subscription endpoints."""
+        state = self.state
+        body: Any = None
+        if method in ("POST", "PATCH"):
+            try:
+                body = json.loads(raw or b"null")
+            except ValueError:
+                return _error(400, "Invalid JSON")
+        if path.startswith(CALL_SUBSCRIPTIONS):
+            item = path.removeprefix(CALL_SUBSCRIPTIONS).strip("/")
+            if not item:
+                if method == "GET":
+                    with state.lock:
+                        views = [state.subscription_view(r) for r in state.subscriptions.values()]
+                    return 200, state.list_page(views, query), {}
+                if method == "POST":
+                    return state.create_subscription(body)
+                return _error(405, "Method not allowed")
+            if method == "PATCH":
+                return state.update_subscription(item, body)
+            with state.lock:
+                record = state.subscriptions.get(item)
+                if record is None:
+                    return _error(404, "Subscription not found")
+                view = state.subscription_view(record)
+                if method == "DELETE":
+                    del state.subscriptions[item]
+            return (200, view, {}) if method in ("GET", "DELETE") else _error(405, "Not allowed")
+        item = path.removeprefix(WEBHOOKS).strip("/")
+        if not item:
+            if method == "GET":
+                with state.lock:
+                    hooks = [_copy(w) for w in state.webhooks.values()]
+                return 200, state.list_page(hooks, query), {}
+            if method == "POST":
+                return state.create_webhook(body)
+            return _error(405, "Method not allowed")
+        if method == "PATCH":
+            return state.update_webhook(item, body)
+        with state.lock:
+            webhook = state.webhooks.get(item)
+            if webhook is None:
+                return _error(404, "Webhook not found")
+            shown = _copy(webhook)
+            if method == "DELETE":
+                del state.webhooks[item]
+        return (200, shown, {}) if method in ("GET", "DELETE") else _error(405, "Not allowed")
 
     def _authorised(self, query: dict[str, list[str]]) -> bool:
         state = self.state

@@ -42,6 +42,9 @@ from poller.adapters.http.paginators import NextUrlPaginator, PageRequest, Pagin
 from poller.adapters.http.retry import capped_wait
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.aircall import AircallSubscriptions, AircallWebhookVerifier
+from poller.adapters.webhooks.settings import WebhookSettings
+from poller.adapters.webhooks.vendor_api import json_api
 from poller.config_types import MINIMAL
 from poller.domain.call_record import (
     TEXT_LIMITS,
@@ -67,6 +70,7 @@ from poller.ports.provider import (
     SourceDeletion,
     TransientProviderError,
 )
+from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
 
 API_HOST = "api.aircall.io"
 # Where the signed recording URLs point: Aircall's storage on Amazon S3. Aircall does not
@@ -83,6 +87,16 @@ HISTORY = timedelta(days=180)
 SETTLE_DELAY = timedelta(seconds=60)
 _SECOND = timedelta(seconds=1)
 _ANONYMOUS = "anonymous"
+
+
+class AircallWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: Aircall's call.hungup and call.ended events nudge an early poll
+    (with ``[webhooks] listen`` set); `webhooks subscribe` creates the webhook. The poll stays
+    the source of truth: a lost event costs latency, never a call."""
+
+    secret: SecretStr | None = None
+    """The webhook's token, which Aircall chooses when the webhook is created (`webhooks
+    subscribe` shows it once) and puts in the body of every event; required with enabled."""
 
 
 class AircallSettings(ProviderSettingsBase):
@@ -105,6 +119,8 @@ class AircallSettings(ProviderSettingsBase):
     """Aircall allows 60 requests a minute per company unless it raised yours; the X-AircallApi-*
     headers are obeyed either way.
     """
+    webhook: AircallWebhookSettings = AircallWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
@@ -115,6 +131,13 @@ class AircallSettings(ProviderSettingsBase):
             problems.append(f"{self.config_key('api_id')}: required to sign in to Aircall")
         if self.api_token is None or not self.api_token.get_secret_value():
             problems.append(f"{self.config_key('api_token')}: required to sign in to Aircall")
+        secret = self.webhook.secret
+        if self.webhook.enabled and (secret is None or not secret.get_secret_value()):
+            problems.append(
+                f"{self.config_key('webhook.secret')}: required with "
+                f"{self.config_key('webhook.enabled')}: the token Aircall gave the webhook "
+                "(`webhooks subscribe` shows it once)"
+            )
         return problems
 
 
@@ -259,6 +282,19 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
         return self.send_delete(
             f"{self.base_url}/v1/calls/{quote(call_id, safe='')}/recording",
             f"delete the recording of call {call_id}",
+        )
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        webhook = self.settings.webhook
+        if not webhook.enabled or webhook.secret is None or not webhook.secret.get_secret_value():
+            return None
+        return AircallWebhookVerifier(webhook.secret, max_age_seconds=webhook.max_event_age_seconds)
+
+    def webhook_subscriptions(self) -> WebhookSubscriptions | None:
+        """``/v1/webhooks`` with the API key; :meth:`AircallSubscriptions.created_token` gives
+        the token Aircall chose for the webhook."""
+        return AircallSubscriptions(
+            self.name, self.base_url, json_api(self.http, self.provider_error)
         )
 
     def provider_error(self, exc: HttpError) -> ProviderError:

@@ -52,6 +52,9 @@ from poller.adapters.http.auth import BearerToken
 from poller.adapters.http.paginators import PageRequest, Paginator, TokenPaginator
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.dialpad import DialpadSubscriptions, DialpadWebhookVerifier
+from poller.adapters.webhooks.settings import WebhookSettings
+from poller.adapters.webhooks.vendor_api import json_api
 from poller.config_types import MINIMAL
 from poller.domain.call_record import (
     MAX_ID_LENGTH,
@@ -78,6 +81,7 @@ from poller.ports.provider import (
     RecordPosition,
     TransientProviderError,
 )
+from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
 
 SharePrivacy = Literal["owner", "admin", "company", "public"]
 
@@ -104,6 +108,18 @@ SHARE_LINK_REUSE_SECONDS = 30 * 60
 SHARE_LINK_CACHE_SIZE = 2048
 # A download waits this long at most for its turn at a share link; longer, it is rescheduled.
 SHARE_LINK_MAX_WAIT_SECONDS = 5.0
+
+
+class DialpadWebhookSettings(WebhookSettings):
+    """``[provider.webhook]``: Dialpad's call events (hangup, recording) nudge an early poll
+    (with ``[webhooks] listen`` set); `webhooks subscribe` creates the webhook and its call
+    event subscription. The poll stays the source of truth: a lost event costs latency, never
+    a call."""
+
+    secret: SecretStr | None = None
+    """A long random string of your choice (not the API key): `webhooks subscribe` gives it to
+    Dialpad as the webhook's secret, and Dialpad signs every event (an HS256 JWT) with it.
+    Required with enabled: an unsigned event is refused."""
 
 
 class DialpadSettings(ProviderSettingsBase):
@@ -134,6 +150,8 @@ class DialpadSettings(ProviderSettingsBase):
     """
     requests_per_minute: Annotated[int, Field(gt=0)] | None = 1200
     """Listing requests per minute (Dialpad allows 1,200 for call.list, 20 a second per company)."""
+    webhook: DialpadWebhookSettings = DialpadWebhookSettings()
+    """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     vendor_hosts: ClassVar[tuple[str, ...]] = ("dialpad.com",)
     default_base_url: ClassVar[str | None] = "https://dialpad.com"
@@ -144,6 +162,13 @@ class DialpadSettings(ProviderSettingsBase):
             missing.append(
                 f"{self.config_key('api_key')}: required: a Dialpad company-admin API key "
                 "with the calls:list scope"
+            )
+        secret = self.webhook.secret
+        if self.webhook.enabled and (secret is None or not secret.get_secret_value()):
+            missing.append(
+                f"{self.config_key('webhook.secret')}: required with "
+                f"{self.config_key('webhook.enabled')}: Dialpad signs its events (a JWT) with "
+                "it, and unsigned events are refused"
             )
         return missing
 
@@ -231,6 +256,23 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
         for page in super().list_window(window):
             kept = [record for record in page.records if _belongs_to(record, window)]
             yield page if len(kept) == len(page.records) else replace(page, records=kept)
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        webhook = self.settings.webhook
+        if not webhook.enabled or webhook.secret is None or not webhook.secret.get_secret_value():
+            return None
+        return DialpadWebhookVerifier(webhook.secret, max_age_seconds=webhook.max_event_age_seconds)
+
+    def webhook_subscriptions(self) -> WebhookSubscriptions | None:
+        """The webhook and its call event subscription, with the API key; ``subscribe``
+        sends provider.webhook.secret as the webhook's secret."""
+        return DialpadSubscriptions(
+            self.name,
+            self.base_url,
+            json_api(self.http, self.provider_error),
+            self.settings.webhook.secret,
+            setting=self.settings.config_key("webhook.secret"),
+        )
 
     def provider_error(self, exc: HttpError) -> ProviderError:
         error = super().provider_error(exc)
