@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -272,6 +273,34 @@ def test_a_half_sent_request_is_closed_at_its_deadline(
     assert raw_exchange(running.receiver.port, half) == b""
     assert running.sink.events == []
     assert running.post(b"after") == 200  # and the receiver still serves
+
+
+@pytest.mark.parametrize("part", ["header", "body"])
+def test_a_request_trickled_a_byte_at_a_time_is_closed_at_its_deadline(
+    start: Callable[..., Running], part: str
+) -> None:
+    running = start(request_timeout=0.5)
+    head = b"POST /webhooks/acme HTTP/1.1\r\nHost: x\r\n"
+    if part == "header":
+        trickled = b"X-Token: " + b"t" * 400 + b"\r\n\r\n"
+    else:
+        head += b"X-Token: " + SECRET.encode() + b"\r\nContent-Length: 400\r\n\r\n"
+        trickled = b"b" * 400
+    closed_after = None
+    with socket.create_connection(("127.0.0.1", running.receiver.port), timeout=PATIENCE) as sock:
+        sock.sendall(head)
+        # 400 bytes a fortieth of a second apart: ten seconds, twenty times the deadline.
+        for sent, byte in enumerate(trickled):
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed_after = sent
+                break
+            if select.select([sock], [], [], 0.025)[0]:
+                closed_after = sent
+                break
+    assert closed_after is not None and closed_after < len(trickled)
+    assert running.sink.events == []
 
 
 def test_a_kept_alive_connection_serves_several_events(start: Callable[..., Running]) -> None:

@@ -128,10 +128,13 @@ class BoundedServer(ThreadingHTTPServer):
 
 
 class DeadlineReader:
-    """A request's input stream: each read waits only for what is left of the deadline, so
-    a request trickled a byte at a time still ends at its deadline."""
+    """A request's input stream: each read from the socket waits only for what is left of the
+    deadline, so a request trickled a byte at a time still ends at its deadline."""
 
     def __init__(self, stream: io.BufferedIOBase, sock: socket.socket, deadline: float) -> None:
+        # A handler's rfile (rbufsize -1): peek() and read1() read the socket at most once.
+        if not isinstance(stream, io.BufferedReader):
+            raise TypeError("a DeadlineReader reads a buffered socket stream")
         self._stream = stream
         self._sock = sock
         self.deadline = deadline
@@ -143,12 +146,40 @@ class DeadlineReader:
         self._sock.settimeout(left)
 
     def readline(self, limit: int = -1) -> bytes:
-        self._arm()
-        return self._stream.readline(limit)
+        # The buffered reader's own readline would wait the whole timeout once per socket
+        # read: peek() reads the socket at most once, so the deadline is armed before each.
+        parts: list[bytes] = []
+        taken = 0
+        while limit < 0 or taken < limit:
+            self._arm()
+            buffered = self._stream.peek(1)
+            if not buffered:
+                break
+            end = buffered.find(b"\n")
+            size = len(buffered) if end < 0 else end + 1
+            if limit >= 0:
+                size = min(size, limit - taken)
+            part = self._stream.read(size)  # already buffered: no socket read
+            parts.append(part)
+            taken += len(part)
+            if part.endswith(b"\n"):
+                break
+        return b"".join(parts)
 
     def read(self, size: int = -1) -> bytes:
-        self._arm()
-        return self._stream.read(size)
+        if size < 0:
+            self._arm()
+            return self._stream.read()
+        parts: list[bytes] = []
+        left = size
+        while left > 0:
+            self._arm()
+            part = self._stream.read1(left)  # at most one socket read
+            if not part:
+                break
+            parts.append(part)
+            left -= len(part)
+        return b"".join(parts)
 
     def close(self) -> None:
         self._stream.close()
