@@ -11,13 +11,12 @@ run has two phases:
   bytes, a huge Content-Length, unsigned JSON to the provider's path, wrong paths, and
   slowloris half-requests that are held open until the receiver closes them.
 
-Every 5 s it prints the daemon's RSS and threads, the garbage sent and the answers by status
-("closed": the connection ended without an answer, "error": no connection), and the calls the
-daemon uploaded per second with the backlog (calls offered and not yet in Siro), and how many
-of the signed events sent meanwhile (one a second, from an address of their own) were answered
-200, with the slowest answer; at the end the mean uploads per second of each phase and the
-receiver's metric by outcome. Run from the
-repository root::
+Every 5 s (``--row-seconds``) it prints the daemon's RSS and threads, the garbage sent and
+the answers by status ("closed": the connection ended without an answer, "error": no
+connection), the calls the daemon uploaded per second with the backlog (calls offered and not
+yet in Siro), and how many of the signed events sent meanwhile (one a second, from an address
+of their own) were answered 200, with the slowest answer; at the end the mean uploads per
+second of each phase and the receiver's metric by outcome. Run from the repository root::
 
     .venv/bin/python bench/bench_webhook_garbage.py [--seconds 60] [--rate 1000]
 
@@ -59,7 +58,6 @@ from poller.simulators.siro_server import FakeSiro  # noqa: E402
 PROVIDER = "legacy"
 PROVIDER_TOKEN = "bench-provider-token"  # noqa: S105 (the simulator's)
 WEBHOOK_SECRET = "bench-webhook-secret"  # noqa: S105
-ROW_SECONDS = 5.0
 # Half-requests held open at once by the garbage process (each until the receiver closes it).
 SLOWLORIS_HELD = 200
 
@@ -315,6 +313,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="garbage requests a second")
     parser.add_argument("--baseline-seconds", type=float, default=30.0)
     parser.add_argument("--calls-per-second", type=float, default=4.0)
+    parser.add_argument("--warmup-seconds", type=float, default=5.0)
+    parser.add_argument("--row-seconds", type=float, default=5.0, help="seconds a row covers")
     parser.add_argument(
         "--sources", type=int, default=200, help="loopback addresses the garbage comes from"
     )
@@ -355,7 +355,7 @@ def main() -> None:
             signed.start()
             signed_all: dict[str, Counter[str]] = {"baseline": Counter(), "garbage": Counter()}
             signed_times: dict[str, list[float]] = {"baseline": [], "garbage": []}
-            time.sleep(5)  # the first calls through, so the rows start from a steady state
+            time.sleep(args.warmup_seconds)  # the first calls through: a steady state
             print(
                 f"{'t':>5} {'phase':8} {'RSS MB':>7} {'thr':>4} {'sent/s':>7} "
                 f"{'uploads/s':>9} {'backlog':>7}  answers in the row"
@@ -384,14 +384,14 @@ def main() -> None:
                         daemon=True,
                     )
                     garbage.start()
-                time.sleep(ROW_SECONDS)
+                time.sleep(args.row_seconds)
                 sent, answers = last_sent, last_answers
                 while not results.empty():
                     _, sent, seen = results.get()
                     answers = Counter(seen)
                 now_uploaded = uploaded(siro)
                 rss, threads = proc_status(daemon.pid)
-                per_second = (now_uploaded - last_uploaded) / ROW_SECONDS
+                per_second = (now_uploaded - last_uploaded) / args.row_seconds
                 rates[phase].append(per_second)
                 row = answers - last_answers
                 shown = ", ".join(f"{k} {v}" for k, v in sorted(row.items())) or "-"
@@ -405,7 +405,7 @@ def main() -> None:
                 )
                 print(
                     f"{time.monotonic() - began:5.0f} {phase:8} {rss:7.1f} {threads:4d} "
-                    f"{(sent - last_sent) / ROW_SECONDS:7.0f} {per_second:9.1f} "
+                    f"{(sent - last_sent) / args.row_seconds:7.0f} {per_second:9.1f} "
                     f"{stream.offered - now_uploaded:7d}  {shown}",
                     flush=True,
                 )

@@ -289,7 +289,11 @@ def serve_webhooks(
     listen on."""
     section = settings.webhooks
     endpoints = webhook_endpoints(settings, providers)
-    ages = [p.webhook.max_event_age_seconds for p in settings.configured_providers]
+    ages = [
+        p.webhook.max_event_age_seconds
+        for p in settings.configured_providers
+        if p.name in endpoints
+    ]
     try:
         return WebhookReceiver(
             section.listen,
@@ -303,7 +307,7 @@ def serve_webhooks(
                 per_source_burst=section.per_source_burst,
             ),
             # A resent delivery is refused as stale or, within twice the window, as a replay.
-            replay_ttl_seconds=2 * max(ages),
+            replay_ttl_seconds=2 * max(ages, default=300.0),
             telemetry=telemetry,
         )
     except OSError as exc:
