@@ -6,11 +6,13 @@ Neither the domain nor the core reads :class:`~poller.config.Settings`; the comp
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
 from poller.adapters.siro.settings import SiroSettings
 from poller.config import Settings
 from poller.core.daemon import DaemonParams
+from poller.core.poll import PollCycle
 from poller.core.poll_report import PollParams
 from poller.core.source_deletion import SourceDeletionParams
 from poller.core.worker import WorkerParams
@@ -23,6 +25,8 @@ from poller.domain.health import HealthRules
 from poller.domain.retention import RetentionRules
 from poller.domain.states import Direction
 from poller.domain.upload_plan import UploadRules
+from poller.ports.provider import ProviderPort
+from poller.ports.store import PollStore
 
 
 def rep_rules_from_settings(siro: SiroSettings) -> RepRules:
@@ -80,6 +84,31 @@ def poll_params_from_settings(settings: Settings, provider: str | None = None) -
     )
 
 
+def poll_cycle_from_settings(
+    settings: Settings,
+    name: str,
+    provider: ProviderPort,
+    store: PollStore,
+    clock: Callable[[], datetime],
+) -> PollCycle:
+    """The daemon's poll cycle of the provider called ``name``; it can run nudged."""
+    return PollCycle(poll_params_from_settings(settings, name), provider, store, clock)
+
+
+def settle_delays_from_settings(
+    settings: Settings, providers: Mapping[str, ProviderPort] | None = None
+) -> dict[str, float]:
+    """Each configured provider's effective settle delay in seconds: the configured one, or
+    its adapter's (from ``providers``, by name) where that is longer."""
+    configured = float(settings.poll.settle_delay_seconds)
+    delays: dict[str, float] = {}
+    for section in settings.configured_providers:
+        adapter = (providers or {}).get(section.name)
+        own = adapter.capabilities.settle_delay.total_seconds() if adapter else 0.0
+        delays[section.name] = max(configured, own)
+    return delays
+
+
 def _days(value: float) -> timedelta | None:
     """A retention period in days; 0 keeps for ever."""
     return timedelta(days=value) if value > 0 else None
@@ -131,7 +160,11 @@ def conversion_rules_from_settings(settings: Settings) -> ConversionRules:
     )
 
 
-def daemon_params_from_settings(settings: Settings) -> DaemonParams:
+def daemon_params_from_settings(
+    settings: Settings, providers: Mapping[str, ProviderPort] | None = None
+) -> DaemonParams:
+    """The daemon's parameters; ``providers`` (the adapters, by name) add their own settle
+    delays to the nudges' plain follow-up poll."""
     return DaemonParams(
         poll_interval_seconds=settings.poll.interval_seconds,
         work_interval_seconds=settings.worker.interval_seconds,
@@ -142,6 +175,7 @@ def daemon_params_from_settings(settings: Settings) -> DaemonParams:
         role=settings.worker.role,
         providers=tuple(provider.name for provider in settings.configured_providers),
         retention_interval_seconds=settings.retention.interval_seconds,
+        settle_delays=settle_delays_from_settings(settings, providers),
     )
 
 

@@ -25,7 +25,11 @@ from poller.domain.states import CallState
 from poller.domain.windows import Window
 from poller.simulators.http_server import LocalHTTPServer
 from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve
-from poller.wiring import poll_params_from_settings
+from poller.wiring import (
+    daemon_params_from_settings,
+    poll_cycle_from_settings,
+    poll_params_from_settings,
+)
 from tests.seed import AnyStore
 
 T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
@@ -577,6 +581,60 @@ def test_nothing_is_listed_before_the_settle_delay_has_passed(
     assert (cursor.cursor_value, cursor.last_polled_at) == (None, now)
 
 
+def test_a_nudged_poll_lists_a_call_inside_the_settle_stretch_and_caps_the_cursor(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="poller.core.poll")
+    settings = settings_for(server.url)
+    first = cycle(settings, any_store, T0 + timedelta(hours=1))
+    assert first.ok, first.error
+    now = T0 + timedelta(hours=1, minutes=5)
+    add(api, "just-ended", now - timedelta(seconds=20))  # well inside the 120 s settle delay
+
+    plain = cycle(settings, any_store, now)
+    assert plain.ok and plain.counts["inserted"] == 0
+    assert all_calls(any_store) == []
+
+    nudged = cycle(settings, any_store, now, reach_now=True)
+    assert nudged.ok, nudged.error
+    assert nudged.window is not None and nudged.window.end == now
+    assert [c.provider_call_id for c in all_calls(any_store)] == ["just-ended"]
+    assert "generic (nudged): window" in caplog.text
+    # The cursor never passes now - settle: the next plain poll reads the stretch again.
+    assert nudged.cursor_after == cursor_of(any_store) == now - SETTLE
+
+    later = cycle(settings, any_store, now + timedelta(minutes=5))
+    assert later.ok and later.counts["inserted"] == 0
+    assert len(all_calls(any_store)) == 1
+    assert later.cursor_after == now + timedelta(minutes=5) - SETTLE
+
+
+def test_a_nudged_dry_run_reports_the_capped_cursor(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    now = T0 + timedelta(hours=1)
+    add(api, "just-ended", now - timedelta(seconds=5))
+    report = cycle(settings_for(server.url), any_store, now, reach_now=True, dry_run=True)
+    assert report.ok, report.error
+    assert report.counts["inserted"] == 1
+    assert report.cursor_after == now - SETTLE
+    assert all_calls(any_store) == []
+
+
+def test_a_poll_cycle_reads_its_clock_and_can_run_nudged(
+    api: FakeCallLog, server: LocalHTTPServer, any_store: AnyStore
+) -> None:
+    now = T0 + timedelta(hours=1)
+    add(api, "just-ended", now - timedelta(seconds=5))
+    settings = settings_for(server.url)
+    provider = GenericProvider(settings.provider, retry=NO_WAIT)
+    poll_cycle = poll_cycle_from_settings(settings, "generic", provider, any_store, lambda: now)
+    assert poll_cycle().counts["inserted"] == 0
+    report = poll_cycle(reach_now=True)
+    assert report.counts["inserted"] == 1
+    assert report.cursor_after == now - SETTLE
+
+
 def test_poll_params_come_from_settings() -> None:
     settings = Settings(
         provider={"name": "acme"},
@@ -587,6 +645,21 @@ def test_poll_params_come_from_settings() -> None:
     assert params.lookback == timedelta(minutes=15)
     assert params.call_filter.rep_allow == ("a@x.com",)
     assert {d.value for d in params.call_filter.directions} == {"inbound"}
+
+
+def test_the_nudges_plain_follow_up_waits_for_the_longer_of_both_settle_delays() -> None:
+    settings = Settings(
+        provider={
+            "name": "acme",
+            "base_url": "http://127.0.0.1:9",
+            "listing": {"settle_delay_seconds": 300},
+        },
+        poll={"settle_delay_seconds": 120},
+    )
+    assert daemon_params_from_settings(settings).settle_delays == {"acme": 120.0}
+    provider = GenericProvider(settings.provider, retry=NO_WAIT)
+    params = daemon_params_from_settings(settings, {"acme": provider})
+    assert params.settle_delays == {"acme": 300.0}
 
 
 def test_signed_recording_urls_are_stored_without_their_signature(

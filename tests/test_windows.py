@@ -15,6 +15,7 @@ from poller.domain.windows import (
     SpanSizer,
     Window,
     ceil_to,
+    cursor_limit,
     first_cursor,
     floor_to,
     halve,
@@ -92,6 +93,26 @@ def test_no_window_while_the_settle_delay_has_not_passed() -> None:
         )
         is None
     )
+
+
+def test_a_nudged_window_reaches_now_but_the_cursor_limit_does_not() -> None:
+    settle = timedelta(minutes=2)
+    common = {
+        "now": NOW,
+        "lookback": timedelta(minutes=60),
+        "settle_delay": settle,
+        "initial_start": NOW - timedelta(hours=24),
+    }
+    cursor = NOW - settle  # where the last poll left it
+    assert poll_window(cursor, **common, reach_now=True) == Window(
+        cursor - timedelta(minutes=60), NOW
+    )
+    assert poll_window(cursor, **common) == Window(cursor - timedelta(minutes=60), NOW - settle)
+    assert cursor_limit(NOW, settle) == NOW - settle
+    # Before the settle delay has passed over start_at, only a nudged poll has anything to list.
+    fresh = {**common, "initial_start": NOW - SECOND}
+    assert poll_window(None, **fresh) is None
+    assert poll_window(None, **fresh, reach_now=True) == Window(NOW - SECOND, NOW)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,9 @@
 """`siro-poller run`: the poll and work jobs on an APScheduler clock, under systemd.
 
+Beside the interval jobs, a webhook event (:attr:`Daemon.nudges`) runs one provider's poll
+early as a one-off job of its own (``poll-now-<provider>``); one poll of a provider runs at a
+time, whichever job asked for it.
+
 APScheduler 3 swallows job exceptions, skips runs behind a hung job and installs no signal
 handlers, so this module does those parts itself: job bodies catch and log, a listener reports
 errors and missed runs, the main thread owns SIGTERM/SIGINT, readiness and the watchdog.
@@ -12,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -28,6 +32,8 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from poller.core.nudges import Nudges, call_lookup, timer_key
+from poller.core.poll import PollCycle
 from poller.core.poll_report import PollReport
 from poller.core.users_sync import UsersSyncError
 from poller.core.worker import Worker
@@ -62,6 +68,12 @@ class DaemonParams:
     providers: tuple[str, ...] = ()
     # Seconds between two retention passes (poller.core.retention), run by the polling side.
     retention_interval_seconds: int = 900
+    # Webhook nudges (poller.core.nudges): events this close together make one early poll;
+    # the nudged polls after each event; each provider's effective settle delay in seconds
+    # (the larger of poll.settle_delay_seconds and its adapter's), for the plain follow-up.
+    nudge_debounce_seconds: float = 2.0
+    nudge_follow_up_seconds: tuple[float, ...] = (10.0, 30.0)
+    settle_delays: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def polls(self) -> bool:
@@ -104,7 +116,9 @@ class LockedPollCycle:
         self.lock = lock
         self.holding: bool | None = None  # as of the last try, to log only the changes
 
-    def __call__(self) -> PollReport | None:
+    def __call__(self, *, reach_now: bool = False) -> PollReport | None:
+        """One cycle, or ``None`` while another process holds the lock. ``reach_now``: a
+        nudged cycle, where the cycle can list up to now (a :class:`PollCycle`)."""
         try:
             holding = self.lock.try_acquire()
         except Exception:
@@ -118,7 +132,11 @@ class LockedPollCycle:
             else:
                 log.info("%s: another process polls it; this one stands by", self.provider)
             self.holding = holding
-        return self.cycle() if holding else None
+        if not holding:
+            return None
+        if reach_now and isinstance(self.cycle, PollCycle):
+            return self.cycle(reach_now=True)
+        return self.cycle()
 
     def release(self) -> None:
         try:
@@ -171,6 +189,25 @@ class Daemon:
         self._draining = threading.Lock()
         self._drain_again = threading.Event()
         self._pauses_reminded_at: datetime | None = None
+        # The providers' cycles by name. One poll of a provider at a time, whichever job runs
+        # it; a nudge that finds one under way asks it for one more pass, nudged.
+        self._cycles = {
+            cycle.provider: cycle for cycle in poll_cycles if isinstance(cycle, LockedPollCycle)
+        }
+        self._polling = {name: threading.Lock() for name in self._cycles}
+        self._poll_again = {name: threading.Event() for name in self._cycles}
+        self.nudges = Nudges(
+            poll=self.poll_provider,
+            call_known=call_lookup(store),
+            timer=self,
+            clock=utcnow,
+            providers=self._cycles if params.polls else (),
+            debounce=timedelta(seconds=params.nudge_debounce_seconds),
+            follow_ups=[timedelta(seconds=every) for every in params.nudge_follow_up_seconds],
+            settle_delays={
+                name: timedelta(seconds=delay) for name, delay in params.settle_delays.items()
+            },
+        )
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -179,20 +216,90 @@ class Daemon:
         self.health.started("poll")
         try:
             for poll_cycle in self.poll_cycles:
-                try:
-                    report = poll_cycle()
-                    if report is None:  # another process polls this provider
-                        continue
-                    self.telemetry.poll_finished(ok=report.ok, listed=report.listed)
-                    if brought_work(report):
-                        self.wake_work()
-                except Exception:
-                    self.telemetry.poll_finished(ok=False, listed=0)
-                    # The cycle records its own failures on poll_cursors; this is the last
-                    # resort that keeps an unforeseen error from silently ending the schedule.
-                    log.exception("poll job failed")
+                if isinstance(poll_cycle, LockedPollCycle):
+                    # A provider being polled already (nudged) is skipped: that poll is as new.
+                    self._poll_one(poll_cycle, reach_now=False)
+                else:
+                    self._run_cycle(poll_cycle)
         finally:
             self.health.finished("poll")
+
+    def poll_provider(self, provider: str, reach_now: bool = True) -> bool:
+        """Poll ``provider`` now, in this thread (a nudge's job): nudged with ``reach_now``.
+        Whether this process polls it; one that does not (another holds its poll lock, or
+        this one only works) ignores the nudge."""
+        cycle = self._cycles.get(provider)
+        if cycle is None or not self.params.polls or self.stop.is_set():
+            log.debug("%s: not polled by this process; a nudge is ignored", provider)
+            return False
+        polled = self._poll_one(cycle, reach_now=reach_now, job=timer_key(provider))
+        if not polled:
+            log.debug("%s: another process holds its poll lock; a nudge is ignored", provider)
+        return polled
+
+    def _poll_one(self, cycle: LockedPollCycle, *, reach_now: bool, job: str | None = None) -> bool:
+        """Run ``cycle`` unless a poll of its provider is under way; a nudge then marks that
+        poll to run once more, nudged, as soon as it ends. Whether this process polls it."""
+        busy = self._polling[cycle.provider]
+        again = self._poll_again[cycle.provider]
+        while True:
+            if not busy.acquire(blocking=False):
+                if reach_now:
+                    again.set()
+                return True
+            try:
+                again.clear()
+                if job is not None:
+                    self.health.started(job)
+                try:
+                    polled = self._run_cycle(cycle, reach_now=reach_now)
+                finally:
+                    if job is not None:
+                        self.health.finished(job)
+            finally:
+                busy.release()
+            # A nudge that came during the poll: its call may have come after the listing.
+            if not polled or not again.is_set():
+                return polled
+            reach_now = True
+
+    def _run_cycle(
+        self, poll_cycle: Callable[[], PollReport | None], *, reach_now: bool = False
+    ) -> bool:
+        """One cycle, its failures logged; whether it ran (``False``: another process polls)."""
+        try:
+            if isinstance(poll_cycle, LockedPollCycle):
+                report = poll_cycle(reach_now=reach_now)
+            else:
+                report = poll_cycle()
+            if report is None:  # another process polls this provider
+                return False
+            self.telemetry.poll_finished(ok=report.ok, listed=report.listed)
+            if brought_work(report):
+                self.wake_work()
+        except Exception:
+            self.telemetry.poll_finished(ok=False, listed=0)
+            # The cycle records its own failures on poll_cursors; this is the last
+            # resort that keeps an unforeseen error from silently ending the schedule.
+            log.exception("poll job failed")
+        return True
+
+    def call_at(self, key: str, when: datetime, action: Callable[[], None]) -> None:
+        """The nudges' timer: ``action`` as a one-off job ``key`` at ``when``."""
+        scheduler = self.scheduler
+        if scheduler is None or self.stop.is_set():
+            log.debug("not running: job %s is not scheduled", key)
+            return
+        scheduler.add_job(
+            action,
+            "date",
+            run_date=when,
+            id=key,
+            replace_existing=True,
+            # A timer set while its last run still polls must fire all the same: the provider's
+            # poll then finds that poll under way and asks it for one more pass.
+            max_instances=2,
+        )
 
     def users_job(self) -> None:
         """Copy Siro's users into ``siro_users``; the worker reads them afresh afterwards."""
@@ -362,8 +469,13 @@ class Daemon:
         scheduler = BackgroundScheduler(
             timezone=UTC,
             # Poll and work may each run long; the short jobs (users, retention) get a third, and
-            # each extra job (deletion at the source) a thread of its own.
-            executors={"default": ThreadPoolExecutor(max_workers=3 + len(self.extra_jobs))},
+            # each extra job (deletion at the source) and each provider's nudged polls a thread
+            # of its own.
+            executors={
+                "default": ThreadPoolExecutor(
+                    max_workers=3 + len(self.extra_jobs) + len(self._cycles)
+                )
+            },
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,

@@ -13,7 +13,9 @@ The same function serves ``siro-poller poll`` and the scheduler. Its contract:
    records), so a failure later in a window keeps what was already read.
 4. Move the cursor to the end of each span once all of that span's pages are in, never past a
    failed page and never beyond ``now - settle_delay``. A failed span ends the cycle and its
-   error goes on ``poll_cursors.last_error``; the next cycle lists it again.
+   error goes on ``poll_cursors.last_error``; the next cycle lists it again. A nudged cycle
+   (``reach_now``: a webhook announced a call) lists up to ``now``, past the settle delay,
+   but its cursor stops at the same place, so the next cycle reads that stretch again.
 5. Re-list, at most every ``recheck_waiting_minutes``, the older stretch back to the oldest
    call still waiting for its recording: a recording may arrive hours after its call, long
    after the lookback has passed it by.
@@ -52,6 +54,7 @@ from poller.domain.windows import (
     MIN_SPAN,
     SpanSizer,
     Window,
+    cursor_limit,
     first_cursor,
     outside_span,
     poll_window,
@@ -79,12 +82,14 @@ def poll_once(
     dry_run: bool = False,
     keep_changes: int | None = None,
     on_change: Callable[[IngestChange], None] | None = None,
+    reach_now: bool = False,
 ) -> PollReport:
     """Run one poll cycle at simulated or real time ``now``. Never raises a provider error:
     it is in the report and, unless ``dry_run``, on ``poll_cursors.last_error``.
 
     The report keeps the first ``keep_changes`` changes (all when ``None``); ``on_change``
-    sees each one as it is made (see :class:`PollReport`)."""
+    sees each one as it is made (see :class:`PollReport`). ``reach_now`` lists up to ``now``
+    (a nudged poll); the cursor still stops before the settle delay."""
     now = as_utc(now)
     key = params.provider_key
     capabilities = provider.capabilities
@@ -93,16 +98,18 @@ def poll_once(
         provider=key, now=now, dry_run=dry_run, keep_changes=keep_changes, on_change=on_change
     )
     report.cursor_before = report.cursor_after = cursor.cursor_value if cursor else None
+    settle_delay = max(params.settle_delay, capabilities.settle_delay)
     report.window = poll_window(
         report.cursor_before,
         now=now,
         lookback=params.lookback,
-        settle_delay=max(params.settle_delay, capabilities.settle_delay),
+        settle_delay=settle_delay,
         initial_start=first_cursor(
             now, start_at=params.start_at, initial_lookback=params.initial_lookback
         ),
         floor=params.start_at,
         history_limit=capabilities.history_limit,
+        reach_now=reach_now,
     )
     history = capabilities.history_limit
     if report.cursor_before is not None and history is not None:
@@ -119,7 +126,14 @@ def poll_once(
     try:
         map_unmapped_again(report, params, provider, store)
         if report.window is not None:
-            list_window(report, report.window, params, provider, store)
+            list_window(
+                report,
+                report.window,
+                params,
+                provider,
+                store,
+                cursor_until=cursor_limit(now, settle_delay),
+            )
             if report.error is None:
                 _recheck_waiting(report, report.window, params, provider, store, cursor)
     except Exception as exc:
@@ -147,8 +161,31 @@ def poll_once(
             report.unmapped_over_cap,
             params.unmapped_max_kept,
         )
-    _log_summary(report)
+    _log_summary(report, nudged=reach_now)
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class PollCycle:
+    """The daemon's poll cycle of one provider, at the clock's time; ``reach_now=True`` is
+    a nudged cycle (see :func:`poll_once`)."""
+
+    params: PollParams
+    provider: ProviderPort
+    store: PollStore
+    clock: Callable[[], datetime]
+    # The daemon's report counts its changes: a long backlog must not grow its memory.
+    keep_changes: int | None = 0
+
+    def __call__(self, *, reach_now: bool = False) -> PollReport:
+        return poll_once(
+            self.params,
+            self.provider,
+            self.store,
+            self.clock(),
+            keep_changes=self.keep_changes,
+            reach_now=reach_now,
+        )
 
 
 def list_window(
@@ -159,9 +196,11 @@ def list_window(
     store: PollStore,
     *,
     span_listed: Callable[[Window], None] | None = None,
+    cursor_until: datetime | None = None,
 ) -> None:
-    """List ``window`` span by span into the store, the cursor following each span, or,
-    with ``span_listed`` (a backfill, which leaves the cursor alone), that callback.
+    """List ``window`` span by span into the store, the cursor following each span (but
+    never past ``cursor_until``), or, with ``span_listed`` (a backfill, which leaves the
+    cursor alone), that callback.
 
     A failed span ends the listing with ``report.error`` set, not logged: the caller reports
     it once (a poll cycle in its summary line, a backfill in its result)."""
@@ -253,11 +292,13 @@ def list_window(
         report.spans_listed += 1
         if span_listed is not None:
             span_listed(span)
-        elif report.dry_run:
+            continue
+        cursor_to = span.end if cursor_until is None else min(span.end, cursor_until)
+        if report.dry_run:
             before = report.cursor_after
-            report.cursor_after = span.end if before is None else max(before, span.end)
+            report.cursor_after = cursor_to if before is None else max(before, cursor_to)
         else:
-            report.cursor_after = store.advance_cursor(key, span.end, report.now).cursor_value
+            report.cursor_after = store.advance_cursor(key, cursor_to, report.now).cursor_value
 
 
 def _split_or_widen(
@@ -382,10 +423,11 @@ def _recheck_waiting(
         store.mark_waiting_rechecked(params.provider_key, report.now)
 
 
-def _log_summary(report: PollReport) -> None:
+def _log_summary(report: PollReport, *, nudged: bool = False) -> None:
     """One line per cycle: what it did, or, when it failed, why and what to check."""
     counts = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items()))
-    provider = f"{report.provider}{' (dry run)' if report.dry_run else ''}"
+    marks = [mark for mark, on in (("dry run", report.dry_run), ("nudged", nudged)) if on]
+    provider = report.provider + (f" ({', '.join(marks)})" if marks else "")
     if report.error is not None:
         # The error names the page, the URL and the setting to check; what went in before it
         # is kept, so the line says how far the cycle got.

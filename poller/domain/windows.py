@@ -17,7 +17,13 @@ written with an upsert. Re-reading is harmless by construction; skipping never h
 
 The window itself is ``[cursor - lookback, now - settle_delay)``. The lookback re-reads recent
 calls whose recording was not ready yet; the settle delay keeps the window clear of the last
-moments, which providers fill in late. The cursor never moves past ``now - settle_delay``.
+moments, which providers fill in late. The cursor never moves past ``now - settle_delay``
+(:func:`cursor_limit`).
+
+A nudged poll (a webhook announced a call) lists up to ``now`` instead: the call it was told
+of is usually inside the settle stretch. The cursor still stops at ``now - settle_delay``, so
+the next poll lists that stretch again; that re-read is harmless by construction, as rows are
+upserted, and whatever the provider filed late in the stretch is still found.
 
 Spans sized by records
 ----------------------
@@ -91,23 +97,31 @@ def poll_window(
     initial_start: datetime,
     floor: datetime | None = None,
     history_limit: timedelta | None = None,
+    reach_now: bool = False,
 ) -> Window | None:
     """The window one poll cycle lists, or ``None`` when there is nothing to list yet.
 
     Without a cursor (first run) the window starts at ``initial_start``: the lookback exists
     to re-read what an earlier cycle saw, and there was none. ``floor`` (the configured
     ``start_at``) is never crossed by the lookback; ``history_limit`` clamps the start to what
-    the provider still keeps.
+    the provider still keeps. ``reach_now`` (a nudged poll) ends the window at ``now`` rather
+    than before the settle delay; the cursor's limit stays :func:`cursor_limit`.
     """
     start = initial_start if cursor is None else cursor - lookback
     if floor is not None:
         start = max(start, floor)
     if history_limit is not None:
         start = max(start, now - history_limit)
-    end = now - settle_delay
+    end = now if reach_now else cursor_limit(now, settle_delay)
     if end <= start:
         return None
     return Window(start, end)
+
+
+def cursor_limit(now: datetime, settle_delay: timedelta) -> datetime:
+    """The furthest a poll at ``now`` may move the cursor, whatever window it listed: the
+    provider may still be filing the calls that came after ``now - settle_delay``."""
+    return now - settle_delay
 
 
 def split_window(window: Window, max_span: timedelta | None) -> list[Window]:
