@@ -8,7 +8,6 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -33,8 +32,6 @@ from poller.adapters.systemd_notify import SystemdNotifier
 from poller.adapters.webhooks.receiver import Endpoint, ReceiverLimits, WebhookReceiver
 from poller.config import ConfigError, Settings, provider_problems
 from poller.core.daemon import Daemon, LockedPollCycle
-from poller.core.poll import poll_once
-from poller.core.poll_report import PollReport
 from poller.core.progress import WorkProgress
 from poller.core.retention import run_retention
 from poller.core.source_deletion import SourceDeletionJob
@@ -49,10 +46,10 @@ from poller.ports.provider import ProviderPort, SourceDeleter
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
 from poller.ports.telemetry import Telemetry
-from poller.ports.webhooks import EventSink, Verified
+from poller.ports.webhooks import EventSink
 from poller.wiring import (
     daemon_params_from_settings,
-    poll_params_from_settings,
+    poll_cycle_from_settings,
     retention_rules_from_settings,
     source_deletion_params_from_settings,
     worker_params_from_settings,
@@ -259,13 +256,6 @@ def webhook_endpoints(
     return endpoints
 
 
-class _LoggedEvents:
-    """The receiver's sink until the daemon's nudges take its events: a line per event."""
-
-    def event_arrived(self, provider: str, verified: Verified, at: datetime) -> None:
-        log.debug("webhook event %s for %s", verified.event, provider)
-
-
 def _close_on_stop(receiver: WebhookReceiver, stop: threading.Event) -> None:
     """Stop taking events as soon as the daemon is asked to stop."""
 
@@ -376,11 +366,6 @@ def build_daemon(
         progress=progress,
     )
 
-    def poll_cycle(name: str, provider: ProviderPort) -> Callable[[], PollReport]:
-        params = poll_params_from_settings(settings, name)
-        # The daemon's report counts its changes: a backfill must not grow its memory.
-        return lambda: poll_once(params, provider, store, utcnow(), keep_changes=0)
-
     extra_jobs: list[tuple[str, Callable[[], None], float]] = []
     deletion = build_source_deletion(settings, store, providers=providers, siro=siro, stop=stop)
     if deletion.params.active:
@@ -400,10 +385,15 @@ def build_daemon(
         return run_retention(rules, store, utcnow())
 
     daemon = Daemon(
-        daemon_params_from_settings(settings),
+        daemon_params_from_settings(settings, providers),
         store=store,
         poll_cycles=[
-            LockedPollCycle(name, poll_cycle(name, provider), build_poll_lock(store, name))
+            # A PollCycle, so that a nudged poll can list up to now.
+            LockedPollCycle(
+                name,
+                poll_cycle_from_settings(settings, name, provider, store, utcnow),
+                build_poll_lock(store, name),
+            )
             for name, provider in providers.items()
         ],
         worker=worker,
@@ -416,7 +406,7 @@ def build_daemon(
         retention=retention,
     )
     if receives_webhooks(settings):
-        receiver = serve_webhooks(settings, providers, _LoggedEvents(), telemetry=telemetry)
+        receiver = serve_webhooks(settings, providers, daemon.nudges, telemetry=telemetry)
         _close_on_stop(receiver, stop)
     if telemetry is not None:
         serve_metrics(

@@ -176,6 +176,8 @@ def daemon_params_from_settings(
         providers=tuple(provider.name for provider in settings.configured_providers),
         retention_interval_seconds=settings.retention.interval_seconds,
         settle_delays=settle_delays_from_settings(settings, providers),
+        nudge_debounce_seconds=settings.webhooks.debounce_seconds,
+        nudge_follow_up_seconds=tuple(settings.webhooks.follow_up_seconds),
     )
 
 

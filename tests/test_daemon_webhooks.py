@@ -10,12 +10,15 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.test_daemon_e2e import World, open_world, stop
+from poller.simulators.audio import mp3_bytes
+from poller.simulators.provider_server import quickstart_call
+from tests.test_daemon_e2e import World, open_world, siro_titles, stop, wait_for
 
 SECRET = "daemon-webhook-secret"
 PATIENCE = 30.0
@@ -80,6 +83,44 @@ def test_a_daemon_answers_signed_events_refuses_forged_ones_and_stops_listening(
         assert stop(process) == 0
     with pytest.raises(requests.ConnectionError):
         requests.post(url, data=b"{}", timeout=PATIENCE)
+
+
+def test_a_signed_event_brings_a_call_to_siro_long_before_the_next_poll(world: World) -> None:
+    hooks = free_port()
+    process = world.start(
+        # Neither the interval nor the settle delay would list the call within the test.
+        POLL__INTERVAL_SECONDS="300",
+        POLL__SETTLE_DELAY_SECONDS="120",
+        PROVIDER__WEBHOOK__ENABLED="true",
+        PROVIDER__WEBHOOK__SECRET=SECRET,
+        PROVIDER__WEBHOOK__SCHEME="hmac",
+        PROVIDER__WEBHOOK__HEADER="X-Signature",
+        PROVIDER__WEBHOOK__HMAC_PREFIX="sha256=",
+        PROVIDER__WEBHOOK__CALL_ID_PATH="call.id",
+        WEBHOOKS__LISTEN=f"127.0.0.1:{hooks}",
+        WEBHOOKS__DEBOUNCE_SECONDS="0.2",
+    )
+    url = f"http://127.0.0.1:{hooks}/webhooks/generic"
+    try:
+        # The poll at the start lists up to two minutes ago (the settle delay): not this call.
+        ended = datetime.now(UTC) - timedelta(seconds=5)
+        path = world.api.add_recording("/recordings/hooked-1", mp3_bytes(1))
+        world.api.add_call(
+            quickstart_call("hooked-1", ended, recording_url=world.provider.url + path), ended
+        )
+        body = json.dumps({"call": {"id": "hooked-1"}}).encode()
+        forged = {"X-Signature": "sha256=" + "0" * 64}
+        assert requests.post(url, data=body, headers=forged, timeout=PATIENCE).status_code == 401
+        answer = requests.post(url, data=body, headers=signed(body), timeout=PATIENCE)
+        assert answer.status_code == 200
+        wait_for(
+            lambda: any("[hooked-1]" in title for title in siro_titles(world)),
+            PATIENCE,
+            "the announced call in Siro",
+            world,
+        )
+    finally:
+        assert stop(process) == 0
 
 
 def test_a_daemon_whose_receiver_cannot_listen_does_not_start(world: World) -> None:
