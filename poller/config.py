@@ -612,10 +612,10 @@ def provider_entry_overrides(entry: Mapping[str, Any]) -> dict[str, Any]:
             put(keys, _env_value(value))
     directory = os.environ.get(CREDENTIALS_DIR_ENV)
     if directory:
-        for secret in sorted(provider_secret_names()):
+        for secret in sorted(provider_secret_paths()):
             found = _credential_file(Path(directory), _entry_credential_names(name, secret))
             if found is not None:
-                put([secret], _read_credential(found))
+                put(list(secret), _read_credential(found))
     return overrides
 
 
@@ -632,6 +632,12 @@ def _env_value(value: str) -> Any:
 def provider_secret_names() -> set[str]:
     """The secret keys a provider table may hold, of any kind (``token``, ``client_secret``...)."""
     return {path[-1] for path in secret_paths(Settings) if path[0] == "provider"}
+
+
+def provider_secret_paths() -> set[tuple[str, ...]]:
+    """Where a provider table may hold a secret, nested tables included: ``("token",)``,
+    ``("webhook", "secret")``."""
+    return {path[1:] for path in secret_paths(Settings) if path[0] == "provider"}
 
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -736,8 +742,9 @@ class CredentialsDirectorySource(PydanticBaseSettingsSource):
         return values
 
 
-def _entry_credential_names(name: str, secret: str) -> tuple[str, str]:
-    return provider_entry_env_prefix(name) + secret.upper(), f"providers.{name}.{secret}"
+def _entry_credential_names(name: str, secret: tuple[str, ...]) -> tuple[str, str]:
+    variable = provider_entry_env_prefix(name) + "__".join(secret).upper()
+    return variable, f"providers.{name}.{'.'.join(secret)}"
 
 
 def _credential_file(directory: Path, names: Iterable[str]) -> Path | None:
@@ -763,10 +770,10 @@ def credential_files(settings: Settings, directory: Path) -> list[tuple[str, Pat
         if (file := _credential_file(directory, (env_name(path), ".".join(path)))) is not None
     ]
     for entry in settings.providers:
-        for secret in sorted(provider_secret_names()):
+        for secret in sorted(provider_secret_paths()):
             file = _credential_file(directory, _entry_credential_names(entry.name, secret))
             if file is not None:
-                found.append((f"providers.{entry.name}.{secret}", file))
+                found.append((f"providers.{entry.name}.{'.'.join(secret)}", file))
     return found
 
 
@@ -939,8 +946,11 @@ def provider_problems(provider: ProviderSettingsBase) -> list[str]:
     for line in missing_settings(provider):
         key = line.split(":", 1)[0]
         leaf = key.rsplit(".", 1)[-1]
-        if key.startswith("providers."):
-            variable = provider_entry_env_prefix(provider.name) + leaf.upper()
+        entry_prefix = f"providers.{provider.name}."
+        if key.startswith(entry_prefix):
+            # A nested key (webhook.secret) too: SIRO_POLLER_PROVIDERS__<NAME>__WEBHOOK__SECRET.
+            nested = key.removeprefix(entry_prefix).split(".")
+            variable = provider_entry_env_prefix(provider.name) + "__".join(nested).upper()
         else:
             variable = env_name(tuple(key.split(".")))
         source = f"set {variable}"

@@ -28,7 +28,13 @@ from poller.adapters.webhooks.receiver import (
     WebhookReceiver,
 )
 from poller.adapters.webhooks.replay import ReplayGuard
-from poller.config import ConfigError, Settings
+from poller.config import (
+    ConfigError,
+    Settings,
+    credential_files,
+    load_settings,
+    requirements_for_daemon,
+)
 from poller.ports.webhooks import Refused, Reply, Verified, WebhookRequest
 
 # Only a bound for waiting on something that must happen: the tests pass as soon as it does.
@@ -421,10 +427,36 @@ def test_events_enabled_without_a_secret_stop_the_start_naming_the_key(tmp_path:
         ],
         webhooks={"listen": "127.0.0.1:8788"},
     )
+    assert requirements_for_daemon(settings)[-1] == (
+        "providers.legacy.webhook.secret: required with providers.legacy.webhook.enabled = "
+        "true (the shared token the events are checked with); set it, or set "
+        "providers.legacy.webhook.enabled = false; set "
+        "SIRO_POLLER_PROVIDERS__LEGACY__WEBHOOK__SECRET or the credential file "
+        "providers.legacy.webhook.secret"
+    )
     with pytest.raises(ConfigError) as refused:
         app.webhook_endpoints(settings, app.build_providers(settings))
     [problem] = refused.value.problems
     assert problem.startswith("providers.legacy.webhook.secret: required with ")
+
+
+def test_a_providers_tables_webhook_secret_comes_from_its_credential_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "providers.legacy.webhook.secret").write_text(SECRET + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[webhooks]\nlisten = "127.0.0.1:8788"\n'
+        '[[providers]]\nname = "legacy"\nbase_url = "http://127.0.0.1:9"\nauth = "none"\n'
+        "[providers.webhook]\nenabled = true\n"
+    )
+    settings = load_settings(config)
+    secret = settings.provider_named("legacy").webhook.secret
+    assert secret is not None and secret.get_secret_value() == SECRET
+    assert [key for key, _ in credential_files(settings, tmp_path)] == [
+        "providers.legacy.webhook.secret"
+    ]
 
 
 def test_a_provider_whose_kind_takes_no_events_stops_the_start(tmp_path: Path) -> None:

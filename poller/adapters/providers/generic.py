@@ -63,7 +63,7 @@ from poller.adapters.providers.settings import (
     ProviderSettingsBase,
     authenticator_for,
 )
-from poller.adapters.webhooks.generic import GenericVerifier
+from poller.adapters.webhooks.generic import GenericVerifier, missing_secret
 from poller.adapters.webhooks.settings import GenericWebhookSettings
 from poller.config_types import (
     MINIMAL,
@@ -312,7 +312,8 @@ class GenericSettings(ProviderSettingsBase, AuthSettings):
     """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     def requirements(self) -> list[str]:
-        return super().requirements() + self.missing_auth_keys()
+        webhook = missing_secret(self.webhook, key=self.config_key("webhook"))
+        return super().requirements() + self.missing_auth_keys() + webhook
 
     def credential_keys(self) -> list[str]:
         # The scheme's keys (a username too), not whichever secrets happen to be set.

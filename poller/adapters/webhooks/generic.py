@@ -51,16 +51,11 @@ class GenericVerifier:
     def from_settings(cls, settings: GenericWebhookSettings, *, key: str) -> GenericVerifier:
         """The verifier of a provider whose ``webhook`` table is ``settings``, placed at the
         config key ``key`` (``provider.webhook``); raises :class:`ConfigError` without a secret."""
-        if settings.secret is None or not settings.secret.get_secret_value():
-            what = "the shared token" if settings.scheme == "token" else "the HMAC key"
-            raise ConfigError(
-                [
-                    f"{key}.secret: required with {key}.enabled = true ({what} the events are "
-                    f"checked with); set it, or set {key}.enabled = false"
-                ]
-            )
+        secret = settings.secret.get_secret_value() if settings.secret else ""
+        if not secret:
+            raise ConfigError([_secret_needed(settings, key)])
         return cls(
-            secret=settings.secret.get_secret_value(),
+            secret=secret,
             scheme=settings.scheme,
             header=settings.header,
             hmac_algorithm=settings.hmac_algorithm,
@@ -119,6 +114,21 @@ class GenericVerifier:
             and not isinstance(value, bool)
             and 0 < len(str(value)) <= _MAX_CALL_ID
         )
+
+
+def missing_secret(settings: GenericWebhookSettings, *, key: str) -> list[str]:
+    """The line `config check` and `run` show when events are enabled without their secret."""
+    if not settings.enabled or (settings.secret and settings.secret.get_secret_value()):
+        return []
+    return [_secret_needed(settings, key)]
+
+
+def _secret_needed(settings: GenericWebhookSettings, key: str) -> str:
+    what = "the shared token" if settings.scheme == "token" else "the HMAC key"
+    return (
+        f"{key}.secret: required with {key}.enabled = true ({what} the events are checked "
+        f"with); set it, or set {key}.enabled = false"
+    )
 
 
 def _bytes(text: str) -> bytes:
