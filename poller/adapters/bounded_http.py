@@ -48,6 +48,9 @@ class BoundedServer(ThreadingHTTPServer):
     request_queue_size = 128
     # What the log calls this server ("metrics server", "webhook receiver").
     label = "http server"
+    # How long a newcomer waits for a slot when every one is taken and none can be freed;
+    # the accept loop waits with it, so no other connection is taken meanwhile.
+    admission_wait = 1.0
 
     def __init__(
         self,
@@ -69,7 +72,7 @@ class BoundedServer(ThreadingHTTPServer):
             self._close_longest_waiting()
             # The closed connection's thread ends at once; a busy server (every slot serving a
             # request) turns the newcomer away rather than queue it.
-            if not self._slots.acquire(timeout=1.0):
+            if not self._slots.acquire(timeout=self.admission_wait):
                 self.shutdown_request(request)
                 return
         with self._open_lock:
