@@ -36,6 +36,7 @@ from poller.core.progress import WorkProgress
 from poller.core.retention import run_retention
 from poller.core.source_deletion import SourceDeletionJob
 from poller.core.users_sync import sync_users
+from poller.core.webhook_subscriptions import ArrivalRecorder
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.records import UsersSyncResult
@@ -52,6 +53,7 @@ from poller.wiring import (
     poll_cycle_from_settings,
     retention_rules_from_settings,
     source_deletion_params_from_settings,
+    webhook_subscription_job,
     worker_params_from_settings,
 )
 
@@ -71,7 +73,11 @@ def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:
 
 
 def build_provider(
-    settings: Settings, name: str | None = None, *, engine: Engine | None = None
+    settings: Settings,
+    name: str | None = None,
+    *,
+    engine: Engine | None = None,
+    to_subscribe: bool = False,
 ) -> ProviderPort:
     """The adapter of the provider called ``name`` (default: the first configured).
 
@@ -79,10 +85,18 @@ def build_provider(
     or one opened on database.url): every command that talks to it, `provider check`
     included, must use the stored token, as the seed in config is spent after one refresh.
 
+    ``to_subscribe`` (`webhooks subscribe`): an unset ``webhook.secret`` is no problem, since
+    only the verification of events needs it, and a vendor that chooses the secret itself
+    (Aircall) hands it over only when the subscription is made. A vendor that must be given the
+    secret says so when asked to subscribe.
+
     Raises ``ConfigError`` naming what its kind needs and the config leaves unset.
     """
     provider = settings.provider_named(name) if name else settings.configured_providers[0]
     problems = provider_problems(provider)
+    if to_subscribe:
+        secret_key = provider.config_key("webhook.secret") + ":"
+        problems = [problem for problem in problems if not problem.startswith(secret_key)]
     if problems:
         raise ConfigError(problems)
     token_store = None
@@ -92,6 +106,9 @@ def build_provider(
             # A waiter waits out another process's refresh, which takes one request at most.
             lock_timeout_seconds=provider.deadline_seconds + 30,
         )
+    if to_subscribe:
+        # registry.build_provider would check the requirements again, the secret's included.
+        return providers_registry.adapter_class(provider.kind)(provider, token_store=token_store)
     return providers_registry.build_provider(provider, token_store=token_store)
 
 
@@ -371,6 +388,9 @@ def build_daemon(
     if deletion.params.active:
         every = float(settings.source_deletion.interval_seconds)
         extra_jobs.append(("source-delete", deletion.job, every))
+    subscriptions = webhook_subscription_job(settings, providers, store)
+    if subscriptions is not None:
+        extra_jobs.append(subscriptions)
 
     def users_sync() -> UsersSyncResult:
         result = sync_users(
@@ -406,7 +426,9 @@ def build_daemon(
         retention=retention,
     )
     if receives_webhooks(settings):
-        receiver = serve_webhooks(settings, providers, daemon.nudges, telemetry=telemetry)
+        # Each event nudges an early poll, and its arrival is kept for `webhooks status`.
+        arrivals = ArrivalRecorder(store, then=daemon.nudges)
+        receiver = serve_webhooks(settings, providers, arrivals, telemetry=telemetry)
         _close_on_stop(receiver, stop)
     if telemetry is not None:
         serve_metrics(

@@ -15,10 +15,16 @@ from poller.core.daemon import DaemonParams
 from poller.core.poll import PollCycle
 from poller.core.poll_report import PollParams
 from poller.core.source_deletion import SourceDeletionParams
+from poller.core.webhook_subscriptions import (
+    CHECK_EVERY,
+    SubscriptionJob,
+    SubscriptionTarget,
+    subscriptions_of,
+)
 from poller.core.worker import WorkerParams
 from poller.domain.attribution import RepRules, normalise_email_keys, normalise_phone_keys
 from poller.domain.audio import ConversionRules
-from poller.domain.clock import as_utc
+from poller.domain.clock import as_utc, utcnow
 from poller.domain.crm import CrmRules
 from poller.domain.filters import CallFilter
 from poller.domain.health import HealthRules
@@ -26,7 +32,7 @@ from poller.domain.retention import RetentionRules
 from poller.domain.states import Direction
 from poller.domain.upload_plan import UploadRules
 from poller.ports.provider import ProviderPort
-from poller.ports.store import PollStore
+from poller.ports.store import PollStore, WebhookStore
 
 
 def rep_rules_from_settings(siro: SiroSettings) -> RepRules:
@@ -175,6 +181,7 @@ def daemon_params_from_settings(
         role=settings.worker.role,
         providers=tuple(provider.name for provider in settings.configured_providers),
         retention_interval_seconds=settings.retention.interval_seconds,
+        webhook_providers=webhook_providers(settings),
         settle_delays=settle_delays_from_settings(settings, providers),
         nudge_debounce_seconds=settings.webhooks.debounce_seconds,
         nudge_follow_up_seconds=tuple(settings.webhooks.follow_up_seconds),
@@ -187,6 +194,14 @@ def health_rules_from_settings(settings: Settings) -> HealthRules:
         providers=tuple(provider.name for provider in settings.configured_providers),
         poll_interval=timedelta(seconds=settings.poll.interval_seconds),
         work_interval=timedelta(seconds=settings.worker.interval_seconds),
+        webhook_providers=webhook_providers(settings),
+    )
+
+
+def webhook_providers(settings: Settings) -> tuple[str, ...]:
+    """The providers whose events are taken (``webhook.enabled``), by name."""
+    return tuple(
+        provider.name for provider in settings.configured_providers if provider.webhook.enabled
     )
 
 
@@ -205,3 +220,31 @@ def source_deletion_params_from_settings(settings: Settings) -> SourceDeletionPa
         retry_base=timedelta(seconds=section.retry_base_seconds),
         retry_max=timedelta(seconds=section.retry_max_seconds),
     )
+
+
+def subscription_targets(
+    settings: Settings, adapters: Mapping[str, object]
+) -> list[SubscriptionTarget]:
+    """The providers with ``webhook.enabled`` whose adapter manages its vendor's subscriptions."""
+    targets = []
+    for name in webhook_providers(settings):
+        api = subscriptions_of(adapters.get(name))
+        if api is not None:
+            url = settings.provider_named(name).webhook.public_url
+            targets.append(SubscriptionTarget(name, url, api))
+    return targets
+
+
+def webhook_subscription_job(
+    settings: Settings,
+    adapters: Mapping[str, object],
+    store: WebhookStore,
+    clock: Callable[[], datetime] = utcnow,
+) -> tuple[str, Callable[[], None], float] | None:
+    """The daemon's hourly check of the webhook subscriptions (renewals, lost ones), as an
+    extra job; None when no enabled webhook has a subscription to look after."""
+    targets = subscription_targets(settings, adapters)
+    if not targets:
+        return None
+    job = SubscriptionJob(lambda: targets, store, clock)
+    return ("webhook-subscriptions", job.job, CHECK_EVERY.total_seconds())

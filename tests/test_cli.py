@@ -107,6 +107,7 @@ def test_status_json_on_an_empty_database(engine: Engine) -> None:
         "forgotten": {},
         "pauses": [],
         "workers": [],
+        "webhooks": [],
     }
     assert (health["healthy"], health["status"]) == (False, "degraded")
     assert [reason["message"] for reason in health["reasons"]] == [

@@ -119,6 +119,9 @@ def test_a_signed_event_brings_a_call_to_siro_long_before_the_next_poll(world: W
             "the announced call in Siro",
             world,
         )
+        # And `webhooks status` can tell when the provider's last event came.
+        [saved] = world.store.webhook_subscription_states()
+        assert saved.provider == "generic" and saved.last_event_at is not None
     finally:
         assert stop(process) == 0
 

@@ -27,7 +27,9 @@ from poller.core.daemon import Daemon
 from poller.core.poll import poll_once
 from poller.core.poll_report import PollReport
 from poller.domain.pauses import SIRO
+from poller.ports.webhooks import Subscription, SubscriptionState
 from poller.wiring import daemon_params_from_settings, poll_params_from_settings
+from tests.receiver_settings import receiver_section
 from tests.seed import AnyStore
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -35,15 +37,16 @@ REASON = "Siro mint-token: HTTP 401; check siro.client_id, siro.client_secret"
 
 
 class World:
-    def __init__(self, store: AnyStore, tmp_path: Path) -> None:
+    def __init__(self, store: AnyStore, tmp_path: Path, *, webhook: bool = False) -> None:
         self.store = store
         self.now = NOW
         self.provider = InMemoryProvider(name="memory")
         self.settings = Settings(
             state_dir=tmp_path / "state",
-            provider={"name": "memory"},
+            provider={"name": "memory", "webhook": {"enabled": webhook}},
             poll={"interval_seconds": 60, "settle_delay_seconds": 0},
             worker={"interval_seconds": 15},
+            **(receiver_section() if webhook else {}),
         )
         worker = build_worker(
             self.settings,
@@ -90,6 +93,39 @@ def listener(world: World) -> Iterator[MetricsServer]:
     server.close()
 
 
+def test_a_lost_webhook_subscription_is_a_warning_of_a_healthy_healthz(
+    any_store: AnyStore, tmp_path: Path
+) -> None:
+    # Polling still brings every call: a lost subscription costs latency, so /healthz stays 200
+    # (an orchestrator would otherwise restart a process that does its job).
+    world = World(any_store, tmp_path, webhook=True)
+    world.daemon.poll_job()
+    world.daemon.work_job()
+    any_store.save_webhook_subscription(
+        Subscription("memory", SubscriptionState.DEACTIVATED, detail="failed deliveries"), NOW
+    )
+    server = serve_metrics(
+        "127.0.0.1:0",
+        PrometheusTelemetry(CollectorRegistry(), version="9.8.7"),
+        any_store,
+        world.clock,
+        health=lambda: world.daemon.health_check(world.now),
+        scopes=pause_scopes(["memory"]),
+    )
+    try:
+        answer = get(server, "/healthz")
+    finally:
+        server.close()
+
+    assert answer.status_code == 200
+    document = answer.json()
+    assert (document["healthy"], document["reasons"]) == (True, [])
+    (warning,) = document["warnings"]
+    assert (warning["check"], warning["subject"]) == ("webhooks", "memory")
+    assert "deactivated" in warning["message"]
+    assert "`siro-poller webhooks subscribe --provider memory`" in warning["message"]
+
+
 def get(server: MetricsServer, path: str) -> requests.Response:
     return requests.get(f"http://127.0.0.1:{server.port}{path}", timeout=10)
 
@@ -121,6 +157,7 @@ def test_healthz_is_503_with_reasons_until_polling_and_the_worker_have_run(
         "status": "ok",
         "checked_at": NOW.isoformat(),
         "reasons": [],
+        "warnings": [],
     }
 
 

@@ -49,10 +49,12 @@ from poller.domain.records import (
     UsersSyncResult,
     WorkerHeartbeat,
 )
+from poller.domain.redaction import mask_url_query, mask_urls_in_text
 from poller.domain.states import REQUEUEABLE_STATES, WORKABLE_STATES, CallState, RecordingState
 from poller.domain.transitions import AttributionNote, RequeueSelection
-from poller.ports.store import NotReplayable, NotRequeueable
+from poller.ports.store import NotReplayable, NotRequeueable, SavedSubscription
 from poller.ports.token_store import SealedTokens, TokenSlot
+from poller.ports.webhooks import Subscription
 
 
 class MemoryStore(LeaseGuardedWrites):
@@ -65,8 +67,36 @@ class MemoryStore(LeaseGuardedWrites):
         self.credential_pauses: dict[str, CredentialPause] = {}
         self.heartbeats: dict[str, WorkerHeartbeat] = {}
         self.backfills: dict[int, BackfillRun] = {}
+        self.webhook_states: dict[str, SavedSubscription] = {}
         self._lock = threading.RLock()
         self._next_event_id = 1
+
+    # -- webhook subscriptions -----------------------------------------------------------
+
+    def save_webhook_subscription(self, subscription: Subscription, checked_at: datetime) -> None:
+        with self._lock:
+            known = self.webhook_states.get(subscription.provider)
+            self.webhook_states[subscription.provider] = SavedSubscription(
+                provider=subscription.provider,
+                state=subscription.state,
+                vendor_id=subscription.vendor_id,
+                url=None if subscription.url is None else mask_url_query(subscription.url),
+                expires_at=as_utc(subscription.expires_at) if subscription.expires_at else None,
+                detail=mask_urls_in_text(subscription.detail),
+                checked_at=as_utc(checked_at),
+                last_event_at=known.last_event_at if known else None,
+            )
+
+    def webhook_event_arrived(self, provider: str, at: datetime) -> None:
+        with self._lock:
+            known = self.webhook_states.get(provider) or SavedSubscription(provider, None)
+            if known.last_event_at is None or known.last_event_at < at:
+                known = dataclasses.replace(known, last_event_at=as_utc(at))
+            self.webhook_states[provider] = known
+
+    def webhook_subscription_states(self) -> list[SavedSubscription]:
+        with self._lock:
+            return [self.webhook_states[name] for name in sorted(self.webhook_states)]
 
     # -- reading -------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -104,6 +106,11 @@ def doctor_checks(settings: Settings, config_path: Path | None, siro: SiroPort) 
             _deletion_check(settings, entry.name)
             for entry in settings.configured_providers
             if entry.delete_at_source
+        ),
+        *(
+            _webhook_check(settings, entry.name)
+            for entry in settings.configured_providers
+            if entry.webhook.enabled
         ),
     ]
     if settings.worker.role == "poller":
@@ -255,6 +262,44 @@ def _deletion_check(settings: Settings, name: str) -> Check:
         return passed("on; the credentials may delete recordings")
 
     return Check(f"deletion at the source ({name})", run)
+
+
+def _webhook_check(settings: Settings, name: str) -> Check:
+    """For a provider with webhook.enabled: receiver, subscription state, last event."""
+    from poller.app import build_provider, open_store
+    from poller.config import ConfigError
+    from poller.core.doctor import Check, failed, judge_webhook
+    from poller.core.webhook_subscriptions import subscriptions_of
+    from poller.ports.webhooks import Subscription
+
+    url = settings.provider_named(name).webhook.public_url
+
+    def run() -> Outcome:
+        store = open_store(settings)
+        try:
+            saved = {row.provider: row for row in store.webhook_subscription_states()}
+        finally:
+            store.engine.dispose()
+        try:
+            api = subscriptions_of(build_provider(settings, name))
+        except ConfigError as exc:
+            return failed("its settings are incomplete", "set the keys listed above", exc.problems)
+        live: Callable[[], Subscription] | None = None
+        if api is not None and api.console_steps(url or "") is None:
+            live = partial(api.status, url)
+        receiver = receiver_address(settings)
+        return judge_webhook(
+            name, receiver=receiver, saved=saved.get(name), live=live, now=utcnow()
+        )
+
+    return Check(f"webhooks ({name})", run, needs=("database",))
+
+
+def receiver_address(settings: Settings) -> str | None:
+    """``[webhooks] listen``, where this version's config has it."""
+    section = getattr(settings, "webhooks", None)
+    listen = getattr(section, "listen", None)
+    return str(listen) if listen else None
 
 
 # -- output -------------------------------------------------------------------------------------

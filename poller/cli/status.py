@@ -2,7 +2,8 @@
 
 A monitoring check as well: it exits 0 while healthy and 1 while degraded (a credential pause,
 polling that never succeeded or last succeeded too long ago, no fresh worker heartbeat); see
-:mod:`poller.domain.health`.
+:mod:`poller.domain.health`. A webhook subscription the vendor disabled is a warning: shown,
+but the exit status stays 0, since polling still brings every call.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ if TYPE_CHECKING:
     from poller.domain.health import Health
     from poller.domain.records import StatusSummary
     from poller.domain.retention import TableSizes
+    from poller.ports.store import SavedSubscription
 
 
 def status_document(
-    summary: StatusSummary, health: Health, now: datetime, sizes: TableSizes | None = None
+    summary: StatusSummary,
+    health: Health,
+    now: datetime,
+    sizes: TableSizes | None = None,
+    webhooks: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     oldest = summary.oldest_due_at
     return {
@@ -41,7 +47,20 @@ def status_document(
         "forgotten": summary.forgotten,
         "workers": [worker.to_dict() for worker in summary.workers],
         "database": sizes.to_dict() if sizes is not None else None,
+        "webhooks": webhooks or [],
     }
+
+
+def webhook_entries(
+    providers: tuple[str, ...], saved: list[SavedSubscription]
+) -> list[dict[str, Any]]:
+    """Each enabled webhook's subscription as last saved (state null: never checked)."""
+    from poller.ports.store import SavedSubscription
+
+    by_provider = {row.provider: row for row in saved}
+    return [
+        (by_provider.get(name) or SavedSubscription(name, None)).to_dict() for name in providers
+    ]
 
 
 @main_group.command("status")
@@ -56,14 +75,20 @@ def status(cli: CliContext, as_json: bool) -> None:
 
     now = utcnow()
     summary = cli.store.status(now)
+    rules = health_rules_from_settings(cli.settings)
+    webhooks = webhook_entries(
+        rules.webhook_providers,
+        cli.store.webhook_subscription_states() if rules.webhook_providers else [],
+    )
     health = assess(
-        health_rules_from_settings(cli.settings),
+        rules,
         now,
         pauses=summary.pauses,
         cursors=summary.cursors,
         last_worker_beat=freshest(summary.workers),
+        webhook_states={entry["provider"]: entry["state"] for entry in webhooks},
     )
-    document = status_document(summary, health, now, cli.store.table_sizes())
+    document = status_document(summary, health, now, cli.store.table_sizes(), webhooks)
     if as_json:
         emit_json(document)
     else:
@@ -125,14 +150,28 @@ def _print(summary: StatusSummary, document: dict[str, Any], now: datetime) -> N
         )
     else:
         click.echo("workers: none has reported a heartbeat")
+    _print_webhooks(document["webhooks"], now)
     _print_sizes(document["database"])
     health = document["health"]
     if health["healthy"]:
         click.echo("health: ok")
-        return
-    click.echo("health: degraded")
-    for reason in health["reasons"]:
-        click.echo(f"  - {shown(reason['message'])}")
+    else:
+        click.echo("health: degraded")
+        for reason in health["reasons"]:
+            click.echo(f"  - {shown(reason['message'])}")
+    for warning in health["warnings"]:
+        click.echo(f"  warning: {shown(warning['message'])}")
+
+
+def _print_webhooks(webhooks: list[dict[str, Any]], now: datetime) -> None:
+    # One line per enabled webhook: a lost subscription hides behind polling otherwise.
+    for entry in webhooks:
+        last = entry["last_event_at"]
+        arrived = f"last event {human_age(now - last)} ago" if last else "no event yet"
+        click.echo(
+            f"webhooks: {entry['provider']} subscription {entry['state'] or 'never checked'}, "
+            f"{arrived}"
+        )
 
 
 def _print_attribution(by_kind: dict[str, int]) -> None:

@@ -68,6 +68,8 @@ class DaemonParams:
     providers: tuple[str, ...] = ()
     # Seconds between two retention passes (poller.core.retention), run by the polling side.
     retention_interval_seconds: int = 900
+    # The providers whose webhook is enabled: /healthz warns of a subscription they lost.
+    webhook_providers: tuple[str, ...] = ()
     # Webhook nudges (poller.core.nudges): events this close together make one early poll;
     # the nudged polls after each event; each provider's effective settle delay in seconds
     # (the larger of poll.settle_delay_seconds and its adapter's), for the plain follow-up.
@@ -440,6 +442,7 @@ class Daemon:
             work_interval=timedelta(seconds=self.params.work_interval_seconds),
             check_polling=self.params.polls,
             check_worker=self.params.works,
+            webhook_providers=self.params.webhook_providers,
         )
         return assess(
             rules,
@@ -447,7 +450,20 @@ class Daemon:
             pauses=self.store.pauses(),
             cursors=self.store.cursors(),
             last_worker_beat=self.worker.last_beat_at,
+            webhook_states=self._webhook_states(),
         )
+
+    def _webhook_states(self) -> dict[str, str | None]:
+        """Each enabled webhook's subscription state as last saved; only a warning rides on
+        it, so a failed read is logged and leaves the verdict to the checks that matter."""
+        if not self.params.webhook_providers:
+            return {}
+        try:
+            saved = self.store.webhook_subscription_states()
+        except Exception:
+            log.exception("could not read the webhook subscription states")
+            return {}
+        return {row.provider: row.state.value if row.state else None for row in saved}
 
     def remind_pauses(self, now: datetime) -> None:
         """Once a minute while work is paused: why, for how long, and how many calls wait."""

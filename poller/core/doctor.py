@@ -16,15 +16,20 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 from poller.core.provider_check import CheckVerdict, check_provider
+from poller.core.webhook_subscriptions import WORKING_STATES, advice
+from poller.domain.clock import human_age
 from poller.domain.crm import CrmRules, choose_connection
 from poller.domain.siro import IntegrationConnection, SiroUser
 from poller.domain.windows import Window
-from poller.ports.provider import ProviderPort
+from poller.ports.provider import ProviderError, ProviderPort
 from poller.ports.siro import SiroError, SiroPermanentError, SiroPort
+from poller.ports.store import SavedSubscription
+from poller.ports.webhooks import Subscription, SubscriptionState
 
 
 class Verdict(StrEnum):
@@ -330,6 +335,63 @@ def judge_provider(
         CheckVerdict.MAPPING: f"set {config_key('fields')} to the keys the records have; {alone}",
     }
     return failed(check.summary, fixes[check.verdict])
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+
+# Past this without an event, a note: quiet days happen (a weekend), but a webhook the vendor
+# stopped sending looks the same from here.
+QUIET_FOR = timedelta(hours=24)
+
+
+def judge_webhook(
+    provider: str,
+    *,
+    receiver: str | None,
+    saved: SavedSubscription | None,
+    live: Callable[[], Subscription] | None,
+    now: datetime,
+) -> Outcome:
+    """An enabled webhook: is there a receiver, how does the subscription stand (asked live
+    where the vendor has an API, else as last saved), when did an event last arrive. Never a
+    failure: polling brings every call whatever this says."""
+    details = []
+    state: SubscriptionState | None = saved.state if saved is not None else None
+    if live is not None:
+        try:
+            current = live()
+        except ProviderError as exc:
+            return warned(
+                f"the vendor could not be asked about the subscription: {exc}",
+                "`siro-poller webhooks status` asks again; polling is not affected",
+            )
+        state = current.state
+        expiry = f", until {current.expires_at:%Y-%m-%d %H:%M:%SZ}" if current.expires_at else ""
+        details.append(f"the vendor says: {state.value}{expiry}")
+    last = saved.last_event_at if saved is not None else None
+    details.append(
+        "last event: never" if last is None else f"last event: {human_age(now - last)} ago"
+    )
+    if receiver is None:
+        return warned(
+            "enabled, but no receiver listens ([webhooks] listen is unset)",
+            "set [webhooks] listen (e.g. 127.0.0.1:8788, behind a TLS proxy) and restart",
+            details,
+        )
+    details.insert(0, f"receiver on {receiver}")
+    if state is None or state not in WORKING_STATES:
+        shown_state = state.value if state is not None else "never set up"
+        return warned(
+            f"the subscription is {shown_state}: events do not come (polling still does)",
+            advice(provider, state) or "",
+            details,
+        )
+    if last is None or now - last > QUIET_FOR:
+        details.append(
+            f"note: no event for more than {human_age(QUIET_FOR)}; quiet days happen, but if "
+            "calls were made, check the proxy in front of the receiver"
+        )
+    return passed(f"subscription {state.value}", details)
 
 
 # -- the spool ----------------------------------------------------------------------------------

@@ -3,6 +3,12 @@
 Healthy means: every configured provider was listed successfully within a few poll intervals,
 a worker's heartbeat is fresh, and no credential pause is in force. Anything else is degraded,
 with one reason per problem, each saying what to look at; no reason holds a secret.
+
+A warning is reported beside the verdict and never changes it: a webhook subscription the
+vendor disabled (blacklisted, deactivated, missing) means calls arrive by the poll, minutes
+later, instead of seconds; every call still comes. Failing the health check for it would have
+a load balancer or an orchestrator restart a process that does its job, and page someone at
+night for latency.
 """
 
 from __future__ import annotations
@@ -36,11 +42,17 @@ class HealthRules:
     work_interval: timedelta
     check_polling: bool = True
     check_worker: bool = True
+    # The providers whose webhook is enabled: their subscription state is reported.
+    webhook_providers: tuple[str, ...] = ()
+
+
+# The webhook subscription states in which the vendor sends nothing (poller.ports.webhooks).
+DISABLED_SUBSCRIPTION_STATES = ("blacklisted", "deactivated", "missing")
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    check: str  # credentials, polling or worker
+    check: str  # credentials, polling, worker; webhooks (a warning)
     subject: str  # the pause scope, the provider, or "worker"
     message: str
 
@@ -52,6 +64,8 @@ class Problem:
 class Health:
     checked_at: datetime
     problems: tuple[Problem, ...] = field(default_factory=tuple)
+    # Worth a look, but the work goes on: never part of the verdict (see the module's text).
+    warnings: tuple[Problem, ...] = field(default_factory=tuple)
 
     @property
     def healthy(self) -> bool:
@@ -63,6 +77,7 @@ class Health:
             "status": "ok" if self.healthy else "degraded",
             "checked_at": self.checked_at,
             "reasons": [problem.to_dict() for problem in self.problems],
+            "warnings": [warning.to_dict() for warning in self.warnings],
         }
 
 
@@ -73,8 +88,10 @@ def assess(
     pauses: Sequence[CredentialPause],
     cursors: Iterable[PollCursor],
     last_worker_beat: datetime | None,
+    webhook_states: Mapping[str, str | None] | None = None,
 ) -> Health:
-    """Judge the state read at ``now``; ``last_worker_beat`` is the freshest heartbeat known."""
+    """Judge the state read at ``now``; ``last_worker_beat`` is the freshest heartbeat known,
+    ``webhook_states`` each provider's webhook subscription state as last saved."""
     problems = [
         Problem("credentials", pause.scope, pause.describe(now))
         for pause in sorted(pauses, key=lambda pause: pause.scope)
@@ -99,7 +116,31 @@ def assess(
                     f"(more than {human_age(limit)}): no worker is running, or it is stuck",
                 )
             )
-    return Health(checked_at=now, problems=tuple(problems))
+    return Health(
+        checked_at=now,
+        problems=tuple(problems),
+        warnings=tuple(subscription_warnings(rules.webhook_providers, webhook_states or {})),
+    )
+
+
+def subscription_warnings(
+    providers: Iterable[str], states: Mapping[str, str | None]
+) -> list[Problem]:
+    """A warning per enabled webhook whose subscription the vendor disabled."""
+    warnings = []
+    for provider in providers:
+        state = states.get(provider)
+        if state in DISABLED_SUBSCRIPTION_STATES:
+            warnings.append(
+                Problem(
+                    "webhooks",
+                    provider,
+                    f"the webhook subscription of {provider} is {state}: its calls arrive by "
+                    "the poll only (later, none lost); `siro-poller webhooks subscribe "
+                    f"--provider {provider}` re-enables it",
+                )
+            )
+    return warnings
 
 
 def _polling_problem(

@@ -8,6 +8,7 @@ sync a :class:`UserDirectoryStore`, status and audits an :class:`AuditReader`.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -32,6 +33,7 @@ from poller.domain.retention import TableSizes
 from poller.domain.source_deletion import DeletionCandidate, SourceDeletionPause
 from poller.domain.states import CallState
 from poller.domain.transitions import AttributionNote, RequeueSelection
+from poller.ports.webhooks import Subscription, SubscriptionState
 
 
 class NotRequeueable(Exception):
@@ -516,8 +518,57 @@ class RetentionStore(Protocol):
         ...
 
 
-class DaemonStore(WorkQueue, Protocol):
-    """The daemon's side: the worker's queue, and the cursors its health check reads."""
+@dataclass(frozen=True, slots=True)
+class SavedSubscription:
+    """One provider's row of ``webhook_subscriptions``: its subscription as last checked, and
+    when its last verified event arrived."""
+
+    provider: str
+    # None: no check has run yet (only an event arrived).
+    state: SubscriptionState | None
+    vendor_id: str | None = None
+    # The public webhook address, its query values masked; never a signed URL or a secret.
+    url: str | None = None
+    expires_at: datetime | None = None
+    detail: str = ""
+    checked_at: datetime | None = None
+    last_event_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "provider": self.provider,
+            "state": self.state.value if self.state is not None else None,
+            "vendor_id": self.vendor_id,
+            "url": self.url,
+            "expires_at": self.expires_at,
+            "detail": self.detail,
+            "checked_at": self.checked_at,
+            "last_event_at": self.last_event_at,
+        }
+
+
+class WebhookStore(Protocol):
+    """``webhook_subscriptions``: each provider's subscription state and last event, for
+    `webhooks status`, `doctor`, `status` and `/healthz`."""
+
+    def save_webhook_subscription(self, subscription: Subscription, checked_at: datetime) -> None:
+        """Keep ``subscription`` as the vendor reported it at ``checked_at``; the provider's
+        ``last_event_at`` stays. Its URL is kept with every query value masked."""
+        ...
+
+    def webhook_event_arrived(self, provider: str, at: datetime) -> None:
+        """A verified event of ``provider`` arrived at ``at``; an earlier time never replaces a
+        later one."""
+        ...
+
+    def webhook_subscription_states(self) -> list[SavedSubscription]:
+        """Every provider's row, by provider."""
+        ...
+
+
+class DaemonStore(WorkQueue, WebhookStore, Protocol):
+    """The daemon's side: the worker's queue, the cursors its health check reads and the
+    webhook subscriptions it reports."""
 
     def cursors(self) -> list[PollCursor]: ...
 

@@ -55,6 +55,8 @@ PRUNABLE_EVENTS_SQL = (
 LIVE_UNMAPPED_SQL = "resolved_at IS NULL AND expired_at IS NULL"
 DONE_UNMAPPED_SQL = "(resolved_at IS NOT NULL OR expired_at IS NOT NULL)"
 EXPIRED_UNMAPPED_SQL = "expired_at IS NOT NULL"
+# poller.ports.webhooks.SubscriptionState's values.
+SUBSCRIPTION_STATES_SQL = "'active', 'expiring', 'blacklisted', 'deactivated', 'missing', 'manual'"
 
 
 class Base(DeclarativeBase):
@@ -442,6 +444,30 @@ class SourceDeletionPauseRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class WebhookSubscriptionRow(Base):
+    """Each provider's webhook subscription as last checked (`webhooks subscribe`, `webhooks
+    status`, the daemon's hourly check) and when its last verified event arrived.
+
+    ``state`` is NULL while only events have been seen. ``url`` is the public webhook address
+    with its query values masked; no secret and no signed URL is ever kept here.
+    """
+
+    __tablename__ = "webhook_subscriptions"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(16))
+    vendor_id: Mapped[str | None] = mapped_column(String(255))
+    url: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"state IS NULL OR state IN ({SUBSCRIPTION_STATES_SQL})", name="state"),
+    )
+
+
 # Core views of the tables, for the store's SQL.
 calls_table = cast(Table, CallRow.__table__)
 call_events_table = cast(Table, CallEventRow.__table__)
@@ -454,3 +480,4 @@ backfill_runs_table = cast(Table, BackfillRunRow.__table__)
 oauth_refresh_tokens_table = cast(Table, OAuthTokenRow.__table__)
 source_deletions_table = cast(Table, SourceDeletionRow.__table__)
 source_deletion_pauses_table = cast(Table, SourceDeletionPauseRow.__table__)
+webhook_subscriptions_table = cast(Table, WebhookSubscriptionRow.__table__)

@@ -57,6 +57,7 @@ from poller.adapters.sql.page_writes import (
 )
 from poller.adapters.sql.postgres import PostgresPageWriter
 from poller.adapters.sql.retention import SqlRetention
+from poller.adapters.sql.webhook_subscriptions import SqlWebhookSubscriptions
 from poller.domain import transitions
 from poller.domain.attribution import (
     NO_ATTRIBUTION,
@@ -363,7 +364,7 @@ class ClaimLookups:
     due: Callable[[datetime, int, Collection[str]], Any]
 
 
-class SqlStore(SqlErasure, SqlRetention, LeaseGuardedWrites):
+class SqlStore(SqlErasure, SqlRetention, SqlWebhookSubscriptions, LeaseGuardedWrites):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # Both backends spell INSERT ... ON CONFLICT alike, each through its own construct.

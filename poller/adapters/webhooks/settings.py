@@ -17,10 +17,7 @@ class WebhookSettings(Section):
     enabled: bool = False
     """Accept this provider's events at /webhooks/<provider name> of [webhooks] listen."""
     secret: SecretStr | None = None
-    """What the vendor's events are checked with. Zoom: the app's Secret Token. Aircall: the
-    webhook's token. Dialpad: the subscription's secret (the JWT key). RingCentral: the
-    verification token (optional). Twilio: unset, the provider's auth_token is used. Generic: the
-    shared token or the HMAC key."""
+    """What the vendor's events are checked with (each kind's page says which of its secrets)."""
     public_url: BaseUrl | None = None
     """The address the vendor posts to, as it sees it (the TLS proxy's https:// URL with the
     path /webhooks/<provider name>). Twilio signs it; `webhooks subscribe` uses it by default."""
@@ -32,11 +29,13 @@ class GenericWebhookSettings(WebhookSettings):
     """``[provider.webhook]`` of the generic kind and its profiles: a shared token or an HMAC
     signature of the raw body, in a header the vendor names."""
 
+    secret: SecretStr | None = None
+    """The shared token, or the HMAC key, the vendor's events carry or are signed with."""
     scheme: Literal["token", "hmac"] = "token"
-    """"token" compares a shared token in a header; "hmac" checks a
-    signature of the raw body."""
+    """"token" compares a shared token in a header; "hmac" checks a signature of the
+    raw body."""
     header: NonBlank = "Authorization"
-    """the header holding the token (a "Bearer " prefix is allowed) or the
+    """The header holding the token (a "Bearer " prefix is allowed) or the
     signature."""
     hmac_algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
     """With scheme "hmac": the digest of the HMAC."""
