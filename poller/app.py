@@ -388,9 +388,9 @@ def build_daemon(
     if deletion.params.active:
         every = float(settings.source_deletion.interval_seconds)
         extra_jobs.append(("source-delete", deletion.job, every))
+    # Where the receiver runs: with the polling side.
     subscriptions = webhook_subscription_job(settings, providers, store)
-    if subscriptions is not None:
-        extra_jobs.append(subscriptions)
+    polling_jobs = [subscriptions] if subscriptions is not None else []
 
     def users_sync() -> UsersSyncResult:
         result = sync_users(
@@ -424,6 +424,7 @@ def build_daemon(
         about=startup_summary(settings),
         extra_jobs=extra_jobs,
         retention=retention,
+        polling_jobs=polling_jobs,
     )
     if receives_webhooks(settings):
         # Each event nudges an early poll, and its arrival is kept for `webhooks status`.
