@@ -29,12 +29,14 @@ from poller.adapters.sql.postgres import PostgresPollLock
 from poller.adapters.sql.source_deletions import SqlSourceDeletions
 from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
+from poller.adapters.webhooks.receiver import Endpoint, ReceiverLimits, WebhookReceiver
 from poller.config import ConfigError, Settings, provider_problems
 from poller.core.daemon import Daemon, LockedPollCycle
 from poller.core.progress import WorkProgress
 from poller.core.retention import run_retention
 from poller.core.source_deletion import SourceDeletionJob
 from poller.core.users_sync import sync_users
+from poller.core.webhook_subscriptions import ArrivalRecorder
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.records import UsersSyncResult
@@ -45,6 +47,7 @@ from poller.ports.provider import ProviderPort, SourceDeleter
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
 from poller.ports.telemetry import Telemetry
+from poller.ports.webhooks import EventSink
 from poller.wiring import (
     daemon_params_from_settings,
     poll_cycle_from_settings,
@@ -217,7 +220,108 @@ def startup_summary(settings: Settings) -> str:
         f"version {__version__}, role {settings.worker.role}, "
         f"database {describe_database(settings.database_url)}, "
         f"provider{'s' if len(settings.configured_providers) > 1 else ''} {providers}, {metrics}"
+        + (f", {webhooks_summary(settings)}" if receives_webhooks(settings) else "")
     )
+
+
+def receives_webhooks(settings: Settings) -> bool:
+    """Whether `run` starts the webhook receiver: it is configured and this process polls (an
+    event nudges a poll, which a worker-only process never runs)."""
+    return bool(settings.webhooks.listen) and settings.worker.role in ("all", "poller")
+
+
+def webhooks_summary(settings: Settings) -> str:
+    """Where the receiver listens and whose events it takes, for the start-up line."""
+    if not receives_webhooks(settings):
+        return "webhooks off"
+    names = [p.name for p in settings.configured_providers if p.webhook.enabled]
+    return (
+        f"webhooks on {settings.webhooks.listen} for {', '.join(names)}"
+        if names
+        else f"webhooks on {settings.webhooks.listen} for no provider (none has webhook.enabled)"
+    )
+
+
+def webhook_endpoints(
+    settings: Settings, providers: Mapping[str, ProviderPort]
+) -> dict[str, Endpoint]:
+    """Each provider with ``webhook.enabled``, by name, with its verifier. Raises
+    ``ConfigError`` naming every provider whose kind takes no events or lacks its secret."""
+    endpoints: dict[str, Endpoint] = {}
+    problems: list[str] = []
+    for entry in settings.configured_providers:
+        if not entry.webhook.enabled:
+            continue
+        adapter = providers.get(entry.name)
+        try:
+            verifier = adapter.webhook_verifier() if isinstance(adapter, ProviderAdapter) else None
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if verifier is None:
+            key = entry.config_key("webhook.enabled")
+            problems.append(
+                f"{key}: nothing can check the events of this {entry.kind} provider: its kind "
+                "takes none, or what they are checked with (webhook.secret, or the kind's "
+                f"credentials) is unset; set it, or set {key} = false"
+            )
+            continue
+        public_url = entry.webhook.public_url
+        endpoints[entry.name] = Endpoint(verifier, str(public_url) if public_url else None)
+    if problems:
+        raise ConfigError(problems)
+    return endpoints
+
+
+def _close_on_stop(receiver: WebhookReceiver, stop: threading.Event) -> None:
+    """Stop taking events as soon as the daemon is asked to stop."""
+
+    def close() -> None:
+        stop.wait()
+        receiver.close()
+
+    threading.Thread(target=close, name="webhooks-stop", daemon=True).start()
+
+
+def serve_webhooks(
+    settings: Settings,
+    providers: Mapping[str, ProviderPort],
+    sink: EventSink,
+    *,
+    telemetry: Telemetry | None = None,
+) -> WebhookReceiver:
+    """The receiver on ``webhooks.listen``, serving from its own threads until closed.
+
+    Raises ``ConfigError`` for a provider it cannot take events for, or an address it cannot
+    listen on."""
+    section = settings.webhooks
+    endpoints = webhook_endpoints(settings, providers)
+    ages = [
+        p.webhook.max_event_age_seconds
+        for p in settings.configured_providers
+        if p.name in endpoints
+    ]
+    try:
+        return WebhookReceiver(
+            section.listen,
+            endpoints,
+            sink,
+            limits=ReceiverLimits(
+                max_body_bytes=section.max_body_bytes,
+                request_timeout=section.request_timeout_seconds,
+                max_connections=section.max_connections,
+                per_source_rate=section.per_source_rate,
+                per_source_burst=section.per_source_burst,
+            ),
+            # A resent delivery is refused as stale or, within twice the window, as a replay.
+            replay_ttl_seconds=2 * max(ages, default=300.0),
+            telemetry=telemetry,
+        )
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            [f"webhooks.listen: cannot listen on {section.listen!r}: {reason}"]
+        ) from None
 
 
 def describe_database(url: str) -> str:
@@ -284,9 +388,9 @@ def build_daemon(
     if deletion.params.active:
         every = float(settings.source_deletion.interval_seconds)
         extra_jobs.append(("source-delete", deletion.job, every))
+    # Where the receiver runs: with the polling side.
     subscriptions = webhook_subscription_job(settings, providers, store)
-    if subscriptions is not None:
-        extra_jobs.append(subscriptions)
+    polling_jobs = [subscriptions] if subscriptions is not None else []
 
     def users_sync() -> UsersSyncResult:
         result = sync_users(
@@ -304,6 +408,7 @@ def build_daemon(
         daemon_params_from_settings(settings, providers),
         store=store,
         poll_cycles=[
+            # A PollCycle, so that a nudged poll can list up to now.
             LockedPollCycle(
                 name,
                 poll_cycle_from_settings(settings, name, provider, store, utcnow),
@@ -319,7 +424,13 @@ def build_daemon(
         about=startup_summary(settings),
         extra_jobs=extra_jobs,
         retention=retention,
+        polling_jobs=polling_jobs,
     )
+    if receives_webhooks(settings):
+        # Each event nudges an early poll, and its arrival is kept for `webhooks status`.
+        arrivals = ArrivalRecorder(store, then=daemon.nudges)
+        receiver = serve_webhooks(settings, providers, arrivals, telemetry=telemetry)
+        _close_on_stop(receiver, stop)
     if telemetry is not None:
         serve_metrics(
             settings.metrics.listen,

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import operator
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import reduce
@@ -265,12 +266,54 @@ class MetricsSettings(Section):
     @field_validator("listen")
     @classmethod
     def _host_and_port(cls, value: str) -> str:
-        if not value:
-            return value
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        return _listen_address(value, "127.0.0.1:9464")
+
+
+def _listen_address(value: str, example: str) -> str:
+    """``host:port`` to listen on, or empty (off)."""
+    if not value:
         return value
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port, e.g. {example}")
+    return value
+
+
+class WebhooksSettings(Section):
+    """The webhook receiver of `run`: the phone systems' events, each only a nudge to poll their
+    provider early (see the webhooks page of the docs). Each provider whose events it takes sets
+    webhook.enabled in its own table; polling stays the one way calls come in.
+    """
+
+    listen: str = Field(default="", examples=["127.0.0.1:8788"])
+    """The host:port the receiver listens on, behind a TLS proxy, e.g. "127.0.0.1:8788"; empty:
+    off. Each provider with webhook.enabled takes events at POST /webhooks/<provider name>.
+    """
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 65536
+    """Largest event body, in bytes; a longer one is answered 413 without being read."""
+    request_timeout_seconds: PositiveSeconds = 10.0
+    """Seconds a request has to arrive whole (headers and body); a slower one is closed."""
+    max_connections: Annotated[int, Field(ge=1, le=1024)] = 64
+    """Connections open at once, each served by a thread; when all are taken, the one that has
+    waited longest for its request is closed to make room.
+    """
+    per_source_rate: Annotated[float, Field(gt=0, le=10000)] = 20.0
+    """Requests a second one peer address may send, on average; more are answered 429."""
+    per_source_burst: Annotated[int, Field(ge=1, le=100000)] = 40
+    """Requests one peer address may send at once before per_source_rate applies."""
+    debounce_seconds: Annotated[float, Field(ge=0, le=600)] = 2.0
+    """Seconds the early poll waits after an event for more of them: many events, one poll."""
+    follow_up_seconds: list[Annotated[float, Field(gt=0, le=3600)]] = Field(
+        default=[10.0, 30.0], max_length=10
+    )
+    """Further polls of the provider, this many seconds after its event, so a call the call log
+    lists only a little after the event is still caught early.
+    """
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        return _listen_address(value, "127.0.0.1:8788")
 
 
 class SourceDeletionSettings(Section):
@@ -423,6 +466,7 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     worker: WorkerSettings = WorkerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
     retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     source_deletion: SourceDeletionSettings = SourceDeletionSettings()
@@ -471,6 +515,19 @@ class Settings(BaseSettings):
             )
         for entry in self.providers:
             entry.placed_at(f"providers.{entry.name}")
+        return self
+
+    @model_validator(mode="after")
+    def _webhooks_have_a_listener(self) -> Settings:
+        if self.webhooks.listen:
+            return self
+        for entry in self.configured_providers:
+            if entry.webhook.enabled:
+                key = entry.config_key("webhook.enabled")
+                raise ValueError(
+                    f"{key}: true, but webhooks.listen is unset, so no receiver takes its "
+                    f'events; set webhooks.listen (e.g. "127.0.0.1:8788") or {key} = false'
+                )
         return self
 
     @property
@@ -555,10 +612,10 @@ def provider_entry_overrides(entry: Mapping[str, Any]) -> dict[str, Any]:
             put(keys, _env_value(value))
     directory = os.environ.get(CREDENTIALS_DIR_ENV)
     if directory:
-        for secret in sorted(provider_secret_names()):
+        for secret in sorted(provider_secret_paths()):
             found = _credential_file(Path(directory), _entry_credential_names(name, secret))
             if found is not None:
-                put([secret], _read_credential(found))
+                put(list(secret), _read_credential(found))
     return overrides
 
 
@@ -575,6 +632,12 @@ def _env_value(value: str) -> Any:
 def provider_secret_names() -> set[str]:
     """The secret keys a provider table may hold, of any kind (``token``, ``client_secret``...)."""
     return {path[-1] for path in secret_paths(Settings) if path[0] == "provider"}
+
+
+def provider_secret_paths() -> set[tuple[str, ...]]:
+    """Where a provider table may hold a secret, nested tables included: ``("token",)``,
+    ``("webhook", "secret")``."""
+    return {path[1:] for path in secret_paths(Settings) if path[0] == "provider"}
 
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -679,8 +742,9 @@ class CredentialsDirectorySource(PydanticBaseSettingsSource):
         return values
 
 
-def _entry_credential_names(name: str, secret: str) -> tuple[str, str]:
-    return provider_entry_env_prefix(name) + secret.upper(), f"providers.{name}.{secret}"
+def _entry_credential_names(name: str, secret: tuple[str, ...]) -> tuple[str, str]:
+    variable = provider_entry_env_prefix(name) + "__".join(secret).upper()
+    return variable, f"providers.{name}.{'.'.join(secret)}"
 
 
 def _credential_file(directory: Path, names: Iterable[str]) -> Path | None:
@@ -706,10 +770,10 @@ def credential_files(settings: Settings, directory: Path) -> list[tuple[str, Pat
         if (file := _credential_file(directory, (env_name(path), ".".join(path)))) is not None
     ]
     for entry in settings.providers:
-        for secret in sorted(provider_secret_names()):
+        for secret in sorted(provider_secret_paths()):
             file = _credential_file(directory, _entry_credential_names(entry.name, secret))
             if file is not None:
-                found.append((f"providers.{entry.name}.{secret}", file))
+                found.append((f"providers.{entry.name}.{'.'.join(secret)}", file))
     return found
 
 
@@ -747,10 +811,15 @@ def _readable_loc(loc: tuple[Any, ...], data: Mapping[str, Any]) -> tuple[str, .
     return tuple(parts)
 
 
+_NAMES_ITS_KEY = re.compile(r"(providers?|webhooks)\.[\w.-]+: ")
+
+
 def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     loc = _readable_loc(tuple(error["loc"]), data)
     key = ".".join(loc) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc and _NAMES_ITS_KEY.match(message):
+        return message  # a check across tables, which names the key it is about
     if error["type"] == "extra_forbidden":
         return f"{key}: {_unknown_key(tuple(error['loc']), loc)}"
     if error["type"] == "missing":
@@ -877,8 +946,11 @@ def provider_problems(provider: ProviderSettingsBase) -> list[str]:
     for line in missing_settings(provider):
         key = line.split(":", 1)[0]
         leaf = key.rsplit(".", 1)[-1]
-        if key.startswith("providers."):
-            variable = provider_entry_env_prefix(provider.name) + leaf.upper()
+        entry_prefix = f"providers.{provider.name}."
+        if key.startswith(entry_prefix):
+            # A nested key (webhook.secret) too: SIRO_POLLER_PROVIDERS__<NAME>__WEBHOOK__SECRET.
+            nested = key.removeprefix(entry_prefix).split(".")
+            variable = provider_entry_env_prefix(provider.name) + "__".join(nested).upper()
         else:
             variable = env_name(tuple(key.split(".")))
         source = f"set {variable}"

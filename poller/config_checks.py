@@ -54,7 +54,7 @@ from poller.config import (
     env_variable_for,
     known_keys,
     provider_entry_env_prefix,
-    provider_secret_names,
+    provider_secret_paths,
     read_toml,
     secret_paths,
 )
@@ -323,9 +323,9 @@ def _secrets_in(data: Mapping[str, Any]) -> list[str]:
     for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, Mapping):
             found += [
-                f"providers.{entry.get('name')}.{secret}"
-                for secret in sorted(provider_secret_names())
-                if _given(entry.get(secret))
+                f"providers.{entry.get('name')}.{'.'.join(path)}"
+                for path in sorted(provider_secret_paths())
+                if _given(_at(entry, path))
             ]
     url = _at(data, ("database", "url"))
     if isinstance(url, str) and _url_has_password(url):

@@ -46,6 +46,7 @@ _ROOT_TABLES = (
     "poll",
     "worker",
     "metrics",
+    "webhooks",
     "retention",
     "logging",
     "source_deletion",

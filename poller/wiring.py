@@ -183,6 +183,8 @@ def daemon_params_from_settings(
         retention_interval_seconds=settings.retention.interval_seconds,
         webhook_providers=webhook_providers(settings),
         settle_delays=settle_delays_from_settings(settings, providers),
+        nudge_debounce_seconds=settings.webhooks.debounce_seconds,
+        nudge_follow_up_seconds=tuple(settings.webhooks.follow_up_seconds),
     )
 
 

@@ -177,3 +177,28 @@ def test_the_latency_benchmark_runs_nudged() -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["provider"] == "zoom"
     assert figures["nudged"]["arrived"] == 2 and figures["nudged"]["p95_s"] >= 0
+
+
+def test_the_webhook_garbage_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_webhook_garbage.py"),
+            "--seconds",
+            "3",
+            "--baseline-seconds",
+            "3",
+            "--rate",
+            "50",
+            "--warmup-seconds",
+            "1",
+            "--row-seconds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    assert "garbage: " in result.stdout and "uploads/s on average" in result.stdout
+    assert 'outcome="accepted"' in result.stdout

@@ -315,6 +315,12 @@ def test_variables_that_set_a_setting_are_not_reported(monkeypatch: pytest.Monke
             '[[providers]]\nname = "east"\nbase_url = "https://e.acme.io"\ntoken = "tok-file"\n',
             "providers.east.token",
         ),
+        (
+            '[webhooks]\nlisten = "127.0.0.1:8788"\n[[providers]]\nname = "east"\n'
+            'base_url = "https://e.acme.io"\nauth = "none"\n'
+            '[providers.webhook]\nenabled = true\nsecret = "hook-file"\n',
+            "providers.east.webhook.secret",
+        ),
     ],
 )
 def test_a_config_file_others_can_read_warns_when_it_holds_secrets(

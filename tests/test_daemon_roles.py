@@ -32,6 +32,10 @@ class SwitchableLock:
         self.released = True
 
 
+def nothing() -> None:
+    pass
+
+
 def daemon_for(tmp_path: Path, role: str, lock: SwitchableLock, polls: list[int]) -> Daemon:
     settings = Settings(
         state_dir=tmp_path / "state",
@@ -52,12 +56,19 @@ def daemon_for(tmp_path: Path, role: str, lock: SwitchableLock, polls: list[int]
         poll_cycles=[LockedPollCycle("generic", poll_cycle, lock)],
         worker=worker,
         stop=threading.Event(),
+        extra_jobs=[("source-delete", nothing, 60.0)],
+        polling_jobs=[("webhook-subscriptions", nothing, 3600.0)],
     )
 
 
 @pytest.mark.parametrize(
     ("role", "jobs"),
-    [("all", {"poll", "work"}), ("poller", {"poll"}), ("worker", {"work"})],
+    [
+        ("all", {"poll", "work", "source-delete", "webhook-subscriptions"}),
+        # The subscriptions are checked beside the receiver, which runs where polling runs.
+        ("poller", {"poll", "webhook-subscriptions"}),
+        ("worker", {"work", "source-delete"}),
+    ],
 )
 def test_each_role_runs_its_own_jobs(tmp_path: Path, role: str, jobs: set[str]) -> None:
     daemon = daemon_for(tmp_path, role, SwitchableLock(), [])

@@ -262,6 +262,11 @@ def test_the_subdomain_names_the_account_host_and_unset_keys_are_named() -> None
     assert not adapter.hosts.is_explicit("acme.freshcaller.com")
     with pytest.raises(ValueError, match="subdomain"):
         FreshcallerSettings.model_validate({"kind": "freshcaller", "subdomain": "acme.evil/x"})
+    hooked = FreshcallerSettings.model_validate(
+        {"kind": "freshcaller", "subdomain": "acme", "api_key": "k", "webhook": {"enabled": True}}
+    )
+    [missing] = hooked.requirements()
+    assert missing.startswith("provider.webhook.secret: ")
 
 
 def test_keys_the_profile_fixes_are_refused_by_name(

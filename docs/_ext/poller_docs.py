@@ -117,6 +117,7 @@ def _exposed_metrics() -> list[tuple[str, str, str, list[str]]]:
     telemetry.step_finished("upload", "ok", seconds=1.0, kind="")
     telemetry.poll_finished(ok=True, listed=1)
     telemetry.bytes_downloaded(1)
+    telemetry.webhook_request("p", "accepted")
     state: Any = OneOfEverything()
     registry.register(StateTableCollector(state, lambda: now, scopes=["siro"]))
     registry.register(TableSizeCollector(state))

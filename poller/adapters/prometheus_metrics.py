@@ -7,26 +7,18 @@ survive restarts; the counters describe this process since it started.
 ``/healthz``: 200 while healthy, 503 otherwise, with the reasons as JSON
 (:mod:`poller.domain.health`). Any other path is a 404.
 
-The server is reachable by anything on its network, so a client cannot hold it: a request must
-arrive whole within ``request_timeout`` seconds (however slowly its bytes trickle), and at most
-``max_connections`` are open at once, each with its thread. When all are taken, the one that has
-waited longest for its request is closed to make room, so a scrape that sends its request at
-once is still answered while half-sent requests pile up.
+The server is reachable by anything on its network, so a client cannot hold it: the limits of
+:mod:`poller.adapters.bounded_http` (a deadline per request, a bounded number of connections).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
-import socket
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +27,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from poller.adapters.bounded_http import (
+    BoundedServer,
+    DeadlineReader,
+    listen_address,
+    start_serving,
+)
 from poller.domain.health import Health
 from poller.domain.pauses import SIRO, provider_scope
 from poller.ports.store import RetentionStore, Store
@@ -82,6 +80,13 @@ class PrometheusTelemetry:
         self.listed = Counter(
             "siro_poller_calls_listed", "Call records read from the provider.", registry=registry
         )
+        self.webhooks = Counter(
+            "siro_poller_webhook_requests",
+            "Requests to the webhook receiver by provider (empty for a path that names none) "
+            "and outcome (accepted, refused, replayed, rate_limited, too_large, unknown_path).",
+            ["provider", "outcome"],
+            registry=registry,
+        )
 
     def step_finished(
         self, step: str, outcome: str, *, seconds: float | None = None, kind: str | None = None
@@ -96,6 +101,9 @@ class PrometheusTelemetry:
     def poll_finished(self, *, ok: bool, listed: int) -> None:
         self.polls.labels(outcome="ok" if ok else "error").inc()
         self.listed.inc(listed)
+
+    def webhook_request(self, provider: str, outcome: str) -> None:
+        self.webhooks.labels(provider=provider, outcome=outcome).inc()
 
 
 class StateTableCollector(Collector):
@@ -214,120 +222,6 @@ DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_CONNECTIONS = 32
 
 
-class _Connection:
-    """One open connection: whether its request has arrived, and since when it waits."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.opened = time.monotonic()
-        self.request_read = False
-        self.closing = False
-
-
-class _BoundedServer(ThreadingHTTPServer):
-    """A thread per connection, but never more than ``max_connections`` of them."""
-
-    daemon_threads = True
-    # The kernel's queue of connections not yet accepted: the standard 5 drops a scrape's
-    # connection attempt (and costs it a second) while a burst of others is being turned away.
-    request_queue_size = 128
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        *,
-        max_connections: int,
-        request_timeout: float,
-    ) -> None:
-        self.max_connections = max_connections
-        self.request_timeout = request_timeout
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._open: dict[socket.socket, _Connection] = {}
-        self._open_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self._close_longest_waiting()
-            # The closed connection's thread ends at once; a busy server (every slot serving a
-            # scrape) turns the newcomer away rather than queue it.
-            if not self._slots.acquire(timeout=1.0):
-                self.shutdown_request(request)
-                return
-        with self._open_lock:
-            self._open[request] = _Connection(request)
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._release(request)
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._release(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):
-            # A client that hung up, or one closed to make room: nothing for the log.
-            log.debug("metrics server: a connection ended early", exc_info=True)
-        else:
-            log.warning("metrics server: a request failed", exc_info=True)
-
-    def request_arrived(self, request: socket.socket) -> None:
-        with self._open_lock:
-            connection = self._open.get(request)
-            if connection is not None:
-                connection.request_read = True
-
-    def _release(self, request: socket.socket) -> None:
-        with self._open_lock:
-            if self._open.pop(request, None) is None:
-                return
-        self._slots.release()
-
-    def _close_longest_waiting(self) -> None:
-        with self._open_lock:
-            waiting = [c for c in self._open.values() if not (c.request_read or c.closing)]
-            if not waiting:
-                return
-            oldest = min(waiting, key=lambda c: c.opened)
-            oldest.closing = True
-        log.debug("metrics server: all %d connections taken; closing one", self.max_connections)
-        # Wakes its thread from the read it is blocked in; the thread then closes it.
-        with contextlib.suppress(OSError):  # it has just closed by itself
-            oldest.sock.shutdown(socket.SHUT_RDWR)
-
-
-class _DeadlineReader:
-    """The request's input stream: each read waits only for what is left of the deadline, so
-    a request trickled a byte at a time still ends at ``request_timeout``."""
-
-    def __init__(self, stream: io.BufferedIOBase, sock: socket.socket, deadline: float) -> None:
-        self._stream = stream
-        self._sock = sock
-        self._deadline = deadline
-
-    def _arm(self) -> None:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the request did not arrive within its deadline")
-        self._sock.settimeout(left)
-
-    def readline(self, limit: int = -1) -> bytes:
-        self._arm()
-        return self._stream.readline(limit)
-
-    def read(self, size: int = -1) -> bytes:
-        self._arm()
-        return self._stream.read(size)
-
-    def close(self) -> None:
-        self._stream.close()
-
-
 class MetricsServer:
     """``/metrics`` and ``/healthz`` on one address, each connection in a thread of its own,
     within the limits the module describes."""
@@ -341,23 +235,20 @@ class MetricsServer:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]")
+        host, port, family = listen_address(listen)
 
-        class Server(_BoundedServer):
-            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        class Server(BoundedServer):
+            address_family = family
+            label = "metrics server"
 
         self._server = Server(
-            (host, int(port)),
+            (host, port),
             _handler(registry, health),
             max_connections=max_connections,
             request_timeout=request_timeout,
         )
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="metrics", daemon=True
-        )
-        self._thread.start()
+        self._thread = start_serving(self._server, "metrics")
 
     def close(self) -> None:
         self._server.shutdown()
@@ -368,12 +259,12 @@ def _handler(
     registry: CollectorRegistry, health: Callable[[], Health]
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        server: _BoundedServer
+        server: BoundedServer
 
         def setup(self) -> None:
             super().setup()
             deadline = time.monotonic() + self.server.request_timeout
-            self.rfile = _DeadlineReader(self.rfile, self.connection, deadline)  # type: ignore[assignment]
+            self.rfile = DeadlineReader(self.rfile, self.connection, deadline)  # type: ignore[assignment]
 
         def do_GET(self) -> None:
             self.server.request_arrived(self.connection)

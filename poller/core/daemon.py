@@ -162,6 +162,7 @@ class Daemon:
         about: str | None = None,
         extra_jobs: Sequence[tuple[str, Callable[[], None], float]] = (),
         retention: Callable[[], object] | None = None,
+        polling_jobs: Sequence[tuple[str, Callable[[], None], float]] = (),
     ) -> None:
         self.params = params
         # What the start-up line says of this process beyond the daemon's own parameters
@@ -176,6 +177,8 @@ class Daemon:
         self.users_sync = users_sync
         # Jobs beside polling and work (deletion at the source), run where the worker runs.
         self.extra_jobs = tuple(extra_jobs)
+        # Jobs run where polling runs (the webhook subscriptions' check, beside the receiver).
+        self.polling_jobs = tuple(polling_jobs)
         self.retention = retention
         # Uploads wait for the first users sync of this run (one quick request, normally) so
         # that reps are resolved against Siro's users as they are now.
@@ -395,6 +398,8 @@ class Daemon:
             jobs.append(("users", self.users_job, refresh))
         if self.params.works:
             jobs.extend(self.extra_jobs)
+        if self.params.polls:
+            jobs.extend(self.polling_jobs)
         if self.params.polls and self.retention is not None:
             # With the polling side only; two pollers' passes at once are harmless, as each
             # batch passes over the rows another transaction holds (SKIP LOCKED).
@@ -489,7 +494,10 @@ class Daemon:
             # of its own.
             executors={
                 "default": ThreadPoolExecutor(
-                    max_workers=3 + len(self.extra_jobs) + len(self._cycles)
+                    max_workers=3
+                    + len(self.extra_jobs)
+                    + len(self.polling_jobs)
+                    + len(self._cycles)
                 )
             },
             job_defaults={

@@ -16,6 +16,12 @@ class Telemetry(Protocol):
 
     def poll_finished(self, *, ok: bool, listed: int) -> None: ...
 
+    def webhook_request(self, provider: str, outcome: str) -> None:
+        """The webhook receiver answered a request: ``outcome`` is accepted, refused,
+        replayed, rate_limited, too_large or unknown_path; ``provider`` is "" for a path that
+        names none."""
+        ...
+
 
 class NoTelemetry:
     def step_finished(
@@ -27,4 +33,7 @@ class NoTelemetry:
         pass
 
     def poll_finished(self, *, ok: bool, listed: int) -> None:
+        pass
+
+    def webhook_request(self, provider: str, outcome: str) -> None:
         pass

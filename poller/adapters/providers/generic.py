@@ -63,6 +63,7 @@ from poller.adapters.providers.settings import (
     ProviderSettingsBase,
     authenticator_for,
 )
+from poller.adapters.webhooks.generic import GenericVerifier, missing_secret
 from poller.adapters.webhooks.settings import GenericWebhookSettings
 from poller.config_types import (
     MINIMAL,
@@ -94,6 +95,7 @@ from poller.domain.windows import Window
 from poller.ports.provider import (
     RecordPosition,
 )
+from poller.ports.webhooks import WebhookVerifier
 
 DirectionName = Literal["inbound", "outbound"]
 
@@ -310,7 +312,8 @@ class GenericSettings(ProviderSettingsBase, AuthSettings):
     """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
     def requirements(self) -> list[str]:
-        return super().requirements() + self.missing_auth_keys()
+        webhook = missing_secret(self.webhook, key=self.config_key("webhook"))
+        return super().requirements() + self.missing_auth_keys() + webhook
 
     def credential_keys(self) -> list[str]:
         # The scheme's keys (a username too), not whichever secrets happen to be set.
@@ -344,6 +347,14 @@ class GenericProvider(ProviderAdapter[GenericSettings]):
         )
 
     # -- what the base class asks ---------------------------------------------------------
+
+    def webhook_verifier(self) -> WebhookVerifier | None:
+        """The shared token or HMAC check of ``webhook``, when its events are enabled; raises
+        ``ConfigError`` when they are and no secret is set."""
+        webhook = self.settings.webhook
+        if not webhook.enabled:
+            return None
+        return GenericVerifier.from_settings(webhook, key=self.settings.config_key("webhook"))
 
     @property
     def capabilities(self) -> ProviderCapabilities:

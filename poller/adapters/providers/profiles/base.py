@@ -21,6 +21,7 @@ from pydantic import model_validator
 from poller.adapters.http.paginators import PageRequest
 from poller.adapters.providers.generic import GenericProvider, GenericSettings
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.generic import missing_secret
 from poller.adapters.webhooks.settings import GenericWebhookSettings
 from poller.domain.call_record import TEXT_LIMITS, CallRecord
 from poller.domain.paths import dig
@@ -37,6 +38,10 @@ class ProfileSettings(ProviderSettingsBase):
     profile_title: ClassVar[str] = ""
     webhook: GenericWebhookSettings = GenericWebhookSettings()
     """This provider's webhook events, which nudge an early poll (see [webhooks])."""
+
+    def requirements(self) -> list[str]:
+        webhook = missing_secret(self.webhook, key=self.config_key("webhook"))
+        return super().requirements() + webhook
 
     @classmethod
     def fixed_keys(cls) -> frozenset[str]:

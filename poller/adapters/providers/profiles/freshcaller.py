@@ -45,6 +45,7 @@ from poller.adapters.http import HostRules
 from poller.adapters.http.paginators import PageRequest
 from poller.adapters.providers.profiles.base import ProfileProvider, ProfileSettings
 from poller.adapters.providers.settings import ProviderSettingsBase
+from poller.adapters.webhooks.generic import missing_secret
 from poller.config_types import MINIMAL
 from poller.domain.call_record import TEXT_LIMITS, CallRecord, host_key
 from poller.domain.paths import MISSING, dig
@@ -105,7 +106,8 @@ class FreshcallerSettings(ProfileSettings):
         return f"https://{self.subdomain}.{VENDOR_DOMAIN}" if self.subdomain else None
 
     def requirements(self) -> list[str]:
-        missing = []
+        # Not the base's: its base_url requirement is the subdomain's here.
+        missing = missing_secret(self.webhook, key=self.config_key("webhook"))
         if self.api_base_url is None:
             missing.append(
                 f"{self.config_key('subdomain')}: required: the account's subdomain (acme for "
