@@ -157,6 +157,28 @@ def test_the_data_lifecycle_benchmark_runs() -> None:
     assert figures["calls"] == 20 and figures["export_all"]["peak_rss_mb"] > 0
 
 
+def test_the_latency_benchmark_runs_nudged() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_latency.py"),
+            "--mode",
+            "nudged",
+            "--calls",
+            "2",
+            "--span",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["provider"] == "zoom"
+    assert figures["nudged"]["arrived"] == 2 and figures["nudged"]["p95_s"] >= 0
+
+
 def test_the_webhook_garbage_benchmark_runs() -> None:
     result = subprocess.run(
         [

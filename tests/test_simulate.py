@@ -10,6 +10,7 @@ more.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shlex
@@ -17,14 +18,19 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
-from poller.adapters.providers.registry import KINDS
+from poller.adapters.providers.registry import KINDS, adapter_class, build_provider
 from poller.cli import main
+from poller.ports.webhooks import Refused, Verified, WebhookRequest, WebhookVerifier
+from tests.verifier_server import Endpoint, serve_verifier
 
 CLI = [sys.executable, "-m", "poller"]
 
@@ -165,3 +171,83 @@ def test_simulate_port_puts_the_simulators_on_that_port_and_the_next(tmp_path: P
         assert simulation.config["provider"]["base_url"].startswith(f"http://127.0.0.1:{first + 1}")
         assert "SIRO_POLLER_PROVIDER__CLIENT_SECRET" in simulation.secrets
         assert "client_secret" not in simulation.config["provider"]
+
+
+class _Deferred:
+    """The endpoint's verifier, once `simulate` has printed what its events are signed with."""
+
+    def __init__(self) -> None:
+        self.inner: WebhookVerifier | None = None
+
+    def verify(self, request: WebhookRequest) -> Verified | Refused:
+        return Refused("not_ready") if self.inner is None else self.inner.verify(request)
+
+
+def provider_table(config: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+    """The ready config's [provider] table with its secrets put back from their exports."""
+    table = json.loads(json.dumps(config["provider"]))
+    for name, value in secrets.items():
+        path = name.removeprefix("SIRO_POLLER_").lower().split("__")
+        if path[0] != "provider":
+            continue
+        node = table
+        for key in path[1:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return table
+
+
+@pytest.mark.parametrize("kind", ["ringcentral", "zoom", "aircall", "dialpad", "twilio"])
+def test_simulate_events_to_sends_new_calls_events_the_ready_config_verifies(
+    kind: str, tmp_path: Path
+) -> None:
+    deferred = _Deferred()
+    with serve_verifier(Endpoint(deferred)) as endpoint:
+        endpoint.public_url = endpoint.url
+        config_path = tmp_path / "sim.toml"
+        process = subprocess.Popen(
+            [
+                *CLI,
+                "simulate",
+                "--provider",
+                kind,
+                "--config-out",
+                str(config_path),
+                "--events-to",
+                endpoint.url,
+                "--new-call-every",
+                "0.5",
+            ],
+            env=clean_environment(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        lines: list[str] = []
+        try:
+            for line in process.stdout:
+                lines.append(line.rstrip("\n"))
+                if line.startswith("# Simulators running"):
+                    break
+            config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+            secrets = exports_of(lines, "# Its secrets")
+            settings = adapter_class(kind).settings_model.model_validate(
+                provider_table(config, secrets)
+            )
+            deferred.inner = build_provider(settings).webhook_verifier()
+            assert deferred.inner is not None, "the ready config takes no events"
+            deadline = time.monotonic() + 30
+            while not any(isinstance(o, Verified) and o.nudge for o in endpoint.outcomes):
+                assert time.monotonic() < deadline, (lines, endpoint.outcomes)
+                time.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    port = endpoint.url.split(":")[2].split("/")[0]
+    assert config["webhooks"] == {"listen": f"127.0.0.1:{port}"}
+    assert config["provider"]["webhook"]["enabled"] is True
+    # The events name the new calls by the ids the polls list.
+    verified = [o for o in endpoint.outcomes if isinstance(o, Verified) and o.nudge]
+    assert all(o.call_ids for o in verified)

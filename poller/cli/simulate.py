@@ -27,12 +27,44 @@ from poller.cli.root import main_group
     type=click.Path(file_okay=False),
     help="The ready config's state directory (default: a new temporary directory).",
 )
-def simulate(kind: str, port: int, config_out: str | None, state_dir: str | None) -> None:
+@click.option(
+    "--events-to",
+    metavar="URL",
+    help="Rehearse webhooks: a new call ends every --new-call-every seconds and the phone "
+    "system sends its signed event here, e.g. http://127.0.0.1:8788/webhooks/<provider name> "
+    "(RingCentral, Zoom, Aircall, Dialpad, Twilio). The ready config takes them.",
+)
+@click.option(
+    "--new-call-every",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="With --events-to: seconds between two new calls.",
+)
+@click.option(
+    "--events-secret",
+    help="With --events-to: what the events are signed with (provider.webhook.secret); "
+    "default: a new random one, among the secrets printed (Twilio: its Auth Token).",
+)
+def simulate(
+    kind: str,
+    port: int,
+    config_out: str | None,
+    state_dir: str | None,
+    events_to: str | None,
+    new_call_every: float,
+    events_secret: str | None,
+) -> None:
     """Run a simulated phone system and a simulated Siro on 127.0.0.1 until Ctrl-C.
 
     Seeds the calls the demo seeds, prints a ready config (secrets left out) and the `export`
     lines of its secrets, and the exports that point any other config of the same kind (one
     from `config init`, say) at the simulators. Stops cleanly on Ctrl-C or SIGTERM.
+
+    With --events-to, a new call ends every --new-call-every seconds and the simulated phone
+    system announces it with its vendor's signed webhook event, as the vendor would: the ready
+    config has the receiver ([webhooks] listen) and the provider's webhook on, to rehearse the
+    nudges before a vendor sends the first real event.
     """
     import signal
     import tempfile
@@ -41,13 +73,21 @@ def simulate(kind: str, port: int, config_out: str | None, state_dir: str | None
 
     import tomli_w
 
+    from poller.demo.events import EVENT_KINDS, announce_new_calls, send_events
     from poller.demo.simulation import simulate as start
 
+    if events_to is not None and kind not in EVENT_KINDS:
+        raise click.BadParameter(
+            f"{kind} sends no webhook events; --events-to takes {', '.join(EVENT_KINDS)}",
+            param_hint="--events-to",
+        )
     state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="siro-poller-sim-"))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with start(kind, state, first_port=port) as simulation:
+            if events_to is not None:
+                events = send_events(simulation, events_to, events_secret)
             config = tomli_w.dumps(simulation.config)
             click.echo(
                 f"# siro-poller simulate: a {kind} phone system with "
@@ -73,6 +113,18 @@ def simulate(kind: str, port: int, config_out: str | None, state_dir: str | None
                 click.echo(
                     "# Run `siro-poller db upgrade` with a config before its provider check."
                 )
+            if events_to is not None:
+                click.echo(
+                    f"# Every {new_call_every:g} s a new call ends and its signed event goes to "
+                    f"{events_to} (the receiver takes /webhooks/<provider name>)."
+                )
+                announcer = threading.Thread(
+                    target=announce_new_calls,
+                    args=(events, new_call_every, stop, click.echo),
+                    name="simulate-events",
+                    daemon=True,
+                )
+                announcer.start()
             click.echo("# Simulators running; Ctrl-C stops them.")
             while not stop.wait(0.5):
                 pass

@@ -81,6 +81,9 @@ class Seeded:
     late_recording: Callable[[], None] | None = None
     # Keys of the [siro] table the scenario needs besides the Siro simulator's (a rep_map).
     siro: dict[str, Any] = field(default_factory=dict)
+    # The simulator's state, where its vendor sends webhook events (send_events_to, announce):
+    # what `siro-poller simulate --events-to` adds fresh calls to and announces them from.
+    events: object | None = None
 
 
 Scenario = Callable[[ExitStack, datetime], Seeded]
@@ -232,6 +235,7 @@ def ringcentral(stack: ExitStack, now: datetime) -> Seeded:
             "settle_delay_seconds": 0,
         },
         calls=calls,
+        events=api,
     )
 
 
@@ -287,6 +291,7 @@ def zoom(stack: ExitStack, now: datetime) -> Seeded:
             "settle_delay_seconds": 0,
         },
         calls=calls,
+        events=phone,
     )
 
 
@@ -342,6 +347,7 @@ def aircall(stack: ExitStack, now: datetime) -> Seeded:
         calls=calls,
         late_call_id="3001",
         late_recording=lambda: api.add_recording("3001", mp3_bytes(2)),
+        events=api,
     )
 
 
@@ -383,6 +389,7 @@ def dialpad(stack: ExitStack, now: datetime) -> Seeded:
             "download_hosts": [servers.media_host],
         },
         calls=calls,
+        events=servers.state,
     )
 
 
@@ -447,6 +454,7 @@ def twilio(stack: ExitStack, now: datetime) -> Seeded:
             "auth_token": AUTH_TOKEN,
         },
         calls=calls,
+        events=api,
     )
 
 
