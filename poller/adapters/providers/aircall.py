@@ -131,8 +131,7 @@ class AircallSettings(ProviderSettingsBase):
             problems.append(f"{self.config_key('api_id')}: required to sign in to Aircall")
         if self.api_token is None or not self.api_token.get_secret_value():
             problems.append(f"{self.config_key('api_token')}: required to sign in to Aircall")
-        secret = self.webhook.secret
-        if self.webhook.enabled and (secret is None or not secret.get_secret_value()):
+        if self.webhook.lacks_secret():
             problems.append(
                 f"{self.config_key('webhook.secret')}: required with "
                 f"{self.config_key('webhook.enabled')}: the token Aircall gave the webhook "
@@ -286,9 +285,10 @@ class AircallProvider(ProviderAdapter[AircallSettings]):
 
     def webhook_verifier(self) -> WebhookVerifier | None:
         webhook = self.settings.webhook
-        if not webhook.enabled or webhook.secret is None or not webhook.secret.get_secret_value():
+        secret = webhook.active_secret()
+        if secret is None:
             return None
-        return AircallWebhookVerifier(webhook.secret, max_age_seconds=webhook.max_event_age_seconds)
+        return AircallWebhookVerifier(secret, max_age_seconds=webhook.max_event_age_seconds)
 
     def webhook_subscriptions(self) -> WebhookSubscriptions | None:
         """``/v1/webhooks`` with the API key; :meth:`AircallSubscriptions.created_token` gives

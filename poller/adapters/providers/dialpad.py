@@ -163,8 +163,7 @@ class DialpadSettings(ProviderSettingsBase):
                 f"{self.config_key('api_key')}: required: a Dialpad company-admin API key "
                 "with the calls:list scope"
             )
-        secret = self.webhook.secret
-        if self.webhook.enabled and (secret is None or not secret.get_secret_value()):
+        if self.webhook.lacks_secret():
             missing.append(
                 f"{self.config_key('webhook.secret')}: required with "
                 f"{self.config_key('webhook.enabled')}: Dialpad signs its events (a JWT) with "
@@ -259,9 +258,10 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
 
     def webhook_verifier(self) -> WebhookVerifier | None:
         webhook = self.settings.webhook
-        if not webhook.enabled or webhook.secret is None or not webhook.secret.get_secret_value():
+        secret = webhook.active_secret()
+        if secret is None:
             return None
-        return DialpadWebhookVerifier(webhook.secret, max_age_seconds=webhook.max_event_age_seconds)
+        return DialpadWebhookVerifier(secret, max_age_seconds=webhook.max_event_age_seconds)
 
     def webhook_subscriptions(self) -> WebhookSubscriptions | None:
         """The webhook and its call event subscription, with the API key; ``subscribe``

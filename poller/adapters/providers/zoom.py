@@ -161,7 +161,7 @@ class ZoomSettings(ProviderSettingsBase):
             for key in ("account_id", "client_id", "client_secret")
             if getattr(self, key) in (None, "")
         ]
-        if self.webhook.enabled and self.webhook.secret is None:
+        if self.webhook.lacks_secret():
             missing.append(
                 f"{self.config_key('webhook.secret')}: required with "
                 f"{self.config_key('webhook.enabled')}: the Secret Token of the app's Event "
@@ -301,11 +301,10 @@ class ZoomProvider(ProviderAdapter[ZoomSettings]):
 
     def webhook_verifier(self) -> WebhookVerifier | None:
         webhook = self.settings.webhook
-        if not webhook.enabled or webhook.secret is None:
+        secret = webhook.active_secret()
+        if secret is None:
             return None
-        return ZoomWebhookVerifier(
-            webhook.secret, max_event_age_seconds=webhook.max_event_age_seconds
-        )
+        return ZoomWebhookVerifier(secret, max_event_age_seconds=webhook.max_event_age_seconds)
 
     def webhook_subscriptions(self) -> WebhookSubscriptions | None:
         # Event Subscriptions live in the app's Marketplace page: no API we use manages them.

@@ -118,7 +118,7 @@ class GenericVerifier:
 
 def missing_secret(settings: GenericWebhookSettings, *, key: str) -> list[str]:
     """The line `config check` and `run` show when events are enabled without their secret."""
-    if not settings.enabled or (settings.secret and settings.secret.get_secret_value()):
+    if not settings.lacks_secret():
         return []
     return [_secret_needed(settings, key)]
 

@@ -24,6 +24,16 @@ class WebhookSettings(Section):
     max_event_age_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
     """An event whose vendor timestamp is further than this from now is refused as a replay."""
 
+    def active_secret(self) -> SecretStr | None:
+        """The secret events are checked with, while events are taken and one is set."""
+        if not self.enabled or self.secret is None or not self.secret.get_secret_value():
+            return None
+        return self.secret
+
+    def lacks_secret(self) -> bool:
+        """Events are taken, but nothing is set to check them with."""
+        return self.enabled and self.active_secret() is None
+
 
 class GenericWebhookSettings(WebhookSettings):
     """``[provider.webhook]`` of the generic kind and its profiles: a shared token or an HMAC
