@@ -51,6 +51,9 @@ from poller.ports.download import Downloaded
 
 log = logging.getLogger(__name__)
 
+# A socket timeout this close to the request's deadline is the deadline's doing.
+_DEADLINE_SLACK_SECONDS = 0.01
+
 T = TypeVar("T")
 
 MAX_REDIRECTS = 5
@@ -560,7 +563,9 @@ class HttpClient:
     def _network_error(
         self, exc: requests.RequestException, what: str, url: str, deadline: RequestDeadline
     ) -> HttpError:
-        if deadline.expired:
+        # The watcher thread marks a deadline expired when it gets to run; on a busy host the
+        # socket's own timeout, clipped to the deadline, can fire first.
+        if deadline.expired or deadline.remaining() <= _DEADLINE_SLACK_SECONDS:
             return self._deadline_error(what, url)
         if isinstance(
             exc,
