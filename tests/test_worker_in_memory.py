@@ -237,9 +237,12 @@ def test_downloads_go_on_while_siro_holds_the_uploads_bounded_per_stage(
     try:
         # Siro holds two uploads (worker.concurrency of them); the download stage goes on with
         # two more calls, which wait downloaded for an upload slot, and claims no further.
-        wait_for(lambda: siro.uploading == 2 and len(recordings.fetched) == 4)
-        states = sorted(c.state.value for c in world.store.list_calls())
-        assert states == ["downloaded"] * 4 + ["pending"] * 2
+        def states() -> list[str]:
+            return sorted(c.state.value for c in world.store.list_calls())
+
+        wait_for(lambda: siro.uploading == 2 and states().count("downloaded") == 4)
+        assert states() == ["downloaded"] * 4 + ["pending"] * 2
+        assert len(recordings.fetched) == 4
         assert len(list((tmp_path / "state" / "spool").iterdir())) == 4
     finally:
         siro.go.set()
