@@ -4,30 +4,36 @@ A child process plays the provider and Siro (real HTTP on 127.0.0.1), so the fig
 worker's alone.
 
 ``--compare`` (the throughput target): the worker's drain (download, audio check, three-step
-upload, 8 threads) against a plain 8-thread copy of the same recordings (GET to a file, then
-Siro's signed URL, PUT and create, as the worker does) through the same fakes, every request
-delayed by ``--latency-ms`` as a network round trip would be. Worker and copy alternate within
-each round (which goes first alternates too), so a busy machine slows both alike; the figures
-are the medians over the rounds, for SQLite and, given a server, PostgreSQL (a fresh database
-each round). For the worker it also prints, per call, the SQL statements sent (counted by
-SQLAlchemy's ``before_cursor_execute``, BEGIN included), the transactions committed (a
-statement run in autocommit counts as one), and the thread hand-offs: each step handed from
-the drain loop to a pool thread, and each result handed back.
+upload; ``worker.concurrency`` = 8) against a plain 8-thread copy of the same recordings (GET
+to a file, then Siro's signed URL, PUT and create, as the worker does) through the same fakes,
+every request delayed by ``--latency-ms`` as a network round trip would be. Worker and copy
+alternate within each round (which goes first alternates too), so a busy machine slows both
+alike; the figures are the medians over the rounds, for SQLite and, given a server,
+PostgreSQL (a fresh database each round). For the worker it also prints, per call, the SQL
+statements sent (counted by SQLAlchemy's ``before_cursor_execute``, BEGIN included), the
+transactions committed (a statement run in autocommit counts as one) and the thread
+hand-offs: each row handed from the drain loop to a pool thread, and each future completed
+(a row's turn handed back, or the loop woken to claim because a row left the download side).
+For both it prints the CPU time this process spent per recording (``time.process_time``,
+all threads): when rate x CPU per recording is about the CPU the machine gives this
+process, the run measures CPU, not waiting, and the ratio is about the ratio of CPU per
+recording whatever the overlap.
 
-Is the copy a fair yardstick? Both run in this process against the same fakes, with 8
-threads making HTTP requests, the same Siro client for the three Siro steps and a
-keep-alive session per thread; per recording both make the same four requests, one after
-the other (each needs the answer of the one before: Siro's signed URL needs the exact size
-and type of the file, known only once it is downloaded and checked). So neither can pass
-``8 / (4 x latency)`` recordings per second (printed as the ceiling), and the copy does
-nothing between its requests, while the worker also claims its rows, checks the audio and
-records each step before going on (the state writes that make a restart resume without
-loss or a second upload). On these fakes the copy's rate is therefore the worker's ceiling,
-not its floor: the worker gets closer to it by spending less between requests, and could
-only pass it by making fewer requests in sequence than the copy. An earlier version of this
-benchmark fetched the copy's signed URLs before timing it (two requests per recording in
-sequence instead of four); the ratio of the issue (1.16x, 50.0 against 43.3 recordings/s)
-predates this comparison.
+Is the copy a fair yardstick? Both run in this process against the same fakes, with the same
+Siro client for the three Siro steps and keep-alive sessions; per recording both make the
+same four requests, one after the other (each needs the answer of the one before: Siro's
+signed URL needs the exact size and type of the file, known only once it is downloaded and
+checked). The copy's 8 threads each take a recording through all four, so it cannot pass
+``8 / (4 x latency)`` recordings per second. The worker runs 8 downloads and 8 uploads at
+once, of different recordings (a row takes a download slot, then an upload slot, in one
+thread): its slowest stage, the upload with three requests, caps it at ``8 / (3 x
+latency)``. Both ceilings are printed. Per host the worker sends no more requests at once
+than the copy: 8 to the provider, 8 to Siro. Between its requests it also claims its rows,
+checks the audio and records each step (the state writes that make a restart resume without
+loss or a second upload), which the copy does not. An earlier version of this benchmark
+fetched the copy's signed URLs before timing it (two requests per recording in sequence
+instead of four); the ratio of the issue (1.16x, 50.0 against 43.3 recordings/s) predates
+this comparison.
 
 Without ``--compare``, for each file size a fresh process polls the fake call log into a SQLite
 state database and drains the worker with the configured concurrency, then reports
@@ -58,7 +64,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -208,6 +214,7 @@ class Counts:
         self.statements = 0
         self.commits = 0
         self.handoffs = 0
+        self.cpu_seconds = 0.0
 
     def add(self, name: str) -> None:
         with self.lock:
@@ -216,9 +223,9 @@ class Counts:
 
 @contextmanager
 def counting(engine: Any) -> Iterator[Counts]:
-    """Count statements and commits on ``engine``, and hand-offs between the drain loop and its
-    pool: a step submitted to a pool thread, and its result handed back through its future
-    (every submit's future is collected by the loop)."""
+    """Count statements and commits on ``engine``, hand-offs between the drain loop and its
+    pool (a row submitted to a pool thread; a future completed: a row's turn handed back, or
+    the loop woken to claim), and this process's CPU time."""
     from sqlalchemy import event
 
     counts = Counts()
@@ -232,18 +239,26 @@ def counting(engine: Any) -> Iterator[Counts]:
         counts.add("commits")
 
     submit = ThreadPoolExecutor.submit
+    set_result = Future.set_result
 
     def counted_submit(pool: ThreadPoolExecutor, *args: Any, **kwargs: Any) -> Any:
         counts.add("handoffs")
-        counts.add("handoffs")  # the way back, through the future
         return submit(pool, *args, **kwargs)
+
+    def counted_set_result(future: Future[Any], result: Any) -> None:
+        counts.add("handoffs")
+        set_result(future, result)
 
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine, "commit", on_commit)
     ThreadPoolExecutor.submit = counted_submit  # type: ignore[method-assign]
+    Future.set_result = counted_set_result  # type: ignore[method-assign]
+    began = time.process_time()
     try:
         yield counts
     finally:
+        counts.cpu_seconds = time.process_time() - began
+        Future.set_result = set_result  # type: ignore[method-assign]
         ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", on_statement)
         event.remove(engine, "commit", on_commit)
@@ -264,13 +279,14 @@ def drain_worker(where: dict[str, Any], files: int, database_url: str | None) ->
         "statements": counts.statements / files,
         "commits": counts.commits / files,
         "handoffs": counts.handoffs / files,
+        "cpu_ms": counts.cpu_seconds * 1000 / files,
     }
 
 
-def plain_copy(where: dict[str, Any], files: int) -> float:
+def plain_copy(where: dict[str, Any], files: int) -> tuple[float, float]:
     """The same job done plainly by 8 threads: each recording fetched to a file (GET), then the
     three Siro steps the worker makes (signed URL, PUT, create), with no state database, audio
-    check or retry. Recordings per second."""
+    check or retry. Recordings per second, and CPU milliseconds per recording."""
     import requests
 
     from poller.app import build_siro_client
@@ -305,11 +321,13 @@ def plain_copy(where: dict[str, Any], files: int) -> float:
             path.unlink()
 
         began = time.perf_counter()
+        cpu_began = time.process_time()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(copy, range(files)))
         seconds = time.perf_counter() - began
+        cpu_seconds = time.process_time() - cpu_began
     session.close()
-    return files / seconds
+    return files / seconds, cpu_seconds * 1000 / files
 
 
 @contextmanager
@@ -351,12 +369,15 @@ def compare(
                         if part == "worker":
                             figures.update(drain_worker(where, files, url))
                         else:
-                            figures["copy_per_second"] = plain_copy(where, files)
+                            figures["copy_per_second"], figures["copy_cpu_ms"] = plain_copy(
+                                where, files
+                            )
                 figures["ratio"] = figures["per_second"] / figures["copy_per_second"]
                 samples[backend].append(figures)
                 print(
                     f"  round {round_number + 1} {backend:<8} worker {figures['per_second']:6.1f}"
-                    f"  copy {figures['copy_per_second']:6.1f}  ratio {figures['ratio']:.2f}",
+                    f"  copy {figures['copy_per_second']:6.1f}  ratio {figures['ratio']:.2f}"
+                    f"  CPU ms/rec {figures['cpu_ms']:.1f} / {figures['copy_cpu_ms']:.1f}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -374,19 +395,22 @@ def print_comparison(figures: dict[str, dict[str, float]], rounds: int) -> None:
         "alternating rounds"
     )
     if about["latency_ms"]:
+        latency = about["latency_ms"] / 1000
         print(
-            "both make 4 requests per recording one after the other on 8 threads: at most "
-            f"{8 / (4 * about['latency_ms'] / 1000):.0f} rec/s (the ceiling)"
+            "both make 4 requests per recording one after the other: the copy's 8 threads at "
+            f"most {8 / (4 * latency):.0f} rec/s, the worker's 8 uploads (3 requests) beside "
+            f"its 8 downloads at most {8 / (3 * latency):.0f} rec/s (the ceilings)"
         )
     print(
         f"{'backend':<10} {'worker rec/s':>12} {'copy rec/s':>11} {'ratio':>6} "
-        f"{'SQL/call':>9} {'commits/call':>13} {'hand-offs/call':>15}"
+        f"{'SQL/call':>9} {'commits/call':>13} {'hand-offs/call':>15} "
+        f"{'CPU ms/rec worker':>18} {'copy':>5}"
     )
     for backend, row in figures.items():
         print(
             f"{backend:<10} {row['per_second']:>12.1f} {row['copy_per_second']:>11.1f} "
             f"{row['ratio']:>5.2f}x {row['statements']:>9.1f} {row['commits']:>13.1f} "
-            f"{row['handoffs']:>15.1f}"
+            f"{row['handoffs']:>15.1f} {row['cpu_ms']:>18.1f} {row['copy_cpu_ms']:>5.1f}"
         )
 
 

@@ -61,8 +61,9 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
-    # The worker's threads, its drain loop, the poll job and the health check.
-    return make_engine(settings.database_url, pool_size=settings.worker.concurrency + 3)
+    # The worker's threads (a download and an upload stage of `concurrency` each), its drain
+    # loop, the poll job and the health check.
+    return make_engine(settings.database_url, pool_size=2 * settings.worker.concurrency + 3)
 
 
 def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:

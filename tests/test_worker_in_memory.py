@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,9 +19,11 @@ from poller.core.poll import poll_once
 from poller.core.poll_report import PollReport
 from poller.core.users_sync import sync_users
 from poller.core.worker import Worker
+from poller.domain.call_record import DownloadRequest
 from poller.domain.failures import StepFailure
-from poller.domain.siro import SiroUser
+from poller.domain.siro import AudioFormat, RecordingCreate, SignedUpload, SiroUser
 from poller.domain.states import CallState
+from poller.ports.download import Downloaded
 from poller.ports.provider import TransientProviderError
 from poller.simulators.audio import mp3_bytes
 from poller.simulators.provider_server import quickstart_call
@@ -156,3 +160,93 @@ def test_the_daemons_poll_job_polls_every_provider_even_after_one_fails(
     assert polled == ["broken", "working"]
     assert [c.provider_call_id for c in world.store.list_calls()] == ["call-1"]
     assert "poll job failed" in caplog.text
+
+
+class HeldSiro(InMemorySiro):
+    """Siro whose uploads wait until the test lets them go; it counts how many are under way
+    at once (from the signed URL to the create)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            clock=lambda: NOW, users=[SiroUser(id="user-1", email="rep@yourcompany.com")]
+        )
+        self.go = threading.Event()
+        self.lock = threading.Lock()
+        self.uploading = 0
+        self.most_uploading = 0
+
+    def request_upload(self, file_type: AudioFormat, size_bytes: int) -> SignedUpload:
+        with self.lock:
+            self.uploading += 1
+            self.most_uploading = max(self.most_uploading, self.uploading)
+        assert self.go.wait(timeout=30), "the test never let the uploads go"
+        return super().request_upload(file_type, size_bytes)
+
+    def create_recording(self, body: RecordingCreate) -> str:
+        try:
+            return super().create_recording(body)
+        finally:
+            with self.lock:
+                self.uploading -= 1
+
+
+class CountedRecordings(InMemoryRecordings):
+    """The provider's recordings, counting the downloads under way at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.downloading = 0
+        self.most_downloading = 0
+
+    def fetch(self, request: DownloadRequest, destination: Path) -> Downloaded:
+        with self.lock:
+            self.downloading += 1
+            self.most_downloading = max(self.most_downloading, self.downloading)
+        try:
+            return super().fetch(request, destination)
+        finally:
+            with self.lock:
+                self.downloading -= 1
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the worker never got there"
+        time.sleep(0.01)
+
+
+def test_downloads_go_on_while_siro_holds_the_uploads_bounded_per_stage(
+    world: World, tmp_path: Path
+) -> None:
+    world.settings = Settings(
+        state_dir=tmp_path / "state",
+        provider={"name": "memory"},
+        poll={"start_at": STARTED - timedelta(hours=1), "settle_delay_seconds": 0},
+        worker={"concurrency": 2},
+    )
+    world.siro = siro = HeldSiro()
+    world.recordings = recordings = CountedRecordings()
+    for n in range(6):
+        world.offer(f"call-{n}", n)
+    world.poll()
+    worker = world.worker()
+    drain = threading.Thread(target=worker.drain)
+    drain.start()
+    try:
+        # Siro holds two uploads (worker.concurrency of them); the download stage goes on with
+        # two more calls, which wait downloaded for an upload slot, and claims no further.
+        def states() -> list[str]:
+            return sorted(c.state.value for c in world.store.list_calls())
+
+        wait_for(lambda: siro.uploading == 2 and states().count("downloaded") == 4)
+        assert states() == ["downloaded"] * 4 + ["pending"] * 2
+        assert len(recordings.fetched) == 4
+        assert len(list((tmp_path / "state" / "spool").iterdir())) == 4
+    finally:
+        siro.go.set()
+        drain.join(timeout=60)
+    assert {c.state for c in world.store.list_calls()} == {CallState.UPLOADED}
+    assert len(siro.created) == 6 and len(recordings.fetched) == 6
+    assert siro.most_uploading == 2 and recordings.most_downloading <= 2

@@ -84,13 +84,14 @@ class UploadStep:
         self._directory_read_at = clock()
         self._resolved_connection: str | None = None
 
-    def upload(self, call: Call) -> bool:
+    def upload(self, call: Call, *, downloaded_here: bool = False) -> bool:
         """Send a ``downloaded`` row's recording to Siro once: True when the row is now
         ``uploaded`` (False when it was rescheduled or its lease was lost); a problem of the call
-        raises StepFailure."""
+        raises StepFailure. ``downloaded_here``: this process downloaded the file in this turn
+        of the row (no power cut can have come in between)."""
         if call.siro_create_sent_at is not None and call.error_kind == CREATE_UNCONFIRMED:
             return self._reconcile_unconfirmed(call)
-        unusable = _spool_file_unusable(call)
+        unusable = _spool_file_unusable(call, downloaded_here=downloaded_here)
         if unusable is not None or call.spool_path is None or call.audio_format is None:
             kind, why, event = unusable or _SPOOL_MISSING
             self.store.schedule_retry(
@@ -331,18 +332,20 @@ def _attribution_note(call: Call, plan: UploadPlan) -> AttributionNote | None:
     return AttributionNote(attribution.siro_user_id, attribution.method.value, plan.audit_note())
 
 
-def _spool_file_unusable(call: Call) -> tuple[str, str, str] | None:
+def _spool_file_unusable(call: Call, *, downloaded_here: bool) -> tuple[str, str, str] | None:
     """Why the row's spool file must not be sent (error kind, reason, event), or None.
 
     The download is not flushed to disk (that cost a disk flush per call): a power cut may
     leave the file short or garbled while the row says ``downloaded``, so the file is checked
-    against the size and SHA-256 the row recorded before any byte goes to Siro.
+    against the size and SHA-256 the row recorded before any byte goes to Siro. A file this
+    process downloaded in the row's current turn has seen no power cut: its size is checked,
+    its SHA-256 (a read and a hash of the whole file) is not computed again.
     """
     if call.spool_path is None or not Path(call.spool_path).is_file():
         return _SPOOL_MISSING
     path = Path(call.spool_path)
     if (call.size_bytes is not None and path.stat().st_size != call.size_bytes) or (
-        call.sha256 is not None and sha256_of(path) != call.sha256
+        call.sha256 is not None and not downloaded_here and sha256_of(path) != call.sha256
     ):
         return _SPOOL_CORRUPT
     return None

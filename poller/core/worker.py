@@ -6,7 +6,8 @@ create call was sent but never answered is first looked up in Siro (the duplicat
 
 This module is the drain loop: the thread pool, the leases and their renewal, the heartbeat,
 and how a step that ended badly is settled. The steps themselves live beside it:
-``download_step`` (download, probe, convert), ``upload_step`` (plan, upload, reconcile) and
+``download_step`` (download, probe, convert), ``upload_step`` (plan, upload, reconcile),
+``stages`` (the slots that let downloads and uploads of different rows overlap) and
 ``credential_pauses`` (what a refused credential holds back).
 """
 
@@ -19,12 +20,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from poller.core.credential_pauses import CredentialPauses
 from poller.core.download_step import DownloadStep
 from poller.core.progress import NoProgress, WorkProgress
 from poller.core.spool_sweep import remove_spool_file, sweep_spool
+from poller.core.stages import InFlight, Stages
 from poller.core.upload_step import UploadStep
 from poller.domain.audio import ConversionRules
 from poller.domain.clock import utcnow
@@ -141,6 +144,7 @@ class Worker:
             telemetry=self.telemetry,
             on_lost_lease=self._note_lost_lease,
         )
+        self.stages = Stages(params.concurrency)
         self.started_at = clock()
         # When this worker last showed it is alive (written to worker_heartbeats too).
         self.last_beat_at: datetime | None = None
@@ -154,10 +158,13 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------
 
     def drain(self) -> WorkerReport:
-        """Process due rows with up to ``worker.concurrency`` threads until none are due.
+        """Process due rows until none are due: up to ``worker.concurrency`` downloads and as
+        many uploads at once, of different rows (see ``stages``).
 
         Stops claiming as soon as ``stop`` is set; steps already running finish (downloads
-        notice the stop between chunks and give their row back).
+        notice the stop between chunks and give their row back), and so does the upload of a
+        row whose download is done. A claimed row that has not started yet is left untouched
+        for the shutdown to give back.
         """
         # Recordings are customer conversations: only the service user may read the spool.
         self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -165,44 +172,46 @@ class Worker:
         self._tally = {}
         self.heartbeat()
         self.check_pauses()
-        concurrency = self.params.concurrency
+        stages = self.stages
         lease = timedelta(seconds=self.params.lease_seconds)
         # The heartbeat: leases are renewed every third of their length while steps run, so a
         # long step keeps its rows and a dead worker's rows come back after one lease.
         renew_every = lease.total_seconds() / 3
         next_renewal = time.monotonic() + renew_every
-        in_flight: dict[Future[None], int] = {}  # each running step and its row's id
-        with ThreadPoolExecutor(concurrency, thread_name_prefix="siro-worker") as pool:
+        claim_after = 0.0  # after a claim came back short, the next waits a moment
+        with ThreadPoolExecutor(stages.threads, thread_name_prefix="siro-worker") as pool:
+            flight = InFlight(pool, stages, self.process)
             while True:
                 self.heartbeat()
                 again_at = self._sweep_again_at
                 if self._sweep_due or (again_at is not None and self.clock() >= again_at):
-                    self.sweep_spool(set(in_flight.values()))
+                    self.sweep_spool(flight.ids())
+                woken = stages.room_freed()
                 pauses = self.pauses.current()
-                free = concurrency - len(in_flight)
-                if free and not self.stop.is_set() and not pauses.claims_nothing:
-                    now = self.clock()
-                    for call in self.store.claim_due(
-                        self.owner,
-                        now,
-                        now + lease,
-                        limit=free,
-                        exclude_providers=pauses.paused_providers,
-                    ):
-                        if call.id in in_flight.values():
-                            _outlived_lease(call, self.params.lease_seconds)
-                            continue
-                        in_flight[pool.submit(self.process, call)] = call.id
-                if not in_flight:
+                free = min(stages.room(), stages.threads - len(flight))
+                worth_it = free >= stages.claim_batch and time.monotonic() >= claim_after
+                if (
+                    free > 0
+                    and (worth_it or not flight)
+                    and not self.stop.is_set()
+                    and not pauses.claims_nothing
+                ):
+                    claimed = self._claim(flight, free, pauses, lease)
+                    # Nothing more is due now: asking again at each row's end would cost a
+                    # transaction each time (rows that come due meanwhile wait a second).
+                    claim_after = time.monotonic() + (1.0 if claimed < free else 0.0)
+                if not flight:
                     break
                 done, _running = wait(
-                    in_flight, timeout=min(1.0, renew_every), return_when=FIRST_COMPLETED
+                    [*flight.futures, woken],
+                    timeout=min(1.0, renew_every),
+                    return_when=FIRST_COMPLETED,
                 )
                 for future in done:
-                    del in_flight[future]
-                    future.result()  # process() records its own errors; this surfaces bugs
-                if in_flight and time.monotonic() >= next_renewal:
-                    self.renew_leases(set(in_flight.values()), lease)
+                    if future is not woken:
+                        self._turn_over(flight, future)
+                if flight and time.monotonic() >= next_renewal:
+                    self.renew_leases(flight.ids(), lease)
                     next_renewal = time.monotonic() + renew_every
         self.progress.drain_finished()
         given_back = self._tally.get("pause", 0)
@@ -215,6 +224,32 @@ class Worker:
             given_back=given_back,
             paused=self.pauses.current().pauses,
         )
+
+    def _claim(self, flight: InFlight, limit: int, pauses: PauseView, lease: timedelta) -> int:
+        """Claim up to ``limit`` due rows and hand each to a thread: how many came."""
+        now = self.clock()
+        claimed = self.store.claim_due(
+            self.owner, now, now + lease, limit=limit, exclude_providers=pauses.paused_providers
+        )
+        for call in claimed:
+            if call.id in flight.since:
+                flight.reclaimed.add(call.id)
+                if time.monotonic() - flight.since[call.id] >= lease.total_seconds():
+                    _outlived_lease(call, self.params.lease_seconds)
+                continue
+            flight.submit(call)
+        return len(claimed)
+
+    def _turn_over(self, flight: InFlight, future: Future[None]) -> None:
+        """A row's turn ended: hand it on again if a claim took it meanwhile and still holds
+        it."""
+        call_id = flight.finished(future)
+        future.result()  # process() records its own errors; this surfaces bugs
+        if call_id in flight.reclaimed:
+            flight.reclaimed.discard(call_id)
+            again = self._still_held(call_id)
+            if again is not None:
+                flight.submit(again)
 
     # -- heartbeat, credential pauses and leases ---------------------------------------
 
@@ -277,6 +312,20 @@ class Worker:
             # Orphans cost disk space only: the next lease loss or start tries again.
             log.exception("could not sweep the spool of files no call owns")
 
+    def _still_held(self, call_id: int) -> Call | None:
+        """A row claimed again while its turn here still ran: the row, if that claim still
+        holds it once the turn is over (its step made it due at once, say by sending it back
+        to be downloaded again), or None when the turn's own last write released it."""
+        try:
+            call = self.store.get_call(call_id)
+        except Exception:
+            # Its lease runs out and the row comes back by itself.
+            log.exception("call %s: could not read the row claimed again", call_id)
+            return None
+        if call is None or call.lease_owner != self.owner:
+            return None
+        return call if call.state in (CallState.PENDING, CallState.DOWNLOADED) else None
+
     def _note_lost_lease(self, call: Call) -> None:
         _lost_lease(call)
         self._sweep_due = True
@@ -294,29 +343,54 @@ class Worker:
     # -- one row -------------------------------------------------------------------------
 
     def process(self, call: Call) -> None:
-        """Take one claimed row as far as it goes; never raises for a problem of the row."""
-        self.progress.call_started()
+        """Take one claimed row as far as it goes, its download in a download slot and its
+        upload in an upload slot; never raises for a problem of the row."""
+        needs_download = call.state == CallState.PENDING
         try:
-            if call.attempts > self.params.max_attempts:
-                # A row that keeps killing its worker mid-step comes back through lease expiry
-                # with its attempts spent; stop here instead of crashing forever.
-                raise StepFailure.fail(
-                    "attempts_exhausted",
-                    f"gave up after {call.attempts - 1} attempts that never finished "
-                    "(the worker died or was stopped during each); see the call's events",
-                )
-            current: Call | None = call
-            if current is not None and current.state == CallState.PENDING:
-                current = self.downloads.download(current)
-            if current is not None and self._lease_lost(current):
-                self._note_lost_lease(current)
-                return
-            if (
-                current is not None
-                and current.state == CallState.DOWNLOADED
-                and self.uploads.upload(current)
-            ):
-                self._count("uploaded")
+            with self.stages.download() if needs_download else self.stages.upload(call.id):
+                if self.stop.is_set():
+                    return  # not started: the shutdown gives the row back as it was
+                self.progress.call_started()
+                current = self._attempt(call, self._first_step)
+                if current is not None and not needs_download:
+                    self._attempt(current, self._upload)
+            if current is not None and needs_download:
+                with self.stages.upload(call.id):
+                    self._attempt(current, partial(self._upload, downloaded_here=True))
+        finally:
+            self.stages.leave(call.id)
+            with self._tally_lock:
+                self._lost.discard(call.id)
+
+    def _first_step(self, call: Call) -> Call | None:
+        """The row's download if it needs one: the row as it goes on to its upload, if it
+        does."""
+        if call.attempts > self.params.max_attempts:
+            # A row that keeps killing its worker mid-step comes back through lease expiry
+            # with its attempts spent; stop here instead of crashing forever.
+            raise StepFailure.fail(
+                "attempts_exhausted",
+                f"gave up after {call.attempts - 1} attempts that never finished "
+                "(the worker died or was stopped during each); see the call's events",
+            )
+        if call.state == CallState.PENDING:
+            return self.downloads.download(call)
+        return call
+
+    def _upload(self, call: Call, *, downloaded_here: bool = False) -> None:
+        if self._lease_lost(call):
+            # Taken over while it was downloaded or waited for its upload slot.
+            self._note_lost_lease(call)
+            return
+        if call.state == CallState.DOWNLOADED and self.uploads.upload(
+            call, downloaded_here=downloaded_here
+        ):
+            self._count("uploaded")
+
+    def _attempt(self, call: Call, step: Callable[[Call], Call | None]) -> Call | None:
+        """Run ``step`` on the row: its result, or None once its failure is settled."""
+        try:
+            return step(call)
         except StepFailure as failure:
             self.settle(call, failure)
         except Exception as exc:  # a bug or an unforeseen library error: keep the daemon up
@@ -327,9 +401,7 @@ class Worker:
                     "internal_error", f"unexpected {type(exc).__name__}; see the daemon log"
                 ),
             )
-        finally:
-            with self._tally_lock:
-                self._lost.discard(call.id)
+        return None
 
     def settle(self, call: Call, failure: StepFailure) -> None:
         """Write down how a step ended badly: a retry later, or a parked row with its reason
@@ -406,7 +478,8 @@ def _lost_lease(call: Call) -> None:
 def _outlived_lease(call: Call, lease_seconds: int) -> None:
     # The row's lease ran out while this process still works on it, so the claim just took
     # it again (renewing the lease). A second step on the same row would download into the
-    # same spool path as the first: the step already running carries on alone.
+    # same spool path as the first: the step already running carries on alone, and the row
+    # is taken up again afterwards only if that step leaves it claimed.
     log.warning(
         "call %s: its step has run longer than worker.lease_seconds = %d and is still "
         "running here; not starting it a second time",
