@@ -31,7 +31,8 @@ from poller.adapters.sql.store import SqlStore
 from poller.adapters.systemd_notify import SystemdNotifier
 from poller.adapters.webhooks.receiver import Endpoint, ReceiverLimits, WebhookReceiver
 from poller.config import ConfigError, Settings, provider_problems
-from poller.core.daemon import Daemon, LockedPollCycle
+from poller.core.daemon import Daemon
+from poller.core.polling import LockedPollCycle
 from poller.core.progress import WorkProgress
 from poller.core.retention import run_retention
 from poller.core.source_deletion import SourceDeletionJob

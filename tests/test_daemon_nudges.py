@@ -25,9 +25,10 @@ from poller.adapters.siro_fake import InMemorySiro
 from poller.adapters.sql.store import SqlStore
 from poller.app import build_worker
 from poller.config import Settings
-from poller.core.daemon import Daemon, LockedPollCycle
+from poller.core.daemon import Daemon
 from poller.core.poll import PollCycle
 from poller.core.poll_report import PollParams, PollReport
+from poller.core.polling import LockedPollCycle
 from poller.core.users_sync import sync_users
 from poller.domain.clock import utcnow
 from poller.domain.siro import SiroUser

@@ -11,8 +11,9 @@ import pytest
 from poller.adapters.memory_store import MemoryStore
 from poller.adapters.siro_fake import InMemorySiro
 from poller.config import Settings
-from poller.core.daemon import Daemon, LockedPollCycle
+from poller.core.daemon import Daemon
 from poller.core.poll_report import PollReport
+from poller.core.polling import LockedPollCycle
 from poller.domain.clock import utcnow
 from poller.wiring import daemon_params_from_settings
 from tests.test_worker import Clock, worker_for
@@ -79,7 +80,7 @@ def test_each_role_runs_its_own_jobs(tmp_path: Path, role: str, jobs: set[str]) 
 def test_a_process_stands_by_while_another_holds_the_poll_lock(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="poller.core.daemon")
+    caplog.set_level(logging.INFO, logger="poller.core.polling")
     lock = SwitchableLock()
     polls: list[int] = []
     daemon = daemon_for(tmp_path, "all", lock, polls)

@@ -32,17 +32,15 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from poller.core.nudges import Nudges, call_lookup, timer_key
-from poller.core.poll import PollCycle
+from poller.core.nudges import Nudges, call_lookup
 from poller.core.poll_report import PollReport
+from poller.core.polling import ProviderPolls
 from poller.core.users_sync import UsersSyncError
 from poller.core.worker import Worker
 from poller.domain.clock import utcnow
 from poller.domain.health import Health, HealthRules, assess
-from poller.domain.ingest import IngestAction
 from poller.domain.pauses import CredentialPause
 from poller.ports.notifier import NoNotifier, ServiceNotifier
-from poller.ports.poll_lock import PollLock
 from poller.ports.store import DaemonStore
 from poller.ports.telemetry import NoTelemetry, Telemetry
 
@@ -108,45 +106,6 @@ class JobHealth:
             return bool(self.running)
 
 
-class LockedPollCycle:
-    """A provider's poll cycle that runs only while this process holds that provider's poll
-    lock; otherwise it stands by (returns ``None``) and tries again at the next interval."""
-
-    def __init__(self, provider: str, cycle: Callable[[], PollReport], lock: PollLock) -> None:
-        self.provider = provider
-        self.cycle = cycle
-        self.lock = lock
-        self.holding: bool | None = None  # as of the last try, to log only the changes
-
-    def __call__(self, *, reach_now: bool = False) -> PollReport | None:
-        """One cycle, or ``None`` while another process holds the lock. ``reach_now``: a
-        nudged cycle, where the cycle can list up to now (a :class:`PollCycle`)."""
-        try:
-            holding = self.lock.try_acquire()
-        except Exception:
-            log.exception(
-                "%s: could not take the poll lock; trying again next interval", self.provider
-            )
-            holding = False
-        if holding != self.holding:
-            if holding:
-                log.info("%s: this process polls it now (it holds the poll lock)", self.provider)
-            else:
-                log.info("%s: another process polls it; this one stands by", self.provider)
-            self.holding = holding
-        if not holding:
-            return None
-        if reach_now and isinstance(self.cycle, PollCycle):
-            return self.cycle(reach_now=True)
-        return self.cycle()
-
-    def release(self) -> None:
-        try:
-            self.lock.release()
-        except Exception:
-            log.exception("%s: could not give the poll lock back", self.provider)
-
-
 class Daemon:
     def __init__(
         self,
@@ -194,19 +153,20 @@ class Daemon:
         self._draining = threading.Lock()
         self._drain_again = threading.Event()
         self._pauses_reminded_at: datetime | None = None
-        # The providers' cycles by name. One poll of a provider at a time, whichever job runs
-        # it; a nudge that finds one under way asks it for one more pass, nudged.
-        self._cycles = {
-            cycle.provider: cycle for cycle in poll_cycles if isinstance(cycle, LockedPollCycle)
-        }
-        self._polling = {name: threading.Lock() for name in self._cycles}
-        self._poll_again = {name: threading.Event() for name in self._cycles}
+        self.polls = ProviderPolls(
+            poll_cycles,
+            telemetry=self.telemetry,
+            wake_work=self.wake_work,
+            health=self.health,
+            polls=params.polls,
+            stop=stop,
+        )
         self.nudges = Nudges(
             poll=self.poll_provider,
             call_known=call_lookup(store),
             timer=self,
             clock=utcnow,
-            providers=self._cycles if params.polls else (),
+            providers=self.polls.providers if params.polls else (),
             debounce=timedelta(seconds=params.nudge_debounce_seconds),
             follow_ups=[timedelta(seconds=every) for every in params.nudge_follow_up_seconds],
             settle_delays={
@@ -220,74 +180,14 @@ class Daemon:
         """One cycle for each provider in turn; one provider's failure never skips the next."""
         self.health.started("poll")
         try:
-            for poll_cycle in self.poll_cycles:
-                if isinstance(poll_cycle, LockedPollCycle):
-                    # A provider being polled already (nudged) is skipped: that poll is as new.
-                    self._poll_one(poll_cycle, reach_now=False)
-                else:
-                    self._run_cycle(poll_cycle)
+            self.polls.poll_all()
         finally:
             self.health.finished("poll")
 
     def poll_provider(self, provider: str, reach_now: bool = True) -> bool:
-        """Poll ``provider`` now, in this thread (a nudge's job): nudged with ``reach_now``.
-        Whether this process polls it; one that does not (another holds its poll lock, or
-        this one only works) ignores the nudge."""
-        cycle = self._cycles.get(provider)
-        if cycle is None or not self.params.polls or self.stop.is_set():
-            log.debug("%s: not polled by this process; a nudge is ignored", provider)
-            return False
-        polled = self._poll_one(cycle, reach_now=reach_now, job=timer_key(provider))
-        if not polled:
-            log.debug("%s: another process holds its poll lock; a nudge is ignored", provider)
-        return polled
-
-    def _poll_one(self, cycle: LockedPollCycle, *, reach_now: bool, job: str | None = None) -> bool:
-        """Run ``cycle`` unless a poll of its provider is under way; a nudge then marks that
-        poll to run once more, nudged, as soon as it ends. Whether this process polls it."""
-        busy = self._polling[cycle.provider]
-        again = self._poll_again[cycle.provider]
-        while True:
-            if not busy.acquire(blocking=False):
-                if reach_now:
-                    again.set()
-                return True
-            try:
-                again.clear()
-                if job is not None:
-                    self.health.started(job)
-                try:
-                    polled = self._run_cycle(cycle, reach_now=reach_now)
-                finally:
-                    if job is not None:
-                        self.health.finished(job)
-            finally:
-                busy.release()
-            # A nudge that came during the poll: its call may have come after the listing.
-            if not polled or not again.is_set():
-                return polled
-            reach_now = True
-
-    def _run_cycle(
-        self, poll_cycle: Callable[[], PollReport | None], *, reach_now: bool = False
-    ) -> bool:
-        """One cycle, its failures logged; whether it ran (``False``: another process polls)."""
-        try:
-            if isinstance(poll_cycle, LockedPollCycle):
-                report = poll_cycle(reach_now=reach_now)
-            else:
-                report = poll_cycle()
-            if report is None:  # another process polls this provider
-                return False
-            self.telemetry.poll_finished(ok=report.ok, listed=report.listed)
-            if brought_work(report):
-                self.wake_work()
-        except Exception:
-            self.telemetry.poll_finished(ok=False, listed=0)
-            # The cycle records its own failures on poll_cursors; this is the last
-            # resort that keeps an unforeseen error from silently ending the schedule.
-            log.exception("poll job failed")
-        return True
+        """Poll ``provider`` now, in this thread (a nudge's job); see
+        :meth:`ProviderPolls.poll_provider`."""
+        return self.polls.poll_provider(provider, reach_now=reach_now)
 
     def call_at(self, key: str, when: datetime, action: Callable[[], None]) -> None:
         """The nudges' timer: ``action`` as a one-off job ``key`` at ``when``."""
@@ -497,7 +397,7 @@ class Daemon:
                     max_workers=3
                     + len(self.extra_jobs)
                     + len(self.polling_jobs)
-                    + len(self._cycles)
+                    + len(self.polls.providers)
                 )
             },
             job_defaults={
@@ -543,9 +443,7 @@ class Daemon:
         deadline = time.monotonic() + grace
         while self.health.any_running() and time.monotonic() < deadline:
             time.sleep(0.1)
-        for poll_cycle in self.poll_cycles:
-            if isinstance(poll_cycle, LockedPollCycle):
-                poll_cycle.release()
+        self.polls.release_locks()
         released = self.store.release_leases(self.worker.owner, utcnow())
         if released:
             log.warning("gave back %d unfinished rows; they resume on the next start", released)
@@ -563,16 +461,6 @@ class Daemon:
         if interval is None:
             return 30.0
         return max(1.0, interval.total_seconds() / 2)
-
-
-def brought_work(report: PollReport) -> bool:
-    """Whether a poll cycle put calls in the queue that may be due now."""
-    counts = report.counts
-    return bool(
-        counts[IngestAction.INSERTED.value]
-        or counts[IngestAction.BECAME_DUE.value]
-        or report.remapped
-    )
 
 
 def _waiting(pause: CredentialPause, due: dict[str, int], params: DaemonParams) -> str:
