@@ -123,3 +123,8 @@ def test_the_daemons_progress_hook_loads_rich_only_for_a_terminal() -> None:
     a line: rich stays unloaded."""
     assert "rich" not in top_level_packages_loaded("poller.cli.progress_display")
     assert "rich" in top_level_packages_loaded("poller.cli.progress_terminal")
+
+
+def test_the_daemon_loads_no_library_only_one_vendors_webhooks_need() -> None:
+    """The provider registry imports every adapter; PyJWT waits for a Dialpad webhook."""
+    assert "jwt" not in top_level_packages_loaded("poller.app")
