@@ -433,7 +433,6 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        use_attribute_docstrings=True,
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         case_sensitive=False,

@@ -15,7 +15,10 @@ Regenerate the committed examples after changing a model::
 from __future__ import annotations
 
 import argparse
+import ast
 import enum
+import inspect
+import itertools
 import re
 import sys
 import textwrap
@@ -31,7 +34,7 @@ from pydantic.fields import FieldInfo
 from poller.adapters.providers.registry import KINDS, adapter_class
 from poller.adapters.providers.settings import DEFAULT_PROVIDER_KIND, ProviderSettingsBase
 from poller.config import Settings, env_name
-from poller.config_types import MINIMAL
+from poller.config_types import MINIMAL, Section
 
 WIDTH = 99
 GENERIC_EXAMPLE = Path("config.example.toml")
@@ -115,6 +118,68 @@ def _inner_types(annotation: Any) -> Iterator[Any]:
     yield annotation
     for argument in get_args(annotation):
         yield from _inner_types(argument)
+
+
+def _attribute_docstrings(model: type[BaseModel]) -> dict[str, str]:
+    """The docstring under each field ``model`` itself annotates, as pydantic reads them."""
+    try:
+        source = textwrap.dedent(inspect.getsource(model))
+    except (OSError, TypeError):
+        return {}
+    body = ast.parse(source).body
+    if not body or not isinstance(body[0], ast.ClassDef):
+        return {}
+    statements = body[0].body
+    docs = {}
+    for field, after in itertools.pairwise(statements):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[field.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def _document(model: type[BaseModel], seen: set[type[BaseModel]]) -> None:
+    """Each field's docstring made its description, in ``model`` and the tables under it.
+
+    The models leave this to here (see poller.config_types.Section): what pydantic's
+    ``use_attribute_docstrings`` would do as each model is made, done once when the
+    documentation is generated. As there, a description given in ``Field`` stays, and a field
+    takes the docstring of the class that annotates it last (a subclass that redeclares a
+    field without one leaves it without).
+    """
+    if model in seen:
+        return
+    seen.add(model)
+    owners: dict[type[BaseModel], dict[str, str]] = {}
+    for name, info in model.model_fields.items():
+        if info.description is None:
+            owner = next((k for k in model.__mro__ if name in inspect.get_annotations(k)), None)
+            if owner is not None:
+                if owner not in owners:
+                    owners[owner] = _attribute_docstrings(owner)
+                info.description = owners[owner].get(name)
+        for inner in _inner_types(info.annotation):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                _document(inner, seen)
+
+
+def _document_every_model() -> None:
+    """Every config model: the tables under Settings and every kind's, and the bases whose
+    fields the documentation reads on their own (the keys every kind shares)."""
+    seen: set[type[BaseModel]] = set()
+    models: list[type[BaseModel]] = [Settings, Section, *map(provider_model, KINDS)]
+    while models:
+        model = models.pop()
+        _document(model, seen)
+        models.extend(model.__subclasses__())
+
+
+_document_every_model()
 
 
 def _table_model(info: FieldInfo) -> type[BaseModel] | None:

@@ -32,8 +32,10 @@ class Section(BaseModel):
     """A config table: unknown keys are errors, defaults are validated too."""
 
     # A field's docstring is its description: the one place the example config, `config init`
-    # and the reference documentation read it from.
-    model_config = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
+    # and the reference documentation read it from. They are read by poller.config_schema, when
+    # one of those asks, not by pydantic as each model is made (use_attribute_docstrings): that
+    # reads and tokenizes every model's source, a tenth of each process's start-up.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 def _base_url(value: str) -> str:

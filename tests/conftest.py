@@ -108,6 +108,13 @@ def run_order(item: pytest.Item) -> tuple[int, int]:
     return long_rank, TIER_ORDER[tier_of(module)]
 
 
+# Each xdist worker imports every test module to collect it. Where writing bytecode is off
+# (below), each worker would rewrite the asserts of all of them and compile them again, six
+# seconds of CPU a worker before its first test; pytest keeps its rewritten modules in
+# tests/__pycache__ (written atomically, so workers that race are safe) once this is on.
+sys.dont_write_bytecode = False
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """The package compiled once, before the xdist workers start.
 

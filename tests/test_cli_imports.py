@@ -90,3 +90,41 @@ def test_tab_completion_loads_no_heavy_library(words: str, cword: str) -> None:
 def test_a_command_that_needs_them_still_loads_them() -> None:
     """The probe sees what a command imports: `config check` reads the settings models."""
     assert "pydantic_settings" in heavy_modules_loaded(["config", "check"])
+
+
+# What a module loads when imported alone, in a fresh interpreter.
+IMPORT_PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def top_level_packages_loaded(module: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, module],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_simulate_starts_the_simulators_without_the_daemons_libraries() -> None:
+    """`siro-poller simulate` (and each test that starts it) imports no database layer,
+    migrations or scheduler: only the demo's run of the daemon needs them."""
+    loaded = top_level_packages_loaded("poller.demo.simulation")
+    assert loaded & {"sqlalchemy", "alembic", "apscheduler"} == set()
+
+
+def test_the_daemons_progress_hook_loads_rich_only_for_a_terminal() -> None:
+    """`run` and `work` under systemd, in a file or in a test log a summary instead of drawing
+    a line: rich stays unloaded."""
+    assert "rich" not in top_level_packages_loaded("poller.cli.progress_display")
+    assert "rich" in top_level_packages_loaded("poller.cli.progress_terminal")
+
+
+def test_the_daemon_loads_no_library_only_one_vendors_webhooks_need() -> None:
+    """The provider registry imports every adapter; PyJWT waits for a Dialpad webhook."""
+    assert "jwt" not in top_level_packages_loaded("poller.app")

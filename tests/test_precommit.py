@@ -17,8 +17,8 @@ def ci_checks() -> list[str]:
     after_tests = lines[next(i for i, line in enumerate(lines) if "pytest" in line) + 1 :]
     checks = []
     for line in (line.strip() for line in after_tests):
-        if line.startswith("pip install"):
-            break  # the docs' own install: what follows builds the site
+        if line.startswith("pip install") or ("docs" in line and not line.startswith("#")):
+            break  # the docs' own install or build: what follows builds the site
         shell_plumbing = re.match(r"^(#|wait\b|trap\b|\w+=)", line)
         if line and not shell_plumbing:
             checks.append(line.removesuffix(" &").removesuffix(" ."))

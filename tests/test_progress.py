@@ -20,7 +20,9 @@ from sqlalchemy import Engine
 from poller.adapters.memory_store import MemoryStore
 from poller.adapters.siro_fake import InMemorySiro
 from poller.cli import main
-from poller.cli.progress_display import TerminalProgress, fit_line, log_summary, summary_line
+from poller.cli.progress_display import log_summary
+from poller.cli.progress_terminal import TerminalProgress
+from poller.cli.progress_text import fit_line, summary_line
 from poller.core.progress import BacklogProgress, ProgressSnapshot
 from poller.domain.clock import utcnow
 from poller.domain.siro import SiroUser

@@ -24,8 +24,6 @@ from typing import Any
 import tomli_w
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from poller import app
-from poller.adapters.sql import migrate
 from poller.config import ENV_PREFIX, Settings
 from poller.demo.scenarios import SCENARIOS, DemoCall, Seeded
 from poller.domain.records import Call, StatusSummary
@@ -164,6 +162,11 @@ def _run(
     config_path: Path,
     keep: bool,
 ) -> DemoOutcome:
+    # The daemon's own libraries (SQLAlchemy, Alembic, the scheduler) are loaded here, not at
+    # import: `siro-poller simulate` reads this module's config and starts no daemon.
+    from poller import app
+    from poller.adapters.sql import migrate
+
     engine = app.build_engine(settings)
     try:
         migrate.upgrade(engine)

@@ -29,7 +29,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
 from pydantic import SecretStr
 
 from poller.adapters.webhooks.vendor_api import VendorApi
@@ -60,6 +59,10 @@ class DialpadWebhookVerifier:
         self._max_age = max_age_seconds
 
     def verify(self, request: WebhookRequest) -> Verified | Refused:
+        # Here, not at the top: every daemon imports this module with the provider registry,
+        # and only a Dialpad one receiving webhooks needs PyJWT.
+        import jwt
+
         token = request.body.strip()
         if token.startswith(b"{"):
             # Plain JSON: the webhook has no secret, so nothing proves where it came from.
