@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any, ClassVar
 from urllib.parse import quote, urljoin
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 
 from poller.adapters.http.paginators import PageRequest
 from poller.adapters.providers.generic import GenericProvider, GenericSettings
@@ -39,9 +39,24 @@ class ProfileSettings(ProviderSettingsBase):
     webhook: GenericWebhookSettings = GenericWebhookSettings()
     """This provider's webhook events, which nudge an early poll (see [webhooks])."""
 
+    # The keys this profile cannot work without, each with what it is, for the message that
+    # names an unset one ("provider.api_key: required: a Quo API key").
+    required_keys: ClassVar[Mapping[str, str]] = {}
+
     def requirements(self) -> list[str]:
         webhook = missing_secret(self.webhook, key=self.config_key("webhook"))
-        return super().requirements() + webhook
+        return super().requirements() + webhook + self.unset_required_keys()
+
+    def unset_required_keys(self) -> list[str]:
+        """A "key: required: what" line for each of :attr:`required_keys` left unset."""
+        missing = []
+        for key, what in self.required_keys.items():
+            value = getattr(self, key)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if not value:
+                missing.append(f"{self.config_key(key)}: required: {what}")
+        return missing
 
     @classmethod
     def fixed_keys(cls) -> frozenset[str]:

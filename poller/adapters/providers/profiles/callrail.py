@@ -87,13 +87,10 @@ class CallRailSettings(ProfileSettings):
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
 
-    def requirements(self) -> list[str]:
-        missing = super().requirements()
-        if not self.account_id:
-            missing.append(f"{self.config_key('account_id')}: required: the CallRail account's id")
-        if self.api_key is None or not self.api_key.get_secret_value():
-            missing.append(f"{self.config_key('api_key')}: required: a CallRail API key")
-        return missing
+    required_keys: ClassVar[Mapping[str, str]] = {
+        "account_id": "the CallRail account's id",
+        "api_key": "a CallRail API key",
+    }
 
     def generic_values(self) -> Mapping[str, Any]:
         # Unset (a config check before the id is set), the paths name a placeholder account.

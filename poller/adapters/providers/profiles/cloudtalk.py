@@ -78,13 +78,10 @@ class CloudTalkSettings(ProfileSettings):
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
 
-    def requirements(self) -> list[str]:
-        missing = super().requirements()
-        if not self.username:
-            missing.append(f"{self.config_key('username')}: required: the API key's id")
-        if self.password is None or not self.password.get_secret_value():
-            missing.append(f"{self.config_key('password')}: required: the API key's secret")
-        return missing
+    required_keys: ClassVar[Mapping[str, str]] = {
+        "username": "the API key's id",
+        "password": "the API key's secret",
+    }
 
     def generic_values(self) -> Mapping[str, Any]:
         return {

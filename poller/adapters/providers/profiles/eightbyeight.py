@@ -78,15 +78,10 @@ class EightByEightSettings(ProfileSettings):
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
 
-    def requirements(self) -> list[str]:
-        missing = super().requirements()
-        if not self.client_id:
-            missing.append(f"{self.config_key('client_id')}: required: the 8x8 API key")
-        if self.client_secret is None or not self.client_secret.get_secret_value():
-            missing.append(
-                f"{self.config_key('client_secret')}: required: the 8x8 API key's secret"
-            )
-        return missing
+    required_keys: ClassVar[Mapping[str, str]] = {
+        "client_id": "the 8x8 API key",
+        "client_secret": "the 8x8 API key's secret",
+    }
 
     def credential_keys(self) -> list[str]:
         return [self.config_key("client_id"), self.config_key("client_secret")]

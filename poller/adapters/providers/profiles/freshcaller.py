@@ -105,6 +105,8 @@ class FreshcallerSettings(ProfileSettings):
             return self.base_url
         return f"https://{self.subdomain}.{VENDOR_DOMAIN}" if self.subdomain else None
 
+    required_keys: ClassVar[Mapping[str, str]] = {"api_key": "the Freshcaller API key"}
+
     def requirements(self) -> list[str]:
         # Not the base's: its base_url requirement is the subdomain's here.
         missing = missing_secret(self.webhook, key=self.config_key("webhook"))
@@ -113,9 +115,7 @@ class FreshcallerSettings(ProfileSettings):
                 f"{self.config_key('subdomain')}: required: the account's subdomain (acme for "
                 f"acme.{VENDOR_DOMAIN})"
             )
-        if self.api_key is None or not self.api_key.get_secret_value():
-            missing.append(f"{self.config_key('api_key')}: required: the Freshcaller API key")
-        return missing
+        return missing + self.unset_required_keys()
 
     def generic_values(self) -> Mapping[str, Any]:
         return {

@@ -92,12 +92,13 @@ class JustCallSettings(ProfileSettings):
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
 
+    required_keys: ClassVar[Mapping[str, str]] = {
+        "api_key": "the JustCall API key",
+        "api_secret": "its secret",
+    }
+
     def requirements(self) -> list[str]:
         missing = super().requirements()
-        for key, what in (("api_key", "the JustCall API key"), ("api_secret", "its secret")):
-            value = getattr(self, key)
-            if value is None or not value.get_secret_value():
-                missing.append(f"{self.config_key(key)}: required: {what}")
         if self.time_zone is None:
             missing.append(
                 f"{self.config_key('time_zone')}: required: the account's time zone in JustCall "

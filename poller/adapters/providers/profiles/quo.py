@@ -93,11 +93,7 @@ class QuoSettings(ProfileSettings):
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
 
-    def requirements(self) -> list[str]:
-        missing = super().requirements()
-        if self.api_key is None or not self.api_key.get_secret_value():
-            missing.append(f"{self.config_key('api_key')}: required: a Quo API key")
-        return missing
+    required_keys: ClassVar[Mapping[str, str]] = {"api_key": "a Quo API key"}
 
     def generic_values(self) -> Mapping[str, Any]:
         return {

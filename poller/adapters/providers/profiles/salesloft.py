@@ -81,11 +81,7 @@ class SalesloftSettings(ProfileSettings):
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
 
-    def requirements(self) -> list[str]:
-        missing = super().requirements()
-        if self.token is None or not self.token.get_secret_value():
-            missing.append(f"{self.config_key('token')}: required: the Salesloft API key")
-        return missing
+    required_keys: ClassVar[Mapping[str, str]] = {"token": "the Salesloft API key"}
 
     def generic_values(self) -> Mapping[str, Any]:
         return {

@@ -95,21 +95,12 @@ class VonageSettings(ProfileSettings):
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
 
-    def requirements(self) -> list[str]:
-        missing = super().requirements()
-        needs = {
-            "username": "the VBC integration user",
-            "password": "the integration user's password",
-            "client_id": "the application's Consumer Key",
-            "client_secret": "the application's Consumer Secret",
-        }
-        for key, what in needs.items():
-            value = getattr(self, key)
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            if not value:
-                missing.append(f"{self.config_key(key)}: required: {what}")
-        return missing
+    required_keys: ClassVar[Mapping[str, str]] = {
+        "username": "the VBC integration user",
+        "password": "the integration user's password",
+        "client_id": "the application's Consumer Key",
+        "client_secret": "the application's Consumer Secret",
+    }
 
     def grant_username(self) -> str | None:
         """The user name as the password grant takes it, with ``@vbc.prod``."""

@@ -87,20 +87,11 @@ class WebexSettings(ProfileSettings):
     vendor_hosts: ClassVar[tuple[str, ...]] = (API_HOST,)
     default_base_url: ClassVar[str | None] = f"https://{API_HOST}"
 
-    def requirements(self) -> list[str]:
-        missing = super().requirements()
-        needs = {
-            "client_id": "the integration's Client ID",
-            "client_secret": "the integration's Client Secret",
-            "refresh_token": "the refresh token of the integration's authorisation",
-        }
-        for key, what in needs.items():
-            value = getattr(self, key)
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            if not value:
-                missing.append(f"{self.config_key(key)}: required: {what}")
-        return missing
+    required_keys: ClassVar[Mapping[str, str]] = {
+        "client_id": "the integration's Client ID",
+        "client_secret": "the integration's Client Secret",
+        "refresh_token": "the refresh token of the integration's authorisation",
+    }
 
     def needs_token_store(self) -> bool:
         # The refresh token may rotate: it must outlive the process, in the state database.
