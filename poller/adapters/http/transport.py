@@ -253,11 +253,14 @@ class _GuardedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = GuardedHTTPSConnection
 
 
+SEND_BLOCK_BYTES = 1024 * 1024
+
+
 class GuardedAdapter(HTTPAdapter):
     """A requests transport whose every connection is vetted and deadline-watched."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
+        super().init_poolmanager(*args, blocksize=SEND_BLOCK_BYTES, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": _GuardedHTTPPool,
             "https": _GuardedHTTPSPool,
