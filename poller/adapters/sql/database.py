@@ -40,8 +40,16 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool, pool_size: int
         # The database holds the audit trail: keep it private to the service user.
         Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         pool["pool_size"] = pool_size  # a file's engine pools its connections (QueuePool)
+        # The connection given back last is taken next: as this process writes one
+        # transaction at a time (write_transaction), its writes keep to one connection, whose
+        # page cache stays valid (another connection's write would make it read pages again).
+        pool["pool_use_lifo"] = True
     engine = create_engine(
-        url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True, **pool
+        url,
+        echo=echo,
+        connect_args={"timeout": 30},
+        hide_parameters=True,
+        **pool,
     )
 
     @event.listens_for(engine, "connect")
@@ -92,12 +100,16 @@ def _writer_turn(engine: Engine) -> AbstractContextManager[object]:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: on SQLite it holds the single writer lock from the start.
 
-    The connection is taken from the pool before the writer's turn and given back (with the
-    pool's reset) after it: the turn covers the transaction alone.
+    On SQLite the connection is taken from the pool once the writer's turn has come, so this
+    process's writes go through the one connection the pool hands out first (see
+    ``pool_use_lifo``): a connection that was the last to write reads no page again. Taking one
+    before the turn spread the writes over every connection of the pool, each reading back the
+    pages the others had changed.
     """
-    connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-    with connection, _writer_turn(engine), connection.begin():
-        yield connection
+    with _writer_turn(engine):
+        connection = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        with connection, connection.begin():
+            yield connection
 
 
 @contextmanager
