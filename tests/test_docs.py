@@ -39,7 +39,7 @@ def test_ci_runs_exactly_the_documented_test_command() -> None:
 
 
 def test_ci_builds_the_documentation_as_contributing_shows_it() -> None:
-    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
     contributing = text_of(ROOT / "CONTRIBUTING.md")
     for builder in ("html", "man"):
         shown = re.search(

@@ -1,5 +1,5 @@
-"""The pre-commit hooks are the checks CI runs after the tests: a commit they pass, CI's lint and
-type checks pass too."""
+"""The pre-commit hooks are the checks CI runs beside the tests: a commit they pass, CI's lint
+and type checks pass too."""
 
 from __future__ import annotations
 
@@ -10,18 +10,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def ci_checks() -> list[str]:
-    """The check commands .ci/run runs after the test suite and before the docs, each on the
-    whole tree, in the order they appear (one may run in the background while the others do).
-    """
+    """The check commands .ci/run runs on the whole tree (beside the tests, in a venv of their
+    own), in the order they appear: its ``checks`` steps but the venv's set-up and the
+    documentation's builds."""
     lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    after_tests = lines[next(i for i, line in enumerate(lines) if "pytest" in line) + 1 :]
+    start = lines.index("checks() (")
+    end = lines.index(")", start)
     checks = []
-    for line in (line.strip() for line in after_tests):
-        if line.startswith("pip install") or ("docs" in line and not line.startswith("#")):
-            break  # the docs' own install or build: what follows builds the site
-        shell_plumbing = re.match(r"^(#|wait\b|trap\b|\w+=)", line)
-        if line and not shell_plumbing:
-            checks.append(line.removesuffix(" &").removesuffix(" ."))
+    for line in (line.strip() for line in lines[start + 1 : end]):
+        set_up = re.match(r"^(#|set\b|\.|python3? -m|sphinx-build\b)", line)
+        if line and not set_up:
+            checks.append(line.removesuffix(" ."))
     return checks
 
 
