@@ -56,6 +56,8 @@ from poller.simulators.fresh_calls import (  # noqa: E402  (after the path is se
 from poller.simulators.siro_server import FakeSiro  # noqa: E402
 
 STARTED_LINE = "siro-poller running as"
+# In the line each poll cycle logs, whether it listed calls or failed.
+POLLED_LINE = " call(s) listed"
 POLL_INTERVAL = 300.0
 SETTLE_DELAY = 120.0
 # Beyond the last call: a poll interval, the settle delay and the upload's own time.
@@ -195,12 +197,10 @@ def measure(mode: str, provider: str, calls: int, span: float, seed: int) -> dic
                 cwd=folder,
             )
         try:
-            deadline = time.monotonic() + 60
-            while STARTED_LINE not in log_path.read_text(errors="replace"):
-                if daemon.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the daemon did not start:\n{log_path.read_text()[-4000:]}")
-                time.sleep(0.2)
-            time.sleep(2)  # its first poll, of an empty hour
+            wait_for_line(daemon, log_path, STARTED_LINE, "the daemon did not start")
+            # Its first poll, of an empty hour, over before the first call ends: no call's
+            # latency includes the daemon's start.
+            wait_for_line(daemon, log_path, POLLED_LINE, "the daemon did not poll")
             start = time.monotonic()
             print(f"{mode}: {calls} calls over {span:.0f} s against {provider}", flush=True)
             for n, offset in enumerate(offsets, 1):
@@ -223,6 +223,14 @@ def measure(mode: str, provider: str, calls: int, span: float, seed: int) -> dic
             "max_s": round(max(latencies), 1),
         }
     return figures
+
+
+def wait_for_line(daemon: subprocess.Popen[bytes], log_path: Path, line: str, why: str) -> None:
+    deadline = time.monotonic() + 60
+    while line not in log_path.read_text(errors="replace"):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{why}:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.1)
 
 
 def wait_until(

@@ -167,7 +167,7 @@ def test_the_latency_benchmark_runs_nudged() -> None:
             "--calls",
             "2",
             "--span",
-            "3",
+            "1",
         ],
         capture_output=True,
         text=True,
