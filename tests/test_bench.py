@@ -134,7 +134,7 @@ def test_the_source_deletion_benchmark_runs() -> None:
 
 def test_the_growth_attack_benchmark_runs() -> None:
     result = subprocess.run(
-        [sys.executable, str(BENCH / "bench_growth.py"), "--seconds", "5", "--every", "2"],
+        [sys.executable, str(BENCH / "bench_growth.py"), "--seconds", "1", "--every", "1"],
         capture_output=True,
         text=True,
         timeout=120,
