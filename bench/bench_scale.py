@@ -18,8 +18,8 @@ created on the given server and dropped afterwards. Run from the repository root
     .venv/bin/python bench/bench_scale.py [--postgres URL] [--smoke]
 
 The server URL defaults to ``POLLER_BENCH_POSTGRES_URL`` or ``POLLER_TEST_POSTGRES_URL``;
-without one only SQLite is measured. ``--smoke`` runs every part on tiny inputs. Figures only;
-nothing is asserted.
+without one only SQLite is measured. ``--smoke`` runs every part on tiny inputs, the claims
+with 1% of the rows due only and a median of 5, not 200. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ sys.path.insert(0, str(ROOT))  # this checkout's poller and its simulators, what
 MB = 1024 * 1024
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 CLAIM_LIMIT = 8
-CLAIM_REPEATS = 200  # a busy machine's noise needs many samples
 
 
 @dataclass(frozen=True)
@@ -58,12 +57,29 @@ class Sizes:
     ingest_calls: tuple[int, ...]
     worker_files: int
     worker_mb: int
+    claim_repeats: int
+    # Every how many rows one is due, and its label: the same claim on other data.
+    claim_due: tuple[tuple[int, str], ...]
 
 
 FULL = Sizes(
-    claim_rows=(10_000, 1_000_000), ingest_calls=(10_000, 100_000), worker_files=48, worker_mb=2
+    claim_rows=(10_000, 1_000_000),
+    ingest_calls=(10_000, 100_000),
+    worker_files=48,
+    worker_mb=2,
+    claim_repeats=200,  # a busy machine's noise needs many samples
+    claim_due=((1, "all"), (100, "1%")),
 )
-SMOKE = Sizes(claim_rows=(1_000, 5_000), ingest_calls=(500, 1_000), worker_files=4, worker_mb=1)
+# The smoke run checks that every part runs, not its figures: a few claims make a median, and
+# one share of due rows (the one whose plans are shown) saves a process and a database each.
+SMOKE = Sizes(
+    claim_rows=(1_000, 5_000),
+    ingest_calls=(500, 1_000),
+    worker_files=4,
+    worker_mb=1,
+    claim_repeats=5,
+    claim_due=((100, "1%"),),
+)
 
 
 # -- databases -------------------------------------------------------------------------------
@@ -155,8 +171,9 @@ FROM seq
 """
 
 
-def measure_claims(url: str, rows: int, every: int) -> dict[str, Any]:
-    """Child process: load ``rows``, then time claims of 8 (each given back, untimed)."""
+def measure_claims(url: str, rows: int, every: int, repeats: int) -> dict[str, Any]:
+    """Child process: load ``rows``, then time ``repeats`` claims of 8 (each given back,
+    untimed)."""
     from sqlalchemy import text, update
 
     from poller.adapters.sql.database import make_engine
@@ -177,7 +194,7 @@ def measure_claims(url: str, rows: int, every: int) -> dict[str, Any]:
 
     store = SqlStore(engine)
     timings = []
-    for _ in range(CLAIM_REPEATS):
+    for _ in range(repeats):
         began = time.perf_counter()
         claimed = store.claim_due("bench-worker", NOW, NOW + timedelta(minutes=2), CLAIM_LIMIT)
         timings.append(time.perf_counter() - began)
@@ -404,15 +421,17 @@ def report(sizes: Sizes, admin_url: str | None) -> None:
     if admin_url is None:
         print("no PostgreSQL server given (--postgres or POLLER_BENCH_POSTGRES_URL): SQLite only")
 
-    print(f"\nclaim of {CLAIM_LIMIT} rows, median of {CLAIM_REPEATS} (ms)")
+    print(f"\nclaim of {CLAIM_LIMIT} rows, median of {sizes.claim_repeats} (ms)")
     print(f"{'backend':<10} {'rows':>10} {'due':>6} {'claim ms':>9} {'load s':>7}")
     plans: dict[str, list[str]] = {}
     for backend in backends(admin_url):
         baseline: dict[int, float] = {}
-        for every, label in ((1, "all"), (100, "1%")):
+        for every, label in sizes.claim_due:
             for rows in sizes.claim_rows:
                 with fresh_database(backend, admin_url) as url:
-                    figures = child("--claims", url, str(rows), str(every))
+                    figures = child(
+                        "--claims", url, str(rows), str(every), str(sizes.claim_repeats)
+                    )
                 ratio = ""
                 if rows == sizes.claim_rows[0]:
                     baseline[every] = figures["median_ms"]
@@ -471,14 +490,18 @@ def main() -> None:
         or os.environ.get("POLLER_TEST_POSTGRES_URL"),
         help="a PostgreSQL server URL whose user may create databases",
     )
-    parser.add_argument("--smoke", action="store_true", help="every part, on tiny inputs")
-    parser.add_argument("--claims", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every part, on tiny inputs (claims: 1%% due, 5 a median)",
+    )
+    parser.add_argument("--claims", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--ingest", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.claims:
-        url, rows, every = args.claims
-        print(json.dumps(measure_claims(url, int(rows), int(every))))
+        url, rows, every, repeats = args.claims
+        print(json.dumps(measure_claims(url, int(rows), int(every), int(repeats))))
     elif args.ingest:
         url, count = args.ingest
         print(json.dumps(measure_ingest(url, int(count))))

@@ -44,16 +44,17 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's poller and its simulators, whatever is installed
 
-from poller.adapters.sql import migrate  # noqa: E402
-from poller.adapters.sql.database import make_engine  # noqa: E402
-from poller.simulators.audio import mp3_bytes  # noqa: E402
-from poller.simulators.provider_server import FakeCallLog, quickstart_call, serve  # noqa: E402
-from poller.simulators.siro_server import FakeSiro  # noqa: E402
+# The garbage process is spawned: it imports this module again before it sends anything, and
+# needs none of the poller's modules (the database's alone cost it half a second of CPU). They
+# are imported where this process uses them.
+if TYPE_CHECKING:
+    from poller.simulators.provider_server import FakeCallLog
+    from poller.simulators.siro_server import FakeSiro
 
 PROVIDER = "legacy"
 PROVIDER_TOKEN = "bench-provider-token"  # noqa: S105 (the simulator's)
@@ -194,6 +195,8 @@ class CallStream:
     """Adds ``per_second`` small calls a second to the call log, dated now."""
 
     def __init__(self, api: FakeCallLog, provider_url: str, per_second: float) -> None:
+        from poller.simulators.audio import mp3_bytes
+
         self.api = api
         self.provider_url = provider_url
         self.per_second = per_second
@@ -209,6 +212,8 @@ class CallStream:
         self._stop.set()
 
     def _run(self) -> None:
+        from poller.simulators.provider_server import quickstart_call
+
         began = time.monotonic()
         while not self._stop.wait(0.05):
             due = int(self.per_second * (time.monotonic() - began)) - self.offered
@@ -319,6 +324,11 @@ def main() -> None:
         "--sources", type=int, default=200, help="loopback addresses the garbage comes from"
     )
     args = parser.parse_args()
+
+    from poller.adapters.sql import migrate
+    from poller.adapters.sql.database import make_engine
+    from poller.simulators.provider_server import FakeCallLog, serve
+    from poller.simulators.siro_server import FakeSiro
 
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     ports = {"webhooks": free_port(), "metrics": free_port()}
