@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,9 @@ from tests.test_daemon_e2e import (
     assert_each_call_once_in_siro,
     offer,
     open_world,
+    start_together,
     stop,
+    stop_together,
     wait_for,
 )
 
@@ -77,11 +78,11 @@ def test_workers_killed_at_random_upload_every_call_exactly_once(world: World) -
     # Uploads slow enough that the kills land while there is still work in flight.
     world.siro.state.fail_next("put", *[Fault.slow(0.6)] * 200)
     fast_lease = {"WORKER__LEASE_SECONDS": "5", "WORKER__CONCURRENCY": "2"}
-    poller = world.start(WORKER__ROLE="poller")
+    worker_role = {"WORKER__ROLE": "worker", **fast_lease}
     workers = [another(world, f"worker-{n}") for n in range(3)]
-    running: list[subprocess.Popen[bytes]] = [
-        w.start(WORKER__ROLE="worker", **fast_lease) for w in workers
-    ]
+    poller, *running = start_together(
+        (world, {"WORKER__ROLE": "poller"}), *[(w, worker_role) for w in workers]
+    )
     rng = random.Random(4)
     kills = 0
     try:
@@ -93,12 +94,11 @@ def test_workers_killed_at_random_upload_every_call_exactly_once(world: World) -
             running[victim].kill()
             running[victim].wait(timeout=10)
             kills += 1
-            running[victim] = workers[victim].start(WORKER__ROLE="worker", **fast_lease)
+            running[victim] = workers[victim].start(**worker_role)
         wait_for(lambda: world.counts()["uploaded"] == 200, 180, "200 uploads", world)
     finally:
-        for process in [poller, *running]:
-            if process.poll() is None:
-                assert stop(process) == 0
+        alive = [process for process in [poller, *running] if process.poll() is None]
+        assert stop_together(alive) == [0] * len(alive)
     assert kills >= 3
     assert world.counts()["failed"] == 0
     assert_each_call_once_in_siro(world, call_ids)
@@ -121,8 +121,7 @@ def test_a_step_longer_than_its_lease_keeps_its_row(world: World) -> None:
     try:
         wait_for(lambda: world.counts()["uploaded"] == 1, 60, "the upload", world)
     finally:
-        assert stop(first) == 0
-        assert stop(second) == 0
+        assert stop_together([first, second]) == [0, 0]
 
     (row,) = world.store.find_calls(call_id)
     outcomes = [(e.step, e.outcome) for e in world.store.events_for(row.id)]
