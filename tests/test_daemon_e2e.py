@@ -312,18 +312,20 @@ def test_an_m4a_call_is_uploaded_as_aac_and_an_ogg_call_as_mp3_each_exactly_once
 
 
 def test_injected_faults_still_give_exactly_once_and_nothing_failed(world: World) -> None:
-    call_ids = offer(world, 200)
+    # 100 calls meet every kind of fault on both sides, more than 20 times a side: each
+    # provider 429 holds all downloads for its Retry-After, so more calls add wall time only.
+    call_ids = offer(world, 100)
     world.siro.state.chaos = Chaos(server_error=0.10, rate_limited=0.05, drop=0.03, seed=7)
     world.api.chaos = Chaos(server_error=0.10, rate_limited=0.05, drop=0.03, seed=11)
     daemon = world.start()
     try:
-        wait_for(lambda: world.counts()["uploaded"] == 200, 180, "200 uploads", world)
+        wait_for(lambda: world.counts()["uploaded"] == 100, 180, "100 uploads", world)
     finally:
         assert stop(daemon) == 0
 
     assert world.counts()["failed"] == 0
     assert_each_call_once_in_siro(world, call_ids)
-    assert len(world.siro.state.recordings) == 200
+    assert len(world.siro.state.recordings) == 100
     assert sum(world.siro.state.chaos.injected.values()) > 20  # the faults really happened
     assert sum(world.api.chaos.injected.values()) > 20
 
