@@ -127,12 +127,20 @@ def start_together(*daemons: tuple[World, Mapping[str, str]]) -> list[subprocess
     def all_started() -> bool:
         return all(world.start_lines() >= lines for world, lines in awaited.values())
 
-    wait_for(
-        lambda: all_started() or any(process.poll() is not None for process in launched),
-        30,
-        "the daemon to start",
-        daemons[0][0],
-    )
+    try:
+        wait_for(
+            lambda: all_started() or any(process.poll() is not None for process in launched),
+            30,
+            "the daemon to start",
+            daemons[0][0],
+        )
+    except AssertionError:
+        # Left running, a daemon that never said it started would poll and work on for the
+        # rest of the test run, taking CPU from every test after it.
+        for process in launched:
+            process.kill()
+            process.wait(timeout=10)
+        raise
     return launched
 
 
