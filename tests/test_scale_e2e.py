@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,9 @@ from tests.test_daemon_e2e import (
     assert_each_call_once_in_siro,
     offer,
     open_world,
+    start_together,
     stop,
+    stop_together,
     wait_for,
 )
 
@@ -71,38 +72,39 @@ def test_one_process_polls_and_another_takes_over_after_a_sigkill(world: World) 
 
 
 def test_workers_killed_at_random_upload_every_call_exactly_once(world: World) -> None:
-    call_ids = offer(world, 200)
+    call_ids = offer(world, 100)
     world.siro.state.chaos = Chaos(server_error=0.08, rate_limited=0.04, drop=0.04, seed=21)
     world.api.chaos = Chaos(server_error=0.05, drop=0.03, seed=22)
-    # Uploads slow enough that the kills land while there is still work in flight.
-    world.siro.state.fail_next("put", *[Fault.slow(0.6)] * 200)
+    # Uploads slow enough that the kills land while there is still work in flight: with six
+    # upload slots, 90 uploads take at least 9 s, and each kill comes a second or two after
+    # the last restart.
+    world.siro.state.fail_next("put", *[Fault.slow(0.6)] * 100)
     fast_lease = {"WORKER__LEASE_SECONDS": "5", "WORKER__CONCURRENCY": "2"}
-    poller = world.start(WORKER__ROLE="poller")
+    worker_role = {"WORKER__ROLE": "worker", **fast_lease}
     workers = [another(world, f"worker-{n}") for n in range(3)]
-    running: list[subprocess.Popen[bytes]] = [
-        w.start(WORKER__ROLE="worker", **fast_lease) for w in workers
-    ]
+    poller, *running = start_together(
+        (world, {"WORKER__ROLE": "poller"}), *[(w, worker_role) for w in workers]
+    )
     rng = random.Random(4)
     kills = 0
     try:
         # Each restart waits for the new worker's start line, which on a busy host takes
         # seconds while the others upload: leave room for the kills until nearly the end.
-        while kills < 4 and world.counts()["uploaded"] < 190:
+        while kills < 4 and world.counts()["uploaded"] < 90:
             time.sleep(rng.uniform(0.2, 1.0))
             victim = rng.randrange(3)
             running[victim].kill()
             running[victim].wait(timeout=10)
             kills += 1
-            running[victim] = workers[victim].start(WORKER__ROLE="worker", **fast_lease)
-        wait_for(lambda: world.counts()["uploaded"] == 200, 180, "200 uploads", world)
+            running[victim] = workers[victim].start(**worker_role)
+        wait_for(lambda: world.counts()["uploaded"] == 100, 180, "100 uploads", world)
     finally:
-        for process in [poller, *running]:
-            if process.poll() is None:
-                assert stop(process) == 0
+        alive = [process for process in [poller, *running] if process.poll() is None]
+        assert stop_together(alive) == [0] * len(alive)
     assert kills >= 3
     assert world.counts()["failed"] == 0
     assert_each_call_once_in_siro(world, call_ids)
-    assert len(world.siro.state.recordings) == 200
+    assert len(world.siro.state.recordings) == 100
     assert sum(world.siro.state.chaos.injected.values()) > 10
 
 
@@ -121,8 +123,7 @@ def test_a_step_longer_than_its_lease_keeps_its_row(world: World) -> None:
     try:
         wait_for(lambda: world.counts()["uploaded"] == 1, 60, "the upload", world)
     finally:
-        assert stop(first) == 0
-        assert stop(second) == 0
+        assert stop_together([first, second]) == [0, 0]
 
     (row,) = world.store.find_calls(call_id)
     outcomes = [(e.step, e.outcome) for e in world.store.events_for(row.id)]
