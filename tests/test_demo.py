@@ -1,7 +1,7 @@
 """`siro-poller demo`: the real daemon against the simulators, as a new user first runs it.
 
-The first test installs the built wheel into a fresh virtual environment (its dependencies
-from the package index) and runs the installed command, as the README's first step does.
+The first test installs the built wheel into a fresh virtual environment, its dependencies with
+it, and runs the installed command, as the README's first step does.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from poller.cli import main
 from poller.demo import DEMO_KINDS, run_demo
 from poller.demo.scenarios import SCENARIOS
 from poller.domain.states import CallState
+from tests.wheelhouse import offline_pip
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERIC_GOOD = [
@@ -53,7 +54,7 @@ def clean_environment(tmp_path: Path) -> dict[str, str]:
 
 
 def test_the_installed_demo_uploads_every_good_call_and_explains_the_bad_ones(
-    tmp_path: Path, built_wheel: Path
+    tmp_path: Path, built_wheel: Path, wheelhouse: Path
 ) -> None:
     environment = tmp_path / "venv"
     # Installed by this pip: a pip of the venv's own would only add seconds of bootstrap. Not
@@ -61,6 +62,8 @@ def test_the_installed_demo_uploads_every_good_call_and_explains_the_bad_ones(
     venv.create(environment, with_pip=False)
     python = environment / "bin" / "python"
     env = clean_environment(tmp_path)
+    # The dependencies as this environment's install left them (tests/wheelhouse.py), not
+    # resolved against the package index again.
     subprocess.run(
         [
             sys.executable,
@@ -76,7 +79,7 @@ def test_the_installed_demo_uploads_every_good_call_and_explains_the_bad_ones(
         ],
         check=True,
         timeout=900,
-        env=env,
+        env=env | offline_pip(wheelhouse),
     )
 
     result = subprocess.run(
