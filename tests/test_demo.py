@@ -25,7 +25,6 @@ from poller.demo.scenarios import SCENARIOS
 from poller.domain.states import CallState
 from tests.wheelhouse import offline_pip
 
-ROOT = Path(__file__).resolve().parent.parent
 GENERIC_GOOD = [
     "demo-001",
     "demo-002",
@@ -178,23 +177,17 @@ def test_keep_leaves_a_database_the_printed_commands_open(
     assert "fallback_email" in explained.output
 
 
-def test_the_kept_demo_database_keeps_every_measured_duration(tmp_path: Path) -> None:
+def test_the_kept_demo_database_keeps_every_measured_duration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The demo's recordings list no duration: the worker measures it from the audio, and the
     # polls that follow the upload (the demo runs several) must not wipe it.
-    env = clean_environment(tmp_path)
-    env["PYTHONPATH"] = str(ROOT)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "poller", "demo", "--keep"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
+    result = CliRunner().invoke(main, ["demo", "--keep"])
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    (state_dir,) = (tmp_path / "tmp").iterdir()
+    assert result.exit_code == 0, result.output
+    (state_dir,) = tmp_path.iterdir()
     with sqlite3.connect(state_dir / "siro-poller.sqlite3") as connection:
         uploaded = connection.execute(
             "SELECT provider_call_id, duration_seconds, audio_duration_seconds FROM calls "
