@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.adapters.sql.models import Base
 from poller.adapters.sql.store import SqlStore
+from tests.wheelhouse import checkout_requirements, pack_installed
 
 POSTGRES_ENV = "POLLER_TEST_POSTGRES_URL"
 REPO = Path(__file__).resolve().parent.parent
@@ -273,27 +274,65 @@ def state_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This checkout built as a wheel, as `pip` builds it for a user: once per test run.
-
-    A build takes seconds (pip makes an isolated build environment each time), so the xdist
-    workers of one run share it through their common temporary folder.
-    """
+def _made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]
+) -> Path:
+    """The folder ``name``, made by ``make`` once per test run: the xdist workers of one run share
+    it through their common temporary folder."""
     run_folder = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         run_folder = run_folder.parent  # the workers' folders are in this run's own folder
-    wheels = run_folder / "wheel"
-    with FileLock(run_folder / "wheel.lock"):
-        if not wheels.is_dir():
-            building = run_folder / "wheel.building"
-            shutil.rmtree(building, ignore_errors=True)
-            subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", building, REPO],
-                check=True,
-                capture_output=True,
-                timeout=300,
-            )
-            building.rename(wheels)  # whole or not at all, for the next worker that asks
-    (wheel,) = wheels.glob("siro_poller-*.whl")
+    made = run_folder / name
+    with FileLock(run_folder / f"{name}.lock"):
+        if not made.is_dir():
+            making = run_folder / f"{name}.making"
+            shutil.rmtree(making, ignore_errors=True)
+            make(making)
+            making.rename(made)  # whole or not at all, for the next worker that asks
+    return made
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout built as a wheel by `pip`, once per test run.
+
+    With the build backend this environment installed from the build's declared requirements
+    (the test extra names them), not in an isolated build environment: isolated, pip would first
+    install them again there, seconds of CPU for the same wheel. That the build needs nothing
+    it does not declare, tests/test_install.py proves: install.sh builds the checkout as a
+    user's pip does, isolated.
+    """
+
+    def build(folder: Path) -> None:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                folder,
+                REPO,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+
+    (wheel,) = _made_once(tmp_path_factory, "wheel", build).glob("siro_poller-*.whl")
     return wheel
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Wheels of everything installing this checkout with its PostgreSQL extra needs, its build
+    included, packed from this environment's installed distributions (tests/wheelhouse.py): for
+    a pip given :func:`tests.wheelhouse.offline_pip`, once per test run."""
+    return _made_once(
+        tmp_path_factory,
+        "wheelhouse",
+        lambda folder: pack_installed(checkout_requirements(REPO), folder),
+    )

@@ -1,7 +1,7 @@
 """`siro-poller demo`: the real daemon against the simulators, as a new user first runs it.
 
-The first test installs the built wheel into a fresh virtual environment (its dependencies
-from the package index) and runs the installed command, as the README's first step does.
+The first test installs the built wheel into a fresh virtual environment, its dependencies with
+it, and runs the installed command, as the README's first step does.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from poller.cli import main
 from poller.demo import DEMO_KINDS, run_demo
 from poller.demo.scenarios import SCENARIOS
 from poller.domain.states import CallState
+from tests.wheelhouse import offline_pip
 
-ROOT = Path(__file__).resolve().parent.parent
 GENERIC_GOOD = [
     "demo-001",
     "demo-002",
@@ -53,7 +53,7 @@ def clean_environment(tmp_path: Path) -> dict[str, str]:
 
 
 def test_the_installed_demo_uploads_every_good_call_and_explains_the_bad_ones(
-    tmp_path: Path, built_wheel: Path
+    tmp_path: Path, built_wheel: Path, wheelhouse: Path
 ) -> None:
     environment = tmp_path / "venv"
     # Installed by this pip: a pip of the venv's own would only add seconds of bootstrap. Not
@@ -61,6 +61,8 @@ def test_the_installed_demo_uploads_every_good_call_and_explains_the_bad_ones(
     venv.create(environment, with_pip=False)
     python = environment / "bin" / "python"
     env = clean_environment(tmp_path)
+    # The dependencies as this environment's install left them (tests/wheelhouse.py), not
+    # resolved against the package index again.
     subprocess.run(
         [
             sys.executable,
@@ -76,7 +78,7 @@ def test_the_installed_demo_uploads_every_good_call_and_explains_the_bad_ones(
         ],
         check=True,
         timeout=900,
-        env=env,
+        env=env | offline_pip(wheelhouse),
     )
 
     result = subprocess.run(
@@ -175,23 +177,17 @@ def test_keep_leaves_a_database_the_printed_commands_open(
     assert "fallback_email" in explained.output
 
 
-def test_the_kept_demo_database_keeps_every_measured_duration(tmp_path: Path) -> None:
+def test_the_kept_demo_database_keeps_every_measured_duration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The demo's recordings list no duration: the worker measures it from the audio, and the
     # polls that follow the upload (the demo runs several) must not wipe it.
-    env = clean_environment(tmp_path)
-    env["PYTHONPATH"] = str(ROOT)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "poller", "demo", "--keep"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
+    result = CliRunner().invoke(main, ["demo", "--keep"])
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    (state_dir,) = (tmp_path / "tmp").iterdir()
+    assert result.exit_code == 0, result.output
+    (state_dir,) = tmp_path.iterdir()
     with sqlite3.connect(state_dir / "siro-poller.sqlite3") as connection:
         uploaded = connection.execute(
             "SELECT provider_call_id, duration_seconds, audio_duration_seconds FROM calls "

@@ -24,6 +24,7 @@ import pytest
 
 from poller.cli.siro import SHOWN_ONCE_WARNING
 from poller.config import Settings
+from tests.wheelhouse import offline_pip
 
 REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "systemd" / "install.sh"
@@ -44,9 +45,11 @@ def systemd_tool(name: str) -> str:
 
 
 def install(
-    *args: str, stdin: str = "", key_file: Path | None = None
+    *args: str, stdin: str = "", key_file: Path | None = None, wheelhouse: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_POLLER_")}
+    if wheelhouse is not None:
+        env |= offline_pip(wheelhouse)
     if key_file is not None:
         env["SYSTEMD_CREDENTIAL_SECRET"] = str(key_file)
     return subprocess.run(
@@ -88,11 +91,13 @@ def drop_in_lines(root: Path) -> list[str]:
 
 
 def test_the_install_steps_run_into_a_root_and_the_service_would_get_its_secrets(
-    tmp_path: Path,
+    tmp_path: Path, wheelhouse: Path
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    done = install("--root", str(root))
+    # The script's pip builds and installs the checkout with its dependencies, as on a server,
+    # finding them in the wheelhouse rather than the package index (tests/wheelhouse.py).
+    done = install("--root", str(root), wheelhouse=wheelhouse)
     assert done.returncode == 0, done.stdout + done.stderr
     # What acts on the running system is named, and left out: at boot on the target, systemd
     # applies the declarations of the user and of the config's group.
