@@ -341,9 +341,9 @@ class WebhookContract(ABC):
     ) -> None:
         """A lost event costs latency, never a call.
 
-        The poll runs every 4 s with settle delays of 0 here: it is the same poll path a 300 s
-        interval runs, and waiting 300 s in CI is not affordable. (SQLite only, to keep CI
-        short; the poll path on PostgreSQL is the other test's and every daemon test's.)
+        The poll runs every second with settle delays of 0 here: it is the same poll path a
+        300 s interval runs, and waiting 300 s in CI is not affordable. (SQLite only, to keep
+        CI short; the poll path on PostgreSQL is the other test's and every daemon test's.)
         """
         database_url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
         engine = make_engine(database_url)
@@ -361,7 +361,7 @@ class WebhookContract(ABC):
                 database_url,
                 tmp_path,
                 receiver,
-                POLL__INTERVAL_SECONDS="4",
+                POLL__INTERVAL_SECONDS="1",
                 POLL__SETTLE_DELAY_SECONDS="0",
                 METRICS__LISTEN=metrics.removeprefix("http://").removesuffix("/metrics"),
                 **({"PROVIDER__SETTLE_DELAY_SECONDS": "0"} if vendor.settle_setting else {}),
