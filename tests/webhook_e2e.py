@@ -20,7 +20,6 @@ and the Siro fake, on SQLite and PostgreSQL (the ``state_database_url`` fixture)
 
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import ClassVar, Self
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
@@ -47,10 +47,9 @@ from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
 Headers = dict[str, str]
 # What must happen within the issue's promise: an announced call in Siro within 15 s.
 ANNOUNCED_CALL_LIMIT = 15.0
-# How long a "nothing was polled" check watches the vendor's listing.
-NO_POLL_WATCH = 4.0
-# A listing count unchanged this long is taken as the end of a poll and its follow-ups.
-QUIET = 3.0
+# A "nothing was polled" check watches the vendor's listing this many times as long as an
+# accepted event took, in the same run, to bring the listing request of its nudged poll.
+NO_POLL_WATCH_FACTOR = 1.5
 PATIENCE = 60.0
 
 
@@ -180,31 +179,40 @@ def post(url: str, event: tuple[Headers, bytes]) -> int:
     return requests.post(url, data=body, headers=headers, timeout=PATIENCE).status_code
 
 
-def quiet(count: Callable[[], int], what: str, daemon: Daemon) -> int:
-    """The count once it has stayed the same for ``QUIET`` seconds: a poll (and the follow-ups
-    due about now) over."""
-    last, since = count(), time.monotonic()
-    deadline = since + PATIENCE
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = count()
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= QUIET:
-            return last
-    raise AssertionError(f"{what} never settled; daemon log:\n{daemon.log()[-6000:]}")
-
-
-def accepted_events(metrics_url: str) -> float:
-    """``siro_poller_webhook_requests_total`` summed over the accepted outcome."""
+def samples(metrics_url: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The labels and value of each series of ``name`` on the daemon's /metrics."""
     text = requests.get(metrics_url, timeout=PATIENCE).text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("siro_poller_webhook_requests_total{") and re.search(
-            r'outcome="accepted"', line
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def polls_finished(metrics_url: str) -> float:
+    """Poll passes the daemon has finished, whatever asked for them and however they ended:
+    counted once a pass's last listing request has been answered."""
+    return sum(value for _labels, value in samples(metrics_url, "siro_poller_polls_total"))
+
+
+def webhook_outcomes(metrics_url: str) -> dict[str, float]:
+    """Requests to the webhook receiver by outcome (accepted, refused, replayed...)."""
+    outcomes: dict[str, float] = {}
+    for labels, value in samples(metrics_url, "siro_poller_webhook_requests_total"):
+        outcomes[labels["outcome"]] = outcomes.get(labels["outcome"], 0.0) + value
+    return outcomes
+
+
+def wait_for_more(count: Callable[[], int], than: int, what: str, daemon: Daemon) -> float:
+    """Seconds until ``count`` exceeds ``than``: finer-grained than :meth:`Daemon.wait_for`, as
+    the time measured sizes a watch window."""
+    began = time.monotonic()
+    while count() <= than:
+        if time.monotonic() - began > PATIENCE:
+            raise AssertionError(f"no {what}; daemon log:\n{daemon.log()[-6000:]}")
+        time.sleep(0.02)
+    return time.monotonic() - began
 
 
 class WebhookContract(ABC):
@@ -233,8 +241,9 @@ class WebhookContract(ABC):
             "POLL__SETTLE_DELAY_SECONDS": "120",
             "WORKER__CONCURRENCY": "2",
             "WEBHOOKS__LISTEN": f"127.0.0.1:{port}",
-            # One follow-up soon after the event: the settle-delay follow-up comes over a minute
-            # later, after the contract's "no poll" checks.
+            # One follow-up, due with the debounced poll (2 s by default): an event into an idle
+            # daemon is one poll pass, which the contract counts on. The settle-delay follow-up
+            # comes two minutes later, after the test.
             "WEBHOOKS__FOLLOW_UP_SECONDS": "[2.0]",
             "PROVIDER__WEBHOOK__ENABLED": "true",
             **vendor.settings(receiver),
@@ -257,23 +266,56 @@ class WebhookContract(ABC):
         migrate.upgrade(engine)
         engine.dispose()
         receiver = f"http://127.0.0.1:{free_port()}/webhooks/{vendor.kind}"
+        metrics = f"http://127.0.0.1:{free_port()}/metrics"
         vendor.events.send_events_to(receiver, vendor.secret)
         with FakeSiro(verify_audio_type=True) as siro:
             daemon = Daemon(siro, tmp_path / "daemon.log")
-            daemon.start(
-                self.daemon_env(vendor, siro, state_database_url, tmp_path, receiver), tmp_path
+            env = self.daemon_env(
+                vendor,
+                siro,
+                state_database_url,
+                tmp_path,
+                receiver,
+                METRICS__LISTEN=metrics.removeprefix("http://").removesuffix("/metrics"),
             )
+            daemon.start(env, tmp_path)
             try:
-                daemon.wait_for(lambda: vendor.listings() >= 1, PATIENCE, "the first poll")
-                listed = quiet(vendor.listings, "the first poll", daemon)
+                # The simulator's count first: the daemon's metrics are read once it moved.
+                daemon.wait_for(
+                    lambda: vendor.listings() >= 1 and polls_finished(metrics) >= 1,
+                    PATIENCE,
+                    "the first poll",
+                )
 
+                # An event the test posts itself, into a daemon with nothing planned: exactly
+                # one nudged poll pass (the follow-up is due with the debounced poll), after
+                # which nothing is planned before the settle-delay follow-up, minutes away.
+                call_b = vendor.add_ended_call(2)
+                event_b = vendor.events.signed_event(call_b)
+                listed = vendor.listings()
+                assert post(receiver, event_b) == 200
+                nudge_took = wait_for_more(vendor.listings, listed, "nudged listing", daemon)
+                daemon.wait_for(
+                    lambda: daemon.in_siro(call_b) and polls_finished(metrics) >= 2,
+                    PATIENCE,
+                    "the posted event's call",
+                )
+                assert polls_finished(metrics) == 2, "an event into an idle daemon: one poll pass"
+
+                # Every refusal in one watch: a forged and an unsigned event of a call not yet
+                # polled, and event_b again. One that slipped through would take event_b's path
+                # (the debounce, then a nudged poll that lists first), so the watch is that
+                # path's time, measured just now under this machine's load, and half again.
+                listed = vendor.listings()
                 call_a = vendor.add_ended_call(1)
                 signed = vendor.events.signed_event(call_a)
                 assert post(receiver, vendor.forge(*signed)) == 401
                 assert post(receiver, vendor.strip(*signed)) == 401
-                time.sleep(NO_POLL_WATCH)
-                assert vendor.listings() == listed, "a refused event caused a poll"
+                assert post(receiver, event_b) == 401, "a replayed event was accepted"
+                time.sleep(NO_POLL_WATCH_FACTOR * nudge_took)
+                assert vendor.listings() == listed, "a refused or replayed event caused a poll"
                 assert not daemon.in_siro(call_a)
+                assert webhook_outcomes(metrics) == {"accepted": 1, "refused": 2, "replayed": 1}
 
                 announced = time.monotonic()
                 statuses = vendor.events.announce(call_a)
@@ -283,16 +325,10 @@ class WebhookContract(ABC):
                 )
                 took = time.monotonic() - announced
                 backend = state_database_url.split(":", 1)[0].split("+", 1)[0]
-                print(f"\n{vendor.kind} on {backend}: announced call in Siro after {took:.1f} s")
-
-                call_b = vendor.add_ended_call(2)
-                event_b = vendor.events.signed_event(call_b)
-                assert post(receiver, event_b) == 200
-                daemon.wait_for(lambda: daemon.in_siro(call_b), PATIENCE, "the second call")
-                listed = quiet(vendor.listings, "the nudged polls", daemon)
-                assert post(receiver, event_b) == 401, "a replayed event was accepted"
-                time.sleep(NO_POLL_WATCH)
-                assert vendor.listings() == listed, "a replayed event caused a poll"
+                print(
+                    f"\n{vendor.kind} on {backend}: announced call in Siro after {took:.1f} s "
+                    f"(a nudged listing {nudge_took:.2f} s after its event)"
+                )
             finally:
                 daemon.stop()
 
@@ -308,9 +344,9 @@ class WebhookContract(ABC):
     ) -> None:
         """A lost event costs latency, never a call.
 
-        The poll runs every 4 s with settle delays of 0 here: it is the same poll path a 300 s
-        interval runs, and waiting 300 s in CI is not affordable. (SQLite only, to keep CI
-        short; the poll path on PostgreSQL is the other test's and every daemon test's.)
+        The poll runs every second with settle delays of 0 here: it is the same poll path a
+        300 s interval runs, and waiting 300 s in CI is not affordable. (SQLite only, to keep
+        CI short; the poll path on PostgreSQL is the other test's and every daemon test's.)
         """
         database_url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
         engine = make_engine(database_url)
@@ -328,7 +364,7 @@ class WebhookContract(ABC):
                 database_url,
                 tmp_path,
                 receiver,
-                POLL__INTERVAL_SECONDS="4",
+                POLL__INTERVAL_SECONDS="1",
                 POLL__SETTLE_DELAY_SECONDS="0",
                 METRICS__LISTEN=metrics.removeprefix("http://").removesuffix("/metrics"),
                 **({"PROVIDER__SETTLE_DELAY_SECONDS": "0"} if vendor.settle_setting else {}),
@@ -338,7 +374,7 @@ class WebhookContract(ABC):
                 call = vendor.add_ended_call(1, ended_ago=vendor.fixed_settle_seconds)
                 assert vendor.events.announce(call) == []
                 daemon.wait_for(lambda: daemon.in_siro(call), PATIENCE, "the polled call")
-                assert accepted_events(metrics) == 0
+                assert webhook_outcomes(metrics).get("accepted", 0) == 0
             finally:
                 daemon.stop()
             assert len(daemon.creates(call)) == 1
