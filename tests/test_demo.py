@@ -147,18 +147,25 @@ def test_the_demo_command_takes_a_provider_kind(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_keep_leaves_a_database_the_printed_commands_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-
-    result = CliRunner().invoke(main, ["demo", "--keep"])
-
+@pytest.fixture(scope="module")
+def kept_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """One `siro-poller demo --keep` for the tests that look at what it kept: its output, and
+    the one state directory it left."""
+    where = tmp_path_factory.mktemp("kept-demo")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(tempfile, "tempdir", str(where))
+        result = CliRunner().invoke(main, ["demo", "--keep"])
     assert result.exit_code == 0, result.output
-    (state_dir,) = tmp_path.iterdir()
-    assert f"state directory is kept: {state_dir}" in result.output
+    (state_dir,) = where.iterdir()
+    return result.output, state_dir
+
+
+def test_keep_leaves_a_database_the_printed_commands_open(kept_demo: tuple[str, Path]) -> None:
+    output, state_dir = kept_demo
+
+    assert f"state directory is kept: {state_dir}" in output
     # Its config names simulators that stopped with it: the way to running ones is named.
-    assert "siro-poller simulate --provider generic --config-out" in result.output
+    assert "siro-poller simulate --provider generic --config-out" in output
     database = state_dir / "siro-poller.sqlite3"
     with sqlite3.connect(database) as connection:
         rows = dict(connection.execute("SELECT provider_call_id, state FROM calls").fetchall())
@@ -166,8 +173,8 @@ def test_keep_leaves_a_database_the_printed_commands_open(
     assert {rows[call_id] for call_id in GENERIC_GOOD} == {"uploaded"}
     assert rows["demo-login-page"] == rows["demo-flac"] == "failed"
 
-    show = re.search(r"siro-poller (--config \S+ calls show \d+)", result.output)
-    explain = re.search(r"siro-poller (--config \S+ calls explain \d+)", result.output)
+    show = re.search(r"siro-poller (--config \S+ calls show \d+)", output)
+    explain = re.search(r"siro-poller (--config \S+ calls explain \d+)", output)
     assert show and explain
     shown = CliRunner().invoke(main, show.group(1).split())
     assert shown.exit_code == 0, shown.output
@@ -178,16 +185,11 @@ def test_keep_leaves_a_database_the_printed_commands_open(
 
 
 def test_the_kept_demo_database_keeps_every_measured_duration(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kept_demo: tuple[str, Path],
 ) -> None:
     # The demo's recordings list no duration: the worker measures it from the audio, and the
     # polls that follow the upload (the demo runs several) must not wipe it.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-
-    result = CliRunner().invoke(main, ["demo", "--keep"])
-
-    assert result.exit_code == 0, result.output
-    (state_dir,) = tmp_path.iterdir()
+    _output, state_dir = kept_demo
     with sqlite3.connect(state_dir / "siro-poller.sqlite3") as connection:
         uploaded = connection.execute(
             "SELECT provider_call_id, duration_seconds, audio_duration_seconds FROM calls "
