@@ -168,3 +168,9 @@ def test_opening_the_store_loads_neither_alembic_nor_what_only_the_daemon_needs(
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert "sqlalchemy" in loaded  # the probe did open the store
     assert loaded & {"alembic", "av", "apscheduler", "prometheus_client"} == set()
+
+
+def test_the_rules_commands_read_from_the_wiring_load_no_scheduler() -> None:
+    """`status`, `poll`, `backfill`, `explain` and the others read their rules from
+    poller.wiring, which names the daemon's parameters: the scheduler waits for `run`."""
+    assert "apscheduler" not in top_level_packages_loaded("poller.wiring")
