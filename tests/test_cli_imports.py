@@ -148,8 +148,8 @@ def test_opening_the_store_loads_neither_alembic_nor_what_only_the_daemon_needs(
 ) -> None:
     """`status`, `calls list` and the other commands that read the state database, and each
     start of `run`, check the schema's revision without loading alembic and every migration
-    script; the audio library, the scheduler and the metrics client wait for the daemon that
-    uses them."""
+    script; the audio library, the scheduler, the metrics client and the HTTP client wait for
+    the daemon (or the command) that uses them, though the settings name every provider kind."""
     from poller.adapters.sql import migrate
     from poller.adapters.sql.database import make_engine
 
@@ -167,7 +167,7 @@ def test_opening_the_store_loads_neither_alembic_nor_what_only_the_daemon_needs(
     )
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert "sqlalchemy" in loaded  # the probe did open the store
-    assert loaded & {"alembic", "av", "apscheduler", "prometheus_client"} == set()
+    assert loaded & {"alembic", "av", "apscheduler", "prometheus_client", "requests"} == set()
 
 
 def test_the_rules_commands_read_from_the_wiring_load_no_scheduler() -> None:
