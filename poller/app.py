@@ -1,4 +1,10 @@
-"""The composition root: the one place that wires adapters to ports for the daemon and the CLI."""
+"""The composition root: the one place that wires adapters to ports for the daemon and the CLI.
+
+Most commands only open the state store, or build one adapter: what only the daemon builds (the
+worker and its audio library, the scheduler, the metrics and webhook servers, the Siro client,
+each provider kind's adapter) is imported by the function that builds it, so that opening the
+store costs no more than the database layer and the settings.
+"""
 
 from __future__ import annotations
 
@@ -8,55 +14,37 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from poller import __version__
-from poller.adapters.audio import PyAvAudio
-from poller.adapters.downloader import Downloader
-from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
-from poller.adapters.prometheus_metrics import PrometheusTelemetry, pause_scopes, serve_metrics
-from poller.adapters.providers import registry as providers_registry
-from poller.adapters.providers.base import ProviderAdapter
-from poller.adapters.siro import SiroHttpClient
 from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
-from poller.adapters.sql.oauth_tokens import SqlOAuthTokenStore
-from poller.adapters.sql.postgres import PostgresPollLock
-from poller.adapters.sql.source_deletions import SqlSourceDeletions
 from poller.adapters.sql.store import SqlStore
-from poller.adapters.systemd_notify import SystemdNotifier
-from poller.adapters.webhooks.receiver import Endpoint, ReceiverLimits, WebhookReceiver
 from poller.config import ConfigError, Settings, provider_problems
-from poller.core.daemon import Daemon
-from poller.core.polling import LockedPollCycle
-from poller.core.progress import WorkProgress
-from poller.core.retention import run_retention
-from poller.core.source_deletion import SourceDeletionJob
-from poller.core.users_sync import sync_users
-from poller.core.webhook_subscriptions import ArrivalRecorder
-from poller.core.worker import Worker
 from poller.domain.clock import utcnow
-from poller.domain.records import UsersSyncResult
-from poller.domain.retention import RetentionReport
-from poller.ports.download import RecordingFetcher
 from poller.ports.poll_lock import NoPollLock, PollLock
 from poller.ports.provider import ProviderPort, SourceDeleter
 from poller.ports.siro import SiroPort
 from poller.ports.store import Store
 from poller.ports.telemetry import Telemetry
 from poller.ports.webhooks import EventSink
-from poller.wiring import (
-    daemon_params_from_settings,
-    poll_cycle_from_settings,
-    retention_rules_from_settings,
-    source_deletion_params_from_settings,
-    webhook_subscription_job,
-    worker_params_from_settings,
-)
+
+if TYPE_CHECKING:
+    from poller.adapters.downloader import Downloader
+    from poller.adapters.prometheus_metrics import PrometheusTelemetry
+    from poller.adapters.siro.client import SiroHttpClient
+    from poller.adapters.webhooks.receiver import Endpoint, WebhookReceiver
+    from poller.core.daemon import Daemon
+    from poller.core.progress import WorkProgress
+    from poller.core.source_deletion import SourceDeletionJob
+    from poller.core.worker import Worker
+    from poller.domain.records import UsersSyncResult
+    from poller.domain.retention import RetentionReport
+    from poller.ports.download import RecordingFetcher
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +82,9 @@ def build_provider(
 
     Raises ``ConfigError`` naming what its kind needs and the config leaves unset.
     """
+    from poller.adapters.providers import registry as providers_registry
+    from poller.adapters.sql.oauth_tokens import SqlOAuthTokenStore
+
     provider = settings.provider_named(name) if name else settings.configured_providers[0]
     problems = provider_problems(provider)
     if to_subscribe:
@@ -124,6 +115,8 @@ def build_providers(settings: Settings, engine: Engine | None = None) -> dict[st
 
 def build_siro_client(settings: Settings) -> SiroHttpClient:
     """The one Siro client of this process: it holds the access token and what Siro accepted."""
+    from poller.adapters.siro.client import SiroHttpClient
+
     return SiroHttpClient(settings.siro)
 
 
@@ -137,6 +130,10 @@ def build_downloader(
     stop: threading.Event,
     providers: Mapping[str, ProviderPort] | None = None,
 ) -> Downloader:
+    from poller.adapters.downloader import Downloader
+    from poller.adapters.http import HostRules, HttpClient, Limits, RetryPolicy
+    from poller.adapters.providers.base import ProviderAdapter
+
     # One client serves every provider's downloads: the most patient of their limits.
     configured = settings.configured_providers
     slowest = max(configured, key=lambda p: p.deadline_seconds)
@@ -189,6 +186,10 @@ def build_worker(
     telemetry: Telemetry | None = None,
     progress: WorkProgress | None = None,
 ) -> Worker:
+    from poller.adapters.audio import PyAvAudio
+    from poller.core.worker import Worker
+    from poller.wiring import worker_params_from_settings
+
     providers = providers if providers is not None else build_providers(settings)
     return Worker(
         params=worker_params_from_settings(settings),
@@ -207,6 +208,8 @@ def build_worker(
 def build_poll_lock(store: SqlStore, provider: str) -> PollLock:
     """Who polls ``provider``: on PostgreSQL an advisory lock per provider name; SQLite is one
     host, where every daemon polls."""
+    from poller.adapters.sql.postgres import PostgresPollLock
+
     if store.engine.dialect.name == "postgresql":
         return PostgresPollLock(store.engine, provider)
     return NoPollLock()
@@ -249,6 +252,9 @@ def webhook_endpoints(
 ) -> dict[str, Endpoint]:
     """Each provider with ``webhook.enabled``, by name, with its verifier. Raises
     ``ConfigError`` naming every provider whose kind takes no events or lacks its secret."""
+    from poller.adapters.providers.base import ProviderAdapter
+    from poller.adapters.webhooks.receiver import Endpoint
+
     endpoints: dict[str, Endpoint] = {}
     problems: list[str] = []
     for entry in settings.configured_providers:
@@ -296,6 +302,8 @@ def serve_webhooks(
 
     Raises ``ConfigError`` for a provider it cannot take events for, or an address it cannot
     listen on."""
+    from poller.adapters.webhooks.receiver import ReceiverLimits, WebhookReceiver
+
     section = settings.webhooks
     endpoints = webhook_endpoints(settings, providers)
     ages = [
@@ -347,6 +355,10 @@ def build_source_deletion(
     stop: threading.Event | None = None,
 ) -> SourceDeletionJob:
     """Deletion at the source over this store's database, for `run` and `source purge`."""
+    from poller.adapters.sql.source_deletions import SqlSourceDeletions
+    from poller.core.source_deletion import SourceDeletionJob
+    from poller.wiring import source_deletion_params_from_settings
+
     providers = providers if providers is not None else build_providers(settings)
     return SourceDeletionJob(
         params=source_deletion_params_from_settings(settings),
@@ -370,8 +382,26 @@ def build_daemon(
     *,
     progress: WorkProgress | None = None,
 ) -> Daemon:
+    from poller.adapters.systemd_notify import SystemdNotifier
+    from poller.core.daemon import Daemon
+    from poller.core.polling import LockedPollCycle
+    from poller.core.retention import run_retention
+    from poller.core.users_sync import sync_users
+    from poller.core.webhook_subscriptions import ArrivalRecorder
+    from poller.wiring import (
+        daemon_params_from_settings,
+        poll_cycle_from_settings,
+        retention_rules_from_settings,
+        webhook_subscription_job,
+    )
+
     telemetry: PrometheusTelemetry | None = None
     if settings.metrics.listen:
+        # Imported only when metrics are on: prometheus_client is no small import.
+        from prometheus_client import CollectorRegistry
+
+        from poller.adapters.prometheus_metrics import PrometheusTelemetry
+
         telemetry = PrometheusTelemetry(CollectorRegistry(), version=__version__)
     providers = build_providers(settings, store.engine)
     siro = build_siro_client(settings)
@@ -434,6 +464,8 @@ def build_daemon(
         receiver = serve_webhooks(settings, providers, arrivals, telemetry=telemetry)
         _close_on_stop(receiver, stop)
     if telemetry is not None:
+        from poller.adapters.prometheus_metrics import pause_scopes, serve_metrics
+
         serve_metrics(
             settings.metrics.listen,
             telemetry,

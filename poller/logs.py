@@ -221,7 +221,9 @@ def build_handler(
 
 # Third-party chatter at INFO drowns what matters; their warnings still come through.
 # APScheduler logs every run of every job; the daemon reports errors and missed runs itself.
-NOISY_LIBRARIES = ("urllib3", "apscheduler", "alembic.runtime.migration")
+# Alembic logs each migration it runs and, when imported (by the command that migrates, once
+# logging is set up), each plugin it sets up.
+NOISY_LIBRARIES = ("urllib3", "apscheduler", "alembic")
 # Libraries whose warnings are shown another way. APScheduler's are of runs missed and of turns
 # skipped behind a running one, which the daemon's listener reports itself (a skipped turn only
 # at DEBUG: a backlog is not a fault); its errors still come through.

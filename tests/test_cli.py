@@ -221,6 +221,7 @@ def test_the_console_entry_point_runs_as_a_process(tmp_path: Path) -> None:
         check=False,
     )
     assert upgrade.returncode == 0, upgrade.stderr
+    assert upgrade.stderr == ""  # no library's chatter beside the one line on stdout
     status = subprocess.run(
         [sys.executable, "-m", "poller", "status", "--json"],
         cwd=tmp_path,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -128,3 +129,48 @@ def test_the_daemons_progress_hook_loads_rich_only_for_a_terminal() -> None:
 def test_the_daemon_loads_no_library_only_one_vendors_webhooks_need() -> None:
     """The provider registry imports every adapter; PyJWT waits for a Dialpad webhook."""
     assert "jwt" not in top_level_packages_loaded("poller.app")
+
+
+# Opens the store as every command that reads the state database does, then prints which
+# top-level packages that loaded.
+STORE_PROBE = """
+import json, sys
+from poller.adapters.sql.database import make_engine
+from poller.app import open_store
+from poller.config import Settings
+open_store(Settings(), engine=make_engine(sys.argv[1])).list_calls()
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_opening_the_store_loads_neither_alembic_nor_what_only_the_daemon_needs(
+    tmp_path: Path,
+) -> None:
+    """`status`, `calls list` and the other commands that read the state database, and each
+    start of `run`, check the schema's revision without loading alembic and every migration
+    script; the audio library, the scheduler, the metrics client and the HTTP client wait for
+    the daemon (or the command) that uses them, though the settings name every provider kind."""
+    from poller.adapters.sql import migrate
+    from poller.adapters.sql.database import make_engine
+
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    result = subprocess.run(
+        [sys.executable, "-c", STORE_PROBE, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "sqlalchemy" in loaded  # the probe did open the store
+    assert loaded & {"alembic", "av", "apscheduler", "prometheus_client", "requests"} == set()
+
+
+def test_the_rules_commands_read_from_the_wiring_load_no_scheduler() -> None:
+    """`status`, `poll`, `backfill`, `explain` and the others read their rules from
+    poller.wiring, which names the daemon's parameters: the scheduler waits for `run`."""
+    assert "apscheduler" not in top_level_packages_loaded("poller.wiring")

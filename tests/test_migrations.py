@@ -101,6 +101,32 @@ def test_the_store_refuses_a_database_that_is_not_at_head(empty_engine: Engine) 
         migrate.assert_at_head(empty_engine)
 
 
+def test_the_start_checks_the_head_alembic_finds(empty_engine: Engine) -> None:
+    """Each start compares the database with HEAD_REVISION, without alembic: it must name the
+    newest script, or every command would refuse a database `db upgrade` just brought up."""
+    assert migrate.head_revision(empty_engine) == migrate.HEAD_REVISION
+    migrate.upgrade(empty_engine)
+    migrate.assert_at_head(empty_engine)
+
+
+def test_the_revision_is_read_as_alembic_records_it(empty_engine: Engine) -> None:
+    assert migrate.current_revision(empty_engine) is None
+    migrate.upgrade(empty_engine, "0012")
+    with empty_engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == "0012"
+    assert migrate.current_revision(empty_engine) == "0012"
+    with pytest.raises(migrate.SchemaNotCurrent, match=r"at revision 0012, .* needs revision"):
+        migrate.assert_at_head(empty_engine)
+
+
+def test_a_version_table_with_two_revisions_is_refused(empty_engine: Engine) -> None:
+    migrate.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0012')"))
+    with pytest.raises(migrate.SchemaNotCurrent, match=r"several revisions \(0012, 0013\)"):
+        migrate.assert_at_head(empty_engine)
+
+
 def _insert_call(engine: Engine, **overrides: object) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     values = {"provider": "p", "provider_call_id": "c", "state": "pending", "now": now}

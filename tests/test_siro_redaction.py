@@ -31,7 +31,7 @@ CLIENT_LOGGER = "poller.adapters.siro"
 def daemon_log() -> Iterator[io.StringIO]:
     """The daemon's own log handler at DEBUG, writing to a string; undone afterwards."""
     root = logging.getLogger()
-    touched = ["urllib3", "apscheduler.scheduler", "alembic.runtime.migration"]
+    touched = ["urllib3", "apscheduler.scheduler", "alembic"]
     saved = root.level, {name: logging.getLogger(name).level for name in touched}
     stream = io.StringIO()
     settings = Settings(logging=LoggingSettings(level="DEBUG", format="human"))

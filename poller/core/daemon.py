@@ -20,17 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Literal
-
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    JobExecutionEvent,
-    SchedulerEvent,
-)
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
+from typing import TYPE_CHECKING, Literal
 
 from poller.core.nudges import Nudges, call_lookup
 from poller.core.poll_report import PollReport
@@ -43,6 +33,12 @@ from poller.domain.pauses import CredentialPause
 from poller.ports.notifier import NoNotifier, ServiceNotifier
 from poller.ports.store import DaemonStore
 from poller.ports.telemetry import NoTelemetry, Telemetry
+
+if TYPE_CHECKING:
+    # APScheduler is imported by Daemon.run: the commands that read DaemonParams or the
+    # health rules from poller.wiring never start a scheduler.
+    from apscheduler.events import SchedulerEvent
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +304,13 @@ class Daemon:
 
     @staticmethod
     def on_scheduler_event(event: SchedulerEvent) -> None:
+        from apscheduler.events import (
+            EVENT_JOB_ERROR,
+            EVENT_JOB_MAX_INSTANCES,
+            EVENT_JOB_MISSED,
+            JobExecutionEvent,
+        )
+
         job = getattr(event, "job_id", "?")
         if event.code == EVENT_JOB_ERROR and isinstance(event, JobExecutionEvent):
             log.error("job %s raised %r", job, event.exception)
@@ -386,6 +389,10 @@ class Daemon:
             log.warning("%s; %s", pause.describe(now), _waiting(pause, waiting, self.params))
 
     def run(self) -> int:
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
         grace = self.params.shutdown_grace_seconds
         scheduler = BackgroundScheduler(
             timezone=UTC,

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-from requests.utils import parse_header_links
-
 from poller.domain.paths import MISSING, dig, present
 
 
@@ -191,6 +189,9 @@ class LinkHeaderPaginator(Paginator):
         )
         if not header:
             return None
+        # Here, not at import: the config imports every paginator, requests is not yet needed.
+        from requests.utils import parse_header_links
+
         for link in parse_header_links(header):
             if "next" in str(link.get("rel", "")).split() and link.get("url"):
                 return PageRequest(urljoin(page.url, link["url"]), None)

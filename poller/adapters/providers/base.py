@@ -31,19 +31,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from poller import __version__
 from poller.adapters.http import (
     Authenticator,
     HostRules,
-    HttpClient,
     HttpError,
     HttpRefused,
     HttpTransient,
     HttpUnauthorized,
-    JsonPage,
-    Limits,
     NoAuth,
     RateLimiter,
     RetryPolicy,
@@ -100,6 +97,9 @@ from poller.ports.provider import (
 )
 from poller.ports.token_store import OAuthTokenStore
 from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
+
+if TYPE_CHECKING:
+    from poller.adapters.http.client import HttpClient, JsonPage
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,8 @@ class ProviderAdapter(ABC, Generic[S]):
         self.token_store = token_store
         self.auth = self.authenticator()
         self.hosts = self.host_rules()
+        from poller.adapters.http.client import HttpClient, Limits
+
         self.http = http or HttpClient(
             limits=Limits(
                 connect_timeout=settings.connect_timeout_seconds,

@@ -47,7 +47,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, SecretStr
 
-from poller.adapters.http import Authenticator, HttpClient, HttpError, RateLimiter
+from poller.adapters.http import Authenticator, HttpError, RateLimiter
 from poller.adapters.http.auth import BearerToken
 from poller.adapters.http.paginators import PageRequest, Paginator, TokenPaginator
 from poller.adapters.providers.base import ProviderAdapter, RecordReader
@@ -191,6 +191,8 @@ class DialpadProvider(ProviderAdapter[DialpadSettings]):
             max_wait=SHARE_LINK_MAX_WAIT_SECONDS,
         )
         # Share links have their own limit: their 429s must not pause the call listing.
+        from poller.adapters.http.client import HttpClient
+
         self.share_http = HttpClient(
             limits=self.http.limits,
             hosts=self.http.hosts,

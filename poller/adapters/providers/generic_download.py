@@ -34,12 +34,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from poller.adapters.http import HttpClient, HttpError, url_for_humans
+from poller.adapters.http import HttpError, url_for_humans
 from poller.adapters.http.paginators import PageRequest
 from poller.adapters.providers.base import ProviderAdapter
 from poller.config_types import HostName, OptionalPath, Section, check_url_path
@@ -53,6 +53,9 @@ from poller.ports.provider import (
     ProviderRefused,
     TransientProviderError,
 )
+
+if TYPE_CHECKING:
+    from poller.adapters.http.client import HttpClient
 
 _AUDIO_SUFFIXES = {".mp3": "mp3", ".wav": "wav", ".m4a": "m4a", ".aac": "aac"}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -351,6 +354,8 @@ class RecordingResolver:
             max_body_bytes=self.recording.json_max_bytes,
             body_limit_key=self.key("json_max_bytes"),
         )
+        from poller.adapters.http.client import HttpClient
+
         return HttpClient(
             limits=limits,
             hosts=http.hosts,

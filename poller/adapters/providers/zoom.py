@@ -39,12 +39,12 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import quote, urljoin
 
 from pydantic import Field, SecretStr
 
-from poller.adapters.http import Authenticator, HttpError, HttpTransient, JsonPage
+from poller.adapters.http import Authenticator, HttpError, HttpTransient
 from poller.adapters.http.auth import OAuthClientCredentials
 from poller.adapters.http.paginators import (
     PageRequest,
@@ -83,6 +83,9 @@ from poller.ports.provider import (
     TransientProviderError,
 )
 from poller.ports.webhooks import WebhookSubscriptions, WebhookVerifier
+
+if TYPE_CHECKING:
+    from poller.adapters.http.client import JsonPage
 
 log = logging.getLogger(__name__)
 

@@ -41,12 +41,12 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin
 
 from pydantic import SecretStr
 
-from poller.adapters.http import HttpClient, HttpError
+from poller.adapters.http import HttpError
 from poller.domain.clock import utcnow
 from poller.domain.raw_record import clean_text, field_text, id_text
 from poller.ports.provider import PermanentProviderError, ProviderError
@@ -58,6 +58,9 @@ from poller.ports.webhooks import (
     Verified,
     WebhookRequest,
 )
+
+if TYPE_CHECKING:
+    from poller.adapters.http.client import HttpClient
 
 log = logging.getLogger(__name__)
 

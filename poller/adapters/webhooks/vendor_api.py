@@ -5,11 +5,14 @@ the client itself holds no credential and opens no connection of its own."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from poller.adapters.http import HttpClient, HttpError
+from poller.adapters.http import HttpError
 from poller.ports.provider import PermanentProviderError, ProviderError
+
+if TYPE_CHECKING:
+    from poller.adapters.http.client import HttpClient
 
 
 class VendorApi(Protocol):
