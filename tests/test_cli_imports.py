@@ -101,15 +101,21 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-def top_level_packages_loaded(module: str) -> set[str]:
+def packages_loaded(probe: str, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    """The top-level packages a probe (a script that prints them last) reports loaded."""
     result = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROBE, module],
+        [sys.executable, "-c", probe, *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
+        env=env,
     )
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def top_level_packages_loaded(module: str) -> set[str]:
+    return packages_loaded(IMPORT_PROBE, module)
 
 
 def test_simulate_starts_the_simulators_without_the_daemons_libraries() -> None:
@@ -157,15 +163,7 @@ def test_opening_the_store_loads_neither_alembic_nor_what_only_the_daemon_needs(
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
-    result = subprocess.run(
-        [sys.executable, "-c", STORE_PROBE, url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
-    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    loaded = packages_loaded(STORE_PROBE, url, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert "sqlalchemy" in loaded  # the probe did open the store
     assert loaded & {"alembic", "av", "apscheduler", "prometheus_client", "requests"} == set()
 
