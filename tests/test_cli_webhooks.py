@@ -53,33 +53,48 @@ def store(database_url: str) -> Iterator[SqlStore]:
     engine.dispose()
 
 
-def write_config(tmp_path: Path, database_url: str, *, enabled: bool = True, **extra: Any) -> Path:
-    """A generic provider (no subscription API: its webhook is set up in the vendor's console)
-    taking an HMAC-signed webhook."""
+def write_provider_config(
+    tmp_path: Path, database_url: str, provider: dict[str, Any], *, name: str, **extra: Any
+) -> Path:
+    """A config (mode 0600, as `config check` wants a file with secrets) for ``provider``, its
+    state in ``database_url``, the receiver listening."""
     config: dict[str, Any] = {
         "state_dir": str(tmp_path / "state"),
         "database": {"url": database_url},
-        "poll": {"interval_seconds": 300},
-        "worker": {"interval_seconds": 15},
-        "provider": {
-            "base_url": "https://api.example.com",
-            "auth": "bearer",
-            "token": "provider-token-0001",
-            "webhook": {
-                "enabled": enabled,
-                "public_url": PUBLIC_URL,
-                "secret": "webhook-secret-0001",
-                "scheme": "hmac",
-                "header": "X-Signature",
-            },
-        },
+        "provider": provider,
         **receiver_section(),
         **extra,
     }
-    path = tmp_path / "siro-poller.toml"
+    path = tmp_path / name
     path.write_text(tomli_w.dumps(config))
     path.chmod(0o600)
     return path
+
+
+def write_config(tmp_path: Path, database_url: str, *, enabled: bool = True, **extra: Any) -> Path:
+    """A generic provider (no subscription API: its webhook is set up in the vendor's console)
+    taking an HMAC-signed webhook."""
+    provider = {
+        "base_url": "https://api.example.com",
+        "auth": "bearer",
+        "token": "provider-token-0001",
+        "webhook": {
+            "enabled": enabled,
+            "public_url": PUBLIC_URL,
+            "secret": "webhook-secret-0001",
+            "scheme": "hmac",
+            "header": "X-Signature",
+        },
+    }
+    return write_provider_config(
+        tmp_path,
+        database_url,
+        provider,
+        name="siro-poller.toml",
+        poll={"interval_seconds": 300},
+        worker={"interval_seconds": 15},
+        **extra,
+    )
 
 
 def cli(config: Path, *args: str) -> Result:
@@ -275,26 +290,23 @@ class _EchoesValidationToken(QuietHandler):
 def write_ringcentral_config(
     tmp_path: Path, database_url: str, api: RingCentralState, public_url: str
 ) -> Path:
-    config: dict[str, Any] = {
-        "state_dir": str(tmp_path / "state"),
-        "database": {"url": database_url},
-        "poll": {"interval_seconds": 300},
-        "worker": {"interval_seconds": 15},
-        "provider": {
-            "kind": "ringcentral",
-            "base_url": api.base_url,
-            "media_base_url": api.media_url,
-            "client_id": api.client_id,
-            "client_secret": api.client_secret,
-            "jwt": api.jwt,
-            "webhook": {"enabled": True, "public_url": public_url, "secret": RC_TOKEN},
-        },
-        **receiver_section(),
+    provider = {
+        "kind": "ringcentral",
+        "base_url": api.base_url,
+        "media_base_url": api.media_url,
+        "client_id": api.client_id,
+        "client_secret": api.client_secret,
+        "jwt": api.jwt,
+        "webhook": {"enabled": True, "public_url": public_url, "secret": RC_TOKEN},
     }
-    path = tmp_path / "ringcentral.toml"
-    path.write_text(tomli_w.dumps(config))
-    path.chmod(0o600)
-    return path
+    return write_provider_config(
+        tmp_path,
+        database_url,
+        provider,
+        name="ringcentral.toml",
+        poll={"interval_seconds": 300},
+        worker={"interval_seconds": 15},
+    )
 
 
 def test_ringcentral_subscribe_then_status_through_a_blacklisting_and_back(
@@ -357,30 +369,20 @@ def test_zoom_subscribe_prints_the_marketplace_steps_and_status_shows_its_events
     phone = ZoomPhone(webhook_secret=ZOOM_SECRET)
     with serve_zoom(phone):
         phone.add_recording(recording_item("rec-cli-1", datetime.now(UTC), call_id="70001"))
-        config_path = tmp_path / "zoom.toml"
-        config_path.write_text(
-            tomli_w.dumps(
-                {
-                    "state_dir": str(tmp_path / "state"),
-                    "database": {"url": database_url},
-                    "provider": {
-                        "kind": "zoom",
-                        "base_url": f"{phone.api_url}/v2",
-                        "token_url": f"{phone.web_url}/oauth/token",
-                        "account_id": phone.account_id,
-                        "client_id": phone.client_id,
-                        "client_secret": phone.client_secret,
-                        "webhook": {
-                            "enabled": True,
-                            "secret": ZOOM_SECRET,
-                            "public_url": "https://calls.example.com/webhooks/zoom",
-                        },
-                    },
-                    **receiver_section(),
-                }
-            )
-        )
-        config_path.chmod(0o600)
+        provider = {
+            "kind": "zoom",
+            "base_url": f"{phone.api_url}/v2",
+            "token_url": f"{phone.web_url}/oauth/token",
+            "account_id": phone.account_id,
+            "client_id": phone.client_id,
+            "client_secret": phone.client_secret,
+            "webhook": {
+                "enabled": True,
+                "secret": ZOOM_SECRET,
+                "public_url": "https://calls.example.com/webhooks/zoom",
+            },
+        }
+        config_path = write_provider_config(tmp_path, database_url, provider, name="zoom.toml")
 
         result = cli(config_path, "webhooks", "subscribe", "--provider", "zoom")
         assert result.exit_code == 0, result.output
@@ -430,26 +432,15 @@ def write_aircall_config(
     webhook: dict[str, Any] = {"enabled": True, "public_url": "https://calls.example.com/w/aircall"}
     if token is not None:
         webhook["secret"] = token
-    path = tmp_path / "aircall.toml"
-    path.write_text(
-        tomli_w.dumps(
-            {
-                "state_dir": str(tmp_path / "state"),
-                "database": {"url": database_url},
-                "provider": {
-                    "kind": "aircall",
-                    "base_url": sim.url,
-                    "api_id": "aircall-api-id",
-                    "api_token": "aircall-api-token-0001",
-                    "download_hosts": [sim.media_host],
-                    "webhook": webhook,
-                },
-                **receiver_section(),
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
+    provider = {
+        "kind": "aircall",
+        "base_url": sim.url,
+        "api_id": "aircall-api-id",
+        "api_token": "aircall-api-token-0001",
+        "download_hosts": [sim.media_host],
+        "webhook": webhook,
+    }
+    return write_provider_config(tmp_path, database_url, provider, name="aircall.toml")
 
 
 def test_aircall_subscribe_shows_its_chosen_token_once_and_re_enables(
@@ -494,25 +485,14 @@ def write_dialpad_config(
     webhook: dict[str, Any] = {"enabled": True, "public_url": "https://calls.example.com/w/dialpad"}
     if secret is not None:
         webhook["secret"] = secret
-    path = tmp_path / "dialpad.toml"
-    path.write_text(
-        tomli_w.dumps(
-            {
-                "state_dir": str(tmp_path / "state"),
-                "database": {"url": database_url},
-                "provider": {
-                    "kind": "dialpad",
-                    "base_url": servers.url,
-                    "api_key": DIALPAD_KEY,
-                    "download_hosts": [servers.media_host],
-                    "webhook": webhook,
-                },
-                **receiver_section(),
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
+    provider = {
+        "kind": "dialpad",
+        "base_url": servers.url,
+        "api_key": DIALPAD_KEY,
+        "download_hosts": [servers.media_host],
+        "webhook": webhook,
+    }
+    return write_provider_config(tmp_path, database_url, provider, name="dialpad.toml")
 
 
 def test_dialpad_subscribe_needs_our_secret_then_status_follows_a_disabling(
