@@ -21,6 +21,8 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,31 +73,51 @@ def exports_of(lines: list[str], after: str) -> dict[str, str]:
     return found
 
 
-@pytest.fixture
-def simulated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
-    """`siro-poller simulate --provider KIND` running; its output up to "running"."""
-    env = clean_environment(tmp_path)
+@dataclass
+class Simulate:
+    """A running `siro-poller simulate`: its output up to "running", and once stopped, its
+    standard error."""
+
+    lines: list[str]
+    stderr: str = ""
+
+
+@contextmanager
+def simulate_process(tmp_path: Path, *args: str) -> Iterator[Simulate]:
+    """`siro-poller simulate ARGS` running until the block ends; then stopped with SIGTERM,
+    as a person stops it, and required to exit 0."""
     process = subprocess.Popen(
-        [*CLI, "simulate", "--provider", request.param, "--config-out", str(tmp_path / "sim.toml")],
-        env=env,
+        [*CLI, "simulate", *args],
+        env=clean_environment(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
-    lines: list[str] = []
+    running = Simulate([])
     try:
         for line in process.stdout:
-            lines.append(line.rstrip("\n"))
+            running.lines.append(line.rstrip("\n"))
             if line.startswith("# Simulators running"):
                 break
-        assert lines and lines[-1].startswith("# Simulators running"), process.stderr
-        yield lines
+        yield running
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert "# Simulators stopped." in err
+        _, running.stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, running.stderr
+
+
+@pytest.fixture
+def simulated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    """`siro-poller simulate --provider KIND` running; its output up to "running"."""
+    config_out = str(tmp_path / "sim.toml")
+    with simulate_process(
+        tmp_path, "--provider", request.param, "--config-out", config_out
+    ) as running:
+        lines = running.lines
+        assert lines and lines[-1].startswith("# Simulators running"), lines
+        yield lines
+    assert "# Simulators stopped." in running.stderr
 
 
 @pytest.mark.parametrize("simulated", list(KINDS), indirect=True)
@@ -205,31 +227,18 @@ def test_simulate_events_to_sends_new_calls_events_the_ready_config_verifies(
     with serve_verifier(Endpoint(deferred)) as endpoint:
         endpoint.public_url = endpoint.url
         config_path = tmp_path / "sim.toml"
-        process = subprocess.Popen(
-            [
-                *CLI,
-                "simulate",
-                "--provider",
-                kind,
-                "--config-out",
-                str(config_path),
-                "--events-to",
-                endpoint.url,
-                "--new-call-every",
-                "0.5",
-            ],
-            env=clean_environment(tmp_path),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        lines: list[str] = []
-        try:
-            for line in process.stdout:
-                lines.append(line.rstrip("\n"))
-                if line.startswith("# Simulators running"):
-                    break
+        with simulate_process(
+            tmp_path,
+            "--provider",
+            kind,
+            "--config-out",
+            str(config_path),
+            "--events-to",
+            endpoint.url,
+            "--new-call-every",
+            "0.5",
+        ) as running:
+            lines = running.lines
             config = tomllib.loads(config_path.read_text(encoding="utf-8"))
             secrets = exports_of(lines, "# Its secrets")
             settings = adapter_class(kind).settings_model.model_validate(
@@ -241,10 +250,6 @@ def test_simulate_events_to_sends_new_calls_events_the_ready_config_verifies(
             while not any(isinstance(o, Verified) and o.nudge for o in endpoint.outcomes):
                 assert time.monotonic() < deadline, (lines, endpoint.outcomes)
                 time.sleep(0.1)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
     port = endpoint.url.split(":")[2].split("/")[0]
     assert config["webhooks"] == {"listen": f"127.0.0.1:{port}"}
     assert config["provider"]["webhook"]["enabled"] is True
