@@ -225,6 +225,16 @@ class WebhookContract(ABC):
         with self.world() as world:
             yield world
 
+    def wired(self, vendor: VendorWorld, database_url: str) -> tuple[str, str]:
+        """A migrated state database, and where the daemon will take events and serve its
+        metrics: the receiver's URL (the vendor's simulator posts there) and the metrics URL."""
+        engine = make_engine(database_url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        receiver = f"http://127.0.0.1:{free_port()}/webhooks/{vendor.kind}"
+        vendor.events.send_events_to(receiver, vendor.secret)
+        return receiver, f"http://127.0.0.1:{free_port()}/metrics"
+
     def daemon_env(
         self,
         vendor: VendorWorld,
@@ -232,10 +242,12 @@ class WebhookContract(ABC):
         database_url: str,
         tmp_path: Path,
         receiver: str,
+        metrics: str,
         **overrides: str,
     ) -> dict[str, str]:
         port = receiver.split(":")[-1].split("/")[0]
         settings = {
+            "METRICS__LISTEN": metrics.removeprefix("http://").removesuffix("/metrics"),
             "POLL__INTERVAL_SECONDS": "300",
             # daemon_environment's quick cycles set it to 0; the default is what a user runs.
             "POLL__SETTLE_DELAY_SECONDS": "120",
@@ -262,22 +274,10 @@ class WebhookContract(ABC):
     def test_an_announced_call_reaches_siro_within_15_seconds_and_bad_events_poll_nothing(
         self, vendor: VendorWorld, state_database_url: str, tmp_path: Path
     ) -> None:
-        engine = make_engine(state_database_url)
-        migrate.upgrade(engine)
-        engine.dispose()
-        receiver = f"http://127.0.0.1:{free_port()}/webhooks/{vendor.kind}"
-        metrics = f"http://127.0.0.1:{free_port()}/metrics"
-        vendor.events.send_events_to(receiver, vendor.secret)
+        receiver, metrics = self.wired(vendor, state_database_url)
         with FakeSiro(verify_audio_type=True) as siro:
             daemon = Daemon(siro, tmp_path / "daemon.log")
-            env = self.daemon_env(
-                vendor,
-                siro,
-                state_database_url,
-                tmp_path,
-                receiver,
-                METRICS__LISTEN=metrics.removeprefix("http://").removesuffix("/metrics"),
-            )
+            env = self.daemon_env(vendor, siro, state_database_url, tmp_path, receiver, metrics)
             daemon.start(env, tmp_path)
             try:
                 # The simulator's count first: the daemon's metrics are read once it moved.
@@ -349,12 +349,7 @@ class WebhookContract(ABC):
         CI short; the poll path on PostgreSQL is the other test's and every daemon test's.)
         """
         database_url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
-        engine = make_engine(database_url)
-        migrate.upgrade(engine)
-        engine.dispose()
-        receiver = f"http://127.0.0.1:{free_port()}/webhooks/{vendor.kind}"
-        metrics = f"http://127.0.0.1:{free_port()}/metrics"
-        vendor.events.send_events_to(receiver, vendor.secret)
+        receiver, metrics = self.wired(vendor, database_url)
         vendor.events.drop_events = True
         with FakeSiro(verify_audio_type=True) as siro:
             daemon = Daemon(siro, tmp_path / "daemon.log")
@@ -364,9 +359,9 @@ class WebhookContract(ABC):
                 database_url,
                 tmp_path,
                 receiver,
+                metrics,
                 POLL__INTERVAL_SECONDS="1",
                 POLL__SETTLE_DELAY_SECONDS="0",
-                METRICS__LISTEN=metrics.removeprefix("http://").removesuffix("/metrics"),
                 **({"PROVIDER__SETTLE_DELAY_SECONDS": "0"} if vendor.settle_setting else {}),
             )
             daemon.start(env, tmp_path)
