@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,13 @@ from pathlib import Path
 from poller.simulators.siro_server import FakeSiro
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on now, for a daemon's receiver or metrics."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def daemon_environment(

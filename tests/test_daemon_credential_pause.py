@@ -9,7 +9,6 @@ only attempt spent on each is its real upload.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import requests
 
 from poller.domain.pauses import SIRO
 from poller.domain.states import CallState
+from tests.daemon_process import free_port
 from tests.test_daemon_e2e import (
     World,
     assert_each_call_once_in_siro,
@@ -39,13 +39,6 @@ WAITING = {CallState.PENDING, CallState.DOWNLOADED}
 def world(state_database_url: str, tmp_path: Path) -> Iterator[World]:
     with open_world(state_database_url, tmp_path) as running:
         yield running
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def healthz(port: int) -> tuple[int, dict[str, Any]]:

@@ -18,16 +18,12 @@ import requests
 
 from poller.simulators.audio import mp3_bytes
 from poller.simulators.provider_server import quickstart_call
+from tests.daemon_process import free_port
 from tests.test_daemon_e2e import World, open_world, siro_titles, stop, wait_for
+from tests.webhook_e2e import webhook_outcomes
 
 SECRET = "daemon-webhook-secret"
 PATIENCE = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -38,17 +34,6 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def signed(body: bytes) -> dict[str, str]:
     return {"X-Signature": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
-
-
-def webhook_counts(metrics_port: int) -> dict[str, float]:
-    text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=PATIENCE).text
-    prefix = 'siro_poller_webhook_requests_total{outcome="'
-    counts = {}
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            labels, value = line.rsplit(" ", 1)
-            counts[labels.removeprefix(prefix).split('"')[0]] = float(value)
-    return counts
 
 
 def test_a_daemon_answers_signed_events_refuses_forged_ones_and_stops_listening(
@@ -76,7 +61,11 @@ def test_a_daemon_answers_signed_events_refuses_forged_ones_and_stops_listening(
         assert answer.status_code == 200
         replayed = requests.post(url, data=body, headers=signed(body), timeout=PATIENCE)
         assert replayed.status_code == 401
-        assert webhook_counts(metrics) == {"accepted": 1, "refused": 2, "replayed": 1}
+        assert webhook_outcomes(f"http://127.0.0.1:{metrics}/metrics") == {
+            "accepted": 1,
+            "refused": 2,
+            "replayed": 1,
+        }
         assert "webhook from 127.0.0.1 for generic refused: no_signature" in world.log()
         assert SECRET not in world.log()
     finally:

@@ -36,6 +36,7 @@ from poller.config import (
     requirements_for_daemon,
 )
 from poller.ports.webhooks import Refused, Reply, Verified, WebhookRequest
+from tests.daemon_process import free_port
 
 # Only a bound for waiting on something that must happen: the tests pass as soon as it does.
 PATIENCE = 20.0
@@ -410,12 +411,6 @@ def test_a_provider_with_events_but_no_listener_is_refused_naming_both_keys() ->
 def test_a_listen_address_must_be_host_and_port() -> None:
     with pytest.raises(ValueError, match=re.escape("must be host:port, e.g. 127.0.0.1:8788")):
         Settings(webhooks={"listen": "8788"})
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_events_enabled_without_a_secret_stop_the_start_naming_the_key(tmp_path: Path) -> None:

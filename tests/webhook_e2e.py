@@ -20,7 +20,6 @@ and the Siro fake, on SQLite and PostgreSQL (the ``state_database_url`` fixture)
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -41,7 +40,7 @@ from poller.adapters.sql import migrate
 from poller.adapters.sql.database import make_engine
 from poller.simulators.fresh_calls import VendorEvents, fresh_call
 from poller.simulators.siro_server import FakeSiro
-from tests.daemon_process import daemon_environment
+from tests.daemon_process import daemon_environment, free_port
 from tests.test_daemon_e2e import STARTED_LINE, stop, wait_for
 
 Headers = dict[str, str]
@@ -166,12 +165,6 @@ class Daemon:
         with self.siro.state.lock:
             titles = [str(r.get("title")) for r in self.siro.state.recordings.values()]
         return any(f"[{call_id}]" in title for title in titles)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def post(url: str, event: tuple[Headers, bytes]) -> int:
