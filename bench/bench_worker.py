@@ -274,17 +274,26 @@ def counting(engine: Any) -> Iterator[Counts]:
         event.remove(engine, "commit", on_commit)
 
 
+@contextmanager
+def fresh_worker(where: dict[str, Any], database_url: str | None) -> Iterator[Any]:
+    """A worker (concurrency 8) with every recording listed and due, on a state database of its
+    own; its engine is disposed of afterwards."""
+    with tempfile.TemporaryDirectory() as state:
+        worker = polled_worker(bench_settings(where, Path(state), 8, database_url))
+        try:
+            yield worker
+        finally:
+            worker.store.engine.dispose()
+
+
 def drain_worker(where: dict[str, Any], files: int, database_url: str | None) -> dict[str, float]:
     """The worker's drain of every recording, timed: recordings per second, and this
     process's CPU milliseconds per recording."""
-    with tempfile.TemporaryDirectory() as state:
-        settings = bench_settings(where, Path(state), 8, database_url)
-        worker = polled_worker(settings)
+    with fresh_worker(where, database_url) as worker:
         began, cpu_began = time.perf_counter(), time.process_time()
         report = worker.drain()
         seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
-        worker.store.engine.dispose()
-        assert report.uploaded == files, report
+    assert report.uploaded == files, report
     return {"per_second": files / seconds, "cpu_ms": cpu_seconds * 1000 / files}
 
 
@@ -292,13 +301,9 @@ def count_worker(where: dict[str, Any], files: int, database_url: str | None) ->
     """The same drain, counted and not timed: statements, commits and hand-offs per call.
     Counting costs the drain about a tenth of its rate (a listener on every statement, a
     lock on every count), so the timed drains run without it."""
-    with tempfile.TemporaryDirectory() as state:
-        settings = bench_settings(where, Path(state), 8, database_url)
-        worker = polled_worker(settings)
-        with counting(worker.store.engine) as counts:
-            report = worker.drain()
-        worker.store.engine.dispose()
-        assert report.uploaded == files, report
+    with fresh_worker(where, database_url) as worker, counting(worker.store.engine) as counts:
+        report = worker.drain()
+    assert report.uploaded == files, report
     return {
         "statements": counts.statements / files,
         "commits": counts.commits / files,
