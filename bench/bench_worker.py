@@ -28,11 +28,14 @@ Siro client for the three Siro steps and keep-alive sessions; per recording both
 same four requests, one after the other (each needs the answer of the one before: Siro's
 signed URL needs the exact size and type of the file, known only once it is downloaded and
 checked). The copy's 8 threads each take a recording through all four, so it cannot pass
-``8 / (4 x latency)`` recordings per second. The worker runs 8 downloads and 8 uploads at
-once, of different recordings (a row takes a download slot, then an upload slot, in one
-thread): its slowest stage, the upload with three requests, caps it at ``8 / (3 x
-latency)``. Both ceilings are printed. Per host the worker sends no more requests at once
-than the copy: 8 to the provider, 8 to Siro. Between its requests it also claims its rows,
+``8 / (4 x latency)`` recordings per second. The worker works 24 recordings at once in as many
+threads, each request in a slot of its host (``poller/core/stages.py``): at most 8 downloads
+from the provider, 8 requests to Siro's API (the signed URL and the create, two per
+recording) and 8 PUTs to Siro's storage. Its busiest host, Siro's API, caps it at ``8 / (2 x
+latency)``. Both ceilings are printed. Per host the worker sends no more requests at once than
+the copy may: 8. (Here one fake plays Siro's API and its storage, which are two hosts for the
+real Siro, api.siro.ai and Google Cloud Storage: that fake sees up to 16 at once.) Between its
+requests it also claims its rows,
 checks the audio and records each step (the state writes that make a restart resume without
 loss or a second upload), which the copy does not. An earlier version of this benchmark
 fetched the copy's signed URLs before timing it (two requests per recording in sequence
@@ -431,8 +434,8 @@ def print_comparison(figures: dict[str, dict[str, float]], rounds: int) -> None:
         latency = about["latency_ms"] / 1000
         print(
             "both make 4 requests per recording one after the other: the copy's 8 threads at "
-            f"most {8 / (4 * latency):.0f} rec/s, the worker's 8 uploads (3 requests) beside "
-            f"its 8 downloads at most {8 / (3 * latency):.0f} rec/s (the ceilings)"
+            f"most {8 / (4 * latency):.0f} rec/s, the worker's 8 requests at once to Siro's API "
+            f"(2 per recording) at most {8 / (2 * latency):.0f} rec/s (the ceilings)"
         )
     print(
         f"{'backend':<10} {'worker rec/s':>12} {'copy rec/s':>11} {'ratio':>6} "

@@ -50,9 +50,9 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
-    # The worker's threads (a download and an upload stage of `concurrency` each), its drain
+    # The worker's threads (three per unit of `concurrency`: see core/stages.py), its drain
     # loop, the poll job and the health check.
-    return make_engine(settings.database_url, pool_size=2 * settings.worker.concurrency + 3)
+    return make_engine(settings.database_url, pool_size=3 * settings.worker.concurrency + 3)
 
 
 def open_store(settings: Settings, engine: Engine | None = None) -> SqlStore:

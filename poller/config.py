@@ -178,9 +178,9 @@ class WorkerSettings(Section):
     interval_seconds: Annotated[int, Field(gt=0)] = 15
     """Seconds between two checks for due rows when the queue is idle."""
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
-    """How many calls are downloaded at once, and how many uploaded at once beside them: a call
-    whose download is done waits for an upload slot while the next download starts. At most
-    twice this many calls (and their recordings in the spool) are in flight."""
+    """How many requests run at once to each host: downloads from the provider, and beside them,
+    of other calls, requests to Siro's API and uploads to its storage. At most three times this
+    many calls (and their recordings in the spool) are in flight."""
     max_attempts: Annotated[int, Field(ge=1)] = 8
     """Attempts per call before it is parked as failed (requeue with: siro-poller calls retry)."""
     retry_base_seconds: PositiveSeconds = 30.0

@@ -351,8 +351,9 @@ def test_a_kill_during_the_create_call_loses_nothing_and_duplicates_nothing(
     daemon.wait(timeout=10)
     first_title = next(iter(siro_titles(world)))
     leased = [c for c in world.store.list_calls() if c.lease_owner is not None]
-    # The call in the create, and at most one other: downloaded beside it (the stages overlap).
-    assert len(leased) <= 2
+    # The call in the create, and at most two others (three threads per unit of concurrency):
+    # downloaded beside it, waiting for their turn at Siro (the stages overlap).
+    assert len(leased) <= 3
     assert len([c for c in leased if c.siro_create_sent_at is not None]) == 1
 
     restarted = world.start(WORKER__LEASE_SECONDS="5")
@@ -504,7 +505,7 @@ def test_two_daemons_sharing_postgres_upload_each_call_once(
         world.siro.state.chaos = Chaos(server_error=0.05, drop=0.02, seed=5)
         # One daemon alone drains 150 calls in about the time another takes to start on a busy
         # machine: the first creates answer late (within the read timeout), so that the first
-        # daemon's upload slots are held until the second is working too.
+        # daemon's slots for Siro's API are held until the second is working too.
         for _ in range(6):
             world.siro.state.fail_next("create", Fault.slow(4))
         daemons = start_together(

@@ -84,7 +84,7 @@ def write_config(
             "max_retries": 0,
         },
         # Small enough for any test machine's disk: 2 downloads of 64 MiB and their copies,
-        # and 2 downloaded recordings in the upload stage.
+        # and 4 downloaded recordings in the upload stage.
         "worker": {
             "concurrency": 2,
             "max_file_bytes": 32 * 1024 * 1024,
@@ -138,7 +138,7 @@ def test_a_good_setup_passes_every_check_in_order(
     assert "3 users" in lines["Siro users"]
     assert "user-1 is Rep 1 <rep1@example.com>" in lines["Siro token user"]
     assert "ok: 3 of 3 records mapped" in lines["provider generic"]
-    assert "384.0 MiB the spool may need" in lines["disk space"]
+    assert "512.0 MiB the spool may need" in lines["disk space"]
     assert "fix:" not in result.stdout
     for secret in (*siro.state.secrets(), PROVIDER_TOKEN):
         assert secret not in result.output
@@ -370,7 +370,7 @@ def test_without_conversions_the_spool_needs_no_room_for_copies(
 
     assert result.exit_code == 0, result.output
     # 2 downloads of 64 MiB, no copies, and 2 downloaded recordings waiting for their upload.
-    assert "256.0 MiB the spool may need" in lines_of(result)["disk space"]
+    assert "384.0 MiB the spool may need" in lines_of(result)["disk space"]
 
 
 def test_a_polling_only_process_has_no_spool_to_check(

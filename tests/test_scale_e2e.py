@@ -76,8 +76,8 @@ def test_workers_killed_at_random_upload_every_call_exactly_once(world: World) -
     world.siro.state.chaos = Chaos(server_error=0.08, rate_limited=0.04, drop=0.04, seed=21)
     world.api.chaos = Chaos(server_error=0.05, drop=0.03, seed=22)
     # Uploads slow enough that the kills land while there is still work in flight: with six
-    # upload slots, 90 uploads take at least 9 s, and each kill comes a second or two after
-    # the last restart.
+    # storage slots (PUTs at once), 90 uploads take at least 9 s, and each kill comes a second
+    # or two after the last restart.
     world.siro.state.fail_next("put", *[Fault.slow(0.6)] * 100)
     fast_lease = {"WORKER__LEASE_SECONDS": "5", "WORKER__CONCURRENCY": "2"}
     worker_role = {"WORKER__ROLE": "worker", **fast_lease}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -163,8 +164,9 @@ def test_the_daemons_poll_job_polls_every_provider_even_after_one_fails(
 
 
 class HeldSiro(InMemorySiro):
-    """Siro whose uploads wait until the test lets them go; it counts how many are under way
-    at once (from the signed URL to the create)."""
+    """Siro whose signed URLs wait until the test lets them go; it counts the requests under
+    way at once to its API and to its storage, the most at once of each, and the uploads
+    between their signed URL and their PUT's end."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -172,22 +174,46 @@ class HeldSiro(InMemorySiro):
         )
         self.go = threading.Event()
         self.lock = threading.Lock()
-        self.uploading = 0
-        self.most_uploading = 0
+        self.at_once = {"api": 0, "storage": 0, "signed": 0}
+        self.most_at_once = {"api": 0, "storage": 0, "signed": 0}
 
-    def request_upload(self, file_type: AudioFormat, size_bytes: int) -> SignedUpload:
+    @contextmanager
+    def under_way(self, *hosts: str) -> Iterator[None]:
         with self.lock:
-            self.uploading += 1
-            self.most_uploading = max(self.most_uploading, self.uploading)
-        assert self.go.wait(timeout=30), "the test never let the uploads go"
-        return super().request_upload(file_type, size_bytes)
-
-    def create_recording(self, body: RecordingCreate) -> str:
+            for host in hosts:
+                self.at_once[host] += 1
+                self.most_at_once[host] = max(self.most_at_once[host], self.at_once[host])
         try:
-            return super().create_recording(body)
+            yield
         finally:
             with self.lock:
-                self.uploading -= 1
+                for host in hosts:
+                    self.at_once[host] -= 1
+
+    def request_upload(self, file_type: AudioFormat, size_bytes: int) -> SignedUpload:
+        with self.under_way("api"):
+            assert self.go.wait(timeout=30), "the test never let the uploads go"
+            signed = super().request_upload(file_type, size_bytes)
+        with self.lock:
+            self.at_once["signed"] += 1
+            self.most_at_once["signed"] = max(self.most_at_once["signed"], self.at_once["signed"])
+        return signed
+
+    def put_audio(
+        self, signed: SignedUpload, path: Path, file_type: AudioFormat, size_bytes: int
+    ) -> SignedUpload:
+        try:
+            with self.under_way("storage"):
+                time.sleep(0.005)  # long enough for the other threads to pile up, if they may
+                return super().put_audio(signed, path, file_type, size_bytes)
+        finally:
+            with self.lock:
+                self.at_once["signed"] -= 1
+
+    def create_recording(self, body: RecordingCreate) -> str:
+        with self.under_way("api"):
+            time.sleep(0.005)
+            return super().create_recording(body)
 
 
 class CountedRecordings(InMemoryRecordings):
@@ -217,7 +243,7 @@ def wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
-def test_downloads_go_on_while_siro_holds_the_uploads_bounded_per_stage(
+def test_downloads_go_on_while_siro_holds_the_uploads_bounded_per_host(
     world: World, tmp_path: Path
 ) -> None:
     world.settings = Settings(
@@ -235,12 +261,13 @@ def test_downloads_go_on_while_siro_holds_the_uploads_bounded_per_stage(
     drain = threading.Thread(target=worker.drain)
     drain.start()
     try:
-        # Siro holds two uploads (worker.concurrency of them); the download stage goes on with
-        # two more calls, which wait downloaded for an upload slot, and claims no further.
+        # Siro holds two signed URLs (worker.concurrency of them); the download stage goes on
+        # with two more calls, which wait downloaded for their turn at the upload, and claims
+        # no further.
         def states() -> list[str]:
             return sorted(c.state.value for c in world.store.list_calls())
 
-        wait_for(lambda: siro.uploading == 2 and states().count("downloaded") == 4)
+        wait_for(lambda: siro.at_once["api"] == 2 and states().count("downloaded") == 4)
         assert states() == ["downloaded"] * 4 + ["pending"] * 2
         assert len(recordings.fetched) == 4
         assert len(list((tmp_path / "state" / "spool").iterdir())) == 4
@@ -249,4 +276,8 @@ def test_downloads_go_on_while_siro_holds_the_uploads_bounded_per_stage(
         drain.join(timeout=60)
     assert {c.state for c in world.store.list_calls()} == {CallState.UPLOADED}
     assert len(siro.created) == 6 and len(recordings.fetched) == 6
-    assert siro.most_uploading == 2 and recordings.most_downloading <= 2
+    # Per host, no more than worker.concurrency requests at once; a signed URL is asked for
+    # only once a storage slot is free for its PUT (it is short-lived: it must not wait).
+    assert siro.most_at_once["api"] == 2
+    assert siro.most_at_once["storage"] <= 2 and siro.most_at_once["signed"] <= 2
+    assert recordings.most_downloading <= 2

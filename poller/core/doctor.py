@@ -416,8 +416,9 @@ def judge_spool_writable(spool_dir: Path) -> Outcome:
 @dataclass(frozen=True, slots=True)
 class SpoolNeed:
     """The most the spool holds at once: each download slot's largest download, and beside it,
-    while a conversion runs, the converted copy (which can be as large); and as many downloaded
-    recordings waiting for their upload or being uploaded (the worker's stages overlap)."""
+    while a conversion runs, the converted copy (which can be as large); and twice as many
+    downloaded recordings waiting for their upload or being uploaded (the worker has three
+    threads per download slot: see core/stages.py)."""
 
     concurrency: int
     max_download_bytes: int
@@ -430,14 +431,14 @@ class SpoolNeed:
 
     @property
     def bytes(self) -> int:
-        return self.concurrency * (self.one_call_bytes + self.max_download_bytes)
+        return self.concurrency * (self.one_call_bytes + 2 * self.max_download_bytes)
 
     def describe(self) -> str:
         copies = " and a conversion's copy of each" if self.converts else ""
         return (
             f"{self.concurrency} downloads at once (worker.concurrency) of up to "
             f"{format_bytes(self.max_download_bytes)} (worker.max_download_bytes){copies}, "
-            f"and {self.concurrency} downloaded recordings waiting for or in their upload"
+            f"and {2 * self.concurrency} downloaded recordings waiting for or in their upload"
         )
 
 

@@ -1,16 +1,24 @@
-"""The worker's two stages: a row's download and its upload, each with its own slots.
+"""The worker's stages: a row's download, then its upload, with slots per host.
 
-A download waits on the provider, an upload on Siro: with one slot per thread for both, a
-thread uploading leaves the provider idle and the other way round. Here each stage has
-``worker.concurrency`` slots of its own. A row takes a download slot (if its recording is not in
-the spool yet), gives it up when the download ends, then takes an upload slot, all in the one
-thread that works the row: a row is never worked by two threads, and per host no more requests
-run at once than before (``concurrency`` to the provider, ``concurrency`` to Siro).
+A download waits on the provider, an upload on Siro's API and on the storage its signed URL
+points to (Google Cloud Storage for Siro). Each host has ``worker.concurrency`` slots of its
+own, taken around its requests only: a row takes a download slot (if its recording is not in
+the spool yet) and gives it up when the download ends; then a storage slot for the signed URL
+and the PUT (a Siro slot around the signed-URL request, so that the URL is fresh when the PUT
+starts), and a Siro slot again for the create. All of it runs in the one thread that works the
+row: a row is never worked by two threads, and per host no more than ``concurrency`` requests
+run at once.
 
-The drain loop claims rows only while the rows "ahead" of the upload stage (waiting for a
-download slot, downloading, or downloaded and waiting for an upload slot) are fewer than
-``concurrency``. So at most ``concurrency`` rows are in each stage, at most ``2 x concurrency``
-rows are in flight, and the spool holds at most that many recordings of this worker.
+Slots per host, not per step, matter because an upload makes three requests to two hosts: with
+one slot held from the signed URL to the create, ``concurrency`` uploads at once would leave
+Siro's API idle during every PUT and the storage idle during every create, and the state
+writes in between would hold the slot too.
+
+The drain loop claims rows only while the rows "ahead" (waiting for a download slot,
+downloading, or downloaded and waiting for their first storage slot) are fewer than
+``concurrency``. The pool has ``3 x concurrency`` threads, so at most that many rows are in
+flight, at most ``concurrency`` of them downloading, and the spool holds at most that many
+recordings of this worker.
 """
 
 from __future__ import annotations
@@ -28,15 +36,17 @@ class Stages:
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
         self._downloads = threading.BoundedSemaphore(concurrency)
-        self._uploads = threading.BoundedSemaphore(concurrency)
+        self._storage = threading.BoundedSemaphore(concurrency)
+        self._siro = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
-        self._ahead: set[int] = set()  # rows claimed that hold no upload slot yet
+        self._ahead: set[int] = set()  # rows claimed that have held no storage slot yet
         self._freed: Future[None] = Future()
 
     @property
     def threads(self) -> int:
-        """Threads enough for every row in flight: one stage full, the other too."""
-        return 2 * self.concurrency
+        """Threads enough to keep every host's slots busy: a thread per download slot, and two
+        per upload (one in a storage slot, one in a Siro slot or in a state write between)."""
+        return 3 * self.concurrency
 
     @property
     def claim_batch(self) -> int:
@@ -60,7 +70,7 @@ class Stages:
             return self._freed
 
     def admit(self, call_id: int) -> None:
-        """A claimed row enters, ahead of the upload stage."""
+        """A claimed row enters, ahead of the upload stage until it takes a storage slot."""
         with self._lock:
             self._ahead.add(call_id)
 
@@ -70,9 +80,17 @@ class Stages:
             yield
 
     @contextmanager
-    def upload(self, call_id: int) -> Iterator[None]:
-        with self._uploads:
+    def storage(self, call_id: int) -> Iterator[None]:
+        """A slot for the row's PUT to Siro's storage (and the signed URL it needs): the row
+        is no longer ahead of the upload stage."""
+        with self._storage:
             self._leave_ahead(call_id)
+            yield
+
+    @contextmanager
+    def siro(self) -> Iterator[None]:
+        """A slot for one request to Siro's API."""
+        with self._siro:
             yield
 
     def leave(self, call_id: int) -> None:

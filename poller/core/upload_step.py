@@ -17,6 +17,7 @@ from pathlib import Path
 
 from poller.core.crm_connection import resolve_connection_id
 from poller.core.spool_sweep import remove_spool_file, sha256_of
+from poller.core.stages import Stages
 from poller.domain.attribution import UserDirectory
 from poller.domain.crm import UnresolvedConnection
 from poller.domain.failures import StepFailure
@@ -65,6 +66,7 @@ class UploadStep:
         *,
         store: WorkQueue,
         siro: SiroPort,
+        stages: Stages,
         upload_rules: UploadRules,
         owner: str,
         clock: Callable[[], datetime],
@@ -73,6 +75,8 @@ class UploadStep:
     ) -> None:
         self.store = store
         self.siro = siro
+        # Each request to Siro takes a slot of its host (see stages): its API, or its storage.
+        self.stages = stages
         self.upload_rules = upload_rules
         self.owner = owner
         self.clock = clock
@@ -119,15 +123,20 @@ class UploadStep:
         size = call.size_bytes or Path(call.spool_path).stat().st_size
         started = time.monotonic()
         try:
-            signed = self.siro.request_upload(audio_format, size)
-            used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
+            with self.stages.storage(call.id):
+                with self.stages.siro():
+                    signed = self.siro.request_upload(audio_format, size)
+                used = self.siro.put_audio(signed, Path(call.spool_path), audio_format, size)
             body = plan.recording(used.download_url)
-            if not self.store.mark_create_sent(
-                call.id, self.owner, self.clock(), plan.title, attribution=attribution
-            ):
-                self.on_lost_lease(call)
-                return False
-            recording_id = self.siro.create_recording(body)
+            # Marked sent once the create can go out at once: a row marked while it waited for
+            # a slot would be looked up in Siro after a crash though it was never sent.
+            with self.stages.siro():
+                if not self.store.mark_create_sent(
+                    call.id, self.owner, self.clock(), plan.title, attribution=attribution
+                ):
+                    self.on_lost_lease(call)
+                    return False
+                recording_id = self.siro.create_recording(body)
         except SiroCreateUnconfirmed as exc:
             raise StepFailure.retry(
                 CREATE_UNCONFIRMED,
@@ -201,7 +210,8 @@ class UploadStep:
         with self._directory_lock:
             if self._resolved_connection is None:
                 try:
-                    self._resolved_connection = resolve_connection_id(self.siro, rules)
+                    with self.stages.siro():
+                        self._resolved_connection = resolve_connection_id(self.siro, rules)
                 except UnresolvedConnection as exc:
                     raise StepFailure.fail("crm_connection_unknown", str(exc)) from None
                 except SiroError as exc:
@@ -257,7 +267,9 @@ class UploadStep:
             else:
                 spans.append([anchor - RECONCILE_MARGIN, anchor + RECONCILE_MARGIN])
         for start, end in spans:
-            for recording in self.siro.find_recordings(start, end):
+            with self.stages.siro():
+                found = self.siro.find_recordings(start, end)
+            for recording in found:
                 if (recording.title or "").strip() == title.strip() and not recording.deleted:
                     return recording
         return None

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -135,16 +136,17 @@ class Worker:
             telemetry=self.telemetry,
             on_lost_lease=self._note_lost_lease,
         )
+        self.stages = Stages(params.concurrency)
         self.uploads = UploadStep(
             store=store,
             siro=siro,
+            stages=self.stages,
             upload_rules=params.upload_rules,
             owner=owner,
             clock=self._now,
             telemetry=self.telemetry,
             on_lost_lease=self._note_lost_lease,
         )
-        self.stages = Stages(params.concurrency)
         self.started_at = clock()
         # When this worker last showed it is alive (written to worker_heartbeats too).
         self.last_beat_at: datetime | None = None
@@ -158,8 +160,8 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------
 
     def drain(self) -> WorkerReport:
-        """Process due rows until none are due: up to ``worker.concurrency`` downloads and as
-        many uploads at once, of different rows (see ``stages``).
+        """Process due rows until none are due: up to ``worker.concurrency`` downloads at once
+        and, of other rows, as many requests to each of Siro's hosts (see ``stages``).
 
         Stops claiming as soon as ``stop`` is set; steps already running finish (downloads
         notice the stop between chunks and give their row back), and so does the upload of a
@@ -343,20 +345,18 @@ class Worker:
     # -- one row -------------------------------------------------------------------------
 
     def process(self, call: Call) -> None:
-        """Take one claimed row as far as it goes, its download in a download slot and its
-        upload in an upload slot; never raises for a problem of the row."""
+        """Take one claimed row as far as it goes, its download in a download slot and each of
+        its upload's requests in a slot of their host (see ``stages``); never raises for a
+        problem of the row."""
         needs_download = call.state == CallState.PENDING
         try:
-            with self.stages.download() if needs_download else self.stages.upload(call.id):
+            with self.stages.download() if needs_download else nullcontext():
                 if self.stop.is_set():
                     return  # not started: the shutdown gives the row back as it was
                 self.progress.call_started()
                 current = self._attempt(call, self._first_step)
-                if current is not None and not needs_download:
-                    self._attempt(current, self._upload)
-            if current is not None and needs_download:
-                with self.stages.upload(call.id):
-                    self._attempt(current, partial(self._upload, downloaded_here=True))
+            if current is not None:
+                self._attempt(current, partial(self._upload, downloaded_here=needs_download))
         finally:
             self.stages.leave(call.id)
             with self._tally_lock:
@@ -379,7 +379,7 @@ class Worker:
 
     def _upload(self, call: Call, *, downloaded_here: bool = False) -> None:
         if self._lease_lost(call):
-            # Taken over while it was downloaded or waited for its upload slot.
+            # Taken over while it was downloaded or waited for its turn at the upload.
             self._note_lost_lease(call)
             return
         if call.state == CallState.DOWNLOADED and self.uploads.upload(
