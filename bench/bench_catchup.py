@@ -57,7 +57,10 @@ MAX_CYCLES = 100
 def first_run(max_window_hours: float | None) -> tuple[int, int, float, int]:
     """(call-log requests, cycles, seconds, calls stored) of a first run, in as many poll
     cycles as the rate limit makes it take."""
-    groups = {name: (limit * 4, *rest) for name, (limit, *rest) in DEFAULT_GROUPS.items()}
+    groups = {
+        name: (limit * 4, window, penalty)
+        for name, (limit, window, penalty) in DEFAULT_GROUPS.items()
+    }
     now = datetime.now(UTC)
     start = now - BACK
     with serve(RingCentralState(groups=groups)) as api, tempfile.TemporaryDirectory() as tmp:

@@ -162,7 +162,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, metavar=("SOURCE", "TARGET", "KIND"))
     args = parser.parse_args()
     if args.child:
-        convert(*args.child, bitrate=args.bitrate, unbounded=args.unbounded)
+        source, target, kind = args.child
+        convert(source, target, kind, bitrate=args.bitrate, unbounded=args.unbounded)
         return
 
     report: dict[str, Any] = {}

@@ -99,7 +99,7 @@ def database_bytes(store: Any, url: str) -> tuple[int | None, int]:
 
 def run(url: str, seconds: float, retention_on: bool, every: float) -> list[dict[str, Any]]:
     from poller.adapters.http import RetryPolicy
-    from poller.adapters.providers.generic import GenericProvider
+    from poller.adapters.providers.generic import GenericProvider, GenericSettings
     from poller.adapters.sql.database import make_engine
     from poller.adapters.sql.store import SqlStore
     from poller.config import Settings
@@ -127,6 +127,7 @@ def run(url: str, seconds: float, retention_on: bool, every: float) -> list[dict
             },
             retention=RETENTION,
         )
+        assert isinstance(settings.provider, GenericSettings)
         provider = GenericProvider(settings.provider, retry=RetryPolicy(max_tries=1))
         params = poll_params_from_settings(settings)
         rules = retention_rules_from_settings(settings)

@@ -267,9 +267,6 @@ class SyntheticProvider:
     def resolve_download(self, call: Any) -> Any:
         raise NotImplementedError
 
-    def rate_limit_hints(self, headers: Mapping[str, str], received_at: datetime) -> Any:
-        return self.adapter.rate_limit_hints(headers, received_at)
-
 
 def measure_ingest(url: str, count: int) -> dict[str, Any]:
     """Child process: one poll cycle listing ``count`` new calls; its time and peak RSS."""
@@ -314,9 +311,9 @@ def measure_ingest(url: str, count: int) -> dict[str, Any]:
 def measure_worker(files: int, size_mb: int) -> dict[str, Any]:
     """Child process: the worker's drain (8 threads), then a plain 8-thread copy."""
     import requests
+    from bench_worker import STARTED, TOKEN
 
-    from bench.bench_worker import STARTED, TOKEN
-    from poller.adapters.providers.generic import GenericProvider
+    from poller.adapters.providers.generic import GenericProvider, GenericSettings
     from poller.adapters.sql import migrate
     from poller.adapters.sql.database import make_engine
     from poller.adapters.sql.store import SqlStore
@@ -354,6 +351,7 @@ def measure_worker(files: int, size_mb: int) -> dict[str, Any]:
             migrate.upgrade(engine)
             store = SqlStore(engine)
             params = poll_params_from_settings(settings)
+            assert isinstance(settings.provider, GenericSettings)
             poll_once(params, GenericProvider(settings.provider), store, datetime.now(UTC))
             urls = [c.recording_url for c in store.list_calls(limit=files) if c.recording_url]
             siro = build_siro_client(settings)

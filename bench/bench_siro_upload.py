@@ -61,7 +61,7 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def measure(upload: Callable[[], None]) -> tuple[float, float, float]:
+def measure(upload: Callable[[], object]) -> tuple[float, float, float]:
     """Heap peak (MB), rise of the RSS high-water mark (MB), and seconds taken."""
     rss_before = max_rss_mb()
     tracemalloc.start()

@@ -270,7 +270,9 @@ class SignedEvents:
                 self.outcomes[type(exc).__name__] += 1
 
 
-def daemon_env(state_dir: Path, provider_url: str, siro: FakeSiro, ports: dict[str, int]) -> dict:
+def daemon_env(
+    state_dir: Path, provider_url: str, siro: FakeSiro, ports: dict[str, int]
+) -> dict[str, str]:
     from tests.daemon_process import daemon_environment
 
     return daemon_environment(

@@ -138,7 +138,7 @@ def delay_every_request(seconds: float) -> None:
         time.sleep(seconds)
         return parse(handler)
 
-    QuietHandler.parse_request = parse_late  # type: ignore[method-assign]
+    QuietHandler.parse_request = parse_late  # type: ignore[method-assign,assignment]
 
 
 @contextmanager
@@ -266,8 +266,8 @@ def counting(engine: Any) -> Iterator[Counts]:
 
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine, "commit", on_commit)
-    ThreadPoolExecutor.submit = counted_submit  # type: ignore[method-assign]
-    Future.set_result = counted_set_result  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = counted_submit  # type: ignore[method-assign,assignment]
+    Future.set_result = counted_set_result  # type: ignore[method-assign,assignment]
     try:
         yield counts
     finally:
@@ -479,7 +479,8 @@ def main() -> None:
         serve(size_mb, int(count), *latency_ms)
         return
     if args.measure:
-        print(json.dumps(measure(*args.measure, concurrency=args.concurrency)))
+        size_mb, count = args.measure
+        print(json.dumps(measure(size_mb, count, concurrency=args.concurrency)))
         return
     if args.compare:
         for latency_ms in args.latency_ms:
