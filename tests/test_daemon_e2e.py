@@ -396,12 +396,11 @@ def test_sigterm_exits_cleanly_within_the_grace_and_gives_rows_back(world: World
     daemon = world.start(WORKER__SHUTDOWN_GRACE_SECONDS="2", WORKER__CONCURRENCY="2")
     # Not just claimed (a download still running would stop at once): hung inside Siro's PUT.
     wait_for(lambda: world.siro.state.requests_for("put"), 60, "a PUT in flight", world)
-    started = time.monotonic()
-    code = stop(daemon)
-    elapsed = time.monotonic() - started
-
-    assert code == 0
-    assert elapsed < 2 + 5, f"took {elapsed:.1f}s"
+    # Exited within stop()'s 15 s, while the PUTs still hang (20 s): the daemon did not wait for
+    # them, and says it gave up on them once its own 2 s grace was over (a wall-clock bound here
+    # would measure the machine's load, not the daemon).
+    assert stop(daemon) == 0
+    assert "in-flight work did not finish within 2s; exiting anyway" in world.log()
     assert all(c.lease_owner is None for c in world.store.list_calls())
     released = [
         e
