@@ -479,7 +479,7 @@ def test_metrics_show_the_state_table_and_the_work_done(world: World) -> None:
     )
     assert (
         f": version {__version__}, role all, database {database}, provider generic (generic), "
-        f"metrics on 127.0.0.1:{port}; poll every 1s, work every 1s, 4 threads"
+        f"metrics on 127.0.0.1:{port}; poll every 1s, work every 1s, worker.concurrency 4"
     ) in startup
     assert 'siro_poller_calls{state="uploaded"} 10.0' in text
     assert "siro_poller_due_calls 0.0" in text

@@ -428,7 +428,7 @@ class Daemon:
             {"all": "polling and working", "poller": "polling"}.get(role, "working")
         )
         log.info(
-            "siro-poller running as %s: %s; poll every %ss, work every %ss, %d threads",
+            "siro-poller running as %s: %s; poll every %ss, work every %ss, worker.concurrency %d",
             self.worker.owner,
             self.about,
             self.params.poll_interval_seconds,
