@@ -73,15 +73,7 @@ def first_run(max_window_hours: float | None) -> tuple[int, int, float, int]:
                 call_record(f"rec-{n:02d}", at, session=f"s-{n:02d}", recording=recording)
             )
         settings = RingCentralSettings.model_validate(
-            {
-                "kind": "ringcentral",
-                "base_url": api.base_url,
-                "media_base_url": api.media_url,
-                "client_id": api.client_id,
-                "client_secret": api.client_secret,
-                "jwt": api.jwt,
-                "max_window_hours": max_window_hours,
-            }
+            api.settings_values(max_window_hours=max_window_hours)
         )
         engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
         migrate.upgrade(engine)

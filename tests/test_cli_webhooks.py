@@ -86,15 +86,7 @@ def write_config(tmp_path: Path, database_url: str, *, enabled: bool = True, **e
             "header": "X-Signature",
         },
     }
-    return write_provider_config(
-        tmp_path,
-        database_url,
-        provider,
-        name="siro-poller.toml",
-        poll={"interval_seconds": 300},
-        worker={"interval_seconds": 15},
-        **extra,
-    )
+    return write_provider_config(tmp_path, database_url, provider, name="siro-poller.toml", **extra)
 
 
 def cli(config: Path, *args: str) -> Result:
@@ -290,23 +282,10 @@ class _EchoesValidationToken(QuietHandler):
 def write_ringcentral_config(
     tmp_path: Path, database_url: str, api: RingCentralState, public_url: str
 ) -> Path:
-    provider = {
-        "kind": "ringcentral",
-        "base_url": api.base_url,
-        "media_base_url": api.media_url,
-        "client_id": api.client_id,
-        "client_secret": api.client_secret,
-        "jwt": api.jwt,
-        "webhook": {"enabled": True, "public_url": public_url, "secret": RC_TOKEN},
-    }
-    return write_provider_config(
-        tmp_path,
-        database_url,
-        provider,
-        name="ringcentral.toml",
-        poll={"interval_seconds": 300},
-        worker={"interval_seconds": 15},
+    provider = api.settings_values(
+        webhook={"enabled": True, "public_url": public_url, "secret": RC_TOKEN}
     )
+    return write_provider_config(tmp_path, database_url, provider, name="ringcentral.toml")
 
 
 def test_ringcentral_subscribe_then_status_through_a_blacklisting_and_back(

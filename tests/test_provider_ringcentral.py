@@ -70,16 +70,7 @@ class RingCentralWorld(HttpWorld):
         self._serving.__exit__(None, None, None)
 
     def settings(self, **overrides: Any) -> RingCentralSettings:
-        values: dict[str, Any] = {
-            "kind": "ringcentral",
-            "base_url": self.api.base_url,
-            "media_base_url": self.api.media_url,
-            "client_id": self.api.client_id,
-            "client_secret": self.api.client_secret,
-            "jwt": self.api.jwt,
-            "per_page": self.page_size,
-            **overrides,
-        }
+        values = self.api.settings_values(**{"per_page": self.page_size, **overrides})
         return RingCentralSettings.model_validate(values)
 
     def retry(self) -> RetryPolicy:

@@ -110,7 +110,7 @@ def test_a_20_mb_file_is_streamed_from_disk_byte_for_byte(siro: FakeSiro, tmp_pa
 
     (put,) = siro.state.requests_for("put")
     assert (put.body_size, put.body_sha256) == (size, expected_sha256)
-    # Client and fake each hold a few blocks (the client sends 256 KB at a time), never the file.
+    # Client and fake each hold a few blocks (the client sends 1 MB at a time), never the file.
     assert peak < 4 * MB
     assert recording_id in siro.state.recordings
 

@@ -377,7 +377,7 @@ class Worker:
             return self.downloads.download(call)
         return call
 
-    def _upload(self, call: Call, *, downloaded_here: bool = False) -> None:
+    def _upload(self, call: Call, *, downloaded_here: bool) -> None:
         if self._lease_lost(call):
             # Taken over while it was downloaded or waited for its turn at the upload.
             self._note_lost_lease(call)

@@ -163,6 +163,19 @@ class RingCentralState:
 
     # -- scripting ------------------------------------------------------------------------
 
+    def settings_values(self, **overrides: Any) -> dict[str, Any]:
+        """Plain values for a ``[provider]`` config section of kind ringcentral that reaches
+        this simulator with its app's credentials."""
+        values: dict[str, Any] = {
+            "kind": "ringcentral",
+            "base_url": self.base_url,
+            "media_base_url": self.media_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "jwt": self.jwt,
+        }
+        return values | overrides
+
     def add_extension(
         self, extension_id: int, number: str, name: str, email: str | None
     ) -> dict[str, Any]:

@@ -253,6 +253,8 @@ class _GuardedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = GuardedHTTPSConnection
 
 
+# A request body goes out in blocks of this size, not urllib3's 16 KB: each block is a sendall
+# that gives up the interpreter lock and waits to take it back behind the worker's threads.
 SEND_BLOCK_BYTES = 1024 * 1024
 
 
